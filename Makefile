@@ -1,0 +1,55 @@
+# medcell — the commands a newcomer types. See README.md.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast lint format bench venv engine images browser clean
+
+## Python environment: created on first use, refreshed when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Docker Engine: use the running one, or install and start it (needs root).
+engine:
+	bash deploy/docker-engine.sh
+
+## Images: offline base, facility and gateway; rebuilt only when their inputs change.
+images: venv engine
+	PYTHON=$(abspath $(BIN)/python) bash deploy/build-images.sh
+
+## Chromium for the browser tests (Debian's package; Playwright's own download cannot work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  test "$$(id -u)" = 0 || { echo "Error: chromium missing; install it: apt-get install -y chromium" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: images
+	$(BIN)/medcell up
+	$(BIN)/python -m provisioner.demo
+
+test: images browser
+	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)
+
+## Unit and facility tests only: no Docker, no browser.
+test-fast: venv
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: images
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) deploy/.build
