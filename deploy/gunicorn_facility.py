@@ -1,0 +1,20 @@
+"""Gunicorn settings for a facility app; the same file runs it in a container and on a host."""
+
+import os
+
+bind = os.environ.get("MEDCELL_BIND", "127.0.0.1:8000")
+# Two processes with a few threads each: enough to keep both cores busy while SQLite serialises
+# writers, and small enough for the facility's memory budget.
+workers = int(os.environ.get("MEDCELL_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("MEDCELL_THREADS", "4"))
+keepalive = 75
+timeout = 60
+graceful_timeout = 20
+# Request lines are logged by the app by route template; gunicorn's access log would print raw
+# paths, which may hold the secret part of a patient link.
+accesslog = None
+errorlog = "-"
+loglevel = "warning"
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+control_socket_disable = True

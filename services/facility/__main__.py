@@ -1,0 +1,88 @@
+"""Management commands run inside a facility container: `python -m services.facility COMMAND`.
+
+Each prints one JSON object on stdout; failures print `Error: …` on stderr and exit non-zero.
+"""
+
+import json
+import sys
+import time
+
+import click
+
+from . import auth, store
+from .config import Config
+from .errors import FacilityError
+from .keys import Keyring
+
+
+def _clock() -> int:
+    return time.time_ns() // 1000
+
+
+def _open(config: Config) -> tuple:
+    db = store.Store(config.database)
+    db.migrate()
+    keyring = Keyring(config.key_dir, config.facility, _clock)
+    conn = db.conn()
+    keyring.ensure(conn)
+    return conn, keyring
+
+
+@click.group()
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Administer this facility's store and keys."""
+    try:
+        ctx.obj = Config.from_env()
+    except FacilityError as e:
+        raise click.ClickException(e.message) from e
+
+
+@cli.command("create-admin")
+@click.option("--username", default="admin", show_default=True)
+@click.pass_obj
+def create_admin(config: Config, username: str) -> None:
+    """Create the first admin account and print its one-time password."""
+    conn, _ = _open(config)
+    if conn.execute("SELECT count(*) FROM staff").fetchone()[0]:
+        raise click.ClickException("staff accounts exist already; admins add more in the app")
+    password = auth.generate_password()
+    auth.create_staff(conn, username, password, "admin", _clock())
+    _emit({"username": username, "password": password})
+
+
+@cli.command("rotate-key")
+@click.pass_obj
+def rotate_key(config: Config) -> None:
+    """Make a new key version, rewrap every record key, destroy the old versions."""
+    conn, keyring = _open(config)
+    _emit(keyring.rotate(conn))
+
+
+@cli.command("shred-keys")
+@click.pass_obj
+def shred_keys(config: Config) -> None:
+    """Overwrite and remove every key-encryption key: all stored data becomes unreadable."""
+    keyring = Keyring(config.key_dir, config.facility, _clock)
+    _emit({"destroyed": keyring.shred_all() if config.key_dir.exists() else 0})
+
+
+def _emit(obj: dict) -> None:
+    click.echo(json.dumps(obj))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.ClickException as e:
+        click.echo(f"Error: {e.format_message()}", err=True)
+        sys.exit(1)
+    except click.Abort:
+        sys.exit(1)
+    except FacilityError as e:
+        click.echo(f"Error: {e.message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The facility's JSON API (CONTRACT.md) plus what an admin needs."""
+
+import functools
+import threading
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+
+from . import auth, settings
+from .conversations import ID_RE
+from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .openapi import spec
+
+bp = Blueprint("api", __name__)
+JSON_LIMIT = 256 * 1024
+# Uploads are held in memory while sealed: bound how many a process takes at once.
+_UPLOADS = threading.BoundedSemaphore(2)
+INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
+
+
+def ctx() -> dict:
+    return current_app.extensions["medcell"]
+
+
+def conn():
+    return ctx()["store"].conn()
+
+
+def now() -> int:
+    return ctx()["clock"]()
+
+
+def iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def client_id() -> str:
+    return request.remote_addr or "unknown"
+
+
+def json_body() -> dict:
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+@bp.before_request
+def _limit_json_size() -> None:
+    if request.mimetype != "multipart/form-data":
+        request.max_content_length = JSON_LIMIT
+
+
+def bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate() -> auth.Principal:
+    """The caller, from the bearer token (or a principal a web page put on g)."""
+    if g.get("principal"):
+        return g.principal
+    token = bearer_token()
+    if token is None:
+        raise Unauthorized("authentication required")
+    c, t = conn(), now()
+    auth.check_throttle(c, "token", client_id(), t)
+    principal = auth.resolve(c, token, t) if len(token) <= 128 else None
+    if principal is None:
+        auth.record_failure(c, "token", client_id(), t)
+        raise Unauthorized("invalid or expired token")
+    g.principal = principal
+    return principal
+
+
+def require(*, patient: bool = False, admin: bool = False):
+    """Allow staff (admins only, if admin) and, if patient, the conversation's own patient."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            who = authenticate()
+            if who.kind == "patient":
+                if not patient:
+                    raise Forbidden("this needs a staff account")
+                conv_id = kwargs.get("conv_id")
+                if conv_id is not None and conv_id != who.conversation_id:
+                    raise NotFound("no such conversation")
+            elif admin and not who.is_admin:
+                raise Forbidden("this needs an admin account")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# -- public -------------------------------------------------------------------------------
+
+
+@bp.get("/healthz")
+def healthz():
+    conn().execute("SELECT 1").fetchone()
+    return jsonify(status="ok")
+
+
+@bp.get("/api/v1/openapi.json")
+def openapi():
+    return jsonify(spec(ctx()["config"]))
+
+
+@bp.post("/api/v1/login")
+def login():
+    body = json_body()
+    token = auth.login(
+        conn(),
+        body.get("username"),
+        body.get("password"),
+        client_id(),
+        now(),
+        ctx()["config"].session_seconds,
+    )
+    return jsonify(token=token)
+
+
+@bp.post("/api/v1/logout")
+@require()
+def logout():
+    auth.logout(conn(), bearer_token() or "")
+    return "", 204
+
+
+@bp.get("/api/v1/me")
+@require(patient=True)
+def me():
+    who = g.principal
+    if who.kind == "patient":
+        return jsonify(kind="patient", conversation_id=who.conversation_id)
+    return jsonify(kind="staff", username=who.username, role=who.role)
+
+
+# -- conversations ------------------------------------------------------------------------
+
+
+def conversation_json(summary: dict) -> dict:
+    return {
+        "id": summary["id"],
+        "title": summary["title"],
+        "last_activity": iso(summary["last_activity"]),
+        "expires_at": iso(summary["expires_at"]),
+    }
+
+
+def patient_url(token: str) -> str:
+    return f"{request.host_url.rstrip('/')}{request.script_root}/p/{token}"
+
+
+@bp.post("/api/v1/conversations")
+@require()
+def create_conversation():
+    body = json_body() if request.content_length else {}
+    conv_id, token = ctx()["conversations"].create(conn(), body.get("title"))
+    return jsonify(id=conv_id, patient_token=token, patient_url=patient_url(token)), 201
+
+
+@bp.get("/api/v1/conversations")
+@require()
+def list_conversations():
+    items = ctx()["conversations"].list(conn())
+    return jsonify(conversations=[conversation_json(c) for c in items])
+
+
+@bp.delete("/api/v1/conversations")
+@require(admin=True)
+def delete_all_conversations():
+    if request.args.get("confirm") != ctx()["config"].facility:
+        raise BadRequest("to delete all patient data, pass ?confirm=<facility slug>")
+    return jsonify(deleted=ctx()["conversations"].delete_all(conn()))
+
+
+@bp.get("/api/v1/conversations/<conv_id>")
+@require(patient=True)
+def get_conversation(conv_id: str):
+    if not ID_RE.match(conv_id):
+        raise NotFound("no such conversation")
+    return jsonify(conversation_json(ctx()["conversations"].get(conn(), conv_id)))
+
+
+@bp.delete("/api/v1/conversations/<conv_id>")
+@require(patient=True)
+def delete_conversation(conv_id: str):
+    if not ID_RE.match(conv_id) or not ctx()["conversations"].delete(conn(), conv_id):
+        raise NotFound("no such conversation")
+    return "", 204
+
+
+# -- messages and attachments -------------------------------------------------------------
+
+
+@bp.post("/api/v1/conversations/<conv_id>/messages")
+@require(patient=True)
+def post_message(conv_id: str):
+    body = json_body()
+    msg = ctx()["conversations"].add_message(conn(), conv_id, g.principal.kind, body.get("body"))
+    return jsonify(id=msg["id"], author=msg["author"], created_at=iso(msg["created_at"])), 201
+
+
+@bp.get("/api/v1/conversations/<conv_id>/messages")
+@require(patient=True)
+def list_messages(conv_id: str):
+    after = request.args.get("after")
+    if after is not None and not ID_RE.match(after):
+        raise BadRequest("after must be a message id")
+    items = ctx()["conversations"].messages(conn(), conv_id, after)
+    for item in items:
+        item["created_at"] = iso(item["created_at"])
+    return jsonify(messages=items)
+
+
+@bp.post("/api/v1/conversations/<conv_id>/attachments")
+@require(patient=True)
+def post_attachment(conv_id: str):
+    conversations = ctx()["conversations"]
+    conversations.require_live(conn(), conv_id)
+    if request.mimetype != "multipart/form-data":
+        raise BadRequest("send the file as multipart/form-data in the field 'file'")
+    with _UPLOADS:
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadRequest("the form needs a field 'file'")
+        result = conversations.add_attachment(
+            conn(),
+            conv_id,
+            g.principal.kind,
+            upload.filename or "",
+            upload.mimetype,
+            upload.stream,
+            request.form.get("body", ""),
+        )
+    return jsonify(id=result["id"], filename=result["filename"], size=result["size"]), 201
+
+
+@bp.get("/api/v1/attachments/<att_id>")
+@require(patient=True)
+def get_attachment(att_id: str):
+    conversations = ctx()["conversations"]
+    conv_id, meta, size = conversations.attachment(conn(), att_id)
+    if g.principal.kind == "patient" and conv_id != g.principal.conversation_id:
+        raise NotFound("no such attachment")
+    chunks = conversations.attachment_bytes(conn(), att_id)
+    inline = meta["content_type"] in INLINE_TYPES and request.args.get("download") is None
+    response = Response(
+        stream_with_context(chunks),
+        mimetype=meta["content_type"] if inline else "application/octet-stream",
+    )
+    response.headers["Content-Length"] = str(size)
+    response.headers["Content-Disposition"] = (
+        f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(meta['filename'])}"
+    )
+    # A file from a patient must never run as a page of ours.
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- administration -----------------------------------------------------------------------
+
+
+@bp.get("/api/v1/settings")
+@require()
+def get_settings():
+    config = ctx()["config"]
+    return jsonify(
+        settings.describe(conn(), config.facility, config.facility_name, config.retention)
+    )
+
+
+@bp.put("/api/v1/settings")
+@require(admin=True)
+def put_settings():
+    body = json_body()
+    if set(body) - {"retention"}:
+        raise BadRequest("only 'retention' can be changed")
+    if "retention" in body:
+        settings.set_retention(conn(), body["retention"])
+    return get_settings()
+
+
+@bp.get("/api/v1/staff")
+@require(admin=True)
+def list_staff():
+    return jsonify(
+        staff=[{**s, "created_at": iso(s["created_at"])} for s in auth.list_staff(conn())]
+    )
+
+
+@bp.post("/api/v1/staff")
+@require(admin=True)
+def create_staff():
+    body = json_body()
+    generated = "password" not in body
+    password = auth.generate_password() if generated else body["password"]
+    username, role = body.get("username"), body.get("role", "staff")
+    auth.create_staff(conn(), auth.check_username(username), password, role, now())
+    result = {"username": username, "role": role}
+    if generated:
+        result["password"] = password
+    return jsonify(result), 201
+
+
+@bp.delete("/api/v1/staff/<username>")
+@require(admin=True)
+def delete_staff(username: str):
+    auth.remove_staff(conn(), username, g.principal)
+    return "", 204
+
+
+@bp.post("/api/v1/password")
+@require()
+def change_password():
+    body = json_body()
+    auth.change_password(
+        conn(), g.principal, body.get("current_password"), body.get("new_password")
+    )
+    return "", 204

@@ -1,0 +1,217 @@
+"""Who is asking: staff (argon2id passwords, expiring bearer tokens) or one conversation's patient.
+
+Only SHA-256 hashes of tokens are stored; tokens carry 256 random bits, so a fast hash is enough
+and a database copy yields nothing usable. Failed logins and bad tokens are throttled per client.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+import nacl.exceptions
+import nacl.pwhash
+
+from . import store
+from .errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MIN_PASSWORD, MAX_PASSWORD = 12, 256
+ROLES = ("admin", "staff")
+# Each argon2id hash holds 64 MiB while it runs: bound how many run at once per process.
+_HASHING = threading.BoundedSemaphore(2)
+_OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+_MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+# Verifying against this when the username is unknown keeps both paths equally slow.
+_DUMMY_HASH = nacl.pwhash.argon2id.str(b"medcell-dummy-password", opslimit=_OPS, memlimit=_MEM)
+
+LOGIN_LIMIT = (5, 15 * 60)  # failures, window seconds
+TOKEN_LIMIT = (30, 60)
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "staff" or "patient"
+    staff_id: int | None = None
+    username: str | None = None
+    role: str | None = None
+    conversation_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def new_token() -> str:
+    """A bearer secret with 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def hash_password(password: str) -> bytes:
+    with _HASHING:
+        return nacl.pwhash.argon2id.str(password.encode(), opslimit=_OPS, memlimit=_MEM)
+
+
+def verify_password(stored: bytes, password: str) -> bool:
+    with _HASHING:
+        try:
+            return nacl.pwhash.verify(stored, password.encode())
+        except nacl.exceptions.InvalidkeyError:
+            return False
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise BadRequest(
+            "username must be 1-64 characters: lowercase letters, digits, '.', '_' or '-'"
+        )
+    return username
+
+
+def check_password(password: object) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
+
+
+# -- throttling ---------------------------------------------------------------------------
+
+
+def _throttle_key(kind: str, client: str) -> bytes:
+    return hashlib.sha256(f"{kind}|{client}".encode()).digest()[:16]
+
+
+def check_throttle(conn: sqlite3.Connection, kind: str, client: str, now: int) -> None:
+    """Raise 429 while a client has used up its failures for this kind."""
+    limit, _ = LOGIN_LIMIT if kind == "login" else TOKEN_LIMIT
+    row = conn.execute(
+        "SELECT failures, window_ends FROM throttle WHERE key = ?", (_throttle_key(kind, client),)
+    ).fetchone()
+    if row and row[1] > now and row[0] >= limit:
+        raise TooManyRequests(
+            "Too many failed attempts; try again later.", (row[1] - now) // 1_000_000 + 1
+        )
+
+
+def record_failure(conn: sqlite3.Connection, kind: str, client: str, now: int) -> None:
+    _, window = LOGIN_LIMIT if kind == "login" else TOKEN_LIMIT
+    key = _throttle_key(kind, client)
+    with store.write(conn):
+        conn.execute(
+            "INSERT INTO throttle (key, failures, window_ends) VALUES (?, 1, ?) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "failures = CASE WHEN window_ends > ?3 THEN failures + 1 ELSE 1 END, "
+            "window_ends = CASE WHEN window_ends > ?3 THEN window_ends ELSE ?2 END",
+            (key, now + window * 1_000_000, now),
+        )
+
+
+# -- staff --------------------------------------------------------------------------------
+
+
+def create_staff(
+    conn: sqlite3.Connection, username: str, password: str, role: str, now: int
+) -> None:
+    check_username(username)
+    check_password(password)
+    if role not in ROLES:
+        raise BadRequest("role must be 'admin' or 'staff'")
+    hashed = hash_password(password)
+    with store.write(conn):
+        try:
+            conn.execute(
+                "INSERT INTO staff (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                (username, hashed, role, now),
+            )
+        except sqlite3.IntegrityError as e:
+            raise Conflict(f"a staff account named {username!r} exists already") from e
+
+
+def list_staff(conn: sqlite3.Connection) -> list[dict]:
+    rows = conn.execute("SELECT username, role, created_at FROM staff ORDER BY username")
+    return [{"username": u, "role": r, "created_at": c} for u, r, c in rows]
+
+
+def remove_staff(conn: sqlite3.Connection, username: str, acting: Principal) -> None:
+    if username == acting.username:
+        raise Conflict("you cannot remove your own account")
+    with store.write(conn):
+        row = conn.execute("SELECT id, role FROM staff WHERE username = ?", (username,)).fetchone()
+        if row is None:
+            raise NotFound("no such staff account")
+        conn.execute("DELETE FROM staff WHERE id = ?", (row[0],))
+
+
+def change_password(conn: sqlite3.Connection, who: Principal, current: str, new: str) -> None:
+    check_password(new)
+    row = conn.execute("SELECT password_hash FROM staff WHERE id = ?", (who.staff_id,)).fetchone()
+    if row is None or not verify_password(row[0], current if isinstance(current, str) else ""):
+        raise Unauthorized("current password is wrong")
+    hashed = hash_password(new)
+    with store.write(conn):
+        conn.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (hashed, who.staff_id))
+        # Every other session of this account ends: a changed password must lock out a thief.
+        conn.execute("DELETE FROM staff_sessions WHERE staff_id = ?", (who.staff_id,))
+
+
+def login(
+    conn: sqlite3.Connection,
+    username: object,
+    password: object,
+    client: str,
+    now: int,
+    session_seconds: int,
+) -> str:
+    """A new staff bearer token, or Unauthorized; failures count against the client."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadRequest("username and password must be strings")
+    check_throttle(conn, "login", client, now)
+    row = conn.execute(
+        "SELECT id, password_hash FROM staff WHERE username = ?", (username,)
+    ).fetchone()
+    ok = verify_password(row[1] if row else _DUMMY_HASH, password[:MAX_PASSWORD])
+    if not row or not ok:
+        record_failure(conn, "login", client, now)
+        raise Unauthorized("wrong username or password")
+    token = new_token()
+    with store.write(conn):
+        conn.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", (now,))
+        conn.execute(
+            "INSERT INTO staff_sessions (token_hash, staff_id, expires_at) VALUES (?, ?, ?)",
+            (token_hash(token), row[0], now + session_seconds * 1_000_000),
+        )
+    return token
+
+
+def logout(conn: sqlite3.Connection, token: str) -> None:
+    with store.write(conn):
+        conn.execute("DELETE FROM staff_sessions WHERE token_hash = ?", (token_hash(token),))
+
+
+def resolve(conn: sqlite3.Connection, token: str, now: int) -> Principal | None:
+    """The principal a bearer token belongs to, or None."""
+    digest = token_hash(token)
+    row = conn.execute(
+        "SELECT s.token_hash, st.id, st.username, st.role FROM staff_sessions s "
+        "JOIN staff st ON st.id = s.staff_id WHERE s.token_hash = ? AND s.expires_at > ?",
+        (digest, now),
+    ).fetchone()
+    if row and hmac.compare_digest(row[0], digest):
+        return Principal("staff", staff_id=row[1], username=row[2], role=row[3])
+    row = conn.execute(
+        "SELECT patient_token_hash, id FROM conversations WHERE patient_token_hash = ?", (digest,)
+    ).fetchone()
+    if row and hmac.compare_digest(row[0], digest):
+        return Principal("patient", conversation_id=row[1])
+    return None

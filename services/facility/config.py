@@ -1,0 +1,94 @@
+"""Configuration from environment variables, read in one place (create_app)."""
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_RETENTION = 7 * 86400
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration like ``30s``, ``12h`` or ``7d``; ValueError otherwise."""
+    match = DURATION_RE.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number with s, m, h or d, like 7d")
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact duration text for a number of seconds."""
+    for unit in ("d", "h", "m"):
+        if seconds % UNIT_SECONDS[unit] == 0:
+            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_retention(text: str) -> int:
+    """A retention in seconds: a duration of at most 7 days."""
+    seconds = parse_duration(text)
+    if seconds > MAX_RETENTION:
+        raise ValueError(f"retention {text!r} is longer than 7 days")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Config:
+    facility: str
+    facility_name: str
+    data_dir: Path
+    key_dir: Path
+    retention: int
+    max_body_chars: int = 10_000
+    max_title_chars: int = 200
+    max_attachment_bytes: int = 24 * 1024 * 1024
+    session_seconds: int = 12 * 3600
+    key_rotation_seconds: int = 86400
+    sweep_seconds: int = 15
+    scheduler: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
+        env = os.environ if env is None else env
+        facility = env.get("MEDCELL_FACILITY", "")
+        if not SLUG_RE.match(facility):
+            raise ConfigError(f"MEDCELL_FACILITY must be a facility slug, got {facility!r}")
+        try:
+            retention = parse_retention(env.get("MEDCELL_RETENTION", "7d"))
+            rotation = parse_duration(env.get("MEDCELL_KEY_ROTATION", "1d"))
+            session = parse_duration(env.get("MEDCELL_SESSION_TTL", "12h"))
+            max_attachment = int(env.get("MEDCELL_MAX_ATTACHMENT_BYTES", 24 * 1024 * 1024))
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        config = cls(
+            facility=facility,
+            facility_name=env.get("MEDCELL_FACILITY_NAME", "") or facility,
+            data_dir=Path(env.get("MEDCELL_DATA_DIR", "/data")),
+            key_dir=Path(env.get("MEDCELL_KEY_DIR", "/keys")),
+            retention=retention,
+            key_rotation_seconds=rotation,
+            session_seconds=session,
+            max_attachment_bytes=max_attachment,
+            scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
+        )
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Refuse layouts that would break the promises: keys must live apart from the data."""
+        data, keys = self.data_dir.resolve(), self.key_dir.resolve()
+        if data == keys or data in keys.parents or keys in data.parents:
+            raise ConfigError(
+                f"key directory {keys} and data directory {data} must not contain each other: "
+                "a copy of the data must never include its keys"
+            )
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "facility.db"

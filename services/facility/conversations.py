@@ -1,0 +1,360 @@
+"""Conversations, messages and attachments: sealed on the way in, shredded on the way out."""
+
+import io
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from . import auth, crypto, store
+from .errors import BadRequest, NotFound, PayloadTooLarge
+from .keys import Keyring
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+CHUNK_BYTES = 256 * 1024
+DELETE_BATCH = 500
+_FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def new_id() -> str:
+    """A random record id (128 bits): ids say nothing about order, time or count."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass
+class Conversations:
+    """One facility's conversations, with everything sealed under per-record keys."""
+
+    keyring: Keyring
+    facility: str
+    clock: Callable[[], int]
+    retention: Callable[[sqlite3.Connection], int]
+    max_body_chars: int
+    max_title_chars: int
+    max_attachment_bytes: int
+
+    # -- conversations --------------------------------------------------------------------
+
+    def create(self, conn: sqlite3.Connection, title: str | None) -> tuple[str, str]:
+        """A new conversation; returns its id and the patient's token (shown only now)."""
+        title = self._check_text(title or "", self.max_title_chars, "title", allow_empty=True)
+        conv_id, token, now = new_id(), auth.new_token(), self.clock()
+        with store.write(conn):
+            conn.execute(
+                "INSERT INTO conversations (id, created_at, last_activity, title, "
+                "patient_token_hash) VALUES (?, ?, ?, x'', ?)",
+                (conv_id, now, now, auth.token_hash(token)),
+            )
+            key = self.keyring.new_record_key(conn, conv_id, conv_id)
+            conn.execute(
+                "UPDATE conversations SET title = ? WHERE id = ?",
+                (
+                    crypto.seal(key, title.encode(), self._aad("conversations", conv_id, "title")),
+                    conv_id,
+                ),
+            )
+        return conv_id, token
+
+    def list(self, conn: sqlite3.Connection) -> list[dict]:
+        retention_us = self.retention(conn) * 1_000_000
+        rows = conn.execute(
+            "SELECT id, title, last_activity FROM conversations WHERE last_activity > ? "
+            "ORDER BY last_activity DESC",
+            (self.clock() - retention_us,),
+        ).fetchall()
+        return [self._summary(conn, row, retention_us) for row in rows]
+
+    def get(self, conn: sqlite3.Connection, conv_id: str) -> dict:
+        retention_us = self.retention(conn) * 1_000_000
+        row = conn.execute(
+            "SELECT id, title, last_activity FROM conversations WHERE id = ? AND last_activity > ?",
+            (conv_id, self.clock() - retention_us),
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such conversation")
+        return self._summary(conn, row, retention_us)
+
+    def _summary(self, conn: sqlite3.Connection, row: tuple, retention_us: int) -> dict:
+        conv_id, sealed_title, last_activity = row
+        key = self.keyring.record_key(conn, conv_id)
+        title = crypto.unseal(key, sealed_title, self._aad("conversations", conv_id, "title"))
+        return {
+            "id": conv_id,
+            "title": title.decode(),
+            "last_activity": last_activity,
+            "expires_at": last_activity + retention_us,
+        }
+
+    def require_live(self, conn: sqlite3.Connection, conv_id: str) -> None:
+        """NotFound unless the conversation exists and has not expired."""
+        if not ID_RE.match(conv_id or ""):
+            raise NotFound("no such conversation")
+        row = conn.execute(
+            "SELECT last_activity FROM conversations WHERE id = ?", (conv_id,)
+        ).fetchone()
+        if row is None or row[0] + self.retention(conn) * 1_000_000 <= self.clock():
+            raise NotFound("no such conversation")
+
+    # -- messages -------------------------------------------------------------------------
+
+    def add_message(
+        self, conn: sqlite3.Connection, conv_id: str, author: str, body: object
+    ) -> dict:
+        text = self._check_text(body, self.max_body_chars, "body")
+        with store.write(conn):
+            self.require_live(conn, conv_id)
+            return self._insert_message(conn, conv_id, author, text)
+
+    def _insert_message(
+        self, conn: sqlite3.Connection, conv_id: str, author: str, text: str
+    ) -> dict:
+        msg_id, now = new_id(), self.clock()
+        key = self.keyring.new_record_key(conn, msg_id, conv_id)
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, author, created_at, body) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                msg_id,
+                conv_id,
+                author,
+                now,
+                crypto.seal(key, text.encode(), self._aad("messages", msg_id, "body")),
+            ),
+        )
+        conn.execute("UPDATE conversations SET last_activity = ? WHERE id = ?", (now, conv_id))
+        return {"id": msg_id, "author": author, "created_at": now}
+
+    def messages(self, conn: sqlite3.Connection, conv_id: str, after: str | None = None) -> list:
+        self.require_live(conn, conv_id)
+        query = "SELECT id, author, created_at, body FROM messages WHERE conversation_id = ?"
+        params: tuple = (conv_id,)
+        if after:
+            query += " AND rowid > coalesce((SELECT rowid FROM messages WHERE id = ?), 0)"
+            params += (after,)
+        rows = conn.execute(query + " ORDER BY created_at, rowid", params).fetchall()
+        files: dict[str, list] = {}
+        for att_id, msg_id, size, meta in conn.execute(
+            "SELECT id, message_id, size, meta FROM attachments WHERE conversation_id = ? "
+            "ORDER BY rowid",
+            (conv_id,),
+        ):
+            info = self._meta(conn, att_id, meta)
+            files.setdefault(msg_id, []).append(
+                {
+                    "id": att_id,
+                    "filename": info["filename"],
+                    "size": size,
+                    "content_type": info["content_type"],
+                }
+            )
+        result = []
+        for msg_id, author, created_at, body in rows:
+            key = self.keyring.record_key(conn, msg_id)
+            text = crypto.unseal(key, body, self._aad("messages", msg_id, "body")).decode()
+            result.append(
+                {
+                    "id": msg_id,
+                    "author": author,
+                    "body": text,
+                    "created_at": created_at,
+                    "attachments": files.get(msg_id, []),
+                }
+            )
+        return result
+
+    # -- attachments ----------------------------------------------------------------------
+
+    def add_attachment(
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        author: str,
+        filename: str,
+        content_type: str,
+        stream: io.BufferedIOBase,
+        body: object = "",
+    ) -> dict:
+        filename = self._check_filename(filename)
+        text = self._check_text(body or "", self.max_body_chars, "body", allow_empty=True)
+        content_type = (
+            content_type
+            if re.match(r"^[\w.+-]+/[\w.+-]+$", content_type or "")
+            else "application/octet-stream"
+        )
+        data = stream.read(self.max_attachment_bytes + 1)
+        if len(data) > self.max_attachment_bytes:
+            raise PayloadTooLarge(f"attachments may be at most {self.max_attachment_bytes} bytes")
+        att_id = new_id()
+        chunks = max(1, -(-len(data) // CHUNK_BYTES))
+        with store.write(conn):
+            self.require_live(conn, conv_id)
+            message = self._insert_message(conn, conv_id, author, text)
+            key = self.keyring.new_record_key(conn, att_id, conv_id)
+            meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
+            conn.execute(
+                "INSERT INTO attachments (id, conversation_id, message_id, size, chunks, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    att_id,
+                    conv_id,
+                    message["id"],
+                    len(data),
+                    chunks,
+                    crypto.seal(key, meta, self._aad("attachments", att_id, "meta")),
+                ),
+            )
+            for seq in range(chunks):
+                piece = data[seq * CHUNK_BYTES : (seq + 1) * CHUNK_BYTES]
+                conn.execute(
+                    "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
+                    (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
+                )
+        return {"id": att_id, "filename": filename, "size": len(data), "message_id": message["id"]}
+
+    def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:
+        """The conversation id, metadata and size of an attachment; NotFound if gone."""
+        row = conn.execute(
+            "SELECT conversation_id, size, meta FROM attachments WHERE id = ?",
+            (att_id if ID_RE.match(att_id or "") else "",),
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such attachment")
+        self.require_live(conn, row[0])
+        return row[0], self._meta(conn, att_id, row[2]), row[1]
+
+    def attachment_bytes(self, conn: sqlite3.Connection, att_id: str) -> Iterator[bytes]:
+        """The attachment's content, one decrypted chunk at a time."""
+        key = self.keyring.record_key(conn, att_id)
+        (chunks,) = conn.execute(
+            "SELECT chunks FROM attachments WHERE id = ?", (att_id,)
+        ).fetchone()
+        for seq in range(chunks):
+            row = conn.execute(
+                "SELECT data FROM attachment_chunks WHERE attachment_id = ? AND seq = ?",
+                (att_id, seq),
+            ).fetchone()
+            if row is None:
+                raise NotFound("attachment was deleted")
+            yield crypto.unseal(key, row[0], self._chunk_aad(att_id, seq, chunks))
+
+    def _meta(self, conn: sqlite3.Connection, att_id: str, sealed: bytes) -> dict:
+        key = self.keyring.record_key(conn, att_id)
+        return json.loads(crypto.unseal(key, sealed, self._aad("attachments", att_id, "meta")))
+
+    # -- deletion -------------------------------------------------------------------------
+
+    def delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
+        """Delete one conversation and everything of it in one transaction, then purge the WAL."""
+        with store.write(conn):
+            gone = _delete_conversation(conn, conv_id)
+        if gone:
+            _count(conn, "conversations_deleted", 1)
+            store.checkpoint(conn)
+        return gone
+
+    def delete_expired(self, conn: sqlite3.Connection, batch: int = DELETE_BATCH) -> int:
+        """Delete every expired conversation in bounded transactions; returns how many."""
+        deleted = 0
+        while True:
+            cutoff = self.clock() - self.retention(conn) * 1_000_000
+            row = conn.execute(
+                "SELECT id FROM conversations WHERE last_activity <= ? "
+                "ORDER BY last_activity LIMIT 1",
+                (cutoff,),
+            ).fetchone()
+            if row is None:
+                break
+            # Large conversations go in slices so that no transaction holds the lock for long.
+            while True:
+                with store.write(conn):
+                    if _delete_message_slice(conn, row[0], batch) < batch:
+                        finished = _delete_conversation(conn, row[0])
+                        break
+            deleted += finished
+        if deleted:
+            _count(conn, "conversations_expired", deleted)
+            store.checkpoint(conn)
+        return deleted
+
+    def delete_all(self, conn: sqlite3.Connection) -> int:
+        """Delete every conversation of the facility (the admin's one-click wipe)."""
+        with store.write(conn):
+            ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
+            for conv_id in ids:
+                _delete_conversation(conn, conv_id)
+            conn.execute("DELETE FROM throttle")
+        _count(conn, "conversations_deleted", len(ids))
+        store.checkpoint(conn)
+        return len(ids)
+
+    # -- validation and helpers -----------------------------------------------------------
+
+    def _aad(self, table: str, record_id: str, field: str) -> bytes:
+        return crypto.aad(self.facility, table, record_id, field)
+
+    def _chunk_aad(self, att_id: str, seq: int, chunks: int) -> bytes:
+        return self._aad("attachment_chunks", att_id, f"{seq}/{chunks}")
+
+    @staticmethod
+    def _check_text(value: object, limit: int, name: str, allow_empty: bool = False) -> str:
+        if not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string")
+        if "\x00" in value:
+            raise BadRequest(f"{name} must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise BadRequest(f"{name} must be valid UTF-8 text") from e
+        if not allow_empty and not value.strip():
+            raise BadRequest(f"{name} must not be empty")
+        if len(value) > limit:
+            raise PayloadTooLarge(f"{name} may be at most {limit} characters")
+        return value
+
+    @staticmethod
+    def _check_filename(filename: object) -> str:
+        if not isinstance(filename, str) or not filename.strip():
+            raise BadRequest("the file needs a name")
+        name = _FILENAME_BAD.sub("_", filename.strip())[-200:]
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise BadRequest("file name must be valid UTF-8") from e
+        return name
+
+
+def _delete_message_slice(conn: sqlite3.Connection, conv_id: str, limit: int) -> int:
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM messages WHERE conversation_id = ? LIMIT ?", (conv_id, limit)
+        )
+    ]
+    if not ids:
+        return 0
+    marks = ",".join("?" * len(ids))
+    conn.execute(
+        f"DELETE FROM record_keys WHERE record_id IN (SELECT id FROM attachments "
+        f"WHERE message_id IN ({marks}))",
+        ids,
+    )
+    conn.execute(f"DELETE FROM record_keys WHERE record_id IN ({marks})", ids)
+    conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)  # cascades to attachments
+    return len(ids)
+
+
+def _delete_conversation(conn: sqlite3.Connection, conv_id: str) -> bool:
+    # The cascade removes messages, attachments, chunks and record keys in this transaction.
+    return conn.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount > 0
+
+
+def _count(conn: sqlite3.Connection, name: str, n: int) -> None:
+    """Content-free tallies: how many, never which."""
+    with store.write(conn):
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )

@@ -1,0 +1,64 @@
+"""One exception tree for the facility app; every HTTP error carries its status and code."""
+
+
+class FacilityError(Exception):
+    """Root of everything the facility app raises on purpose."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str = "Internal error.", *, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class ConfigError(FacilityError):
+    """The app cannot start with the configuration it was given."""
+
+
+class CryptoError(FacilityError):
+    """A sealed value or wrapped key failed to open: tampered, moved or its key is gone."""
+
+
+class CryptoUnavailable(CryptoError):
+    """This CPU cannot do AES-256-GCM; we refuse to fall back to anything weaker."""
+
+
+class KeyDestroyed(CryptoError):
+    """The key-encryption key version a record needs has been destroyed."""
+
+
+class BadRequest(FacilityError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(FacilityError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(FacilityError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(FacilityError):
+    status, code = 404, "not_found"
+
+
+class Conflict(FacilityError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(FacilityError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(FacilityError):
+    status, code = 415, "unsupported_media_type"
+
+
+class TooManyRequests(FacilityError):
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})

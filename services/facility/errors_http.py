@@ -1,0 +1,51 @@
+"""One place that turns every error into the contract's JSON shape."""
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from .errors import FacilityError
+
+log = logging.getLogger("medcell.facility")
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status: int, code: str, message: str, headers: dict | None = None):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    response.headers.update(headers or {})
+    if status == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="medcell"')
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(FacilityError)
+    def _facility_error(e: FacilityError):
+        if e.status >= 500:
+            log.error("internal error", extra={"fields": {"error": type(e).__name__}})
+            return error_response(500, "internal", "Internal error.")
+        return error_response(e.status, e.code, e.message, e.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        status = e.code or 500
+        message = {413: "The request body is too large."}.get(status, e.description or e.name)
+        return error_response(status, HTTP_CODES.get(status, "error"), message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(e: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal", "Internal error.")

@@ -1,0 +1,103 @@
+"""Schema versions, applied in order at start; the version lives in PRAGMA user_version.
+
+Times are integers in microseconds since the epoch (UTC). Every patient-related value that
+carries content is a sealed BLOB; its record key lives wrapped in record_keys.
+"""
+
+import sqlite3
+
+V1 = """
+CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE kek_versions (
+    version INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    destroyed_at INTEGER
+);
+CREATE TABLE staff (
+    id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    password_hash BLOB NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE staff_sessions (
+    token_hash BLOB PRIMARY KEY,
+    staff_id INTEGER NOT NULL REFERENCES staff(id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX staff_sessions_staff ON staff_sessions(staff_id);
+CREATE TABLE conversations (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    last_activity INTEGER NOT NULL,
+    title BLOB,
+    patient_token_hash BLOB NOT NULL UNIQUE,
+    pin_hash BLOB,
+    pin_failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conversations_last_activity ON conversations(last_activity);
+CREATE TABLE record_keys (
+    record_id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    kek_version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL
+);
+CREATE INDEX record_keys_conversation ON record_keys(conversation_id);
+CREATE INDEX record_keys_kek ON record_keys(kek_version);
+CREATE TABLE messages (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    author TEXT NOT NULL CHECK (author IN ('staff', 'patient')),
+    created_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX messages_conversation ON messages(conversation_id, created_at);
+CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    size INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    meta BLOB NOT NULL
+);
+CREATE INDEX attachments_message ON attachments(message_id);
+CREATE INDEX attachments_conversation ON attachments(conversation_id);
+CREATE TABLE attachment_chunks (
+    attachment_id TEXT NOT NULL REFERENCES attachments(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (attachment_id, seq)
+);
+CREATE TABLE throttle (
+    key BLOB PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    window_ends INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS = [V1]
+
+
+def apply(conn: sqlite3.Connection) -> int:
+    """Run every migration newer than the database, each in its own transaction."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {current} is newer than this app ({len(MIGRATIONS)})"
+        )
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

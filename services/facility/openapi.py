@@ -1,0 +1,348 @@
+"""The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
+
+from .config import Config
+
+
+def _error(description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(schema: dict) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    responses: dict,
+    *,
+    auth: bool = True,
+    body: dict | None = None,
+    params: list | None = None,
+) -> dict:
+    op = {"summary": summary, "responses": responses}
+    if not auth:
+        op["security"] = []
+    else:
+        responses.setdefault("401", _error("Missing, invalid or expired token"))
+        responses.setdefault("429", _error("Too many failed attempts"))
+    if body:
+        op["requestBody"] = body
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _obj(required: list[str], **props: dict) -> dict:
+    return {"type": "object", "required": required, "properties": props}
+
+
+STR = {"type": "string"}
+TIME = {"type": "string", "format": "date-time"}
+NO_CONTENT = {"description": "Done"}
+CONV_ID = {"name": "conv_id", "in": "path", "required": True, "schema": STR}
+
+
+def spec(config: Config) -> dict:
+    """The document, with this facility's limits filled in."""
+    message = _obj(
+        ["id", "author", "body", "created_at", "attachments"],
+        id=STR,
+        author={"type": "string", "enum": ["staff", "patient"]},
+        body=STR,
+        created_at=TIME,
+        attachments={"type": "array", "items": _ref("AttachmentInfo")},
+    )
+    conversation = _obj(
+        ["id", "title", "last_activity", "expires_at"],
+        id=STR,
+        title=STR,
+        last_activity=TIME,
+        expires_at=TIME,
+    )
+    not_found = _error("No such conversation, or not yours")
+    paths = {
+        "/healthz": {
+            "get": _op("Health check", {"200": _json(_obj(["status"], status=STR))}, auth=False)
+        },
+        "/api/v1/openapi.json": {
+            "get": _op("This document", {"200": _json({"type": "object"})}, auth=False)
+        },
+        "/api/v1/login": {
+            "post": _op(
+                "Staff login; returns a bearer token",
+                {
+                    "200": _json(_obj(["token"], token=STR)),
+                    "400": _error("Malformed request"),
+                    "401": _error("Wrong username or password"),
+                    "429": _error("Too many failures"),
+                },
+                auth=False,
+                body=_body(_obj(["username", "password"], username=STR, password=STR)),
+            )
+        },
+        "/api/v1/logout": {"post": _op("End this staff session", {"204": NO_CONTENT})},
+        "/api/v1/me": {"get": _op("Who the token belongs to", {"200": _json({"type": "object"})})},
+        "/api/v1/conversations": {
+            "post": _op(
+                "Open a conversation (staff)",
+                {
+                    "201": _json(
+                        _obj(
+                            ["id", "patient_token", "patient_url"],
+                            id=STR,
+                            patient_token=STR,
+                            patient_url=STR,
+                        ),
+                        "Created",
+                    ),
+                    "400": _error("Malformed request"),
+                    "403": _error("Staff only"),
+                },
+                body={
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "title": {"type": "string", "maxLength": config.max_title_chars}
+                                },
+                            }
+                        }
+                    },
+                },
+            ),
+            "get": _op(
+                "List live conversations (staff)",
+                {
+                    "200": _json(
+                        _obj(
+                            ["conversations"],
+                            conversations={"type": "array", "items": conversation},
+                        )
+                    ),
+                    "403": _error("Staff only"),
+                },
+            ),
+            "delete": _op(
+                "Delete all patient data of the facility (admin)",
+                {
+                    "200": _json(_obj(["deleted"], deleted={"type": "integer"})),
+                    "400": _error("Missing confirmation"),
+                    "403": _error("Admins only"),
+                },
+                params=[
+                    {
+                        "name": "confirm",
+                        "in": "query",
+                        "required": True,
+                        "description": "the facility slug",
+                        "schema": STR,
+                    }
+                ],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}": {
+            "get": _op(
+                "One conversation", {"200": _json(conversation), "404": not_found}, params=[CONV_ID]
+            ),
+            "delete": _op(
+                "Delete the conversation completely, at once",
+                {"204": NO_CONTENT, "404": not_found},
+                params=[CONV_ID],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/messages": {
+            "post": _op(
+                "Send a message",
+                {
+                    "201": _json(
+                        _obj(["id", "author", "created_at"], id=STR, author=STR, created_at=TIME),
+                        "Created",
+                    ),
+                    "400": _error("Malformed request"),
+                    "404": not_found,
+                    "413": _error("Body too long"),
+                },
+                body=_body(
+                    _obj(
+                        ["body"],
+                        body={"type": "string", "minLength": 1, "maxLength": config.max_body_chars},
+                    )
+                ),
+                params=[CONV_ID],
+            ),
+            "get": _op(
+                "Messages, oldest first",
+                {
+                    "200": _json(_obj(["messages"], messages={"type": "array", "items": message})),
+                    "400": _error("Bad 'after'"),
+                    "404": not_found,
+                },
+                params=[
+                    CONV_ID,
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "only messages after this message id",
+                        "schema": STR,
+                    },
+                ],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/attachments": {
+            "post": _op(
+                "Attach a file (it arrives as a message)",
+                {
+                    "201": _json(
+                        _obj(
+                            ["id", "filename", "size"],
+                            id=STR,
+                            filename=STR,
+                            size={"type": "integer"},
+                        ),
+                        "Created",
+                    ),
+                    "400": _error("No file"),
+                    "404": not_found,
+                    "413": _error(f"File over {config.max_attachment_bytes} bytes"),
+                },
+                body={
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": _obj(
+                                ["file"], file={"type": "string", "format": "binary"}, body=STR
+                            )
+                        }
+                    },
+                },
+                params=[CONV_ID],
+            )
+        },
+        "/api/v1/attachments/{att_id}": {
+            "get": _op(
+                "The file's bytes",
+                {
+                    "200": {
+                        "description": "The file",
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "404": _error("No such attachment"),
+                },
+                params=[{"name": "att_id", "in": "path", "required": True, "schema": STR}],
+            )
+        },
+        "/api/v1/settings": {
+            "get": _op("Facility settings (staff)", {"200": _json(_ref("Settings"))}),
+            "put": _op(
+                "Change the retention (admin)",
+                {
+                    "200": _json(_ref("Settings")),
+                    "400": _error("Invalid retention"),
+                    "403": _error("Admins only"),
+                },
+                body=_body(
+                    _obj(
+                        ["retention"],
+                        retention={
+                            "type": "string",
+                            "pattern": "^[1-9][0-9]*[smhd]$",
+                            "description": "at most 7d",
+                        },
+                    )
+                ),
+            ),
+        },
+        "/api/v1/staff": {
+            "get": _op(
+                "Staff accounts (admin)",
+                {"200": _json({"type": "object"}), "403": _error("Admins only")},
+            ),
+            "post": _op(
+                "Add a staff account (admin); a password is generated if none is given",
+                {
+                    "201": _json(
+                        _obj(["username", "role"], username=STR, role=STR, password=STR), "Created"
+                    ),
+                    "400": _error("Invalid account"),
+                    "403": _error("Admins only"),
+                    "409": _error("Name taken"),
+                },
+                body=_body(
+                    _obj(
+                        ["username"],
+                        username=STR,
+                        password=STR,
+                        role={"type": "string", "enum": ["admin", "staff"]},
+                    )
+                ),
+            ),
+        },
+        "/api/v1/staff/{username}": {
+            "delete": _op(
+                "Remove a staff account (admin)",
+                {
+                    "204": NO_CONTENT,
+                    "403": _error("Admins only"),
+                    "404": _error("No such account"),
+                    "409": _error("Cannot remove yourself"),
+                },
+                params=[{"name": "username", "in": "path", "required": True, "schema": STR}],
+            )
+        },
+        "/api/v1/password": {
+            "post": _op(
+                "Change your own password; ends your other sessions",
+                {"204": NO_CONTENT, "400": _error("New password too short or long")},
+                body=_body(
+                    _obj(
+                        ["current_password", "new_password"], current_password=STR, new_password=STR
+                    )
+                ),
+            )
+        },
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": f"medcell facility API ({config.facility})", "version": "1"},
+        "servers": [{"url": "."}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _obj(["error"], error=_obj(["code", "message"], code=STR, message=STR)),
+                "AttachmentInfo": _obj(
+                    ["id", "filename", "size"],
+                    id=STR,
+                    filename=STR,
+                    size={"type": "integer"},
+                    content_type=STR,
+                ),
+                "Settings": _obj(
+                    ["facility", "retention", "retention_seconds"],
+                    facility=STR,
+                    name=STR,
+                    retention=STR,
+                    retention_seconds={"type": "integer"},
+                ),
+            },
+        },
+    }
