@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Build the medcell images, each only when its inputs changed:
+#   medcell-facility:$MEDCELL_IMAGE_TAG  from services/ and deploy/gunicorn_facility.py
+#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/ and deploy/gunicorn_gateway.py
+# plus what they stand on: the base image ($BASE_IMAGE) and the dependency wheels.
+#
+# Usage: build-images.sh [facility] [gateway]        (no argument: both)
+# Environment: PYTHON (a Python 3.11+ with pip, default python3), BASE_IMAGE (default
+# medcell-base:bookworm, built locally; e.g. python:3.11-slim-bookworm where a registry answers),
+# MEDCELL_IMAGE_TAG (default latest). Progress goes to stderr; stdout stays empty.
+set -euo pipefail
+shopt -s inherit_errexit
+
+SCRIPT_NAME=build-images
+# shellcheck source=deploy/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export PYTHON="${PYTHON:-python3}"
+TAG="${MEDCELL_IMAGE_TAG:-latest}"
+HASH_LABEL=medcell.build-hash
+
+# What goes into each image's build context, relative to the repository root.
+image_sources() {
+    case "$1" in
+    facility) echo "services deploy/gunicorn_facility.py" ;;
+    gateway) echo "gateway deploy/gunicorn_gateway.py" ;;
+    esac
+}
+
+# The module the image runs; without it there is nothing worth building.
+image_entry_module() {
+    case "$1" in
+    facility) echo "services/facility/__init__.py" ;;
+    gateway) echo "gateway/__main__.py" ;;
+    esac
+}
+
+# Copy only what the image needs: no caches, no editor or VCS leftovers, no tests.
+stage_context() {
+    local name="$1" context="$BUILD_DIR/context-$1"
+    rm -rf "$context"
+    mkdir -p "$context"
+    # shellcheck disable=SC2046  # the source list is fixed and has no spaces
+    tar -C "$ROOT_DIR" --exclude='__pycache__' --exclude='*.py[co]' --exclude='.*' \
+        --exclude='*~' -cf - $(image_sources "$name") | tar -C "$context" -xf -
+    cp "$DEPLOY_DIR/$name.Dockerfile" "$context/Dockerfile"
+    mkdir "$context/wheels"
+    cp "$BUILD_DIR"/wheels/*.whl "$BUILD_DIR/wheels/requirements.txt" "$context/wheels/"
+    echo "$context"
+}
+
+# A digest of everything the build depends on: every path, mode and content in the context,
+# the exact base image and the version label. Timestamps are left out on purpose, so that a
+# fresh checkout of the same sources does not rebuild.
+build_hash() {
+    local context="$1" base_id="$2" version="$3"
+    {
+        printf 'base=%s\nbase_id=%s\nversion=%s\n' "$BASE_IMAGE" "$base_id" "$version"
+        (
+            cd "$context"
+            find . -printf '%y %m %P\n' | LC_ALL=C sort
+            find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+        )
+    } | sha256sum | cut -d' ' -f1
+}
+
+image_label() {
+    docker image inspect --format "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true
+}
+
+image_id() {
+    docker image inspect --format '{{ .Id }}' "$1" 2>/dev/null || true
+}
+
+build_image() {
+    local name="$1" base_id="$2" version="$3"
+    local image="medcell-$name:$TAG" entry context hash old_id log started
+    entry="$(image_entry_module "$name")"
+    [ -f "$ROOT_DIR/$entry" ] || die "cannot build $image: $entry is missing"
+
+    context="$(stage_context "$name")"
+    hash="$(build_hash "$context" "$base_id" "$version")"
+    if [ "$(image_label "$image" "$HASH_LABEL")" = "$hash" ]; then
+        say "$image up to date"
+        return 0
+    fi
+
+    old_id="$(image_id "$image")"
+    log="$BUILD_DIR/build-$name.log"
+    started=$SECONDS
+    say "building $image (log: $log)"
+    # The classic builder, explicitly: it is what Debian's engine has, and newer clients would
+    # otherwise look for the BuildKit plugin.
+    if ! DOCKER_BUILDKIT=0 docker build --force-rm \
+        --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        --build-arg "MEDCELL_VERSION=$version" \
+        --label "$HASH_LABEL=$hash" \
+        --tag "$image" "$context" >"$log" 2>&1; then
+        show_log_tail "$log"
+        die "building $image failed (log: $log)"
+    fi
+    # The replaced image is only disk weight now; leave it if a container still uses it.
+    if [ -n "$old_id" ] && [ "$old_id" != "$(image_id "$image")" ]; then
+        docker image rm "$old_id" >/dev/null 2>&1 || true
+    fi
+    say "built $image in $((SECONDS - started))s ($(($(docker image inspect --format '{{ .Size }}' "$image") / 1000000)) MB)"
+}
+
+project_version() {
+    "$PYTHON" - "$ROOT_DIR/pyproject.toml" <<'PY'
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as f:
+    print(tomllib.load(f)["project"]["version"])
+PY
+}
+
+main() {
+    local names=("$@") name
+    [ "${#names[@]}" -gt 0 ] || names=(facility gateway)
+    for name in "${names[@]}"; do
+        [ -n "$(image_sources "$name")" ] || die "unknown image '$name' (expected facility or gateway)"
+    done
+
+    command -v docker >/dev/null 2>&1 || die "docker is not installed; run: make engine"
+    docker info >/dev/null 2>&1 || die "no Docker Engine answers; run: make engine"
+
+    mkdir -p "$BUILD_DIR"
+    # Two builds at once (say `make images` and `medcell up`) would fight over the staged contexts.
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$BUILD_DIR/.lock"
+        flock --wait 1800 9 || die "another image build did not finish within 30 minutes"
+    fi
+
+    if [ "$BASE_IMAGE" = "$DEFAULT_BASE_IMAGE" ]; then
+        bash "$DEPLOY_DIR/build-base.sh" "$BASE_IMAGE"
+    elif ! image_exists "$BASE_IMAGE"; then
+        say "pulling $BASE_IMAGE"
+        docker pull --quiet "$BASE_IMAGE" >/dev/null || die "cannot pull $BASE_IMAGE"
+    fi
+    bash "$DEPLOY_DIR/build-wheels.sh"
+
+    local base_id version
+    base_id="$(image_id "$BASE_IMAGE")"
+    version="$(project_version)" || die "could not read the version from pyproject.toml"
+    for name in "${names[@]}"; do
+        build_image "$name" "$base_id" "$version"
+    done
+}
+
+main "$@"

@@ -1,0 +1,56 @@
+# medcell-facility: one container per healthcare facility, run read-only as uid 10001.
+# Built by deploy/build-images.sh from a staged context (services/, the gunicorn config, wheels/).
+ARG BASE_IMAGE=medcell-base:bookworm
+
+# The virtualenv is made in its own stage so the wheels never end up in a layer of the image.
+FROM ${BASE_IMAGE} AS venv
+COPY wheels/ /tmp/wheels/
+# `python3 -m venv` works on both bases (Debian's /usr/bin/python3, the slim image's /usr/local);
+# pip and setuptools come from the Python's bundled ensurepip wheels, so no network is needed.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \
+        --requirement /tmp/wheels/requirements.txt \
+    && /opt/venv/bin/pip uninstall --yes --quiet setuptools
+
+FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+ARG MEDCELL_VERSION=dev
+LABEL org.opencontainers.image.title="medcell-facility" \
+      org.opencontainers.image.description="medcell facility service: one facility's messaging API, database and keys" \
+      org.opencontainers.image.version="${MEDCELL_VERSION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
+
+# A fixed uid lets the provisioner and the volumes agree on ownership without looking it up.
+# Debian's essential variant has no useradd, so fall back to writing the account entries directly.
+RUN if command -v useradd >/dev/null 2>&1; then \
+        groupadd --system --gid 10001 medcell \
+        && useradd --system --uid 10001 --gid 10001 --no-create-home \
+            --home-dir /nonexistent --shell /usr/sbin/nologin medcell; \
+    else \
+        echo 'medcell:x:10001:' >>/etc/group \
+        && echo 'medcell:x:10001:10001:medcell:/nonexistent:/usr/sbin/nologin' >>/etc/passwd; \
+    fi
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MEDCELL_DATA_DIR=/data \
+    MEDCELL_KEY_DIR=/keys \
+    MEDCELL_BIND=0.0.0.0:8000
+
+COPY --from=venv /opt/venv /opt/venv
+WORKDIR /app
+COPY services/ /app/services/
+COPY deploy/gunicorn_facility.py /app/deploy/gunicorn_facility.py
+# Bytecode is compiled now because the root filesystem is read-only at run time.
+# New named volumes copy the owner and mode of these mount points, so the data and keys start
+# out private to the service user.
+RUN python3 -m compileall -q /app \
+    && install -d -o 10001 -g 10001 -m 0700 /data /keys
+
+USER 10001:10001
+EXPOSE 8000
+# The port follows MEDCELL_BIND so that an operator who moves it keeps a truthful health status.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; port = os.environ.get('MEDCELL_BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2)"]
+CMD ["gunicorn", "-c", "/app/deploy/gunicorn_facility.py", "services.facility:create_app()"]

@@ -1,0 +1,49 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the scripts use these variables
+# Shared helpers for the deploy scripts; sourced, never run.
+# Progress goes to stderr so that callers (the provisioner) can keep stdout for their own output.
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT_DIR="$(cd "$DEPLOY_DIR/.." && pwd)"
+BUILD_DIR="$DEPLOY_DIR/.build"
+
+# The offline base built from Debian packages; an operator with a registry overrides it.
+DEFAULT_BASE_IMAGE="medcell-base:bookworm"
+BASE_IMAGE="${BASE_IMAGE:-$DEFAULT_BASE_IMAGE}"
+
+say() {
+    printf '%s: %s\n' "${SCRIPT_NAME:-deploy}" "$*" >&2
+}
+
+die() {
+    printf 'Error: %s\n' "$*" >&2
+    exit 1
+}
+
+# Print the end of a log so a failure explains itself without flooding the terminal.
+show_log_tail() {
+    local log="$1" lines="${2:-30}"
+    if [ -s "$log" ]; then
+        printf -- '--- last %s lines of %s ---\n' "$lines" "$log" >&2
+        tail -n "$lines" "$log" >&2
+    fi
+}
+
+is_root() {
+    [ "$(id -u)" -eq 0 ]
+}
+
+image_exists() {
+    docker image inspect "$1" >/dev/null 2>&1
+}
+
+# apt-get without prompts and with its chatter kept in a log; shows the log only on failure.
+apt_install() {
+    local log="$BUILD_DIR/apt.log"
+    mkdir -p "$BUILD_DIR"
+    say "installing $* with apt-get"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } \
+        >"$log" 2>&1; then
+        show_log_tail "$log"
+        die "apt-get could not install $*"
+    fi
+}

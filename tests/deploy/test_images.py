@@ -1,0 +1,238 @@
+"""The medcell images as an operator meets them: built by deploy/build-images.sh, run hardened."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = ROOT / "deploy" / "build-images.sh"
+TAG = os.environ.get("MEDCELL_IMAGE_TAG") or "latest"
+IMAGES = {"facility": f"medcell-facility:{TAG}", "gateway": f"medcell-gateway:{TAG}"}
+# Each image's /app holds its own package and its gunicorn settings, nothing else.
+APP_CONTENTS = {
+    "facility": {"services": None, "deploy": {"gunicorn_facility.py"}},
+    "gateway": {"gateway": None, "deploy": {"gunicorn_gateway.py"}},
+}
+# Objects these tests create carry this label, so a leftover is easy to find and never looks
+# like a facility to the provisioner.
+TEST_LABEL = {"medcell.test": "deploy-images"}
+HARDENED = {
+    "read_only": True,
+    "tmpfs": {"/tmp": ""},
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "user": "10001:10001",
+}
+
+
+def run_build() -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], env=env, capture_output=True, text=True, timeout=1800
+    )
+
+
+@pytest.fixture(scope="module")
+def client() -> docker.DockerClient:
+    return docker.from_env()
+
+
+@pytest.fixture(scope="module")
+def built(client: docker.DockerClient) -> dict[str, str]:
+    """Build (or confirm) the images once; return each image's id."""
+    result = run_build()
+    assert result.returncode == 0, result.stderr
+    return {name: client.images.get(ref).id for name, ref in IMAGES.items()}
+
+
+def run_in(client: docker.DockerClient, name: str, command: list[str], **options) -> str:
+    """Run a one-off command in a hardened container of the image; return its output."""
+    output = client.containers.run(
+        IMAGES[name], command, remove=True, labels=TEST_LABEL, **{**HARDENED, **options}
+    )
+    return output.decode()
+
+
+def python_in(client: docker.DockerClient, name: str, code: str, **options) -> str:
+    return run_in(client, name, ["python3", "-c", code], **options).strip()
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_image_runs_as_the_medcell_user(client, built, name):
+    config = client.images.get(built[name]).attrs["Config"]
+    assert config["User"] in ("10001", "10001:10001")
+    # Without overriding the user: what the image itself starts as.
+    output = client.containers.run(
+        built[name], ["id"], remove=True, labels=TEST_LABEL, read_only=True
+    ).decode()
+    assert output.startswith("uid=10001(medcell) gid=10001(medcell)")
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_image_carries_the_oci_labels(client, built, name):
+    labels = client.images.get(built[name]).labels
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert labels["org.opencontainers.image.title"] == f"medcell-{name}"
+    assert labels["org.opencontainers.image.description"]
+    assert labels["org.opencontainers.image.version"] == version
+    assert len(labels["medcell.build-hash"]) == 64
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_image_declares_a_healthcheck_on_healthz(client, built, name):
+    healthcheck = client.images.get(built[name]).attrs["Config"]["Healthcheck"]
+    assert healthcheck["Test"][0] == "CMD"
+    assert any("/healthz" in part for part in healthcheck["Test"])
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_image_has_no_compiler(client, built, name):
+    found = python_in(
+        client,
+        name,
+        "import shutil; print(' '.join(c for c in ('gcc', 'cc', 'c++', 'clang', 'ld', 'as', 'make')"
+        " if shutil.which(c)))",
+    )
+    assert found == ""
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_app_holds_only_what_the_service_needs(client, built, name):
+    listing = python_in(
+        client,
+        name,
+        "import os\n"
+        "for top, dirs, files in os.walk('/app'):\n"
+        "    dirs[:] = [d for d in dirs if d != '__pycache__']\n"
+        "    for entry in dirs + files:\n"
+        "        print(os.path.relpath(os.path.join(top, entry), '/app'))",
+    ).splitlines()
+    expected = APP_CONTENTS[name]
+    assert {path.split("/")[0] for path in listing} == set(expected)
+    assert {p.split("/", 1)[1] for p in listing if p.startswith("deploy/")} == expected["deploy"]
+    names = {part for path in listing for part in path.split("/")}
+    assert not names & {"tests", ".git", "pyproject.toml", "Makefile", "wheels"}
+    assert not [path for path in listing if path.rsplit("/", 1)[-1].startswith(".")]
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_wheels_are_not_left_in_the_image(client, built, name):
+    assert python_in(client, name, "import os; print(os.path.exists('/tmp/wheels'))") == "False"
+    history = client.images.get(built[name]).history()
+    assert not [layer for layer in history if "/tmp/wheels" in (layer.get("CreatedBy") or "")]
+
+
+def test_facility_dependencies_and_aes_gcm_work_on_a_read_only_root(client, built):
+    output = python_in(
+        client,
+        "facility",
+        "import os, flask, gunicorn, sqlite_utils, requests, nacl.bindings as b\n"
+        "key, nonce = os.urandom(32), os.urandom(12)\n"
+        "sealed = b.crypto_aead_aes256gcm_encrypt(b'note', b'aad', nonce, key)\n"
+        "print(b.crypto_aead_aes256gcm_decrypt(sealed, b'aad', nonce, key).decode())",
+    )
+    assert output == "note"
+
+
+@pytest.fixture
+def volumes(client: docker.DockerClient):
+    """Two fresh named volumes, removed afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    created = [
+        client.volumes.create(f"medcell-test-{kind}-{suffix}", labels=TEST_LABEL)
+        for kind in ("data", "keys")
+    ]
+    yield created
+    for volume in created:
+        volume.remove(force=True)
+
+
+def test_new_volumes_at_data_and_keys_are_private_to_the_service_user(client, built, volumes):
+    data, keys = volumes
+    output = python_in(
+        client,
+        "facility",
+        "import os\n"
+        "for path in ('/data', '/keys'):\n"
+        "    s = os.stat(path)\n"
+        "    print(path, s.st_uid, s.st_gid, oct(s.st_mode & 0o777))",
+        volumes={data.name: {"bind": "/data"}, keys.name: {"bind": "/keys"}},
+    )
+    assert output.splitlines() == ["/data 10001 10001 0o700", "/keys 10001 10001 0o700"]
+
+
+def wait_until_healthy(container, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    status = "starting"
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status != "running":
+            break
+        status = container.attrs["State"]["Health"]["Status"]
+        if status == "healthy":
+            break
+        time.sleep(0.5)
+    return status if container.status == "running" else container.status
+
+
+def test_facility_container_becomes_healthy_when_hardened(client, built, volumes):
+    data, keys = volumes
+    container = client.containers.run(
+        built["facility"],
+        detach=True,
+        labels=TEST_LABEL,
+        environment={"MEDCELL_FACILITY": "imagetest"},
+        volumes={data.name: {"bind": "/data"}, keys.name: {"bind": "/keys"}},
+        **HARDENED,
+    )
+    try:
+        status = wait_until_healthy(container)
+        assert status == "healthy", container.logs().decode()[-2000:]
+    finally:
+        container.remove(force=True)
+
+
+def test_gateway_container_becomes_healthy_with_a_self_signed_certificate(client, built):
+    # The operator's configuration is a read-only bind mount in real use; here the container
+    # makes a throwaway one on its tmpfs, so the test needs no files on the host.
+    config = "/tmp/gateway-config"
+    routes = shlex.quote(json.dumps({"version": 1, "facilities": {}}))
+    script = (
+        f"mkdir -p {config}/tls && echo {routes} > {config}/routes.json"
+        " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+        f" -keyout {config}/tls/key.pem -out {config}/tls/cert.pem 2>/dev/null"
+        " && exec python -m gateway serve"
+    )
+    container = client.containers.run(
+        built["gateway"],
+        ["sh", "-c", script],
+        detach=True,
+        labels=TEST_LABEL,
+        environment={"MEDCELL_GATEWAY_CONFIG": config},
+        **HARDENED,
+    )
+    try:
+        status = wait_until_healthy(container)
+        assert status == "healthy", container.logs().decode()[-2000:]
+    finally:
+        container.remove(force=True)
+
+
+def test_building_again_rebuilds_nothing(client, built):
+    result = run_build()
+    assert result.returncode == 0, result.stderr
+    assert {name: client.images.get(ref).id for name, ref in IMAGES.items()} == built
+    assert "up to date" in result.stderr
+    assert "building" not in result.stderr
