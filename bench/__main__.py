@@ -10,8 +10,10 @@ def main(argv: list[str]) -> int:
     names = argv or SUITES
     unknown = [n for n in names if n not in SUITES]
     if unknown:
-        print(f"Error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(SUITES)}",
-              file=sys.stderr)
+        print(
+            f"Error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(SUITES)}",
+            file=sys.stderr,
+        )
         return 2
     for name in names:
         print(f"\n== {name} ==", flush=True)

@@ -1,0 +1,261 @@
+"""Facility app figures: crypto cost, API throughput under gunicorn, deletion speed, memory."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import timeit
+from pathlib import Path
+
+import requests
+
+from services.facility import crypto, store
+from services.facility.config import Config
+from services.facility.conversations import Conversations
+from services.facility.keys import Keyring
+
+from .common import free_port, median, percentile, table, tree_memory, wrk
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = "x" * 300
+WEEK_US = 7 * 86400 * 1_000_000
+
+
+class Server:
+    """The facility app under gunicorn with its production config, on a loopback port."""
+
+    def __init__(self, root: Path, scheduler: bool = True):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "MEDCELL_FACILITY": "bench",
+            "MEDCELL_DATA_DIR": str(root / "data"),
+            "MEDCELL_KEY_DIR": str(root / "keys"),
+            "MEDCELL_BIND": f"127.0.0.1:{self.port}",
+            "MEDCELL_SCHEDULER": "on" if scheduler else "off",
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        self.log = open(root / "server.log", "ab")  # closed in stop()
+
+    def admin(self) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "services.facility", "create-admin"],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return json.loads(out.stdout)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "deploy/gunicorn_facility.py",
+                "services.facility:create_app()",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        for _ in range(150):
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise SystemExit("Error: facility app did not start")
+
+    def token(self, admin: dict) -> str:
+        return requests.post(self.url + "/api/v1/login", json=admin).json()["token"]
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def bench_crypto() -> list[tuple]:
+    kek, message = crypto.new_key(), BODY.encode()
+    aad = crypto.aad("bench", "messages", "0123456789abcdefghijkl", "body")
+
+    def seal_and_wrap():
+        key = crypto.new_key()
+        crypto.seal(key, message, aad)
+        crypto.wrap(kek, key, aad)
+
+    runs = [
+        min(timeit.repeat(seal_and_wrap, number=20000, repeat=1)) / 20000 * 1e6 for _ in range(7)
+    ]
+    return [("seal + wrap, 300-byte message", f"{median(runs):.2f} µs", "≤ 20 µs")]
+
+
+def bench_http(tmp: Path) -> list[tuple]:
+    server = Server(tmp / "http")
+    admin = server.admin()
+    server.start()
+    try:
+        time.sleep(2)
+        idle = tree_memory(server.proc.pid)
+        token = server.token(admin)
+        headers = {"Authorization": f"Bearer {token}"}
+        conv = requests.post(
+            server.url + "/api/v1/conversations", json={"title": "bench"}, headers=headers
+        ).json()
+        messages = f"{server.url}/api/v1/conversations/{conv['id']}/messages"
+        listing = requests.post(
+            server.url + "/api/v1/conversations", json={}, headers=headers
+        ).json()
+        listing_url = f"{server.url}/api/v1/conversations/{listing['id']}/messages"
+        for _ in range(20):
+            requests.post(listing_url, json={"body": BODY}, headers=headers)
+        posts, gets = [], []
+        for _ in range(3):  # alternate, so both see the same machine noise
+            posts.append(wrk(messages, method="POST", token=token, body=json.dumps({"body": BODY})))
+            gets.append(wrk(listing_url, token=token))
+        busy = tree_memory(server.proc.pid)
+    finally:
+        server.stop()
+    post_rps = median([r["rps"] for r in posts])
+    get_rps = median([r["rps"] for r in gets])
+    return [
+        (
+            "message POST, 8 keep-alive clients",
+            f"{post_rps:,.0f}/s "
+            f"(p99 {median([r['p99_ms'] for r in posts]):.1f} ms, errors "
+            f"{sum(r['errors'] for r in posts)})",
+            "≥ 1,000/s",
+        ),
+        (
+            "message-list GET (20 × 300 B), 8 clients",
+            f"{get_rps:,.0f}/s "
+            f"(p99 {median([r['p99_ms'] for r in gets]):.1f} ms, errors "
+            f"{sum(r['errors'] for r in gets)})",
+            "≥ 1,500/s",
+        ),
+        (
+            "idle memory, process tree",
+            f"RSS {idle['rss_mib']:.1f} MiB, PSS "
+            f"{idle['pss_mib']:.1f} MiB ({idle['processes']} processes)",
+            "≤ 60 MB",
+        ),
+        ("memory after load", f"RSS {busy['rss_mib']:.1f} MiB, PSS {busy['pss_mib']:.1f} MiB", ""),
+    ]
+
+
+def fill_expired(root: Path, conversations: int, per_conversation: int) -> None:
+    """Write conversations whose last activity was eight days ago, straight into the store."""
+    past = [time.time_ns() // 1000 - WEEK_US - 86400 * 1_000_000]
+    clock = lambda: past[0]  # noqa: E731
+    config = Config(
+        facility="bench",
+        facility_name="bench",
+        data_dir=root / "data",
+        key_dir=root / "keys",
+        retention=7 * 86400,
+    )
+    db = store.Store(config.database)
+    db.migrate()
+    keyring = Keyring(config.key_dir, "bench", clock)
+    conn = db.conn()
+    keyring.ensure(conn)
+    convs = Conversations(keyring, "bench", clock, lambda c: config.retention, 10_000, 200, 1 << 20)
+    for _ in range(conversations):
+        conv_id, _ = convs.create(conn, "old")
+        with store.write(conn):
+            for _ in range(per_conversation):
+                convs._insert_message(conn, conv_id, "patient", BODY)
+    db.close()
+
+
+def bench_deletion(tmp: Path) -> list[tuple]:
+    root = tmp / "deletion"
+    fill_expired(root, 1000, 100)
+    server = Server(root, scheduler=False)
+    admin = server.admin()
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {server.token(admin)}"}
+        live = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
+        url = f"{server.url}/api/v1/conversations/{live['id']}/messages"
+        for _ in range(10):
+            requests.post(url, json={"body": BODY}, headers=headers)
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def reader():
+            session = requests.Session()
+            while not stop.is_set():
+                started = time.perf_counter()
+                session.get(url, headers=headers, timeout=10).raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        readers = [threading.Thread(target=reader) for _ in range(8)]
+        for t in readers:
+            t.start()
+        time.sleep(1)
+        baseline = len(latencies)
+        config = Config(
+            facility="bench",
+            facility_name="bench",
+            data_dir=root / "data",
+            key_dir=root / "keys",
+            retention=7 * 86400,
+        )
+        db = store.Store(config.database)
+        conn = db.conn()
+        now = lambda: time.time_ns() // 1000  # noqa: E731
+        convs = Conversations(
+            Keyring(config.key_dir, "bench", now),
+            "bench",
+            now,
+            lambda c: config.retention,
+            10_000,
+            200,
+            1 << 20,
+        )
+        started = time.perf_counter()
+        deleted = convs.delete_expired(conn)
+        elapsed = time.perf_counter() - started
+        during = latencies[baseline:]
+        stop.set()
+        for t in readers:
+            t.join()
+        left = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+        db.close()
+    finally:
+        server.stop()
+    return [
+        (
+            "deletion job: 100,000 expired messages",
+            f"{elapsed:.2f} s ({deleted} conversations, {left} messages left = the live ones)",
+            "≤ 10 s",
+        ),
+        (
+            "concurrent reads during deletion",
+            f"p99 {percentile(during, 0.99):.1f} ms, p50 "
+            f"{percentile(during, 0.5):.1f} ms over {len(during)} reads",
+            "p99 ≤ 100 ms",
+        ),
+    ]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="medcell-bench-") as tmp:
+        rows = bench_crypto() + bench_http(Path(tmp)) + bench_deletion(Path(tmp))
+    table(rows, ("figure", "measured (median of runs)", "target"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Fixtures: a facility app over temporary data and key directories, with a clock tests control."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from services.facility import auth, create_app
+from services.facility.config import Config
+
+ADMIN = ("admin", "correct horse battery")
+STAFF = ("nurse", "another long secret")
+
+
+class Clock:
+    """Microseconds since the epoch, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns() // 1000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1_000_000)
+
+
+def make_config(root: Path, facility: str = "alpha", retention: int = 7 * 86400) -> Config:
+    return Config(
+        facility=facility,
+        facility_name=facility.title(),
+        data_dir=root / "data",
+        key_dir=root / "keys",
+        retention=retention,
+        scheduler=False,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_app(tmp_path, clock):
+    """Build a facility app; each facility gets its own directories under tmp_path."""
+
+    def factory(facility: str = "alpha", **kwargs):
+        app = create_app(
+            {
+                "MEDCELL": make_config(tmp_path / facility, facility, **kwargs),
+                "CLOCK": clock,
+                "TESTING": True,
+            }
+        )
+        conn = app.extensions["medcell"]["store"].conn()
+        if not conn.execute("SELECT 1 FROM staff").fetchone():
+            auth.create_staff(conn, *ADMIN, "admin", clock())
+            auth.create_staff(conn, *STAFF, "staff", clock())
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    yield app
+    app.extensions["medcell"]["store"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def login(client, username: str, password: str) -> dict:
+    response = client.post("/api/v1/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.json
+    return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+@pytest.fixture
+def admin_auth(client) -> dict:
+    return login(client, *ADMIN)
+
+
+@pytest.fixture
+def staff_auth(client) -> dict:
+    return login(client, *STAFF)
+
+
+@pytest.fixture
+def conversation(client, staff_auth) -> dict:
+    """A conversation with its patient's auth header under 'patient'."""
+    response = client.post(
+        "/api/v1/conversations", json={"title": "Knee follow-up"}, headers=staff_auth
+    )
+    assert response.status_code == 201
+    body = response.json
+    return {**body, "patient": {"Authorization": f"Bearer {body['patient_token']}"}}

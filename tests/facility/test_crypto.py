@@ -1,0 +1,69 @@
+"""The crypto module: AES-256-GCM with per-record keys and place-binding associated data."""
+
+import pytest
+
+from services.facility import crypto
+from services.facility.errors import CryptoError
+
+
+def test_seal_and_unseal_round_trip():
+    key = crypto.new_key()
+    aad = crypto.aad("alpha", "messages", "m1", "body")
+    assert crypto.unseal(key, crypto.seal(key, b"Ausschlag am Arm", aad), aad) == (
+        b"Ausschlag am Arm"
+    )
+
+
+def test_every_seal_uses_a_fresh_nonce():
+    key, aad = crypto.new_key(), b"x"
+    assert crypto.seal(key, b"same", aad) != crypto.seal(key, b"same", aad)
+
+
+def test_record_keys_are_256_bit_and_distinct():
+    keys = {crypto.new_key() for _ in range(100)}
+    assert len(keys) == 100 and all(len(k) == 32 for k in keys)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("beta", "messages", "m1", "body"),  # another facility
+        ("alpha", "messages", "m2", "body"),  # another row
+        ("alpha", "conversations", "m1", "title"),  # another table and field
+    ],
+)
+def test_ciphertext_moved_elsewhere_fails_to_open(other):
+    key = crypto.new_key()
+    sealed = crypto.seal(key, b"secret", crypto.aad("alpha", "messages", "m1", "body"))
+    with pytest.raises(CryptoError):
+        crypto.unseal(key, sealed, crypto.aad(*other))
+
+
+def test_wrapped_key_moved_to_another_record_fails_to_unwrap():
+    kek, record_key = crypto.new_key(), crypto.new_key()
+    wrapped = crypto.wrap(kek, record_key, b"record-a")
+    assert crypto.unwrap(kek, wrapped, b"record-a") == record_key
+    with pytest.raises(CryptoError):
+        crypto.unwrap(kek, wrapped, b"record-b")
+
+
+@pytest.mark.parametrize("position", [0, 12, 20, -1])
+def test_a_flipped_bit_anywhere_fails(position):
+    key, aad = crypto.new_key(), b"aad"
+    sealed = bytearray(crypto.seal(key, b"lab results: normal", aad))
+    sealed[position] ^= 0x01
+    with pytest.raises(CryptoError):
+        crypto.unseal(key, bytes(sealed), aad)
+
+
+def test_a_truncated_value_fails():
+    key = crypto.new_key()
+    with pytest.raises(CryptoError):
+        crypto.unseal(key, crypto.seal(key, b"x", b"a")[:20], b"a")
+
+
+def test_another_records_key_cannot_open_it():
+    aad = b"aad"
+    sealed = crypto.seal(crypto.new_key(), b"message one", aad)
+    with pytest.raises(CryptoError):
+        crypto.unseal(crypto.new_key(), sealed, aad)

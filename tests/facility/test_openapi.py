@@ -1,0 +1,25 @@
+"""The OpenAPI document describes exactly the API the app serves."""
+
+import re
+
+
+def test_openapi_document_matches_the_routes(app, client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, ops in doc["paths"].items() for method in ops}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") or rule.rule == "/healthz":
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == served
+
+
+def test_every_documented_error_uses_the_error_schema(client):
+    doc = client.get("/api/v1/openapi.json").json
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            for status, response in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}

@@ -1,0 +1,142 @@
+"""The deletion job: expired conversations vanish on time, whole; live ones stay."""
+
+import time
+
+from services.facility import retention
+from services.facility.retention import Sweeper
+
+from .conftest import STAFF, login
+
+
+def post(client, conv, headers, body):
+    return client.post(
+        f"/api/v1/conversations/{conv['id']}/messages", json={"body": body}, headers=headers
+    )
+
+
+def sweep(app):
+    medcell = app.extensions["medcell"]
+    return retention.sweep(
+        medcell["store"].conn(), medcell["conversations"], medcell["keyring"], 86400
+    )
+
+
+def table_counts(app) -> dict:
+    conn = app.extensions["medcell"]["store"].conn()
+    return {
+        t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("conversations", "messages", "attachments", "attachment_chunks", "record_keys")
+    }
+
+
+def test_expired_conversation_vanishes_with_its_last_message(make_app, clock, staff_auth):
+    app = make_app("short", retention=3600)
+    client = app.test_client()
+    staff = login(client, *STAFF)
+    old = client.post("/api/v1/conversations", json={"title": "old"}, headers=staff).json
+    post(client, old, staff, "erste")
+    clock.advance(1800)
+    post(client, old, staff, "letzte Nachricht")
+    clock.advance(1200)
+    fresh = client.post("/api/v1/conversations", json={"title": "fresh"}, headers=staff).json
+
+    clock.advance(2399)  # old's last message is 3599 s old
+    assert sweep(app)["expired"] == 0
+    clock.advance(2)  # now 3601 s: old is expired, fresh has 20 minutes left
+    result = sweep(app)
+
+    assert result["expired"] == 1
+    listed = client.get("/api/v1/conversations", headers=staff).json["conversations"]
+    assert [c["title"] for c in listed] == ["fresh"]
+    assert post(client, old, staff, "zu spät").status_code == 404
+    assert table_counts(app) == {
+        "conversations": 1,
+        "messages": 0,
+        "attachments": 0,
+        "attachment_chunks": 0,
+        "record_keys": 1,
+    }
+    assert fresh["id"] == listed[0]["id"]
+
+
+def test_activity_keeps_a_conversation_alive(client, staff_auth, conversation, clock, app):
+    for _ in range(3):
+        clock.advance(5 * 86400)
+        assert post(client, conversation, conversation["patient"], "noch da?").status_code == 201
+        assert sweep(app)["expired"] == 0
+    clock.advance(7 * 86400 + 1)
+    assert sweep(app)["expired"] == 1
+
+
+def test_expired_conversation_is_gone_for_readers_before_the_job_runs(client, conversation, clock):
+    clock.advance(7 * 86400)
+    staff_auth = login(client, *STAFF)
+    response = client.get(
+        f"/api/v1/conversations/{conversation['id']}/messages", headers=staff_auth
+    )
+    assert response.status_code == 404
+    assert client.get("/api/v1/conversations", headers=staff_auth).json["conversations"] == []
+
+
+def test_large_conversation_is_deleted_in_bounded_slices(
+    app, client, staff_auth, conversation, clock
+):
+    for i in range(30):
+        post(client, conversation, staff_auth, f"m{i}")
+    clock.advance(7 * 86400 + 1)
+    medcell = app.extensions["medcell"]
+    assert medcell["conversations"].delete_expired(medcell["store"].conn(), batch=7) == 1
+    assert table_counts(app)["messages"] == 0 and table_counts(app)["record_keys"] == 0
+
+
+def test_shortening_retention_expires_old_conversations(
+    client, admin_auth, conversation, clock, app
+):
+    clock.advance(3 * 3600)
+    client.put("/api/v1/settings", json={"retention": "2h"}, headers=admin_auth)
+    assert sweep(app)["expired"] == 1
+
+
+def test_the_job_also_rotates_keys_when_due(app, clock):
+    clock.advance(86401)
+    assert sweep(app)["rotated"]["version"] == 2
+
+
+def test_sweeper_thread_deletes_on_time_with_the_real_clock(tmp_path):
+    from services.facility import create_app
+
+    from .conftest import make_config
+
+    config = make_config(tmp_path, "live", retention=1)
+    app = create_app(
+        {"MEDCELL": config.__class__(**{**config.__dict__, "scheduler": True, "sweep_seconds": 5})}
+    )
+    medcell = app.extensions["medcell"]
+    conn = medcell["store"].conn()
+    medcell["conversations"].create(conn, "soon gone")
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        if conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0:
+            break
+        time.sleep(0.1)
+    medcell["sweeper"].stop()
+    assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
+    # Deadline-driven: gone about a second after expiry, long before the 5 s polling interval.
+    assert time.monotonic() < deadline - 5
+
+
+def test_only_one_sweeper_per_facility_works(app):
+    medcell = app.extensions["medcell"]
+    first = Sweeper(
+        medcell["config"].database, medcell["conversations"], medcell["keyring"], 86400, 1
+    )
+    second = Sweeper(
+        medcell["config"].database, medcell["conversations"], medcell["keyring"], 86400, 1
+    )
+    try:
+        assert first._try_lock() is True
+        assert second._try_lock() is False
+    finally:
+        for sweeper in (first, second):
+            if sweeper._lock_fd is not None:
+                __import__("os").close(sweeper._lock_fd)
