@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench` (or `python -m bench [NAME ...]`) prints figures; nothing here asserts."""
+"""Benchmarks: `make bench` (`python -m bench [NAME ...]`) prints figures; nothing asserts."""
