@@ -34,6 +34,7 @@ run: images
 	$(BIN)/python -m provisioner.demo
 
 test: images browser
+	$(BIN)/ruff check .
 	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)
 
 ## Unit and facility tests only: no Docker, no browser.
