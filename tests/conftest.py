@@ -10,7 +10,9 @@ GROUPS = {
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     for name, why in GROUPS.items():
-        parser.addoption(f"--{name}", action="store_true", default=False, help=f"run tests that {why}")
+        parser.addoption(
+            f"--{name}", action="store_true", default=False, help=f"run tests that {why}"
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

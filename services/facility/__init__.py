@@ -70,16 +70,11 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     }
 
     logs.init_app(app)
-    from . import api, errors_http
+    from . import api, errors_http, web
 
     errors_http.init_app(app)
     app.register_blueprint(api.bp)
-    try:
-        from . import web
-    except ImportError:
-        web = None
-    if web is not None:
-        web.init_app(app)
+    web.init_app(app)
 
     if config.scheduler:
         sweeper = Sweeper(

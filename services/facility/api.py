@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
-from . import auth, settings
+from . import auth, patients, settings
 from .conversations import ID_RE
-from .errors import BadRequest, Forbidden, NotFound, Unauthorized
+from .errors import BadRequest, Forbidden, NotFound, PinRequired, Unauthorized
 from .openapi import spec
 
 bp = Blueprint("api", __name__)
@@ -68,9 +68,10 @@ def authenticate() -> auth.Principal:
     if token is None:
         raise Unauthorized("authentication required")
     c, t = conn(), now()
-    auth.check_throttle(c, "token", client_id(), t)
     principal = auth.resolve(c, token, t) if len(token) <= 128 else None
     if principal is None:
+        # Throttle only the failures: a guesser is stopped, a valid token costs no extra query.
+        auth.check_throttle(c, "token", client_id(), t)
         auth.record_failure(c, "token", client_id(), t)
         raise Unauthorized("invalid or expired token")
     g.principal = principal
@@ -163,8 +164,33 @@ def patient_url(token: str) -> str:
 @require()
 def create_conversation():
     body = json_body() if request.content_length else {}
-    conv_id, token = ctx()["conversations"].create(conn(), body.get("title"))
+    pin_hash = patients.hash_pin(body.get("pin"))
+    conv_id, token = ctx()["conversations"].create(conn(), body.get("title"), pin_hash)
     return jsonify(id=conv_id, patient_token=token, patient_url=patient_url(token)), 201
+
+
+@bp.post("/api/v1/patient-sessions")
+def open_patient_session():
+    """Trade a patient token (plus its PIN, if the conversation has one) for a session token."""
+    body = json_body()
+    c, t, client, seconds = conn(), now(), client_id(), ctx()["config"].session_seconds
+    auth.check_throttle(c, "token", client, t)
+    try:
+        token = patients.open_link(c, body.get("token"), t, seconds)
+    except NotFound:
+        auth.record_failure(c, "token", client, t)
+        raise
+    if patients.session(c, token, t).pin_ok:
+        return jsonify(token=token), 201
+    # A pending session is of no use to an API client: it ends whatever the outcome.
+    pending = token
+    try:
+        if body.get("pin") is None:
+            raise PinRequired("this conversation has a PIN: send it as 'pin'")
+        token = patients.enter_pin(c, pending, body.get("pin"), client, t, seconds)
+    finally:
+        patients.end_session(c, pending)
+    return jsonify(token=token), 201
 
 
 @bp.get("/api/v1/conversations")

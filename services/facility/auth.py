@@ -4,6 +4,7 @@ Only SHA-256 hashes of tokens are stored; tokens carry 256 random bits, so a fas
 and a database copy yields nothing usable. Failed logins and bad tokens are throttled per client.
 """
 
+import functools
 import hashlib
 import hmac
 import re
@@ -16,7 +17,14 @@ import nacl.exceptions
 import nacl.pwhash
 
 from . import store
-from .errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from .errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PinRequired,
+    TooManyRequests,
+    Unauthorized,
+)
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD, MAX_PASSWORD = 12, 256
@@ -25,11 +33,19 @@ ROLES = ("admin", "staff")
 _HASHING = threading.BoundedSemaphore(2)
 _OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+
 # Verifying against this when the username is unknown keeps both paths equally slow.
-_DUMMY_HASH = nacl.pwhash.argon2id.str(b"medcell-dummy-password", opslimit=_OPS, memlimit=_MEM)
+@functools.cache
+def _dummy_hash() -> bytes:
+    # Made on first use, not at import: every worker would pay 64 MiB and 0.1 s at start.
+    return nacl.pwhash.argon2id.str(b"medcell-dummy-password", opslimit=_OPS, memlimit=_MEM)
+
 
 LOGIN_LIMIT = (5, 15 * 60)  # failures, window seconds
 TOKEN_LIMIT = (30, 60)
+PIN_LIMIT = (10, 15 * 60)
+_LIMITS = {"login": LOGIN_LIMIT, "pin": PIN_LIMIT}
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,7 @@ def _throttle_key(kind: str, client: str) -> bytes:
 
 def check_throttle(conn: sqlite3.Connection, kind: str, client: str, now: int) -> None:
     """Raise 429 while a client has used up its failures for this kind."""
-    limit, _ = LOGIN_LIMIT if kind == "login" else TOKEN_LIMIT
+    limit, _ = _LIMITS.get(kind, TOKEN_LIMIT)
     row = conn.execute(
         "SELECT failures, window_ends FROM throttle WHERE key = ?", (_throttle_key(kind, client),)
     ).fetchone()
@@ -105,7 +121,7 @@ def check_throttle(conn: sqlite3.Connection, kind: str, client: str, now: int) -
 
 
 def record_failure(conn: sqlite3.Connection, kind: str, client: str, now: int) -> None:
-    _, window = LOGIN_LIMIT if kind == "login" else TOKEN_LIMIT
+    _, window = _LIMITS.get(kind, TOKEN_LIMIT)
     key = _throttle_key(kind, client)
     with store.write(conn):
         conn.execute(
@@ -180,7 +196,7 @@ def login(
     row = conn.execute(
         "SELECT id, password_hash FROM staff WHERE username = ?", (username,)
     ).fetchone()
-    ok = verify_password(row[1] if row else _DUMMY_HASH, password[:MAX_PASSWORD])
+    ok = verify_password(row[1] if row else _dummy_hash(), password[:MAX_PASSWORD])
     if not row or not ok:
         record_failure(conn, "login", client, now)
         raise Unauthorized("wrong username or password")
@@ -200,7 +216,7 @@ def logout(conn: sqlite3.Connection, token: str) -> None:
 
 
 def resolve(conn: sqlite3.Connection, token: str, now: int) -> Principal | None:
-    """The principal a bearer token belongs to, or None."""
+    """The principal a bearer token (staff, patient link or patient session) belongs to, or None."""
     digest = token_hash(token)
     row = conn.execute(
         "SELECT s.token_hash, st.id, st.username, st.role FROM staff_sessions s "
@@ -210,7 +226,19 @@ def resolve(conn: sqlite3.Connection, token: str, now: int) -> Principal | None:
     if row and hmac.compare_digest(row[0], digest):
         return Principal("staff", staff_id=row[1], username=row[2], role=row[3])
     row = conn.execute(
-        "SELECT patient_token_hash, id FROM conversations WHERE patient_token_hash = ?", (digest,)
+        "SELECT patient_token_hash, id, pin_hash IS NOT NULL FROM conversations "
+        "WHERE patient_token_hash = ?",
+        (digest,),
+    ).fetchone()
+    if row and hmac.compare_digest(row[0], digest):
+        if row[2]:
+            # Else the PIN would be pointless: whoever holds the link must still prove the PIN.
+            raise PinRequired("this conversation has a PIN: open a patient session with it")
+        return Principal("patient", conversation_id=row[1])
+    row = conn.execute(
+        "SELECT token_hash, conversation_id FROM patient_sessions "
+        "WHERE token_hash = ? AND pin_ok = 1 AND expires_at > ?",
+        (digest, now),
     ).fetchone()
     if row and hmac.compare_digest(row[0], digest):
         return Principal("patient", conversation_id=row[1])

@@ -14,7 +14,7 @@ from .keys import Keyring
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024
-DELETE_BATCH = 500
+DELETE_BATCH = 1000
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -37,15 +37,17 @@ class Conversations:
 
     # -- conversations --------------------------------------------------------------------
 
-    def create(self, conn: sqlite3.Connection, title: str | None) -> tuple[str, str]:
+    def create(
+        self, conn: sqlite3.Connection, title: str | None, pin_hash: bytes | None = None
+    ) -> tuple[str, str]:
         """A new conversation; returns its id and the patient's token (shown only now)."""
         title = self._check_text(title or "", self.max_title_chars, "title", allow_empty=True)
         conv_id, token, now = new_id(), auth.new_token(), self.clock()
         with store.write(conn):
             conn.execute(
                 "INSERT INTO conversations (id, created_at, last_activity, title, "
-                "patient_token_hash) VALUES (?, ?, ?, x'', ?)",
-                (conv_id, now, now, auth.token_hash(token)),
+                "patient_token_hash, pin_hash) VALUES (?, ?, ?, x'', ?, ?)",
+                (conv_id, now, now, auth.token_hash(token), pin_hash),
             )
             key = self.keyring.new_record_key(conn, conv_id, conv_id)
             conn.execute(
@@ -128,12 +130,16 @@ class Conversations:
 
     def messages(self, conn: sqlite3.Connection, conv_id: str, after: str | None = None) -> list:
         self.require_live(conn, conv_id)
-        query = "SELECT id, author, created_at, body FROM messages WHERE conversation_id = ?"
+        query = (
+            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped "
+            "FROM messages m JOIN record_keys k ON k.record_id = m.id "
+            "WHERE m.conversation_id = ?"
+        )
         params: tuple = (conv_id,)
         if after:
-            query += " AND rowid > coalesce((SELECT rowid FROM messages WHERE id = ?), 0)"
+            query += " AND m.rowid > coalesce((SELECT rowid FROM messages WHERE id = ?), 0)"
             params += (after,)
-        rows = conn.execute(query + " ORDER BY created_at, rowid", params).fetchall()
+        rows = conn.execute(query + " ORDER BY m.created_at, m.rowid", params).fetchall()
         files: dict[str, list] = {}
         for att_id, msg_id, size, meta in conn.execute(
             "SELECT id, message_id, size, meta FROM attachments WHERE conversation_id = ? "
@@ -150,8 +156,8 @@ class Conversations:
                 }
             )
         result = []
-        for msg_id, author, created_at, body in rows:
-            key = self.keyring.record_key(conn, msg_id)
+        for msg_id, author, created_at, body, version, wrapped in rows:
+            key = self.keyring.unwrap(msg_id, version, wrapped)
             text = crypto.unseal(key, body, self._aad("messages", msg_id, "body")).decode()
             result.append(
                 {
@@ -258,21 +264,22 @@ class Conversations:
         """Delete every expired conversation in bounded transactions; returns how many."""
         deleted = 0
         while True:
-            cutoff = self.clock() - self.retention(conn) * 1_000_000
-            row = conn.execute(
-                "SELECT id FROM conversations WHERE last_activity <= ? "
-                "ORDER BY last_activity LIMIT 1",
-                (cutoff,),
-            ).fetchone()
-            if row is None:
-                break
-            # Large conversations go in slices so that no transaction holds the lock for long.
-            while True:
-                with store.write(conn):
-                    if _delete_message_slice(conn, row[0], batch) < batch:
-                        finished = _delete_conversation(conn, row[0])
-                        break
-            deleted += finished
+            # Each transaction removes at most `batch` messages, so that live writers never
+            # wait long for the lock; a conversation goes once its last message has gone.
+            with store.write(conn):
+                cutoff = self.clock() - self.retention(conn) * 1_000_000
+                conv_ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM conversations WHERE last_activity <= ? "
+                        "ORDER BY last_activity LIMIT 100",
+                        (cutoff,),
+                    )
+                ]
+                if not conv_ids:
+                    break
+                if _delete_message_slice(conn, conv_ids, batch) < batch:
+                    deleted += sum(_delete_conversation(conn, c) for c in conv_ids)
         if deleted:
             _count(conn, "conversations_expired", deleted)
             store.checkpoint(conn)
@@ -325,11 +332,14 @@ class Conversations:
         return name
 
 
-def _delete_message_slice(conn: sqlite3.Connection, conv_id: str, limit: int) -> int:
+def _delete_message_slice(conn: sqlite3.Connection, conv_ids: list[str], limit: int) -> int:
+    """Delete up to `limit` messages of these conversations, with their attachments and keys."""
+    conv_marks = ",".join("?" * len(conv_ids))
     ids = [
         r[0]
         for r in conn.execute(
-            "SELECT id FROM messages WHERE conversation_id = ? LIMIT ?", (conv_id, limit)
+            f"SELECT id FROM messages WHERE conversation_id IN ({conv_marks}) LIMIT ?",
+            (*conv_ids, limit),
         )
     ]
     if not ids:

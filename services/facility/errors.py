@@ -41,6 +41,18 @@ class Forbidden(FacilityError):
     status, code = 403, "forbidden"
 
 
+class PinRequired(Forbidden):
+    """The conversation has a PIN: its link alone grants nothing until the PIN is entered."""
+
+    code = "pin_required"
+
+
+class LinkLocked(Forbidden):
+    """Too many wrong PINs: the patient link is locked until staff issue a new one."""
+
+    code = "link_locked"
+
+
 class NotFound(FacilityError):
     status, code = 404, "not_found"
 

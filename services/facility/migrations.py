@@ -76,7 +76,20 @@ CREATE TABLE throttle (
 );
 """
 
-MIGRATIONS = [V1]
+# Patient sessions: what a patient link (plus its PIN, if any) is exchanged for. Only hashes of
+# session tokens are kept; a session dies with its conversation (cascade). pin_ok is 0 while the
+# PIN is still owed: such a session grants nothing but the right to try the PIN.
+V2 = """
+CREATE TABLE patient_sessions (
+    token_hash BLOB PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    pin_ok INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX patient_sessions_conversation ON patient_sessions(conversation_id);
+"""
+
+MIGRATIONS = [V1, V2]
 
 
 def apply(conn: sqlite3.Connection) -> int:

@@ -116,7 +116,17 @@ def spec(config: Config) -> dict:
                             "schema": {
                                 "type": "object",
                                 "properties": {
-                                    "title": {"type": "string", "maxLength": config.max_title_chars}
+                                    "title": {
+                                        "type": "string",
+                                        "maxLength": config.max_title_chars,
+                                    },
+                                    "pin": {
+                                        "type": "string",
+                                        "pattern": "^[0-9]{4,8}$",
+                                        "description": "optional second factor the patient "
+                                        "must enter; the patient token alone then grants "
+                                        "nothing (403 pin_required)",
+                                    },
                                 },
                             }
                         }
@@ -152,6 +162,20 @@ def spec(config: Config) -> dict:
                     }
                 ],
             ),
+        },
+        "/api/v1/patient-sessions": {
+            "post": _op(
+                "Trade a patient token (and its PIN, if set) for a patient session token",
+                {
+                    "201": _json(_obj(["token"], token=STR), "Created"),
+                    "401": _error("Wrong PIN"),
+                    "403": _error("PIN missing (pin_required) or link locked (link_locked)"),
+                    "404": _error("Unknown patient token"),
+                    "429": _error("Too many failures"),
+                },
+                auth=False,
+                body=_body(_obj(["token"], token=STR, pin=STR)),
+            )
         },
         "/api/v1/conversations/{conv_id}": {
             "get": _op(

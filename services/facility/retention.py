@@ -29,6 +29,7 @@ def sweep(
     with store.write(conn):
         conn.execute("DELETE FROM throttle WHERE window_ends <= ?", (now,))
         conn.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", (now,))
+        conn.execute("DELETE FROM patient_sessions WHERE expires_at <= ?", (now,))
     rotated = None
     if keyring.rotation_due(conn, rotation_seconds):
         rotated = keyring.rotate(conn)

@@ -1,0 +1,156 @@
+// medcell: small progressive enhancements. Every page works without this file.
+"use strict";
+
+(function () {
+  function localTimes(root) {
+    var lang = document.documentElement.lang || "de";
+    var format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var moment = new Date(el.getAttribute("datetime"));
+      if (!isNaN(moment)) {
+        el.textContent = format.format(moment);
+      }
+    });
+  }
+
+  function setupCopy() {
+    document.querySelectorAll("[data-copy]").forEach(function (button) {
+      var field = document.getElementById(button.getAttribute("data-copy"));
+      var status = document.querySelector("[data-copy-status]");
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        field.select();
+        var done = function () {
+          if (status) { status.textContent = button.getAttribute("data-copied"); }
+        };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(field.value).then(done, function () {
+            document.execCommand("copy");
+            done();
+          });
+        } else {
+          document.execCommand("copy");
+          done();
+        }
+      });
+    });
+  }
+
+  function setupFileChecks() {
+    document.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
+      var error = document.getElementById(input.getAttribute("data-error"));
+      var max = parseInt(input.getAttribute("data-max-bytes"), 10);
+      var allowed = /^(image\/(jpeg|png|gif|webp|heic|heif)|application\/pdf)$/;
+      input.addEventListener("change", function () {
+        var file = input.files[0];
+        var message = "";
+        if (file && file.size > max) {
+          message = input.getAttribute("data-msg-size");
+        } else if (file && file.type && !allowed.test(file.type)) {
+          message = input.getAttribute("data-msg-type");
+        }
+        input.setCustomValidity(message);
+        error.textContent = message;
+        error.hidden = !message;
+      });
+    });
+  }
+
+  function messageItem(list, m) {
+    var side = list.getAttribute("data-side");
+    var own = m.author === side;
+    var li = document.createElement("li");
+    li.className = "msg " + (own ? "own" : "other");
+    li.id = "m-" + m.id;
+    var meta = document.createElement("p");
+    meta.className = "meta";
+    var who = document.createElement("span");
+    who.className = "who";
+    who.textContent = list.getAttribute(own ? "data-label-own" : "data-label-other");
+    var when = document.createElement("time");
+    when.setAttribute("datetime", m.created_at);
+    meta.append(who, " · ", when);
+    li.append(meta);
+    if (m.body) {
+      var body = document.createElement("p");
+      body.className = "body";
+      body.textContent = m.body;
+      li.append(body);
+    }
+    (m.attachments || []).forEach(function (a) {
+      var p = document.createElement("p");
+      p.className = "file";
+      var url = list.getAttribute("data-file-base") + encodeURIComponent(a.id);
+      var open = document.createElement("a");
+      open.href = url;
+      open.textContent = a.filename;
+      var download = document.createElement("a");
+      download.href = url + "?download=1";
+      download.setAttribute("download", a.filename);
+      download.textContent = list.getAttribute("data-label-download");
+      p.append(open, " · ", download);
+      li.append(p);
+    });
+    localTimes(li);
+    return li;
+  }
+
+  function setupPolling() {
+    var list = document.getElementById("messages");
+    if (!list || !list.getAttribute("data-poll") || !window.fetch) { return; }
+    var expires = document.getElementById("expires");
+    var delay = 3000;
+    var stopped = false;
+
+    function gone() {
+      stopped = true;
+      document.getElementById("gone").hidden = false;
+      document.querySelectorAll("main form").forEach(function (form) {
+        form.querySelectorAll("button, input, textarea").forEach(function (el) { el.disabled = true; });
+      });
+    }
+
+    function poll() {
+      if (stopped) { return; }
+      if (document.hidden) { window.setTimeout(poll, delay); return; }
+      var url = list.getAttribute("data-poll");
+      var after = list.getAttribute("data-after");
+      if (after) { url += "?after=" + encodeURIComponent(after); }
+      fetch(url, {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { "X-CSRF-Token": list.getAttribute("data-csrf"), "Accept": "application/json" }
+      }).then(function (response) {
+        if (response.status === 404 || response.status === 401) { gone(); return null; }
+        return response.ok ? response.json() : null;
+      }).then(function (data) {
+        if (data && data.messages && data.messages.length) {
+          data.messages.forEach(function (m) {
+            if (!document.getElementById("m-" + m.id)) { list.append(messageItem(list, m)); }
+          });
+          var last = data.messages[data.messages.length - 1];
+          list.setAttribute("data-after", last.id);
+          document.getElementById("empty").hidden = true;
+          if (expires) {
+            var retention = parseInt(expires.getAttribute("data-retention"), 10) * 1000;
+            var until = new Date(new Date(last.created_at).getTime() + retention);
+            expires.setAttribute("datetime", until.toISOString());
+            localTimes(expires.parentNode);
+          }
+        }
+      }).catch(function () {
+        // Offline for a moment: try again on the next tick.
+      }).then(function () {
+        window.setTimeout(poll, delay);
+      });
+    }
+    window.setTimeout(poll, delay);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    setupCopy();
+    setupFileChecks();
+    setupPolling();
+  });
+})();

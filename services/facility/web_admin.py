@@ -1,0 +1,105 @@
+"""The admin's pages: staff accounts, the facility's retention, deleting all patient data."""
+
+from flask import Blueprint, g, redirect, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from . import auth, settings, web
+from .api import conn, ctx, now
+from .config import format_duration
+from .errors import BadRequest, Conflict, FacilityError, NotFound
+from .web_staff import staff_page
+
+bp = Blueprint("admin", __name__)
+bp.register_error_handler(FacilityError, web.error_page)
+bp.register_error_handler(HTTPException, web.error_page)
+
+RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
+
+
+def render_admin(error: str | None = None, status: int = 200, notice: str | None = None):
+    config = ctx()["config"]
+    current = settings.retention_seconds(conn(), config.retention)
+    choices = list(RETENTION_CHOICES)
+    if format_duration(current) not in choices:
+        choices.append(format_duration(current))
+    return web.page(
+        "admin.html",
+        status,
+        accounts=auth.list_staff(conn()),
+        retention=format_duration(current),
+        retention_choices=choices,
+        error=error,
+        notice=notice,
+    )
+
+
+@bp.get("/staff/admin")
+@staff_page(admin=True)
+def admin():
+    return render_admin()
+
+
+@bp.post("/staff/admin/accounts")
+@staff_page(admin=True)
+def add_account():
+    username = request.form.get("username", "").strip()
+    role = request.form.get("role", "staff")
+    password = request.form.get("password", "") or auth.generate_password()
+    try:
+        auth.create_staff(conn(), auth.check_username(username), password, role, now())
+    except Conflict:
+        return render_admin(web.t("admin.taken", name=username), 409)
+    except BadRequest:
+        return render_admin(web.t("admin.bad_account"), 400)
+    shown = password if not request.form.get("password") else None
+    return web.page("account_created.html", 201, username=username, role=role, password=shown)
+
+
+@bp.post("/staff/admin/accounts/<username>/delete")
+@staff_page(admin=True)
+def remove_account(username: str):
+    try:
+        auth.remove_staff(conn(), username, g.staff)
+    except Conflict:
+        return render_admin(web.t("admin.not_self"), 409)
+    except NotFound:
+        return render_admin(web.t("error.not_found"), 404)
+    return redirect(url_for("admin.admin"), 303)
+
+
+@bp.post("/staff/admin/retention")
+@staff_page(admin=True)
+def retention():
+    try:
+        settings.set_retention(conn(), request.form.get("retention", ""))
+    except BadRequest:
+        return render_admin(web.t("admin.bad_retention"), 400)
+    return render_admin(notice=web.t("admin.retention_saved"))
+
+
+def counts() -> dict:
+    c = conn()
+    return {
+        table: c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("conversations", "messages", "attachments")
+    }
+
+
+@bp.route("/staff/admin/wipe", methods=["GET", "POST"])
+@staff_page(admin=True)
+def wipe():
+    slug = ctx()["config"].facility
+    if request.method == "GET":
+        return web.page("wipe.html", counts=counts(), slug=slug)
+    if request.form.get("confirm", "").strip() != slug:
+        return web.page(
+            "wipe.html", 400, counts=counts(), slug=slug, error=web.t("wipe.mismatch", slug=slug)
+        )
+    deleted = ctx()["conversations"].delete_all(conn())
+    return web.page(
+        "message.html",
+        title=web.t("wipe.done_title"),
+        text=web.t("wipe.done", n=deleted),
+        link=url_for("staff.home"),
+        link_text=web.t("nav.conversations"),
+    )

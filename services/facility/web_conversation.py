@@ -1,0 +1,92 @@
+"""The conversation page and its two forms, shared by the patient's side and the staff's side.
+
+Both forms work without JavaScript (post, then redirect back to the page); the page's script
+only adds polling for new messages on top.
+"""
+
+from flask import Response, g, request
+
+from . import web
+from .api import conn, ctx
+from .errors import BadRequest, PayloadTooLarge
+from .settings import retention_seconds
+
+
+def render(
+    conv_id: str,
+    side: str,
+    urls: dict,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    body_value: str = "",
+    **extra,
+) -> Response:
+    """The conversation as `side` ("patient" or "staff") sees it."""
+    conversations, config, c = ctx()["conversations"], ctx()["config"], conn()
+    summary = conversations.get(c, conv_id)
+    messages = conversations.messages(c, conv_id)
+    other = web.t("msg.facility", name=config.facility_name) if side == "patient" else None
+    # The title is the staff's note (it may name the patient); the patient sees the facility.
+    if side == "staff":
+        heading = summary["title"] or web.t("conv.untitled")
+    else:
+        heading = web.t("conv.patient_heading", name=config.facility_name)
+    return web.page(
+        "conversation.html",
+        status,
+        conv=summary,
+        heading=heading,
+        messages=messages,
+        side=side,
+        urls=urls,
+        error=error,
+        body_value=body_value,
+        retention=retention_seconds(c, config.retention),
+        max_bytes=config.max_attachment_bytes,
+        max_body=config.max_body_chars,
+        accept=web.UPLOAD_ACCEPT,
+        own_label=web.t("msg.you"),
+        other_label=other or web.t("msg.patient"),
+        **extra,
+    )
+
+
+def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
+    """Post the reply form: (error text or None, status, new message id)."""
+    body = request.form.get("body", "")
+    try:
+        message = ctx()["conversations"].add_message(conn(), conv_id, author, body)
+    except PayloadTooLarge:
+        return web.t("reply.too_long", n=ctx()["config"].max_body_chars), 413, ""
+    except BadRequest:
+        return web.t("reply.empty"), 400, ""
+    return None, 201, message["id"]
+
+
+def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
+    """Post the attachment form: photos and PDFs only, recognised by their content."""
+    config = ctx()["config"]
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return web.t("attach.missing"), 400, ""
+    kind = web.sniff_upload(upload.stream.read(16))
+    upload.stream.seek(0)
+    if kind is None:
+        return web.t("attach.bad_type"), 415, ""
+    try:
+        result = ctx()["conversations"].add_attachment(
+            conn(),
+            conv_id,
+            author,
+            upload.filename,
+            kind,
+            upload.stream,
+            request.form.get("body", ""),
+        )
+    except PayloadTooLarge:
+        size = web.i18n.format_size(config.max_attachment_bytes, g.lang)
+        return web.t("attach.too_large", size=size), 413, ""
+    except BadRequest:
+        return web.t("attach.bad_name"), 400, ""
+    return None, 201, result["message_id"]

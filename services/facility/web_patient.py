@@ -1,0 +1,200 @@
+"""The patient's pages: open the link, enter the PIN, read, reply, attach, delete.
+
+Patients have no account: the link's token is traded for a session cookie at /p/<token> and
+the browser is sent on to /patient/, so the token leaves the address bar, history and Referer.
+"""
+
+import functools
+
+from flask import Blueprint, g, redirect, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from . import api, auth, patients, web, web_conversation
+from .api import client_id, conn, ctx, now
+from .errors import FacilityError, LinkLocked, NotFound, TooManyRequests, Unauthorized
+
+bp = Blueprint("patient", __name__)
+bp.register_error_handler(FacilityError, web.error_page)
+bp.register_error_handler(HTTPException, web.error_page)
+
+
+def session_seconds() -> int:
+    return ctx()["config"].session_seconds
+
+
+def patient_page(view):
+    """Run the view for a patient whose session (with PIN, if one is owed) is live."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = request.cookies.get(web.PATIENT_COOKIE)
+        session = patients.session(conn(), token, now())
+        if session is None:
+            return no_session()
+        if not session.pin_ok:
+            return redirect(url_for("patient.pin"), 303)
+        g.csrf = web.csrf_for(token)
+        g.patient_token = token
+        g.conversation_id = session.conversation_id
+        if request.method == "POST":
+            web.check_csrf(token)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def no_session():
+    # A link opened from another site (mail, SMS web view) is redirected here without the
+    # SameSite=Strict cookie; one same-site reload brings it along.
+    if request.method == "GET" and request.args.get("retry") is None:
+        return web.page("bounce.html", target=f"{request.script_root}{request.path}?retry=1")
+    return web.page(
+        "message.html", 401, title=web.t("session.ended_title"), text=web.t("session.ended")
+    )
+
+
+def urls() -> dict:
+    return {
+        "message": url_for("patient.message"),
+        "attachment": url_for("patient.attachment"),
+        "delete": url_for("patient.confirm_delete"),
+        "file_base": f"{request.script_root}/patient/files/",
+        "poll": f"{request.script_root}/api/v1/conversations/{g.conversation_id}/messages",
+        "leave": url_for("patient.leave"),
+        "self": url_for("patient.conversation"),
+    }
+
+
+@bp.get("/p/<token>")
+def open_link(token: str):
+    c, t_now, client = conn(), now(), client_id()
+    auth.check_throttle(c, "token", client, t_now)
+    try:
+        session = patients.open_link(c, token, t_now, session_seconds())
+    except NotFound:
+        auth.record_failure(c, "token", client, t_now)
+        return web.page(
+            "message.html", 404, title=web.t("link.invalid_title"), text=web.t("link.invalid")
+        )
+    except LinkLocked:
+        return web.page(
+            "message.html", 403, title=web.t("pin.locked_title"), text=web.t("pin.locked")
+        )
+    old = request.cookies.get(web.PATIENT_COOKIE)
+    if old:
+        patients.end_session(c, old)
+    needs_pin = not patients.session(c, session, t_now).pin_ok
+    target = url_for("patient.pin" if needs_pin else "patient.conversation")
+    response = redirect(target, 303)
+    web.set_cookie(response, web.PATIENT_COOKIE, session, session_seconds())
+    return response
+
+
+@bp.route("/patient/pin", methods=["GET", "POST"])
+def pin():
+    token = request.cookies.get(web.PATIENT_COOKIE)
+    c = conn()
+    session = patients.session(c, token, now())
+    if session is None:
+        return no_session()
+    if session.pin_ok:
+        return redirect(url_for("patient.conversation"), 303)
+    g.csrf = web.csrf_for(token)
+    error, status = None, 200
+    if request.method == "POST":
+        web.check_csrf(token)
+        try:
+            full = patients.enter_pin(
+                c, token, request.form.get("pin", ""), client_id(), now(), session_seconds()
+            )
+        except Unauthorized:
+            error, status = (
+                web.t("pin.wrong", n=patients.pin_tries_left(c, session.conversation_id)),
+                401,
+            )
+        except LinkLocked:
+            response = web.page(
+                "message.html", 403, title=web.t("pin.locked_title"), text=web.t("pin.locked")
+            )
+            patients.end_session(c, token)
+            web.clear_cookie(response, web.PATIENT_COOKIE)
+            return response
+        except TooManyRequests as e:
+            response = web.page("pin.html", 429, error=web.t("error.throttled"))
+            response.headers.update(e.headers)
+            return response
+        else:
+            response = redirect(url_for("patient.conversation"), 303)
+            web.set_cookie(response, web.PATIENT_COOKIE, full, session_seconds())
+            return response
+    return web.page("pin.html", status, error=error)
+
+
+@bp.get("/patient/")
+@patient_page
+def conversation():
+    return web_conversation.render(g.conversation_id, "patient", urls())
+
+
+@bp.post("/patient/messages")
+@patient_page
+def message():
+    error, status, msg_id = web_conversation.add_message(g.conversation_id, "patient")
+    if error:
+        return web_conversation.render(
+            g.conversation_id,
+            "patient",
+            urls(),
+            error=error,
+            status=status,
+            body_value=request.form.get("body", ""),
+        )
+    return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
+
+
+@bp.post("/patient/attachments")
+@patient_page
+def attachment():
+    error, status, msg_id = web_conversation.add_attachment(g.conversation_id, "patient")
+    if error:
+        return web_conversation.render(
+            g.conversation_id, "patient", urls(), error=error, status=status
+        )
+    return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
+
+
+@bp.get("/patient/files/<att_id>")
+@patient_page
+def file(att_id: str):
+    g.principal = auth.Principal("patient", conversation_id=g.conversation_id)
+    return api.get_attachment(att_id)
+
+
+@bp.get("/patient/delete")
+@patient_page
+def confirm_delete():
+    return web.page(
+        "confirm_delete.html",
+        side="patient",
+        action=url_for("patient.delete"),
+        cancel=url_for("patient.conversation"),
+    )
+
+
+@bp.post("/patient/delete")
+@patient_page
+def delete():
+    # The same complete deletion as the API; the sessions go with it (cascade).
+    ctx()["conversations"].delete(conn(), g.conversation_id)
+    response = web.page("deleted.html", side="patient")
+    web.clear_cookie(response, web.PATIENT_COOKIE)
+    return response
+
+
+@bp.post("/patient/leave")
+@patient_page
+def leave():
+    patients.end_session(conn(), g.patient_token)
+    response = web.page("message.html", title=web.t("leave.title"), text=web.t("leave.text"))
+    web.clear_cookie(response, web.PATIENT_COOKIE)
+    return response

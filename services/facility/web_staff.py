@@ -1,0 +1,258 @@
+"""The staff's pages: login, the conversation list, one conversation, patient links, password."""
+
+import functools
+
+import segno
+from flask import Blueprint, g, redirect, request, url_for
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+
+from . import api, auth, patients, web, web_conversation
+from .api import client_id, conn, ctx, now
+from .errors import BadRequest, FacilityError, TooManyRequests, Unauthorized
+
+bp = Blueprint("staff", __name__)
+bp.register_error_handler(FacilityError, web.error_page)
+bp.register_error_handler(HTTPException, web.error_page)
+
+
+def current_staff() -> tuple[auth.Principal | None, str | None]:
+    token = request.cookies.get(web.STAFF_COOKIE)
+    if not token or len(token) > 128:
+        return None, None
+    try:
+        who = auth.resolve(conn(), token, now())
+    except FacilityError:
+        return None, None
+    return (who, token) if who is not None and who.kind == "staff" else (None, None)
+
+
+def staff_page(admin: bool = False):
+    """Run the view for a logged-in staff member (an admin, if admin); check CSRF on posts."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            who, token = current_staff()
+            if who is None:
+                return redirect(url_for("staff.login"), 303)
+            g.staff, g.csrf = who, web.csrf_for(token)
+            g.staff_token = token
+            if request.method == "POST":
+                web.check_csrf(token)
+            if admin and not who.is_admin:
+                return web.page(
+                    "message.html", 403, title=web.t("error.title"), text=web.t("error.admin_only")
+                )
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def conversation_urls(conv_id: str) -> dict:
+    return {
+        "message": url_for("staff.message", conv_id=conv_id),
+        "attachment": url_for("staff.attachment", conv_id=conv_id),
+        "delete": url_for("staff.confirm_delete", conv_id=conv_id),
+        "file_base": f"{request.script_root}/staff/files/",
+        "poll": f"{request.script_root}/api/v1/conversations/{conv_id}/messages",
+        "new_link": url_for("staff.new_link", conv_id=conv_id),
+        "self": url_for("staff.conversation", conv_id=conv_id),
+    }
+
+
+def render_conversation(conv_id: str, **values):
+    access = patients.access(conn()).get(conv_id, {})
+    return web_conversation.render(
+        conv_id, "staff", conversation_urls(conv_id), access=access, **values
+    )
+
+
+def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
+    """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
+    link = api.patient_url(token)
+    qr = segno.make(link, error="m").svg_inline(
+        scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"
+    )
+    return web.page(
+        "created.html",
+        status,
+        link=link,
+        qr_svg=Markup(qr),
+        has_pin=has_pin,
+        conv_url=url_for("staff.conversation", conv_id=conv_id),
+    )
+
+
+@bp.get("/")
+def root():
+    return redirect(url_for("staff.home"), 303)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_staff()[0] is not None:
+        return redirect(url_for("staff.home"), 303)
+    pre = web.pre_session()
+    g.csrf = web.csrf_for(pre)
+    if request.method == "GET":
+        return web.page("login.html")
+    web.check_csrf(request.cookies.get(web.PRE_COOKIE))
+    username = request.form.get("username", "")
+    try:
+        token = auth.login(
+            conn(),
+            username,
+            request.form.get("password", ""),
+            client_id(),
+            now(),
+            ctx()["config"].session_seconds,
+        )
+    except (Unauthorized, BadRequest):
+        return web.page("login.html", 401, error=web.t("login.wrong"), username=username)
+    except TooManyRequests as e:
+        response = web.page("login.html", 429, error=web.t("error.throttled"), username=username)
+        response.headers.update(e.headers)
+        return response
+    response = redirect(url_for("staff.home"), 303)
+    web.set_cookie(response, web.STAFF_COOKIE, token, ctx()["config"].session_seconds)
+    web.clear_cookie(response, web.PRE_COOKIE)
+    return response
+
+
+@bp.post("/logout")
+@staff_page()
+def logout():
+    auth.logout(conn(), g.staff_token)
+    response = redirect(url_for("staff.login"), 303)
+    web.clear_cookie(response, web.STAFF_COOKIE)
+    return response
+
+
+def render_home(error: str | None = None, status: int = 200):
+    items = ctx()["conversations"].list(conn())
+    return web.page(
+        "home.html",
+        status,
+        conversations=items,
+        access=patients.access(conn()),
+        error=error,
+        title_value=request.form.get("title", ""),
+    )
+
+
+@bp.get("/staff/")
+@staff_page()
+def home():
+    return render_home()
+
+
+@bp.post("/staff/conversations")
+@staff_page()
+def create():
+    try:
+        pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
+    except BadRequest:
+        return render_home(web.t("new.bad_pin"), 400)
+    try:
+        conv_id, token = ctx()["conversations"].create(
+            conn(), request.form.get("title", "").strip(), pin_hash
+        )
+    except FacilityError:
+        return render_home(web.t("new.bad_title"), 400)
+    return link_page(conv_id, token, pin_hash is not None, 201)
+
+
+@bp.get("/staff/c/<conv_id>")
+@staff_page()
+def conversation(conv_id: str):
+    return render_conversation(conv_id)
+
+
+@bp.post("/staff/c/<conv_id>/messages")
+@staff_page()
+def message(conv_id: str):
+    error, status, msg_id = web_conversation.add_message(conv_id, "staff")
+    if error:
+        return render_conversation(
+            conv_id,
+            error=error,
+            status=status,
+            body_value=request.form.get("body", ""),
+        )
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
+
+
+@bp.post("/staff/c/<conv_id>/attachments")
+@staff_page()
+def attachment(conv_id: str):
+    error, status, msg_id = web_conversation.add_attachment(conv_id, "staff")
+    if error:
+        return render_conversation(conv_id, error=error, status=status)
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
+
+
+@bp.post("/staff/c/<conv_id>/link")
+@staff_page()
+def new_link(conv_id: str):
+    ctx()["conversations"].require_live(conn(), conv_id)
+    try:
+        pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
+    except BadRequest:
+        return render_conversation(conv_id, status=400, error=web.t("new.bad_pin"))
+    token = patients.reissue(conn(), conv_id, pin_hash)
+    return link_page(conv_id, token, pin_hash is not None)
+
+
+@bp.get("/staff/files/<att_id>")
+@staff_page()
+def file(att_id: str):
+    g.principal = g.staff
+    return api.get_attachment(att_id)
+
+
+@bp.get("/staff/c/<conv_id>/delete")
+@staff_page()
+def confirm_delete(conv_id: str):
+    summary = ctx()["conversations"].get(conn(), conv_id)
+    return web.page(
+        "confirm_delete.html",
+        side="staff",
+        conv=summary,
+        action=url_for("staff.delete", conv_id=conv_id),
+        cancel=url_for("staff.conversation", conv_id=conv_id),
+    )
+
+
+@bp.post("/staff/c/<conv_id>/delete")
+@staff_page()
+def delete(conv_id: str):
+    ctx()["conversations"].delete(conn(), conv_id)
+    return web.page("deleted.html", side="staff")
+
+
+@bp.route("/staff/password", methods=["GET", "POST"])
+@staff_page()
+def password():
+    if request.method == "GET":
+        return web.page("password.html")
+    try:
+        auth.change_password(
+            conn(), g.staff, request.form.get("current", ""), request.form.get("new", "")
+        )
+    except Unauthorized:
+        return web.page("password.html", 401, error=web.t("password.wrong"))
+    except BadRequest:
+        return web.page("password.html", 400, error=web.t("password.rules"))
+    # Changing the password ended every session, this one too: log in again.
+    response = web.page(
+        "message.html",
+        title=web.t("password.done_title"),
+        text=web.t("password.done"),
+        link=url_for("staff.login"),
+        link_text=web.t("login.title"),
+    )
+    web.clear_cookie(response, web.STAFF_COOKIE)
+    return response

@@ -1,0 +1,153 @@
+"""Fixtures for the web pages: a facility app over temporary directories, browser-like clients."""
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from services.facility import auth, create_app
+from services.facility.config import Config
+
+ADMIN = ("chefin", "correct horse battery")
+STAFF = ("pfleger", "another long secret")
+BASE = "https://medcell.test"
+CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class Clock:
+    """Microseconds since the epoch, moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns() // 1000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1_000_000)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, clock: Clock):
+    config = Config(
+        facility="praxis",
+        facility_name="Praxis Sonnenschein",
+        data_dir=tmp_path / "data",
+        key_dir=tmp_path / "keys",
+        retention=7 * 86400,
+        scheduler=False,
+    )
+    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
+    conn = app.extensions["medcell"]["store"].conn()
+    auth.create_staff(conn, *ADMIN, "admin", clock())
+    auth.create_staff(conn, *STAFF, "staff", clock())
+    yield app
+    app.extensions["medcell"]["store"].close()
+
+
+def browser(app):
+    """A client that talks HTTPS (Secure cookies) and accepts German, like a fresh browser."""
+    client = app.test_client()
+    client.environ_base.update({"HTTP_ACCEPT_LANGUAGE": "de-DE,de;q=0.9"})
+    return client
+
+
+def csrf_of(response) -> str:
+    match = CSRF_RE.search(response.get_data(as_text=True))
+    assert match, "page has no CSRF field"
+    return match.group(1)
+
+
+def log_in(client, username: str, password: str):
+    page = client.get(f"{BASE}/login")
+    return client.post(
+        f"{BASE}/login",
+        data={"username": username, "password": password, "csrf": csrf_of(page)},
+    )
+
+
+@pytest.fixture
+def staff(app):
+    client = browser(app)
+    assert log_in(client, *STAFF).status_code == 303
+    return client
+
+
+@pytest.fixture
+def admin(app):
+    client = browser(app)
+    assert log_in(client, *ADMIN).status_code == 303
+    return client
+
+
+@pytest.fixture
+def patient(app):
+    return browser(app)
+
+
+def open_conversation(staff, title: str = "Knie", pin: str = "") -> tuple[str, str]:
+    """Open a conversation through the staff page; returns its id and the patient link path."""
+    home = staff.get(f"{BASE}/staff/")
+    page = staff.post(
+        f"{BASE}/staff/conversations", data={"title": title, "pin": pin, "csrf": csrf_of(home)}
+    )
+    assert page.status_code == 201, page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    link = re.search(r'id="link" type="text" readonly value="([^"]+)"', html).group(1)
+    conv_id = re.search(r"/staff/c/([A-Za-z0-9_-]{22})", html).group(1)
+    return conv_id, link.removeprefix(BASE)
+
+
+@pytest.fixture
+def client_api(app):
+    """A plain API client and a staff bearer header."""
+    client = app.test_client()
+    token = client.post("/api/v1/login", json={"username": STAFF[0], "password": STAFF[1]})
+    return client, {"Authorization": f"Bearer {token.json['token']}"}
+
+
+# Browser tests (marked `browser`): real Chromium against a running facility.
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+# The gateway variant needs Docker as well: `pytest --browser` alone runs the local one.
+@pytest.fixture(scope="module", params=[pytest.param("gateway", marks=pytest.mark.docker), "local"])
+def site(request, tmp_path_factory):
+    """A facility to browse: through the real gateway and containers over TLS, or locally."""
+    from . import sites
+
+    root = tmp_path_factory.mktemp(f"site-{request.param}")
+    start = sites.gateway_site if request.param == "gateway" else sites.local_site
+    generator = start(root)
+    site = next(generator)
+    site.name = request.param
+    yield site
+    generator.close()

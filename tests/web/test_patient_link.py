@@ -1,0 +1,68 @@
+"""Opening a patient link: the token becomes a session cookie and leaves the address bar."""
+
+from .conftest import BASE, browser, open_conversation
+
+
+def test_link_is_exchanged_for_a_cookie_and_a_redirect_without_the_token(app, staff, patient):
+    _, link = open_conversation(staff)
+    token = link.rsplit("/", 1)[1]
+    response = patient.get(BASE + link)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/patient/"
+    assert token not in response.headers["Location"]
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("mc_patient=")
+    assert token not in cookie, "the link's token itself must never become the cookie"
+    for flag in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
+        assert flag in cookie
+    page = patient.get(f"{BASE}/patient/")
+    assert page.status_code == 200
+    assert "Ihre Unterhaltung mit Praxis Sonnenschein" in page.get_data(as_text=True)
+    assert "Knie" not in page.get_data(as_text=True), "the staff's title is not for the patient"
+
+
+def test_cookie_path_is_the_facility_prefix_behind_the_gateway(app, staff, patient):
+    _, link = open_conversation(staff)
+    response = patient.get(
+        BASE + link, headers={"X-Forwarded-Prefix": "/f/praxis", "X-Forwarded-Proto": "https"}
+    )
+    assert response.headers["Location"] == "/f/praxis/patient/"
+    assert "Path=/f/praxis;" in response.headers["Set-Cookie"]
+
+
+def test_unknown_link_gives_a_clear_page(patient):
+    response = patient.get(f"{BASE}/p/{'x' * 43}")
+    assert response.status_code == 404
+    assert "Link ungültig" in response.get_data(as_text=True)
+
+
+def test_without_a_session_the_page_reloads_once_then_explains(patient):
+    first = patient.get(f"{BASE}/patient/")
+    assert first.status_code == 200
+    assert 'http-equiv="refresh"' in first.get_data(as_text=True)
+    second = patient.get(f"{BASE}/patient/?retry=1")
+    assert second.status_code == 401
+    assert "Sitzung" in second.get_data(as_text=True)
+
+
+def test_patient_session_reads_through_the_api_only_with_its_csrf_token(app, staff, patient):
+    conv_id, link = open_conversation(staff)
+    patient.get(BASE + link)
+    page = patient.get(f"{BASE}/patient/").get_data(as_text=True)
+    csrf = page.split('data-csrf="')[1].split('"')[0]
+    url = f"{BASE}/api/v1/conversations/{conv_id}/messages"
+    assert patient.get(url).status_code == 401
+    assert patient.get(url, headers={"X-CSRF-Token": "wrong"}).status_code == 401
+    ok = patient.get(url, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 200 and ok.json == {"messages": []}
+
+
+def test_opening_the_link_again_replaces_the_old_session(app, staff):
+    _, link = open_conversation(staff)
+    phone = browser(app)
+    phone.get(BASE + link)
+    first = phone.get_cookie("mc_patient", domain="medcell.test").value
+    phone.get(BASE + link)
+    assert phone.get_cookie("mc_patient", domain="medcell.test").value != first
+    conn = app.extensions["medcell"]["store"].conn()
+    assert conn.execute("SELECT count(*) FROM patient_sessions").fetchone()[0] == 1
