@@ -94,22 +94,26 @@ MIGRATIONS = [V1, V2]
 
 def apply(conn: sqlite3.Connection) -> int:
     """Run every migration newer than the database, each in its own transaction."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > len(MIGRATIONS):
-        raise RuntimeError(
-            f"database schema version {current} is newer than this app ({len(MIGRATIONS)})"
-        )
-    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+    while True:
+        # Several workers start at once: the version is read under the write lock, so each
+        # migration runs exactly once and the others see it done.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(script):
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"database schema version {current} is newer than this app ({len(MIGRATIONS)})"
+                )
+            if current == len(MIGRATIONS):
+                conn.execute("COMMIT")
+                return current
+            for statement in _statements(MIGRATIONS[current]):
                 conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={version}")
+            conn.execute(f"PRAGMA user_version={current + 1}")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-    return len(MIGRATIONS)
 
 
 def _statements(script: str) -> list[str]:

@@ -126,3 +126,26 @@ def test_key_directory_inside_data_directory_is_refused(tmp_path, keys):
     }
     with pytest.raises(ConfigError, match="must not contain each other"):
         Config.from_env(env)
+
+
+def test_concurrent_first_starts_migrate_once(tmp_path):
+    """Gunicorn starts its workers together: each must find the schema ready, none may fail."""
+    import threading
+
+    from services.facility import store
+
+    db = tmp_path / "race.db"
+    errors, versions = [], []
+
+    def start():
+        try:
+            versions.append(store.Store(db).migrate())
+        except Exception as e:  # noqa: BLE001 - the test reports whatever went wrong
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(versions)) == 1
