@@ -1,0 +1,1 @@
+"""The medcell provisioner: the `medcell` CLI and the operations behind it."""

@@ -1,0 +1,178 @@
+"""The `medcell` command line: a thin layer over provisioner.facilities and provisioner.stack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import click
+
+from provisioner.config import Config
+from provisioner.docker_backend import DockerBackend
+from provisioner.errors import ProvisionerError
+from provisioner.facilities import DEFAULT_RETENTION, Facilities
+from provisioner.stack import Stack
+
+
+class Runtime:
+    """What every command needs, built once per invocation (tests pass their own)."""
+
+    def __init__(self, config: Config, backend: DockerBackend, stack_options: dict | None = None):
+        self.facilities = Facilities(config, backend, progress=_progress)
+        self.stack = Stack(self.facilities, **(stack_options or {}))
+
+    @classmethod
+    def from_env(cls) -> Runtime:
+        return cls(Config.from_env(), DockerBackend())
+
+
+class MedcellGroup(click.Group):
+    """Turns every provisioner error into one `Error: …` line and a non-zero exit, in one place."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProvisionerError as e:
+            raise click.ClickException(" ".join(str(e).split())) from e
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def json_option(f: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")(f)
+
+
+def _emit(data, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+pass_runtime = click.make_pass_decorator(Runtime)
+
+
+@click.group(cls=MedcellGroup)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Run medcell: one isolated container per facility, behind one HTTPS gateway."""
+    if ctx.obj is None:
+        ctx.obj = Runtime.from_env()
+
+
+@cli.command()
+@json_option
+@pass_runtime
+def up(runtime: Runtime, as_json: bool) -> None:
+    """Build missing images, start (or keep) the gateway, repair what is missing."""
+    result = runtime.stack.up()
+    lines = list(result["repaired"])
+    _emit(result, as_json, "\n".join([*lines, f"gateway {result['status']}: {result['url']}"]))
+
+
+@cli.command()
+@json_option
+@pass_runtime
+def down(runtime: Runtime, as_json: bool) -> None:
+    """Stop the gateway; facilities and their data are untouched."""
+    result = runtime.stack.down()
+    _emit(result, as_json, f"gateway {'stopped' if result['removed'] else 'was not running'}")
+
+
+@cli.group(cls=MedcellGroup)
+def facility() -> None:
+    """Create, inspect, stop, start and delete facilities."""
+
+
+@facility.command()
+@click.argument("slug")
+@click.option("--name", help="Display name (default: the slug).")
+@click.option(
+    "--retention",
+    default=DEFAULT_RETENTION,
+    show_default=True,
+    help="How long a conversation lives after its last activity (at most 7d).",
+)
+@json_option
+@pass_runtime
+def create(runtime: Runtime, slug: str, name: str | None, retention: str, as_json: bool) -> None:
+    """Create a facility and print its first admin's one-time password."""
+    result = runtime.facilities.create(slug, name=name, retention=retention)
+    _emit(
+        result,
+        as_json,
+        f"facility {slug} is ready at {result['url']}\n"
+        f"admin user:     {result['admin_user']}\n"
+        f"admin password: {result['admin_password']}\n"
+        "The password is shown only this once; medcell does not keep it.",
+    )
+
+
+@facility.command(name="list")
+@json_option
+@pass_runtime
+def list_(runtime: Runtime, as_json: bool) -> None:
+    """List facilities with their status (running, stopped or unhealthy)."""
+    rows = runtime.facilities.list()
+    width = max([len(r["slug"]) for r in rows] + [4])
+    lines = [f"{'SLUG':<{width}}  {'STATUS':<9}  NAME"]
+    lines += [f"{r['slug']:<{width}}  {r['status']:<9}  {r['name']}" for r in rows]
+    _emit(rows, as_json, "\n".join(lines) if rows else "no facilities")
+
+
+@facility.command()
+@click.argument("slug")
+@json_option
+@pass_runtime
+def show(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """Show a facility's status, retention, creation time, container and volumes."""
+    details = runtime.facilities.show(slug)
+    width = max(len(k) for k in details)
+    _emit(details, as_json, "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in details.items()))
+
+
+@facility.command()
+@click.argument("slug")
+@json_option
+@pass_runtime
+def stop(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """Stop a facility's container; its data is kept."""
+    result = runtime.facilities.stop(slug)
+    _emit(result, as_json, f"facility {slug} is {result['status']}")
+
+
+@facility.command()
+@click.argument("slug")
+@json_option
+@pass_runtime
+def start(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """Start a facility's container (recreating it from its volumes if it was removed)."""
+    result = runtime.facilities.start(slug)
+    _emit(result, as_json, f"facility {slug} is {result['status']}")
+
+
+@facility.command()
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Confirm: this destroys all of the facility's data.")
+@json_option
+@pass_runtime
+def delete(runtime: Runtime, slug: str, yes: bool, as_json: bool) -> None:
+    """Destroy a facility's keys, container, data and network. Irreversible."""
+    if not yes:
+        raise ProvisionerError(f"deleting {slug} destroys all of its data for good; add --yes")
+    result = runtime.facilities.delete(slug)
+    _emit(result, as_json, f"facility {slug} deleted ({result['keys_destroyed']} keys destroyed)")
+
+
+@facility.command(name="rotate-key")
+@click.argument("slug")
+@json_option
+@pass_runtime
+def rotate_key(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """Make a new key version for a facility; old data stays readable."""
+    result = runtime.facilities.rotate_key(slug)
+    _emit(result, as_json, f"facility {slug}: key version {result.get('version')} is now in use")
+
+
+def main() -> None:
+    """Entry point of the `medcell` console script."""
+    cli(prog_name="medcell")

@@ -1,0 +1,138 @@
+"""Settings from the environment, read in one place, and the names of every Docker object."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.errors import InvalidArgument
+
+FACILITY_IMAGE = "medcell-facility:latest"
+GATEWAY_IMAGE = "medcell-gateway:latest"
+# Internal: lets tests run beside an operator's installation without touching it.
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
+
+
+@dataclass(frozen=True)
+class FacilityNames:
+    """The Docker object names that belong to one facility."""
+
+    slug: str
+    container: str
+    network: str
+    data_volume: str
+    keys_volume: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the provisioner takes from its environment."""
+
+    home: Path
+    prefix: str = "medcell"
+    gateway_port: int = 8443
+    gateway_http_port: int = 8080
+    gateway_bind: str = ""
+    subnet_pool: str = "10.213.0.0/16"
+    domain: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    health_timeout: float = 90.0
+    facility_image: str = FACILITY_IMAGE
+    gateway_image: str = GATEWAY_IMAGE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Build the settings from environment variables (os.environ unless given)."""
+        env = os.environ if env is None else env
+        home = Path(env.get("MEDCELL_HOME") or Path.home() / ".medcell").expanduser()
+        prefix = env.get("MEDCELL_DOCKER_PREFIX") or "medcell"
+        if not _PREFIX_RE.match(prefix):
+            raise InvalidArgument(f"MEDCELL_DOCKER_PREFIX {prefix!r} is not a valid Docker name")
+        pool = env.get("MEDCELL_SUBNET_POOL") or cls.subnet_pool
+        try:
+            network = ipaddress.ip_network(pool)
+        except ValueError as e:
+            raise InvalidArgument(f"MEDCELL_SUBNET_POOL {pool!r} is not a network: {e}") from e
+        if network.version != 4 or network.prefixlen > 28:
+            raise InvalidArgument(f"MEDCELL_SUBNET_POOL {pool!r} must be IPv4 and /28 or larger")
+        tag = env.get("MEDCELL_IMAGE_TAG") or "latest"
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+            raise InvalidArgument(f"MEDCELL_IMAGE_TAG {tag!r} is not a valid image tag")
+        cert, key = env.get("MEDCELL_TLS_CERT"), env.get("MEDCELL_TLS_KEY")
+        if bool(cert) != bool(key):
+            raise InvalidArgument("set both MEDCELL_TLS_CERT and MEDCELL_TLS_KEY, or neither")
+        return cls(
+            home=home,
+            prefix=prefix,
+            gateway_port=_port(env, "MEDCELL_GATEWAY_PORT", 8443),
+            gateway_http_port=_port(env, "MEDCELL_GATEWAY_HTTP_PORT", 8080),
+            gateway_bind=env.get("MEDCELL_GATEWAY_BIND", ""),
+            subnet_pool=str(network),
+            domain=env.get("MEDCELL_DOMAIN") or None,
+            tls_cert=Path(cert) if cert else None,
+            tls_key=Path(key) if key else None,
+            health_timeout=_seconds(env, "MEDCELL_HEALTH_TIMEOUT", 90.0),
+            # The same variable deploy/build-images.sh tags its images with.
+            facility_image=FACILITY_IMAGE.replace(":latest", f":{tag}"),
+            gateway_image=GATEWAY_IMAGE.replace(":latest", f":{tag}"),
+        )
+
+    def facility(self, slug: str) -> FacilityNames:
+        """Names of the facility's container, network and volumes."""
+        base = f"{self.prefix}-{slug}"
+        return FacilityNames(slug, base, base, f"{base}-data", f"{base}-keys")
+
+    @property
+    def gateway_container(self) -> str:
+        return f"{self.prefix}-gateway"
+
+    @property
+    def edge_network(self) -> str:
+        return f"{self.prefix}-edge"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.home / "gateway"
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's public URL, with a trailing slash."""
+        host = self.domain or "localhost"
+        port = "" if self.gateway_port == 443 else f":{self.gateway_port}"
+        return f"https://{host}{port}/"
+
+    def facility_url(self, slug: str) -> str:
+        return f"{self.base_url}f/{slug}/"
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        """Labels for a new object: the instance label plus the given `medcell.*` ones."""
+        labels = {"medcell.instance": self.prefix}
+        labels.update({f"medcell.{k}": v for k, v in extra.items()})
+        return labels
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise InvalidArgument(f"{name} {raw!r} is not a TCP port")
+    return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise InvalidArgument(f"{name} {raw!r} is not a number of seconds") from e
+    if value <= 0:
+        raise InvalidArgument(f"{name} must be positive")
+    return value

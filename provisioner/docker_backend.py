@@ -1,0 +1,368 @@
+"""The only module that talks to the Docker Engine: plain data and our own errors come out of it."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from provisioner.errors import Conflict, DockerError, DockerUnavailable, NotFound, SubnetTaken
+
+# Every container medcell starts gets these, so no code path can start one unhardened.
+TMPFS = {"/tmp": "size=64m,mode=1777,noexec,nosuid,nodev"}
+CAP_DROP = ["ALL"]
+SECURITY_OPT = ["no-new-privileges:true"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one container."""
+
+    memory: str = "256m"
+    cpus: float = 1.0
+    pids: int = 128
+    restart_retries: int = 5  # 0: never restart (one-off containers)
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to create; hardening is added by the backend, not chosen here."""
+
+    name: str
+    image: str
+    user: str
+    labels: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    network: str | None = None  # None: no network at all
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount point
+    binds: dict[str, str] = field(default_factory=dict)  # host dir -> mount point, read-only
+    ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
+    bind_address: str = ""
+    command: list[str] | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    status: str  # Docker's: created, running, restarting, exited, paused, dead
+    health: str | None  # starting, healthy, unhealthy, or None without a health check
+    labels: dict[str, str]
+    networks: tuple[str, ...]
+    exit_code: int
+    restart_count: int
+    health_test: tuple[str, ...] = ()  # the image's health check as an exec command
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    labels: dict[str, str]
+    subnets: tuple[str, ...]
+
+
+@contextmanager
+def _engine(action: str) -> Iterator[None]:
+    """Translate docker-py's errors into ours where they enter."""
+    try:
+        yield
+    except docker.errors.NotFound as e:
+        raise NotFound(f"{action}: {_explain(e)}") from e
+    except docker.errors.APIError as e:
+        message = _explain(e)
+        if "overlaps" in message:
+            raise SubnetTaken(f"{action}: {message}") from e
+        if e.status_code == 409 or "already exists" in message:
+            raise Conflict(f"{action}: {message}") from e
+        raise DockerError(f"{action}: {message}") from e
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+        raise DockerUnavailable(f"{action}: no Docker Engine answers ({e})") from e
+
+
+def _explain(e: docker.errors.DockerException) -> str:
+    explanation = getattr(e, "explanation", None)
+    return str(explanation or e).replace("\n", " ")
+
+
+def _container_info(container) -> ContainerInfo:
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    health = state.get("Health", {}).get("Status") or None
+    networks = attrs.get("NetworkSettings", {}).get("Networks") or {}
+    test = (attrs.get("Config", {}).get("Healthcheck") or {}).get("Test") or []
+    if test[:1] == ["CMD"]:
+        test = test[1:]
+    elif test[:1] == ["CMD-SHELL"]:
+        test = ["/bin/sh", "-c", *test[1:]]
+    else:
+        test = []
+    return ContainerInfo(
+        name=attrs.get("Name", "").lstrip("/") or container.name,
+        status=state.get("Status", "unknown"),
+        health=health,
+        labels=dict(attrs.get("Config", {}).get("Labels") or {}),
+        networks=tuple(sorted(networks)),
+        exit_code=int(state.get("ExitCode") or 0),
+        restart_count=int(attrs.get("RestartCount") or 0),
+        health_test=tuple(test),
+    )
+
+
+def _network_info(network) -> NetworkInfo:
+    attrs = network.attrs
+    configs = (attrs.get("IPAM") or {}).get("Config") or []
+    subnets = tuple(c["Subnet"] for c in configs if c.get("Subnet"))
+    return NetworkInfo(network.name, dict(attrs.get("Labels") or {}), subnets)
+
+
+def _label_filter(labels: dict[str, str | None]) -> dict[str, list[str]]:
+    return {"label": [k if v is None else f"{k}={v}" for k, v in labels.items()]}
+
+
+class DockerBackend:
+    """Engine calls medcell needs, over a docker-py client (a fake one in unit tests)."""
+
+    def __init__(self, client=None):
+        self._client = client
+
+    @property
+    def client(self):
+        # Connect lazily so `--help` and validation errors need no engine.
+        if self._client is None:
+            with _engine("connecting to Docker"):
+                self._client = docker.from_env()
+        return self._client
+
+    # images
+
+    def image_id(self, ref: str) -> str | None:
+        """The image's ID, or None if the engine does not have it."""
+        try:
+            with _engine(f"inspecting image {ref}"):
+                return self.client.images.get(ref).id
+        except NotFound:
+            return None
+
+    # containers
+
+    def container(self, name: str) -> ContainerInfo | None:
+        try:
+            with _engine(f"inspecting container {name}"):
+                return _container_info(self.client.containers.get(name))
+        except NotFound:
+            return None
+
+    def containers(self, labels: dict[str, str | None]) -> list[ContainerInfo]:
+        with _engine("listing containers"):
+            found = self.client.containers.list(
+                all=True, filters=_label_filter(labels), ignore_removed=True
+            )
+            return [_container_info(c) for c in found]
+
+    def create_container(self, spec: ContainerSpec) -> None:
+        """Create (not start) a hardened container."""
+        with _engine(f"creating container {spec.name}"):
+            self.client.containers.create(spec.image, spec.command, **_create_kwargs(spec))
+
+    def start(self, name: str) -> None:
+        with _engine(f"starting container {name}"):
+            self.client.containers.get(name).start()
+
+    def stop(self, name: str, timeout: int = 10) -> None:
+        with _engine(f"stopping container {name}"):
+            self.client.containers.get(name).stop(timeout=timeout)
+
+    def remove_container(self, name: str) -> None:
+        """Force-remove a container; a missing one is fine."""
+        try:
+            with _engine(f"removing container {name}"):
+                self.client.containers.get(name).remove(force=True)
+        except NotFound:
+            pass
+
+    def exec(self, name: str, command: list[str]) -> tuple[int, str, str]:
+        """Run a command in a running container: (exit code, stdout, stderr)."""
+        with _engine(f"running a command in {name}"):
+            result = self.client.containers.get(name).exec_run(command, demux=True)
+        out, err = result.output if result.output else (None, None)
+        return result.exit_code, (out or b"").decode(errors="replace"), _text(err)
+
+    def run_once(self, spec: ContainerSpec, timeout: float = 120) -> tuple[int, str, str]:
+        """Run a hardened one-off container to completion and remove it."""
+        self.create_container(spec)
+        try:
+            with _engine(f"running one-off container {spec.name}"):
+                container = self.client.containers.get(spec.name)
+                container.start()
+                status = container.wait(timeout=timeout)
+                out = container.logs(stdout=True, stderr=False)
+                err = container.logs(stdout=False, stderr=True)
+            return int(status.get("StatusCode", 1)), _text(out), _text(err)
+        finally:
+            self.remove_container(spec.name)
+
+    # volumes
+
+    def volume(self, name: str) -> VolumeInfo | None:
+        try:
+            with _engine(f"inspecting volume {name}"):
+                volume = self.client.volumes.get(name)
+        except NotFound:
+            return None
+        return VolumeInfo(volume.name, dict(volume.attrs.get("Labels") or {}))
+
+    def volumes(self, labels: dict[str, str | None]) -> list[VolumeInfo]:
+        with _engine("listing volumes"):
+            found = self.client.volumes.list(filters=_label_filter(labels))
+        return [VolumeInfo(v.name, dict(v.attrs.get("Labels") or {})) for v in found]
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        with _engine(f"creating volume {name}"):
+            self.client.volumes.create(name=name, labels=labels)
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; a missing one is fine.  Retries while a removed container lets go."""
+        for attempt in range(20):
+            try:
+                with _engine(f"removing volume {name}"):
+                    self.client.volumes.get(name).remove(force=True)
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
+
+    # networks
+
+    def network(self, name: str) -> NetworkInfo | None:
+        try:
+            with _engine(f"inspecting network {name}"):
+                return _network_info(self.client.networks.get(name))
+        except NotFound:
+            return None
+
+    def networks(self, labels: dict[str, str | None] | None = None) -> list[NetworkInfo]:
+        filters = _label_filter(labels) if labels else None
+        with _engine("listing networks"):
+            return [_network_info(n) for n in self.client.networks.list(filters=filters)]
+
+    def create_network(
+        self, name: str, subnet: str, labels: dict[str, str], internal: bool
+    ) -> None:
+        """Create a bridge network on an explicit subnet; name clashes raise Conflict."""
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+        with _engine(f"creating network {name}"):
+            self.client.networks.create(
+                name,
+                driver="bridge",
+                internal=internal,
+                ipam=ipam,
+                labels=labels,
+                check_duplicate=True,
+            )
+
+    def create_pooled_network(
+        self, name: str, pool: str, labels: dict[str, str], internal: bool
+    ) -> str:
+        """Create a network on the pool's first free /28 and return that subnet."""
+        tried: list[str] = []
+        for _ in range(16):
+            taken = [s for n in self.networks() for s in n.subnets]
+            subnet = free_subnet(pool, taken + tried)
+            try:
+                self.create_network(name, subnet, labels, internal)
+                return subnet
+            except SubnetTaken:
+                tried.append(subnet)  # another process took it between our look and our create
+        raise DockerError(f"could not find a free subnet for {name} in {pool}")
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network; a missing one is fine."""
+        try:
+            with _engine(f"removing network {name}"):
+                self.client.networks.get(name).remove()
+        except NotFound:
+            pass
+
+    def connect(self, network: str, container: str) -> None:
+        """Attach a container to a network; already attached is fine."""
+        try:
+            with _engine(f"connecting {container} to {network}"):
+                self.client.networks.get(network).connect(container)
+        except Conflict:
+            pass  # Docker answers "endpoint already exists"
+
+    def disconnect(self, network: str, container: str) -> None:
+        """Detach a container from a network; not attached (or gone) is fine."""
+        try:
+            with _engine(f"disconnecting {container} from {network}"):
+                self.client.networks.get(network).disconnect(container, force=True)
+        except NotFound:
+            pass
+        except DockerError as e:
+            if "is not connected" not in str(e):
+                raise
+
+
+def _text(data: bytes | None) -> str:
+    return (data or b"").decode(errors="replace")
+
+
+def _create_kwargs(spec: ContainerSpec) -> dict:
+    mounts = {name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()}
+    mounts.update({host: {"bind": path, "mode": "ro"} for host, path in spec.binds.items()})
+    limits = spec.limits
+    kwargs = {
+        "name": spec.name,
+        "user": spec.user,
+        "labels": spec.labels,
+        "environment": spec.environment,
+        "volumes": mounts,
+        "read_only": True,
+        "tmpfs": dict(TMPFS),
+        "cap_drop": list(CAP_DROP),
+        "security_opt": list(SECURITY_OPT),
+        "mem_limit": limits.memory,
+        "memswap_limit": limits.memory,
+        "nano_cpus": int(limits.cpus * 1e9),
+        "pids_limit": limits.pids,
+        "ports": {
+            f"{inner}/tcp": (spec.bind_address, outer) if spec.bind_address else outer
+            for inner, outer in spec.ports.items()
+        },
+        "detach": True,
+    }
+    if spec.network:
+        kwargs["network"] = spec.network
+    else:
+        kwargs["network_mode"] = "none"
+    if limits.restart_retries:
+        kwargs["restart_policy"] = {
+            "Name": "on-failure",
+            "MaximumRetryCount": limits.restart_retries,
+        }
+    return kwargs
+
+
+def free_subnet(pool: str, taken: list[str], prefixlen: int = 28) -> str:
+    """The first block of the pool that overlaps no existing network."""
+    used = [ipaddress.ip_network(t, strict=False) for t in taken]
+    used = [u for u in used if u.version == 4]
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=prefixlen):
+        if not any(candidate.overlaps(u) for u in used):
+            return str(candidate)
+    raise DockerError(f"no free /{prefixlen} left in MEDCELL_SUBNET_POOL {pool}")

@@ -1,0 +1,61 @@
+"""One exception tree for the provisioner; the CLI turns its root into `Error: …` in one place."""
+
+
+class ProvisionerError(Exception):
+    """Root of every error the provisioner reports to an operator."""
+
+
+class InvalidArgument(ProvisionerError):
+    """A slug, duration or setting that the contract refuses."""
+
+
+class FacilityNotFound(ProvisionerError):
+    """No facility with that slug exists."""
+
+
+class FacilityExists(ProvisionerError):
+    """A facility (or one of its Docker objects) with that slug already exists."""
+
+
+class Busy(ProvisionerError):
+    """Another medcell command is changing the same facility right now."""
+
+
+class FacilityCommandFailed(ProvisionerError):
+    """A management command inside a facility container failed."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class HealthTimeout(ProvisionerError):
+    """A container did not become healthy in time."""
+
+
+class TLSError(ProvisionerError):
+    """The gateway certificate could not be made or installed."""
+
+
+class ImageBuildFailed(ProvisionerError):
+    """Building the medcell images failed."""
+
+
+class DockerError(ProvisionerError):
+    """The Docker Engine refused or failed a request."""
+
+
+class DockerUnavailable(DockerError):
+    """No Docker Engine answers."""
+
+
+class NotFound(DockerError):
+    """A Docker object does not exist."""
+
+
+class Conflict(DockerError):
+    """A Docker object with that name already exists or is in use."""
+
+
+class SubnetTaken(Conflict):
+    """The chosen subnet overlaps a network that another process created meanwhile."""

@@ -1,0 +1,106 @@
+"""Talking to the app inside a facility container: its health check and its management commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from provisioner import specs
+from provisioner.docker_backend import ContainerInfo, ContainerSpec, DockerBackend
+from provisioner.errors import DockerError, FacilityCommandFailed, HealthTimeout
+
+POLL_SECONDS = 0.1
+NOTE_SECONDS = 5
+KILLED = 137  # exit code of a command whose container stopped under it
+
+
+def wait_healthy(
+    backend: DockerBackend,
+    container: str,
+    timeout: float,
+    progress: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until the container passes its health check; fail early if it gave up."""
+    deadline = clock() + timeout
+    next_note = clock()
+    while True:
+        info = backend.container(container)
+        if info is None:
+            raise HealthTimeout(f"container {container} disappeared while starting")
+        if info.status == "running" and info.health in ("healthy", None):
+            return
+        # A restart is the restart policy doing its job; only a container that gave up fails.
+        if info.status in ("exited", "dead") or (
+            info.status == "running" and info.health == "unhealthy"
+        ):
+            raise HealthTimeout(
+                f"container {container} failed to start ({info.status}, exit code "
+                f"{info.exit_code}); see `docker logs {container}`"
+            )
+        if info.status == "running" and passes_health_check(backend, info):
+            return
+        if clock() >= deadline:
+            raise HealthTimeout(
+                f"container {container} not healthy after {timeout:.0f}s; "
+                f"see `docker logs {container}`"
+            )
+        if clock() >= next_note:
+            progress(f"waiting for {container} to become healthy ({info.health})")
+            next_note = clock() + NOTE_SECONDS
+        sleep(POLL_SECONDS)
+
+
+def passes_health_check(backend: DockerBackend, info: ContainerInfo) -> bool:
+    """Run the image's own health check now.
+
+    Docker runs the first check only after a full interval; asking ourselves makes `create`
+    return as soon as the app answers, without a short interval costing CPU forever.
+    """
+    if not info.health_test:
+        return False
+    try:
+        code, _, _ = backend.exec(info.name, list(info.health_test))
+    except DockerError:
+        return False  # e.g. it stopped meanwhile; the next look at its state tells
+    return code == 0
+
+
+def manage(backend: DockerBackend, container: str, *command: str) -> dict:
+    """Run `python -m services.facility COMMAND` in the container; its stdout is one JSON object."""
+    code, out, err = backend.exec(container, [*specs.MANAGE, *command])
+    if code != 0:
+        raise FacilityCommandFailed(
+            f"{command[0]} in {container} failed (exit code {code}): {last_line(err)}",
+            exit_code=code,
+        )
+    try:
+        result = json.loads(out)
+    except json.JSONDecodeError as e:
+        # Never echo stdout: it may hold a password.
+        raise FacilityCommandFailed(f"{command[0]} in {container} printed no JSON") from e
+    if not isinstance(result, dict):
+        raise FacilityCommandFailed(f"{command[0]} in {container} printed no JSON object")
+    return result
+
+
+def shred_offline(backend: DockerBackend, spec: ContainerSpec) -> int:
+    """Run `shred-keys` in a one-off container over the keys volume; return keys destroyed."""
+    backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt
+    code, out, err = backend.run_once(spec)
+    if code != 0:
+        raise FacilityCommandFailed(
+            f"keys not destroyed ({last_line(err)}); nothing was removed", exit_code=code
+        )
+    try:
+        return int(json.loads(out).get("destroyed", 0))
+    except (json.JSONDecodeError, AttributeError, ValueError):
+        return 0
+
+
+def last_line(text: str) -> str:
+    """The last line of a command's stderr, without its `Error:` prefix."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].removeprefix("Error:").strip() if lines else "no error message"

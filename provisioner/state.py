@@ -1,0 +1,86 @@
+"""The little the provisioner keeps under MEDCELL_HOME: locks, gateway files, a deletion log."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from provisioner.config import Config
+from provisioner.errors import Busy
+
+DELETION_LOG = "deletions.log"
+
+
+def ensure_home(config: Config) -> Path:
+    """Create MEDCELL_HOME, private to the operator."""
+    config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return config.home
+
+
+def _locks_dir(config: Config) -> Path:
+    path = ensure_home(config) / "locks"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+@contextmanager
+def facility_lock(config: Config, slug: str) -> Iterator[None]:
+    """Hold the facility's lock, or refuse at once if another command holds it.
+
+    The lock file is removed on release, so a deleted facility leaves no file named after it.
+    """
+    path = _locks_dir(config) / f"{slug}.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # A holder may have just unlinked the file we opened; then ours locks nothing.
+            if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError) as e:
+            raise Busy(f"facility {slug} is being changed by another medcell command") from e
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def routes_lock(config: Config) -> Iterator[None]:
+    """Serialise rewrites of routes.json so a slow writer cannot undo a newer one."""
+    with open(_locks_dir(config) / "routes.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def log_deletion(config: Config, slug: str) -> None:
+    """Append a content-free line: which slug was deleted, and when."""
+    with open(ensure_home(config) / DELETION_LOG, "a") as handle:
+        handle.write(f"{now_iso()} deleted {slug}\n")
+
+
+def now_iso() -> str:
+    """The current UTC time in ISO 8601, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

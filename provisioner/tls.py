@@ -1,0 +1,77 @@
+"""The gateway's certificate: the operator's own (MEDCELL_TLS_CERT/KEY) or a self-signed one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from provisioner.config import Config
+from provisioner.errors import TLSError
+
+CERT_DAYS = 825  # the longest validity that browsers accept for a leaf certificate
+
+
+def tls_dir(config: Config) -> Path:
+    return config.gateway_dir / "tls"
+
+
+def ensure_certificate(config: Config, owner: tuple[int, int] | None = None) -> Path:
+    """Install the operator's certificate, or make a self-signed one once; return the TLS dir."""
+    directory = tls_dir(config)
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    if config.tls_cert and config.tls_key:
+        _install(config.tls_cert, cert, 0o644)
+        _install(config.tls_key, key, 0o600)
+    elif not (cert.exists() and key.exists()):
+        _self_signed(config, cert, key)
+    if owner is not None:
+        # The gateway reads the key as its own uid; the key stays 0600.
+        for path in (directory, cert, key):
+            os.chown(path, *owner)
+    os.chmod(key, 0o600)
+    os.chmod(cert, 0o644)
+    return directory
+
+
+def _install(source: Path, target: Path, mode: int) -> None:
+    try:
+        data = source.read_bytes()
+    except OSError as e:
+        raise TLSError(f"cannot read {source}: {e.strerror}") from e
+    if b"-----BEGIN" not in data:
+        raise TLSError(f"{source} is not a PEM file")
+    if target.exists() and target.read_bytes() == data:
+        return
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tls.")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, target)
+
+
+def _self_signed(config: Config, cert: Path, key: Path) -> None:
+    if shutil.which("openssl") is None:
+        raise TLSError("openssl is missing; install it or set MEDCELL_TLS_CERT and MEDCELL_TLS_KEY")
+    names = ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+    if config.domain:
+        names += [f"DNS:{config.domain}", f"DNS:*.{config.domain}"]
+    with tempfile.TemporaryDirectory(dir=cert.parent, prefix=".new.") as tmp:
+        new_cert, new_key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        command = [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(new_key), "-out", str(new_cert), "-days", str(CERT_DAYS),
+            "-subj", f"/CN={config.domain or 'localhost'}/O=medcell self-signed",
+            "-addext", "subjectAltName=" + ",".join(names),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            detail = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise TLSError(f"openssl could not make a certificate: {detail}")
+        os.chmod(new_key, 0o600)
+        os.replace(new_key, key)
+        os.replace(new_cert, cert)

@@ -1,0 +1,123 @@
+"""Fixtures: a fake engine, a temporary MEDCELL_HOME, and a CLI runner wired to both."""
+
+import json
+import os
+import secrets
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from provisioner.cli import Runtime, cli
+from provisioner.config import Config
+from provisioner.docker_backend import DockerBackend
+from provisioner.facilities import Facilities
+from tests.provisioner.fakedocker import FakeDocker
+
+
+@pytest.fixture
+def fake() -> FakeDocker:
+    return FakeDocker()
+
+
+@pytest.fixture
+def config(tmp_path) -> Config:
+    return Config(home=tmp_path / "medcell-home")
+
+
+@pytest.fixture
+def builds() -> list[str]:
+    """Records image builds that `medcell up` asked for."""
+    return []
+
+
+@pytest.fixture
+def runtime(config, fake, builds) -> Runtime:
+    def build(progress):
+        builds.append("build")
+        fake.images_present |= {config.facility_image, config.gateway_image}
+
+    options = {"build": build, "identity": lambda: ("10001:10001", None)}
+    runtime = Runtime(config, DockerBackend(fake), stack_options=options)
+    runtime.facilities.sleep = lambda seconds: None
+    return runtime
+
+
+class Invoker:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    def __call__(self, *args: str):
+        return CliRunner().invoke(cli, list(args), obj=self.runtime)
+
+    def json(self, *args: str):
+        result = self(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def medcell(runtime) -> Invoker:
+    """Run `medcell ARGS...` against the fake engine: medcell("facility", "list")."""
+    return Invoker(runtime)
+
+
+# Integration fixtures (tests marked `docker`): a private installation on the real engine.
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def remove_installation(client, prefix: str) -> None:
+    """Force-remove every container, network and volume labelled with this test prefix."""
+    only_ours = {"label": [f"medcell.instance={prefix}"]}
+    for container in client.containers.list(all=True, filters=only_ours):
+        container.remove(force=True)
+    for network in client.networks.list(filters=only_ours):
+        network.remove()
+    for volume in client.volumes.list(filters=only_ours):
+        volume.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def docker_client():
+    import docker
+
+    client = docker.from_env()
+    config = Config.from_env()
+    missing = []
+    for image in (config.facility_image, config.gateway_image):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            missing.append(image)
+    if missing:
+        pytest.fail(f"images missing: {', '.join(missing)}; run `make images` first")
+    return client
+
+
+@pytest.fixture(scope="module")
+def installation(docker_client, tmp_path_factory):
+    """Environment of a throw-away installation: own prefix, MEDCELL_HOME and ports."""
+    prefix = f"mctest{secrets.token_hex(3)}"
+    env = {
+        **os.environ,
+        "MEDCELL_HOME": str(tmp_path_factory.mktemp("medcell-home")),
+        "MEDCELL_DOCKER_PREFIX": prefix,
+        "MEDCELL_GATEWAY_PORT": str(free_port()),
+        "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
+        "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+    }
+    try:
+        yield env
+    finally:
+        remove_installation(docker_client, prefix)
+
+
+@pytest.fixture(scope="module")
+def live(installation) -> Facilities:
+    """The provisioner's library against the real engine, inside the throw-away installation."""
+    return Facilities(Config.from_env(installation), DockerBackend(), progress=print)

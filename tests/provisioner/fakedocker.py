@@ -1,0 +1,294 @@
+"""A fake docker-py client with just the calls the provisioner makes, in memory, no engine."""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+from collections import namedtuple
+
+import docker.errors
+import requests
+
+ExecResult = namedtuple("ExecResult", "exit_code output")
+_ids = itertools.count(1)
+
+
+def api_error(status: int, message: str) -> docker.errors.APIError:
+    response = requests.Response()
+    response.status_code = status
+    cls = docker.errors.NotFound if status == 404 else docker.errors.APIError
+    return cls(message, response=response, explanation=message)
+
+
+def _matches(labels: dict, filters: dict | None) -> bool:
+    for wanted in (filters or {}).get("label", []):
+        key, _, value = wanted.partition("=")
+        if key not in labels or ("=" in wanted and labels[key] != value):
+            return False
+    return True
+
+
+class FakeImage:
+    def __init__(self, ref: str):
+        self.id = f"sha256:{abs(hash(ref)):x}"
+
+
+class FakeImages:
+    def __init__(self, fake: FakeDocker):
+        self.fake = fake
+
+    def get(self, ref: str) -> FakeImage:
+        if ref not in self.fake.images_present:
+            raise api_error(404, f"No such image: {ref}")
+        return FakeImage(ref)
+
+
+class FakeContainer:
+    def __init__(self, fake: FakeDocker, image: str, command, kwargs: dict):
+        self.fake = fake
+        self.id = f"c{next(_ids)}"
+        self.name = kwargs["name"]
+        self.image = image
+        self.command = command
+        self.kwargs = kwargs
+        self.status = "created"
+        self.health: str | None = None
+        self.exit_code = 0
+        self.restart_count = 0
+        self.healthcheck: dict | None = None
+        self.networks = {kwargs["network"]} if kwargs.get("network") else set()
+
+    @property
+    def labels(self) -> dict:
+        return self.kwargs.get("labels", {})
+
+    @property
+    def attrs(self) -> dict:
+        state = {"Status": self.status, "ExitCode": self.exit_code}
+        if self.health:
+            state["Health"] = {"Status": self.health}
+        return {
+            "Name": f"/{self.name}",
+            "State": state,
+            "RestartCount": self.restart_count,
+            "Config": {
+                "Labels": self.labels,
+                "Env": self.kwargs.get("environment", {}),
+                "Healthcheck": self.healthcheck,
+            },
+            "NetworkSettings": {"Networks": {n: {} for n in sorted(self.networks)}},
+        }
+
+    def reload(self) -> None:
+        pass
+
+    def start(self) -> None:
+        self.fake.fail("start", self)
+        for network in self.networks:
+            if network not in self.fake.networks_by_name:
+                raise api_error(404, f"network {network} not found")
+        self.status = "running"
+        self.health = self.fake.health_on_start
+        self.fake.started.append(self.name)
+
+    def stop(self, timeout: int = 10) -> None:
+        self.status = "exited"
+        self.health = None
+
+    def remove(self, force: bool = False) -> None:
+        if self.status == "running" and not force:
+            raise api_error(409, "container is running")
+        self.fake.containers_by_name.pop(self.name, None)
+        for network in self.fake.networks_by_name.values():
+            network.members.discard(self.name)
+
+    def exec_run(self, cmd: list[str], demux: bool = False) -> ExecResult:
+        if self.status != "running":
+            raise api_error(409, f"Container {self.name} is not running")
+        self.fake.execs.append((self.name, list(cmd)))
+        code, out, err = self.fake.exec_handler(self, list(cmd))
+        return ExecResult(code, (out.encode() or None, err.encode() or None))
+
+    def wait(self, timeout: float | None = None) -> dict:
+        code, out, err = self.fake.exec_handler(self, list(self.command or []))
+        self.exit_code, self._logs = code, (out, err)
+        self.status = "exited"
+        return {"StatusCode": code}
+
+    def logs(self, stdout: bool = True, stderr: bool = True) -> bytes:
+        out, err = getattr(self, "_logs", ("", ""))
+        return ((out if stdout else "") + (err if stderr else "")).encode()
+
+
+class FakeContainers:
+    def __init__(self, fake: FakeDocker):
+        self.fake = fake
+
+    def get(self, name: str) -> FakeContainer:
+        try:
+            return self.fake.containers_by_name[name]
+        except KeyError:
+            raise api_error(404, f"No such container: {name}") from None
+
+    def list(self, all=False, filters=None, ignore_removed=False, **_):
+        found = self.fake.containers_by_name.values()
+        return [c for c in found if _matches(c.labels, filters) and (all or c.status == "running")]
+
+    def create(self, image: str, command=None, **kwargs) -> FakeContainer:
+        self.fake.fail("create_container", kwargs)
+        if kwargs["name"] in self.fake.containers_by_name:
+            raise api_error(409, f'Conflict. The container name "/{kwargs["name"]}" is in use')
+        if image not in self.fake.images_present:
+            raise api_error(404, f"No such image: {image}")
+        for name in kwargs.get("volumes", {}):
+            if not name.startswith("/") and name not in self.fake.volumes_by_name:
+                self.fake.volumes.create(name=name, labels={})  # Docker makes missing volumes
+        container = FakeContainer(self.fake, image, command, kwargs)
+        self.fake.containers_by_name[container.name] = container
+        if kwargs.get("network"):
+            self.fake.networks_by_name[kwargs["network"]].members.add(container.name)
+        self.fake.created.append(kwargs)
+        return container
+
+
+class FakeVolume:
+    def __init__(self, fake: FakeDocker, name: str, labels: dict):
+        self.fake, self.name = fake, name
+        self.attrs = {"Name": name, "Labels": labels}
+        self.files: dict[str, str] = {}
+
+    def remove(self, force: bool = False) -> None:
+        for c in self.fake.containers_by_name.values():
+            if self.name in c.kwargs.get("volumes", {}):
+                raise api_error(409, f"remove {self.name}: volume is in use")
+        del self.fake.volumes_by_name[self.name]
+
+
+class FakeVolumes:
+    def __init__(self, fake: FakeDocker):
+        self.fake = fake
+
+    def get(self, name: str) -> FakeVolume:
+        try:
+            return self.fake.volumes_by_name[name]
+        except KeyError:
+            raise api_error(404, f"get {name}: no such volume") from None
+
+    def list(self, filters=None):
+        return [
+            v for v in self.fake.volumes_by_name.values() if _matches(v.attrs["Labels"], filters)
+        ]
+
+    def create(self, name: str, labels: dict | None = None) -> FakeVolume:
+        # Like Docker, creating an existing volume returns it unchanged.
+        return self.fake.volumes_by_name.setdefault(name, FakeVolume(self.fake, name, labels or {}))
+
+
+class FakeNetwork:
+    def __init__(self, fake: FakeDocker, name: str, subnet: str, labels: dict, internal: bool):
+        self.fake, self.name, self.internal = fake, name, internal
+        self.subnet, self.labels = subnet, labels
+        self.members: set[str] = set()
+        self.attrs = {"Name": name, "Labels": labels, "IPAM": {"Config": [{"Subnet": subnet}]}}
+
+    def connect(self, container: str) -> None:
+        c = self.fake.containers.get(container)
+        if container in self.members:
+            raise api_error(403, f"endpoint with name {container} already exists in network")
+        self.members.add(container)
+        c.networks.add(self.name)
+
+    def disconnect(self, container: str, force: bool = False) -> None:
+        c = self.fake.containers.get(container)
+        if container not in self.members:
+            raise api_error(403, f"container {container} is not connected to network {self.name}")
+        self.members.discard(container)
+        c.networks.discard(self.name)
+
+    def remove(self) -> None:
+        running = [m for m in self.members if self.fake.containers_by_name[m].status == "running"]
+        if running:
+            raise api_error(403, f"error while removing network: {self.name} has active endpoints")
+        for member in self.members:
+            self.fake.containers_by_name[member].networks.discard(self.name)
+        del self.fake.networks_by_name[self.name]
+
+
+class FakeNetworks:
+    def __init__(self, fake: FakeDocker):
+        self.fake = fake
+
+    def get(self, name: str) -> FakeNetwork:
+        try:
+            return self.fake.networks_by_name[name]
+        except KeyError:
+            raise api_error(404, f"network {name} not found") from None
+
+    def list(self, filters=None, **_):
+        return [n for n in self.fake.networks_by_name.values() if _matches(n.labels, filters)]
+
+    def create(self, name, driver=None, internal=False, ipam=None, labels=None, **kwargs):
+        self.fake.fail("create_network", name)
+        if kwargs.get("check_duplicate") and name in self.fake.networks_by_name:
+            raise api_error(409, f"network with name {name} already exists")
+        subnet = ipam["Config"][0]["Subnet"]
+        wanted = ipaddress.ip_network(subnet)
+        for other in self.fake.networks_by_name.values():
+            if wanted.overlaps(ipaddress.ip_network(other.subnet)):
+                raise api_error(403, "Pool overlaps with other one on this address space")
+        network = FakeNetwork(self.fake, name, subnet, labels or {}, internal)
+        self.fake.networks_by_name[name] = network
+        return network
+
+
+class FakeDocker:
+    """Stands in for `docker.DockerClient`; tests script health, exec results and failures."""
+
+    def __init__(self, images=("medcell-facility:latest", "medcell-gateway:latest")):
+        self.images_present = set(images)
+        self.containers_by_name: dict[str, FakeContainer] = {}
+        self.volumes_by_name: dict[str, FakeVolume] = {}
+        self.networks_by_name: dict[str, FakeNetwork] = {}
+        self.images = FakeImages(self)
+        self.containers = FakeContainers(self)
+        self.volumes = FakeVolumes(self)
+        self.networks = FakeNetworks(self)
+        self.health_on_start: str | None = "healthy"
+        self.failures: dict[str, Exception] = {}
+        self.created: list[dict] = []
+        self.started: list[str] = []
+        self.execs: list[tuple[str, list[str]]] = []
+        self.passwords: list[str] = []
+        self.shredded: list[str] = []
+        self.exec_handler = self.facility_app
+
+    def fail(self, step: str, subject) -> None:
+        if step in self.failures:
+            raise self.failures[step]
+
+    def facility_app(self, container: FakeContainer, cmd: list[str]) -> tuple[int, str, str]:
+        """What services.facility's management commands print."""
+        if cmd[:3] != ["python", "-m", "services.facility"]:
+            return 127, "", "Error: unknown command"
+        command = cmd[3]
+        keys = container.kwargs["volumes"]
+        keys_volume = next(v for v, m in keys.items() if m["bind"] == "/keys")
+        if command == "create-admin":
+            password = f"pw-{next(_ids)}-secret"
+            self.passwords.append(password)
+            return (
+                0,
+                json.dumps({"username": cmd[cmd.index("--username") + 1], "password": password}),
+                "",
+            )
+        if command == "rotate-key":
+            return 0, json.dumps({"version": 2, "rewrapped": 3, "destroyed": 0}), ""
+        if command == "shred-keys":
+            self.shredded.append(keys_volume)
+            return 0, json.dumps({"destroyed": 1}), ""
+        return 2, "", f"Error: no command {command}"
+
+    def names(self) -> set[str]:
+        """Every object name the fake engine holds."""
+        return set(self.containers_by_name) | set(self.volumes_by_name) | set(self.networks_by_name)

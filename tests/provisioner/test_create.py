@@ -1,0 +1,262 @@
+"""`medcell facility create`: what it makes, what it prints, and what it leaves after a failure."""
+
+import json
+import threading
+
+import pytest
+
+from provisioner import state
+from provisioner.errors import Busy, ProvisionerError
+from tests.provisioner.fakedocker import api_error
+
+HARDENING = {
+    "user": "10001:10001",
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5},
+}
+
+
+def test_create_prints_login_once_as_json(medcell, fake):
+    out = medcell.json("facility", "create", "alpha", "--name", "Praxis Alpha")
+    assert out == {
+        "slug": "alpha",
+        "url": "https://localhost:8443/f/alpha/",
+        "admin_user": "admin",
+        "admin_password": fake.passwords[0],
+    }
+
+
+def test_create_makes_container_network_and_volumes_with_contract_names(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    assert fake.names() == {"medcell-alpha", "medcell-alpha-data", "medcell-alpha-keys"}
+    network = fake.networks_by_name["medcell-alpha"]
+    assert network.internal
+    assert network.subnet.endswith("/28")
+    assert network.members == {"medcell-alpha"}
+    assert fake.containers_by_name["medcell-alpha"].image == "medcell-facility:latest"
+
+
+def test_every_object_carries_the_facility_label(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    labelled = [c.labels for c in fake.containers_by_name.values()]
+    labelled += [v.attrs["Labels"] for v in fake.volumes_by_name.values()]
+    labelled += [n.labels for n in fake.networks_by_name.values()]
+    assert len(labelled) == 4
+    for labels in labelled:
+        assert labels["medcell.facility"] == "alpha"
+        assert labels["medcell.instance"] == "medcell"
+
+
+def test_facility_container_is_hardened(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    kwargs = fake.containers_by_name["medcell-alpha"].kwargs
+    for key, value in HARDENING.items():
+        assert kwargs[key] == value, key
+    assert "noexec" in kwargs["tmpfs"]["/tmp"]
+    assert kwargs["mem_limit"] and kwargs["nano_cpus"] and kwargs["pids_limit"]
+    assert kwargs["ports"] == {}
+    assert kwargs["volumes"] == {
+        "medcell-alpha-data": {"bind": "/data", "mode": "rw"},
+        "medcell-alpha-keys": {"bind": "/keys", "mode": "rw"},
+    }
+    for forbidden in ("privileged", "network_mode", "pid_mode", "ipc_mode", "cap_add", "devices"):
+        assert forbidden not in kwargs
+
+
+def test_no_secret_in_environment_labels_or_home(medcell, fake, config):
+    out = medcell.json("facility", "create", "alpha", "--retention", "12h")
+    kwargs = fake.containers_by_name["medcell-alpha"].kwargs
+    assert kwargs["environment"] == {
+        "MEDCELL_FACILITY": "alpha",
+        "MEDCELL_FACILITY_NAME": "alpha",
+        "MEDCELL_RETENTION": "12h",
+    }
+    dumped = json.dumps([kwargs, [v.attrs for v in fake.volumes_by_name.values()]])
+    assert out["admin_password"] not in dumped
+    for path in config.home.rglob("*"):
+        if path.is_file():
+            assert out["admin_password"] not in path.read_text()
+
+
+def test_create_writes_routes_for_the_gateway(medcell, config):
+    medcell.json("facility", "create", "alpha")
+    routes = json.loads((config.home / "gateway" / "routes.json").read_text())
+    assert routes == {
+        "version": 1,
+        "facilities": {"alpha": {"upstream": "http://medcell-alpha:8000", "state": "running"}},
+    }
+
+
+def test_each_facility_gets_its_own_subnet(medcell, fake):
+    for slug in ("a", "b", "c"):
+        medcell.json("facility", "create", slug)
+    subnets = {n.subnet for n in fake.networks_by_name.values()}
+    assert subnets == {"10.213.0.0/28", "10.213.0.16/28", "10.213.0.32/28"}
+
+
+def test_create_existing_slug_is_refused_and_changes_nothing(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    before = fake.names()
+    result = medcell("facility", "create", "alpha")
+    assert result.exit_code != 0
+    assert result.stderr == "Error: facility alpha already exists\n"
+    assert fake.names() == before
+
+
+def test_create_while_another_holds_the_lock_is_refused(medcell, fake, config):
+    with state.facility_lock(config, "alpha"):
+        result = medcell("facility", "create", "alpha")
+    assert result.exit_code != 0
+    assert "being changed by another medcell command" in result.stderr
+    assert fake.names() == set()
+
+
+def test_concurrent_creates_of_one_slug_one_wins(medcell, fake, runtime):
+    # The first create pauses inside the health wait while the second one tries.
+    entered, release = threading.Event(), threading.Event()
+    outcome = {}
+
+    def slow_sleep(seconds):
+        entered.set()
+        release.wait(5)
+
+    fake.health_on_start = "starting"
+    runtime.facilities.sleep = slow_sleep
+
+    def first():
+        outcome["first"] = medcell("facility", "create", "alpha")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert entered.wait(5)
+    second = medcell("facility", "create", "alpha")
+    fake.containers_by_name["medcell-alpha"].health = "healthy"
+    release.set()
+    thread.join(5)
+    assert outcome["first"].exit_code == 0
+    assert second.exit_code != 0
+    assert "being changed by another medcell command" in second.stderr
+
+
+def test_another_installation_creating_same_network_loses_cleanly(runtime, fake):
+    fake.failures["create_network"] = api_error(409, "network with name medcell-alpha exists")
+    with pytest.raises(Exception, match="already exists"):
+        runtime.facilities.create("alpha")
+    assert fake.names() == set()
+
+
+@pytest.mark.parametrize(
+    "step",
+    ["create_container", "start"],
+)
+def test_engine_failure_half_way_removes_everything(medcell, fake, config, step):
+    fake.failures[step] = api_error(500, "engine exploded")
+    result = medcell("facility", "create", "alpha")
+    assert result.exit_code != 0
+    assert "engine exploded" in result.stderr
+    assert fake.names() == set()
+    assert not (config.home / "locks" / "alpha.lock").exists()
+    routes = json.loads((config.home / "gateway" / "routes.json").read_text())
+    assert routes["facilities"] == {}
+
+
+def test_unhealthy_container_is_rolled_back(medcell, fake):
+    fake.health_on_start = "unhealthy"
+    result = medcell("facility", "create", "alpha")
+    assert result.exit_code != 0
+    assert "failed to start" in result.stderr
+    assert fake.names() == set()
+
+
+def test_health_timeout_is_rolled_back(runtime, fake):
+    fake.health_on_start = "starting"
+    clock = iter(range(0, 10_000, 10))
+    runtime.facilities.clock = lambda: next(clock)
+    with pytest.raises(Exception, match="not healthy after 90s"):
+        runtime.facilities.create("alpha")
+    assert fake.names() == set()
+
+
+def test_failed_create_admin_is_rolled_back_without_echoing_stdout(medcell, fake):
+    fake.exec_handler = lambda c, cmd: (1, "password=leak", "Error: staff exists")
+    result = medcell("facility", "create", "alpha")
+    assert result.exit_code != 0
+    assert result.stderr == (
+        "Error: create-admin in medcell-alpha failed (exit code 1): staff exists\n"
+    )
+    assert "leak" not in result.output
+    assert fake.names() == set()
+
+
+def test_missing_image_is_refused_before_anything_is_made(medcell, fake):
+    fake.images_present.clear()
+    result = medcell("facility", "create", "alpha")
+    assert "image medcell-facility:latest is missing" in result.stderr
+    assert fake.names() == set()
+
+
+def test_create_joins_a_running_gateway_to_the_new_network(medcell, fake):
+    medcell.json("up")
+    medcell.json("facility", "create", "alpha")
+    assert "medcell-gateway" in fake.networks_by_name["medcell-alpha"].members
+
+
+def test_every_refusal_is_a_provisioner_error():
+    assert issubclass(Busy, ProvisionerError)
+
+
+def test_create_returns_once_the_image_health_check_passes(runtime, fake):
+    # Docker itself would report "healthy" only after a full check interval.
+    fake.health_on_start = "starting"
+    check = ["CMD", "python3", "-c", "probe"]
+    original = fake.containers.create
+
+    def create(image, command=None, **kwargs):
+        container = original(image, command, **kwargs)
+        container.healthcheck = {"Test": check}
+        return container
+
+    probes = []
+
+    def app(container, cmd):
+        if cmd == check[1:]:
+            probes.append(cmd)
+            return (0 if len(probes) >= 3 else 1), "", ""
+        return fake.facility_app(container, cmd)
+
+    fake.containers.create = create
+    fake.exec_handler = app
+    assert runtime.facilities.create("alpha")["admin_user"] == "admin"
+    assert len(probes) == 3
+    assert fake.containers_by_name["medcell-alpha"].health == "starting"
+
+
+def test_create_admin_is_retried_once_after_a_container_restart(runtime, fake):
+    calls = []
+
+    def app(container, cmd):
+        if "create-admin" in cmd:
+            calls.append(cmd)
+            if len(calls) == 1:
+                return 137, "", ""  # the container restarted under the command
+        return fake.facility_app(container, cmd)
+
+    fake.exec_handler = app
+    assert runtime.facilities.create("alpha")["admin_password"] == fake.passwords[0]
+    assert len(calls) == 2
+
+
+def test_crash_looping_container_is_rolled_back(medcell, fake):
+    original = fake.containers.create
+
+    def create(image, command=None, **kwargs):
+        container = original(image, command, **kwargs)
+        container.start = lambda: setattr(container, "status", "exited")
+        return container
+
+    fake.containers.create = create
+    result = medcell("facility", "create", "alpha")
+    assert "failed to start (exited" in result.stderr
+    assert fake.names() == set()

@@ -1,0 +1,103 @@
+"""`medcell up` / `down` and the demo on the real engine, with the real gateway in front."""
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from provisioner.cli import Runtime
+from provisioner.config import Config
+from provisioner.docker_backend import DockerBackend
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def stack(installation):
+    runtime = Runtime(Config.from_env(installation), DockerBackend())
+    runtime.stack.up()
+    return runtime
+
+
+def get(config: Config, path: str) -> int:
+    """Status of a GET through the gateway, trusting only its own certificate."""
+    context = ssl.create_default_context(cafile=str(config.home / "gateway" / "tls" / "cert.pem"))
+    url = f"https://localhost:{config.gateway_port}{path}"
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def eventually(config: Config, path: str, status: int, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while (seen := get(config, path)) != status and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert seen == status, f"{path}: {seen}, wanted {status}"
+
+
+def test_gateway_is_hardened_and_publishes_only_its_ports(stack, docker_client):
+    config = stack.facilities.config
+    attrs = docker_client.api.inspect_container(config.gateway_container)
+    host = attrs["HostConfig"]
+    assert attrs["Config"]["Labels"]["medcell.role"] == "gateway"
+    assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert attrs["Config"]["User"] in ("10001:10001", f"{os.getuid()}:{os.getgid()}")
+    assert set(host["PortBindings"]) == {"8443/tcp", "8080/tcp"}
+    assert host["PortBindings"]["8443/tcp"][0]["HostPort"] == str(config.gateway_port)
+    (mount,) = attrs["Mounts"]
+    assert mount["Destination"] == "/etc/medcell-gateway" and mount["RW"] is False
+    assert "docker.sock" not in json.dumps(attrs)
+
+
+def test_facility_is_reachable_through_the_gateway_and_follows_its_state(stack, docker_client):
+    facilities, config = stack.facilities, stack.facilities.config
+    facilities.create("gw")
+    gateway = docker_client.api.inspect_container(config.gateway_container)
+    assert config.facility("gw").network in gateway["NetworkSettings"]["Networks"]
+    eventually(config, "/f/gw/healthz", 200)
+    facilities.stop("gw")
+    eventually(config, "/f/gw/healthz", 503)
+    facilities.start("gw")
+    eventually(config, "/f/gw/healthz", 200)
+    facilities.delete("gw")
+    eventually(config, "/f/gw/healthz", 404)
+
+
+def test_up_repairs_a_removed_gateway_and_down_keeps_facilities(stack, docker_client):
+    facilities, config = stack.facilities, stack.facilities.config
+    facilities.create("keep")
+    docker_client.containers.get(config.gateway_container).remove(force=True)
+    result = stack.stack.up()
+    assert f"created {config.gateway_container}" in result["repaired"]
+    eventually(config, "/f/keep/healthz", 200)
+    assert stack.stack.down()["removed"] is True
+    assert [f["status"] for f in facilities.list() if f["slug"] == "keep"] == ["running"]
+    stack.stack.up()
+    eventually(config, "/f/keep/healthz", 200)
+
+
+def test_demo_prints_the_same_login_every_time(stack, installation):
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "provisioner.demo"],
+            env=installation,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout
+    assert "/f/demo/" in runs[0].stdout and "admin / " in runs[0].stdout
+    credentials = stack.facilities.config.home / "demo-credentials.json"
+    assert oct(credentials.stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,155 @@
+"""`medcell up` and `down`: images, the gateway container, TLS, routes, and repair."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from provisioner import tls
+from provisioner.config import Config
+
+
+def test_up_builds_missing_images_then_starts_gateway(medcell, fake, builds):
+    fake.images_present.clear()
+    out = medcell.json("up")
+    assert builds == ["build"]
+    assert out["url"] == "https://localhost:8443/"
+    assert out["status"] == "running"
+    assert fake.containers_by_name["medcell-gateway"].status == "running"
+
+
+def test_up_does_not_rebuild_present_images(medcell, builds):
+    medcell.json("up")
+    assert builds == []
+
+
+def test_gateway_is_hardened_publishes_ports_and_mounts_config_read_only(medcell, fake, config):
+    medcell.json("up")
+    kwargs = fake.containers_by_name["medcell-gateway"].kwargs
+    assert kwargs["labels"]["medcell.role"] == "gateway"
+    assert kwargs["ports"] == {"8443/tcp": 8443, "8080/tcp": 8080}
+    assert kwargs["volumes"] == {
+        str(config.home / "gateway"): {"bind": "/etc/medcell-gateway", "mode": "ro"}
+    }
+    assert kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert kwargs["user"] == "10001:10001"
+    assert not fake.networks_by_name["medcell-edge"].internal
+
+
+def test_up_joins_gateway_to_every_facility_network(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    medcell.json("facility", "create", "beta")
+    medcell.json("up")
+    gateway = fake.containers_by_name["medcell-gateway"]
+    assert gateway.networks == {"medcell-edge", "medcell-alpha", "medcell-beta"}
+
+
+def test_up_is_idempotent(medcell, fake):
+    medcell.json("up")
+    first = fake.containers_by_name["medcell-gateway"]
+    assert medcell.json("up")["repaired"] == []
+    assert fake.containers_by_name["medcell-gateway"] is first
+
+
+def test_up_recreates_a_removed_gateway(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    medcell.json("up")
+    fake.containers_by_name["medcell-gateway"].remove(force=True)
+    out = medcell.json("up")
+    assert "created medcell-gateway" in out["repaired"]
+    assert "medcell-alpha" in fake.containers_by_name["medcell-gateway"].networks
+
+
+def test_up_recreates_gateway_when_settings_change(runtime, medcell, fake, config):
+    medcell.json("up")
+    first = fake.containers_by_name["medcell-gateway"]
+    runtime.stack.config = Config(home=config.home, gateway_port=9443)
+    out = runtime.stack.up()
+    assert "recreated medcell-gateway for new settings or image" in out["repaired"]
+    assert fake.containers_by_name["medcell-gateway"] is not first
+
+
+def test_up_repairs_a_removed_facility_network_and_routes(medcell, fake, config):
+    medcell.json("facility", "create", "alpha")
+    medcell.json("facility", "stop", "alpha")
+    fake.networks_by_name["medcell-alpha"].remove()
+    (config.home / "gateway" / "routes.json").unlink()
+    out = medcell.json("up")
+    assert "recreated network medcell-alpha" in out["repaired"]
+    assert fake.networks_by_name["medcell-alpha"].members == {"medcell-alpha", "medcell-gateway"}
+    routes = json.loads((config.home / "gateway" / "routes.json").read_text())
+    assert routes["facilities"]["alpha"]["state"] == "stopped"
+
+
+def test_up_reconnects_a_disconnected_facility(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    fake.networks_by_name["medcell-alpha"].disconnect("medcell-alpha")
+    out = medcell.json("up")
+    assert "reconnected medcell-alpha to medcell-alpha" in out["repaired"]
+
+
+def test_down_removes_only_the_gateway(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    medcell.json("up")
+    assert medcell.json("down") == {"gateway": "medcell-gateway", "removed": True}
+    assert fake.names() == {"medcell-alpha", "medcell-alpha-data", "medcell-alpha-keys"}
+    assert medcell.json("down")["removed"] is False
+
+
+def test_up_makes_a_self_signed_certificate_once(medcell, config):
+    medcell.json("up")
+    cert = config.home / "gateway" / "tls" / "cert.pem"
+    key = config.home / "gateway" / "tls" / "key.pem"
+    assert b"BEGIN CERTIFICATE" in cert.read_bytes()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    before = cert.read_bytes()
+    medcell.json("up")
+    assert cert.read_bytes() == before
+
+
+def test_operator_certificate_is_installed(tmp_path, config):
+    source = tmp_path / "own"
+    source.mkdir()
+    (source / "c.pem").write_text("-----BEGIN CERTIFICATE-----\nX\n")
+    (source / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\nY\n")
+    own = Config(home=config.home, tls_cert=source / "c.pem", tls_key=source / "k.pem")
+    directory = tls.ensure_certificate(own)
+    assert (directory / "cert.pem").read_text() == (source / "c.pem").read_text()
+    assert stat.S_IMODE((directory / "key.pem").stat().st_mode) == 0o600
+
+
+def test_operator_certificate_must_be_pem(tmp_path, config):
+    (tmp_path / "c.pem").write_text("nope")
+    own = Config(home=config.home, tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "c.pem")
+    with pytest.raises(tls.TLSError, match="not a PEM file"):
+        tls.ensure_certificate(own)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to the gateway's uid needs root")
+def test_as_root_the_key_belongs_to_the_gateway_user(config):
+    directory = tls.ensure_certificate(config, owner=(10001, 10001))
+    assert (directory / "key.pem").stat().st_uid == 10001
+
+
+def test_gateway_gets_no_secrets_only_its_settings(medcell, fake):
+    medcell.json("up")
+    assert fake.containers_by_name["medcell-gateway"].kwargs["environment"] == {
+        "MEDCELL_GATEWAY_CONFIG": "/etc/medcell-gateway",
+        "MEDCELL_GATEWAY_PORT": "8443",
+    }
+
+
+def test_taken_port_is_a_clear_error_and_leaves_no_gateway(medcell, fake):
+    from tests.provisioner.fakedocker import api_error
+
+    fake.failures["start"] = api_error(
+        500, "listen tcp4 0.0.0.0:8443: bind: address already in use"
+    )
+    result = medcell("up")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: ports 8443/8080 are taken; set MEDCELL_GATEWAY_PORT and MEDCELL_GATEWAY_HTTP_PORT\n"
+    )
+    assert "medcell-gateway" not in fake.containers_by_name

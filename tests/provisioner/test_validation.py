@@ -1,0 +1,102 @@
+"""The contract's rules for slugs, durations and settings, through the CLI and the library."""
+
+import pytest
+
+from provisioner.config import Config
+from provisioner.errors import InvalidArgument
+from provisioner.validation import check_retention, check_slug, parse_duration
+
+GOOD_SLUGS = ["a", "0", "praxis-mueller", "a1", "x" * 32, "a-b-c"]
+BAD_SLUGS = ["", "-a", "a-", "A", "praxis_mueller", "x" * 33, "a b", "ä", "a.b", "../x", "a\n"]
+
+
+@pytest.mark.parametrize("slug", GOOD_SLUGS)
+def test_contract_slugs_are_accepted(slug):
+    assert check_slug(slug) == slug
+
+
+@pytest.mark.parametrize("slug", BAD_SLUGS)
+def test_other_slugs_are_refused(slug):
+    with pytest.raises(InvalidArgument, match="invalid slug"):
+        check_slug(slug)
+
+
+@pytest.mark.parametrize("text,seconds", [("30s", 30), ("12h", 43200), ("7d", 604800), ("5m", 300)])
+def test_durations_parse_to_seconds(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "7", "d", "7w", "1.5d", "-1d", " 7d", "7D", "7 d"])
+def test_malformed_durations_are_refused(text):
+    with pytest.raises(InvalidArgument, match="invalid duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["8d", "169h", "604801s", "10081m"])
+def test_retention_over_seven_days_is_refused(text):
+    with pytest.raises(InvalidArgument, match="longer than 7d"):
+        check_retention(text)
+
+
+def test_zero_retention_is_refused():
+    with pytest.raises(InvalidArgument):
+        check_retention("0s")
+
+
+@pytest.mark.parametrize("slug", ["Bad", "-x", "x" * 33])
+def test_cli_refuses_bad_slug_without_touching_docker(medcell, fake, slug):
+    result = medcell("facility", "create", "--json", "--", slug)
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: invalid slug")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert fake.names() == set()
+
+
+def test_cli_refuses_long_retention(medcell, fake):
+    result = medcell("facility", "create", "alpha", "--retention", "8d")
+    assert result.exit_code != 0
+    assert "Error: retention 8d is longer than 7d" in result.stderr
+    assert fake.names() == set()
+
+
+def test_settings_come_from_the_environment(tmp_path):
+    env = {
+        "MEDCELL_HOME": str(tmp_path),
+        "MEDCELL_GATEWAY_PORT": "9443",
+        "MEDCELL_DOCKER_PREFIX": "mctest1",
+        "MEDCELL_SUBNET_POOL": "10.99.0.0/24",
+    }
+    config = Config.from_env(env)
+    assert config.home == tmp_path
+    assert config.gateway_port == 9443
+    assert config.facility("x").container == "mctest1-x"
+    assert config.facility_url("x") == "https://localhost:9443/f/x/"
+
+
+def test_defaults_follow_the_contract(tmp_path):
+    config = Config.from_env({"HOME": str(tmp_path)})
+    names = config.facility("praxis")
+    assert (names.container, names.network, names.data_volume) == (
+        "medcell-praxis",
+        "medcell-praxis",
+        "medcell-praxis-data",
+    )
+    assert config.gateway_container == "medcell-gateway"
+    assert config.gateway_port == 8443
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"MEDCELL_GATEWAY_PORT": "http"},
+        {"MEDCELL_GATEWAY_PORT": "70000"},
+        {"MEDCELL_SUBNET_POOL": "10.0.0.0/30"},
+        {"MEDCELL_SUBNET_POOL": "nonsense"},
+        {"MEDCELL_DOCKER_PREFIX": "Bad Prefix"},
+        {"MEDCELL_TLS_CERT": "/x/cert.pem"},
+    ],
+)
+def test_bad_settings_are_refused(env):
+    with pytest.raises(InvalidArgument):
+        Config.from_env(env)
