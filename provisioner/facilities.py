@@ -130,7 +130,13 @@ class Facilities:
                 undo.append(lambda: self.backend.remove_volume(names.keys_volume))
                 undo.append(lambda: self.backend.remove_volume(names.data_volume))
                 self.backend.create_container(
-                    specs.facility_spec(self.config, slug, name, retention)
+                    specs.facility_spec(
+                        self.config,
+                        slug,
+                        name,
+                        retention,
+                        self.backend.image_id(self.config.facility_image),
+                    )
                 )
                 undo.append(lambda: self.backend.remove_container(names.container))
                 self._attach_gateway(names.network)
@@ -233,7 +239,24 @@ class Facilities:
             self.backend.connect(names.network, names.container)
             done.append(f"reconnected {names.container} to {names.network}")
         self._attach_gateway(names.network)
+        done += self._upgrade(found)
         return done
+
+    def _upgrade(self, found: Found) -> list[str]:
+        """Recreate a container made from an older facility image; its volumes carry the data."""
+        names = self.config.facility(found.slug)
+        info = self.backend.container(names.container)
+        current = self.backend.image_id(self.config.facility_image)
+        if info is None or current is None or info.labels.get("medcell.image") == current:
+            return []
+        was_running = info.status == "running"
+        self.progress(f"upgrading {names.container} to the current facility image")
+        self.backend.remove_container(names.container)
+        self.backend.create_container(self._spec(found))
+        if was_running:
+            self.backend.start(names.container)
+            self.wait_healthy(names.container)
+        return [f"upgraded {names.container} to the current facility image"]
 
     # helpers
 
@@ -249,7 +272,8 @@ class Facilities:
     def _spec(self, found: Found):
         name = _meta(found, "name", found.slug)
         retention = _meta(found, "retention", DEFAULT_RETENTION)
-        return specs.facility_spec(self.config, found.slug, name, retention)
+        image_id = self.backend.image_id(self.config.facility_image)
+        return specs.facility_spec(self.config, found.slug, name, retention, image_id)
 
     def _refuse_existing(self, names: FacilityNames) -> None:
         if (

@@ -16,14 +16,18 @@ GATEWAY_CONFIG_DIR = "/etc/medcell-gateway"
 MANAGE = ["python", "-m", "services.facility"]
 
 
-def facility_spec(config: Config, slug: str, name: str, retention: str) -> ContainerSpec:
+def facility_spec(
+    config: Config, slug: str, name: str, retention: str, image_id: str | None = None
+) -> ContainerSpec:
     """The long-running container of one facility: only its own network, no ports, no secrets."""
     names = config.facility(slug)
+    # The image it was made from, so that `medcell up` can tell which facilities to upgrade.
+    labels = {**config.labels(facility=slug, role="facility"), "medcell.image": image_id or ""}
     return ContainerSpec(
         name=names.container,
         image=config.facility_image,
         user=FACILITY_USER,
-        labels=config.labels(facility=slug, role="facility"),
+        labels=labels,
         environment={
             "MEDCELL_FACILITY": slug,
             "MEDCELL_FACILITY_NAME": name,

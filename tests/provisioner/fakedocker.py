@@ -30,8 +30,8 @@ def _matches(labels: dict, filters: dict | None) -> bool:
 
 
 class FakeImage:
-    def __init__(self, ref: str):
-        self.id = f"sha256:{abs(hash(ref)):x}"
+    def __init__(self, ref: str, image_id: str | None = None):
+        self.id = image_id or f"sha256:{abs(hash(ref)):x}"
 
 
 class FakeImages:
@@ -41,7 +41,7 @@ class FakeImages:
     def get(self, ref: str) -> FakeImage:
         if ref not in self.fake.images_present:
             raise api_error(404, f"No such image: {ref}")
-        return FakeImage(ref)
+        return FakeImage(ref, self.fake.image_ids.get(ref))
 
 
 class FakeContainer:
@@ -247,6 +247,7 @@ class FakeDocker:
 
     def __init__(self, images=("medcell-facility:latest", "medcell-gateway:latest")):
         self.images_present = set(images)
+        self.image_ids: dict[str, str] = {}  # set one to simulate a rebuilt image
         self.containers_by_name: dict[str, FakeContainer] = {}
         self.volumes_by_name: dict[str, FakeVolume] = {}
         self.networks_by_name: dict[str, FakeNetwork] = {}

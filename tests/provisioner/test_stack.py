@@ -90,6 +90,21 @@ def test_up_reconnects_a_disconnected_facility(medcell, fake):
     assert "reconnected medcell-alpha to medcell-alpha" in out["repaired"]
 
 
+def test_up_upgrades_facilities_to_a_rebuilt_image_keeping_their_volumes(medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    medcell.json("facility", "create", "beta")
+    medcell.json("facility", "stop", "beta")
+    fake.image_ids["medcell-facility:latest"] = "sha256:rebuilt"
+    out = medcell.json("up")
+    assert "upgraded medcell-alpha to the current facility image" in out["repaired"]
+    assert "upgraded medcell-beta to the current facility image" in out["repaired"]
+    alpha, beta = fake.containers_by_name["medcell-alpha"], fake.containers_by_name["medcell-beta"]
+    assert alpha.kwargs["labels"]["medcell.image"] == "sha256:rebuilt"
+    assert alpha.status == "running" and beta.status != "running"
+    assert "medcell-alpha-data" in fake.volumes_by_name
+    assert not [r for r in medcell.json("up")["repaired"] if r.startswith("upgraded")]
+
+
 def test_down_removes_only_the_gateway(medcell, fake):
     medcell.json("facility", "create", "alpha")
     medcell.json("up")
