@@ -1,0 +1,98 @@
+"""Gateway-originated errors: the right status, Retry-After where it helps, the contract's JSON."""
+
+import http.client
+
+import pytest
+import requests
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> None:
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+def test_unknown_facility_is_404(gateway):
+    assert_error(requests.get(f"{gateway.url}/f/nowhere/api/v1/conversations"), 404, "not_found")
+
+
+def test_stopped_facility_is_503_with_retry_after(gateway):
+    response = requests.get(f"{gateway.url}/f/resting/api/v1/conversations")
+    assert_error(response, 503, "facility_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_facility_not_answering_is_503_with_retry_after(gateway):
+    response = requests.post(f"{gateway.url}/f/dead/api/v1/login", json={"username": "x"})
+    assert_error(response, 503, "facility_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_facility_too_slow_is_504(gateway):
+    assert_error(requests.get(f"{gateway.url}/f/a/slow"), 504, "upstream_timeout")
+
+
+def test_declared_body_over_the_limit_is_refused_up_front(make_gateway, upstreams):
+    gateway = make_gateway(MAX_BODY=1024 * 1024)
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
+    conn.putrequest("POST", "/f/a/api/v1/conversations/1/attachments")
+    conn.putheader("Content-Length", str(1024 * 1024 + 1))
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.endheaders()  # no body sent: the answer must not wait for it
+    response = conn.getresponse()
+    assert response.status == 413
+    assert b'"payload_too_large"' in response.read()
+    conn.close()
+    assert upstreams["a"].seen == []
+
+
+def test_chunked_body_over_the_limit_is_cut_off(make_gateway, upstreams):
+    gateway = make_gateway(MAX_BODY=1024 * 1024)
+
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = requests.post(f"{gateway.url}/f/a/upload", data=chunks())
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_body_at_the_limit_passes(make_gateway, upstreams):
+    gateway = make_gateway(MAX_BODY=1024 * 1024)
+    response = requests.post(f"{gateway.url}/f/a/upload", data=b"x" * 1024 * 1024)
+    assert response.status_code == 200
+    assert response.json()["body_size"] == 1024 * 1024
+
+
+def test_invalid_content_length_is_400(gateway, upstreams):
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
+    conn.putrequest("POST", "/f/a/api", skip_accept_encoding=True)
+    conn.putheader("Content-Length", "-1")
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    assert upstreams["a"].seen == []
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_unsupported_methods_are_405(gateway, upstreams, method):
+    response = requests.request(method, f"{gateway.url}/f/a/")
+    assert_error(response, 405, "method_not_allowed")
+    assert upstreams["a"].seen == []
+
+
+def test_bad_host_header_is_400(gateway, upstreams):
+    response = requests.get(f"{gateway.url}/f/a/", headers={"Host": "evil.example/../x"})
+    assert_error(response, 400, "bad_request")
+
+
+def test_gateway_health(gateway):
+    response = requests.get(f"{gateway.url}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_upstream_breaking_off_a_response_is_not_passed_off_as_complete(gateway, upstreams):
+    with pytest.raises(requests.exceptions.RequestException):
+        _ = requests.get(f"{gateway.url}/f/a/truncated").content

@@ -1,0 +1,55 @@
+"""Access logs: JSON lines of what happened; never a path, query, token, cookie or client IP."""
+
+import requests
+
+from .rawhttp import raw_request
+
+SECRET = "S3CRET"
+
+
+def full_patient_flow(gateway) -> None:
+    token = f"tok-{SECRET}-patient"
+    auth = {"Authorization": f"Bearer {SECRET}-bearer", "Cookie": f"session={SECRET}-cookie"}
+    requests.get(f"{gateway.url}/f/a/p/{token}?pin={SECRET}-pin", headers=auth)
+    requests.post(
+        f"{gateway.url}/f/a/api/v1/conversations/{SECRET}-id/messages",
+        json={"body": f"{SECRET} my rash"},
+        headers=auth,
+    )
+    requests.post(f"{gateway.url}/f/a/api/v1/login", json={"password": f"{SECRET}-pw"})
+    requests.get(f"{gateway.url}/f/nowhere/p/{token}")  # unknown facility
+    requests.get(f"{gateway.url}/f/dead/p/{token}")  # upstream refuses: its error quotes the URL
+    requests.get(f"{gateway.url}/f/a/slow?token={SECRET}")  # timeout
+    raw_request(gateway.port, f"/f/a/p/{SECRET}%2f..", headers={"X-Token": SECRET})  # refused
+    raw_request(gateway.port, f"/{SECRET}", method=f"X{SECRET}")  # odd method
+
+
+def test_logs_never_carry_secrets(gateway, gateway_log, upstreams):
+    full_patient_flow(gateway)
+    assert len(gateway_log.records(at_least=8)) >= 8
+    for line in gateway_log.lines:
+        assert SECRET not in line
+        assert "127.0.0.1" not in line
+
+
+def test_each_request_is_one_json_line_with_its_facts(gateway, gateway_log, upstreams):
+    requests.post(f"{gateway.url}/f/a/api/v1/login", data=b"x" * 1000)
+    requests.get(f"{gateway.url}/f/b/p/some-token")
+    requests.get(f"{gateway.url}/f/resting/")
+    records = [r for r in gateway_log.records(at_least=3) if r["event"] == "request"]
+    api, link, stopped = records
+    assert api["method"] == "POST" and api["facility"] == "a" and api["route"] == "api"
+    assert api["status"] == 200 and api["bytes_in"] == 1000 and api["bytes_out"] > 0
+    assert isinstance(api["duration_ms"], float)
+    assert link["facility"] == "b" and link["route"] == "patient-link"
+    assert stopped["facility"] == "resting" and stopped["status"] == 503
+    assert set(api) == {
+        "ts", "level", "event", "method", "facility", "route", "status",
+        "duration_ms", "bytes_in", "bytes_out",
+    }  # fmt: skip
+
+
+def test_unknown_facility_names_are_not_logged(gateway, gateway_log):
+    requests.get(f"{gateway.url}/f/{SECRET.lower()}/")
+    (record,) = gateway_log.records()
+    assert record["facility"] is None and record["status"] == 404
