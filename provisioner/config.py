@@ -42,6 +42,7 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     health_timeout: float = 90.0
+    gateway_cpus: float = 1.0
     facility_image: str = FACILITY_IMAGE
     gateway_image: str = GATEWAY_IMAGE
 
@@ -76,7 +77,12 @@ class Config:
             domain=env.get("MEDCELL_DOMAIN") or None,
             tls_cert=Path(cert) if cert else None,
             tls_key=Path(key) if key else None,
-            health_timeout=_seconds(env, "MEDCELL_HEALTH_TIMEOUT", 90.0),
+            health_timeout=_positive(env, "MEDCELL_HEALTH_TIMEOUT", 90.0, "a number of seconds"),
+            # The gateway carries every facility's traffic: by default it may use every core,
+            # while each facility stays capped at one so none can starve the others.
+            gateway_cpus=_positive(
+                env, "MEDCELL_GATEWAY_CPUS", float(os.cpu_count() or 1), "a number of CPUs"
+            ),
             # The same variable deploy/build-images.sh tags its images with.
             facility_image=FACILITY_IMAGE.replace(":latest", f":{tag}"),
             gateway_image=GATEWAY_IMAGE.replace(":latest", f":{tag}"),
@@ -125,14 +131,14 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _positive(env: Mapping[str, str], name: str, default: float, what: str) -> float:
     raw = env.get(name)
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError as e:
-        raise InvalidArgument(f"{name} {raw!r} is not a number of seconds") from e
+        raise InvalidArgument(f"{name} {raw!r} is not {what}") from e
     if value <= 0:
         raise InvalidArgument(f"{name} must be positive")
     return value

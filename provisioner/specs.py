@@ -76,7 +76,7 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
             GATEWAY_HTTP_PORT: config.gateway_http_port,
         },
         bind_address=config.gateway_bind,
-        limits=Limits(memory="256m", cpus=1.0, pids=256),
+        limits=Limits(memory="256m", cpus=config.gateway_cpus, pids=256),
     )
     # `medcell up` recreates the gateway when this fingerprint (settings or image) changes.
     fingerprint = json.dumps([repr(spec), image_id], sort_keys=True).encode()

@@ -168,3 +168,15 @@ def test_taken_port_is_a_clear_error_and_leaves_no_gateway(medcell, fake):
         "Error: ports 8443/8080 are taken; set MEDCELL_GATEWAY_PORT and MEDCELL_GATEWAY_HTTP_PORT\n"
     )
     assert "medcell-gateway" not in fake.containers_by_name
+
+
+def test_gateway_may_use_every_core_unless_told_otherwise(tmp_path):
+    from provisioner import specs
+    from provisioner.errors import InvalidArgument
+
+    home = {"MEDCELL_HOME": str(tmp_path)}
+    assert Config.from_env(home).gateway_cpus == os.cpu_count()
+    config = Config.from_env({**home, "MEDCELL_GATEWAY_CPUS": "1.5"})
+    assert specs.gateway_spec(config, "10001:10001", None).limits.cpus == 1.5
+    with pytest.raises(InvalidArgument, match="MEDCELL_GATEWAY_CPUS"):
+        Config.from_env({**home, "MEDCELL_GATEWAY_CPUS": "two"})
