@@ -155,8 +155,10 @@ def create_staff(
 
 
 def list_staff(conn: sqlite3.Connection) -> list[dict]:
-    rows = conn.execute("SELECT username, role, created_at FROM staff ORDER BY username")
-    return [{"username": u, "role": r, "created_at": c} for u, r, c in rows]
+    rows = store.table(conn, "staff").rows_where(
+        select="username, role, created_at", order_by="username"
+    )
+    return list(rows)
 
 
 def remove_staff(conn: sqlite3.Connection, username: str, acting: Principal) -> None:

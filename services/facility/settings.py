@@ -20,12 +20,8 @@ def set_retention(conn: sqlite3.Connection, text: object) -> int:
         seconds = parse_retention(text)
     except ValueError as e:
         raise BadRequest(str(e)) from e
-    with store.write(conn):
-        conn.execute(
-            "INSERT INTO settings (name, value) VALUES ('retention', ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            (str(seconds),),
-        )
+    # One statement, atomic by itself; sqlite-utils commits it, so never call this mid-transaction.
+    store.table(conn, "settings").upsert({"name": "retention", "value": str(seconds)}, pk="name")
     return seconds
 
 

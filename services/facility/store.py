@@ -13,6 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import sqlite_utils
+import sqlite_utils.db
+
 from . import migrations
 
 BUSY_TIMEOUT_MS = 5000
@@ -44,6 +47,11 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def table(conn: sqlite3.Connection, name: str) -> sqlite_utils.db.Table:
+    """A sqlite-utils view of one table, for the simple reads and upserts outside hot paths."""
+    return sqlite_utils.Database(conn)[name]
 
 
 def checkpoint(conn: sqlite3.Connection, attempts: int = 40) -> bool:
