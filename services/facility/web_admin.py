@@ -89,7 +89,7 @@ def counts() -> dict:
 @staff_page(admin=True)
 def wipe():
     slug = ctx()["config"].facility
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return web.page("wipe.html", counts=counts(), slug=slug)
     if request.form.get("confirm", "").strip() != slug:
         return web.page(

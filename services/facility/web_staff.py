@@ -97,7 +97,7 @@ def login():
         return redirect(url_for("staff.home"), 303)
     pre = web.pre_session()
     g.csrf = web.csrf_for(pre)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return web.page("login.html")
     web.check_csrf(request.cookies.get(web.PRE_COOKIE))
     username = request.form.get("username", "")
@@ -236,7 +236,7 @@ def delete(conv_id: str):
 @bp.route("/staff/password", methods=["GET", "POST"])
 @staff_page()
 def password():
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return web.page("password.html")
     try:
         auth.change_password(

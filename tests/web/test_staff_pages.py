@@ -193,3 +193,10 @@ def test_password_change_ends_the_session(app, staff):
     assert changed.status_code == 200
     assert staff.get(f"{BASE}/staff/").status_code == 303
     assert log_in(browser(app), STAFF[0], "a brand new passphrase").status_code == 303
+
+
+def test_head_requests_answer_like_get_without_a_csrf_check(app, staff, admin):
+    anonymous = browser(app)
+    assert anonymous.head(f"{BASE}/login").status_code == 200
+    assert staff.head(f"{BASE}/staff/password").status_code == 200
+    assert admin.head(f"{BASE}/staff/admin").status_code == 200
