@@ -154,10 +154,8 @@ def bench_http(tmp: Path) -> list[tuple]:
     ]
 
 
-def fill_expired(root: Path, conversations: int, per_conversation: int) -> None:
-    """Write conversations whose last activity was eight days ago, straight into the store."""
-    past = [time.time_ns() // 1000 - WEEK_US - 86400 * 1_000_000]
-    clock = lambda: past[0]  # noqa: E731
+def open_store(root: Path, clock) -> tuple[store.Store, Conversations]:
+    """The bench facility's store and conversations, opened the way the app opens them."""
     config = Config(
         facility="bench",
         facility_name="bench",
@@ -168,9 +166,16 @@ def fill_expired(root: Path, conversations: int, per_conversation: int) -> None:
     db = store.Store(config.database)
     db.migrate()
     keyring = Keyring(config.key_dir, "bench", clock)
-    conn = db.conn()
-    keyring.ensure(conn)
+    keyring.ensure(db.conn())
     convs = Conversations(keyring, "bench", clock, lambda c: config.retention, 10_000, 200, 1 << 20)
+    return db, convs
+
+
+def fill_expired(root: Path, conversations: int, per_conversation: int) -> None:
+    """Write conversations whose last activity was eight days ago, straight into the store."""
+    past = time.time_ns() // 1000 - WEEK_US - 86400 * 1_000_000
+    db, convs = open_store(root, lambda: past)
+    conn = db.conn()
     for _ in range(conversations):
         conv_id, _ = convs.create(conn, "old")
         with store.write(conn):
@@ -206,25 +211,8 @@ def bench_deletion(tmp: Path) -> list[tuple]:
             t.start()
         time.sleep(1)
         baseline = len(latencies)
-        config = Config(
-            facility="bench",
-            facility_name="bench",
-            data_dir=root / "data",
-            key_dir=root / "keys",
-            retention=7 * 86400,
-        )
-        db = store.Store(config.database)
+        db, convs = open_store(root, lambda: time.time_ns() // 1000)
         conn = db.conn()
-        now = lambda: time.time_ns() // 1000  # noqa: E731
-        convs = Conversations(
-            Keyring(config.key_dir, "bench", now),
-            "bench",
-            now,
-            lambda c: config.retention,
-            10_000,
-            200,
-            1 << 20,
-        )
         started = time.perf_counter()
         deleted = convs.delete_expired(conn)
         elapsed = time.perf_counter() - started

@@ -1,7 +1,6 @@
 """Fixtures for the web pages: a facility app over temporary directories, browser-like clients."""
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -9,23 +8,12 @@ import pytest
 from services.facility import auth, create_app
 from services.facility.config import Config
 
+from ..facility.conftest import Clock
+
 ADMIN = ("chefin", "correct horse battery")
 STAFF = ("pfleger", "another long secret")
 BASE = "https://medcell.test"
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-class Clock:
-    """Microseconds since the epoch, moved only by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time_ns() // 1000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1_000_000)
 
 
 @pytest.fixture
