@@ -67,3 +67,23 @@ def test_another_records_key_cannot_open_it():
     sealed = crypto.seal(crypto.new_key(), b"message one", aad)
     with pytest.raises(CryptoError):
         crypto.unseal(crypto.new_key(), sealed, aad)
+
+
+def test_sealed_values_are_standard_aes_256_gcm():
+    """Any AES-256-GCM implementation opens them: here PyNaCl's own reference binding."""
+    import nacl.bindings
+
+    key, aad = crypto.new_key(), b"facility|messages|m1|body"
+    sealed = crypto.seal(key, b"Blutwerte unauffaellig", aad)
+    assert nacl.bindings.crypto_aead_aes256gcm_decrypt(sealed[12:], aad, sealed[:12], key) == (
+        b"Blutwerte unauffaellig"
+    )
+    nonce = crypto.new_key()[:12]
+    theirs = nacl.bindings.crypto_aead_aes256gcm_encrypt(b"", aad, nonce, key)
+    assert crypto.unseal(key, nonce + theirs, aad) == b""
+
+
+@pytest.mark.parametrize("key", [b"", b"x" * 31, b"x" * 33, "x" * 32])
+def test_a_key_of_the_wrong_size_or_type_is_refused(key):
+    with pytest.raises(CryptoError):
+        crypto.seal(key, b"data", b"aad")
