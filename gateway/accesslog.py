@@ -52,6 +52,7 @@ class AccessRecord:
     status: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    quiet: bool = False  # not logged at all (the gateway's own health probe)
 
     def emit(self) -> None:
         event(

@@ -1,30 +1,40 @@
 """The one request path: parse the target, find the facility, forward, stream the answer back."""
 
-from flask import Response, current_app, g, request
+import json
+from typing import TYPE_CHECKING
+
+from flask import Response
+from werkzeug.wsgi import get_input_stream
 
 from . import paths, proxy
-from .errors import BadRequest, FacilityUnavailable, NotFound, PayloadTooLarge
+from .accesslog import AccessRecord
+from .errors import BadRequest, FacilityUnavailable, MethodNotAllowed, NotFound, PayloadTooLarge
 from .headers import downstream_response_headers, upstream_request_headers
+
+if TYPE_CHECKING:
+    from . import Gateway
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # Seconds a client should wait before retrying a facility its operator has stopped.
 STOPPED_RETRY_AFTER = 30
 
 
-def handle(_rest: str) -> Response:
-    """Flask view for every path: the gateway routes on the raw target, not on Flask's match."""
-    environ = request.environ
+def handle(gateway: "Gateway", environ: dict, record: AccessRecord) -> Response:
+    """Answer one request, routed on its raw target, or raise the error to answer with."""
+    if record.method not in METHODS:
+        raise MethodNotAllowed()
+    config = gateway.config
     target = paths.parse_target(paths.raw_target(environ))
     host = environ.get("HTTP_HOST") or _server_host(environ)
     if not paths.valid_host(host):
         raise BadRequest("The Host header is not valid.")
 
-    slug = paths.host_slug(host, current_app.config["DOMAIN"])
+    slug = paths.host_slug(host, config["DOMAIN"])
     if slug is not None:
         prefix, rest = "", target.segments
     else:
         if target.segments == ("healthz",) and not target.trailing_slash:
-            g.access = None  # probed every few seconds: logging it would drown real requests
+            record.quiet = True  # probed every few seconds: logging it would drown real requests
             return _json({"status": "ok"}, 200)
         if len(target.segments) < 2 or target.segments[0] != "f":
             raise NotFound()
@@ -32,17 +42,17 @@ def handle(_rest: str) -> Response:
         prefix = f"/f/{slug}"
         if not rest and not target.trailing_slash:
             # Relative links on the facility's pages only resolve under the trailing slash.
-            return _redirect(target.with_query(prefix + "/"))
+            return _redirect(record.method, target.with_query(prefix + "/"))
 
-    route = current_app.extensions["medcell_routes"].get(slug)
+    route = gateway.routes.get(slug)
     if route is None:
         raise NotFound("No facility with this name.")
-    g.access.facility = slug
-    g.access.route = paths.route_category(rest)
+    record.facility = slug
+    record.route = paths.route_category(rest)
     if not route.running:
         raise FacilityUnavailable(retry_after=STOPPED_RETRY_AFTER)
 
-    body = _request_body(environ, current_app.config["MAX_BODY"])
+    body = _request_body(environ, config["MAX_BODY"], record)
     headers = upstream_request_headers(
         environ,
         client_ip=environ.get("REMOTE_ADDR", ""),
@@ -50,16 +60,14 @@ def handle(_rest: str) -> Response:
         host=host,
         prefix=prefix,
     )
-    session = current_app.extensions["medcell_upstreams"].session(route.upstream)
-    config = current_app.config
     upstream = proxy.forward(
-        session,
-        request.method,
+        gateway.upstreams.channel(route.upstream),
+        record.method,
         route.upstream + target.with_query(target.path(rest)),
         headers,
         body,
         (config["CONNECT_TIMEOUT"], config["READ_TIMEOUT"]),
-        g.access,
+        record,
     )
     # Not direct_passthrough: werkzeug then closes the body and runs the access-log hook even when
     # the body is never sent (HEAD, 204, 304) or the client goes away mid-stream.
@@ -72,7 +80,9 @@ def handle(_rest: str) -> Response:
     return response
 
 
-def _request_body(environ: dict, limit: int) -> bytes | proxy.CountingBody | None:
+def _request_body(
+    environ: dict, limit: int, record: AccessRecord
+) -> bytes | proxy.CountingBody | None:
     """The client's body, refused up front when its declared length is over the limit."""
     declared = environ.get("CONTENT_LENGTH")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
@@ -84,13 +94,14 @@ def _request_body(environ: dict, limit: int) -> bytes | proxy.CountingBody | Non
             raise PayloadTooLarge()
         if length == 0:
             return None
+        stream = get_input_stream(environ)
         if length <= proxy.SMALL_BODY:
-            data = _read_exactly(request.stream, length)
-            g.access.bytes_in = length
+            data = _read_exactly(stream, length)
+            record.bytes_in = length
             return data
-        return proxy.CountingBody(request.stream, limit, length, g.access)
+        return proxy.CountingBody(stream, limit, length, record)
     if chunked:
-        return proxy.CountingBody(request.stream, limit, None, g.access)
+        return proxy.CountingBody(get_input_stream(environ), limit, None, record)
     return None
 
 
@@ -118,11 +129,10 @@ def _server_host(environ: dict) -> str:
 
 
 def _json(document: dict, status: int) -> Response:
-    response = current_app.json.response(document)
-    response.status_code = status
-    return response
+    body = json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n"
+    return Response(body, status=status, mimetype="application/json")
 
 
-def _redirect(location: str) -> Response:
-    status = 301 if request.method in ("GET", "HEAD") else 308
+def _redirect(method: str, location: str) -> Response:
+    status = 301 if method in ("GET", "HEAD") else 308
     return Response(status=status, headers={"Location": location})
