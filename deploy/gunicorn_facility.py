@@ -14,6 +14,7 @@ graceful_timeout = 20
 # Request lines are logged by the app by route template; gunicorn's access log would print raw
 # paths, which may hold the secret part of a patient link.
 accesslog = None
+logger_class = "services.facility.serverlog.ServerLog"  # keeps URIs out of gunicorn's errors
 errorlog = "-"
 loglevel = "info"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

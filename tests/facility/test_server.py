@@ -161,3 +161,21 @@ def test_logs_hold_no_content_tokens_or_ids(server):
         assert secret not in log
     for line in log.splitlines():
         json.loads(line)  # every line is structured
+
+
+def test_gunicorn_errors_never_quote_the_request(capfd):
+    """A request that fails outside the app must not put its URI (a patient link) in the log."""
+    from gunicorn.config import Config as GunicornConfig
+
+    from services.facility.serverlog import ServerLog
+
+    log = ServerLog(GunicornConfig())
+    secret = "/p/SECRET-TOKEN-Vb93"
+    try:
+        raise OSError(f"broken while serving {secret}")
+    except OSError:
+        log.exception("Error handling request %s", secret)
+    log.warning("Invalid request from ip=%s: %s", "10.0.0.1", f"GET {secret} HTTP/1.1")
+    out, err = capfd.readouterr()
+    assert "Error handling request (OSError)" in err and "Invalid request refused" in err
+    assert "SECRET-TOKEN" not in out + err and "10.0.0.1" not in err
