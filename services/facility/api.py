@@ -213,7 +213,12 @@ def delete_all_conversations():
 def get_conversation(conv_id: str):
     if not ID_RE.match(conv_id):
         raise NotFound("no such conversation")
-    return jsonify(conversation_json(ctx()["conversations"].get(conn(), conv_id)))
+    summary = conversation_json(ctx()["conversations"].get(conn(), conv_id))
+    if g.principal.kind == "patient":
+        # The title is the staff's label for the conversation (it may hold internal notes);
+        # the patient's own page does not show it either.
+        del summary["title"]
+    return jsonify(summary)
 
 
 @bp.delete("/api/v1/conversations/<conv_id>")

@@ -179,7 +179,14 @@ def spec(config: Config) -> dict:
         },
         "/api/v1/conversations/{conv_id}": {
             "get": _op(
-                "One conversation", {"200": _json(conversation), "404": not_found}, params=[CONV_ID]
+                "One conversation (without its title when the conversation's patient asks)",
+                {
+                    "200": _json(
+                        {**conversation, "required": ["id", "last_activity", "expires_at"]}
+                    ),
+                    "404": not_found,
+                },
+                params=[CONV_ID],
             ),
             "delete": _op(
                 "Delete the conversation completely, at once",

@@ -297,3 +297,13 @@ def test_too_many_bad_tokens_are_throttled(client):
 def test_unknown_route_and_method_use_the_error_shape(client):
     assert client.get("/api/v1/nothing").json["error"]["code"] == "not_found"
     assert client.put("/api/v1/login").json["error"]["code"] == "method_not_allowed"
+
+
+def test_patient_sees_the_conversation_without_the_staff_title(client, staff_auth, conversation):
+    mine = client.get(
+        f"/api/v1/conversations/{conversation['id']}", headers=conversation["patient"]
+    )
+    assert mine.status_code == 200 and "title" not in mine.json
+    assert set(mine.json) == {"id", "last_activity", "expires_at"}
+    staff = client.get(f"/api/v1/conversations/{conversation['id']}", headers=staff_auth)
+    assert staff.json["title"] == "Knee follow-up"
