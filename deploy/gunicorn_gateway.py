@@ -51,6 +51,24 @@ accesslog = None
 errorlog = "-"
 loglevel = "warning"
 logger_class = "gateway.serverlog.ServerLog"  # also keeps request lines out of its warnings
+# gunicorn's own lines as JSON too, so the gateway's log is one format for an operator's pipeline.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "gateway.accesslog.JsonLineFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
+}
 
 # The gateway is the front end: it trusts proxy headers from no one (it sets X-Forwarded-* itself),
 # so nothing a client sends can change the scheme or path gunicorn reports.

@@ -19,7 +19,7 @@ class JsonLineFormatter(logging.Formatter):
     """Render a record whose message is already a JSON object, adding time and level."""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = record.msg if isinstance(record.msg, dict) else {"event": str(record.msg)}
+        fields = record.msg if isinstance(record.msg, dict) else {"event": record.getMessage()}
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = {"ts": f"{stamp}.{int(record.msecs):03d}Z", "level": record.levelname.lower()}
         line.update(fields)

@@ -184,6 +184,8 @@ def test_server_log_holds_no_paths_or_tokens(tls_gateway, upstreams):
     assert "Invalid request refused" in log and "upstream_aborted" in log
     assert SECRET not in log
     assert "/f/a" not in log
+    for line in log.splitlines():
+        json.loads(line)  # gunicorn's own lines are JSON too: one format for the whole log
 
 
 def test_serve_redirects_http_serves_https_and_stops_on_sigterm(config_dir, upstreams):
