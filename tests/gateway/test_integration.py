@@ -333,7 +333,10 @@ def test_20_mb_attachment_up_and_down_with_flat_gateway_memory(stack):
         f"gateway memory: baseline {baseline / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB,"
         f" {len(memory.samples)} samples"
     )
-    assert peak - baseline < 12 * MIB
+    # Holding the body would add at least its 19 MiB (twice, up and down). What does move is
+    # the kernel's socket buffers, charged to the container, and the first large transfer
+    # through the second worker process: up to 9 MiB seen, and gone afterwards.
+    assert peak - baseline < 15 * MIB
     session.delete(f"{base}/api/v1/conversations/{cid}", headers=staff)
 
 
