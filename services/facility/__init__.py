@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import Flask, Request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import crypto, logs
+from . import auth, crypto, logs
 from .config import Config
 from .conversations import Conversations
 from .keys import Keyring
@@ -50,6 +50,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     store = Store(config.database)
     store.migrate()
+    auth.use_hash_lock(config.data_dir / "argon2.lock")
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
     conversations = Conversations(

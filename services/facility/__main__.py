@@ -22,6 +22,7 @@ def _clock() -> int:
 def _open(config: Config) -> tuple:
     db = store.Store(config.database)
     db.migrate()
+    auth.use_hash_lock(config.data_dir / "argon2.lock")
     keyring = Keyring(config.key_dir, config.facility, _clock)
     conn = db.conn()
     keyring.ensure(conn)

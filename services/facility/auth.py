@@ -4,14 +4,18 @@ Only SHA-256 hashes of tokens are stored; tokens carry 256 random bits, so a fas
 and a database copy yields nothing usable. Failed logins and bad tokens are throttled per client.
 """
 
-import functools
+import contextlib
+import fcntl
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import nacl.exceptions
 import nacl.pwhash
@@ -29,17 +33,40 @@ from .errors import (
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_PASSWORD, MAX_PASSWORD = 12, 256
 ROLES = ("admin", "staff")
-# Each argon2id hash holds 64 MiB while it runs: bound how many run at once per process.
-_HASHING = threading.BoundedSemaphore(2)
 _OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+# Each argon2id hash holds 64 MiB while it runs, and a facility container has 256 MiB for all of
+# its workers: one hash at a time per container (a thread lock here, a file lock across workers).
+# That still allows about seven logins a second, far more than a practice needs.
+_HASHING = threading.Lock()
+_hash_lock_path: Path | None = None
+# Verifying against this when the username is unknown keeps both paths equally slow. It is the
+# hash of random bytes nobody kept, fixed here so no worker has to make one.
+_DUMMY_HASH = (
+    b"$argon2id$v=19$m=65536,t=2,p=1$N5ctCdrsEVrl9WM9sRbujg"
+    b"$mBopV/kSQTfHes9gTq/C1Tha+ygU01/enQ1yLeHvKd8"
+)
 
 
-# Verifying against this when the username is unknown keeps both paths equally slow.
-@functools.cache
-def _dummy_hash() -> bytes:
-    # Made on first use, not at import: every worker would pay 64 MiB and 0.1 s at start.
-    return nacl.pwhash.argon2id.str(b"medcell-dummy-password", opslimit=_OPS, memlimit=_MEM)
+def use_hash_lock(path: Path) -> None:
+    """Share the one-hash-at-a-time limit with every process that uses this lock file."""
+    global _hash_lock_path
+    _hash_lock_path = path
+
+
+@contextlib.contextmanager
+def hashing() -> Iterator[None]:
+    """Hold the facility's one argon2id slot."""
+    with _HASHING:
+        if _hash_lock_path is None:
+            yield
+            return
+        fd = os.open(_hash_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 LOGIN_LIMIT = (5, 15 * 60)  # failures, window seconds
@@ -75,16 +102,21 @@ def generate_password() -> str:
 
 
 def hash_password(password: str) -> bytes:
-    with _HASHING:
+    with hashing():
         return nacl.pwhash.argon2id.str(password.encode(), opslimit=_OPS, memlimit=_MEM)
 
 
 def verify_password(stored: bytes, password: str) -> bool:
-    with _HASHING:
-        try:
-            return nacl.pwhash.verify(stored, password.encode())
-        except nacl.exceptions.InvalidkeyError:
-            return False
+    with hashing():
+        return _verify(stored, password)
+
+
+def _verify(stored: bytes, password: str) -> bool:
+    """Check a password against its hash; the caller holds the hashing slot."""
+    try:
+        return nacl.pwhash.verify(stored, password.encode())
+    except nacl.exceptions.InvalidkeyError:
+        return False
 
 
 def check_username(username: object) -> str:
@@ -198,9 +230,14 @@ def login(
     row = conn.execute(
         "SELECT id, password_hash FROM staff WHERE username = ?", (username,)
     ).fetchone()
-    ok = verify_password(row[1] if row else _dummy_hash(), password[:MAX_PASSWORD])
+    with hashing():
+        # Checked again in the slot: requests that queued up behind earlier failures must see
+        # them, or a burst of parallel guesses would outrun the throttle.
+        check_throttle(conn, "login", client, now)
+        ok = _verify(row[1] if row else _DUMMY_HASH, password[:MAX_PASSWORD])
+        if not row or not ok:
+            record_failure(conn, "login", client, now)
     if not row or not ok:
-        record_failure(conn, "login", client, now)
         raise Unauthorized("wrong username or password")
     token = new_token()
     with store.write(conn):

@@ -68,27 +68,31 @@ def enter_pin(
         raise NotFound("this session has ended: open the link again")
     if current.pin_ok:
         return session_token
-    row = conn.execute(
-        "SELECT pin_hash, pin_failures FROM conversations WHERE id = ?",
-        (current.conversation_id,),
-    ).fetchone()
-    if row[1] >= MAX_PIN_FAILURES:
+    conv_id = current.conversation_id
+    # Each attempt takes one of the link's tries before the slow check, in one statement, so
+    # parallel guesses cannot all pass a count read before any of them was recorded.
+    with store.write(conn):
+        taken = conn.execute(
+            "UPDATE conversations SET pin_failures = pin_failures + 1 "
+            "WHERE id = ? AND pin_failures < ?",
+            (conv_id, MAX_PIN_FAILURES),
+        ).rowcount
+        row = conn.execute(
+            "SELECT pin_hash, pin_failures FROM conversations WHERE id = ?", (conv_id,)
+        ).fetchone()
+    if not taken:
         raise LinkLocked("too many wrong PINs: ask the facility for a new link")
     candidate = pin if isinstance(pin, str) and PIN_RE.match(pin) else "x"
     if not auth.verify_password(row[0], candidate):
         auth.record_failure(conn, "pin", client, now)
-        with store.write(conn):
-            conn.execute(
-                "UPDATE conversations SET pin_failures = pin_failures + 1 WHERE id = ?",
-                (current.conversation_id,),
-            )
-        if row[1] + 1 >= MAX_PIN_FAILURES:
+        if row[1] >= MAX_PIN_FAILURES:
             raise LinkLocked("too many wrong PINs: ask the facility for a new link")
-        raise Unauthorized(f"wrong PIN; {MAX_PIN_FAILURES - row[1] - 1} tries left")
+        raise Unauthorized(f"wrong PIN; {MAX_PIN_FAILURES - row[1]} tries left")
+    # The right PIN gives its try back; wrong ones count for the link's whole life.
     # A fresh token after the PIN: whoever saw the pending one gains nothing from it.
     with store.write(conn):
         conn.execute(
-            "UPDATE conversations SET pin_failures = 0 WHERE id = ?", (current.conversation_id,)
+            "UPDATE conversations SET pin_failures = pin_failures - 1 WHERE id = ?", (conv_id,)
         )
         conn.execute(
             "DELETE FROM patient_sessions WHERE token_hash = ?", (auth.token_hash(session_token),)

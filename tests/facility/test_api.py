@@ -307,3 +307,48 @@ def test_patient_sees_the_conversation_without_the_staff_title(client, staff_aut
     assert set(mine.json) == {"id", "last_activity", "expires_at"}
     staff = client.get(f"/api/v1/conversations/{conversation['id']}", headers=staff_auth)
     assert staff.json["title"] == "Knee follow-up"
+
+
+def test_a_burst_of_parallel_wrong_logins_is_throttled_after_five(app):
+    import threading
+
+    answers = []
+
+    def guess() -> None:
+        response = app.test_client().post(
+            "/api/v1/login", json={"username": "nurse", "password": "not the password"}
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [401] * 5 + [429] * 7
+
+
+def test_one_password_hash_at_a_time_across_worker_processes(tmp_path):
+    """Each argon2id hash takes 64 MiB: the workers of one container take turns."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from services.facility import auth\n"
+        "auth.use_hash_lock(Path(sys.argv[1]))\n"
+        "with auth.hashing():\n"
+        "    start = time.monotonic()\n"
+        "    auth._verify(auth._DUMMY_HASH, 'guess')\n"
+        "    print(start, time.monotonic())\n"
+    )
+    lock = str(tmp_path / "argon2.lock")
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, lock], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    spans = sorted(tuple(map(float, w.communicate()[0].split())) for w in workers)
+    assert len(spans) == 3
+    for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
+        assert second_start >= first_end

@@ -109,3 +109,36 @@ def test_conversation_without_pin_still_opens_with_the_raw_token(client_api):
         client.get(f"/api/v1/conversations/{made['id']}/messages", headers=bearer).status_code
         == 200
     )
+
+
+def test_parallel_wrong_pins_cannot_outrun_the_lock(app, client_api):
+    """Sixteen guesses at once, from sixteen addresses: still only five are ever checked."""
+    import threading
+
+    client, staff_auth = client_api
+    made = client.post(
+        "/api/v1/conversations", json={"title": "t", "pin": "4711"}, headers=staff_auth
+    ).json
+    answers = []
+
+    def guess(i: int) -> None:
+        response = app.test_client().post(
+            "/api/v1/patient-sessions",
+            json={"token": made["patient_token"], "pin": f"{1000 + i:04d}"},
+            headers={"X-Forwarded-For": f"10.1.0.{i}"},
+        )
+        answers.append((response.status_code, response.json["error"]["code"]))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(1 for status, _ in answers if status == 401) == 4
+    assert sum(1 for _, code in answers if code == "link_locked") == 12
+    conn = app.extensions["medcell"]["store"].conn()
+    assert conn.execute("SELECT pin_failures FROM conversations").fetchone()[0] == 5
+    right = client.post(
+        "/api/v1/patient-sessions", json={"token": made["patient_token"], "pin": "4711"}
+    )
+    assert right.status_code == 403 and right.json["error"]["code"] == "link_locked"
