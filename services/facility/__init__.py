@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from flask import Flask, Request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, crypto, logs
+from . import auth, bodies, crypto, logs
 from .config import Config
 from .conversations import Conversations
 from .keys import Keyring
@@ -71,6 +71,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     }
 
     logs.init_app(app)
+    bodies.init_app(app)
     from . import api, errors_http, web
 
     errors_http.init_app(app)

@@ -1,7 +1,6 @@
 """The facility's JSON API (CONTRACT.md) plus what an admin needs."""
 
 import functools
-import threading
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -13,9 +12,6 @@ from .errors import BadRequest, Forbidden, NotFound, PinRequired, Unauthorized
 from .openapi import spec
 
 bp = Blueprint("api", __name__)
-JSON_LIMIT = 256 * 1024
-# Uploads are held in memory while sealed: bound how many a process takes at once.
-_UPLOADS = threading.BoundedSemaphore(2)
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 
 
@@ -44,12 +40,6 @@ def json_body() -> dict:
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return data
-
-
-@bp.before_request
-def _limit_json_size() -> None:
-    if request.mimetype != "multipart/form-data":
-        request.max_content_length = JSON_LIMIT
 
 
 def bearer_token() -> str | None:
@@ -259,19 +249,18 @@ def post_attachment(conv_id: str):
     conversations.require_live(conn(), conv_id)
     if request.mimetype != "multipart/form-data":
         raise BadRequest("send the file as multipart/form-data in the field 'file'")
-    with _UPLOADS:
-        upload = request.files.get("file")
-        if upload is None:
-            raise BadRequest("the form needs a field 'file'")
-        result = conversations.add_attachment(
-            conn(),
-            conv_id,
-            g.principal.kind,
-            upload.filename or "",
-            upload.mimetype,
-            upload.stream,
-            request.form.get("body", ""),
-        )
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("the form needs a field 'file'")
+    result = conversations.add_attachment(
+        conn(),
+        conv_id,
+        g.principal.kind,
+        upload.filename or "",
+        upload.mimetype,
+        upload.stream,
+        request.form.get("body", ""),
+    )
     return jsonify(id=result["id"], filename=result["filename"], size=result["size"]), 201
 
 

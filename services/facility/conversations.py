@@ -189,11 +189,13 @@ class Conversations:
             if re.match(r"^[\w.+-]+/[\w.+-]+$", content_type or "")
             else "application/octet-stream"
         )
-        data = stream.read(self.max_attachment_bytes + 1)
-        if len(data) > self.max_attachment_bytes:
+        # The upload is already held in memory (see MemoryRequest); read it a chunk at a time
+        # rather than copy it whole, so one upload costs its size once, not twice.
+        size = stream.seek(0, io.SEEK_END) - stream.seek(0)
+        if size > self.max_attachment_bytes:
             raise PayloadTooLarge(f"attachments may be at most {self.max_attachment_bytes} bytes")
         att_id = new_id()
-        chunks = max(1, -(-len(data) // CHUNK_BYTES))
+        chunks = max(1, -(-size // CHUNK_BYTES))
         with store.write(conn):
             self.require_live(conn, conv_id)
             message = self._insert_message(conn, conv_id, author, text)
@@ -206,18 +208,18 @@ class Conversations:
                     att_id,
                     conv_id,
                     message["id"],
-                    len(data),
+                    size,
                     chunks,
                     crypto.seal(key, meta, self._aad("attachments", att_id, "meta")),
                 ),
             )
             for seq in range(chunks):
-                piece = data[seq * CHUNK_BYTES : (seq + 1) * CHUNK_BYTES]
+                piece = stream.read(CHUNK_BYTES)
                 conn.execute(
                     "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
                     (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
                 )
-        return {"id": att_id, "filename": filename, "size": len(data), "message_id": message["id"]}
+        return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
 
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:
         """The conversation id, metadata and size of an attachment; NotFound if gone."""

@@ -352,3 +352,19 @@ def test_one_password_hash_at_a_time_across_worker_processes(tmp_path):
     assert len(spans) == 3
     for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
         assert second_start >= first_end
+
+
+def test_large_bodies_are_refused_unread_except_on_upload_routes(client, staff_auth, conversation):
+    big = {"file": (io.BytesIO(b"x" * 300_000), "big.bin")}
+    # An anonymous multipart post to the login is refused by size, before anything is parsed.
+    assert client.post("/api/v1/login", data=big).status_code == 413
+    assert (
+        client.post("/login", data={"file": (io.BytesIO(b"x" * 300_000), "b.bin")}).status_code
+        == 413
+    )
+    response = client.post(
+        f"/api/v1/conversations/{conversation['id']}/attachments",
+        data={"file": (io.BytesIO(b"x" * 300_000), "scan.bin")},
+        headers=staff_auth,
+    )
+    assert response.status_code == 201 and response.json["size"] == 300_000

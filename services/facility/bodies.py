@@ -1,0 +1,34 @@
+"""How much of a request body the app will hold, before anyone has looked at who sent it.
+
+Uploads are parsed into memory (never into a temporary file in plaintext), so body size is memory.
+Only the three upload routes take large bodies, and each process parses one upload at a time;
+every other request is refused above 256 KiB before its body is read. A facility container has
+256 MiB for two workers, one argon2id hash (64 MiB) and one upload per worker (24 MiB each).
+"""
+
+import threading
+
+from flask import Flask, g, request
+
+from .errors import TooManyRequests
+
+SMALL_BODY = 256 * 1024
+UPLOAD_ENDPOINTS = frozenset({"api.post_attachment", "patient.attachment", "staff.attachment"})
+UPLOAD_WAIT_SECONDS = 20
+_UPLOADS = threading.Semaphore(1)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _limit_body() -> None:
+        if request.endpoint not in UPLOAD_ENDPOINTS:
+            request.max_content_length = SMALL_BODY
+            return
+        if not _UPLOADS.acquire(timeout=UPLOAD_WAIT_SECONDS):
+            raise TooManyRequests("another upload is in progress; try again shortly", 5)
+        g.upload_slot = True
+
+    @app.teardown_request
+    def _free_upload_slot(_error: BaseException | None) -> None:
+        if g.pop("upload_slot", False):
+            _UPLOADS.release()
