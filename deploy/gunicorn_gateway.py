@@ -39,7 +39,8 @@ def _usable_cpus() -> int:
 # enough threads for many keep-alive clients and a few long attachment streams at once; proxying
 # waits on sockets most of the time, and TLS crypto releases the GIL.
 worker_class = "gthread"
-workers = int(os.environ.get("MEDCELL_GATEWAY_WORKERS") or _usable_cpus())
+# At most four by default: the container's memory and process limits are sized for that many.
+workers = int(os.environ.get("MEDCELL_GATEWAY_WORKERS") or min(_usable_cpus(), 4))
 threads = int(os.environ.get("MEDCELL_GATEWAY_THREADS") or 16)
 keepalive = 30  # seconds an idle client connection stays open: saves TLS handshakes
 timeout = 60

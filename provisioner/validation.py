@@ -11,12 +11,19 @@ MAX_RETENTION = 7 * 86400
 NAME_MAX = 200
 
 
+RESERVED_SLUGS = frozenset({"gateway", "edge"})
+
+
 def check_slug(slug: str) -> str:
     """Return the slug, or refuse it with the rule it breaks."""
     if not SLUG_RE.fullmatch(slug or ""):
         raise InvalidArgument(
             f"invalid slug {slug!r}: use 1-32 lowercase letters, digits and inner hyphens"
         )
+    # These would take the names of medcell's own objects (medcell-gateway, medcell-edge, and
+    # the one-off medcell-<slug>-shred container that destroys a stopped facility's keys).
+    if slug in RESERVED_SLUGS or slug.endswith("-shred"):
+        raise InvalidArgument(f"slug {slug!r} is reserved for medcell's own Docker objects")
     return slug
 
 

@@ -100,3 +100,9 @@ def test_defaults_follow_the_contract(tmp_path):
 def test_bad_settings_are_refused(env):
     with pytest.raises(InvalidArgument):
         Config.from_env(env)
+
+
+@pytest.mark.parametrize("slug", ["gateway", "edge", "praxis-shred"])
+def test_slugs_that_would_take_medcells_own_object_names_are_refused(slug):
+    with pytest.raises(InvalidArgument, match="reserved"):
+        check_slug(slug)
