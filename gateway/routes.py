@@ -60,8 +60,18 @@ class RouteTable:
         return route
 
     def refresh(self, force: bool = False) -> None:
-        """Reload routes.json if it changed; unless forced, look at most once per interval."""
-        if not force and self._clock() - self._checked_at < self.refresh_interval:
+        """Reload routes.json if it changed; unless forced, look at most once per interval.
+
+        A forced refresh (before refusing a request) waits for a reload already under way and
+        reads the file whatever its stat says: a rewrite can keep inode, size and a coarse mtime
+        (running and stopped are the same length), and a refusal must never rest on a stale table.
+        """
+        if force:
+            with self._lock:
+                self._checked_at = self._clock()
+                self._reload_if_changed(always=True)
+            return
+        if self._clock() - self._checked_at < self.refresh_interval:
             return
         # Only one thread stats and parses; the others keep serving the current table meanwhile.
         if not self._lock.acquire(blocking=False):
@@ -72,14 +82,14 @@ class RouteTable:
         finally:
             self._lock.release()
 
-    def _reload_if_changed(self) -> None:
+    def _reload_if_changed(self, always: bool = False) -> None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             signature = None
         else:
             signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if signature == self._signature:
+        if signature == self._signature and not always:
             return
         if signature is None:
             routes: dict[str, Route] = {}

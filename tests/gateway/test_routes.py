@@ -157,3 +157,37 @@ def test_new_or_restarted_facility_is_served_without_waiting_for_the_interval(tm
     )
     assert table.get("a").running is True
     assert table.get("b") is not None
+
+
+def test_a_refusal_waits_for_a_reload_already_under_way(tmp_path):
+    """A request must not be refused from the old table while another thread is reloading."""
+    import threading
+
+    routes = tmp_path / "routes.json"
+    write_routes(routes, {})
+    table = RouteTable(str(routes), refresh_interval=3600)
+    assert table.get("alpha") is None
+    write_routes(routes, {"alpha": ("http://medcell-alpha:8000", "running")})
+    found = []
+    with table._lock:  # another thread is in the middle of a reload
+        asking = threading.Thread(target=lambda: found.append(table.get("alpha")))
+        asking.start()
+        time.sleep(0.05)
+    asking.join(timeout=5)
+    assert found and found[0] is not None and found[0].running
+
+
+def test_a_rewrite_that_keeps_inode_size_and_mtime_is_still_seen(tmp_path):
+    """'running' and 'stopped' have the same length; a coarse clock can give the same mtime."""
+    import os
+
+    routes = tmp_path / "routes.json"
+    write_routes(routes, {"alpha": ("http://medcell-alpha:8000", "stopped")})
+    table = RouteTable(str(routes), refresh_interval=3600)
+    assert table.get("alpha").running is False
+    before = os.stat(routes)
+    text = routes.read_text().replace('"stopped"', '"running"')
+    with open(routes, "r+", encoding="utf-8") as f:  # same inode, same size
+        f.write(text)
+    os.utime(routes, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert table.get("alpha").running is True
