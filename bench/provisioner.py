@@ -19,6 +19,7 @@ import docker
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.facilities import Facilities
+from tests.docker_objects import remove_installation
 
 MIB = 1024 * 1024
 IDLE_SECONDS = 10  # let the container settle before reading its memory
@@ -46,16 +47,6 @@ def timed_cli_create(env: dict, slug: str) -> float:
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip())
     return elapsed
-
-
-def remove_all(client, prefix: str) -> None:
-    only_ours = {"label": [f"medcell.instance={prefix}"]}
-    for container in client.containers.list(all=True, filters=only_ours):
-        container.remove(force=True)
-    for network in client.networks.list(filters=only_ours):
-        network.remove()
-    for volume in client.volumes.list(filters=only_ours):
-        volume.remove(force=True)
 
 
 def run(client, env: dict, runs: int, fleet: int) -> list[tuple[str, str]]:
@@ -115,7 +106,7 @@ def main() -> None:
         try:
             rows = run(client, env, runs, fleet)
         finally:
-            remove_all(client, prefix)
+            remove_installation(client, prefix)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -12,6 +12,7 @@ from provisioner.cli import Runtime, cli
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.facilities import Facilities
+from tests.docker_objects import remove_installation
 from tests.provisioner.fakedocker import FakeDocker
 
 
@@ -69,17 +70,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def remove_installation(client, prefix: str) -> None:
-    """Force-remove every container, network and volume labelled with this test prefix."""
-    only_ours = {"label": [f"medcell.instance={prefix}"]}
-    for container in client.containers.list(all=True, filters=only_ours):
-        container.remove(force=True)
-    for network in client.networks.list(filters=only_ours):
-        network.remove()
-    for volume in client.volumes.list(filters=only_ours):
-        volume.remove(force=True)
 
 
 @pytest.fixture(scope="module")

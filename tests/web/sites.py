@@ -18,6 +18,8 @@ from pathlib import Path
 import requests
 import urllib3
 
+from tests.docker_objects import remove_installation
+
 # The gateway's certificate is self-signed for this throw-away installation; the browser is told
 # the same (ignore_https_errors). Traffic stays on loopback.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -125,23 +127,13 @@ def gateway_site(home: Path):
                 medcell(env, *args)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 print(e, file=sys.stderr)
-        _remove_installation(client, prefix)
+        remove_installation(client, prefix)
 
 
 def _container_of(client, prefix: str, slug: str):
     labels = [f"medcell.instance={prefix}", f"medcell.facility={slug}"]
     (container,) = client.containers.list(filters={"label": labels})
     return container
-
-
-def _remove_installation(client, prefix: str) -> None:
-    ours = {"label": [f"medcell.instance={prefix}"]}
-    for container in client.containers.list(all=True, filters=ours):
-        container.remove(force=True)
-    for network in client.networks.list(filters=ours):
-        network.remove()
-    for volume in client.volumes.list(filters=ours):
-        volume.remove(force=True)
 
 
 # -- on this host -------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+"""Clean-up shared by the Docker tests and the benchmarks: all a private installation made."""
+
+
+def remove_installation(client, prefix: str) -> None:
+    """Force-remove every container, network and volume labelled with this installation's prefix."""
+    only_ours = {"label": [f"medcell.instance={prefix}"]}
+    for container in client.containers.list(all=True, filters=only_ours):
+        container.remove(force=True)
+    for network in client.networks.list(filters=only_ours):
+        network.remove()
+    for volume in client.volumes.list(filters=only_ours):
+        volume.remove(force=True)
