@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ["facility", "provisioner", "gateway"]
+SUITES = ["facility", "provisioner", "gateway", "density"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,224 @@
+"""Density figures: many facilities on one host, idle ones asleep, woken by their first request.
+
+With N facilities provisioned (MEDCELL_BENCH_DENSITY, default 300) in a throw-away installation:
+create time of the first and the last, `medcell facility list` time, host CPU and memory once the
+idle ones sleep, wake-to-answer latency through the gateway, and CPU and memory of an awake idle
+facility. Facilities are created with a short idle time (MEDCELL_BENCH_IDLE, default 30s) so they
+fall asleep while the rest are made. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import requests
+
+from bench.common import free_port, percentile
+from tests.docker_objects import remove_installation
+
+MIB = 1024 * 1024
+ROOT = Path(__file__).resolve().parents[1]
+CPU_WINDOW = 60  # seconds of host CPU sampled once everything sleeps
+AWAKE_SAMPLE = 5  # facilities kept awake (idle "never") to measure one awake idle facility
+WAKE_SAMPLE = 20  # asleep facilities woken by a first request, one after another
+
+
+def medcell(env: dict, *args: str) -> dict | list:
+    result = subprocess.run(
+        [sys.executable, "-m", "provisioner", *args, "--json"],
+        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"medcell {' '.join(args)}: {result.stderr.strip()[-500:]}")
+    return json.loads(result.stdout)
+
+
+def timed(fn, *args) -> float:
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started
+
+
+def host_cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def host_cpu_percent_of_one_core(seconds: float) -> float:
+    busy0, total0 = host_cpu_jiffies()
+    time.sleep(seconds)
+    busy1, total1 = host_cpu_jiffies()
+    cores = os.cpu_count() or 1
+    return 100.0 * cores * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def memory_in_use() -> int:
+    info = {
+        line.split(":")[0]: int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+    }
+    return info["MemTotal"] - info["MemAvailable"]
+
+
+def container_memory(client, name: str) -> int:
+    """Memory as `docker stats` shows it: usage minus inactive page cache."""
+    stats = client.containers.get(name).stats(stream=False)["memory_stats"]
+    inner = stats.get("stats", {})
+    return stats.get("usage", 0) - inner.get("total_inactive_file", inner.get("inactive_file", 0))
+
+
+def container_cpu_ns(client, name: str) -> int:
+    return client.containers.get(name).stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"]
+
+
+def wait_until(predicate, timeout: float, pause: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(pause)
+    return False
+
+
+def statuses(env: dict) -> dict[str, str]:
+    return {row["slug"]: row["status"] for row in medcell(env, "facility", "list")}
+
+
+def run(client, env: dict, count: int, idle: str, parallel: int) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    home = Path(env["MEDCELL_HOME"])
+    base_memory = memory_in_use()
+    medcell(env, "up")
+    slugs = [f"d{i:04d}" for i in range(count)]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(parallel) as pool:
+        times = list(
+            pool.map(lambda s: timed(medcell, env, "facility", "create", s, "--idle", idle), slugs)
+        )
+    total = time.perf_counter() - started
+    rows.append((f"{count} facilities created ({parallel} at a time)", f"{total:.0f} s"))
+    rows.append(("create time: first / last / median", _triple(times[0], times[-1], times)))
+
+    list_times = [timed(medcell, env, "facility", "list") for _ in range(3)]
+    rows.append((f"`facility list` with {count} facilities, median of 3", _s(list_times)))
+
+    asleep = wait_until(
+        lambda: sum(s == "asleep" for s in statuses(env).values()) == count, timeout=600
+    )
+    counts = _counts(statuses(env))
+    rows.append(("statuses once idle ones sleep", counts if asleep else f"{counts} (timed out)"))
+    time.sleep(10)  # let the last stops and route reloads settle
+    cpu = host_cpu_percent_of_one_core(CPU_WINDOW)
+    rows.append((f"host CPU, all {count} asleep, {CPU_WINDOW} s", f"{cpu:.1f} % of one core"))
+    rows.append(
+        (
+            "host memory in use, all asleep (before `up`)",
+            f"{memory_in_use() / MIB:.0f} MiB ({base_memory / MIB:.0f} MiB)",
+        )
+    )
+
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(home / "gateway" / "tls" / "cert.pem")
+    url = f"https://127.0.0.1:{env['MEDCELL_GATEWAY_PORT']}"
+    latencies, errors = [], 0
+    for slug in slugs[:: max(1, count // WAKE_SAMPLE)][:WAKE_SAMPLE]:
+        began = time.perf_counter()
+        response = session.get(f"{url}/f/{slug}/healthz", timeout=30)
+        latencies.append(time.perf_counter() - began)
+        errors += response.status_code != 200
+    rows.append(
+        (
+            f"wake to answer, first request, {len(latencies)} facilities",
+            f"median {statistics.median(latencies):.2f} s, worst {max(latencies):.2f} s, "
+            f"p90 {percentile(latencies, 0.9):.2f} s, {errors} non-200",
+        )
+    )
+
+    awake = [f"awake{i}" for i in range(AWAKE_SAMPLE)]
+    for slug in awake:
+        medcell(env, "facility", "create", slug, "--idle", "never")
+    time.sleep(20)
+    names = [f"{env['MEDCELL_DOCKER_PREFIX']}-{slug}" for slug in awake]
+    before = {n: container_cpu_ns(client, n) for n in names}
+    began = time.monotonic()
+    time.sleep(CPU_WINDOW)
+    elapsed = time.monotonic() - began
+    cpu_ms = [(container_cpu_ns(client, n) - before[n]) / 1e6 / elapsed for n in names]
+    memory = [container_memory(client, n) / MIB for n in names]
+    rows.append(
+        (
+            f"awake idle facility, CPU ({AWAKE_SAMPLE} facilities, {CPU_WINDOW} s)",
+            f"median {statistics.median(cpu_ms):.3f} ms/s, max {max(cpu_ms):.3f} ms/s",
+        )
+    )
+    rows.append(
+        (
+            "awake idle facility, memory (docker stats)",
+            f"median {statistics.median(memory):.1f} MiB, max {max(memory):.1f} MiB",
+        )
+    )
+    for name in ("gateway", "supervisor"):
+        container = f"{env['MEDCELL_DOCKER_PREFIX']}-{name}"
+        rows.append(
+            (f"{name} container memory", f"{container_memory(client, container) / MIB:.1f} MiB")
+        )
+    return rows
+
+
+def _s(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s"
+
+
+def _triple(first: float, last: float, values: list[float]) -> str:
+    return f"{first:.2f} s / {last:.2f} s / {statistics.median(values):.2f} s"
+
+
+def _counts(by_slug: dict[str, str]) -> str:
+    counts: dict[str, int] = {}
+    for status in by_slug.values():
+        counts[status] = counts.get(status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def main() -> None:
+    count = int(os.environ.get("MEDCELL_BENCH_DENSITY", "300"))
+    idle = os.environ.get("MEDCELL_BENCH_IDLE", "30s")
+    parallel = int(os.environ.get("MEDCELL_BENCH_PARALLEL", "2"))
+    client = docker.from_env()
+    prefix = f"mcdense{secrets.token_hex(3)}"
+    home = Path(tempfile.mkdtemp(prefix="medcell-density-"))
+    env = {
+        **os.environ,
+        "MEDCELL_HOME": str(home / "home"),
+        "MEDCELL_DOCKER_PREFIX": prefix,
+        "MEDCELL_GATEWAY_PORT": str(free_port()),
+        "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
+        "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+    }
+    try:
+        rows = run(client, env, count, idle, parallel)
+    finally:
+        remove_installation(client, prefix)
+        shutil.rmtree(home, ignore_errors=True)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
