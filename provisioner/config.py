@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.errors import InvalidArgument
+from provisioner.validation import parse_duration
 
 FACILITY_IMAGE = "medcell-facility:latest"
 GATEWAY_IMAGE = "medcell-gateway:latest"
+SUPERVISOR_IMAGE = "medcell-supervisor:latest"
+DEFAULT_IDLE = "15m"
 # Internal: lets tests run beside an operator's installation without touching it.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
@@ -45,6 +48,9 @@ class Config:
     gateway_cpus: float = 1.0
     facility_image: str = FACILITY_IMAGE
     gateway_image: str = GATEWAY_IMAGE
+    supervisor_image: str = SUPERVISOR_IMAGE
+    image_tag: str = "latest"
+    idle_timeout: int = 900  # seconds without a request before a facility sleeps; 0 = never
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -86,6 +92,9 @@ class Config:
             # The same variable deploy/build-images.sh tags its images with.
             facility_image=FACILITY_IMAGE.replace(":latest", f":{tag}"),
             gateway_image=GATEWAY_IMAGE.replace(":latest", f":{tag}"),
+            supervisor_image=SUPERVISOR_IMAGE.replace(":latest", f":{tag}"),
+            image_tag=tag,
+            idle_timeout=_idle(env),
         )
 
     def facility(self, slug: str) -> FacilityNames:
@@ -98,12 +107,48 @@ class Config:
         return f"{self.prefix}-gateway"
 
     @property
+    def supervisor_container(self) -> str:
+        return f"{self.prefix}-supervisor"
+
+    @property
     def edge_network(self) -> str:
         return f"{self.prefix}-edge"
 
     @property
     def gateway_dir(self) -> Path:
         return self.home / "gateway"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    def facility_socket_dir(self, slug: str) -> Path:
+        """The host directory bind-mounted at the facility's /run/medcell."""
+        return self.run_dir / "facilities" / slug
+
+    def facility_socket(self, slug: str) -> Path:
+        return self.facility_socket_dir(slug) / "app.sock"
+
+    @property
+    def supervisor_run_dir(self) -> Path:
+        return self.run_dir / "supervisor"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.supervisor_run_dir / "wake.sock"
+
+    @property
+    def gateway_run_dir(self) -> Path:
+        return self.run_dir / "gateway"
+
+    @property
+    def state_dir(self) -> Path:
+        """Per-facility state files: desired state, idle timeout, sleep and wake-up times."""
+        return self.home / "facilities"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.home / "locks"
 
     @property
     def base_url(self) -> str:
@@ -120,6 +165,28 @@ class Config:
         labels = {"medcell.instance": self.prefix}
         labels.update({f"medcell.{k}": v for k, v in extra.items()})
         return labels
+
+
+def parse_idle(text: str) -> int:
+    """Seconds of an idle timeout: a positive duration, or `never` (0: never put to sleep)."""
+    if text == "never":
+        return 0
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise InvalidArgument(f"idle timeout {text!r} must be longer than zero, or `never`")
+    return seconds
+
+
+def idle_text(seconds: int) -> str:
+    """The inverse of parse_idle, for environment variables and labels."""
+    return "never" if seconds == 0 else f"{seconds}s"
+
+
+def _idle(env: Mapping[str, str]) -> int:
+    try:
+        return parse_idle(env.get("MEDCELL_IDLE_TIMEOUT") or DEFAULT_IDLE)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"MEDCELL_IDLE_TIMEOUT: {e}") from e
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

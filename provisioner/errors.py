@@ -21,6 +21,18 @@ class Busy(ProvisionerError):
     """Another medcell command is changing the same facility right now."""
 
 
+class FacilityStopped(ProvisionerError):
+    """The operator stopped the facility; nothing wakes it but `facility start`."""
+
+
+class WakeFailed(ProvisionerError):
+    """An asleep facility could not be woken (its container did not start or answer)."""
+
+
+class FacilityUnreachable(ProvisionerError):
+    """The facility's socket does not answer (not running, or not yet listening)."""
+
+
 class FacilityCommandFailed(ProvisionerError):
     """A management command inside a facility container failed."""
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provisioner import facility_app, specs, state
+from provisioner import facility_app, routes, specs, state
 from provisioner.config import Config, FacilityNames
 from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
 from provisioner.errors import (
@@ -17,7 +17,6 @@ from provisioner.errors import (
     FacilityNotFound,
     ProvisionerError,
 )
-from provisioner.routes import build_routes, write_routes
 from provisioner.validation import check_name, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
@@ -212,13 +211,13 @@ class Facilities:
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
 
-    def publish(self) -> dict:
+    def publish(self) -> int:
         """Rewrite routes.json from Docker's truth."""
-        with state.routes_lock(self.config):
-            states = {slug: f.status for slug, f in self.discover().items()}
-            routes = build_routes(self.config, states)
-            write_routes(self.config, routes)
-        return routes
+        states = {
+            slug: "running" if f.status == "running" else "stopped"
+            for slug, f in self.discover().items()
+        }
+        return routes.publish(self.config, states)
 
     def repair_facility(self, found: Found) -> list[str]:
         """Recreate a missing network and reattach the container and gateway; say what was done."""

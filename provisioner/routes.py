@@ -1,44 +1,130 @@
-"""routes.json: the gateway's only view of which facilities exist and whether they run."""
+"""routes.json v2: the gateway's only view of which facilities exist and how to reach them.
+
+Every write holds state.routes_lock and increases `generation` by one; the gateway acknowledges
+the generation nginx runs with in run/gateway/applied.json, which wait_applied watches.
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.config import Config
-from provisioner.state import write_json_atomic
+from provisioner.desired import FacilityState
+from provisioner.errors import InvalidArgument
+from provisioner.state import routes_lock, write_json_atomic
 
 ROUTES_FILE = "routes.json"
-ROUTES_VERSION = 1
+APPLIED_FILE = "applied.json"
+ROUTES_VERSION = 2
+ROUTE_STATES = ("running", "asleep", "stopped")
+POLL_SECONDS = 0.02
 
 
 def routes_path(config: Config) -> Path:
     return config.gateway_dir / ROUTES_FILE
 
 
-def build_routes(config: Config, states: dict[str, str]) -> dict:
-    """The routes document for facilities mapped to `running` or `stopped`."""
-    facilities = {
-        slug: {
-            "upstream": f"http://{config.facility(slug).container}:8000",
-            "state": "running" if state == "running" else "stopped",
-        }
-        for slug, state in sorted(states.items())
-    }
-    return {"version": ROUTES_VERSION, "facilities": facilities}
-
-
-def write_routes(config: Config, routes: dict) -> Path:
-    """Replace routes.json atomically; the gateway picks the new file up by itself."""
-    config.gateway_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    path = routes_path(config)
-    write_json_atomic(path, routes, mode=0o644)
-    return path
+def route_state(container_running: bool, st: FacilityState) -> str:
+    """How the gateway should treat the facility: straight to it, via the activator, or 503."""
+    if st.desired == "stopped" and not container_running:
+        return "stopped"
+    if st.asleep:
+        return "asleep"
+    if container_running:
+        return "running"
+    # Should run but does not: the activator asks the supervisor to start it on the next request.
+    return "asleep"
 
 
 def read_routes(config: Config) -> dict | None:
-    """The current routes document, or None if there is none yet."""
+    """The current routes document, or None if there is none (or it is unreadable)."""
     try:
-        return json.loads(routes_path(config).read_text())
-    except FileNotFoundError:
+        routes = json.loads(routes_path(config).read_text())
+    except (OSError, ValueError):
         return None
+    return routes if isinstance(routes, dict) else None
+
+
+def publish(config: Config, states: dict[str, str]) -> int:
+    """Rewrite the whole table from {slug: route state}; returns the new generation."""
+    for state in states.values():
+        _check_state(state)
+    with routes_lock(config):
+        generation = _next_generation(config, read_routes(config))
+        _write(config, generation, dict(states))
+    return generation
+
+
+def set_route(config: Config, slug: str, state: str | None) -> int:
+    """Change (or, with None, remove) one facility's entry; returns the new generation."""
+    if state is not None:
+        _check_state(state)
+    with routes_lock(config):
+        current = read_routes(config)
+        facilities = {
+            s: entry["state"]
+            for s, entry in ((current or {}).get("facilities") or {}).items()
+            if isinstance(entry, dict) and entry.get("state") in ROUTE_STATES
+        }
+        if state is None:
+            facilities.pop(slug, None)
+        else:
+            facilities[slug] = state
+        generation = _next_generation(config, current)
+        _write(config, generation, facilities)
+    return generation
+
+
+def applied_generation(config: Config) -> int | None:
+    """The generation the gateway's nginx last applied, or None if it has not said."""
+    try:
+        raw = json.loads((config.gateway_run_dir / APPLIED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    generation = raw.get("generation") if isinstance(raw, dict) else None
+    return generation if isinstance(generation, int) and not isinstance(generation, bool) else None
+
+
+def wait_applied(
+    config: Config,
+    generation: int,
+    timeout: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Wait until the gateway applied `generation` (or a later one); False on timeout."""
+    deadline = clock() + timeout
+    while True:
+        applied = applied_generation(config)
+        if applied is not None and applied >= generation:
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(POLL_SECONDS)
+
+
+def _check_state(state: str) -> None:
+    if state not in ROUTE_STATES:
+        raise InvalidArgument(f"route state {state!r} is not one of {', '.join(ROUTE_STATES)}")
+
+
+def _next_generation(config: Config, routes: dict | None) -> int:
+    generation = (routes or {}).get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool):
+        generation = 0
+    # A lost or damaged file must not restart the count below what the gateway already applied,
+    # or wait_applied would take the old acknowledgement for the new table.
+    return max(generation, applied_generation(config) or 0) + 1
+
+
+def _write(config: Config, generation: int, states: dict[str, str]) -> None:
+    document = {
+        "version": ROUTES_VERSION,
+        "generation": generation,
+        "facilities": {slug: {"state": states[slug]} for slug in sorted(states)},
+    }
+    config.gateway_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    write_json_atomic(routes_path(config), document, mode=0o644)

@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,30 +25,40 @@ def ensure_home(config: Config) -> Path:
 
 
 def _locks_dir(config: Config) -> Path:
-    path = ensure_home(config) / "locks"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
+    ensure_home(config)
+    config.locks_dir.mkdir(mode=0o700, exist_ok=True)
+    return config.locks_dir
+
+
+LOCK_POLL_SECONDS = 0.05
 
 
 @contextmanager
-def facility_lock(config: Config, slug: str) -> Iterator[None]:
-    """Hold the facility's lock, or refuse at once if another command holds it.
+def facility_lock(config: Config, slug: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the facility's lock; refuse at once if another command holds it (or after `wait` s).
 
     The lock file is removed on release, so a deleted facility leaves no file named after it.
     """
     path = _locks_dir(config) / f"{slug}.lock"
-    with open(path, "a") as handle:
+    deadline = time.monotonic() + wait
+    while True:
+        handle = open(path, "a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             # A holder may have just unlinked the file we opened; then ours locks nothing.
-            if os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError) as e:
-            raise Busy(f"facility {slug} is being changed by another medcell command") from e
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except (BlockingIOError, FileNotFoundError):
+            pass
+        handle.close()
+        if time.monotonic() >= deadline:
+            raise Busy(f"facility {slug} is being changed by another medcell command")
+        time.sleep(LOCK_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
 
 
 @contextmanager

@@ -181,3 +181,30 @@ def test_engine_errors_become_one_line(medcell, fake, alpha):
     result = medcell("facility", "start", "alpha")
     assert result.exit_code == 1
     assert result.stderr == "Error: starting container medcell-alpha: something went wrong\n"
+
+
+def test_facility_lock_waits_when_asked(config):
+    import threading
+    import time
+
+    from provisioner import state
+    from provisioner.errors import Busy
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with state.facility_lock(config, "alpha"):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    with pytest.raises(Busy):
+        with state.facility_lock(config, "alpha"):
+            pass
+    threading.Timer(0.2, release.set).start()
+    started = time.monotonic()
+    with state.facility_lock(config, "alpha", wait=5):
+        assert time.monotonic() - started >= 0.15
+    thread.join()

@@ -106,3 +106,23 @@ def test_bad_settings_are_refused(env):
 def test_slugs_that_would_take_medcells_own_object_names_are_refused(slug):
     with pytest.raises(InvalidArgument, match="reserved"):
         check_slug(slug)
+
+
+def test_idle_timeout_default_never_and_refusals(tmp_path):
+    home = {"MEDCELL_HOME": str(tmp_path)}
+    assert Config.from_env(home).idle_timeout == 900
+    assert Config.from_env({**home, "MEDCELL_IDLE_TIMEOUT": "never"}).idle_timeout == 0
+    assert Config.from_env({**home, "MEDCELL_IDLE_TIMEOUT": "30s"}).idle_timeout == 30
+    for bad in ("0s", "15", "soon"):
+        with pytest.raises(InvalidArgument, match="MEDCELL_IDLE_TIMEOUT"):
+            Config.from_env({**home, "MEDCELL_IDLE_TIMEOUT": bad})
+
+
+def test_run_paths_and_supervisor_names(tmp_path):
+    config = Config.from_env({"MEDCELL_HOME": str(tmp_path), "MEDCELL_IMAGE_TAG": "v2"})
+    assert config.facility_socket("alpha") == tmp_path / "run/facilities/alpha/app.sock"
+    assert config.supervisor_socket == tmp_path / "run/supervisor/wake.sock"
+    assert config.gateway_run_dir == tmp_path / "run/gateway"
+    assert config.state_dir == tmp_path / "facilities"
+    assert config.supervisor_container == "medcell-supervisor"
+    assert config.supervisor_image == "medcell-supervisor:v2"
