@@ -1,0 +1,217 @@
+"""Sleep and wake of one facility, shared by the supervisor and the CLI (`facility sleep|wake`).
+
+Putting a facility to sleep is a handshake with the gateway, so no request is ever cut off:
+mark it asleep, route it to the activator, wait until nginx has applied that route, and only then
+look again. If anything reached the facility meanwhile (or is still running in it), undo.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from provisioner import desired, facility_socket, routes, state
+from provisioner.config import Config
+from provisioner.docker_backend import DockerBackend
+from provisioner.errors import (
+    Busy,
+    DockerError,
+    FacilityNotFound,
+    FacilityStopped,
+    FacilityUnreachable,
+    HealthTimeout,
+    WakeFailed,
+)
+from provisioner.facility_socket import FacilityStatus
+
+log = logging.getLogger("medcell.lifecycle")
+
+WAKE_REASONS = ("request", "deadline", "operator", "recover")
+CLI_WAIT_SECONDS = 30.0  # `facility sleep` waits this long for in-flight work to end
+APPLY_TIMEOUT = 5.0  # how long the gateway may take to reload with a new route
+STOP_TIMEOUT = 30  # gunicorn's graceful shutdown gets this long before Docker kills it
+POLL_SECONDS = 0.25
+
+
+def _event(event: str, slug: str, **fields: object) -> None:
+    # Content-free by construction: only the slug, the event name, counts and durations.
+    log.info(event, extra={"fields": {"event": event, "slug": slug, **fields}})
+
+
+def put_to_sleep(
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    *,
+    require_idle: float | None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    lock_wait: float = 0.0,
+) -> bool:
+    """Stop an idle facility's container, keeping its volumes; returns whether it now sleeps.
+
+    require_idle=None (the operator's `facility sleep`): wait up to 30 s for in-flight work to end,
+    else raise Busy. Otherwise only when it has been idle that many seconds with nothing running.
+    """
+    with state.facility_lock(config, slug, wait=lock_wait):
+        name = config.facility(slug).container
+        info = backend.container(name)
+        if info is None:
+            raise FacilityNotFound(f"no facility {slug}")
+        st = desired.load(config, slug)
+        if st.desired == "stopped":
+            if require_idle is None:
+                raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
+            return False
+        if info.status != "running":
+            # Already asleep, or it died: either way nothing runs; make state and route say asleep.
+            if not st.asleep:
+                st.asleep, st.slept_at = True, clock()
+                desired.save(config, slug, st)
+            routes.set_route(config, slug, "asleep")
+            return True
+        deadline = clock() + CLI_WAIT_SECONDS
+        while True:
+            outcome = _handshake(config, backend, slug, st, require_idle, clock)
+            if outcome is not None:
+                return outcome
+            if require_idle is not None:
+                return False
+            if clock() >= deadline:
+                raise Busy(f"facility {slug} is still handling requests or its deletion job")
+            sleep(POLL_SECONDS * 4)
+
+
+def _quiet(status: FacilityStatus, require_idle: float | None) -> bool:
+    """Nothing in flight, no deletion/rotation work, and (if asked) idle long enough."""
+    if status.inflight or status.busy:
+        return False
+    return require_idle is None or status.idle_seconds >= require_idle
+
+
+def _handshake(
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    st: desired.FacilityState,
+    require_idle: float | None,
+    clock: Callable[[], float],
+) -> bool | None:
+    """One attempt: True slept, False not idle (supervisor gives up), None retry (CLI waits)."""
+    started = time.monotonic()
+    try:
+        before = facility_socket.status(config, slug)
+    except FacilityUnreachable:
+        _event("sleep_skipped", slug, reason="unreachable")
+        return False
+    if not _quiet(before, require_idle):
+        return None
+    st.asleep = True
+    desired.save(config, slug, st)
+    generation = routes.set_route(config, slug, "asleep")
+    if _gateway_running(config, backend) and not routes.wait_applied(
+        config, generation, timeout=APPLY_TIMEOUT
+    ):
+        # nginx may still send requests straight to the socket: stopping now could cut one off.
+        _undo(config, slug, st, "gateway_lag")
+        return False
+    try:
+        after = facility_socket.status(config, slug)
+    except FacilityUnreachable:
+        _undo(config, slug, st, "unreachable")
+        return False
+    if after.requests != before.requests or not _quiet(after, None):
+        _undo(config, slug, st, "activity")
+        return None
+    try:
+        backend.stop(config.facility(slug).container, timeout=STOP_TIMEOUT)
+    except DockerError:
+        _undo(config, slug, st, "stop_failed")
+        return False
+    st.wake_at, st.slept_at = after.next_deadline, clock()
+    desired.save(config, slug, st)
+    _event(
+        "slept",
+        slug,
+        seconds=round(time.monotonic() - started, 3),
+        wake_in=None if st.wake_at is None else round(st.wake_at - st.slept_at),
+    )
+    return True
+
+
+def _undo(config: Config, slug: str, st: desired.FacilityState, reason: str) -> None:
+    st.asleep = False
+    desired.save(config, slug, st)
+    routes.set_route(config, slug, "running")
+    _event("sleep_undone", slug, reason=reason)
+
+
+def _gateway_running(config: Config, backend: DockerBackend) -> bool:
+    # Without a gateway no request can reach the facility, and a gateway that starts later reads
+    # the current routes.json, so only a running gateway has to acknowledge the new route.
+    try:
+        info = backend.container(config.gateway_container)
+    except DockerError:
+        return True
+    return info is not None and info.status == "running"
+
+
+def wake(
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    *,
+    reason: str,
+    timeout: float | None = None,
+    lock_wait: float = 0.0,
+) -> None:
+    """Start an asleep facility and return once it answers on its socket; awake already is fine.
+
+    Raises FacilityNotFound, FacilityStopped (the operator's decision), or WakeFailed.
+    """
+    if reason not in WAKE_REASONS:
+        raise ValueError(f"unknown wake reason {reason!r}")
+    started = time.monotonic()
+    with state.facility_lock(config, slug, wait=lock_wait):
+        name = config.facility(slug).container
+        try:
+            info = backend.container(name)
+        except DockerError as e:
+            raise WakeFailed(f"facility {slug} could not be woken: {e}") from e
+        if info is None:
+            raise FacilityNotFound(f"no facility {slug}")
+        st = desired.load(config, slug)
+        if st.desired == "stopped":
+            raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
+        running = info.status == "running"
+        if running and not st.asleep and facility_socket.healthy(config, slug):
+            _mark_awake(config, slug, st)
+            return
+        try:
+            if not running:
+                backend.start(name)
+            facility_socket.wait_healthy(config, slug, timeout or config.health_timeout)
+        except (DockerError, HealthTimeout) as e:
+            kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
+            st.health, st.error = "unhealthy", f"wake failed: {kind}"
+            desired.save(config, slug, st)
+            _event("wake_failed", slug, reason=reason, error=kind)
+            raise WakeFailed(f"facility {slug} could not be woken ({kind})") from e
+        _mark_awake(config, slug, st)
+        _event("woke", slug, reason=reason, seconds=round(time.monotonic() - started, 3))
+
+
+def _mark_awake(config: Config, slug: str, st: desired.FacilityState) -> None:
+    """State and route say running, touching each only if it says otherwise (no needless reload)."""
+    if st.asleep or st.health != "ok" or st.wake_at is not None or st.slept_at is not None:
+        st.asleep, st.health, st.error = False, "ok", None
+        st.wake_at = st.slept_at = None
+        desired.save(config, slug, st)
+    if _route(config, slug) != "running":
+        routes.set_route(config, slug, "running")
+
+
+def _route(config: Config, slug: str) -> str | None:
+    entry = ((routes.read_routes(config) or {}).get("facilities") or {}).get(slug)
+    return entry.get("state") if isinstance(entry, dict) else None
