@@ -12,12 +12,15 @@ from provisioner.docker_backend import DockerBackend
 from provisioner.errors import ProvisionerError
 from provisioner.facilities import DEFAULT_RETENTION, Facilities
 from provisioner.stack import Stack
+from provisioner.validation import check_slug
 
 
 class Runtime:
     """What every command needs, built once per invocation (tests pass their own)."""
 
     def __init__(self, config: Config, backend: DockerBackend, stack_options: dict | None = None):
+        self.config = config
+        self.backend = backend
         self.facilities = Facilities(config, backend, progress=_progress)
         self.stack = Stack(self.facilities, **(stack_options or {}))
 
@@ -73,9 +76,33 @@ def up(runtime: Runtime, as_json: bool) -> None:
 @json_option
 @pass_runtime
 def down(runtime: Runtime, as_json: bool) -> None:
-    """Stop the gateway; facilities and their data are untouched."""
+    """Stop the gateway; facilities, the supervisor and all data keep running untouched."""
     result = runtime.stack.down()
     _emit(result, as_json, f"gateway {'stopped' if result['removed'] else 'was not running'}")
+
+
+@cli.command()
+@json_option
+@pass_runtime
+def status(runtime: Runtime, as_json: bool) -> None:
+    """The installation at a glance: gateway, supervisor, facilities, next deletion deadline."""
+    result = runtime.stack.overview()
+    counts = result["facilities"]
+    lines = [
+        f"gateway:    {result['gateway']}",
+        f"supervisor: {result['supervisor']}",
+        "facilities: " + ", ".join(f"{counts[k]} {k}" for k in counts if k != "total"),
+    ]
+    lines += [
+        f"  unhealthy: {u['slug']} ({u['error'] or 'not answering'})" for u in result["unhealthy"]
+    ]
+    deadline = result["next_deadline"]
+    lines.append(
+        f"next deadline: {deadline} ({result['next_deadline_facility']})"
+        if deadline
+        else "next deadline: none"
+    )
+    _emit(result, as_json, "\n".join(lines))
 
 
 @cli.group(cls=MedcellGroup)
@@ -92,11 +119,18 @@ def facility() -> None:
     show_default=True,
     help="How long a conversation lives after its last activity (at most 7d).",
 )
+@click.option(
+    "--idle",
+    metavar="DURATION|never",
+    help="Sleep after this long without a request (default: MEDCELL_IDLE_TIMEOUT, 15m).",
+)
 @json_option
 @pass_runtime
-def create(runtime: Runtime, slug: str, name: str | None, retention: str, as_json: bool) -> None:
+def create(
+    runtime: Runtime, slug: str, name: str | None, retention: str, idle: str | None, as_json: bool
+) -> None:
     """Create a facility and print its first admin's one-time password."""
-    result = runtime.facilities.create(slug, name=name, retention=retention)
+    result = runtime.facilities.create(slug, name=name, retention=retention, idle=idle)
     _emit(
         result,
         as_json,
@@ -111,7 +145,7 @@ def create(runtime: Runtime, slug: str, name: str | None, retention: str, as_jso
 @json_option
 @pass_runtime
 def list_(runtime: Runtime, as_json: bool) -> None:
-    """List facilities with their status (running, stopped or unhealthy)."""
+    """List facilities with their status (running, asleep, stopped or unhealthy)."""
     rows = runtime.facilities.list()
     width = max([len(r["slug"]) for r in rows] + [4])
     lines = [f"{'SLUG':<{width}}  {'STATUS':<9}  NAME"]
@@ -171,6 +205,39 @@ def rotate_key(runtime: Runtime, slug: str, as_json: bool) -> None:
     """Make a new key version for a facility; old data stays readable."""
     result = runtime.facilities.rotate_key(slug)
     _emit(result, as_json, f"facility {slug}: key version {result.get('version')} is now in use")
+
+
+@facility.command(name="sleep")
+@click.argument("slug")
+@json_option
+@pass_runtime
+def sleep_(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """Put a facility to sleep now (no process, no memory); waits up to 30 s for running work."""
+    _require_existing(runtime, slug)
+    from provisioner import lifecycle
+
+    lifecycle.put_to_sleep(runtime.config, runtime.backend, slug, require_idle=None)
+    result = {"slug": slug, "status": runtime.facilities.find(slug).status}
+    _emit(result, as_json, f"facility {slug} is {result['status']}")
+
+
+@facility.command()
+@click.argument("slug")
+@json_option
+@pass_runtime
+def wake(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """Wake an asleep facility now (it also wakes by itself on its first request)."""
+    _require_existing(runtime, slug)
+    from provisioner import lifecycle
+
+    lifecycle.wake(runtime.config, runtime.backend, slug, reason="operator")
+    result = {"slug": slug, "status": runtime.facilities.find(slug).status}
+    _emit(result, as_json, f"facility {slug} is {result['status']}")
+
+
+def _require_existing(runtime: Runtime, slug: str) -> None:
+    """Refuse bad or unknown slugs before anything is started or stopped."""
+    runtime.facilities.find(check_slug(slug))
 
 
 def main() -> None:

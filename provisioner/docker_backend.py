@@ -27,7 +27,6 @@ class Limits:
     memory: str = "256m"
     cpus: float = 1.0
     pids: int = 128
-    restart_retries: int = 5  # 0: never restart (one-off containers)
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,15 @@ class ContainerSpec:
     network: str | None = None  # None: no network at all
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount point
     binds: dict[str, str] = field(default_factory=dict)  # host dir -> mount point, read-only
+    rw_binds: dict[str, str] = field(default_factory=dict)  # host path -> mount point, writable
+    group_add: tuple[str, ...] = ()  # extra groups (the Docker socket's gid for the supervisor)
     ports: dict[int, int] = field(default_factory=dict)  # container port -> host port
     bind_address: str = ""
     command: list[str] | None = None
     limits: Limits = field(default_factory=Limits)
+    # Long-running containers survive engine restarts; one-off ones (None) never restart.
+    restart: str | None = "unless-stopped"
+    healthcheck: bool = True  # False: switch off the image's HEALTHCHECK
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,38 @@ def _container_info(container) -> ContainerInfo:
         status=state.get("Status", "unknown"),
         health=health,
         labels=dict(attrs.get("Config", {}).get("Labels") or {}),
-        networks=tuple(sorted(networks)),
+        networks=tuple(sorted(n for n in networks if n != "none")),
         exit_code=int(state.get("ExitCode") or 0),
         restart_count=int(attrs.get("RestartCount") or 0),
         health_test=tuple(test),
+    )
+
+
+_HEALTH_IN_STATUS = {
+    "(healthy)": "healthy",
+    "(unhealthy)": "unhealthy",
+    "(health: starting)": "starting",
+}
+
+
+def _listed_info(attrs: dict) -> ContainerInfo:
+    """A ContainerInfo from the list API's summary ("Up 3 minutes (healthy)", "Exited (137) …")."""
+    summary = attrs.get("Status") or ""
+    health = next((h for text, h in _HEALTH_IN_STATUS.items() if summary.endswith(text)), None)
+    exit_code = 0
+    if summary.startswith("Exited ("):
+        code = summary[len("Exited (") :].split(")", 1)[0]
+        exit_code = int(code) if code.lstrip("-").isdigit() else 0
+    names = attrs.get("Names") or [""]
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    return ContainerInfo(
+        name=names[0].lstrip("/"),
+        status=attrs.get("State") or "unknown",
+        health=health,
+        labels=dict(attrs.get("Labels") or {}),
+        networks=tuple(sorted(n for n in networks if n != "none")),
+        exit_code=exit_code,
+        restart_count=0,
     )
 
 
@@ -165,11 +197,15 @@ class DockerBackend:
             return None
 
     def containers(self, labels: dict[str, str | None]) -> list[ContainerInfo]:
+        """Containers with these labels, from one list call (no inspect per container).
+
+        The list API has no restart count or health-check command: those stay 0 and ().
+        """
         with _engine("listing containers"):
             found = self.client.containers.list(
-                all=True, filters=_label_filter(labels), ignore_removed=True
+                all=True, filters=_label_filter(labels), sparse=True, ignore_removed=True
             )
-            return [_container_info(c) for c in found]
+            return [_listed_info(c.attrs) for c in found]
 
     def create_container(self, spec: ContainerSpec) -> None:
         """Create (not start) a hardened container."""
@@ -325,6 +361,7 @@ def _text(data: bytes | None) -> str:
 def _create_kwargs(spec: ContainerSpec) -> dict:
     mounts = {name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()}
     mounts.update({host: {"bind": path, "mode": "ro"} for host, path in spec.binds.items()})
+    mounts.update({host: {"bind": path, "mode": "rw"} for host, path in spec.rw_binds.items()})
     limits = spec.limits
     kwargs = {
         "name": spec.name,
@@ -350,11 +387,12 @@ def _create_kwargs(spec: ContainerSpec) -> dict:
         kwargs["network"] = spec.network
     else:
         kwargs["network_mode"] = "none"
-    if limits.restart_retries:
-        kwargs["restart_policy"] = {
-            "Name": "on-failure",
-            "MaximumRetryCount": limits.restart_retries,
-        }
+    if not spec.healthcheck:
+        kwargs["healthcheck"] = {"test": ["NONE"]}
+    if spec.group_add:
+        kwargs["group_add"] = list(spec.group_add)
+    if spec.restart:
+        kwargs["restart_policy"] = {"Name": spec.restart}
     return kwargs
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from provisioner import facility_app, routes, specs, state
-from provisioner.config import Config, FacilityNames
+from provisioner import desired, facility_app, routes, specs, state
+from provisioner.config import Config, FacilityNames, idle_text, parse_idle
+from provisioner.desired import FacilityState
 from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
 from provisioner.errors import (
-    Conflict,
     DockerError,
     FacilityCommandFailed,
     FacilityExists,
@@ -20,23 +23,45 @@ from provisioner.errors import (
 from provisioner.validation import check_name, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
+FACILITY_UID = 10001
 
 
 @dataclass
 class Found:
-    """What Docker holds of one facility right now."""
+    """What Docker and the state file hold of one facility right now."""
 
     slug: str
     container: ContainerInfo | None = None
     data: VolumeInfo | None = None
+    state: FacilityState = field(default_factory=FacilityState)
 
     @property
     def status(self) -> str:
-        return container_status(self.container)
+        return facility_status(self.container, self.state)
+
+    @property
+    def running(self) -> bool:
+        return self.container is not None and self.container.status == "running"
+
+
+def facility_status(container: ContainerInfo | None, st: FacilityState) -> str:
+    """The contract's status: running, asleep, stopped or unhealthy."""
+    if container is None:
+        return "stopped"
+    if container.status == "running":
+        # Running while st.asleep: it is being put to sleep and still answers.
+        if not st.asleep and st.health == "unhealthy":
+            return "unhealthy"
+        return "running"
+    if st.desired == "stopped":
+        return "stopped"
+    if st.asleep:
+        return "unhealthy" if st.health == "unhealthy" else "asleep"
+    return "unhealthy"  # it should run but does not (crashed, restarting, removed network, …)
 
 
 def container_status(info: ContainerInfo | None) -> str:
-    """The contract's status from Docker's own state: running, stopped or unhealthy."""
+    """Status of one of medcell's own containers (gateway, supervisor) from Docker's state."""
     if info is None:
         return "stopped"
     if info.status == "restarting" or (info.status == "running" and info.health == "unhealthy"):
@@ -64,7 +89,7 @@ class Facilities:
     # reading
 
     def discover(self) -> dict[str, Found]:
-        """Every facility of this installation, from the labels on its container and data volume."""
+        """Every facility: one container list, one volume list, and the state files."""
         labels = {"medcell.instance": self.config.prefix, "medcell.facility": None}
         found: dict[str, Found] = {}
         for info in self.backend.containers({**labels, "medcell.role": "facility"}):
@@ -73,6 +98,9 @@ class Facilities:
         for volume in self.backend.volumes({**labels, "medcell.role": "data"}):
             slug = volume.labels["medcell.facility"]
             found.setdefault(slug, Found(slug)).data = volume
+        for slug, st in desired.load_all(self.config).items():
+            if slug in found:  # a state file alone (no Docker object) is no facility
+                found[slug].state = st
         return dict(sorted(found.items()))
 
     def list(self) -> list[dict]:
@@ -84,24 +112,39 @@ class Facilities:
 
     def show(self, slug: str) -> dict:
         """Details of one facility."""
-        found = self._find(check_slug(slug))
+        found = self.find(check_slug(slug))
         names = self.config.facility(slug)
-        network = self.backend.network(names.network)
+        st = found.state
         return {
             "slug": slug,
             "name": _meta(found, "name", slug),
             "status": found.status,
+            "desired": st.desired,
             "retention": _meta(found, "retention", DEFAULT_RETENTION),
+            "idle": idle_text(st.idle_timeout(self.config)),
+            "wake_at": _iso(st.wake_at) if st.asleep else None,
             "created": _meta(found, "created", None),
             "url": self.config.facility_url(slug),
             "container": names.container,
             "container_state": found.container.status if found.container else "missing",
-            "health": found.container.health if found.container else None,
+            "health": st.health,
+            "error": st.error,
             "volume": names.data_volume,
             "keys_volume": names.keys_volume,
-            "network": names.network,
-            "subnet": network.subnets[0] if network and network.subnets else None,
         }
+
+    def find(self, slug: str) -> Found:
+        """The facility's container, data volume and state; FacilityNotFound if it has none."""
+        names = self.config.facility(slug)
+        found = Found(
+            slug,
+            self.backend.container(names.container),
+            self.backend.volume(names.data_volume),
+            desired.load(self.config, slug),
+        )
+        if found.container is None and found.data is None:
+            raise FacilityNotFound(f"no facility {slug}")
+        return found
 
     # changing
 
@@ -111,42 +154,40 @@ class Facilities:
         name: str | None = None,
         retention: str = DEFAULT_RETENTION,
         admin: str = "admin",
+        idle: str | None = None,
     ) -> dict:
-        """Provision a facility, wait until it is healthy, and make its first admin."""
+        """Provision a facility, wait until it answers on its socket, and make its first admin."""
         check_slug(slug)
         check_retention(retention)
         name = check_name(name or slug)
+        idle_seconds = None if idle is None else parse_idle(idle)
         names = self.config.facility(slug)
         undo: list[Callable[[], None]] = []
         with state.facility_lock(self.config, slug):
             try:
                 self._refuse_existing(names)
                 self._require_image()
-                self._create_network(names)
-                undo.append(lambda: self.backend.remove_network(names.network))
                 meta = {"name": name, "retention": retention, "created": state.now_iso()}
+                if idle_seconds is not None:
+                    meta["idle"] = idle_text(idle_seconds)
                 self._create_volumes(names, meta)
                 undo.append(lambda: self.backend.remove_volume(names.keys_volume))
                 undo.append(lambda: self.backend.remove_volume(names.data_volume))
+                undo.append(lambda: self._forget(slug))
+                desired.save(self.config, slug, FacilityState(idle=idle_seconds))
+                self.ensure_socket_dir(slug)
+                image_id = self.backend.image_id(self.config.facility_image)
                 self.backend.create_container(
-                    specs.facility_spec(
-                        self.config,
-                        slug,
-                        name,
-                        retention,
-                        self.backend.image_id(self.config.facility_image),
-                    )
+                    specs.facility_spec(self.config, slug, name, retention, image_id)
                 )
                 undo.append(lambda: self.backend.remove_container(names.container))
-                self._attach_gateway(names.network)
-                undo.append(lambda: self._detach_gateway(names.network))
                 self.backend.start(names.container)
-                self.wait_healthy(names.container)
-                admin_login = self._create_admin(names.container, admin)
+                self.wait_healthy(slug)
+                admin_login = self._create_admin(slug, admin)
+                routes.set_route(self.config, slug, "running")
             except BaseException:
-                _undo_all([self.publish, *undo])  # publish runs last
+                _undo_all(undo)
                 raise
-            self.publish()
         return {
             "slug": slug,
             "url": self.config.facility_url(slug),
@@ -155,40 +196,52 @@ class Facilities:
         }
 
     def stop(self, slug: str) -> dict:
-        """Stop the facility's container; its data stays."""
+        """The operator's stop: nothing wakes it (not requests, not deadlines) until `start`."""
         with state.facility_lock(self.config, check_slug(slug)):
-            found = self._find(slug)
+            found = self.find(slug)
+            st = found.state
+            # The decision is saved first, so the supervisor does not start it again meanwhile.
+            st.desired, st.asleep, st.wake_at = "stopped", False, None
+            desired.save(self.config, slug, st)
             if found.container and found.container.status in ("running", "restarting", "paused"):
                 self.backend.stop(found.container.name)
-            self.publish()
-        return {"slug": slug, "status": self._find(slug).status}
+            routes.set_route(self.config, slug, "stopped")
+        return {"slug": slug, "status": self.find(slug).status}
 
     def start(self, slug: str) -> dict:
-        """Start the facility, recreating its network and container from its volumes if missing."""
+        """Start (or wake) the facility, recreating its container from its volumes if missing."""
         with state.facility_lock(self.config, check_slug(slug)):
-            found = self._find(slug)
+            found = self.find(slug)
             names = self.config.facility(slug)
-            self.repair_facility(found)
+            self.ensure_socket_dir(slug)
             info = self.backend.container(names.container)
+            if info is not None and info.networks:
+                self.backend.remove_container(names.container)  # an old one on a bridge
+                info = None
             if info is None:
                 self._create_volumes(names, {})
-                self.backend.create_container(self._spec(found))
+                self.backend.create_container(self.spec(found))
                 self.progress(f"recreated container {names.container} from its volumes")
             if info is None or info.status != "running":
                 self.backend.start(names.container)
-            self.wait_healthy(names.container)
-            self.publish()
-        return {"slug": slug, "status": self._find(slug).status}
+            self.wait_healthy(slug)
+            st = found.state
+            st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
+            st.health, st.error = "ok", None
+            desired.save(self.config, slug, st)
+            routes.set_route(self.config, slug, "running")
+        return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
-        """Destroy the facility's keys, then its container, volumes and network."""
+        """Destroy the facility's keys, then its container, volumes, network and files."""
         with state.facility_lock(self.config, check_slug(slug)):
             names = self.config.facility(slug)
             labels = {"medcell.instance": self.config.prefix, "medcell.facility": slug}
             containers = self.backend.containers(labels)
             volumes = self.backend.volumes(labels)
-            networks = self.backend.networks(labels)
-            if not (containers or volumes or networks):
+            networks = self.backend.networks(labels)  # left over from older installations
+            has_files = desired.state_path(self.config, slug).exists()
+            if not (containers or volumes or networks or has_files):
                 raise FacilityNotFound(f"no facility {slug}")
             destroyed = self._shred(names, volumes)
             for info in containers:
@@ -196,106 +249,83 @@ class Facilities:
             for volume in volumes:
                 self.backend.remove_volume(volume.name)
             for network in networks:
-                self._detach_gateway(network.name)
+                self.backend.disconnect(network.name, self.config.gateway_container)
                 self.backend.remove_network(network.name)
+            self._forget(slug)
             state.log_deletion(self.config, slug)
-            self.publish()
         return {"slug": slug, "deleted": True, "keys_destroyed": destroyed}
 
     def rotate_key(self, slug: str) -> dict:
-        """Make a new key version in the running facility; old data stays readable."""
-        with state.facility_lock(self.config, check_slug(slug)):
-            found = self._find(slug)
+        """New key version in the facility (woken first if asleep); old data stays readable."""
+        found = self.find(check_slug(slug))
+        if found.status == "asleep":
+            from provisioner import lifecycle  # the supervisor's module; needs nothing at import
+
+            self.progress(f"waking {slug} to rotate its key")
+            lifecycle.wake(self.config, self.backend, slug, reason="operator")
+        with state.facility_lock(self.config, slug):
+            found = self.find(slug)
             if found.status != "running":
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
 
     def publish(self) -> int:
-        """Rewrite routes.json from Docker's truth."""
+        """Rewrite routes.json from Docker's truth and the state files; returns the generation."""
         states = {
-            slug: "running" if f.status == "running" else "stopped"
-            for slug, f in self.discover().items()
+            slug: routes.route_state(f.running, f.state) for slug, f in self.discover().items()
         }
         return routes.publish(self.config, states)
 
-    def repair_facility(self, found: Found) -> list[str]:
-        """Recreate a missing network and reattach the container and gateway; say what was done."""
-        names = self.config.facility(found.slug)
-        done = []
-        if self.backend.network(names.network) is None:
-            self._create_network(names)
-            done.append(f"recreated network {names.network}")
-            if found.container:
-                # The container still points at the old network's ID; only a new one can start.
-                was_running = found.container.status == "running"
-                self.backend.remove_container(names.container)
-                self.backend.create_container(self._spec(found))
-                if was_running:
-                    self.backend.start(names.container)
-                done.append(f"recreated container {names.container}")
-        elif found.container and names.network not in found.container.networks:
-            self.backend.connect(names.network, names.container)
-            done.append(f"reconnected {names.container} to {names.network}")
-        self._attach_gateway(names.network)
-        done += self._upgrade(found)
-        return done
+    # helpers (also used by `medcell up`)
 
-    def _upgrade(self, found: Found) -> list[str]:
-        """Recreate a container made from an older facility image; its volumes carry the data."""
-        names = self.config.facility(found.slug)
-        info = self.backend.container(names.container)
-        current = self.backend.image_id(self.config.facility_image)
-        if info is None or current is None or info.labels.get("medcell.image") == current:
-            return []
-        was_running = info.status == "running"
-        self.progress(f"upgrading {names.container} to the current facility image")
-        self.backend.remove_container(names.container)
-        self.backend.create_container(self._spec(found))
-        if was_running:
-            self.backend.start(names.container)
-            self.wait_healthy(names.container)
-        return [f"upgraded {names.container} to the current facility image"]
-
-    # helpers
-
-    def _find(self, slug: str) -> Found:
-        names = self.config.facility(slug)
-        found = Found(
-            slug, self.backend.container(names.container), self.backend.volume(names.data_volume)
-        )
-        if found.container is None and found.data is None:
-            raise FacilityNotFound(f"no facility {slug}")
-        return found
-
-    def _spec(self, found: Found):
+    def spec(self, found: Found):
         name = _meta(found, "name", found.slug)
         retention = _meta(found, "retention", DEFAULT_RETENTION)
         image_id = self.backend.image_id(self.config.facility_image)
         return specs.facility_spec(self.config, found.slug, name, retention, image_id)
+
+    def ensure_socket_dir(self, slug: str) -> None:
+        """The host directory of the facility's socket: the app (uid 10001) must create it there."""
+        directory = self.config.facility_socket_dir(slug)
+        directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o711, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(directory, FACILITY_UID, FACILITY_UID)
+            os.chmod(directory, 0o711)
+        else:
+            # We cannot give it to uid 10001; so anyone may create the socket in it.
+            os.chmod(directory, 0o777)
+
+    def wait_healthy(self, slug: str) -> None:
+        """Wait until the facility answers on its socket; fail early if its container died."""
+        facility_app.wait_facility(
+            self.config,
+            self.backend,
+            slug,
+            self.config.health_timeout,
+            progress=self.progress,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+
+    def _forget(self, slug: str) -> None:
+        """Remove what the facility has outside Docker: route, state file, socket directory."""
+        routes.set_route(self.config, slug, None)
+        desired.remove(self.config, slug)
+        shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
 
     def _refuse_existing(self, names: FacilityNames) -> None:
         if (
             self.backend.container(names.container)
             or self.backend.volume(names.data_volume)
             or self.backend.volume(names.keys_volume)
-            or self.backend.network(names.network)
         ):
             raise FacilityExists(f"facility {names.slug} already exists")
 
     def _require_image(self) -> None:
         if self.backend.image_id(self.config.facility_image) is None:
             raise DockerError(f"image {self.config.facility_image} is missing; run `medcell up`")
-
-    def _create_network(self, names: FacilityNames) -> str:
-        """Create the facility's internal network on a free /28 of the pool."""
-        labels = self.config.labels(facility=names.slug, role="network")
-        try:
-            return self.backend.create_pooled_network(
-                names.network, self.config.subnet_pool, labels, internal=True
-            )
-        except Conflict as e:
-            raise FacilityExists(f"facility {names.slug} already exists") from e
 
     def _create_volumes(self, names: FacilityNames, meta: dict[str, str]) -> None:
         if self.backend.volume(names.data_volume) is None:
@@ -307,36 +337,19 @@ class Facilities:
                 names.keys_volume, self.config.labels(facility=names.slug, role="keys")
             )
 
-    def _attach_gateway(self, network: str) -> None:
-        if self.backend.container(self.config.gateway_container) is not None:
-            self.backend.connect(network, self.config.gateway_container)
-
-    def _detach_gateway(self, network: str) -> None:
-        self.backend.disconnect(network, self.config.gateway_container)
-
-    def wait_healthy(self, container: str) -> None:
-        """Wait until the container passes its health check; fail early if it gave up."""
-        facility_app.wait_healthy(
-            self.backend,
-            container,
-            self.config.health_timeout,
-            progress=self.progress,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
-
     def _manage(self, container: str, *command: str) -> dict:
         return facility_app.manage(self.backend, container, *command)
 
-    def _create_admin(self, container: str, username: str) -> dict:
+    def _create_admin(self, slug: str, username: str) -> dict:
         """Make the first admin; once more if a container restart killed the first attempt."""
+        container = self.config.facility(slug).container
         try:
             return self._manage(container, "create-admin", "--username", username)
         except FacilityCommandFailed as e:
             if e.exit_code != facility_app.KILLED:
                 raise
         self.progress(f"{container} restarted while being set up; trying again")
-        self.wait_healthy(container)
+        self.wait_healthy(slug)
         return self._manage(container, "create-admin", "--username", username)
 
     def _shred(self, names: FacilityNames, volumes: list[VolumeInfo]) -> int:
@@ -360,9 +373,15 @@ def _meta(found: Found, key: str, default):
     return labels.get(f"medcell.{key}", default)
 
 
+def _iso(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _undo_all(steps: list[Callable[[], None]]) -> None:
     for step in reversed(steps):
         try:
             step()
-        except ProvisionerError:
+        except (ProvisionerError, OSError):
             pass  # keep the original error; what is left shows up in `facility list`

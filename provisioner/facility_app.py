@@ -6,12 +6,14 @@ import json
 import time
 from collections.abc import Callable
 
-from provisioner import specs
+from provisioner import facility_socket, specs
+from provisioner.config import Config
 from provisioner.docker_backend import ContainerInfo, ContainerSpec, DockerBackend
 from provisioner.errors import DockerError, FacilityCommandFailed, HealthTimeout
 
 POLL_SECONDS = 0.1
 NOTE_SECONDS = 5
+LOOK_SECONDS = 0.5  # how often a facility's container is inspected while its socket is polled
 KILLED = 137  # exit code of a command whose container stopped under it
 
 
@@ -51,6 +53,47 @@ def wait_healthy(
             progress(f"waiting for {container} to become healthy ({info.health})")
             next_note = clock() + NOTE_SECONDS
         sleep(POLL_SECONDS)
+
+
+def wait_facility(
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    timeout: float,
+    progress: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until the facility answers /healthz on its socket; fail early if its container died."""
+    container = config.facility(slug).container
+    looks = {"next": clock(), "note": clock() + NOTE_SECONDS}
+
+    def alive() -> None:
+        now = clock()
+        if now >= looks["note"]:
+            progress(f"waiting for {container} to answer on its socket")
+            looks["note"] = now + NOTE_SECONDS
+        if now < looks["next"]:
+            return
+        looks["next"] = now + LOOK_SECONDS
+        info = backend.container(container)
+        if info is None:
+            raise HealthTimeout(f"container {container} disappeared while starting")
+        if info.status in ("exited", "dead", "created"):
+            raise HealthTimeout(
+                f"container {container} failed to start ({info.status}, exit code "
+                f"{info.exit_code}); see `docker logs {container}`"
+            )
+
+    try:
+        facility_socket.wait_healthy(config, slug, timeout, clock=clock, sleep=sleep, alive=alive)
+    except HealthTimeout as e:
+        if "did not answer" in str(e):
+            raise HealthTimeout(
+                f"container {container} not healthy after {timeout:.0f}s; "
+                f"see `docker logs {container}`"
+            ) from e
+        raise
 
 
 def passes_health_check(backend: DockerBackend, info: ContainerInfo) -> bool:

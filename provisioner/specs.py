@@ -5,25 +5,27 @@ from __future__ import annotations
 import hashlib
 import json
 
-from provisioner.config import Config
+from provisioner.config import Config, idle_text
 from provisioner.docker_backend import ContainerSpec, Limits
 
 FACILITY_USER = "10001:10001"
-FACILITY_PORT = 8000
+FACILITY_RUN_DIR = "/run/medcell"
+FACILITY_BIND = f"unix:{FACILITY_RUN_DIR}/app.sock"
 GATEWAY_HTTPS_PORT = 8443
 GATEWAY_HTTP_PORT = 8080
 GATEWAY_CONFIG_DIR = "/etc/medcell-gateway"
+SUPERVISOR_HOME = "/medcell"
 MANAGE = ["python", "-m", "services.facility"]
 
 
 def facility_spec(
     config: Config, slug: str, name: str, retention: str, image_id: str | None = None
 ) -> ContainerSpec:
-    """The long-running container of one facility: only its own network, no ports, no secrets."""
+    """The long-running container of one facility: no network at all, only its socket directory."""
     names = config.facility(slug)
     # The image it was made from, so that `medcell up` can tell which facilities to upgrade.
     labels = {**config.labels(facility=slug, role="facility"), "medcell.image": image_id or ""}
-    return ContainerSpec(
+    spec = ContainerSpec(
         name=names.container,
         image=config.facility_image,
         user=FACILITY_USER,
@@ -32,10 +34,17 @@ def facility_spec(
             "MEDCELL_FACILITY": slug,
             "MEDCELL_FACILITY_NAME": name,
             "MEDCELL_RETENTION": retention,
+            # Set here, not only in the image: without a network the socket is the only way in.
+            "MEDCELL_BIND": FACILITY_BIND,
         },
-        network=names.network,
+        network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
+        rw_binds={str(config.facility_socket_dir(slug)): FACILITY_RUN_DIR},
+        # Health is probed from outside over the socket; an image's own check would fork a
+        # process every few seconds in every facility.
+        healthcheck=False,
     )
+    return _fingerprinted(spec, image_id)
 
 
 def shred_spec(config: Config, slug: str) -> ContainerSpec:
@@ -50,12 +59,12 @@ def shred_spec(config: Config, slug: str) -> ContainerSpec:
         network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
         command=[*MANAGE, "shred-keys"],
-        limits=Limits(restart_retries=0),
+        restart=None,
     )
 
 
 def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSpec:
-    """The gateway: the only published ports, its config directory mounted read-only."""
+    """The gateway: the only published ports; facility sockets and its config read-only."""
     # The public port lets the gateway's HTTP redirect point at the right HTTPS port.
     environment = {
         "MEDCELL_GATEWAY_CONFIG": GATEWAY_CONFIG_DIR,
@@ -70,7 +79,13 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
         labels=config.labels(role="gateway"),
         environment=environment,
         network=config.edge_network,
-        binds={str(config.gateway_dir): GATEWAY_CONFIG_DIR},
+        binds={
+            str(config.gateway_dir): GATEWAY_CONFIG_DIR,
+            str(config.run_dir / "facilities"): "/run/medcell/facilities",
+            str(config.supervisor_run_dir): "/run/medcell/supervisor",
+        },
+        # Only its acknowledgement of the applied routes generation is written back.
+        rw_binds={str(config.gateway_run_dir): "/run/medcell/gateway"},
         ports={
             GATEWAY_HTTPS_PORT: config.gateway_port,
             GATEWAY_HTTP_PORT: config.gateway_http_port,
@@ -78,7 +93,35 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
         bind_address=config.gateway_bind,
         limits=Limits(memory="256m", cpus=config.gateway_cpus, pids=256),
     )
-    # `medcell up` recreates the gateway when this fingerprint (settings or image) changes.
+    return _fingerprinted(spec, image_id)
+
+
+def supervisor_spec(
+    config: Config, user: str, socket_gid: int | None, docker_socket: str, image_id: str | None
+) -> ContainerSpec:
+    """The supervisor: the Docker socket and MEDCELL_HOME, no network, nothing else."""
+    spec = ContainerSpec(
+        name=config.supervisor_container,
+        image=config.supervisor_image,
+        user=user,
+        labels=config.labels(role="supervisor"),
+        environment={
+            "MEDCELL_HOME": SUPERVISOR_HOME,
+            "MEDCELL_DOCKER_PREFIX": config.prefix,
+            "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
+            "MEDCELL_IMAGE_TAG": config.image_tag,
+            "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
+        },
+        network=None,
+        rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},
+        group_add=() if socket_gid is None else (str(socket_gid),),
+        limits=Limits(memory="128m", cpus=1.0, pids=256),
+    )
+    return _fingerprinted(spec, image_id)
+
+
+def _fingerprinted(spec: ContainerSpec, image_id: str | None) -> ContainerSpec:
+    # `medcell up` recreates a container whose fingerprint (settings or image) changed.
     fingerprint = json.dumps([repr(spec), image_id], sort_keys=True).encode()
     spec.labels["medcell.config"] = hashlib.sha256(fingerprint).hexdigest()[:16]
     return spec

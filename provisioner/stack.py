@@ -1,19 +1,40 @@
-"""`medcell up` / `down`: images, the gateway container, and repair of what an operator removed."""
+"""`medcell up` / `down` / `status`: images, gateway and supervisor containers, and repair."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner import specs, state
-from provisioner.errors import Conflict, DockerError, ImageBuildFailed
-from provisioner.facilities import Facilities, container_status
+from provisioner import desired, facility_app, facility_socket, specs, state
+from provisioner.config import parse_idle
+from provisioner.docker_backend import ContainerSpec
+from provisioner.errors import (
+    Busy,
+    Conflict,
+    DockerError,
+    FacilityUnreachable,
+    HealthTimeout,
+    ImageBuildFailed,
+    InvalidArgument,
+)
+from provisioner.facilities import Facilities, Found, container_status
 from provisioner.tls import ensure_certificate
 
 GATEWAY_UID = 10001
+REPAIR_LOCK_WAIT = 30.0  # the supervisor may be sleeping or waking that facility right now
+PROBE_WORKERS = 16
+PROBE_TIMEOUT = 1.0  # per facility
+PROBE_BUDGET = 5.0  # for all of them: `medcell status` must stay quick with many facilities
+
+Identity = tuple[str, tuple[int, int] | None]
+# The supervisor's user, the Docker socket's gid (for group_add) and the socket's host path.
+SupervisorIdentity = tuple[str, int | None, str]
 
 
 def repo_root() -> Path:
@@ -21,12 +42,23 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def gateway_identity() -> tuple[str, tuple[int, int] | None]:
-    """The gateway's user, and who must own its key: uid 10001 as root, else the operator."""
+def gateway_identity() -> Identity:
+    """The gateway's user, and who must own its files: uid 10001 as root, else the operator."""
     if os.geteuid() == 0:
         return f"{GATEWAY_UID}:{GATEWAY_UID}", (GATEWAY_UID, GATEWAY_UID)
     # Without root we cannot chown the key to 10001, so the gateway runs as its owner.
     return f"{os.getuid()}:{os.getgid()}", None
+
+
+def supervisor_identity() -> SupervisorIdentity:
+    """The operator's uid:gid (so the files it writes stay the operator's) and the Docker socket."""
+    host = os.environ.get("DOCKER_HOST", "")
+    path = host.removeprefix("unix://") if host.startswith("unix://") else "/var/run/docker.sock"
+    try:
+        gid = os.stat(path).st_gid
+    except OSError as e:
+        raise DockerError(f"the supervisor needs the local Docker socket {path} ({e})") from e
+    return f"{os.getuid()}:{os.getgid()}", gid, path
 
 
 def build_images(progress: Callable[[str], None]) -> None:
@@ -44,13 +76,14 @@ def build_images(progress: Callable[[str], None]) -> None:
 
 
 class Stack:
-    """The gateway side of an installation: images, edge network, gateway container, routes."""
+    """The installation around the facilities: images, run dirs, gateway, supervisor, routes."""
 
     def __init__(
         self,
         facilities: Facilities,
         build: Callable[[Callable[[str], None]], None] = build_images,
-        identity: Callable[[], tuple[str, tuple[int, int] | None]] = gateway_identity,
+        identity: Callable[[], Identity] = gateway_identity,
+        supervisor: Callable[[], SupervisorIdentity] = supervisor_identity,
     ):
         self.facilities = facilities
         self.config = facilities.config
@@ -58,34 +91,32 @@ class Stack:
         self.progress = facilities.progress
         self.build = build
         self.identity = identity
+        self.supervisor_identity = supervisor
 
     def up(self) -> dict:
-        """Build missing images, repair facilities' networks, start the gateway, publish routes."""
+        """Build missing images, repair and upgrade facilities, start gateway and supervisor."""
         state.ensure_home(self.config)
-        images = (self.config.facility_image, self.config.gateway_image)
-        if any(self.backend.image_id(image) is None for image in images):
-            self.build(self.progress)
-            missing = [image for image in images if self.backend.image_id(image) is None]
-            if missing:
-                raise ImageBuildFailed(
-                    f"images still missing after the build: {', '.join(missing)}"
-                )
+        self._ensure_images()
         user, owner = self.identity()
         ensure_certificate(self.config, owner)
+        self._ensure_run_dirs(owner)
         repaired = self._ensure_edge_network()
         for found in self.facilities.discover().values():
-            repaired += self.facilities.repair_facility(found)
+            repaired += self._repair(found)
+        self.facilities.publish()  # before the gateway starts, so it starts with the full table
         repaired += self._ensure_gateway(user)
-        self.facilities.publish()
+        repaired += self._remove_facility_networks()
+        repaired += self._ensure_supervisor()
         return {
             "url": self.config.base_url,
             "gateway": self.config.gateway_container,
             "status": self.status(),
+            "supervisor": self.supervisor_status(),
             "repaired": repaired,
         }
 
     def down(self) -> dict:
-        """Stop and remove the gateway; facilities and their data are untouched."""
+        """Stop and remove the gateway; facilities, the supervisor and all data stay."""
         existed = self.backend.container(self.config.gateway_container) is not None
         self.backend.remove_container(self.config.gateway_container)
         self.backend.remove_network(self.config.edge_network)
@@ -94,6 +125,42 @@ class Stack:
     def status(self) -> str:
         """The gateway's status: running, stopped or unhealthy."""
         return container_status(self.backend.container(self.config.gateway_container))
+
+    def supervisor_status(self) -> str:
+        return container_status(self.backend.container(self.config.supervisor_container))
+
+    def overview(self) -> dict:
+        """`medcell status`: gateway, supervisor, facility counts and the next deadline."""
+        return installation_status(self.facilities, self.status(), self.supervisor_status())
+
+    # up's steps
+
+    def _ensure_images(self) -> None:
+        images = (
+            self.config.facility_image,
+            self.config.gateway_image,
+            self.config.supervisor_image,
+        )
+        if any(self.backend.image_id(image) is None for image in images):
+            self.build(self.progress)
+            missing = [image for image in images if self.backend.image_id(image) is None]
+            if missing:
+                raise ImageBuildFailed(
+                    f"images still missing after the build: {', '.join(missing)}"
+                )
+
+    def _ensure_run_dirs(self, gateway_owner: tuple[int, int] | None) -> None:
+        """Sockets and acknowledgements live here; each dir belongs to the one who writes it."""
+        for directory in (
+            self.config.run_dir,
+            self.config.run_dir / "facilities",
+            self.config.supervisor_run_dir,
+            self.config.gateway_run_dir,
+        ):
+            directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.chmod(directory, 0o755)
+        if gateway_owner is not None:
+            os.chown(self.config.gateway_run_dir, *gateway_owner)
 
     def _ensure_edge_network(self) -> list[str]:
         """The gateway's own network, the only one with a route out (for published ports)."""
@@ -110,13 +177,86 @@ class Stack:
             return []  # a concurrent `medcell up` made it
         return [f"created network {self.config.edge_network}"]
 
+    def _repair(self, found: Found) -> list[str]:
+        """Bring one facility to the current spec and its desired state; say what was done."""
+        try:
+            with state.facility_lock(self.config, found.slug, wait=REPAIR_LOCK_WAIT):
+                return self._repair_locked(self.facilities.find(found.slug))
+        except Busy:
+            return [f"skipped {found.slug}: another command is changing it"]
+        except HealthTimeout as e:
+            return [f"{found.slug} did not start: {e}"]
+
+    def _repair_locked(self, found: Found) -> list[str]:
+        slug, done = found.slug, []
+        names = self.config.facility(slug)
+        self.facilities.ensure_socket_dir(slug)
+        if not desired.state_path(self.config, slug).exists():
+            # An installation from before sleep/wake: everything should run (deadlines!);
+            # the idle timeout puts what nobody uses to sleep soon enough.
+            idle = found.data.labels.get("medcell.idle") if found.data else None
+            found.state.idle = None if idle is None else _idle_seconds(idle)
+            desired.save(self.config, slug, found.state)
+        if found.data is None:
+            return done  # a container without its data volume: nothing to rebuild it from
+        spec = self.facilities.spec(found)
+        info = found.container
+        if info is not None and info.labels.get("medcell.config") != spec.labels["medcell.config"]:
+            self.progress(f"upgrading {names.container} to the current facility image and settings")
+            if info.status == "running":
+                self.backend.stop(names.container)  # graceful: in-flight requests finish
+            self.backend.remove_container(names.container)
+            self.backend.create_container(spec)
+            done.append(f"upgraded {names.container}")
+        elif info is None:
+            self.backend.create_container(spec)
+            done.append(f"recreated container {names.container} from its volumes")
+        st = found.state
+        current = self.backend.container(names.container)
+        if st.desired == "running" and not st.asleep and current and current.status != "running":
+            self.backend.start(names.container)
+            self.facilities.wait_healthy(slug)
+            done.append(f"started {names.container}")
+        return done
+
+    def _remove_facility_networks(self) -> list[str]:
+        """Facilities have no network any more; remove those older installations made."""
+        labels = {"medcell.instance": self.config.prefix, "medcell.role": "network"}
+        done = []
+        for network in self.backend.networks(labels):
+            self.backend.disconnect(network.name, self.config.gateway_container)
+            try:
+                self.backend.remove_network(network.name)
+                done.append(f"removed network {network.name}")
+            except DockerError as e:
+                done.append(f"could not remove network {network.name}: {e}")
+        return done
+
     def _ensure_gateway(self, user: str) -> list[str]:
         name = self.config.gateway_container
-        spec = specs.gateway_spec(
-            self.config, user, self.backend.image_id(self.config.gateway_image)
+        image_id = self.backend.image_id(self.config.gateway_image)
+        done = self._ensure_container(specs.gateway_spec(self.config, user, image_id))
+        facility_app.wait_healthy(
+            self.backend,
+            name,
+            self.config.health_timeout,
+            progress=self.progress,
+            sleep=self.facilities.sleep,
+            clock=self.facilities.clock,
         )
+        return done
+
+    def _ensure_supervisor(self) -> list[str]:
+        user, gid, socket = self.supervisor_identity()
+        image_id = self.backend.image_id(self.config.supervisor_image)
+        return self._ensure_container(
+            specs.supervisor_spec(self.config, user, gid, socket, image_id)
+        )
+
+    def _ensure_container(self, spec: ContainerSpec) -> list[str]:
+        """Create or keep a long-running container; recreate it when its fingerprint changed."""
+        name, done = spec.name, []
         info = self.backend.container(name)
-        done = []
         if info and info.labels.get("medcell.config") != spec.labels["medcell.config"]:
             self.backend.remove_container(name)
             info = None
@@ -125,13 +265,11 @@ class Stack:
             self.backend.create_container(spec)
             if not done:
                 done.append(f"created {name}")
-        for network in self._facility_networks():
-            self.backend.connect(network, name)
         if info is None or info.status != "running":
             try:
                 self.backend.start(name)
             except DockerError as e:
-                # A half-started gateway (e.g. port taken) would block the next `up`.
+                # A half-started container (e.g. port taken) would block the next `up`.
                 self.backend.remove_container(name)
                 if "already in use" in str(e) or "already allocated" in str(e):
                     raise DockerError(
@@ -139,9 +277,66 @@ class Stack:
                         "taken; set MEDCELL_GATEWAY_PORT and MEDCELL_GATEWAY_HTTP_PORT"
                     ) from e
                 raise
-        self.facilities.wait_healthy(name)
         return done
 
-    def _facility_networks(self) -> list[str]:
-        labels = {"medcell.instance": self.config.prefix, "medcell.role": "network"}
-        return [n.name for n in self.backend.networks(labels)]
+
+def _idle_seconds(text: str) -> int | None:
+    try:
+        return parse_idle(text)
+    except InvalidArgument:
+        return None
+
+
+def installation_status(
+    facilities: Facilities, gateway: str, supervisor: str, clock: Callable[[], float] = time.time
+) -> dict:
+    """Counts by status and the next deadline (asleep: wake_at; awake: asked over its socket)."""
+    found = facilities.discover()
+    counts = {"running": 0, "asleep": 0, "stopped": 0, "unhealthy": 0}
+    deadlines: list[tuple[float, str]] = []
+    awake = []
+    for slug, f in found.items():
+        status = f.status
+        counts[status] += 1
+        if status == "asleep" and f.state.wake_at is not None:
+            deadlines.append((f.state.wake_at, slug))
+        elif f.running and not f.state.asleep:
+            awake.append(slug)
+    deadlines += _probe_deadlines(facilities.config, awake)
+    deadline = min(deadlines, default=None)
+    return {
+        "gateway": gateway,
+        "supervisor": supervisor,
+        "facilities": {"total": len(found), **counts},
+        "unhealthy": [
+            {"slug": slug, "error": f.state.error}
+            for slug, f in found.items()
+            if f.status == "unhealthy"
+        ],
+        "next_deadline": _iso(deadline[0]) if deadline else None,
+        "next_deadline_in": round(max(0.0, deadline[0] - clock())) if deadline else None,
+        "next_deadline_facility": deadline[1] if deadline else None,
+    }
+
+
+def _probe_deadlines(config, slugs: list[str]) -> list[tuple[float, str]]:
+    """Ask awake facilities for their next deadline in parallel; slow ones are left out."""
+    if not slugs:
+        return []
+
+    def probe(slug: str) -> tuple[float, str] | None:
+        try:
+            reported = facility_socket.status(config, slug, timeout=PROBE_TIMEOUT).next_deadline
+        except FacilityUnreachable:
+            return None
+        return None if reported is None else (reported, slug)
+
+    pool = ThreadPoolExecutor(max_workers=min(PROBE_WORKERS, len(slugs)))
+    futures = [pool.submit(probe, slug) for slug in slugs]
+    done, _ = wait(futures, timeout=PROBE_BUDGET)
+    pool.shutdown(wait=False, cancel_futures=True)
+    return [r for f in done if (r := f.result()) is not None]
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

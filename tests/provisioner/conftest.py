@@ -8,10 +8,13 @@ import socket
 import pytest
 from click.testing import CliRunner
 
+from provisioner import facility_socket
 from provisioner.cli import Runtime, cli
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
+from provisioner.errors import FacilityUnreachable
 from provisioner.facilities import Facilities
+from provisioner.facility_socket import FacilityStatus
 from tests.docker_objects import remove_installation
 from tests.provisioner.fakedocker import FakeDocker
 
@@ -32,15 +35,56 @@ def builds() -> list[str]:
     return []
 
 
+class VirtualClock:
+    """Time that passes only when the code under test sleeps: timeouts without waiting."""
+
+    def __init__(self):
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def runtime(config, fake, builds) -> Runtime:
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def fake_sockets(monkeypatch, fake, clock):
+    """Facility sockets answer from the fake engine's state (unit tests have no real sockets)."""
+
+    def healthy(config, slug, timeout=1.0):
+        return fake.answers_on_socket(config.facility(slug).container)
+
+    def status(config, slug, timeout=2.0):
+        if not fake.answers_on_socket(config.facility(slug).container):
+            raise FacilityUnreachable(f"facility {slug} does not answer on its socket")
+        return fake.socket_status.get(slug, FacilityStatus(0, 0, 0.0, False, None))
+
+    monkeypatch.setattr(facility_socket, "healthy", healthy)
+    monkeypatch.setattr(facility_socket, "status", status)
+    monkeypatch.setattr(facility_socket.time, "sleep", clock.sleep)
+
+
+@pytest.fixture
+def runtime(config, fake, builds, clock, fake_sockets) -> Runtime:
     def build(progress):
         builds.append("build")
         fake.images_present |= {config.facility_image, config.gateway_image}
+        fake.images_present.add(config.supervisor_image)
 
-    options = {"build": build, "identity": lambda: ("10001:10001", None)}
+    options = {
+        "build": build,
+        "identity": lambda: ("10001:10001", None),
+        "supervisor": lambda: ("1000:1000", 998, "/var/run/docker.sock"),
+    }
     runtime = Runtime(config, DockerBackend(fake), stack_options=options)
-    runtime.facilities.sleep = lambda seconds: None
+    runtime.facilities.sleep = clock.sleep
+    runtime.facilities.clock = clock
     return runtime
 
 

@@ -6,6 +6,7 @@ import ipaddress
 import itertools
 import json
 from collections import namedtuple
+from dataclasses import dataclass
 
 import docker.errors
 import requests
@@ -80,6 +81,23 @@ class FakeContainer:
             "NetworkSettings": {"Networks": {n: {} for n in sorted(self.networks)}},
         }
 
+    @property
+    def list_attrs(self) -> dict:
+        """What the engine's list API (sparse) says about the container."""
+        summary = {"running": "Up 2 minutes", "created": "Created"}.get(
+            self.status, f"Exited ({self.exit_code}) 1 minute ago"
+        )
+        if self.status == "running" and self.health:
+            summary += " (health: starting)" if self.health == "starting" else f" ({self.health})"
+        networks = {n: {} for n in sorted(self.networks)} or {"none": {}}
+        return {
+            "Names": [f"/{self.name}"],
+            "State": self.status,
+            "Status": summary,
+            "Labels": self.labels,
+            "NetworkSettings": {"Networks": networks},
+        }
+
     def reload(self) -> None:
         pass
 
@@ -121,19 +139,27 @@ class FakeContainer:
         return ((out if stdout else "") + (err if stderr else "")).encode()
 
 
+@dataclass
+class Listed:
+    attrs: dict
+
+
 class FakeContainers:
     def __init__(self, fake: FakeDocker):
         self.fake = fake
 
     def get(self, name: str) -> FakeContainer:
+        self.fake.inspects += 1
         try:
             return self.fake.containers_by_name[name]
         except KeyError:
             raise api_error(404, f"No such container: {name}") from None
 
-    def list(self, all=False, filters=None, ignore_removed=False, **_):
+    def list(self, all=False, filters=None, ignore_removed=False, sparse=False, **_):
+        self.fake.lists += 1
         found = self.fake.containers_by_name.values()
-        return [c for c in found if _matches(c.labels, filters) and (all or c.status == "running")]
+        found = [c for c in found if _matches(c.labels, filters) and (all or c.status == "running")]
+        return [Listed(c.list_attrs) for c in found] if sparse else found
 
     def create(self, image: str, command=None, **kwargs) -> FakeContainer:
         self.fake.fail("create_container", kwargs)
@@ -245,7 +271,10 @@ class FakeNetworks:
 class FakeDocker:
     """Stands in for `docker.DockerClient`; tests script health, exec results and failures."""
 
-    def __init__(self, images=("medcell-facility:latest", "medcell-gateway:latest")):
+    def __init__(
+        self,
+        images=("medcell-facility:latest", "medcell-gateway:latest", "medcell-supervisor:latest"),
+    ):
         self.images_present = set(images)
         self.image_ids: dict[str, str] = {}  # set one to simulate a rebuilt image
         self.containers_by_name: dict[str, FakeContainer] = {}
@@ -263,6 +292,15 @@ class FakeDocker:
         self.passwords: list[str] = []
         self.shredded: list[str] = []
         self.exec_handler = self.facility_app
+        self.inspects = 0  # containers.get calls
+        self.lists = 0  # containers.list calls
+        # What facilities answer on their sockets: slug -> FacilityStatus (see conftest).
+        self.socket_status: dict = {}
+
+    def answers_on_socket(self, container: str) -> bool:
+        """A facility's app answers once its container runs, unless a test says it is sick."""
+        c = self.containers_by_name.get(container)
+        return c is not None and c.status == "running" and c.health in ("healthy", None)
 
     def fail(self, step: str, subject) -> None:
         if step in self.failures:
