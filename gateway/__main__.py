@@ -1,75 +1,155 @@
-"""`python -m gateway serve`: HTTPS through gunicorn, plus the tiny HTTP-to-HTTPS redirect listener.
+"""`python -m gateway serve`: nginx (the data plane) and the activator as children, routes followed.
 
-gunicorn runs as a child process (its arbiter owns the TLS workers); this process serves the plain
-HTTP redirects on a thread and passes every stop or reload signal on to gunicorn, exiting with it.
+This process renders nginx's configuration, starts the nginx master (`daemon off`) and the
+activator (gunicorn), then watches routes.json: a changed table is rendered, tested and loaded
+with SIGHUP (no connection is dropped), and once the workers report its generation the gateway
+acknowledges it in applied.json. Stop signals are passed on; the gateway exits with nginx.
 """
 
 import argparse
-import logging
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from . import accesslog, redirect
+from . import accesslog
+from .errorlog import ErrorLogReceiver
 from .errors import GatewayError
-from .settings import settings_from_env, tls_files
+from .nginx import Nginx
+from .routes import EMPTY, RoutesFile, RouteTable
+from .settings import applied_file, routes_file, settings_from_env, tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn_gateway.py"
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+ACTIVATOR_CONFIG = ROOT / "deploy" / "gunicorn_gateway.py"
+# What each stop or reload signal becomes for nginx: SIGTERM there would cut connections.
+NGINX_SIGNALS = {
+    signal.SIGTERM: signal.SIGQUIT,
+    signal.SIGINT: signal.SIGQUIT,
+    signal.SIGQUIT: signal.SIGQUIT,
+    signal.SIGHUP: signal.SIGHUP,
+}
 
 
-def gunicorn_command(settings: dict) -> list[str]:
-    """The gunicorn command line serving the gateway app with the project's TLS settings."""
-    certfile, keyfile = tls_files(settings)
+def activator_command() -> list[str]:
     return [
-        sys.executable, "-m", "gunicorn",
-        "--config", str(GUNICORN_CONFIG),
-        "--chdir", str(ROOT),
-        "--bind", settings["HTTPS_BIND"],
-        "--certfile", certfile,
-        "--keyfile", keyfile,
-        "gateway:create_app()",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        str(ACTIVATOR_CONFIG),
+        "--chdir",
+        str(ROOT),
+    ]
+
+
+def write_applied(path: str, generation: int) -> None:
+    """Atomically, so a reader never sees half a file."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".applied.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"generation": generation}, f)
+    os.replace(tmp, path)
+
+
+class ControlPlane:
+    def __init__(self, settings: dict):
+        self.settings = settings
+        self.nginx = Nginx(settings)
+        self.routes = RoutesFile(routes_file(settings))
+        self.activator: subprocess.Popen | None = None
+        self.stopping = False
+
+    def start(self) -> None:
+        for path in tls_files(self.settings):
+            if not os.path.isfile(path):
+                raise GatewayError(f"TLS file missing: {path}")
+        state = Path(self.settings["STATE_DIR"])
+        state.mkdir(parents=True, exist_ok=True)
+        self.errorlog = ErrorLogReceiver(str(state / "errorlog.sock")).start()
+        table = self.routes.poll() or EMPTY
+        self.nginx.render(table)
+        self.start_activator()
+        self.nginx.start()
+        self.acknowledge(table)
+
+    def start_activator(self) -> None:
+        env = {**os.environ, "MEDCELL_GATEWAY_STATE_DIR": self.settings["STATE_DIR"]}
+        self.activator = subprocess.Popen(activator_command(), env=env)
+
+    def acknowledge(self, table: RouteTable) -> None:
+        if not self.nginx.wait_generation(table.generation):
+            accesslog.event("routes_not_confirmed", "error", generation=table.generation)
+            return
+        try:
+            write_applied(applied_file(self.settings), table.generation)
+        except OSError as e:
+            accesslog.event("applied_unwritable", "error", error=type(e).__name__)
+        accesslog.event(
+            "routes_applied", generation=table.generation, facilities=len(table.facilities)
+        )
+
+    def forward(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGHUP:
+            self.stopping = True
+            if self.activator and self.activator.poll() is None:
+                self.activator.send_signal(signal.SIGTERM)
+        self.nginx.signal(NGINX_SIGNALS[signum])
+
+    def run(self) -> int:
+        nginx = self.nginx.process
+        while nginx.poll() is None:
+            time.sleep(self.settings["ROUTES_REFRESH"])
+            if self.stopping:
+                continue
+            if self.activator.poll() is not None:
+                accesslog.event("activator_restarted", "error", exit_code=self.activator.returncode)
+                self.start_activator()
+            table = self.routes.poll()
+            if table is None:
+                continue
+            try:
+                self.nginx.apply(table)
+            except GatewayError:
+                accesslog.event("routes_rejected", "error", generation=table.generation)
+                continue
+            self.acknowledge(table)
+        return nginx.returncode
+
+    def stop(self) -> None:
+        if self.activator and self.activator.poll() is None:
+            self.activator.send_signal(signal.SIGTERM)
+            try:
+                self.activator.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                self.activator.kill()
+        self.errorlog.close()
 
 
 def serve(environ: dict | None = None) -> int:
-    """Run the gateway until gunicorn exits (SIGTERM stops both cleanly); return its exit code."""
-    accesslog.configure(logging.getLogger(accesslog.LOGGER))
+    """Run the gateway until nginx exits; return nginx's exit code."""
+    accesslog.configure()
     settings = settings_from_env(os.environ if environ is None else environ)
-    for path in tls_files(settings):
-        if not os.path.isfile(path):
-            raise GatewayError(f"TLS file missing: {path}")
-    # Bind the redirect port first: a port conflict then fails before any worker starts.
-    http_server = redirect.make_server(settings["HTTP_BIND"], settings["PUBLIC_HTTPS_PORT"])
-    # Few malloc arenas: with one arena per thread, buffers of streamed bodies freed by one thread
-    # stay cached in its arena, and the gateway's memory creeps up with every thread that streamed.
-    child_env = {"MALLOC_ARENA_MAX": "2", **os.environ}
-    gunicorn = subprocess.Popen(gunicorn_command(settings), env=child_env)
-
-    def forward(signum: int, _frame: object) -> None:
-        gunicorn.send_signal(signum)
-
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, forward)
-    redirect.start(http_server)
-    accesslog.event("gateway_started", https=settings["HTTPS_BIND"], http=settings["HTTP_BIND"])
+    plane = ControlPlane(settings)
+    for signum in NGINX_SIGNALS:
+        signal.signal(signum, plane.forward)
+    plane.start()
+    accesslog.event("gateway_started")
     try:
-        code = gunicorn.wait()
+        code = plane.run()
     finally:
-        http_server.shutdown()
-        http_server.server_close()
+        plane.stop()
     accesslog.event("gateway_stopped", exit_code=code)
-    # gunicorn exits 0 on a requested stop; anything else is a failure the container should show.
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve HTTPS on 8443 and the HTTPS redirect on 8080")
+    commands.add_parser("serve", help="run nginx (HTTPS 8443, redirects 8080) and the activator")
     parser.parse_args(argv)
     try:
         return serve()

@@ -1,22 +1,19 @@
-"""Access logging as JSON lines: what happened, never to whom or at which address.
+"""The control plane's own log: JSON lines of content-free events, never request data.
 
-A request is recorded by method, facility slug, route category, status, duration and byte counts.
-Paths, query strings, headers, cookies, client addresses and exception texts never reach the log:
-a patient link carries its secret in the path, and upstream errors quote the URL they failed on.
+Requests are logged by nginx itself (one JSON line each, see templates/nginx.conf); this module
+formats the gateway's events (routes reloaded, nginx restarted, errors by kind) the same way.
 """
 
 import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 
 LOGGER = "medcell.gateway"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class JsonLineFormatter(logging.Formatter):
-    """Render a record whose message is already a JSON object, adding time and level."""
+    """Render a record whose message is a dict of fields, adding time and level."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = record.msg if isinstance(record.msg, dict) else {"event": record.getMessage()}
@@ -26,8 +23,9 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"))
 
 
-def configure(logger: logging.Logger) -> None:
+def configure(logger: logging.Logger | None = None) -> None:
     """Give the gateway logger a JSON-lines stderr handler, once per process."""
+    logger = logger or logging.getLogger(LOGGER)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonLineFormatter())
@@ -36,32 +34,14 @@ def configure(logger: logging.Logger) -> None:
     logger.propagate = False
 
 
-def event(name: str, level: int = logging.INFO, **fields: object) -> None:
-    """Log a content-free event (only names, counts and types, never request data)."""
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+def event(name: str, level: str | int = logging.INFO, **fields: object) -> None:
+    """Log a content-free event (only names, counts and types, never request data).
+
+    The fields are passed as a dict, never pre-encoded: the formatter encodes once.
+    """
+    if isinstance(level, str):
+        level = _LEVELS.get(level, logging.ERROR)
     logging.getLogger(LOGGER).log(level, {"event": name, **fields})
-
-
-@dataclass
-class AccessRecord:
-    """What one request did, filled in as it is handled and logged when its response closes."""
-
-    method: str
-    started: float = field(default_factory=time.perf_counter)
-    facility: str | None = None
-    route: str = "gateway"
-    status: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    quiet: bool = False  # not logged at all (the gateway's own health probe)
-
-    def emit(self) -> None:
-        event(
-            "request",
-            method=self.method if self.method in _METHODS else "OTHER",
-            facility=self.facility,
-            route=self.route,
-            status=self.status,
-            duration_ms=round((time.perf_counter() - self.started) * 1000, 2),
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-        )

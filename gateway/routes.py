@@ -1,157 +1,93 @@
-"""The routing table: which facility slug goes to which upstream, re-read when routes.json changes.
+"""routes.json v2: which facility is running, asleep or stopped, read when the file changes.
 
-The provisioner replaces routes.json atomically (temporary file + rename). Every lookup may stat the
-file, at most once per refresh interval, and reloads it when its inode, size or modification time
-changed — so a facility created, stopped, started or deleted is served accordingly within well under
-a second, without restarting the gateway and without the gateway needing the Docker socket.
+The provisioner and the supervisor replace the file atomically (temporary file + rename), each
+write with a generation one higher. A file that cannot be used (truncated, invalid, another
+version) never replaces the table in force: the gateway keeps serving the last good one.
 """
 
 import json
-import logging
 import os
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
 
-from .paths import SLUG
+from . import accesslog
+from .errors import RoutesError
+from .targets import SLUG_RE
 
-log = logging.getLogger("medcell.gateway")
-
-STATES = ("running", "stopped")
+STATES = ("running", "asleep", "stopped")
 
 
 @dataclass(frozen=True)
-class Route:
-    slug: str
-    upstream: str  # "http://host:port", nothing else
-    running: bool
-
-
 class RouteTable:
-    """Thread-safe view of routes.json that follows the file's changes."""
+    generation: int
+    facilities: dict[str, str] = field(default_factory=dict)  # slug -> state
 
-    def __init__(
-        self,
-        path: str,
-        refresh_interval: float = 0.1,
-        on_change: Callable[[dict[str, Route]], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ):
+
+EMPTY = RouteTable(generation=0)
+
+
+def parse(text: str) -> RouteTable:
+    """The table in a routes.json document, or RoutesError; malformed entries are skipped."""
+    try:
+        document = json.loads(text)
+    except ValueError as e:
+        raise RoutesError("routes.json is not valid JSON") from e
+    if not isinstance(document, dict) or document.get("version") != 2:
+        raise RoutesError("routes.json has an unsupported version")
+    generation, facilities = document.get("generation"), document.get("facilities")
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        raise RoutesError("routes.json has no valid generation")
+    if not isinstance(facilities, dict):
+        raise RoutesError("routes.json has no facilities table")
+    table = {}
+    for slug, entry in facilities.items():
+        state = entry.get("state") if isinstance(entry, dict) else None
+        # Slugs and states go into nginx's configuration: only the strict forms, nothing else.
+        if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or state not in STATES:
+            accesslog.event("route_skipped", "warning", reason="malformed entry")
+            continue
+        table[slug] = state
+    return RouteTable(generation=generation, facilities=table)
+
+
+class RoutesFile:
+    """Follows routes.json: `poll()` returns a new table when the file changed and is usable."""
+
+    def __init__(self, path: str, reader: Callable[[str], str] | None = None):
         self.path = path
-        self.refresh_interval = refresh_interval
-        self._on_change = on_change
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._routes: dict[str, Route] = {}
+        self._read = reader or _read_text
         self._signature: tuple | None = None
-        self._checked_at = float("-inf")
+        self.table: RouteTable | None = None
 
-    def get(self, slug: str) -> Route | None:
-        """The route for `slug`, or None when no such facility is known."""
-        self.refresh()
-        route = self._routes.get(slug)
-        if route is None or not route.running:
-            # A facility created or started a moment ago must not be refused until the next
-            # interval: look again now. Only refusals pay for this one stat.
-            self.refresh(force=True)
-            route = self._routes.get(slug)
-        return route
-
-    def refresh(self, force: bool = False) -> None:
-        """Reload routes.json if it changed; unless forced, look at most once per interval.
-
-        A forced refresh (before refusing a request) waits for a reload already under way and
-        reads the file whatever its stat says: a rewrite can keep inode, size and a coarse mtime
-        (running and stopped are the same length), and a refusal must never rest on a stale table.
-        """
-        if force:
-            with self._lock:
-                self._checked_at = self._clock()
-                self._reload_if_changed(always=True)
-            return
-        if self._clock() - self._checked_at < self.refresh_interval:
-            return
-        # Only one thread stats and parses; the others keep serving the current table meanwhile.
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._checked_at = self._clock()
-            self._reload_if_changed()
-        finally:
-            self._lock.release()
-
-    def _reload_if_changed(self, always: bool = False) -> None:
+    def poll(self) -> RouteTable | None:
         try:
             st = os.stat(self.path)
+            signature = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             signature = None
-        else:
-            signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if signature == self._signature and not always:
-            return
-        if signature is None:
-            routes: dict[str, Route] = {}
-        else:
-            routes = self._load()
-            if routes is None:
-                # Keep serving the last good table; retry next interval (signature not recorded).
-                return
+        if signature == self._signature and self.table is not None:
+            return None
         self._signature = signature
-        if routes != self._routes:
-            self._routes = routes
-            if self._on_change:
-                self._on_change(routes)
-
-    def _load(self) -> dict[str, Route] | None:
+        if signature is None:
+            if self.table is None:  # never had one: no facilities yet
+                self.table = EMPTY
+                return EMPTY
+            accesslog.event("routes_missing", "error")
+            return None
         try:
-            with open(self.path, encoding="utf-8") as f:
-                document = json.load(f)
-        except (OSError, ValueError):
-            log.warning(json.dumps({"event": "routes_unreadable"}))
+            table = parse(self._read(self.path))
+        except (OSError, RoutesError) as e:
+            accesslog.event("routes_unusable", "error", reason=type(e).__name__)
+            if self.table is None:
+                self.table = EMPTY
+                return EMPTY
             return None
-        if not isinstance(document, dict) or document.get("version") != 1:
-            log.warning(json.dumps({"event": "routes_unsupported_version"}))
+        if table == self.table:
             return None
-        facilities = document.get("facilities")
-        if not isinstance(facilities, dict):
-            log.warning(json.dumps({"event": "routes_malformed"}))
-            return None
-        routes = {}
-        for slug, entry in facilities.items():
-            route = parse_route(slug, entry)
-            if route is None:
-                log.warning(json.dumps({"event": "route_skipped", "reason": "malformed entry"}))
-                continue
-            routes[slug] = route
-        return routes
+        self.table = table
+        return table
 
 
-def parse_route(slug: object, entry: object) -> Route | None:
-    """A Route from one routes.json entry, or None if anything about it is off."""
-    if not isinstance(slug, str) or not SLUG.fullmatch(slug) or not isinstance(entry, dict):
-        return None
-    state = entry.get("state")
-    upstream = entry.get("upstream")
-    if state not in STATES or not isinstance(upstream, str):
-        return None
-    try:
-        parts = urlsplit(upstream)
-        port = parts.port
-    except ValueError:
-        return None
-    # Only a bare origin: a path, query or credentials here would be a way to reach something else.
-    if (
-        parts.scheme != "http"
-        or not parts.hostname
-        or parts.username is not None
-        or parts.password is not None
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.fragment
-    ):
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    origin = f"http://{host}" + (f":{port}" if port else "")
-    return Route(slug=slug, upstream=origin, running=state == "running")
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()

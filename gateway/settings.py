@@ -8,30 +8,43 @@ from .errors import ConfigError
 MIB = 1024 * 1024
 
 DEFAULTS = {
-    "GATEWAY_CONFIG_DIR": "/etc/medcell-gateway",
-    "ROUTES_FILE": None,  # derived from GATEWAY_CONFIG_DIR when not set
+    "GATEWAY_CONFIG_DIR": "/etc/medcell-gateway",  # routes.json and tls/ (read-only)
+    "RUN_DIR": "/run/medcell",  # facilities/<slug>/app.sock, supervisor/wake.sock, gateway/
+    "STATE_DIR": "/tmp/medcell-gateway",  # rendered config, sockets, nginx temp paths (tmpfs)
     "DOMAIN": None,
     "MAX_BODY": 25 * MIB,
     "CONNECT_TIMEOUT": 3.0,
     "READ_TIMEOUT": 60.0,
-    "POOL_SIZE": 16,
-    "ROUTES_REFRESH": 0.1,
+    "WAKE_TIMEOUT": 30.0,
+    "ROUTES_REFRESH": 0.25,
     "HTTPS_BIND": "0.0.0.0:8443",
     "HTTP_BIND": "0.0.0.0:8080",
     "PUBLIC_HTTPS_PORT": 443,
+    "WORKERS": None,  # nginx worker processes; None: the usable CPUs, at most four
+    "CONN_PER_CLIENT": 256,  # simultaneous connections per client address; 0: no limit
+    "LOGIN_RATE": 10,  # login requests per second per client address, with a burst of ten times
+    "LINK_RATE": 20,  # patient-link requests per second per client address, burst ten times
+    "NGINX": "nginx",
 }
 
 # environment variable -> (setting, parser)
 ENVIRONMENT = {
     "MEDCELL_GATEWAY_CONFIG": ("GATEWAY_CONFIG_DIR", str),
+    "MEDCELL_GATEWAY_RUN_DIR": ("RUN_DIR", str),
+    "MEDCELL_GATEWAY_STATE_DIR": ("STATE_DIR", str),
     "MEDCELL_DOMAIN": ("DOMAIN", lambda v: v.strip().strip(".").lower() or None),
     "MEDCELL_GATEWAY_MAX_BODY": ("MAX_BODY", int),
     "MEDCELL_GATEWAY_CONNECT_TIMEOUT": ("CONNECT_TIMEOUT", float),
     "MEDCELL_GATEWAY_TIMEOUT": ("READ_TIMEOUT", float),
-    "MEDCELL_GATEWAY_POOL_SIZE": ("POOL_SIZE", int),
+    "MEDCELL_GATEWAY_WAKE_TIMEOUT": ("WAKE_TIMEOUT", float),
     "MEDCELL_GATEWAY_HTTPS_BIND": ("HTTPS_BIND", str),
     "MEDCELL_GATEWAY_HTTP_BIND": ("HTTP_BIND", str),
     "MEDCELL_GATEWAY_PORT": ("PUBLIC_HTTPS_PORT", int),
+    "MEDCELL_GATEWAY_WORKERS": ("WORKERS", int),
+    "MEDCELL_GATEWAY_CONN_PER_CLIENT": ("CONN_PER_CLIENT", int),
+    "MEDCELL_GATEWAY_LOGIN_RATE": ("LOGIN_RATE", int),
+    "MEDCELL_GATEWAY_LINK_RATE": ("LINK_RATE", int),
+    "MEDCELL_GATEWAY_NGINX": ("NGINX", str),
 }
 
 
@@ -50,9 +63,29 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> dict:
 
 
 def routes_file(settings: Mapping) -> str:
-    return settings["ROUTES_FILE"] or os.path.join(settings["GATEWAY_CONFIG_DIR"], "routes.json")
+    return os.path.join(settings["GATEWAY_CONFIG_DIR"], "routes.json")
 
 
 def tls_files(settings: Mapping) -> tuple[str, str]:
     tls = os.path.join(settings["GATEWAY_CONFIG_DIR"], "tls")
     return os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+
+
+def facilities_dir(settings: Mapping) -> str:
+    return os.path.join(settings["RUN_DIR"], "facilities")
+
+
+def facility_socket(settings: Mapping, slug: str) -> str:
+    return os.path.join(facilities_dir(settings), slug, "app.sock")
+
+
+def supervisor_socket(settings: Mapping) -> str:
+    return os.path.join(settings["RUN_DIR"], "supervisor", "wake.sock")
+
+
+def applied_file(settings: Mapping) -> str:
+    return os.path.join(settings["RUN_DIR"], "gateway", "applied.json")
+
+
+def activator_socket(settings: Mapping) -> str:
+    return os.path.join(settings["STATE_DIR"], "activator.sock")

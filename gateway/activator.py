@@ -1,0 +1,201 @@
+"""The activator: nginx hands it the requests for sleeping facilities; it wakes them and proxies.
+
+Modelled on Knative's activator. For a request of an `asleep` facility (nginx names the slug in
+X-Medcell-Slug, replacing anything a client sent under that name) it asks the supervisor to wake
+the facility (`POST /wake/<slug>` on its unix socket), holds the request meanwhile, then passes
+method, headers and body to the facility's socket and streams the answer back. Concurrent first
+requests of one facility share one wake. It never answers 502: the supervisor's refusals become
+404 or 503 with Retry-After, as nginx's own answers would be.
+"""
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+
+from . import accesslog
+from .settings import facility_socket, settings_from_env, supervisor_socket
+from .targets import SLUG_RE
+from .unixhttp import UnixHTTPConnection
+
+CHUNK = 64 * 1024
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "x-medcell-slug",
+        "host",
+        "content-length",
+        "expect",
+    }
+)
+RUNNING, NOT_FOUND, STOPPED, FAILED = "running", "not_found", "stopped", "failed"
+_SUPERVISOR_ANSWERS = {200: RUNNING, 404: NOT_FOUND, 409: STOPPED}
+
+
+class Waker:
+    """Asks the supervisor to wake a slug; concurrent callers for one slug share the answer."""
+
+    def __init__(self, socket_path: str, timeout: float):
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future] = {}
+
+    def wake(self, slug: str) -> str:
+        with self._lock:
+            future = self._pending.get(slug)
+            leader = future is None
+            if leader:
+                future = self._pending[slug] = Future()
+        if leader:
+            try:
+                outcome = self._ask(slug)
+            except Exception as e:  # unreachable, timed out, garbled: all mean "not now"
+                accesslog.event("wake_unanswered", "warning", error=type(e).__name__)
+                outcome = FAILED
+            with self._lock:
+                del self._pending[slug]
+            future.set_result(outcome)
+            if outcome != RUNNING:
+                accesslog.event("wake_refused", "warning", facility=slug, outcome=outcome)
+        return future.result()
+
+    def _ask(self, slug: str) -> str:
+        conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
+        try:
+            conn.request("POST", f"/wake/{slug}", body=b"", headers={"Content-Length": "0"})
+            response = conn.getresponse()
+            response.read()
+            return _SUPERVISOR_ANSWERS.get(response.status, FAILED)
+        finally:
+            conn.close()
+
+
+def _error(start_response: Callable, status: str, code: str, message: str, retry: int | None):
+    body = json.dumps({"error": {"code": code, "message": message}}).encode() + b"\n"
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if retry is not None:
+        headers.append(("Retry-After", str(retry)))
+    start_response(status, headers)
+    return [body]
+
+
+def _not_found(start_response: Callable) -> list[bytes]:
+    return _error(start_response, "404 Not Found", "not_found", "No facility with this name.", None)
+
+
+def _unavailable(start_response: Callable, retry: int) -> list[bytes]:
+    message = "The facility is not available right now; try again shortly."
+    return _error(start_response, "503 Service Unavailable", "facility_unavailable", message, retry)
+
+
+class Activator:
+    """The WSGI app gunicorn serves on the activator socket."""
+
+    def __init__(self, settings: Mapping, waker: Waker | None = None):
+        self.settings = settings
+        self.waker = waker or Waker(supervisor_socket(settings), settings["WAKE_TIMEOUT"])
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        slug = environ.get("HTTP_X_MEDCELL_SLUG", "")
+        if not SLUG_RE.fullmatch(slug):
+            return _not_found(start_response)
+        outcome = self.waker.wake(slug)
+        if outcome == NOT_FOUND:
+            return _not_found(start_response)
+        if outcome == STOPPED:
+            return _unavailable(start_response, 30)
+        if outcome != RUNNING:
+            return _unavailable(start_response, 5)
+        return self._proxy(slug, environ, start_response)
+
+    def _proxy(self, slug: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        conn = UnixHTTPConnection(
+            facility_socket(self.settings, slug), timeout=self.settings["READ_TIMEOUT"]
+        )
+        method = environ["REQUEST_METHOD"]
+        target = environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
+        try:
+            conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", "facility")
+            for name, value in _request_headers(environ):
+                conn.putheader(name, value)
+            length = environ.get("CONTENT_LENGTH") or ""
+            body = environ["wsgi.input"]
+            if length.isdigit():
+                conn.putheader("Content-Length", length)
+                conn.endheaders()
+                _send_exactly(conn, body, int(length))
+            elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+                conn.putheader("Transfer-Encoding", "chunked")
+                conn.endheaders()
+                while chunk := body.read(CHUNK):
+                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                conn.send(b"0\r\n\r\n")
+            else:
+                conn.endheaders()
+            response = conn.getresponse()
+        except OSError as e:
+            conn.close()
+            accesslog.event("woken_facility_unreachable", "warning", error=type(e).__name__)
+            return _unavailable(start_response, 5)
+        headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+        length = response.getheader("Content-Length")
+        if length is not None and method != "HEAD":
+            headers.append(("Content-Length", length))
+        start_response(f"{response.status} {response.reason}", headers)
+        return _Body(response, conn)
+
+
+def _request_headers(environ: dict) -> Iterator[tuple[str, str]]:
+    if environ.get("CONTENT_TYPE"):
+        yield "Content-Type", environ["CONTENT_TYPE"]
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+            if name not in HOP_BY_HOP:
+                yield name.title(), value
+
+
+def _send_exactly(conn: UnixHTTPConnection, stream, length: int) -> None:
+    missing = length
+    while missing:
+        chunk = stream.read(min(CHUNK, missing))
+        if not chunk:
+            raise ConnectionError("request body ended early")
+        conn.send(chunk)
+        missing -= len(chunk)
+
+
+class _Body:
+    """The facility's answer, read in chunks as the client takes it; closes the connection."""
+
+    def __init__(self, response, conn: UnixHTTPConnection):
+        self._response = response
+        self._conn = conn
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self._response.read1(CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self._response.close()
+        self._conn.close()
+
+
+def create_app(config: Mapping | None = None) -> Activator:
+    """The activator app; settings come from the environment, then from `config`."""
+    import os
+
+    accesslog.configure()
+    settings = settings_from_env(os.environ)
+    settings.update(config or {})
+    return Activator(settings)

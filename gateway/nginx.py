@@ -1,0 +1,231 @@
+"""nginx as the data plane: its configuration rendered from the templates, tested, (re)loaded.
+
+Requests to awake facilities never touch Python: nginx proxies them straight to the facility's
+socket. This module only writes nginx's files, runs `nginx -t` on them, starts the master as a
+child and asks it to reload (SIGHUP: new workers take over, old ones finish what they serve).
+"""
+
+import os
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import ConfigError, NginxError
+from .routes import RouteTable
+from .settings import activator_socket, facilities_dir, tls_files
+from .targets import ALLOWED, DOT_SEGMENT, SLUG
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+INCLUDES = ("facility.conf", "errors.conf", "refusals.conf", "maps.conf")
+SECURITY_HEADERS = """\
+    add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+    add_header Content-Security-Policy $gw_csp always;
+    add_header X-Content-Type-Options nosniff always;
+    add_header Referrer-Policy no-referrer always;
+    add_header X-Frame-Options DENY always;
+    add_header Cache-Control $gw_cache_control always;"""
+HOST_SERVER = """
+    # <slug>.<domain>: the same facility routes without the /f/<slug> prefix.
+    server {
+        listen @@HTTPS_BIND@@ ssl http2;
+        server_name "~^(?<slug>@@SLUG@@)\\.@@DOMAIN_RE@@$";
+        limit_conn perclient @@CONN_PER_CLIENT@@;
+        include @@STATE@@/refusals.conf;
+        location ~ "^/_medcell(?:/|$)" {
+            return 404;
+        }
+        location / {
+            set $gw_rest $uri;
+            set $gw_prefix "";
+            include @@STATE@@/facility.conf;
+        }
+    }
+"""
+TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+# Paths and binds go into the configuration unquoted: allow only what cannot break out of it.
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
+_BIND = re.compile(r"(?:\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):[0-9]{1,5}")
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may really use: the machine's, capped by a container's CPU quota."""
+    cpus = len(os.sched_getaffinity(0))
+    for path in ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+        try:
+            fields = Path(path).read_text().split()
+            if path.endswith("cpu.max") and fields[0] != "max":
+                cpus = min(cpus, max(1, -(-int(fields[0]) // int(fields[1]))))
+            elif path.endswith("cfs_quota_us") and int(fields[0]) > 0:
+                period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+                cpus = min(cpus, max(1, -(-int(fields[0]) // period)))
+        except (OSError, ValueError, IndexError):
+            continue
+        break
+    return cpus
+
+
+def _safe_path(value: str) -> str:
+    if not _SAFE_PATH.fullmatch(value):
+        raise ConfigError(f"path not usable in the nginx configuration: {value!r}")
+    return value
+
+
+def _bind(value: str) -> str:
+    if not _BIND.fullmatch(value):
+        raise ConfigError(f"listen address not usable: {value!r}")
+    return value
+
+
+def placeholders(settings: Mapping) -> dict[str, str]:
+    """The values for the templates' @@NAME@@ placeholders, each checked for its form."""
+    cert, key = tls_files(settings)
+    state = _safe_path(settings["STATE_DIR"])
+    facilities = _safe_path(facilities_dir(settings))
+    if activator_socket(settings) != f"{state}/activator.sock":
+        raise ConfigError("the activator socket must live in the state directory")
+    port = int(settings["PUBLIC_HTTPS_PORT"])
+    workers = int(settings["WORKERS"] or min(usable_cpus(), 4))
+    login, link = int(settings["LOGIN_RATE"]), int(settings["LINK_RATE"])
+    conn = int(settings["CONN_PER_CLIENT"])
+    # nginx has no "unlimited" for limit_conn: the largest value stands for it.
+    values = {
+        "STATE": state,
+        "FACILITIES": facilities,
+        "CERT": _safe_path(cert),
+        "KEY": _safe_path(key),
+        "HTTPS_BIND": _bind(settings["HTTPS_BIND"]),
+        "HTTP_BIND": _bind(settings["HTTP_BIND"]),
+        "PORT_SUFFIX": "" if port == 443 else f":{port}",
+        "WORKERS": str(max(1, workers)),
+        "MAX_BODY": str(int(settings["MAX_BODY"])),
+        "CONNECT_TIMEOUT": f"{float(settings['CONNECT_TIMEOUT']):g}",
+        "TIMEOUT": f"{float(settings['READ_TIMEOUT']):g}",
+        "LOGIN_RATE": str(max(1, login)),
+        "LOGIN_BURST": str(max(1, login) * 10),
+        "LINK_RATE": str(max(1, link)),
+        "LINK_BURST": str(max(1, link) * 10),
+        "CONN_PER_CLIENT": str(conn if conn > 0 else 65535),
+        "SLUG": SLUG,
+        "DOT_RE": DOT_SEGMENT,
+        "TARGET_RE": ALLOWED,
+        "SECURITY_HEADERS": SECURITY_HEADERS,
+        # Running as root (the host's tests), workers would otherwise drop to "nobody", which
+        # cannot reach the sockets; in the image nginx runs unprivileged and needs no user line.
+        "USER": f"user {pwd.getpwuid(0).pw_name};" if os.geteuid() == 0 else "",
+        "HOST_SERVER": "",
+    }
+    domain = settings.get("DOMAIN")
+    if domain:
+        if not _DOMAIN.fullmatch(domain):
+            raise ConfigError(f"MEDCELL_DOMAIN is not a domain name: {domain!r}")
+        values["DOMAIN_RE"] = re.escape(domain).replace("\\-", "-")
+        values["HOST_SERVER"] = HOST_SERVER
+    return values
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    # Twice: the host server block and the security headers carry placeholders of their own.
+    for _ in range(2):
+        template = re.sub(r"@@([A-Z_]+)@@", lambda m: values[m.group(1)], template)
+    return template
+
+
+def routes_conf(table: RouteTable) -> str:
+    """The route map: facility slug -> state, and the generation the workers report."""
+    lines = ["map $slug $route_state {", '    default "";']
+    # parse() admitted only strict slugs and the three states: nothing here needs quoting.
+    lines += [f"    {slug} {state};" for slug, state in sorted(table.facilities.items())]
+    lines += ["}", f'map $host $gw_generation {{ default "{int(table.generation)}"; }}', ""]
+    return "\n".join(lines)
+
+
+class Nginx:
+    """One nginx master (a child process) with its rendered configuration in STATE_DIR."""
+
+    def __init__(self, settings: Mapping):
+        self.settings = settings
+        self.binary = settings["NGINX"]
+        self.state = Path(settings["STATE_DIR"])
+        self.conf = self.state / "nginx.conf"
+        self.process: subprocess.Popen | None = None
+
+    def render(self, table: RouteTable) -> None:
+        """Write the whole configuration (done once, at start)."""
+        values = placeholders(self.settings)
+        self.state.mkdir(parents=True, exist_ok=True)
+        for name in TEMP_DIRS:
+            (self.state / name).mkdir(exist_ok=True)
+        for name in INCLUDES:
+            _write(self.state / name, fill((TEMPLATES / name).read_text(), values))
+        _write(self.state / "routes.conf", routes_conf(table))
+        _write(self.conf, fill((TEMPLATES / "nginx.conf").read_text(), values))
+        self.test()
+
+    def command(self, *extra: str) -> list[str]:
+        return [self.binary, "-p", f"{self.state}/", "-c", str(self.conf), "-e", "stderr", *extra]
+
+    def test(self) -> None:
+        result = subprocess.run(self.command("-t", "-q"), capture_output=True, text=True)
+        if result.returncode != 0:
+            # nginx -t quotes only the configuration, which holds no request data.
+            raise NginxError(f"nginx refused the configuration: {result.stderr.strip()[-500:]}")
+
+    def start(self) -> subprocess.Popen:
+        self.process = subprocess.Popen(self.command())
+        return self.process
+
+    def apply(self, table: RouteTable) -> None:
+        """Swap in a new route map if nginx accepts it, then reload gracefully."""
+        routes = self.state / "routes.conf"
+        previous = routes.read_text()
+        _write(routes, routes_conf(table))
+        try:
+            self.test()
+        except NginxError:
+            _write(routes, previous)
+            raise
+        self.signal(signal.SIGHUP)
+
+    def signal(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def loaded_generation(self, timeout: float = 0.5) -> int | None:
+        """The generation the workers now accepting connections were configured with."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(str(self.state / "control.sock"))
+                s.sendall(b"GET /generation HTTP/1.0\r\nHost: control\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+        except OSError:
+            return None
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200") or not body.strip().isdigit():
+            return None
+        return int(body)
+
+    def wait_generation(self, generation: int, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                return False
+            if self.loaded_generation() == generation:
+                return True
+            time.sleep(0.02)
+        return False
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically: nginx may read any of these files at any moment (a reload)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
