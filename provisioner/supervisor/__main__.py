@@ -1,0 +1,40 @@
+"""`python -m provisioner.supervisor`: run until SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from provisioner.config import Config
+from provisioner.docker_backend import DockerBackend
+from provisioner.errors import ProvisionerError
+from provisioner.supervisor import logs
+from provisioner.supervisor.service import Supervisor
+
+# Held wake requests each take a thread; they only wait, so a small stack is plenty.
+THREAD_STACK = 512 * 1024
+
+
+def main() -> int:
+    logs.configure()
+    threading.stack_size(THREAD_STACK)
+    try:
+        config = Config.from_env()
+    except ProvisionerError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    supervisor = Supervisor(config, DockerBackend())
+    # The handler only sets a flag; the loop notices within one tick and shuts down in order.
+    signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: supervisor.stop())
+    supervisor.start_server()
+    try:
+        supervisor.run()
+    finally:
+        supervisor.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

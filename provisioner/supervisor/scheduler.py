@@ -1,0 +1,274 @@
+"""The supervisor's loop: probe awake facilities rarely, sleep idle ones, wake them at deadlines.
+
+All of its state is rebuilt from the state files and one Docker list call (reconcile), so a
+restarted supervisor picks up where the last one stopped. Per tick it only pops due events off a
+heap: 1,000 asleep facilities cost nothing until one of their deadlines comes near.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from provisioner import desired, facility_socket, state
+from provisioner.config import Config
+from provisioner.docker_backend import DockerBackend
+from provisioner.errors import (
+    Busy,
+    DockerError,
+    FacilityNotFound,
+    FacilityStopped,
+    FacilityUnreachable,
+)
+from provisioner.supervisor.jobs import Job, JobPool, QueueFull
+from provisioner.supervisor.logs import event
+from provisioner.validation import SLUG_RE
+
+PROBE_INTERVAL = 30.0  # health of an awake facility
+RETRY_PROBE = 5.0  # after a failed probe, or while work keeps a due facility awake
+DEADLINE_PROBE = 2.0  # a facility woken for its deadline, until its work is done
+DEADLINE_LEAD = 10.0  # wake this long before the deadline
+DEADLINE_MARGIN = 60.0  # back to sleep only if the next deadline is further away than this
+RECONCILE_INTERVAL = 30.0
+RECONCILE_RETRY = 5.0  # Docker did not answer (an engine restart under way)
+FAILED_PROBES = 3
+BACKOFF_MIN, BACKOFF_MAX = 5.0, 300.0
+OWN_WAKES = 8  # the scheduler's own wakes queued at once, so requests always find room
+
+
+@dataclass
+class Entry:
+    """What the scheduler knows of one facility (all of it re-read at each reconcile)."""
+
+    slug: str
+    st: desired.FacilityState = field(default_factory=desired.FacilityState)
+    # awake | deadline (woken for its deadline) | asleep | stopped | down (should run, does not)
+    mode: str = ""
+    due: float | None = None
+    failures: int = 0
+    backoff: float = 0.0
+    retry_at: float = 0.0
+
+
+class Scheduler:
+    """Single-threaded; the wake and sleep pools report back through `inbox`."""
+
+    def __init__(
+        self,
+        config: Config,
+        backend: DockerBackend,
+        wakes: JobPool,
+        sleeps: JobPool,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config, self.backend = config, backend
+        self.wakes, self.sleeps = wakes, sleeps
+        self.clock = clock
+        self.entries: dict[str, Entry] = {}
+        self.inbox: queue.SimpleQueue[tuple[str, Job]] = queue.SimpleQueue()
+        self.next_reconcile = 0.0
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+
+    def known(self, slug: str) -> bool:
+        """Whether a facility of that slug exists, without asking Docker."""
+        return slug in self.entries or desired.state_path(self.config, slug).exists()
+
+    def tick(self) -> None:
+        now = self.clock()
+        while True:
+            try:
+                kind, job = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            self._finished(kind, job, now)
+        if now >= self.next_reconcile:
+            self.reconcile(now)
+        while self._heap and self._heap[0][0] <= now:
+            at, _, slug = heapq.heappop(self._heap)
+            entry = self.entries.get(slug)
+            if entry is None or entry.due != at:
+                continue  # superseded by a later schedule
+            entry.due = None
+            self._due(entry, now)
+
+    # reconcile
+
+    def reconcile(self, now: float) -> None:
+        """One list call and the state files: place every facility in its mode."""
+        self.next_reconcile = now + RECONCILE_INTERVAL
+        labels = {
+            "medcell.instance": self.config.prefix,
+            "medcell.role": "facility",
+            "medcell.facility": None,
+        }
+        try:
+            infos = self.backend.containers(labels)
+        except DockerError:
+            event("reconcile_failed")
+            self.next_reconcile = now + RECONCILE_RETRY
+            return
+        states = desired.load_all(self.config)
+        seen = {}
+        for info in infos:
+            slug = info.labels.get("medcell.facility", "")
+            if SLUG_RE.fullmatch(slug):
+                seen[slug] = info.status
+        for slug in [s for s in self.entries if s not in seen]:
+            del self.entries[slug]
+        for slug, status in seen.items():
+            entry = self.entries.setdefault(slug, Entry(slug))
+            entry.st = states.get(slug) or desired.FacilityState()
+            if self.wakes.busy(slug) or self.sleeps.busy(slug):
+                continue  # the job's result will place it
+            mode = self._mode(entry, status)
+            if mode != entry.mode or entry.due is None:
+                entry.mode = mode
+                self._arm(entry, now)
+
+    def _mode(self, entry: Entry, status: str) -> str:
+        if entry.st.desired == "stopped":
+            return "stopped"
+        if status in ("running", "restarting"):
+            # Running while marked asleep is a sleep cut short: probing lets it sleep again.
+            return "deadline" if entry.mode == "deadline" else "awake"
+        return "asleep" if entry.st.asleep else "down"
+
+    def _arm(self, entry: Entry, now: float) -> None:
+        if entry.mode in ("awake", "deadline"):
+            self._schedule(entry, now)
+        elif entry.mode == "asleep":
+            self._arm_asleep(entry, now)
+        elif entry.mode == "down":
+            self._schedule(entry, max(now, entry.retry_at))
+        else:
+            entry.due = None
+
+    def _arm_asleep(self, entry: Entry, now: float) -> None:
+        if entry.st.wake_at is None:
+            entry.due = None  # nothing to do by itself: only a request wakes it
+        else:
+            self._schedule(entry, max(now, entry.st.wake_at - DEADLINE_LEAD))
+
+    def _schedule(self, entry: Entry, at: float) -> None:
+        entry.due = at
+        heapq.heappush(self._heap, (at, next(self._seq), entry.slug))
+
+    # due events
+
+    def _due(self, entry: Entry, now: float) -> None:
+        if self.wakes.busy(entry.slug) or self.sleeps.busy(entry.slug):
+            return  # the job's result reschedules it
+        if entry.mode in ("awake", "deadline"):
+            self._probe(entry, now)
+        elif entry.mode == "asleep":
+            wake_at = entry.st.wake_at
+            if wake_at is not None and wake_at - DEADLINE_LEAD <= now:
+                self._wake(entry, now, "deadline")
+            else:
+                self._arm_asleep(entry, now)
+        elif entry.mode == "down":
+            self._wake(entry, now, "recover")
+
+    def _wake(self, entry: Entry, now: float, reason: str) -> None:
+        if self.wakes.pending() >= OWN_WAKES:
+            self._schedule(entry, now + 1)
+            return
+        try:
+            self.wakes.submit(entry.slug, reason)
+        except QueueFull:
+            self._schedule(entry, now + 1)
+
+    def _put_to_sleep(self, entry: Entry, now: float, require_idle: float) -> None:
+        try:
+            self.sleeps.submit(entry.slug, require_idle)
+        except QueueFull:
+            self._schedule(entry, now + RETRY_PROBE)
+
+    def _probe(self, entry: Entry, now: float) -> None:
+        try:
+            status = facility_socket.status(self.config, entry.slug)
+        except FacilityUnreachable:
+            entry.failures += 1
+            if entry.failures >= FAILED_PROBES:
+                self._set_health(entry, "unhealthy", "not answering on its socket")
+            self._schedule(entry, now + RETRY_PROBE)
+            return
+        entry.failures = 0
+        if entry.st.health != "ok":
+            self._set_health(entry, "ok", None)
+        quiet = not status.inflight and not status.busy
+        if entry.mode == "deadline":
+            if status.requests:
+                entry.mode = "awake"  # someone uses it: the idle timeout decides from now on
+            else:
+                nxt = status.next_deadline
+                if quiet and (nxt is None or nxt - now > DEADLINE_MARGIN):
+                    self._put_to_sleep(entry, now, 0.0)
+                elif quiet and nxt is not None:
+                    # Its next deadline is close: look again just after it has done that work.
+                    self._schedule(entry, min(now + PROBE_INTERVAL, max(now + 1, nxt + 2)))
+                else:
+                    self._schedule(entry, now + DEADLINE_PROBE)
+                return
+        timeout = entry.st.idle_timeout(self.config)
+        if timeout <= 0:
+            self._schedule(entry, now + PROBE_INTERVAL)
+        elif status.idle_seconds < timeout:
+            # The earliest its idle time could be up, or the next health probe.
+            self._schedule(entry, now + min(PROBE_INTERVAL, timeout - status.idle_seconds))
+        elif quiet:
+            self._put_to_sleep(entry, now, float(timeout))
+        else:
+            self._schedule(entry, now + RETRY_PROBE)
+
+    def _set_health(self, entry: Entry, health: str, error: str | None) -> None:
+        try:
+            with state.facility_lock(self.config, entry.slug):
+                st = desired.load(self.config, entry.slug)
+                if st.health != health:
+                    st.health, st.error = health, error
+                    desired.save(self.config, entry.slug, st)
+                    event(health, slug=entry.slug, failures=entry.failures)
+                entry.st = st
+        except Busy:
+            pass  # someone is changing it right now; the next probe tries again
+
+    # results of the pools
+
+    def _finished(self, kind: str, job: Job, now: float) -> None:
+        entry = self.entries.get(job.slug)
+        if entry is None:
+            return  # deleted meanwhile, or not seen yet: the next reconcile places it
+        entry.st = desired.load(self.config, job.slug)
+        error = job.error
+        if isinstance(error, FacilityNotFound | FacilityStopped):
+            self.next_reconcile = now
+            entry.due = None
+        elif kind == "wake":
+            self._woke(entry, now, job, error)
+        elif error is not None:
+            # Busy: the CLI holds the lock; anything else was logged by the pool's caller.
+            self._schedule(entry, now + (RETRY_PROBE if isinstance(error, Busy) else 30.0))
+        elif job.result:
+            entry.mode = "asleep"
+            self._arm_asleep(entry, now)
+        else:
+            self._schedule(entry, now + 2 * RETRY_PROBE)
+
+    def _woke(self, entry: Entry, now: float, job: Job, error: BaseException | None) -> None:
+        if error is None:
+            entry.mode = "deadline" if job.arg == "deadline" else "awake"
+            entry.failures, entry.backoff = 0, 0.0
+            first = DEADLINE_PROBE if entry.mode == "deadline" else PROBE_INTERVAL
+            self._schedule(entry, now + first)
+            return
+        entry.backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, entry.backoff * 2))
+        entry.retry_at = now + entry.backoff
+        if job.arg == "deadline" and entry.st.wake_at is not None:
+            entry.st.wake_at = min(entry.st.wake_at, now)  # still overdue: retry after the back-off
+        self._schedule(entry, entry.retry_at)
