@@ -67,7 +67,6 @@ def fake_sockets(monkeypatch, fake, clock):
 
     monkeypatch.setattr(facility_socket, "healthy", healthy)
     monkeypatch.setattr(facility_socket, "status", status)
-    monkeypatch.setattr(facility_socket.time, "sleep", clock.sleep)
 
 
 @pytest.fixture

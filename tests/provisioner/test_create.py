@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from provisioner import state
+from provisioner import desired, state
+from provisioner.desired import FacilityState
 from provisioner.errors import Busy, ProvisionerError
 from tests.provisioner.fakedocker import api_error
 
@@ -14,7 +15,9 @@ HARDENING = {
     "read_only": True,
     "cap_drop": ["ALL"],
     "security_opt": ["no-new-privileges:true"],
-    "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5},
+    "restart_policy": {"Name": "unless-stopped"},
+    "network_mode": "none",
+    "healthcheck": {"test": ["NONE"]},
 }
 
 
@@ -28,28 +31,48 @@ def test_create_prints_login_once_as_json(medcell, fake):
     }
 
 
-def test_create_makes_container_network_and_volumes_with_contract_names(medcell, fake):
+def test_create_makes_container_and_volumes_with_contract_names_and_no_network(medcell, fake):
     medcell.json("facility", "create", "alpha")
     assert fake.names() == {"medcell-alpha", "medcell-alpha-data", "medcell-alpha-keys"}
-    network = fake.networks_by_name["medcell-alpha"]
-    assert network.internal
-    assert network.subnet.endswith("/28")
-    assert network.members == {"medcell-alpha"}
+    assert fake.networks_by_name == {}
     assert fake.containers_by_name["medcell-alpha"].image == "medcell-facility:latest"
+
+
+def test_create_makes_socket_dir_and_state_file(medcell, config):
+    medcell.json("facility", "create", "alpha", "--idle", "30m")
+    socket_dir = config.home / "run" / "facilities" / "alpha"
+    assert socket_dir.is_dir()
+    assert desired.load(config, "alpha") == FacilityState(desired="running", idle=1800)
+    assert medcell.json("facility", "show", "alpha")["idle"] == "1800s"
+
+
+def test_create_idle_never_is_stored_on_the_data_volume_too(medcell, fake, config):
+    medcell.json("facility", "create", "alpha", "--idle", "never")
+    assert desired.load(config, "alpha").idle == 0
+    assert fake.volumes_by_name["medcell-alpha-data"].attrs["Labels"]["medcell.idle"] == "never"
+    assert medcell.json("facility", "show", "alpha")["idle"] == "never"
+
+
+@pytest.mark.parametrize("idle", ["0s", "soon", "15"])
+def test_create_with_bad_idle_is_refused_before_anything_is_made(medcell, fake, config, idle):
+    result = medcell("facility", "create", "alpha", "--idle", idle)
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: ")
+    assert fake.names() == set()
+    assert not (config.home / "facilities").exists()
 
 
 def test_every_object_carries_the_facility_label(medcell, fake):
     medcell.json("facility", "create", "alpha")
     labelled = [c.labels for c in fake.containers_by_name.values()]
     labelled += [v.attrs["Labels"] for v in fake.volumes_by_name.values()]
-    labelled += [n.labels for n in fake.networks_by_name.values()]
-    assert len(labelled) == 4
+    assert len(labelled) == 3
     for labels in labelled:
         assert labels["medcell.facility"] == "alpha"
         assert labels["medcell.instance"] == "medcell"
 
 
-def test_facility_container_is_hardened(medcell, fake):
+def test_facility_container_is_hardened(medcell, fake, config):
     medcell.json("facility", "create", "alpha")
     kwargs = fake.containers_by_name["medcell-alpha"].kwargs
     for key, value in HARDENING.items():
@@ -60,8 +83,10 @@ def test_facility_container_is_hardened(medcell, fake):
     assert kwargs["volumes"] == {
         "medcell-alpha-data": {"bind": "/data", "mode": "rw"},
         "medcell-alpha-keys": {"bind": "/keys", "mode": "rw"},
+        str(config.home / "run/facilities/alpha"): {"bind": "/run/medcell", "mode": "rw"},
     }
-    for forbidden in ("privileged", "network_mode", "pid_mode", "ipc_mode", "cap_add", "devices"):
+    assert "network" not in kwargs
+    for forbidden in ("privileged", "pid_mode", "ipc_mode", "cap_add", "devices"):
         assert forbidden not in kwargs
 
 
@@ -72,6 +97,7 @@ def test_no_secret_in_environment_labels_or_home(medcell, fake, config):
         "MEDCELL_FACILITY": "alpha",
         "MEDCELL_FACILITY_NAME": "alpha",
         "MEDCELL_RETENTION": "12h",
+        "MEDCELL_BIND": "unix:/run/medcell/app.sock",
     }
     dumped = json.dumps([kwargs, [v.attrs for v in fake.volumes_by_name.values()]])
     assert out["admin_password"] not in dumped
@@ -85,13 +111,6 @@ def test_create_writes_routes_for_the_gateway(medcell, config):
     routes = json.loads((config.home / "gateway" / "routes.json").read_text())
     assert routes["version"] == 2
     assert routes["facilities"] == {"alpha": {"state": "running"}}
-
-
-def test_each_facility_gets_its_own_subnet(medcell, fake):
-    for slug in ("a", "b", "c"):
-        medcell.json("facility", "create", slug)
-    subnets = {n.subnet for n in fake.networks_by_name.values()}
-    assert subnets == {"10.213.0.0/28", "10.213.0.16/28", "10.213.0.32/28"}
 
 
 def test_create_existing_slug_is_refused_and_changes_nothing(medcell, fake):
@@ -138,13 +157,6 @@ def test_concurrent_creates_of_one_slug_one_wins(medcell, fake, runtime):
     assert "being changed by another medcell command" in second.stderr
 
 
-def test_another_installation_creating_same_network_loses_cleanly(runtime, fake):
-    fake.failures["create_network"] = api_error(409, "network with name medcell-alpha exists")
-    with pytest.raises(Exception, match="already exists"):
-        runtime.facilities.create("alpha")
-    assert fake.names() == set()
-
-
 @pytest.mark.parametrize(
     "step",
     ["create_container", "start"],
@@ -160,11 +172,30 @@ def test_engine_failure_half_way_removes_everything(medcell, fake, config, step)
     assert routes["facilities"] == {}
 
 
-def test_unhealthy_container_is_rolled_back(medcell, fake):
+def test_app_that_never_answers_is_rolled_back(medcell, fake, config):
     fake.health_on_start = "unhealthy"
     result = medcell("facility", "create", "alpha")
     assert result.exit_code != 0
-    assert "failed to start" in result.stderr
+    assert "not healthy after 90s" in result.stderr
+    assert fake.names() == set()
+    assert not (config.home / "run/facilities/alpha").exists()
+    assert desired.load_all(config) == {}
+
+
+def test_container_that_exits_fails_early_and_is_rolled_back(runtime, fake, clock):
+    fake.health_on_start = "starting"
+    original = fake.containers.create
+
+    def create(image, command=None, **kwargs):
+        container = original(image, command, **kwargs)
+        container.start = lambda: setattr(container, "status", "exited")
+        return container
+
+    fake.containers.create = create
+    started = clock()
+    with pytest.raises(Exception, match="failed to start"):
+        runtime.facilities.create("alpha")
+    assert clock() - started < 5
     assert fake.names() == set()
 
 
@@ -195,40 +226,19 @@ def test_missing_image_is_refused_before_anything_is_made(medcell, fake):
     assert fake.names() == set()
 
 
-def test_create_joins_a_running_gateway_to_the_new_network(medcell, fake):
+def test_create_attaches_nothing_to_a_running_gateway(medcell, fake):
     medcell.json("up")
     medcell.json("facility", "create", "alpha")
-    assert "medcell-gateway" in fake.networks_by_name["medcell-alpha"].members
+    assert fake.containers_by_name["medcell-gateway"].networks == {"medcell-edge"}
 
 
 def test_every_refusal_is_a_provisioner_error():
     assert issubclass(Busy, ProvisionerError)
 
 
-def test_create_returns_once_the_image_health_check_passes(runtime, fake):
-    # Docker itself would report "healthy" only after a full check interval.
-    fake.health_on_start = "starting"
-    check = ["CMD", "python3", "-c", "probe"]
-    original = fake.containers.create
-
-    def create(image, command=None, **kwargs):
-        container = original(image, command, **kwargs)
-        container.healthcheck = {"Test": check}
-        return container
-
-    probes = []
-
-    def app(container, cmd):
-        if cmd == check[1:]:
-            probes.append(cmd)
-            return (0 if len(probes) >= 3 else 1), "", ""
-        return fake.facility_app(container, cmd)
-
-    fake.containers.create = create
-    fake.exec_handler = app
-    assert runtime.facilities.create("alpha")["admin_user"] == "admin"
-    assert len(probes) == 3
-    assert fake.containers_by_name["medcell-alpha"].health == "starting"
+def test_create_asks_the_socket_not_docker_exec_for_health(runtime, fake):
+    runtime.facilities.create("alpha")
+    assert [cmd[3] for _, cmd in fake.execs] == ["create-admin"]
 
 
 def test_create_admin_is_retried_once_after_a_container_restart(runtime, fake):

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from provisioner import desired
+from provisioner.desired import FacilityState
 from tests.provisioner.fakedocker import api_error
 
 
@@ -61,14 +63,14 @@ def test_stop_and_start_keep_volumes_and_update_routes(medcell, fake, config, al
     assert routes(config)["alpha"]["state"] == "running"
 
 
-def test_list_tells_the_truth_after_docker_commands(medcell, fake, alpha):
+def test_list_tells_the_truth_after_docker_commands(medcell, fake, config, alpha):
     medcell.json("facility", "create", "beta")
     medcell.json("facility", "create", "gamma")
-    fake.containers_by_name["medcell-alpha"].stop()  # docker stop
-    fake.containers_by_name["medcell-beta"].health = "unhealthy"
+    fake.containers_by_name["medcell-alpha"].stop()  # docker stop: it should run, but does not
+    desired.save(config, "beta", FacilityState(health="unhealthy", error="probes failing"))
     fake.containers_by_name["medcell-gamma"].remove(force=True)  # docker rm -f
     status = {f["slug"]: f["status"] for f in medcell.json("facility", "list")}
-    assert status == {"alpha": "stopped", "beta": "unhealthy", "gamma": "stopped"}
+    assert status == {"alpha": "unhealthy", "beta": "unhealthy", "gamma": "stopped"}
 
 
 def test_restarting_container_is_unhealthy(medcell, fake, alpha):
@@ -85,11 +87,61 @@ def test_start_recreates_a_container_removed_by_hand(medcell, fake, alpha):
     assert container.kwargs["read_only"] is True
 
 
-def test_start_recreates_a_network_removed_by_hand(medcell, fake, alpha):
+def test_stop_is_remembered_as_the_operators_decision(medcell, fake, config, alpha):
     medcell.json("facility", "stop", "alpha")
-    fake.networks_by_name["medcell-alpha"].remove()
+    assert desired.load(config, "alpha").desired == "stopped"
+    assert medcell.json("facility", "show", "alpha")["status"] == "stopped"
+    medcell.json("facility", "start", "alpha")
+    assert desired.load(config, "alpha").desired == "running"
+
+
+def test_asleep_facility_is_listed_asleep_and_shows_its_wake_time(medcell, fake, config, alpha):
+    fake.containers_by_name["medcell-alpha"].stop()
+    desired.save(config, "alpha", FacilityState(asleep=True, wake_at=1767225600.0))
+    assert medcell.json("facility", "list")[0]["status"] == "asleep"
+    details = medcell.json("facility", "show", "alpha")
+    assert details["status"] == "asleep"
+    assert details["wake_at"] == "2026-01-01T00:00:00Z"
+    assert details["idle"] == "900s"
+
+
+def test_failed_wake_is_unhealthy(medcell, fake, config, alpha):
+    fake.containers_by_name["medcell-alpha"].stop()
+    desired.save(config, "alpha", FacilityState(asleep=True, health="unhealthy", error="x"))
+    assert medcell.json("facility", "list")[0]["status"] == "unhealthy"
+
+
+def test_start_wakes_an_asleep_facility(medcell, fake, config, alpha):
+    fake.containers_by_name["medcell-alpha"].stop()
+    desired.save(config, "alpha", FacilityState(asleep=True, wake_at=2e9))
+    routes_before = routes(config)
     assert medcell.json("facility", "start", "alpha")["status"] == "running"
-    assert fake.networks_by_name["medcell-alpha"].members == {"medcell-alpha"}
+    assert desired.load(config, "alpha") == FacilityState()
+    assert routes(config)["alpha"]["state"] == "running" and routes_before
+
+
+def test_start_replaces_an_old_container_on_a_bridge_network(medcell, fake, alpha):
+    fake.containers_by_name["medcell-alpha"].networks.add("medcell-alpha")
+    medcell.json("facility", "stop", "alpha")
+    assert medcell.json("facility", "start", "alpha")["status"] == "running"
+    assert fake.containers_by_name["medcell-alpha"].kwargs["network_mode"] == "none"
+
+
+def test_rotate_key_of_an_asleep_facility_wakes_it_first(medcell, fake, config, alpha, monkeypatch):
+    from provisioner import lifecycle
+
+    woken = []
+
+    def wake(config, backend, slug, *, reason, timeout=None):
+        woken.append((slug, reason))
+        fake.containers_by_name["medcell-alpha"].start()
+        desired.save(config, slug, FacilityState())
+
+    monkeypatch.setattr(lifecycle, "wake", wake)
+    fake.containers_by_name["medcell-alpha"].stop()
+    desired.save(config, "alpha", FacilityState(asleep=True))
+    assert medcell.json("facility", "rotate-key", "alpha")["version"] == 2
+    assert woken == [("alpha", "operator")]
 
 
 def test_rotate_key_runs_in_the_facility(medcell, fake, alpha):
@@ -131,7 +183,7 @@ def test_delete_leaves_nothing_but_a_content_free_log_line(medcell, fake, config
     medcell.json("up")
     out = medcell.json("facility", "delete", "alpha", "--yes")
     assert out == {"slug": "alpha", "deleted": True, "keys_destroyed": 1}
-    assert fake.names() == {"medcell-gateway", "medcell-edge"}
+    assert fake.names() == {"medcell-gateway", "medcell-supervisor", "medcell-edge"}
     assert "alpha" not in fake.containers_by_name["medcell-gateway"].networks
     assert routes(config) == {}
     files = [p for p in config.home.rglob("*") if p.is_file() and "alpha" in p.read_text()]

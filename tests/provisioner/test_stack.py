@@ -6,8 +6,9 @@ import stat
 
 import pytest
 
-from provisioner import tls
+from provisioner import desired, tls
 from provisioner.config import Config
+from provisioner.desired import FacilityState
 
 
 def test_up_builds_missing_images_then_starts_gateway(medcell, fake, builds):
@@ -29,21 +30,70 @@ def test_gateway_is_hardened_publishes_ports_and_mounts_config_read_only(medcell
     kwargs = fake.containers_by_name["medcell-gateway"].kwargs
     assert kwargs["labels"]["medcell.role"] == "gateway"
     assert kwargs["ports"] == {"8443/tcp": 8443, "8080/tcp": 8080}
+    run = config.home / "run"
     assert kwargs["volumes"] == {
-        str(config.home / "gateway"): {"bind": "/etc/medcell-gateway", "mode": "ro"}
+        str(config.home / "gateway"): {"bind": "/etc/medcell-gateway", "mode": "ro"},
+        str(run / "facilities"): {"bind": "/run/medcell/facilities", "mode": "ro"},
+        str(run / "supervisor"): {"bind": "/run/medcell/supervisor", "mode": "ro"},
+        str(run / "gateway"): {"bind": "/run/medcell/gateway", "mode": "rw"},
     }
+    assert not any("docker.sock" in host for host in kwargs["volumes"])
+    assert kwargs["restart_policy"] == {"Name": "unless-stopped"}
     assert kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
     assert kwargs["security_opt"] == ["no-new-privileges:true"]
     assert kwargs["user"] == "10001:10001"
     assert not fake.networks_by_name["medcell-edge"].internal
 
 
-def test_up_joins_gateway_to_every_facility_network(medcell, fake):
-    medcell.json("facility", "create", "alpha")
-    medcell.json("facility", "create", "beta")
+def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, config):
+    out = medcell.json("up")
+    assert out["supervisor"] == "running"
+    kwargs = fake.containers_by_name["medcell-supervisor"].kwargs
+    assert kwargs["labels"]["medcell.role"] == "supervisor"
+    assert kwargs["volumes"] == {
+        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+        str(config.home): {"bind": "/medcell", "mode": "rw"},
+    }
+    assert kwargs["user"] == "1000:1000" and kwargs["group_add"] == ["998"]
+    assert kwargs["network_mode"] == "none" and "network" not in kwargs
+    assert kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert kwargs["mem_limit"] == "128m"
+    assert kwargs["restart_policy"] == {"Name": "unless-stopped"}
+    assert kwargs["ports"] == {}
+    assert kwargs["environment"] == {
+        "MEDCELL_HOME": "/medcell",
+        "MEDCELL_DOCKER_PREFIX": "medcell",
+        "MEDCELL_IDLE_TIMEOUT": "900s",
+        "MEDCELL_IMAGE_TAG": "latest",
+        "MEDCELL_HEALTH_TIMEOUT": "90",
+    }
+
+
+def test_up_makes_the_run_dirs(medcell, config):
     medcell.json("up")
-    gateway = fake.containers_by_name["medcell-gateway"]
-    assert gateway.networks == {"medcell-edge", "medcell-alpha", "medcell-beta"}
+    for sub in ("facilities", "supervisor", "gateway"):
+        assert stat.S_IMODE((config.home / "run" / sub).stat().st_mode) == 0o755
+
+
+def test_up_removes_old_facility_networks_and_moves_facilities_to_sockets(medcell, fake, config):
+    medcell.json("facility", "create", "alpha")
+    # What an installation from before sleep/wake looked like: a bridge per facility.
+    old = fake.containers_by_name["medcell-alpha"]
+    old.kwargs["labels"].pop("medcell.config")
+    labels = {"medcell.instance": "medcell", "medcell.facility": "alpha", "medcell.role": "network"}
+    fake.networks.create("medcell-alpha", ipam={"Config": [{"Subnet": "10.213.0.0/28"}]},
+                         labels=labels)  # fmt: skip
+    fake.networks_by_name["medcell-alpha"].connect("medcell-alpha")
+    (config.home / "facilities" / "alpha.json").unlink()
+    out = medcell.json("up")
+    assert "upgraded medcell-alpha" in out["repaired"]
+    assert "removed network medcell-alpha" in out["repaired"]
+    assert "medcell-alpha" not in fake.networks_by_name
+    new = fake.containers_by_name["medcell-alpha"]
+    assert new is not old and new.status == "running"
+    assert new.kwargs["network_mode"] == "none"
+    assert (config.home / "facilities" / "alpha.json").exists()
 
 
 def test_up_is_idempotent(medcell, fake):
@@ -59,7 +109,7 @@ def test_up_recreates_a_removed_gateway(medcell, fake):
     fake.containers_by_name["medcell-gateway"].remove(force=True)
     out = medcell.json("up")
     assert "created medcell-gateway" in out["repaired"]
-    assert "medcell-alpha" in fake.containers_by_name["medcell-gateway"].networks
+    assert fake.containers_by_name["medcell-gateway"].networks == {"medcell-edge"}
 
 
 def test_up_recreates_gateway_when_settings_change(runtime, medcell, fake, config):
@@ -71,23 +121,29 @@ def test_up_recreates_gateway_when_settings_change(runtime, medcell, fake, confi
     assert fake.containers_by_name["medcell-gateway"] is not first
 
 
-def test_up_repairs_a_removed_facility_network_and_routes(medcell, fake, config):
-    medcell.json("facility", "create", "alpha")
-    medcell.json("facility", "stop", "alpha")
-    fake.networks_by_name["medcell-alpha"].remove()
+def test_up_rewrites_routes_from_containers_and_state(medcell, fake, config):
+    for slug in ("alpha", "beta", "gamma"):
+        medcell.json("facility", "create", slug)
+    medcell.json("facility", "stop", "beta")
+    fake.containers_by_name["medcell-gamma"].stop()
+    desired.save(config, "gamma", FacilityState(asleep=True, wake_at=2e9))
     (config.home / "gateway" / "routes.json").unlink()
-    out = medcell.json("up")
-    assert "recreated network medcell-alpha" in out["repaired"]
-    assert fake.networks_by_name["medcell-alpha"].members == {"medcell-alpha", "medcell-gateway"}
+    medcell.json("up")
     routes = json.loads((config.home / "gateway" / "routes.json").read_text())
-    assert routes["facilities"]["alpha"]["state"] == "stopped"
+    assert routes["version"] == 2
+    assert routes["facilities"] == {
+        "alpha": {"state": "running"},
+        "beta": {"state": "stopped"},
+        "gamma": {"state": "asleep"},
+    }
+    assert fake.containers_by_name["medcell-gamma"].status == "exited"  # stays asleep
 
 
-def test_up_reconnects_a_disconnected_facility(medcell, fake):
+def test_up_starts_a_facility_that_should_run(medcell, fake):
     medcell.json("facility", "create", "alpha")
-    fake.networks_by_name["medcell-alpha"].disconnect("medcell-alpha")
-    out = medcell.json("up")
-    assert "reconnected medcell-alpha to medcell-alpha" in out["repaired"]
+    fake.containers_by_name["medcell-alpha"].stop()  # e.g. stopped behind medcell's back
+    assert "started medcell-alpha" in medcell.json("up")["repaired"]
+    assert fake.containers_by_name["medcell-alpha"].status == "running"
 
 
 def test_up_upgrades_facilities_to_a_rebuilt_image_keeping_their_volumes(medcell, fake):
@@ -96,8 +152,8 @@ def test_up_upgrades_facilities_to_a_rebuilt_image_keeping_their_volumes(medcell
     medcell.json("facility", "stop", "beta")
     fake.image_ids["medcell-facility:latest"] = "sha256:rebuilt"
     out = medcell.json("up")
-    assert "upgraded medcell-alpha to the current facility image" in out["repaired"]
-    assert "upgraded medcell-beta to the current facility image" in out["repaired"]
+    assert "upgraded medcell-alpha" in out["repaired"]
+    assert "upgraded medcell-beta" in out["repaired"]
     alpha, beta = fake.containers_by_name["medcell-alpha"], fake.containers_by_name["medcell-beta"]
     assert alpha.kwargs["labels"]["medcell.image"] == "sha256:rebuilt"
     assert alpha.status == "running" and beta.status != "running"
@@ -109,7 +165,13 @@ def test_down_removes_only_the_gateway(medcell, fake):
     medcell.json("facility", "create", "alpha")
     medcell.json("up")
     assert medcell.json("down") == {"gateway": "medcell-gateway", "removed": True}
-    assert fake.names() == {"medcell-alpha", "medcell-alpha-data", "medcell-alpha-keys"}
+    assert fake.names() == {
+        "medcell-alpha",
+        "medcell-alpha-data",
+        "medcell-alpha-keys",
+        "medcell-supervisor",
+    }
+    assert fake.containers_by_name["medcell-alpha"].status == "running"
     assert medcell.json("down")["removed"] is False
 
 
