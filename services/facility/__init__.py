@@ -2,17 +2,19 @@
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Mapping
 
 from flask import Flask, Request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, bodies, crypto, logs
+from . import auth, bodies, crypto, logs, retention
+from .activity import Activity, ActivityMiddleware
 from .config import Config
 from .conversations import Conversations
 from .keys import Keyring
-from .retention import Sweeper
+from .retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
 from .settings import retention_seconds
 from .store import Store
 
@@ -47,12 +49,17 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.config.update(test_config)
     # Only the gateway can reach a facility container, and it sets these headers itself.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
+    activity = Activity()
+    # Outermost, so it sees the raw headers and every byte of every response body.
+    app.wsgi_app = ActivityMiddleware(app.wsgi_app, activity, lambda: _status_report(app))
 
     store = Store(config.database)
     store.migrate()
     auth.use_hash_lock(config.data_dir / "argon2.lock")
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
+    # Set when a deadline moved (new conversation, activity, retention): wakes the deletion job.
+    deadlines_changed = threading.Event()
     conversations = Conversations(
         keyring=keyring,
         facility=config.facility,
@@ -61,6 +68,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         max_body_chars=config.max_body_chars,
         max_title_chars=config.max_title_chars,
         max_attachment_bytes=config.max_attachment_bytes,
+        on_change=deadlines_changed.set,
     )
     app.extensions["medcell"] = {
         "config": config,
@@ -68,6 +76,8 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         "keyring": keyring,
         "conversations": conversations,
         "clock": clock,
+        "activity": activity,
+        "deadlines_changed": deadlines_changed,
     }
 
     logs.init_app(app)
@@ -79,14 +89,46 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     web.init_app(app)
 
     if config.scheduler:
-        sweeper = Sweeper(
+        app.extensions["medcell"]["sweeper"] = Sweeper(
             config.database,
             conversations,
             keyring,
             config.key_rotation_seconds,
-            config.sweep_seconds,
+            wake=deadlines_changed,
         )
-        sweeper.start()
-        app.extensions["medcell"]["sweeper"] = sweeper
+        if not config.jobs_after_fork:
+            start_jobs(app)
+    # Each thread opens its own connection on first use; none may cross a fork (preload_app).
+    store.close()
     log.info("started", extra={"fields": {"facility": config.facility}})
     return app
+
+
+def start_jobs(app: Flask, workers: int = 1) -> None:
+    """Start the deletion job in this process, once; gunicorn's config calls it in each worker.
+
+    With more than one worker, a request served by another worker cannot wake the job, so it
+    re-reads the deadlines often enough to keep deletion within 60 s of expires_at.
+    """
+    sweeper: Sweeper | None = app.extensions["medcell"].get("sweeper")
+    if sweeper is None or sweeper.started:
+        return
+    if workers > 1:
+        sweeper.safety_seconds = MULTI_WORKER_SAFETY_SECONDS
+    sweeper.start()
+
+
+def _status_report(app: Flask) -> dict:
+    """The facility's own part of /_medcell/status: busy and the next deadline, nothing else."""
+    medcell = app.extensions["medcell"]
+    sweeper: Sweeper | None = medcell.get("sweeper")
+    deadline = retention.next_deadline(
+        medcell["store"].conn(),
+        medcell["conversations"],
+        medcell["keyring"],
+        medcell["config"].key_rotation_seconds,
+    )
+    return {
+        "busy": bool(sweeper and sweeper.busy) or medcell["keyring"].busy(),
+        "next_deadline": None if deadline is None else deadline / 1e6,
+    }

@@ -27,6 +27,11 @@ def now() -> int:
     return ctx()["clock"]()
 
 
+def deadlines_changed() -> None:
+    """Wake the deletion job: a deadline may have moved closer."""
+    ctx()["deadlines_changed"].set()
+
+
 def iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
@@ -307,6 +312,7 @@ def put_settings():
         raise BadRequest("only 'retention' can be changed")
     if "retention" in body:
         settings.set_retention(conn(), body["retention"])
+        deadlines_changed()
     return get_settings()
 
 

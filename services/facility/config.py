@@ -50,8 +50,10 @@ class Config:
     max_attachment_bytes: int = 24 * 1024 * 1024
     session_seconds: int = 12 * 3600
     key_rotation_seconds: int = 86400
-    sweep_seconds: int = 15
     scheduler: bool = True
+    # Set by the gunicorn config: the app is built once before forking (preload_app), and the
+    # deletion job, a thread, is started in the worker instead (threads do not survive fork).
+    jobs_after_fork: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -76,6 +78,7 @@ class Config:
             session_seconds=session,
             max_attachment_bytes=max_attachment,
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
+            jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
         )
         config.check()
         return config

@@ -34,6 +34,8 @@ class Conversations:
     max_body_chars: int
     max_title_chars: int
     max_attachment_bytes: int
+    # Called after a change that moves a deadline (new conversation, new activity): wakes the job.
+    on_change: Callable[[], None] = lambda: None
 
     # -- conversations --------------------------------------------------------------------
 
@@ -57,6 +59,7 @@ class Conversations:
                     conv_id,
                 ),
             )
+        self.on_change()
         return conv_id, token
 
     def list(self, conn: sqlite3.Connection) -> list[dict]:
@@ -107,7 +110,9 @@ class Conversations:
         text = self._check_text(body, self.max_body_chars, "body")
         with store.write(conn):
             self.require_live(conn, conv_id)
-            return self._insert_message(conn, conv_id, author, text)
+            message = self._insert_message(conn, conv_id, author, text)
+        self.on_change()
+        return message
 
     def _insert_message(
         self, conn: sqlite3.Connection, conv_id: str, author: str, text: str
@@ -219,6 +224,7 @@ class Conversations:
                     "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
                     (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
                 )
+        self.on_change()
         return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
 
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:

@@ -91,11 +91,29 @@ class Keyring:
 
     # -- rotation -------------------------------------------------------------------------
 
-    def rotation_due(self, conn: sqlite3.Connection, interval_seconds: int) -> bool:
+    def next_rotation(self, conn: sqlite3.Connection, interval_seconds: int) -> int:
+        """When the active KEK is due for rotation (µs); now if there is none."""
         row = conn.execute(
             "SELECT max(created_at) FROM kek_versions WHERE destroyed_at IS NULL"
         ).fetchone()
-        return row[0] is None or row[0] + interval_seconds * 1_000_000 <= self.clock()
+        return self.clock() if row[0] is None else row[0] + interval_seconds * 1_000_000
+
+    def rotation_due(self, conn: sqlite3.Connection, interval_seconds: int) -> bool:
+        return self.next_rotation(conn, interval_seconds) <= self.clock()
+
+    def busy(self) -> bool:
+        """True while any process changes the keys (a rotation, also one run by `rotate-key`)."""
+        try:
+            fd = os.open(self.key_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def rotate(self, conn: sqlite3.Connection) -> dict:
         """New KEK version; rewrap every record key under it; destroy the versions left unused."""

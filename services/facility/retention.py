@@ -1,9 +1,15 @@
 """The deletion job: runs inside the facility's own process, exactly once per facility.
 
-Every gunicorn worker starts a Sweeper, but only the one that holds an exclusive lock on a file in
-the data directory works; if that worker dies the lock is released and another takes over. The job
-is deadline-driven: it wakes at the next conversation's expiry (or after a short interval, in case
-retention was shortened) and catches up at once after any downtime.
+The job is deadline-driven: it sleeps until the next thing it must do — the earliest conversation
+expiry (last_activity + retention) or the next daily key rotation — and is woken at once, through
+`wake` (a threading.Event), when a conversation is created, activity extends one or the retention
+changes. It sweeps once at start, which catches up after any downtime (a sleeping facility is
+started by the supervisor shortly before its deadline). An idle facility therefore does nothing.
+
+A file lock in the data directory makes exactly one process work. A facility runs one gunicorn
+worker, so the requests that change deadlines wake the job in-process. With more workers, a change
+made in another worker cannot wake it; the job then re-reads the deadlines every 30 s, which keeps
+deletion within 60 s of expires_at (see start_jobs in the package).
 """
 
 import fcntl
@@ -18,6 +24,13 @@ from .conversations import Conversations
 from .keys import Keyring
 
 log = logging.getLogger("medcell.retention")
+
+# With one worker this only bounds how late a step of the wall clock (the deadlines are wall-clock
+# times, the wait is monotonic) can make the job: one cheap look per hour.
+SAFETY_SECONDS = 3600.0
+MULTI_WORKER_SAFETY_SECONDS = 30.0
+RETRY_SECONDS = 30.0  # after a failed pass
+MARGIN_SECONDS = 0.05  # wake just after the deadline, not just before it
 
 
 def sweep(
@@ -36,12 +49,23 @@ def sweep(
     return {"expired": expired, "rotated": rotated}
 
 
-def next_deadline(conn: sqlite3.Connection, conversations: Conversations) -> int | None:
+def expiry_deadline(conn: sqlite3.Connection, conversations: Conversations) -> int | None:
     """When the oldest live conversation expires (µs), or None when there is none."""
     row = conn.execute("SELECT min(last_activity) FROM conversations").fetchone()
     if row[0] is None:
         return None
     return row[0] + conversations.retention(conn) * 1_000_000
+
+
+def next_deadline(
+    conn: sqlite3.Connection, conversations: Conversations, keyring: Keyring, rotation_seconds: int
+) -> int | None:
+    """The next thing the facility must do by itself (µs): an expiry or the next key rotation."""
+    due = [
+        expiry_deadline(conn, conversations),
+        keyring.next_rotation(conn, rotation_seconds),
+    ]
+    return min((d for d in due if d is not None), default=None)
 
 
 class Sweeper:
@@ -53,25 +77,51 @@ class Sweeper:
         conversations: Conversations,
         keyring: Keyring,
         rotation_seconds: int,
-        interval_seconds: float,
+        safety_seconds: float = SAFETY_SECONDS,
+        wake: threading.Event | None = None,
     ):
         self.db_path = Path(db_path)
         self.conversations = conversations
         self.keyring = keyring
         self.rotation_seconds = rotation_seconds
-        self.interval = interval_seconds
+        self.safety_seconds = safety_seconds
+        self.wake_event = wake or threading.Event()
+        # What the job plans: the deadline (µs by the clock) it waits for, None when nothing.
+        self.planned: int | None = None
+        self.passes = 0  # loop iterations done: lets tests wait for "the job looked again"
+        self.passed = threading.Condition()
+        self._working = True  # until the first sweep after start has finished
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True while a sweep runs and until the first one after start has finished."""
+        return self._working
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="medcell-sweeper", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Look at the deadlines again now (they moved)."""
+        self.wake_event.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self.wake_event.set()
         if self._thread:
             self._thread.join(timeout=10)
+
+    def wait_passes(self, count: int, timeout: float) -> bool:
+        """Block until the job has finished `count` passes in all (for tests and benchmarks)."""
+        with self.passed:
+            return self.passed.wait_for(lambda: self.passes >= count, timeout)
 
     def _try_lock(self) -> bool:
         if self._lock_fd is None:
@@ -86,30 +136,54 @@ class Sweeper:
 
     def _run(self) -> None:
         conn = None
+        first = True
         while not self._stop.is_set():
+            # Cleared before reading the deadlines, so a change made meanwhile is not lost.
+            self.wake_event.clear()
             if not self._try_lock():
-                self._stop.wait(self.interval)
+                # Another process runs the job (a second worker, or one shutting down).
+                self._working = False
+                self._finish_pass(None, self.safety_seconds)
                 continue
+            pause = self.safety_seconds
             try:
                 conn = conn or store.connect(self.db_path)
-                result = sweep(conn, self.conversations, self.keyring, self.rotation_seconds)
-                if result["expired"] or result["rotated"]:
-                    log.info(
-                        "sweep",
-                        extra={
-                            "fields": {
-                                "expired_conversations": result["expired"],
-                                "key_version": (result["rotated"] or {}).get("version"),
-                            }
-                        },
-                    )
-                deadline = next_deadline(conn, self.conversations)
+                deadline = self._deadline(conn)
+                if first or (deadline is not None and deadline <= self.conversations.clock()):
+                    self._working = True
+                    self._sweep(conn)
+                    deadline = self._deadline(conn)
+                first = False
+                self._working = False
             except Exception:
                 log.exception("sweep failed; retrying")
-                deadline = None
-            pause = self.interval
+                deadline, pause = None, min(pause, RETRY_SECONDS)
             if deadline is not None:
-                pause = min(pause, max(0.0, (deadline - self.conversations.clock()) / 1e6) + 0.05)
-            self._stop.wait(pause)
+                wait = (deadline - self.conversations.clock()) / 1e6 + MARGIN_SECONDS
+                pause = min(pause, max(0.0, wait))
+            self._finish_pass(deadline, pause)
         if conn is not None:
             conn.close()
+
+    def _deadline(self, conn: sqlite3.Connection) -> int | None:
+        return next_deadline(conn, self.conversations, self.keyring, self.rotation_seconds)
+
+    def _sweep(self, conn: sqlite3.Connection) -> None:
+        result = sweep(conn, self.conversations, self.keyring, self.rotation_seconds)
+        if result["expired"] or result["rotated"]:
+            log.info(
+                "sweep",
+                extra={
+                    "fields": {
+                        "expired_conversations": result["expired"],
+                        "key_version": (result["rotated"] or {}).get("version"),
+                    }
+                },
+            )
+
+    def _finish_pass(self, deadline: int | None, pause: float) -> None:
+        self.planned = deadline
+        with self.passed:
+            self.passes += 1
+            self.passed.notify_all()
+        self.wake_event.wait(pause)

@@ -4,7 +4,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from . import auth, settings, web
-from .api import conn, ctx, now
+from .api import conn, ctx, deadlines_changed, now
 from .config import format_duration
 from .errors import BadRequest, Conflict, FacilityError, NotFound
 from .web_staff import staff_page
@@ -74,6 +74,7 @@ def retention():
         settings.set_retention(conn(), request.form.get("retention", ""))
     except BadRequest:
         return render_admin(web.t("admin.bad_retention"), 400)
+    deadlines_changed()
     return render_admin(notice=web.t("admin.retention_saved"))
 
 

@@ -111,13 +111,13 @@ def test_sweeper_thread_wakes_at_the_deadline_not_at_its_polling_interval(tmp_pa
     medcell = app.extensions["medcell"]
     conn = medcell["store"].conn()
     medcell["conversations"].create(conn, "soon gone")
-    # Polling only every 60 s: deletion well before that shows the job wakes at the deadline.
+    # A safety look only every 60 s: deletion well before that shows the job wakes at the deadline.
     sweeper = Sweeper(
         medcell["config"].database,
         medcell["conversations"],
         medcell["keyring"],
         86400,
-        interval_seconds=60,
+        safety_seconds=60,
     )
     sweeper.start()
     try:
@@ -146,3 +146,90 @@ def test_only_one_sweeper_per_facility_works(app):
         for sweeper in (first, second):
             if sweeper._lock_fd is not None:
                 __import__("os").close(sweeper._lock_fd)
+
+
+def start_sweeper(app) -> Sweeper:
+    """The app's deletion job, as create_app makes it, running on the test's clock."""
+    medcell = app.extensions["medcell"]
+    sweeper = Sweeper(
+        medcell["config"].database,
+        medcell["conversations"],
+        medcell["keyring"],
+        86400,
+        wake=medcell["deadlines_changed"],
+    )
+    sweeper.start()
+    assert sweeper.wait_passes(1, timeout=30)  # the sweep at start
+    return sweeper
+
+
+def test_job_sleeps_until_the_key_rotation_when_nothing_expires(app, clock):
+    sweeper = start_sweeper(app)
+    try:
+        medcell = app.extensions["medcell"]
+        rotation = medcell["keyring"].next_rotation(medcell["store"].conn(), 86400)
+        assert sweeper.planned == rotation
+        assert sweeper.busy is False
+    finally:
+        sweeper.stop()
+
+
+def test_a_new_conversation_wakes_the_job_at_once(make_app, clock):
+    app = make_app("brief", retention=3600)
+    client = app.test_client()
+    staff = login(client, *STAFF)
+    sweeper = start_sweeper(app)
+    try:
+        # Nothing expires yet: the job waits for the rotation, a day away.
+        assert sweeper.planned > clock() + 86000 * 1_000_000
+        conv = client.post("/api/v1/conversations", json={}, headers=staff).json
+        # Woken by the creation, long before any timer: it now waits for this expiry.
+        assert sweeper.wait_passes(2, timeout=30)
+        last_activity = _last_activity(app, conv["id"])
+        assert sweeper.planned == last_activity + 3600 * 1_000_000
+
+        clock.advance(600)
+        post(client, conv, staff, "noch da")
+        assert sweeper.wait_passes(3, timeout=30)
+        assert sweeper.planned == _last_activity(app, conv["id"]) + 3600 * 1_000_000
+
+        clock.advance(3601)
+        sweeper.wake()  # stands in for the timer, which runs on real time
+        assert sweeper.wait_passes(4, timeout=30)
+        assert table_counts(app)["conversations"] == 0
+    finally:
+        sweeper.stop()
+
+
+def test_shortening_retention_wakes_the_job(client, admin_auth, conversation, clock, app):
+    sweeper = start_sweeper(app)
+    try:
+        passes = sweeper.passes
+        assert (
+            client.put("/api/v1/settings", json={"retention": "2h"}, headers=admin_auth).status_code
+            == 200
+        )
+        assert sweeper.wait_passes(passes + 1, timeout=30)
+        assert sweeper.planned == _last_activity(app, conversation["id"]) + 2 * 3600 * 1_000_000
+    finally:
+        sweeper.stop()
+
+
+def test_next_deadline_is_the_sooner_of_expiry_and_rotation(app, clock, conversation):
+    medcell = app.extensions["medcell"]
+    conn = medcell["store"].conn()
+    rotation = medcell["keyring"].next_rotation(conn, 86400)
+    assert retention.next_deadline(conn, medcell["conversations"], medcell["keyring"], 86400) == (
+        rotation
+    )  # a week's retention ends after the day's rotation
+    expiry = _last_activity(app, conversation["id"]) + 7 * 86400 * 1_000_000
+    assert retention.next_deadline(
+        conn, medcell["conversations"], medcell["keyring"], 30 * 86400
+    ) == (expiry)
+
+
+def _last_activity(app, conv_id: str) -> int:
+    conn = app.extensions["medcell"]["store"].conn()
+    return conn.execute(
+        "SELECT last_activity FROM conversations WHERE id = ?", (conv_id,)
+    ).fetchone()[0]
