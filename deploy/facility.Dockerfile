@@ -36,7 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MEDCELL_DATA_DIR=/data \
     MEDCELL_KEY_DIR=/keys \
-    MEDCELL_BIND=0.0.0.0:8000
+    MEDCELL_BIND=unix:/run/medcell/app.sock
 
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
@@ -44,13 +44,14 @@ COPY services/ /app/services/
 COPY deploy/gunicorn_facility.py /app/deploy/gunicorn_facility.py
 # Bytecode is compiled now because the root filesystem is read-only at run time.
 # New named volumes copy the owner and mode of these mount points, so the data and keys start
-# out private to the service user.
+# out private to the service user. /run/medcell holds the app's socket; the provisioner bind-mounts
+# a per-facility host directory there (the container has no network), so this is only its default.
 RUN python3 -m compileall -q /app \
-    && install -d -o 10001 -g 10001 -m 0700 /data /keys
+    && install -d -o 10001 -g 10001 -m 0700 /data /keys \
+    && install -d -o 10001 -g 10001 -m 0711 /run/medcell
 
 USER 10001:10001
-EXPOSE 8000
-# The port follows MEDCELL_BIND so that an operator who moves it keeps a truthful health status.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; port = os.environ.get('MEDCELL_BIND', ':8000').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2)"]
+# No Docker health check: each run would start a process (~50 ms of CPU), which is what an idle
+# facility must not cost. The supervisor asks GET /healthz over the socket instead, rarely.
+HEALTHCHECK NONE
 CMD ["gunicorn", "-c", "/app/deploy/gunicorn_facility.py", "services.facility:create_app()"]

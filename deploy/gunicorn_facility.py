@@ -1,13 +1,24 @@
 """Gunicorn settings for a facility app; the same file runs it in a container and on a host."""
 
+import gc
 import os
 
+# In the image: a unix socket in /run/medcell, a directory the provisioner bind-mounts from the host
+# so that the gateway's nginx (another uid) can reach it; the container itself has no network.
 bind = os.environ.get("MEDCELL_BIND", "127.0.0.1:8000")
-# Two processes with a few threads each: enough to keep both cores busy while SQLite serialises
-# writers, and small enough for the facility's memory budget.
-workers = int(os.environ.get("MEDCELL_WORKERS", "2"))
+# The socket file is made with this umask: 0666, connectable by any uid that may enter the
+# directory. Who may enter it is the directory's mode (0711), set by the provisioner.
+umask = 0o111
+# One process with threads: an idle facility must cost little memory, requests to one facility are
+# light, and SQLite serialises writers anyway. One process also lets a request that moves a
+# deadline wake the deletion job in-process (services/facility/retention.py).
+workers = int(os.environ.get("MEDCELL_WORKERS", "1"))
 worker_class = "gthread"
-threads = int(os.environ.get("MEDCELL_THREADS", "4"))
+threads = int(os.environ.get("MEDCELL_THREADS", "8"))
+# Build the app once in the master, so the worker shares its pages instead of importing everything
+# again; the deletion job, a thread, is started in the worker (post_worker_init below).
+preload_app = True
+raw_env = ["MEDCELL_JOBS_AFTER_FORK=1"]
 keepalive = 75
 timeout = 60
 graceful_timeout = 20
@@ -38,3 +49,16 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
+
+
+def pre_fork(server, worker):
+    # Objects built before the fork move to a generation the collector never visits, so the
+    # worker's garbage collections do not write to (and thereby copy) the pages it shares.
+    gc.collect()
+    gc.freeze()
+
+
+def post_worker_init(worker):
+    from services.facility import start_jobs
+
+    start_jobs(worker.wsgi, worker.cfg.workers)

@@ -12,11 +12,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import sqlite_utils
-import sqlite_utils.db
+from typing import TYPE_CHECKING
 
 from . import migrations
+
+if TYPE_CHECKING:
+    import sqlite_utils.db
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -49,8 +50,12 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def table(conn: sqlite3.Connection, name: str) -> sqlite_utils.db.Table:
+def table(conn: sqlite3.Connection, name: str) -> "sqlite_utils.db.Table":
     """A sqlite-utils view of one table, for the simple reads and upserts outside hot paths."""
+    # Imported on first use (admin pages only): it pulls in dateutil, pluggy and more, a few MiB
+    # that an idle facility would otherwise hold.
+    import sqlite_utils
+
     return sqlite_utils.Database(conn)[name]
 
 

@@ -2,7 +2,6 @@
 
 import functools
 
-import segno
 from flask import Blueprint, g, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
@@ -72,6 +71,8 @@ def render_conversation(conv_id: str, **values):
 
 def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
     """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
+    import segno  # here, not at the top: only this page needs it, and it costs ~1.5 MiB per process
+
     link = api.patient_url(token)
     qr = segno.make(link, error="m").svg_inline(
         scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"

@@ -1,5 +1,6 @@
 """The facility app under gunicorn, as it runs in its container: durability and clean logs."""
 
+import http.client
 import json
 import os
 import signal
@@ -179,3 +180,77 @@ def test_gunicorn_errors_never_quote_the_request(capfd):
     out, err = capfd.readouterr()
     assert "Error handling request (OSError)" in err and "Invalid request refused" in err
     assert "SECRET-TOKEN" not in out + err and "10.0.0.1" not in err
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket, as the gateway's nginx and the supervisor speak to a facility."""
+
+    def __init__(self, path: Path, timeout: float = 5.0):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def get_unix(path: Path, url: str, headers: dict | None = None) -> tuple[int, dict]:
+    conn = UnixHTTPConnection(path)
+    try:
+        conn.request("GET", url, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        conn.close()
+
+
+def test_gunicorn_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    sock = run / "app.sock"
+    env = {
+        **os.environ,
+        "MEDCELL_FACILITY": "sockets",
+        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
+        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
+        "MEDCELL_BIND": f"unix:{sock}",
+    }
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "deploy/gunicorn_facility.py",
+            "services.facility:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+        start_new_session=True,
+    )
+    try:
+        status = None
+        for _ in range(200):
+            try:
+                status = get_unix(sock, "/_medcell/status")[1]
+                if status["busy"] is False:  # the worker's deletion job has done its first sweep
+                    break
+            except (FileNotFoundError, ConnectionRefusedError):
+                pass
+            time.sleep(0.05)
+        assert status is not None and status["busy"] is False, log.read_text()
+
+        assert get_unix(sock, "/healthz") == (200, {"status": "ok"})
+        assert sock.stat().st_mode & 0o777 == 0o666
+        assert get_unix(sock, "/_medcell/status", {"X-Forwarded-For": "10.0.0.1"})[0] == 404
+        assert status["requests"] == 0 and isinstance(status["next_deadline"], float)
+        # One worker by default: the master and that worker, nothing else.
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
