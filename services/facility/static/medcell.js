@@ -95,12 +95,17 @@
     return li;
   }
 
+  // Live updates: ask for new messages every 3 s while the page is visible, never while hidden.
+  // The header marks the request as a poll: it does not keep the facility awake, and a sleeping
+  // facility's gateway answers it with 204 (nothing new) without waking it.
   function setupPolling() {
     var list = document.getElementById("messages");
     if (!list || !list.getAttribute("data-poll") || !window.fetch) { return; }
     var expires = document.getElementById("expires");
     var delay = 3000;
     var stopped = false;
+    var running = false;
+    var timer = null;
 
     function gone() {
       stopped = true;
@@ -110,41 +115,58 @@
       });
     }
 
+    function schedule() {
+      if (timer !== null) { window.clearTimeout(timer); }
+      timer = window.setTimeout(function () { timer = null; poll(); }, delay);
+    }
+
+    function show(data) {
+      if (!data || !data.messages || !data.messages.length) { return; }
+      data.messages.forEach(function (m) {
+        if (!document.getElementById("m-" + m.id)) { list.append(messageItem(list, m)); }
+      });
+      var last = data.messages[data.messages.length - 1];
+      list.setAttribute("data-after", last.id);
+      document.getElementById("empty").hidden = true;
+      if (expires) {
+        var retention = parseInt(expires.getAttribute("data-retention"), 10) * 1000;
+        var until = new Date(new Date(last.created_at).getTime() + retention);
+        expires.setAttribute("datetime", until.toISOString());
+        localTimes(expires.parentNode);
+      }
+    }
+
     function poll() {
-      if (stopped) { return; }
-      if (document.hidden) { window.setTimeout(poll, delay); return; }
+      // Hidden: stop here; becoming visible again polls at once (see below).
+      if (stopped || running || document.hidden) { return; }
+      running = true;
       var url = list.getAttribute("data-poll");
       var after = list.getAttribute("data-after");
       if (after) { url += "?after=" + encodeURIComponent(after); }
       fetch(url, {
         credentials: "same-origin",
         cache: "no-store",
-        headers: { "X-CSRF-Token": list.getAttribute("data-csrf"), "Accept": "application/json" }
+        headers: {
+          "X-CSRF-Token": list.getAttribute("data-csrf"),
+          "X-Medcell-Poll": "1",
+          "Accept": "application/json"
+        }
       }).then(function (response) {
         if (response.status === 404 || response.status === 401) { gone(); return null; }
+        if (response.status === 204) { return null; }  // nothing new
         return response.ok ? response.json() : null;
-      }).then(function (data) {
-        if (data && data.messages && data.messages.length) {
-          data.messages.forEach(function (m) {
-            if (!document.getElementById("m-" + m.id)) { list.append(messageItem(list, m)); }
-          });
-          var last = data.messages[data.messages.length - 1];
-          list.setAttribute("data-after", last.id);
-          document.getElementById("empty").hidden = true;
-          if (expires) {
-            var retention = parseInt(expires.getAttribute("data-retention"), 10) * 1000;
-            var until = new Date(new Date(last.created_at).getTime() + retention);
-            expires.setAttribute("datetime", until.toISOString());
-            localTimes(expires.parentNode);
-          }
-        }
-      }).catch(function () {
+      }).then(show).catch(function () {
         // Offline for a moment: try again on the next tick.
       }).then(function () {
-        window.setTimeout(poll, delay);
+        running = false;
+        if (!stopped) { schedule(); }
       });
     }
-    window.setTimeout(poll, delay);
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { poll(); }
+    });
+    schedule();
   }
 
   document.addEventListener("DOMContentLoaded", function () {

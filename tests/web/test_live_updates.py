@@ -1,0 +1,42 @@
+"""Live updates of an open page: polls are served like any read but do not keep a facility awake."""
+
+import re
+from pathlib import Path
+
+from .conftest import BASE, csrf_of, open_conversation
+
+SCRIPT = Path(__file__).resolve().parents[2] / "services" / "facility" / "static" / "medcell.js"
+
+
+def requests_counted(client) -> int:
+    return client.get("/_medcell/status").json["requests"]
+
+
+def test_a_page_poll_brings_new_messages_without_counting_as_activity(app, staff, client_api):
+    conv_id, _ = open_conversation(staff)
+    html = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
+    poll_url = re.search(r'data-poll="([^"]+)"', html).group(1)
+    csrf = re.search(r'data-csrf="([^"]+)"', html).group(1)
+    api, headers = client_api
+    api.post(f"/api/v1/conversations/{conv_id}/messages", json={"body": "Neu"}, headers=headers)
+
+    before = requests_counted(api)
+    poll = staff.get(BASE + poll_url, headers={"X-CSRF-Token": csrf, "X-Medcell-Poll": "1"})
+    assert poll.status_code == 200
+    assert [m["body"] for m in poll.json["messages"]] == ["Neu"]
+    assert requests_counted(api) == before
+
+
+def test_the_page_script_marks_its_polls_and_takes_204_as_nothing_new():
+    script = SCRIPT.read_text()
+    assert '"X-Medcell-Poll": "1"' in script
+    assert "response.status === 204" in script
+    assert "document.hidden" in script and "visibilitychange" in script
+
+
+def test_a_page_without_its_csrf_token_gets_no_poll_answer(app, staff):
+    conv_id, _ = open_conversation(staff)
+    page = staff.get(f"{BASE}/staff/c/{conv_id}")
+    assert csrf_of(page)
+    url = f"{BASE}/api/v1/conversations/{conv_id}/messages"
+    assert staff.get(url, headers={"X-Medcell-Poll": "1"}).status_code == 401
