@@ -168,7 +168,7 @@ class Nginx:
         self.test()
 
     def command(self, *extra: str) -> list[str]:
-        return [self.binary, "-p", f"{self.state}/", "-c", str(self.conf), "-e", "stderr", *extra]
+        return [self.binary, "-p", f"{self.state}/", "-c", str(self.conf), *extra]
 
     def test(self) -> None:
         result = subprocess.run(self.command("-t", "-q"), capture_output=True, text=True)

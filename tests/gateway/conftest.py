@@ -1,31 +1,22 @@
-"""Gateway unit-test fixtures: real upstream servers, a real gateway server, captured logs."""
+"""Gateway test fixtures: the real `python -m gateway serve` (nginx + activator) on loopback, over
+TLS with a throwaway certificate, in front of real HTTP servers on unix sockets."""
 
 import json
-import logging
 import os
+import shutil
+import signal
 import socket
-import threading
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from gateway import create_app
-from gateway.accesslog import JsonLineFormatter
+from .upstream import FakeSupervisor, UnixServer
 
-from .upstream import Upstream
-
-
-def write_routes(path, facilities: dict[str, tuple[str, str]]) -> None:
-    """Replace routes.json atomically, as the provisioner does: {slug: (upstream, state)}."""
-    document = {
-        "version": 1,
-        "facilities": {s: {"upstream": u, "state": st} for s, (u, st) in facilities.items()},
-    }
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(document, f)
-    os.replace(tmp, path)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -34,85 +25,178 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def write_routes(path: Path, facilities: dict[str, str], generation: int) -> None:
+    """Replace routes.json atomically, as the provisioner does: {slug: state}."""
+    document = {
+        "version": 2,
+        "generation": generation,
+        "facilities": {slug: {"state": state} for slug, state in facilities.items()},
+    }
+    tmp = path.with_name("routes.json.tmp")
+    tmp.write_text(json.dumps(document))
+    os.replace(tmp, path)
+
+
+def make_tls_files(config_dir: Path) -> None:
+    """A throwaway self-signed certificate, made the way an operator would with openssl."""
+    tls = config_dir / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(tls / "key.pem"), "-out", str(tls / "cert.pem"),
+            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+STANDARD_ROUTES = {
+    "a": "running",
+    "b": "running",
+    "resting": "stopped",
+    "dead": "running",  # nothing listens on its socket
+    "sleepy": "asleep",  # the fake supervisor wakes it
+    "gone": "asleep",  # the supervisor says it does not exist
+    "halted": "asleep",  # the supervisor says the operator stopped it
+    "broken": "asleep",  # the supervisor says its wake failed
+}
+
+
+class Gateway:
+    """`python -m gateway serve` with its own directories, ports and log file."""
+
+    def __init__(self, base: Path, **env: str):
+        self.base = base
+        self.config = base / "cfg"
+        self.run = base / "run"
+        # Short: unix socket paths are limited to 107 bytes.
+        self.state = Path(tempfile.mkdtemp(prefix="mcgw-"))
+        self.port, self.http_port = free_port(), free_port()
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.log_path = base / "gateway.log"
+        self.env = {
+            **os.environ,
+            "MEDCELL_GATEWAY_CONFIG": str(self.config),
+            "MEDCELL_GATEWAY_RUN_DIR": str(self.run),
+            "MEDCELL_GATEWAY_STATE_DIR": str(self.state),
+            "MEDCELL_GATEWAY_HTTPS_BIND": f"127.0.0.1:{self.port}",
+            "MEDCELL_GATEWAY_HTTP_BIND": f"127.0.0.1:{self.http_port}",
+            "MEDCELL_GATEWAY_PORT": str(self.port),
+            "MEDCELL_GATEWAY_TIMEOUT": "1",
+            "MEDCELL_GATEWAY_WORKERS": "1",
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def routes(self) -> Path:
+        return self.config / "routes.json"
+
+    @property
+    def cert(self) -> str:
+        return str(self.config / "tls" / "cert.pem")
+
+    def socket_of(self, slug: str) -> str:
+        return str(self.run / "facilities" / slug / "app.sock")
+
+    def applied(self) -> int | None:
+        try:
+            return json.loads((self.run / "gateway" / "applied.json").read_text())["generation"]
+        except (OSError, ValueError):
+            return None
+
+    def wait_applied(self, generation: int, within: float = 10) -> float:
+        started = time.monotonic()
+        while self.applied() != generation:
+            assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+            assert time.monotonic() - started < within, f"generation {generation} not applied"
+            time.sleep(0.02)
+        return time.monotonic() - started
+
+    def start(self, generation: int) -> "Gateway":
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_applied(generation)
+        return self
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text().splitlines()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=30)
+        self.log.close()
+        shutil.rmtree(self.state, ignore_errors=True)
+        return code
+
+
+def prepare(base: Path) -> Gateway:
+    gateway = Gateway(base)
+    make_tls_files(gateway.config)
+    return gateway
+
+
 @pytest.fixture(scope="session")
-def upstream_servers():
-    servers = {name: Upstream(name).start() for name in ("a", "b")}
-    yield servers
-    for server in servers.values():
+def gateway_home(tmp_path_factory) -> Path:
+    # Unix socket paths are limited to 107 bytes: keep the base short.
+    return tmp_path_factory.mktemp("gw")
+
+
+@pytest.fixture(scope="session")
+def shared_gateway(gateway_home):
+    gateway = prepare(gateway_home)
+    servers = {slug: UnixServer(slug, gateway.socket_of(slug)).start() for slug in ("a", "b")}
+    servers["sleepy"] = UnixServer("sleepy", gateway.socket_of("sleepy")).start()
+    supervisor = FakeSupervisor(str(gateway.run / "supervisor" / "wake.sock")).start()
+    supervisor.answer("sleepy", 200)
+    supervisor.answer("halted", 409, "facility_stopped")
+    supervisor.answer("broken", 503, "wake_failed")
+    write_routes(gateway.routes, STANDARD_ROUTES, generation=1)
+    gateway.start(generation=1)
+    gateway.upstreams, gateway.supervisor = servers, supervisor
+    os.environ["REQUESTS_CA_BUNDLE"] = gateway.cert  # requests then checks the test certificate
+    yield gateway
+    gateway.stop()
+    for server in [*servers.values(), supervisor]:
         server.stop()
 
 
 @pytest.fixture
-def upstreams(upstream_servers):
-    """Two facility stand-ins, "a" and "b", each answering with its own name; history cleared."""
-    for server in upstream_servers.values():
+def gateway(shared_gateway):
+    """A gateway routing a, b (running), resting (stopped), dead (nothing listening), sleepy etc."""
+    for server in [*shared_gateway.upstreams.values(), shared_gateway.supervisor]:
         server.seen.clear()
-        server.peers.clear()
-    return upstream_servers
-
-
-def standard_routes(upstreams) -> dict[str, tuple[str, str]]:
-    return {
-        "a": (upstreams["a"].origin, "running"),
-        "b": (upstreams["b"].origin, "running"),
-        "resting": (upstreams["a"].origin, "stopped"),
-        "dead": (f"http://127.0.0.1:{free_port()}", "running"),
-    }
-
-
-@pytest.fixture(scope="session")
-def standard_routes_path(tmp_path_factory, upstream_servers):
-    path = tmp_path_factory.mktemp("gateway") / "routes.json"
-    write_routes(path, standard_routes(upstream_servers))
-    return path
-
-
-class RunningGateway:
-    """The gateway app served by a threaded werkzeug server on a loopback port."""
-
-    def __init__(self, app):
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def gateway_settings(routes_path, **config) -> dict:
-    settings = {"ROUTES_FILE": str(routes_path), "ROUTES_REFRESH": 0.05, "READ_TIMEOUT": 1.0}
-    settings.update(config)
-    return settings
-
-
-@pytest.fixture(scope="session")
-def shared_gateway(standard_routes_path):
-    gateway = RunningGateway(create_app(gateway_settings(standard_routes_path)))
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture
-def gateway(shared_gateway, upstreams):
-    """A gateway routing a, b (running), resting (stopped) and dead (nothing listening)."""
     return shared_gateway
 
 
 @pytest.fixture
-def make_gateway(standard_routes_path, upstreams):
-    """Start a gateway with extra settings (e.g. MAX_BODY, DOMAIN, ROUTES_FILE) for one test."""
+def upstreams(gateway):
+    return gateway.upstreams
+
+
+@pytest.fixture
+def make_gateway(tmp_path, shared_gateway):
+    """Start another gateway with extra environment (say MEDCELL_GATEWAY_MAX_BODY) for one test,
+    in front of the shared facilities' sockets."""
     running = []
 
-    def start(**config) -> RunningGateway:
-        gateway = RunningGateway(create_app(gateway_settings(standard_routes_path, **config)))
-        running.append(gateway)
+    def start(routes: dict[str, str] | None = None, **env: str) -> Gateway:
+        gateway = Gateway(tmp_path, **env)
+        gateway.config = shared_gateway.config.parent / f"cfg-{len(running)}-{tmp_path.name[-8:]}"
+        shutil.copytree(shared_gateway.config / "tls", gateway.config / "tls")
+        gateway.env["MEDCELL_GATEWAY_CONFIG"] = str(gateway.config)
+        gateway.run = shared_gateway.run  # same facility sockets
+        gateway.env["MEDCELL_GATEWAY_RUN_DIR"] = str(gateway.run)
+        write_routes(gateway.routes, routes or {"a": "running", "b": "running"}, generation=1)
+        gateway.upstreams = shared_gateway.upstreams
+        # applied.json is shared with the session's gateway: wait on nginx instead.
+        gateway.wait_applied = lambda generation, within=10: _wait_port(gateway, within)
+        running.append(gateway.start(generation=1))
         return gateway
 
     yield start
@@ -120,29 +204,40 @@ def make_gateway(standard_routes_path, upstreams):
         gateway.stop()
 
 
-class CapturedLog(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.setFormatter(JsonLineFormatter())
-        self.lines: list[str] = []
+def _wait_port(gateway: Gateway, within: float) -> float:
+    started = time.monotonic()
+    while True:
+        assert gateway.process.poll() is None, gateway.log_path.read_text()[-3000:]
+        try:
+            socket.create_connection(("127.0.0.1", gateway.port), timeout=0.2).close()
+            return time.monotonic() - started
+        except OSError:
+            assert time.monotonic() - started < within, "gateway did not start"
+            time.sleep(0.05)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
 
-    def records(self, at_least: int = 1, within: float = 2.0) -> list[dict]:
-        """The parsed lines, after waiting for `at_least` of them: a request is logged when its
-        response closes, which can be just after the client has read it."""
+class GatewayLog:
+    """The lines the gateway writes from the moment the fixture starts."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+        self.start = len(gateway.log_lines())
+
+    @property
+    def lines(self) -> list[str]:
+        return self.gateway.log_lines()[self.start :]
+
+    def records(self, at_least: int = 1, within: float = 2.0, event: str | None = None):
         deadline = time.monotonic() + within
-        while len(self.lines) < at_least and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return [json.loads(line) for line in self.lines]
+        while True:
+            records = [json.loads(line) for line in self.lines]
+            if event:
+                records = [r for r in records if r.get("event") == event]
+            if len(records) >= at_least or time.monotonic() > deadline:
+                return records
+            time.sleep(0.02)
 
 
 @pytest.fixture
-def gateway_log():
-    """Every line the gateway logs during the test, formatted exactly as it would be written."""
-    handler = CapturedLog()
-    logger = logging.getLogger("medcell.gateway")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
+def gateway_log(gateway):
+    return GatewayLog(gateway)

@@ -1,19 +1,31 @@
-"""A deliberately dumb HTTP client: sends the request target byte for byte, as an attacker would."""
+"""A deliberately dumb HTTPS client: sends the request target byte for byte, as an attacker would."""
 
 import socket
+import ssl
+
+
+def client_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def raw_request(
     port: int, target: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    """Send one request over a fresh loopback connection; return status, headers and body."""
+    """Send one request over a fresh TLS connection; return status, headers and body."""
     headers = {"Host": f"127.0.0.1:{port}", "Connection": "close", **(headers or {})}
     lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with client_context().wrap_socket(raw) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            data = b""
+            try:
+                while chunk := sock.recv(65536):
+                    data += chunk
+            except ssl.SSLError:
+                pass  # nginx may close without close_notify after an error
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     parsed = {}

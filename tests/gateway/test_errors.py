@@ -5,6 +5,12 @@ import http.client
 import pytest
 import requests
 
+from .rawhttp import client_context
+
+
+def https_connection(port: int) -> http.client.HTTPSConnection:
+    return http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=client_context())
+
 
 def assert_error(response: requests.Response, status: int, code: str) -> None:
     assert response.status_code == status
@@ -35,8 +41,8 @@ def test_facility_too_slow_is_504(gateway):
 
 
 def test_declared_body_over_the_limit_is_refused_up_front(make_gateway, upstreams):
-    gateway = make_gateway(MAX_BODY=1024 * 1024)
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
+    gateway = make_gateway(MEDCELL_GATEWAY_MAX_BODY=str(1024 * 1024))
+    conn = https_connection(gateway.port)
     conn.putrequest("POST", "/f/a/api/v1/conversations/1/attachments")
     conn.putheader("Content-Length", str(1024 * 1024 + 1))
     conn.putheader("Content-Type", "application/octet-stream")
@@ -49,7 +55,7 @@ def test_declared_body_over_the_limit_is_refused_up_front(make_gateway, upstream
 
 
 def test_chunked_body_over_the_limit_is_cut_off(make_gateway, upstreams):
-    gateway = make_gateway(MAX_BODY=1024 * 1024)
+    gateway = make_gateway(MEDCELL_GATEWAY_MAX_BODY=str(1024 * 1024))
 
     def chunks():
         for _ in range(40):
@@ -60,14 +66,14 @@ def test_chunked_body_over_the_limit_is_cut_off(make_gateway, upstreams):
 
 
 def test_body_at_the_limit_passes(make_gateway, upstreams):
-    gateway = make_gateway(MAX_BODY=1024 * 1024)
+    gateway = make_gateway(MEDCELL_GATEWAY_MAX_BODY=str(1024 * 1024))
     response = requests.post(f"{gateway.url}/f/a/upload", data=b"x" * 1024 * 1024)
     assert response.status_code == 200
     assert response.json()["body_size"] == 1024 * 1024
 
 
 def test_invalid_content_length_is_400(gateway, upstreams):
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
+    conn = https_connection(gateway.port)
     conn.putrequest("POST", "/f/a/api", skip_accept_encoding=True)
     conn.putheader("Content-Length", "-1")
     conn.endheaders()
@@ -79,12 +85,29 @@ def test_invalid_content_length_is_400(gateway, upstreams):
 def test_unsupported_methods_are_405(gateway, upstreams, method):
     response = requests.request(method, f"{gateway.url}/f/a/")
     assert_error(response, 405, "method_not_allowed")
+    assert "GET" in response.headers["Allow"]
     assert upstreams["a"].seen == []
 
 
 def test_bad_host_header_is_400(gateway, upstreams):
     response = requests.get(f"{gateway.url}/f/a/", headers={"Host": "evil.example/../x"})
     assert_error(response, 400, "bad_request")
+    assert upstreams["a"].seen == []
+
+
+def test_too_many_logins_from_one_client_are_429_with_retry_after(make_gateway, upstreams):
+    gateway = make_gateway(MEDCELL_GATEWAY_LOGIN_RATE="1")
+    statuses = []
+    with requests.Session() as client:
+        for _ in range(30):
+            statuses.append(client.post(f"{gateway.url}/f/a/api/v1/login", json={}).status_code)
+        refused = client.post(f"{gateway.url}/f/a/login", data={"u": "x"})
+        other = client.get(f"{gateway.url}/f/a/api/v1/conversations")
+    assert statuses[:10] == [200] * 10  # the burst passes
+    assert 429 in statuses
+    assert_error(refused, 429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert other.status_code == 200  # other routes are not limited
 
 
 def test_gateway_health(gateway):

@@ -1,25 +1,32 @@
-"""A real HTTP/1.1 server standing in for a facility container in the gateway's unit tests.
+"""Real HTTP/1.1 servers on unix sockets standing in for facilities and the supervisor.
 
-It echoes what reached it (method, path, headers, body size and digest) and has a few paths that
-misbehave on purpose: slow answers, big streamed bodies, hop-by-hop headers, cacheable statics.
+A facility stand-in echoes what reached it (method, path, headers, body size and digest) and has
+a few paths that misbehave on purpose: slow answers, big streamed bodies, hop-by-hop headers,
+cacheable statics, a response broken off half-way.
 """
 
 import hashlib
 import json
+import os
+import socketserver
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 CHUNK = 64 * 1024
 
 
-class UpstreamHandler(BaseHTTPRequestHandler):
+class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out separately; don't stall keep-alive
 
     def log_message(self, format, *args):  # noqa: A002 - quiet test output
         pass
 
+    def address_string(self) -> str:
+        return "unix"
+
+
+class UpstreamHandler(_Handler):
     def _read_body(self) -> tuple[int, str]:
         """Read the whole request body without keeping it, returning its size and SHA-256."""
         digest, size = hashlib.sha256(), 0
@@ -51,7 +58,6 @@ class UpstreamHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         size, sha = self._read_body()
         self.server.seen.append((self.command, self.path))
-        self.server.peers.append(self.client_address[1])
         path = self.path.split("?", 1)[0]
         if path == "/slow":
             time.sleep(2)
@@ -78,7 +84,6 @@ class UpstreamHandler(BaseHTTPRequestHandler):
         ).encode()
         self.send_response(status)
         for name, value in extra:
-            value = value.replace("{origin}", self.server.origin)
             self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -101,7 +106,6 @@ class UpstreamHandler(BaseHTTPRequestHandler):
 EXTRA_HEADERS = {
     "/hop": [
         ("Connection", "X-Hop-Secret"),
-        ("X-Hop-Secret", "only-for-this-hop"),
         ("Keep-Alive", "timeout=5"),
         ("Proxy-Authenticate", "Basic"),
         ("Trailer", "X-Checksum"),
@@ -114,35 +118,78 @@ EXTRA_HEADERS = {
     "/static/app.css": [("Cache-Control", "public, max-age=3600")],
     "/api/v1/cacheable": [("Cache-Control", "public, max-age=3600")],
     "/csp": [("Content-Security-Policy", "default-src 'none'; img-src 'self'")],
-    "/redirect": [("Location", "{origin}/login?next=1")],
+    "/redirect": [("Location", "http://facility/login?next=1")],
 }
 
 
-class Upstream:
-    """A running upstream server on 127.0.0.1 with a random port."""
+class _UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
 
-    def __init__(self, name: str):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), UpstreamHandler)
-        self.server.daemon_threads = True
+
+class UnixServer:
+    """A running HTTP server on a unix socket at `path` (its directory is created)."""
+
+    handler = UpstreamHandler
+
+    def __init__(self, name: str, path: str):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.path = path
+        self.server = _UnixServer(path, self.handler)
+        os.chmod(path, 0o666)
         self.server.name = name
         self.server.seen = []
-        self.server.peers = []  # client port of every request: one port per TCP connection
-        self.port = self.server.server_address[1]
-        self.origin = self.server.origin = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def seen(self) -> list[tuple[str, str]]:
         return self.server.seen
 
-    @property
-    def peers(self) -> list[int]:
-        return self.server.peers
-
-    def start(self) -> "Upstream":
+    def start(self) -> "UnixServer":
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class SupervisorHandler(_Handler):
+    """The supervisor's wake API as the design describes it, with canned answers per slug."""
+
+    def do_POST(self) -> None:
+        slug = self.path.removeprefix("/wake/")
+        self.server.seen.append(("POST", self.path))
+        time.sleep(self.server.delay)
+        status, body, headers = self.server.answers.get(
+            slug, (404, {"error": {"code": "not_found", "message": "no such facility"}}, {})
+        )
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+
+class FakeSupervisor(UnixServer):
+    handler = SupervisorHandler
+
+    def __init__(self, path: str, delay: float = 0.3):
+        super().__init__("supervisor", path)
+        self.server.delay = delay
+        self.server.answers = {}
+
+    def answer(self, slug: str, status: int, code: str | None = None) -> None:
+        if status == 200:
+            body, headers = {"slug": slug, "state": "running"}, {}
+        else:
+            body = {"error": {"code": code or "wake_failed", "message": "no"}}
+            headers = {"Retry-After": "5"} if status == 503 else {}
+        self.server.answers[slug] = (status, body, headers)
