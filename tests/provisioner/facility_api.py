@@ -4,18 +4,24 @@ import json
 
 # Runs inside the container: prints [status, json-or-null] for one request to the local app.
 _CLIENT = """
-import json, sys, urllib.error, urllib.request
+import http.client, json, socket, sys
 method, path, token, body = sys.argv[1:5]
 headers = {"Content-Type": "application/json"}
 if token:
     headers["Authorization"] = "Bearer " + token
-request = urllib.request.Request("http://127.0.0.1:8000" + path, method=method,
-                                 data=body.encode() if body else None, headers=headers)
-try:
-    with urllib.request.urlopen(request, timeout=10) as response:
-        print(json.dumps([response.status, json.loads(response.read() or b"null")]))
-except urllib.error.HTTPError as error:
-    print(json.dumps([error.code, None]))
+
+class Unix(http.client.HTTPConnection):  # the app listens only on its socket: no network
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10)
+        self.sock.connect("/run/medcell/app.sock")
+
+connection = Unix("localhost")
+connection.request(method, path, body=body.encode() if body else None, headers=headers)
+response = connection.getresponse()
+raw = response.read()
+data = json.loads(raw or b"null") if response.status < 300 else None
+print(json.dumps([response.status, data]))
 """
 
 

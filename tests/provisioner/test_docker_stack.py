@@ -53,8 +53,14 @@ def test_gateway_is_hardened_and_publishes_only_its_ports(stack, docker_client):
     assert attrs["Config"]["User"] in ("10001:10001", f"{os.getuid()}:{os.getgid()}")
     assert set(host["PortBindings"]) == {"8443/tcp", "8080/tcp"}
     assert host["PortBindings"]["8443/tcp"][0]["HostPort"] == str(config.gateway_port)
-    (mount,) = attrs["Mounts"]
-    assert mount["Destination"] == "/etc/medcell-gateway" and mount["RW"] is False
+    mounts = {m["Destination"]: m["RW"] for m in attrs["Mounts"]}
+    assert mounts == {
+        "/etc/medcell-gateway": False,
+        "/run/medcell/facilities": False,
+        "/run/medcell/supervisor": False,
+        "/run/medcell/gateway": True,
+    }
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
     assert "docker.sock" not in json.dumps(attrs)
 
 
@@ -62,7 +68,7 @@ def test_facility_is_reachable_through_the_gateway_and_follows_its_state(stack, 
     facilities, config = stack.facilities, stack.facilities.config
     facilities.create("gw")
     gateway = docker_client.api.inspect_container(config.gateway_container)
-    assert config.facility("gw").network in gateway["NetworkSettings"]["Networks"]
+    assert set(gateway["NetworkSettings"]["Networks"]) == {config.edge_network}
     eventually(config, "/f/gw/healthz", 200)
     facilities.stop("gw")
     eventually(config, "/f/gw/healthz", 503)
