@@ -10,9 +10,9 @@ import time
 log = logging.getLogger("medcell.supervisor")
 
 
-def event(name: str, **fields: object) -> None:
+def event(name: str, level: int = logging.INFO, **fields: object) -> None:
     """Log one event; callers pass only slugs, counts, durations and fixed reason words."""
-    log.info(name, extra={"fields": {"event": name, **fields}})
+    log.log(level, name, extra={"fields": {"event": name, **fields}})
 
 
 class JsonFormatter(logging.Formatter):

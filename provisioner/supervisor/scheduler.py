@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import queue
 import time
 from collections.abc import Callable
@@ -109,7 +110,7 @@ class Scheduler:
         try:
             infos = self.backend.containers(labels)
         except DockerError:
-            event("reconcile_failed")
+            event("reconcile_failed", logging.WARNING)
             self.next_reconcile = now + RECONCILE_RETRY
             return
         states = desired.load_all(self.config)
@@ -209,31 +210,46 @@ class Scheduler:
                 nxt = status.next_deadline
                 if quiet and (nxt is None or nxt - now > DEADLINE_MARGIN):
                     self._put_to_sleep(entry, now, 0.0)
-                elif quiet and nxt is not None:
-                    # Its next deadline is close: look again just after it has done that work.
-                    self._schedule(entry, min(now + PROBE_INTERVAL, max(now + 1, nxt + 2)))
+                elif quiet:
+                    self._schedule(entry, self._after_deadline(now, nxt))
                 else:
                     self._schedule(entry, now + DEADLINE_PROBE)
                 return
         timeout = entry.st.idle_timeout(self.config)
+        nxt = status.next_deadline
         if timeout <= 0:
             self._schedule(entry, now + PROBE_INTERVAL)
         elif status.idle_seconds < timeout:
             # The earliest its idle time could be up, or the next health probe.
             self._schedule(entry, now + min(PROBE_INTERVAL, timeout - status.idle_seconds))
-        elif quiet:
-            self._put_to_sleep(entry, now, float(timeout))
-        else:
+        elif not quiet:
             self._schedule(entry, now + RETRY_PROBE)
+        elif nxt is not None and nxt - now <= DEADLINE_MARGIN:
+            # Sleeping now would mean waking again in a moment: let it do that work first.
+            self._schedule(entry, self._after_deadline(now, nxt))
+        else:
+            self._put_to_sleep(entry, now, float(timeout))
+
+    @staticmethod
+    def _after_deadline(now: float, deadline: float | None) -> float:
+        """When to look again at a facility whose next deadline is close (or overdue)."""
+        if deadline is None or deadline <= now:
+            return now + RETRY_PROBE
+        return min(now + PROBE_INTERVAL, max(now + DEADLINE_PROBE, deadline + 2))
 
     def _set_health(self, entry: Entry, health: str, error: str | None) -> None:
         try:
             with state.facility_lock(self.config, entry.slug):
                 st = desired.load(self.config, entry.slug)
+                if health == "unhealthy" and (st.asleep or st.desired == "stopped"):
+                    # Not answering because the CLI put it to sleep or stopped it: not a fault.
+                    entry.st = st
+                    self.next_reconcile = self.clock()
+                    return
                 if st.health != health:
                     st.health, st.error = health, error
                     desired.save(self.config, entry.slug, st)
-                    event(health, slug=entry.slug, failures=entry.failures)
+                    event(health, logging.WARNING if error else logging.INFO, slug=entry.slug)
                 entry.st = st
         except Busy:
             pass  # someone is changing it right now; the next probe tries again

@@ -72,7 +72,9 @@ class Supervisor:
         except (FacilityNotFound, FacilityStopped):
             raise
         except Exception as e:
-            event("wake_error", slug=slug, reason=str(reason), error=type(e).__name__)
+            event(
+                "wake_error", logging.WARNING, slug=slug, reason=str(reason), error=type(e).__name__
+            )
             raise
 
     def _sleep(self, slug: str, require_idle: object) -> bool:
@@ -85,7 +87,7 @@ class Supervisor:
                 clock=self.clock,
             )
         except Exception as e:
-            event("sleep_error", slug=slug, error=type(e).__name__)
+            event("sleep_error", logging.WARNING, slug=slug, error=type(e).__name__)
             raise
 
     def start_server(self) -> WakeServer:

@@ -418,3 +418,32 @@ def test_sigterm_stops_the_supervisor_cleanly(config):
     lines = [json.loads(line) for line in process.stderr.read().splitlines()]
     assert {"started", "stopped"} <= {line["event"] for line in lines}
     assert not config.supervisor_socket.exists()
+
+
+def test_facility_put_to_sleep_by_the_cli_is_not_marked_unhealthy(
+    config, engine, supervisor, clock
+):
+    from provisioner import lifecycle
+
+    app = engine.add_facility("praxis")
+    settle(supervisor)
+    app.idle = 5.0
+    assert lifecycle.put_to_sleep(config, supervisor.backend, "praxis", require_idle=None)
+    run_for(supervisor, clock, 60)
+    st = desired.load(config, "praxis")
+    assert st.asleep and st.health == "ok"
+    assert engine.started == ["medcell-praxis"]  # only the set-up's start: it stays asleep
+
+
+def test_idle_facility_with_a_deadline_in_a_moment_does_that_work_before_sleeping(
+    config, engine, supervisor, clock
+):
+    app = engine.add_facility("praxis")
+    app.idle, app.next_deadline = 3600.0, clock.now + 40
+    settle(supervisor)
+    run_for(supervisor, clock, 40)
+    assert status_of(engine, "praxis") == "running"
+    app.next_deadline = clock.now + 86400  # done; the next one is tomorrow
+    run_for(supervisor, clock, 3)
+    assert status_of(engine, "praxis") == "exited"
+    assert desired.load(config, "praxis").wake_at == app.next_deadline
