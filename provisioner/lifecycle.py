@@ -69,7 +69,8 @@ def put_to_sleep(
             if not st.asleep:
                 st.asleep, st.slept_at = True, clock()
                 desired.save(config, slug, st)
-            routes.set_route(config, slug, "asleep")
+            if _route(config, slug) != "asleep":
+                routes.set_route(config, slug, "asleep")
             return True
         deadline = clock() + CLI_WAIT_SECONDS
         while True:

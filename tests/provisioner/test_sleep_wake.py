@@ -449,3 +449,11 @@ def test_log_lines_name_only_slug_event_and_numbers(config, engine, backend, gat
     for fields in events:
         assert set(fields) <= {"event", "slug", "seconds", "wake_in", "reason", "error"}
         assert str(config.home) not in json.dumps(fields)
+
+
+def test_sleep_of_an_already_sleeping_facility_changes_nothing(config, engine, backend):
+    engine.add_facility("praxis", running=False, asleep=True, wake_at=1_800_000_600.0)
+    generation = routes.read_routes(config)["generation"]
+    assert lifecycle.put_to_sleep(config, backend, "praxis", require_idle=None)
+    assert routes.read_routes(config)["generation"] == generation  # no needless nginx reload
+    assert desired.load(config, "praxis").wake_at == 1_800_000_600.0
