@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Build the offline base image (Debian bookworm + Python 3.11) from Debian packages, because
+# Build an offline base image (Debian bookworm + Python 3.11) from Debian packages, because
 # no container registry may be reachable. Skips when the image exists already.
+#
+# Usage: build-base.sh [IMAGE [EXTRA_PACKAGES]]   e.g. build-base.sh medcell-base-nginx:bookworm nginx
+# EXTRA_PACKAGES is a comma-separated list added to the base packages (the gateway's base: nginx).
 set -euo pipefail
 
 SCRIPT_NAME=build-base
@@ -12,6 +15,11 @@ SUITE=bookworm
 # python3-venv brings ensurepip, which the Dockerfiles use to make /opt/venv;
 # ca-certificates lets the services verify TLS peers if they ever need to.
 PACKAGES=python3,python3-venv,ca-certificates
+EXTRA_PACKAGES="${2:-}"
+if [ -n "$EXTRA_PACKAGES" ]; then
+    [[ "$EXTRA_PACKAGES" =~ ^[a-z0-9.+-]+(,[a-z0-9.+-]+)*$ ]] || die "bad package list: $EXTRA_PACKAGES"
+    PACKAGES="$PACKAGES,$EXTRA_PACKAGES"
+fi
 
 if image_exists "$IMAGE"; then
     say "$IMAGE present"
@@ -26,7 +34,7 @@ is_root || die "building $IMAGE needs root (mmdebstrap creates device nodes and 
 
 mkdir -p "$BUILD_DIR"
 tarball="$(mktemp --suffix=.tar "$BUILD_DIR/base-$SUITE.XXXXXX")"
-log="$BUILD_DIR/build-base.log"
+log="$BUILD_DIR/build-base-${IMAGE//[^A-Za-z0-9]/_}.log"
 trap 'rm -f "$tarball"' EXIT
 
 say "building $IMAGE with mmdebstrap (about half a minute; log: $log)"
@@ -50,7 +58,7 @@ if ! docker import \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["/bin/bash"]' \
     --change 'LABEL org.opencontainers.image.title=medcell-base' \
-    --change "LABEL org.opencontainers.image.description=\"Debian $SUITE with Python 3\"" \
+    --change "LABEL org.opencontainers.image.description=\"Debian $SUITE with Python 3 ($PACKAGES)\"" \
     --message "mmdebstrap --variant=essential --include=$PACKAGES $SUITE" \
     "$tarball" "$IMAGE" >>"$log" 2>&1; then
     show_log_tail "$log"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Build the medcell images, each only when its inputs changed:
 #   medcell-facility:$MEDCELL_IMAGE_TAG  from services/ and deploy/gunicorn_facility.py
-#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/ and deploy/gunicorn_gateway.py
-# plus what they stand on: the base image ($BASE_IMAGE) and the dependency wheels.
+#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/ and deploy/gunicorn_gateway.py (nginx inside)
+#   medcell-supervisor:$MEDCELL_IMAGE_TAG from provisioner/
+# plus what they stand on: the base images and each image's own dependency wheels.
 #
-# Usage: build-images.sh [facility] [gateway]        (no argument: both)
+# Usage: build-images.sh [facility] [gateway] [supervisor]        (no argument: all three)
 # Environment: PYTHON (a Python 3.11+ with pip, default python3), BASE_IMAGE (default
-# medcell-base:bookworm, built locally; e.g. python:3.11-slim-bookworm where a registry answers),
+# medcell-base:bookworm built locally, and for the gateway medcell-base-nginx:bookworm, the same
+# plus Debian's nginx; e.g. python:3.11-slim-bookworm where a registry answers, then the gateway's
+# Dockerfile installs nginx itself),
 # MEDCELL_IMAGE_TAG (default latest). Progress goes to stderr; stdout stays empty.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -24,7 +27,17 @@ image_sources() {
     case "$1" in
     facility) echo "services deploy/gunicorn_facility.py" ;;
     gateway) echo "gateway deploy/gunicorn_gateway.py" ;;
+    supervisor) echo "provisioner" ;;
     esac
+}
+
+# The base each image is built on: the gateway's offline base has nginx as well.
+image_base() {
+    if [ "$1" = gateway ] && [ "$BASE_IMAGE" = "$DEFAULT_BASE_IMAGE" ]; then
+        echo "$GATEWAY_BASE_IMAGE"
+    else
+        echo "$BASE_IMAGE"
+    fi
 }
 
 # The module the image runs; without it there is nothing worth building.
@@ -32,6 +45,7 @@ image_entry_module() {
     case "$1" in
     facility) echo "services/facility/__init__.py" ;;
     gateway) echo "gateway/__main__.py" ;;
+    supervisor) echo "provisioner/supervisor/__main__.py" ;;
     esac
 }
 
@@ -45,7 +59,7 @@ stage_context() {
         --exclude='*~' -cf - $(image_sources "$name") | tar -C "$context" -xf -
     cp "$DEPLOY_DIR/$name.Dockerfile" "$context/Dockerfile"
     mkdir "$context/wheels"
-    cp "$BUILD_DIR"/wheels/*.whl "$BUILD_DIR/wheels/requirements.txt" "$context/wheels/"
+    cp "$BUILD_DIR/wheels/$name"/*.whl "$BUILD_DIR/wheels/$name/requirements.txt" "$context/wheels/"
     echo "$context"
 }
 
@@ -53,9 +67,9 @@ stage_context() {
 # the exact base image and the version label. Timestamps are left out on purpose, so that a
 # fresh checkout of the same sources does not rebuild.
 build_hash() {
-    local context="$1" base_id="$2" version="$3"
+    local context="$1" base="$2" base_id="$3" version="$4"
     {
-        printf 'base=%s\nbase_id=%s\nversion=%s\n' "$BASE_IMAGE" "$base_id" "$version"
+        printf 'base=%s\nbase_id=%s\nversion=%s\n' "$base" "$base_id" "$version"
         (
             cd "$context"
             find . -printf '%y %m %P\n' | LC_ALL=C sort
@@ -73,13 +87,17 @@ image_id() {
 }
 
 build_image() {
-    local name="$1" base_id="$2" version="$3"
-    local image="medcell-$name:$TAG" entry context hash old_id log started
+    local name="$1" version="$2"
+    local image="medcell-$name:$TAG" entry context hash old_id log started base base_id
     entry="$(image_entry_module "$name")"
     [ -f "$ROOT_DIR/$entry" ] || die "cannot build $image: $entry is missing"
+    [ -f "$DEPLOY_DIR/$name.Dockerfile" ] || die "cannot build $image: deploy/$name.Dockerfile is missing"
+    base="$(image_base "$name")"
+    base_id="$(image_id "$base")"
+    bash "$DEPLOY_DIR/build-wheels.sh" "$name"
 
     context="$(stage_context "$name")"
-    hash="$(build_hash "$context" "$base_id" "$version")"
+    hash="$(build_hash "$context" "$base" "$base_id" "$version")"
     if [ "$(image_label "$image" "$HASH_LABEL")" = "$hash" ]; then
         say "$image up to date"
         return 0
@@ -92,7 +110,7 @@ build_image() {
     # The classic builder, explicitly: it is what Debian's engine has, and newer clients would
     # otherwise look for the BuildKit plugin.
     if ! DOCKER_BUILDKIT=0 docker build --force-rm \
-        --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        --build-arg "BASE_IMAGE=$base" \
         --build-arg "MEDCELL_VERSION=$version" \
         --label "$HASH_LABEL=$hash" \
         --tag "$image" "$context" >"$log" 2>&1; then
@@ -118,9 +136,9 @@ PY
 
 main() {
     local names=("$@") name
-    [ "${#names[@]}" -gt 0 ] || names=(facility gateway)
+    [ "${#names[@]}" -gt 0 ] || names=(facility gateway supervisor)
     for name in "${names[@]}"; do
-        [ -n "$(image_sources "$name")" ] || die "unknown image '$name' (expected facility or gateway)"
+        [ -n "$(image_sources "$name")" ] || die "unknown image '$name' (expected facility, gateway or supervisor)"
     done
 
     command -v docker >/dev/null 2>&1 || die "docker is not installed; run: make engine"
@@ -135,17 +153,18 @@ main() {
 
     if [ "$BASE_IMAGE" = "$DEFAULT_BASE_IMAGE" ]; then
         bash "$DEPLOY_DIR/build-base.sh" "$BASE_IMAGE"
+        case " ${names[*]} " in
+        *" gateway "*) bash "$DEPLOY_DIR/build-base.sh" "$GATEWAY_BASE_IMAGE" nginx ;;
+        esac
     elif ! image_exists "$BASE_IMAGE"; then
         say "pulling $BASE_IMAGE"
         docker pull --quiet "$BASE_IMAGE" >/dev/null || die "cannot pull $BASE_IMAGE"
     fi
-    bash "$DEPLOY_DIR/build-wheels.sh"
 
-    local base_id version
-    base_id="$(image_id "$BASE_IMAGE")"
+    local version
     version="$(project_version)" || die "could not read the version from pyproject.toml"
     for name in "${names[@]}"; do
-        build_image "$name" "$base_id" "$version"
+        build_image "$name" "$version"
     done
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Download the wheels of the services' runtime dependencies for the images' Python, so that the
-# image builds install them with no network. Re-downloads only when the dependency list changes.
+# Download the wheels of one image's runtime dependencies for the images' Python, so that the
+# image build installs them with no network. Re-downloads only when the dependency list changes.
+#
+# Usage: build-wheels.sh IMAGE     (facility, gateway or supervisor; wheels go to .build/wheels/IMAGE)
 set -euo pipefail
 
 SCRIPT_NAME=build-wheels
@@ -8,31 +10,40 @@ SCRIPT_NAME=build-wheels
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PYTHON="${PYTHON:-python3}"
-WHEEL_DIR="$BUILD_DIR/wheels"
+IMAGE="${1:?usage: build-wheels.sh facility|gateway|supervisor}"
+WHEEL_DIR="$BUILD_DIR/wheels/$IMAGE"
 # Both supported bases (Debian bookworm's python3 and python:3.11-slim-bookworm) run CPython 3.11
 # on glibc 2.36, so wheels are chosen for that target, not for whatever Python runs this script.
 TARGET_PYTHON=3.11
 TARGET_ABI=cp311
 GLIBC_MINOR_MAX=36
-# Used only on the operator's machine to drive the engine; never inside an image.
-HOST_ONLY_DEPENDENCIES="docker"
+# Each image gets only what its code imports; versions come from pyproject.toml where it pins them.
+case "$IMAGE" in
+facility) PACKAGES="flask gunicorn pynacl sqlite-utils segno" ;;
+gateway) PACKAGES="gunicorn" ;; # the control plane and the activator use the standard library
+supervisor) PACKAGES="docker requests click" ;;
+*) die "unknown image '$IMAGE'" ;;
+esac
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "no Python at '$PYTHON'; set PYTHON to a Python 3.11+ with pip"
 
-# The runtime dependencies as written in pyproject.toml, one requirement a line.
+# The image's requirements, one a line, with pyproject.toml's version range where it has one.
 requirements="$(
-    "$PYTHON" - "$ROOT_DIR/pyproject.toml" "$HOST_ONLY_DEPENDENCIES" <<'PY'
+    "$PYTHON" - "$ROOT_DIR/pyproject.toml" "$PACKAGES" <<'PY'
 import re
 import sys
 import tomllib
 
+
+def canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 with open(sys.argv[1], "rb") as f:
     dependencies = tomllib.load(f)["project"]["dependencies"]
-host_only = set(sys.argv[2].split())
-for requirement in dependencies:
-    name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)
-    if re.sub(r"[-_.]+", "-", name).lower() not in host_only:
-        print(requirement)
+pinned = {canonical(re.match(r"[A-Za-z0-9._-]+", r).group(0)): r for r in dependencies}
+for name in sys.argv[2].split():
+    print(pinned.get(canonical(name), name))
 PY
 )" || die "could not read the dependencies from pyproject.toml with $PYTHON (needs Python 3.11+)"
 
@@ -45,13 +56,13 @@ done
 key="$(printf '%s\n' "$requirements" "python=$TARGET_PYTHON abi=$TARGET_ABI glibc=2.$GLIBC_MINOR_MAX" |
     sha256sum | cut -d' ' -f1)"
 if [ -f "$WHEEL_DIR/.key" ] && [ "$(cat "$WHEEL_DIR/.key")" = "$key" ]; then
-    say "wheels up to date"
+    say "$IMAGE wheels up to date"
     exit 0
 fi
 
-say "downloading wheels for Python $TARGET_PYTHON"
-log="$BUILD_DIR/build-wheels.log"
-staging="$BUILD_DIR/wheels.new"
+say "downloading $IMAGE wheels for Python $TARGET_PYTHON"
+log="$BUILD_DIR/build-wheels-$IMAGE.log"
+staging="$BUILD_DIR/wheels/$IMAGE.new"
 rm -rf "$staging"
 mkdir -p "$staging"
 printf '%s\n' "$requirements" >"$staging/requirements.txt"
@@ -67,4 +78,4 @@ printf '%s\n' "$key" >"$staging/.key"
 # Swap in the complete set at once so an interrupted download never looks up to date.
 rm -rf "$WHEEL_DIR"
 mv "$staging" "$WHEEL_DIR"
-say "$(find "$WHEEL_DIR" -name '*.whl' | wc -l) wheels in $WHEEL_DIR"
+say "$(find "$WHEEL_DIR" -name '*.whl' | wc -l) $IMAGE wheels in $WHEEL_DIR"

@@ -1,5 +1,6 @@
-# medcell-gateway: the HTTPS entry point that routes /f/<slug>/ to the facility containers.
-# Built by deploy/build-images.sh from a staged context (gateway/, the gunicorn config, wheels/).
+# medcell-gateway: nginx as the HTTPS entry point routing /f/<slug>/ to the facility sockets, with
+# the Python control plane and activator (gateway/). Built by deploy/build-images.sh from a staged
+# context (gateway/, the activator's gunicorn config, wheels/). The offline base has nginx already.
 ARG BASE_IMAGE=medcell-base:bookworm
 
 # The virtualenv is made in its own stage so the wheels never end up in a layer of the image.
@@ -15,6 +16,14 @@ RUN python3 -m venv /opt/venv \
 FROM ${BASE_IMAGE}
 ARG BASE_IMAGE
 ARG MEDCELL_VERSION=dev
+# A registry base (python:3.11-slim-bookworm) has no nginx: take Debian's package then. Its default
+# site and log directories are never used (the gateway renders its own configuration under /tmp).
+RUN if ! command -v nginx >/dev/null 2>&1; then \
+        apt-get update \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && nginx -v
 LABEL org.opencontainers.image.title="medcell-gateway" \
       org.opencontainers.image.description="medcell gateway: HTTPS entry point routing to the facility containers" \
       org.opencontainers.image.version="${MEDCELL_VERSION}" \
@@ -34,7 +43,8 @@ RUN if command -v useradd >/dev/null 2>&1; then \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MEDCELL_GATEWAY_CONFIG=/etc/medcell-gateway
+    MEDCELL_GATEWAY_CONFIG=/etc/medcell-gateway \
+    MEDCELL_GATEWAY_STATE_DIR=/tmp/medcell-gateway
 
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
@@ -47,6 +57,7 @@ USER 10001:10001
 EXPOSE 8443 8080
 # Liveness only: the gateway's certificate is often self-signed and never names 127.0.0.1, so
 # verification is off for this loopback probe (it carries no secrets).
-HEALTHCHECK --interval=5s --timeout=3s --start-period=20s --retries=3 \
+# Every 30 s: a probe starts a Python process (~50 ms of CPU), too dear to run every few seconds.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import ssl, urllib.request; ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE; urllib.request.urlopen('https://127.0.0.1:8443/healthz', context=ctx, timeout=2)"]
 CMD ["python", "-m", "gateway", "serve"]

@@ -9,6 +9,8 @@ BUILD_DIR="$DEPLOY_DIR/.build"
 # The offline base built from Debian packages; an operator with a registry overrides it.
 DEFAULT_BASE_IMAGE="medcell-base:bookworm"
 BASE_IMAGE="${BASE_IMAGE:-$DEFAULT_BASE_IMAGE}"
+# The gateway's offline base: the same packages plus Debian's nginx.
+GATEWAY_BASE_IMAGE="medcell-base-nginx:bookworm"
 
 say() {
     printf '%s: %s\n' "${SCRIPT_NAME:-deploy}" "$*" >&2

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from .errorlog import ErrorLogReceiver
 from .errors import GatewayError
 from .nginx import Nginx
 from .routes import EMPTY, RoutesFile, RouteTable
-from .settings import applied_file, routes_file, settings_from_env, tls_files
+from .settings import activator_socket, applied_file, routes_file, settings_from_env, tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIVATOR_CONFIG = ROOT / "deploy" / "gunicorn_gateway.py"
@@ -74,7 +75,21 @@ class ControlPlane:
         self.nginx.render(table)
         self.start_activator()
         self.nginx.start()
+        # Sleeping facilities' requests need the activator: ready before anything is confirmed.
+        if not self.wait_activator(timeout=20):
+            accesslog.event("activator_not_ready", "error")
         self.acknowledge(table)
+
+    def wait_activator(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.activator.poll() is None:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                try:
+                    s.connect(activator_socket(self.settings))
+                    return True
+                except OSError:
+                    time.sleep(0.05)
+        return False
 
     def start_activator(self) -> None:
         env = {**os.environ, "MEDCELL_GATEWAY_STATE_DIR": self.settings["STATE_DIR"]}

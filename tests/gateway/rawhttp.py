@@ -1,4 +1,4 @@
-"""A deliberately dumb HTTPS client: sends the request target byte for byte, as an attacker would."""
+"""A deliberately dumb HTTPS client: sends the request target byte for byte, as attackers do."""
 
 import socket
 import ssl

@@ -1,78 +1,18 @@
-"""gunicorn with the gateway's config on loopback: TLS versions, cipher policy, and `serve`."""
+"""nginx with the rendered config on loopback: TLS versions, cipher policy, HTTP/2, and `serve`."""
 
 import http.client
 import json
-import os
-import signal
 import socket
 import ssl
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, write_routes
-
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = "S3CRET"
 
 
-def make_tls_files(config_dir: Path) -> None:
-    """A throwaway self-signed certificate, made the way an operator would with openssl."""
-    tls = config_dir / "tls"
-    tls.mkdir(parents=True)
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(tls / "key.pem"), "-out", str(tls / "cert.pem"),
-            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True, capture_output=True,
-    )  # fmt: skip
-
-
-def wait_for_port(port: int, process: subprocess.Popen, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited early"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listening on {port}")
-
-
-@pytest.fixture(scope="module")
-def config_dir(tmp_path_factory, upstream_servers):
-    directory = tmp_path_factory.mktemp("gateway-config")
-    make_tls_files(directory)
-    write_routes(directory / "routes.json", {"a": (upstream_servers["a"].origin, "running")})
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tls_gateway(config_dir, tmp_path_factory):
-    """gunicorn serving the gateway over TLS with deploy/gunicorn_gateway.py; yields its port."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("gunicorn") / "stderr.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn_gateway.py",
-                "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-                "--certfile", str(config_dir / "tls/cert.pem"),
-                "--keyfile", str(config_dir / "tls/key.pem"),
-            ],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "MEDCELL_GATEWAY_CONFIG": str(config_dir)},
-        )  # fmt: skip
-    wait_for_port(port, process)
-    yield port, log_path
-    process.terminate()
-    process.wait(timeout=20)
+@pytest.fixture
+def tls_gateway(gateway):
+    return gateway.port, gateway.log_path
 
 
 def client_context(version: ssl.TLSVersion, ciphers: str | None = None) -> ssl.SSLContext:
@@ -157,7 +97,7 @@ def test_gateway_answers_its_health_check_over_tls(tls_gateway):
     assert "includeSubDomains" in response.getheader("Strict-Transport-Security")
 
 
-def test_proxied_request_says_https_to_the_facility(tls_gateway, upstreams):
+def test_proxied_request_says_https_to_the_facility(tls_gateway, upstreams):  # noqa: ARG001
     port, _ = tls_gateway
     response = https_get(port, "/f/a/api/v1/x", headers={"X-Forwarded-Proto": "http"})
     assert response.status == 200
@@ -167,43 +107,19 @@ def test_proxied_request_says_https_to_the_facility(tls_gateway, upstreams):
     assert response.getheader("Content-Security-Policy")
 
 
-def test_server_log_holds_no_paths_or_tokens(tls_gateway, upstreams):
-    port, log_path = tls_gateway
-    https_get(port, f"/f/a/p/{SECRET}-token?pin={SECRET}")
-    https_get(port, f"/f/a/p/{SECRET}%2f..")
-    with pytest.raises(http.client.IncompleteRead):
-        https_get(port, f"/f/a/truncated?{SECRET}")  # the facility breaks off: gunicorn logs it
+def test_http2_is_offered(tls_gateway):
+    port, _ = tls_gateway
     context = client_context(ssl.TLSVersion.TLSv1_3)
+    context.set_alpn_protocols(["h2", "http/1.1"])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
         with context.wrap_socket(raw) as tls:
-            tls.sendall(f"GET /f/a/p/{SECRET} HTTP/1.1 junk\r\nHost: x\r\n\r\n".encode())
-            tls.recv(1024)
-    time.sleep(0.5)
-    log = log_path.read_text()
-    assert '"event":"request"' in log
-    assert "Invalid request refused" in log and "upstream_aborted" in log
-    assert SECRET not in log
-    assert "/f/a" not in log
-    for line in log.splitlines():
-        json.loads(line)  # gunicorn's own lines are JSON too: one format for the whole log
+            assert tls.selected_alpn_protocol() == "h2"
 
 
-def test_serve_redirects_http_serves_https_and_stops_on_sigterm(config_dir, upstreams):
-    https_port, http_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MEDCELL_GATEWAY_CONFIG": str(config_dir),
-        "MEDCELL_GATEWAY_HTTPS_BIND": f"127.0.0.1:{https_port}",
-        "MEDCELL_GATEWAY_HTTP_BIND": f"127.0.0.1:{http_port}",
-        "MEDCELL_GATEWAY_PORT": str(https_port),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+def test_serve_redirects_http_serves_https_and_stops_on_sigterm(make_gateway):
+    gateway = make_gateway()
+    https_port, http_port = gateway.port, gateway.http_port
     try:
-        wait_for_port(https_port, process)
-        wait_for_port(http_port, process)
         for method, status in (("GET", 301), ("POST", 308)):
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
             conn.request(method, f"/f/a/p/{SECRET}?x=1")
@@ -215,9 +131,8 @@ def test_serve_redirects_http_serves_https_and_stops_on_sigterm(config_dir, upst
             conn.close()
         assert https_get(https_port, "/f/a/").status == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0
-    assert SECRET not in output.decode()
+        assert gateway.stop() == 0
+    output = gateway.log_path.read_text()
+    assert SECRET not in output
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", http_port), timeout=1).close()

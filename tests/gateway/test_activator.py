@@ -1,0 +1,66 @@
+"""Sleeping facilities: nginx hands their requests to the activator, which wakes them through the
+supervisor (a fake one here, on its real unix socket) and passes the held request on."""
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+
+def test_first_request_wakes_the_facility_and_is_answered(gateway):
+    response = requests.get(f"{gateway.url}/f/sleepy/api/v1/x?y=1")
+    assert response.status_code == 200
+    assert response.json()["upstream"] == "sleepy"
+    assert response.json()["path"] == "/api/v1/x?y=1"
+    assert response.json()["headers"]["x-forwarded-prefix"] == "/f/sleepy"
+    assert "x-medcell-slug" not in response.json()["headers"]
+    assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]
+    assert response.headers["Strict-Transport-Security"]
+
+
+def test_held_post_body_reaches_the_woken_facility(gateway):
+    body = b"\x01" * (3 * 1024 * 1024 + 7)
+    response = requests.post(f"{gateway.url}/f/sleepy/api/v1/upload", data=body)
+    assert response.json()["body_size"] == len(body)
+    assert response.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+    def chunks():
+        yield b"a" * 70000
+        yield b"b" * 5
+
+    chunked = requests.post(f"{gateway.url}/f/sleepy/api/v1/upload", data=chunks())
+    assert chunked.json()["body_size"] == 70005
+
+
+def test_parallel_first_requests_cause_one_wake(gateway):
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(lambda _: requests.get(f"{gateway.url}/f/sleepy/").status_code, range(8))
+        )
+    assert statuses == [200] * 8
+    assert len(gateway.supervisor.seen) == 1
+
+
+def test_supervisor_refusals_become_the_gateways_answers(gateway):
+    gone = requests.get(f"{gateway.url}/f/gone/")
+    halted = requests.get(f"{gateway.url}/f/halted/")
+    broken = requests.get(f"{gateway.url}/f/broken/")
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    assert halted.status_code == 503 and halted.headers["Retry-After"] == "30"
+    assert broken.status_code == 503 and broken.headers["Retry-After"] == "5"
+    for response in (gone, halted, broken):
+        assert response.headers["Content-Type"] == "application/json"
+
+
+def test_poll_of_a_sleeping_facility_is_answered_without_waking_it(gateway):
+    response = requests.get(f"{gateway.url}/f/sleepy/api/v1/x", headers={"X-Medcell-Poll": "1"})
+    assert response.status_code == 204
+    assert gateway.supervisor.seen == []
+    assert gateway.upstreams["sleepy"].seen == []
+
+
+def test_a_client_cannot_name_the_facility_to_wake(gateway):
+    response = requests.get(f"{gateway.url}/f/a/", headers={"X-Medcell-Slug": "sleepy"})
+    assert response.json()["upstream"] == "a"
+    assert "x-medcell-slug" not in response.json()["headers"]
+    assert gateway.supervisor.seen == []
