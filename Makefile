@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images browser clean
+.PHONY: run test test-fast lint format bench venv engine images browser nginx clean
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,11 +29,18 @@ browser:
 	  test "$$(id -u)" = 0 || { echo "Error: chromium missing; install it: apt-get install -y chromium" >&2; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+## nginx for the gateway tests (Debian's package, the one in the gateway image). Not started:
+## the tests run it themselves on loopback with their own configuration.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  test "$$(id -u)" = 0 || { echo "Error: nginx missing; install it: apt-get install -y nginx" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
+
 run: images
 	$(BIN)/medcell up
 	$(BIN)/python -m provisioner.demo
 
-test: images browser
+test: images browser nginx
 	$(BIN)/ruff check .
 	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)
 
