@@ -23,6 +23,7 @@ from provisioner.errors import (
 from provisioner.validation import check_name, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
+APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 FACILITY_UID = 10001
 
 
@@ -184,7 +185,7 @@ class Facilities:
                 self.backend.start(names.container)
                 self.wait_healthy(slug)
                 admin_login = self._create_admin(slug, admin)
-                routes.set_route(self.config, slug, "running")
+                self.route(slug, "running")
             except BaseException:
                 _undo_all(undo)
                 raise
@@ -229,7 +230,7 @@ class Facilities:
             st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
             st.health, st.error = "ok", None
             desired.save(self.config, slug, st)
-            routes.set_route(self.config, slug, "running")
+            self.route(slug, "running")
         return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
@@ -269,6 +270,21 @@ class Facilities:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
+
+    def route(self, slug: str, state_name: str) -> None:
+        """Publish one facility's route; with a gateway running, return once nginx serves it.
+
+        nginx follows routes.json within a fraction of a second, but a facility that `create` or
+        `start` just reported ready must not answer 404 or 503 to the very next request.
+        """
+        generation = routes.set_route(self.config, slug, state_name)
+        gateway = self.backend.container(self.config.gateway_container)
+        if gateway is None or gateway.status != "running":
+            return  # a gateway started later reads the whole table first
+        if not routes.wait_applied(
+            self.config, generation, timeout=APPLY_TIMEOUT, clock=self.clock, sleep=self.sleep
+        ):
+            self.progress(f"the gateway has not applied the route of {slug} yet")
 
     def publish(self) -> int:
         """Rewrite routes.json from Docker's truth and the state files; returns the generation."""
