@@ -281,6 +281,9 @@ class Scheduler:
             entry.mode = "deadline" if job.arg == "deadline" else "awake"
             entry.failures, entry.backoff = 0, 0.0
             first = DEADLINE_PROBE if entry.mode == "deadline" else PROBE_INTERVAL
+            timeout = entry.st.idle_timeout(self.config)
+            if entry.mode == "awake" and timeout:
+                first = min(first, timeout)  # the earliest its idle time could be up
             self._schedule(entry, now + first)
             return
         entry.backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, entry.backoff * 2))
