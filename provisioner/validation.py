@@ -11,7 +11,7 @@ MAX_RETENTION = 7 * 86400
 NAME_MAX = 200
 
 
-RESERVED_SLUGS = frozenset({"gateway", "edge"})
+RESERVED_SLUGS = frozenset({"gateway", "edge", "supervisor"})
 
 
 def check_slug(slug: str) -> str:
@@ -20,7 +20,7 @@ def check_slug(slug: str) -> str:
         raise InvalidArgument(
             f"invalid slug {slug!r}: use 1-32 lowercase letters, digits and inner hyphens"
         )
-    # These would take the names of medcell's own objects (medcell-gateway, medcell-edge, and
+    # These would take the names of medcell's own objects (medcell-gateway, -edge, -supervisor, and
     # the one-off medcell-<slug>-shred container that destroys a stopped facility's keys).
     if slug in RESERVED_SLUGS or slug.endswith("-shred"):
         raise InvalidArgument(f"slug {slug!r} is reserved for medcell's own Docker objects")

@@ -102,7 +102,7 @@ def test_bad_settings_are_refused(env):
         Config.from_env(env)
 
 
-@pytest.mark.parametrize("slug", ["gateway", "edge", "praxis-shred"])
+@pytest.mark.parametrize("slug", ["gateway", "edge", "supervisor", "praxis-shred"])
 def test_slugs_that_would_take_medcells_own_object_names_are_refused(slug):
     with pytest.raises(InvalidArgument, match="reserved"):
         check_slug(slug)
