@@ -1,8 +1,10 @@
 """The medcell images as an operator meets them: built by deploy/build-images.sh, run hardened."""
 
+import http.client
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -18,11 +20,18 @@ pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "deploy" / "build-images.sh"
 TAG = os.environ.get("MEDCELL_IMAGE_TAG") or "latest"
-IMAGES = {"facility": f"medcell-facility:{TAG}", "gateway": f"medcell-gateway:{TAG}"}
-# Each image's /app holds its own package and its gunicorn settings, nothing else.
+IMAGES = {name: f"medcell-{name}:{TAG}" for name in ("facility", "gateway", "supervisor")}
+# Each image's /app holds its own package (and its gunicorn settings), nothing else.
 APP_CONTENTS = {
     "facility": {"services": None, "deploy": {"gunicorn_facility.py"}},
     "gateway": {"gateway": None, "deploy": {"gunicorn_gateway.py"}},
+    "supervisor": {"provisioner": None},
+}
+# What each image's Python must import, and what belongs to the other images only.
+DEPENDENCIES = {
+    "facility": ({"Flask", "gunicorn", "PyNaCl", "sqlite-utils", "segno"}, {"docker", "requests"}),
+    "gateway": ({"gunicorn"}, {"Flask", "PyNaCl", "docker", "requests"}),
+    "supervisor": ({"docker", "requests", "click"}, {"Flask", "gunicorn", "PyNaCl"}),
 }
 # Objects these tests create carry this label, so a leftover is easy to find and never looks
 # like a facility to the provisioner.
@@ -90,10 +99,13 @@ def test_image_carries_the_oci_labels(client, built, name):
     assert len(labels["medcell.build-hash"]) == 64
 
 
-def test_gateway_declares_a_healthcheck_on_healthz(client, built):
+def test_only_the_gateway_declares_a_healthcheck(client, built):
     healthcheck = client.images.get(built["gateway"]).attrs["Config"]["Healthcheck"]
     assert healthcheck["Test"][0] == "CMD"
     assert any("/healthz" in part for part in healthcheck["Test"])
+    # An idle facility must cost nothing: no probe process forked in it every few seconds.
+    for name in ("facility", "supervisor"):
+        assert client.images.get(built[name]).attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
 
 
 @pytest.mark.parametrize("name", IMAGES)
@@ -120,7 +132,8 @@ def test_app_holds_only_what_the_service_needs(client, built, name):
     ).splitlines()
     expected = APP_CONTENTS[name]
     assert {path.split("/")[0] for path in listing} == set(expected)
-    assert {p.split("/", 1)[1] for p in listing if p.startswith("deploy/")} == expected["deploy"]
+    deploy = {p.split("/", 1)[1] for p in listing if p.startswith("deploy/")}
+    assert deploy == expected.get("deploy", set())
     names = {part for path in listing for part in path.split("/")}
     assert not names & {"tests", ".git", "pyproject.toml", "Makefile", "wheels"}
     assert not [path for path in listing if path.rsplit("/", 1)[-1].startswith(".")]
@@ -133,19 +146,24 @@ def test_wheels_are_not_left_in_the_image(client, built, name):
     assert not [layer for layer in history if "/tmp/wheels" in (layer.get("CreatedBy") or "")]
 
 
-def test_gateway_has_nginx_and_only_its_own_dependencies(client, built):
-    output = run_in(client, "gateway", ["sh", "-c", "nginx -v 2>&1; pip list --format=freeze"])
-    assert "nginx/1.22" in output
-    assert "gunicorn==" in output
-    for other in ("Flask", "PyNaCl", "docker", "requests"):
-        assert f"{other}==" not in output
+@pytest.mark.parametrize("name", IMAGES)
+def test_image_has_only_its_own_dependencies(client, built, name):
+    frozen = run_in(client, name, ["pip", "list", "--format=freeze"]).splitlines()
+    installed = {line.split("==")[0].lower() for line in frozen}
+    needed, foreign = DEPENDENCIES[name]
+    assert {n.lower() for n in needed} <= installed
+    assert not {n.lower() for n in foreign} & installed
+
+
+def test_gateway_has_nginx(client, built):
+    assert "nginx/1.22" in run_in(client, "gateway", ["sh", "-c", "nginx -v 2>&1"])
 
 
 def test_facility_dependencies_and_aes_gcm_work_on_a_read_only_root(client, built):
     output = python_in(
         client,
         "facility",
-        "import os, flask, gunicorn, sqlite_utils, requests, nacl.bindings as b\n"
+        "import os, flask, gunicorn, sqlite_utils, segno, nacl.bindings as b\n"
         "key, nonce = os.urandom(32), os.urandom(12)\n"
         "sealed = b.crypto_aead_aes256gcm_encrypt(b'note', b'aad', nonce, key)\n"
         "print(b.crypto_aead_aes256gcm_decrypt(sealed, b'aad', nonce, key).decode())",
@@ -181,6 +199,7 @@ def test_new_volumes_at_data_and_keys_are_private_to_the_service_user(client, bu
 
 
 def wait_until_healthy(container, timeout: float = 60) -> str:
+    """Docker's own verdict on a container whose image declares a health check."""
     deadline = time.monotonic() + timeout
     status = "starting"
     while time.monotonic() < deadline:
@@ -194,30 +213,92 @@ def wait_until_healthy(container, timeout: float = 60) -> str:
     return status if container.status == "running" else container.status
 
 
-def test_facility_container_becomes_healthy_when_hardened(client, built, volumes):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 2):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def healthz_on_socket(path: Path) -> tuple[int, dict] | None:
+    """GET /healthz over the facility's socket, as the supervisor asks it; None if no answer."""
+    connection = UnixHTTPConnection(str(path))
+    try:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def wait_for_socket_health(container, path: Path, timeout: float = 60) -> tuple[int, dict] | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status not in ("created", "running"):
+            return None
+        if path.is_socket() and (answer := healthz_on_socket(path)) is not None:
+            return answer
+        time.sleep(0.2)
+    return None
+
+
+@pytest.fixture
+def socket_dir(tmp_path: Path) -> Path:
+    """A host dir for the socket, writable by the facility's uid, as the provisioner makes it."""
+    path = tmp_path / "run"
+    path.mkdir()
+    if os.geteuid() == 0:
+        os.chown(path, 10001, 10001)
+        path.chmod(0o711)
+    else:
+        path.chmod(0o777)
+    return path
+
+
+def test_facility_container_becomes_healthy_on_its_socket_without_a_network(
+    client, built, volumes, socket_dir
+):
     data, keys = volumes
     container = client.containers.run(
         built["facility"],
         detach=True,
         labels=TEST_LABEL,
         environment={"MEDCELL_FACILITY": "imagetest"},
-        volumes={data.name: {"bind": "/data"}, keys.name: {"bind": "/keys"}},
+        volumes={
+            data.name: {"bind": "/data"},
+            keys.name: {"bind": "/keys"},
+            str(socket_dir): {"bind": "/run/medcell", "mode": "rw"},
+        },
+        network_mode="none",
+        mem_limit="256m",
+        pids_limit=128,
         **HARDENED,
     )
     try:
-        status = wait_until_healthy(container)
-        assert status == "healthy", container.logs().decode()[-2000:]
+        answer = wait_for_socket_health(container, socket_dir / "app.sock")
+        assert answer == (200, {"status": "ok"}), container.logs().decode()[-2000:]
+        container.reload()
+        assert container.status == "running"
+        assert "Health" not in container.attrs["State"]  # nobody but us probes it
+        assert set(container.attrs["NetworkSettings"]["Networks"]) <= {"none"}
     finally:
         container.remove(force=True)
 
 
 def test_gateway_container_becomes_healthy_with_a_self_signed_certificate(client, built):
-    # The operator's configuration is a read-only bind mount in real use; here the container
-    # makes a throwaway one on its tmpfs, so the test needs no files on the host.
-    config = "/tmp/gateway-config"
-    routes = shlex.quote(json.dumps({"version": 1, "facilities": {}}))
+    # The operator's configuration and the run directory are bind mounts in real use; here the
+    # container makes throwaway ones on its tmpfs, so the test needs no files on the host.
+    config, run = "/tmp/gateway-config", "/tmp/gateway-run"
+    routes = shlex.quote(json.dumps({"version": 2, "generation": 1, "facilities": {}}))
     script = (
-        f"mkdir -p {config}/tls && echo {routes} > {config}/routes.json"
+        f"mkdir -p {config}/tls {run}/facilities && echo {routes} > {config}/routes.json"
         " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
         f" -keyout {config}/tls/key.pem -out {config}/tls/cert.pem 2>/dev/null"
         " && exec python -m gateway serve"
@@ -227,7 +308,7 @@ def test_gateway_container_becomes_healthy_with_a_self_signed_certificate(client
         ["sh", "-c", script],
         detach=True,
         labels=TEST_LABEL,
-        environment={"MEDCELL_GATEWAY_CONFIG": config},
+        environment={"MEDCELL_GATEWAY_CONFIG": config, "MEDCELL_GATEWAY_RUN_DIR": run},
         **HARDENED,
     )
     try:
@@ -235,6 +316,37 @@ def test_gateway_container_becomes_healthy_with_a_self_signed_certificate(client
         assert status == "healthy", container.logs().decode()[-2000:]
     finally:
         container.remove(force=True)
+
+
+def test_supervisor_code_loads_on_a_read_only_root_without_a_network(client, built):
+    output = python_in(
+        client,
+        "supervisor",
+        "import docker, provisioner.supervisor.service, provisioner.lifecycle; print('loaded')",
+        network_mode="none",
+    )
+    assert output == "loaded"
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_no_secret_in_the_image_its_labels_or_its_environment(client, built, name):
+    config = client.images.get(built[name]).attrs["Config"]
+    for entry in [*config["Env"], *(f"{k}={v}" for k, v in config["Labels"].items())]:
+        name_, value = entry.split("=", 1)
+        # A name like MEDCELL_KEY_DIR may say where secrets are made at run time, nothing more.
+        if any(word in name_.upper() for word in ("SECRET", "PASS", "TOKEN", "KEY")):
+            assert value.startswith("/"), entry
+    # Keys are made at run time (facility: on its volume; gateway: mounted): none ships.
+    found = run_in(
+        client,
+        name,
+        [
+            "sh",
+            "-c",
+            "grep -rl 'PRIVATE KEY' /app /data /keys /etc/medcell-gateway 2>/dev/null; true",
+        ],
+    )
+    assert found.strip() == ""
 
 
 def test_building_again_rebuilds_nothing(client, built):
