@@ -1,18 +1,27 @@
-"""Gateway benchmark: what the HTTPS gateway costs compared with talking to a facility directly.
+"""Gateway benchmark: what the nginx gateway costs compared with talking to a facility directly.
 
-One private installation (own MEDCELL_HOME, ports and Docker name prefix) with one facility. The
-same wrk client (16 keep-alive connections) alternates, in one run, between the gateway over TLS
-and the facility container over plain HTTP (both at their container addresses), for a small
-message GET and POST; then 20 MB attachments stream up and down while `docker stats` samples the
-gateway's memory. Everything the run created is removed at the end.
+Host processes, not containers: the real facility app under gunicorn with its production config
+(deploy/gunicorn_facility.py) listens on the unix socket the gateway routes to and, for the
+direct side, on a loopback TCP port; the real `python -m gateway serve` (nginx from Debian, the
+package the gateway image carries, with the rendered production configuration) serves TLS on
+loopback in front of that socket. Both sides reach the same facility process in the same run.
+Containers would add nothing per request that matters here (namespaces and cgroups cost no
+CPU per request) but would put Docker's userland proxy or NAT on one side only, and a
+container's cgroup counts its Python control plane with nginx; here the nginx worker processes
+are counted alone, from /proc/<pid>/stat.
+
+1. Throughput: wrk (16 keep-alive connections) alternates, round by round in rotating order,
+   between direct (plain HTTP), the gateway (TLS), and a hand-edited copy of the gateway's nginx
+   configuration that keeps upstream connections alive (see bench/gateway_setup.py), on
+   `GET /healthz`, a 20-message list and a message POST. Medians of the rounds.
+2. Memory of the nginx processes while 20 MB attachments stream up and down.
+3. 20 facilities x 64 clients x 60 s through the gateway, mixed list GET / message POST.
+Everything is started in a temporary directory and removed at the end; loopback only.
 """
 
-import functools
 import json
 import os
-import secrets
-import subprocess
-import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -20,268 +29,281 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ensure_wrk, free_port, median, wrk
+from bench.common import cpu_seconds, ensure_nginx, ensure_wrk, median, memory, table, wrk
+from bench.gateway_setup import Facility, Gateway, KeepaliveCopy
 
 CONNECTIONS = 16
 SECONDS = 5
-ROUNDS = 3
-ATTACHMENT_ROUNDS = 10
+ROUNDS = 5
+FACILITIES = 20
+CLIENTS = 64
+SOAK_SECONDS = 60
+ATTACHMENTS = 10
 MIB = 1024 * 1024
 MESSAGE = json.dumps({"body": "x" * 300})
+VIAS = ("direct", "gateway", "keepalive")
 
 
-class Installation:
-    """A throw-away medcell installation driven through the CLI, removed on exit."""
-
-    def __init__(self, home: Path):
-        self.prefix = f"mcbench{secrets.token_hex(3)}"
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "MEDCELL_HOME": str(home),
-            "MEDCELL_DOCKER_PREFIX": self.prefix,
-            "MEDCELL_GATEWAY_PORT": str(self.port),
-            "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
-            "MEDCELL_GATEWAY_BIND": "127.0.0.1",
-        }
-        self.gateway = f"{self.prefix}-gateway"
-        self.cert = str(home / "gateway" / "tls" / "cert.pem")
-
-    def medcell(self, *args: str) -> dict:
-        result = subprocess.run(
-            [sys.executable, "-m", "provisioner", *args, "--json"],
-            env=self.env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise SystemExit(f"Error: medcell {' '.join(args)} failed: {result.stderr.strip()}")
-        return json.loads(result.stdout)
-
-    def container_ip(self, container: str, network: str) -> str:
-        out = subprocess.run(
-            ["docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}", container],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        return json.loads(out)[network]["IPAddress"]
-
-    def remove(self, slugs: list[str]) -> None:
-        for slug in slugs:
-            subprocess.run(
-                [sys.executable, "-m", "provisioner", "facility", "delete", slug, "--yes"],
-                env=self.env, capture_output=True, timeout=300,
-            )  # fmt: skip
-        subprocess.run(
-            [sys.executable, "-m", "provisioner", "down"], env=self.env, capture_output=True
-        )
-        label = f"label=medcell.instance={self.prefix}"
-        for kind, listing in (
-            ("container", ["docker", "ps", "-aq", "--filter", label]),
-            ("network", ["docker", "network", "ls", "-q", "--filter", label]),
-            ("volume", ["docker", "volume", "ls", "-q", "--filter", label]),
-        ):
-            ids = subprocess.run(listing, capture_output=True, text=True).stdout.split()
-            if ids:
-                force = [] if kind == "network" else ["-f"]
-                subprocess.run(["docker", kind, "rm", *force, *ids], capture_output=True)
-
-
-def ssl_session(cafile: str) -> requests.Session:
-    """A session verifying the installation's certificate; passed per request because this
-    requests version ignores a CA file set as `Session.verify`."""
+def prepare(origin: str, admin: dict, cert: str | bool = False) -> tuple[str, str, str]:
+    """Log in; a conversation holding 20 messages to list, and one to post into."""
     session = requests.Session()
-    session.request = functools.partial(session.request, verify=cafile)
-    return session
-
-
-def container_id(name: str) -> str:
-    return subprocess.run(
-        ["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True
-    ).stdout.strip()
-
-
-def container_memory(cid: str) -> int:
-    """Memory use as `docker stats` computes it (usage minus inactive page cache), in bytes.
-
-    Read from the container's cgroup, so it can be sampled every few milliseconds.
-    """
-    for usage_file, stat_file, inactive in (
-        (f"/sys/fs/cgroup/memory/docker/{cid}/memory.usage_in_bytes",
-         f"/sys/fs/cgroup/memory/docker/{cid}/memory.stat", "total_inactive_file"),
-        (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.current",
-         f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/memory.stat", "inactive_file"),
-    ):  # fmt: skip
-        if os.path.exists(usage_file):
-            stat = dict(line.split() for line in Path(stat_file).read_text().splitlines())
-            return int(Path(usage_file).read_text()) - int(stat.get(inactive, 0))
-    out = subprocess.run(
-        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", cid],
-        capture_output=True, text=True, timeout=30,
-    ).stdout  # fmt: skip
-    usage = out.split("/")[0].strip()
-    units = {"KiB": 1024, "MiB": MIB, "GiB": 1024 * MIB, "kB": 1000, "MB": 10**6, "GB": 10**9}
-    for unit, factor in units.items():
-        if usage.endswith(unit):
-            return int(float(usage[: -len(unit)]) * factor)
-    return int(float(usage.rstrip("B")))
-
-
-def container_cpu(cid: str) -> float | None:
-    """CPU seconds a container has used so far, from its cgroup; None where it cannot be read."""
-    for path, scale in (
-        (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
-        (f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
-    ):
-        if os.path.exists(path):
-            return int(Path(path).read_text()) * scale
-    stat = Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat")
-    if stat.exists():
-        usage = dict(line.split() for line in stat.read_text().splitlines())
-        return int(usage["usage_usec"]) * 1e-6
-    return None
-
-
-def prepare(inst: Installation, base: str) -> tuple[str, str, str]:
-    """Log in; one conversation with one message to list, one to post into."""
-    admin = inst.medcell("facility", "create", "bench")
-    session = ssl_session(inst.cert)
+    session.trust_env = False  # a CA bundle from the environment would override verify
     token = session.post(
-        f"{base}/api/v1/login",
-        json={"username": admin["admin_user"], "password": admin["admin_password"]},
+        f"{origin}/api/v1/login",
+        json={"username": admin["username"], "password": admin["password"]},
+        verify=cert,
     ).json()["token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    listed = session.post(f"{base}/api/v1/conversations", json={}, headers=auth).json()["id"]
-    session.post(f"{base}/api/v1/conversations/{listed}/messages", data=MESSAGE, headers=auth)
-    posted = session.post(f"{base}/api/v1/conversations", json={}, headers=auth).json()["id"]
-    return token, listed, posted
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    conv = [
+        session.post(f"{origin}/api/v1/conversations", json={}, headers=auth, verify=cert).json()[
+            "id"
+        ]
+        for _ in range(2)
+    ]
+    for _ in range(20):
+        url = f"{origin}/api/v1/conversations/{conv[0]}/messages"
+        session.post(url, data=MESSAGE, headers=auth, verify=cert).raise_for_status()
+    return token, conv[0], conv[1]
 
 
-def throughput(inst: Installation, token: str, listed: str, posted: str) -> list[dict]:
-    """Alternate direct and gateway runs of the same wrk load; one row per run."""
-    facility = f"{inst.prefix}-bench"
-    direct = f"http://{inst.container_ip(facility, facility)}:8000"
-    # Both sides by container address: the published port on loopback would add Docker's
-    # userland proxy to the gateway's side only (outside traffic reaches it by NAT instead).
-    gateway = f"https://{inst.container_ip(inst.gateway, f'{inst.prefix}-edge')}:8443/f/bench"
-    loads = {
-        "GET": (f"/api/v1/conversations/{listed}/messages", None),
-        "POST": (f"/api/v1/conversations/{posted}/messages", MESSAGE),
+def admins(facilities: list[Facility]) -> list[dict]:
+    pending = [f.create_admin() for f in facilities]
+    return [json.loads(p.communicate(timeout=120)[0]) for p in pending]
+
+
+def throughput(bench: Facility, gw: Gateway, copy: KeepaliveCopy, token: str, listed: str,
+               posted: str) -> list[dict]:  # fmt: skip
+    origins = {
+        "direct": bench.url,
+        "gateway": f"{gw.url}/f/bench",
+        "keepalive": f"{copy.url}/f/bench",
     }
-    containers = (container_id(inst.gateway), container_id(f"{inst.prefix}-bench"))
+    nginx = {"direct": [], "gateway": gw.nginx()[1:], "keepalive": copy.pids()[1:]}
+    loads = {
+        "healthz": ("GET", "/healthz", None),
+        "list": ("GET", f"/api/v1/conversations/{listed}/messages", None),
+        "POST": ("POST", f"/api/v1/conversations/{posted}/messages", MESSAGE),
+    }
     rows = []
     for round_ in range(ROUNDS):
-        for method, (path, body) in loads.items():
-            # Swap who goes first each round, so drift on a noisy machine hits both sides.
-            order = [("direct", direct), ("gateway", gateway)]
-            for via, origin in order if round_ % 2 == 0 else order[::-1]:
-                before = [container_cpu(c) for c in containers]
-                result = wrk(
-                    origin + path, method=method, token=token, body=body,
-                    connections=CONNECTIONS, seconds=SECONDS,
+        for load, (method, path, body) in loads.items():
+            # Rotate who goes first, so the machine's drift hits every side alike.
+            order = VIAS[round_ % 3 :] + VIAS[: round_ % 3]
+            for via in order:
+                pids = nginx[via] + bench.workers()
+                before = cpu_seconds(nginx[via]), cpu_seconds(bench.workers())
+                r = wrk(origins[via] + path, method=method, token=token, body=body,
+                        connections=CONNECTIONS, seconds=SECONDS)  # fmt: skip
+                after = cpu_seconds(nginx[via]), cpu_seconds(bench.workers())
+                assert pids == nginx[via] + bench.workers(), "processes changed during a run"
+                done = max(r["requests"], 1)
+                r.update(
+                    round=round_ + 1, load=load, via=via,
+                    gw_us=(after[0] - before[0]) / done * 1e6 if nginx[via] else None,
+                    app_us=(after[1] - before[1]) / done * 1e6,
+                    gw_cpu=after[0] - before[0],
                 )  # fmt: skip
-                after = [container_cpu(c) for c in containers]
-                served = max(result["rps"] * SECONDS, 1)
-                # CPU per request is what the machine's other load distorts least.
-                cpu_us = [
-                    (a - b) / served * 1e6 if a is not None and b is not None else float("nan")
-                    for a, b in zip(after, before, strict=True)
-                ]
-                rows.append({"round": round_ + 1, "method": method, "via": via, **result})
+                rows.append(r)
+                gw_cpu = f"{r['gw_us']:5.0f}" if r["gw_us"] is not None else "    -"
                 print(
-                    f"  round {round_ + 1} {method:4} {via:7} {result['rps']:8.0f} req/s"
-                    f"  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:7.2f} ms"
-                    f"  non-2xx {result['errors']}"
-                    f"  CPU/request: gateway {cpu_us[0]:5.0f} us, facility {cpu_us[1]:5.0f} us",
+                    f"  round {round_ + 1} {load:7} {via:9} {r['rps']:7.0f} req/s"
+                    f"  p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:7.2f} ms"
+                    f"  errors {r['errors'] + r['socket_errors']}"
+                    f"  CPU/req: nginx {gw_cpu} us, facility {r['app_us']:5.0f} us",
                     flush=True,
                 )
     return rows
 
 
 def summarize(rows: list[dict]) -> None:
-    print(
-        f"\n  {'load':6} {'gateway/direct req/s':>22} {'added p99 (ms)':>16}   (medians of rounds)"
-    )
-    for method in ("GET", "POST"):
-        ratios, added = [], []
-        for round_ in range(1, ROUNDS + 1):
-            pair = {r["via"]: r for r in rows if r["round"] == round_ and r["method"] == method}
-            ratios.append(pair["gateway"]["rps"] / pair["direct"]["rps"])
-            added.append(pair["gateway"]["p99_ms"] - pair["direct"]["p99_ms"])
-        print(f"  {method:6} {median(ratios):21.0%} {median(added):16.2f}")
-    print("  targets: throughput >= 70 %, added p99 <= 5 ms")
+    out = []
+    for load in ("healthz", "list", "POST"):
+        for via in VIAS[1:]:
+            ratios, added, cpu = [], [], []
+            for round_ in range(1, ROUNDS + 1):
+                pair = {r["via"]: r for r in rows if r["round"] == round_ and r["load"] == load}
+                ratios.append(pair[via]["rps"] / pair["direct"]["rps"])
+                added.append(pair[via]["p99_ms"] - pair["direct"]["p99_ms"])
+                cpu.append(pair[via]["gw_us"])
+            mine = [r for r in rows if r["load"] == load and r["via"] == via]
+            direct = [r for r in rows if r["load"] == load and r["via"] == "direct"]
+            total = sum(r["gw_cpu"] for r in mine) / sum(r["requests"] for r in mine) * 1e6
+            out.append((
+                load, via, f"{median([r['rps'] for r in direct]):,.0f}",
+                f"{median([r['rps'] for r in mine]):,.0f}", f"{median(ratios):.2f}x",
+                f"{median(added):+.2f}", f"{median(cpu):.0f} ({total:.0f})",
+                f"{median([r['app_us'] for r in direct]):.0f} / "
+                f"{median([r['app_us'] for r in mine]):.0f}",
+                sum(r["errors"] + r["socket_errors"] for r in mine + direct),
+            ))  # fmt: skip
+    print(f"\n  medians of {ROUNDS} rounds; {CONNECTIONS} keep-alive connections, {SECONDS} s each")
+    table(out, ("load", "via", "direct req/s", "via req/s", "via/direct", "added p99 ms",
+                "nginx us/req (whole run)", "facility us/req direct/via", "errors"))  # fmt: skip
+    print("  targets: via/direct >= 0.90x, added p99 <= 2 ms, nginx CPU <= 250 us per request")
 
 
-def attachment_memory(inst: Installation, token: str, base: str) -> None:
-    """Gateway memory (docker stats) before and while 20 MB attachments go up and down."""
-    session = ssl_session(inst.cert)
+def attachment_memory(gw: Gateway, token: str) -> None:
+    """nginx's memory (master + workers) before, at peak and after 20 MB streams up and down."""
+    base = f"{gw.url}/f/bench"
+    session = requests.Session()
+    session.trust_env = False
     auth = {"Authorization": f"Bearer {token}"}
-    cid = session.post(f"{base}/api/v1/conversations", json={}, headers=auth).json()["id"]
-    content = os.urandom(20 * 1000 * 1000)
-
-    def round_trip():
-        attached = session.post(
-            f"{base}/api/v1/conversations/{cid}/attachments",
-            files={"file": ("scan.bin", content, "application/octet-stream")},
-            headers=auth,
-        ).json()
-        with session.get(
-            f"{base}/api/v1/attachments/{attached['id']}", headers=auth, stream=True
-        ) as download:
-            for _ in download.iter_content(256 * 1024):
-                pass
-
-    gateway = container_id(inst.gateway)
-    cold = container_memory(gateway)
-    # The first streams grow each worker thread's buffers once; flat means flat after that.
-    for _ in range(3):
-        round_trip()
-    time.sleep(2)
-    baseline = container_memory(gateway)
+    cid = session.post(f"{base}/api/v1/conversations", json={}, headers=auth, verify=gw.cert)
+    cid = cid.json()["id"]
+    content = b"\x5a" * (20 * 1000 * 1000)
+    pids = gw.nginx()
+    before = memory(pids)
     samples, done = [], threading.Event()
 
     def sample():
         while not done.is_set():
-            samples.append(container_memory(gateway))
+            samples.append(memory(pids))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    started = time.monotonic()
-    for _ in range(ATTACHMENT_ROUNDS):
-        round_trip()
+    started, failures = time.monotonic(), 0
+    for _ in range(ATTACHMENTS):
+        up = session.post(
+            f"{base}/api/v1/conversations/{cid}/attachments", headers=auth, verify=gw.cert,
+            files={"file": ("scan.bin", content, "application/octet-stream")},
+        )  # fmt: skip
+        if up.status_code != 201:
+            failures += 1
+            continue
+        size = 0
+        with session.get(f"{base}/api/v1/attachments/{up.json()['id']}", headers=auth,
+                         verify=gw.cert, stream=True) as down:  # fmt: skip
+            for chunk in down.iter_content(256 * 1024):
+                size += len(chunk)
+        failures += size != len(content)
     elapsed = time.monotonic() - started
     done.set()
     sampler.join()
     time.sleep(1)
-    after = container_memory(gateway)
-    peak = max(samples)
+    after = memory(pids)
+    peak = max(samples, key=lambda m: m["pss_mib"])
+    peak_rss = max(m["rss_mib"] for m in samples)
     print(
-        f"\n  20 MB attachments, {ATTACHMENT_ROUNDS} x up+down through the gateway in"
-        f" {elapsed:.1f} s; gateway memory (docker stats' measure, {len(samples)} samples):"
-        f"\n  before any attachment {cold / MIB:.1f} MiB; after 3 warm-up round trips"
-        f" {baseline / MIB:.1f} MiB; peak {peak / MIB:.1f} MiB"
-        f" ({(peak - baseline) / baseline:+.1%}; target within +-10 %), after {after / MIB:.1f} MiB"
+        f"\n  {ATTACHMENTS} x 20 MB up + down through the gateway in {elapsed:.1f} s, failures"
+        f" {failures}; nginx master + {len(pids) - 1} workers, {len(samples)} samples:\n"
+        f"  PSS before {before['pss_mib']:.1f} MiB, peak {peak['pss_mib']:.1f} MiB"
+        f" ({peak['pss_mib'] - before['pss_mib']:+.1f}), after {after['pss_mib']:.1f} MiB;"
+        f" RSS before {before['rss_mib']:.1f}, peak {peak_rss:.1f},"
+        f" after {after['rss_mib']:.1f} MiB"
     )
-    session.delete(f"{base}/api/v1/conversations/{cid}", headers=auth)
+
+
+SOAK_LUA = """
+local facilities = {facilities}
+local body = [[{body}]]
+local threads = {{}}
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("index", counter)
+  table.insert(threads, thread)
+end
+function init(args)
+  local f = facilities[index]
+  local auth = "Bearer " .. f.token
+  list_request = wrk.format("GET", f.list, {{["Authorization"] = auth}})
+  post_request = wrk.format("POST", f.post,
+    {{["Authorization"] = auth, ["Content-Type"] = "application/json"}}, body)
+  sent, bad = 0, 0
+end
+function request()
+  sent = sent + 1
+  if sent % 2 == 0 then return post_request end
+  return list_request
+end
+function response(status, headers, body)
+  if status < 200 or status > 299 then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("bad") end
+  io.write(string.format("non-2xx answers: %d\\n", total))
+end
+"""
+
+
+def soak(gw: Gateway, bench: Facility, bench_admin: dict, base: Path) -> None:
+    """FACILITIES facilities, one wrk thread of CLIENTS connections each, mixed GET list / POST."""
+    more = [Facility(base, gw.run, f"f{i:02d}") for i in range(1, FACILITIES)]
+    accounts = [bench_admin, *admins(more)]
+    for f in more:
+        f.start()
+    try:
+        for f in more:
+            f.wait()
+        facilities = [bench, *more]
+        gw.route([f.slug for f in facilities])
+        entries = []
+        for f, admin in zip(facilities, accounts, strict=True):
+            token, listed, posted = prepare(f"{gw.url}/f/{f.slug}", admin, gw.cert)
+            prefix = f"/f/{f.slug}/api/v1/conversations"
+            entries.append(
+                f'{{token="{token}", list="{prefix}/{listed}/messages",'
+                f' post="{prefix}/{posted}/messages"}}'
+            )
+        script = SOAK_LUA.format(facilities="{" + ",".join(entries) + "}", body=MESSAGE)
+        workers = gw.nginx()[1:]
+        cpu = cpu_seconds(workers)
+        print(f"\n  {FACILITIES} facilities x {CLIENTS} clients x {SOAK_SECONDS} s ...", flush=True)
+        r = wrk(f"{gw.url}/", script=script, threads=FACILITIES, connections=FACILITIES * CLIENTS,
+                seconds=SOAK_SECONDS, timeout=30)  # fmt: skip
+        cpu = cpu_seconds(workers) - cpu
+        non2xx = int(r["output"].split("non-2xx answers: ")[1].split()[0])
+        print(
+            f"  {r['rps']:,.0f} requests/s aggregate ({r['requests']:,} requests), non-2xx"
+            f" {non2xx}, socket errors {r['socket_errors']} (connect/read/write/timeout, 30 s"
+            f" client timeout); p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms;"
+            f" nginx CPU {cpu / max(r['requests'], 1) * 1e6:.0f} us/request; target 0 errors;"
+            f" load average {os.getloadavg()[0]:.1f}"
+        )
+    finally:
+        for f in more:
+            f.stop()
 
 
 def main() -> None:
-    ensure_wrk()
-    with tempfile.TemporaryDirectory(prefix="medcell-bench-") as home:
-        inst = Installation(Path(home))
-        try:
-            print("  setting up a private installation ...", flush=True)
-            inst.medcell("up")
-            base = f"https://127.0.0.1:{inst.port}/f/bench"
-            token, listed, posted = prepare(inst, base)
-            print(
-                f"  {CONNECTIONS} keep-alive connections, {SECONDS} s per run, {ROUNDS} rounds;"
-                " gateway over TLS vs facility container over plain HTTP",
-                flush=True,
-            )
-            rows = throughput(inst, token, listed, posted)
-            summarize(rows)
-            attachment_memory(inst, token, base)
-        finally:
-            inst.remove(["bench"])
+    nginx, _ = ensure_nginx(), ensure_wrk()
+    # Short: unix socket paths are limited to 107 bytes.
+    base = Path(tempfile.mkdtemp(prefix="mcgw-"))
+    gw = Gateway(base, nginx)
+    bench = Facility(base, gw.run, "bench", tcp=True)
+    copy = None
+    try:
+        print("  starting a facility app, the gateway and an edited nginx copy ...", flush=True)
+        (admin,) = admins([bench])
+        bench.start()
+        bench.wait()
+        gw.route(["bench"])
+        copy = KeepaliveCopy(gw, nginx, ["bench"]).start()
+        token, listed, posted = prepare(bench.url, admin)
+        print(
+            f"  nginx workers per instance: {len(gw.nginx()) - 1}; direct = plain HTTP to the"
+            " facility's TCP port; gateway = TLS to nginx, unix socket to the same facility",
+            flush=True,
+        )
+        load_before = os.getloadavg()[0]
+        rows = throughput(bench, gw, copy, token, listed, posted)
+        summarize(rows)
+        # Other work on a shared machine shows up here; the ratios are what it distorts least.
+        print(
+            f"  machine load average (1 min): {load_before:.1f} before,"
+            f" {os.getloadavg()[0]:.1f} after"
+        )
+        copy.stop()
+        attachment_memory(gw, token)
+        soak(gw, bench, admin, base)
+    finally:
+        if copy is not None:
+            copy.stop()
+        gw.stop()
+        bench.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
