@@ -1,7 +1,8 @@
 """The gateway in its container, in front of real facility containers, over real TLS.
 
-Each module run is a private installation: its own MEDCELL_HOME, ports and Docker name prefix;
-everything it created is deleted afterwards (by the CLI, then by label, also after a failure).
+Each module run is a private installation (tests/support/installation.py): its own MEDCELL_HOME,
+ports and Docker name prefix; everything it created is deleted afterwards (by the CLI, then by
+label, also after a failure). Facilities have no network: nginx reaches each on its own socket.
 """
 
 import json
@@ -10,7 +11,6 @@ import secrets
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,50 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .conftest import free_port
+from provisioner import facility_socket
+from provisioner.config import Config
+from tests.support.installation import Installation, eventually
+
+from .rawhttp import raw_request
 
 pytestmark = pytest.mark.docker
 
 MIB = 1024 * 1024
 MARKER = f"MARKER-{secrets.token_hex(4)}"
-
-
-class Installation:
-    def __init__(self, tmp_path):
-        self.prefix = f"mctest{secrets.token_hex(3)}"
-        self.https_port, self.http_port = free_port(), free_port()
-        self.home = tmp_path / "home"
-        self.env = {
-            **os.environ,
-            "MEDCELL_HOME": str(self.home),
-            "MEDCELL_DOCKER_PREFIX": self.prefix,
-            "MEDCELL_GATEWAY_PORT": str(self.https_port),
-            "MEDCELL_GATEWAY_HTTP_PORT": str(self.http_port),
-            "MEDCELL_GATEWAY_BIND": "127.0.0.1",
-        }
-        self.url = f"https://127.0.0.1:{self.https_port}"
-        self.gateway = f"{self.prefix}-gateway"
-        self.facilities: dict[str, dict] = {}
-
-    def medcell(self, *args: str) -> dict | list:
-        """Run the medcell CLI with --json in this installation; fail the test on an error."""
-        result = subprocess.run(
-            [sys.executable, "-m", "provisioner", *args, "--json"],
-            env=self.env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        assert result.returncode == 0, f"medcell {' '.join(args)}: {result.stderr[-2000:]}"
-        return json.loads(result.stdout)
-
-    def create(self, slug: str) -> dict:
-        self.facilities[slug] = self.medcell("facility", "create", slug)
-        return self.facilities[slug]
-
-    def client(self) -> requests.Session:
-        return VerifyingSession(str(self.home / "gateway" / "tls" / "cert.pem"))
-
-    def logs(self, container: str) -> str:
-        result = subprocess.run(["docker", "logs", container], capture_output=True, timeout=60)
-        return (result.stdout + result.stderr).decode("utf-8", "replace")
 
 
 class VerifyingSession(requests.Session):
@@ -76,42 +42,27 @@ class VerifyingSession(requests.Session):
 
     def request(self, *args, **kwargs):
         kwargs.setdefault("verify", self._cafile)
+        kwargs.setdefault("timeout", 60)
         return super().request(*args, **kwargs)
 
 
-def remove_by_label(prefix: str) -> None:
-    """Force-remove whatever this test run created and the CLI did not clean up."""
-    label = f"label=medcell.instance={prefix}"
-    for kind, listing in (
-        ("container", ["docker", "ps", "-aq", "--filter", label]),
-        ("network", ["docker", "network", "ls", "-q", "--filter", label]),
-        ("volume", ["docker", "volume", "ls", "-q", "--filter", label]),
-    ):
-        ids = subprocess.run(listing, capture_output=True, text=True).stdout.split()
-        if ids:
-            force = ["-f"] if kind != "network" else []
-            subprocess.run(["docker", kind, "rm", *force, *ids], capture_output=True)
+def client(stack: Installation) -> requests.Session:
+    return VerifyingSession(str(stack.cert))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    installation = Installation(tmp_path_factory.mktemp("gateway-integration"))
+    # Facilities stay awake here: sleeping and waking are tests/provisioner/test_docker_sleep.py's.
+    installation = Installation(
+        tmp_path_factory.mktemp("gateway-integration") / "home", MEDCELL_IDLE_TIMEOUT="never"
+    )
     try:
         installation.medcell("up")
         installation.create("alpha")
         installation.create("beta")
         yield installation
     finally:
-        for slug in list(installation.facilities):
-            subprocess.run(
-                [sys.executable, "-m", "provisioner", "facility", "delete", slug, "--yes"],
-                env=installation.env, capture_output=True, timeout=300,
-            )  # fmt: skip
-        subprocess.run(
-            [sys.executable, "-m", "provisioner", "down"],
-            env=installation.env, capture_output=True, timeout=300,
-        )  # fmt: skip
-        remove_by_label(installation.prefix)
+        installation.remove()
 
 
 def login(stack: Installation, session: requests.Session, slug: str) -> str:
@@ -127,7 +78,7 @@ def login(stack: Installation, session: requests.Session, slug: str) -> str:
 def patient_flow(stack: Installation, slug: str) -> dict:
     """The whole contract API for one facility through the gateway; returns the secrets it used."""
     base = f"{stack.url}/f/{slug}"
-    session = stack.client()
+    session = client(stack)
     assert session.get(f"{base}/healthz").json() == {"status": "ok"}
     assert session.get(f"{base}/api/v1/openapi.json").json()["openapi"].startswith("3")
     staff = {"Authorization": f"Bearer {login(stack, session, slug)}"}
@@ -188,7 +139,7 @@ def both_facilities_at_once(stack: Installation) -> list[str]:
 def test_full_contract_api_for_two_facilities_at_once(stack):
     both_facilities_at_once(stack)
     # One facility's tokens mean nothing at the other.
-    session = stack.client()
+    session = client(stack)
     staff_alpha = {"Authorization": f"Bearer {login(stack, session, 'alpha')}"}
     response = session.get(f"{stack.url}/f/beta/api/v1/conversations", headers=staff_alpha)
     assert response.status_code == 401
@@ -197,7 +148,13 @@ def test_full_contract_api_for_two_facilities_at_once(stack):
 def test_no_token_or_marker_in_any_log(stack):
     secrets_used = [MARKER, *both_facilities_at_once(stack)]
     secrets_used += [admin["admin_password"] for admin in stack.facilities.values()]
-    for container in (stack.gateway, f"{stack.prefix}-alpha", f"{stack.prefix}-beta"):
+    containers = [
+        stack.gateway,
+        stack.supervisor,
+        stack.container("alpha"),
+        stack.container("beta"),
+    ]
+    for container in containers:
         log = stack.logs(container)
         for secret in secrets_used:
             assert secret not in log, f"{container} logged a secret"
@@ -235,7 +192,7 @@ def test_tls_versions(stack, version, accepted):
     ["/healthz", "/f/alpha/", "/f/alpha/healthz", "/f/alpha/api/v1/conversations", "/f/nope/"],
 )
 def test_every_security_header_is_present(stack, path):
-    response = stack.client().get(stack.url + path, allow_redirects=False)
+    response = client(stack).get(stack.url + path, allow_redirects=False)
     headers = response.headers
     assert "max-age=" in headers["Strict-Transport-Security"]
     assert int(headers["Strict-Transport-Security"].split("max-age=")[1].split(";")[0]) >= 31536000
@@ -264,12 +221,18 @@ def gateway_memory(container: str) -> int:
     cid = subprocess.run(
         ["docker", "inspect", "-f", "{{.Id}}", container], capture_output=True, text=True
     ).stdout.strip()
-    cgroup = f"/sys/fs/cgroup/memory/docker/{cid}"
-    if os.path.exists(f"{cgroup}/memory.usage_in_bytes"):
-        with open(f"{cgroup}/memory.stat") as f:
+    v1 = f"/sys/fs/cgroup/memory/docker/{cid}"
+    if os.path.exists(f"{v1}/memory.usage_in_bytes"):
+        with open(f"{v1}/memory.stat") as f:
             stat = dict(line.split() for line in f)
-        with open(f"{cgroup}/memory.usage_in_bytes") as f:
+        with open(f"{v1}/memory.usage_in_bytes") as f:
             return int(f.read()) - int(stat.get("total_inactive_file", 0))
+    for v2 in (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope", f"/sys/fs/cgroup/docker/{cid}"):
+        if os.path.exists(f"{v2}/memory.current"):
+            with open(f"{v2}/memory.stat") as f:
+                stat = dict(line.split() for line in f)
+            with open(f"{v2}/memory.current") as f:
+                return int(f.read()) - int(stat.get("inactive_file", 0))
     out = subprocess.run(
         ["docker", "stats", "--no-stream", "--format", "{{json .}}", container],
         capture_output=True, text=True, timeout=30,
@@ -302,7 +265,7 @@ class MemorySampler:
 
 def test_20_mb_attachment_up_and_down_with_flat_gateway_memory(stack):
     base = f"{stack.url}/f/alpha"
-    session = stack.client()
+    session = client(stack)
     staff = {"Authorization": f"Bearer {login(stack, session, 'alpha')}"}
     cid = session.post(f"{base}/api/v1/conversations", json={}, headers=staff).json()["id"]
     content = os.urandom(20 * 1000 * 1000)
@@ -333,35 +296,160 @@ def test_20_mb_attachment_up_and_down_with_flat_gateway_memory(stack):
         f"gateway memory: baseline {baseline / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB,"
         f" {len(memory.samples)} samples"
     )
-    # Holding the body would add at least its 19 MiB (twice, up and down). What does move is
-    # the kernel's socket buffers, charged to the container, and the first large transfer
-    # through the second worker process: up to 9 MiB seen, and gone afterwards.
+    # Holding (or spooling to its tmpfs) the body would add at least its 19 MiB, twice: up and
+    # down. What does move is the kernel's socket buffers, charged to the container, and
+    # nginx's per-connection buffers in whichever worker takes the transfer.
     assert peak - baseline < 15 * MIB
     session.delete(f"{base}/api/v1/conversations/{cid}", headers=staff)
 
 
-def wait_for(url: str, session: requests.Session, status: int, within: float = 1.0) -> float:
-    started = time.monotonic()
-    while True:
-        got = session.get(url, timeout=5).status_code
-        elapsed = time.monotonic() - started
-        if got == status:
-            return elapsed
-        assert elapsed < within, f"{url}: still {got} after {elapsed:.2f}s, wanted {status}"
-        time.sleep(0.02)
+def status_of(stack: Installation, path: str) -> tuple[int, dict, str]:
+    response = client(stack).get(stack.url + path, allow_redirects=False)
+    return response.status_code, response.headers, response.text
 
 
-def test_create_stop_start_delete_reflected_within_one_second(stack):
-    session = stack.client()
-    url = f"{stack.url}/f/gamma/healthz"
-    assert session.get(url).status_code == 404
+def error_code(body: str) -> str:
+    return json.loads(body)["error"]["code"]
+
+
+def test_unknown_facility_is_404_json_and_reaches_no_facility(stack):
+    config = Config.from_env(stack.env)
+    before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    for method, path in (("GET", "/f/nope/"), ("POST", "/f/nope/api/v1/login"), ("GET", "/x/")):
+        response = client(stack).request(method, stack.url + path, json={})
+        assert response.status_code == 404, path
+        assert error_code(response.text) == "not_found"
+    after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    assert after == before
+
+
+# Targets that must be refused (400) before any facility sees them: traversal to the other
+# facility, encoded separators, control characters, bad encodings. The unit table
+# (tests/gateway/test_paths.py) has more; these go through the real stack.
+HOSTILE = [
+    "/f/alpha/../beta/api/v1/conversations",
+    "/f/alpha/%2e%2e/beta/api/v1/conversations",
+    "/f/alpha/.%2E/beta/healthz",
+    "/f/alpha/./healthz",
+    "/f/alpha/..;/beta/healthz",
+    "/f/alpha/api%2f..%2f..%2fbeta",
+    "/f/alpha%2fbeta/healthz",
+    "/f/alpha/..%5cbeta",
+    "/f/alpha/..\\beta",
+    "/f/alpha/%252e%252e/beta",
+    "/f/alpha/%00/healthz",
+    "/f/beta%00/healthz",
+    "/f/alpha/%c0%ae%c0%ae/beta",
+    "/f/alpha/%ff",
+    "/f/alpha/%ZZ",
+    "/f/alpha/%0d%0aX-Injected:%20yes",
+    "/f/alpha//../beta",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE)
+def test_hostile_target_is_refused_before_any_facility(stack, target):
+    config = Config.from_env(stack.env)
+    before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    status, headers, body = raw_request(stack.https_port, target)
+    assert status == 400
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    assert "x-injected" not in headers
+    after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    assert after == before  # counted by the facilities themselves: neither saw it
+
+
+@pytest.mark.parametrize(
+    "target", ["/f/%61lpha/api/v1/openapi.json", "/f/alpha/api//v1///openapi.json"]
+)
+def test_odd_but_harmless_target_reaches_its_own_facility(stack, target):
+    status, _, body = raw_request(stack.https_port, target)
+    assert status == 200
+    assert json.loads(body)["openapi"].startswith("3")
+
+
+def test_facility_internal_status_is_not_reachable_through_the_gateway(stack):
+    status, _, body = status_of(stack, "/f/alpha/_medcell/status")
+    assert status == 404
+    assert "inflight" not in body
+
+
+# Runs inside a facility container: tries every way out, and lists every socket it can see.
+ESCAPE = """
+import json, os, socket, stat, sys
+outcomes = {}
+for host, port in json.loads(sys.argv[1]):
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        outcomes[f"{host}:{port}"] = "connected"
+    except OSError as e:
+        outcomes[f"{host}:{port}"] = type(e).__name__
+sockets = []
+for top, dirs, files in os.walk("/"):
+    if top == "/":
+        dirs[:] = [d for d in dirs if d not in ("proc", "sys")]
+    for name in files:
+        path = os.path.join(top, name)
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                sockets.append(path)
+        except OSError:
+            pass
+interfaces = sorted(n for _, n in socket.if_nameindex())
+print(json.dumps({"outcomes": outcomes, "sockets": sockets, "interfaces": interfaces}))
+"""
+
+
+def docker_inspect(name: str) -> dict:
+    out = subprocess.run(["docker", "inspect", name], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)[0]
+
+
+@pytest.mark.parametrize("slug", ["alpha", "beta"])
+def test_facility_has_no_network_and_sees_only_its_own_socket(stack, slug):
+    gateway = docker_inspect(stack.gateway)
+    gateway_ips = [n["IPAddress"] for n in gateway["NetworkSettings"]["Networks"].values()]
+    host_side = [n["Gateway"] for n in gateway["NetworkSettings"]["Networks"].values()]
+    assert gateway_ips and all(gateway_ips)
+    targets = [
+        *[(ip, port) for ip in gateway_ips for port in (8443, 8080)],  # the gateway itself
+        *[(ip, stack.https_port) for ip in host_side],  # the host's published port
+        ("127.0.0.1", stack.https_port),
+        (stack.gateway, 8443),  # by name: there is no resolver either
+        (stack.container("beta" if slug == "alpha" else "alpha"), 8000),
+    ]
+    assert docker_inspect(stack.container(slug))["HostConfig"]["NetworkMode"] == "none"
+    result = subprocess.run(
+        ["docker", "exec", stack.container(slug), "python3", "-c", ESCAPE, json.dumps(targets)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["interfaces"] == ["lo"]
+    assert "connected" not in seen["outcomes"].values(), seen["outcomes"]
+    assert len(seen["outcomes"]) == len(targets)
+    # No other facility's socket, no supervisor's wake socket, no Docker socket: only its own.
+    assert seen["sockets"] == ["/run/medcell/app.sock"]
+
+
+def test_stopped_facility_is_503_until_started_and_nothing_wakes_it(stack):
+    url = "/f/gamma/healthz"
+    assert status_of(stack, url)[0] == 404
     stack.create("gamma")
-    wait_for(url, session, 200)
+    # create returns once the gateway serves the new route.
+    assert status_of(stack, url)[0] == 200
     stack.medcell("facility", "stop", "gamma")
-    wait_for(url, session, 503)
-    assert int(session.get(url).headers["Retry-After"]) > 0
+    assert status_of(stack, url)[0] == 503
+    # Once the gateway has the stopped route: the operator's stop, so "come back much later".
+    status, headers, body = eventually(
+        lambda: status_of(stack, url), lambda seen: seen[1].get("Retry-After") == "30"
+    )
+    assert (status, headers.get("Retry-After")) == (503, "30")
+    assert error_code(body) == "facility_unavailable"
+    assert docker_inspect(stack.container("gamma"))["State"]["Running"] is False
     stack.medcell("facility", "start", "gamma")
-    wait_for(url, session, 200)
-    stack.medcell("facility", "delete", "gamma", "--yes")
-    stack.facilities.pop("gamma")
-    wait_for(url, session, 404)
+    assert status_of(stack, url)[0] == 200
+    stack.delete("gamma")
+    status, _, body = eventually(lambda: status_of(stack, url), lambda seen: seen[0] == 404)
+    assert status == 404 and error_code(body) == "not_found"
