@@ -112,14 +112,18 @@ class Installation:
         return sum(1 for _ in events)
 
     def volume_rows(self, slug: str, table: str) -> int:
-        """Rows in a table of the facility's database, read from its volume's raw file.
+        """Rows in a table of the facility's database, read from its volume's raw files.
 
         Read in a one-off container without network, so the facility itself is not asked (asking
-        it through the API would wake it). The file is opened immutable: no -shm or -wal is made.
+        it through the API would wake it). The files (with any WAL) are copied first and the copy
+        opened, so the volume is never written to.
         """
         code = (
-            "import sqlite3; c = sqlite3.connect('file:/data/facility.db?immutable=1', uri=True); "
-            f"print(c.execute('SELECT count(*) FROM {table}').fetchone()[0])"
+            "import shutil, sqlite3, os\n"
+            "for name in os.listdir('/data'):\n"
+            "    if name.startswith('facility.db'): shutil.copy(f'/data/{name}', f'/tmp/{name}')\n"
+            f"print(sqlite3.connect('/tmp/facility.db').execute('SELECT count(*) FROM {table}')"
+            ".fetchone()[0])"
         )
         out = self.docker.containers.run(
             f"medcell-facility:{os.environ.get('MEDCELL_IMAGE_TAG', 'latest')}",
@@ -235,7 +239,9 @@ def test_no_sleep_during_a_long_download(stack):
 
 
 def test_conversation_in_a_sleeping_facility_is_deleted_on_time(stack):
-    stack.create("expiry", "--idle", "3s", "--retention", "40s")
+    # Long enough that it falls asleep first: a facility whose next deadline is less than a
+    # minute away does that work before it sleeps.
+    stack.create("expiry", "--idle", "3s", "--retention", "2m")
     session = stack.session()
     staff = stack.login("expiry", session)
     base = f"{stack.url}/f/expiry/api/v1"
