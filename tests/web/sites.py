@@ -6,8 +6,6 @@ files, so that a test can check that deleted content has left no byte behind.
 
 import json
 import os
-import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +16,9 @@ from pathlib import Path
 import requests
 import urllib3
 
-from tests.docker_objects import remove_installation
+from provisioner import facility_socket
+from provisioner.config import Config
+from tests.support.installation import Installation, free_port
 
 # The gateway's certificate is self-signed for this throw-away installation; the browser is told
 # the same (ignore_https_errors). Traffic stays on loopback.
@@ -44,6 +44,9 @@ class Site:
     admin_user: str
     admin_password: str
     scan: Callable[[list[str]], list[str]]  # needles found in the facility's data files
+    # Requests the facility counts as activity (its /_medcell/status, asked as the supervisor
+    # does): what keeps it awake.
+    activity: Callable[[], int]
     name: str = ""
 
     def api_login(self) -> dict:
@@ -55,12 +58,6 @@ class Site:
         )
         response.raise_for_status()
         return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_healthy(url: str, timeout: float = 60) -> None:
@@ -78,62 +75,31 @@ def wait_healthy(url: str, timeout: float = 60) -> None:
 # -- through the gateway ------------------------------------------------------------------
 
 
-def medcell(env: dict, *args: str) -> dict | list | None:
-    """Run the medcell CLI as an operator would; parse its --json answer."""
-    result = subprocess.run(
-        [sys.executable, "-m", "provisioner", *args, "--json"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"medcell {' '.join(args)} failed: {result.stderr.strip()}")
-    return json.loads(result.stdout) if result.stdout.strip() else None
-
-
 def gateway_site(home: Path):
     """A throw-away installation (own Docker prefix, home and ports) with one facility."""
     import docker
 
-    prefix = f"mcweb{secrets.token_hex(3)}"
-    port = free_port()
-    env = {
-        **os.environ,
-        "MEDCELL_HOME": str(home),
-        "MEDCELL_DOCKER_PREFIX": prefix,
-        "MEDCELL_GATEWAY_PORT": str(port),
-        "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
-        "MEDCELL_GATEWAY_BIND": "127.0.0.1",
-    }
-    client = docker.from_env()
+    installation = Installation(home, stem="mcweb")
     try:
-        medcell(env, "up")
-        created = medcell(env, "facility", "create", "web", "--name", "Praxis am Park")
-        base = f"https://127.0.0.1:{port}/f/web"
+        installation.medcell("up")
+        created = installation.create("web", "--name", "Praxis am Park")
+        base = f"{installation.url}/f/web"
         wait_healthy(f"{base}/healthz")
-        container = _container_of(client, prefix, "web")
+        container = docker.from_env().containers.get(installation.container("web"))
 
         def scan(needles: list[str]) -> list[str]:
             result = container.exec_run(["python3", "-c", SCAN, *needles])
             assert result.exit_code == 0, result.output
             return result.output.decode().split()
 
-        yield Site(base, created["admin_user"], created["admin_password"], scan)
+        config = Config.from_env(installation.env)
+
+        def activity() -> int:
+            return facility_socket.status(config, "web").requests
+
+        yield Site(base, created["admin_user"], created["admin_password"], scan, activity)
     finally:
-        for args in (("facility", "delete", "web", "--yes"), ("down",)):
-            try:
-                medcell(env, *args)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                print(e, file=sys.stderr)
-        remove_installation(client, prefix)
-
-
-def _container_of(client, prefix: str, slug: str):
-    labels = [f"medcell.instance={prefix}", f"medcell.facility={slug}"]
-    (container,) = client.containers.list(filters={"label": labels})
-    return container
+        installation.remove()
 
 
 # -- on this host -------------------------------------------------------------------------
@@ -184,7 +150,11 @@ def local_site(root: Path):
                     hits += [f"{path.name} {n}" for n in needles if n.encode() in content]
             return hits
 
-        yield Site(base, login["username"], login["password"], scan)
+        def activity() -> int:
+            # Straight to the app, with no proxy in between: it answers its status then.
+            return requests.get(f"{base}/_medcell/status", timeout=5).json()["requests"]
+
+        yield Site(base, login["username"], login["password"], scan, activity)
     finally:
         server.terminate()
         server.wait(timeout=30)

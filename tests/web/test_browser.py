@@ -295,3 +295,27 @@ def test_reading_and_replying_work_with_javascript_off(chromium, site):
     patient.get_by_role("link", name="Diese Unterhaltung löschen").click()
     patient.get_by_role("button", name="Ja, endgültig löschen").click()
     patient.get_by_text("Es ist nichts davon mehr gespeichert.").wait_for()
+
+
+def test_an_open_page_polls_without_counting_as_activity(chromium, site):
+    """A tab left open must not keep a facility awake: its polls are marked and not counted."""
+    staff = new_page(chromium, site)
+    log_in(staff, site)
+    link = open_conversation(staff, "Offener Tab")
+    patient = new_page(chromium, site, viewport=PHONE)
+    goto(patient, link)
+    patient.wait_for_url(re.compile(r"/patient/$"))
+    staff.close()
+    polls = []
+    patient.on(
+        "response",
+        lambda r: r.request.headers.get("x-medcell-poll") == "1" and polls.append(r.status),
+    )
+    counted = site.activity()
+    deadline = time.monotonic() + 30
+    while len(polls) < 3 and time.monotonic() < deadline:
+        patient.wait_for_timeout(500)
+    assert len(polls) >= 3, "the open page did not poll"
+    assert set(polls) <= {200, 204}
+    assert site.activity() == counted
+    assert patient.problems == []
