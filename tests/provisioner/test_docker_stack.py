@@ -64,6 +64,32 @@ def test_gateway_is_hardened_and_publishes_only_its_ports(stack, docker_client):
     assert "docker.sock" not in json.dumps(attrs)
 
 
+def test_supervisor_holds_the_docker_socket_and_nothing_else(stack, docker_client):
+    config = stack.facilities.config
+    attrs = docker_client.api.inspect_container(config.supervisor_container)
+    host = attrs["HostConfig"]
+    assert attrs["State"]["Running"] is True
+    assert attrs["Config"]["Labels"]["medcell.role"] == "supervisor"
+    assert host["NetworkMode"] == "none" and not host["PortBindings"]
+    assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["Privileged"] is False
+    assert host["Memory"] == 128 * 1024 * 1024
+    assert host["RestartPolicy"]["Name"] == "unless-stopped"
+    assert attrs["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+    mounts = {m["Destination"]: (m["Source"], m["RW"]) for m in attrs["Mounts"]}
+    assert mounts == {
+        "/var/run/docker.sock": ("/var/run/docker.sock", True),
+        "/medcell": (str(config.home), True),
+    }
+    # Its wake API comes up (just after `up` returns), for the gateway's activator.
+    deadline = time.monotonic() + 30
+    while not config.supervisor_socket.is_socket() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert config.supervisor_socket.is_socket(), docker_client.containers.get(
+        config.supervisor_container
+    ).logs()[-2000:]
+
+
 def test_facility_is_reachable_through_the_gateway_and_follows_its_state(stack, docker_client):
     facilities, config = stack.facilities, stack.facilities.config
     facilities.create("gw")
@@ -87,6 +113,7 @@ def test_up_repairs_a_removed_gateway_and_down_keeps_facilities(stack, docker_cl
     eventually(config, "/f/keep/healthz", 200)
     assert stack.stack.down()["removed"] is True
     assert [f["status"] for f in facilities.list() if f["slug"] == "keep"] == ["running"]
+    assert docker_client.containers.get(config.supervisor_container).status == "running"
     stack.stack.up()
     eventually(config, "/f/keep/healthz", 200)
 
