@@ -1,6 +1,5 @@
 """Gunicorn settings for a facility app; the same file runs it in a container and on a host."""
 
-import gc
 import os
 
 # In the image: a unix socket in /run/medcell, a directory the provisioner bind-mounts from the host
@@ -52,10 +51,10 @@ logconfig_dict = {
 
 
 def pre_fork(server, worker):
-    # Objects built before the fork move to a generation the collector never visits, so the
-    # worker's garbage collections do not write to (and thereby copy) the pages it shares.
-    gc.collect()
-    gc.freeze()
+    if server.cfg.preload_app:
+        from services.facility.preload import before_fork
+
+        before_fork(server.app.wsgi())
 
 
 def post_worker_init(worker):
