@@ -47,6 +47,7 @@ HOST_SERVER = """
     }
 """
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+UPSTREAM_PREFIX = "facility_"  # nginx upstream group of an awake facility: facility_<slug>
 # Paths and binds go into the configuration unquoted: allow only what cannot break out of it.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 _BIND = re.compile(r"(?:\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):[0-9]{1,5}")
@@ -97,6 +98,7 @@ def placeholders(settings: Mapping) -> dict[str, str]:
     values = {
         "STATE": state,
         "FACILITIES": facilities,
+        "UPSTREAM_PREFIX": UPSTREAM_PREFIX,
         "CERT": _safe_path(cert),
         "KEY": _safe_path(key),
         "HTTPS_BIND": _bind(settings["HTTPS_BIND"]),
@@ -136,12 +138,25 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return template
 
 
-def routes_conf(table: RouteTable) -> str:
-    """The route map: facility slug -> state, and the generation the workers report."""
+def routes_conf(table: RouteTable, facilities: str) -> str:
+    """The route map (facility slug -> state), an upstream per awake facility, the generation.
+
+    An upstream group per running facility lets nginx keep connections to its socket open: a new
+    connection per request costs the single-process facility more than the request itself.
+    """
     lines = ["map $slug $route_state {", '    default "";']
     # parse() admitted only strict slugs and the three states: nothing here needs quoting.
     lines += [f"    {slug} {state};" for slug, state in sorted(table.facilities.items())]
-    lines += ["}", f'map $host $gw_generation {{ default "{int(table.generation)}"; }}', ""]
+    lines += ["}", f'map $host $gw_generation {{ default "{int(table.generation)}"; }}']
+    for slug, state in sorted(table.facilities.items()):
+        if state == "running":
+            # Idle connections close well before gunicorn's keep-alive (75 s) would close them,
+            # so nginx never reuses one the facility is closing (no retries: proxy_next_upstream).
+            lines.append(
+                f"upstream {UPSTREAM_PREFIX}{slug} {{ server unix:{facilities}/{slug}/app.sock; "
+                "keepalive 8; keepalive_timeout 30s; }"
+            )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -153,7 +168,9 @@ class Nginx:
         self.binary = settings["NGINX"]
         self.state = Path(settings["STATE_DIR"])
         self.conf = self.state / "nginx.conf"
+        self.facilities = _safe_path(facilities_dir(settings))
         self.process: subprocess.Popen | None = None
+        self._old_workers: set[int] = set()
 
     def render(self, table: RouteTable) -> None:
         """Write the whole configuration (done once, at start)."""
@@ -163,7 +180,7 @@ class Nginx:
             (self.state / name).mkdir(exist_ok=True)
         for name in INCLUDES:
             _write(self.state / name, fill((TEMPLATES / name).read_text(), values))
-        _write(self.state / "routes.conf", routes_conf(table))
+        _write(self.state / "routes.conf", routes_conf(table, self.facilities))
         _write(self.conf, fill((TEMPLATES / "nginx.conf").read_text(), values))
         self.test()
 
@@ -184,12 +201,13 @@ class Nginx:
         """Swap in a new route map if nginx accepts it, then reload gracefully."""
         routes = self.state / "routes.conf"
         previous = routes.read_text()
-        _write(routes, routes_conf(table))
+        _write(routes, routes_conf(table, self.facilities))
         try:
             self.test()
         except NginxError:
             _write(routes, previous)
             raise
+        self._old_workers = self.accepting_workers()
         self.signal(signal.SIGHUP)
 
     def signal(self, signum: int) -> None:
@@ -213,15 +231,52 @@ class Nginx:
             return None
         return int(body)
 
+    def accepting_workers(self) -> set[int]:
+        """Worker processes of this master that still accept connections (not shutting down)."""
+        if not self.process:
+            return set()
+        return {
+            pid for pid in _children(self.process.pid) if _title(pid) == b"nginx: worker process"
+        }
+
     def wait_generation(self, generation: int, timeout: float = 10.0) -> bool:
+        """True once new workers serve `generation` and no worker from before the reload accepts.
+
+        A new worker answering is not enough: until the master's QUIT reaches an old worker, it
+        still takes connections from the shared listening socket and routes them by the old table.
+        """
         deadline = time.monotonic() + timeout
+        old = self._old_workers
         while time.monotonic() < deadline:
             if self.process and self.process.poll() is not None:
                 return False
-            if self.loaded_generation() == generation:
+            if self.loaded_generation() == generation and not old & self.accepting_workers():
                 return True
             time.sleep(0.02)
         return False
+
+
+def _children(ppid: int) -> set[int]:
+    children = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == ppid:
+            children.add(int(entry))
+    return children
+
+
+def _title(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().rstrip(b"\0").replace(b"\0", b" ").strip()
+    except OSError:
+        return b""
 
 
 def _write(path: Path, text: str) -> None:

@@ -129,3 +129,12 @@ def test_missing_file_at_start_means_no_facilities_but_later_keeps_the_table(tmp
     path.unlink()
     assert routes.poll() is None
     assert routes.table.facilities == {"a": "running"}
+
+
+def test_connections_to_an_awake_facility_are_kept_and_reused(gateway, upstreams):
+    # A new connection per request costs a single-process facility more than a small request.
+    before = upstreams["a"].connections
+    with requests.Session() as client:
+        statuses = [client.get(f"{gateway.url}/f/a/echo").status_code for _ in range(30)]
+    assert statuses == [200] * 30
+    assert upstreams["a"].connections - before <= 4  # at most a couple per nginx worker

@@ -124,6 +124,11 @@ EXTRA_HEADERS = {
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    connections = 0  # accepted so far: tells whether the gateway reuses its connections
+
+    def process_request(self, request, client_address) -> None:
+        self.connections += 1
+        super().process_request(request, client_address)
 
 
 class UnixServer:
@@ -145,6 +150,10 @@ class UnixServer:
     @property
     def seen(self) -> list[tuple[str, str]]:
         return self.server.seen
+
+    @property
+    def connections(self) -> int:
+        return self.server.connections
 
     def start(self) -> "UnixServer":
         self._thread.start()
