@@ -206,7 +206,7 @@ class Facilities:
             desired.save(self.config, slug, st)
             if found.container and found.container.status in ("running", "restarting", "paused"):
                 self.backend.stop(found.container.name)
-            routes.set_route(self.config, slug, "stopped")
+            self.route(slug, "stopped")
         return {"slug": slug, "status": self.find(slug).status}
 
     def start(self, slug: str) -> dict:
@@ -271,8 +271,9 @@ class Facilities:
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
 
-    def route(self, slug: str, state_name: str) -> None:
-        """Publish one facility's route; with a gateway running, return once nginx serves it.
+    def route(self, slug: str, state_name: str | None) -> None:
+        """Publish (None: remove) one facility's route; with a gateway running, wait until it is
+        served.
 
         nginx follows routes.json within a fraction of a second, but a facility that `create` or
         `start` just reported ready must not answer 404 or 503 to the very next request.
@@ -327,7 +328,7 @@ class Facilities:
 
     def _forget(self, slug: str) -> None:
         """Remove what the facility has outside Docker: route, state file, socket directory."""
-        routes.set_route(self.config, slug, None)
+        self.route(slug, None)
         desired.remove(self.config, slug)
         shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
 
