@@ -10,6 +10,7 @@ requests of one facility share one wake. It never answers 502: the supervisor's 
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 
@@ -19,6 +20,7 @@ from .targets import SLUG_RE
 from .unixhttp import UnixHTTPConnection
 
 CHUNK = 64 * 1024
+RECONNECT_SECONDS = 0.2  # how often to try again while the supervisor's socket is not there
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -69,14 +71,25 @@ class Waker:
         return future.result()
 
     def _ask(self, slug: str) -> str:
-        conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
-        try:
-            conn.request("POST", f"/wake/{slug}", body=b"", headers={"Content-Length": "0"})
-            response = conn.getresponse()
-            response.read()
-            return _SUPERVISOR_ANSWERS.get(response.status, FAILED)
-        finally:
-            conn.close()
+        deadline = time.monotonic() + self.timeout
+        while True:
+            conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
+            try:
+                try:
+                    conn.connect()
+                except (FileNotFoundError, ConnectionRefusedError):
+                    # Nobody listens: the supervisor is (re)starting. Hold the request until it
+                    # is back, within the wake timeout, rather than refuse it at once.
+                    if time.monotonic() + RECONNECT_SECONDS >= deadline:
+                        raise
+                    time.sleep(RECONNECT_SECONDS)
+                    continue
+                conn.request("POST", f"/wake/{slug}", body=b"", headers={"Content-Length": "0"})
+                response = conn.getresponse()
+                response.read()
+                return _SUPERVISOR_ANSWERS.get(response.status, FAILED)
+            finally:
+                conn.close()
 
 
 def _error(start_response: Callable, status: str, code: str, message: str, retry: int | None):

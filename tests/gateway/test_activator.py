@@ -2,9 +2,13 @@
 supervisor (a fake one here, on its real unix socket) and passes the held request on."""
 
 import hashlib
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+from .upstream import FakeSupervisor
 
 
 def test_first_request_wakes_the_facility_and_is_answered(gateway):
@@ -64,3 +68,31 @@ def test_a_client_cannot_name_the_facility_to_wake(gateway):
     assert response.json()["upstream"] == "a"
     assert "x-medcell-slug" not in response.json()["headers"]
     assert gateway.supervisor.seen == []
+
+
+def test_a_request_is_held_while_the_supervisor_restarts(gateway, make_gateway):
+    patient = make_gateway({"sleepy": "asleep"}, MEDCELL_GATEWAY_TIMEOUT="20")
+    for _ in range(200):  # its activator listens once the gateway says it started
+        if any('"gateway_started"' in line for line in patient.log_lines()):
+            break
+        time.sleep(0.05)
+    old = gateway.supervisor
+    path, answers = old.path, dict(old.server.answers)
+    old.stop()  # its socket is gone, as while the supervisor's container restarts
+    back = {}
+
+    def restart():
+        time.sleep(1.5)
+        new = FakeSupervisor(path)
+        new.server.answers.update(answers)
+        back["server"] = new.start()
+
+    threading.Thread(target=restart).start()
+    try:
+        response = requests.get(f"{patient.url}/f/sleepy/", timeout=30)
+    finally:
+        while "server" not in back:
+            time.sleep(0.05)
+        gateway.supervisor = back["server"]
+    assert response.status_code == 200
+    assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]
