@@ -1,6 +1,7 @@
 """Density figures: many facilities on one host, idle ones asleep, woken by their first request.
 
-With N facilities provisioned (MEDCELL_BENCH_DENSITY, default 300) in a throw-away installation:
+With N facilities provisioned (MEDCELL_BENCH_DENSITY, default 300; a list like `300,1000` measures
+at each size on the way up) in a throw-away installation:
 create time of the first and the last, `medcell facility list` time, host CPU and memory once the
 idle ones sleep, wake-to-answer latency through the gateway, and CPU and memory of an awake idle
 facility. Facilities are created with a short idle time (MEDCELL_BENCH_IDLE, default 30s) so they
@@ -97,39 +98,94 @@ def statuses(env: dict) -> dict[str, str]:
     return {row["slug"]: row["status"] for row in medcell(env, "facility", "list")}
 
 
-def run(client, env: dict, count: int, idle: str, parallel: int) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    home = Path(env["MEDCELL_HOME"])
-    base_memory = memory_in_use()
-    medcell(env, "up")
-    slugs = [f"d{i:04d}" for i in range(count)]
+def medcell_cpu_seconds(client, env: dict) -> float:
+    """CPU seconds used so far by what medcell runs while idle: gateway, supervisor, Docker."""
+    total = 0.0
+    for name in ("gateway", "supervisor"):
+        total += container_cpu_ns(client, f"{env['MEDCELL_DOCKER_PREFIX']}-{name}") / 1e9
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in Path("/proc").iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            comm = (pid / "comm").read_text().strip()
+            if comm not in ("dockerd", "containerd"):
+                continue
+            fields = (pid / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(parallel) as pool:
-        times = list(
-            pool.map(lambda s: timed(medcell, env, "facility", "create", s, "--idle", idle), slugs)
-        )
-    total = time.perf_counter() - started
-    rows.append((f"{count} facilities created ({parallel} at a time)", f"{total:.0f} s"))
-    rows.append(("create time: first / last / median", _triple(times[0], times[-1], times)))
 
-    list_times = [timed(medcell, env, "facility", "list") for _ in range(3)]
-    rows.append((f"`facility list` with {count} facilities, median of 3", _s(list_times)))
-
+def idle_figures(client, env: dict, count: int) -> list[tuple[str, str]]:
+    """Host and medcell CPU and memory once all `count` facilities sleep."""
+    rows = []
     asleep = wait_until(
-        lambda: sum(s == "asleep" for s in statuses(env).values()) == count, timeout=600
+        lambda: sum(s == "asleep" for s in statuses(env).values()) >= count, timeout=900
     )
     counts = _counts(statuses(env))
-    rows.append(("statuses once idle ones sleep", counts if asleep else f"{counts} (timed out)"))
+    rows.append(
+        (f"[{count}] statuses once idle ones sleep", counts if asleep else f"{counts} (timed out)")
+    )
     time.sleep(10)  # let the last stops and route reloads settle
+    before = medcell_cpu_seconds(client, env)
+    began = time.monotonic()
     cpu = host_cpu_percent_of_one_core(CPU_WINDOW)
-    rows.append((f"host CPU, all {count} asleep, {CPU_WINDOW} s", f"{cpu:.1f} % of one core"))
+    ours = 100.0 * (medcell_cpu_seconds(client, env) - before) / (time.monotonic() - began)
     rows.append(
         (
-            "host memory in use, all asleep (before `up`)",
-            f"{memory_in_use() / MIB:.0f} MiB ({base_memory / MIB:.0f} MiB)",
+            f"[{count}] CPU, all asleep, {CPU_WINDOW} s",
+            f"host {cpu:.1f} % of one core; gateway + supervisor + Docker {ours:.1f} %",
         )
     )
+    rows.append((f"[{count}] host memory in use, all asleep", f"{memory_in_use() / MIB:.0f} MiB"))
+    return rows
+
+
+class Rows(list):
+    """Figures, also printed as they come: a long run that fails late still shows what it had."""
+
+    def append(self, row: tuple[str, str]) -> None:
+        super().append(row)
+        print(f"  ... {row[0]}: {row[1]}", flush=True)
+
+    def __iadd__(self, rows):
+        for row in rows:
+            self.append(row)
+        return self
+
+
+def run(client, env: dict, sizes: list[int], idle: str, parallel: int) -> list[tuple[str, str]]:
+    rows = Rows()
+    home = Path(env["MEDCELL_HOME"])
+    rows.append(("host memory in use before `medcell up`", f"{memory_in_use() / MIB:.0f} MiB"))
+    medcell(env, "up")
+    count = max(sizes)
+    slugs = [f"d{i:04d}" for i in range(count)]
+    times: list[float] = []
+    made = 0
+    started = time.perf_counter()
+    for size in sorted(sizes):
+        batch = slugs[made:size]
+        with ThreadPoolExecutor(parallel) as pool:
+            times += list(
+                pool.map(
+                    lambda s: timed(medcell, env, "facility", "create", s, "--idle", idle), batch
+                )
+            )
+        made = size
+        rows.append(
+            (
+                f"[{size}] facilities created ({parallel} at a time)",
+                f"{time.perf_counter() - started:.0f} s so far; create time of the "
+                f"{size}th {times[-1]:.2f} s",
+            )
+        )
+        list_times = [timed(medcell, env, "facility", "list") for _ in range(3)]
+        rows.append((f"[{size}] `facility list`, median of 3", _s(list_times)))
+        rows += idle_figures(client, env, size)
+    rows.append(("create time: first / last / median", _triple(times[0], times[-1], times)))
 
     session = requests.Session()
     session.trust_env = False
@@ -174,9 +230,8 @@ def run(client, env: dict, count: int, idle: str, parallel: int) -> list[tuple[s
     )
     for name in ("gateway", "supervisor"):
         container = f"{env['MEDCELL_DOCKER_PREFIX']}-{name}"
-        rows.append(
-            (f"{name} container memory", f"{container_memory(client, container) / MIB:.1f} MiB")
-        )
+        memory_mib = container_memory(client, container) / MIB
+        rows.append((f"{name} container memory", f"{memory_mib:.1f} MiB"))
     return rows
 
 
@@ -196,7 +251,7 @@ def _counts(by_slug: dict[str, str]) -> str:
 
 
 def main() -> None:
-    count = int(os.environ.get("MEDCELL_BENCH_DENSITY", "300"))
+    sizes = [int(n) for n in os.environ.get("MEDCELL_BENCH_DENSITY", "300").split(",")]
     idle = os.environ.get("MEDCELL_BENCH_IDLE", "30s")
     parallel = int(os.environ.get("MEDCELL_BENCH_PARALLEL", "2"))
     client = docker.from_env()
@@ -211,7 +266,7 @@ def main() -> None:
         "MEDCELL_GATEWAY_BIND": "127.0.0.1",
     }
     try:
-        rows = run(client, env, count, idle, parallel)
+        rows = run(client, env, sizes, idle, parallel)
     finally:
         remove_installation(client, prefix)
         shutil.rmtree(home, ignore_errors=True)
