@@ -4,16 +4,18 @@ Host processes, not containers: the real facility app under gunicorn with its pr
 (deploy/gunicorn_facility.py) listens on the unix socket the gateway routes to and, for the
 direct side, on a loopback TCP port; the real `python -m gateway serve` (nginx from Debian, the
 package the gateway image carries, with the rendered production configuration) serves TLS on
-loopback in front of that socket. Both sides reach the same facility process in the same run.
+loopback in front of that socket, keeping idle connections to it open (the per-facility
+`upstream` group with keepalive that gateway/nginx.py renders for a running facility). Both
+sides reach the same facility process in the same run.
 Containers would add nothing per request that matters here (namespaces and cgroups cost no
 CPU per request) but would put Docker's userland proxy or NAT on one side only, and a
 container's cgroup counts its Python control plane with nginx; here the nginx worker processes
 are counted alone, from /proc/<pid>/stat.
 
-1. Throughput: wrk (16 keep-alive connections) alternates, round by round in rotating order,
-   between direct (plain HTTP), the gateway (TLS), and a hand-edited copy of the gateway's nginx
-   configuration that keeps upstream connections alive (see bench/gateway_setup.py), on
-   `GET /healthz`, a 20-message list and a message POST. Medians of the rounds.
+1. Throughput: wrk (16 keep-alive connections) alternates, round by round with the order
+   swapped each round, between direct (plain HTTP) and the gateway (TLS), on `GET /healthz`, a
+   20-message list and a message POST. Medians of the rounds; nginx CPU per request from the
+   workers' /proc/<pid>/stat, facility CPU per request from its gunicorn workers'.
 2. Memory of the nginx processes while 20 MB attachments stream up and down.
 3. 20 facilities x 64 clients x 60 s through the gateway, mixed list GET / message POST.
 Everything is started in a temporary directory and removed at the end; loopback only.
@@ -30,7 +32,7 @@ from pathlib import Path
 import requests
 
 from bench.common import cpu_seconds, ensure_nginx, ensure_wrk, median, memory, table, wrk
-from bench.gateway_setup import Facility, Gateway, KeepaliveCopy
+from bench.gateway_setup import Facility, Gateway
 
 CONNECTIONS = 16
 SECONDS = 5
@@ -41,7 +43,7 @@ SOAK_SECONDS = 60
 ATTACHMENTS = 10
 MIB = 1024 * 1024
 MESSAGE = json.dumps({"body": "x" * 300})
-VIAS = ("direct", "gateway", "keepalive")
+VIAS = ("direct", "gateway")
 
 
 def prepare(origin: str, admin: dict, cert: str | bool = False) -> tuple[str, str, str]:
@@ -71,14 +73,9 @@ def admins(facilities: list[Facility]) -> list[dict]:
     return [json.loads(p.communicate(timeout=120)[0]) for p in pending]
 
 
-def throughput(bench: Facility, gw: Gateway, copy: KeepaliveCopy, token: str, listed: str,
-               posted: str) -> list[dict]:  # fmt: skip
-    origins = {
-        "direct": bench.url,
-        "gateway": f"{gw.url}/f/bench",
-        "keepalive": f"{copy.url}/f/bench",
-    }
-    nginx = {"direct": [], "gateway": gw.nginx()[1:], "keepalive": copy.pids()[1:]}
+def throughput(bench: Facility, gw: Gateway, token: str, listed: str, posted: str) -> list[dict]:
+    origins = {"direct": bench.url, "gateway": f"{gw.url}/f/bench"}
+    nginx = {"direct": [], "gateway": gw.nginx()[1:]}
     loads = {
         "healthz": ("GET", "/healthz", None),
         "list": ("GET", f"/api/v1/conversations/{listed}/messages", None),
@@ -88,7 +85,7 @@ def throughput(bench: Facility, gw: Gateway, copy: KeepaliveCopy, token: str, li
     for round_ in range(ROUNDS):
         for load, (method, path, body) in loads.items():
             # Rotate who goes first, so the machine's drift hits every side alike.
-            order = VIAS[round_ % 3 :] + VIAS[: round_ % 3]
+            order = VIAS[round_ % len(VIAS) :] + VIAS[: round_ % len(VIAS)]
             for via in order:
                 pids = nginx[via] + bench.workers()
                 before = cpu_seconds(nginx[via]), cpu_seconds(bench.workers())
@@ -273,34 +270,29 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="mcgw-"))
     gw = Gateway(base, nginx)
     bench = Facility(base, gw.run, "bench", tcp=True)
-    copy = None
     try:
-        print("  starting a facility app, the gateway and an edited nginx copy ...", flush=True)
+        print("  starting a facility app and the gateway ...", flush=True)
         (admin,) = admins([bench])
         bench.start()
         bench.wait()
         gw.route(["bench"])
-        copy = KeepaliveCopy(gw, nginx, ["bench"]).start()
         token, listed, posted = prepare(bench.url, admin)
         print(
-            f"  nginx workers per instance: {len(gw.nginx()) - 1}; direct = plain HTTP to the"
+            f"  nginx workers: {len(gw.nginx()) - 1}; direct = plain HTTP to the"
             " facility's TCP port; gateway = TLS to nginx, unix socket to the same facility",
             flush=True,
         )
         load_before = os.getloadavg()[0]
-        rows = throughput(bench, gw, copy, token, listed, posted)
+        rows = throughput(bench, gw, token, listed, posted)
         summarize(rows)
         # Other work on a shared machine shows up here; the ratios are what it distorts least.
         print(
             f"  machine load average (1 min): {load_before:.1f} before,"
             f" {os.getloadavg()[0]:.1f} after"
         )
-        copy.stop()
         attachment_memory(gw, token)
         soak(gw, bench, admin, base)
     finally:
-        if copy is not None:
-            copy.stop()
         gw.stop()
         bench.stop()
         shutil.rmtree(base, ignore_errors=True)

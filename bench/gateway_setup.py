@@ -1,10 +1,8 @@
-"""Host processes for the gateway benchmark: facility apps under gunicorn, the real
-`python -m gateway serve`, and a hand-edited copy of its nginx configuration."""
+"""Host processes for the gateway benchmark: facility apps under gunicorn and the real
+`python -m gateway serve`."""
 
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -174,77 +172,5 @@ class Gateway:
 
     def stop(self) -> None:
         _stop(self.process)
-        if self.process is not None:
-            self.log.close()
-
-
-# The hand edit tried below: per-facility upstream groups with idle connections kept open, in
-# place of one new unix connection per request. nginx looks a proxy_pass variable's value up
-# among the upstream groups first, so only the map's "running" line and the groups change.
-KEEPALIVE_UPSTREAM = """upstream medcell_{slug} {{
-    server unix:{socket};
-    keepalive 16;
-    keepalive_timeout 30s;
-}}
-"""
-
-
-class KeepaliveCopy:
-    """A second nginx master from a copy of the gateway's rendered configuration, edited to keep
-    upstream connections alive, on its own port in front of the same facility sockets."""
-
-    def __init__(self, gateway: Gateway, nginx: str, slugs: list[str]):
-        self.nginx, self.gateway = nginx, gateway
-        self.state = gateway.state.parent / "state-keepalive"
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        shutil.copytree(
-            gateway.state, self.state, ignore=shutil.ignore_patterns("*.sock", "*.pid", ".*")
-        )
-        old, new = str(gateway.state), str(self.state)
-        for conf in self.state.glob("*.conf"):
-            text = conf.read_text().replace(old, new)
-            if conf.name == "nginx.conf":
-                text = re.sub(r"error_log syslog:\S+", f"error_log {new}/error.log", text)
-                text = text.replace(
-                    f"listen 127.0.0.1:{gateway.port} ", f"listen 127.0.0.1:{self.port} "
-                )
-                text = re.sub(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{free_port()};", text)
-            if conf.name == "maps.conf":
-                text, count = re.subn(r"running unix:\S+;", "running medcell_$slug;", text)
-                assert count == 1, "the facility upstream map changed shape"
-            if conf.name == "routes.conf":
-                text += "".join(
-                    KEEPALIVE_UPSTREAM.format(
-                        slug=s, socket=gateway.run / "facilities" / s / "app.sock"
-                    )
-                    for s in slugs
-                )
-            conf.write_text(text)
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> "KeepaliveCopy":
-        command = [self.nginx, "-p", f"{self.state}/", "-c", str(self.state / "nginx.conf")]
-        result = subprocess.run([*command, "-t", "-q"], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SystemExit(f"Error: edited nginx configuration refused: {result.stderr[-500:]}")
-        self.log = open(self.state / "nginx.log", "ab")
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        _wait(listening, 20, "the edited nginx did not listen", self.process)
-        return self
-
-    def pids(self) -> list[int]:
-        return descendants(self.process.pid)
-
-    def stop(self) -> None:
-        _stop(self.process, signal.SIGQUIT)  # graceful, as the control plane stops nginx
         if self.process is not None:
             self.log.close()
