@@ -13,10 +13,10 @@ from pathlib import Path
 
 import requests
 
-from services.facility import crypto, store
-from services.facility.config import Config
-from services.facility.conversations import Conversations
-from services.facility.keys import Keyring
+from services.facility.core import crypto, store
+from services.facility.core.config import Config
+from services.facility.core.conversations import Conversations
+from services.facility.core.keys import Keyring
 
 from .common import free_port, median, percentile, table, tree_memory, wrk
 

@@ -10,7 +10,7 @@ bind = os.environ.get("MEDCELL_BIND", "127.0.0.1:8000")
 umask = 0o111
 # One process with threads: an idle facility must cost little memory, requests to one facility are
 # light, and SQLite serialises writers anyway. One process also lets a request that moves a
-# deadline wake the deletion job in-process (services/facility/retention.py).
+# deadline wake the deletion job in-process (services/facility/core/retention.py).
 workers = int(os.environ.get("MEDCELL_WORKERS", "1"))
 worker_class = "gthread"
 threads = int(os.environ.get("MEDCELL_THREADS", "8"))
@@ -34,7 +34,7 @@ control_socket_disable = True
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "services.facility.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "services.facility.http.logs.JsonFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",

@@ -9,14 +9,16 @@ from collections.abc import Mapping
 from flask import Flask, Request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, bodies, crypto, logs, retention
-from .activity import Activity, ActivityMiddleware
-from .config import Config
-from .conversations import Conversations
-from .keys import Keyring
-from .retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
-from .settings import retention_seconds
-from .store import Store
+from services.facility.core import accounts as auth
+from services.facility.core import crypto, retention
+from services.facility.core.config import Config
+from services.facility.core.conversations import Conversations
+from services.facility.core.keys import Keyring
+from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
+from services.facility.core.settings import retention_seconds
+from services.facility.core.store import Store
+from services.facility.http import bodies, logs
+from services.facility.http.status import Activity, ActivityMiddleware
 
 log = logging.getLogger("medcell.facility")
 
@@ -37,7 +39,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     clock = test_config.pop("CLOCK", None) or (lambda: time.time_ns() // 1000)
     crypto.check_available()
 
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="pages/templates", static_folder="pages/static")
     app.request_class = MemoryRequest
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_attachment_bytes + 1024 * 1024,
@@ -82,7 +84,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     logs.init_app(app)
     bodies.init_app(app)
-    from . import api, errors_http, web
+    from services.facility import api
+    from services.facility.http import errors as errors_http
+    from services.facility.pages import common as web
 
     errors_http.init_app(app)
     app.register_blueprint(api.bp)

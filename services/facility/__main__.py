@@ -9,10 +9,11 @@ import time
 
 import click
 
-from . import auth, store
-from .config import Config
-from .errors import FacilityError
-from .keys import Keyring
+from services.facility.core import accounts as auth
+from services.facility.core import store
+from services.facility.core.config import Config
+from services.facility.core.errors import FacilityError
+from services.facility.core.keys import Keyring
 
 
 def _clock() -> int:

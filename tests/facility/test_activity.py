@@ -2,7 +2,7 @@
 
 import io
 
-from services.facility.activity import Activity, ActivityMiddleware
+from services.facility.http.status import Activity, ActivityMiddleware
 
 STATUS = "/_medcell/status"
 POLL = {"X-Medcell-Poll": "1"}
@@ -100,7 +100,7 @@ def test_next_deadline_is_the_earliest_expiry_when_sooner(make_app):
 
 
 def test_busy_until_the_first_sweep_and_while_keys_rotate(app, client):
-    from services.facility.retention import Sweeper
+    from services.facility.core.retention import Sweeper
 
     medcell = app.extensions["medcell"]
     sweeper = Sweeper(

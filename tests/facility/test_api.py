@@ -336,7 +336,7 @@ def test_one_password_hash_at_a_time_across_worker_processes(tmp_path):
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from services.facility import auth\n"
+        "from services.facility.core import accounts as auth\n"
         "auth.use_hash_lock(Path(sys.argv[1]))\n"
         "with auth.hashing():\n"
         "    start = time.monotonic()\n"

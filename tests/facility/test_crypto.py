@@ -2,8 +2,8 @@
 
 import pytest
 
-from services.facility import crypto
-from services.facility.errors import CryptoError
+from services.facility.core import crypto
+from services.facility.core.errors import CryptoError
 
 
 def test_seal_and_unseal_round_trip():

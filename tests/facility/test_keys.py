@@ -6,8 +6,8 @@ import sqlite3
 import pytest
 
 from services.facility import create_app
-from services.facility.config import Config
-from services.facility.errors import ConfigError, KeyDestroyed
+from services.facility.core.config import Config
+from services.facility.core.errors import ConfigError, KeyDestroyed
 
 from .conftest import make_config
 
@@ -132,7 +132,7 @@ def test_concurrent_first_starts_migrate_once(tmp_path):
     """Gunicorn starts its workers together: each must find the schema ready, none may fail."""
     import threading
 
-    from services.facility import store
+    from services.facility.core import store
 
     db = tmp_path / "race.db"
     errors, versions = [], []

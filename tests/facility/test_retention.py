@@ -2,8 +2,8 @@
 
 import time
 
-from services.facility import retention
-from services.facility.retention import Sweeper
+from services.facility.core import retention
+from services.facility.core.retention import Sweeper
 
 from .conftest import STAFF, login
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from services.facility import auth, create_app
-from services.facility.config import Config
+from services.facility import create_app
+from services.facility.core import accounts as auth
+from services.facility.core.config import Config
 
 from ..facility.conftest import Clock
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from services.facility import i18n
+from services.facility.pages import i18n
 
 from .conftest import BASE
 

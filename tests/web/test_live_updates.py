@@ -5,7 +5,14 @@ from pathlib import Path
 
 from .conftest import BASE, csrf_of, open_conversation
 
-SCRIPT = Path(__file__).resolve().parents[2] / "services" / "facility" / "static" / "medcell.js"
+SCRIPT = (
+    Path(__file__).resolve().parents[2]
+    / "services"
+    / "facility"
+    / "pages"
+    / "static"
+    / "medcell.js"
+)
 
 
 def requests_counted(client) -> int:

@@ -2,9 +2,9 @@
 
 import sqlite3
 
-from . import store
-from .config import format_duration, parse_retention
-from .errors import BadRequest
+from services.facility.core import store
+from services.facility.core.config import format_duration, parse_retention
+from services.facility.core.errors import BadRequest
 
 
 def retention_seconds(conn: sqlite3.Connection, default: int) -> int:

@@ -6,10 +6,10 @@ only adds polling for new messages on top.
 
 from flask import Response, g, request
 
-from . import web
-from .api import conn, ctx
-from .errors import BadRequest, PayloadTooLarge
-from .settings import retention_seconds
+from services.facility.api import conn, ctx
+from services.facility.core.errors import BadRequest, PayloadTooLarge
+from services.facility.core.settings import retention_seconds
+from services.facility.pages import common as web
 
 
 def render(

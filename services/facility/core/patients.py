@@ -11,8 +11,9 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-from . import auth, store
-from .errors import BadRequest, LinkLocked, NotFound, Unauthorized
+from services.facility.core import accounts as auth
+from services.facility.core import store
+from services.facility.core.errors import BadRequest, LinkLocked, NotFound, Unauthorized
 
 PIN_RE = re.compile(r"^[0-9]{4,8}$")
 MAX_PIN_FAILURES = 5

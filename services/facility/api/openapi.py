@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
-from .config import Config
+from services.facility.core.config import Config
 
 
 def _error(description: str) -> dict:

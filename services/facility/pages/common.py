@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import auth, i18n, patients
-from .api import conn, ctx, now
-from .errors import FacilityError, Forbidden
+from services.facility.api import conn, ctx, now
+from services.facility.core import accounts as auth
+from services.facility.core import patients
+from services.facility.core.errors import FacilityError, Forbidden
+from services.facility.pages import i18n
 
 CSP = "default-src 'self'; frame-ancestors 'none'"
 STAFF_COOKIE = "mc_staff"
@@ -232,7 +234,9 @@ def _template_values() -> dict:
 
 
 def init_app(app: Flask) -> None:
-    from . import web_admin, web_patient, web_staff
+    from services.facility.pages import admin as web_admin
+    from services.facility.pages import patient as web_patient
+    from services.facility.pages import staff as web_staff
 
     app.before_request(_choose_language)
     app.before_request(_cookie_principal)

@@ -20,8 +20,8 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.pwhash
 
-from . import store
-from .errors import (
+from services.facility.core import store
+from services.facility.core.errors import (
     BadRequest,
     Conflict,
     NotFound,

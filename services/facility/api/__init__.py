@@ -6,10 +6,11 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
-from . import auth, patients, settings
-from .conversations import ID_RE
-from .errors import BadRequest, Forbidden, NotFound, PinRequired, Unauthorized
-from .openapi import spec
+from services.facility.api.openapi import spec
+from services.facility.core import accounts as auth
+from services.facility.core import patients, settings
+from services.facility.core.conversations import ID_RE
+from services.facility.core.errors import BadRequest, Forbidden, NotFound, PinRequired, Unauthorized
 
 bp = Blueprint("api", __name__)
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}

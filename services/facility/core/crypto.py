@@ -13,7 +13,7 @@ on values this module builds itself.
 import nacl.utils
 from nacl._sodium import ffi, lib
 
-from .errors import CryptoError, CryptoUnavailable
+from services.facility.core.errors import CryptoError, CryptoUnavailable
 
 KEY_BYTES = lib.crypto_aead_aes256gcm_keybytes()
 NONCE_BYTES = lib.crypto_aead_aes256gcm_npubbytes()

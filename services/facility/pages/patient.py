@@ -9,9 +9,19 @@ import functools
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from . import api, auth, patients, web, web_conversation
-from .api import client_id, conn, ctx, now
-from .errors import FacilityError, LinkLocked, NotFound, TooManyRequests, Unauthorized
+from services.facility import api
+from services.facility.api import client_id, conn, ctx, now
+from services.facility.core import accounts as auth
+from services.facility.core import patients
+from services.facility.core.errors import (
+    FacilityError,
+    LinkLocked,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from services.facility.pages import common as web
+from services.facility.pages import conversation as web_conversation
 
 bp = Blueprint("patient", __name__)
 bp.register_error_handler(FacilityError, web.error_page)

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import crypto, store
-from .errors import ConfigError, KeyDestroyed
+from services.facility.core import crypto, store
+from services.facility.core.errors import ConfigError, KeyDestroyed
 
 KEK_FILE = re.compile(r"^kek-(\d{6})\.key$")
 REWRAP_BATCH = 500

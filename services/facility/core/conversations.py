@@ -8,9 +8,10 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from . import auth, crypto, store
-from .errors import BadRequest, NotFound, PayloadTooLarge
-from .keys import Keyring
+from services.facility.core import accounts as auth
+from services.facility.core import crypto, store
+from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
+from services.facility.core.keys import Keyring
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024

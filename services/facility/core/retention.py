@@ -19,9 +19,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from . import store
-from .conversations import Conversations
-from .keys import Keyring
+from services.facility.core import store
+from services.facility.core.conversations import Conversations
+from services.facility.core.keys import Keyring
 
 log = logging.getLogger("medcell.retention")
 

@@ -5,7 +5,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .errors import FacilityError
+from services.facility.core.errors import FacilityError
 
 log = logging.getLogger("medcell.facility")
 

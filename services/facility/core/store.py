@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import migrations
+from services.facility.core import migrations
 
 if TYPE_CHECKING:
     import sqlite_utils.db

@@ -3,11 +3,13 @@
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from . import auth, settings, web
-from .api import conn, ctx, deadlines_changed, now
-from .config import format_duration
-from .errors import BadRequest, Conflict, FacilityError, NotFound
-from .web_staff import staff_page
+from services.facility.api import conn, ctx, deadlines_changed, now
+from services.facility.core import accounts as auth
+from services.facility.core import settings
+from services.facility.core.config import format_duration
+from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
+from services.facility.pages import common as web
+from services.facility.pages.staff import staff_page
 
 bp = Blueprint("admin", __name__)
 bp.register_error_handler(FacilityError, web.error_page)

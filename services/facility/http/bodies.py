@@ -10,7 +10,7 @@ import threading
 
 from flask import Flask, g, request
 
-from .errors import TooManyRequests
+from services.facility.core.errors import TooManyRequests
 
 SMALL_BODY = 256 * 1024
 UPLOAD_ENDPOINTS = frozenset({"api.post_attachment", "patient.attachment", "staff.attachment"})
