@@ -9,14 +9,14 @@ import tempfile
 import threading
 import time
 import timeit
+from dataclasses import replace
 from pathlib import Path
 
 import requests
 
-from services.facility.core import crypto, store
+from services.facility.core import crypto, open_facility, store
 from services.facility.core.config import Config
 from services.facility.core.conversations import Conversations
-from services.facility.core.keys import Keyring
 
 from .common import free_port, median, percentile, table, tree_memory, wrk
 
@@ -163,12 +163,8 @@ def open_store(root: Path, clock) -> tuple[store.Store, Conversations]:
         key_dir=root / "keys",
         retention=7 * 86400,
     )
-    db = store.Store(config.database)
-    db.migrate()
-    keyring = Keyring(config.key_dir, "bench", clock)
-    keyring.ensure(db.conn())
-    convs = Conversations(keyring, "bench", clock, lambda c: config.retention, 10_000, 200, 1 << 20)
-    return db, convs
+    facility = open_facility(replace(config, max_attachment_bytes=1 << 20), clock)
+    return facility.store, facility.conversations
 
 
 def fill_expired(root: Path, conversations: int, per_conversation: int) -> None:

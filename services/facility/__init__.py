@@ -1,35 +1,22 @@
 """The facility app: one facility's "virtual server" — API, pages, store, keys, deletion job."""
 
-import io
 import logging
-import threading
 import time
 from collections.abc import Mapping
 
-from flask import Flask, Request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.facility.core import accounts as auth
-from services.facility.core import crypto, retention
+from services.facility import api
+from services.facility.core import crypto, open_facility, retention
+from services.facility.core.activity import Activity
 from services.facility.core.config import Config
-from services.facility.core.conversations import Conversations
-from services.facility.core.keys import Keyring
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
-from services.facility.core.settings import retention_seconds
-from services.facility.core.store import Store
-from services.facility.http import bodies, logs
-from services.facility.http.status import Activity, ActivityMiddleware
+from services.facility.http import auth, bodies, context, errors, logs
+from services.facility.http.status import ActivityMiddleware
+from services.facility.pages import admin, common, patient, staff
 
 log = logging.getLogger("medcell.facility")
-
-
-class MemoryRequest(Request):
-    """Keep uploads in memory: werkzeug would spool large ones to a temp file in plaintext."""
-
-    def _get_file_stream(
-        self, total_content_length, content_type, filename=None, content_length=None
-    ):
-        return io.BytesIO()
 
 
 def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None = None) -> Flask:
@@ -40,14 +27,8 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     crypto.check_available()
 
     app = Flask(__name__, template_folder="pages/templates", static_folder="pages/static")
-    app.request_class = MemoryRequest
-    app.config.update(
-        MAX_CONTENT_LENGTH=config.max_attachment_bytes + 1024 * 1024,
-        JSON_SORT_KEYS=False,
-        SESSION_COOKIE_SECURE=True,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Strict",
-    )
+    app.request_class = context.MemoryRequest
+    app.config.update(MAX_CONTENT_LENGTH=config.max_attachment_bytes + 1024 * 1024)
     app.config.update(test_config)
     # Only the gateway can reach a facility container, and it sets these headers itself.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
@@ -55,55 +36,29 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     # Outermost, so it sees the raw headers and every byte of every response body.
     app.wsgi_app = ActivityMiddleware(app.wsgi_app, activity, lambda: _status_report(app))
 
-    store = Store(config.database)
-    store.migrate()
-    auth.use_hash_lock(config.data_dir / "argon2.lock")
-    keyring = Keyring(config.key_dir, config.facility, clock)
-    keyring.ensure(store.conn())
-    # Set when a deadline moved (new conversation, activity, retention): wakes the deletion job.
-    deadlines_changed = threading.Event()
-    conversations = Conversations(
-        keyring=keyring,
-        facility=config.facility,
-        clock=clock,
-        retention=lambda conn: retention_seconds(conn, config.retention),
-        max_body_chars=config.max_body_chars,
-        max_title_chars=config.max_title_chars,
-        max_attachment_bytes=config.max_attachment_bytes,
-        on_change=deadlines_changed.set,
-    )
-    app.extensions["medcell"] = {
-        "config": config,
-        "store": store,
-        "keyring": keyring,
-        "conversations": conversations,
-        "clock": clock,
-        "activity": activity,
-        "deadlines_changed": deadlines_changed,
-    }
-
+    facility = open_facility(config, clock)
+    context.init_app(app, facility, activity)
     logs.init_app(app)
     bodies.init_app(app)
-    from services.facility import api
-    from services.facility.http import errors as errors_http
-    from services.facility.pages import common as web
-
-    errors_http.init_app(app)
+    errors.init_app(app)
+    auth.init_app(app)
+    common.init_app(app)
     app.register_blueprint(api.bp)
-    web.init_app(app)
+    for blueprint in (patient.bp, staff.bp, admin.bp):
+        app.register_blueprint(blueprint)
 
     if config.scheduler:
         app.extensions["medcell"]["sweeper"] = Sweeper(
             config.database,
-            conversations,
-            keyring,
+            facility.conversations,
+            facility.keyring,
             config.key_rotation_seconds,
-            wake=deadlines_changed,
+            wake=facility.deadlines_changed,
         )
         if not config.jobs_after_fork:
             start_jobs(app)
     # Each thread opens its own connection on first use; none may cross a fork (preload_app).
-    store.close()
+    facility.store.close()
     log.info("started", extra={"fields": {"facility": config.facility}})
     return app
 

@@ -10,7 +10,7 @@ import time
 import click
 
 from services.facility.core import accounts as auth
-from services.facility.core import store
+from services.facility.core import open_facility
 from services.facility.core.config import Config
 from services.facility.core.errors import FacilityError
 from services.facility.core.keys import Keyring
@@ -21,13 +21,8 @@ def _clock() -> int:
 
 
 def _open(config: Config) -> tuple:
-    db = store.Store(config.database)
-    db.migrate()
-    auth.use_hash_lock(config.data_dir / "argon2.lock")
-    keyring = Keyring(config.key_dir, config.facility, _clock)
-    conn = db.conn()
-    keyring.ensure(conn)
-    return conn, keyring
+    facility = open_facility(config, _clock)
+    return facility.store.conn(), facility.keyring
 
 
 @click.group()

@@ -2,7 +2,8 @@
 
 import io
 
-from services.facility.http.status import Activity, ActivityMiddleware
+from services.facility.core.activity import Activity
+from services.facility.http.status import ActivityMiddleware
 
 STATUS = "/_medcell/status"
 POLL = {"X-Medcell-Poll": "1"}

@@ -1,99 +1,26 @@
 """The facility's JSON API (CONTRACT.md) plus what an admin needs."""
 
-import functools
-from datetime import UTC, datetime
-from urllib.parse import quote
-
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+from flask import Blueprint, g, jsonify, request
 
 from services.facility.api.openapi import spec
 from services.facility.core import accounts as auth
 from services.facility.core import patients, settings
 from services.facility.core.conversations import ID_RE
-from services.facility.core.errors import BadRequest, Forbidden, NotFound, PinRequired, Unauthorized
+from services.facility.core.errors import BadRequest, NotFound, PinRequired
+from services.facility.http.auth import bearer_token, require
+from services.facility.http.context import (
+    client_id,
+    conn,
+    ctx,
+    deadlines_changed,
+    iso,
+    json_body,
+    now,
+    patient_url,
+)
+from services.facility.http.downloads import attachment_response
 
 bp = Blueprint("api", __name__)
-INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
-
-
-def ctx() -> dict:
-    return current_app.extensions["medcell"]
-
-
-def conn():
-    return ctx()["store"].conn()
-
-
-def now() -> int:
-    return ctx()["clock"]()
-
-
-def deadlines_changed() -> None:
-    """Wake the deletion job: a deadline may have moved closer."""
-    ctx()["deadlines_changed"].set()
-
-
-def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def client_id() -> str:
-    return request.remote_addr or "unknown"
-
-
-def json_body() -> dict:
-    data = request.get_json(force=True, silent=True)
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return data
-
-
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def authenticate() -> auth.Principal:
-    """The caller, from the bearer token (or a principal a web page put on g)."""
-    if g.get("principal"):
-        return g.principal
-    token = bearer_token()
-    if token is None:
-        raise Unauthorized("authentication required")
-    c, t = conn(), now()
-    principal = auth.resolve(c, token, t) if len(token) <= 128 else None
-    if principal is None:
-        # Throttle only the failures: a guesser is stopped, a valid token costs no extra query.
-        auth.check_throttle(c, "token", client_id(), t)
-        auth.record_failure(c, "token", client_id(), t)
-        raise Unauthorized("invalid or expired token")
-    g.principal = principal
-    return principal
-
-
-def require(*, patient: bool = False, admin: bool = False):
-    """Allow staff (admins only, if admin) and, if patient, the conversation's own patient."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            who = authenticate()
-            if who.kind == "patient":
-                if not patient:
-                    raise Forbidden("this needs a staff account")
-                conv_id = kwargs.get("conv_id")
-                if conv_id is not None and conv_id != who.conversation_id:
-                    raise NotFound("no such conversation")
-            elif admin and not who.is_admin:
-                raise Forbidden("this needs an admin account")
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 # -- public -------------------------------------------------------------------------------
@@ -150,10 +77,6 @@ def conversation_json(summary: dict) -> dict:
         "last_activity": iso(summary["last_activity"]),
         "expires_at": iso(summary["expires_at"]),
     }
-
-
-def patient_url(token: str) -> str:
-    return f"{request.host_url.rstrip('/')}{request.script_root}/p/{token}"
 
 
 @bp.post("/api/v1/conversations")
@@ -273,24 +196,7 @@ def post_attachment(conv_id: str):
 @bp.get("/api/v1/attachments/<att_id>")
 @require(patient=True)
 def get_attachment(att_id: str):
-    conversations = ctx()["conversations"]
-    conv_id, meta, size = conversations.attachment(conn(), att_id)
-    if g.principal.kind == "patient" and conv_id != g.principal.conversation_id:
-        raise NotFound("no such attachment")
-    chunks = conversations.attachment_bytes(conn(), att_id)
-    inline = meta["content_type"] in INLINE_TYPES and request.args.get("download") is None
-    response = Response(
-        stream_with_context(chunks),
-        mimetype=meta["content_type"] if inline else "application/octet-stream",
-    )
-    response.headers["Content-Length"] = str(size)
-    response.headers["Content-Disposition"] = (
-        f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(meta['filename'])}"
-    )
-    # A file from a patient must never run as a page of ours.
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return attachment_response(att_id, g.principal)
 
 
 # -- administration -----------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""The facility without the web: store, keys, conversations and their rules. No Flask here."""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.facility.core import accounts
+from services.facility.core.config import Config
+from services.facility.core.conversations import Conversations
+from services.facility.core.keys import Keyring
+from services.facility.core.settings import retention_seconds
+from services.facility.core.store import Store
+
+
+@dataclass
+class Facility:
+    """One facility's parts, wired together: what the app, the commands and the benchmarks use."""
+
+    config: Config
+    clock: Callable[[], int]
+    store: Store
+    keyring: Keyring
+    conversations: Conversations
+    # Set when a deadline moved (new conversation, activity, retention): wakes the deletion job.
+    deadlines_changed: threading.Event = field(default_factory=threading.Event)
+
+
+def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
+    """Open (and migrate) the store, make sure the keys exist, and wire the conversations."""
+    store = Store(config.database)
+    store.migrate()
+    accounts.use_hash_lock(config.data_dir / "argon2.lock")
+    keyring = Keyring(config.key_dir, config.facility, clock)
+    keyring.ensure(store.conn())
+    deadlines_changed = threading.Event()
+    conversations = Conversations(
+        keyring=keyring,
+        facility=config.facility,
+        clock=clock,
+        retention=lambda conn: retention_seconds(conn, config.retention),
+        max_body_chars=config.max_body_chars,
+        max_title_chars=config.max_title_chars,
+        max_attachment_bytes=config.max_attachment_bytes,
+        on_change=deadlines_changed.set,
+    )
+    return Facility(config, clock, store, keyring, conversations, deadlines_changed)

@@ -3,11 +3,11 @@
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from services.facility.api import conn, ctx, deadlines_changed, now
 from services.facility.core import accounts as auth
 from services.facility.core import settings
 from services.facility.core.config import format_duration
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
+from services.facility.http.context import conn, ctx, deadlines_changed, now
 from services.facility.pages import common as web
 from services.facility.pages.staff import staff_page
 

@@ -1,33 +1,18 @@
-"""Web pages for staff and patients: the plumbing they share (cookies, CSRF, language, headers).
+"""The plumbing the pages share: rendering, language, CSRF fields, cookies, error pages, headers."""
 
-Sessions live server-side (staff_sessions, patient_sessions): a cookie holds only a random token
-whose SHA-256 the database knows. The CSRF token of a page is derived from the session token, so
-it is tied to that session without storing anything more, and it cannot be guessed from outside.
-The JSON API accepts a cookie session only together with that token in X-CSRF-Token, which makes
-every cookie-authenticated API call safe from cross-site requests, reads included.
-"""
-
-import base64
-import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime
 
 from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from services.facility.api import conn, ctx, now
-from services.facility.core import accounts as auth
-from services.facility.core import patients
-from services.facility.core.errors import FacilityError, Forbidden
+from services.facility.core.errors import FacilityError
+from services.facility.http.auth import PRE_COOKIE
+from services.facility.http.context import ctx
 from services.facility.pages import i18n
 
 CSP = "default-src 'self'; frame-ancestors 'none'"
-STAFF_COOKIE = "mc_staff"
-PATIENT_COOKIE = "mc_patient"
-PRE_COOKIE = "mc_pre"  # anonymous forms (login) get their CSRF token from this one
 LANG_COOKIE = "mc_lang"
-CSRF_HEADER = "X-CSRF-Token"
 # What patients and staff may attach in the web pages, recognised by content, not by name.
 UPLOAD_TYPES = {
     "image/jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
@@ -38,28 +23,6 @@ UPLOAD_TYPES = {
     "application/pdf": lambda h: h.startswith(b"%PDF-"),
 }
 UPLOAD_ACCEPT = ",".join([*UPLOAD_TYPES, ".heic", ".jpg", ".jpeg", ".png", ".pdf"])
-
-
-class CsrfError(Forbidden):
-    code = "csrf"
-
-
-def csrf_for(secret: str) -> str:
-    """The CSRF token belonging to a session (or pre-session) token."""
-    digest = hashlib.sha256(b"medcell-csrf|" + secret.encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
-def check_csrf(secret: str | None) -> None:
-    """Refuse a state-changing request whose form field or header lacks the session's token."""
-    sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf", "")
-    if not secret or not _same(sent, csrf_for(secret)):
-        raise CsrfError("the form has expired or did not come from this site: please try again")
-
-
-def _same(sent: str, expected: str) -> bool:
-    # Bytes, because compare_digest refuses non-ASCII str and headers may carry anything.
-    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
 
 
 def cookie_path() -> str:
@@ -167,34 +130,6 @@ def _choose_language() -> None:
     )
 
 
-def _cookie_principal() -> None:
-    """Let the page's own JavaScript use the API with its cookie session plus CSRF token."""
-    if not request.path.startswith("/api/") or "Authorization" in request.headers:
-        return
-    sent = request.headers.get(CSRF_HEADER)
-    if not sent:
-        return
-    c, t_now = conn(), now()
-    staff = request.cookies.get(STAFF_COOKIE)
-    if staff and len(staff) <= 128 and _same(sent, csrf_for(staff)):
-        who = _resolve_quietly(staff, t_now)
-        if who is not None and who.kind == "staff":
-            g.principal = who
-        return
-    patient = request.cookies.get(PATIENT_COOKIE)
-    if patient and _same(sent, csrf_for(patient)):
-        session = patients.session(c, patient, t_now)
-        if session is not None and session.pin_ok:
-            g.principal = auth.Principal("patient", conversation_id=session.conversation_id)
-
-
-def _resolve_quietly(token: str, t_now: int) -> auth.Principal | None:
-    try:
-        return auth.resolve(conn(), token, t_now)
-    except Forbidden:
-        return None
-
-
 def _finish(response: Response) -> Response:
     # The gateway adds the same; set here too so the app is safe when run on its own.
     response.headers.setdefault("Content-Security-Policy", CSP)
@@ -234,13 +169,7 @@ def _template_values() -> dict:
 
 
 def init_app(app: Flask) -> None:
-    from services.facility.pages import admin as web_admin
-    from services.facility.pages import patient as web_patient
-    from services.facility.pages import staff as web_staff
-
+    """The pages' request hooks (create_app registers their blueprints)."""
     app.before_request(_choose_language)
-    app.before_request(_cookie_principal)
     app.after_request(_finish)
     app.context_processor(_template_values)
-    for module in (web_patient, web_staff, web_admin):
-        app.register_blueprint(module.bp)

@@ -6,10 +6,11 @@ only adds polling for new messages on top.
 
 from flask import Response, g, request
 
-from services.facility.api import conn, ctx
 from services.facility.core.errors import BadRequest, PayloadTooLarge
 from services.facility.core.settings import retention_seconds
+from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
+from services.facility.pages import i18n
 
 
 def render(
@@ -85,7 +86,7 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
             request.form.get("body", ""),
         )
     except PayloadTooLarge:
-        size = web.i18n.format_size(config.max_attachment_bytes, g.lang)
+        size = i18n.format_size(config.max_attachment_bytes, g.lang)
         return web.t("attach.too_large", size=size), 413, ""
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""

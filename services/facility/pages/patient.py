@@ -9,10 +9,9 @@ import functools
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from services.facility import api
-from services.facility.api import client_id, conn, ctx, now
 from services.facility.core import accounts as auth
 from services.facility.core import patients
+from services.facility.core.accounts import Principal
 from services.facility.core.errors import (
     FacilityError,
     LinkLocked,
@@ -20,6 +19,9 @@ from services.facility.core.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from services.facility.http.auth import PATIENT_COOKIE, check_csrf, csrf_for
+from services.facility.http.context import client_id, conn, ctx, now
+from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 
@@ -37,17 +39,17 @@ def patient_page(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        token = request.cookies.get(web.PATIENT_COOKIE)
+        token = request.cookies.get(PATIENT_COOKIE)
         session = patients.session(conn(), token, now())
         if session is None:
             return no_session()
         if not session.pin_ok:
             return redirect(url_for("patient.pin"), 303)
-        g.csrf = web.csrf_for(token)
+        g.csrf = csrf_for(token)
         g.patient_token = token
         g.conversation_id = session.conversation_id
         if request.method == "POST":
-            web.check_csrf(token)
+            check_csrf(token)
         return view(*args, **kwargs)
 
     return wrapper
@@ -90,29 +92,29 @@ def open_link(token: str):
         return web.page(
             "message.html", 403, title=web.t("pin.locked_title"), text=web.t("pin.locked")
         )
-    old = request.cookies.get(web.PATIENT_COOKIE)
+    old = request.cookies.get(PATIENT_COOKIE)
     if old:
         patients.end_session(c, old)
     needs_pin = not patients.session(c, session, t_now).pin_ok
     target = url_for("patient.pin" if needs_pin else "patient.conversation")
     response = redirect(target, 303)
-    web.set_cookie(response, web.PATIENT_COOKIE, session, session_seconds())
+    web.set_cookie(response, PATIENT_COOKIE, session, session_seconds())
     return response
 
 
 @bp.route("/patient/pin", methods=["GET", "POST"])
 def pin():
-    token = request.cookies.get(web.PATIENT_COOKIE)
+    token = request.cookies.get(PATIENT_COOKIE)
     c = conn()
     session = patients.session(c, token, now())
     if session is None:
         return no_session()
     if session.pin_ok:
         return redirect(url_for("patient.conversation"), 303)
-    g.csrf = web.csrf_for(token)
+    g.csrf = csrf_for(token)
     error, status = None, 200
     if request.method == "POST":
-        web.check_csrf(token)
+        check_csrf(token)
         try:
             full = patients.enter_pin(
                 c, token, request.form.get("pin", ""), client_id(), now(), session_seconds()
@@ -127,7 +129,7 @@ def pin():
                 "message.html", 403, title=web.t("pin.locked_title"), text=web.t("pin.locked")
             )
             patients.end_session(c, token)
-            web.clear_cookie(response, web.PATIENT_COOKIE)
+            web.clear_cookie(response, PATIENT_COOKIE)
             return response
         except TooManyRequests as e:
             response = web.page("pin.html", 429, error=web.t("error.throttled"))
@@ -135,7 +137,7 @@ def pin():
             return response
         else:
             response = redirect(url_for("patient.conversation"), 303)
-            web.set_cookie(response, web.PATIENT_COOKIE, full, session_seconds())
+            web.set_cookie(response, PATIENT_COOKIE, full, session_seconds())
             return response
     return web.page("pin.html", status, error=error)
 
@@ -176,8 +178,7 @@ def attachment():
 @bp.get("/patient/files/<att_id>")
 @patient_page
 def file(att_id: str):
-    g.principal = auth.Principal("patient", conversation_id=g.conversation_id)
-    return api.get_attachment(att_id)
+    return attachment_response(att_id, Principal("patient", conversation_id=g.conversation_id))
 
 
 @bp.get("/patient/delete")
@@ -197,7 +198,7 @@ def delete():
     # The same complete deletion as the API; the sessions go with it (cascade).
     ctx()["conversations"].delete(conn(), g.conversation_id)
     response = web.page("deleted.html", side="patient")
-    web.clear_cookie(response, web.PATIENT_COOKIE)
+    web.clear_cookie(response, PATIENT_COOKIE)
     return response
 
 
@@ -206,5 +207,5 @@ def delete():
 def leave():
     patients.end_session(conn(), g.patient_token)
     response = web.page("message.html", title=web.t("leave.title"), text=web.t("leave.text"))
-    web.clear_cookie(response, web.PATIENT_COOKIE)
+    web.clear_cookie(response, PATIENT_COOKIE)
     return response

@@ -6,11 +6,18 @@ from flask import Blueprint, g, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from services.facility import api
-from services.facility.api import client_id, conn, ctx, now
 from services.facility.core import accounts as auth
 from services.facility.core import patients
 from services.facility.core.errors import BadRequest, FacilityError, TooManyRequests, Unauthorized
+from services.facility.http.auth import (
+    PRE_COOKIE,
+    STAFF_COOKIE,
+    check_csrf,
+    csrf_for,
+    staff_from_cookie,
+)
+from services.facility.http.context import client_id, conn, ctx, now, patient_url
+from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 
@@ -19,30 +26,19 @@ bp.register_error_handler(FacilityError, web.error_page)
 bp.register_error_handler(HTTPException, web.error_page)
 
 
-def current_staff() -> tuple[auth.Principal | None, str | None]:
-    token = request.cookies.get(web.STAFF_COOKIE)
-    if not token or len(token) > 128:
-        return None, None
-    try:
-        who = auth.resolve(conn(), token, now())
-    except FacilityError:
-        return None, None
-    return (who, token) if who is not None and who.kind == "staff" else (None, None)
-
-
 def staff_page(admin: bool = False):
     """Run the view for a logged-in staff member (an admin, if admin); check CSRF on posts."""
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            who, token = current_staff()
+            who, token = staff_from_cookie()
             if who is None:
                 return redirect(url_for("staff.login"), 303)
-            g.staff, g.csrf = who, web.csrf_for(token)
+            g.staff, g.csrf = who, csrf_for(token)
             g.staff_token = token
             if request.method == "POST":
-                web.check_csrf(token)
+                check_csrf(token)
             if admin and not who.is_admin:
                 return web.page(
                     "message.html", 403, title=web.t("error.title"), text=web.t("error.admin_only")
@@ -77,7 +73,7 @@ def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
     """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
     import segno  # here, not at the top: only this page needs it, and it costs ~1.5 MiB per process
 
-    link = api.patient_url(token)
+    link = patient_url(token)
     qr = segno.make(link, error="m").svg_inline(
         scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"
     )
@@ -98,13 +94,13 @@ def root():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if current_staff()[0] is not None:
+    if staff_from_cookie()[0] is not None:
         return redirect(url_for("staff.home"), 303)
     pre = web.pre_session()
-    g.csrf = web.csrf_for(pre)
+    g.csrf = csrf_for(pre)
     if request.method in ("GET", "HEAD"):
         return web.page("login.html")
-    web.check_csrf(request.cookies.get(web.PRE_COOKIE))
+    check_csrf(request.cookies.get(PRE_COOKIE))
     username = request.form.get("username", "")
     try:
         token = auth.login(
@@ -122,8 +118,8 @@ def login():
         response.headers.update(e.headers)
         return response
     response = redirect(url_for("staff.home"), 303)
-    web.set_cookie(response, web.STAFF_COOKIE, token, ctx()["config"].session_seconds)
-    web.clear_cookie(response, web.PRE_COOKIE)
+    web.set_cookie(response, STAFF_COOKIE, token, ctx()["config"].session_seconds)
+    web.clear_cookie(response, PRE_COOKIE)
     return response
 
 
@@ -132,7 +128,7 @@ def login():
 def logout():
     auth.logout(conn(), g.staff_token)
     response = redirect(url_for("staff.login"), 303)
-    web.clear_cookie(response, web.STAFF_COOKIE)
+    web.clear_cookie(response, STAFF_COOKIE)
     return response
 
 
@@ -214,8 +210,7 @@ def new_link(conv_id: str):
 @bp.get("/staff/files/<att_id>")
 @staff_page()
 def file(att_id: str):
-    g.principal = g.staff
-    return api.get_attachment(att_id)
+    return attachment_response(att_id, g.staff)
 
 
 @bp.get("/staff/c/<conv_id>/delete")
@@ -259,5 +254,5 @@ def password():
         link=url_for("staff.login"),
         link_text=web.t("login.title"),
     )
-    web.clear_cookie(response, web.STAFF_COOKIE)
+    web.clear_cookie(response, STAFF_COOKIE)
     return response

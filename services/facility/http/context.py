@@ -1,0 +1,67 @@
+"""What a request handler reaches: the facility's parts, the clock, the caller, the body."""
+
+import io
+from datetime import UTC, datetime
+
+from flask import Flask, Request, current_app, request
+
+from services.facility.core import Facility
+from services.facility.core.activity import Activity
+from services.facility.core.errors import BadRequest
+
+
+class MemoryRequest(Request):
+    """Keep uploads in memory: werkzeug would spool large ones to a temp file in plaintext."""
+
+    def _get_file_stream(
+        self, total_content_length, content_type, filename=None, content_length=None
+    ):
+        return io.BytesIO()
+
+
+def init_app(app: Flask, facility: Facility, activity: Activity) -> None:
+    app.extensions["medcell"] = {
+        "config": facility.config,
+        "store": facility.store,
+        "keyring": facility.keyring,
+        "conversations": facility.conversations,
+        "clock": facility.clock,
+        "activity": activity,
+        "deadlines_changed": facility.deadlines_changed,
+    }
+
+
+def ctx() -> dict:
+    return current_app.extensions["medcell"]
+
+
+def conn():
+    return ctx()["store"].conn()
+
+
+def now() -> int:
+    return ctx()["clock"]()
+
+
+def deadlines_changed() -> None:
+    """Wake the deletion job: a deadline may have moved closer."""
+    ctx()["deadlines_changed"].set()
+
+
+def iso(us: int) -> str:
+    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def client_id() -> str:
+    return request.remote_addr or "unknown"
+
+
+def json_body() -> dict:
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+def patient_url(token: str) -> str:
+    return f"{request.host_url.rstrip('/')}{request.script_root}/p/{token}"
