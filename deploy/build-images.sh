@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the medcell images, each only when its inputs changed:
-#   medcell-facility:$MEDCELL_IMAGE_TAG  from services/ and deploy/gunicorn_facility.py
-#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/ and deploy/gunicorn_gateway.py (nginx inside)
-#   medcell-supervisor:$MEDCELL_IMAGE_TAG from provisioner/
+#   medcell-facility:$MEDCELL_IMAGE_TAG  from services/, medcell_common/ and deploy/gunicorn_facility.py
+#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/, medcell_common/ and deploy/gunicorn_gateway.py (nginx inside)
+#   medcell-supervisor:$MEDCELL_IMAGE_TAG from provisioner/ and medcell_common/
 # plus what they stand on: the base images and each image's own dependency wheels.
 #
 # Usage: build-images.sh [facility] [gateway] [supervisor]        (no argument: all three)
@@ -25,9 +25,9 @@ HASH_LABEL=medcell.build-hash
 # What goes into each image's build context, relative to the repository root.
 image_sources() {
     case "$1" in
-    facility) echo "services deploy/gunicorn_facility.py" ;;
-    gateway) echo "gateway deploy/gunicorn_gateway.py" ;;
-    supervisor) echo "provisioner" ;;
+    facility) echo "medcell_common services deploy/gunicorn_facility.py" ;;
+    gateway) echo "medcell_common gateway deploy/gunicorn_gateway.py" ;;
+    supervisor) echo "medcell_common provisioner" ;;
     esac
 }
 

@@ -40,6 +40,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
+COPY medcell_common/ /app/medcell_common/
 COPY services/ /app/services/
 COPY deploy/gunicorn_facility.py /app/deploy/gunicorn_facility.py
 # Bytecode is compiled now because the root filesystem is read-only at run time.

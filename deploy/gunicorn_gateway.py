@@ -24,11 +24,11 @@ graceful_timeout = 20
 accesslog = None
 errorlog = "-"
 loglevel = "warning"
-logger_class = "gateway.serverlog.ServerLog"
+logger_class = "medcell_common.gunicorn_log.ServerLog"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "gateway.accesslog.JsonLineFormatter"}},
+    "formatters": {"json": {"()": "medcell_common.logs.JsonFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",

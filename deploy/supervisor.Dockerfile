@@ -41,6 +41,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
+COPY medcell_common/ /app/medcell_common/
 COPY provisioner/ /app/provisioner/
 # Bytecode is compiled now because the root filesystem is read-only at run time.
 RUN python3 -m compileall -q /app

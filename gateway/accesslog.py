@@ -4,23 +4,12 @@ Requests are logged by nginx itself (one JSON line each, see templates/nginx.con
 formats the gateway's events (routes reloaded, nginx restarted, errors by kind) the same way.
 """
 
-import json
 import logging
 import sys
-import time
+
+from medcell_common.logs import JsonFormatter
 
 LOGGER = "medcell.gateway"
-
-
-class JsonLineFormatter(logging.Formatter):
-    """Render a record whose message is a dict of fields, adding time and level."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        fields = record.msg if isinstance(record.msg, dict) else {"event": record.getMessage()}
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        line = {"ts": f"{stamp}.{int(record.msecs):03d}Z", "level": record.levelname.lower()}
-        line.update(fields)
-        return json.dumps(line, separators=(",", ":"))
 
 
 def configure(logger: logging.Logger | None = None) -> None:
@@ -28,7 +17,7 @@ def configure(logger: logging.Logger | None = None) -> None:
     logger = logger or logging.getLogger(LOGGER)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonLineFormatter())
+        handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

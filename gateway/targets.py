@@ -8,8 +8,9 @@ are not well-formed UTF-8 are refused with 400. Both patterns are plain PCRE, al
 
 import re
 
-SLUG = r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?"
-SLUG_RE = re.compile(SLUG)
+from medcell_common.rules import SLUG, SLUG_RE
+
+__all__ = ["ALLOWED", "DOT_SEGMENT", "SLUG", "SLUG_RE", "refused"]
 
 _HEX = "[0-9A-Fa-f]"
 _CONT = f"%[89ABab]{_HEX}"  # a UTF-8 continuation byte

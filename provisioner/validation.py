@@ -1,13 +1,19 @@
-"""The contract's rules for slugs and durations."""
+"""The contract's rules for slugs and durations (from medcell_common), as the CLI's errors."""
 
-import re
-
+from medcell_common import rules
+from medcell_common.rules import MAX_RETENTION, SLUG_RE
 from provisioner.errors import InvalidArgument
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
-DURATION_RE = re.compile(r"^([0-9]+)([smhd])$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_RETENTION = 7 * 86400
+# Re-exported: the rest of the provisioner takes the rules from here, as InvalidArgument.
+__all__ = [
+    "MAX_RETENTION",
+    "SLUG_RE",
+    "check_name",
+    "check_retention",
+    "check_slug",
+    "parse_duration",
+]
+
 NAME_MAX = 200
 
 
@@ -16,10 +22,10 @@ RESERVED_SLUGS = frozenset({"gateway", "edge", "supervisor"})
 
 def check_slug(slug: str) -> str:
     """Return the slug, or refuse it with the rule it breaks."""
-    if not SLUG_RE.fullmatch(slug or ""):
-        raise InvalidArgument(
-            f"invalid slug {slug!r}: use 1-32 lowercase letters, digits and inner hyphens"
-        )
+    try:
+        rules.check_slug(slug)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
     # These would take the names of medcell's own objects (medcell-gateway, -edge, -supervisor, and
     # the one-off medcell-<slug>-shred container that destroys a stopped facility's keys).
     if slug in RESERVED_SLUGS or slug.endswith("-shred"):
@@ -29,21 +35,18 @@ def check_slug(slug: str) -> str:
 
 def parse_duration(text: str) -> int:
     """Seconds in a duration like `30s`, `12h` or `7d`."""
-    match = DURATION_RE.fullmatch(text or "")
-    if not match:
-        raise InvalidArgument(
-            f"invalid duration {text!r}: use a number with s, m, h or d (e.g. 7d)"
-        )
-    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    try:
+        return rules.parse_duration(text)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
 
 
 def check_retention(text: str) -> str:
     """Return the retention if it is a positive duration of at most 7 days."""
-    seconds = parse_duration(text)
-    if seconds <= 0:
-        raise InvalidArgument("retention must be longer than zero")
-    if seconds > MAX_RETENTION:
-        raise InvalidArgument(f"retention {text} is longer than 7d, the most medcell keeps data")
+    try:
+        rules.parse_retention(text)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
     return text
 
 

@@ -1,8 +1,12 @@
 """Access logs: JSON lines of what happened; never a path, query, token, cookie or client IP."""
 
+import io
 import json
+import logging
 
 import requests
+
+from gateway import accesslog, routes
 
 from .rawhttp import raw_request
 
@@ -68,3 +72,24 @@ def test_health_probe_is_not_logged(gateway, gateway_log):
     requests.get(f"{gateway.url}/healthz")
     requests.get(f"{gateway.url}/f/a/")
     assert [r["route"] for r in gateway_log.records(event="request")] == ["page"]
+
+
+def test_route_reload_events_are_encoded_once(tmp_path):
+    # A dict message goes to the formatter as fields, never pre-encoded into "event".
+    stream = io.StringIO()
+    logger = logging.getLogger(accesslog.LOGGER)
+    saved = logger.handlers[:]
+    logger.handlers = []
+    try:
+        accesslog.configure()
+        logger.handlers[0].setStream(stream)
+        path = tmp_path / "routes.json"
+        path.write_text(json.dumps({"version": 2, "generation": 1, "facilities": {"A\n": {}}}))
+        routes.RoutesFile(str(path)).poll()
+        path.write_text("{")
+        routes.RoutesFile(str(path)).poll()
+    finally:
+        logger.handlers = saved
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["route_skipped", "routes_unusable"]
+    assert lines[0]["reason"] == "malformed entry" and lines[1]["reason"] == "RoutesError"

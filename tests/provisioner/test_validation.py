@@ -26,7 +26,9 @@ def test_durations_parse_to_seconds(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "7", "d", "7w", "1.5d", "-1d", " 7d", "7D", "7 d"])
+@pytest.mark.parametrize(
+    "text", ["", "7", "d", "7w", "1.5d", "-1d", " 7d", "7D", "7 d", "07d", "7d\n"]
+)
 def test_malformed_durations_are_refused(text):
     with pytest.raises(InvalidArgument, match="invalid duration"):
         parse_duration(text)
@@ -57,6 +59,16 @@ def test_cli_refuses_long_retention(medcell, fake):
     result = medcell("facility", "create", "alpha", "--retention", "8d")
     assert result.exit_code != 0
     assert "Error: retention 8d is longer than 7d" in result.stderr
+    assert fake.names() == set()
+
+
+@pytest.mark.parametrize("retention", ["07d", "0s", "7d\n"])
+def test_cli_refuses_a_retention_the_facility_would_refuse(medcell, fake, retention):
+    # The facility's rule (no leading zeros, no trailing newline) is the CLI's: nothing is created.
+    result = medcell("facility", "create", "alpha", "--retention", retention)
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: invalid duration")
+    assert len(result.stderr.strip().splitlines()) == 1
     assert fake.names() == set()
 
 
