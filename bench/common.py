@@ -1,19 +1,12 @@
-"""Helpers shared by the benchmarks: free ports, wrk runs, percentiles, process CPU and memory."""
+"""Helpers shared by the benchmarks: wrk runs, percentiles, process CPU and memory."""
 
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_wrk() -> str:

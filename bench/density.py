@@ -25,8 +25,8 @@ from pathlib import Path
 import docker
 import requests
 
-from bench.common import free_port, percentile
-from tests.docker_objects import remove_installation
+from bench.common import percentile
+from devsupport import free_port, remove_installation
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]

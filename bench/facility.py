@@ -1,8 +1,6 @@
 """Facility app figures: crypto cost, API throughput under gunicorn, deletion speed, memory."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -14,33 +12,35 @@ from pathlib import Path
 
 import requests
 
+from devsupport import Gunicorn
 from services.facility.core import crypto, open_facility, store
 from services.facility.core.config import Config
 from services.facility.core.conversations import Conversations
 
-from .common import free_port, median, percentile, table, tree_memory, wrk
+from .common import median, percentile, table, tree_memory, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = "x" * 300
 WEEK_US = 7 * 86400 * 1_000_000
 
 
-class Server:
+class Server(Gunicorn):
     """The facility app under gunicorn with its production config, on a loopback port."""
 
     def __init__(self, root: Path, scheduler: bool = True):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
+        env = {
             "MEDCELL_FACILITY": "bench",
             "MEDCELL_DATA_DIR": str(root / "data"),
             "MEDCELL_KEY_DIR": str(root / "keys"),
-            "MEDCELL_BIND": f"127.0.0.1:{self.port}",
             "MEDCELL_SCHEDULER": "on" if scheduler else "off",
         }
+        super().__init__(
+            "deploy/gunicorn_facility.py",
+            "services.facility:create_app()",
+            env,
+            root / "server.log",
+        )
         root.mkdir(parents=True, exist_ok=True)
-        self.log = open(root / "server.log", "ab")  # closed in stop()
 
     def admin(self) -> dict:
         out = subprocess.run(
@@ -53,37 +53,8 @@ class Server:
         )
         return json.loads(out.stdout)
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "deploy/gunicorn_facility.py",
-                "services.facility:create_app()",
-            ],
-            env=self.env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            start_new_session=True,
-        )
-        for _ in range(150):
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        raise SystemExit("Error: facility app did not start")
-
     def token(self, admin: dict) -> str:
         return requests.post(self.url + "/api/v1/login", json=admin).json()["token"]
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 def bench_crypto() -> list[tuple]:

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import descendants, free_port
+from bench.common import descendants
+from devsupport import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

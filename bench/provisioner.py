@@ -16,10 +16,10 @@ import time
 
 import docker
 
+from devsupport import remove_installation
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.facilities import Facilities
-from tests.docker_objects import remove_installation
 
 MIB = 1024 * 1024
 IDLE_SECONDS = 10  # let the container settle before reading its memory

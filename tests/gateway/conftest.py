@@ -14,15 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from devsupport import free_port
+
 from .upstream import FakeSupervisor, UnixServer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_routes(path: Path, facilities: dict[str, str], generation: int) -> None:

@@ -1,6 +1,6 @@
 """The gateway in its container, in front of real facility containers, over real TLS.
 
-Each module run is a private installation (tests/support/installation.py): its own MEDCELL_HOME,
+Each module run is a private installation (devsupport/installation.py): its own MEDCELL_HOME,
 ports and Docker name prefix; everything it created is deleted afterwards (by the CLI, then by
 label, also after a failure). Facilities have no network: nginx reaches each on its own socket.
 """
@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from devsupport import Installation, eventually
 from provisioner import facility_socket
 from provisioner.config import Config
-from tests.support.installation import Installation, eventually
 
 from .rawhttp import raw_request
 

@@ -3,11 +3,11 @@
 import json
 import os
 import secrets
-import socket
 
 import pytest
 from click.testing import CliRunner
 
+from devsupport import free_port, remove_installation
 from provisioner import facility_socket
 from provisioner.cli import Runtime, cli
 from provisioner.config import Config
@@ -15,7 +15,6 @@ from provisioner.docker_backend import DockerBackend
 from provisioner.errors import FacilityUnreachable
 from provisioner.facilities import Facilities
 from provisioner.facility_socket import FacilityStatus
-from tests.docker_objects import remove_installation
 from tests.provisioner.fakedocker import FakeDocker
 
 
@@ -107,12 +106,6 @@ def medcell(runtime) -> Invoker:
 
 
 # Integration fixtures (tests marked `docker`): a private installation on the real engine.
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

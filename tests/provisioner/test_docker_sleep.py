@@ -21,8 +21,7 @@ import docker
 import pytest
 import requests
 
-from tests.docker_objects import remove_installation
-from tests.provisioner.conftest import free_port
+from devsupport import free_port, remove_installation
 
 pytestmark = pytest.mark.docker
 

@@ -1,0 +1,18 @@
+"""Support for medcell's tests and benchmarks only: in no image, not installed as a runtime package.
+
+`tests` and `bench` both import from here and never from each other.
+"""
+
+from devsupport.docker_objects import remove_installation
+from devsupport.gunicorn import Gunicorn
+from devsupport.installation import Installation
+from devsupport.waiting import eventually, free_port, wait_for_status
+
+__all__ = [
+    "Gunicorn",
+    "Installation",
+    "eventually",
+    "free_port",
+    "remove_installation",
+    "wait_for_status",
+]

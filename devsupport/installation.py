@@ -1,0 +1,86 @@
+"""A throw-away medcell installation on the real engine, driven by the CLI as an operator would.
+
+Each one has its own MEDCELL_HOME, Docker name prefix and loopback ports, so several can run at
+once beside a real installation; `remove` deletes everything it made, also after a failure.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from devsupport.docker_objects import remove_installation
+from devsupport.waiting import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Installation:
+    def __init__(self, home: Path, stem: str = "mctest", **environment: str):
+        self.prefix = f"{stem}{secrets.token_hex(3)}"
+        self.https_port, self.http_port = free_port(), free_port()
+        self.home = home
+        self.env = {
+            **os.environ,
+            "MEDCELL_HOME": str(home),
+            "MEDCELL_DOCKER_PREFIX": self.prefix,
+            "MEDCELL_GATEWAY_PORT": str(self.https_port),
+            "MEDCELL_GATEWAY_HTTP_PORT": str(self.http_port),
+            "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+            **environment,
+        }
+        self.url = f"https://127.0.0.1:{self.https_port}"
+        self.gateway = f"{self.prefix}-gateway"
+        self.supervisor = f"{self.prefix}-supervisor"
+        self.facilities: dict[str, dict] = {}
+
+    @property
+    def cert(self) -> Path:
+        """The gateway's certificate (self-signed for this installation): what clients trust."""
+        return self.home / "gateway" / "tls" / "cert.pem"
+
+    def container(self, slug: str) -> str:
+        return f"{self.prefix}-{slug}"
+
+    def medcell(self, *args: str) -> dict | list | None:
+        """Run `medcell ARGS... --json`; raise with its error output if it fails."""
+        result = subprocess.run(
+            [sys.executable, "-m", "provisioner", *args, "--json"],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"medcell {' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+    def create(self, slug: str, *options: str) -> dict:
+        self.facilities[slug] = self.medcell("facility", "create", slug, *options)
+        return self.facilities[slug]
+
+    def delete(self, slug: str) -> None:
+        self.medcell("facility", "delete", slug, "--yes")
+        self.facilities.pop(slug, None)
+
+    def logs(self, container: str) -> str:
+        result = subprocess.run(["docker", "logs", container], capture_output=True, timeout=60)
+        return (result.stdout + result.stderr).decode("utf-8", "replace")
+
+    def remove(self) -> None:
+        """Delete the facilities and take the stack down as the CLI does, then sweep by label."""
+        import docker
+
+        for slug in list(self.facilities):
+            try:
+                self.delete(slug)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                print(e, file=sys.stderr)
+        try:
+            self.medcell("down")
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            print(e, file=sys.stderr)
+        remove_installation(docker.from_env(), self.prefix)
