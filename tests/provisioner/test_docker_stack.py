@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from devsupport import eventually as wait_until
 from provisioner.cli import Runtime
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
@@ -37,9 +38,7 @@ def get(config: Config, path: str) -> int:
 
 
 def eventually(config: Config, path: str, status: int, seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while (seen := get(config, path)) != status and time.monotonic() < deadline:
-        time.sleep(0.2)
+    seen = wait_until(lambda: get(config, path), lambda got: got == status, seconds)
     assert seen == status, f"{path}: {seen}, wanted {status}"
 
 

@@ -237,26 +237,26 @@ def test_engine_errors_become_one_line(medcell, fake, alpha):
 
 def test_facility_lock_waits_when_asked(config):
     import threading
-    import time
 
     from provisioner import state
     from provisioner.errors import Busy
 
-    held, release = threading.Event(), threading.Event()
+    held, release, released = threading.Event(), threading.Event(), threading.Event()
 
     def holder():
         with state.facility_lock(config, "alpha"):
             held.set()
             release.wait(5)
+            released.set()
 
     thread = threading.Thread(target=holder)
     thread.start()
-    held.wait(5)
+    assert held.wait(5)
     with pytest.raises(Busy):
         with state.facility_lock(config, "alpha"):
             pass
     threading.Timer(0.2, release.set).start()
-    started = time.monotonic()
     with state.facility_lock(config, "alpha", wait=5):
-        assert time.monotonic() - started >= 0.15
+        # The waiter got the lock only once the holder had let it go.
+        assert released.is_set()
     thread.join()
