@@ -22,10 +22,11 @@ BUILD_SCRIPT = ROOT / "deploy" / "build-images.sh"
 TAG = os.environ.get("MEDCELL_IMAGE_TAG") or "latest"
 IMAGES = {name: f"medcell-{name}:{TAG}" for name in ("facility", "gateway", "supervisor")}
 # Each image's /app holds its own package (and its gunicorn settings), nothing else.
+# Every image carries medcell_common, the rules and log format they share.
 APP_CONTENTS = {
-    "facility": {"services": None, "deploy": {"gunicorn_facility.py"}},
-    "gateway": {"gateway": None, "deploy": {"gunicorn_gateway.py"}},
-    "supervisor": {"provisioner": None},
+    "facility": {"medcell_common": None, "services": None, "deploy": {"gunicorn_facility.py"}},
+    "gateway": {"medcell_common": None, "gateway": None, "deploy": {"gunicorn_gateway.py"}},
+    "supervisor": {"medcell_common": None, "provisioner": None},
 }
 # What each image's Python must import, and what belongs to the other images only.
 DEPENDENCIES = {
@@ -355,3 +356,14 @@ def test_building_again_rebuilds_nothing(client, built):
     assert {name: client.images.get(ref).id for name, ref in IMAGES.items()} == built
     assert "up to date" in result.stderr
     assert "building" not in result.stderr
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_every_image_applies_the_shared_rules(client, built, name):
+    refused = python_in(
+        client,
+        name,
+        "from medcell_common.rules import parse_duration\n"
+        "try:\n    parse_duration('07d')\nexcept ValueError:\n    print('refused')",
+    )
+    assert refused == "refused"
