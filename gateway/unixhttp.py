@@ -2,6 +2,9 @@
 
 import http.client
 import socket
+import time
+
+BUSY_RETRY_SECONDS = 0.01
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -12,11 +15,23 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.socket_path = path
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+        # A unix socket whose listen queue is full refuses at once with EAGAIN instead of making
+        # the caller wait (as TCP would): a facility just woken by a burst of first requests
+        # meets that. Try again shortly, within the timeout.
+        deadline = time.monotonic() + (self.timeout if self.timeout is not None else 10.0)
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.socket_path)
+            except BlockingIOError:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(BUSY_RETRY_SECONDS)
+                continue
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+            return
