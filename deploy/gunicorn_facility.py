@@ -24,7 +24,7 @@ graceful_timeout = 20
 # Request lines are logged by the app by route template; gunicorn's access log would print raw
 # paths, which may hold the secret part of a patient link.
 accesslog = None
-logger_class = "services.facility.serverlog.ServerLog"  # keeps URIs out of gunicorn's errors
+logger_class = "medcell_common.gunicorn_log.ServerLog"  # keeps URIs out of gunicorn's errors
 errorlog = "-"
 loglevel = "info"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -34,7 +34,7 @@ control_socket_disable = True
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "services.facility.http.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "medcell_common.logs.JsonFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",

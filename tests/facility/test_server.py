@@ -168,7 +168,7 @@ def test_gunicorn_errors_never_quote_the_request(capfd):
     """A request that fails outside the app must not put its URI (a patient link) in the log."""
     from gunicorn.config import Config as GunicornConfig
 
-    from services.facility.serverlog import ServerLog
+    from medcell_common.gunicorn_log import ServerLog
 
     log = ServerLog(GunicornConfig())
     secret = "/p/SECRET-TOKEN-Vb93"

@@ -1,25 +1,14 @@
 """Configuration from environment variables, read in one place (create_app)."""
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from medcell_common.rules import check_slug, parse_duration, parse_retention
 from services.facility.core.errors import ConfigError
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
-DURATION_RE = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_RETENTION = 7 * 86400
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration like ``30s``, ``12h`` or ``7d``; ValueError otherwise."""
-    match = DURATION_RE.match(text.strip()) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number with s, m, h or d, like 7d")
-    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
 def format_duration(seconds: int) -> str:
@@ -28,14 +17,6 @@ def format_duration(seconds: int) -> str:
         if seconds % UNIT_SECONDS[unit] == 0:
             return f"{seconds // UNIT_SECONDS[unit]}{unit}"
     return f"{seconds}s"
-
-
-def parse_retention(text: str) -> int:
-    """A retention in seconds: a duration of at most 7 days."""
-    seconds = parse_duration(text)
-    if seconds > MAX_RETENTION:
-        raise ValueError(f"retention {text!r} is longer than 7 days")
-    return seconds
 
 
 @dataclass(frozen=True)
@@ -59,8 +40,10 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
         env = os.environ if env is None else env
         facility = env.get("MEDCELL_FACILITY", "")
-        if not SLUG_RE.match(facility):
-            raise ConfigError(f"MEDCELL_FACILITY must be a facility slug, got {facility!r}")
+        try:
+            check_slug(facility)
+        except ValueError as e:
+            raise ConfigError(f"MEDCELL_FACILITY: {e}") from e
         try:
             retention = parse_retention(env.get("MEDCELL_RETENTION", "7d"))
             rotation = parse_duration(env.get("MEDCELL_KEY_ROTATION", "1d"))

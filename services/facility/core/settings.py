@@ -2,8 +2,9 @@
 
 import sqlite3
 
+from medcell_common.rules import parse_retention
 from services.facility.core import store
-from services.facility.core.config import format_duration, parse_retention
+from services.facility.core.config import format_duration
 from services.facility.core.errors import BadRequest
 
 

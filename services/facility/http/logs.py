@@ -4,33 +4,13 @@ Requests are logged by their route template (``/api/v1/conversations/<conv_id>/m
 by the raw path, so ids and the secret part of patient links cannot reach a log line.
 """
 
-import json
 import logging
 import sys
 import time
 
 from flask import Flask, g, request
 
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "event": record.getMessage(),
-        }
-        line.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            # Exception type and location only: messages of exceptions may quote data.
-            exc_type, _, tb = record.exc_info
-            while tb and tb.tb_next:
-                tb = tb.tb_next
-            line["error"] = exc_type.__name__ if exc_type else "unknown"
-            if tb:
-                line["where"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-        return json.dumps(line, separators=(",", ":"))
+from medcell_common.logs import JsonFormatter
 
 
 def configure() -> None:

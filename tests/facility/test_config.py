@@ -1,0 +1,38 @@
+import pytest
+
+from services.facility.core.config import Config
+from services.facility.core.errors import ConfigError
+
+
+def env(tmp_path, **values) -> dict:
+    return {
+        "MEDCELL_FACILITY": "demo",
+        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
+        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
+        **values,
+    }
+
+
+def test_facility_slug_with_a_trailing_newline_is_refused(tmp_path):
+    with pytest.raises(ConfigError):
+        Config.from_env(env(tmp_path, MEDCELL_FACILITY="demo\n"))
+
+
+@pytest.mark.parametrize("retention", ["07d", "0s", "8d", "7 d"])
+def test_retention_the_cli_refuses_is_refused_here_too(tmp_path, retention):
+    with pytest.raises(ConfigError):
+        Config.from_env(env(tmp_path, MEDCELL_RETENTION=retention))
+
+
+def test_the_shared_rules_accept_the_defaults(tmp_path):
+    config = Config.from_env(env(tmp_path, MEDCELL_RETENTION="12h"))
+    assert (config.facility, config.retention, config.session_seconds) == ("demo", 43200, 43200)
+
+
+def test_the_app_sets_no_flask_options_it_does_not_use(app):
+    """Flask's own session and JSON key sorting are unused; its cookies are set where made."""
+    from flask import Flask
+
+    assert "JSON_SORT_KEYS" not in app.config
+    for name in ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE"):
+        assert app.config[name] == Flask.default_config[name]
