@@ -42,6 +42,7 @@ run: images
 
 test: images browser nginx
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)
 
 ## Unit and facility tests only: no Docker, no browser.
@@ -51,6 +52,7 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .
