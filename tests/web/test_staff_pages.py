@@ -200,3 +200,13 @@ def test_head_requests_answer_like_get_without_a_csrf_check(app, staff, admin):
     assert anonymous.head(f"{BASE}/login").status_code == 200
     assert staff.head(f"{BASE}/staff/password").status_code == 200
     assert admin.head(f"{BASE}/staff/admin").status_code == 200
+
+
+def test_missing_keys_while_creating_a_conversation_say_so_not_title_too_long(app, staff):
+    home = staff.get(f"{BASE}/staff/")
+    app.extensions["medcell"]["keyring"].shred_all()
+    created = staff.post(f"{BASE}/staff/conversations", data={"csrf": csrf_of(home), "title": "x"})
+    body = created.get_data(as_text=True)
+    assert created.status_code == 500
+    assert "Schlüssel der Einrichtung fehlen" in body
+    assert "Titel" not in body

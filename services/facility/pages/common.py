@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import FacilityError
+from services.facility.core.errors import CryptoError, FacilityError
 from services.facility.http.auth import PRE_COOKIE
 from services.facility.http.context import ctx
 from services.facility.pages import i18n
@@ -104,7 +104,8 @@ def error_page(e: Exception) -> Response:
         raise e
     if status >= 500:
         code = "internal"
-    key = ERROR_TEXTS.get(code, "error.internal")
+    # Missing keys are no passing fault: say so, so that staff call the administrator.
+    key = "error.keys" if isinstance(e, CryptoError) else ERROR_TEXTS.get(code, "error.internal")
     response = page(
         "error.html",
         status,

@@ -198,6 +198,8 @@ DE = {
     "error.too_large": "Das ist zu groß: Dateien dürfen höchstens {size} haben.",
     "error.throttled": "Zu viele Fehlversuche. Bitte warten Sie einige Minuten.",
     "error.bad_request": "Die Anfrage war ungültig.",
+    "error.keys": "Die Schlüssel der Einrichtung fehlen: Es kann nichts gespeichert oder gelesen "
+    "werden. Bitte verständigen Sie die Verwaltung.",
     "error.internal": "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch "
     "einmal.",
 }
@@ -380,6 +382,8 @@ EN = {
     "error.too_large": "That is too large: files may be at most {size}.",
     "error.throttled": "Too many failed attempts. Please wait a few minutes.",
     "error.bad_request": "The request was invalid.",
+    "error.keys": "The facility's encryption keys are missing: nothing can be stored or read. "
+    "Please tell your administrator.",
     "error.internal": "An internal error happened. Please try again later.",
 }
 

@@ -8,7 +8,13 @@ from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
 from services.facility.core import patients
-from services.facility.core.errors import BadRequest, FacilityError, TooManyRequests, Unauthorized
+from services.facility.core.errors import (
+    BadRequest,
+    FacilityError,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+)
 from services.facility.http.auth import (
     PRE_COOKIE,
     STAFF_COOKIE,
@@ -133,7 +139,7 @@ def logout():
 
 
 def render_home(error: str | None = None, status: int = 200):
-    items = ctx()["conversations"].list(conn())
+    items = ctx()["conversations"].summaries(conn())
     return web.page(
         "home.html",
         status,
@@ -161,7 +167,7 @@ def create():
         conv_id, token = ctx()["conversations"].create(
             conn(), request.form.get("title", "").strip(), pin_hash
         )
-    except FacilityError:
+    except (BadRequest, PayloadTooLarge):
         return render_home(web.t("new.bad_title"), 400)
     return link_page(conv_id, token, pin_hash is not None, 201)
 
