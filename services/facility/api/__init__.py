@@ -115,7 +115,7 @@ def open_patient_session():
 @bp.get("/api/v1/conversations")
 @require()
 def list_conversations():
-    items = ctx()["conversations"].list(conn())
+    items = ctx()["conversations"].summaries(conn())
     return jsonify(conversations=[conversation_json(c) for c in items])
 
 

@@ -63,7 +63,8 @@ class Conversations:
         self.on_change()
         return conv_id, token
 
-    def list(self, conn: sqlite3.Connection) -> list[dict]:
+    def summaries(self, conn: sqlite3.Connection) -> list[dict]:
+        """The live conversations, most recent activity first."""
         retention_us = self.retention(conn) * 1_000_000
         rows = conn.execute(
             "SELECT id, title, last_activity FROM conversations WHERE last_activity > ? "
@@ -134,7 +135,9 @@ class Conversations:
         conn.execute("UPDATE conversations SET last_activity = ? WHERE id = ?", (now, conv_id))
         return {"id": msg_id, "author": author, "created_at": now}
 
-    def messages(self, conn: sqlite3.Connection, conv_id: str, after: str | None = None) -> list:
+    def messages(
+        self, conn: sqlite3.Connection, conv_id: str, after: str | None = None
+    ) -> list[dict]:
         self.require_live(conn, conv_id)
         query = (
             "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped "
