@@ -1,5 +1,8 @@
 """The crypto module: AES-256-GCM with per-record keys and place-binding associated data."""
 
+import importlib
+import sys
+
 import pytest
 
 from services.facility.core import crypto
@@ -87,3 +90,35 @@ def test_sealed_values_are_standard_aes_256_gcm():
 def test_a_key_of_the_wrong_size_or_type_is_refused(key):
     with pytest.raises(CryptoError):
         crypto.seal(key, b"data", b"aad")
+
+
+@pytest.fixture
+def lose_private_binding(monkeypatch):
+    """Reloads the crypto module as it loads when PyNaCl's private compiled module is missing."""
+
+    def lose() -> None:
+        monkeypatch.setitem(sys.modules, "nacl._sodium", None)  # makes its import fail
+        importlib.reload(crypto)
+
+    yield lose
+    monkeypatch.undo()
+    importlib.reload(crypto)
+    assert crypto.FAST
+
+
+def test_without_the_private_binding_the_public_one_opens_and_seals_the_same_format(
+    lose_private_binding,
+):
+    key, aad = crypto.new_key(), crypto.aad("alpha", "messages", "m1", "body")
+    assert crypto.FAST
+    fast = crypto.seal(key, b"Ausschlag am Arm", aad)
+    lose_private_binding()
+    assert not crypto.FAST
+    crypto.check_available()
+    assert crypto.unseal(key, fast, aad) == b"Ausschlag am Arm"
+    sealed = crypto.seal(key, b"Ausschlag am Arm", aad)
+    assert crypto.unseal(key, sealed, aad) == b"Ausschlag am Arm"
+    with pytest.raises(CryptoError):
+        crypto.unseal(key, sealed[:-1] + bytes([sealed[-1] ^ 1]), aad)
+    with pytest.raises(CryptoError):
+        crypto.unseal(key, sealed, crypto.aad("beta", "messages", "m1", "body"))

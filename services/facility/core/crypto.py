@@ -7,24 +7,42 @@ its facility, table, record and field, so a ciphertext copied into another row d
 The cipher is libsodium's, reached through PyNaCl's compiled module. PyNaCl's Python wrapper
 (``nacl.bindings.crypto_aead_aes256gcm_*``) formats seven error messages on every call, which
 cost ten times the cipher itself for a 300-byte message; the checks it makes are made here once,
-on values this module builds itself.
+on values this module builds itself. If a PyNaCl release drops that private module, the public
+wrapper takes over: slower, same bytes.
 """
 
+import nacl.bindings
+import nacl.exceptions
 import nacl.utils
-from nacl._sodium import ffi, lib
 
 from services.facility.core.errors import CryptoError, CryptoUnavailable
 
-KEY_BYTES = lib.crypto_aead_aes256gcm_keybytes()
-NONCE_BYTES = lib.crypto_aead_aes256gcm_npubbytes()
-TAG_BYTES = lib.crypto_aead_aes256gcm_abytes()
+try:
+    # Private to PyNaCl, so its shape is checked here and the pinned range in pyproject.toml is
+    # the one it was checked with; without it the public binding below does the same, slower.
+    from nacl._sodium import ffi, lib
+
+    lib.crypto_aead_aes256gcm_encrypt, lib.crypto_aead_aes256gcm_decrypt  # noqa: B018
+except (ImportError, AttributeError):
+    ffi = lib = None
+
+FAST = lib is not None
+KEY_BYTES = nacl.bindings.crypto_aead_aes256gcm_KEYBYTES
+NONCE_BYTES = nacl.bindings.crypto_aead_aes256gcm_NPUBBYTES
+TAG_BYTES = nacl.bindings.crypto_aead_aes256gcm_ABYTES
 OVERHEAD = NONCE_BYTES + TAG_BYTES
 
 
 def check_available() -> None:
     """Raise CryptoUnavailable unless this CPU can do AES-256-GCM (it needs AES-NI)."""
-    if lib.sodium_init() < 0 or lib.crypto_aead_aes256gcm_is_available() != 1:
-        raise CryptoUnavailable("AES-256-GCM is not available on this CPU (AES-NI missing).")
+    if FAST:
+        if lib.sodium_init() < 0 or lib.crypto_aead_aes256gcm_is_available() != 1:
+            raise CryptoUnavailable("AES-256-GCM is not available on this CPU (AES-NI missing).")
+        return
+    try:
+        _encrypt(bytes(KEY_BYTES), b"", b"", bytes(NONCE_BYTES))
+    except Exception as e:  # PyNaCl refuses before it encrypts anything
+        raise CryptoUnavailable("AES-256-GCM is not available on this CPU (AES-NI missing).") from e
 
 
 def new_key() -> bytes:
@@ -41,14 +59,7 @@ def seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
     """Encrypt and authenticate plaintext under key with a fresh random nonce."""
     _check_key(key)
     nonce = nacl.utils.random(NONCE_BYTES)
-    out = ffi.new("unsigned char[]", len(plaintext) + TAG_BYTES)
-    out_len = ffi.new("unsigned long long *")
-    rc = lib.crypto_aead_aes256gcm_encrypt(
-        out, out_len, plaintext, len(plaintext), associated, len(associated), ffi.NULL, nonce, key
-    )
-    if rc != 0:
-        raise CryptoError("Encryption failed.")
-    return nonce + ffi.buffer(out, out_len[0])[:]
+    return nonce + _encrypt(key, plaintext, associated, nonce)
 
 
 def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
@@ -56,16 +67,7 @@ def unseal(key: bytes, sealed: bytes, associated: bytes) -> bytes:
     _check_key(key)
     if len(sealed) < OVERHEAD:
         raise CryptoError("Sealed value is truncated.")
-    body = sealed[NONCE_BYTES:]
-    out = ffi.new("unsigned char[]", len(body) - TAG_BYTES or 1)
-    out_len = ffi.new("unsigned long long *")
-    rc = lib.crypto_aead_aes256gcm_decrypt(
-        out, out_len, ffi.NULL, body, len(body), associated, len(associated),
-        sealed[:NONCE_BYTES], key,
-    )  # fmt: skip
-    if rc != 0:
-        raise CryptoError("Sealed value failed authentication.")
-    return ffi.buffer(out, out_len[0])[:]
+    return _decrypt(key, sealed[NONCE_BYTES:], associated, sealed[:NONCE_BYTES])
 
 
 def wrap(kek: bytes, record_key: bytes, associated: bytes) -> bytes:
@@ -81,3 +83,33 @@ def unwrap(kek: bytes, wrapped: bytes, associated: bytes) -> bytes:
 def _check_key(key: bytes) -> None:
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise CryptoError("A key must be 32 bytes.")
+
+
+def _encrypt(key: bytes, plaintext: bytes, associated: bytes, nonce: bytes) -> bytes:
+    """Ciphertext and tag; the inputs are checked by the callers in this module."""
+    if not FAST:
+        return nacl.bindings.crypto_aead_aes256gcm_encrypt(plaintext, associated, nonce, key)
+    out = ffi.new("unsigned char[]", len(plaintext) + TAG_BYTES)
+    out_len = ffi.new("unsigned long long *")
+    rc = lib.crypto_aead_aes256gcm_encrypt(
+        out, out_len, plaintext, len(plaintext), associated, len(associated), ffi.NULL, nonce, key
+    )
+    if rc != 0:
+        raise CryptoError("Encryption failed.")
+    return ffi.buffer(out, out_len[0])[:]
+
+
+def _decrypt(key: bytes, body: bytes, associated: bytes, nonce: bytes) -> bytes:
+    if not FAST:
+        try:
+            return nacl.bindings.crypto_aead_aes256gcm_decrypt(body, associated, nonce, key)
+        except nacl.exceptions.CryptoError as e:
+            raise CryptoError("Sealed value failed authentication.") from e
+    out = ffi.new("unsigned char[]", len(body) - TAG_BYTES or 1)
+    out_len = ffi.new("unsigned long long *")
+    rc = lib.crypto_aead_aes256gcm_decrypt(
+        out, out_len, ffi.NULL, body, len(body), associated, len(associated), nonce, key
+    )
+    if rc != 0:
+        raise CryptoError("Sealed value failed authentication.")
+    return ffi.buffer(out, out_len[0])[:]
