@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from services.facility.core import accounts as auth
+
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
@@ -328,30 +330,31 @@ def test_a_burst_of_parallel_wrong_logins_is_throttled_after_five(app):
     assert sorted(answers) == [401] * 5 + [429] * 7
 
 
-def test_one_password_hash_at_a_time_across_worker_processes(tmp_path):
+def test_password_checks_wait_while_another_process_holds_the_hashing_slot(tmp_path):
     """Each argon2id hash takes 64 MiB: the workers of one container take turns."""
-    import subprocess
-    import sys
+    import fcntl
+    import os
+    import threading
 
-    script = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from services.facility.core import accounts as auth\n"
-        "auth.use_hash_lock(Path(sys.argv[1]))\n"
-        "with auth.hashing():\n"
-        "    start = time.monotonic()\n"
-        "    auth._verify(auth._DUMMY_HASH, 'guess')\n"
-        "    print(start, time.monotonic())\n"
-    )
-    lock = str(tmp_path / "argon2.lock")
-    workers = [
-        subprocess.Popen([sys.executable, "-c", script, lock], stdout=subprocess.PIPE, text=True)
-        for _ in range(3)
-    ]
-    spans = sorted(tuple(map(float, w.communicate()[0].split())) for w in workers)
-    assert len(spans) == 3
-    for (_, first_end), (second_start, _) in zip(spans, spans[1:], strict=False):
-        assert second_start >= first_end
+    lock = tmp_path / "argon2.lock"
+    stored = auth.hash_password("correct horse battery")
+    auth.use_hash_lock(lock)
+    other_worker = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    results = []
+    try:
+        fcntl.flock(other_worker, fcntl.LOCK_EX)  # what another worker's hash holds
+        check = threading.Thread(
+            target=lambda: results.append(auth.verify_password(stored, "correct horse battery"))
+        )
+        check.start()
+        check.join(timeout=1)
+        assert check.is_alive() and results == [], "a hash ran while another process hashed"
+        fcntl.flock(other_worker, fcntl.LOCK_UN)
+        check.join(timeout=30)
+        assert results == [True]
+    finally:
+        os.close(other_worker)
+        auth.use_hash_lock(None)
 
 
 def test_large_bodies_are_refused_unread_except_on_upload_routes(client, staff_auth, conversation):

@@ -131,21 +131,36 @@ def test_sweeper_thread_wakes_at_the_deadline_not_at_its_polling_interval(tmp_pa
     assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
 
 
-def test_only_one_sweeper_per_facility_works(app):
+def test_only_one_sweeper_per_facility_works(app, clock):
     medcell = app.extensions["medcell"]
-    first = Sweeper(
-        medcell["config"].database, medcell["conversations"], medcell["keyring"], 86400, 1
-    )
-    second = Sweeper(
-        medcell["config"].database, medcell["conversations"], medcell["keyring"], 86400, 1
-    )
+    conn = medcell["store"].conn()
+
+    def job() -> Sweeper:
+        return Sweeper(
+            medcell["config"].database,
+            medcell["conversations"],
+            medcell["keyring"],
+            86400,
+            safety_seconds=3600,
+        )
+
+    first, second = job(), job()
+    first.start()
     try:
-        assert first._try_lock() is True
-        assert second._try_lock() is False
+        assert first.wait_passes(1, timeout=10)
+        second.start()
+        assert second.wait_passes(1, timeout=10) and not second.busy
+        medcell["conversations"].create(conn, "long gone")
+        clock.advance(8 * 86400)
+        second.wake()
+        assert second.wait_passes(2, timeout=10)
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
+        first.wake()
+        assert first.wait_passes(2, timeout=10)
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
     finally:
-        for sweeper in (first, second):
-            if sweeper._lock_fd is not None:
-                __import__("os").close(sweeper._lock_fd)
+        first.stop()
+        second.stop()
 
 
 def start_sweeper(app) -> Sweeper:

@@ -48,7 +48,7 @@ _DUMMY_HASH = (
 )
 
 
-def use_hash_lock(path: Path) -> None:
+def use_hash_lock(path: Path | None) -> None:
     """Share the one-hash-at-a-time limit with every process that uses this lock file."""
     global _hash_lock_path
     _hash_lock_path = path

@@ -164,6 +164,9 @@ class Sweeper:
             self._finish_pass(deadline, pause)
         if conn is not None:
             conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # a stopped job leaves the work to another process
+            self._lock_fd = None
 
     def _deadline(self, conn: sqlite3.Connection) -> int | None:
         return next_deadline(conn, self.conversations, self.keyring, self.rotation_seconds)
