@@ -2,13 +2,20 @@
 
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+from flask.testing import FlaskClient
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 
 from services.facility import create_app
+from services.facility.api.openapi import spec
 from services.facility.core import accounts as auth
 from services.facility.core.config import Config
 
+DOC_URL = "http://localhost/api/v1/openapi.json"  # where the test client's app serves it
 ADMIN = ("admin", "correct horse battery")
 STAFF = ("nurse", "another long secret")
 
@@ -70,8 +77,49 @@ def app(make_app):
     app.extensions["medcell"]["store"].close()
 
 
+class SentRequest(WerkzeugOpenAPIRequest):
+    """The request of a response: its body was read by the app, and a response check needs none."""
+
+    @property
+    def body(self) -> bytes | None:
+        return None
+
+
+class DocumentedClient(FlaskClient):
+    """A test client that checks every API response against the app's OpenAPI document.
+
+    So the document cannot drift from what the app returns: a status, header or body that the
+    document does not describe fails the test that caused it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        doc = spec(self.application.extensions["medcell"]["config"])
+        # The servers are relative to the document's own address; resolved as a client would.
+        for server in doc["servers"]:
+            server["url"] = urljoin(f"{DOC_URL}", server["url"]).rstrip("/")
+        self.openapi = OpenAPI.from_dict(doc)
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        request = response.request
+        # A test that reads a stream itself (buffered=False) checks what the stream does instead.
+        streamed = kwargs.get("buffered") is False
+        if (request.path.startswith("/api/") or request.path == "/healthz") and not streamed:
+            response.make_sequence()  # a streamed download is read once, for both
+            try:
+                self.openapi.validate_response(
+                    SentRequest(request), WerkzeugOpenAPIResponse(response)
+                )
+            except (PathNotFound, OperationNotFound):
+                # No such operation: the app must then refuse it, like any unknown path.
+                assert response.status_code in (404, 405), (request.method, request.path)
+        return response
+
+
 @pytest.fixture
 def client(app):
+    app.test_client_class = DocumentedClient
     return app.test_client()
 
 

@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 
 def test_openapi_document_matches_the_routes(app, client):
     doc = client.get("/api/v1/openapi.json").json
@@ -23,3 +25,16 @@ def test_every_documented_error_uses_the_error_schema(client):
                 if status.startswith(("4", "5")):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_test_client_fails_a_response_the_document_does_not_describe(client):
+    from openapi_core import OpenAPI
+    from openapi_core.validation.response.exceptions import DataValidationError
+
+    doc = client.get("/api/v1/openapi.json").json
+    doc["servers"] = [{"url": "http://localhost"}]
+    health = doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]
+    health["schema"] = {"type": "object", "required": ["version"]}
+    client.openapi = OpenAPI.from_dict(doc)
+    with pytest.raises(DataValidationError):
+        client.get("/healthz")

@@ -1,6 +1,7 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
 from services.facility.core.config import Config
+from services.facility.http.downloads import INLINE_TYPES
 
 
 def _error(description: str) -> dict:
@@ -35,7 +36,12 @@ def _op(
         op["security"] = []
     else:
         responses.setdefault("401", _error("Missing, invalid or expired token"))
+        responses.setdefault(
+            "403", _error("Not allowed for this caller (or a patient link whose PIN is owed)")
+        )
         responses.setdefault("429", _error("Too many failed attempts"))
+    # Every route refuses a body above its limit before reading it (256 KiB; uploads: the maximum).
+    responses.setdefault("413", _error("The request body (or a text in it) is too large"))
     if body:
         op["requestBody"] = body
     if params:
@@ -268,16 +274,26 @@ def spec(config: Config) -> dict:
                 "The file's bytes",
                 {
                     "200": {
-                        "description": "The file",
+                        "description": "The file: shown inline if it is an image or a PDF "
+                        "(unless ?download is given), else as application/octet-stream",
                         "content": {
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            }
+                            kind: {"schema": {"type": "string", "format": "binary"}}
+                            for kind in (*sorted(INLINE_TYPES), "application/octet-stream")
                         },
                     },
                     "404": _error("No such attachment"),
                 },
-                params=[{"name": "att_id", "in": "path", "required": True, "schema": STR}],
+                params=[
+                    {"name": "att_id", "in": "path", "required": True, "schema": STR},
+                    {
+                        "name": "download",
+                        "in": "query",
+                        "required": False,
+                        "description": "present: always as a download (application/octet-stream)",
+                        "schema": STR,
+                        "allowEmptyValue": True,
+                    },
+                ],
             )
         },
         "/api/v1/settings": {
@@ -353,7 +369,9 @@ def spec(config: Config) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": f"medcell facility API ({config.facility})", "version": "1"},
-        "servers": [{"url": "."}],
+        # Relative to where the document is served (…/api/v1/openapi.json): the facility's root,
+        # which behind the gateway is /f/<slug>/. The paths below start with /api/v1 themselves.
+        "servers": [{"url": "../.."}],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
