@@ -10,7 +10,7 @@ import time
 import click
 
 from services.facility.core import accounts as auth
-from services.facility.core import open_facility
+from services.facility.core import open_facility, passwords
 from services.facility.core.config import Config
 from services.facility.core.errors import FacilityError
 from services.facility.core.keys import Keyring
@@ -43,7 +43,7 @@ def create_admin(config: Config, username: str) -> None:
     conn, _ = _open(config)
     if conn.execute("SELECT count(*) FROM staff").fetchone()[0]:
         raise click.ClickException("staff accounts exist already; admins add more in the app")
-    password = auth.generate_password()
+    password = passwords.generate_password()
     auth.create_staff(conn, username, password, "admin", _clock())
     _emit({"username": username, "password": password})
 

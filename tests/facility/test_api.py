@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from services.facility.core import accounts as auth
+from services.facility.core import passwords
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -337,14 +337,16 @@ def test_password_checks_wait_while_another_process_holds_the_hashing_slot(tmp_p
     import threading
 
     lock = tmp_path / "argon2.lock"
-    stored = auth.hash_password("correct horse battery")
-    auth.use_hash_lock(lock)
+    stored = passwords.hash_password("correct horse battery")
+    passwords.use_hash_lock(lock)
     other_worker = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     results = []
     try:
         fcntl.flock(other_worker, fcntl.LOCK_EX)  # what another worker's hash holds
         check = threading.Thread(
-            target=lambda: results.append(auth.verify_password(stored, "correct horse battery"))
+            target=lambda: results.append(
+                passwords.verify_password(stored, "correct horse battery")
+            )
         )
         check.start()
         check.join(timeout=1)
@@ -354,7 +356,7 @@ def test_password_checks_wait_while_another_process_holds_the_hashing_slot(tmp_p
         assert results == [True]
     finally:
         os.close(other_worker)
-        auth.use_hash_lock(None)
+        passwords.use_hash_lock(None)
 
 
 def test_large_bodies_are_refused_unread_except_on_upload_routes(client, staff_auth, conversation):

@@ -4,7 +4,7 @@ from flask import Blueprint, g, jsonify, request
 
 from services.facility.api.openapi import spec
 from services.facility.core import accounts as auth
-from services.facility.core import patients, settings
+from services.facility.core import passwords, patients, settings, throttle
 from services.facility.core.conversations import ID_RE
 from services.facility.core.errors import BadRequest, NotFound, PinRequired
 from services.facility.http.auth import bearer_token, require
@@ -93,11 +93,11 @@ def open_patient_session():
     """Trade a patient token (plus its PIN, if the conversation has one) for a session token."""
     body = json_body()
     c, t, client, seconds = conn(), now(), client_id(), ctx()["config"].session_seconds
-    auth.check_throttle(c, "token", client, t)
+    throttle.check(c, "token", client, t)
     try:
         token = patients.open_link(c, body.get("token"), t, seconds)
     except NotFound:
-        auth.record_failure(c, "token", client, t)
+        throttle.record_failure(c, "token", client, t)
         raise
     if patients.session(c, token, t).pin_ok:
         return jsonify(token=token), 201
@@ -236,7 +236,7 @@ def list_staff():
 def create_staff():
     body = json_body()
     generated = "password" not in body
-    password = auth.generate_password() if generated else body["password"]
+    password = passwords.generate_password() if generated else body["password"]
     username, role = body.get("username"), body.get("role", "staff")
     auth.create_staff(conn(), auth.check_username(username), password, role, now())
     result = {"username": username, "role": role}

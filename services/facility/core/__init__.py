@@ -4,7 +4,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.facility.core import accounts
+from services.facility.core import passwords
 from services.facility.core.config import Config
 from services.facility.core.conversations import Conversations
 from services.facility.core.keys import Keyring
@@ -29,7 +29,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     """Open (and migrate) the store, make sure the keys exist, and wire the conversations."""
     store = Store(config.database)
     store.migrate()
-    accounts.use_hash_lock(config.data_dir / "argon2.lock")
+    passwords.use_hash_lock(config.data_dir / "argon2.lock")
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
     deadlines_changed = threading.Event()

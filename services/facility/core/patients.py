@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from services.facility.core import accounts as auth
-from services.facility.core import store
+from services.facility.core import passwords, store, throttle
 from services.facility.core.errors import BadRequest, LinkLocked, NotFound, Unauthorized
 
 PIN_RE = re.compile(r"^[0-9]{4,8}$")
@@ -32,7 +32,7 @@ def hash_pin(pin: object) -> bytes | None:
         return None
     if not isinstance(pin, str) or not PIN_RE.match(pin):
         raise BadRequest("pin must be 4 to 8 digits")
-    return auth.hash_password(pin)
+    return passwords.hash_password(pin)
 
 
 def open_link(conn: sqlite3.Connection, token: object, now: int, session_seconds: int) -> str:
@@ -63,7 +63,7 @@ def enter_pin(
     session_seconds: int,
 ) -> str:
     """Check the PIN for a pending session; on success a new, full session token replaces it."""
-    auth.check_throttle(conn, "pin", client, now)
+    throttle.check(conn, "pin", client, now)
     current = session(conn, session_token, now)
     if current is None:
         raise NotFound("this session has ended: open the link again")
@@ -84,8 +84,8 @@ def enter_pin(
     if not taken:
         raise LinkLocked("too many wrong PINs: ask the facility for a new link")
     candidate = pin if isinstance(pin, str) and PIN_RE.match(pin) else "x"
-    if not auth.verify_password(row[0], candidate):
-        auth.record_failure(conn, "pin", client, now)
+    if not passwords.verify_password(row[0], candidate):
+        throttle.record_failure(conn, "pin", client, now)
         if row[1] >= MAX_PIN_FAILURES:
             raise LinkLocked("too many wrong PINs: ask the facility for a new link")
         raise Unauthorized(f"wrong PIN; {MAX_PIN_FAILURES - row[1]} tries left")

@@ -14,7 +14,7 @@ import hmac
 
 from flask import Flask, g, request
 
-from services.facility.core import accounts, patients
+from services.facility.core import accounts, patients, throttle
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import Forbidden, NotFound, Unauthorized
 from services.facility.http.context import client_id, conn, now
@@ -103,8 +103,8 @@ def authenticate() -> Principal:
     principal = accounts.resolve(c, token, t) if len(token) <= MAX_TOKEN else None
     if principal is None:
         # Throttle only the failures: a guesser is stopped, a valid token costs no extra query.
-        accounts.check_throttle(c, "token", client_id(), t)
-        accounts.record_failure(c, "token", client_id(), t)
+        throttle.check(c, "token", client_id(), t)
+        throttle.record_failure(c, "token", client_id(), t)
         raise Unauthorized("invalid or expired token")
     g.principal = principal
     return principal

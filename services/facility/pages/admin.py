@@ -4,7 +4,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
-from services.facility.core import settings
+from services.facility.core import passwords, settings
 from services.facility.core.config import format_duration
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.http.context import conn, ctx, deadlines_changed, now
@@ -46,7 +46,7 @@ def admin():
 def add_account():
     username = request.form.get("username", "").strip()
     role = request.form.get("role", "staff")
-    password = request.form.get("password", "") or auth.generate_password()
+    password = request.form.get("password", "") or passwords.generate_password()
     try:
         auth.create_staff(conn(), auth.check_username(username), password, role, now())
     except Conflict:

@@ -9,8 +9,7 @@ import functools
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core import accounts as auth
-from services.facility.core import patients
+from services.facility.core import patients, throttle
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import (
     FacilityError,
@@ -80,11 +79,11 @@ def urls() -> dict:
 @bp.get("/p/<token>")
 def open_link(token: str):
     c, t_now, client = conn(), now(), client_id()
-    auth.check_throttle(c, "token", client, t_now)
+    throttle.check(c, "token", client, t_now)
     try:
         session = patients.open_link(c, token, t_now, session_seconds())
     except NotFound:
-        auth.record_failure(c, "token", client, t_now)
+        throttle.record_failure(c, "token", client, t_now)
         return web.page(
             "message.html", 404, title=web.t("link.invalid_title"), text=web.t("link.invalid")
         )

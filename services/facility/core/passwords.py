@@ -1,0 +1,80 @@
+"""Staff passwords: argon2id, one hash at a time per container.
+
+Each argon2id hash holds 64 MiB while it runs, and a facility container has 256 MiB for all of
+its workers: one hash at a time per container (a thread lock here, a file lock across workers).
+That still allows about seven logins a second, far more than a practice needs.
+"""
+
+import contextlib
+import fcntl
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.pwhash
+
+from services.facility.core.errors import BadRequest
+
+MIN_PASSWORD, MAX_PASSWORD = 12, 256
+_OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+_MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+_HASHING = threading.Lock()
+_hash_lock_path: Path | None = None
+# Verifying against this when the username is unknown keeps both paths equally slow. It is the
+# hash of random bytes nobody kept, fixed here so no worker has to make one.
+DUMMY_HASH = (
+    b"$argon2id$v=19$m=65536,t=2,p=1$N5ctCdrsEVrl9WM9sRbujg"
+    b"$mBopV/kSQTfHes9gTq/C1Tha+ygU01/enQ1yLeHvKd8"
+)
+
+
+def use_hash_lock(path: Path | None) -> None:
+    """Share the one-hash-at-a-time limit with every process that uses this lock file."""
+    global _hash_lock_path
+    _hash_lock_path = path
+
+
+@contextlib.contextmanager
+def hashing() -> Iterator[None]:
+    """Hold the facility's one argon2id slot."""
+    with _HASHING:
+        if _hash_lock_path is None:
+            yield
+            return
+        fd = os.open(_hash_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def hash_password(password: str) -> bytes:
+    with hashing():
+        return nacl.pwhash.argon2id.str(password.encode(), opslimit=_OPS, memlimit=_MEM)
+
+
+def verify_password(stored: bytes, password: str) -> bool:
+    with hashing():
+        return verify_in_slot(stored, password)
+
+
+def verify_in_slot(stored: bytes, password: str) -> bool:
+    """Check a password against its hash; the caller holds the hashing slot."""
+    try:
+        return nacl.pwhash.verify(stored, password.encode())
+    except nacl.exceptions.InvalidkeyError:
+        return False
+
+
+def check_password(password: object) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    return password
