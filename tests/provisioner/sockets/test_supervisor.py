@@ -20,40 +20,9 @@ from provisioner import desired, routes, state
 from provisioner.docker_backend import DockerBackend
 from provisioner.supervisor.service import MAX_WAITING, MAX_WAKING, Supervisor
 from tests.provisioner.fakedocker import api_error
-from tests.provisioner.test_sleep_wake import Clock, Engine, FakeGateway, short_home
+from tests.provisioner.sockets.fakes import Clock, Engine
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def fake_sockets():
-    """These tests talk to real facility sockets: no stand-in for them (see conftest)."""
-
-
-@pytest.fixture
-def config():
-    import shutil
-
-    from provisioner.config import Config
-
-    home = short_home()
-    yield Config(home=home / "home", idle_timeout=60, health_timeout=3.0)
-    shutil.rmtree(home, ignore_errors=True)
-
-
-@pytest.fixture
-def engine(config):
-    engine = Engine(config)
-    engine.add_gateway()
-    yield engine
-    engine.shutdown()
-
-
-@pytest.fixture
-def gateway(config):
-    gateway = FakeGateway(config)
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture
