@@ -4,15 +4,19 @@
 """
 
 from devsupport.docker_objects import remove_installation
+from devsupport.gateway import GatewayServer
 from devsupport.gunicorn import Gunicorn
 from devsupport.installation import Installation
+from devsupport.unix_http import unix_get
 from devsupport.waiting import eventually, free_port, wait_for_status
 
 __all__ = [
+    "GatewayServer",
     "Gunicorn",
     "Installation",
     "eventually",
     "free_port",
     "remove_installation",
+    "unix_get",
     "wait_for_status",
 ]

@@ -31,14 +31,15 @@ def eventually(probe: Callable[[], T], done: Callable[[T], bool], timeout: float
 def wait_for_status(url: str, status: int, timeout: float = 15, **request: object) -> int:
     """GET `url` until it answers `status` or `timeout` passes; return the last status seen.
 
-    A refused connection counts as status 0. Extra keyword arguments go to `requests.get`.
+    No answer (refused, reset, timed out) counts as status 0. Extra keyword arguments go to
+    `requests.get`.
     """
     import requests
 
     def probe() -> int:
         try:
             return requests.get(url, timeout=2, **request).status_code
-        except requests.ConnectionError:
+        except requests.RequestException:
             return 0
 
     return eventually(probe, lambda seen: seen == status, timeout)

@@ -1,10 +1,6 @@
 """The facility app under gunicorn, as it runs in its container: durability and clean logs."""
 
-import http.client
 import json
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,31 +11,31 @@ from pathlib import Path
 import pytest
 import requests
 
+from devsupport import Gunicorn, eventually, unix_get
+
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-LOGCHECK-Jx93ke"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def facility_server(tmp_path: Path, slug: str, **gunicorn) -> Gunicorn:
+    """The facility app under gunicorn with its production config, its files under tmp_path."""
+    env = {
+        "MEDCELL_FACILITY": slug,
+        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
+        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
+    }
+    app = "services.facility:create_app()"
+    return Gunicorn("deploy/gunicorn_facility.py", app, env, tmp_path / "server.log", **gunicorn)
 
 
 @pytest.fixture
 def server(tmp_path):
     """Start gunicorn with the facility app; yields a handle that can kill and restart it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MEDCELL_FACILITY": "durable",
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-        "MEDCELL_BIND": f"127.0.0.1:{port}",
-    }
+    s = facility_server(tmp_path, "durable")
     admin = json.loads(
         subprocess.run(
             [sys.executable, "-m", "services.facility", "create-admin"],
-            env=env,
+            env=s.env,
             cwd=ROOT,
             check=True,
             capture_output=True,
@@ -47,50 +43,15 @@ def server(tmp_path):
         ).stdout
     )
 
-    class Server:
-        url = f"http://127.0.0.1:{port}"
-        log = tmp_path / "server.log"
-        proc: subprocess.Popen | None = None
+    def token():
+        r = requests.post(s.url + "/api/v1/login", json=admin)
+        return {"Authorization": f"Bearer {r.json()['token']}"}
 
-        def start(self):
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "deploy/gunicorn_facility.py",
-                    "services.facility:create_app()",
-                ],
-                env=env,
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=self.log.open("ab"),
-                start_new_session=True,
-            )
-            for _ in range(100):
-                try:
-                    if requests.get(self.url + "/healthz", timeout=1).ok:
-                        return
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            raise RuntimeError(self.log.read_text())
-
-        def kill9(self):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-        def token(self):
-            r = requests.post(self.url + "/api/v1/login", json=admin)
-            return {"Authorization": f"Bearer {r.json()['token']}"}
-
-    s = Server()
+    s.token = token
     s.db = tmp_path / "data" / "facility.db"
     s.start()
     yield s
-    if s.proc and s.proc.poll() is None:
-        os.killpg(s.proc.pid, signal.SIGTERM)
-        s.proc.wait(timeout=20)
+    s.stop()
 
 
 def test_acknowledged_messages_survive_kill_9(server):
@@ -120,7 +81,7 @@ def test_acknowledged_messages_survive_kill_9(server):
     for t in threads:
         t.start()
     time.sleep(1.5)
-    server.kill9()
+    server.kill()
     stop.set()
     for t in threads:
         t.join()
@@ -156,7 +117,7 @@ def test_logs_hold_no_content_tokens_or_ids(server):
     requests.delete(base, headers=patient)
     time.sleep(0.3)
 
-    log = server.log.read_text()
+    log = server.log_path.read_text()
     assert '"route":"/api/v1/conversations/<conv_id>/messages"' in log
     for secret in (MARKER, conv["patient_token"], conv["id"], headers["Authorization"][7:]):
         assert secret not in log
@@ -182,75 +143,36 @@ def test_gunicorn_errors_never_quote_the_request(capfd):
     assert "SECRET-TOKEN" not in out + err and "10.0.0.1" not in err
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP over a unix socket, as the gateway's nginx and the supervisor speak to a facility."""
-
-    def __init__(self, path: Path, timeout: float = 5.0):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = str(path)
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
 def get_unix(path: Path, url: str, headers: dict | None = None) -> tuple[int, dict]:
-    conn = UnixHTTPConnection(path)
-    try:
-        conn.request("GET", url, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b"null")
-    finally:
-        conn.close()
+    status, body = unix_get(path, url, headers)
+    return status, json.loads(body or b"null")
 
 
 def test_gunicorn_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     sock = run / "app.sock"
-    env = {
-        **os.environ,
-        "MEDCELL_FACILITY": "sockets",
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-        "MEDCELL_BIND": f"unix:{sock}",
-    }
-    log = tmp_path / "server.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn_facility.py",
-            "services.facility:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        start_new_session=True,
-    )
+    server = facility_server(tmp_path, "sockets", socket=sock, tcp=False)
+    server.launch()
     try:
-        status = None
-        for _ in range(200):
+
+        def status_when_ready() -> dict | None:
             try:
-                status = get_unix(sock, "/_medcell/status")[1]
-                if status["busy"] is False:  # the worker's deletion job has done its first sweep
-                    break
+                return get_unix(sock, "/_medcell/status")[1]
             except (FileNotFoundError, ConnectionRefusedError):
-                pass
-            time.sleep(0.05)
-        assert status is not None and status["busy"] is False, log.read_text()
+                return None
+
+        # Ready once the worker's deletion job has done its first sweep.
+        status = eventually(status_when_ready, lambda seen: seen is not None and not seen["busy"])
+        assert status is not None and status["busy"] is False, server.log_path.read_text()
 
         assert get_unix(sock, "/healthz") == (200, {"status": "ok"})
         assert sock.stat().st_mode & 0o777 == 0o666
         assert get_unix(sock, "/_medcell/status", {"X-Forwarded-For": "10.0.0.1"})[0] == 404
         assert status["requests"] == 0 and isinstance(status["next_deadline"], float)
         # One worker by default: the master and that worker, nothing else.
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        pid = server.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         assert len(children) == 1
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        server.stop()

@@ -5,10 +5,8 @@ files, so that a test can check that deleted content has left no byte behind.
 """
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +14,9 @@ from pathlib import Path
 import requests
 import urllib3
 
+from devsupport import Gunicorn, Installation, wait_for_status
 from provisioner import facility_socket
 from provisioner.config import Config
-from tests.support.installation import Installation, free_port
 
 # The gateway's certificate is self-signed for this throw-away installation; the browser is told
 # the same (ignore_https_errors). Traffic stays on loopback.
@@ -60,18 +58,6 @@ class Site:
         return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
-def wait_healthy(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, verify=False, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
-
-
 # -- through the gateway ------------------------------------------------------------------
 
 
@@ -84,7 +70,8 @@ def gateway_site(home: Path):
         installation.medcell("up")
         created = installation.create("web", "--name", "Praxis am Park")
         base = f"{installation.url}/f/web"
-        wait_healthy(f"{base}/healthz")
+        if wait_for_status(f"{base}/healthz", 200, 60, verify=False) != 200:
+            raise RuntimeError(f"{base}/healthz did not answer within 60s")
         container = docker.from_env().containers.get(installation.container("web"))
 
         def scan(needles: list[str]) -> list[str]:
@@ -107,40 +94,27 @@ def gateway_site(home: Path):
 
 def local_site(root: Path):
     """The facility app alone under gunicorn on loopback: quick, and no Docker needed."""
-    port = free_port()
     data = root / "data"
     env = {
-        **os.environ,
         "MEDCELL_FACILITY": "web",
         "MEDCELL_FACILITY_NAME": "Praxis am Park",
         "MEDCELL_DATA_DIR": str(data),
         "MEDCELL_KEY_DIR": str(root / "keys"),
-        "MEDCELL_BIND": f"127.0.0.1:{port}",
     }
+    app = "services.facility:create_app()"
+    server = Gunicorn("deploy/gunicorn_facility.py", app, env, root / "server.log")
     admin = subprocess.run(
         [sys.executable, "-m", "services.facility", "create-admin"],
-        env=env,
+        env=server.env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     )
     login = json.loads(admin.stdout)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(ROOT / "deploy" / "gunicorn_facility.py"),
-            "services.facility:create_app()",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_healthy(f"{base}/healthz")
+        server.start(timeout=60)
+        base = server.url
 
         def scan(needles: list[str]) -> list[str]:
             hits = []
@@ -156,5 +130,4 @@ def local_site(root: Path):
 
         yield Site(base, login["username"], login["password"], scan, activity)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()

@@ -1,1 +1,0 @@
-"""Helpers shared by the tests (and usable by the benchmarks): ports, waiting, installations."""
