@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -120,17 +119,13 @@ class GatewayServer:
             lambda: self.applied() == generation, within, f"generation {generation} not applied"
         )
 
-    def wait_listening(self, within: float = 10) -> float:
-        """Wait until the HTTPS port accepts connections; return how long it took."""
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        return self._until(listening, within, "gateway did not start")
+    def wait_started(self, within: float = 10) -> float:
+        """Wait until the gateway logs that it started: nginx, its workers and the activator run."""
+        return self._until(
+            lambda: any('"gateway_started"' in line for line in self.log_lines()),
+            within,
+            "gateway did not start",
+        )
 
     def start(self, generation: int) -> "GatewayServer":
         """Launch it and wait until it has applied routes generation `generation`."""

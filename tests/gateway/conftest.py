@@ -87,10 +87,10 @@ def make_gateway(tmp_path, shared_gateway):
         gateway = Gateway(tmp_path, config=config, run=shared_gateway.run, **{**TEST_ENV, **env})
         write_routes(gateway.routes, routes or {"a": "running", "b": "running"}, generation=1)
         gateway.upstreams = shared_gateway.upstreams
-        # applied.json is shared with the session's gateway: wait on nginx instead.
+        # applied.json is shared with the session's gateway: wait for its own start instead.
         gateway.launch()
         running.append(gateway)
-        gateway.wait_listening()
+        gateway.wait_started()
         return gateway
 
     yield start
