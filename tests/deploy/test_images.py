@@ -4,7 +4,6 @@ import http.client
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import docker
 import pytest
+
+from devsupport.unix_http import unix_get
 
 pytestmark = pytest.mark.docker
 
@@ -214,28 +215,13 @@ def wait_until_healthy(container, timeout: float = 60) -> str:
     return status if container.status == "running" else container.status
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 2):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
 def healthz_on_socket(path: Path) -> tuple[int, dict] | None:
     """GET /healthz over the facility's socket, as the supervisor asks it; None if no answer."""
-    connection = UnixHTTPConnection(str(path))
     try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"null")
+        status, body = unix_get(path, "/healthz", timeout=2)
+        return status, json.loads(body or b"null")
     except (OSError, ValueError, http.client.HTTPException):
         return None
-    finally:
-        connection.close()
 
 
 def wait_for_socket_health(container, path: Path, timeout: float = 60) -> tuple[int, dict] | None:
