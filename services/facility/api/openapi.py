@@ -365,6 +365,14 @@ def spec(config: Config) -> dict:
                 ),
             )
         },
+        # -- quotas and full disk (issue 11)
+        # -- backups (issue 11)
+        # -- errors and faults (issue 11)
+        # -- receipts (issue 12)
+        # -- exports, reference, access log (issue 12)
+        # -- notifications (issue 13)
+        # -- unread, compose, list (issue 13)
+        # -- accounts, quick replies, contact, throttling (issue 13)
     }
     return {
         "openapi": "3.0.3",

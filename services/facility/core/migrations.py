@@ -89,7 +89,16 @@ CREATE TABLE patient_sessions (
 CREATE INDEX patient_sessions_conversation ON patient_sessions(conversation_id);
 """
 
-MIGRATIONS = [V1, V2]
+# Versions being built in parallel, one per area; each is filled in by its area's work.
+# (Empty ones only bump user_version; they are collapsed before release.)
+V3 = ""  # quotas and usage (issue 11)
+V4 = ""  # deletion receipts and the receipt signing key's record (issue 12)
+V5 = ""  # patient reference and access log (issue 12)
+V6 = ""  # notifications: outbox and patient e-mail (issue 13)
+V7 = ""  # unread and read state (issue 13)
+V8 = ""  # staff accounts, quick replies, facility contact, throttling (issue 13)
+
+MIGRATIONS = [V1, V2, V3, V4, V5, V6, V7, V8]
 
 
 def apply(conn: sqlite3.Connection) -> int:

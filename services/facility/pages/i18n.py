@@ -202,6 +202,14 @@ DE = {
     "werden. Bitte verständigen Sie die Verwaltung.",
     "error.internal": "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch "
     "einmal.",
+    # -- quotas and full disk (issue 11)
+    # -- backups (issue 11)
+    # -- errors and faults (issue 11)
+    # -- receipts (issue 12)
+    # -- exports, reference, access log (issue 12)
+    # -- notifications (issue 13)
+    # -- unread, compose, list (issue 13)
+    # -- accounts, quick replies, contact, throttling (issue 13)
 }
 
 EN = {
@@ -385,6 +393,14 @@ EN = {
     "error.keys": "The facility's encryption keys are missing: nothing can be stored or read. "
     "Please tell your administrator.",
     "error.internal": "An internal error happened. Please try again later.",
+    # -- quotas and full disk (issue 11)
+    # -- backups (issue 11)
+    # -- errors and faults (issue 11)
+    # -- receipts (issue 12)
+    # -- exports, reference, access log (issue 12)
+    # -- notifications (issue 13)
+    # -- unread, compose, list (issue 13)
+    # -- accounts, quick replies, contact, throttling (issue 13)
 }
 
 TEXTS = {"de": DE, "en": EN}
