@@ -2,7 +2,8 @@
 
 The provisioner and the supervisor replace the file atomically (temporary file + rename), each
 write with a generation one higher. A file that cannot be used (truncated, invalid, another
-version) never replaces the table in force: the gateway keeps serving the last good one.
+version, a single malformed entry) never replaces the table in force: the gateway keeps serving
+the last good one and logs `routes_unusable`; the next usable file is applied.
 """
 
 import json
@@ -26,11 +27,12 @@ class RouteTable:
 EMPTY = RouteTable(generation=0)
 
 
-def parse(text: str) -> RouteTable:
-    """The table in a routes.json document, or RoutesError; malformed entries are skipped."""
+def parse(data: bytes | str) -> RouteTable:
+    """The table in a routes.json document, or RoutesError if any part of it is unusable."""
     try:
-        document = json.loads(text)
-    except ValueError as e:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        # ValueError covers bytes that are not UTF-8; RecursionError a file of nested brackets.
         raise RoutesError("routes.json is not valid JSON") from e
     if not isinstance(document, dict) or document.get("version") != 2:
         raise RoutesError("routes.json has an unsupported version")
@@ -43,9 +45,10 @@ def parse(text: str) -> RouteTable:
     for slug, entry in facilities.items():
         state = entry.get("state") if isinstance(entry, dict) else None
         # Slugs and states go into nginx's configuration: only the strict forms, nothing else.
+        # One bad entry spoils the whole file: applying the rest would drop that facility's
+        # route (a 404 for its patients) on the word of a writer that is evidently broken.
         if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or state not in STATES:
-            accesslog.event("route_skipped", "warning", reason="malformed entry")
-            continue
+            raise RoutesError("routes.json has a malformed entry")
         table[slug] = state
     return RouteTable(generation=generation, facilities=table)
 
@@ -53,9 +56,9 @@ def parse(text: str) -> RouteTable:
 class RoutesFile:
     """Follows routes.json: `poll()` returns a new table when the file changed and is usable."""
 
-    def __init__(self, path: str, reader: Callable[[str], str] | None = None):
+    def __init__(self, path: str, reader: Callable[[str], bytes | str] | None = None):
         self.path = path
-        self._read = reader or _read_text
+        self._read = reader or _read_bytes
         self._signature: tuple | None = None
         self.table: RouteTable | None = None
 
@@ -77,7 +80,8 @@ class RoutesFile:
         try:
             table = parse(self._read(self.path))
         except (OSError, RoutesError) as e:
-            accesslog.event("routes_unusable", "error", reason=type(e).__name__)
+            reason = e.message if isinstance(e, RoutesError) else type(e).__name__
+            accesslog.event("routes_unusable", "error", reason=reason)
             if self.table is None:
                 self.table = EMPTY
                 return EMPTY
@@ -88,6 +92,7 @@ class RoutesFile:
         return table
 
 
-def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
+def _read_bytes(path: str) -> bytes:
+    # Bytes, not text: a file that is not UTF-8 is then refused by parse() like any bad JSON.
+    with open(path, "rb") as f:
         return f.read()

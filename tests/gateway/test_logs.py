@@ -91,5 +91,6 @@ def test_route_reload_events_are_encoded_once(tmp_path):
     finally:
         logger.handlers = saved
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [line["event"] for line in lines] == ["route_skipped", "routes_unusable"]
-    assert lines[0]["reason"] == "malformed entry" and lines[1]["reason"] == "RoutesError"
+    assert [line["event"] for line in lines] == ["routes_unusable", "routes_unusable"]
+    assert lines[0]["reason"] == "routes.json has a malformed entry"
+    assert lines[1]["reason"] == "routes.json is not valid JSON"

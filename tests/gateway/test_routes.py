@@ -75,22 +75,20 @@ def test_broken_file_keeps_the_last_good_table(gateway, gateway_log, restore_rou
 
 
 def test_table_parsing_admits_only_strict_slugs_and_states():
-    table = parse(
-        json.dumps(
-            {
-                "version": 2,
-                "generation": 7,
-                "facilities": {
-                    "ok": {"state": "asleep"},
-                    "A": {"state": "running"},
-                    "x;y": {"state": "running"},
-                    "bad": {"state": "paused"},
-                    "b": "running",
-                },
-            }
-        )
-    )
-    assert table == RouteTable(generation=7, facilities={"ok": "asleep"})
+    document = {"version": 2, "generation": 7, "facilities": {"ok": {"state": "asleep"}}}
+    assert parse(json.dumps(document)) == RouteTable(generation=7, facilities={"ok": "asleep"})
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [{"A": {"state": "running"}}, {"x;y": {"state": "running"}}, {"bad": {"state": "paused"}},
+     {"b": "running"}, {"c": {"state": ["running"]}}],
+)  # fmt: skip
+def test_one_malformed_entry_makes_the_whole_table_unusable(entry):
+    # Applying the rest would silently drop a facility's route: its patients would get 404.
+    facilities = {"ok": {"state": "running"}, **entry}
+    with pytest.raises(RoutesError, match="malformed entry"):
+        parse(json.dumps({"version": 2, "generation": 7, "facilities": facilities}))
 
 
 @pytest.mark.parametrize(
@@ -101,7 +99,11 @@ def test_table_parsing_admits_only_strict_slugs_and_states():
         '{"version": 2, "facilities": {}}',
         '{"version": 2, "generation": "1", "facilities": {}}',
         '{"version": 2, "generation": 1, "facilities": []}',
+        "",
+        b'\xff\xfe{"version": 2}',
+        "[" * 100_000,
     ],
+    ids=lambda text: repr(text[:24]),
 )
 def test_unusable_documents_are_refused(text):
     with pytest.raises(RoutesError):
