@@ -95,9 +95,11 @@ class GatewayServer:
 
     def launch(self) -> None:
         self.log = open(self.log_path, "ab")
+        # A process group of its own: `kill` takes nginx and the activator with it.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
 
     def log_lines(self) -> list[str]:
@@ -132,6 +134,12 @@ class GatewayServer:
         self.launch()
         self.wait_applied(generation)
         return self
+
+    def kill(self) -> None:
+        """SIGKILL the control plane, nginx and the activator at once, as a crashing container
+        would be ended, and reap it; `stop` afterwards only cleans up."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def stop(self) -> int | None:
         """SIGTERM it and wait (SIGKILL after 30 s); return its exit code. Safe to call twice."""
