@@ -7,20 +7,25 @@ the generation nginx runs with in run/gateway/applied.json, which wait_applied w
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from provisioner import desired
 from provisioner.config import Config
 from provisioner.desired import FacilityState
 from provisioner.errors import InvalidArgument
 from provisioner.state import routes_lock, write_json_atomic
+from provisioner.validation import SLUG_RE
 
 ROUTES_FILE = "routes.json"
 APPLIED_FILE = "applied.json"
 ROUTES_VERSION = 2
 ROUTE_STATES = ("running", "asleep", "stopped")
 POLL_SECONDS = 0.02
+
+log = logging.getLogger("medcell.routes")
 
 
 def routes_path(config: Config) -> Path:
@@ -42,8 +47,8 @@ def route_state(container_running: bool, st: FacilityState) -> str:
 def read_routes(config: Config) -> dict | None:
     """The current routes document, or None if there is none (or it is unreadable)."""
     try:
-        routes = json.loads(routes_path(config).read_text())
-    except (OSError, ValueError):
+        routes = json.loads(routes_path(config).read_bytes())
+    except (OSError, ValueError, RecursionError):
         return None
     return routes if isinstance(routes, dict) else None
 
@@ -64,11 +69,9 @@ def set_route(config: Config, slug: str, state: str | None) -> int:
         _check_state(state)
     with routes_lock(config):
         current = read_routes(config)
-        facilities = {
-            s: entry["state"]
-            for s, entry in ((current or {}).get("facilities") or {}).items()
-            if isinstance(entry, dict) and entry.get("state") in ROUTE_STATES
-        }
+        facilities = _table(current)
+        if facilities is None:
+            facilities = _rebuilt(config)
         if state is None:
             facilities.pop(slug, None)
         else:
@@ -104,6 +107,35 @@ def wait_applied(
         if clock() >= deadline:
             return False
         sleep(POLL_SECONDS)
+
+
+def _table(document: dict | None) -> dict[str, str] | None:
+    """{slug: state} of a usable routes document, or None if any part of it is damaged."""
+    if not isinstance(document, dict) or document.get("version") != ROUTES_VERSION:
+        return None
+    entries = document.get("facilities")
+    if not isinstance(entries, dict):
+        return None
+    table = {}
+    for slug, entry in entries.items():
+        state = entry.get("state") if isinstance(entry, dict) else None
+        if not SLUG_RE.fullmatch(slug) or state not in ROUTE_STATES:
+            return None
+        table[slug] = state
+    return table
+
+
+def _rebuilt(config: Config) -> dict[str, str]:
+    """The table from the state files alone, when routes.json is missing or damaged.
+
+    Changing one entry of a damaged table would drop every other facility's route (a 404 for its
+    patients). Without asking Docker, a facility that should run is routed as asleep: its first
+    request goes to the activator, whose wake finds it running and routes it straight again.
+    """
+    states = desired.load_all(config)
+    if states and routes_path(config).exists():
+        log.warning("routes_rebuilt", extra={"fields": {"event": "routes_rebuilt"}})
+    return {slug: route_state(False, st) for slug, st in states.items()}
 
 
 def _check_state(state: str) -> None:

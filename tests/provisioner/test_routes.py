@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from provisioner import routes
+from provisioner import desired, routes
 from provisioner.desired import FacilityState
 from provisioner.errors import InvalidArgument
 
@@ -103,3 +103,34 @@ def test_wait_applied_sees_a_later_acknowledgement(config):
 
     assert routes.wait_applied(config, 2, timeout=60, sleep=sleep)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b'{"version": 2, "generation": 41, "facilities": {"a": {"sta',
+        b"",
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"version": 2, "generation": 41, "facilities": {"a": {"state": "gone"}}}',
+    ],
+    ids=["truncated", "empty", "not UTF-8", "nested", "malformed entry"],
+)
+def test_a_damaged_table_is_rebuilt_from_the_state_files_not_emptied(config, damage):
+    # Changing one entry of a damaged file used to write a table of that one facility: every
+    # other facility's patients would have got 404 from the gateway.
+    desired.save(config, "a", FacilityState())
+    desired.save(config, "b", FacilityState(asleep=True))
+    desired.save(config, "c", FacilityState(desired="stopped"))
+    applied = routes.publish(config, {"a": "running", "b": "asleep", "c": "stopped"})
+    config.gateway_run_dir.mkdir(parents=True, exist_ok=True)
+    (config.gateway_run_dir / "applied.json").write_text(json.dumps({"generation": applied}))
+    (config.gateway_dir / "routes.json").write_bytes(damage)
+    generation = routes.set_route(config, "d", "running")
+    assert table(config)["facilities"] == {
+        "a": {"state": "asleep"},  # should run: its first request wakes it, which finds it up
+        "b": {"state": "asleep"},
+        "c": {"state": "stopped"},
+        "d": {"state": "running"},
+    }
+    assert generation > applied  # never an acknowledgement the gateway already gave
