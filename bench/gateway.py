@@ -17,7 +17,7 @@ are counted alone, from /proc/<pid>/stat.
    20-message list and a message POST. Medians of the rounds; nginx CPU per request from the
    workers' /proc/<pid>/stat, facility CPU per request from its gunicorn workers'.
 2. Memory of the nginx processes while 20 MB attachments stream up and down.
-3. 20 facilities x 64 clients x 60 s through the gateway, mixed list GET / message POST.
+(Many facilities under load at once: bench/load.py.)
 Everything is started in a temporary directory and removed at the end; loopback only.
 """
 
@@ -37,9 +37,6 @@ from bench.gateway_setup import Facility, Gateway
 CONNECTIONS = 16
 SECONDS = 5
 ROUNDS = 5
-FACILITIES = 20
-CLIENTS = 64
-SOAK_SECONDS = 60
 ATTACHMENTS = 10
 MIB = 1024 * 1024
 MESSAGE = json.dumps({"body": "x" * 300})
@@ -191,79 +188,6 @@ def attachment_memory(gw: Gateway, token: str) -> None:
     )
 
 
-SOAK_LUA = """
-local facilities = {facilities}
-local body = [[{body}]]
-local threads = {{}}
-local counter = 0
-function setup(thread)
-  counter = counter + 1
-  thread:set("index", counter)
-  table.insert(threads, thread)
-end
-function init(args)
-  local f = facilities[index]
-  local auth = "Bearer " .. f.token
-  list_request = wrk.format("GET", f.list, {{["Authorization"] = auth}})
-  post_request = wrk.format("POST", f.post,
-    {{["Authorization"] = auth, ["Content-Type"] = "application/json"}}, body)
-  sent, bad = 0, 0
-end
-function request()
-  sent = sent + 1
-  if sent % 2 == 0 then return post_request end
-  return list_request
-end
-function response(status, headers, body)
-  if status < 200 or status > 299 then bad = bad + 1 end
-end
-function done(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("bad") end
-  io.write(string.format("non-2xx answers: %d\\n", total))
-end
-"""
-
-
-def soak(gw: Gateway, bench: Facility, bench_admin: dict, base: Path) -> None:
-    """FACILITIES facilities, one wrk thread of CLIENTS connections each, mixed GET list / POST."""
-    more = [Facility(base, gw.run, f"f{i:02d}") for i in range(1, FACILITIES)]
-    accounts = [bench_admin, *admins(more)]
-    for f in more:
-        f.start()
-    try:
-        for f in more:
-            f.wait()
-        facilities = [bench, *more]
-        gw.route([f.slug for f in facilities])
-        entries = []
-        for f, admin in zip(facilities, accounts, strict=True):
-            token, listed, posted = prepare(f"{gw.url}/f/{f.slug}", admin, gw.cert)
-            prefix = f"/f/{f.slug}/api/v1/conversations"
-            entries.append(
-                f'{{token="{token}", list="{prefix}/{listed}/messages",'
-                f' post="{prefix}/{posted}/messages"}}'
-            )
-        script = SOAK_LUA.format(facilities="{" + ",".join(entries) + "}", body=MESSAGE)
-        workers = gw.nginx()[1:]
-        cpu = cpu_seconds(workers)
-        print(f"\n  {FACILITIES} facilities x {CLIENTS} clients x {SOAK_SECONDS} s ...", flush=True)
-        r = wrk(f"{gw.url}/", script=script, threads=FACILITIES, connections=FACILITIES * CLIENTS,
-                seconds=SOAK_SECONDS, timeout=30)  # fmt: skip
-        cpu = cpu_seconds(workers) - cpu
-        non2xx = int(r["output"].split("non-2xx answers: ")[1].split()[0])
-        print(
-            f"  {r['rps']:,.0f} requests/s aggregate ({r['requests']:,} requests), non-2xx"
-            f" {non2xx}, socket errors {r['socket_errors']} (connect/read/write/timeout, 30 s"
-            f" client timeout); p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms;"
-            f" nginx CPU {cpu / max(r['requests'], 1) * 1e6:.0f} us/request; target 0 errors;"
-            f" load average {os.getloadavg()[0]:.1f}"
-        )
-    finally:
-        for f in more:
-            f.stop()
-
-
 def main() -> None:
     nginx, _ = ensure_nginx(), ensure_wrk()
     # Short: unix socket paths are limited to 107 bytes.
@@ -291,7 +215,6 @@ def main() -> None:
             f" {os.getloadavg()[0]:.1f} after"
         )
         attachment_memory(gw, token)
-        soak(gw, bench, admin, base)
     finally:
         gw.stop()
         bench.stop()
