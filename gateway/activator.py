@@ -73,21 +73,21 @@ class Waker:
     def _ask(self, slug: str) -> str:
         deadline = time.monotonic() + self.timeout
         while True:
-            conn = UnixHTTPConnection(self.socket_path, timeout=self.timeout)
+            remaining = deadline - time.monotonic()
+            conn = UnixHTTPConnection(self.socket_path, timeout=max(remaining, RECONNECT_SECONDS))
             try:
-                try:
-                    conn.connect()
-                except (FileNotFoundError, ConnectionRefusedError):
-                    # Nobody listens: the supervisor is (re)starting. Hold the request until it
-                    # is back, within the wake timeout, rather than refuse it at once.
-                    if time.monotonic() + RECONNECT_SECONDS >= deadline:
-                        raise
-                    time.sleep(RECONNECT_SECONDS)
-                    continue
+                conn.connect()
                 conn.request("POST", f"/wake/{slug}", body=b"", headers={"Content-Length": "0"})
                 response = conn.getresponse()
                 response.read()
                 return _SUPERVISOR_ANSWERS.get(response.status, FAILED)
+            except (FileNotFoundError, ConnectionError):
+                # Nobody listens (the supervisor is restarting), or it ended before it answered
+                # (killed mid-wake). Waking is idempotent: hold the request and ask again once
+                # it is back, within the wake timeout, rather than refuse it at once.
+                if time.monotonic() + RECONNECT_SECONDS >= deadline:
+                    raise
+                time.sleep(RECONNECT_SECONDS)
             finally:
                 conn.close()
 

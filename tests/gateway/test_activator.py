@@ -92,3 +92,27 @@ def test_a_request_is_held_while_the_supervisor_restarts(gateway, make_gateway):
         gateway.supervisor = back["server"]
     assert response.status_code == 200
     assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]
+
+
+def test_a_wake_cut_off_by_a_dying_supervisor_is_asked_again(gateway, make_gateway):
+    patient = make_gateway({"sleepy": "asleep"}, MEDCELL_GATEWAY_TIMEOUT="20")
+    gateway.supervisor.server.hang_ups = 1
+    response = requests.get(f"{patient.url}/f/sleepy/", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["upstream"] == "sleepy"
+    assert gateway.supervisor.seen == [("POST", "/wake/sleepy")] * 2
+
+
+def test_a_supervisor_that_never_answers_gives_503_with_retry_after(gateway, make_gateway):
+    patient = make_gateway(
+        {"sleepy": "asleep"}, MEDCELL_GATEWAY_TIMEOUT="20", MEDCELL_GATEWAY_WAKE_TIMEOUT="2"
+    )
+    gateway.supervisor.server.hang_ups = 1000
+    try:
+        response = requests.get(f"{patient.url}/f/sleepy/", timeout=30)
+    finally:
+        gateway.supervisor.server.hang_ups = 0
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "facility_unavailable"
+    assert gateway.upstreams["sleepy"].seen == []

@@ -173,6 +173,11 @@ class SupervisorHandler(_Handler):
         slug = self.path.removeprefix("/wake/")
         self.server.seen.append(("POST", self.path))
         time.sleep(self.server.delay)
+        if self.server.hang_ups:
+            # As a supervisor killed mid-wake: the connection ends without an answer.
+            self.server.hang_ups -= 1
+            self.close_connection = True
+            return
         status, body, headers = self.server.answers.get(
             slug, (404, {"error": {"code": "not_found", "message": "no such facility"}}, {})
         )
@@ -194,6 +199,7 @@ class FakeSupervisor(UnixServer):
         super().__init__("supervisor", path)
         self.server.delay = delay
         self.server.answers = {}
+        self.server.hang_ups = 0  # requests to end without an answer
 
     def answer(self, slug: str, status: int, code: str | None = None) -> None:
         if status == 200:
