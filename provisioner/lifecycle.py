@@ -125,12 +125,16 @@ def _handshake(
     if after.requests != before.requests or not _quiet(after, None):
         _undo(config, slug, st, "activity")
         return None
+    # The deadline is saved before the stop: a supervisor killed in between must not leave a
+    # sleeping facility that nothing wakes in time for its deletions.
+    st.wake_at = after.next_deadline
+    desired.save(config, slug, st)
     try:
         backend.stop(config.facility(slug).container, timeout=STOP_TIMEOUT)
     except DockerError:
         _undo(config, slug, st, "stop_failed")
         return False
-    st.wake_at, st.slept_at = after.next_deadline, clock()
+    st.slept_at = clock()
     desired.save(config, slug, st)
     _event(
         "slept",
@@ -142,7 +146,7 @@ def _handshake(
 
 
 def _undo(config: Config, slug: str, st: desired.FacilityState, reason: str) -> None:
-    st.asleep = False
+    st.asleep, st.wake_at = False, None
     desired.save(config, slug, st)
     routes.set_route(config, slug, "running")
     _event("sleep_undone", slug, reason=reason)

@@ -44,6 +44,31 @@ def test_idle_facility_sleeps_and_remembers_its_deadline(config, engine, backend
     assert routes.applied_generation(config) >= routes.read_routes(config)["generation"]
 
 
+class KilledHere(BaseException):
+    """The supervisor's process ending at this point (SIGKILL): nothing after it runs."""
+
+
+def test_supervisor_killed_while_stopping_leaves_the_deadline_remembered(
+    config, engine, backend, gateway, monkeypatch
+):
+    app = engine.add_facility("praxis")
+    app.idle, app.next_deadline = 120.0, 1_800_003_600.0
+    stop = backend.stop
+
+    def stop_then_die(name: str, timeout: int) -> None:
+        stop(name, timeout=timeout)
+        raise KilledHere
+
+    monkeypatch.setattr(backend, "stop", stop_then_die)
+    with pytest.raises(KilledHere):
+        lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
+    assert container_status(engine, "praxis") == "exited"
+    st = desired.load(config, "praxis")
+    # What a restarted supervisor reads: asleep, and when to wake it for its next deletion.
+    assert st.asleep and st.wake_at == 1_800_003_600.0
+    assert route(config, "praxis") == "asleep"
+
+
 def test_facility_not_idle_long_enough_stays_awake(config, engine, backend, gateway):
     app = engine.add_facility("praxis")
     app.idle = 59.0
