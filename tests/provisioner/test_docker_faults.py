@@ -193,9 +193,9 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
     session, auth = stack.login(slug)  # before the limit: a password hash takes 64 MiB
     path = stack.conversation(slug, session, auth, "vor dem Speichermangel")
     container = stack.docker.containers.get(stack.container(slug))
-    cgroup = Path(f"/sys/fs/cgroup/memory/docker/{container.id}")
-    usage = int((cgroup / "memory.usage_in_bytes").read_text())
-    kills_before = oom_kills(cgroup)
+    cgroup = MemoryCgroup(container.id)
+    usage = cgroup.usage()
+    kills_before = cgroup.oom_kills()
     started = stack.inspect(container.name)["State"]["StartedAt"]
 
     # Lowered on the running container, as a host short of memory would squeeze it: room for
@@ -215,7 +215,7 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
     finally:
         container.update(mem_limit="256m", memswap_limit="256m")
 
-    assert oom_kills(cgroup) > kills_before, "the kernel's OOM killer did not fire"
+    assert cgroup.oom_kills() > kills_before, "the kernel's OOM killer did not fire"
     assert status == 503 and retry_after, f"answered {status}, not 503 with Retry-After"
 
     stack.wait_answering(f"{stack.url}/f/{slug}/healthz")
@@ -240,13 +240,33 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
     assert download.content == content
 
 
-def oom_kills(cgroup: Path) -> int:
-    """How many processes the kernel's OOM killer has killed in this memory cgroup (v1)."""
-    for line in (cgroup / "memory.oom_control").read_text().splitlines():
-        name, _, value = line.partition(" ")
-        if name == "oom_kill":
-            return int(value)
-    pytest.fail("this kernel does not count OOM kills per cgroup")
+class MemoryCgroup:
+    """The container's memory cgroup as the kernel shows it (v1 here, v2 elsewhere)."""
+
+    def __init__(self, container_id: str):
+        candidates = [
+            Path(f"/sys/fs/cgroup/memory/docker/{container_id}"),  # v1, cgroupfs driver
+            Path(f"/sys/fs/cgroup/docker/{container_id}"),  # v2, cgroupfs driver
+            Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope"),  # v2, systemd
+        ]
+        found = [path for path in candidates if path.is_dir()]
+        if not found:
+            pytest.fail(f"no memory cgroup found for container {container_id}")
+        self.path = found[0]
+        self.v1 = (self.path / "memory.oom_control").exists()
+
+    def usage(self) -> int:
+        name = "memory.usage_in_bytes" if self.v1 else "memory.current"
+        return int((self.path / name).read_text())
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel's OOM killer has killed in it so far."""
+        name = "memory.oom_control" if self.v1 else "memory.events"
+        for line in (self.path / name).read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        pytest.fail("this kernel does not count OOM kills per cgroup")
 
 
 class SlowBody:
