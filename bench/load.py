@@ -243,7 +243,8 @@ def run(gw: Gateway, facilities: list[Facility], accounts: list[dict]) -> None:
         results = [json.loads(line) for line in output.read_text().splitlines()]
     finally:
         output.unlink(missing_ok=True)
-    assert len(results) == n, f"wrk reported {len(results)} of {n} threads"
+    if len(results) != n:
+        raise SystemExit(f"Error: wrk reported {len(results)} of {n} threads")
     totals = verify(targets, results)
     # wrk ends by closing its connections: a write then in flight may be stored unanswered, one
     # per connection at most. More than that, or any stored write never sent, is an error.
