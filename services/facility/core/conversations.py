@@ -7,15 +7,19 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, store
+from services.facility.core import crypto, store, throttle
 from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.facility.core.keys import Keyring
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024
 DELETE_BATCH = 1000
+# Attachment chunks shed per transaction before a conversation goes (1 MiB): secure_delete writes
+# every freed page to the WAL, so this bounds the free space a deletion needs on a full volume.
+SHED_CHUNKS = 4
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -37,6 +41,11 @@ class Conversations:
     max_attachment_bytes: int
     # Called after a change that moves a deadline (new conversation, new activity): wakes the job.
     on_change: Callable[[], None] = lambda: None
+    # Called inside each write of new content, before anything is stored: (conn, conversation
+    # id, bytes to be added) -> None, or raises (quota and free space; see core/quota, space).
+    admit: Callable[[sqlite3.Connection, str, int], None] = lambda conn, conv_id, n: None
+    # Runs a deletion so that it still works on a full volume (see core/space.Space.make_room).
+    make_room: Callable[[Callable[[], Any]], Any] = lambda action: action()
 
     # -- conversations --------------------------------------------------------------------
 
@@ -47,6 +56,7 @@ class Conversations:
         title = self._check_text(title or "", self.max_title_chars, "title", allow_empty=True)
         conv_id, token, now = new_id(), auth.new_token(), self.clock()
         with store.write(conn):
+            self.admit(conn, conv_id, len(title.encode()))
             conn.execute(
                 "INSERT INTO conversations (id, created_at, last_activity, title, "
                 "patient_token_hash, pin_hash) VALUES (?, ?, ?, x'', ?, ?)",
@@ -112,6 +122,7 @@ class Conversations:
         text = self._check_text(body, self.max_body_chars, "body")
         with store.write(conn):
             self.require_live(conn, conv_id)
+            self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
             message = self._insert_message(conn, conv_id, author, text)
         self.on_change()
         return message
@@ -207,6 +218,9 @@ class Conversations:
         chunks = max(1, -(-size // CHUNK_BYTES))
         with store.write(conn):
             self.require_live(conn, conv_id)
+            if author == "patient":
+                throttle.count_upload(conn, conv_id, size, self.clock())
+            self.admit(conn, conv_id, size + len(text.encode()) + chunks * crypto.OVERHEAD)
             message = self._insert_message(conn, conv_id, author, text)
             key = self.keyring.new_record_key(conn, att_id, conv_id)
             meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
@@ -264,7 +278,18 @@ class Conversations:
     # -- deletion -------------------------------------------------------------------------
 
     def delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
-        """Delete one conversation and everything of it in one transaction, then purge the WAL."""
+        """Delete one conversation and everything of it in one transaction, then purge the WAL.
+
+        Its attachments' contents go first, a few chunks per transaction (see SHED_CHUNKS).
+        """
+        return self.make_room(lambda: self._delete(conn, conv_id))
+
+    def _delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
+        _shed_chunks(
+            conn,
+            "attachment_id IN (SELECT id FROM attachments WHERE conversation_id = ?)",
+            (conv_id,),
+        )
         with store.write(conn):
             gone = _delete_conversation(conn, conv_id)
         if gone:
@@ -274,6 +299,16 @@ class Conversations:
 
     def delete_expired(self, conn: sqlite3.Connection, batch: int = DELETE_BATCH) -> int:
         """Delete every expired conversation in bounded transactions; returns how many."""
+        return self.make_room(lambda: self._delete_expired(conn, batch))
+
+    def _delete_expired(self, conn: sqlite3.Connection, batch: int) -> int:
+        cutoff = self.clock() - self.retention(conn) * 1_000_000
+        _shed_chunks(
+            conn,
+            "attachment_id IN (SELECT a.id FROM attachments a JOIN conversations c "
+            "ON c.id = a.conversation_id WHERE c.last_activity <= ?)",
+            (cutoff,),
+        )
         deleted = 0
         while True:
             # Each transaction removes at most `batch` messages, so that live writers never
@@ -299,6 +334,10 @@ class Conversations:
 
     def delete_all(self, conn: sqlite3.Connection) -> int:
         """Delete every conversation of the facility (the admin's one-click wipe)."""
+        return self.make_room(lambda: self._delete_all(conn))
+
+    def _delete_all(self, conn: sqlite3.Connection) -> int:
+        _shed_chunks(conn, "1", ())
         with store.write(conn):
             ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
             for conv_id in ids:
@@ -365,6 +404,25 @@ def _delete_message_slice(conn: sqlite3.Connection, conv_ids: list[str], limit: 
     conn.execute(f"DELETE FROM record_keys WHERE record_id IN ({marks})", ids)
     conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)  # cascades to attachments
     return len(ids)
+
+
+def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple) -> None:
+    """Delete the attachment chunks matching `where`, SHED_CHUNKS per transaction, each followed
+    by a checkpoint, so the WAL (and the free space it needs) stays small however large they are.
+
+    The attachments' rows stay until their conversation goes; a download meanwhile ends with
+    "attachment was deleted", as it would a moment later anyway.
+    """
+    while True:
+        with store.write(conn):
+            cur = conn.execute(
+                f"DELETE FROM attachment_chunks WHERE rowid IN (SELECT rowid FROM "
+                f"attachment_chunks WHERE {where} LIMIT {SHED_CHUNKS})",
+                params,
+            )
+        if cur.rowcount == 0:
+            return
+        store.checkpoint(conn)
 
 
 def _delete_conversation(conn: sqlite3.Connection, conv_id: str) -> bool:

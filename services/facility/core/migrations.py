@@ -91,7 +91,16 @@ CREATE INDEX patient_sessions_conversation ON patient_sessions(conversation_id);
 
 # Versions being built in parallel, one per area; each is filled in by its area's work.
 # (Empty ones only bump user_version; they are collapsed before release.)
-V3 = ""  # quotas and usage (issue 11)
+# Patient uploads counted per conversation (the link), so one leaked link cannot flood the
+# facility: content-free counters that go with their conversation.
+V3 = """
+CREATE TABLE upload_throttle (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    uploads INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    window_ends INTEGER NOT NULL
+);
+"""  # quotas and usage (issue 11)
 V4 = ""  # deletion receipts and the receipt signing key's record (issue 12)
 V5 = ""  # patient reference and access log (issue 12)
 V6 = ""  # notifications: outbox and patient e-mail (issue 13)

@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.facility.core import migrations
+from services.facility.core.errors import StorageFull
 
 if TYPE_CHECKING:
     import sqlite_utils.db
 
 BUSY_TIMEOUT_MS = 5000
+FULL_MESSAGE = (
+    "The facility's storage is full; nothing was stored. "
+    "Deleting conversations makes room, or ask the operator for more space."
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -40,14 +45,38 @@ def connect(path: Path) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction that takes the write lock up front (no upgrade deadlocks)."""
-    conn.execute("BEGIN IMMEDIATE")
+    """One write transaction that takes the write lock up front (no upgrade deadlocks).
+
+    A full volume (SQLITE_FULL, which is how SQLite reports ENOSPC) becomes StorageFull, with
+    the transaction rolled back: nothing of it is stored.
+    """
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back by itself after SQLITE_FULL.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.OperationalError as e:
+        if not is_full(e):
+            raise
+        release_wal(conn)
+        raise StorageFull(FULL_MESSAGE) from e
+
+
+def is_full(error: BaseException) -> bool:
+    """True for SQLite's "database or disk is full"."""
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def release_wal(conn: sqlite3.Connection) -> None:
+    """Give back the space a failed transaction left in the WAL (best effort, never raises)."""
+    # The frames of a rolled-back transaction stay in the WAL file until a checkpoint resets it.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
 
 def table(conn: sqlite3.Connection, name: str) -> "sqlite_utils.db.Table":
