@@ -73,7 +73,10 @@ def set_quota(config: Config, facility_quota: str | None, conversation: str | No
     if facility_quota is None and conversation is None:
         raise click.ClickException("give --facility SIZE, --conversation SIZE or both")
     facility = open_facility(config, _clock)
-    quota.set_quotas(facility.store.conn(), facility_quota, conversation)
+    try:
+        quota.set_quotas(facility.store.conn(), facility_quota, conversation)
+    except FacilityError as e:
+        raise click.ClickException(e.message) from e
     _emit(usage(facility))
 
 

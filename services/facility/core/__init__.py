@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.facility.core import passwords, quota
+from services.facility.core import store as database
 from services.facility.core.config import Config
 from services.facility.core.conversations import Conversations
 from services.facility.core.keys import Keyring
@@ -37,6 +38,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     deadlines_changed = threading.Event()
     space = Space(config.data_dir, config.space_reserve_bytes)
     space.ensure_reserve()
+    database.before_write(config.database, space.keep_headroom)
 
     def admit(conn, conv_id: str, nbytes: int) -> None:
         quota.admit(conn, conv_id, nbytes)

@@ -5,10 +5,13 @@ page there too (as zeros) before a checkpoint copies it into the database file. 
 needs free space about the size of what it deletes, exactly when the volume is full. Two rules
 keep that possible:
 
-- new content is admitted only while the volume keeps `reserve` bytes free besides it, and
-- a file of `reserve` bytes is held in the data directory; when a deletion still meets a full
-  volume (something else filled it), the file is given up, the deletion retried, and the file
-  made again afterwards. Deleting never grows the database file, so the room comes back.
+- new content is admitted only while the reserve file below is whole and the volume has room
+  for the content twice (WAL, then database) plus HEADROOM_BYTES; and
+- a file of `reserve` bytes is held in the data directory. When the volume is all but full
+  anyway (something else filled it), the file is given up before the next write, so that
+  logins, bookkeeping and deletions go on; a deletion that still meets a full volume gives it
+  up and runs again. Deleting never grows the database file, so the reserve is made whole
+  again afterwards whenever the space it freed is still there.
 """
 
 import contextlib
@@ -28,6 +31,10 @@ _WRITE_PIECE = 256 * 1024
 # Besides a write's own bytes: its pages' overhead, the index updates and the WAL's frame headers.
 OVERHEAD_FACTOR = 1.1
 OVERHEAD_BYTES = 256 * 1024
+# Below this much free space the reserve is given up before any write (a login, a deletion), so
+# bookkeeping and deletion go on when something else filled the volume; new content is refused
+# until the reserve can be made whole again.
+HEADROOM_BYTES = 1024 * 1024
 
 FULL_MESSAGE = (
     "The facility's storage is almost full; nothing was stored. "
@@ -99,8 +106,13 @@ class Space:
         reusable = conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
         # The WAL needs room for the new pages; the database file grows only by what its free
         # pages cannot take.
-        if self.free_bytes() < need + max(0, need - reusable):
+        if self.free_bytes() < need + max(0, need - reusable) + HEADROOM_BYTES:
             raise StorageFull(FULL_MESSAGE)
+
+    def keep_headroom(self) -> None:
+        """Before a write: give up the reserve if the volume is all but full."""
+        if self.free_bytes() < HEADROOM_BYTES and self.reserve_held():
+            self.release_reserve()
 
     def make_room(self, action: Callable[[], T]) -> T:
         """Run a deletion; if the volume is full, give up the reserve and run it once more."""

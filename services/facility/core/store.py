@@ -10,7 +10,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,11 +27,35 @@ FULL_MESSAGE = (
 )
 
 
+class Connection(sqlite3.Connection):
+    """A connection that knows its file, so that writes find that database's space hook."""
+
+    path = ""
+
+
+# Per database file: called before each write transaction (core/space keeps headroom there).
+_before_write: dict[str, Callable[[], None]] = {}
+
+
+def before_write(path: Path, hook: Callable[[], None] | None) -> None:
+    """Register (None: remove) what runs before every write transaction on this database."""
+    key = str(Path(path).resolve())
+    if hook is None:
+        _before_write.pop(key, None)
+    else:
+        _before_write[key] = hook
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open the database with the pragmas that make deletion complete."""
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        path,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=Connection,
     )
+    conn.path = str(Path(path).resolve())
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA journal_size_limit=0")
@@ -50,6 +74,9 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     A full volume (SQLITE_FULL, which is how SQLite reports ENOSPC) becomes StorageFull, with
     the transaction rolled back: nothing of it is stored.
     """
+    hook = _before_write.get(getattr(conn, "path", ""))
+    if hook is not None:
+        hook()
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:

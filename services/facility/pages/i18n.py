@@ -225,7 +225,7 @@ DE = {
     ),
     "usage.conversation_quota": "Jedes Gespräch darf höchstens {quota} belegen.",
     "usage.largest": "Größte Gespräche (ohne Inhalt, nur Zahlen)",
-    "usage.row": "{size} · {messages} Nachrichten · {files} Dateien",
+    "usage.row": "{size} · Nachrichten: {messages} · Dateien: {files}",
     "usage.none": "Noch keine Gespräche.",
     "usage.operator": "Die Grenze legt der Betreiber fest.",
     # -- backups (issue 11)
@@ -435,7 +435,7 @@ EN = {
     ),
     "usage.conversation_quota": "Each conversation may take at most {quota}.",
     "usage.largest": "Largest conversations (no content, numbers only)",
-    "usage.row": "{size} · {messages} messages · {files} files",
+    "usage.row": "{size} · messages: {messages} · files: {files}",
     "usage.none": "No conversations yet.",
     "usage.operator": "The limit is set by the operator.",
     # -- backups (issue 11)
