@@ -10,6 +10,7 @@ from medcell_common.sizes import parse_size
 from services.facility.core.errors import ConfigError
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_SPACE_RESERVE = 1024 * 1024
 
 
 def format_duration(seconds: int) -> str:
@@ -73,6 +74,9 @@ class Config:
 
     def check(self) -> None:
         """Refuse layouts that would break the promises: keys must live apart from the data."""
+        if self.space_reserve_bytes < MIN_SPACE_RESERVE:
+            # Less would not hold the WAL of one deletion step (core/space, SHED_CHUNKS).
+            raise ConfigError("MEDCELL_SPACE_RESERVE must be at least 1MiB")
         data, keys = self.data_dir.resolve(), self.key_dir.resolve()
         if data == keys or data in keys.parents or keys in data.parents:
             raise ConfigError(

@@ -17,9 +17,10 @@ from services.facility.core.keys import Keyring
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024
 DELETE_BATCH = 1000
-# Attachment chunks shed per transaction before a conversation goes (1 MiB): secure_delete writes
-# every freed page to the WAL, so this bounds the free space a deletion needs on a full volume.
-SHED_CHUNKS = 4
+# Attachment chunks shed per transaction before a conversation goes (512 KiB): secure_delete
+# writes every freed page to the WAL, so this bounds the free space a deletion needs on a full
+# volume (measured: a bit more than the chunks' size; the space reserve is at least 1 MiB).
+SHED_CHUNKS = 2
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -242,6 +243,7 @@ class Conversations:
                     "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
                     (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
                 )
+        store.settle(conn)
         self.on_change()
         return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
 

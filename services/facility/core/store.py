@@ -99,6 +99,16 @@ def is_full(error: BaseException) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
+def settle(conn: sqlite3.Connection) -> None:
+    """Copy committed pages from the WAL into the database now, without waiting for readers.
+
+    After a large write, while the room that was checked for it is still there: left in the WAL,
+    the pages would need that room again later, perhaps when the volume has filled up.
+    """
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+
 def release_wal(conn: sqlite3.Connection) -> None:
     """Give back the space a failed transaction left in the WAL (best effort, never raises)."""
     # The frames of a rolled-back transaction stay in the WAL file until a checkpoint resets it.
@@ -119,9 +129,16 @@ def checkpoint(conn: sqlite3.Connection, attempts: int = 40) -> bool:
     """Move the WAL into the database and truncate it to zero bytes; True once that took.
 
     A reader that still uses the WAL blocks the truncation, so retry with a growing pause.
+    Copying committed pages into a database file that must grow can meet a full volume:
+    that is StorageFull (the pages stay safe in the WAL).
     """
     for attempt in range(attempts):
-        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as e:
+            if not is_full(e):
+                raise
+            raise StorageFull(FULL_MESSAGE) from e
         if tuple(row) == (0, 0, 0):
             return True
         time.sleep(min(0.005 * (attempt + 1), 0.1))
