@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from services.facility.__main__ import cli as manage
-from services.facility.core import quota, throttle
+from services.facility.core import migrations, quota, throttle
 from tests.facility.conftest import login
 
 MiB = 1024 * 1024
@@ -173,9 +173,28 @@ def test_patient_upload_bytes_are_limited_per_link(app, conversation):
 def test_upload_counters_go_with_their_conversation(app, client, conversation):
     upload(client, conversation["id"], conversation["patient"], 1024)
     conn = app.extensions["medcell"]["store"].conn()
-    assert conn.execute("SELECT count(*) FROM upload_throttle").fetchone()[0] == 1
+    for table in ("upload_throttle", "conversation_usage"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
     client.delete(f"/api/v1/conversations/{conversation['id']}", headers=conversation["patient"])
-    assert conn.execute("SELECT count(*) FROM upload_throttle").fetchone()[0] == 0
+    for table in ("upload_throttle", "conversation_usage"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_upgrade_counts_what_existing_conversations_hold(tmp_path):
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    for script in migrations.MIGRATIONS[:2]:
+        for statement in migrations._statements(script):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=2")
+    conn.execute("INSERT INTO conversations VALUES ('c1', 1, 1, x'00', x'01', NULL, 0)")
+    conn.execute("INSERT INTO conversations VALUES ('c2', 1, 1, x'00', x'02', NULL, 0)")
+    conn.execute("INSERT INTO messages VALUES ('m1', 'c1', 'staff', 1, ?)", (bytes(100),))
+    conn.execute("INSERT INTO attachments VALUES ('a1', 'c1', 'm1', 5000, 1, x'00')")
+    migrations.apply(conn)
+    assert dict(conn.execute("SELECT conversation_id, bytes FROM conversation_usage")) == {
+        "c1": 5100,
+        "c2": 0,
+    }
 
 
 def test_openapi_documents_507_for_writes_and_the_usage_endpoint(client):

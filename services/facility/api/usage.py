@@ -75,7 +75,7 @@ WRITING_METHODS = ("post", "put", "patch", "delete")
 
 
 def openapi_paths(error: dict) -> dict:
-    """The usage endpoint's part of the OpenAPI document."""
+    """The usage endpoint's part of the OpenAPI document (413: any body over 256 KiB)."""
     return {
         "/api/v1/usage": {
             "get": {
@@ -87,6 +87,7 @@ def openapi_paths(error: dict) -> dict:
                     },
                     "401": error,
                     "403": error,
+                    "413": error,
                     "429": error,
                 },
             }

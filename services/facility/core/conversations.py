@@ -42,7 +42,7 @@ class Conversations:
     max_attachment_bytes: int
     # Called after a change that moves a deadline (new conversation, new activity): wakes the job.
     on_change: Callable[[], None] = lambda: None
-    # Called inside each write of new content, before anything is stored: (conn, conversation
+    # Called inside each write of new content, before its content is stored: (conn, conversation
     # id, bytes to be added) -> None, or raises (quota and free space; see core/quota, space).
     admit: Callable[[sqlite3.Connection, str, int], None] = lambda conn, conv_id, n: None
     # Runs a deletion so that it still works on a full volume (see core/space.Space.make_room).
@@ -57,12 +57,12 @@ class Conversations:
         title = self._check_text(title or "", self.max_title_chars, "title", allow_empty=True)
         conv_id, token, now = new_id(), auth.new_token(), self.clock()
         with store.write(conn):
-            self.admit(conn, conv_id, len(title.encode()))
             conn.execute(
                 "INSERT INTO conversations (id, created_at, last_activity, title, "
                 "patient_token_hash, pin_hash) VALUES (?, ?, ?, x'', ?, ?)",
                 (conv_id, now, now, auth.token_hash(token), pin_hash),
             )
+            self.admit(conn, conv_id, len(title.encode()) + crypto.OVERHEAD)
             key = self.keyring.new_record_key(conn, conv_id, conv_id)
             conn.execute(
                 "UPDATE conversations SET title = ? WHERE id = ?",

@@ -7,7 +7,8 @@ the app. Usage is measured two ways, each where it is honest:
 - the facility: the database pages in use (page_count − freelist_count, times page_size), i.e.
   everything stored including indexes, sealing overhead and staff data; free pages that SQLite
   reuses do not count, nor does the WAL, which checkpoints empty.
-- a conversation: the stored sizes of its sealed message bodies and its attachments' contents.
+- a conversation: the stored (sealed) sizes of its title, message bodies and attachment
+  contents, summed as they are added (table conversation_usage; it goes with the conversation).
 """
 
 import sqlite3
@@ -74,19 +75,19 @@ def facility_used(conn: sqlite3.Connection) -> int:
 
 
 def conversation_used(conn: sqlite3.Connection, conv_id: str) -> int:
-    """Stored bytes of one conversation: sealed message bodies plus attachment contents."""
-    (text,) = conn.execute(
-        "SELECT coalesce(sum(length(body)), 0) FROM messages WHERE conversation_id = ?",
-        (conv_id,),
+    """Stored bytes of one conversation (its running total)."""
+    row = conn.execute(
+        "SELECT bytes FROM conversation_usage WHERE conversation_id = ?", (conv_id,)
     ).fetchone()
-    (files,) = conn.execute(
-        "SELECT coalesce(sum(size), 0) FROM attachments WHERE conversation_id = ?", (conv_id,)
-    ).fetchone()
-    return text + files
+    return row[0] if row else 0
 
 
 def admit(conn: sqlite3.Connection, conv_id: str, nbytes: int) -> None:
-    """Refuse new content that would take either quota over its limit (call it in the write)."""
+    """Refuse new content that would take either quota over its limit, else count it.
+
+    Call it inside the write that stores the content: a refusal or a rollback counts nothing.
+    A conversation being created is counted once its row exists (see Conversations.create).
+    """
     limits = quotas(conn)
     used = conversation_used(conn, conv_id)
     if used + nbytes > limits.conversation:
@@ -99,6 +100,16 @@ def admit(conn: sqlite3.Connection, conv_id: str, nbytes: int) -> None:
             f"the facility's storage quota ({format_size(limits.facility)}) is used up: "
             "nothing was stored; deleting conversations makes room"
         )
+    count(conn, conv_id, nbytes)
+
+
+def count(conn: sqlite3.Connection, conv_id: str, nbytes: int) -> None:
+    """Add stored bytes to a conversation's running total (in the write that stores them)."""
+    conn.execute(
+        "INSERT INTO conversation_usage (conversation_id, bytes) VALUES (?, ?) "
+        "ON CONFLICT (conversation_id) DO UPDATE SET bytes = bytes + excluded.bytes",
+        (conv_id, nbytes),
+    )
 
 
 def usage(conn: sqlite3.Connection) -> dict:
@@ -106,12 +117,10 @@ def usage(conn: sqlite3.Connection) -> dict:
     limits = quotas(conn)
     used = facility_used(conn)
     largest = conn.execute(
-        "SELECT c.id, "
-        "(SELECT coalesce(sum(length(body)), 0) FROM messages WHERE conversation_id = c.id) "
-        "+ (SELECT coalesce(sum(size), 0) FROM attachments WHERE conversation_id = c.id) AS b, "
-        "(SELECT count(*) FROM messages WHERE conversation_id = c.id), "
-        "(SELECT count(*) FROM attachments WHERE conversation_id = c.id) "
-        "FROM conversations c ORDER BY b DESC LIMIT ?",
+        "SELECT u.conversation_id, u.bytes, "
+        "(SELECT count(*) FROM messages WHERE conversation_id = u.conversation_id), "
+        "(SELECT count(*) FROM attachments WHERE conversation_id = u.conversation_id) "
+        "FROM conversation_usage u ORDER BY u.bytes DESC LIMIT ?",
         (LARGEST,),
     ).fetchall()
     return {
