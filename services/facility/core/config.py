@@ -35,7 +35,7 @@ class Config:
     key_rotation_seconds: int = 86400
     scheduler: bool = True
     # Free space held back on the data volume so that deletion works when it is full (core/space).
-    space_reserve_bytes: int = 16 * 1024 * 1024
+    space_reserve_bytes: int = 8 * 1024 * 1024
     # Set by the gunicorn config: the app is built once before forking (preload_app), and the
     # deletion job, a thread, is started in the worker instead (threads do not survive fork).
     jobs_after_fork: bool = False
@@ -53,7 +53,7 @@ class Config:
             rotation = parse_duration(env.get("MEDCELL_KEY_ROTATION", "1d"))
             session = parse_duration(env.get("MEDCELL_SESSION_TTL", "12h"))
             max_attachment = int(env.get("MEDCELL_MAX_ATTACHMENT_BYTES", 24 * 1024 * 1024))
-            reserve = parse_size(env.get("MEDCELL_SPACE_RESERVE", "16MiB"))
+            reserve = parse_size(env.get("MEDCELL_SPACE_RESERVE", "8MiB"))
         except ValueError as e:
             raise ConfigError(str(e)) from e
         config = cls(
