@@ -29,14 +29,20 @@ FILE = 256 * 1024
 
 
 @pytest.fixture
-def volume(tmp_path: Path):
-    """A real, size-limited filesystem: an 8 MiB tmpfs, unmounted afterwards."""
+def sizes(request) -> tuple[str, int]:
+    """The volume's size and the facility's space reserve (a test may parametrize them)."""
+    return getattr(request, "param", (VOLUME, RESERVE))
+
+
+@pytest.fixture
+def volume(tmp_path: Path, sizes):
+    """A real, size-limited filesystem: a tmpfs (8 MiB by default), unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a size-limited tmpfs needs root (make test runs as root)")
     mount = tmp_path / "volume"
     mount.mkdir()
     subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={VOLUME}", "tmpfs", str(mount)], check=True
+        ["mount", "-t", "tmpfs", "-o", f"size={sizes[0]}", "tmpfs", str(mount)], check=True
     )
     try:
         yield mount
@@ -45,7 +51,7 @@ def volume(tmp_path: Path):
 
 
 @pytest.fixture
-def small(volume: Path, tmp_path: Path, clock):
+def small(volume: Path, tmp_path: Path, clock, sizes):
     """A facility whose data directory is the small volume (its keys live elsewhere)."""
     config = Config(
         facility="small",
@@ -54,7 +60,7 @@ def small(volume: Path, tmp_path: Path, clock):
         key_dir=tmp_path / "keys",
         retention=86400,
         scheduler=False,
-        space_reserve_bytes=RESERVE,
+        space_reserve_bytes=sizes[1],
     )
     app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
     auth.create_staff(app.extensions["medcell"]["store"].conn(), *STAFF, "staff", clock())
@@ -78,14 +84,16 @@ def upload(client, conv_id: str, headers: dict, data: bytes):
     )
 
 
-def fill_with_uploads(client, headers: dict) -> tuple[list[str], dict[str, bytes]]:
+def fill_with_uploads(
+    client, headers: dict, size: int = FILE
+) -> tuple[list[str], dict[str, bytes]]:
     """Upload into two conversations until the facility refuses; returns both ids and the files."""
     convs = [
         client.post("/api/v1/conversations", json={}, headers=headers).json["id"] for _ in "ab"
     ]
     stored: dict[str, bytes] = {}
     for i in range(100):
-        data = b"%PDF-" + os.urandom(FILE - 5)
+        data = b"%PDF-" + os.urandom(size - 5)
         response = upload(client, convs[i % 2], headers, data)
         if response.status_code != 201:
             assert response.status_code == 507, response.json
@@ -93,7 +101,7 @@ def fill_with_uploads(client, headers: dict) -> tuple[list[str], dict[str, bytes
             assert "nothing was stored" in response.json["error"]["message"]
             return convs, stored
         stored[response.json["id"]] = data
-    raise AssertionError("an 8 MiB volume took 25 MiB")
+    raise AssertionError("the volume took far more than its size")
 
 
 def fill_the_rest(volume: Path) -> Path:
@@ -234,3 +242,19 @@ def test_a_write_that_meets_a_full_volume_is_rolled_back_and_reported(volume):
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("sizes", [("40m", 8 * MiB)], indirect=True)
+def test_the_default_reserve_deletes_large_attachments_on_a_full_volume(small, volume):
+    client = small.test_client()
+    headers = login(client, *STAFF)
+    convs, stored = fill_with_uploads(client, headers, size=3 * MiB)
+    assert len(stored) >= 4
+    assert small.extensions["medcell"]["conversations"].shed_chunks == 8
+    fill_the_rest(volume)
+    for conv in convs:
+        deleted = client.delete(f"/api/v1/conversations/{conv}", headers=headers)
+        assert deleted.status_code in (200, 204)
+    assert count(small, "attachment_chunks") == 0 and count(small, "conversations") == 0
+    assert integrity(small.extensions["medcell"]["config"].database) == "ok"
+    assert small.extensions["medcell"]["facility"].space.reserve_held() == 8 * MiB

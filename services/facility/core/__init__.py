@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from services.facility.core import passwords, quota
 from services.facility.core import store as database
 from services.facility.core.config import Config
-from services.facility.core.conversations import Conversations
+from services.facility.core.conversations import CHUNK_BYTES, SHED_CHUNKS, Conversations
 from services.facility.core.keys import Keyring
 from services.facility.core.settings import retention_seconds
 from services.facility.core.space import Space
@@ -55,6 +55,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         on_change=deadlines_changed.set,
         admit=admit,
         make_room=space.make_room,
+        shed_chunks=max(SHED_CHUNKS, config.space_reserve_bytes // (4 * CHUNK_BYTES)),
     )
     return Facility(config, clock, store, keyring, conversations, space, deadlines_changed)
 

@@ -17,9 +17,10 @@ from services.facility.core.keys import Keyring
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024
 DELETE_BATCH = 1000
-# Attachment chunks shed per transaction before a conversation goes (512 KiB): secure_delete
-# writes every freed page to the WAL, so this bounds the free space a deletion needs on a full
-# volume (measured: a bit more than the chunks' size; the space reserve is at least 1 MiB).
+# Attachment chunks shed per transaction before a conversation goes (at least 512 KiB; the
+# facility sets a quarter of its space reserve): secure_delete writes every freed page to the
+# WAL, so this bounds the free space a deletion needs on a full volume (measured: a bit more
+# than the chunks' size; the reserve is at least 1 MiB).
 SHED_CHUNKS = 2
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -47,6 +48,7 @@ class Conversations:
     admit: Callable[[sqlite3.Connection, str, int], None] = lambda conn, conv_id, n: None
     # Runs a deletion so that it still works on a full volume (see core/space.Space.make_room).
     make_room: Callable[[Callable[[], Any]], Any] = lambda action: action()
+    shed_chunks: int = SHED_CHUNKS
 
     # -- conversations --------------------------------------------------------------------
 
@@ -291,6 +293,7 @@ class Conversations:
             conn,
             "attachment_id IN (SELECT id FROM attachments WHERE conversation_id = ?)",
             (conv_id,),
+            self.shed_chunks,
         )
         with store.write(conn):
             gone = _delete_conversation(conn, conv_id)
@@ -310,6 +313,7 @@ class Conversations:
             "attachment_id IN (SELECT a.id FROM attachments a JOIN conversations c "
             "ON c.id = a.conversation_id WHERE c.last_activity <= ?)",
             (cutoff,),
+            self.shed_chunks,
         )
         deleted = 0
         while True:
@@ -339,7 +343,7 @@ class Conversations:
         return self.make_room(lambda: self._delete_all(conn))
 
     def _delete_all(self, conn: sqlite3.Connection) -> int:
-        _shed_chunks(conn, "1", ())
+        _shed_chunks(conn, "1", (), self.shed_chunks)
         with store.write(conn):
             ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
             for conv_id in ids:
@@ -408,9 +412,9 @@ def _delete_message_slice(conn: sqlite3.Connection, conv_ids: list[str], limit: 
     return len(ids)
 
 
-def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple) -> None:
-    """Delete the attachment chunks matching `where`, SHED_CHUNKS per transaction, each followed
-    by a checkpoint, so the WAL (and the free space it needs) stays small however large they are.
+def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) -> None:
+    """Delete the attachment chunks matching `where`, `step` per transaction, each followed by a
+    checkpoint, so the WAL (and the free space it needs) stays small however large they are.
 
     The attachments' rows stay until their conversation goes; a download meanwhile ends with
     "attachment was deleted", as it would a moment later anyway.
@@ -419,7 +423,7 @@ def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple) -> None:
         with store.write(conn):
             cur = conn.execute(
                 f"DELETE FROM attachment_chunks WHERE rowid IN (SELECT rowid FROM "
-                f"attachment_chunks WHERE {where} LIMIT {SHED_CHUNKS})",
+                f"attachment_chunks WHERE {where} LIMIT {int(step)})",
                 params,
             )
         if cur.rowcount == 0:
