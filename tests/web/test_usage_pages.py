@@ -77,3 +77,9 @@ def test_new_conversation_on_a_full_facility_is_a_readable_error_page(app, staff
     answer = staff.post(f"{BASE}/staff/conversations", data={"csrf": csrf_of(page), "title": "x"})
     assert answer.status_code == 507
     assert "storage is full. Nothing was stored." in answer.get_data(as_text=True)
+
+
+def test_admin_page_in_german_uses_a_decimal_comma(app, admin):
+    fill_facility(app)
+    html = admin.get(f"{BASE}/staff/admin").get_data(as_text=True)
+    assert re.search(r"Belegt: 1,\d MB von 1,\d MB \(10\d,\d %\)\.", html), html
