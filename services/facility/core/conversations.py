@@ -282,9 +282,10 @@ class Conversations:
     # -- deletion -------------------------------------------------------------------------
 
     def delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
-        """Delete one conversation and everything of it in one transaction, then purge the WAL.
+        """Delete one conversation completely, then purge the WAL.
 
-        Its attachments' contents go first, a few chunks per transaction (see SHED_CHUNKS).
+        Its attachments' contents go first, a few chunks per transaction (see SHED_CHUNKS); then
+        the conversation and everything else of it in one transaction.
         """
         return self.make_room(lambda: self._delete(conn, conv_id))
 
