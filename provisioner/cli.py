@@ -124,13 +124,31 @@ def facility() -> None:
     metavar="DURATION|never",
     help="Sleep after this long without a request (default: MEDCELL_IDLE_TIMEOUT, 15m).",
 )
+@click.option("--quota", metavar="SIZE", help="Storage quota, e.g. 500MiB or 2GiB (default 2GiB).")
+@click.option(
+    "--conversation-quota", metavar="SIZE", help="Quota of each conversation (default 200MiB)."
+)
 @json_option
 @pass_runtime
 def create(
-    runtime: Runtime, slug: str, name: str | None, retention: str, idle: str | None, as_json: bool
+    runtime: Runtime,
+    slug: str,
+    name: str | None,
+    retention: str,
+    idle: str | None,
+    quota: str | None,
+    conversation_quota: str | None,
+    as_json: bool,
 ) -> None:
     """Create a facility and print its first admin's one-time password."""
-    result = runtime.facilities.create(slug, name=name, retention=retention, idle=idle)
+    result = runtime.facilities.create(
+        slug,
+        name=name,
+        retention=retention,
+        idle=idle,
+        quota=quota,
+        conversation_quota=conversation_quota,
+    )
     _emit(
         result,
         as_json,
@@ -158,7 +176,7 @@ def list_(runtime: Runtime, as_json: bool) -> None:
 @json_option
 @pass_runtime
 def show(runtime: Runtime, slug: str, as_json: bool) -> None:
-    """Show a facility's status, retention, creation time, container and volumes."""
+    """Show a facility's status, retention, quota and usage, creation time, container, volumes."""
     details = runtime.facilities.show(slug)
     width = max(len(k) for k in details)
     _emit(details, as_json, "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in details.items()))
@@ -205,6 +223,25 @@ def rotate_key(runtime: Runtime, slug: str, as_json: bool) -> None:
     """Make a new key version for a facility; old data stays readable."""
     result = runtime.facilities.rotate_key(slug)
     _emit(result, as_json, f"facility {slug}: key version {result.get('version')} is now in use")
+
+
+@facility.command(name="set-quota")
+@click.argument("slug")
+@click.argument("size", required=False)
+@click.option("--conversation", metavar="SIZE", help="Also set each conversation's quota.")
+@json_option
+@pass_runtime
+def set_quota(
+    runtime: Runtime, slug: str, size: str | None, conversation: str | None, as_json: bool
+) -> None:
+    """Set a facility's storage quota (SIZE like 500MiB, 2GiB); admins cannot raise it."""
+    result = runtime.facilities.set_quota(slug, size, conversation)
+    _emit(
+        result,
+        as_json,
+        f"facility {slug}: quota {result['quota']}, each conversation "
+        f"{result['conversation_quota']}, {result['used_percent']} % in use",
+    )
 
 
 @facility.command(name="sleep")

@@ -20,7 +20,7 @@ from provisioner.errors import (
     FacilityNotFound,
     ProvisionerError,
 )
-from provisioner.validation import check_name, check_retention, check_slug
+from provisioner.validation import check_name, check_quota, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
 APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
@@ -132,6 +132,7 @@ class Facilities:
             "error": st.error,
             "volume": names.data_volume,
             "keys_volume": names.keys_volume,
+            **self.usage(found),
         }
 
     def find(self, slug: str) -> Found:
@@ -156,10 +157,13 @@ class Facilities:
         retention: str = DEFAULT_RETENTION,
         admin: str = "admin",
         idle: str | None = None,
+        quota: str | None = None,
+        conversation_quota: str | None = None,
     ) -> dict:
         """Provision a facility, wait until it answers on its socket, and make its first admin."""
         check_slug(slug)
         check_retention(retention)
+        quota_args = _quota_args(quota, conversation_quota)
         name = check_name(name or slug)
         idle_seconds = None if idle is None else parse_idle(idle)
         names = self.config.facility(slug)
@@ -185,6 +189,8 @@ class Facilities:
                 self.backend.start(names.container)
                 self.wait_healthy(slug)
                 admin_login = self._create_admin(slug, admin)
+                if quota_args:
+                    self._manage(names.container, "set-quota", *quota_args)
                 self.route(slug, "running")
             except BaseException:
                 _undo_all(undo)
@@ -270,6 +276,36 @@ class Facilities:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
+
+    def set_quota(
+        self, slug: str, quota: str | None = None, conversation_quota: str | None = None
+    ) -> dict:
+        """Set the facility's storage quotas (woken first if asleep); returns its usage."""
+        quota_args = _quota_args(quota, conversation_quota)
+        if not quota_args:
+            raise ProvisionerError("give a facility quota, --conversation SIZE, or both")
+        found = self.find(check_slug(slug))
+        if found.status == "asleep":
+            from provisioner import lifecycle  # the supervisor's module; needs nothing at import
+
+            self.progress(f"waking {slug} to set its quota")
+            lifecycle.wake(self.config, self.backend, slug, reason="operator")
+        with state.facility_lock(self.config, slug):
+            found = self.find(slug)
+            if found.status != "running":
+                raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
+            result = self._manage(self.config.facility(slug).container, "set-quota", *quota_args)
+        return {"slug": slug, **_usage_fields(result)}
+
+    def usage(self, found: Found) -> dict:
+        """Quota and usage of a running facility (asked inside it); None values otherwise."""
+        if found.status != "running":
+            return _usage_fields(None)
+        try:
+            return _usage_fields(self._manage(self.config.facility(found.slug).container, "usage"))
+        except ProvisionerError as e:
+            self.progress(f"could not read the usage of {found.slug}: {e}")
+            return _usage_fields(None)
 
     def route(self, slug: str, state_name: str | None) -> None:
         """Publish (None: remove) one facility's route; with a gateway running, wait until it is
@@ -383,6 +419,24 @@ class Facilities:
         if self.backend.image_id(self.config.facility_image) is None:
             raise DockerError(f"image {self.config.facility_image} is needed to destroy the keys")
         return facility_app.shred_offline(self.backend, specs.shred_spec(self.config, names.slug))
+
+
+def _quota_args(quota: str | None, conversation_quota: str | None) -> list[str]:
+    """The facility command's arguments for these quotas (validated here, before any change)."""
+    args = []
+    if quota is not None:
+        args += ["--facility", check_quota(quota)]
+    if conversation_quota is not None:
+        args += ["--conversation", check_quota(conversation_quota)]
+    return args
+
+
+USAGE_FIELDS = ("quota", "conversation_quota", "used_bytes", "quota_bytes", "used_percent")
+
+
+def _usage_fields(report: dict | None) -> dict:
+    """What `show` and `set-quota` print of the facility's usage report (None: not readable)."""
+    return {key: (report or {}).get(key) for key in USAGE_FIELDS}
 
 
 def _meta(found: Found, key: str, default):

@@ -1,6 +1,6 @@
 """The contract's rules for slugs and durations (from medcell_common), as the CLI's errors."""
 
-from medcell_common import rules
+from medcell_common import rules, sizes
 from medcell_common.rules import MAX_RETENTION, SLUG_RE
 from provisioner.errors import InvalidArgument
 
@@ -9,6 +9,7 @@ __all__ = [
     "MAX_RETENTION",
     "SLUG_RE",
     "check_name",
+    "check_quota",
     "check_retention",
     "check_slug",
     "parse_duration",
@@ -55,3 +56,12 @@ def check_name(name: str) -> str:
     if not name or len(name) > NAME_MAX or not name.isprintable():
         raise InvalidArgument(f"facility name must be 1-{NAME_MAX} printable characters, one line")
     return name
+
+
+def check_quota(text: str) -> str:
+    """Return the quota if it is a size like `500MiB` or `2GiB` between 1MiB and 64TiB."""
+    try:
+        sizes.parse_quota(text)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
+    return text

@@ -10,7 +10,7 @@ import time
 import click
 
 from services.facility.core import accounts as auth
-from services.facility.core import open_facility, passwords
+from services.facility.core import open_facility, passwords, quota, usage
 from services.facility.core.config import Config
 from services.facility.core.errors import FacilityError
 from services.facility.core.keys import Keyring
@@ -62,6 +62,29 @@ def shred_keys(config: Config) -> None:
     """Overwrite and remove every key-encryption key: all stored data becomes unreadable."""
     keyring = Keyring(config.key_dir, config.facility, _clock)
     _emit({"destroyed": keyring.shred_all() if config.key_dir.exists() else 0})
+
+
+@cli.command("set-quota")
+@click.option("--facility", "facility_quota", metavar="SIZE", help="The facility's quota (2GiB).")
+@click.option("--conversation", metavar="SIZE", help="Each conversation's quota (200MiB).")
+@click.pass_obj
+def set_quota(config: Config, facility_quota: str | None, conversation: str | None) -> None:
+    """Set the storage quotas (the operator's decision; admins cannot change them in the app)."""
+    if facility_quota is None and conversation is None:
+        raise click.ClickException("give --facility SIZE, --conversation SIZE or both")
+    facility = open_facility(config, _clock)
+    try:
+        quota.set_quotas(facility.store.conn(), facility_quota, conversation)
+    except FacilityError as e:
+        raise click.ClickException(e.message) from e
+    _emit(usage(facility))
+
+
+@cli.command("usage")
+@click.pass_obj
+def show_usage(config: Config) -> None:
+    """Print the quotas and what the facility uses (content-free numbers)."""
+    _emit(usage(open_facility(config, _clock)))
 
 
 def _emit(obj: dict) -> None:

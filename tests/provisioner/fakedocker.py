@@ -291,6 +291,8 @@ class FakeDocker:
         self.execs: list[tuple[str, list[str]]] = []
         self.passwords: list[str] = []
         self.shredded: list[str] = []
+        # Quotas each fake facility app holds (container name -> set-quota's options).
+        self.quotas: dict[str, dict[str, str]] = {}
         self.exec_handler = self.facility_app
         self.inspects = 0  # containers.get calls
         self.lists = 0  # containers.list calls
@@ -326,6 +328,19 @@ class FakeDocker:
         if command == "shred-keys":
             self.shredded.append(keys_volume)
             return 0, json.dumps({"destroyed": 1}), ""
+        if command in ("set-quota", "usage"):
+            held = self.quotas.setdefault(
+                container.name, {"--facility": "2GiB", "--conversation": "200MiB"}
+            )
+            held.update(dict(zip(cmd[4::2], cmd[5::2], strict=True)))
+            report = {
+                "quota": held["--facility"],
+                "conversation_quota": held["--conversation"],
+                "used_bytes": 1048576,
+                "quota_bytes": 0,
+                "used_percent": 0.1,
+            }
+            return 0, json.dumps(report), ""
         return 2, "", f"Error: no command {command}"
 
     def names(self) -> set[str]:

@@ -1,5 +1,6 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
+from services.facility.api import usage
 from services.facility.core.config import Config
 from services.facility.http.downloads import INLINE_TYPES
 
@@ -210,7 +211,7 @@ def spec(config: Config) -> dict:
                     ),
                     "400": _error("Malformed request"),
                     "404": not_found,
-                    "413": _error("Body too long"),
+                    "413": _error("Body too long, or the conversation is full"),
                 },
                 body=_body(
                     _obj(
@@ -254,7 +255,10 @@ def spec(config: Config) -> dict:
                     ),
                     "400": _error("No file"),
                     "404": not_found,
-                    "413": _error(f"File over {config.max_attachment_bytes} bytes"),
+                    "413": _error(
+                        f"File over {config.max_attachment_bytes} bytes, "
+                        "or the conversation is full"
+                    ),
                 },
                 body={
                     "required": True,
@@ -366,6 +370,7 @@ def spec(config: Config) -> dict:
             )
         },
         # -- quotas and full disk (issue 11)
+        **usage.openapi_paths(_error("Not an admin, or too many failed attempts")),
         # -- backups (issue 11)
         # -- errors and faults (issue 11)
         # -- receipts (issue 12)
@@ -374,6 +379,7 @@ def spec(config: Config) -> dict:
         # -- unread, compose, list (issue 13)
         # -- accounts, quick replies, contact, throttling (issue 13)
     }
+    usage.document_storage_full(paths)
     return {
         "openapi": "3.0.3",
         "info": {"title": f"medcell facility API ({config.facility})", "version": "1"},

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medcell_common.rules import check_slug, parse_duration, parse_retention
+from medcell_common.sizes import parse_size
 from services.facility.core.errors import ConfigError
 
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_SPACE_RESERVE = 1024 * 1024
 
 
 def format_duration(seconds: int) -> str:
@@ -32,6 +34,8 @@ class Config:
     session_seconds: int = 12 * 3600
     key_rotation_seconds: int = 86400
     scheduler: bool = True
+    # Free space held back on the data volume so that deletion works when it is full (core/space).
+    space_reserve_bytes: int = 8 * 1024 * 1024
     # Set by the gunicorn config: the app is built once before forking (preload_app), and the
     # deletion job, a thread, is started in the worker instead (threads do not survive fork).
     jobs_after_fork: bool = False
@@ -49,6 +53,7 @@ class Config:
             rotation = parse_duration(env.get("MEDCELL_KEY_ROTATION", "1d"))
             session = parse_duration(env.get("MEDCELL_SESSION_TTL", "12h"))
             max_attachment = int(env.get("MEDCELL_MAX_ATTACHMENT_BYTES", 24 * 1024 * 1024))
+            reserve = parse_size(env.get("MEDCELL_SPACE_RESERVE", "8MiB"))
         except ValueError as e:
             raise ConfigError(str(e)) from e
         config = cls(
@@ -60,6 +65,7 @@ class Config:
             key_rotation_seconds=rotation,
             session_seconds=session,
             max_attachment_bytes=max_attachment,
+            space_reserve_bytes=reserve,
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
             jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
         )
@@ -68,6 +74,9 @@ class Config:
 
     def check(self) -> None:
         """Refuse layouts that would break the promises: keys must live apart from the data."""
+        if self.space_reserve_bytes < MIN_SPACE_RESERVE:
+            # Less would not hold the WAL of one deletion step (core/space, SHED_CHUNKS).
+            raise ConfigError("MEDCELL_SPACE_RESERVE must be at least 1MiB")
         data, keys = self.data_dir.resolve(), self.key_dir.resolve()
         if data == keys or data in keys.parents or keys in data.parents:
             raise ConfigError(

@@ -7,15 +7,21 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, store
+from services.facility.core import crypto, store, throttle
 from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.facility.core.keys import Keyring
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024
 DELETE_BATCH = 1000
+# Attachment chunks shed per transaction before a conversation goes (at least 512 KiB; the
+# facility sets a quarter of its space reserve): secure_delete writes every freed page to the
+# WAL, so this bounds the free space a deletion needs on a full volume (measured: a bit more
+# than the chunks' size; the reserve is at least 1 MiB).
+SHED_CHUNKS = 2
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -37,6 +43,12 @@ class Conversations:
     max_attachment_bytes: int
     # Called after a change that moves a deadline (new conversation, new activity): wakes the job.
     on_change: Callable[[], None] = lambda: None
+    # Called inside each write of new content, before its content is stored: (conn, conversation
+    # id, bytes to be added) -> None, or raises (quota and free space; see core/quota, space).
+    admit: Callable[[sqlite3.Connection, str, int], None] = lambda conn, conv_id, n: None
+    # Runs a deletion so that it still works on a full volume (see core/space.Space.make_room).
+    make_room: Callable[[Callable[[], Any]], Any] = lambda action: action()
+    shed_chunks: int = SHED_CHUNKS
 
     # -- conversations --------------------------------------------------------------------
 
@@ -52,6 +64,7 @@ class Conversations:
                 "patient_token_hash, pin_hash) VALUES (?, ?, ?, x'', ?, ?)",
                 (conv_id, now, now, auth.token_hash(token), pin_hash),
             )
+            self.admit(conn, conv_id, len(title.encode()) + crypto.OVERHEAD)
             key = self.keyring.new_record_key(conn, conv_id, conv_id)
             conn.execute(
                 "UPDATE conversations SET title = ? WHERE id = ?",
@@ -112,6 +125,7 @@ class Conversations:
         text = self._check_text(body, self.max_body_chars, "body")
         with store.write(conn):
             self.require_live(conn, conv_id)
+            self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
             message = self._insert_message(conn, conv_id, author, text)
         self.on_change()
         return message
@@ -207,6 +221,9 @@ class Conversations:
         chunks = max(1, -(-size // CHUNK_BYTES))
         with store.write(conn):
             self.require_live(conn, conv_id)
+            if author == "patient":
+                throttle.count_upload(conn, conv_id, size, self.clock())
+            self.admit(conn, conv_id, size + len(text.encode()) + chunks * crypto.OVERHEAD)
             message = self._insert_message(conn, conv_id, author, text)
             key = self.keyring.new_record_key(conn, att_id, conv_id)
             meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
@@ -228,6 +245,7 @@ class Conversations:
                     "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
                     (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
                 )
+        store.settle(conn)
         self.on_change()
         return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
 
@@ -264,7 +282,20 @@ class Conversations:
     # -- deletion -------------------------------------------------------------------------
 
     def delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
-        """Delete one conversation and everything of it in one transaction, then purge the WAL."""
+        """Delete one conversation completely, then purge the WAL.
+
+        Its attachments' contents go first, a few chunks per transaction (see SHED_CHUNKS); then
+        the conversation and everything else of it in one transaction.
+        """
+        return self.make_room(lambda: self._delete(conn, conv_id))
+
+    def _delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
+        _shed_chunks(
+            conn,
+            "attachment_id IN (SELECT id FROM attachments WHERE conversation_id = ?)",
+            (conv_id,),
+            self.shed_chunks,
+        )
         with store.write(conn):
             gone = _delete_conversation(conn, conv_id)
         if gone:
@@ -274,6 +305,17 @@ class Conversations:
 
     def delete_expired(self, conn: sqlite3.Connection, batch: int = DELETE_BATCH) -> int:
         """Delete every expired conversation in bounded transactions; returns how many."""
+        return self.make_room(lambda: self._delete_expired(conn, batch))
+
+    def _delete_expired(self, conn: sqlite3.Connection, batch: int) -> int:
+        cutoff = self.clock() - self.retention(conn) * 1_000_000
+        _shed_chunks(
+            conn,
+            "attachment_id IN (SELECT a.id FROM attachments a JOIN conversations c "
+            "ON c.id = a.conversation_id WHERE c.last_activity <= ?)",
+            (cutoff,),
+            self.shed_chunks,
+        )
         deleted = 0
         while True:
             # Each transaction removes at most `batch` messages, so that live writers never
@@ -299,6 +341,10 @@ class Conversations:
 
     def delete_all(self, conn: sqlite3.Connection) -> int:
         """Delete every conversation of the facility (the admin's one-click wipe)."""
+        return self.make_room(lambda: self._delete_all(conn))
+
+    def _delete_all(self, conn: sqlite3.Connection) -> int:
+        _shed_chunks(conn, "1", (), self.shed_chunks)
         with store.write(conn):
             ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
             for conv_id in ids:
@@ -365,6 +411,25 @@ def _delete_message_slice(conn: sqlite3.Connection, conv_ids: list[str], limit: 
     conn.execute(f"DELETE FROM record_keys WHERE record_id IN ({marks})", ids)
     conn.execute(f"DELETE FROM messages WHERE id IN ({marks})", ids)  # cascades to attachments
     return len(ids)
+
+
+def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) -> None:
+    """Delete the attachment chunks matching `where`, `step` per transaction, each followed by a
+    checkpoint, so the WAL (and the free space it needs) stays small however large they are.
+
+    The attachments' rows stay until their conversation goes; a download meanwhile ends with
+    "attachment was deleted", as it would a moment later anyway.
+    """
+    while True:
+        with store.write(conn):
+            cur = conn.execute(
+                f"DELETE FROM attachment_chunks WHERE rowid IN (SELECT rowid FROM "
+                f"attachment_chunks WHERE {where} LIMIT {int(step)})",
+                params,
+            )
+        if cur.rowcount == 0:
+            return
+        store.checkpoint(conn)
 
 
 def _delete_conversation(conn: sqlite3.Connection, conv_id: str) -> bool:

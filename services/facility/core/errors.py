@@ -65,6 +65,12 @@ class PayloadTooLarge(FacilityError):
     status, code = 413, "payload_too_large"
 
 
+class ConversationFull(PayloadTooLarge):
+    """The conversation's quota would be exceeded by what is being added."""
+
+    code = "conversation_full"
+
+
 class UnsupportedMediaType(FacilityError):
     status, code = 415, "unsupported_media_type"
 
@@ -74,3 +80,21 @@ class TooManyRequests(FacilityError):
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class InsufficientStorage(FacilityError):
+    """Nothing was stored: there is no room for it (507, the client may retry after deletions)."""
+
+    status, code = 507, "insufficient_storage"
+
+
+class FacilityFull(InsufficientStorage):
+    """The facility's quota, set by the operator, would be exceeded."""
+
+    code = "facility_full"
+
+
+class StorageFull(InsufficientStorage):
+    """The volume itself is full (SQLITE_FULL, ENOSPC), or too full to store this safely."""
+
+    code = "storage_full"

@@ -91,7 +91,27 @@ CREATE INDEX patient_sessions_conversation ON patient_sessions(conversation_id);
 
 # Versions being built in parallel, one per area; each is filled in by its area's work.
 # (Empty ones only bump user_version; they are collapsed before release.)
-V3 = ""  # quotas and usage (issue 11)
+# Patient uploads counted per conversation (the link), so one leaked link cannot flood the
+# facility; and the bytes each conversation holds, kept as a running total so that the quota
+# check costs one row, not a scan of the conversation. Content-free counters that go with their
+# conversation.
+V3 = """
+CREATE TABLE upload_throttle (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    uploads INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    window_ends INTEGER NOT NULL
+);
+CREATE TABLE conversation_usage (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    bytes INTEGER NOT NULL
+);
+INSERT INTO conversation_usage (conversation_id, bytes)
+SELECT c.id,
+    (SELECT coalesce(sum(length(body)), 0) FROM messages WHERE conversation_id = c.id)
+    + (SELECT coalesce(sum(size), 0) FROM attachments WHERE conversation_id = c.id)
+FROM conversations c;
+"""  # quotas and usage (issue 11): upload counters and each conversation's stored bytes
 V4 = ""  # deletion receipts and the receipt signing key's record (issue 12)
 V5 = ""  # patient reference and access log (issue 12)
 V6 = ""  # notifications: outbox and patient e-mail (issue 13)

@@ -10,23 +10,52 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.facility.core import migrations
+from services.facility.core.errors import StorageFull
 
 if TYPE_CHECKING:
     import sqlite_utils.db
 
 BUSY_TIMEOUT_MS = 5000
+FULL_MESSAGE = (
+    "The facility's storage is full; nothing was stored. "
+    "Deleting conversations makes room, or ask the operator for more space."
+)
+
+
+class Connection(sqlite3.Connection):
+    """A connection that knows its file, so that writes find that database's space hook."""
+
+    path = ""
+
+
+# Per database file: called before each write transaction (core/space keeps headroom there).
+_before_write: dict[str, Callable[[], None]] = {}
+
+
+def before_write(path: Path, hook: Callable[[], None] | None) -> None:
+    """Register (None: remove) what runs before every write transaction on this database."""
+    key = str(Path(path).resolve())
+    if hook is None:
+        _before_write.pop(key, None)
+    else:
+        _before_write[key] = hook
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open the database with the pragmas that make deletion complete."""
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        path,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=Connection,
     )
+    conn.path = str(Path(path).resolve())
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA journal_size_limit=0")
@@ -40,14 +69,51 @@ def connect(path: Path) -> sqlite3.Connection:
 
 @contextlib.contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction that takes the write lock up front (no upgrade deadlocks)."""
-    conn.execute("BEGIN IMMEDIATE")
+    """One write transaction that takes the write lock up front (no upgrade deadlocks).
+
+    A full volume (SQLITE_FULL, which is how SQLite reports ENOSPC) becomes StorageFull, with
+    the transaction rolled back: nothing of it is stored.
+    """
+    hook = _before_write.get(getattr(conn, "path", ""))
+    if hook is not None:
+        hook()
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back by itself after SQLITE_FULL.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.OperationalError as e:
+        if not is_full(e):
+            raise
+        release_wal(conn)
+        raise StorageFull(FULL_MESSAGE) from e
+
+
+def is_full(error: BaseException) -> bool:
+    """True for SQLite's "database or disk is full"."""
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
+def settle(conn: sqlite3.Connection) -> None:
+    """Copy committed pages from the WAL into the database now, without waiting for readers.
+
+    After a large write, while the room that was checked for it is still there: left in the WAL,
+    the pages would need that room again later, perhaps when the volume has filled up.
+    """
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+
+def release_wal(conn: sqlite3.Connection) -> None:
+    """Give back the space a failed transaction left in the WAL (best effort, never raises)."""
+    # The frames of a rolled-back transaction stay in the WAL file until a checkpoint resets it.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
 
 def table(conn: sqlite3.Connection, name: str) -> "sqlite_utils.db.Table":
@@ -63,9 +129,16 @@ def checkpoint(conn: sqlite3.Connection, attempts: int = 40) -> bool:
     """Move the WAL into the database and truncate it to zero bytes; True once that took.
 
     A reader that still uses the WAL blocks the truncation, so retry with a growing pause.
+    Copying committed pages into a database file that must grow can meet a full volume:
+    that is StorageFull (the pages stay safe in the WAL).
     """
     for attempt in range(attempts):
-        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as e:
+            if not is_full(e):
+                raise
+            raise StorageFull(FULL_MESSAGE) from e
         if tuple(row) == (0, 0, 0):
             return True
         time.sleep(min(0.005 * (attempt + 1), 0.1))

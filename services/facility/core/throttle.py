@@ -9,6 +9,9 @@ from services.facility.core.errors import TooManyRequests
 LOGIN_LIMIT = (5, 15 * 60)  # failures, window seconds
 TOKEN_LIMIT = (30, 60)
 PIN_LIMIT = (10, 15 * 60)
+# Patient uploads per conversation: files, bytes and window seconds. Enough for a few photo
+# series an hour; a script with a leaked link is stopped long before it fills the quota.
+UPLOAD_LIMIT = (20, 200 * 1024 * 1024, 60 * 60)
 _LIMITS = {"login": LOGIN_LIMIT, "pin": PIN_LIMIT}
 
 
@@ -39,3 +42,29 @@ def record_failure(conn: sqlite3.Connection, kind: str, client: str, now: int) -
             "window_ends = CASE WHEN window_ends > ?3 THEN window_ends ELSE ?2 END",
             (key, now + window * 1_000_000, now),
         )
+
+
+def count_upload(conn: sqlite3.Connection, conv_id: str, nbytes: int, now: int) -> None:
+    """Count one patient upload into its conversation, or raise 429 if the link used up its share.
+
+    Call it inside the upload's write transaction: a refused or failed upload counts nothing.
+    """
+    files, volume, window = UPLOAD_LIMIT
+    row = conn.execute(
+        "SELECT uploads, bytes, window_ends FROM upload_throttle WHERE conversation_id = ?",
+        (conv_id,),
+    ).fetchone()
+    if row is None or row[2] <= now:
+        uploads, sent, ends = 0, 0, now + window * 1_000_000
+    else:
+        uploads, sent, ends = row
+    if uploads + 1 > files or sent + nbytes > volume:
+        raise TooManyRequests(
+            "Too many uploads through this link; try again later.", (ends - now) // 1_000_000 + 1
+        )
+    conn.execute(
+        "INSERT INTO upload_throttle (conversation_id, uploads, bytes, window_ends) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET "
+        "uploads = excluded.uploads, bytes = excluded.bytes, window_ends = excluded.window_ends",
+        (conv_id, uploads + 1, sent + nbytes, ends),
+    )

@@ -28,6 +28,7 @@ def init_app(app: Flask, facility: Facility, activity: Activity) -> None:
         "clock": facility.clock,
         "activity": activity,
         "deadlines_changed": facility.deadlines_changed,
+        "facility": facility,
     }
 
 

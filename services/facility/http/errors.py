@@ -1,11 +1,14 @@
 """One place that turns every error into the contract's JSON shape."""
 
+import errno
 import logging
+import sqlite3
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import FacilityError
+from services.facility.core import store
+from services.facility.core.errors import FacilityError, InsufficientStorage, StorageFull
 
 log = logging.getLogger("medcell.facility")
 
@@ -19,6 +22,7 @@ HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "too_many_requests",
+    507: "insufficient_storage",
 }
 
 
@@ -34,7 +38,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 def init_app(app: Flask) -> None:
     @app.errorhandler(FacilityError)
     def _facility_error(e: FacilityError):
-        if e.status >= 500:
+        if e.status >= 500 and not isinstance(e, InsufficientStorage):
             log.error("internal error", extra={"fields": {"error": type(e).__name__}})
             return error_response(500, "internal", "Internal error.")
         return error_response(e.status, e.code, e.message, e.headers)
@@ -47,5 +51,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):
+        if full_disk(e):
+            # A write outside store.write (a library's own commit): still nothing half-stored.
+            return _facility_error(StorageFull(store.FULL_MESSAGE))
         log.exception("unhandled error")
         return error_response(500, "internal", "Internal error.")
+
+
+def full_disk(e: BaseException) -> bool:
+    """SQLite's "database or disk is full", or ENOSPC from a file write."""
+    if isinstance(e, sqlite3.OperationalError):
+        return store.is_full(e)
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)

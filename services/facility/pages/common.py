@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import CryptoError, FacilityError
+from services.facility.core.errors import CryptoError, FacilityError, InsufficientStorage
 from services.facility.http.auth import PRE_COOKIE
 from services.facility.http.context import ctx
 from services.facility.pages import i18n
@@ -88,6 +88,9 @@ ERROR_TEXTS = {
     "bad_request": "error.bad_request",
     "method_not_allowed": "error.bad_request",
     "link_locked": "pin.locked",
+    "conversation_full": "quota.conversation_full",
+    "facility_full": "quota.facility_full",
+    "storage_full": "quota.facility_full",
 }
 
 
@@ -102,7 +105,7 @@ def error_page(e: Exception) -> Response:
         )
     else:
         raise e
-    if status >= 500:
+    if status >= 500 and not isinstance(e, InsufficientStorage):
         code = "internal"
     # Missing keys are no passing fault: say so, so that staff call the administrator.
     key = "error.keys" if isinstance(e, CryptoError) else ERROR_TEXTS.get(code, "error.internal")

@@ -6,7 +6,13 @@ only adds polling for new messages on top.
 
 from flask import Response, g, request
 
-from services.facility.core.errors import BadRequest, PayloadTooLarge
+from services.facility.core.errors import (
+    BadRequest,
+    ConversationFull,
+    InsufficientStorage,
+    PayloadTooLarge,
+    TooManyRequests,
+)
 from services.facility.core.settings import retention_seconds
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
@@ -58,6 +64,8 @@ def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
     body = request.form.get("body", "")
     try:
         message = ctx()["conversations"].add_message(conn(), conv_id, author, body)
+    except (ConversationFull, InsufficientStorage) as e:
+        return storage_error(e), e.status, ""
     except PayloadTooLarge:
         return web.t("reply.too_long", n=ctx()["config"].max_body_chars), 413, ""
     except BadRequest:
@@ -85,9 +93,20 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
             upload.stream,
             request.form.get("body", ""),
         )
+    except (ConversationFull, InsufficientStorage, TooManyRequests) as e:
+        return storage_error(e), e.status, ""
     except PayloadTooLarge:
         size = i18n.format_size(config.max_attachment_bytes, g.lang)
         return web.t("attach.too_large", size=size), 413, ""
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""
     return None, 201, result["message_id"]
+
+
+def storage_error(e: Exception) -> str:
+    """The notice shown next to the form when there is no room (or no upload allowance) left."""
+    if isinstance(e, ConversationFull):
+        return web.t("quota.conversation_full")
+    if isinstance(e, TooManyRequests):
+        return web.t("quota.uploads_throttled")
+    return web.t("quota.facility_full")

@@ -203,6 +203,31 @@ DE = {
     "error.internal": "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch "
     "einmal.",
     # -- quotas and full disk (issue 11)
+    "quota.facility_full": (
+        "Der Speicher der Praxis ist voll. Es wurde nichts gespeichert. Lesen und Löschen "
+        "funktionieren weiter; bitte versuchen Sie es später noch einmal."
+    ),
+    "quota.conversation_full": (
+        "Dieses Gespräch hat seinen Speicherplatz ausgeschöpft. Es wurde nichts gespeichert."
+    ),
+    "quota.uploads_throttled": (
+        "Über diesen Link wurden gerade viele Dateien gesendet. Bitte warten Sie etwas und "
+        "versuchen Sie es dann noch einmal."
+    ),
+    "usage.title": "Speicherplatz",
+    "usage.facility": "Belegt: {used} von {quota} ({percent} %).",
+    "usage.near_full": (
+        "Der Speicher ist fast voll. Neue Nachrichten und Dateien werden bald abgelehnt."
+    ),
+    "usage.full": (
+        "Der Speicher ist voll: Neue Nachrichten und Dateien werden abgelehnt, "
+        "bis Gespräche gelöscht werden."
+    ),
+    "usage.conversation_quota": "Jedes Gespräch darf höchstens {quota} belegen.",
+    "usage.largest": "Größte Gespräche (ohne Inhalt, nur Zahlen)",
+    "usage.row": "{size} · Nachrichten: {messages} · Dateien: {files}",
+    "usage.none": "Noch keine Gespräche.",
+    "usage.operator": "Die Grenze legt der Betreiber fest.",
     # -- backups (issue 11)
     # -- errors and faults (issue 11)
     # -- receipts (issue 12)
@@ -394,6 +419,25 @@ EN = {
     "Please tell your administrator.",
     "error.internal": "An internal error happened. Please try again later.",
     # -- quotas and full disk (issue 11)
+    "quota.facility_full": (
+        "The practice's storage is full. Nothing was stored. Reading and deleting still work; "
+        "please try again later."
+    ),
+    "quota.conversation_full": "This conversation has used up its storage. Nothing was stored.",
+    "quota.uploads_throttled": (
+        "Many files were just sent through this link. Please wait a while and try again."
+    ),
+    "usage.title": "Storage",
+    "usage.facility": "In use: {used} of {quota} ({percent} %).",
+    "usage.near_full": "Storage is nearly full. New messages and files will soon be refused.",
+    "usage.full": (
+        "Storage is full: new messages and files are refused until conversations are deleted."
+    ),
+    "usage.conversation_quota": "Each conversation may take at most {quota}.",
+    "usage.largest": "Largest conversations (no content, numbers only)",
+    "usage.row": "{size} · messages: {messages} · files: {files}",
+    "usage.none": "No conversations yet.",
+    "usage.operator": "The limit is set by the operator.",
     # -- backups (issue 11)
     # -- errors and faults (issue 11)
     # -- receipts (issue 12)
