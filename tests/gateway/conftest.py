@@ -109,7 +109,7 @@ class GatewayLog:
     def lines(self) -> list[str]:
         return self.gateway.log_lines()[self.start :]
 
-    def records(self, at_least: int = 1, within: float = 2.0, event: str | None = None):
+    def records(self, at_least: int = 1, within: float = 10.0, event: str | None = None):
         deadline = time.monotonic() + within
         while True:
             records = [json.loads(line) for line in self.lines]
