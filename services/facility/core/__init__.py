@@ -8,6 +8,7 @@ from services.facility.core import passwords
 from services.facility.core.config import Config
 from services.facility.core.conversations import Conversations
 from services.facility.core.keys import Keyring
+from services.facility.core.receipts import Receipts
 from services.facility.core.settings import retention_seconds
 from services.facility.core.store import Store
 
@@ -41,6 +42,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         max_body_chars=config.max_body_chars,
         max_title_chars=config.max_title_chars,
         max_attachment_bytes=config.max_attachment_bytes,
+        receipts=Receipts(keyring, config.facility, clock),
         on_change=deadlines_changed.set,
     )
     return Facility(config, clock, store, keyring, conversations, deadlines_changed)
