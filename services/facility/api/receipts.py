@@ -1,5 +1,7 @@
 """Deletion receipts over the API: the public key, one receipt by its id, the staff's list."""
 
+import re
+
 from flask import Blueprint, jsonify, request
 
 from services.facility.core import throttle
@@ -41,6 +43,6 @@ def receipt(receipt_id: str):
 @require()
 def list_receipts():
     raw = request.args.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= LIST_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= LIST_LIMIT:
         raise BadRequest(f"limit must be a whole number from 1 to {LIST_LIMIT}")
     return jsonify(receipts=receipts().recent(conn(), int(raw)))
