@@ -16,11 +16,14 @@ RECEIPT = {
 
 
 def test_signed_bytes_are_sorted_compact_utf8_json_without_the_signature():
-    assert fmt.signed_bytes(RECEIPT) == (
-        '{"counts":{"attachments":0,"messages":2,"record_keys":3},'
-        '"deleted_at":"2026-12-02T03:36:40Z","facility":"praxis-müller",'
-        '"reason":"patient","receipt_id":"a2VORETd1I9fA-xMIJF07A","verified":true}'
-    ).encode()
+    assert (
+        fmt.signed_bytes(RECEIPT)
+        == (
+            '{"counts":{"attachments":0,"messages":2,"record_keys":3},'
+            '"deleted_at":"2026-12-02T03:36:40Z","facility":"praxis-müller",'
+            '"reason":"patient","receipt_id":"a2VORETd1I9fA-xMIJF07A","verified":true}'
+        ).encode()
+    )
 
 
 def test_a_well_formed_receipt_passes_the_shape_check():

@@ -21,7 +21,7 @@ def test_the_patients_deleted_page_shows_the_receipt_and_offers_it_as_a_file(app
     html = delete_as_patient(staff, patient)
     assert "Löschbeleg" in html
     assert "von der Patientin oder dem Patienten gelöscht" in html
-    assert "0 Nachrichten, 0 Dateien, 1 Schlüssel" in html
+    assert "Nachrichten: 0, Dateien: 0, Schlüssel: 1" in html
     assert "Ja: die Löschung ist gespeichert" in html
     href, receipt_id = RECEIPT_LINK.search(html).groups()
     assert f'download="receipt-{receipt_id}.json"' in html

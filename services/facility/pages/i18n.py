@@ -217,7 +217,7 @@ DE = {
     "receipt.reason.expiry": "Frist abgelaufen",
     "receipt.reason.facility_wipe": "alle Patientendaten der Einrichtung gelöscht",
     "receipt.counts": "Gelöscht",
-    "receipt.counts_text": "{messages} Nachrichten, {attachments} Dateien, {keys} Schlüssel",
+    "receipt.counts_text": "Nachrichten: {messages}, Dateien: {attachments}, Schlüssel: {keys}",
     "receipt.verified": "Geprüft",
     "receipt.verified_yes": "Ja: die Löschung ist gespeichert, das Protokoll der Datenbank "
     "geleert, und von der Unterhaltung ist keine Zeile mehr vorhanden.",
@@ -443,7 +443,7 @@ EN = {
     "receipt.reason.expiry": "retention expired",
     "receipt.reason.facility_wipe": "all patient data of the facility deleted",
     "receipt.counts": "Deleted",
-    "receipt.counts_text": "{messages} messages, {attachments} files, {keys} keys",
+    "receipt.counts_text": "messages: {messages}, files: {attachments}, keys: {keys}",
     "receipt.verified": "Verified",
     "receipt.verified_yes": "Yes: the deletion is committed, the database log emptied, and no "
     "row of the conversation is left.",
