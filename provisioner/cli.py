@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
+from provisioner import receipts as receipts_offline
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
-from provisioner.errors import ProvisionerError
+from provisioner.errors import InvalidArgument, ProvisionerError
 from provisioner.facilities import DEFAULT_RETENTION, Facilities
 from provisioner.stack import Stack
 from provisioner.validation import check_slug
@@ -212,7 +214,13 @@ def delete(runtime: Runtime, slug: str, yes: bool, as_json: bool) -> None:
     if not yes:
         raise ProvisionerError(f"deleting {slug} destroys all of its data for good; add --yes")
     result = runtime.facilities.delete(slug)
-    _emit(result, as_json, f"facility {slug} deleted ({result['keys_destroyed']} keys destroyed)")
+    text = f"facility {slug} deleted ({result['keys_destroyed']} keys destroyed)"
+    if result.get("receipt"):
+        text += (
+            f"\nwipe receipt {result['receipt']['receipt_id']}; use --json to keep it "
+            "with its receipt key"
+        )
+    _emit(result, as_json, text)
 
 
 @facility.command(name="rotate-key")
@@ -270,6 +278,66 @@ def wake(runtime: Runtime, slug: str, as_json: bool) -> None:
     lifecycle.wake(runtime.config, runtime.backend, slug, reason="operator")
     result = {"slug": slug, "status": runtime.facilities.find(slug).status}
     _emit(result, as_json, f"facility {slug} is {result['status']}")
+
+
+@facility.command()
+@click.argument("slug")
+@json_option
+@pass_runtime
+def receipts(runtime: Runtime, slug: str, as_json: bool) -> None:
+    """List a facility's signed deletion receipts (newest first) and its receipt key."""
+    result = runtime.facilities.receipts(slug)
+    lines = [f"{'DELETED AT':<20}  {'REASON':<13}  MSGS  FILES  VERIFIED  RECEIPT"]
+    lines += [
+        f"{r['deleted_at']:<20}  {r['reason']:<13}  {r['counts']['messages']:>4}  "
+        f"{r['counts']['attachments']:>5}  {'yes' if r['verified'] else 'NO':<8}  {r['receipt_id']}"
+        for r in result["receipts"]
+    ]
+    if not result["receipts"]:
+        lines = [f"facility {slug} has no deletion receipts"]
+    lines.append(f"receipt key (Ed25519): {result['receipt_key']['public_key']}")
+    _emit(result, as_json, "\n".join(lines))
+
+
+@cli.group(cls=MedcellGroup)
+def receipt() -> None:
+    """Check deletion receipts offline."""
+
+
+@receipt.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='The receipt key: {"algorithm", "public_key"} as GET /api/v1/receipt-key serves it.',
+)
+@click.option("--facility", "slug", help="Ask this facility for its receipt key instead.")
+@json_option
+@pass_runtime
+def verify(
+    runtime: Runtime, file: Path, key_file: Path | None, slug: str | None, as_json: bool
+) -> None:
+    """Check a receipt's signature offline; fails if anything in it was changed."""
+    if (key_file is None) == (slug is None):
+        raise InvalidArgument("give the receipt key with exactly one of --key FILE or --facility")
+    document = receipts_offline.load_receipt(file)
+    key = receipts_offline.load_key(key_file) if key_file else runtime.facilities.receipt_key(slug)
+    checked = receipts_offline.verify(document, key, facility=slug)
+    if not checked["verified"]:
+        click.echo(
+            "Warning: the signature is valid, but the facility could not confirm that the "
+            "deletion was complete (verified: false).",
+            err=True,
+        )
+    result = {"valid": True, "receipt": checked}
+    _emit(
+        result,
+        as_json,
+        f"receipt {checked['receipt_id']} is valid: {checked['facility']}, "
+        f"deleted {checked['deleted_at']} ({checked['reason']}), verified "
+        f"{str(checked['verified']).lower()}",
+    )
 
 
 def _require_existing(runtime: Runtime, slug: str) -> None:

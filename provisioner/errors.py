@@ -71,3 +71,7 @@ class Conflict(DockerError):
 
 class SubnetTaken(Conflict):
     """The chosen subnet overlaps a network that another process created meanwhile."""
+
+
+class ReceiptInvalid(ProvisionerError):
+    """A deletion receipt is malformed or its signature does not match the key."""

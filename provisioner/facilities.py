@@ -250,6 +250,7 @@ class Facilities:
             has_files = desired.state_path(self.config, slug).exists()
             if not (containers or volumes or networks or has_files):
                 raise FacilityNotFound(f"no facility {slug}")
+            wiped = self._wipe(names, volumes)
             destroyed = self._shred(names, volumes)
             for info in containers:
                 self.backend.remove_container(info.name)
@@ -260,7 +261,7 @@ class Facilities:
                 self.backend.remove_network(network.name)
             self._forget(slug)
             state.log_deletion(self.config, slug)
-        return {"slug": slug, "deleted": True, "keys_destroyed": destroyed}
+        return {"slug": slug, "deleted": True, "keys_destroyed": destroyed, **wiped}
 
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""
@@ -306,6 +307,17 @@ class Facilities:
         except ProvisionerError as e:
             self.progress(f"could not read the usage of {found.slug}: {e}")
             return _usage_fields(None)
+    def receipts(self, slug: str) -> dict:
+        """The facility's deletion receipts and the key that signs them (read in the facility)."""
+        with state.facility_lock(self.config, check_slug(slug)):
+            self.find(slug)
+            return {"slug": slug, **self._command(slug, "receipts")}
+
+    def receipt_key(self, slug: str) -> dict:
+        """The Ed25519 public key that signs the facility's receipts."""
+        with state.facility_lock(self.config, check_slug(slug)):
+            self.find(slug)
+            return self._command(slug, "receipt-key")
 
     def route(self, slug: str, state_name: str | None) -> None:
         """Publish (None: remove) one facility's route; with a gateway running, wait until it is
@@ -404,6 +416,35 @@ class Facilities:
         self.progress(f"{container} restarted while being set up; trying again")
         self.wait_healthy(slug)
         return self._manage(container, "create-admin", "--username", username)
+
+    def _command(self, slug: str, *command: str) -> dict:
+        """A management command: in the running container, else in a one-off one.
+
+        A one-off container leaves an asleep facility asleep and a stopped one stopped.
+        """
+        names = self.config.facility(slug)
+        info = self.backend.container(names.container)
+        if info and info.status == "running":
+            return self._manage(names.container, *command)
+        self._require_image()
+        return facility_app.manage_offline(
+            self.backend, specs.offline_spec(self.config, slug, *command)
+        )
+
+    def _wipe(self, names: FacilityNames, volumes: list[VolumeInfo]) -> dict:
+        """Delete the patient data with a signed receipt before the volumes go.
+
+        A facility that cannot give one (damaged, keys already gone) is deleted all the same.
+        """
+        none = {"receipt": None, "receipt_key": None}
+        if not {names.data_volume, names.keys_volume} <= {v.name for v in volumes}:
+            return none
+        try:
+            result = self._command(names.slug, "wipe")
+        except ProvisionerError as e:
+            self.progress(f"no wipe receipt for {names.slug} ({e}); deleting all the same")
+            return none
+        return {"receipt": result.get("receipt"), "receipt_key": result.get("receipt_key")}
 
     def _shred(self, names: FacilityNames, volumes: list[VolumeInfo]) -> int:
         """Destroy the keys first (crypto-shredding); refuse to go on if that fails."""

@@ -129,6 +129,24 @@ def manage(backend: DockerBackend, container: str, *command: str) -> dict:
     return result
 
 
+def manage_offline(backend: DockerBackend, spec: ContainerSpec) -> dict:
+    """Run a management command in a one-off container; its stdout is one JSON object."""
+    backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt
+    code, out, err = backend.run_once(spec)
+    what = " ".join((spec.command or [])[len(specs.MANAGE) :]) or "command"
+    if code != 0:
+        raise FacilityCommandFailed(
+            f"{what} in {spec.name} failed (exit code {code}): {last_line(err)}", exit_code=code
+        )
+    try:
+        result = json.loads(out)
+    except json.JSONDecodeError as e:
+        raise FacilityCommandFailed(f"{what} in {spec.name} printed no JSON") from e
+    if not isinstance(result, dict):
+        raise FacilityCommandFailed(f"{what} in {spec.name} printed no JSON object")
+    return result
+
+
 def shred_offline(backend: DockerBackend, spec: ContainerSpec) -> int:
     """Run `shred-keys` in a one-off container over the keys volume; return keys destroyed."""
     backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt

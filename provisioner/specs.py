@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -61,6 +62,14 @@ def shred_spec(config: Config, slug: str) -> ContainerSpec:
         command=[*MANAGE, "shred-keys"],
         restart=None,
     )
+
+
+def offline_spec(config: Config, slug: str, *command: str) -> ContainerSpec:
+    """The same one-off container, running another management command on the volumes.
+
+    It keeps the `-shred` name (slugs cannot end in it), so it never takes a facility's name.
+    """
+    return dataclasses.replace(shred_spec(config, slug), command=[*MANAGE, *command])
 
 
 def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSpec:

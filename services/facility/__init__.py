@@ -8,6 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.facility import api
+from services.facility.api import receipts as receipts_api
 from services.facility.api import usage as usage_api
 from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
@@ -46,6 +47,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     common.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(usage_api.bp)
+    app.register_blueprint(receipts_api.bp)
     for blueprint in (patient.bp, staff.bp, admin.bp):
         app.register_blueprint(blueprint)
 

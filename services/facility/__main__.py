@@ -85,6 +85,35 @@ def set_quota(config: Config, facility_quota: str | None, conversation: str | No
 def show_usage(config: Config) -> None:
     """Print the quotas and what the facility uses (content-free numbers)."""
     _emit(usage(open_facility(config, _clock)))
+@cli.command("receipts")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.pass_obj
+def receipts(config: Config, limit: int) -> None:
+    """Print the deletion receipts (newest first) and the key that signs them."""
+    facility = open_facility(config, _clock)
+    signer = facility.conversations.receipts
+    _emit(
+        {
+            "receipts": signer.recent(facility.store.conn(), limit),
+            "receipt_key": signer.public_key(),
+        }
+    )
+
+
+@cli.command("receipt-key")
+@click.pass_obj
+def receipt_key(config: Config) -> None:
+    """Print the Ed25519 public key that signs this facility's deletion receipts."""
+    _emit(open_facility(config, _clock).conversations.receipts.public_key())
+
+
+@cli.command("wipe")
+@click.pass_obj
+def wipe(config: Config) -> None:
+    """Delete all patient data, as the admin's wipe does, and print its signed receipt."""
+    facility = open_facility(config, _clock)
+    result = facility.conversations.delete_all(facility.store.conn())
+    _emit({**result, "receipt_key": facility.conversations.receipts.public_key()})
 
 
 def _emit(obj: dict) -> None:

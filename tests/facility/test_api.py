@@ -111,7 +111,10 @@ def test_delete_removes_conversation_messages_attachments_and_token(
     response = client.delete(
         f"/api/v1/conversations/{conversation['id']}", headers=conversation["patient"]
     )
-    assert response.status_code == 204
+    assert response.status_code == 200
+    receipt = response.json["receipt"]
+    assert receipt["reason"] == "patient" and receipt["verified"] is True
+    assert receipt["counts"] == {"messages": 1, "attachments": 1, "record_keys": 3}
     assert msgs(client, conversation, staff_auth).status_code == 404
     assert client.get(f"/api/v1/attachments/{up.json['id']}", headers=staff_auth).status_code == 404
     assert msgs(client, conversation, conversation["patient"]).status_code == 401
@@ -127,7 +130,9 @@ def test_admin_deletes_all_patient_data_with_confirmation(
     assert refused.status_code == 400
     assert len(client.get("/api/v1/conversations", headers=staff_auth).json["conversations"]) == 1
     done = client.delete("/api/v1/conversations?confirm=alpha", headers=admin_auth)
-    assert done.status_code == 200 and done.json == {"deleted": 1}
+    assert done.status_code == 200 and done.json["deleted"] == 1
+    assert done.json["receipt"]["reason"] == "facility_wipe"
+    assert done.json["receipt"]["verified"] is True
     assert client.get("/api/v1/conversations", headers=staff_auth).json["conversations"] == []
     assert msgs(client, conversation, conversation["patient"]).status_code == 401
 

@@ -1,6 +1,7 @@
 """Raw bytes of the data files: nothing readable stored, nothing of a deleted conversation left."""
 
 import io
+import json
 import sqlite3
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_deleted_conversation_leaves_no_byte_in_the_data_directory(app, client, 
         f"/api/v1/conversations/{doomed['id']}",
         headers={"Authorization": f"Bearer {doomed['patient_token']}"},
     )
-    assert response.status_code == 204
+    assert response.status_code == 200
 
     after = raw_bytes(data_dir)
     leftovers = [v for v in values if v in after]
@@ -113,8 +114,61 @@ def test_delete_all_leaves_no_byte_of_any_conversation(app, client, staff_auth, 
     convs = [flow(client, staff_auth, clock) for _ in range(3)]
     medcell = app.extensions["medcell"]
     values = [v for c in convs for v in stored_values(medcell["config"].database, c["id"])]
-    assert client.delete("/api/v1/conversations?confirm=alpha", headers=admin_auth).json == {
-        "deleted": 3
-    }
+    wipe = client.delete("/api/v1/conversations?confirm=alpha", headers=admin_auth).json
+    assert wipe["deleted"] == 3 and wipe["receipt"]["verified"] is True
     after = raw_bytes(medcell["config"].data_dir)
     assert [v for v in values if v in after] == []
+
+
+def all_rows(db: Path) -> dict[str, set]:
+    """Every row of every table, by table."""
+    conn = sqlite3.connect(db)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    rows = {t: set(conn.execute(f'SELECT * FROM "{t}"')) for t in tables}
+    conn.close()
+    return rows
+
+
+def test_after_deletion_nothing_of_the_conversation_is_left_but_its_receipt(
+    app, client, staff_auth, clock
+):
+    flow(client, staff_auth, clock)
+    db = app.extensions["medcell"]["config"].database
+    before = all_rows(db)
+    doomed = flow(client, staff_auth, clock)
+    values = stored_values(db, doomed["id"])
+    receipt = client.delete(f"/api/v1/conversations/{doomed['id']}", headers=staff_auth).json[
+        "receipt"
+    ]
+
+    after = all_rows(db)
+    # Every table is as it was before the conversation existed, but for the receipt and the
+    # content-free tallies of how many deletions there were.
+    changed = {t for t in after if after[t] != before[t]}
+    assert changed == {"receipts", "counters"}
+    (row,) = after["receipts"] - before["receipts"]
+    assert row[0] == receipt["receipt_id"]
+    # The receipt row and the receipt hold nothing the conversation had stored.
+    receipt_bytes = repr(row).encode() + json.dumps(receipt).encode()
+    for value in [*values, doomed["id"].encode(), doomed["patient_token"].encode()]:
+        assert value not in receipt_bytes
+    for marker in MARKERS.values():
+        assert marker.encode() not in receipt_bytes
+    # And on disk nothing of it survives outside the receipt either.
+    raw = raw_bytes(app.extensions["medcell"]["config"].data_dir)
+    assert [v for v in values if v in raw] == []
+
+
+def test_an_expired_conversation_leaves_only_its_receipt(app, client, staff_auth, clock):
+    db = app.extensions["medcell"]["config"].database
+    before = all_rows(db)
+    flow(client, staff_auth, clock)
+    clock.advance(7 * 86400 + 1)
+    medcell = app.extensions["medcell"]
+    assert medcell["conversations"].delete_expired(medcell["store"].conn(), batch=1) == 1
+    after = all_rows(db)
+    assert {t for t in after if after[t] != before[t]} == {"receipts", "counters"}
+    (receipt,) = medcell["conversations"].receipts.recent(medcell["store"].conn())
+    # Deleted one message at a time, yet the receipt counts everything the conversation had.
+    assert receipt["reason"] == "expiry" and receipt["verified"] is True
+    assert receipt["counts"] == {"messages": 3, "attachments": 1, "record_keys": 5}

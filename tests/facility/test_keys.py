@@ -105,8 +105,9 @@ def test_rotation_is_due_after_the_interval(app, clock):
 
 def test_shred_all_leaves_no_key_file(app):
     keyring = app.extensions["medcell"]["keyring"]
-    assert keyring.shred_all() == 1
-    assert not [p for p in keyring.key_dir.iterdir() if p.name.startswith("kek-")]
+    # The KEK and the receipt-signing key.
+    assert keyring.shred_all() == 2
+    assert not [p for p in keyring.key_dir.iterdir() if p.name.endswith(".key")]
 
 
 def test_app_refuses_to_start_without_the_keys_its_data_needs(make_app, tmp_path, clock):

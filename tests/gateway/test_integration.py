@@ -121,7 +121,8 @@ def patient_flow(stack: Installation, slug: str) -> dict:
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
 
-    assert session.delete(f"{base}/api/v1/conversations/{cid}", headers=patient).status_code == 204
+    deleted = session.delete(f"{base}/api/v1/conversations/{cid}", headers=patient)
+    assert deleted.status_code == 200 and deleted.json()["receipt"]["verified"] is True
     gone = session.get(f"{base}/api/v1/conversations/{cid}/messages", headers=staff)
     assert gone.status_code in (401, 404)
     return {

@@ -3,6 +3,7 @@
 Screenshots of the main pages go to test-artifacts/screenshots/ (not committed).
 """
 
+import json
 import re
 import time
 
@@ -158,10 +159,17 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
     patient.get_by_role("button", name="Ja, endgültig löschen").click()
     patient.get_by_text("Es ist nichts davon mehr gespeichert.").wait_for()
     shot(patient, site, "patient-deleted")
+    with patient.expect_download() as receipt_download:
+        patient.get_by_role("link", name="Beleg herunterladen (JSON)").click()
+    receipt = json.loads(open(receipt_download.value.path(), "rb").read())
+    assert receipt["reason"] == "patient" and receipt["verified"] is True
+    assert receipt_download.value.suggested_filename == f"receipt-{receipt['receipt_id']}.json"
     staff.locator("#gone").wait_for(state="visible")
     assert still_same_document(staff)
     goto(staff, f"{site.base}/staff/")
     assert "Hautausschlag" not in staff.content()
+    assert "von der Patientin oder dem Patienten gelöscht" in staff.content()
+    assert receipt["receipt_id"][:8] in staff.content()
 
     headers = site.api_login()
     gone = requests.get(

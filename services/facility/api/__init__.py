@@ -124,7 +124,7 @@ def list_conversations():
 def delete_all_conversations():
     if request.args.get("confirm") != ctx()["config"].facility:
         raise BadRequest("to delete all patient data, pass ?confirm=<facility slug>")
-    return jsonify(deleted=ctx()["conversations"].delete_all(conn()))
+    return jsonify(ctx()["conversations"].delete_all(conn()))
 
 
 @bp.get("/api/v1/conversations/<conv_id>")
@@ -143,9 +143,12 @@ def get_conversation(conv_id: str):
 @bp.delete("/api/v1/conversations/<conv_id>")
 @require(patient=True)
 def delete_conversation(conv_id: str):
-    if not ID_RE.match(conv_id) or not ctx()["conversations"].delete(conn(), conv_id):
+    receipt = ID_RE.match(conv_id) and ctx()["conversations"].delete(
+        conn(), conv_id, reason=g.principal.kind
+    )
+    if not receipt:
         raise NotFound("no such conversation")
-    return "", 204
+    return jsonify(receipt=receipt)
 
 
 # -- messages and attachments -------------------------------------------------------------

@@ -155,7 +155,14 @@ def spec(config: Config) -> dict:
             "delete": _op(
                 "Delete all patient data of the facility (admin)",
                 {
-                    "200": _json(_obj(["deleted"], deleted={"type": "integer"})),
+                    "200": _json(
+                        _obj(
+                            ["deleted", "receipt"],
+                            deleted={"type": "integer"},
+                            receipt=_ref("Receipt"),
+                        ),
+                        "Deleted; one receipt (reason facility_wipe) for the whole wipe",
+                    ),
                     "400": _error("Missing confirmation"),
                     "403": _error("Admins only"),
                 },
@@ -196,8 +203,11 @@ def spec(config: Config) -> dict:
                 params=[CONV_ID],
             ),
             "delete": _op(
-                "Delete the conversation completely, at once",
-                {"204": NO_CONTENT, "404": not_found},
+                "Delete the conversation completely, at once; answers its signed receipt",
+                {
+                    "200": _json(_obj(["receipt"], receipt=_ref("Receipt")), "Deleted"),
+                    "404": not_found,
+                },
                 params=[CONV_ID],
             ),
         },
@@ -374,6 +384,71 @@ def spec(config: Config) -> dict:
         # -- backups (issue 11)
         # -- errors and faults (issue 11)
         # -- receipts (issue 12)
+        "/api/v1/receipt-key": {
+            "get": _op(
+                "The Ed25519 public key that signs this facility's deletion receipts",
+                {
+                    "200": _json(
+                        {
+                            **_obj(
+                                ["algorithm", "public_key"],
+                                algorithm={"type": "string", "enum": ["Ed25519"]},
+                                public_key={
+                                    "type": "string",
+                                    "description": "standard base64 of the 32-byte key",
+                                    "pattern": "^[A-Za-z0-9+/]{43}=$",
+                                },
+                            ),
+                            "additionalProperties": False,
+                        }
+                    )
+                },
+                auth=False,
+            )
+        },
+        "/api/v1/receipts/{receipt_id}": {
+            "get": _op(
+                "One signed deletion receipt; anyone with its (random) id may fetch it",
+                {
+                    "200": _json(_ref("Receipt")),
+                    "404": _error("No such receipt (or it is past its keeping time)"),
+                    "429": _error("Too many unknown ids from this client"),
+                },
+                auth=False,
+                params=[
+                    {"name": "receipt_id", "in": "path", "required": True, "schema": STR},
+                    {
+                        "name": "download",
+                        "in": "query",
+                        "required": False,
+                        "description": "present: sent as a file download (receipt-<id>.json)",
+                        "schema": STR,
+                        "allowEmptyValue": True,
+                    },
+                ],
+            )
+        },
+        "/api/v1/receipts": {
+            "get": _op(
+                "The facility's deletion receipts, newest first (staff)",
+                {
+                    "200": _json(
+                        _obj(["receipts"], receipts={"type": "array", "items": _ref("Receipt")})
+                    ),
+                    "400": _error("Bad 'limit'"),
+                    "403": _error("Staff only"),
+                },
+                params=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "at most this many (default 100)",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    }
+                ],
+            )
+        },
         # -- exports, reference, access log (issue 12)
         # -- notifications (issue 13)
         # -- unread, compose, list (issue 13)
@@ -399,6 +474,46 @@ def spec(config: Config) -> dict:
                     size={"type": "integer"},
                     content_type=STR,
                 ),
+                "Receipt": {
+                    **_obj(
+                        [
+                            "receipt_id",
+                            "facility",
+                            "deleted_at",
+                            "reason",
+                            "counts",
+                            "verified",
+                            "signature",
+                        ],
+                        receipt_id={"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+                        facility=STR,
+                        deleted_at=TIME,
+                        reason={
+                            "type": "string",
+                            "enum": ["patient", "staff", "expiry", "facility_wipe"],
+                        },
+                        counts={
+                            **_obj(
+                                ["messages", "attachments", "record_keys"],
+                                messages={"type": "integer", "minimum": 0},
+                                attachments={"type": "integer", "minimum": 0},
+                                record_keys={"type": "integer", "minimum": 0},
+                            ),
+                            "additionalProperties": False,
+                        },
+                        verified={
+                            "type": "boolean",
+                            "description": "the delete committed, the WAL checkpoint returned "
+                            "(0, 0, 0) and no row of the conversation is left in any table",
+                        },
+                        signature={
+                            "type": "string",
+                            "description": "Ed25519, standard base64, over the canonical JSON "
+                            "of all other fields (keys sorted, separators ',' and ':', UTF-8)",
+                        },
+                    ),
+                    "additionalProperties": False,
+                },
                 "Settings": _obj(
                     ["facility", "retention", "retention_seconds"],
                     facility=STR,

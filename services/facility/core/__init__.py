@@ -9,6 +9,7 @@ from services.facility.core import store as database
 from services.facility.core.config import Config
 from services.facility.core.conversations import CHUNK_BYTES, SHED_CHUNKS, Conversations
 from services.facility.core.keys import Keyring
+from services.facility.core.receipts import Receipts
 from services.facility.core.settings import retention_seconds
 from services.facility.core.space import Space
 from services.facility.core.store import Store
@@ -52,6 +53,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         max_body_chars=config.max_body_chars,
         max_title_chars=config.max_title_chars,
         max_attachment_bytes=config.max_attachment_bytes,
+        receipts=Receipts(keyring, config.facility, clock),
         on_change=deadlines_changed.set,
         admit=admit,
         make_room=space.make_room,

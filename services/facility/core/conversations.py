@@ -13,6 +13,7 @@ from services.facility.core import accounts as auth
 from services.facility.core import crypto, store, throttle
 from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.facility.core.keys import Keyring
+from services.facility.core.receipts import Receipts
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 CHUNK_BYTES = 256 * 1024
@@ -41,6 +42,7 @@ class Conversations:
     max_body_chars: int
     max_title_chars: int
     max_attachment_bytes: int
+    receipts: Receipts
     # Called after a change that moves a deadline (new conversation, new activity): wakes the job.
     on_change: Callable[[], None] = lambda: None
     # Called inside each write of new content, before its content is stored: (conn, conversation
@@ -281,15 +283,16 @@ class Conversations:
 
     # -- deletion -------------------------------------------------------------------------
 
-    def delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
-        """Delete one conversation completely, then purge the WAL.
+    def delete(self, conn: sqlite3.Connection, conv_id: str, reason: str = "staff") -> dict | None:
+        """Delete one conversation completely, then purge the WAL; returns its signed receipt.
 
         Its attachments' contents go first, a few chunks per transaction (see SHED_CHUNKS); then
-        the conversation and everything else of it in one transaction.
+        the conversation and everything else of it in one transaction. None if there was no
+        such conversation.
         """
-        return self.make_room(lambda: self._delete(conn, conv_id))
+        return self.make_room(lambda: self._delete(conn, conv_id, reason))
 
-    def _delete(self, conn: sqlite3.Connection, conv_id: str) -> bool:
+    def _delete(self, conn: sqlite3.Connection, conv_id: str, reason: str) -> dict | None:
         _shed_chunks(
             conn,
             "attachment_id IN (SELECT id FROM attachments WHERE conversation_id = ?)",
@@ -297,11 +300,14 @@ class Conversations:
             self.shed_chunks,
         )
         with store.write(conn):
+            counts = self.receipts.counts(conn, [conv_id])
             gone = _delete_conversation(conn, conv_id)
-        if gone:
-            _count(conn, "conversations_deleted", 1)
-            store.checkpoint(conn)
-        return gone
+            pending = self.receipts.begin(conn, reason, counts, [conv_id]) if gone else None
+        if pending is None:
+            return None
+        _count(conn, "conversations_deleted", 1)
+        (receipt,) = self.receipts.finish(conn, [pending], store.checkpoint(conn))
+        return receipt
 
     def delete_expired(self, conn: sqlite3.Connection, batch: int = DELETE_BATCH) -> int:
         """Delete every expired conversation in bounded transactions; returns how many."""
@@ -316,7 +322,7 @@ class Conversations:
             (cutoff,),
             self.shed_chunks,
         )
-        deleted = 0
+        pending = []
         while True:
             # Each transaction removes at most `batch` messages, so that live writers never
             # wait long for the lock; a conversation goes once its last message has gone.
@@ -332,27 +338,37 @@ class Conversations:
                 ]
                 if not conv_ids:
                     break
+                # What each held before its first slice goes, so its receipt counts it all.
+                self.receipts.tally(conn, conv_ids)
                 if _delete_message_slice(conn, conv_ids, batch) < batch:
-                    deleted += sum(_delete_conversation(conn, c) for c in conv_ids)
-        if deleted:
-            _count(conn, "conversations_expired", deleted)
-            store.checkpoint(conn)
-        return deleted
+                    for conv_id in conv_ids:
+                        counts = self.receipts.counts(conn, [conv_id])
+                        if _delete_conversation(conn, conv_id):
+                            pending.append(self.receipts.begin(conn, "expiry", counts, [conv_id]))
+        if pending:
+            _count(conn, "conversations_expired", len(pending))
+            self.receipts.finish(conn, pending, store.checkpoint(conn))
+        return len(pending)
 
-    def delete_all(self, conn: sqlite3.Connection) -> int:
-        """Delete every conversation of the facility (the admin's one-click wipe)."""
+    def delete_all(self, conn: sqlite3.Connection) -> dict:
+        """Delete every conversation of the facility (the admin's one-click wipe).
+
+        Returns how many went and the one receipt of the wipe.
+        """
         return self.make_room(lambda: self._delete_all(conn))
 
-    def _delete_all(self, conn: sqlite3.Connection) -> int:
+    def _delete_all(self, conn: sqlite3.Connection) -> dict:
         _shed_chunks(conn, "1", (), self.shed_chunks)
         with store.write(conn):
             ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
+            counts = self.receipts.counts(conn, ids)
             for conv_id in ids:
                 _delete_conversation(conn, conv_id)
             conn.execute("DELETE FROM throttle")
+            pending = self.receipts.begin(conn, "facility_wipe", counts, ids)
         _count(conn, "conversations_deleted", len(ids))
-        store.checkpoint(conn)
-        return len(ids)
+        (receipt,) = self.receipts.finish(conn, [pending], store.checkpoint(conn))
+        return {"deleted": len(ids), "receipt": receipt}
 
     # -- validation and helpers -----------------------------------------------------------
 

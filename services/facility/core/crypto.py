@@ -13,6 +13,7 @@ wrapper takes over: slower, same bytes.
 
 import nacl.bindings
 import nacl.exceptions
+import nacl.signing
 import nacl.utils
 
 from services.facility.core.errors import CryptoError, CryptoUnavailable
@@ -78,6 +79,30 @@ def wrap(kek: bytes, record_key: bytes, associated: bytes) -> bytes:
 def unwrap(kek: bytes, wrapped: bytes, associated: bytes) -> bytes:
     """Recover a record key wrapped by wrap()."""
     return unseal(kek, wrapped, b"wrap|" + associated)
+
+
+def new_signing_seed() -> bytes:
+    """A fresh Ed25519 private key (its 32-byte seed)."""
+    return nacl.utils.random(nacl.bindings.crypto_sign_SEEDBYTES)
+
+
+def sign(seed: bytes, message: bytes) -> bytes:
+    """The detached 64-byte Ed25519 signature of message."""
+    return nacl.signing.SigningKey(seed).sign(message).signature
+
+
+def verify_key(seed: bytes) -> bytes:
+    """The 32-byte Ed25519 public key that belongs to a seed."""
+    return bytes(nacl.signing.SigningKey(seed).verify_key)
+
+
+def signature_ok(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether signature is a valid Ed25519 signature of message under public_key."""
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, TypeError):
+        return False
+    return True
 
 
 def _check_key(key: bytes) -> None:

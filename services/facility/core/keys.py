@@ -18,6 +18,8 @@ from services.facility.core import crypto, store
 from services.facility.core.errors import ConfigError, KeyDestroyed
 
 KEK_FILE = re.compile(r"^kek-(\d{6})\.key$")
+# The Ed25519 key that signs deletion receipts: beside the KEKs, never in the data directory.
+SIGNING_KEY_FILE = "receipt-signing.key"
 REWRAP_BATCH = 500
 
 
@@ -29,6 +31,7 @@ class Keyring:
         self.facility = facility
         self.clock = clock
         self._cache: dict[int, bytes] = {}
+        self._signing_seed: bytes | None = None
         self._cache_lock = threading.Lock()
 
     # -- start-up -------------------------------------------------------------------------
@@ -39,6 +42,8 @@ class Keyring:
         with self._file_lock():
             if not self._live_versions(conn):
                 self._create_version(conn)
+            if not (self.key_dir / SIGNING_KEY_FILE).exists():
+                _write_secret(self.key_dir / SIGNING_KEY_FILE, crypto.new_signing_seed())
             missing = [v for v in self._live_versions(conn) if not self._path(v).exists()]
         if missing:
             raise ConfigError(
@@ -88,6 +93,21 @@ class Keyring:
             with self._cache_lock:
                 self._cache[version] = key
         return key
+
+    def signing_seed(self) -> bytes:
+        """The facility's receipt-signing key (made by ensure())."""
+        with self._cache_lock:
+            seed = self._signing_seed
+        if seed is None:
+            try:
+                seed = (self.key_dir / SIGNING_KEY_FILE).read_bytes()
+            except FileNotFoundError as e:
+                raise KeyDestroyed("The receipt-signing key has been destroyed.") from e
+            if len(seed) != 32:
+                raise ConfigError("the receipt-signing key file is damaged")
+            with self._cache_lock:
+                self._signing_seed = seed
+        return seed
 
     # -- rotation -------------------------------------------------------------------------
 
@@ -151,11 +171,16 @@ class Keyring:
         count = 0
         with self._file_lock():
             for path in sorted(self.key_dir.iterdir()):
-                if KEK_FILE.match(path.name) or path.name.endswith(".tmp"):
+                if (
+                    KEK_FILE.match(path.name)
+                    or path.name == SIGNING_KEY_FILE
+                    or path.name.endswith(".tmp")
+                ):
                     _shred(path)
                     count += 1
         with self._cache_lock:
             self._cache.clear()
+            self._signing_seed = None
         return count
 
     # -- internals ------------------------------------------------------------------------

@@ -112,7 +112,30 @@ SELECT c.id,
     + (SELECT coalesce(sum(size), 0) FROM attachments WHERE conversation_id = c.id)
 FROM conversations c;
 """  # quotas and usage (issue 11): upload counters and each conversation's stored bytes
-V4 = ""  # deletion receipts and the receipt signing key's record (issue 12)
+# Deletion receipts: content-free by construction, so no conversation_id and nothing sealed.
+# deleted_at is whole seconds; a receipt is signed (signature not NULL) once its deletion was
+# checked. deletion_tallies holds what an expiring conversation had when its bounded deletion
+# began, so its receipt counts everything even if the deletion spans several transactions or
+# a restart; the row goes with the conversation.
+V4 = """
+CREATE TABLE receipts (
+    receipt_id TEXT PRIMARY KEY,
+    deleted_at INTEGER NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('patient', 'staff', 'expiry', 'facility_wipe')),
+    messages INTEGER NOT NULL,
+    attachments INTEGER NOT NULL,
+    record_keys INTEGER NOT NULL,
+    verified INTEGER NOT NULL DEFAULT 0,
+    signature TEXT
+);
+CREATE INDEX receipts_deleted_at ON receipts(deleted_at);
+CREATE TABLE deletion_tallies (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    messages INTEGER NOT NULL,
+    attachments INTEGER NOT NULL,
+    record_keys INTEGER NOT NULL
+);
+"""
 V5 = ""  # patient reference and access log (issue 12)
 V6 = ""  # notifications: outbox and patient e-mail (issue 13)
 V7 = ""  # unread and read state (issue 13)

@@ -36,9 +36,10 @@ MARGIN_SECONDS = 0.05  # wake just after the deadline, not just before it
 def sweep(
     conn: sqlite3.Connection, conversations: Conversations, keyring: Keyring, rotation_seconds: int
 ) -> dict:
-    """One pass: delete the expired, forget stale throttles and sessions, rotate keys if due."""
+    """One pass: delete the expired, forget stale throttles, sessions and receipts, rotate keys."""
     now = conversations.clock()
     expired = conversations.delete_expired(conn)
+    conversations.receipts.housekeeping(conn)
     with store.write(conn):
         conn.execute("DELETE FROM throttle WHERE window_ends <= ?", (now,))
         conn.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", (now,))

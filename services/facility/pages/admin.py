@@ -9,6 +9,7 @@ from services.facility.core.config import format_duration
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.http.context import conn, ctx, deadlines_changed, now
 from services.facility.pages import common as web
+from services.facility.pages import receipts as web_receipts
 from services.facility.pages.staff import staff_page
 
 bp = Blueprint("admin", __name__)
@@ -30,6 +31,8 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
         accounts=auth.list_staff(conn()),
         retention=format_duration(current),
         retention_choices=choices,
+        receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 100)),
+        receipt_key=ctx()["conversations"].receipts.public_key(),
         error=error,
         notice=notice,
         usage=usage(ctx()["facility"]),
@@ -99,7 +102,7 @@ def wipe():
         return web.page(
             "wipe.html", 400, counts=counts(), slug=slug, error=web.t("wipe.mismatch", slug=slug)
         )
-    deleted = ctx()["conversations"].delete_all(conn())
+    deleted = ctx()["conversations"].delete_all(conn())["deleted"]
     return web.page(
         "message.html",
         title=web.t("wipe.done_title"),

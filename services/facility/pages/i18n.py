@@ -231,6 +231,41 @@ DE = {
     # -- backups (issue 11)
     # -- errors and faults (issue 11)
     # -- receipts (issue 12)
+    "receipt.title": "Löschbeleg",
+    "receipt.intro": "Die Einrichtung hat die Löschung digital unterschrieben. Der Beleg nennt "
+    "keinen Inhalt, keinen Titel und keine Person, nur dass und wie vollständig gelöscht wurde.",
+    "receipt.id": "Beleg-Nummer",
+    "receipt.deleted_at": "Gelöscht am",
+    "receipt.reason": "Anlass",
+    "receipt.reason.patient": "von der Patientin oder dem Patienten gelöscht",
+    "receipt.reason.staff": "vom Team gelöscht",
+    "receipt.reason.expiry": "Frist abgelaufen",
+    "receipt.reason.facility_wipe": "alle Patientendaten der Einrichtung gelöscht",
+    "receipt.counts": "Gelöscht",
+    "receipt.counts_text": "Nachrichten: {messages}, Dateien: {attachments}, Schlüssel: {keys}",
+    "receipt.verified": "Geprüft",
+    "receipt.verified_yes": "Ja: die Löschung ist gespeichert, das Protokoll der Datenbank "
+    "geleert, und von der Unterhaltung ist keine Zeile mehr vorhanden.",
+    "receipt.verified_no": "Nein: die Löschung ist gespeichert, ließ sich aber nicht "
+    "vollständig nachprüfen.",
+    "receipt.download": "Beleg herunterladen (JSON)",
+    "receipt.check": "Mit dem öffentlichen Schlüssel der Einrichtung kann jede und jeder die "
+    "Unterschrift prüfen:",
+    "receipt.key": "Schlüssel für Belege",
+    "receipts.title": "Löschbelege",
+    "receipts.intro": "Jede Löschung erhält einen unterschriebenen Beleg ohne Inhalt. Belege "
+    "werden ein Jahr aufbewahrt.",
+    "receipts.none": "Noch keine Löschungen.",
+    "receipts.yes": "ja",
+    "receipts.no": "nein",
+    "receipts.key_label": "Öffentlicher Schlüssel:",
+    "receipts.recent": "Zuletzt gelöscht",
+    "receipts.entry.patient": "Eine Unterhaltung wurde von der Patientin oder dem Patienten "
+    "gelöscht am {when},",
+    "receipts.entry.staff": "Eine Unterhaltung wurde vom Team gelöscht am {when},",
+    "receipts.entry.expiry": "Eine Unterhaltung wurde nach Ablauf der Frist gelöscht am {when},",
+    "receipts.entry.facility_wipe": "Alle Patientendaten wurden gelöscht am {when},",
+    "receipts.receipt": "Beleg {id}…",
     # -- exports, reference, access log (issue 12)
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
@@ -441,6 +476,38 @@ EN = {
     # -- backups (issue 11)
     # -- errors and faults (issue 11)
     # -- receipts (issue 12)
+    "receipt.title": "Deletion receipt",
+    "receipt.intro": "The facility has signed the deletion digitally. The receipt names no "
+    "content, no title and no person, only that and how completely it was deleted.",
+    "receipt.id": "Receipt number",
+    "receipt.deleted_at": "Deleted on",
+    "receipt.reason": "Reason",
+    "receipt.reason.patient": "deleted by the patient",
+    "receipt.reason.staff": "deleted by staff",
+    "receipt.reason.expiry": "retention expired",
+    "receipt.reason.facility_wipe": "all patient data of the facility deleted",
+    "receipt.counts": "Deleted",
+    "receipt.counts_text": "messages: {messages}, files: {attachments}, keys: {keys}",
+    "receipt.verified": "Verified",
+    "receipt.verified_yes": "Yes: the deletion is committed, the database log emptied, and no "
+    "row of the conversation is left.",
+    "receipt.verified_no": "No: the deletion is committed but could not be checked completely.",
+    "receipt.download": "Download the receipt (JSON)",
+    "receipt.check": "Anyone can check the signature with the facility's public key:",
+    "receipt.key": "receipt key",
+    "receipts.title": "Deletion receipts",
+    "receipts.intro": "Every deletion gets a signed receipt without content. Receipts are kept "
+    "for one year.",
+    "receipts.none": "No deletions yet.",
+    "receipts.yes": "yes",
+    "receipts.no": "no",
+    "receipts.key_label": "Public key:",
+    "receipts.recent": "Recently deleted",
+    "receipts.entry.patient": "A conversation was deleted by the patient on {when},",
+    "receipts.entry.staff": "A conversation was deleted by staff on {when},",
+    "receipts.entry.expiry": "A conversation was deleted when its retention expired on {when},",
+    "receipts.entry.facility_wipe": "All patient data was deleted on {when},",
+    "receipts.receipt": "receipt {id}…",
     # -- exports, reference, access log (issue 12)
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)

@@ -23,6 +23,7 @@ from services.facility.http.context import client_id, conn, ctx, now
 from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
+from services.facility.pages import receipts as web_receipts
 
 bp = Blueprint("patient", __name__)
 bp.register_error_handler(FacilityError, web.error_page)
@@ -195,8 +196,8 @@ def confirm_delete():
 @patient_page
 def delete():
     # The same complete deletion as the API; the sessions go with it (cascade).
-    ctx()["conversations"].delete(conn(), g.conversation_id)
-    response = web.page("deleted.html", side="patient")
+    receipt = ctx()["conversations"].delete(conn(), g.conversation_id, reason="patient")
+    response = web.page("deleted.html", side="patient", receipt=web_receipts.shown(receipt))
     web.clear_cookie(response, PATIENT_COOKIE)
     return response
 

@@ -26,6 +26,7 @@ from services.facility.http.context import client_id, conn, ctx, now, patient_ur
 from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
+from services.facility.pages import receipts as web_receipts
 
 bp = Blueprint("staff", __name__)
 bp.register_error_handler(FacilityError, web.error_page)
@@ -145,6 +146,7 @@ def render_home(error: str | None = None, status: int = 200):
         status,
         conversations=items,
         access=patients.access(conn()),
+        receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 5)),
         error=error,
         title_value=request.form.get("title", ""),
     )
@@ -235,8 +237,8 @@ def confirm_delete(conv_id: str):
 @bp.post("/staff/c/<conv_id>/delete")
 @staff_page()
 def delete(conv_id: str):
-    ctx()["conversations"].delete(conn(), conv_id)
-    return web.page("deleted.html", side="staff")
+    receipt = ctx()["conversations"].delete(conn(), conv_id, reason="staff")
+    return web.page("deleted.html", side="staff", receipt=web_receipts.shown(receipt))
 
 
 @bp.route("/staff/password", methods=["GET", "POST"])
