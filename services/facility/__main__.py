@@ -3,14 +3,17 @@
 Each prints one JSON object on stdout; failures print `Error: …` on stderr and exit non-zero.
 """
 
+import binascii
 import json
 import sys
 import time
+from base64 import b64decode
+from pathlib import Path
 
 import click
 
 from services.facility.core import accounts as auth
-from services.facility.core import open_facility, passwords
+from services.facility.core import backups, open_facility, passwords
 from services.facility.core.config import Config
 from services.facility.core.errors import FacilityError
 from services.facility.core.keys import Keyring
@@ -62,6 +65,35 @@ def shred_keys(config: Config) -> None:
     """Overwrite and remove every key-encryption key: all stored data becomes unreadable."""
     keyring = Keyring(config.key_dir, config.facility, _clock)
     _emit({"destroyed": keyring.shred_all() if config.key_dir.exists() else 0})
+
+
+@cli.command()
+@click.option("--id", "backup_id", required=True, help="The backup's id (16 hex digits).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_obj
+def backup(config: Config, backup_id: str, out: Path) -> None:
+    """Write a sealed snapshot and its keys into OUT; the backup key comes on stdin."""
+    _emit(backups.make(config, _clock, _key_from_stdin(), backup_id, out))
+
+
+@cli.command()
+@click.option("--from", "source", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_obj
+def restore(config: Config, source: Path) -> None:
+    """Replace data and keys with a backup's, then delete what expired; key on stdin."""
+    _emit(backups.restore(config, _clock, _key_from_stdin(), source))
+
+
+def _key_from_stdin() -> bytes:
+    """The backup key as one base64 line on stdin: arguments and variables are visible to others."""
+    line = sys.stdin.buffer.readline(128).strip()
+    try:
+        key = b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise click.ClickException("expected the 32-byte backup key as one base64 line on stdin")
+    return key
 
 
 def _emit(obj: dict) -> None:
