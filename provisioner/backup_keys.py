@@ -110,6 +110,11 @@ def destroy_expired(config: Config, now: float) -> list[BackupKey]:
     return [k for k in gone if destroy(config, k.backup_id)]
 
 
+def destroy_for(config: Config, facility: str) -> int:
+    """Destroy the keys of every backup of one facility (it is being deleted); how many."""
+    return sum(destroy(config, k.backup_id) for k in all_keys(config) if k.facility == facility)
+
+
 def next_expiry(config: Config) -> float | None:
     """When the next kept key expires (unix seconds), None when there is none."""
     keys = all_keys(config)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from provisioner import desired, facility_app, routes, specs, state
+from provisioner import backup_keys, desired, facility_app, routes, specs, state
 from provisioner.config import Config, FacilityNames, idle_text, parse_idle
 from provisioner.desired import FacilityState
 from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
@@ -245,6 +245,8 @@ class Facilities:
             if not (containers or volumes or networks or has_files):
                 raise FacilityNotFound(f"no facility {slug}")
             destroyed = self._shred(names, volumes)
+            # Deleting is irreversible: no backup of the facility may open afterwards either.
+            backups_destroyed = backup_keys.destroy_for(self.config, slug)
             for info in containers:
                 self.backend.remove_container(info.name)
             for volume in volumes:
@@ -254,7 +256,12 @@ class Facilities:
                 self.backend.remove_network(network.name)
             self._forget(slug)
             state.log_deletion(self.config, slug)
-        return {"slug": slug, "deleted": True, "keys_destroyed": destroyed}
+        return {
+            "slug": slug,
+            "deleted": True,
+            "keys_destroyed": destroyed,
+            "backup_keys_destroyed": backups_destroyed,
+        }
 
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""

@@ -163,12 +163,18 @@ def test_restore_over_the_facility_needs_yes_then_brings_its_data_back(
     assert routes.read_routes(config)["facilities"]["praxis"]["state"] == "running"
 
 
-def test_a_deleted_facility_is_recreated_from_its_backup(medcell, praxis, fake, config, tmp_path):
+def lose(fake, volumes, slug="praxis"):
+    """The facility's container and volumes vanish (a lost disk), not `facility delete`."""
+    fake.containers_by_name.pop(f"medcell-{slug}")
+    for name in (f"medcell-{slug}-data", f"medcell-{slug}-keys"):
+        fake.volumes_by_name.pop(name)
+        subprocess.run(["rm", "-rf", str(volumes / name)], check=True)
+
+
+def test_a_lost_facility_is_recreated_from_its_backup(medcell, praxis, fake, config, tmp_path):
     target = tmp_path / "bk"
     medcell.json("facility", "backup", "praxis", str(target))
-    medcell.json("facility", "delete", "praxis", "--yes")
-    for name in ("medcell-praxis-data", "medcell-praxis-keys"):  # what Docker removed
-        subprocess.run(["rm", "-rf", str(praxis["volumes"] / name)], check=True)
+    lose(fake, praxis["volumes"])
 
     result = medcell.json("facility", "restore", "praxis", str(target))
 
@@ -177,6 +183,34 @@ def test_a_deleted_facility_is_recreated_from_its_backup(medcell, praxis, fake, 
     shown = medcell.json("facility", "show", "praxis")
     assert shown["name"] == "Praxis Dr. Müller" and shown["retention"] == "7d"
     assert desired.load(config, "praxis").desired == "running"
+
+
+def test_deleting_a_facility_destroys_the_keys_of_all_its_backups(
+    medcell, praxis, fake, config, tmp_path
+):
+    medcell.json("facility", "backup", "praxis", str(tmp_path / "one"))
+    medcell.json("facility", "backup", "praxis", str(tmp_path / "two"))
+
+    deleted = medcell.json("facility", "delete", "praxis", "--yes")
+
+    assert deleted["backup_keys_destroyed"] == 2
+    assert backup_keys.all_keys(config) == []
+    result = medcell("facility", "restore", "praxis", str(tmp_path / "one"))
+    assert result.exit_code != 0 and "holds no key for backup" in result.output
+    assert "medcell-praxis" not in fake.containers_by_name
+
+
+def test_a_failed_recreation_leaves_nothing_behind(medcell, praxis, fake, config, tmp_path):
+    target = tmp_path / "bk"
+    medcell.json("facility", "backup", "praxis", str(target))
+    lose(fake, praxis["volumes"])
+    (target / "keys.sealed").write_bytes(b"\0" * 64)
+
+    result = medcell("facility", "restore", "praxis", str(target))
+
+    assert result.exit_code != 0 and "does not open with its key" in result.output
+    assert fake.names() == set()
+    assert not desired.state_path(config, "praxis").exists()
 
 
 def test_an_expired_backup_is_refused_and_its_key_destroyed(

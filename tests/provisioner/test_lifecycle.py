@@ -182,7 +182,12 @@ def test_delete_shreds_keys_before_removing_anything(medcell, fake, alpha):
 def test_delete_leaves_nothing_but_a_content_free_log_line(medcell, fake, config, alpha):
     medcell.json("up")
     out = medcell.json("facility", "delete", "alpha", "--yes")
-    assert out == {"slug": "alpha", "deleted": True, "keys_destroyed": 1}
+    assert out == {
+        "slug": "alpha",
+        "deleted": True,
+        "keys_destroyed": 1,
+        "backup_keys_destroyed": 0,
+    }
     assert fake.names() == {"medcell-gateway", "medcell-supervisor", "medcell-edge"}
     assert "alpha" not in fake.containers_by_name["medcell-gateway"].networks
     assert routes(config) == {}
