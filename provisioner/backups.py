@@ -92,6 +92,16 @@ class Backups:
             "retention": manifest.get("retention"),
         }
 
+    def kept(self, slug: str | None = None) -> list[dict]:
+        """The backups this installation can still open (their keys), soonest expiry first."""
+        if slug is not None:
+            check_slug(slug)
+        return [
+            k.public()
+            for k in backup_keys.all_keys(self.config)
+            if (slug is None or k.facility == slug) and k.expires_at > self.clock()
+        ]
+
     def restore(self, slug: str, directory: Path, replace: bool = False) -> dict:
         """Bring a facility back from a backup: over its current data (`replace`), or recreated."""
         check_slug(slug)

@@ -259,6 +259,21 @@ def backup(runtime: Runtime, slug: str, directory: Path, as_json: bool) -> None:
     )
 
 
+@facility.command(name="backups")
+@click.argument("slug", required=False)
+@json_option
+@pass_runtime
+def backups_(runtime: Runtime, slug: str | None, as_json: bool) -> None:
+    """List the backups (of one facility, or all) that can still be restored here."""
+    rows = runtime.backups.kept(slug)
+    lines = [f"{'BACKUP':<16}  {'FACILITY':<12}  {'CREATED':<20}  EXPIRES"]
+    lines += [
+        f"{r['backup_id']:<16}  {r['facility']:<12}  {r['created']:<20}  {r['expires']}"
+        for r in rows
+    ]
+    _emit(rows, as_json, "\n".join(lines) if rows else "no backups can be restored")
+
+
 @facility.command()
 @click.argument("slug")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))

@@ -126,6 +126,17 @@ def test_backup_writes_sealed_files_and_keeps_the_key_only_in_the_installation(
     assert manifest["name"] == "Praxis Dr. Müller" and manifest["expires"] == result["expires"]
 
 
+def test_backups_lists_what_can_still_be_restored(medcell, praxis, runtime, tmp_path):
+    made = medcell.json("facility", "backup", "praxis", str(tmp_path / "bk"))
+
+    assert medcell.json("facility", "backups", "praxis") == [
+        {k: made[k] for k in ("backup_id", "facility", "created", "expires")}
+    ]
+    assert medcell.json("facility", "backups", "other") == []
+    runtime.backups.clock = lambda: time.time() + 8 * DAY + 1
+    assert medcell.json("facility", "backups") == []
+
+
 def test_backup_refuses_a_directory_that_holds_other_files(medcell, praxis, tmp_path):
     target = tmp_path / "busy"
     target.mkdir()
