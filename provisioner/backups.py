@@ -50,7 +50,7 @@ class Backups:
     def backup(self, slug: str, directory: Path) -> dict:
         """Write a sealed backup of the facility into `directory` (new or empty)."""
         found = self.facilities.find(check_slug(slug))
-        target = _fresh_target(Path(directory))
+        target = _fresh_target(Path(directory), self.config.home)
         self._require_image()
         backup_id, key = backup_keys.new_id(), backup_keys.new_key()
         staging = self._staging(backup_id, writable=True)
@@ -179,7 +179,12 @@ class Backups:
             result = self._run_restore(slug, labels, record, staging)
         except ProvisionerError:
             # Everything is checked before the first change, so the old data is still whole.
-            self._start(slug, found.state)
+            try:
+                self._start(slug, found.state)
+            except ProvisionerError as e:
+                self.facilities.progress(
+                    f"{slug} did not start again after the failed restore: {e}"
+                )
             raise
         self._start(slug, found.state)
         return result
@@ -288,10 +293,16 @@ def _key_line(key: bytes) -> bytes:
     return b64encode(key) + b"\n"
 
 
-def _fresh_target(target: Path) -> Path:
-    """The backup directory must be new or empty: a backup never mixes with other files."""
+def _fresh_target(target: Path, home: Path) -> Path:
+    """A new or empty directory outside MEDCELL_HOME: a backup never lies beside its key."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise InvalidArgument(f"{target} must be a new or empty directory")
+    resolved, home = target.resolve(), home.resolve()
+    if resolved == home or home in resolved.parents or resolved in home.parents:
+        raise InvalidArgument(
+            f"{target} is inside MEDCELL_HOME ({home}), where the backup keys are kept; "
+            "a backup must never lie beside its key"
+        )
     return target.absolute()
 
 

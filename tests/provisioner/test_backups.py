@@ -137,6 +137,13 @@ def test_backups_lists_what_can_still_be_restored(medcell, praxis, runtime, tmp_
     assert medcell.json("facility", "backups") == []
 
 
+def test_backup_refuses_a_directory_inside_medcell_home(medcell, praxis, config):
+    result = medcell("facility", "backup", "praxis", str(config.home / "backups" / "mine"))
+
+    assert result.exit_code != 0 and "never lie beside its key" in result.output
+    assert not (config.home / "backups" / "mine").exists()
+
+
 def test_backup_refuses_a_directory_that_holds_other_files(medcell, praxis, tmp_path):
     target = tmp_path / "busy"
     target.mkdir()

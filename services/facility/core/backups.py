@@ -273,9 +273,10 @@ def _drop_sessions(path: Path) -> None:
     """Sessions and throttles never go into a backup (their hashes would outlive logouts)."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
+        # secure_delete zeroes the rows in place; no VACUUM, which would need a temporary copy
+        # of the whole database in the container's small /tmp.
         conn.execute("PRAGMA secure_delete=ON")
         _clear_sessions(conn)
-        conn.execute("VACUUM")
     finally:
         conn.close()
 
