@@ -112,6 +112,9 @@ def _offline(
             "MEDCELL_FACILITY": slug,
             "MEDCELL_FACILITY_NAME": labels.get("medcell.name", slug),
             "MEDCELL_RETENTION": labels.get("medcell.retention", "7d"),
+            # SQLite's temporary files while copying a database as large as the facility's
+            # would overflow the container's 64 MiB /tmp ("database or disk is full").
+            "SQLITE_TMPDIR": "/data",
         },
         network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},

@@ -5,6 +5,7 @@ a restore brings back what was acknowledged before the backup, drops what expire
 the facility answers, and is refused once the supervisor has destroyed the backup's key.
 """
 
+import hashlib
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ import devsupport
 
 pytestmark = pytest.mark.docker
 
+MIB = 1024 * 1024
 RETENTION = 60  # seconds: short enough to let a conversation expire between backup and restore
 
 
@@ -193,3 +195,34 @@ def test_supervisor_destroys_an_expired_backup_key_and_restore_is_refused(stack,
     with pytest.raises(RuntimeError, match="holds no key for backup"):
         stack.medcell("facility", "restore", "haut", str(tmp_path / "bk"), "--yes")
     assert stack.medcell("facility", "show", "haut")["status"] == "running"
+
+
+def test_a_facility_larger_than_the_containers_tmp_comes_back_byte_for_byte(stack, tmp_path):
+    # The one-off container has a 64 MiB /tmp; the copy's temporary files must not go there.
+    stack.create("gross")
+    session = stack.session()
+    staff = stack.login("gross", session)
+    conv = new_conversation(stack, "gross", session, staff, "Aufnahmen")
+    sent = {}
+    for n in range(4):
+        content = b"%PDF-1.4\n" + hashlib.sha256(str(n).encode()).digest() * (20 * MIB // 32)
+        uploaded = session.post(
+            f"{stack.api('gross')}/conversations/{conv}/attachments",
+            files={"file": (f"scan-{n}.pdf", content, "application/pdf")},
+            headers=staff,
+            timeout=120,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        sent[uploaded.json()["id"]] = hashlib.sha256(content).hexdigest()
+
+    stack.medcell("facility", "backup", "gross", str(tmp_path / "bk"))
+    restored = stack.medcell("facility", "restore", "gross", str(tmp_path / "bk"), "--yes")
+
+    assert restored["conversations"] == 1
+    session = stack.session()
+    staff = stack.login("gross", session)
+    for attachment, digest in sent.items():
+        got = session.get(
+            f"{stack.api('gross')}/attachments/{attachment}", headers=staff, timeout=120
+        )
+        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == digest
