@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ["facility", "provisioner", "gateway", "density"]
+SUITES = ["facility", "provisioner", "gateway", "density", "backup"]
 
 
 def main(argv: list[str]) -> int:
