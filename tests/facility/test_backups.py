@@ -258,3 +258,36 @@ def test_bad_backup_ids_are_refused(app, clock, key, tmp_path):
     with pytest.raises(BackupError, match="16 hexadecimal"):
         backups.make(app.extensions["medcell"]["config"], clock, key, "../../etc", tmp_path)
     assert os.listdir(tmp_path) == ["alpha"]
+
+
+def test_a_rotation_between_copy_and_keys_makes_the_backup_copy_again(
+    app, filled, clock, key, tmp_path, monkeypatch
+):
+    # The rotation is made to land exactly where it would hurt: after the database was copied,
+    # before its KEKs are read (the key lock is not held during the copy).
+    medcell = app.extensions["medcell"]
+    real = backups._live_versions
+    rotations = []
+
+    def rotating_first(path):
+        versions = real(path)
+        if not rotations:
+            rotations.append(medcell["keyring"].rotate(medcell["store"].conn()))
+        return versions
+
+    monkeypatch.setattr(backups, "_live_versions", rotating_first)
+    backup(app, clock, key, tmp_path / "bk")
+    monkeypatch.undo()
+    config = restored_app(tmp_path / "new", clock)
+
+    backups.restore(config, clock, key, tmp_path / "bk")
+
+    assert rotations[0]["destroyed"] == [1]
+    assert sorted(p.name for p in config.key_dir.glob("kek-*")) == ["kek-000002.key"]
+    client = open_app(config, clock).test_client()
+    staff = login(client, *STAFF)
+    response = client.get(f"/api/v1/conversations/{filled['id']}/messages", headers=staff)
+    assert [m["body"] for m in response.json["messages"][:2]] == [
+        "Blutwerte sind da",
+        "Bitte Rückruf",
+    ]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from services.facility.core import crypto, migrations, open_facility, retention, store
 from services.facility.core.config import Config, format_duration
-from services.facility.core.errors import BackupError, CryptoError
+from services.facility.core.errors import BackupError, CryptoError, KeyDestroyed
 from services.facility.core.keys import Keyring
 from services.facility.core.settings import retention_seconds
 
@@ -32,6 +32,7 @@ FORMAT = "medcell-backup/1"
 MANIFEST, KEYS, SNAPSHOT = "manifest.json", "keys.sealed", "snapshot.sealed"
 BACKUP_ID = re.compile(r"^[0-9a-f]{16}$")
 CHUNK_BYTES = 1024 * 1024
+SNAPSHOT_ATTEMPTS = 3
 GRACE_SECONDS = 86400  # a backup outlives the newest conversation in it by one day, no more
 _FRAME = struct.Struct(">I")  # length of each sealed chunk
 # A restored facility starts with no sessions: every staff member and patient signs in again.
@@ -45,14 +46,8 @@ def make(config: Config, clock: Callable[[], int], key: bytes, backup_id: str, o
         raise BackupError("this facility has no database to back up")
     conn = store.connect(config.database)
     copy = config.data_dir / f".backup-{backup_id}.db"
-    keyring = Keyring(config.key_dir, config.facility, clock)
     try:
-        # Keys and data are copied under the key lock: no rotation can destroy a KEK that the
-        # snapshot still needs between the two.
-        with keyring.frozen():
-            conn.execute("VACUUM INTO ?", (str(copy),))
-            versions = _live_versions(copy)
-            keks = keyring.export(versions)
+        keks = _snapshot(config, clock, conn, copy)
         _drop_sessions(copy)
         created = clock() // 1_000_000
         keep = retention_seconds(conn, config.retention)
@@ -83,6 +78,28 @@ def make(config: Config, clock: Callable[[], int], key: bytes, backup_id: str, o
         conn.close()
         _destroy(copy)
     return manifest
+
+
+def _snapshot(
+    config: Config, clock: Callable[[], int], conn: sqlite3.Connection, copy: Path
+) -> dict[int, bytes]:
+    """Copy the database, then the KEKs it names; again if a rotation destroyed one in between.
+
+    The key lock is held only while the KEKs are read, never during the copy: a rotation that
+    waited for a long copy would hold up the deletion job behind it. Rotations are daily, so a
+    second attempt is rare and a third almost impossible.
+    """
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        conn.execute("VACUUM INTO ?", (str(copy),))
+        versions = _live_versions(copy)
+        keyring = Keyring(config.key_dir, config.facility, clock)
+        with keyring.frozen():
+            try:
+                return keyring.export(versions)
+            except KeyDestroyed:
+                pass
+        _destroy(copy)
+    raise BackupError("the keys kept rotating while the snapshot was taken; try again")
 
 
 def read_manifest(directory: Path) -> dict:
