@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from base64 import b64decode, b64encode
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,16 @@ def all_keys(config: Config) -> list[BackupKey]:
     return sorted((k for k in found if k is not None), key=lambda k: k.expires_at)
 
 
+def staging_dir(config: Config, backup_id: str) -> Path:
+    """Where a backup's sealed files wait while a command moves them (see provisioner.backups)."""
+    return config.home / "backups" / "staging" / backup_id
+
+
 def destroy(config: Config, backup_id: str) -> bool:
-    """Overwrite and remove a backup's key; True if there was one."""
+    """Overwrite and remove a backup's key (and any staged files a crash left); True if a key."""
+    if not KEY_FILE.match(f"{backup_id}.json"):
+        return False
+    shutil.rmtree(staging_dir(config, backup_id), ignore_errors=True)
     path = keys_dir(config) / f"{backup_id}.json"
     try:
         size = path.stat().st_size

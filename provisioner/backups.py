@@ -247,9 +247,8 @@ class Backups:
 
     def _staging(self, backup_id: str, writable: bool) -> Path:
         """A directory under MEDCELL_HOME for the one-off container (0700 home keeps others out)."""
-        root = self.config.home / "backups" / "staging"
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = root / backup_id
+        path = backup_keys.staging_dir(self.config, backup_id)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(mode=0o700)
         if writable and os.geteuid() == 0:

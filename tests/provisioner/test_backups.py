@@ -289,6 +289,9 @@ def test_the_supervisor_destroys_keys_when_their_backups_expire(config, caplog):
             config,
             backup_keys.BackupKey(backup_id, "praxis", "c", "e", expires, os.urandom(32)),
         )
+    leftover = backup_keys.staging_dir(config, "00000000000000aa")  # a crashed command's files
+    leftover.mkdir(parents=True)
+    (leftover / "snapshot.sealed").write_bytes(b"sealed")
     expiry = BackupExpiry(config, lambda: now[0])
     expiry.tick()
     assert len(backup_keys.all_keys(config)) == 2
@@ -298,6 +301,7 @@ def test_the_supervisor_destroys_keys_when_their_backups_expire(config, caplog):
         expiry.tick()  # within the rescan minute: due by the remembered earliest expiry
 
     assert [k.backup_id for k in backup_keys.all_keys(config)] == ["00000000000000bb"]
+    assert not leftover.exists()
     assert [
         r.fields for r in caplog.records if r.fields.get("event") == "backup_key_destroyed"
     ] == [{"event": "backup_key_destroyed", "slug": "praxis", "backup_id": "00000000000000aa"}]
