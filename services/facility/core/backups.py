@@ -16,13 +16,19 @@ import json
 import os
 import re
 import sqlite3
-import struct
 from base64 import b64decode, b64encode
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.facility.core import crypto, migrations, open_facility, retention, store
+from services.facility.core import (
+    crypto,
+    migrations,
+    open_facility,
+    retention,
+    sealed_file,
+    store,
+)
 from services.facility.core.config import Config, format_duration
 from services.facility.core.errors import BackupError, CryptoError, KeyDestroyed
 from services.facility.core.keys import Keyring
@@ -31,10 +37,8 @@ from services.facility.core.settings import retention_seconds
 FORMAT = "medcell-backup/1"
 MANIFEST, KEYS, SNAPSHOT = "manifest.json", "keys.sealed", "snapshot.sealed"
 BACKUP_ID = re.compile(r"^[0-9a-f]{16}$")
-CHUNK_BYTES = 1024 * 1024
 SNAPSHOT_ATTEMPTS = 3
 GRACE_SECONDS = 86400  # a backup outlives the newest conversation in it by one day, no more
-_FRAME = struct.Struct(">I")  # length of each sealed chunk
 # A restored facility starts with no sessions: every staff member and patient signs in again.
 SESSION_TABLES = ("staff_sessions", "patient_sessions", "throttle")
 
@@ -61,22 +65,24 @@ def make(config: Config, clock: Callable[[], int], key: bytes, backup_id: str, o
             "expires": _iso(created + keep + GRACE_SECONDS),
             "retention": format_duration(keep),
             "schema_version": _schema_version(copy),
-            "chunks": max(1, -(-size // CHUNK_BYTES)),
+            "chunks": sealed_file.chunks(size),
         }
-        digest = _seal_snapshot(key, config.facility, backup_id, copy, out / SNAPSHOT, manifest)
+        digest = sealed_file.seal(
+            key, copy, out / SNAPSHOT, manifest["chunks"], _chunk_aad(config.facility, backup_id)
+        )
         payload = {
             "keks": {str(v): b64encode(k).decode() for v, k in keks.items()},
             "snapshot_sha256": digest,
             "snapshot_bytes": size,
         }
         sealed = crypto.seal(key, json.dumps(payload).encode(), _keys_aad(config, manifest))
-        _write(out / KEYS, sealed)
-        _write(out / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
+        sealed_file.write(out / KEYS, sealed)
+        sealed_file.write(out / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
     except sqlite3.Error as e:
         raise BackupError(f"the snapshot failed: {e}") from e
     finally:
         conn.close()
-        _destroy(copy)
+        sealed_file.destroy(copy)
     return manifest
 
 
@@ -98,7 +104,7 @@ def _snapshot(
                 return keyring.export(versions)
             except KeyDestroyed:
                 pass
-        _destroy(copy)
+        sealed_file.destroy(copy)
     raise BackupError("the keys kept rotating while the snapshot was taken; try again")
 
 
@@ -166,7 +172,7 @@ def restore(config: Config, clock: Callable[[], int], key: bytes, directory: Pat
             Path(f"{config.database}{suffix}").unlink(missing_ok=True)
         os.replace(staged, config.database)
     finally:
-        _destroy(staged)
+        sealed_file.destroy(staged)
     return {
         **_settle(config, clock),
         "backup_id": manifest["backup_id"],
@@ -201,62 +207,22 @@ def _settle(config: Config, clock: Callable[[], int]) -> dict:
 # -- sealing --------------------------------------------------------------------------------
 
 
-def _seal_snapshot(
-    key: bytes, facility: str, backup_id: str, source: Path, target: Path, manifest: dict
-) -> str:
-    digest = hashlib.sha256()
-    count = manifest["chunks"]
-    with open(source, "rb") as src, _new_file(target) as dst:
-        for seq in range(count):
-            chunk = src.read(CHUNK_BYTES)
-            digest.update(chunk)
-            sealed = crypto.seal(key, chunk, _chunk_aad(facility, backup_id, seq, count))
-            dst.write(_FRAME.pack(len(sealed)) + sealed)
-        if src.read(1):
-            raise BackupError("the snapshot grew while it was being sealed")
-    return digest.hexdigest()
-
-
 def _open_snapshot(key: bytes, facility: str, manifest: dict, source: Path, target: Path) -> str:
-    digest = hashlib.sha256()
     count = manifest.get("chunks")
     if not isinstance(count, int) or count < 1:
         raise BackupError("the backup's manifest has no valid chunk count")
-    seq = -1
     try:
-        with open(source, "rb") as src, _new_file(target) as dst:
-            for seq, sealed in enumerate(_frames(src)):
-                if seq >= count:
-                    raise BackupError("the backup's snapshot has more chunks than its manifest")
-                chunk = crypto.unseal(
-                    key, sealed, _chunk_aad(facility, manifest["backup_id"], seq, count)
-                )
-                digest.update(chunk)
-                dst.write(chunk)
-            if seq + 1 != count:
-                raise BackupError("the backup's snapshot is truncated")
+        return sealed_file.unseal(
+            key, source, target, count, _chunk_aad(facility, manifest["backup_id"])
+        )
     except OSError as e:
         raise BackupError(f"the backup's snapshot cannot be read: {e.strerror}") from e
     except CryptoError as e:
         raise BackupError("the backup's snapshot does not open (damaged or altered)") from e
-    return digest.hexdigest()
 
 
-def _frames(src) -> Iterator[bytes]:
-    while header := src.read(_FRAME.size):
-        if len(header) < _FRAME.size:
-            raise BackupError("the backup's snapshot is truncated")
-        (length,) = _FRAME.unpack(header)
-        if length > CHUNK_BYTES + crypto.OVERHEAD:
-            raise BackupError("the backup's snapshot is damaged")
-        sealed = src.read(length)
-        if len(sealed) != length:
-            raise BackupError("the backup's snapshot is truncated")
-        yield sealed
-
-
-def _chunk_aad(facility: str, backup_id: str, seq: int, count: int) -> bytes:
-    return crypto.aad(facility, "backup", backup_id, f"snapshot/{seq}/{count}")
+def _chunk_aad(facility: str, backup_id: str) -> Callable[[int, int], bytes]:
+    return lambda seq, count: crypto.aad(facility, "backup", backup_id, f"snapshot/{seq}/{count}")
 
 
 def _keys_aad(config: Config, manifest: dict) -> bytes:
@@ -315,36 +281,6 @@ def _check_integrity(path: Path) -> None:
         raise BackupError(f"the backup's snapshot is no database: {e}") from e
     if result != "ok":
         raise BackupError("the backup's snapshot fails SQLite's integrity check")
-
-
-# -- files ----------------------------------------------------------------------------------
-
-
-def _new_file(path: Path):
-    # Readable by the operator's uid on the host, which moves it into the backup directory.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    return os.fdopen(fd, "wb")
-
-
-def _write(path: Path, data: bytes) -> None:
-    with _new_file(path) as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _destroy(path: Path) -> None:
-    """Zero a temporary copy before unlinking it, so its blocks do not keep the data."""
-    for name in (path, Path(f"{path}-journal"), Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            size = name.stat().st_size
-        except FileNotFoundError:
-            continue
-        with open(name, "r+b", buffering=0) as f:
-            for offset in range(0, size, CHUNK_BYTES):
-                f.write(b"\0" * min(CHUNK_BYTES, size - offset))
-            os.fsync(f.fileno())
-        name.unlink()
 
 
 def _check_id(backup_id: str) -> None:
