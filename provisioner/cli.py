@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from provisioner import receipts as receipts_offline
+from provisioner.backups import Backups
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.errors import InvalidArgument, ProvisionerError
@@ -25,6 +26,7 @@ class Runtime:
         self.backend = backend
         self.facilities = Facilities(config, backend, progress=_progress)
         self.stack = Stack(self.facilities, **(stack_options or {}))
+        self.backups = Backups(self.facilities)
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -337,6 +339,64 @@ def verify(
         f"receipt {checked['receipt_id']} is valid: {checked['facility']}, "
         f"deleted {checked['deleted_at']} ({checked['reason']}), verified "
         f"{str(checked['verified']).lower()}",
+    )
+
+
+@facility.command()
+@click.argument("slug")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@json_option
+@pass_runtime
+def backup(runtime: Runtime, slug: str, directory: Path, as_json: bool) -> None:
+    """Write a sealed backup of a facility into DIRECTORY (new or empty).
+
+    It opens only with its key, which stays in this installation and is destroyed when the
+    backup expires (the facility's retention + 1 day). Keep DIRECTORY apart from MEDCELL_HOME.
+    """
+    result = runtime.backups.backup(slug, directory)
+    _emit(
+        result,
+        as_json,
+        f"backup {result['backup_id']} of {slug} written to {result['directory']}\n"
+        f"expires: {result['expires']} (then it can never be restored)\n"
+        f"its key: {result['key_file']} (keep it away from the backup)",
+    )
+
+
+@facility.command(name="backups")
+@click.argument("slug", required=False)
+@json_option
+@pass_runtime
+def backups_(runtime: Runtime, slug: str | None, as_json: bool) -> None:
+    """List the backups (of one facility, or all) that can still be restored here."""
+    rows = runtime.backups.kept(slug)
+    lines = [f"{'BACKUP':<16}  {'FACILITY':<12}  {'CREATED':<20}  EXPIRES"]
+    lines += [
+        f"{r['backup_id']:<16}  {r['facility']:<12}  {r['created']:<20}  {r['expires']}"
+        for r in rows
+    ]
+    _emit(rows, as_json, "\n".join(lines) if rows else "no backups can be restored")
+
+
+@facility.command()
+@click.argument("slug")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Confirm: replace the facility's current data.")
+@json_option
+@pass_runtime
+def restore(runtime: Runtime, slug: str, directory: Path, yes: bool, as_json: bool) -> None:
+    """Bring a facility back from a backup (recreating it if it was deleted).
+
+    Whatever expired since the backup is deleted before the facility answers; sessions end.
+    Over an existing facility this replaces all of its data, so it needs --yes.
+    """
+    result = runtime.backups.restore(slug, directory, replace=yes)
+    _emit(
+        result,
+        as_json,
+        f"facility {slug} restored from backup {result['backup_id']} of {result['created']}: "
+        f"{result['conversations']} conversations, {result['expired']} expired since and "
+        f"deleted; {result['status']}",
     )
 
 

@@ -50,6 +50,7 @@ class ContainerSpec:
     # Long-running containers survive engine restarts; one-off ones (None) never restart.
     restart: str | None = "unless-stopped"
     healthcheck: bool = True  # False: switch off the image's HEALTHCHECK
+    stdin_open: bool = False  # one-off containers that are handed a secret on stdin
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def _engine(action: str) -> Iterator[None]:
         raise DockerError(f"{action}: {message}") from e
     except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
         raise DockerUnavailable(f"{action}: no Docker Engine answers ({e})") from e
+    except requests.exceptions.Timeout as e:
+        raise DockerError(f"{action}: timed out") from e
 
 
 def _explain(e: docker.errors.DockerException) -> str:
@@ -235,13 +238,25 @@ class DockerBackend:
         out, err = result.output if result.output else (None, None)
         return result.exit_code, (out or b"").decode(errors="replace"), _text(err)
 
-    def run_once(self, spec: ContainerSpec, timeout: float = 120) -> tuple[int, str, str]:
-        """Run a hardened one-off container to completion and remove it."""
+    def run_once(
+        self, spec: ContainerSpec, timeout: float = 120, stdin: bytes | None = None
+    ) -> tuple[int, str, str]:
+        """Run a hardened one-off container to completion and remove it.
+
+        `stdin` is written to the container's standard input (the way to hand it a secret: it
+        is then in no argument, variable, label or log); the spec must have stdin_open.
+        """
         self.create_container(spec)
         try:
             with _engine(f"running one-off container {spec.name}"):
                 container = self.client.containers.get(spec.name)
+                if stdin is not None:
+                    sock = self.client.api.attach_socket(
+                        container.id, params={"stdin": 1, "stream": 1}
+                    )
                 container.start()
+                if stdin is not None:
+                    _send_and_close(sock, stdin)
                 status = container.wait(timeout=timeout)
                 out = container.logs(stdout=True, stderr=False)
                 err = container.logs(stdout=False, stderr=True)
@@ -354,6 +369,15 @@ class DockerBackend:
                 raise
 
 
+def _send_and_close(sock, data: bytes) -> None:
+    # docker-py hands back the raw socket, or a SocketIO wrapping it (unix sockets).
+    raw = getattr(sock, "_sock", sock)
+    try:
+        raw.sendall(data)
+    finally:
+        sock.close()
+
+
 def _text(data: bytes | None) -> str:
     return (data or b"").decode(errors="replace")
 
@@ -389,6 +413,8 @@ def _create_kwargs(spec: ContainerSpec) -> dict:
         kwargs["network_mode"] = "none"
     if not spec.healthcheck:
         kwargs["healthcheck"] = {"test": ["NONE"]}
+    if spec.stdin_open:
+        kwargs["stdin_open"] = True
     if spec.group_add:
         kwargs["group_add"] = list(spec.group_add)
     if spec.restart:

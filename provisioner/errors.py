@@ -41,6 +41,10 @@ class FacilityCommandFailed(ProvisionerError):
         self.exit_code = exit_code
 
 
+class BackupRefused(ProvisionerError):
+    """A backup cannot be restored: expired, its key not in this installation, or damaged."""
+
+
 class HealthTimeout(ProvisionerError):
     """A container did not become healthy in time."""
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from provisioner import desired, facility_app, routes, specs, state
+from provisioner import backup_keys, desired, facility_app, routes, specs, state
 from provisioner.config import Config, FacilityNames, idle_text, parse_idle
 from provisioner.desired import FacilityState
 from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
@@ -252,6 +252,8 @@ class Facilities:
                 raise FacilityNotFound(f"no facility {slug}")
             wiped = self._wipe(names, volumes)
             destroyed = self._shred(names, volumes)
+            # Deleting is irreversible: no backup of the facility may open afterwards either.
+            backups_destroyed = backup_keys.destroy_for(self.config, slug)
             for info in containers:
                 self.backend.remove_container(info.name)
             for volume in volumes:
@@ -261,7 +263,13 @@ class Facilities:
                 self.backend.remove_network(network.name)
             self._forget(slug)
             state.log_deletion(self.config, slug)
-        return {"slug": slug, "deleted": True, "keys_destroyed": destroyed, **wiped}
+        return {
+            "slug": slug,
+            "deleted": True,
+            "keys_destroyed": destroyed,
+            "backup_keys_destroyed": backups_destroyed,
+            **wiped,
+        }
 
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""
@@ -307,6 +315,7 @@ class Facilities:
         except ProvisionerError as e:
             self.progress(f"could not read the usage of {found.slug}: {e}")
             return _usage_fields(None)
+
     def receipts(self, slug: str) -> dict:
         """The facility's deletion receipts and the key that signs them (read in the facility)."""
         with state.facility_lock(self.config, check_slug(slug)):

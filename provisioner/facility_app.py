@@ -161,6 +161,22 @@ def shred_offline(backend: DockerBackend, spec: ContainerSpec) -> int:
         return 0
 
 
+def run_offline(backend: DockerBackend, spec: ContainerSpec, stdin: bytes, timeout: float) -> dict:
+    """Run a management command in a one-off container, handing it `stdin`; its JSON object."""
+    backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt
+    code, out, err = backend.run_once(spec, timeout=timeout, stdin=stdin)
+    action = spec.command[len(specs.MANAGE)] if spec.command else "command"
+    if code != 0:
+        raise FacilityCommandFailed(f"{action} failed: {last_line(err)}", exit_code=code)
+    try:
+        result = json.loads(out.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError) as e:
+        raise FacilityCommandFailed(f"{action} printed no JSON") from e
+    if not isinstance(result, dict):
+        raise FacilityCommandFailed(f"{action} printed no JSON object")
+    return result
+
+
 def last_line(text: str) -> str:
     """The last line of a command's stderr, without its `Error:` prefix."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]

@@ -72,6 +72,69 @@ def offline_spec(config: Config, slug: str, *command: str) -> ContainerSpec:
     return dataclasses.replace(shred_spec(config, slug), command=[*MANAGE, *command])
 
 
+BACKUP_MOUNT = "/backup"
+
+
+def backup_spec(
+    config: Config, slug: str, labels: dict[str, str], staging: str, backup_id: str
+) -> ContainerSpec:
+    """A one-off container that writes a sealed backup of the facility into `staging`."""
+    command = ["backup", "--id", backup_id, "--out", BACKUP_MOUNT]
+    # Named per backup: two backups may run at once, and `_` never occurs in a slug, so no
+    # facility's container can ever have this name.
+    name = f"{config.facility(slug).container}_backup_{backup_id}"
+    return _offline(
+        config, slug, labels, name, "backup", command, {"rw_binds": {staging: BACKUP_MOUNT}}
+    )
+
+
+def restore_spec(config: Config, slug: str, labels: dict[str, str], staging: str) -> ContainerSpec:
+    """A one-off container that restores the sealed backup in `staging` (read-only) and sweeps."""
+    command = ["restore", "--from", BACKUP_MOUNT]
+    name = f"{config.facility(slug).container}_restore"
+    return _offline(
+        config, slug, labels, name, "restore", command, {"binds": {staging: BACKUP_MOUNT}}
+    )
+
+
+def _offline(
+    config: Config,
+    slug: str,
+    labels: dict[str, str],
+    name: str,
+    role: str,
+    command: list[str],
+    mounts: dict,
+) -> ContainerSpec:
+    """The facility's own image over its volumes, without a network; its secret comes on stdin.
+
+    `labels` are the data volume's, so it sees the facility's name and initial retention as the
+    app does.
+    """
+    names = config.facility(slug)
+    return ContainerSpec(
+        name=name,
+        image=config.facility_image,
+        user=FACILITY_USER,
+        labels=config.labels(facility=slug, role=role),
+        environment={
+            "MEDCELL_FACILITY": slug,
+            "MEDCELL_FACILITY_NAME": labels.get("medcell.name", slug),
+            "MEDCELL_RETENTION": labels.get("medcell.retention", "7d"),
+            # SQLite's temporary files while copying a database as large as the facility's
+            # would overflow the container's 64 MiB /tmp ("database or disk is full").
+            "SQLITE_TMPDIR": "/data",
+        },
+        network=None,
+        volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
+        command=[*MANAGE, *command],
+        restart=None,
+        healthcheck=False,
+        stdin_open=True,
+        **mounts,
+    )
+
+
 def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSpec:
     """The gateway: the only published ports; facility sockets and its config read-only."""
     # The public port lets the gateway's HTTP redirect point at the right HTTPS port.

@@ -11,6 +11,7 @@ from provisioner import lifecycle
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.errors import FacilityNotFound, FacilityStopped
+from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.jobs import JobPool
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.scheduler import Scheduler
@@ -55,6 +56,7 @@ class Supervisor:
         )
         self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock)
         self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
+        self.backup_expiry = BackupExpiry(config, clock)
         self._stop = threading.Event()
         self.server: WakeServer | None = None
 
@@ -102,6 +104,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 self.scheduler.tick()
+                self.backup_expiry.tick()
             except Exception:
                 # One bad tick (a full disk, a vanished file) must not end the supervisor.
                 log.exception("tick_failed", extra={"fields": {"event": "tick_failed"}})

@@ -3,14 +3,17 @@
 Each prints one JSON object on stdout; failures print `Error: …` on stderr and exit non-zero.
 """
 
+import binascii
 import json
 import sys
 import time
+from base64 import b64decode
+from pathlib import Path
 
 import click
 
 from services.facility.core import accounts as auth
-from services.facility.core import open_facility, passwords, quota, usage
+from services.facility.core import backups, open_facility, passwords, quota, usage
 from services.facility.core.config import Config
 from services.facility.core.errors import FacilityError
 from services.facility.core.keys import Keyring
@@ -85,6 +88,8 @@ def set_quota(config: Config, facility_quota: str | None, conversation: str | No
 def show_usage(config: Config) -> None:
     """Print the quotas and what the facility uses (content-free numbers)."""
     _emit(usage(open_facility(config, _clock)))
+
+
 @cli.command("receipts")
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 @click.pass_obj
@@ -114,6 +119,35 @@ def wipe(config: Config) -> None:
     facility = open_facility(config, _clock)
     result = facility.conversations.delete_all(facility.store.conn())
     _emit({**result, "receipt_key": facility.conversations.receipts.public_key()})
+
+
+@cli.command()
+@click.option("--id", "backup_id", required=True, help="The backup's id (16 hex digits).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_obj
+def backup(config: Config, backup_id: str, out: Path) -> None:
+    """Write a sealed snapshot and its keys into OUT; the backup key comes on stdin."""
+    _emit(backups.make(config, _clock, _key_from_stdin(), backup_id, out))
+
+
+@cli.command()
+@click.option("--from", "source", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.pass_obj
+def restore(config: Config, source: Path) -> None:
+    """Replace data and keys with a backup's, then delete what expired; key on stdin."""
+    _emit(backups.restore(config, _clock, _key_from_stdin(), source))
+
+
+def _key_from_stdin() -> bytes:
+    """The backup key as one base64 line on stdin: arguments and variables are visible to others."""
+    line = sys.stdin.buffer.readline(128).strip()
+    try:
+        key = b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise click.ClickException("expected the 32-byte backup key as one base64 line on stdin")
+    return key
 
 
 def _emit(obj: dict) -> None:

@@ -59,6 +59,7 @@ class FakeContainer:
         self.restart_count = 0
         self.healthcheck: dict | None = None
         self.networks = {kwargs["network"]} if kwargs.get("network") else set()
+        self.stdin = b""  # what was written to its standard input (attach_socket)
 
     @property
     def labels(self) -> dict:
@@ -268,6 +269,33 @@ class FakeNetworks:
         return network
 
 
+class FakeStdin:
+    """The socket attach_socket hands back: what is sent becomes the container's stdin."""
+
+    def __init__(self, container: FakeContainer):
+        self.container = container
+        self.closed = False
+
+    def sendall(self, data: bytes) -> None:
+        self.container.stdin += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeAPI:
+    """The low-level client (`client.api`), for the one call made on it."""
+
+    def __init__(self, fake: FakeDocker):
+        self.fake = fake
+
+    def attach_socket(self, container_id: str, params: dict | None = None) -> FakeStdin:
+        for container in self.fake.containers_by_name.values():
+            if container.id == container_id:
+                return FakeStdin(container)
+        raise api_error(404, f"No such container: {container_id}")
+
+
 class FakeDocker:
     """Stands in for `docker.DockerClient`; tests script health, exec results and failures."""
 
@@ -284,6 +312,7 @@ class FakeDocker:
         self.containers = FakeContainers(self)
         self.volumes = FakeVolumes(self)
         self.networks = FakeNetworks(self)
+        self.api = FakeAPI(self)
         self.health_on_start: str | None = "healthy"
         self.failures: dict[str, Exception] = {}
         self.created: list[dict] = []

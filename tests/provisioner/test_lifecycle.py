@@ -189,6 +189,7 @@ def test_delete_leaves_nothing_but_a_content_free_log_line(medcell, fake, config
         "keys_destroyed": 1,
         "receipt": None,
         "receipt_key": None,
+        "backup_keys_destroyed": 0,
     }
     assert fake.names() == {"medcell-gateway", "medcell-supervisor", "medcell-edge"}
     assert "alpha" not in fake.containers_by_name["medcell-gateway"].networks

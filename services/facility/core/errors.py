@@ -17,6 +17,10 @@ class ConfigError(FacilityError):
     """The app cannot start with the configuration it was given."""
 
 
+class BackupError(FacilityError):
+    """A backup cannot be made or restored: wrong facility, expired, damaged or the wrong key."""
+
+
 class CryptoError(FacilityError):
     """A sealed value or wrapped key failed to open: tampered, moved or its key is gone."""
 

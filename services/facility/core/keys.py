@@ -183,6 +183,33 @@ class Keyring:
             self._signing_seed = None
         return count
 
+    # -- backup and restore ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Hold off key changes by every process, so keys and data can be copied as one."""
+        with self._file_lock():
+            yield
+
+    def export(self, versions: list[int]) -> dict[int, bytes]:
+        """The raw KEKs of these versions (a backup seals them at once)."""
+        return {version: self.kek(version) for version in versions}
+
+    def replace_all(self, keks: dict[int, bytes]) -> None:
+        """Destroy every KEK here and put these versions in their place (a restore)."""
+        for key in keks.values():
+            if len(key) != crypto.KEY_BYTES:
+                raise ConfigError("a key to restore is not 32 bytes")
+        self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._file_lock():
+            for path in sorted(self.key_dir.iterdir()):
+                if KEK_FILE.match(path.name) or path.name.endswith(".tmp"):
+                    _shred(path)
+            for version, key in sorted(keks.items()):
+                _write_secret(self._path(version), key)
+        with self._cache_lock:
+            self._cache.clear()
+
     # -- internals ------------------------------------------------------------------------
 
     def _live_versions(self, conn: sqlite3.Connection) -> list[int]:

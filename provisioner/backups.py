@@ -1,0 +1,328 @@
+"""`medcell facility backup` / `restore`: sealed backups that open only with a key kept here.
+
+The facility's own code makes and restores them (`python -m services.facility backup|restore` in a
+one-off container of its image over its volumes, without a network). The backup key is made here,
+handed to that container on stdin, and kept in `$MEDCELL_HOME/backups/keys/` until the backup
+expires (its retention + 1 day), never in the backup directory. Files pass through a staging
+directory under MEDCELL_HOME because the facility's uid cannot write the operator's directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from base64 import b64encode
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from provisioner import backup_keys, desired, facility_app, specs, state
+from provisioner.backup_keys import BackupKey
+from provisioner.desired import FacilityState
+from provisioner.errors import (
+    BackupRefused,
+    DockerError,
+    FacilityNotFound,
+    InvalidArgument,
+    ProvisionerError,
+)
+from provisioner.facilities import FACILITY_UID, Facilities
+from provisioner.validation import check_name, check_retention, check_slug
+
+FORMAT = "medcell-backup/1"
+FILES = ("manifest.json", "keys.sealed", "snapshot.sealed")
+BACKUP_ID = re.compile(r"^[0-9a-f]{16}$")
+COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
+
+
+class Backups:
+    """Backup and restore of facilities, over the facilities' operations."""
+
+    def __init__(self, facilities: Facilities, clock: Callable[[], float] = time.time):
+        self.facilities = facilities
+        self.config = facilities.config
+        self.backend = facilities.backend
+        self.clock = clock
+
+    def backup(self, slug: str, directory: Path) -> dict:
+        """Write a sealed backup of the facility into `directory` (new or empty)."""
+        found = self.facilities.find(check_slug(slug))
+        target = _fresh_target(Path(directory), self.config.home)
+        self._require_image()
+        backup_id, key = backup_keys.new_id(), backup_keys.new_key()
+        staging = self._staging(backup_id, writable=True)
+        made_target = False
+        try:
+            labels = found.data.labels if found.data else {}
+            spec = specs.backup_spec(self.config, slug, labels, str(staging), backup_id)
+            self.facilities.progress(f"backing up {slug} ...")
+            manifest = facility_app.run_offline(
+                self.backend, spec, stdin=_key_line(key), timeout=COMMAND_TIMEOUT
+            )
+            if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
+                raise BackupRefused("the facility wrote a backup that is not the one asked for")
+            record = BackupKey(
+                backup_id, slug, manifest["created"], manifest["expires"], _unix(manifest), key
+            )
+            # The key is kept before the files are in place: a failure after this leaves an
+            # unusable key until its expiry, never a backup that cannot be opened.
+            key_path = backup_keys.save(self.config, record)
+            try:
+                made_target = _make_dir(target)
+                for name in FILES:
+                    _copy_private(staging / name, target / name)
+            except OSError as e:
+                backup_keys.destroy(self.config, backup_id)
+                if made_target:
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    for name in FILES:
+                        (target / name).unlink(missing_ok=True)
+                raise ProvisionerError(f"cannot write the backup into {target}: {e}") from e
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return {
+            **record.public(),
+            "slug": slug,
+            "directory": str(target),
+            "key_file": str(key_path),
+            "retention": manifest.get("retention"),
+        }
+
+    def kept(self, slug: str | None = None) -> list[dict]:
+        """The backups this installation can still open (their keys), soonest expiry first."""
+        if slug is not None:
+            check_slug(slug)
+        return [
+            k.public()
+            for k in backup_keys.all_keys(self.config)
+            if (slug is None or k.facility == slug) and k.expires_at > self.clock()
+        ]
+
+    def restore(self, slug: str, directory: Path, replace: bool = False) -> dict:
+        """Bring a facility back from a backup: over its current data (`replace`), or recreated."""
+        check_slug(slug)
+        source = Path(directory)
+        manifest = read_manifest(source)
+        if manifest["facility"] != slug:
+            raise InvalidArgument(
+                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
+                "opens only in the facility it was made of"
+            )
+        with state.facility_lock(self.config, slug):
+            record = self._key_for(manifest)
+            try:
+                found = self.facilities.find(slug)
+            except FacilityNotFound:
+                found = None
+            if found is not None and not replace:
+                raise ProvisionerError(
+                    f"restoring replaces all current data of {slug} with the backup's; add --yes"
+                )
+            self._require_image()
+            staging = self._staging(record.backup_id, writable=False)
+            try:
+                for name in FILES:
+                    _copy_readable(source / name, staging / name)
+                if found is None:
+                    result = self._recreate(slug, manifest, record, staging)
+                else:
+                    result = self._replace(slug, found, record, staging)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return {
+            "slug": slug,
+            "backup_id": record.backup_id,
+            "created": record.created,
+            "expires": record.expires,
+            "recreated": found is None,
+            "conversations": result.get("conversations"),
+            "expired": result.get("expired"),
+            "status": self.facilities.find(slug).status,
+        }
+
+    # restoring
+
+    def _key_for(self, manifest: dict) -> BackupKey:
+        """The backup's key from this installation; destroyed (and refused) once it expired."""
+        backup_id, now = manifest["backup_id"], self.clock()
+        record = backup_keys.load(self.config, backup_id)
+        if record is not None and record.expires_at <= now:
+            # The supervisor does this within a second; a CLI that gets here first does it too.
+            backup_keys.destroy(self.config, backup_id)
+            record = None
+        if record is None:
+            if _unix(manifest) <= now:
+                raise BackupRefused(
+                    f"backup {backup_id} of {manifest['facility']} expired at "
+                    f"{manifest['expires']}; its key is destroyed, so it can never be restored"
+                )
+            raise BackupRefused(
+                f"this installation holds no key for backup {backup_id} (made by another "
+                f"installation, or its key file under {backup_keys.keys_dir(self.config)} is gone)"
+            )
+        if record.facility != manifest["facility"]:
+            raise BackupRefused(f"the key of backup {backup_id} belongs to another facility")
+        return record
+
+    def _replace(self, slug: str, found, record: BackupKey, staging: Path) -> dict:
+        """Stop the facility, restore over its volumes, start it again."""
+        names = self.config.facility(slug)
+        self.facilities.route(slug, "stopped")  # 503 with Retry-After meanwhile
+        if found.container and found.container.status in ("running", "restarting", "paused"):
+            self.backend.stop(names.container)
+        labels = found.data.labels if found.data else {}
+        try:
+            result = self._run_restore(slug, labels, record, staging)
+        except ProvisionerError:
+            # Everything is checked before the first change, so the old data is still whole.
+            try:
+                self._start(slug, found.state)
+            except ProvisionerError as e:
+                self.facilities.progress(
+                    f"{slug} did not start again after the failed restore: {e}"
+                )
+            raise
+        self._start(slug, found.state)
+        return result
+
+    def _recreate(self, slug: str, manifest: dict, record: BackupKey, staging: Path) -> dict:
+        """Make the facility's volumes anew, restore into them, then its container."""
+        names = self.config.facility(slug)
+        name = check_name(str(manifest.get("name") or slug))
+        retention = check_retention(str(manifest.get("retention") or "7d"))
+        meta = {"name": name, "retention": retention, "created": state.now_iso()}
+        labels = self.config.labels(facility=slug, role="data", **meta)
+        try:
+            self.backend.create_volume(names.data_volume, labels)
+            self.backend.create_volume(
+                names.keys_volume, self.config.labels(facility=slug, role="keys")
+            )
+            result = self._run_restore(slug, labels, record, staging)
+            image_id = self.backend.image_id(self.config.facility_image)
+            self.facilities.ensure_socket_dir(slug)
+            self.backend.create_container(
+                specs.facility_spec(self.config, slug, name, retention, image_id)
+            )
+            self._start(slug, FacilityState())
+        except BaseException:
+            self.backend.remove_container(names.container)
+            self.backend.remove_volume(names.keys_volume)
+            self.backend.remove_volume(names.data_volume)
+            self.facilities.route(slug, None)
+            desired.remove(self.config, slug)
+            shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
+            raise
+        return result
+
+    def _run_restore(
+        self, slug: str, labels: dict[str, str], record: BackupKey, staging: Path
+    ) -> dict:
+        spec = specs.restore_spec(self.config, slug, labels, str(staging))
+        self.facilities.progress(f"restoring {slug} from backup {record.backup_id} ...")
+        return facility_app.run_offline(
+            self.backend, spec, stdin=_key_line(record.key), timeout=COMMAND_TIMEOUT
+        )
+
+    def _start(self, slug: str, st: FacilityState) -> None:
+        """Start the facility's container and route it once it answers: a restore ends running."""
+        names = self.config.facility(slug)
+        self.facilities.ensure_socket_dir(slug)
+        self.backend.start(names.container)
+        self.facilities.wait_healthy(slug)
+        st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
+        st.health, st.error = "ok", None
+        desired.save(self.config, slug, st)
+        self.facilities.route(slug, "running")
+
+    # files and images
+
+    def _require_image(self) -> None:
+        # A backup is made and restored by the facility's own code: its image must be there.
+        if self.backend.image_id(self.config.facility_image) is None:
+            raise DockerError(f"image {self.config.facility_image} is missing; run `medcell up`")
+
+    def _staging(self, backup_id: str, writable: bool) -> Path:
+        """A directory under MEDCELL_HOME for the one-off container (0700 home keeps others out)."""
+        path = backup_keys.staging_dir(self.config, backup_id)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700)
+        if writable and os.geteuid() == 0:
+            os.chown(path, FACILITY_UID, FACILITY_UID)
+        elif writable:
+            os.chmod(path, 0o777)  # we cannot give it to uid 10001; the home is still 0700
+        else:
+            os.chmod(path, 0o755)
+        return path
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest of a backup directory (in the clear; the facility checks it is authentic)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text())
+    except FileNotFoundError as e:
+        raise InvalidArgument(f"{directory} holds no medcell backup (no manifest.json)") from e
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"{directory}/manifest.json is unreadable: {e}") from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InvalidArgument(f"{directory}/manifest.json is not a {FORMAT} manifest")
+    if not BACKUP_ID.match(str(manifest.get("backup_id"))):
+        raise InvalidArgument(f"{directory}/manifest.json has no valid backup id")
+    check_slug(str(manifest.get("facility")))
+    _unix(manifest)
+    for name in FILES:
+        if not (directory / name).is_file():
+            raise InvalidArgument(f"{directory} is incomplete: {name} is missing")
+    return manifest
+
+
+def _unix(manifest: dict) -> int:
+    try:
+        when = datetime.strptime(str(manifest["expires"]), "%Y-%m-%dT%H:%M:%SZ")
+    except (KeyError, ValueError) as e:
+        raise InvalidArgument("the backup's manifest has no valid expiry") from e
+    return int(when.replace(tzinfo=UTC).timestamp())
+
+
+def _key_line(key: bytes) -> bytes:
+    return b64encode(key) + b"\n"
+
+
+def _fresh_target(target: Path, home: Path) -> Path:
+    """A new or empty directory outside MEDCELL_HOME: a backup never lies beside its key."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise InvalidArgument(f"{target} must be a new or empty directory")
+    resolved, home = target.resolve(), home.resolve()
+    if resolved == home or home in resolved.parents or resolved in home.parents:
+        raise InvalidArgument(
+            f"{target} is inside MEDCELL_HOME ({home}), where the backup keys are kept; "
+            "a backup must never lie beside its key"
+        )
+    return target.absolute()
+
+
+def _make_dir(target: Path) -> bool:
+    """Create the backup directory (0700); True if it was created here."""
+    try:
+        target.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+        shutil.copyfileobj(src, out, 1024 * 1024)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _copy_readable(source: Path, target: Path) -> None:
+    # Readable by the facility's uid inside the one-off container; the staging root is 0700.
+    shutil.copyfile(source, target)
+    os.chmod(target, 0o644)
