@@ -126,6 +126,7 @@ def spec(config: Config) -> dict:
                                         "type": "string",
                                         "maxLength": config.max_title_chars,
                                     },
+                                    "reference": _ref("ReferenceInput"),
                                     "pin": {
                                         "type": "string",
                                         "pattern": "^[0-9]{4,8}$",
@@ -370,6 +371,7 @@ def spec(config: Config) -> dict:
         # -- errors and faults (issue 11)
         # -- receipts (issue 12)
         # -- exports, reference, access log (issue 12)
+        **records_paths(not_found),
         # -- notifications (issue 13)
         # -- unread, compose, list (issue 13)
         # -- accounts, quick replies, contact, throttling (issue 13)
@@ -393,6 +395,7 @@ def spec(config: Config) -> dict:
                     size={"type": "integer"},
                     content_type=STR,
                 ),
+                **records_schemas(),
                 "Settings": _obj(
                     ["facility", "retention", "retention_seconds"],
                     facility=STR,
@@ -402,4 +405,125 @@ def spec(config: Config) -> dict:
                 ),
             },
         },
+    }
+
+
+# -- exports, reference, access log (issue 12) ----------------------------------------------
+
+
+def records_paths(not_found: dict) -> dict:
+    """Patient reference, exports and the patient's access log."""
+    reference = _json(_obj(["reference"], reference=_ref("Reference")))
+    return {
+        "/api/v1/conversations/{conv_id}/export": {
+            "get": _op(
+                "Export the conversation for the patient record (staff); logged for the patient",
+                {
+                    "200": {
+                        "description": "A download: a printable PDF, or a FHIR R4 Bundle of "
+                        "one Communication per message with attachments inline",
+                        "headers": {"Content-Disposition": {"schema": STR}},
+                        "content": {
+                            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                            # Any JSON value to a generic validator: it is FHIR's own schema.
+                            "application/fhir+json": {
+                                "schema": {"description": "a FHIR R4 Bundle resource (JSON)"}
+                            },
+                        },
+                    },
+                    "400": _error("Unknown format or language"),
+                    "403": _error("Staff only"),
+                    "404": not_found,
+                },
+                params=[
+                    CONV_ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["pdf", "fhir"]},
+                    },
+                    {
+                        "name": "lang",
+                        "in": "query",
+                        "required": False,
+                        "description": "language of the PDF and of display texts (default: "
+                        "Accept-Language, else de)",
+                        "schema": {"type": "string", "enum": ["de", "en"]},
+                    },
+                ],
+            )
+        },
+        "/api/v1/conversations/{conv_id}/reference": {
+            "get": _op(
+                "The conversation's patient reference (staff); null if none",
+                {"200": reference, "403": _error("Staff only"), "404": not_found},
+                params=[CONV_ID],
+            ),
+            "put": _op(
+                "Replace the patient reference (staff); empty fields remove it",
+                {
+                    "200": reference,
+                    "400": _error("Invalid reference"),
+                    "403": _error("Staff only"),
+                    "404": not_found,
+                },
+                body=_body(_ref("ReferenceInput")),
+                params=[CONV_ID],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/access-log": {
+            "get": _op(
+                "Which staff account opened, downloaded or exported what, newest first "
+                "(staff, and the conversation's own patient)",
+                {
+                    "200": _json(
+                        _obj(["entries"], entries={"type": "array", "items": _ref("Access")})
+                    ),
+                    "404": not_found,
+                },
+                params=[CONV_ID],
+            )
+        },
+    }
+
+
+def records_schemas() -> dict:
+    fields = {
+        "name": {"type": "string", "maxLength": 200},
+        "birth_date": {
+            "type": "string",
+            "pattern": "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
+            "description": "a calendar date, e.g. 1984-03-07 (empty: none)",
+        },
+        "number": {"type": "string", "maxLength": 64, "description": "the practice's number"},
+    }
+    return {
+        "ReferenceInput": {
+            "type": "object",
+            "description": "optional patient reference; one line each, surrounding spaces "
+            "trimmed, empty fields ignored",
+            "properties": {
+                name: {
+                    **schema,
+                    "nullable": True,
+                    "pattern": schema.get("pattern", "^[^\\x00-\\x1f\\x7f]*$"),
+                }
+                for name, schema in fields.items()
+            },
+            "additionalProperties": False,
+        },
+        "Reference": {
+            "type": "object",
+            "nullable": True,
+            "properties": {name: STR for name in fields},
+            "additionalProperties": False,
+        },
+        "Access": _obj(
+            ["who", "action", "item", "at"],
+            who={"type": "string", "description": "the staff account"},
+            action={"type": "string", "enum": ["open", "download", "export_pdf", "export_fhir"]},
+            item={"type": "string", "description": "the file, for a download; else empty"},
+            at=TIME,
+        ),
     }
