@@ -317,3 +317,22 @@ def test_expiring_soon_lists_conversations_within_a_day_soonest_first():
         {"id": "sooner", "expires_at": 1 * hour},
     ]
     assert [s["id"] for s in expiring_soon(summaries, now=0)] == ["sooner", "soon", "edge"]
+
+
+def test_pdf_lists_pictures_it_cannot_embed_safely(client, staff_auth, conversation):
+    # Over 16 megapixels decoded would cost the small container too much: listed instead.
+    huge = io.BytesIO()
+    Image.new("RGB", (5000, 3500), (0, 90, 0)).save(huge, "PNG")
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64
+    base = f"/api/v1/conversations/{conversation['id']}"
+    for name, data, kind in (
+        ("huge.png", huge.getvalue(), "image/png"),
+        ("x.heic", heic, "image/heic"),
+    ):
+        client.post(
+            f"{base}/attachments", headers=staff_auth, data={"file": (io.BytesIO(data), name, kind)}
+        )
+    text, reader = pdf_text(client.get(f"{base}/export?format=pdf", headers=staff_auth).data)
+    assert "huge.png" in text and "x.heic" in text
+    assert text.count("(nicht eingebettet)") == 2
+    assert [image for page in reader.pages for image in page.images] == []

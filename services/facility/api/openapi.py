@@ -126,7 +126,7 @@ def spec(config: Config) -> dict:
                                         "type": "string",
                                         "maxLength": config.max_title_chars,
                                     },
-                                    "reference": _ref("ReferenceInput"),
+                                    "reference": reference_input(nullable=True),
                                     "pin": {
                                         "type": "string",
                                         "pattern": "^[0-9]{4,8}$",
@@ -488,7 +488,8 @@ def records_paths(not_found: dict) -> dict:
     }
 
 
-def records_schemas() -> dict:
+def reference_input(nullable: bool = False) -> dict:
+    """The patient reference staff send (null in a new conversation: none)."""
     fields = {
         "name": {"type": "string", "maxLength": 200},
         "birth_date": {
@@ -498,25 +499,30 @@ def records_schemas() -> dict:
         },
         "number": {"type": "string", "maxLength": 64, "description": "the practice's number"},
     }
-    return {
-        "ReferenceInput": {
-            "type": "object",
-            "description": "optional patient reference; one line each, surrounding spaces "
-            "trimmed, empty fields ignored",
-            "properties": {
-                name: {
-                    **schema,
-                    "nullable": True,
-                    "pattern": schema.get("pattern", "^[^\\x00-\\x1f\\x7f]*$"),
-                }
-                for name, schema in fields.items()
-            },
-            "additionalProperties": False,
+    schema = {
+        "type": "object",
+        "description": "optional patient reference; one line each, surrounding spaces trimmed, "
+        "empty fields ignored",
+        "properties": {
+            name: {
+                **field,
+                "nullable": True,
+                "pattern": field.get("pattern", "^[^\\x00-\\x1f\\x7f]*$"),
+            }
+            for name, field in fields.items()
         },
+        "additionalProperties": False,
+    }
+    return {**schema, "nullable": True} if nullable else schema
+
+
+def records_schemas() -> dict:
+    return {
+        "ReferenceInput": reference_input(),
         "Reference": {
             "type": "object",
             "nullable": True,
-            "properties": {name: STR for name in fields},
+            "properties": {name: STR for name in ("name", "birth_date", "number")},
             "additionalProperties": False,
         },
         "Access": _obj(

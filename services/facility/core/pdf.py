@@ -16,8 +16,8 @@ from pathlib import Path
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 CONTENT_TYPE = "application/pdf"
 EMBEDDED_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
-# Pixels decoded for one picture at most (RGBA: 4 bytes each): the container is small.
-MAX_DECODE_PIXELS = 24_000_000
+# Pixels decoded for one picture at most (RGBA: 4 bytes each, so 64 MiB): the container has 256.
+MAX_DECODE_PIXELS = 16_000_000
 MAX_IMAGE_SIDE = 1600
 # Embedded picture bytes per PDF at most; later pictures are listed, not embedded.
 MAX_EMBEDDED_BYTES = 24 * 1024 * 1024
@@ -138,9 +138,9 @@ class _Writer:
             picture = None
             if att["content_type"] in EMBEDDED_TYPES and att["size"] <= budget[0]:
                 picture = _picture(b"".join(chunks(att["id"])))
-            note = "" if picture else f" ({labels['not_embedded']})"
-            if att["content_type"] not in EMBEDDED_TYPES:
-                note = ""
+            # A photo that could not be embedded says so; other files are only ever listed.
+            photo = att["content_type"].startswith("image/")
+            note = f" ({labels['not_embedded']})" if photo and not picture else ""
             self.style("I", 9)
             self.line(f"{labels['attachment']}: {att['filename']} · {_size(att['size'])}{note}")
             if picture:
@@ -213,8 +213,9 @@ def _picture(data: bytes) -> tuple[bytes, int, int] | None:
             if image.width * image.height > MAX_DECODE_PIXELS:
                 return None
             image.seek(0)
+            # Scale first, convert after: only one full-size copy is ever decoded.
+            image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
             picture = image.convert("RGB")
-            picture.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
             out = io.BytesIO()
             picture.save(out, "JPEG", quality=85)
             return out.getvalue(), picture.width, picture.height

@@ -74,14 +74,17 @@ class Records:
         if fmt not in FORMATS:
             raise BadRequest("format must be 'pdf' or 'fhir'")
         data = self._gather(conn, conv_id, who)
-        self.access_log.record(conn, conv_id, who, f"export_{fmt}")
         stem = f"medcell-{self.conversations.facility}-{data['exported_at'] // 1_000_000}"
 
         def chunks(att_id: str) -> Iterator[bytes]:
             return self.conversations.attachment_bytes(conn, att_id)
 
         if fmt == "pdf":
-            return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [pdf.build(data, chunks, lang)])
+            document = pdf.build(data, chunks, lang)
+            self.access_log.record(conn, conv_id, who, "export_pdf")
+            return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [document])
+        # Streamed: logged before the first byte leaves, as the patient must see every copy.
+        self.access_log.record(conn, conv_id, who, "export_fhir")
         return Export(fhir.CONTENT_TYPE, f"{stem}.fhir.json", fhir.stream(data, chunks, lang))
 
     def _gather(self, conn: sqlite3.Connection, conv_id: str, who: str) -> dict:

@@ -16,7 +16,7 @@ from services.facility.core.keys import Keyring
 
 # Field → longest accepted text.
 LIMITS = {"name": 200, "birth_date": 10, "number": 64}
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
