@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ["facility", "provisioner", "gateway", "density"]
+SUITES = ["facility", "exports", "provisioner", "gateway", "density"]
 
 
 def main(argv: list[str]) -> int:
