@@ -336,3 +336,23 @@ def test_pdf_lists_pictures_it_cannot_embed_safely(client, staff_auth, conversat
     assert "huge.png" in text and "x.heic" in text
     assert text.count("(nicht eingebettet)") == 2
     assert [image for page in reader.pages for image in page.images] == []
+
+
+def test_fhir_export_streams_without_holding_the_attachments(client, staff_auth, conversation):
+    # 3 × 4 MiB of attachments become ~16 MiB of base64: none of it may be held at once.
+    import tracemalloc
+
+    base = f"/api/v1/conversations/{conversation['id']}"
+    for i in range(3):
+        data = {"file": (io.BytesIO(bytes([i]) * 4 * 1024 * 1024), f"scan-{i}.bin")}
+        client.post(f"{base}/attachments", headers=staff_auth, data=data)
+    tracemalloc.start()
+    try:
+        response = client.get(f"{base}/export?format=fhir", headers=staff_auth, buffered=False)
+        size = sum(len(piece) for piece in response.response)
+        response.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert size > 16 * 1024 * 1024
+    assert peak < 4 * 1024 * 1024, peak
