@@ -356,3 +356,15 @@ def test_fhir_export_streams_without_holding_the_attachments(client, staff_auth,
         tracemalloc.stop()
     assert size > 16 * 1024 * 1024
     assert peak < 4 * 1024 * 1024, peak
+
+
+def test_pdf_keeps_line_breaks_and_wraps_long_words(client, staff_auth, conversation):
+    base = f"/api/v1/conversations/{conversation['id']}"
+    word = "Donaudampfschifffahrtsgesellschaft" * 12
+    body = f"Erste Zeile\r\nZweite Zeile\tmit Tab\n{word}"
+    client.post(f"{base}/messages", json={"body": body}, headers=staff_auth)
+    text, _ = pdf_text(client.get(f"{base}/export?format=pdf", headers=staff_auth).data)
+    lines = text.splitlines()
+    assert "Erste Zeile" in lines and "Zweite Zeile    mit Tab" in lines
+    assert "?" not in text
+    assert word in text.replace("\n", "")

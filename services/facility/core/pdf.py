@@ -141,7 +141,7 @@ class _Writer:
             # A photo that could not be embedded says so; other files are only ever listed.
             photo = att["content_type"].startswith("image/")
             note = f" ({labels['not_embedded']})" if photo and not picture else ""
-            self.style("I", 9)
+            self.style("", 9)
             self.line(f"{labels['attachment']}: {att['filename']} · {_size(att['size'])}{note}")
             if picture:
                 budget[0] -= len(picture[0])
@@ -174,16 +174,17 @@ class _Writer:
         self.pdf.multi_cell(0, height, self.text(text), new_x="LMARGIN", new_y="NEXT")
 
     def style(self, style: str, size: float) -> None:
-        self.pdf.set_font(
-            self.font, style if self.font != "DejaVu" else style.replace("I", ""), size
-        )
+        """Regular ("") or bold ("B"): Debian's fonts-dejavu-core has no oblique."""
+        self.pdf.set_font(self.font, style, size)
 
     def when(self, us: int) -> str:
         return datetime.fromtimestamp(us / 1e6, UTC).strftime(self.labels["date"])
 
     def text(self, value: str) -> str:
         """The text with every character the font cannot show replaced by '?'."""
-        return "".join(c if c in "\n\t" or ord(c) in self.glyphs else "?" for c in value)
+        # Forms post line breaks as CRLF; tabs have no width of their own in a PDF line.
+        value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+        return "".join(c if c == "\n" or ord(c) in self.glyphs else "?" for c in value)
 
     def _glyphs(self) -> set[int] | range:
         if self.font != "DejaVu":
