@@ -1,5 +1,7 @@
 """What the pages show of a conversation's records: reference, access log, expiry reminder."""
 
+import sqlite3
+
 from flask import request
 
 from services.facility.core import references
@@ -10,7 +12,7 @@ from services.facility.http.records import records
 REFERENCE_FIELDS = ("name", "birth_date", "number")
 
 
-def conversation_values(conn, conv_id: str, summary: dict, side: str) -> dict:
+def conversation_values(conn: sqlite3.Connection, conv_id: str, summary: dict, side: str) -> dict:
     """Template values: the staff see the reference, the patient sees the access log."""
     if side == "staff":
         return {
