@@ -115,7 +115,7 @@ class _Writer:
             self.style("B", 10)
             pdf.cell(42, 6, self.text(name + ":"))
             self.style("", 10)
-            pdf.multi_cell(0, 6, self.text(value), new_x="LMARGIN", new_y="NEXT")
+            self.line(value, indent=pdf.get_x() - pdf.l_margin)
         pdf.ln(3)
         pdf.set_draw_color(160, 160, 160)
         pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
@@ -133,7 +133,7 @@ class _Writer:
         self.line(f"{author} · {self.when(message['created_at'])}")
         self.style("", 10)
         if message["body"]:
-            pdf.multi_cell(0, 5.5, self.text(message["body"]), new_x="LMARGIN", new_y="NEXT")
+            self.line(message["body"], height=5.5)
         for att in message["attachments"]:
             picture = None
             if att["content_type"] in EMBEDDED_TYPES and att["size"] <= budget[0]:
@@ -170,8 +170,53 @@ class _Writer:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def line(self, text: str, height: float = 6) -> None:
-        self.pdf.multi_cell(0, height, self.text(text), new_x="LMARGIN", new_y="NEXT")
+    def line(self, text: str, height: float = 6, indent: float = 0) -> None:
+        """Text wrapped at spaces (or inside a word too long for a line), from the cursor on.
+
+        Wrapped here rather than by fpdf2's multi_cell, whose line breaking measures each
+        line again per character: a 10,000-character message took seconds.
+        """
+        pdf = self.pdf
+        for n, row in enumerate(self._wrap(self.text(text), pdf.epw - indent)):
+            if n:
+                pdf.set_x(pdf.l_margin + indent)
+            pdf.cell(0, height, row, new_x="LMARGIN", new_y="NEXT")
+
+    def _measure(self):
+        """Width in mm of a text in the current font (without get_string_width's overhead)."""
+        pdf = self.pdf
+        font, size = pdf.current_font, pdf.font_size_pt
+        return lambda text: font.get_text_width(text, size, None)[1] / pdf.k
+
+    def _wrap(self, text: str, width: float) -> list[str]:
+        measure = self._measure()
+        space, rows = measure(" "), []
+        for paragraph in text.split("\n"):
+            row, used = None, 0.0
+            for word in paragraph.split(" "):  # runs of spaces stay as they were typed
+                size = measure(word)
+                if row is not None and used + space + size <= width:
+                    row, used = f"{row} {word}", used + space + size
+                    continue
+                if row is not None:
+                    rows.append(row)
+                pieces = self._split_word(word, width) if size > width else [word]
+                rows += pieces[:-1]
+                row, used = pieces[-1], measure(pieces[-1])
+            rows.append(row)
+        return rows
+
+    def _split_word(self, word: str, width: float) -> list[str]:
+        """A word wider than a line, in pieces that each fit one."""
+        measure, pieces, piece, used = self._measure(), [], "", 0.0
+        for char in word:
+            size = measure(char)
+            if piece and used + size > width:
+                pieces.append(piece)
+                piece, used = "", 0.0
+            piece, used = piece + char, used + size
+        pieces.append(piece)
+        return pieces
 
     def style(self, style: str, size: float) -> None:
         """Regular ("") or bold ("B"): Debian's fonts-dejavu-core has no oblique."""
