@@ -368,3 +368,17 @@ def test_pdf_keeps_line_breaks_and_wraps_long_words(client, staff_auth, conversa
     assert "Erste Zeile" in lines and "Zweite Zeile    mit Tab" in lines
     assert "?" not in text
     assert word in text.replace("\n", "")
+
+
+def test_too_long_for_a_pdf_is_refused_clearly_and_fhir_still_works(
+    client, staff_auth, filed, monkeypatch
+):
+    from services.facility.core import records
+
+    monkeypatch.setattr(records, "MAX_PDF_CHARS", 50)  # the filed conversation has more text
+    response = client.get(f"{filed['base']}/export?format=pdf", headers=staff_auth)
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "export_too_large"
+    assert "FHIR" in response.json["error"]["message"]
+    assert client.get(f"{filed['base']}/export?format=fhir", headers=staff_auth).status_code == 200
+    assert [a for _, a, _ in actions(client, filed)] == ["export_fhir"]  # a refusal is no export

@@ -125,3 +125,15 @@ def test_home_lists_conversations_expiring_within_a_day(staff, clock):
 def test_no_reminder_when_nothing_expires_soon(staff):
     open_conversation(staff, "Frisch")
     assert 'id="expiring-h"' not in staff.get(f"{BASE}/staff/").get_data(as_text=True)
+
+
+def test_too_long_for_a_pdf_says_so_on_the_page(staff, monkeypatch):
+    from services.facility.core import records
+
+    monkeypatch.setattr(records, "MAX_PDF_CHARS", 0)
+    conv_id, _ = open_conversation(staff)
+    page = staff.get(f"{BASE}/staff/c/{conv_id}")
+    staff.post(f"{BASE}/staff/c/{conv_id}/messages", data={"body": "x", "csrf": csrf_of(page)})
+    response = staff.get(f"{BASE}/staff/c/{conv_id}/export?format=pdf")
+    assert response.status_code == 413
+    assert "zu lang für ein PDF" in response.get_data(as_text=True)

@@ -434,6 +434,10 @@ def records_paths(not_found: dict) -> dict:
                     "400": _error("Unknown format or language"),
                     "403": _error("Staff only"),
                     "404": not_found,
+                    "413": _error(
+                        "export_too_large: more text than one PDF holds (1,000,000 characters); "
+                        "FHIR has no such limit"
+                    ),
                 },
                 params=[
                     CONV_ID,

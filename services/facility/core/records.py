@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from services.facility.core import fhir, pdf, references
 from services.facility.core.access_log import AccessLog
 from services.facility.core.conversations import Conversations
-from services.facility.core.errors import BadRequest
+from services.facility.core.errors import BadRequest, ExportTooLarge
 
 FORMATS = ("pdf", "fhir")
 # Staff are reminded of conversations that expire within this window (to export them first).
 REMINDER_SECONDS = 24 * 3600
+# fpdf2 lays out some 80,000 characters a second here: this keeps a PDF well within the
+# gateway's 60 s (and is hundreds of pages); a longer conversation is exported as FHIR.
+MAX_PDF_CHARS = 1_000_000
 
 
 @dataclass
@@ -80,6 +83,12 @@ class Records:
             return self.conversations.attachment_bytes(conn, att_id)
 
         if fmt == "pdf":
+            length = sum(len(m["body"]) for m in data["messages"])
+            if length > MAX_PDF_CHARS:
+                raise ExportTooLarge(
+                    f"the conversation has {length} characters of text, more than one PDF "
+                    f"holds ({MAX_PDF_CHARS}): export it as FHIR"
+                )
             document = pdf.build(data, chunks, lang)
             self.access_log.record(conn, conv_id, who, "export_pdf")
             return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [document])

@@ -217,6 +217,7 @@ DE = {
     "records.edit": "Patientenangabe ändern",
     "records.save": "Speichern",
     "records.bad_format": "Unbekanntes Exportformat.",
+    "records.too_large": "Diese Unterhaltung ist zu lang für ein PDF. Bitte als FHIR exportieren.",
     "records.bad_reference": "Die Patientenangabe ist ungültig: Name bis 200 Zeichen, "
     "Geburtsdatum als Datum, Nummer bis 64 Zeichen.",
     "ref.legend": "Patient/in (optional)",
@@ -437,6 +438,7 @@ EN = {
     "records.edit": "Change patient reference",
     "records.save": "Save",
     "records.bad_format": "Unknown export format.",
+    "records.too_large": "This conversation is too long for one PDF. Please export it as FHIR.",
     "records.bad_reference": "The patient reference is invalid: name up to 200 characters, "
     "date of birth as a date, number up to 64 characters.",
     "ref.legend": "Patient (optional)",

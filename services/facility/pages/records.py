@@ -3,7 +3,7 @@
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import BadRequest, FacilityError
+from services.facility.core.errors import BadRequest, ExportTooLarge, FacilityError
 from services.facility.http.context import conn
 from services.facility.http.records import export_response, records
 from services.facility.pages import common as web
@@ -21,7 +21,10 @@ def export(conv_id: str):
     fmt = request.args.get("format")
     if fmt not in ("pdf", "fhir"):
         return render_conversation(conv_id, status=400, error=web.t("records.bad_format"))
-    return export_response(conv_id, fmt, g.staff, g.lang)
+    try:
+        return export_response(conv_id, fmt, g.staff, g.lang)
+    except ExportTooLarge:
+        return render_conversation(conv_id, status=413, error=web.t("records.too_large"))
 
 
 @bp.post("/staff/c/<conv_id>/reference")
