@@ -498,7 +498,10 @@ def reference_input(nullable: bool = False) -> dict:
         "name": {"type": "string", "maxLength": 200},
         "birth_date": {
             "type": "string",
-            "pattern": "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$",
+            "anyOf": [
+                {"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                {"maxLength": 0},
+            ],
             "description": "a calendar date, e.g. 1984-03-07 (empty: none)",
         },
         "number": {"type": "string", "maxLength": 64, "description": "the practice's number"},
@@ -511,7 +514,8 @@ def reference_input(nullable: bool = False) -> dict:
             name: {
                 **field,
                 "nullable": True,
-                "pattern": field.get("pattern", "^[^\\x00-\\x1f\\x7f]*$"),
+                # one line of text: no control characters (a date has its own rule)
+                **({} if "anyOf" in field else {"pattern": "^[^\\x00-\\x1f\\x7f]*$"}),
             }
             for name, field in fields.items()
         },

@@ -113,7 +113,7 @@ class _Writer:
         rows.append((labels["messages"], str(len(export["messages"]))))
         for name, value in rows:
             self.style("B", 10)
-            pdf.cell(42, 6, self.text(name + ":"))
+            pdf.cell(46, 6, self.text(name + ":"))
             self.style("", 10)
             self.line(value, indent=pdf.get_x() - pdf.l_margin)
         pdf.ln(3)
