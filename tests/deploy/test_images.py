@@ -193,14 +193,31 @@ export = {
                   "attachments": [{"id": "a1", "filename": "knie.jpg", "size": photo.tell(),
                                    "content_type": "image/jpeg"}]}],
 }
-sys.stdout.write(base64.b64encode(pdf.build(export, lambda _: [photo.getvalue()])).decode())
+document = pdf.build(export, lambda _: [photo.getvalue()])
+import os
+assert os.listdir("/tmp") == [], os.listdir("/tmp")  # made in memory: no temporary file
+sys.stdout.write(base64.b64encode(document).decode())
 """
 
 
 def test_facility_image_exports_a_unicode_pdf_within_its_memory_limit(client, built):
     from pypdf import PdfReader
 
-    encoded = python_in(client, "facility", PDF_IN_IMAGE, mem_limit="256m", working_dir="/app")
+    # Detached and read from its log: a quickly exiting run(remove=True) may cut stdout at 64 KiB.
+    container = client.containers.run(
+        IMAGES["facility"],
+        ["python3", "-c", PDF_IN_IMAGE],
+        detach=True,
+        labels=TEST_LABEL,
+        mem_limit="256m",
+        working_dir="/app",
+        **HARDENED,
+    )
+    try:
+        assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()[-2000:]
+        encoded = container.logs(stdout=True, stderr=False)
+    finally:
+        container.remove(force=True)
     reader = PdfReader(io.BytesIO(base64.b64decode(encoded)))
     text = reader.pages[0].extract_text()
     assert "Praxis Müller" in text and "Ayşe Kılıç-Weiß" in text
