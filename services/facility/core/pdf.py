@@ -9,6 +9,7 @@ that a 24 MiB picture costs a few hundred KiB; other files are listed with their
 
 import io
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,12 +62,21 @@ LABELS = {
     },
 }
 
+_ONE_AT_A_TIME = threading.Lock()
+
 # fpdf2 names missing glyphs in a warning, i.e. quotes patient text: never into the log.
 logging.getLogger("fpdf").setLevel(logging.CRITICAL)
 
 
 def build(export: dict, chunks: Callable[[str], Iterable[bytes]], lang: str = "de") -> bytes:
     """The PDF's bytes; `chunks(att_id)` yields an attachment's decrypted content."""
+    # One at a time per process: a PDF with photos needs tens of MiB while it is made, and the
+    # container has 256 MiB for everything.
+    with _ONE_AT_A_TIME:
+        return _build(export, chunks, lang)
+
+
+def _build(export: dict, chunks: Callable[[str], Iterable[bytes]], lang: str) -> bytes:
     from fpdf import FPDF  # here: fpdf2, Pillow and fontTools cost an idle facility ~20 MiB
 
     labels = LABELS.get(lang, LABELS["de"])
