@@ -3,9 +3,11 @@
 import io
 import json
 import re
+import time
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from playwright.sync_api import Error as PlaywrightError
 from pypdf import PdfReader
 
 from .test_browser import PHONE, goto, log_in, new_page, shot
@@ -14,9 +16,16 @@ pytestmark = pytest.mark.browser
 
 
 def download(page, name: str) -> bytes:
-    with page.expect_download() as info:
-        page.get_by_role("link", name=name).click()
-    return open(info.value.path(), "rb").read()
+    """Click a download link; again if Chromium cancelled it (see goto: Docker's interfaces)."""
+    for attempt in range(3):
+        with page.expect_download() as info:
+            page.get_by_role("link", name=name).click()
+        try:
+            return open(info.value.path(), "rb").read()
+        except PlaywrightError:
+            if attempt == 2:
+                raise
+            time.sleep(1)
 
 
 def test_staff_export_pdf_and_fhir_and_the_patient_sees_it(chromium, site, tmp_path):
@@ -50,9 +59,9 @@ def test_staff_export_pdf_and_fhir_and_the_patient_sees_it(chromium, site, tmp_p
         "section", has=patient.get_by_role("heading", name="Wer hat hineingesehen?")
     )
     user = site.admin_user
-    log.get_by_text(f"{user} hat die Unterhaltung als PDF exportiert").wait_for()
-    log.get_by_text(f"{user} hat die Unterhaltung als FHIR-Datensatz exportiert").wait_for()
-    log.get_by_text(f"{user} hat die Unterhaltung geöffnet").wait_for()
+    log.get_by_text(f"{user} hat die Unterhaltung als PDF exportiert").first.wait_for()
+    log.get_by_text(f"{user} hat die Unterhaltung als FHIR-Datensatz exportiert").first.wait_for()
+    log.get_by_text(f"{user} hat die Unterhaltung geöffnet").first.wait_for()
     assert "Weißmüller" not in patient.content()  # the reference is the practice's, not shown
     shot(patient, site, "patient-access-log")
     assert staff.problems == [] and patient.problems == []
