@@ -201,6 +201,9 @@ def test_pdf_export_holds_facility_reference_messages_and_attachments(client, st
 
 
 def test_pdf_export_in_english_and_with_characters_outside_the_font(client, staff_auth, filed):
+    from services.facility.core.pdf import FONT_DIR
+
+    assert (FONT_DIR / "DejaVuSans.ttf").is_file(), "needs fonts-dejavu-core (make fonts)"
     client.post(f"{filed['base']}/messages", json={"body": "Thanks 🙂 Ж"}, headers=staff_auth)
     response = client.get(f"{filed['base']}/export?format=pdf&lang=en", headers=staff_auth)
     text, _ = pdf_text(response.data)
