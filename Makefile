@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images browser nginx clean
+.PHONY: run test test-fast lint format bench venv engine images browser nginx fonts clean
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -36,11 +36,17 @@ nginx:
 	  test "$$(id -u)" = 0 || { echo "Error: nginx missing; install it: apt-get install -y nginx" >&2; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
+## DejaVu fonts for the PDF export tests (Debian's package, the one in the facility image).
+fonts:
+	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf || { \
+	  test "$$(id -u)" = 0 || { echo "Error: DejaVu fonts missing; install them: apt-get install -y fonts-dejavu-core" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null; }
+
 run: images
 	$(BIN)/medcell up
 	$(BIN)/python -m provisioner.demo
 
-test: images browser nginx
+test: images browser nginx fonts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)

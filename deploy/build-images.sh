@@ -7,9 +7,10 @@
 #
 # Usage: build-images.sh [facility] [gateway] [supervisor]        (no argument: all three)
 # Environment: PYTHON (a Python 3.11+ with pip, default python3), BASE_IMAGE (default
-# medcell-base:bookworm built locally, and for the gateway medcell-base-nginx:bookworm, the same
-# plus Debian's nginx; e.g. python:3.11-slim-bookworm where a registry answers, then the gateway's
-# Dockerfile installs nginx itself),
+# medcell-base:bookworm built locally, for the gateway medcell-base-nginx:bookworm, the same plus
+# Debian's nginx, and for the facility medcell-base-fonts:bookworm, plus DejaVu fonts; e.g.
+# python:3.11-slim-bookworm where a registry answers, then the gateway's and the facility's
+# Dockerfiles install nginx and the fonts themselves),
 # MEDCELL_IMAGE_TAG (default latest). Progress goes to stderr; stdout stays empty.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -31,10 +32,13 @@ image_sources() {
     esac
 }
 
-# The base each image is built on: the gateway's offline base has nginx as well.
+# The base each image is built on: the gateway's offline base has nginx as well, the
+# facility's the DejaVu fonts.
 image_base() {
     if [ "$1" = gateway ] && [ "$BASE_IMAGE" = "$DEFAULT_BASE_IMAGE" ]; then
         echo "$GATEWAY_BASE_IMAGE"
+    elif [ "$1" = facility ] && [ "$BASE_IMAGE" = "$DEFAULT_BASE_IMAGE" ]; then
+        echo "$FACILITY_BASE_IMAGE"
     else
         echo "$BASE_IMAGE"
     fi
@@ -155,6 +159,9 @@ main() {
         bash "$DEPLOY_DIR/build-base.sh" "$BASE_IMAGE"
         case " ${names[*]} " in
         *" gateway "*) bash "$DEPLOY_DIR/build-base.sh" "$GATEWAY_BASE_IMAGE" nginx ;;
+        esac
+        case " ${names[*]} " in
+        *" facility "*) bash "$DEPLOY_DIR/build-base.sh" "$FACILITY_BASE_IMAGE" fonts-dejavu-core ;;
         esac
     elif ! image_exists "$BASE_IMAGE"; then
         say "pulling $BASE_IMAGE"

@@ -15,6 +15,14 @@ RUN python3 -m venv /opt/venv \
 FROM ${BASE_IMAGE}
 ARG BASE_IMAGE
 ARG MEDCELL_VERSION=dev
+# The PDF export sets text in DejaVu Sans. The offline base has it; a registry base
+# (python:3.11-slim-bookworm) takes Debian's package here.
+RUN if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+        apt-get update \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-dejavu-core \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf
 LABEL org.opencontainers.image.title="medcell-facility" \
       org.opencontainers.image.description="medcell facility service: one facility's messaging API, database and keys" \
       org.opencontainers.image.version="${MEDCELL_VERSION}" \

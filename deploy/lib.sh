@@ -11,6 +11,8 @@ DEFAULT_BASE_IMAGE="medcell-base:bookworm"
 BASE_IMAGE="${BASE_IMAGE:-$DEFAULT_BASE_IMAGE}"
 # The gateway's offline base: the same packages plus Debian's nginx.
 GATEWAY_BASE_IMAGE="medcell-base-nginx:bookworm"
+# The facility's offline base: the same packages plus DejaVu fonts for its PDF exports.
+FACILITY_BASE_IMAGE="medcell-base-fonts:bookworm"
 
 say() {
     printf '%s: %s\n' "${SCRIPT_NAME:-deploy}" "$*" >&2

@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.facility import api
 from services.facility.api import receipts as receipts_api
+from services.facility.api import records as api_records
 from services.facility.api import usage as usage_api
 from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
@@ -17,6 +18,7 @@ from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweepe
 from services.facility.http import auth, bodies, context, errors, logs
 from services.facility.http.status import ActivityMiddleware
 from services.facility.pages import admin, common, patient, staff
+from services.facility.pages import records as page_records
 
 log = logging.getLogger("medcell.facility")
 
@@ -48,7 +50,8 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.register_blueprint(api.bp)
     app.register_blueprint(usage_api.bp)
     app.register_blueprint(receipts_api.bp)
-    for blueprint in (patient.bp, staff.bp, admin.bp):
+    app.register_blueprint(api_records.bp)
+    for blueprint in (patient.bp, staff.bp, admin.bp, page_records.bp):
         app.register_blueprint(blueprint)
 
     if config.scheduler:

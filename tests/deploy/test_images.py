@@ -1,6 +1,8 @@
 """The medcell images as an operator meets them: built by deploy/build-images.sh, run hardened."""
 
+import base64
 import http.client
+import io
 import json
 import os
 import shlex
@@ -31,7 +33,10 @@ APP_CONTENTS = {
 }
 # What each image's Python must import, and what belongs to the other images only.
 DEPENDENCIES = {
-    "facility": ({"Flask", "gunicorn", "PyNaCl", "sqlite-utils", "segno"}, {"docker", "requests"}),
+    "facility": (
+        {"Flask", "gunicorn", "PyNaCl", "sqlite-utils", "segno", "fpdf2"},
+        {"docker", "requests"},
+    ),
     "gateway": ({"gunicorn"}, {"Flask", "PyNaCl", "docker", "requests"}),
     "supervisor": ({"docker", "requests", "click"}, {"Flask", "gunicorn", "PyNaCl"}),
 }
@@ -171,6 +176,54 @@ def test_facility_dependencies_and_aes_gcm_work_on_a_read_only_root(client, buil
         "print(b.crypto_aead_aes256gcm_decrypt(sealed, b'aad', nonce, key).decode())",
     )
     assert output == "note"
+
+
+# A conversation with a big photo, exported to PDF inside the image, as the app does it.
+PDF_IN_IMAGE = """
+import base64, io, sys
+from PIL import Image
+from services.facility.core import pdf
+photo = io.BytesIO()
+Image.new("RGB", (6000, 4000), (40, 120, 200)).save(photo, "JPEG", quality=95)
+export = {
+    "facility_name": "Praxis Müller", "title": "Knie", "exported_at": 1764633600000000,
+    "exported_by": "nurse", "reference": {"name": "Ayşe Kılıç-Weiß"},
+    "messages": [{"id": "m1", "author": "patient", "body": "Grüße aus Łódź — Привет",
+                  "created_at": 1764633600000000,
+                  "attachments": [{"id": "a1", "filename": "knie.jpg", "size": photo.tell(),
+                                   "content_type": "image/jpeg"}]}],
+}
+document = pdf.build(export, lambda _: [photo.getvalue()])
+import os
+assert os.listdir("/tmp") == [], os.listdir("/tmp")  # made in memory: no temporary file
+sys.stdout.write(base64.b64encode(document).decode())
+"""
+
+
+def test_facility_image_exports_a_unicode_pdf_within_its_memory_limit(client, built):
+    from pypdf import PdfReader
+
+    # Detached and read from its log: a quickly exiting run(remove=True) may cut stdout at 64 KiB.
+    container = client.containers.run(
+        IMAGES["facility"],
+        ["python3", "-c", PDF_IN_IMAGE],
+        detach=True,
+        labels=TEST_LABEL,
+        mem_limit="256m",
+        working_dir="/app",
+        **HARDENED,
+    )
+    try:
+        assert container.wait(timeout=120)["StatusCode"] == 0, container.logs().decode()[-2000:]
+        encoded = container.logs(stdout=True, stderr=False)
+    finally:
+        container.remove(force=True)
+    reader = PdfReader(io.BytesIO(base64.b64decode(encoded)))
+    text = reader.pages[0].extract_text()
+    assert "Praxis Müller" in text and "Ayşe Kılıç-Weiß" in text
+    assert "Grüße aus Łódź — Привет" in text  # DejaVu is in the image: nothing replaced
+    (image,) = reader.pages[0].images
+    assert max(image.image.size) == 1600  # scaled down before embedding
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ MARKERS = {
     "patient": "MARKER-PATIENT-MESSAGE-Kp55mw",
     "file": "MARKER-ATTACHMENT-CONTENT-Wd09bn",
     "filename": "MARKER-FILENAME-Rt44qa.pdf",
+    "reference": "MARKER-REFERENCE-NAME-Bv73ke",
+    "number": "MARKER-NUMBER-Lc19pz",
 }
 
 
@@ -21,18 +23,26 @@ def raw_bytes(directory: Path) -> bytes:
 def flow(client, staff_auth, clock) -> dict:
     # The test clock stands still; move it so this conversation's timestamps are its own.
     clock.advance(1.000321)
+    reference = {"name": MARKERS["reference"], "number": MARKERS["number"]}
     conv = client.post(
-        "/api/v1/conversations", json={"title": MARKERS["title"]}, headers=staff_auth
+        "/api/v1/conversations",
+        json={"title": MARKERS["title"], "reference": reference},
+        headers=staff_auth,
     ).json
     patient = {"Authorization": f"Bearer {conv['patient_token']}"}
     base = f"/api/v1/conversations/{conv['id']}"
     client.post(f"{base}/messages", json={"body": MARKERS["staff"]}, headers=staff_auth)
     client.post(f"{base}/messages", json={"body": MARKERS["patient"] * 50}, headers=patient)
-    client.post(
+    attachment = client.post(
         f"{base}/attachments",
         headers=patient,
         data={"file": (io.BytesIO(MARKERS["file"].encode() * 30000), MARKERS["filename"])},
-    )
+    ).json
+    # Staff read, download and export it: each is a sealed entry in the patient's access log.
+    client.get(f"{base}/messages", headers=staff_auth)
+    client.get(f"/api/v1/attachments/{attachment['id']}", headers=staff_auth)
+    for fmt in ("pdf", "fhir"):
+        assert client.get(f"{base}/export?format={fmt}", headers=staff_auth).status_code == 200
     return conv
 
 
@@ -49,6 +59,7 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
             (conv_id,),
         ),
         ("SELECT * FROM record_keys WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM access_log WHERE conversation_id = ?", (conv_id,)),
     ]
     values = []
     for sql, params in queries:
@@ -82,6 +93,10 @@ def test_deleted_conversation_leaves_no_byte_in_the_data_directory(app, client, 
     values = stored_values(db, doomed["id"])
     values.append(__import__("hashlib").sha256(doomed["patient_token"].encode()).digest())
     assert len(values) > 20
+    access_rows = sqlite3.connect(db).execute(
+        "SELECT count(*) FROM access_log WHERE conversation_id = ?", (doomed["id"],)
+    )
+    assert access_rows.fetchone()[0] == 4  # opened, downloaded, exported twice
     before = raw_bytes(data_dir)
     assert all(v in before for v in values)
 

@@ -19,6 +19,7 @@ from services.facility.http.context import (
     patient_url,
 )
 from services.facility.http.downloads import attachment_response
+from services.facility.http.records import records as filing
 
 bp = Blueprint("api", __name__)
 
@@ -84,7 +85,9 @@ def conversation_json(summary: dict) -> dict:
 def create_conversation():
     body = json_body() if request.content_length else {}
     pin_hash = patients.hash_pin(body.get("pin"))
-    conv_id, token = ctx()["conversations"].create(conn(), body.get("title"), pin_hash)
+    conv_id, token = ctx()["conversations"].create(
+        conn(), body.get("title"), pin_hash, body.get("reference")
+    )
     return jsonify(id=conv_id, patient_token=token, patient_url=patient_url(token)), 201
 
 
@@ -169,6 +172,9 @@ def list_messages(conv_id: str):
     if after is not None and not ID_RE.match(after):
         raise BadRequest("after must be a message id")
     items = ctx()["conversations"].messages(conn(), conv_id, after)
+    polled = request.headers.get("X-Medcell-Poll") == "1"
+    if g.principal.kind == "staff" and after is None and not polled:
+        filing().opened(conn(), conv_id, g.principal.username)  # live polls are not opens
     for item in items:
         item["created_at"] = iso(item["created_at"])
     return jsonify(messages=items)

@@ -127,6 +127,7 @@ def spec(config: Config) -> dict:
                                         "type": "string",
                                         "maxLength": config.max_title_chars,
                                     },
+                                    "reference": reference_input(nullable=True),
                                     "pin": {
                                         "type": "string",
                                         "pattern": "^[0-9]{4,8}$",
@@ -450,6 +451,7 @@ def spec(config: Config) -> dict:
             )
         },
         # -- exports, reference, access log (issue 12)
+        **records_paths(not_found),
         # -- notifications (issue 13)
         # -- unread, compose, list (issue 13)
         # -- accounts, quick replies, contact, throttling (issue 13)
@@ -514,6 +516,7 @@ def spec(config: Config) -> dict:
                     ),
                     "additionalProperties": False,
                 },
+                **records_schemas(),
                 "Settings": _obj(
                     ["facility", "retention", "retention_seconds"],
                     facility=STR,
@@ -523,4 +526,139 @@ def spec(config: Config) -> dict:
                 ),
             },
         },
+    }
+
+
+# -- exports, reference, access log (issue 12) ----------------------------------------------
+
+
+def records_paths(not_found: dict) -> dict:
+    """Patient reference, exports and the patient's access log."""
+    reference = _json(_obj(["reference"], reference=_ref("Reference")))
+    return {
+        "/api/v1/conversations/{conv_id}/export": {
+            "get": _op(
+                "Export the conversation for the patient record (staff); logged for the patient",
+                {
+                    "200": {
+                        "description": "A download: a printable PDF, or a FHIR R4 Bundle of "
+                        "one Communication per message with attachments inline",
+                        "headers": {"Content-Disposition": {"schema": STR}},
+                        "content": {
+                            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                            # Any JSON value to a generic validator: it is FHIR's own schema.
+                            "application/fhir+json": {
+                                "schema": {"description": "a FHIR R4 Bundle resource (JSON)"}
+                            },
+                        },
+                    },
+                    "400": _error("Unknown format or language"),
+                    "403": _error("Staff only"),
+                    "404": not_found,
+                    "413": _error(
+                        "export_too_large: more text than one PDF holds (1,000,000 characters); "
+                        "FHIR has no such limit"
+                    ),
+                },
+                params=[
+                    CONV_ID,
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["pdf", "fhir"]},
+                    },
+                    {
+                        "name": "lang",
+                        "in": "query",
+                        "required": False,
+                        "description": "language of the PDF and of display texts (default: "
+                        "Accept-Language, else de)",
+                        "schema": {"type": "string", "enum": ["de", "en"]},
+                    },
+                ],
+            )
+        },
+        "/api/v1/conversations/{conv_id}/reference": {
+            "get": _op(
+                "The conversation's patient reference (staff); null if none",
+                {"200": reference, "403": _error("Staff only"), "404": not_found},
+                params=[CONV_ID],
+            ),
+            "put": _op(
+                "Replace the patient reference (staff); empty fields remove it",
+                {
+                    "200": reference,
+                    "400": _error("Invalid reference"),
+                    "403": _error("Staff only"),
+                    "404": not_found,
+                },
+                body=_body(_ref("ReferenceInput")),
+                params=[CONV_ID],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/access-log": {
+            "get": _op(
+                "Which staff account opened, downloaded or exported what, newest first "
+                "(staff, and the conversation's own patient)",
+                {
+                    "200": _json(
+                        _obj(["entries"], entries={"type": "array", "items": _ref("Access")})
+                    ),
+                    "404": not_found,
+                },
+                params=[CONV_ID],
+            )
+        },
+    }
+
+
+def reference_input(nullable: bool = False) -> dict:
+    """The patient reference staff send (null in a new conversation: none)."""
+    fields = {
+        "name": {"type": "string", "maxLength": 200},
+        "birth_date": {
+            "type": "string",
+            "anyOf": [
+                {"format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                {"maxLength": 0},
+            ],
+            "description": "a calendar date, e.g. 1984-03-07 (empty: none)",
+        },
+        "number": {"type": "string", "maxLength": 64, "description": "the practice's number"},
+    }
+    schema = {
+        "type": "object",
+        "description": "optional patient reference; one line each, surrounding spaces trimmed, "
+        "empty fields ignored",
+        "properties": {
+            name: {
+                **field,
+                "nullable": True,
+                # one line of text: no control characters (a date has its own rule)
+                **({} if "anyOf" in field else {"pattern": "^[^\\x00-\\x1f\\x7f]*$"}),
+            }
+            for name, field in fields.items()
+        },
+        "additionalProperties": False,
+    }
+    return {**schema, "nullable": True} if nullable else schema
+
+
+def records_schemas() -> dict:
+    return {
+        "ReferenceInput": reference_input(),
+        "Reference": {
+            "type": "object",
+            "nullable": True,
+            "properties": {name: STR for name in ("name", "birth_date", "number")},
+            "additionalProperties": False,
+        },
+        "Access": _obj(
+            ["who", "action", "item", "at"],
+            who={"type": "string", "description": "the staff account"},
+            action={"type": "string", "enum": ["open", "download", "export_pdf", "export_fhir"]},
+            item={"type": "string", "description": "the file, for a download; else empty"},
+            at=TIME,
+        ),
     }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, store, throttle
+from services.facility.core import crypto, references, store, throttle
 from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.facility.core.keys import Keyring
 from services.facility.core.receipts import Receipts
@@ -55,10 +55,15 @@ class Conversations:
     # -- conversations --------------------------------------------------------------------
 
     def create(
-        self, conn: sqlite3.Connection, title: str | None, pin_hash: bytes | None = None
+        self,
+        conn: sqlite3.Connection,
+        title: str | None,
+        pin_hash: bytes | None = None,
+        reference: object = None,
     ) -> tuple[str, str]:
         """A new conversation; returns its id and the patient's token (shown only now)."""
         title = self._check_text(title or "", self.max_title_chars, "title", allow_empty=True)
+        reference = references.check(reference)
         conv_id, token, now = new_id(), auth.new_token(), self.clock()
         with store.write(conn):
             conn.execute(
@@ -69,9 +74,10 @@ class Conversations:
             self.admit(conn, conv_id, len(title.encode()) + crypto.OVERHEAD)
             key = self.keyring.new_record_key(conn, conv_id, conv_id)
             conn.execute(
-                "UPDATE conversations SET title = ? WHERE id = ?",
+                "UPDATE conversations SET title = ?, reference = ? WHERE id = ?",
                 (
                     crypto.seal(key, title.encode(), self._aad("conversations", conv_id, "title")),
+                    references.seal(key, self.facility, conv_id, reference),
                     conv_id,
                 ),
             )
@@ -82,8 +88,8 @@ class Conversations:
         """The live conversations, most recent activity first."""
         retention_us = self.retention(conn) * 1_000_000
         rows = conn.execute(
-            "SELECT id, title, last_activity FROM conversations WHERE last_activity > ? "
-            "ORDER BY last_activity DESC",
+            "SELECT id, title, last_activity, reference FROM conversations "
+            "WHERE last_activity > ? ORDER BY last_activity DESC",
             (self.clock() - retention_us,),
         ).fetchall()
         return [self._summary(conn, row, retention_us) for row in rows]
@@ -91,7 +97,8 @@ class Conversations:
     def get(self, conn: sqlite3.Connection, conv_id: str) -> dict:
         retention_us = self.retention(conn) * 1_000_000
         row = conn.execute(
-            "SELECT id, title, last_activity FROM conversations WHERE id = ? AND last_activity > ?",
+            "SELECT id, title, last_activity, reference FROM conversations "
+            "WHERE id = ? AND last_activity > ?",
             (conv_id, self.clock() - retention_us),
         ).fetchone()
         if row is None:
@@ -99,7 +106,7 @@ class Conversations:
         return self._summary(conn, row, retention_us)
 
     def _summary(self, conn: sqlite3.Connection, row: tuple, retention_us: int) -> dict:
-        conv_id, sealed_title, last_activity = row
+        conv_id, sealed_title, last_activity, sealed_reference = row
         key = self.keyring.record_key(conn, conv_id)
         title = crypto.unseal(key, sealed_title, self._aad("conversations", conv_id, "title"))
         return {
@@ -107,6 +114,8 @@ class Conversations:
             "title": title.decode(),
             "last_activity": last_activity,
             "expires_at": last_activity + retention_us,
+            # The practice's label of the patient (staff only): for display and search.
+            "reference": references.unseal(key, self.facility, conv_id, sealed_reference),
         }
 
     def require_live(self, conn: sqlite3.Connection, conv_id: str) -> None:

@@ -75,6 +75,12 @@ class ConversationFull(PayloadTooLarge):
     code = "conversation_full"
 
 
+class ExportTooLarge(PayloadTooLarge):
+    """The conversation is too long to be laid out as one PDF in time (FHIR has no limit)."""
+
+    code = "export_too_large"
+
+
 class UnsupportedMediaType(FacilityError):
     status, code = 415, "unsupported_media_type"
 

@@ -136,7 +136,19 @@ CREATE TABLE deletion_tallies (
     record_keys INTEGER NOT NULL
 );
 """
-V5 = ""  # patient reference and access log (issue 12)
+# Patient reference and access log. The reference (name, date of birth, practice number) is
+# sealed under the conversation's record key like the title and goes with its row. Access-log
+# entries (who, what) are sealed the same way; only their time is plain, for ordering.
+V5 = """
+ALTER TABLE conversations ADD COLUMN reference BLOB;
+CREATE TABLE access_log (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    entry BLOB NOT NULL
+);
+CREATE INDEX access_log_conversation ON access_log(conversation_id, created_at);
+"""  # patient reference and access log (issue 12)
 V6 = ""  # notifications: outbox and patient e-mail (issue 13)
 V7 = ""  # unread and read state (issue 13)
 V8 = ""  # staff accounts, quick replies, facility contact, throttling (issue 13)

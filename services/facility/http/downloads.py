@@ -7,6 +7,7 @@ from flask import Response, request, stream_with_context
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import NotFound
 from services.facility.http.context import conn, ctx
+from services.facility.http.records import records
 
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 
@@ -17,6 +18,9 @@ def attachment_response(att_id: str, who: Principal) -> Response:
     conv_id, meta, size = conversations.attachment(conn(), att_id)
     if who.kind == "patient" and conv_id != who.conversation_id:
         raise NotFound("no such attachment")
+    if who.kind == "staff":
+        # The patient can see that (and which file) their practice looked at.
+        records().downloaded(conn(), conv_id, who.username or "", meta["filename"])
     chunks = conversations.attachment_bytes(conn(), att_id)
     inline = meta["content_type"] in INLINE_TYPES and request.args.get("download") is None
     response = Response(

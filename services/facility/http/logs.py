@@ -46,7 +46,11 @@ def init_app(app: Flask) -> None:
                     "duration_ms": round(
                         (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2
                     ),
-                    "bytes_out": response.calculate_content_length(),
+                    # A streamed body is never gathered to be counted: it would sit in memory
+                    # whole (a download, an export); its Content-Length, if any, is logged.
+                    "bytes_out": response.content_length
+                    if response.is_streamed
+                    else response.calculate_content_length(),
                 }
             },
         )

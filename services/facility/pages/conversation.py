@@ -17,6 +17,7 @@ from services.facility.core.settings import retention_seconds
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
 from services.facility.pages import i18n
+from services.facility.pages.record_views import conversation_values
 
 
 def render(
@@ -55,6 +56,7 @@ def render(
         accept=web.UPLOAD_ACCEPT,
         own_label=web.t("msg.you"),
         other_label=other or web.t("msg.patient"),
+        **conversation_values(c, conv_id, summary, side),
         **extra,
     )
 

@@ -267,6 +267,36 @@ DE = {
     "receipts.entry.facility_wipe": "Alle Patientendaten wurden gelöscht am {when},",
     "receipts.receipt": "Beleg {id}…",
     # -- exports, reference, access log (issue 12)
+    "records.title": "Für die Patientenakte",
+    "records.patient": "Patient/in",
+    "records.no_reference": "Noch keine Patientenangabe (Name, Geburtsdatum, Nummer).",
+    "records.export_pdf": "Als PDF exportieren",
+    "records.export_fhir": "Als FHIR exportieren",
+    "records.export_hint": "Der Export wird nicht auf dem Server gespeichert; die Patientin "
+    "oder der Patient sieht, dass exportiert wurde.",
+    "records.edit": "Patientenangabe ändern",
+    "records.save": "Speichern",
+    "records.bad_format": "Unbekanntes Exportformat.",
+    "records.too_large": "Diese Unterhaltung ist zu lang für ein PDF. Bitte als FHIR exportieren.",
+    "records.bad_reference": "Die Patientenangabe ist ungültig: Name bis 200 Zeichen, "
+    "Geburtsdatum als Datum, Nummer bis 64 Zeichen.",
+    "ref.legend": "Patient/in (optional)",
+    "ref.hint": "Nur für das Team sichtbar; erscheint im Export für die Patientenakte.",
+    "ref.name": "Name",
+    "ref.birth_date": "Geburtsdatum",
+    "ref.number": "Patientennummer der Praxis",
+    "access.title": "Wer hat hineingesehen?",
+    "access.hint": "Jedes Öffnen, Herunterladen und Exportieren durch das Praxisteam wird "
+    "hier festgehalten und mit der Unterhaltung gelöscht.",
+    "access.none": "Noch niemand aus dem Praxisteam.",
+    "access.open": "{who} hat die Unterhaltung geöffnet",
+    "access.download": "{who} hat die Datei „{item}“ geöffnet",
+    "access.export_pdf": "{who} hat die Unterhaltung als PDF exportiert",
+    "access.export_fhir": "{who} hat die Unterhaltung als FHIR-Datensatz exportiert",
+    "expiring.title": "Läuft in den nächsten 24 Stunden ab",
+    "expiring.hint": "Diese Unterhaltungen werden bald vollständig gelöscht. Exportieren Sie, "
+    "was in die Patientenakte gehört, vorher.",
+    "expiring.at": "wird gelöscht ab",
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
     # -- accounts, quick replies, contact, throttling (issue 13)
@@ -509,6 +539,36 @@ EN = {
     "receipts.entry.facility_wipe": "All patient data was deleted on {when},",
     "receipts.receipt": "receipt {id}…",
     # -- exports, reference, access log (issue 12)
+    "records.title": "For the patient record",
+    "records.patient": "Patient",
+    "records.no_reference": "No patient reference yet (name, date of birth, number).",
+    "records.export_pdf": "Export as PDF",
+    "records.export_fhir": "Export as FHIR",
+    "records.export_hint": "The export is not kept on the server; the patient sees that it "
+    "was exported.",
+    "records.edit": "Change patient reference",
+    "records.save": "Save",
+    "records.bad_format": "Unknown export format.",
+    "records.too_large": "This conversation is too long for one PDF. Please export it as FHIR.",
+    "records.bad_reference": "The patient reference is invalid: name up to 200 characters, "
+    "date of birth as a date, number up to 64 characters.",
+    "ref.legend": "Patient (optional)",
+    "ref.hint": "Seen only by the team; printed in the export for the patient record.",
+    "ref.name": "Name",
+    "ref.birth_date": "Date of birth",
+    "ref.number": "Practice patient number",
+    "access.title": "Who has looked?",
+    "access.hint": "Every time the practice team opens, downloads or exports, it is recorded "
+    "here, and deleted with the conversation.",
+    "access.none": "Nobody from the practice team yet.",
+    "access.open": "{who} opened the conversation",
+    "access.download": "{who} opened the file “{item}”",
+    "access.export_pdf": "{who} exported the conversation as a PDF",
+    "access.export_fhir": "{who} exported the conversation as a FHIR record",
+    "expiring.title": "Expiring within 24 hours",
+    "expiring.hint": "These conversations will soon be deleted completely. Export what belongs "
+    "in the patient record first.",
+    "expiring.at": "deleted from",
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
     # -- accounts, quick replies, contact, throttling (issue 13)

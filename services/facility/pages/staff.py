@@ -7,7 +7,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients
+from services.facility.core import patients, references
 from services.facility.core.errors import (
     BadRequest,
     FacilityError,
@@ -24,9 +24,11 @@ from services.facility.http.auth import (
 )
 from services.facility.http.context import client_id, conn, ctx, now, patient_url
 from services.facility.http.downloads import attachment_response
+from services.facility.http.records import records
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import receipts as web_receipts
+from services.facility.pages.record_views import form_reference, home_values
 
 bp = Blueprint("staff", __name__)
 bp.register_error_handler(FacilityError, web.error_page)
@@ -66,6 +68,8 @@ def conversation_urls(conv_id: str) -> dict:
         "poll": f"{request.script_root}/api/v1/conversations/{conv_id}/messages",
         "new_link": url_for("staff.new_link", conv_id=conv_id),
         "self": url_for("staff.conversation", conv_id=conv_id),
+        "export": url_for("records.export", conv_id=conv_id),
+        "reference": url_for("records.reference", conv_id=conv_id),
     }
 
 
@@ -149,6 +153,8 @@ def render_home(error: str | None = None, status: int = 200):
         receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 5)),
         error=error,
         title_value=request.form.get("title", ""),
+        reference_value=form_reference(),
+        **home_values(items),
     )
 
 
@@ -166,8 +172,12 @@ def create():
     except BadRequest:
         return render_home(web.t("new.bad_pin"), 400)
     try:
+        reference = references.check(form_reference())
+    except BadRequest:
+        return render_home(web.t("records.bad_reference"), 400)
+    try:
         conv_id, token = ctx()["conversations"].create(
-            conn(), request.form.get("title", "").strip(), pin_hash
+            conn(), request.form.get("title", "").strip(), pin_hash, reference
         )
     except (BadRequest, PayloadTooLarge):
         return render_home(web.t("new.bad_title"), 400)
@@ -177,7 +187,9 @@ def create():
 @bp.get("/staff/c/<conv_id>")
 @staff_page()
 def conversation(conv_id: str):
-    return render_conversation(conv_id)
+    response = render_conversation(conv_id)
+    records().opened(conn(), conv_id, g.staff.username)  # the patient's access log
+    return response
 
 
 @bp.post("/staff/c/<conv_id>/messages")

@@ -1,0 +1,115 @@
+"""Export figures: PDF and FHIR export time and the facility's memory while it exports.
+
+The facility app under gunicorn with its production config on a loopback port; one conversation
+with 100 messages and 5 photos (3000 × 2000 JPEG) for the PDF, one with 2 × 20 MiB attachments
+for the FHIR export. Memory is the gunicorn tree's PSS, sampled every 20 ms during each export.
+"""
+
+import io
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from .common import median, table, tree_memory
+from .facility import Server
+
+ROUNDS = 5
+
+
+def photo() -> bytes:
+    out = io.BytesIO()
+    noise = Image.effect_noise((3000, 2000), 64).convert("RGB")
+    noise.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+class PeakMemory:
+    """The highest PSS (MiB) of a process tree while the block runs."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_memory(self.pid)["pss_mib"])
+            time.sleep(0.02)
+
+
+def timed_export(server: Server, headers: dict, conv_id: str, fmt: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = requests.get(
+        f"{server.url}/api/v1/conversations/{conv_id}/export",
+        params={"format": fmt},
+        headers=headers,
+        stream=True,
+    )
+    size = sum(len(piece) for piece in response.iter_content(256 * 1024))
+    response.raise_for_status()
+    return time.perf_counter() - started, size
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(Path(tmp) / "exports", scheduler=False)
+        admin = server.admin()
+        server.start()
+        try:
+            run(server, {"Authorization": f"Bearer {server.token(admin)}"})
+        finally:
+            server.stop()
+
+
+def run(server: Server, auth: dict) -> None:
+    api = f"{server.url}/api/v1/conversations"
+    chat = requests.post(api, json={"title": "bench", "reference": {"name": "Bench"}}, headers=auth)
+    chat_id = chat.json()["id"]
+    for i in range(100):
+        body = {"body": f"Nachricht {i} " * 20}
+        requests.post(f"{api}/{chat_id}/messages", json=body, headers=auth)
+    picture = photo()
+    for i in range(5):
+        files = {"file": (f"photo-{i}.jpg", picture, "image/jpeg")}
+        requests.post(f"{api}/{chat_id}/attachments", files=files, headers=auth)
+    files_id = requests.post(api, json={}, headers=auth).json()["id"]
+    for i in range(2):
+        files = {"file": (f"scan-{i}.bin", os.urandom(20 * 1024 * 1024))}
+        requests.post(f"{api}/{files_id}/attachments", files=files, headers=auth)
+
+    pid = server.proc.pid
+    idle = tree_memory(pid)["pss_mib"]
+    rows = []
+    for label, conv_id, fmt in (
+        ("PDF, 100 messages + 5 photos of 3000×2000", chat_id, "pdf"),
+        ("FHIR, 2 × 20 MiB attachments", files_id, "fhir"),
+    ):
+        times, peaks, size = [], [], 0
+        for _ in range(ROUNDS):
+            with PeakMemory(pid) as peak:
+                seconds, size = timed_export(server, auth, conv_id, fmt)
+            times.append(seconds)
+            peaks.append(peak.peak)
+        rows.append(
+            (
+                label,
+                f"{median(times):.2f} s",
+                f"{size / 1024 / 1024:.1f} MiB",
+                f"{max(peaks):.1f} MiB",
+            )
+        )
+    print(f"facility before any export: {idle:.1f} MiB PSS (gunicorn master + worker)")
+    table(rows, ("export", f"median of {ROUNDS}", "size", "peak PSS"))
+    print(f"after the exports: {tree_memory(pid)['pss_mib']:.1f} MiB PSS")

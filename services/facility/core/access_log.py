@@ -1,0 +1,81 @@
+"""The access log a patient can read: which staff account opened, downloaded or exported what.
+
+Entries are sealed under the conversation's record key and cascade with the conversation, so
+they are patient data like the messages and go with them. Only the time is plain (for order).
+Repeated opens are coalesced: a colleague who reloads the page is one entry, not fifty.
+"""
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.facility.core import crypto, store
+from services.facility.core.conversations import new_id
+from services.facility.core.keys import Keyring
+
+ACTIONS = ("open", "download", "export_pdf", "export_fhir")
+# The same account opening the same thing again within this window is one entry. Exports are
+# never coalesced: each is a copy that left the system.
+COALESCED = ("open", "download")
+COALESCE_SECONDS = 10 * 60
+# A busy conversation still shows the patient a bounded page.
+MAX_ENTRIES = 500
+
+
+@dataclass
+class AccessLog:
+    """The sealed access entries of one facility's conversations."""
+
+    keyring: Keyring
+    facility: str
+    clock: Callable[[], int]
+
+    def record(
+        self, conn: sqlite3.Connection, conv_id: str, who: str, action: str, item: str = ""
+    ) -> bool:
+        """Add an entry unless an equal one is recent; True if one was added."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown access action {action!r}")
+        entry = {"who": who, "action": action, "item": item}
+        now = self.clock()
+        with store.write(conn):
+            if not conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
+                return False  # deleted meanwhile: nothing left to log against
+            key = self.keyring.record_key(conn, conv_id)
+            recent = conn.execute(
+                "SELECT id, entry FROM access_log WHERE conversation_id = ? AND created_at > ?",
+                (conv_id, now - COALESCE_SECONDS * 1_000_000),
+            ).fetchall()
+            if action in COALESCED and any(
+                self._open(key, entry_id, sealed) == entry for entry_id, sealed in recent
+            ):
+                return False
+            entry_id = new_id()
+            conn.execute(
+                "INSERT INTO access_log (id, conversation_id, created_at, entry) "
+                "VALUES (?, ?, ?, ?)",
+                (entry_id, conv_id, now, self._seal(key, entry_id, entry)),
+            )
+        return True
+
+    def entries(self, conn: sqlite3.Connection, conv_id: str) -> list[dict]:
+        """The conversation's entries, newest first: who, action, item, at (µs)."""
+        rows = conn.execute(
+            "SELECT id, created_at, entry FROM access_log WHERE conversation_id = ? "
+            "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (conv_id, MAX_ENTRIES),
+        ).fetchall()
+        if not rows:
+            return []
+        key = self.keyring.record_key(conn, conv_id)
+        return [{**self._open(key, entry_id, sealed), "at": at} for entry_id, at, sealed in rows]
+
+    def _seal(self, key: bytes, entry_id: str, entry: dict) -> bytes:
+        return crypto.seal(key, json.dumps(entry).encode(), self._aad(entry_id))
+
+    def _open(self, key: bytes, entry_id: str, sealed: bytes) -> dict:
+        return json.loads(crypto.unseal(key, sealed, self._aad(entry_id)))
+
+    def _aad(self, entry_id: str) -> bytes:
+        return crypto.aad(self.facility, "access_log", entry_id, "entry")

@@ -1,0 +1,116 @@
+"""Filing a conversation into the practice's records: reference, exports, access log, reminders.
+
+One facade over the pieces, so the API and the pages call the same rules: every export and every
+staff access is written to the patient's access log, and nothing of an export stays behind.
+"""
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from services.facility.core import fhir, pdf, references
+from services.facility.core.access_log import AccessLog
+from services.facility.core.conversations import Conversations
+from services.facility.core.errors import BadRequest, ExportTooLarge
+
+FORMATS = ("pdf", "fhir")
+# Staff are reminded of conversations that expire within this window (to export them first).
+REMINDER_SECONDS = 24 * 3600
+# fpdf2 lays out some 80,000 characters a second here: this keeps a PDF well within the
+# gateway's 60 s (and is hundreds of pages); a longer conversation is exported as FHIR.
+MAX_PDF_CHARS = 1_000_000
+
+
+@dataclass
+class Export:
+    """What an export answers with: its content type, a file name and the bytes (streamed)."""
+
+    content_type: str
+    filename: str
+    body: Iterable[bytes]
+
+
+@dataclass
+class Records:
+    """Reference, export and access log of one facility's conversations."""
+
+    conversations: Conversations
+    facility_name: str
+
+    @property
+    def access_log(self) -> AccessLog:
+        c = self.conversations
+        return AccessLog(c.keyring, c.facility, c.clock)
+
+    # -- reference ------------------------------------------------------------------------
+
+    def reference(self, conn: sqlite3.Connection, conv_id: str) -> dict | None:
+        self.conversations.require_live(conn, conv_id)
+        c = self.conversations
+        return references.get(conn, c.keyring, c.facility, conv_id)
+
+    def set_reference(self, conn: sqlite3.Connection, conv_id: str, value: object) -> dict | None:
+        self.conversations.require_live(conn, conv_id)
+        c = self.conversations
+        return references.put(conn, c.keyring, c.facility, conv_id, value)
+
+    # -- access log -----------------------------------------------------------------------
+
+    def opened(self, conn: sqlite3.Connection, conv_id: str, who: str) -> None:
+        """A staff account opened the conversation (its page, or its messages in the API)."""
+        self.access_log.record(conn, conv_id, who, "open")
+
+    def downloaded(self, conn: sqlite3.Connection, conv_id: str, who: str, filename: str) -> None:
+        self.access_log.record(conn, conv_id, who, "download", filename)
+
+    def accesses(self, conn: sqlite3.Connection, conv_id: str) -> list[dict]:
+        """Who of the staff opened, downloaded or exported what, newest first."""
+        self.conversations.require_live(conn, conv_id)
+        return self.access_log.entries(conn, conv_id)
+
+    # -- export ---------------------------------------------------------------------------
+
+    def export(
+        self, conn: sqlite3.Connection, conv_id: str, fmt: object, who: str, lang: str
+    ) -> Export:
+        """The conversation as PDF or FHIR, logged for the patient; nothing of it is kept."""
+        if fmt not in FORMATS:
+            raise BadRequest("format must be 'pdf' or 'fhir'")
+        data = self._gather(conn, conv_id, who)
+        stem = f"medcell-{self.conversations.facility}-{data['exported_at'] // 1_000_000}"
+
+        def chunks(att_id: str) -> Iterator[bytes]:
+            return self.conversations.attachment_bytes(conn, att_id)
+
+        if fmt == "pdf":
+            length = sum(len(m["body"]) for m in data["messages"])
+            if length > MAX_PDF_CHARS:
+                raise ExportTooLarge(
+                    f"the conversation has {length} characters of text, more than one PDF "
+                    f"holds ({MAX_PDF_CHARS}): export it as FHIR"
+                )
+            document = pdf.build(data, chunks, lang)
+            self.access_log.record(conn, conv_id, who, "export_pdf")
+            return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [document])
+        # Streamed: logged before the first byte leaves, as the patient must see every copy.
+        self.access_log.record(conn, conv_id, who, "export_fhir")
+        return Export(fhir.CONTENT_TYPE, f"{stem}.fhir.json", fhir.stream(data, chunks, lang))
+
+    def _gather(self, conn: sqlite3.Connection, conv_id: str, who: str) -> dict:
+        c = self.conversations
+        summary = c.get(conn, conv_id)
+        return {
+            "facility": c.facility,
+            "facility_name": self.facility_name,
+            "title": summary["title"],
+            "reference": summary["reference"],
+            "messages": c.messages(conn, conv_id),
+            "exported_at": c.clock(),
+            "exported_by": who,
+        }
+
+
+def expiring_soon(summaries: list[dict], now: int, within: int = REMINDER_SECONDS) -> list[dict]:
+    """The conversations that expire within `within` seconds, soonest first."""
+    soon = [s for s in summaries if s["expires_at"] <= now + within * 1_000_000]
+    return sorted(soon, key=lambda s: s["expires_at"])

@@ -1,0 +1,25 @@
+"""The records facade for request handlers, and an export as a download."""
+
+from urllib.parse import quote
+
+from flask import Response, stream_with_context
+
+from services.facility.core.accounts import Principal
+from services.facility.core.records import Records
+from services.facility.http.context import conn, ctx
+
+
+def records() -> Records:
+    return Records(ctx()["conversations"], ctx()["config"].facility_name)
+
+
+def export_response(conv_id: str, fmt: object, who: Principal, lang: str) -> Response:
+    """The export as a download that no cache keeps; written to no disk on the way."""
+    export = records().export(conn(), conv_id, fmt, who.username or "", lang)
+    response = Response(stream_with_context(iter(export.body)), mimetype=export.content_type)
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename*=UTF-8''{quote(export.filename)}"
+    )
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "no-store"
+    return response
