@@ -56,7 +56,7 @@ def connect(path: Path) -> sqlite3.Connection:
         factory=Connection,
     )
     conn.path = str(Path(path).resolve())
-    conn.execute("PRAGMA journal_mode=WAL")
+    _use_wal(conn)
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA journal_size_limit=0")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -65,6 +65,23 @@ def connect(path: Path) -> sqlite3.Connection:
     # failure could cost the last transactions, and FULL would halve write throughput.
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL; on a new file several first connections race for it.
+
+    While one of them converts the file, SQLite answers the others "database is locked" at once,
+    without waiting for the busy timeout, so wait for it here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextlib.contextmanager
