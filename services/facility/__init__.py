@@ -8,13 +8,14 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.facility import api
+from services.facility.api import accounts as api_accounts
 from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
 from services.facility.http import auth, bodies, context, errors, logs
 from services.facility.http.status import ActivityMiddleware
-from services.facility.pages import admin, common, patient, staff
+from services.facility.pages import accounts, admin, common, patient, staff
 
 log = logging.getLogger("medcell.facility")
 
@@ -44,7 +45,8 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     auth.init_app(app)
     common.init_app(app)
     app.register_blueprint(api.bp)
-    for blueprint in (patient.bp, staff.bp, admin.bp):
+    app.register_blueprint(api_accounts.bp)
+    for blueprint in (patient.bp, staff.bp, admin.bp, accounts.bp):
         app.register_blueprint(blueprint)
 
     if config.scheduler:

@@ -91,7 +91,11 @@ def spec(config: Config) -> dict:
                     "200": _json(_obj(["token"], token=STR)),
                     "400": _error("Malformed request"),
                     "401": _error("Wrong username or password"),
-                    "429": _error("Too many failures"),
+                    "403": _error("Right password, but the account is deactivated"),
+                    "429": _error(
+                        "Too many failures for this account from this client (5 in 15 min), "
+                        "or from this client over all accounts (30); Retry-After says how long"
+                    ),
                 },
                 auth=False,
                 body=_body(_obj(["username", "password"], username=STR, password=STR)),
@@ -373,6 +377,7 @@ def spec(config: Config) -> dict:
         # -- notifications (issue 13)
         # -- unread, compose, list (issue 13)
         # -- accounts, quick replies, contact, throttling (issue 13)
+        **_account_paths(),
     }
     return {
         "openapi": "3.0.3",
@@ -401,5 +406,41 @@ def spec(config: Config) -> dict:
                     retention_seconds={"type": "integer"},
                 ),
             },
+        },
+    }
+
+
+def _account_paths() -> dict:
+    """Deactivate, reactivate and reset the password of another staff account (admin)."""
+    username = {"name": "username", "in": "path", "required": True, "schema": STR}
+    refusals = {
+        "403": _error("Admins only"),
+        "404": _error("No such account"),
+        "409": _error("Not for your own account"),
+    }
+    return {
+        "/api/v1/staff/{username}/deactivate": {
+            "post": _op(
+                "Deactivate an account: no login, its sessions end at once (admin)",
+                {"204": NO_CONTENT, **refusals},
+                params=[username],
+            )
+        },
+        "/api/v1/staff/{username}/reactivate": {
+            "post": _op(
+                "Let a deactivated account log in again (admin)",
+                {"204": NO_CONTENT, **refusals},
+                params=[username],
+            )
+        },
+        "/api/v1/staff/{username}/password-reset": {
+            "post": _op(
+                "A new generated password for the account, shown only now; its sessions end",
+                {
+                    "200": _json(_obj(["username", "password"], username=STR, password=STR)),
+                    **refusals,
+                },
+                params=[username],
+            )
         },
     }

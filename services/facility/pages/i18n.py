@@ -210,6 +210,23 @@ DE = {
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
     # -- accounts, quick replies, contact, throttling (issue 13)
+    "login.throttled": "Zu viele Fehlversuche für dieses Konto von diesem Gerät oder Netz. "
+    "Bitte warten Sie {wait}; Ihre Kolleginnen und Kollegen können sich weiter anmelden.",
+    "login.disabled": "Dieses Konto wurde von der Verwaltung deaktiviert. Bitte wenden Sie sich "
+    "an die Verwaltung.",
+    "admin.inactive": "deaktiviert",
+    "admin.deactivate": "Deaktivieren",
+    "admin.deactivate_named": "Konto {name} deaktivieren",
+    "admin.reactivate": "Reaktivieren",
+    "admin.reactivate_named": "Konto {name} reaktivieren",
+    "admin.reset": "Passwort zurücksetzen",
+    "admin.reset_named": "Passwort von {name} zurücksetzen",
+    "admin.deactivated": "Das Konto {name} ist deaktiviert; seine Sitzungen wurden beendet.",
+    "admin.reactivated": "Das Konto {name} kann sich wieder anmelden.",
+    "admin.not_self_action": "Das geht nicht mit Ihrem eigenen Konto (Ihr Passwort ändern Sie "
+    "unter „Passwort“).",
+    "reset.title": "Neues Passwort",
+    "reset.text": "Das Konto {name} hat ein neues Passwort. Alle seine Sitzungen wurden beendet.",
 }
 
 EN = {
@@ -401,6 +418,23 @@ EN = {
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
     # -- accounts, quick replies, contact, throttling (issue 13)
+    "login.throttled": "Too many failed attempts for this account from this device or network. "
+    "Please wait {wait}; your colleagues can still log in.",
+    "login.disabled": "This account has been deactivated by an administrator. Please ask your "
+    "administrator.",
+    "admin.inactive": "deactivated",
+    "admin.deactivate": "Deactivate",
+    "admin.deactivate_named": "Deactivate account {name}",
+    "admin.reactivate": "Reactivate",
+    "admin.reactivate_named": "Reactivate account {name}",
+    "admin.reset": "Reset password",
+    "admin.reset_named": "Reset the password of {name}",
+    "admin.deactivated": "The account {name} is deactivated; its sessions have ended.",
+    "admin.reactivated": "The account {name} can log in again.",
+    "admin.not_self_action": "Not possible for your own account (change your password under "
+    "“Password”).",
+    "reset.title": "New password",
+    "reset.text": "The account {name} has a new password. All of its sessions have ended.",
 }
 
 TEXTS = {"de": DE, "en": EN}
@@ -444,3 +478,10 @@ def format_duration(seconds: int, lang: str) -> str:
         if seconds % size == 0:
             return text(lang, f"duration.{unit}", n=seconds // size)
     return text(lang, "duration.s", n=seconds)
+
+
+def format_wait(seconds: int, lang: str) -> str:
+    """How long to wait, rounded up to whole minutes from one minute on."""
+    if seconds < 60:
+        return text(lang, "duration.s", n=seconds)
+    return text(lang, "duration.m", n=-(-seconds // 60))

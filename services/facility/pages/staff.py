@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from services.facility.core import accounts as auth
 from services.facility.core import patients
 from services.facility.core.errors import (
+    AccountDisabled,
     BadRequest,
     FacilityError,
     PayloadTooLarge,
@@ -26,6 +27,7 @@ from services.facility.http.context import client_id, conn, ctx, now, patient_ur
 from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
+from services.facility.pages import i18n
 
 bp = Blueprint("staff", __name__)
 bp.register_error_handler(FacilityError, web.error_page)
@@ -119,8 +121,13 @@ def login():
         )
     except (Unauthorized, BadRequest):
         return web.page("login.html", 401, error=web.t("login.wrong"), username=username)
+    except AccountDisabled:
+        return web.page("login.html", 403, error=web.t("login.disabled"), username=username)
     except TooManyRequests as e:
-        response = web.page("login.html", 429, error=web.t("error.throttled"), username=username)
+        wait = i18n.format_wait(e.retry_after, g.lang)
+        response = web.page(
+            "login.html", 429, error=web.t("login.throttled", wait=wait), username=username
+        )
         response.headers.update(e.headers)
         return response
     response = redirect(url_for("staff.home"), 303)
