@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.facility import api
 from services.facility.api import accounts as api_accounts
+from services.facility.api import unread as api_unread
 from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
@@ -46,6 +47,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     common.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_accounts.bp)
+    app.register_blueprint(api_unread.bp)
     for blueprint in (patient.bp, staff.bp, admin.bp, accounts.bp):
         app.register_blueprint(blueprint)
 

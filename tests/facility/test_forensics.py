@@ -32,6 +32,9 @@ def flow(client, staff_auth, clock) -> dict:
         headers=patient,
         data={"file": (io.BytesIO(MARKERS["file"].encode() * 30000), MARKERS["filename"])},
     )
+    # Both sides read it, so read marks exist too.
+    client.get(f"{base}/messages", headers=staff_auth)
+    client.get(f"{base}/messages", headers=patient)
     return conv
 
 
@@ -48,6 +51,7 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
             (conv_id,),
         ),
         ("SELECT * FROM record_keys WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM read_marks WHERE conversation_id = ?", (conv_id,)),
     ]
     values = []
     for sql, params in queries:

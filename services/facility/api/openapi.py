@@ -68,6 +68,7 @@ def spec(config: Config) -> dict:
         body=STR,
         created_at=TIME,
         attachments={"type": "array", "items": _ref("AttachmentInfo")},
+        read={"type": "boolean", "description": "the side that did not write it has read it"},
     )
     conversation = _obj(
         ["id", "title", "last_activity", "expires_at"],
@@ -227,7 +228,19 @@ def spec(config: Config) -> dict:
             "get": _op(
                 "Messages, oldest first",
                 {
-                    "200": _json(_obj(["messages"], messages={"type": "array", "items": message})),
+                    "200": _json(
+                        _obj(
+                            ["messages"],
+                            messages={"type": "array", "items": message},
+                            read_up_to={
+                                "type": "string",
+                                "nullable": True,
+                                "description": "the newest message of the caller's side that "
+                                "the other side has read",
+                            },
+                        ),
+                        "The messages; fetching them marks them read for the caller",
+                    ),
                     "400": _error("Bad 'after'"),
                     "404": not_found,
                 },
@@ -376,6 +389,24 @@ def spec(config: Config) -> dict:
         # -- exports, reference, access log (issue 12)
         # -- notifications (issue 13)
         # -- unread, compose, list (issue 13)
+        "/api/v1/unread": {
+            "get": _op(
+                "Unread patient messages for this staff account, per conversation id",
+                {
+                    "200": _json(
+                        _obj(
+                            ["conversations", "total"],
+                            conversations={
+                                "type": "object",
+                                "additionalProperties": {"type": "integer", "minimum": 1},
+                            },
+                            total={"type": "integer", "minimum": 0},
+                        )
+                    ),
+                    "403": _error("Staff only"),
+                },
+            )
+        },
         # -- accounts, quick replies, contact, throttling (issue 13)
         **_account_paths(),
     }

@@ -6,6 +6,7 @@ only adds polling for new messages on top.
 
 from flask import Response, g, request
 
+from services.facility.core import reading
 from services.facility.core.errors import BadRequest, PayloadTooLarge
 from services.facility.core.settings import retention_seconds
 from services.facility.http.context import conn, ctx
@@ -27,6 +28,10 @@ def render(
     conversations, config, c = ctx()["conversations"], ctx()["config"], conn()
     summary = conversations.get(c, conv_id)
     messages = conversations.messages(c, conv_id)
+    # Rendered for this reader: what the page shows is read (receipts for the other side).
+    reader = reading.PATIENT if side == "patient" else g.staff.staff_id
+    reading.mark_read(c, conv_id, reader, [m["id"] for m in messages])
+    reading.annotate(c, conv_id, messages)
     other = web.t("msg.facility", name=config.facility_name) if side == "patient" else None
     # The title is the staff's note (it may name the patient); the patient sees the facility.
     if side == "staff":

@@ -209,6 +209,8 @@ DE = {
     # -- exports, reference, access log (issue 12)
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
+    "msg.read": "gelesen",
+    "list.unread_badge": "{n} neu",
     # -- accounts, quick replies, contact, throttling (issue 13)
     "login.throttled": "Zu viele Fehlversuche für dieses Konto von diesem Gerät oder Netz. "
     "Bitte warten Sie {wait}; Ihre Kolleginnen und Kollegen können sich weiter anmelden.",
@@ -417,6 +419,8 @@ EN = {
     # -- exports, reference, access log (issue 12)
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
+    "msg.read": "read",
+    "list.unread_badge": "{n} new",
     # -- accounts, quick replies, contact, throttling (issue 13)
     "login.throttled": "Too many failed attempts for this account from this device or network. "
     "Please wait {wait}; your colleagues can still log in.",

@@ -27,7 +27,7 @@ from services.facility.http.context import client_id, conn, ctx, now, patient_ur
 from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
-from services.facility.pages import i18n
+from services.facility.pages import i18n, listing
 
 bp = Blueprint("staff", __name__)
 bp.register_error_handler(FacilityError, web.error_page)
@@ -150,7 +150,7 @@ def render_home(error: str | None = None, status: int = 200):
     return web.page(
         "home.html",
         status,
-        conversations=items,
+        **listing.view(items, g.staff, request.args),
         access=patients.access(conn()),
         error=error,
         title_value=request.form.get("title", ""),

@@ -91,8 +91,26 @@
       p.append(open, " · ", download);
       li.append(p);
     });
+    if (own) {
+      var seen = document.createElement("p");
+      seen.className = "seen";
+      seen.textContent = list.getAttribute("data-label-read");
+      seen.hidden = !m.read;
+      li.append(seen);
+    }
     localTimes(li);
     return li;
+  }
+
+  // Read receipts: every own message up to the newest one the other side has read.
+  function markSeen(list, upTo) {
+    if (!upTo || !document.getElementById("m-" + upTo)) { return; }
+    var items = list.querySelectorAll("li.msg.own");
+    for (var i = 0; i < items.length; i++) {
+      var seen = items[i].querySelector(".seen");
+      if (seen) { seen.hidden = false; }
+      if (items[i].id === "m-" + upTo) { break; }
+    }
   }
 
   // Live updates: ask for new messages every 3 s while the page is visible, never while hidden.
@@ -121,10 +139,12 @@
     }
 
     function show(data) {
-      if (!data || !data.messages || !data.messages.length) { return; }
+      if (!data || !data.messages) { return; }
+      if (!data.messages.length) { markSeen(list, data.read_up_to); return; }
       data.messages.forEach(function (m) {
         if (!document.getElementById("m-" + m.id)) { list.append(messageItem(list, m)); }
       });
+      markSeen(list, data.read_up_to);
       var last = data.messages[data.messages.length - 1];
       list.setAttribute("data-after", last.id);
       document.getElementById("empty").hidden = true;
@@ -169,10 +189,64 @@
     schedule();
   }
 
+  // The list's unread badges and the tab title's "(n)", refreshed every 10 s while visible.
+  // Marked as a poll like the conversation's: it keeps no facility awake and wakes none.
+  function setupUnread() {
+    var list = document.getElementById("convs");
+    if (!list || !list.getAttribute("data-unread-poll") || !window.fetch) { return; }
+    var timer = null;
+    var running = false;
+
+    function apply(data) {
+      if (!data || !data.conversations) { return; }
+      var label = list.getAttribute("data-label-unread");
+      var unread = 0;
+      list.querySelectorAll("li[data-conv]").forEach(function (li) {
+        var n = data.conversations[li.getAttribute("data-conv")] || 0;
+        var badge = li.querySelector("[data-badge]");
+        badge.textContent = label.replace("{n}", n);
+        badge.hidden = !n;
+        li.classList.toggle("unread", n > 0);
+        if (n) { unread += 1; }
+      });
+      document.title = (unread ? "(" + unread + ") " : "") + list.getAttribute("data-title");
+    }
+
+    function poll() {
+      if (running || document.hidden) { return; }
+      running = true;
+      fetch(list.getAttribute("data-unread-poll"), {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: {
+          "X-CSRF-Token": list.getAttribute("data-csrf"),
+          "X-Medcell-Poll": "1",
+          "Accept": "application/json"
+        }
+      }).then(function (response) {
+        return response.status === 200 ? response.json() : null;
+      }).then(apply).catch(function () {}).then(function () {
+        running = false;
+        schedule();
+      });
+    }
+
+    function schedule() {
+      if (timer !== null) { window.clearTimeout(timer); }
+      timer = window.setTimeout(function () { timer = null; poll(); }, 10000);
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { poll(); }
+    });
+    schedule();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     setupCopy();
     setupFileChecks();
     setupPolling();
+    setupUnread();
   });
 })();
