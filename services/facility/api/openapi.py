@@ -409,6 +409,8 @@ def spec(config: Config) -> dict:
         },
         # -- accounts, quick replies, contact, throttling (issue 13)
         **_account_paths(),
+        **_quick_reply_paths(config),
+        **_contact_paths(),
     }
     return {
         "openapi": "3.0.3",
@@ -474,4 +476,73 @@ def _account_paths() -> dict:
                 params=[username],
             )
         },
+    }
+
+
+def _quick_reply_paths(config: Config) -> dict:
+    """The facility's text templates: staff read them, admins add and remove them."""
+    reply = _obj(["id", "label", "body"], id={"type": "integer"}, label=STR, body=STR)
+    new = {
+        **_obj(
+            ["label", "body"],
+            label={"type": "string", "minLength": 1, "maxLength": 60},
+            body={"type": "string", "minLength": 1, "maxLength": config.max_body_chars},
+        ),
+        "additionalProperties": False,
+    }
+    return {
+        "/api/v1/quick-replies": {
+            "get": _op(
+                "The quick replies (staff)",
+                {
+                    "200": _json(
+                        _obj(["quick_replies"], quick_replies={"type": "array", "items": reply})
+                    )
+                },
+            ),
+            "post": _op(
+                "Add a quick reply (admin; at most 50)",
+                {
+                    "201": _json(reply, "Created"),
+                    "400": _error("Missing, empty or unknown fields"),
+                    "403": _error("Admins only"),
+                    "409": _error("There are 50 already"),
+                },
+                body=_body(new),
+            ),
+        },
+        "/api/v1/quick-replies/{reply_id}": {
+            "delete": _op(
+                "Remove a quick reply (admin)",
+                {"204": NO_CONTENT, "403": _error("Admins only"), "404": _error("No such reply")},
+                params=[{"name": "reply_id", "in": "path", "required": True, "schema": STR}],
+            )
+        },
+    }
+
+
+def _contact_paths() -> dict:
+    """The facility's phone and opening hours, shown to patients on pages where they are stuck."""
+    contact = _obj(["phone", "hours"], phone=STR, hours=STR)
+    change = {
+        "type": "object",
+        "properties": {
+            "phone": {"type": "string", "pattern": "^([0-9+()/. -]{3,40})?$"},
+            "hours": {"type": "string", "maxLength": 300},
+        },
+        "additionalProperties": False,
+    }
+    return {
+        "/api/v1/contact": {
+            "get": _op("The facility's contact for patients", {"200": _json(contact)}, auth=False),
+            "put": _op(
+                "Set the contact (admin); an empty string removes a field",
+                {
+                    "200": _json(contact),
+                    "400": _error("Invalid phone or hours, or unknown fields"),
+                    "403": _error("Admins only"),
+                },
+                body=_body(change),
+            ),
+        }
     }

@@ -67,8 +67,8 @@ class Conversations:
         """The live conversations, most recent activity first."""
         retention_us = self.retention(conn) * 1_000_000
         rows = conn.execute(
-            "SELECT id, title, last_activity FROM conversations WHERE last_activity > ? "
-            "ORDER BY last_activity DESC",
+            "SELECT id, title, last_activity, created_at FROM conversations "
+            "WHERE last_activity > ? ORDER BY last_activity DESC",
             (self.clock() - retention_us,),
         ).fetchall()
         return [self._summary(conn, row, retention_us) for row in rows]
@@ -76,7 +76,8 @@ class Conversations:
     def get(self, conn: sqlite3.Connection, conv_id: str) -> dict:
         retention_us = self.retention(conn) * 1_000_000
         row = conn.execute(
-            "SELECT id, title, last_activity FROM conversations WHERE id = ? AND last_activity > ?",
+            "SELECT id, title, last_activity, created_at FROM conversations "
+            "WHERE id = ? AND last_activity > ?",
             (conv_id, self.clock() - retention_us),
         ).fetchone()
         if row is None:
@@ -84,7 +85,7 @@ class Conversations:
         return self._summary(conn, row, retention_us)
 
     def _summary(self, conn: sqlite3.Connection, row: tuple, retention_us: int) -> dict:
-        conv_id, sealed_title, last_activity = row
+        conv_id, sealed_title, last_activity, created_at = row
         key = self.keyring.record_key(conn, conv_id)
         title = crypto.unseal(key, sealed_title, self._aad("conversations", conv_id, "title"))
         return {
@@ -92,6 +93,7 @@ class Conversations:
             "title": title.decode(),
             "last_activity": last_activity,
             "expires_at": last_activity + retention_us,
+            "created_at": created_at,
         }
 
     def require_live(self, conn: sqlite3.Connection, conv_id: str) -> None:

@@ -1,7 +1,7 @@
-"""The conversation page and its two forms, shared by the patient's side and the staff's side.
+"""The conversation page and its compose form, shared by the patient's side and the staff's side.
 
-Both forms work without JavaScript (post, then redirect back to the page); the page's script
-only adds polling for new messages on top.
+One form sends text, a file, or both; it works without JavaScript (post, then redirect back to
+the page); the page's script only adds a character counter and polling for new messages on top.
 """
 
 from flask import Response, g, request
@@ -56,6 +56,16 @@ def render(
         other_label=other or web.t("msg.patient"),
         **extra,
     )
+
+
+def compose(conv_id: str, author: str) -> tuple[str | None, int, str]:
+    """Post the compose form: a file (with the text as its note) or text alone."""
+    upload = request.files.get("file")
+    if upload is not None and upload.filename:
+        return add_attachment(conv_id, author)
+    if not request.form.get("body", "").strip():
+        return web.t("compose.empty"), 400, ""
+    return add_message(conv_id, author)
 
 
 def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:

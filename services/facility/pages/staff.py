@@ -7,7 +7,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients
+from services.facility.core import patients, quick_replies
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
@@ -73,7 +73,12 @@ def conversation_urls(conv_id: str) -> dict:
 def render_conversation(conv_id: str, **values):
     access = patients.access(conn()).get(conv_id, {})
     return web_conversation.render(
-        conv_id, "staff", conversation_urls(conv_id), access=access, **values
+        conv_id,
+        "staff",
+        conversation_urls(conv_id),
+        access=access,
+        quick_replies=quick_replies.list_all(conn()),
+        **values,
     )
 
 
@@ -182,13 +187,15 @@ def create():
 @bp.get("/staff/c/<conv_id>")
 @staff_page()
 def conversation(conv_id: str):
-    return render_conversation(conv_id)
+    # ?quick=<id>: the quick-reply picker without JavaScript puts that text into the form.
+    chosen = quick_replies.get(conn(), request.args.get("quick"))
+    return render_conversation(conv_id, body_value=chosen["body"] if chosen else "")
 
 
 @bp.post("/staff/c/<conv_id>/messages")
 @staff_page()
 def message(conv_id: str):
-    error, status, msg_id = web_conversation.add_message(conv_id, "staff")
+    error, status, msg_id = web_conversation.compose(conv_id, "staff")
     if error:
         return render_conversation(
             conv_id,
@@ -215,7 +222,7 @@ def new_link(conv_id: str):
     try:
         pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
     except BadRequest:
-        return render_conversation(conv_id, status=400, error=web.t("new.bad_pin"))
+        return render_conversation(conv_id, status=400, link_error=web.t("new.bad_pin"))
     token = patients.reissue(conn(), conv_id, pin_hash)
     return link_page(conv_id, token, pin_hash is not None)
 

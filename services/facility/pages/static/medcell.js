@@ -56,6 +56,39 @@
     });
   }
 
+  // The compose form's counter: how many characters are left (the field's maxlength stays).
+  function setupCounter() {
+    document.querySelectorAll("textarea[data-counter]").forEach(function (field) {
+      var out = document.getElementById(field.getAttribute("data-counter"));
+      var max = parseInt(field.getAttribute("maxlength"), 10);
+      function update() {
+        var left = max - field.value.length;
+        out.textContent = left === 1 ? field.getAttribute("data-count-one")
+          : field.getAttribute("data-count-text").replace("{n}", left);
+        out.classList.toggle("low", left < max / 10);
+      }
+      field.addEventListener("input", update);
+      update();
+    });
+  }
+
+  // Quick replies: put the chosen text into the message at the cursor instead of reloading.
+  function setupQuickReplies() {
+    var form = document.getElementById("quick-form");
+    var field = document.getElementById("body");
+    if (!form || !field) { return; }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var select = form.querySelector("select");
+      var text = select.options[select.selectedIndex].getAttribute("data-text") || "";
+      var start = field.selectionStart || 0;
+      var end = field.selectionEnd || 0;
+      field.setRangeText(text, start, end, "end");
+      field.dispatchEvent(new Event("input"));
+      field.focus();
+    });
+  }
+
   function messageItem(list, m) {
     var side = list.getAttribute("data-side");
     var own = m.author === side;
@@ -81,6 +114,20 @@
       var p = document.createElement("p");
       p.className = "file";
       var url = list.getAttribute("data-file-base") + encodeURIComponent(a.id);
+      if (/^image\/(png|jpeg|gif|webp)$/.test(a.content_type || "")) {
+        // Decrypted on request by the download route; nothing like a thumbnail is stored.
+        var preview = document.createElement("p");
+        preview.className = "preview";
+        var link = document.createElement("a");
+        link.href = url;
+        var img = document.createElement("img");
+        img.src = url;
+        img.alt = a.filename;
+        img.loading = "lazy";
+        link.append(img);
+        preview.append(link);
+        li.append(preview);
+      }
       var open = document.createElement("a");
       open.href = url;
       open.textContent = a.filename;
@@ -246,6 +293,8 @@
     localTimes(document);
     setupCopy();
     setupFileChecks();
+    setupCounter();
+    setupQuickReplies();
     setupPolling();
     setupUnread();
   });
