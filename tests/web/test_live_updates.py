@@ -64,3 +64,22 @@ def test_a_poll_that_marks_messages_read_still_does_not_count_as_activity(app, s
     # The poll showed it to the patient's visible page: staff now see "gelesen" under it.
     page = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
     assert re.search(r'<p class="seen">gelesen</p>', page)
+
+
+def test_the_lists_unread_poll_does_not_count_as_activity(app, staff):
+    open_conversation(staff)
+    html = staff.get(f"{BASE}/staff/").get_data(as_text=True)
+    poll_url = re.search(r'data-unread-poll="([^"]+)"', html).group(1)
+    csrf = re.search(r'id="convs" data-unread-poll="[^"]+" data-csrf="([^"]+)"', html).group(1)
+    before = requests_counted(app.test_client())
+    poll = staff.get(BASE + poll_url, headers={"X-CSRF-Token": csrf, "X-Medcell-Poll": "1"})
+    assert poll.status_code == 200 and poll.json == {"conversations": {}, "total": 0}
+    assert requests_counted(app.test_client()) == before
+    # Without the page's CSRF token the cookie alone gets nothing.
+    assert staff.get(BASE + poll_url, headers={"X-Medcell-Poll": "1"}).status_code == 401
+
+
+def test_the_page_script_marks_the_unread_poll_too():
+    script = SCRIPT.read_text()
+    unread = script[script.index("function setupUnread") :]
+    assert '"X-Medcell-Poll": "1"' in unread[: unread.index("function schedule")]

@@ -19,8 +19,8 @@ def get_contact():
 @require(admin=True)
 def put_contact():
     body = json_body()
-    if set(body) - {"phone", "hours"}:
-        raise BadRequest("only 'phone' and 'hours' can be given")
+    if set(body) - {"phone", "hours"} or not all(isinstance(v, str) for v in body.values()):
+        raise BadRequest("only 'phone' and 'hours' can be given, as strings")
     current = contact.get(conn())
     return jsonify(
         contact.set_contact(
