@@ -358,6 +358,9 @@ def test_the_list_tab_title_counts_unread_conversations_live(chromium, site):
     staff.get_by_role("link", name="Ungelesen").click()
     goto(staff, f"{site.base}/staff/")
     assert not staff.title().startswith("(")
+    # Read now: its badge is gone from sight, not just emptied.
+    item = staff.locator("li[data-conv]", has=staff.get_by_role("link", name="Ungelesen"))
+    assert item.locator("[data-badge]").is_hidden()
     assert staff.problems == [] and patient.problems == []
 
 
