@@ -15,7 +15,7 @@ from provisioner.facilities import Facilities
 from provisioner.state import ensure_home, write_json_atomic
 
 DEMO_SLUG = "demo"
-DEMO_NAME = "Demo practice"
+DEMO_NAME = "Praxis Dr. Müller"
 CREDENTIALS_FILE = "demo-credentials.json"
 
 

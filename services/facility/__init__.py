@@ -8,8 +8,12 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.facility import api
+from services.facility.api import accounts as api_accounts
+from services.facility.api import contact as api_contact
+from services.facility.api import quick_replies as api_quick_replies
 from services.facility.api import receipts as receipts_api
 from services.facility.api import records as api_records
+from services.facility.api import unread as api_unread
 from services.facility.api import usage as usage_api
 from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
@@ -17,7 +21,7 @@ from services.facility.core.config import Config
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
 from services.facility.http import auth, bodies, context, errors, logs
 from services.facility.http.status import ActivityMiddleware
-from services.facility.pages import admin, common, patient, staff
+from services.facility.pages import accounts, admin, common, patient, practice, staff
 from services.facility.pages import records as page_records
 
 log = logging.getLogger("medcell.facility")
@@ -51,7 +55,11 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.register_blueprint(usage_api.bp)
     app.register_blueprint(receipts_api.bp)
     app.register_blueprint(api_records.bp)
-    for blueprint in (patient.bp, staff.bp, admin.bp, page_records.bp):
+    app.register_blueprint(api_accounts.bp)
+    app.register_blueprint(api_unread.bp)
+    app.register_blueprint(api_quick_replies.bp)
+    app.register_blueprint(api_contact.bp)
+    for blueprint in (patient.bp, staff.bp, admin.bp, page_records.bp, accounts.bp, practice.bp):
         app.register_blueprint(blueprint)
 
     if config.scheduler:

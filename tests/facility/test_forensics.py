@@ -43,6 +43,8 @@ def flow(client, staff_auth, clock) -> dict:
     client.get(f"/api/v1/attachments/{attachment['id']}", headers=staff_auth)
     for fmt in ("pdf", "fhir"):
         assert client.get(f"{base}/export?format={fmt}", headers=staff_auth).status_code == 200
+    # The patient reads it too, so read marks exist as well.
+    client.get(f"{base}/messages", headers=patient)
     return conv
 
 
@@ -60,6 +62,7 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
         ),
         ("SELECT * FROM record_keys WHERE conversation_id = ?", (conv_id,)),
         ("SELECT * FROM access_log WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM read_marks WHERE conversation_id = ?", (conv_id,)),
     ]
     values = []
     for sql, params in queries:

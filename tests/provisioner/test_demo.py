@@ -25,3 +25,11 @@ def test_stopped_demo_is_started(runtime, fake):
 def test_demo_without_stored_login_says_so(runtime, config):
     runtime.facilities.create("demo")
     assert ensure_demo(runtime.facilities)["password"] is None
+
+
+def test_demo_facility_has_a_german_name_that_survives_intact(runtime, fake):
+    ensure_demo(runtime.facilities)
+    listed = {f["slug"]: f["name"] for f in runtime.facilities.list()}
+    assert listed["demo"] == "Praxis Dr. Müller"
+    env = fake.containers_by_name["medcell-demo"].kwargs["environment"]
+    assert env["MEDCELL_FACILITY_NAME"] == "Praxis Dr. Müller"

@@ -88,6 +88,17 @@ def open_conversation(page, title: str, pin: str = "") -> str:
     return page.locator("#link").input_value()
 
 
+def wait_until(page, script: str, target=None, timeout: float = 20) -> bool:
+    """Whether `script` turns true within `timeout` seconds (the pages' CSP forbids the eval
+    that Playwright's wait_for_function needs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if target.evaluate(script) if target is not None else page.evaluate(script):
+            return True
+        page.wait_for_timeout(250)
+    return False
+
+
 def no_reload_marker(page) -> None:
     page.evaluate("window.medcellMarker = 42")
 
@@ -130,9 +141,12 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
     staff.get_by_role("button", name="Senden", exact=True).click()
     patient.locator("#messages").get_by_text("Bitte schicken Sie ein Foto.").wait_for()
     assert still_same_document(patient)
+    # The patient's visible page has shown it: the staff's page learns so by its poll.
+    staff.locator("#messages li.own .seen").get_by_text("gelesen").wait_for()
 
     no_reload_marker(staff)
     patient.get_by_label("Ihre Nachricht").fill("Hier ist es, am linken Arm.")
+    assert patient.locator("#body-count").inner_text() == "Noch 9973 Zeichen"
     patient.get_by_role("button", name="Senden", exact=True).click()
     staff.locator("#messages").get_by_text("Hier ist es, am linken Arm.").wait_for()
     assert still_same_document(staff)
@@ -140,17 +154,22 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
     patient.locator("#file").set_input_files(
         files=[{"name": "arm.png", "mimeType": "image/png", "buffer": PNG}]
     )
-    patient.get_by_role("button", name="Datei senden").click()
+    patient.get_by_label("Ihre Nachricht").fill("Und hier das Foto.")
+    patient.get_by_role("button", name="Senden", exact=True).click()
     patient.locator("#messages").get_by_text("arm.png").wait_for()
     shot(patient, site, "patient-conversation")
-    staff.locator("#messages").get_by_role("link", name="arm.png").wait_for()
+    staff.locator("#messages p.file").get_by_role("link", name="arm.png").wait_for()
+    # Shown inline on the staff's page (arrived by poll), decrypted by the download route.
+    image = staff.locator("#messages img[alt='arm.png']")
+    image.wait_for()
+    assert wait_until(staff, "img => img.complete && img.naturalWidth === 1", image)
     assert still_same_document(staff)
     shot(staff, site, "staff-conversation")
     with staff.expect_download() as download:
         staff.locator("#messages").get_by_role("link", name="Herunterladen").click()
     assert open(download.value.path(), "rb").read() == PNG
     ids = staff.evaluate("[...document.querySelectorAll('#messages li')].map(li => li.id.slice(2))")
-    att_href = staff.locator("#messages a", has_text="arm.png").get_attribute("href")
+    att_href = staff.locator("#messages p.file a", has_text="arm.png").get_attribute("href")
     att_id = att_href.rsplit("/", 1)[1]
 
     no_reload_marker(staff)
@@ -327,3 +346,48 @@ def test_an_open_page_polls_without_counting_as_activity(chromium, site):
     assert set(polls) <= {200, 204}
     assert site.activity() == counted
     assert patient.problems == []
+
+
+def test_the_list_tab_title_counts_unread_conversations_live(chromium, site):
+    staff = new_page(chromium, site)
+    log_in(staff, site)
+    link = open_conversation(staff, "Ungelesen")
+    goto(staff, f"{site.base}/staff/")
+    assert not staff.title().startswith("(")
+    patient = new_page(chromium, site, viewport=PHONE)
+    goto(patient, link)
+    patient.get_by_label("Ihre Nachricht").fill("Eine Frage")
+    patient.get_by_role("button", name="Senden", exact=True).click()
+    patient.locator("#messages").get_by_text("Eine Frage").wait_for()
+    # No reload: the list's own poll brings the badge and the title's count.
+    assert wait_until(staff, "() => document.title.startsWith('(1) ')", timeout=30)
+    staff.locator("li.unread [data-badge]").get_by_text("1 neu").wait_for()
+    shot(staff, site, "staff-home-unread")
+    staff.get_by_role("link", name="Ungelesen").click()
+    goto(staff, f"{site.base}/staff/")
+    assert not staff.title().startswith("(")
+    # Read now: its badge is gone from sight, not just emptied.
+    item = staff.locator("li[data-conv]", has=staff.get_by_role("link", name="Ungelesen"))
+    assert item.locator("[data-badge]").is_hidden()
+    assert staff.problems == [] and patient.problems == []
+
+
+def test_a_quick_reply_goes_in_at_the_cursor_and_the_counter_follows(chromium, site):
+    staff = new_page(chromium, site)
+    log_in(staff, site)
+    goto(staff, f"{site.base}/staff/admin")
+    staff.locator("#quick-label").fill("Termin")
+    staff.locator("#quick-body").fill("bitte rufen Sie uns an.")
+    staff.get_by_role("button", name="Textbaustein speichern").click()
+    open_conversation(staff, "Baustein")
+    staff.get_by_role("link", name="Zur Unterhaltung").click()
+    field = staff.get_by_label("Ihre Nachricht")
+    field.fill("Guten Tag, ")
+    field.press("End")
+    staff.get_by_label("Textbaustein").select_option(label="Termin")
+    staff.get_by_role("button", name="Einfügen").click()
+    assert field.input_value() == "Guten Tag, bitte rufen Sie uns an."
+    assert staff.locator("#body-count").inner_text() == f"Noch {10000 - 34} Zeichen"
+    staff.get_by_role("button", name="Senden", exact=True).click()
+    staff.locator("#messages").get_by_text("Guten Tag, bitte rufen Sie uns an.").wait_for()
+    assert staff.problems == []

@@ -47,3 +47,39 @@ def test_a_page_without_its_csrf_token_gets_no_poll_answer(app, staff):
     assert csrf_of(page)
     url = f"{BASE}/api/v1/conversations/{conv_id}/messages"
     assert staff.get(url, headers={"X-Medcell-Poll": "1"}).status_code == 401
+
+
+def test_a_poll_that_marks_messages_read_still_does_not_count_as_activity(app, staff, patient):
+    conv_id, link = open_conversation(staff)
+    patient.get(BASE + link)
+    html = patient.get(f"{BASE}/patient/").get_data(as_text=True)
+    poll_url = re.search(r'data-poll="([^"]+)"', html).group(1)
+    csrf = re.search(r'data-csrf="([^"]+)"', html).group(1)
+    home = staff.get(f"{BASE}/staff/c/{conv_id}")
+    staff.post(f"{BASE}/staff/c/{conv_id}/messages", data={"body": "Befund", "csrf": csrf_of(home)})
+    before = requests_counted(app.test_client())
+    poll = patient.get(BASE + poll_url, headers={"X-CSRF-Token": csrf, "X-Medcell-Poll": "1"})
+    assert [m["body"] for m in poll.json["messages"]] == ["Befund"]
+    assert requests_counted(app.test_client()) == before
+    # The poll showed it to the patient's visible page: staff now see "gelesen" under it.
+    page = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
+    assert re.search(r'<p class="seen">gelesen</p>', page)
+
+
+def test_the_lists_unread_poll_does_not_count_as_activity(app, staff):
+    open_conversation(staff)
+    html = staff.get(f"{BASE}/staff/").get_data(as_text=True)
+    poll_url = re.search(r'data-unread-poll="([^"]+)"', html).group(1)
+    csrf = re.search(r'id="convs" data-unread-poll="[^"]+" data-csrf="([^"]+)"', html).group(1)
+    before = requests_counted(app.test_client())
+    poll = staff.get(BASE + poll_url, headers={"X-CSRF-Token": csrf, "X-Medcell-Poll": "1"})
+    assert poll.status_code == 200 and poll.json == {"conversations": {}, "total": 0}
+    assert requests_counted(app.test_client()) == before
+    # Without the page's CSRF token the cookie alone gets nothing.
+    assert staff.get(BASE + poll_url, headers={"X-Medcell-Poll": "1"}).status_code == 401
+
+
+def test_the_page_script_marks_the_unread_poll_too():
+    script = SCRIPT.read_text()
+    unread = script[script.index("function setupUnread") :]
+    assert '"X-Medcell-Poll": "1"' in unread[: unread.index("function schedule")]

@@ -54,7 +54,7 @@ def test_patient_session_reads_through_the_api_only_with_its_csrf_token(app, sta
     assert patient.get(url).status_code == 401
     assert patient.get(url, headers={"X-CSRF-Token": "wrong"}).status_code == 401
     ok = patient.get(url, headers={"X-CSRF-Token": csrf})
-    assert ok.status_code == 200 and ok.json == {"messages": []}
+    assert ok.status_code == 200 and ok.json["messages"] == []
 
 
 def test_opening_the_link_again_replaces_the_old_session(app, staff):

@@ -4,7 +4,7 @@ from flask import Blueprint, g, jsonify, request
 
 from services.facility.api.openapi import spec
 from services.facility.core import accounts as auth
-from services.facility.core import passwords, patients, settings, throttle
+from services.facility.core import passwords, patients, reading, settings, throttle
 from services.facility.core.conversations import ID_RE
 from services.facility.core.errors import BadRequest, NotFound, PinRequired
 from services.facility.http.auth import bearer_token, require
@@ -175,9 +175,12 @@ def list_messages(conv_id: str):
     polled = request.headers.get("X-Medcell-Poll") == "1"
     if g.principal.kind == "staff" and after is None and not polled:
         filing().opened(conn(), conv_id, g.principal.username)  # live polls are not opens
+    reading.mark_read(conn(), conv_id, reading.reader_of(g.principal), [m["id"] for m in items])
+    reading.annotate(conn(), conv_id, items)
     for item in items:
         item["created_at"] = iso(item["created_at"])
-    return jsonify(messages=items)
+    up_to = reading.read_up_to(conn(), conv_id, g.principal.kind)
+    return jsonify(messages=items, read_up_to=up_to)
 
 
 @bp.post("/api/v1/conversations/<conv_id>/attachments")

@@ -69,6 +69,7 @@ def spec(config: Config) -> dict:
         body=STR,
         created_at=TIME,
         attachments={"type": "array", "items": _ref("AttachmentInfo")},
+        read={"type": "boolean", "description": "the side that did not write it has read it"},
     )
     conversation = _obj(
         ["id", "title", "last_activity", "expires_at"],
@@ -92,7 +93,11 @@ def spec(config: Config) -> dict:
                     "200": _json(_obj(["token"], token=STR)),
                     "400": _error("Malformed request"),
                     "401": _error("Wrong username or password"),
-                    "429": _error("Too many failures"),
+                    "403": _error("Right password, but the account is deactivated"),
+                    "429": _error(
+                        "Too many failures for this account from this client (5 in 15 min), "
+                        "or from this client over all accounts (30); Retry-After says how long"
+                    ),
                 },
                 auth=False,
                 body=_body(_obj(["username", "password"], username=STR, password=STR)),
@@ -235,7 +240,19 @@ def spec(config: Config) -> dict:
             "get": _op(
                 "Messages, oldest first",
                 {
-                    "200": _json(_obj(["messages"], messages={"type": "array", "items": message})),
+                    "200": _json(
+                        _obj(
+                            ["messages"],
+                            messages={"type": "array", "items": message},
+                            read_up_to={
+                                "type": "string",
+                                "nullable": True,
+                                "description": "the newest message of the caller's side that "
+                                "the other side has read",
+                            },
+                        ),
+                        "The messages; fetching them marks them read for the caller",
+                    ),
                     "400": _error("Bad 'after'"),
                     "404": not_found,
                 },
@@ -454,7 +471,28 @@ def spec(config: Config) -> dict:
         **records_paths(not_found),
         # -- notifications (issue 13)
         # -- unread, compose, list (issue 13)
+        "/api/v1/unread": {
+            "get": _op(
+                "Unread patient messages for this staff account, per conversation id",
+                {
+                    "200": _json(
+                        _obj(
+                            ["conversations", "total"],
+                            conversations={
+                                "type": "object",
+                                "additionalProperties": {"type": "integer", "minimum": 1},
+                            },
+                            total={"type": "integer", "minimum": 0},
+                        )
+                    ),
+                    "403": _error("Staff only"),
+                },
+            )
+        },
         # -- accounts, quick replies, contact, throttling (issue 13)
+        **_account_paths(),
+        **_quick_reply_paths(config),
+        **_contact_paths(),
     }
     usage.document_storage_full(paths)
     return {
@@ -613,6 +651,84 @@ def records_paths(not_found: dict) -> dict:
     }
 
 
+def _account_paths() -> dict:
+    """Deactivate, reactivate and reset the password of another staff account (admin)."""
+    username = {"name": "username", "in": "path", "required": True, "schema": STR}
+    refusals = {
+        "403": _error("Admins only"),
+        "404": _error("No such account"),
+        "409": _error("Not for your own account"),
+    }
+    return {
+        "/api/v1/staff/{username}/deactivate": {
+            "post": _op(
+                "Deactivate an account: no login, its sessions end at once (admin)",
+                {"204": NO_CONTENT, **refusals},
+                params=[username],
+            )
+        },
+        "/api/v1/staff/{username}/reactivate": {
+            "post": _op(
+                "Let a deactivated account log in again (admin)",
+                {"204": NO_CONTENT, **refusals},
+                params=[username],
+            )
+        },
+        "/api/v1/staff/{username}/password-reset": {
+            "post": _op(
+                "A new generated password for the account, shown only now; its sessions end",
+                {
+                    "200": _json(_obj(["username", "password"], username=STR, password=STR)),
+                    **refusals,
+                },
+                params=[username],
+            )
+        },
+    }
+
+
+def _quick_reply_paths(config: Config) -> dict:
+    """The facility's text templates: staff read them, admins add and remove them."""
+    reply = _obj(["id", "label", "body"], id={"type": "integer"}, label=STR, body=STR)
+    new = {
+        **_obj(
+            ["label", "body"],
+            label={"type": "string", "minLength": 1, "maxLength": 60},
+            body={"type": "string", "minLength": 1, "maxLength": config.max_body_chars},
+        ),
+        "additionalProperties": False,
+    }
+    return {
+        "/api/v1/quick-replies": {
+            "get": _op(
+                "The quick replies (staff)",
+                {
+                    "200": _json(
+                        _obj(["quick_replies"], quick_replies={"type": "array", "items": reply})
+                    )
+                },
+            ),
+            "post": _op(
+                "Add a quick reply (admin; at most 50)",
+                {
+                    "201": _json(reply, "Created"),
+                    "400": _error("Missing, empty or unknown fields"),
+                    "403": _error("Admins only"),
+                    "409": _error("There are 50 already"),
+                },
+                body=_body(new),
+            ),
+        },
+        "/api/v1/quick-replies/{reply_id}": {
+            "delete": _op(
+                "Remove a quick reply (admin)",
+                {"204": NO_CONTENT, "403": _error("Admins only"), "404": _error("No such reply")},
+                params=[{"name": "reply_id", "in": "path", "required": True, "schema": STR}],
+            )
+        },
+    }
+
+
 def reference_input(nullable: bool = False) -> dict:
     """The patient reference staff send (null in a new conversation: none)."""
     fields = {
@@ -661,4 +777,31 @@ def records_schemas() -> dict:
             item={"type": "string", "description": "the file, for a download; else empty"},
             at=TIME,
         ),
+    }
+
+
+def _contact_paths() -> dict:
+    """The facility's phone and opening hours, shown to patients on pages where they are stuck."""
+    contact = _obj(["phone", "hours"], phone=STR, hours=STR)
+    change = {
+        "type": "object",
+        "properties": {
+            "phone": {"type": "string", "pattern": "^([0-9+()/. -]{3,40})?$"},
+            "hours": {"type": "string", "maxLength": 300},
+        },
+        "additionalProperties": False,
+    }
+    return {
+        "/api/v1/contact": {
+            "get": _op("The facility's contact for patients", {"200": _json(contact)}, auth=False),
+            "put": _op(
+                "Set the contact (admin); an empty string removes a field",
+                {
+                    "200": _json(contact),
+                    "400": _error("Invalid phone or hours, or unknown fields"),
+                    "403": _error("Admins only"),
+                },
+                body=_body(change),
+            ),
+        }
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from services.facility.core import passwords, store, throttle
 from services.facility.core.errors import (
+    AccountDisabled,
     BadRequest,
     Conflict,
     NotFound,
@@ -77,9 +78,9 @@ def create_staff(
 
 def list_staff(conn: sqlite3.Connection) -> list[dict]:
     rows = store.table(conn, "staff").rows_where(
-        select="username, role, created_at", order_by="username"
+        select="username, role, created_at, active", order_by="username"
     )
-    return list(rows)
+    return [{**row, "active": bool(row["active"])} for row in rows]
 
 
 def remove_staff(conn: sqlite3.Connection, username: str, acting: Principal) -> None:
@@ -90,6 +91,39 @@ def remove_staff(conn: sqlite3.Connection, username: str, acting: Principal) -> 
         if row is None:
             raise NotFound("no such staff account")
         conn.execute("DELETE FROM staff WHERE id = ?", (row[0],))
+        # Staff ids may be reused by a later account, which must not inherit what was read.
+        conn.execute("DELETE FROM read_marks WHERE reader = ?", (row[0],))
+
+
+def set_active(conn: sqlite3.Connection, username: str, active: bool, acting: Principal) -> None:
+    """Deactivate (ending every session at once) or reactivate an account."""
+    if username == acting.username:
+        raise Conflict("you cannot deactivate your own account")
+    with store.write(conn):
+        staff_id = _staff_id(conn, username)
+        conn.execute("UPDATE staff SET active = ? WHERE id = ?", (int(active), staff_id))
+        if not active:
+            conn.execute("DELETE FROM staff_sessions WHERE staff_id = ?", (staff_id,))
+
+
+def reset_password(conn: sqlite3.Connection, username: str, acting: Principal) -> str:
+    """Give another account a new generated password (returned once); its sessions end."""
+    if username == acting.username:
+        raise Conflict("change your own password with your current one")
+    password = passwords.generate_password()
+    hashed = passwords.hash_password(password)
+    with store.write(conn):
+        staff_id = _staff_id(conn, username)
+        conn.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (hashed, staff_id))
+        conn.execute("DELETE FROM staff_sessions WHERE staff_id = ?", (staff_id,))
+    return password
+
+
+def _staff_id(conn: sqlite3.Connection, username: str) -> int:
+    row = conn.execute("SELECT id FROM staff WHERE username = ?", (username,)).fetchone()
+    if row is None:
+        raise NotFound("no such staff account")
+    return row[0]
 
 
 def change_password(conn: sqlite3.Connection, who: Principal, current: str, new: str) -> None:
@@ -114,24 +148,28 @@ def login(
     now: int,
     session_seconds: int,
 ) -> str:
-    """A new staff bearer token, or Unauthorized; failures count against the client."""
+    """A new staff bearer token, or Unauthorized; failures count per account and client."""
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password must be strings")
-    throttle.check(conn, "login", client, now)
+    subjects = throttle.login_subjects(username[:64], client)
+    _check_login_throttle(conn, subjects, now)
     row = conn.execute(
-        "SELECT id, password_hash FROM staff WHERE username = ?", (username,)
+        "SELECT id, password_hash, active FROM staff WHERE username = ?", (username,)
     ).fetchone()
     with passwords.hashing():
         # Checked again in the slot: requests that queued up behind earlier failures must see
         # them, or a burst of parallel guesses would outrun the throttle.
-        throttle.check(conn, "login", client, now)
+        _check_login_throttle(conn, subjects, now)
         ok = passwords.verify_in_slot(
             row[1] if row else passwords.DUMMY_HASH, password[: passwords.MAX_PASSWORD]
         )
         if not row or not ok:
-            throttle.record_failure(conn, "login", client, now)
+            throttle.record_failures(conn, subjects, now)
     if not row or not ok:
         raise Unauthorized("wrong username or password")
+    if not row[2]:
+        # Said only after the right password, so it tells a guesser nothing.
+        raise AccountDisabled("this account has been deactivated by an administrator")
     token = new_token()
     with store.write(conn):
         conn.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", (now,))
@@ -140,6 +178,13 @@ def login(
             (token_hash(token), row[0], now + session_seconds * 1_000_000),
         )
     return token
+
+
+def _check_login_throttle(
+    conn: sqlite3.Connection, subjects: list[tuple[str, str]], now: int
+) -> None:
+    for kind, subject in subjects:
+        throttle.check(conn, kind, subject, now)
 
 
 def logout(conn: sqlite3.Connection, token: str) -> None:
@@ -152,7 +197,8 @@ def resolve(conn: sqlite3.Connection, token: str, now: int) -> Principal | None:
     digest = token_hash(token)
     row = conn.execute(
         "SELECT s.token_hash, st.id, st.username, st.role FROM staff_sessions s "
-        "JOIN staff st ON st.id = s.staff_id WHERE s.token_hash = ? AND s.expires_at > ?",
+        "JOIN staff st ON st.id = s.staff_id "
+        "WHERE s.token_hash = ? AND s.expires_at > ? AND st.active = 1",
         (digest, now),
     ).fetchone()
     if row and hmac.compare_digest(row[0], digest):

@@ -88,7 +88,7 @@ class Conversations:
         """The live conversations, most recent activity first."""
         retention_us = self.retention(conn) * 1_000_000
         rows = conn.execute(
-            "SELECT id, title, last_activity, reference FROM conversations "
+            "SELECT id, title, last_activity, reference, created_at FROM conversations "
             "WHERE last_activity > ? ORDER BY last_activity DESC",
             (self.clock() - retention_us,),
         ).fetchall()
@@ -97,7 +97,7 @@ class Conversations:
     def get(self, conn: sqlite3.Connection, conv_id: str) -> dict:
         retention_us = self.retention(conn) * 1_000_000
         row = conn.execute(
-            "SELECT id, title, last_activity, reference FROM conversations "
+            "SELECT id, title, last_activity, reference, created_at FROM conversations "
             "WHERE id = ? AND last_activity > ?",
             (conv_id, self.clock() - retention_us),
         ).fetchone()
@@ -106,7 +106,7 @@ class Conversations:
         return self._summary(conn, row, retention_us)
 
     def _summary(self, conn: sqlite3.Connection, row: tuple, retention_us: int) -> dict:
-        conv_id, sealed_title, last_activity, sealed_reference = row
+        conv_id, sealed_title, last_activity, sealed_reference, created_at = row
         key = self.keyring.record_key(conn, conv_id)
         title = crypto.unseal(key, sealed_title, self._aad("conversations", conv_id, "title"))
         return {
@@ -116,6 +116,7 @@ class Conversations:
             "expires_at": last_activity + retention_us,
             # The practice's label of the patient (staff only): for display and search.
             "reference": references.unseal(key, self.facility, conv_id, sealed_reference),
+            "created_at": created_at,
         }
 
     def require_live(self, conn: sqlite3.Connection, conv_id: str) -> None:

@@ -57,6 +57,12 @@ class LinkLocked(Forbidden):
     code = "link_locked"
 
 
+class AccountDisabled(Forbidden):
+    """The password was right, but an admin has deactivated this account."""
+
+    code = "account_disabled"
+
+
 class NotFound(FacilityError):
     status, code = 404, "not_found"
 
@@ -90,6 +96,7 @@ class TooManyRequests(FacilityError):
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
 
 
 class InsufficientStorage(FacilityError):

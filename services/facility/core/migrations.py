@@ -150,8 +150,29 @@ CREATE TABLE access_log (
 CREATE INDEX access_log_conversation ON access_log(conversation_id, created_at);
 """  # patient reference and access log (issue 12)
 V6 = ""  # notifications: outbox and patient e-mail (issue 13)
-V7 = ""  # unread and read state (issue 13)
-V8 = ""  # staff accounts, quick replies, facility contact, throttling (issue 13)
+# How far each reader has read a conversation: reader is a staff id, 0 the patient; read_rowid
+# is the rowid of the newest message shown to them. Content-free; dies with the conversation.
+V7 = """
+CREATE TABLE read_marks (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    reader INTEGER NOT NULL,
+    read_rowid INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, reader)
+);
+CREATE INDEX read_marks_reader ON read_marks(reader);
+"""
+# Staff accounts can be deactivated (active = 0: no login, no session) and reactivated.
+# Quick replies are the facility's own text templates, written by admins: no patient data, so
+# plain text like the staff names. The facility's contact (phone, hours) lives in settings.
+V8 = """
+ALTER TABLE staff ADD COLUMN active INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE quick_replies (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"""
 
 MIGRATIONS = [V1, V2, V3, V4, V5, V6, V7, V8]
 

@@ -4,7 +4,7 @@ from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
-from services.facility.core import passwords, settings, usage
+from services.facility.core import contact, passwords, quick_replies, settings, usage
 from services.facility.core.config import format_duration
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.http.context import conn, ctx, deadlines_changed, now
@@ -36,6 +36,9 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
         error=error,
         notice=notice,
         usage=usage(ctx()["facility"]),
+        quick_replies=quick_replies.list_all(conn()),
+        contact=contact.get(conn()),
+        max_body=config.max_body_chars,
     )
 
 

@@ -1,11 +1,12 @@
-"""The conversation page and its two forms, shared by the patient's side and the staff's side.
+"""The conversation page and its compose form, shared by the patient's side and the staff's side.
 
-Both forms work without JavaScript (post, then redirect back to the page); the page's script
-only adds polling for new messages on top.
+One form sends text, a file, or both; it works without JavaScript (post, then redirect back to
+the page); the page's script only adds a character counter and polling for new messages on top.
 """
 
 from flask import Response, g, request
 
+from services.facility.core import reading
 from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
@@ -34,6 +35,10 @@ def render(
     conversations, config, c = ctx()["conversations"], ctx()["config"], conn()
     summary = conversations.get(c, conv_id)
     messages = conversations.messages(c, conv_id)
+    # Rendered for this reader: what the page shows is read (receipts for the other side).
+    reader = reading.PATIENT if side == "patient" else g.staff.staff_id
+    reading.mark_read(c, conv_id, reader, [m["id"] for m in messages])
+    reading.annotate(c, conv_id, messages)
     other = web.t("msg.facility", name=config.facility_name) if side == "patient" else None
     # The title is the staff's note (it may name the patient); the patient sees the facility.
     if side == "staff":
@@ -59,6 +64,16 @@ def render(
         **conversation_values(c, conv_id, summary, side),
         **extra,
     )
+
+
+def compose(conv_id: str, author: str) -> tuple[str | None, int, str]:
+    """Post the compose form: a file (with the text as its note) or text alone."""
+    upload = request.files.get("file")
+    if upload is not None and upload.filename:
+        return add_attachment(conv_id, author)
+    if not request.form.get("body", "").strip():
+        return web.t("compose.empty"), 400, ""
+    return add_message(conv_id, author)
 
 
 def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:

@@ -299,7 +299,71 @@ DE = {
     "expiring.at": "wird gelöscht ab",
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
+    "msg.read": "gelesen",
+    "list.unread_badge": "{n} neu",
+    "compose.empty": "Bitte schreiben Sie eine Nachricht oder wählen Sie eine Datei aus.",
+    "compose.left": "Noch {n} Zeichen",
+    "compose.left.one": "Noch 1 Zeichen",
+    "compose.file": "Foto oder PDF anhängen (optional)",
+    "list.search": "Suchen",
+    "list.search_hint": "Im Titel und in der Patientenangabe; nichts davon wird als Suchindex "
+    "gespeichert.",
+    "list.only_unread": "Nur ungelesene",
+    "list.sort": "Sortieren nach",
+    "list.sort_activity": "Letzte Aktivität",
+    "list.sort_expires": "Löschung (bald zuerst)",
+    "list.sort_created": "Eröffnet (neueste zuerst)",
+    "list.sort_title": "Titel (A–Z)",
+    "list.apply": "Anwenden",
+    "list.count": "{n} von {total} Unterhaltungen",
+    "list.created": "eröffnet",
+    "list.pages": "Seiten",
+    "list.prev": "Zurück",
+    "list.next": "Weiter",
+    "list.page": "Seite {page} von {pages}",
+    "list.no_match": "Keine Unterhaltung passt zu dieser Auswahl.",
+    "list.untitled": "Ohne Titel",
     # -- accounts, quick replies, contact, throttling (issue 13)
+    "login.throttled": "Zu viele Fehlversuche für dieses Konto von diesem Gerät oder Netz. "
+    "Bitte warten Sie {wait}; Ihre Kolleginnen und Kollegen können sich weiter anmelden.",
+    "login.disabled": "Dieses Konto wurde von der Verwaltung deaktiviert. Bitte wenden Sie sich "
+    "an die Verwaltung.",
+    "admin.inactive": "deaktiviert",
+    "admin.deactivate": "Deaktivieren",
+    "admin.deactivate_named": "Konto {name} deaktivieren",
+    "admin.reactivate": "Reaktivieren",
+    "admin.reactivate_named": "Konto {name} reaktivieren",
+    "admin.reset": "Passwort zurücksetzen",
+    "admin.reset_named": "Passwort von {name} zurücksetzen",
+    "admin.deactivated": "Das Konto {name} ist deaktiviert; seine Sitzungen wurden beendet.",
+    "admin.reactivated": "Das Konto {name} kann sich wieder anmelden.",
+    "admin.not_self_action": "Das geht nicht mit Ihrem eigenen Konto (Ihr Passwort ändern Sie "
+    "unter „Passwort“).",
+    "reset.title": "Neues Passwort",
+    "reset.text": "Das Konto {name} hat ein neues Passwort. Alle seine Sitzungen wurden beendet.",
+    "quick.title": "Textbausteine",
+    "quick.intro": "Vorlagen, die das Team beim Antworten einfügen kann. Sie sind Texte der "
+    "Praxis, keine Patientendaten.",
+    "quick.add": "Textbaustein hinzufügen",
+    "quick.label": "Name",
+    "quick.body": "Text",
+    "quick.submit": "Textbaustein speichern",
+    "quick.remove_named": "Textbaustein {name} entfernen",
+    "quick.bad": "Name (höchstens 60 Zeichen) und Text (höchstens {n} Zeichen) dürfen nicht "
+    "leer sein.",
+    "quick.full": "Es gibt schon {n} Textbausteine. Bitte entfernen Sie zuerst einen.",
+    "quick.insert_label": "Textbaustein",
+    "quick.insert": "Einfügen",
+    "contact.title": "Kontakt für Patientinnen und Patienten",
+    "contact.intro": "Wird gezeigt, wenn ein Link ungültig oder gesperrt ist oder eine PIN "
+    "verlangt wird.",
+    "contact.phone": "Telefon",
+    "contact.hours": "Sprechzeiten",
+    "contact.submit": "Kontakt speichern",
+    "contact.bad": "Die Telefonnummer darf nur Ziffern, Leerzeichen und + ( ) / . - enthalten "
+    "(3–40 Zeichen), die Sprechzeiten höchstens 300 Zeichen.",
+    "contact.saved": "Der Kontakt wurde gespeichert.",
+    "contact.reach": "So erreichen Sie {name}",
 }
 
 EN = {
@@ -571,7 +635,70 @@ EN = {
     "expiring.at": "deleted from",
     # -- notifications (issue 13)
     # -- unread, compose, list (issue 13)
+    "msg.read": "read",
+    "list.unread_badge": "{n} new",
+    "compose.empty": "Please write a message or choose a file.",
+    "compose.left": "{n} characters left",
+    "compose.left.one": "1 character left",
+    "compose.file": "Attach a photo or PDF (optional)",
+    "list.search": "Search",
+    "list.search_hint": "In the title and the patient reference; none of it is stored as a "
+    "search index.",
+    "list.only_unread": "Unread only",
+    "list.sort": "Sort by",
+    "list.sort_activity": "Last activity",
+    "list.sort_expires": "Deletion (soonest first)",
+    "list.sort_created": "Opened (newest first)",
+    "list.sort_title": "Title (A–Z)",
+    "list.apply": "Apply",
+    "list.count": "{n} of {total} conversations",
+    "list.created": "opened",
+    "list.pages": "Pages",
+    "list.prev": "Previous",
+    "list.next": "Next",
+    "list.page": "Page {page} of {pages}",
+    "list.no_match": "No conversation matches this selection.",
+    "list.untitled": "Untitled",
     # -- accounts, quick replies, contact, throttling (issue 13)
+    "login.throttled": "Too many failed attempts for this account from this device or network. "
+    "Please wait {wait}; your colleagues can still log in.",
+    "login.disabled": "This account has been deactivated by an administrator. Please ask your "
+    "administrator.",
+    "admin.inactive": "deactivated",
+    "admin.deactivate": "Deactivate",
+    "admin.deactivate_named": "Deactivate account {name}",
+    "admin.reactivate": "Reactivate",
+    "admin.reactivate_named": "Reactivate account {name}",
+    "admin.reset": "Reset password",
+    "admin.reset_named": "Reset the password of {name}",
+    "admin.deactivated": "The account {name} is deactivated; its sessions have ended.",
+    "admin.reactivated": "The account {name} can log in again.",
+    "admin.not_self_action": "Not possible for your own account (change your password under "
+    "“Password”).",
+    "reset.title": "New password",
+    "reset.text": "The account {name} has a new password. All of its sessions have ended.",
+    "quick.title": "Quick replies",
+    "quick.intro": "Templates the team can insert when replying. They are the practice's texts, "
+    "not patient data.",
+    "quick.add": "Add a quick reply",
+    "quick.label": "Name",
+    "quick.body": "Text",
+    "quick.submit": "Save quick reply",
+    "quick.remove_named": "Remove quick reply {name}",
+    "quick.bad": "Name (at most 60 characters) and text (at most {n} characters) must not be "
+    "empty.",
+    "quick.full": "There are {n} quick replies already. Please remove one first.",
+    "quick.insert_label": "Quick reply",
+    "quick.insert": "Insert",
+    "contact.title": "Contact for patients",
+    "contact.intro": "Shown when a link is invalid or locked, or a PIN is asked for.",
+    "contact.phone": "Phone",
+    "contact.hours": "Opening hours",
+    "contact.submit": "Save contact",
+    "contact.bad": "The phone number may hold only digits, spaces and + ( ) / . - (3–40 "
+    "characters), the opening hours at most 300 characters.",
+    "contact.saved": "The contact has been saved.",
+    "contact.reach": "How to reach {name}",
 }
 
 TEXTS = {"de": DE, "en": EN}
@@ -615,3 +742,10 @@ def format_duration(seconds: int, lang: str) -> str:
         if seconds % size == 0:
             return text(lang, f"duration.{unit}", n=seconds // size)
     return text(lang, "duration.s", n=seconds)
+
+
+def format_wait(seconds: int, lang: str) -> str:
+    """How long to wait, rounded up to whole minutes from one minute on."""
+    if seconds < 60:
+        return text(lang, "duration.s", n=seconds)
+    return text(lang, "duration.m", n=-(-seconds // 60))

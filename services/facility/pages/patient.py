@@ -9,7 +9,7 @@ import functools
 from flask import Blueprint, g, redirect, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core import patients, throttle
+from services.facility.core import contact, patients, throttle
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import (
     FacilityError,
@@ -60,8 +60,17 @@ def no_session():
     # SameSite=Strict cookie; one same-site reload brings it along.
     if request.method == "GET" and request.args.get("retry") is None:
         return web.page("bounce.html", target=f"{request.script_root}{request.path}?retry=1")
+    return dead_end(401, "session.ended")
+
+
+def dead_end(status: int, key: str):
+    """A page where the patient cannot go on: what happened, and how to reach the practice."""
     return web.page(
-        "message.html", 401, title=web.t("session.ended_title"), text=web.t("session.ended")
+        "message.html",
+        status,
+        title=web.t(f"{key}_title"),
+        text=web.t(key),
+        contact=contact.get(conn()),
     )
 
 
@@ -85,13 +94,9 @@ def open_link(token: str):
         session = patients.open_link(c, token, t_now, session_seconds())
     except NotFound:
         throttle.record_failure(c, "token", client, t_now)
-        return web.page(
-            "message.html", 404, title=web.t("link.invalid_title"), text=web.t("link.invalid")
-        )
+        return dead_end(404, "link.invalid")
     except LinkLocked:
-        return web.page(
-            "message.html", 403, title=web.t("pin.locked_title"), text=web.t("pin.locked")
-        )
+        return dead_end(403, "pin.locked")
     old = request.cookies.get(PATIENT_COOKIE)
     if old:
         patients.end_session(c, old)
@@ -125,21 +130,21 @@ def pin():
                 401,
             )
         except LinkLocked:
-            response = web.page(
-                "message.html", 403, title=web.t("pin.locked_title"), text=web.t("pin.locked")
-            )
+            response = dead_end(403, "pin.locked")
             patients.end_session(c, token)
             web.clear_cookie(response, PATIENT_COOKIE)
             return response
         except TooManyRequests as e:
-            response = web.page("pin.html", 429, error=web.t("error.throttled"))
+            response = web.page(
+                "pin.html", 429, error=web.t("error.throttled"), contact=contact.get(c)
+            )
             response.headers.update(e.headers)
             return response
         else:
             response = redirect(url_for("patient.conversation"), 303)
             web.set_cookie(response, PATIENT_COOKIE, full, session_seconds())
             return response
-    return web.page("pin.html", status, error=error)
+    return web.page("pin.html", status, error=error, contact=contact.get(c))
 
 
 @bp.get("/patient/")
@@ -151,7 +156,7 @@ def conversation():
 @bp.post("/patient/messages")
 @patient_page
 def message():
-    error, status, msg_id = web_conversation.add_message(g.conversation_id, "patient")
+    error, status, msg_id = web_conversation.compose(g.conversation_id, "patient")
     if error:
         return web_conversation.render(
             g.conversation_id,

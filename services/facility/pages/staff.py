@@ -7,8 +7,9 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients, references
+from services.facility.core import patients, quick_replies, references
 from services.facility.core.errors import (
+    AccountDisabled,
     BadRequest,
     FacilityError,
     PayloadTooLarge,
@@ -27,6 +28,7 @@ from services.facility.http.downloads import attachment_response
 from services.facility.http.records import records
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
+from services.facility.pages import i18n, listing
 from services.facility.pages import receipts as web_receipts
 from services.facility.pages.record_views import form_reference, home_values
 
@@ -76,7 +78,12 @@ def conversation_urls(conv_id: str) -> dict:
 def render_conversation(conv_id: str, **values):
     access = patients.access(conn()).get(conv_id, {})
     return web_conversation.render(
-        conv_id, "staff", conversation_urls(conv_id), access=access, **values
+        conv_id,
+        "staff",
+        conversation_urls(conv_id),
+        access=access,
+        quick_replies=quick_replies.list_all(conn()),
+        **values,
     )
 
 
@@ -124,8 +131,13 @@ def login():
         )
     except (Unauthorized, BadRequest):
         return web.page("login.html", 401, error=web.t("login.wrong"), username=username)
+    except AccountDisabled:
+        return web.page("login.html", 403, error=web.t("login.disabled"), username=username)
     except TooManyRequests as e:
-        response = web.page("login.html", 429, error=web.t("error.throttled"), username=username)
+        wait = i18n.format_wait(e.retry_after, g.lang)
+        response = web.page(
+            "login.html", 429, error=web.t("login.throttled", wait=wait), username=username
+        )
         response.headers.update(e.headers)
         return response
     response = redirect(url_for("staff.home"), 303)
@@ -148,7 +160,7 @@ def render_home(error: str | None = None, status: int = 200):
     return web.page(
         "home.html",
         status,
-        conversations=items,
+        **listing.view(items, g.staff, request.args),
         access=patients.access(conn()),
         receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 5)),
         error=error,
@@ -187,7 +199,9 @@ def create():
 @bp.get("/staff/c/<conv_id>")
 @staff_page()
 def conversation(conv_id: str):
-    response = render_conversation(conv_id)
+    # ?quick=<id>: the quick-reply picker without JavaScript puts that text into the form.
+    chosen = quick_replies.get(conn(), request.args.get("quick"))
+    response = render_conversation(conv_id, body_value=chosen["body"] if chosen else "")
     records().opened(conn(), conv_id, g.staff.username)  # the patient's access log
     return response
 
@@ -195,7 +209,7 @@ def conversation(conv_id: str):
 @bp.post("/staff/c/<conv_id>/messages")
 @staff_page()
 def message(conv_id: str):
-    error, status, msg_id = web_conversation.add_message(conv_id, "staff")
+    error, status, msg_id = web_conversation.compose(conv_id, "staff")
     if error:
         return render_conversation(
             conv_id,
@@ -222,7 +236,7 @@ def new_link(conv_id: str):
     try:
         pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
     except BadRequest:
-        return render_conversation(conv_id, status=400, error=web.t("new.bad_pin"))
+        return render_conversation(conv_id, status=400, link_error=web.t("new.bad_pin"))
     token = patients.reissue(conn(), conv_id, pin_hash)
     return link_page(conv_id, token, pin_hash is not None)
 

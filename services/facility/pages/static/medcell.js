@@ -56,6 +56,39 @@
     });
   }
 
+  // The compose form's counter: how many characters are left (the field's maxlength stays).
+  function setupCounter() {
+    document.querySelectorAll("textarea[data-counter]").forEach(function (field) {
+      var out = document.getElementById(field.getAttribute("data-counter"));
+      var max = parseInt(field.getAttribute("maxlength"), 10);
+      function update() {
+        var left = max - field.value.length;
+        out.textContent = left === 1 ? field.getAttribute("data-count-one")
+          : field.getAttribute("data-count-text").replace("{n}", left);
+        out.classList.toggle("low", left < max / 10);
+      }
+      field.addEventListener("input", update);
+      update();
+    });
+  }
+
+  // Quick replies: put the chosen text into the message at the cursor instead of reloading.
+  function setupQuickReplies() {
+    var form = document.getElementById("quick-form");
+    var field = document.getElementById("body");
+    if (!form || !field) { return; }
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var select = form.querySelector("select");
+      var text = select.options[select.selectedIndex].getAttribute("data-text") || "";
+      var start = field.selectionStart || 0;
+      var end = field.selectionEnd || 0;
+      field.setRangeText(text, start, end, "end");
+      field.dispatchEvent(new Event("input"));
+      field.focus();
+    });
+  }
+
   function messageItem(list, m) {
     var side = list.getAttribute("data-side");
     var own = m.author === side;
@@ -81,6 +114,20 @@
       var p = document.createElement("p");
       p.className = "file";
       var url = list.getAttribute("data-file-base") + encodeURIComponent(a.id);
+      if (/^image\/(png|jpeg|gif|webp)$/.test(a.content_type || "")) {
+        // Decrypted on request by the download route; nothing like a thumbnail is stored.
+        var preview = document.createElement("p");
+        preview.className = "preview";
+        var link = document.createElement("a");
+        link.href = url;
+        var img = document.createElement("img");
+        img.src = url;
+        img.alt = a.filename;
+        img.loading = "lazy";
+        link.append(img);
+        preview.append(link);
+        li.append(preview);
+      }
       var open = document.createElement("a");
       open.href = url;
       open.textContent = a.filename;
@@ -91,8 +138,26 @@
       p.append(open, " · ", download);
       li.append(p);
     });
+    if (own) {
+      var seen = document.createElement("p");
+      seen.className = "seen";
+      seen.textContent = list.getAttribute("data-label-read");
+      seen.hidden = !m.read;
+      li.append(seen);
+    }
     localTimes(li);
     return li;
+  }
+
+  // Read receipts: every own message up to the newest one the other side has read.
+  function markSeen(list, upTo) {
+    if (!upTo || !document.getElementById("m-" + upTo)) { return; }
+    var items = list.querySelectorAll("li.msg.own");
+    for (var i = 0; i < items.length; i++) {
+      var seen = items[i].querySelector(".seen");
+      if (seen) { seen.hidden = false; }
+      if (items[i].id === "m-" + upTo) { break; }
+    }
   }
 
   // Live updates: ask for new messages every 3 s while the page is visible, never while hidden.
@@ -121,10 +186,12 @@
     }
 
     function show(data) {
-      if (!data || !data.messages || !data.messages.length) { return; }
+      if (!data || !data.messages) { return; }
+      if (!data.messages.length) { markSeen(list, data.read_up_to); return; }
       data.messages.forEach(function (m) {
         if (!document.getElementById("m-" + m.id)) { list.append(messageItem(list, m)); }
       });
+      markSeen(list, data.read_up_to);
       var last = data.messages[data.messages.length - 1];
       list.setAttribute("data-after", last.id);
       document.getElementById("empty").hidden = true;
@@ -169,10 +236,66 @@
     schedule();
   }
 
+  // The list's unread badges and the tab title's "(n)", refreshed every 10 s while visible.
+  // Marked as a poll like the conversation's: it keeps no facility awake and wakes none.
+  function setupUnread() {
+    var list = document.getElementById("convs");
+    if (!list || !list.getAttribute("data-unread-poll") || !window.fetch) { return; }
+    var timer = null;
+    var running = false;
+
+    function apply(data) {
+      if (!data || !data.conversations) { return; }
+      var label = list.getAttribute("data-label-unread");
+      var unread = 0;
+      list.querySelectorAll("li[data-conv]").forEach(function (li) {
+        var n = data.conversations[li.getAttribute("data-conv")] || 0;
+        var badge = li.querySelector("[data-badge]");
+        badge.textContent = label.replace("{n}", n);
+        badge.hidden = !n;
+        li.classList.toggle("unread", n > 0);
+        if (n) { unread += 1; }
+      });
+      document.title = (unread ? "(" + unread + ") " : "") + list.getAttribute("data-title");
+    }
+
+    function poll() {
+      if (running || document.hidden) { return; }
+      running = true;
+      fetch(list.getAttribute("data-unread-poll"), {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: {
+          "X-CSRF-Token": list.getAttribute("data-csrf"),
+          "X-Medcell-Poll": "1",
+          "Accept": "application/json"
+        }
+      }).then(function (response) {
+        return response.status === 200 ? response.json() : null;
+      }).then(apply).catch(function () {}).then(function () {
+        running = false;
+        schedule();
+      });
+    }
+
+    function schedule() {
+      if (timer !== null) { window.clearTimeout(timer); }
+      timer = window.setTimeout(function () { timer = null; poll(); }, 10000);
+    }
+
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) { poll(); }
+    });
+    schedule();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     setupCopy();
     setupFileChecks();
+    setupCounter();
+    setupQuickReplies();
     setupPolling();
+    setupUnread();
   });
 })();
