@@ -35,6 +35,8 @@ class Config:
     # Set by the gunicorn config: the app is built once before forking (preload_app), and the
     # deletion job, a thread, is started in the worker instead (threads do not survive fork).
     jobs_after_fork: bool = False
+    # Set by the provisioner when the installation has an SMTP server: only then are mails queued.
+    mail: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -62,6 +64,7 @@ class Config:
             max_attachment_bytes=max_attachment,
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
             jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
+            mail=env.get("MEDCELL_MAIL", "off") == "on",
         )
         config.check()
         return config

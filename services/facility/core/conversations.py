@@ -37,6 +37,8 @@ class Conversations:
     max_attachment_bytes: int
     # Called after a change that moves a deadline (new conversation, new activity): wakes the job.
     on_change: Callable[[], None] = lambda: None
+    # Called with (conn, conversation id, author) after a message or attachment is stored.
+    on_message: Callable[[sqlite3.Connection, str, str], None] = lambda conn, conv_id, author: None
 
     # -- conversations --------------------------------------------------------------------
 
@@ -114,6 +116,7 @@ class Conversations:
             self.require_live(conn, conv_id)
             message = self._insert_message(conn, conv_id, author, text)
         self.on_change()
+        self.on_message(conn, conv_id, author)
         return message
 
     def _insert_message(
@@ -229,6 +232,7 @@ class Conversations:
                     (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
                 )
         self.on_change()
+        self.on_message(conn, conv_id, author)
         return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
 
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:

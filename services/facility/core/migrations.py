@@ -94,7 +94,33 @@ CREATE INDEX patient_sessions_conversation ON patient_sessions(conversation_id);
 V3 = ""  # quotas and usage (issue 11)
 V4 = ""  # deletion receipts and the receipt signing key's record (issue 12)
 V5 = ""  # patient reference and access log (issue 12)
-V6 = ""  # notifications: outbox and patient e-mail (issue 13)
+# Notifications. A staff account's own address (opt-in; not patient data, gone with the account).
+# A patient's address is sealed under the conversation's record key and cascades with it; so do
+# the outbox (sealed mails the supervisor fetches over the socket, sends and acknowledges) and
+# the time of the last mail per conversation and recipient kind (at most one per 15 minutes).
+V6 = """
+CREATE TABLE notify_staff (
+    staff_id INTEGER PRIMARY KEY REFERENCES staff(id) ON DELETE CASCADE,
+    address TEXT NOT NULL
+);
+CREATE TABLE notify_patient (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    address BLOB NOT NULL
+);
+CREATE TABLE notify_sent (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('staff', 'patient')),
+    sent_at INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, kind)
+);
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    mail BLOB NOT NULL
+);
+CREATE INDEX outbox_conversation ON outbox(conversation_id);
+"""
 V7 = ""  # unread and read state (issue 13)
 V8 = ""  # staff accounts, quick replies, facility contact, throttling (issue 13)
 
