@@ -85,8 +85,9 @@ def put_to_sleep(
 
 
 def _quiet(status: FacilityStatus, require_idle: float | None) -> bool:
-    """Nothing in flight, no deletion/rotation work, and (if asked) idle long enough."""
-    if status.inflight or status.busy:
+    """Nothing in flight, no deletion/rotation work, no mail waiting for the relay (it is
+    drained first), and (if asked) idle long enough."""
+    if status.inflight or status.busy or status.outbox:
         return False
     return require_idle is None or status.idle_seconds >= require_idle
 
