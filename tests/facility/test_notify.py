@@ -11,7 +11,6 @@ from services.facility import create_app
 from services.facility.core import accounts as auth
 
 from .conftest import ADMIN, STAFF, DocumentedClient, login, make_config
-from .test_forensics import raw_bytes
 
 OUTBOX, ACK = "/_medcell/outbox", "/_medcell/outbox/ack"
 SECRETS = {
@@ -33,6 +32,11 @@ def app(tmp_path, clock):
     app.test_client_class = DocumentedClient
     yield app
     app.extensions["medcell"]["store"].close()
+
+
+def raw_bytes(directory) -> bytes:
+    """Every byte of every file in the data directory (database, WAL, shared memory)."""
+    return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file())
 
 
 def db(app) -> sqlite3.Connection:

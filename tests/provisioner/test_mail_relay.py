@@ -1,12 +1,10 @@
 """The supervisor's mail relay against a real facility (gunicorn on its unix socket) and a real
 SMTP server (aiosmtpd on loopback): what arrives, what the facility still holds afterwards."""
 
-import json
 import shutil
 import ssl
 import subprocess
 import tempfile
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
@@ -14,34 +12,16 @@ import requests
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from devsupport import Gunicorn, free_port
+from devsupport import free_port
 from provisioner import facility_socket, lifecycle, smtp
 from provisioner.config import Config
 from provisioner.smtp import SmtpSettings
 from provisioner.supervisor.mail import MailRelay, open_smtp
+from tests.provisioner.mail_support import Inbox, running_facility
 
 SLUG = "praxis"
 SECRET_TEXT = "Ergebnis-Blutbild-Hb-13-9"
 SECRET_TITLE = "Frau-Beispiel-Knie"
-
-
-class Inbox:
-    """aiosmtpd's handler: keeps every mail it is given, refuses recipients it is told to."""
-
-    def __init__(self):
-        self.mails: list = []
-        self.refuse: set[str] = set()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        message = message_from_bytes(envelope.original_content, policy=policy.default)
-        self.mails.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 OK"
 
 
 @pytest.fixture
@@ -60,40 +40,8 @@ def config(home) -> Config:
 @pytest.fixture
 def facility(home, config):
     """The real facility app with mail on, on its socket (and a loopback port for the API)."""
-    socket = config.facility_socket(SLUG)
-    socket.parent.mkdir(parents=True)
-    env = {
-        "MEDCELL_FACILITY": SLUG,
-        "MEDCELL_FACILITY_NAME": "Praxis Dr. Müller",
-        "MEDCELL_DATA_DIR": str(home / "data"),
-        "MEDCELL_KEY_DIR": str(home / "keys"),
-        "MEDCELL_MAIL": "on",
-    }
-    admin = subprocess.run(
-        [".venv/bin/python", "-m", "services.facility", "create-admin"],
-        env={**env, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    password = json.loads(admin.stdout)["password"]
-    server = Gunicorn(
-        "deploy/gunicorn_facility.py",
-        "services.facility:create_app()",
-        env,
-        home / "facility.log",
-        socket=socket,
-    )
-    server.start()
-    session = requests.Session()
-    session.trust_env = False
-    token = session.post(
-        f"{server.url}/api/v1/login", json={"username": "admin", "password": password}
-    ).json()["token"]
-    session.headers["Authorization"] = f"Bearer {token}"
-    yield server, session
-    server.stop()
+    with running_facility(home, config, SLUG) as (server, session):
+        yield server, session
     log = (home / "facility.log").read_text()
     assert SECRET_TEXT not in log and "@" not in log.replace("@gunicorn", "")
 
