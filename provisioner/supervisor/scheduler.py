@@ -205,7 +205,8 @@ class Scheduler:
         self.on_status(entry.slug, status)
         if entry.st.health != "ok":
             self._set_health(entry, "ok", None)
-        quiet = not status.inflight and not status.busy
+        # Mail waiting is relayed first (on_status above); it keeps the facility awake till then.
+        quiet = not status.inflight and not status.busy and not status.outbox
         if entry.mode == "deadline":
             if status.requests:
                 entry.mode = "awake"  # someone uses it: the idle timeout decides from now on

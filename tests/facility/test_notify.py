@@ -96,6 +96,17 @@ def test_a_patient_message_tells_each_opted_in_staff_member_without_content(
     assert_content_free(mail)
 
 
+def test_a_removed_account_gets_no_more_mail(app, client, staff_auth, admin_auth):
+    opt_in(client, staff_auth, "nurse@praxis.example")
+    assert client.delete(f"/api/v1/staff/{STAFF[0]}", headers=admin_auth).status_code == 204
+    conv = new_conversation(client, admin_auth)
+    write(client, conv, conv["patient"], "hello")
+    assert outbox(client) == []
+    conn = db(app)
+    assert conn.execute("SELECT count(*) FROM notify_staff").fetchone()[0] == 0
+    conn.close()
+
+
 def test_a_staff_message_queues_nothing_for_staff(app, client, staff_auth):
     opt_in(client, staff_auth, "nurse@praxis.example")
     conv = new_conversation(client, staff_auth)

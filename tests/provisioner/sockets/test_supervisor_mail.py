@@ -76,8 +76,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
                 assert until(supervisor.mail.pool.settled)
                 assert container.status == "running"
                 # The next probe, 5 s on, finds the outbox empty and puts the facility to sleep.
-                # A sleep attempt alongside the relay found mail waiting and gave up; a later
-                # probe (the scheduler looks again 10 s after a failed attempt) finds the outbox
+                # Not put to sleep while mail waits; the next probe (5 s on) finds the outbox
                 # empty and puts the facility to sleep.
                 for _ in range(4):
                     clock.advance(6)
