@@ -49,10 +49,14 @@ def open_smtp(settings: SmtpSettings, context: ssl.SSLContext | None = None) -> 
         )
     else:
         server = smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT)
+    try:
         if settings.scheme == "smtp+starttls":
             server.starttls(context=context)
-    if settings.username:
-        server.login(settings.username, settings.password or "")
+        if settings.username:
+            server.login(settings.username, settings.password or "")
+    except BaseException:
+        server.close()  # a refused certificate or login must not leave the socket open
+        raise
     return server
 
 

@@ -244,3 +244,32 @@ def test_an_untrusted_certificate_sends_nothing(config, facility, tls_files):
     finally:
         controller.stop()
     assert handler.mails == [] and outbox(config) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_wrong_smtp_password_sends_nothing_and_keeps_the_mails(config, facility):
+    server, session = facility
+    handler = Inbox()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=lambda *args: AuthResult(success=False, handled=False),  # 535
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        smtp.save(
+            config.home,
+            smtp.parse(
+                f"smtp://relay:wrong@127.0.0.1:{controller.port}", "noreply@medcell.example"
+            ),
+        )
+        session.put(f"{server.url}/api/v1/notifications", json={"email": "team@praxis.example"})
+        conv, patient = conversation(server, session)
+        patient_writes(server, conv, patient)
+        assert MailRelay(config).drain(SLUG) == 0
+    finally:
+        controller.stop()
+    assert handler.mails == [] and outbox(config) == 1
