@@ -80,7 +80,10 @@ def put_to_sleep(
             if require_idle is not None:
                 return False
             if clock() >= deadline:
-                raise Busy(f"facility {slug} is still handling requests or its deletion job")
+                raise Busy(
+                    f"facility {slug} is still handling requests, its deletion job, or mail "
+                    "waiting for the relay"
+                )
             sleep(POLL_SECONDS * 4)
 
 
