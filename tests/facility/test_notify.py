@@ -355,3 +355,22 @@ def test_nothing_is_queued_or_kept_when_mail_is_not_set_up(make_app):
     assert client.get(OUTBOX).json == {"mails": []}
     assert client.get("/_medcell/status").json["outbox"] == 0
     app.extensions["medcell"]["store"].close()
+
+
+def test_mails_queued_before_mail_was_switched_off_are_dropped_at_start(app, client, staff_auth):
+    opt_in(client, staff_auth, "nurse@praxis.example")
+    conv = new_conversation(client, staff_auth)
+    write(client, conv, conv["patient"], "hello")
+    medcell = app.extensions["medcell"]
+    medcell["store"].close()
+    config = dataclasses.replace(medcell["config"], mail=False)
+    restarted = create_app({"MEDCELL": config, "CLOCK": medcell["clock"], "TESTING": True})
+    try:
+        assert restarted.test_client().get("/_medcell/status").json["outbox"] == 0
+        conn = restarted.extensions["medcell"]["store"].conn()
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+        assert conn.execute(
+            "SELECT value FROM counters WHERE name = 'mails_dropped'"
+        ).fetchone() == (1,)
+    finally:
+        restarted.extensions["medcell"]["store"].close()

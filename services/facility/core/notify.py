@@ -184,6 +184,20 @@ class Notifier:
 
     # -- the outbox, for the relay ---------------------------------------------------------
 
+    def discard_all(self, conn: sqlite3.Connection) -> int:
+        """Drop every queued mail (mail was switched off): nothing would ever send them."""
+        with store.write(conn):
+            dropped = conn.execute("DELETE FROM outbox").rowcount
+            if dropped:
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('mails_dropped', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    (dropped,),
+                )
+        if dropped:
+            store.checkpoint(conn)
+        return dropped
+
     def pending(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
 

@@ -31,6 +31,9 @@ def init_app(app: Flask, facility: Facility) -> Notifier:
         facility.keyring, config.facility, config.facility_name, facility.clock, config.mail
     )
     app.extensions["medcell"]["notifier"] = notifier
+    if not config.mail:
+        # Switched off since they were queued: they would keep the facility from sleeping.
+        notifier.discard_all(facility.store.conn())
 
     def on_message(conn, conv_id: str, author: str) -> None:
         try:
