@@ -113,4 +113,3 @@ def test_default_ports_follow_the_scheme():
 def test_the_password_never_shows_in_a_repr():
     settings = smtp.parse(URL, "noreply@medcell.example")
     assert "s3cr" not in repr(settings) and "s3cr" not in str(settings)
-
