@@ -273,3 +273,25 @@ def test_a_wrong_smtp_password_sends_nothing_and_keeps_the_mails(config, facilit
     finally:
         controller.stop()
     assert handler.mails == [] and outbox(config) == 1
+
+
+def test_smtps_speaks_tls_from_the_first_byte(config, facility, tls_files):
+    server, session = facility
+    cert, key = tls_files
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), ssl_context=server_tls)
+    controller.start()
+    try:
+        settings = smtp.parse(f"smtps://127.0.0.1:{controller.port}", "noreply@medcell.example")
+        smtp.save(config.home, settings)
+        session.put(f"{server.url}/api/v1/notifications", json={"email": "team@praxis.example"})
+        conv, patient = conversation(server, session)
+        patient_writes(server, conv, patient)
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        assert MailRelay(config, connect=lambda s: open_smtp(s, client_tls)).drain(SLUG) == 1
+    finally:
+        controller.stop()
+    assert [r for _, r, _ in handler.mails] == [["team@praxis.example"]]
+    assert outbox(config) == 0
