@@ -115,6 +115,11 @@ class Config:
         return f"{self.prefix}-edge"
 
     @property
+    def mail_network(self) -> str:
+        """The supervisor's own network, made only when it must reach an SMTP server."""
+        return f"{self.prefix}-mail"
+
+    @property
     def gateway_dir(self) -> Path:
         return self.home / "gateway"
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from provisioner import backup_keys, desired, facility_app, routes, specs, state
+from provisioner import backup_keys, desired, facility_app, routes, smtp, specs, state
 from provisioner.config import Config, FacilityNames, idle_text, parse_idle
 from provisioner.desired import FacilityState
 from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
@@ -183,7 +183,14 @@ class Facilities:
                 self.ensure_socket_dir(slug)
                 image_id = self.backend.image_id(self.config.facility_image)
                 self.backend.create_container(
-                    specs.facility_spec(self.config, slug, name, retention, image_id)
+                    specs.facility_spec(
+                        self.config,
+                        slug,
+                        name,
+                        retention,
+                        image_id,
+                        smtp.configured(self.config.home),
+                    )
                 )
                 undo.append(lambda: self.backend.remove_container(names.container))
                 self.backend.start(names.container)
@@ -357,7 +364,9 @@ class Facilities:
         name = _meta(found, "name", found.slug)
         retention = _meta(found, "retention", DEFAULT_RETENTION)
         image_id = self.backend.image_id(self.config.facility_image)
-        return specs.facility_spec(self.config, found.slug, name, retention, image_id)
+        return specs.facility_spec(
+            self.config, found.slug, name, retention, image_id, smtp.configured(self.config.home)
+        )
 
     def ensure_socket_dir(self, slug: str) -> None:
         """The host directory of the facility's socket: the app (uid 10001) must create it there."""

@@ -28,6 +28,7 @@ class FacilityStatus:
     idle_seconds: float
     busy: bool
     next_deadline: float | None
+    outbox: int = 0  # mails waiting for the supervisor's relay
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -57,11 +58,24 @@ def _connect(sock: socket.socket, path: Path) -> None:
         os.close(fd)
 
 
-def request(config: Config, slug: str, target: str, timeout: float) -> tuple[int, bytes]:
-    """GET `target` from the facility: (status, body). Raises OSError or HTTPException."""
+def request(
+    config: Config,
+    slug: str,
+    target: str,
+    timeout: float,
+    method: str = "GET",
+    body: dict | None = None,
+) -> tuple[int, bytes]:
+    """GET (or send JSON to) `target` on the facility: (status, body). Raises OSError or
+    HTTPException."""
     connection = _UnixConnection(config.facility_socket(slug), timeout)
+    headers = {"Connection": "close"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
     try:
-        connection.request("GET", target, headers={"Connection": "close"})
+        connection.request(method, target, body=data, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -94,6 +108,7 @@ def status(config: Config, slug: str, timeout: float = 2.0) -> FacilityStatus:
             idle_seconds=float(raw["idle_seconds"]),
             busy=bool(raw["busy"]),
             next_deadline=None if deadline is None else float(deadline),
+            outbox=int(raw.get("outbox", 0)),
         )
     except (ValueError, TypeError, KeyError) as e:
         raise FacilityUnreachable(f"facility {slug} sent an unreadable status") from e

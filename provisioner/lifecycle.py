@@ -80,13 +80,17 @@ def put_to_sleep(
             if require_idle is not None:
                 return False
             if clock() >= deadline:
-                raise Busy(f"facility {slug} is still handling requests or its deletion job")
+                raise Busy(
+                    f"facility {slug} is still handling requests, its deletion job, or mail "
+                    "waiting for the relay"
+                )
             sleep(POLL_SECONDS * 4)
 
 
 def _quiet(status: FacilityStatus, require_idle: float | None) -> bool:
-    """Nothing in flight, no deletion/rotation work, and (if asked) idle long enough."""
-    if status.inflight or status.busy:
+    """Nothing in flight, no deletion/rotation work, no mail waiting for the relay (it is
+    drained first), and (if asked) idle long enough."""
+    if status.inflight or status.busy or status.outbox:
         return False
     return require_idle is None or status.idle_seconds >= require_idle
 

@@ -20,9 +20,18 @@ MANAGE = ["python", "-m", "services.facility"]
 
 
 def facility_spec(
-    config: Config, slug: str, name: str, retention: str, image_id: str | None = None
+    config: Config,
+    slug: str,
+    name: str,
+    retention: str,
+    image_id: str | None = None,
+    mail: bool = False,
 ) -> ContainerSpec:
-    """The long-running container of one facility: no network at all, only its socket directory."""
+    """The long-running container of one facility: no network at all, only its socket directory.
+
+    `mail`: the installation relays mail, so the facility queues notifications (it learns only
+    that, never the SMTP server or its secret).
+    """
     names = config.facility(slug)
     # The image it was made from, so that `medcell up` can tell which facilities to upgrade.
     labels = {**config.labels(facility=slug, role="facility"), "medcell.image": image_id or ""}
@@ -45,6 +54,8 @@ def facility_spec(
         # process every few seconds in every facility.
         healthcheck=False,
     )
+    if mail:
+        spec.environment["MEDCELL_MAIL"] = "on"
     return _fingerprinted(spec, image_id)
 
 
@@ -169,9 +180,15 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
 
 
 def supervisor_spec(
-    config: Config, user: str, socket_gid: int | None, docker_socket: str, image_id: str | None
+    config: Config,
+    user: str,
+    socket_gid: int | None,
+    docker_socket: str,
+    image_id: str | None,
+    mail_network: str | None = None,
 ) -> ContainerSpec:
-    """The supervisor: the Docker socket and MEDCELL_HOME, no network, nothing else."""
+    """The supervisor: the Docker socket and MEDCELL_HOME, nothing else; a network of its own
+    (`mail_network`, no published ports) only when it relays mail to an SMTP server."""
     spec = ContainerSpec(
         name=config.supervisor_container,
         image=config.supervisor_image,
@@ -184,7 +201,7 @@ def supervisor_spec(
             "MEDCELL_IMAGE_TAG": config.image_tag,
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
         },
-        network=None,
+        network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},
         group_add=() if socket_gid is None else (str(socket_gid),),
         limits=Limits(memory="128m", cpus=1.0, pids=256),

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner import desired, facility_app, facility_socket, specs, state
+from provisioner import desired, facility_app, facility_socket, smtp, specs, state
 from provisioner.config import parse_idle
 from provisioner.docker_backend import ContainerSpec
 from provisioner.errors import (
@@ -84,6 +84,7 @@ class Stack:
         build: Callable[[Callable[[str], None]], None] = build_images,
         identity: Callable[[], Identity] = gateway_identity,
         supervisor: Callable[[], SupervisorIdentity] = supervisor_identity,
+        smtp_settings: Callable[[], smtp.SmtpSettings | None] = smtp.from_env,
     ):
         self.facilities = facilities
         self.config = facilities.config
@@ -92,10 +93,14 @@ class Stack:
         self.build = build
         self.identity = identity
         self.supervisor_identity = supervisor
+        self.smtp_settings = smtp_settings
 
     def up(self) -> dict:
         """Build missing images, repair and upgrade facilities, start gateway and supervisor."""
         state.ensure_home(self.config)
+        # First, so that facilities are repaired with mail on or off as the operator now says.
+        mail = self.smtp_settings()
+        smtp.save(self.config.home, mail)
         self._ensure_images()
         user, owner = self.identity()
         ensure_certificate(self.config, owner)
@@ -113,6 +118,7 @@ class Stack:
             "status": self.status(),
             "supervisor": self.supervisor_status(),
             "repaired": repaired,
+            "mail": "on" if mail else "off",
         }
 
     def down(self) -> dict:
@@ -249,9 +255,32 @@ class Stack:
     def _ensure_supervisor(self) -> list[str]:
         user, gid, socket = self.supervisor_identity()
         image_id = self.backend.image_id(self.config.supervisor_image)
-        return self._ensure_container(
-            specs.supervisor_spec(self.config, user, gid, socket, image_id)
+        mail = smtp.configured(self.config.home)
+        done = self._ensure_mail_network() if mail else []
+        network = self.config.mail_network if mail else None
+        done += self._ensure_container(
+            specs.supervisor_spec(self.config, user, gid, socket, image_id, network)
         )
+        if not mail and self.backend.network(self.config.mail_network) is not None:
+            # The supervisor was recreated without it above: nothing is attached any more.
+            self.backend.remove_network(self.config.mail_network)
+            done.append(f"removed network {self.config.mail_network}")
+        return done
+
+    def _ensure_mail_network(self) -> list[str]:
+        """A bridge of the supervisor's own, to reach the SMTP server: no ports, no one else."""
+        if self.backend.network(self.config.mail_network) is not None:
+            return []
+        try:
+            self.backend.create_pooled_network(
+                self.config.mail_network,
+                self.config.subnet_pool,
+                self.config.labels(role="supervisor"),
+                internal=False,
+            )
+        except Conflict:
+            return []
+        return [f"created network {self.config.mail_network}"]
 
     def _ensure_container(self, spec: ContainerSpec) -> list[str]:
         """Create or keep a long-running container; recreate it when its fingerprint changed."""

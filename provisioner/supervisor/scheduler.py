@@ -74,6 +74,8 @@ class Scheduler:
         self.next_reconcile = 0.0
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
+        # Told of every status a probe reads (the mail relay drains outboxes from it).
+        self.on_status: Callable[[str, facility_socket.FacilityStatus], None] = lambda s, st: None
 
     def known(self, slug: str) -> bool:
         """Whether a facility of that slug exists, without asking Docker."""
@@ -200,9 +202,11 @@ class Scheduler:
             self._schedule(entry, now + RETRY_PROBE)
             return
         entry.failures = 0
+        self.on_status(entry.slug, status)
         if entry.st.health != "ok":
             self._set_health(entry, "ok", None)
-        quiet = not status.inflight and not status.busy
+        # Mail waiting is relayed first (on_status above); it keeps the facility awake till then.
+        quiet = not status.inflight and not status.busy and not status.outbox
         if entry.mode == "deadline":
             if status.requests:
                 entry.mode = "awake"  # someone uses it: the idle timeout decides from now on

@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from provisioner import lifecycle
+from provisioner import lifecycle, smtp
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.errors import FacilityNotFound, FacilityStopped
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.jobs import JobPool
 from provisioner.supervisor.logs import event
+from provisioner.supervisor.mail import MailRelay
 from provisioner.supervisor.scheduler import Scheduler
 from provisioner.supervisor.wake_api import WakeServer, WakeService
 
@@ -57,6 +58,10 @@ class Supervisor:
         self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock)
         self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
         self.backup_expiry = BackupExpiry(config, clock)
+        # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
+        self.mail = MailRelay(config) if smtp.configured(config.home) else None
+        if self.mail is not None:
+            self.scheduler.on_status = self.mail.on_status
         self._stop = threading.Event()
         self.server: WakeServer | None = None
 
@@ -123,3 +128,5 @@ class Supervisor:
             self.server = None
         self.wakes.stop()
         self.sleeps.stop()
+        if self.mail is not None:
+            self.mail.stop()

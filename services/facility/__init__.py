@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from services.facility import api
 from services.facility.api import accounts as api_accounts
 from services.facility.api import contact as api_contact
+from services.facility.api import notifications as api_notifications
 from services.facility.api import quick_replies as api_quick_replies
 from services.facility.api import receipts as receipts_api
 from services.facility.api import records as api_records
@@ -19,9 +20,10 @@ from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
-from services.facility.http import auth, bodies, context, errors, logs
+from services.facility.http import auth, bodies, context, errors, logs, outbox
 from services.facility.http.status import ActivityMiddleware
 from services.facility.pages import accounts, admin, common, patient, practice, staff
+from services.facility.pages import notify as notify_pages
 from services.facility.pages import records as page_records
 
 log = logging.getLogger("medcell.facility")
@@ -42,10 +44,16 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
     activity = Activity()
     # Outermost, so it sees the raw headers and every byte of every response body.
-    app.wsgi_app = ActivityMiddleware(app.wsgi_app, activity, lambda: _status_report(app))
+    app.wsgi_app = ActivityMiddleware(
+        app.wsgi_app,
+        activity,
+        lambda: _status_report(app),
+        outbox.endpoints(lambda: app.extensions["medcell"]),
+    )
 
     facility = open_facility(config, clock)
     context.init_app(app, facility, activity)
+    outbox.init_app(app, facility)
     logs.init_app(app)
     bodies.init_app(app)
     errors.init_app(app)
@@ -59,7 +67,16 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.register_blueprint(api_unread.bp)
     app.register_blueprint(api_quick_replies.bp)
     app.register_blueprint(api_contact.bp)
-    for blueprint in (patient.bp, staff.bp, admin.bp, page_records.bp, accounts.bp, practice.bp):
+    app.register_blueprint(api_notifications.bp)
+    for blueprint in (
+        patient.bp,
+        staff.bp,
+        admin.bp,
+        page_records.bp,
+        accounts.bp,
+        practice.bp,
+        notify_pages.bp,
+    ):
         app.register_blueprint(blueprint)
 
     if config.scheduler:
@@ -105,4 +122,6 @@ def _status_report(app: Flask) -> dict:
     return {
         "busy": bool(sweeper and sweeper.busy) or medcell["keyring"].busy(),
         "next_deadline": None if deadline is None else deadline / 1e6,
+        # Mails waiting for the supervisor's relay; it drains them before the facility sleeps.
+        "outbox": medcell["notifier"].pending(medcell["store"].conn()),
     }

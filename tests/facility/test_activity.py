@@ -17,7 +17,15 @@ def status(client) -> dict:
 
 def test_status_reports_exactly_the_agreed_fields(client):
     body = status(client)
-    assert list(body) == ["inflight", "requests", "idle_seconds", "busy", "next_deadline"]
+    assert list(body) == [
+        "inflight",
+        "requests",
+        "idle_seconds",
+        "busy",
+        "next_deadline",
+        "outbox",
+    ]
+    assert body["outbox"] == 0
     assert body["inflight"] == 0 and body["requests"] == 0 and body["busy"] is False
     assert isinstance(body["idle_seconds"], float) and body["idle_seconds"] >= 0
     assert isinstance(body["next_deadline"], float)

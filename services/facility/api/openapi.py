@@ -58,6 +58,21 @@ STR = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 NO_CONTENT = {"description": "Done"}
 CONV_ID = {"name": "conv_id", "in": "path", "required": True, "schema": STR}
+EMAIL = {
+    "type": "string",
+    "maxLength": 254,
+    "pattern": r"^\s*[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9]"
+    r"(?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+\s*$",
+}
+
+
+def _email_body() -> dict:
+    return {
+        "type": "object",
+        "required": ["email"],
+        "additionalProperties": False,
+        "properties": {"email": {**EMAIL, "nullable": True}},
+    }
 
 
 def spec(config: Config) -> dict:
@@ -470,6 +485,66 @@ def spec(config: Config) -> dict:
         # -- exports, reference, access log (issue 12)
         **records_paths(not_found),
         # -- notifications (issue 13)
+        "/api/v1/notifications": {
+            "get": _op(
+                "Your own e-mail notification (staff): whether mail is set up, your address",
+                {"200": _json(_ref("StaffNotification")), "403": _error("Staff only")},
+            ),
+            "put": _op(
+                "Opt in with an address, or out with null (staff)",
+                {
+                    "200": _json(_ref("StaffNotification")),
+                    "400": _error("Not one plain e-mail address, or an unknown field"),
+                    "403": _error("Staff only"),
+                    "409": _error("E-mail is not set up for this installation"),
+                },
+                body=_body(_email_body()),
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/notifications": {
+            "get": _op(
+                "Whether the conversation's patient is told of answers by e-mail",
+                {"200": _json(_ref("PatientNotification")), "404": not_found},
+                params=[CONV_ID],
+            ),
+            "put": _op(
+                "The patient's address for 'your practice has answered', or null (patient only;"
+                " sealed, deleted with the conversation)",
+                {
+                    "200": _json(_ref("PatientNotification")),
+                    "400": _error("Not one plain e-mail address, or an unknown field"),
+                    "403": _error("Only the conversation's patient"),
+                    "404": not_found,
+                    "409": _error("E-mail is not set up for this installation"),
+                },
+                body=_body(_email_body()),
+                params=[CONV_ID],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/link-mail": {
+            "post": _op(
+                "Mail the patient link of a PIN-protected conversation once (staff; the address"
+                " is not kept)",
+                {
+                    "202": _json(
+                        _obj(["queued"], queued={"type": "boolean"}), "Queued for the relay"
+                    ),
+                    "400": _error("Bad address, unknown field, or not the current link"),
+                    "403": _error("Staff only"),
+                    "404": not_found,
+                    "409": _error("The conversation has no PIN, or e-mail is not set up"),
+                },
+                body=_body(
+                    {
+                        "type": "object",
+                        "required": ["email", "patient_token"],
+                        "additionalProperties": False,
+                        "properties": {"email": EMAIL, "patient_token": STR},
+                    }
+                ),
+                params=[CONV_ID],
+            )
+        },
         # -- unread, compose, list (issue 13)
         "/api/v1/unread": {
             "get": _op(
@@ -555,6 +630,16 @@ def spec(config: Config) -> dict:
                     "additionalProperties": False,
                 },
                 **records_schemas(),
+                "StaffNotification": _obj(
+                    ["enabled", "email"],
+                    enabled={"type": "boolean"},
+                    email={"type": "string", "nullable": True},
+                ),
+                "PatientNotification": _obj(
+                    ["enabled", "email_set"],
+                    enabled={"type": "boolean"},
+                    email_set={"type": "boolean"},
+                ),
                 "Settings": _obj(
                     ["facility", "retention", "retention_seconds"],
                     facility=STR,

@@ -39,6 +39,8 @@ class Config:
     # Set by the gunicorn config: the app is built once before forking (preload_app), and the
     # deletion job, a thread, is started in the worker instead (threads do not survive fork).
     jobs_after_fork: bool = False
+    # Set by the provisioner when the installation has an SMTP server: only then are mails queued.
+    mail: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -68,6 +70,7 @@ class Config:
             space_reserve_bytes=reserve,
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
             jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
+            mail=env.get("MEDCELL_MAIL", "off") == "on",
         )
         config.check()
         return config

@@ -51,6 +51,8 @@ class Conversations:
     # Runs a deletion so that it still works on a full volume (see core/space.Space.make_room).
     make_room: Callable[[Callable[[], Any]], Any] = lambda action: action()
     shed_chunks: int = SHED_CHUNKS
+    # Called with (conn, conversation id, author) after a message or attachment is stored.
+    on_message: Callable[[sqlite3.Connection, str, str], None] = lambda conn, conv_id, author: None
 
     # -- conversations --------------------------------------------------------------------
 
@@ -140,6 +142,7 @@ class Conversations:
             self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
             message = self._insert_message(conn, conv_id, author, text)
         self.on_change()
+        self.on_message(conn, conv_id, author)
         return message
 
     def _insert_message(
@@ -259,6 +262,7 @@ class Conversations:
                 )
         store.settle(conn)
         self.on_change()
+        self.on_message(conn, conv_id, author)
         return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
 
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:

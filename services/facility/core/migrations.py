@@ -89,8 +89,6 @@ CREATE TABLE patient_sessions (
 CREATE INDEX patient_sessions_conversation ON patient_sessions(conversation_id);
 """
 
-# Versions being built in parallel, one per area; each is filled in by its area's work.
-# (Empty ones only bump user_version; they are collapsed before release.)
 # Patient uploads counted per conversation (the link), so one leaked link cannot flood the
 # facility; and the bytes each conversation holds, kept as a running total so that the quota
 # check costs one row, not a scan of the conversation. Content-free counters that go with their
@@ -149,7 +147,33 @@ CREATE TABLE access_log (
 );
 CREATE INDEX access_log_conversation ON access_log(conversation_id, created_at);
 """  # patient reference and access log (issue 12)
-V6 = ""  # notifications: outbox and patient e-mail (issue 13)
+# Notifications. A staff account's own address (opt-in; not patient data, gone with the account).
+# A patient's address is sealed under the conversation's record key and cascades with it; so do
+# the outbox (sealed mails the supervisor fetches over the socket, sends and acknowledges) and
+# the time of the last mail per conversation and recipient kind (at most one per 15 minutes).
+V6 = """
+CREATE TABLE notify_staff (
+    staff_id INTEGER PRIMARY KEY REFERENCES staff(id) ON DELETE CASCADE,
+    address TEXT NOT NULL
+);
+CREATE TABLE notify_patient (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    address BLOB NOT NULL
+);
+CREATE TABLE notify_sent (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('staff', 'patient')),
+    sent_at INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, kind)
+);
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    mail BLOB NOT NULL
+);
+CREATE INDEX outbox_conversation ON outbox(conversation_id);
+"""
 # How far each reader has read a conversation: reader is a staff id, 0 the patient; read_rowid
 # is the rowid of the newest message shown to them. Content-free; dies with the conversation.
 V7 = """

@@ -30,17 +30,27 @@ class ActivityMiddleware:
     """WSGI middleware: counts requests for `activity` and answers the status endpoint.
 
     `report` returns the rest of the status (busy, next_deadline); it is called per status request.
+    `internal` maps further socket-only paths (the outbox) to WSGI handlers of their own.
     """
 
-    def __init__(self, app: Callable, activity: Activity, report: Callable[[], dict]):
+    def __init__(
+        self,
+        app: Callable,
+        activity: Activity,
+        report: Callable[[], dict],
+        internal: dict[str, Callable] | None = None,
+    ):
         self.app = app
         self.activity = activity
         self.report = report
+        self.internal = internal or {}
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == STATUS_PATH and "HTTP_X_FORWARDED_FOR" not in environ:
             return self._status(environ, start_response)
+        if path in self.internal and "HTTP_X_FORWARDED_FOR" not in environ:
+            return self.internal[path](environ, start_response)
         counted = path not in UNCOUNTED_PATHS and path != STATUS_PATH and not is_poll(environ)
         self.activity.begin(counted)
         try:

@@ -298,6 +298,41 @@ DE = {
     "was in die Patientenakte gehört, vorher.",
     "expiring.at": "wird gelöscht ab",
     # -- notifications (issue 13)
+    "nav.notify": "Benachrichtigungen",
+    "notify.title": "E-Mail-Benachrichtigung",
+    "notify.address": "E-Mail-Adresse",
+    "notify.bad_address": "Bitte geben Sie genau eine E-Mail-Adresse an, etwa name@beispiel.de.",
+    "notify.patient_text": "Wir schicken Ihnen eine kurze E-Mail, wenn die Praxis geantwortet hat. "
+    "Die E-Mail enthält nichts von der Unterhaltung; Ihre Adresse wird verschlüsselt gespeichert "
+    "und mit der Unterhaltung gelöscht.",
+    "notify.patient_on": "Sie werden per E-Mail benachrichtigt, wenn die Praxis antwortet.",
+    "notify.patient_off": "Keine E-Mails mehr",
+    "notify.patient_submit": "Benachrichtigen",
+    "notify.staff_patient_on": "Die Patientin oder der Patient wird per E-Mail über Antworten "
+    "benachrichtigt (ohne Inhalt).",
+    "notify.staff_patient_off": "Die Patientin oder der Patient hat keine E-Mail-Benachrichtigung "
+    "eingerichtet.",
+    "notify.staff_text": "Eine kurze E-Mail, wenn eine Patientin oder ein Patient schreibt: "
+    "höchstens eine je Unterhaltung in 15 Minuten, ohne Inhalt, nur mit dem Link zur Liste.",
+    "notify.staff_submit": "Speichern",
+    "notify.staff_off": "Benachrichtigungen ausschalten",
+    "notify.on_saved": "Gespeichert: Sie erhalten Benachrichtigungen an diese Adresse.",
+    "notify.off_saved": "Benachrichtigungen sind ausgeschaltet.",
+    "notify.admin_on": "E-Mail ist für diese Einrichtung eingerichtet. Jedes Teammitglied "
+    "schaltet Benachrichtigungen für sich selbst ein.",
+    "notify.admin_accounts": "Benachrichtigt werden:",
+    "notify.admin_none": "Noch niemand hat Benachrichtigungen eingeschaltet.",
+    "notify.admin_off": "Für diese Installation ist kein E-Mail-Versand eingerichtet; der "
+    "Betreiber kann ihn einschalten.",
+    "notify.link_title": "Link per E-Mail senden",
+    "notify.link_text": "Der Link wird einmal an diese Adresse geschickt; die Adresse wird nicht "
+    "gespeichert. Die PIN geben Sie der Patientin oder dem Patienten auf anderem Weg.",
+    "notify.link_submit": "Link senden",
+    "notify.link_needs_pin": "Per E-Mail wird nur ein Link verschickt, der mit einer PIN "
+    "geschützt ist. Erzeugen Sie dafür einen neuen Link mit PIN.",
+    "notify.link_stale": "Dieser Link gilt nicht mehr. Erzeugen Sie einen neuen Link.",
+    "notify.link_queued_title": "Link wird gesendet",
+    "notify.link_queued": "Die E-Mail mit dem Link wird in Kürze verschickt.",
     # -- unread, compose, list (issue 13)
     "msg.read": "gelesen",
     "list.unread_badge": "{n} neu",
@@ -634,6 +669,38 @@ EN = {
     "in the patient record first.",
     "expiring.at": "deleted from",
     # -- notifications (issue 13)
+    "nav.notify": "Notifications",
+    "notify.title": "E-mail notification",
+    "notify.address": "E-mail address",
+    "notify.bad_address": "Please enter exactly one e-mail address, like name@example.org.",
+    "notify.patient_text": "We send you a short e-mail when the practice has answered. The "
+    "e-mail contains nothing of the conversation; your address is stored encrypted and deleted "
+    "with the conversation.",
+    "notify.patient_on": "You will be told by e-mail when the practice answers.",
+    "notify.patient_off": "No more e-mails",
+    "notify.patient_submit": "Notify me",
+    "notify.staff_patient_on": "The patient is told about answers by e-mail (without content).",
+    "notify.staff_patient_off": "The patient has not set up e-mail notification.",
+    "notify.staff_text": "A short e-mail when a patient writes: at most one per conversation in "
+    "15 minutes, without content, only with the link to the list.",
+    "notify.staff_submit": "Save",
+    "notify.staff_off": "Turn notifications off",
+    "notify.on_saved": "Saved: you will get notifications at this address.",
+    "notify.off_saved": "Notifications are off.",
+    "notify.admin_on": "E-mail is set up for this facility. Each team member turns "
+    "notifications on for themselves.",
+    "notify.admin_accounts": "Notified:",
+    "notify.admin_none": "Nobody has turned notifications on yet.",
+    "notify.admin_off": "This installation has no e-mail set up; the operator can turn it on.",
+    "notify.link_title": "Send the link by e-mail",
+    "notify.link_text": "The link is sent once to this address; the address is not stored. "
+    "Give the patient the PIN another way.",
+    "notify.link_submit": "Send link",
+    "notify.link_needs_pin": "Only a link protected by a PIN is sent by e-mail. Make a new link "
+    "with a PIN for that.",
+    "notify.link_stale": "This link is no longer valid. Make a new link.",
+    "notify.link_queued_title": "Sending the link",
+    "notify.link_queued": "The e-mail with the link will be sent shortly.",
     # -- unread, compose, list (issue 13)
     "msg.read": "read",
     "list.unread_badge": "{n} new",

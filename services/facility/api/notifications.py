@@ -1,0 +1,77 @@
+"""E-mail notifications in the API: a staff account's opt-in, a patient's address, a link mail."""
+
+from flask import Blueprint, g, jsonify
+
+from services.facility.core.errors import BadRequest, Forbidden
+from services.facility.http.auth import require
+from services.facility.http.context import conn, ctx, json_body, patient_url
+
+bp = Blueprint("api_notifications", __name__)
+
+
+def _email_field(body: dict, allowed: set[str]) -> object:
+    extra = set(body) - allowed
+    if extra:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(extra))}")
+    if "email" not in body:
+        raise BadRequest("email is required (null switches mails off)")
+    return body["email"]
+
+
+def _own_settings() -> dict:
+    notifier = ctx()["notifier"]
+    return {
+        "enabled": notifier.enabled,
+        "email": notifier.staff_address(conn(), g.principal.staff_id),
+    }
+
+
+@bp.get("/api/v1/notifications")
+@require()
+def get_own():
+    return jsonify(_own_settings())
+
+
+@bp.put("/api/v1/notifications")
+@require()
+def put_own():
+    email = _email_field(json_body(), {"email"})
+    ctx()["notifier"].set_staff_address(conn(), g.principal.staff_id, email)
+    return jsonify(_own_settings())
+
+
+def _patient_settings(conv_id: str) -> dict:
+    notifier = ctx()["notifier"]
+    return {"enabled": notifier.enabled, "email_set": notifier.patient_address_set(conn(), conv_id)}
+
+
+@bp.get("/api/v1/conversations/<conv_id>/notifications")
+@require(patient=True)
+def get_patient(conv_id: str):
+    ctx()["conversations"].require_live(conn(), conv_id)
+    return jsonify(_patient_settings(conv_id))
+
+
+@bp.put("/api/v1/conversations/<conv_id>/notifications")
+@require(patient=True)
+def put_patient(conv_id: str):
+    if g.principal.kind != "patient":
+        raise Forbidden("only the patient sets their own address")
+    email = _email_field(json_body(), {"email"})
+    ctx()["conversations"].require_live(conn(), conv_id)
+    ctx()["notifier"].set_patient_address(conn(), conv_id, email)
+    return jsonify(_patient_settings(conv_id))
+
+
+@bp.post("/api/v1/conversations/<conv_id>/link-mail")
+@require()
+def send_link(conv_id: str):
+    body = json_body()
+    extra = set(body) - {"email", "patient_token"}
+    if extra:
+        raise BadRequest(f"unknown field(s): {', '.join(sorted(extra))}")
+    token = body.get("patient_token")
+    ctx()["conversations"].require_live(conn(), conv_id)
+    link = patient_url(token) if isinstance(token, str) else ""
+    ctx()["notifier"].send_link(conn(), conv_id, token, body.get("email"), link)
+    return jsonify(queued=True), 202

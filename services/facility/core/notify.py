@@ -1,0 +1,298 @@
+"""Content-free e-mail notifications: who wants them, and the outbox the supervisor relays.
+
+A facility has no network. A mail is composed here, sealed under its conversation's record key
+and put into the `outbox` table; the supervisor fetches it over the socket, sends it and
+acknowledges it, and only then is the row deleted (secure_delete, WAL truncated). Every outbox
+row belongs to a conversation and cascades with it, so a queued mail is deleted like the rest
+of the patient's data.
+
+Content-free by construction: `mails.py` builds every text from the facility's name and a link
+only; nothing here reads a message, title, file name or reference.
+"""
+
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Callable
+
+from services.facility.core import accounts as auth
+from services.facility.core import crypto, mails, store
+from services.facility.core.errors import BadRequest, Conflict, NotFound
+from services.facility.core.keys import Keyring
+
+MAX_ADDRESS = 254
+# Deliberately plain: one @, a dotted domain, no spaces, quotes, brackets or separators, so an
+# address can never carry a second recipient or a header.
+ADDRESS_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
+)
+QUIET_SECONDS = 15 * 60  # at most one mail per conversation and recipient kind in this time
+OUTBOX_BATCH = 50  # mails handed to the relay per fetch
+OUTBOX_MAX_AGE = 24 * 3600  # a mail the relay could not send in a day is dropped
+
+
+class StaleLink(BadRequest):
+    """The link to be mailed is not (any more) the conversation's current one."""
+
+    code = "stale_link"
+
+
+def check_address(value: object) -> str:
+    """A single plain e-mail address, or BadRequest."""
+    if not isinstance(value, str):
+        raise BadRequest("email must be a string")
+    address = value.strip()
+    if len(address) > MAX_ADDRESS or not ADDRESS_RE.match(address):
+        raise BadRequest("email must be one plain address like name@example.org")
+    return address
+
+
+class Notifier:
+    """One facility's notification settings and outbox; inert unless mail is enabled."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        facility: str,
+        facility_name: str,
+        clock: Callable[[], int],
+        enabled: bool,
+    ):
+        self.keyring = keyring
+        self.facility = facility
+        self.facility_name = facility_name
+        self.clock = clock
+        self.enabled = enabled
+
+    # -- staff: one opt-in address per account ---------------------------------------------
+
+    def staff_address(self, conn: sqlite3.Connection, staff_id: int) -> str | None:
+        row = conn.execute(
+            "SELECT address FROM notify_staff WHERE staff_id = ?", (staff_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_staff_address(
+        self, conn: sqlite3.Connection, staff_id: int, address: str | None
+    ) -> None:
+        """Opt in with an address, or out with None."""
+        if address is not None:
+            self._require_enabled()
+        with store.write(conn):
+            if address is None:
+                conn.execute("DELETE FROM notify_staff WHERE staff_id = ?", (staff_id,))
+                return
+            conn.execute(
+                "INSERT INTO notify_staff (staff_id, address) VALUES (?, ?) "
+                "ON CONFLICT (staff_id) DO UPDATE SET address = excluded.address",
+                (staff_id, check_address(address)),
+            )
+
+    def subscribed_staff(self, conn: sqlite3.Connection) -> list[str]:
+        """Usernames of the accounts that get mails (for the admin; addresses stay private)."""
+        rows = conn.execute(
+            "SELECT s.username FROM notify_staff n JOIN staff s ON s.id = n.staff_id "
+            "ORDER BY s.username"
+        )
+        return [r[0] for r in rows]
+
+    # -- patient: one sealed address per conversation --------------------------------------
+
+    def patient_address_set(self, conn: sqlite3.Connection, conv_id: str) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM notify_patient WHERE conversation_id = ?", (conv_id,)
+        ).fetchone()
+        return row is not None
+
+    def set_patient_address(
+        self, conn: sqlite3.Connection, conv_id: str, address: str | None
+    ) -> None:
+        """The patient's address for "your practice has answered" (None removes it)."""
+        if address is not None:
+            self._require_enabled()
+            address = check_address(address)
+        with store.write(conn):
+            self._require_conversation(conn, conv_id)
+            if address is None:
+                conn.execute("DELETE FROM notify_patient WHERE conversation_id = ?", (conv_id,))
+            else:
+                sealed = self._seal(conn, conv_id, "notify_patient", conv_id, address.encode())
+                conn.execute(
+                    "INSERT INTO notify_patient (conversation_id, address) VALUES (?, ?) "
+                    "ON CONFLICT (conversation_id) DO UPDATE SET address = excluded.address",
+                    (conv_id, sealed),
+                )
+        if address is None:
+            store.checkpoint(conn)  # the old sealed address leaves the WAL too
+
+    # -- events that queue mails -----------------------------------------------------------
+
+    def message_added(
+        self, conn: sqlite3.Connection, conv_id: str, author: str, staff_link: Callable[[], str]
+    ) -> int:
+        """Queue the mails a new message calls for; returns how many were queued."""
+        if not self.enabled:
+            return 0
+        kind = "staff" if author == "patient" else "patient"
+        with store.write(conn):
+            now = self.clock()
+            if self._recently_sent(conn, conv_id, kind, now):
+                return 0
+            if kind == "staff":
+                recipients = [r[0] for r in conn.execute("SELECT address FROM notify_staff")]
+                mail = mails.new_message(self.facility_name, staff_link())
+            else:
+                recipients = self._patient_address(conn, conv_id)
+                mail = mails.answered(self.facility_name)
+            for to in recipients:
+                self._enqueue(conn, conv_id, {"to": to, **mail}, now)
+            if recipients:
+                conn.execute(
+                    "INSERT INTO notify_sent (conversation_id, kind, sent_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (conversation_id, kind) DO UPDATE SET sent_at = excluded.sent_at",
+                    (conv_id, kind, now),
+                )
+        return len(recipients)
+
+    def send_link(
+        self, conn: sqlite3.Connection, conv_id: str, token: object, address: object, link: str
+    ) -> None:
+        """Queue the patient's link for an address that is not kept beyond this one mail.
+
+        Only for a conversation with a PIN: a mailbox is not a safe place for a link that opens
+        the conversation by itself. `token` must be the conversation's current link token.
+        """
+        self._require_enabled()
+        with store.write(conn):
+            row = conn.execute(
+                "SELECT patient_token_hash, pin_hash IS NOT NULL FROM conversations WHERE id = ?",
+                (conv_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such conversation")
+            if not isinstance(token, str) or not hmac.compare_digest(
+                row[0], auth.token_hash(token)
+            ):
+                raise StaleLink("patient_token is not this conversation's current link")
+            if not row[1]:
+                raise Conflict("only a link protected by a PIN may be sent by e-mail")
+            to = check_address(address)
+            self._enqueue(conn, conv_id, {"to": to, **mails.link(self.facility_name, link)})
+
+    # -- the outbox, for the relay ---------------------------------------------------------
+
+    def discard_all(self, conn: sqlite3.Connection) -> int:
+        """Drop every queued mail (mail was switched off): nothing would ever send them."""
+        with store.write(conn):
+            dropped = conn.execute("DELETE FROM outbox").rowcount
+            if dropped:
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('mails_dropped', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    (dropped,),
+                )
+        if dropped:
+            store.checkpoint(conn)
+        return dropped
+
+    def pending(self, conn: sqlite3.Connection) -> int:
+        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def take(self, conn: sqlite3.Connection, limit: int = OUTBOX_BATCH) -> list[dict]:
+        """The oldest queued mails, opened; those too old to be worth sending are dropped."""
+        cutoff = self.clock() - OUTBOX_MAX_AGE * 1_000_000
+        with store.write(conn):
+            dropped = conn.execute("DELETE FROM outbox WHERE created_at < ?", (cutoff,)).rowcount
+            if dropped:
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('mails_dropped', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    (dropped,),
+                )
+        if dropped:
+            store.checkpoint(conn)
+        rows = conn.execute(
+            "SELECT id, conversation_id, mail FROM outbox ORDER BY created_at, rowid LIMIT ?",
+            (limit,),
+        ).fetchall()
+        result = []
+        for mail_id, conv_id, sealed in rows:
+            key = self.keyring.record_key(conn, conv_id)
+            aad = crypto.aad(self.facility, "outbox", mail_id, "mail")
+            result.append({"id": mail_id, **json.loads(crypto.unseal(key, sealed, aad))})
+        return result
+
+    def acknowledge(self, conn: sqlite3.Connection, ids: object) -> int:
+        """Delete mails the relay has handed to the SMTP server; returns how many went."""
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadRequest("ids must be a list of mail ids")
+        if len(ids) > OUTBOX_BATCH:
+            raise BadRequest(f"at most {OUTBOX_BATCH} ids at once")
+        if not ids:
+            return 0
+        with store.write(conn):
+            marks = ",".join("?" * len(ids))
+            deleted = conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", ids).rowcount
+            if deleted:
+                conn.execute(
+                    "INSERT INTO counters (name, value) VALUES ('mails_relayed', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                    (deleted,),
+                )
+        if deleted:
+            store.checkpoint(conn)  # addresses must not linger in the WAL
+        return deleted
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _require_enabled(self) -> None:
+        # No address is kept where no mail can ever be sent: it would be data without a purpose.
+        if not self.enabled:
+            raise Conflict("e-mail is not set up for this installation")
+
+    def _recently_sent(self, conn: sqlite3.Connection, conv_id: str, kind: str, now: int) -> bool:
+        row = conn.execute(
+            "SELECT sent_at FROM notify_sent WHERE conversation_id = ? AND kind = ?",
+            (conv_id, kind),
+        ).fetchone()
+        return row is not None and now - row[0] < QUIET_SECONDS * 1_000_000
+
+    def _patient_address(self, conn: sqlite3.Connection, conv_id: str) -> list[str]:
+        row = conn.execute(
+            "SELECT address FROM notify_patient WHERE conversation_id = ?", (conv_id,)
+        ).fetchone()
+        if row is None:
+            return []
+        key = self.keyring.record_key(conn, conv_id)
+        aad = crypto.aad(self.facility, "notify_patient", conv_id, "address")
+        return [crypto.unseal(key, row[0], aad).decode()]
+
+    def _enqueue(
+        self, conn: sqlite3.Connection, conv_id: str, mail: dict, now: int | None = None
+    ) -> None:
+        mail_id = secrets.token_urlsafe(16)
+        sealed = self._seal(conn, conv_id, "outbox", mail_id, json.dumps(mail).encode(), "mail")
+        conn.execute(
+            "INSERT INTO outbox (id, conversation_id, created_at, mail) VALUES (?, ?, ?, ?)",
+            (mail_id, conv_id, self.clock() if now is None else now, sealed),
+        )
+
+    def _seal(
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        table: str,
+        record_id: str,
+        plaintext: bytes,
+        field: str = "address",
+    ) -> bytes:
+        key = self.keyring.record_key(conn, conv_id)
+        return crypto.seal(key, plaintext, crypto.aad(self.facility, table, record_id, field))
+
+    @staticmethod
+    def _require_conversation(conn: sqlite3.Connection, conv_id: str) -> None:
+        if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone() is None:
+            raise NotFound("no such conversation")
