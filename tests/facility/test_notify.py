@@ -107,6 +107,21 @@ def test_a_removed_account_gets_no_more_mail(app, client, staff_auth, admin_auth
     conn.close()
 
 
+def test_a_deactivated_account_gets_no_mail_until_it_is_reactivated(
+    app, client, staff_auth, admin_auth
+):
+    opt_in(client, staff_auth, "nurse@praxis.example")
+    account = f"/api/v1/staff/{STAFF[0]}"
+    assert client.post(f"{account}/deactivate", headers=admin_auth).status_code == 204
+    conv = new_conversation(client, admin_auth)
+    write(client, conv, conv["patient"], "hello")
+    assert outbox(client) == []
+    assert client.post(f"{account}/reactivate", headers=admin_auth).status_code == 204
+    other = new_conversation(client, admin_auth)
+    write(client, other, other["patient"], "again")
+    assert [m["to"] for m in outbox(client)] == ["nurse@praxis.example"]
+
+
 def test_a_staff_message_queues_nothing_for_staff(app, client, staff_auth):
     opt_in(client, staff_auth, "nurse@praxis.example")
     conv = new_conversation(client, staff_auth)

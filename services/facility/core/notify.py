@@ -142,7 +142,13 @@ class Notifier:
             if self._recently_sent(conn, conv_id, kind, now):
                 return 0
             if kind == "staff":
-                recipients = [r[0] for r in conn.execute("SELECT address FROM notify_staff")]
+                recipients = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT n.address FROM notify_staff n JOIN staff s ON s.id = n.staff_id "
+                        "WHERE s.active = 1"  # a deactivated account is told nothing
+                    )
+                ]
                 mail = mails.new_message(self.facility_name, staff_link())
             else:
                 recipients = self._patient_address(conn, conv_id)
