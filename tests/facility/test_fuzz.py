@@ -82,9 +82,16 @@ def toml(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fuzz(server: Gunicorn, tmp_path: Path, token: str, operations: list[dict]) -> None:
+def fuzz(
+    server: Gunicorn,
+    tmp_path: Path,
+    token: str,
+    operations: list[dict],
+    dictionaries: dict[str, list[str]] | None = None,
+) -> None:
     """Run the fuzzer with `token`; fail with its report unless it found nothing at all."""
     config = {
+        "dictionaries": {name: {"values": values} for name, values in (dictionaries or {}).items()},
         "headers": {"Authorization": f"Bearer {token}"},
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
         # A text over its documented maxLength is refused with 413 (the contract's status for
@@ -165,6 +172,9 @@ def test_the_fuzzer_finds_nothing_as_a_patient(facility, tmp_path):
         return made
 
     mine, spare = conversation(), conversation()
+    with_pin = requests.post(
+        facility.url + "/api/v1/conversations", json={"pin": "2468"}, headers=staff, timeout=10
+    ).json()
     own = {"conv_id": mine["id"]}
     fuzz(
         facility,
@@ -188,7 +198,16 @@ def test_the_fuzzer_finds_nothing_as_a_patient(facility, tmp_path):
                 "parameters": {"conv_id": spare["id"]},
                 "headers": {"Authorization": f"Bearer {spare['patient_token']}"},
             },
+            # Real links (one with a PIN) and that PIN now and then, beside drawn values.
+            {
+                "include-name": "POST /api/v1/patient-sessions",
+                "parameters": {
+                    "body.token": {"dictionary": "links", "probability": 0.5},
+                    "body.pin": {"dictionary": "pins", "probability": 0.5},
+                },
+            },
         ],
+        {"links": [mine["patient_token"], with_pin["patient_token"]], "pins": ["2468"]},
     )
     # The patient's own conversation lived through the whole run (so its token did), with what
     # the fuzzer wrote; the spare one was deleted by its patient.
