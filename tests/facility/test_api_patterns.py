@@ -1,5 +1,6 @@
 """The document's patterns mean exactly the rules core enforces, and requests are held to them."""
 
+import io
 import re
 
 import pytest
@@ -109,3 +110,24 @@ def test_a_405_names_the_methods_the_path_allows(client, staff_auth):
     assert response.json["error"]["code"] == "method_not_allowed"
     page = client.put("/login")
     assert page.status_code == 405 and "POST" in page.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "data, status, words",
+    [
+        ({"file": (io.BytesIO(b"x"), "a.txt"), "note": "hi"}, 400, "unknown fields: note"),
+        ({"file": (io.BytesIO(b"x"), "a.txt"), "body": "x" * 10_001}, 413, "at most 10000"),
+        ({"file": (io.BytesIO(b"x"), "a.txt"), "body": "a\x00"}, 400, "without NUL"),
+        ({"file": "not a file part"}, 400, "needs a file part 'file'"),
+        ({"body": "only text"}, 400, "needs a file part 'file'"),
+    ],
+)
+def test_an_upload_outside_the_document_is_refused_and_stores_nothing(
+    client, staff_auth, conversation, data, status, words
+):
+    base = f"/api/v1/conversations/{conversation['id']}"
+    response = client.post(
+        base + "/attachments", data=data, headers=staff_auth, content_type="multipart/form-data"
+    )
+    assert response.status_code == status and words in response.json["error"]["message"]
+    assert client.get(base + "/messages", headers=staff_auth).json["messages"] == []

@@ -109,8 +109,11 @@ def fuzz(
             f"{server.url}/api/v1/openapi.json",
             "--checks",
             "all",
+            # One worker: Python 3.11's ast module is not thread-safe, and the fuzzer's
+            # generator parses source in each worker thread ("AST constructor recursion depth
+            # mismatch" now and then with two).
             "--workers",
-            "2",
+            "1",
             "--seed",
             "1",
             "--no-color",
@@ -149,12 +152,6 @@ def test_the_fuzzer_finds_nothing_as_an_admin(facility, tmp_path):
             {
                 "include-path": "/api/v1/logout",
                 "headers": {"Authorization": f"Bearer {login(facility)}"},
-            },
-            # Scenarios run side by side on one facility: a wipe in one would make another's
-            # just-created conversation vanish, which is no fault of the API.
-            {
-                "include-name": "DELETE /api/v1/conversations",
-                "phases": {"stateful": {"enabled": False}},
             },
         ],
     )

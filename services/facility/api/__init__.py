@@ -3,7 +3,7 @@
 from flask import Blueprint, g, jsonify, request
 
 from services.facility.api.openapi import spec
-from services.facility.api.validation import check, json_body, operation, query
+from services.facility.api.validation import form, json_body, query
 from services.facility.core import accounts as auth
 from services.facility.core import passwords, patients, settings, throttle
 from services.facility.core.conversations import ID_RE
@@ -176,15 +176,8 @@ def post_attachment(conv_id: str):
     conversations.require_live(conn(), conv_id)
     if request.mimetype != "multipart/form-data":
         raise BadRequest("send the file as multipart/form-data in the field 'file'")
-    upload = request.files.get("file")
-    if upload is None:
-        raise BadRequest("the form needs a file part 'file' (with a file name)")
-    form = operation()["requestBody"]["content"]["multipart/form-data"]["schema"]
-    extra = sorted((set(request.form) | set(request.files)) - set(form["properties"]))
-    if extra:
-        raise BadRequest(f"the form has unknown fields: {', '.join(extra)}")
-    if "body" in request.form:
-        check(request.form["body"], form["properties"]["body"], "'body'")
+    fields = form()
+    upload = request.files["file"]
     result = conversations.add_attachment(
         conn(),
         conv_id,
@@ -192,7 +185,7 @@ def post_attachment(conv_id: str):
         upload.filename or "",
         upload.mimetype,
         upload.stream,
-        request.form.get("body", ""),
+        fields.get("body", ""),
     )
     return jsonify(id=result["id"], filename=result["filename"], size=result["size"]), 201
 

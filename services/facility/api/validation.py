@@ -1,10 +1,10 @@
 """Requests checked against the OpenAPI document itself, so it cannot promise more or less.
 
-A view calls `json_body()` or `query()` after authentication; both look up the operation that
-the current Flask route serves in `spec(config)` and apply its schema. Only the part of JSON
-Schema that the document uses is implemented (type, required, properties, additionalProperties,
-enum, pattern, minLength/maxLength, minimum/maximum): anything else in a schema is a mistake,
-refused at the first request that meets it rather than silently ignored.
+A view calls `json_body()`, `form()` or `query()` after authentication; each looks up the
+operation that the current Flask route serves in `spec(config)` and applies its schema. Only the
+part of JSON Schema that the document uses is implemented (type, required, properties,
+additionalProperties, enum, pattern, minLength/maxLength, minimum/maximum): anything else in a
+schema is a mistake, refused at the first request that meets it rather than silently ignored.
 """
 
 import functools
@@ -65,6 +65,23 @@ def json_body() -> dict:
     data = context.json_body()
     check(data, body_spec["content"]["application/json"]["schema"], "the request body")
     return data
+
+
+def form() -> dict:
+    """The multipart form's text fields, checked against the operation's schema; files apart."""
+    schema = operation()["requestBody"]["content"]["multipart/form-data"]["schema"]
+    properties = schema["properties"]
+    extra = sorted((set(request.form) | set(request.files)) - set(properties))
+    if extra:
+        raise BadRequest(f"the form has unknown fields: {', '.join(extra)}")
+    for name in schema.get("required", []):
+        binary = properties[name].get("format") == "binary"
+        if name not in (request.files if binary else request.form):
+            what = f"a file part '{name}' with a file name" if binary else f"a field '{name}'"
+            raise BadRequest(f"the form needs {what}")
+    for name, value in request.form.items():
+        check(value, properties[name], f"'{name}'")
+    return request.form
 
 
 def query(name: str) -> str | None:
