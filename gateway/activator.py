@@ -8,13 +8,13 @@ requests of one facility share one wake. It never answers 502: the supervisor's 
 404 or 503 with Retry-After, as nginx's own answers would be.
 """
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from http import HTTPStatus
 
-from . import accesslog
+from . import accesslog, errorpages
 from .settings import facility_socket, settings_from_env, supervisor_socket
 from .targets import SLUG_RE
 from .unixhttp import UnixHTTPConnection
@@ -92,22 +92,27 @@ class Waker:
                 conn.close()
 
 
-def _error(start_response: Callable, status: str, code: str, message: str, retry: int | None):
-    body = json.dumps({"error": {"code": code, "message": message}}).encode() + b"\n"
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+def _error(
+    environ: dict, start_response: Callable, status: int, message: str, retry: int | None
+) -> list[bytes]:
+    """One of the gateway's own answers: a page for a browser, else the contract's JSON."""
+    if errorpages.wants_html(environ.get("HTTP_ACCEPT")):
+        body, kind = errorpages.html_page(status).encode(), "text/html; charset=utf-8"
+    else:
+        body, kind = errorpages.json_body(status, message).encode(), "application/json"
+    headers = [("Content-Type", kind), ("Content-Length", str(len(body))), ("Vary", "Accept")]
     if retry is not None:
         headers.append(("Retry-After", str(retry)))
-    start_response(status, headers)
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
     return [body]
 
 
-def _not_found(start_response: Callable) -> list[bytes]:
-    return _error(start_response, "404 Not Found", "not_found", "No facility with this name.", None)
+def _not_found(environ: dict, start_response: Callable) -> list[bytes]:
+    return _error(environ, start_response, 404, "No facility with this name.", None)
 
 
-def _unavailable(start_response: Callable, retry: int) -> list[bytes]:
-    message = "The facility is not available right now; try again shortly."
-    return _error(start_response, "503 Service Unavailable", "facility_unavailable", message, retry)
+def _unavailable(environ: dict, start_response: Callable, retry: int) -> list[bytes]:
+    return _error(environ, start_response, 503, errorpages.ANSWERS[503].message, retry)
 
 
 class Activator:
@@ -120,14 +125,14 @@ class Activator:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         slug = environ.get("HTTP_X_MEDCELL_SLUG", "")
         if not SLUG_RE.fullmatch(slug):
-            return _not_found(start_response)
+            return _not_found(environ, start_response)
         outcome = self.waker.wake(slug)
         if outcome == NOT_FOUND:
-            return _not_found(start_response)
+            return _not_found(environ, start_response)
         if outcome == STOPPED:
-            return _unavailable(start_response, 30)
+            return _unavailable(environ, start_response, 30)
         if outcome != RUNNING:
-            return _unavailable(start_response, 5)
+            return _unavailable(environ, start_response, 5)
         return self._proxy(slug, environ, start_response)
 
     def _proxy(self, slug: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -159,7 +164,7 @@ class Activator:
         except OSError as e:
             conn.close()
             accesslog.event("woken_facility_unreachable", "warning", error=type(e).__name__)
-            return _unavailable(start_response, 5)
+            return _unavailable(environ, start_response, 5)
         headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         length = response.getheader("Content-Length")
         if length is not None and method != "HEAD":

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from . import errorpages
 from .errors import ConfigError, NginxError
 from .routes import RouteTable
 from .settings import activator_socket, facilities_dir, tls_files
@@ -29,6 +30,9 @@ SECURITY_HEADERS = """\
     add_header Referrer-Policy no-referrer always;
     add_header X-Frame-Options DENY always;
     add_header Cache-Control $gw_cache_control always;"""
+ERROR_HEADERS = SECURITY_HEADERS + "\n    add_header Vary Accept always;"
+# The methods nginx passes on to a facility; anything else is its own 405 with this Allow.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HOST_SERVER = """
     # <slug>.<domain>: the same facility routes without the /f/<slug> prefix.
     server {
@@ -117,6 +121,11 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "DOT_RE": DOT_SEGMENT,
         "TARGET_RE": ALLOWED,
         "SECURITY_HEADERS": SECURITY_HEADERS,
+        "ERROR_HEADERS": ERROR_HEADERS,
+        "ALLOW": ", ".join(METHODS),
+        "METHODS_OK": " ".join(f"{method} 1;" for method in METHODS),
+        "ACCEPT_MAP": errorpages.accept_map(),
+        **error_bodies(),
         # Running as root (the host's tests), workers would otherwise drop to "nobody", which
         # cannot reach the sockets; in the image nginx runs unprivileged and needs no user line.
         "USER": f"user {pwd.getpwuid(0).pw_name};" if os.geteuid() == 0 else "",
@@ -131,10 +140,19 @@ def placeholders(settings: Mapping) -> dict[str, str]:
     return values
 
 
+def error_bodies() -> dict[str, str]:
+    """The JSON_<status> and HTML_<status> placeholders: the gateway's own answers."""
+    bodies = {}
+    for status in errorpages.ANSWERS:
+        bodies[f"JSON_{status}"] = errorpages.nginx_string(errorpages.json_body(status))
+        bodies[f"HTML_{status}"] = errorpages.nginx_string(errorpages.html_page(status))
+    return bodies
+
+
 def fill(template: str, values: Mapping[str, str]) -> str:
     # Twice: the host server block and the security headers carry placeholders of their own.
     for _ in range(2):
-        template = re.sub(r"@@([A-Z_]+)@@", lambda m: values[m.group(1)], template)
+        template = re.sub(r"@@([A-Z0-9_]+)@@", lambda m: values[m.group(1)], template)
     return template
 
 

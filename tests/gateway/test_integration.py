@@ -324,6 +324,19 @@ def test_unknown_facility_is_404_json_and_reaches_no_facility(stack):
     assert after == before
 
 
+def test_a_browser_gets_the_gateways_page_and_a_facilitys_405_keeps_allow(stack):
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = client(stack).get(stack.url + "/f/nope/p/some-link", headers=browser)
+    assert page.status_code == 404
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "Nicht gefunden" in page.text and "Not found" in page.text
+    assert "nope" not in page.text and "some-link" not in page.text
+    # The facility's own 405 passes the gateway with its Allow header and its JSON.
+    refused = client(stack).patch(stack.url + "/f/alpha/api/v1/conversations", json={})
+    assert refused.status_code == 405 and error_code(refused.text) == "method_not_allowed"
+    assert {"GET", "POST", "DELETE"} <= set(refused.headers["Allow"].split(", "))
+
+
 # Targets that must be refused (400) before any facility sees them: traversal to the other
 # facility, encoded separators, control characters, bad encodings. The unit table
 # (tests/gateway/test_paths.py) has more; these go through the real stack.

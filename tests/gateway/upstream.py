@@ -71,7 +71,7 @@ class UpstreamHandler(_Handler):
             self.close_connection = True
             return
         extra = EXTRA_HEADERS.get(path, [])
-        status = 302 if path == "/redirect" else 200
+        status = {"/redirect": 302, "/not-allowed": 405}.get(path, 200)
         body = json.dumps(
             {
                 "upstream": self.server.name,
@@ -119,6 +119,7 @@ EXTRA_HEADERS = {
     "/api/v1/cacheable": [("Cache-Control", "public, max-age=3600")],
     "/csp": [("Content-Security-Policy", "default-src 'none'; img-src 'self'")],
     "/redirect": [("Location", "http://facility/login?next=1")],
+    "/not-allowed": [("Allow", "GET, POST")],  # the facility's own 405
 }
 
 

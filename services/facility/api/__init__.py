@@ -3,6 +3,7 @@
 from flask import Blueprint, g, jsonify, request
 
 from services.facility.api.openapi import spec
+from services.facility.api.validation import form, json_body, query
 from services.facility.core import accounts as auth
 from services.facility.core import passwords, patients, reading, settings, throttle
 from services.facility.core.conversations import ID_RE
@@ -14,7 +15,6 @@ from services.facility.http.context import (
     ctx,
     deadlines_changed,
     iso,
-    json_body,
     now,
     patient_url,
 )
@@ -83,7 +83,7 @@ def conversation_json(summary: dict) -> dict:
 @bp.post("/api/v1/conversations")
 @require()
 def create_conversation():
-    body = json_body() if request.content_length else {}
+    body = json_body()
     pin_hash = patients.hash_pin(body.get("pin"))
     conv_id, token = ctx()["conversations"].create(
         conn(), body.get("title"), pin_hash, body.get("reference")
@@ -125,7 +125,7 @@ def list_conversations():
 @bp.delete("/api/v1/conversations")
 @require(admin=True)
 def delete_all_conversations():
-    if request.args.get("confirm") != ctx()["config"].facility:
+    if query("confirm") != ctx()["config"].facility:
         raise BadRequest("to delete all patient data, pass ?confirm=<facility slug>")
     return jsonify(ctx()["conversations"].delete_all(conn()))
 
@@ -168,9 +168,7 @@ def post_message(conv_id: str):
 @bp.get("/api/v1/conversations/<conv_id>/messages")
 @require(patient=True)
 def list_messages(conv_id: str):
-    after = request.args.get("after")
-    if after is not None and not ID_RE.match(after):
-        raise BadRequest("after must be a message id")
+    after = query("after")
     items = ctx()["conversations"].messages(conn(), conv_id, after)
     polled = request.headers.get("X-Medcell-Poll") == "1"
     if g.principal.kind == "staff" and after is None and not polled:
@@ -190,9 +188,8 @@ def post_attachment(conv_id: str):
     conversations.require_live(conn(), conv_id)
     if request.mimetype != "multipart/form-data":
         raise BadRequest("send the file as multipart/form-data in the field 'file'")
-    upload = request.files.get("file")
-    if upload is None:
-        raise BadRequest("the form needs a field 'file'")
+    fields = form()
+    upload = request.files["file"]
     result = conversations.add_attachment(
         conn(),
         conv_id,
@@ -200,7 +197,7 @@ def post_attachment(conv_id: str):
         upload.filename or "",
         upload.mimetype,
         upload.stream,
-        request.form.get("body", ""),
+        fields.get("body", ""),
     )
     return jsonify(id=result["id"], filename=result["filename"], size=result["size"]), 201
 
@@ -226,12 +223,8 @@ def get_settings():
 @bp.put("/api/v1/settings")
 @require(admin=True)
 def put_settings():
-    body = json_body()
-    if set(body) - {"retention"}:
-        raise BadRequest("only 'retention' can be changed")
-    if "retention" in body:
-        settings.set_retention(conn(), body["retention"])
-        deadlines_changed()
+    settings.set_retention(conn(), json_body()["retention"])
+    deadlines_changed()
     return get_settings()
 
 

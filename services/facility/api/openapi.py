@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
-from services.facility.api import usage
+from services.facility.api import patterns, usage
 from services.facility.core.config import Config
 from services.facility.http.downloads import INLINE_TYPES
 
@@ -51,13 +51,39 @@ def _op(
 
 
 def _obj(required: list[str], **props: dict) -> dict:
-    return {"type": "object", "required": required, "properties": props}
+    # OpenAPI 3.0 wants `required` left out rather than empty.
+    return {"type": "object", **({"required": required} if required else {}), "properties": props}
+
+
+def _input(required: list[str], **props: dict) -> dict:
+    """A request object: the app refuses fields it does not know (api/validation.py)."""
+    return {**_obj(required, **props), "additionalProperties": False}
+
+
+def _link(path: str, method: str, description: str, **parameters: str) -> dict:
+    """An OpenAPI link: where a response's values lead (clients and fuzzers follow them)."""
+    ref = path.replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{ref}/{method}",
+        "description": description,
+        "parameters": parameters,
+    }
 
 
 STR = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 NO_CONTENT = {"description": "Done"}
-CONV_ID = {"name": "conv_id", "in": "path", "required": True, "schema": STR}
+CONV_ID = {
+    "name": "conv_id",
+    "in": "path",
+    "required": True,
+    "schema": patterns.record_id("conversation"),
+}
+CONVERSATION_LINKS = {
+    "messages": "/api/v1/conversations/{conv_id}/messages",
+    "attachments": "/api/v1/conversations/{conv_id}/attachments",
+    "conversation": "/api/v1/conversations/{conv_id}",
+}
 EMAIL = {
     "type": "string",
     "maxLength": 254,
@@ -94,6 +120,17 @@ def spec(config: Config) -> dict:
         expires_at=TIME,
     )
     not_found = _error("No such conversation, or not yours")
+    conv_links = {
+        f"{name}_{method}": _link(
+            path, method, f"{method.upper()} {path}", conv_id="$response.body#/id"
+        )
+        for name, path, methods in (
+            ("conversation", CONVERSATION_LINKS["conversation"], ("get", "delete")),
+            ("messages", CONVERSATION_LINKS["messages"], ("get", "post")),
+            ("attachments", CONVERSATION_LINKS["attachments"], ("post",)),
+        )
+        for method in methods
+    }
     paths = {
         "/healthz": {
             "get": _op("Health check", {"200": _json(_obj(["status"], status=STR))}, auth=False)
@@ -115,48 +152,57 @@ def spec(config: Config) -> dict:
                     ),
                 },
                 auth=False,
-                body=_body(_obj(["username", "password"], username=STR, password=STR)),
+                body=_body(_input(["username", "password"], username=STR, password=STR)),
             )
         },
         "/api/v1/logout": {"post": _op("End this staff session", {"204": NO_CONTENT})},
-        "/api/v1/me": {"get": _op("Who the token belongs to", {"200": _json({"type": "object"})})},
+        "/api/v1/me": {
+            "get": _op(
+                "Who the token belongs to",
+                {
+                    "200": _json(
+                        _obj(
+                            ["kind"],
+                            kind={"type": "string", "enum": ["staff", "patient"]},
+                            username=STR,
+                            role={"type": "string", "enum": ["admin", "staff"]},
+                            conversation_id=STR,
+                        )
+                    )
+                },
+            )
+        },
         "/api/v1/conversations": {
             "post": _op(
                 "Open a conversation (staff)",
                 {
-                    "201": _json(
-                        _obj(
-                            ["id", "patient_token", "patient_url"],
-                            id=STR,
-                            patient_token=STR,
-                            patient_url=STR,
+                    "201": {
+                        **_json(
+                            _obj(
+                                ["id", "patient_token", "patient_url"],
+                                id=STR,
+                                patient_token=STR,
+                                patient_url=STR,
+                            ),
+                            "Created",
                         ),
-                        "Created",
-                    ),
+                        "links": conv_links,
+                    },
                     "400": _error("Malformed request"),
                     "403": _error("Staff only"),
                 },
                 body={
                     "required": False,
+                    "description": "pin: an optional second factor the patient must enter; the "
+                    "patient token alone then grants nothing (403 pin_required)",
                     "content": {
                         "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "title": {
-                                        "type": "string",
-                                        "maxLength": config.max_title_chars,
-                                    },
-                                    "reference": reference_input(nullable=True),
-                                    "pin": {
-                                        "type": "string",
-                                        "pattern": "^[0-9]{4,8}$",
-                                        "description": "optional second factor the patient "
-                                        "must enter; the patient token alone then grants "
-                                        "nothing (403 pin_required)",
-                                    },
-                                },
-                            }
+                            "schema": _input(
+                                [],
+                                title=patterns.text(config.max_title_chars),
+                                reference=reference_input(nullable=True),
+                                pin=patterns.PIN,
+                            )
                         }
                     },
                 },
@@ -179,12 +225,12 @@ def spec(config: Config) -> dict:
                     "200": _json(
                         _obj(
                             ["deleted", "receipt"],
-                            deleted={"type": "integer"},
+                            deleted={"type": "integer", "minimum": 0},
                             receipt=_ref("Receipt"),
                         ),
                         "Deleted; one receipt (reason facility_wipe) for the whole wipe",
                     ),
-                    "400": _error("Missing confirmation"),
+                    "400": _error("Missing or wrong confirmation"),
                     "403": _error("Admins only"),
                 },
                 params=[
@@ -192,8 +238,8 @@ def spec(config: Config) -> dict:
                         "name": "confirm",
                         "in": "query",
                         "required": True,
-                        "description": "the facility slug",
-                        "schema": STR,
+                        "description": "the facility's slug, to confirm",
+                        "schema": {"type": "string", "enum": [config.facility]},
                     }
                 ],
             ),
@@ -203,13 +249,25 @@ def spec(config: Config) -> dict:
                 "Trade a patient token (and its PIN, if set) for a patient session token",
                 {
                     "201": _json(_obj(["token"], token=STR), "Created"),
+                    "400": _error("Malformed request"),
                     "401": _error("Wrong PIN"),
                     "403": _error("PIN missing (pin_required) or link locked (link_locked)"),
                     "404": _error("Unknown patient token"),
                     "429": _error("Too many failures"),
                 },
                 auth=False,
-                body=_body(_obj(["token"], token=STR, pin=STR)),
+                body=_body(
+                    _input(
+                        ["token"],
+                        token={
+                            "type": "string",
+                            "minLength": 20,
+                            "maxLength": 128,
+                            "description": "the secret of the patient link",
+                        },
+                        pin={"type": "string", "description": "the conversation's PIN, if set"},
+                    )
+                ),
             )
         },
         "/api/v1/conversations/{conv_id}": {
@@ -237,19 +295,19 @@ def spec(config: Config) -> dict:
                 "Send a message",
                 {
                     "201": _json(
-                        _obj(["id", "author", "created_at"], id=STR, author=STR, created_at=TIME),
+                        _obj(
+                            ["id", "author", "created_at"],
+                            id=STR,
+                            author={"type": "string", "enum": ["staff", "patient"]},
+                            created_at=TIME,
+                        ),
                         "Created",
                     ),
                     "400": _error("Malformed request"),
                     "404": not_found,
                     "413": _error("Body too long, or the conversation is full"),
                 },
-                body=_body(
-                    _obj(
-                        ["body"],
-                        body={"type": "string", "minLength": 1, "maxLength": config.max_body_chars},
-                    )
-                ),
+                body=_body(_input(["body"], body=patterns.nonblank_text(config.max_body_chars))),
                 params=[CONV_ID],
             ),
             "get": _op(
@@ -277,8 +335,9 @@ def spec(config: Config) -> dict:
                         "name": "after",
                         "in": "query",
                         "required": False,
-                        "description": "only messages after this message id",
-                        "schema": STR,
+                        "description": "only messages after this message id (an unknown id: "
+                        "all messages)",
+                        "schema": patterns.record_id("message"),
                     },
                 ],
             ),
@@ -287,16 +346,26 @@ def spec(config: Config) -> dict:
             "post": _op(
                 "Attach a file (it arrives as a message)",
                 {
-                    "201": _json(
-                        _obj(
-                            ["id", "filename", "size"],
-                            id=STR,
-                            filename=STR,
-                            size={"type": "integer"},
+                    "201": {
+                        **_json(
+                            _obj(
+                                ["id", "filename", "size"],
+                                id=STR,
+                                filename=STR,
+                                size={"type": "integer", "minimum": 0},
+                            ),
+                            "Created",
                         ),
-                        "Created",
-                    ),
-                    "400": _error("No file"),
+                        "links": {
+                            "download": _link(
+                                "/api/v1/attachments/{att_id}",
+                                "get",
+                                "the file's bytes",
+                                att_id="$response.body#/id",
+                            )
+                        },
+                    },
+                    "400": _error("No file, or a file without a name"),
                     "404": not_found,
                     "413": _error(
                         f"File over {config.max_attachment_bytes} bytes, "
@@ -307,9 +376,17 @@ def spec(config: Config) -> dict:
                     "required": True,
                     "content": {
                         "multipart/form-data": {
-                            "schema": _obj(
-                                ["file"], file={"type": "string", "format": "binary"}, body=STR
-                            )
+                            "schema": _input(
+                                ["file"],
+                                file={
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": f"at most {config.max_attachment_bytes} "
+                                    "bytes, sent as a file part with a file name",
+                                },
+                                body=patterns.text(config.max_body_chars),
+                            ),
+                            "encoding": {"file": {"contentType": "application/octet-stream"}},
                         }
                     },
                 },
@@ -331,12 +408,18 @@ def spec(config: Config) -> dict:
                     "404": _error("No such attachment"),
                 },
                 params=[
-                    {"name": "att_id", "in": "path", "required": True, "schema": STR},
+                    {
+                        "name": "att_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": patterns.record_id("attachment"),
+                    },
                     {
                         "name": "download",
                         "in": "query",
                         "required": False,
-                        "description": "present: always as a download (application/octet-stream)",
+                        "description": "present (with any value): always as a download "
+                        "(application/octet-stream)",
                         "schema": STR,
                         "allowEmptyValue": True,
                     },
@@ -352,22 +435,29 @@ def spec(config: Config) -> dict:
                     "400": _error("Invalid retention"),
                     "403": _error("Admins only"),
                 },
-                body=_body(
-                    _obj(
-                        ["retention"],
-                        retention={
-                            "type": "string",
-                            "pattern": "^[1-9][0-9]*[smhd]$",
-                            "description": "at most 7d",
-                        },
-                    )
-                ),
+                body=_body(_input(["retention"], retention=patterns.retention())),
             ),
         },
         "/api/v1/staff": {
             "get": _op(
                 "Staff accounts (admin)",
-                {"200": _json({"type": "object"}), "403": _error("Admins only")},
+                {
+                    "200": _json(
+                        _obj(
+                            ["staff"],
+                            staff={
+                                "type": "array",
+                                "items": _obj(
+                                    ["username", "role", "created_at"],
+                                    username=STR,
+                                    role={"type": "string", "enum": ["admin", "staff"]},
+                                    created_at=TIME,
+                                ),
+                            },
+                        )
+                    ),
+                    "403": _error("Admins only"),
+                },
             ),
             "post": _op(
                 "Add a staff account (admin); a password is generated if none is given",
@@ -380,10 +470,10 @@ def spec(config: Config) -> dict:
                     "409": _error("Name taken"),
                 },
                 body=_body(
-                    _obj(
+                    _input(
                         ["username"],
-                        username=STR,
-                        password=STR,
+                        username=patterns.USERNAME,
+                        password=patterns.PASSWORD,
                         role={"type": "string", "enum": ["admin", "staff"]},
                     )
                 ),
@@ -398,16 +488,31 @@ def spec(config: Config) -> dict:
                     "404": _error("No such account"),
                     "409": _error("Cannot remove yourself"),
                 },
-                params=[{"name": "username", "in": "path", "required": True, "schema": STR}],
+                params=[
+                    {
+                        "name": "username",
+                        "in": "path",
+                        "required": True,
+                        "schema": patterns.USERNAME,
+                    }
+                ],
             )
         },
         "/api/v1/password": {
             "post": _op(
                 "Change your own password; ends your other sessions",
-                {"204": NO_CONTENT, "400": _error("New password too short or long")},
+                {
+                    "204": NO_CONTENT,
+                    "400": _error("Malformed request, or the new password too short or long"),
+                    "401": _error(
+                        "Missing, invalid or expired token, or the current password is wrong"
+                    ),
+                },
                 body=_body(
-                    _obj(
-                        ["current_password", "new_password"], current_password=STR, new_password=STR
+                    _input(
+                        ["current_password", "new_password"],
+                        current_password=STR,
+                        new_password=patterns.PASSWORD,
                     )
                 ),
             )

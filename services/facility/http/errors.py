@@ -26,6 +26,12 @@ HTTP_CODES = {
 }
 
 
+def allowed_methods(e: HTTPException) -> dict:
+    """The `Allow` header a 405 must carry (RFC 9110), from the methods the route serves."""
+    methods = getattr(e, "valid_methods", None)
+    return {"Allow": ", ".join(sorted(methods))} if e.code == 405 and methods else {}
+
+
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
@@ -47,7 +53,7 @@ def init_app(app: Flask) -> None:
     def _http_error(e: HTTPException):
         status = e.code or 500
         message = {413: "The request body is too large."}.get(status, e.description or e.name)
-        return error_response(status, HTTP_CODES.get(status, "error"), message)
+        return error_response(status, HTTP_CODES.get(status, "error"), message, allowed_methods(e))
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception):

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from services.facility.core.errors import CryptoError, FacilityError, InsufficientStorage
 from services.facility.http.auth import PRE_COOKIE
 from services.facility.http.context import ctx
+from services.facility.http.errors import allowed_methods
 from services.facility.pages import i18n
 
 CSP = "default-src 'self'; frame-ancestors 'none'"
@@ -99,7 +100,7 @@ def error_page(e: Exception) -> Response:
     if isinstance(e, FacilityError):
         status, code, headers = e.status, e.code, e.headers
     elif isinstance(e, HTTPException):
-        status, headers = e.code or 500, {}
+        status, headers = e.code or 500, allowed_methods(e)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             status, "bad_request" if status < 500 else "internal"
         )

@@ -1,0 +1,151 @@
+"""Requests checked against the OpenAPI document itself, so it cannot promise more or less.
+
+A view calls `json_body()`, `form()` or `query()` after authentication; each looks up the
+operation that the current Flask route serves in `spec(config)` and applies its schema. Only the
+part of JSON Schema that the document uses is implemented (type, required, properties,
+additionalProperties, enum, pattern, minLength/maxLength, minimum/maximum): anything else in a
+schema is a mistake, refused at the first request that meets it rather than silently ignored.
+"""
+
+import functools
+import re
+
+from flask import current_app, request
+
+from services.facility.api.openapi import spec
+from services.facility.core.config import Config
+from services.facility.core.errors import BadRequest, FacilityError, PayloadTooLarge
+from services.facility.http import context
+
+KNOWN = frozenset(
+    {
+        "type",
+        "required",
+        "properties",
+        "additionalProperties",
+        "enum",
+        "pattern",
+        "minLength",
+        "maxLength",
+        "minimum",
+        "maximum",
+        "description",
+        "format",
+    }
+)
+TYPES = {"object": dict, "string": str, "integer": int, "boolean": bool, "array": list}
+
+
+@functools.cache
+def _document(config: Config) -> dict:
+    return spec(config)
+
+
+@functools.cache
+def _regex(pattern: str) -> re.Pattern:
+    # JSON Schema patterns are ECMA-262: there `$` matches only at the very end, while Python's
+    # also matches before a final newline, which would let "1234\n" pass as a PIN.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def operation() -> dict:
+    """The document's operation for this request's route and method."""
+    path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
+    doc = _document(current_app.extensions["medcell"]["config"])
+    return doc["paths"][path][request.method.lower()]
+
+
+def json_body() -> dict:
+    """The request's JSON object, checked against the operation's schema (none sent: `{}`)."""
+    body_spec = operation().get("requestBody", {})
+    if not request.content_length and not body_spec.get("required", False):
+        return {}
+    data = context.json_body()
+    check(data, body_spec["content"]["application/json"]["schema"], "the request body")
+    return data
+
+
+def form() -> dict:
+    """The multipart form's text fields, checked against the operation's schema; files apart."""
+    schema = operation()["requestBody"]["content"]["multipart/form-data"]["schema"]
+    properties = schema["properties"]
+    extra = sorted((set(request.form) | set(request.files)) - set(properties))
+    if extra:
+        raise BadRequest(f"the form has unknown fields: {', '.join(extra)}")
+    for name in schema.get("required", []):
+        binary = properties[name].get("format") == "binary"
+        if name not in (request.files if binary else request.form):
+            what = f"a file part '{name}' with a file name" if binary else f"a field '{name}'"
+            raise BadRequest(f"the form needs {what}")
+    for name, value in request.form.items():
+        check(value, properties[name], f"'{name}'")
+    return request.form
+
+
+def query(name: str) -> str | None:
+    """A query parameter, checked against the operation's parameter of that name."""
+    (param,) = [p for p in operation().get("parameters", []) if p["name"] == name]
+    values = request.args.getlist(name)
+    if not values:
+        if param.get("required"):
+            raise BadRequest(f"the query parameter '{name}' is required")
+        return None
+    if len(values) > 1:
+        raise BadRequest(f"give the query parameter '{name}' once")
+    check(values[0], param["schema"], f"the query parameter '{name}'")
+    return values[0]
+
+
+def check(value: object, schema: dict, name: str) -> None:
+    """Raise BadRequest (PayloadTooLarge for a text over its maxLength) unless value fits."""
+    unknown = set(schema) - KNOWN
+    if unknown:
+        raise FacilityError(f"unsupported schema keywords {sorted(unknown)}")
+    kind = schema.get("type")
+    if kind is not None and not _is_type(value, kind):
+        raise BadRequest(f"{name} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise BadRequest(f"{name} must be one of {', '.join(map(str, schema['enum']))}")
+    if isinstance(value, str):
+        _check_string(value, schema, name)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if value < schema.get("minimum", value) or value > schema.get("maximum", value):
+            raise BadRequest(f"{name} must be from {schema['minimum']} to {schema['maximum']}")
+    elif isinstance(value, dict):
+        _check_object(value, schema, name)
+
+
+def _is_type(value: object, kind: str) -> bool:
+    # JSON has no separate booleans among integers, Python does.
+    if kind == "integer" and isinstance(value, bool):
+        return False
+    return isinstance(value, TYPES[kind])
+
+
+def _check_string(value: str, schema: dict, name: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BadRequest(f"{name} must be valid Unicode text") from e
+    if len(value) < schema.get("minLength", 0):
+        raise BadRequest(f"{name} must be at least {schema['minLength']} characters")
+    if len(value) > schema.get("maxLength", len(value)):
+        raise PayloadTooLarge(f"{name} may be at most {schema['maxLength']} characters")
+    if "pattern" in schema and not _regex(schema["pattern"]).search(value):
+        raise BadRequest(f"{name} must be {schema.get('description', 'of the documented form')}")
+
+
+def _check_object(value: dict, schema: dict, name: str) -> None:
+    properties = schema.get("properties", {})
+    for field in schema.get("required", []):
+        if field not in value:
+            raise BadRequest(f"{name} needs the field '{field}'")
+    if schema.get("additionalProperties", True) is False:
+        extra = sorted(set(value) - set(properties))
+        if extra:
+            raise BadRequest(f"{name} has unknown fields: {', '.join(extra)}")
+    for field, field_schema in properties.items():
+        if field in value:
+            check(value[field], field_schema, f"'{field}'")
