@@ -48,6 +48,8 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
             (conv_id,),
         ),
         ("SELECT * FROM record_keys WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM upload_throttle WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM conversation_usage WHERE conversation_id = ?", (conv_id,)),
     ]
     values = []
     for sql, params in queries:
