@@ -63,6 +63,8 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
         ("SELECT * FROM record_keys WHERE conversation_id = ?", (conv_id,)),
         ("SELECT * FROM access_log WHERE conversation_id = ?", (conv_id,)),
         ("SELECT * FROM read_marks WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM upload_throttle WHERE conversation_id = ?", (conv_id,)),
+        ("SELECT * FROM conversation_usage WHERE conversation_id = ?", (conv_id,)),
     ]
     values = []
     for sql, params in queries:
