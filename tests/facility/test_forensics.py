@@ -1,9 +1,16 @@
 """Raw bytes of the data files: nothing readable stored, nothing of a deleted conversation left."""
 
+import dataclasses
 import io
 import json
 import sqlite3
 from pathlib import Path
+
+import pytest
+
+from services.facility import create_app
+from services.facility.core import accounts as auth
+from tests.facility.conftest import ADMIN, STAFF, DocumentedClient, make_config
 
 MARKERS = {
     "title": "MARKER-TITLE-Zq81xv",
@@ -13,7 +20,21 @@ MARKERS = {
     "filename": "MARKER-FILENAME-Rt44qa.pdf",
     "reference": "MARKER-REFERENCE-NAME-Bv73ke",
     "number": "MARKER-NUMBER-Lc19pz",
+    "email": "marker-patient-mail-Gh62ty@example.org",
 }
+
+
+@pytest.fixture
+def app(tmp_path, clock):
+    """A facility with mail set up, so a patient's address and queued mails exist as well."""
+    config = dataclasses.replace(make_config(tmp_path / "alpha"), mail=True)
+    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
+    conn = app.extensions["medcell"]["store"].conn()
+    auth.create_staff(conn, *ADMIN, "admin", clock())
+    auth.create_staff(conn, *STAFF, "staff", clock())
+    app.test_client_class = DocumentedClient
+    yield app
+    app.extensions["medcell"]["store"].close()
 
 
 def raw_bytes(directory: Path) -> bytes:
@@ -31,6 +52,12 @@ def flow(client, staff_auth, clock) -> dict:
     ).json
     patient = {"Authorization": f"Bearer {conv['patient_token']}"}
     base = f"/api/v1/conversations/{conv['id']}"
+    # Both sides want mail: each message below queues a (sealed) notification in the outbox.
+    opted = client.put(
+        "/api/v1/notifications", json={"email": "team@praxis.example"}, headers=staff_auth
+    )
+    given = client.put(f"{base}/notifications", json={"email": MARKERS["email"]}, headers=patient)
+    assert opted.status_code == 200 and given.status_code == 200, given.json
     client.post(f"{base}/messages", json={"body": MARKERS["staff"]}, headers=staff_auth)
     client.post(f"{base}/messages", json={"body": MARKERS["patient"] * 50}, headers=patient)
     attachment = client.post(
@@ -51,21 +78,22 @@ def flow(client, staff_auth, clock) -> dict:
 def stored_values(db: Path, conv_id: str) -> list[bytes]:
     """Every value the database holds for one conversation, as its bytes."""
     conn = sqlite3.connect(db)
+    # Every table that belongs to a conversation, found from the schema, so new ones count too.
+    tables = [
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if any(col[1] == "conversation_id" for col in conn.execute(f'PRAGMA table_info("{name}")'))
+    ]
     queries = [
         ("SELECT * FROM conversations WHERE id = ?", (conv_id,)),
-        ("SELECT * FROM messages WHERE conversation_id = ?", (conv_id,)),
-        ("SELECT * FROM attachments WHERE conversation_id = ?", (conv_id,)),
         (
             "SELECT c.* FROM attachment_chunks c JOIN attachments a ON a.id = c.attachment_id "
             "WHERE a.conversation_id = ?",
             (conv_id,),
         ),
-        ("SELECT * FROM record_keys WHERE conversation_id = ?", (conv_id,)),
-        ("SELECT * FROM access_log WHERE conversation_id = ?", (conv_id,)),
-        ("SELECT * FROM read_marks WHERE conversation_id = ?", (conv_id,)),
-        ("SELECT * FROM upload_throttle WHERE conversation_id = ?", (conv_id,)),
-        ("SELECT * FROM conversation_usage WHERE conversation_id = ?", (conv_id,)),
+        *((f'SELECT * FROM "{t}" WHERE conversation_id = ?', (conv_id,)) for t in tables),
     ]
+    assert {"outbox", "notify_patient", "access_log", "read_marks"} <= set(tables)
     values = []
     for sql, params in queries:
         for row in conn.execute(sql, params):
