@@ -33,7 +33,9 @@ class Clock:
         self.now += int(seconds * 1_000_000)
 
 
-def make_config(root: Path, facility: str = "alpha", retention: int = 7 * 86400) -> Config:
+def make_config(
+    root: Path, facility: str = "alpha", retention: int = 7 * 86400, **options
+) -> Config:
     return Config(
         facility=facility,
         facility_name=facility.title(),
@@ -41,6 +43,7 @@ def make_config(root: Path, facility: str = "alpha", retention: int = 7 * 86400)
         key_dir=root / "keys",
         retention=retention,
         scheduler=False,
+        **options,
     )
 
 
@@ -73,6 +76,14 @@ def make_app(tmp_path, clock):
 @pytest.fixture
 def app(make_app):
     app = make_app()
+    yield app
+    app.extensions["medcell"]["store"].close()
+
+
+@pytest.fixture
+def mail_app(make_app):
+    """A facility whose installation has SMTP set up (MEDCELL_MAIL=on)."""
+    app = make_app(mail=True)
     yield app
     app.extensions["medcell"]["store"].close()
 

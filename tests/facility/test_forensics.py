@@ -1,16 +1,11 @@
 """Raw bytes of the data files: nothing readable stored, nothing of a deleted conversation left."""
 
-import dataclasses
 import io
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
-
-from services.facility import create_app
-from services.facility.core import accounts as auth
-from tests.facility.conftest import ADMIN, STAFF, DocumentedClient, make_config
 
 MARKERS = {
     "title": "MARKER-TITLE-Zq81xv",
@@ -25,16 +20,9 @@ MARKERS = {
 
 
 @pytest.fixture
-def app(tmp_path, clock):
+def app(mail_app):
     """A facility with mail set up, so a patient's address and queued mails exist as well."""
-    config = dataclasses.replace(make_config(tmp_path / "alpha"), mail=True)
-    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    conn = app.extensions["medcell"]["store"].conn()
-    auth.create_staff(conn, *ADMIN, "admin", clock())
-    auth.create_staff(conn, *STAFF, "staff", clock())
-    app.test_client_class = DocumentedClient
-    yield app
-    app.extensions["medcell"]["store"].close()
+    return mail_app
 
 
 def raw_bytes(directory: Path) -> bytes:

@@ -8,9 +8,8 @@ import sqlite3
 import pytest
 
 from services.facility import create_app
-from services.facility.core import accounts as auth
 
-from .conftest import ADMIN, STAFF, DocumentedClient, login, make_config
+from .conftest import STAFF, DocumentedClient, login
 
 OUTBOX, ACK = "/_medcell/outbox", "/_medcell/outbox/ack"
 SECRETS = {
@@ -22,16 +21,8 @@ SECRETS = {
 
 
 @pytest.fixture
-def app(tmp_path, clock):
-    """A facility whose installation has SMTP set up (MEDCELL_MAIL=on)."""
-    config = dataclasses.replace(make_config(tmp_path / "alpha"), mail=True)
-    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    conn = app.extensions["medcell"]["store"].conn()
-    auth.create_staff(conn, *ADMIN, "admin", clock())
-    auth.create_staff(conn, *STAFF, "staff", clock())
-    app.test_client_class = DocumentedClient
-    yield app
-    app.extensions["medcell"]["store"].close()
+def app(mail_app):
+    return mail_app
 
 
 def raw_bytes(directory) -> bytes:
