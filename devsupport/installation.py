@@ -10,9 +10,13 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devsupport.docker_objects import remove_installation
 from devsupport.waiting import free_port
+
+if TYPE_CHECKING:
+    import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +44,26 @@ class Installation:
     def cert(self) -> Path:
         """The gateway's certificate (self-signed for this installation): what clients trust."""
         return self.home / "gateway" / "tls" / "cert.pem"
+
+    def session(self) -> "requests.Session":
+        """An HTTPS session that trusts this installation's own certificate, and only it."""
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        session.verify = str(self.cert)
+        return session
+
+    def api(self, slug: str) -> str:
+        return f"{self.url}/f/{slug}/api/v1"
+
+    def login(self, slug: str, session: "requests.Session") -> dict:
+        """Log in as the facility's first admin; the Authorization header to send."""
+        admin = self.facilities[slug]
+        credentials = {"username": admin["admin_user"], "password": admin["admin_password"]}
+        response = session.post(f"{self.api(slug)}/login", json=credentials, timeout=30)
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['token']}"}
 
     def container(self, slug: str) -> str:
         return f"{self.prefix}-{slug}"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import docker
 import pytest
-import requests
 
 import devsupport
 
@@ -27,25 +26,6 @@ class Installation(devsupport.Installation):
     def __init__(self, home: Path):
         super().__init__(home, stem="mcbackup", MEDCELL_IDLE_TIMEOUT="15m")
         self.docker = docker.from_env()
-
-    def session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        session.verify = str(self.cert)
-        return session
-
-    def api(self, slug: str) -> str:
-        return f"{self.url}/f/{slug}/api/v1"
-
-    def login(self, slug: str, session: requests.Session) -> dict:
-        admin = self.facilities[slug]
-        response = session.post(
-            f"{self.api(slug)}/login",
-            json={"username": admin["admin_user"], "password": admin["admin_password"]},
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 @pytest.fixture(scope="module")

@@ -40,22 +40,6 @@ class Installation(devsupport.Installation):
         super().__init__(home, stem="mcfault", MEDCELL_IDLE_TIMEOUT="15m")
         self.docker = docker.from_env()
 
-    def session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        session.verify = str(self.cert)
-        return session
-
-    def api(self, slug: str) -> str:
-        return f"{self.url}/f/{slug}/api/v1"
-
-    def login(self, slug: str) -> tuple[requests.Session, dict]:
-        session, admin = self.session(), self.facilities[slug]
-        credentials = {"username": admin["admin_user"], "password": admin["admin_password"]}
-        response = session.post(f"{self.api(slug)}/login", json=credentials, timeout=30)
-        assert response.status_code == 200, response.text
-        return session, {"Authorization": f"Bearer {response.json()['token']}"}
-
     def conversation(self, slug: str, session, auth, first: str) -> str:
         """A new conversation holding one message; its API path."""
         cid = session.post(f"{self.api(slug)}/conversations", json={}, headers=auth).json()["id"]
@@ -139,7 +123,8 @@ def supervisor_events(stack: Installation) -> list[dict]:
 def test_supervisor_killed_during_a_wake_the_request_is_answered(stack):
     slug = "waking"
     stack.create(slug, "--idle", "3s")
-    session, auth = stack.login(slug)
+    session = stack.session()
+    auth = stack.login(slug, session)
     path = stack.conversation(slug, session, auth, "Bitte Rückruf wegen Befund")
     stack.wait_status(slug, "asleep", timeout=60)
     container = stack.container(slug)
@@ -190,7 +175,8 @@ def test_supervisor_killed_during_a_wake_the_request_is_answered(stack):
 def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(stack):
     slug = "memory"
     stack.create(slug, "--idle", "never")
-    session, auth = stack.login(slug)  # before the limit: a password hash takes 64 MiB
+    session = stack.session()
+    auth = stack.login(slug, session)  # before the limit: a password hash takes 64 MiB
     path = stack.conversation(slug, session, auth, "vor dem Speichermangel")
     container = stack.docker.containers.get(stack.container(slug))
     cgroup = MemoryCgroup(container.id)
@@ -296,7 +282,8 @@ class SlowBody:
 def test_gateway_killed_mid_upload_stores_nothing_and_comes_back(stack):
     slug = "relay"
     stack.create(slug, "--idle", "never")
-    session, auth = stack.login(slug)
+    session = stack.session()
+    auth = stack.login(slug, session)
     path = stack.conversation(slug, session, auth, "vor dem Absturz")
     body = SlowBody(b"\x42" * (16 * MIB), "medcellkill")
     outcome = {}
