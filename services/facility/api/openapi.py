@@ -1,6 +1,7 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
 from services.facility.api import patterns, usage
+from services.facility.core import contact, quick_replies
 from services.facility.core.config import Config
 from services.facility.http.downloads import INLINE_TYPES
 
@@ -549,6 +550,7 @@ def spec(config: Config) -> dict:
                 "One signed deletion receipt; anyone with its (random) id may fetch it",
                 {
                     "200": _json(_ref("Receipt")),
+                    "400": _error("'download' with a value, or more than once"),
                     "404": _error("No such receipt (or it is past its keeping time)"),
                     "429": _error("Too many unknown ids from this client"),
                 },
@@ -559,8 +561,9 @@ def spec(config: Config) -> dict:
                         "name": "download",
                         "in": "query",
                         "required": False,
-                        "description": "present: sent as a file download (receipt-<id>.json)",
-                        "schema": STR,
+                        "description": "present, without a value (?download): sent as a file "
+                        "download (receipt-<id>.json)",
+                        "schema": {"type": "string", "enum": [""]},
                         "allowEmptyValue": True,
                     },
                 ],
@@ -821,7 +824,7 @@ def records_paths(not_found: dict) -> dict:
                     "403": _error("Staff only"),
                     "404": not_found,
                 },
-                body=_body(_ref("ReferenceInput")),
+                body=_body(reference_input()),
                 params=[CONV_ID],
             ),
         },
@@ -883,8 +886,8 @@ def _quick_reply_paths(config: Config) -> dict:
     new = {
         **_obj(
             ["label", "body"],
-            label={"type": "string", "minLength": 1, "maxLength": 60},
-            body={"type": "string", "minLength": 1, "maxLength": config.max_body_chars},
+            label=patterns.nonblank_text(quick_replies.MAX_LABEL),
+            body=patterns.nonblank_text(config.max_body_chars),
         ),
         "additionalProperties": False,
     }
@@ -953,7 +956,6 @@ def reference_input(nullable: bool = False) -> dict:
 
 def records_schemas() -> dict:
     return {
-        "ReferenceInput": reference_input(),
         "Reference": {
             "type": "object",
             "nullable": True,
@@ -972,22 +974,22 @@ def records_schemas() -> dict:
 
 def _contact_paths() -> dict:
     """The facility's phone and opening hours, shown to patients on pages where they are stuck."""
-    contact = _obj(["phone", "hours"], phone=STR, hours=STR)
+    shown = _obj(["phone", "hours"], phone=STR, hours=STR)
     change = {
         "type": "object",
         "properties": {
             "phone": {"type": "string", "pattern": "^([0-9+()/. -]{3,40})?$"},
-            "hours": {"type": "string", "maxLength": 300},
+            "hours": patterns.text(contact.MAX_HOURS),
         },
         "additionalProperties": False,
     }
     return {
         "/api/v1/contact": {
-            "get": _op("The facility's contact for patients", {"200": _json(contact)}, auth=False),
+            "get": _op("The facility's contact for patients", {"200": _json(shown)}, auth=False),
             "put": _op(
                 "Set the contact (admin); an empty string removes a field",
                 {
-                    "200": _json(contact),
+                    "200": _json(shown),
                     "400": _error("Invalid phone or hours, or unknown fields"),
                     "403": _error("Admins only"),
                 },
