@@ -84,6 +84,11 @@ CONVERSATION_LINKS = {
     "messages": "/api/v1/conversations/{conv_id}/messages",
     "attachments": "/api/v1/conversations/{conv_id}/attachments",
     "conversation": "/api/v1/conversations/{conv_id}",
+    "export": "/api/v1/conversations/{conv_id}/export",
+    "reference": "/api/v1/conversations/{conv_id}/reference",
+    "access_log": "/api/v1/conversations/{conv_id}/access-log",
+    "notifications": "/api/v1/conversations/{conv_id}/notifications",
+    "link_mail": "/api/v1/conversations/{conv_id}/link-mail",
 }
 EMAIL = {
     "type": "string",
@@ -129,6 +134,11 @@ def spec(config: Config) -> dict:
             ("conversation", CONVERSATION_LINKS["conversation"], ("get", "delete")),
             ("messages", CONVERSATION_LINKS["messages"], ("get", "post")),
             ("attachments", CONVERSATION_LINKS["attachments"], ("post",)),
+            ("export", CONVERSATION_LINKS["export"], ("get",)),
+            ("reference", CONVERSATION_LINKS["reference"], ("get", "put")),
+            ("access_log", CONVERSATION_LINKS["access_log"], ("get",)),
+            ("notifications", CONVERSATION_LINKS["notifications"], ("get", "put")),
+            ("link_mail", CONVERSATION_LINKS["link_mail"], ("post",)),
         )
         for method in methods
     }
