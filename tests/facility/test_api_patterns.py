@@ -7,7 +7,7 @@ import pytest
 
 from medcell_common.rules import UNIT_SECONDS, parse_retention
 from services.facility.api import patterns
-from services.facility.api.validation import KNOWN
+from services.facility.api.validation import FORMATS, KNOWN
 
 
 def ecma(pattern: str) -> re.Pattern:
@@ -53,7 +53,8 @@ def test_every_request_schema_uses_only_what_the_app_checks(client):
 
     def walk(schema: dict) -> None:
         assert set(schema) <= KNOWN, set(schema) - KNOWN
-        for sub in schema.get("properties", {}).values():
+        assert schema.get("format", "binary") in FORMATS, schema["format"]
+        for sub in [*schema.get("properties", {}).values(), *schema.get("anyOf", [])]:
             walk(sub)
 
     for ops in doc["paths"].values():
@@ -100,7 +101,7 @@ def test_query_parameters_are_held_to_the_document(client, admin_auth, conversat
     assert wrong.status_code == 400
     assert client.get(url, headers=admin_auth).status_code == 200
     right = client.delete("/api/v1/conversations?confirm=alpha", headers=admin_auth)
-    assert right.status_code == 200 and right.json == {"deleted": 1}
+    assert right.status_code == 200 and right.json["deleted"] == 1
 
 
 def test_a_405_names_the_methods_the_path_allows(client, staff_auth):
@@ -131,3 +132,77 @@ def test_an_upload_outside_the_document_is_refused_and_stores_nothing(
     )
     assert response.status_code == status and words in response.json["error"]["message"]
     assert client.get(base + "/messages", headers=staff_auth).json["messages"] == []
+
+
+@pytest.mark.parametrize(
+    "reference, status, words",
+    [
+        ({"birth_date": "2023-02-29"}, 400, "birth_date"),
+        ({"birth_date": "1984-3-7"}, 400, "birth_date"),
+        ({"birth_date": "1984-03-07\n"}, 400, "birth_date"),
+        ({"birth_date": 19840307}, 400, "birth_date"),
+        ({"name": {}}, 400, "'name' must be a string"),
+        ({"name": "a\nb"}, 400, "'name'"),
+        ({"number": "1", "ward": "3"}, 400, "unknown fields: ward"),
+    ],
+)
+def test_a_reference_outside_the_document_is_refused_and_keeps_the_old_one(
+    client, staff_auth, conversation, reference, status, words
+):
+    url = f"/api/v1/conversations/{conversation['id']}/reference"
+    assert client.put(url, json={"number": "42"}, headers=staff_auth).status_code == 200
+    response = client.put(url, json=reference, headers=staff_auth)
+    assert response.status_code == status and words in response.json["error"]["message"]
+    assert client.get(url, headers=staff_auth).json["reference"] == {"number": "42"}
+
+
+def test_a_reference_takes_null_and_empty_fields_and_a_real_date(client, staff_auth, conversation):
+    url = f"/api/v1/conversations/{conversation['id']}/reference"
+    sent = {"name": None, "birth_date": "2024-02-29", "number": ""}
+    response = client.put(url, json=sent, headers=staff_auth)
+    assert response.status_code == 200 and response.json["reference"] == {
+        "birth_date": "2024-02-29"
+    }
+    cleared = client.put(url, json={"birth_date": ""}, headers=staff_auth)
+    assert cleared.status_code == 200 and cleared.json["reference"] is None
+
+
+@pytest.mark.parametrize("title", [{}, [], 1, True])
+def test_a_title_that_is_not_text_is_refused(client, staff_auth, title):
+    response = client.post("/api/v1/conversations", json={"title": title}, headers=staff_auth)
+    assert (
+        response.status_code == 400
+        and "'title' must be a string" in response.json["error"]["message"]
+    )
+    assert client.get("/api/v1/conversations", headers=staff_auth).json["conversations"] == []
+
+
+@pytest.mark.parametrize(
+    "url, body, words",
+    [
+        ("/api/v1/quick-replies", {"label": "   ", "body": "Hallo"}, "not only white space"),
+        ("/api/v1/quick-replies", {"label": "Gruß", "body": "x", "id": 3}, "unknown fields: id"),
+        ("/api/v1/contact", {"hours": "Mo\x00"}, "without NUL"),
+        ("/api/v1/contact", {"phone": None}, "'phone' must be a string"),
+        ("/api/v1/notifications", {}, "needs the field 'email'"),
+        ("/api/v1/notifications", {"email": "a@b.de", "x": 1}, "unknown fields: x"),
+    ],
+)
+def test_admin_settings_outside_the_document_are_refused(client, admin_auth, url, body, words):
+    before = client.get(url, headers=admin_auth).json
+    method = client.post if url.endswith("quick-replies") else client.put
+    response = method(url, json=body, headers=admin_auth)
+    assert response.status_code == 400 and words in response.json["error"]["message"]
+    assert client.get(url, headers=admin_auth).json == before
+
+
+@pytest.mark.parametrize("query", ["?limit=abc", "?limit=0", "?limit=1001", "?limit=1&limit=2"])
+def test_the_receipt_list_limit_is_held_to_the_document(client, staff_auth, query):
+    assert client.get("/api/v1/receipts" + query, headers=staff_auth).status_code == 400
+
+
+def test_a_receipt_download_takes_no_value(client, admin_auth, conversation):
+    receipt = client.delete(f"/api/v1/conversations/{conversation['id']}", headers=admin_auth)
+    url = f"/api/v1/receipts/{receipt.json['receipt']['receipt_id']}"
+    assert "attachment" in client.get(url + "?download").headers["Content-Disposition"]
+    assert client.get(url + "?download=yes").status_code == 400

@@ -186,6 +186,9 @@ def test_the_fuzzer_finds_nothing_as_a_patient(facility, tmp_path):
                     "GET /api/v1/conversations/{conv_id}/messages",
                     "POST /api/v1/conversations/{conv_id}/messages",
                     "POST /api/v1/conversations/{conv_id}/attachments",
+                    "GET /api/v1/conversations/{conv_id}/access-log",
+                    "GET /api/v1/conversations/{conv_id}/notifications",
+                    "PUT /api/v1/conversations/{conv_id}/notifications",
                 )
             ),
             # Deleting it would end the token of the whole run: deletion gets a conversation of

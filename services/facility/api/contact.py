@@ -2,10 +2,10 @@
 
 from flask import Blueprint, jsonify
 
+from services.facility.api.validation import json_body
 from services.facility.core import contact
-from services.facility.core.errors import BadRequest
 from services.facility.http.auth import require
-from services.facility.http.context import conn, json_body
+from services.facility.http.context import conn
 
 bp = Blueprint("api_contact", __name__)
 
@@ -19,8 +19,6 @@ def get_contact():
 @require(admin=True)
 def put_contact():
     body = json_body()
-    if set(body) - {"phone", "hours"} or not all(isinstance(v, str) for v in body.values()):
-        raise BadRequest("only 'phone' and 'hours' can be given, as strings")
     current = contact.get(conn())
     return jsonify(
         contact.set_contact(

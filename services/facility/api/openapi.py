@@ -1,6 +1,7 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
 from services.facility.api import patterns, usage
+from services.facility.core import contact, quick_replies
 from services.facility.core.config import Config
 from services.facility.http.downloads import INLINE_TYPES
 
@@ -83,6 +84,11 @@ CONVERSATION_LINKS = {
     "messages": "/api/v1/conversations/{conv_id}/messages",
     "attachments": "/api/v1/conversations/{conv_id}/attachments",
     "conversation": "/api/v1/conversations/{conv_id}",
+    "export": "/api/v1/conversations/{conv_id}/export",
+    "reference": "/api/v1/conversations/{conv_id}/reference",
+    "access_log": "/api/v1/conversations/{conv_id}/access-log",
+    "notifications": "/api/v1/conversations/{conv_id}/notifications",
+    "link_mail": "/api/v1/conversations/{conv_id}/link-mail",
 }
 EMAIL = {
     "type": "string",
@@ -128,6 +134,11 @@ def spec(config: Config) -> dict:
             ("conversation", CONVERSATION_LINKS["conversation"], ("get", "delete")),
             ("messages", CONVERSATION_LINKS["messages"], ("get", "post")),
             ("attachments", CONVERSATION_LINKS["attachments"], ("post",)),
+            ("export", CONVERSATION_LINKS["export"], ("get",)),
+            ("reference", CONVERSATION_LINKS["reference"], ("get", "put")),
+            ("access_log", CONVERSATION_LINKS["access_log"], ("get",)),
+            ("notifications", CONVERSATION_LINKS["notifications"], ("get", "put")),
+            ("link_mail", CONVERSATION_LINKS["link_mail"], ("post",)),
         )
         for method in methods
     }
@@ -549,6 +560,7 @@ def spec(config: Config) -> dict:
                 "One signed deletion receipt; anyone with its (random) id may fetch it",
                 {
                     "200": _json(_ref("Receipt")),
+                    "400": _error("'download' with a value, or more than once"),
                     "404": _error("No such receipt (or it is past its keeping time)"),
                     "429": _error("Too many unknown ids from this client"),
                 },
@@ -559,8 +571,9 @@ def spec(config: Config) -> dict:
                         "name": "download",
                         "in": "query",
                         "required": False,
-                        "description": "present: sent as a file download (receipt-<id>.json)",
-                        "schema": STR,
+                        "description": "present, without a value (?download): sent as a file "
+                        "download (receipt-<id>.json)",
+                        "schema": {"type": "string", "enum": [""]},
                         "allowEmptyValue": True,
                     },
                 ],
@@ -821,7 +834,7 @@ def records_paths(not_found: dict) -> dict:
                     "403": _error("Staff only"),
                     "404": not_found,
                 },
-                body=_body(_ref("ReferenceInput")),
+                body=_body(reference_input()),
                 params=[CONV_ID],
             ),
         },
@@ -883,8 +896,8 @@ def _quick_reply_paths(config: Config) -> dict:
     new = {
         **_obj(
             ["label", "body"],
-            label={"type": "string", "minLength": 1, "maxLength": 60},
-            body={"type": "string", "minLength": 1, "maxLength": config.max_body_chars},
+            label=patterns.nonblank_text(quick_replies.MAX_LABEL),
+            body=patterns.nonblank_text(config.max_body_chars),
         ),
         "additionalProperties": False,
     }
@@ -953,7 +966,6 @@ def reference_input(nullable: bool = False) -> dict:
 
 def records_schemas() -> dict:
     return {
-        "ReferenceInput": reference_input(),
         "Reference": {
             "type": "object",
             "nullable": True,
@@ -972,22 +984,22 @@ def records_schemas() -> dict:
 
 def _contact_paths() -> dict:
     """The facility's phone and opening hours, shown to patients on pages where they are stuck."""
-    contact = _obj(["phone", "hours"], phone=STR, hours=STR)
+    shown = _obj(["phone", "hours"], phone=STR, hours=STR)
     change = {
         "type": "object",
         "properties": {
             "phone": {"type": "string", "pattern": "^([0-9+()/. -]{3,40})?$"},
-            "hours": {"type": "string", "maxLength": 300},
+            "hours": patterns.text(contact.MAX_HOURS),
         },
         "additionalProperties": False,
     }
     return {
         "/api/v1/contact": {
-            "get": _op("The facility's contact for patients", {"200": _json(contact)}, auth=False),
+            "get": _op("The facility's contact for patients", {"200": _json(shown)}, auth=False),
             "put": _op(
                 "Set the contact (admin); an empty string removes a field",
                 {
-                    "200": _json(contact),
+                    "200": _json(shown),
                     "400": _error("Invalid phone or hours, or unknown fields"),
                     "403": _error("Admins only"),
                 },

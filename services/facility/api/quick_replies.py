@@ -2,10 +2,10 @@
 
 from flask import Blueprint, jsonify
 
+from services.facility.api.validation import json_body
 from services.facility.core import quick_replies
-from services.facility.core.errors import BadRequest
 from services.facility.http.auth import require
-from services.facility.http.context import conn, ctx, json_body, now
+from services.facility.http.context import conn, ctx, now
 
 bp = Blueprint("api_quick_replies", __name__)
 
@@ -20,8 +20,6 @@ def list_replies():
 @require(admin=True)
 def add_reply():
     body = json_body()
-    if set(body) - {"label", "body"}:
-        raise BadRequest("only 'label' and 'body' can be given")
     created = quick_replies.add(
         conn(), body.get("label"), body.get("body"), ctx()["config"].max_body_chars, now()
     )

@@ -2,9 +2,9 @@
 
 from flask import Blueprint, g, jsonify, request
 
-from services.facility.core.errors import BadRequest
+from services.facility.api.validation import json_body, query
 from services.facility.http.auth import require
-from services.facility.http.context import conn, iso, json_body
+from services.facility.http.context import conn, iso
 from services.facility.http.records import export_response, records
 
 bp = Blueprint("api_records", __name__)
@@ -13,10 +13,8 @@ LANGUAGES = ("de", "en")
 
 def export_language() -> str:
     """?lang= if given, else the caller's Accept-Language, else German."""
-    lang = request.args.get("lang")
+    lang = query("lang")
     if lang is not None:
-        if lang not in LANGUAGES:
-            raise BadRequest("lang must be 'de' or 'en'")
         return lang
     return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
 
@@ -24,8 +22,8 @@ def export_language() -> str:
 @bp.get("/api/v1/conversations/<conv_id>/export")
 @require()
 def export(conv_id: str):
-    lang = export_language()
-    return export_response(conv_id, request.args.get("format"), g.principal, lang)
+    format_, lang = query("format"), export_language()
+    return export_response(conv_id, format_, g.principal, lang)
 
 
 @bp.get("/api/v1/conversations/<conv_id>/reference")

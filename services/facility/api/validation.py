@@ -2,13 +2,15 @@
 
 A view calls `json_body()`, `form()` or `query()` after authentication; each looks up the
 operation that the current Flask route serves in `spec(config)` and applies its schema. Only the
-part of JSON Schema that the document uses is implemented (type, required, properties,
-additionalProperties, enum, pattern, minLength/maxLength, minimum/maximum): anything else in a
-schema is a mistake, refused at the first request that meets it rather than silently ignored.
+part of JSON Schema that the document uses is implemented (type, nullable, anyOf, required,
+properties, additionalProperties, enum, pattern, minLength/maxLength, minimum/maximum, the formats
+date and binary): anything else in a schema is a mistake, refused at the first request that meets
+it rather than silently ignored.
 """
 
 import functools
 import re
+from datetime import date
 
 from flask import current_app, request
 
@@ -31,8 +33,13 @@ KNOWN = frozenset(
         "maximum",
         "description",
         "format",
+        "nullable",
+        "anyOf",
     }
 )
+# What `format` may say in a request schema: binary is a file part of a form (see `form`).
+FORMATS = frozenset({"date", "binary"})
+INTEGER = re.compile(r"-?[0-9]{1,18}")
 TYPES = {"object": dict, "string": str, "integer": int, "boolean": bool, "array": list}
 
 
@@ -84,8 +91,9 @@ def form() -> dict:
     return request.form
 
 
-def query(name: str) -> str | None:
-    """A query parameter, checked against the operation's parameter of that name."""
+def query(name: str) -> str | int | None:
+    """A query parameter, checked against the operation's parameter of that name (an integer
+    parameter comes back as an int)."""
     (param,) = [p for p in operation().get("parameters", []) if p["name"] == name]
     values = request.args.getlist(name)
     if not values:
@@ -94,8 +102,13 @@ def query(name: str) -> str | None:
         return None
     if len(values) > 1:
         raise BadRequest(f"give the query parameter '{name}' once")
-    check(values[0], param["schema"], f"the query parameter '{name}'")
-    return values[0]
+    value: str | int = values[0]
+    if param["schema"].get("type") == "integer":
+        if not INTEGER.fullmatch(value):
+            raise BadRequest(f"the query parameter '{name}' must be a whole number")
+        value = int(value)
+    check(value, param["schema"], f"the query parameter '{name}'")
+    return value
 
 
 def check(value: object, schema: dict, name: str) -> None:
@@ -103,6 +116,10 @@ def check(value: object, schema: dict, name: str) -> None:
     unknown = set(schema) - KNOWN
     if unknown:
         raise FacilityError(f"unsupported schema keywords {sorted(unknown)}")
+    if value is None and schema.get("nullable", False):
+        return
+    if "anyOf" in schema and not any(_fits(value, sub, name) for sub in schema["anyOf"]):
+        raise BadRequest(f"{name} must be {schema.get('description', 'of the documented form')}")
     kind = schema.get("type")
     if kind is not None and not _is_type(value, kind):
         raise BadRequest(f"{name} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}")
@@ -115,6 +132,14 @@ def check(value: object, schema: dict, name: str) -> None:
             raise BadRequest(f"{name} must be from {schema['minimum']} to {schema['maximum']}")
     elif isinstance(value, dict):
         _check_object(value, schema, name)
+
+
+def _fits(value: object, schema: dict, name: str) -> bool:
+    try:
+        check(value, schema, name)
+    except (BadRequest, PayloadTooLarge):
+        return False
+    return True
 
 
 def _is_type(value: object, kind: str) -> bool:
@@ -135,6 +160,21 @@ def _check_string(value: str, schema: dict, name: str) -> None:
         raise PayloadTooLarge(f"{name} may be at most {schema['maxLength']} characters")
     if "pattern" in schema and not _regex(schema["pattern"]).search(value):
         raise BadRequest(f"{name} must be {schema.get('description', 'of the documented form')}")
+    if "format" in schema:
+        _check_format(value, schema["format"], name)
+
+
+def _check_format(value: str, format_: str, name: str) -> None:
+    if format_ not in FORMATS:
+        raise FacilityError(f"unsupported schema format {format_!r}")
+    # RFC 3339 full-date: exactly YYYY-MM-DD and a day the calendar has (no 2023-02-29).
+    if format_ == "date":
+        try:
+            valid = len(value) == 10 and date.fromisoformat(value).isoformat() == value
+        except ValueError:
+            valid = False
+        if not valid:
+            raise BadRequest(f"{name} must be a calendar date like 1984-03-07")
 
 
 def _check_object(value: dict, schema: dict, name: str) -> None:
