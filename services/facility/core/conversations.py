@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, references, store, throttle
+from services.facility.core import crypto, references, store, texts, throttle
 from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.facility.core.keys import Keyring
 from services.facility.core.receipts import Receipts
@@ -64,7 +64,7 @@ class Conversations:
         reference: object = None,
     ) -> tuple[str, str]:
         """A new conversation; returns its id and the patient's token (shown only now)."""
-        title = self._check_text(title or "", self.max_title_chars, "title", allow_empty=True)
+        title = texts.check_text(title or "", self.max_title_chars, "title", allow_empty=True)
         reference = references.check(reference)
         conv_id, token, now = new_id(), auth.new_token(), self.clock()
         with store.write(conn):
@@ -136,7 +136,7 @@ class Conversations:
     def add_message(
         self, conn: sqlite3.Connection, conv_id: str, author: str, body: object
     ) -> dict:
-        text = self._check_text(body, self.max_body_chars, "body")
+        text = texts.check_text(body, self.max_body_chars, "body")
         with store.write(conn):
             self.require_live(conn, conv_id)
             self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
@@ -221,7 +221,7 @@ class Conversations:
         body: object = "",
     ) -> dict:
         filename = self._check_filename(filename)
-        text = self._check_text(body or "", self.max_body_chars, "body", allow_empty=True)
+        text = texts.check_text(body or "", self.max_body_chars, "body", allow_empty=True)
         content_type = (
             content_type
             if re.match(r"^[\w.+-]+/[\w.+-]+$", content_type or "")
@@ -393,22 +393,6 @@ class Conversations:
         return self._aad("attachment_chunks", att_id, f"{seq}/{chunks}")
 
     @staticmethod
-    def _check_text(value: object, limit: int, name: str, allow_empty: bool = False) -> str:
-        if not isinstance(value, str):
-            raise BadRequest(f"{name} must be a string")
-        if "\x00" in value:
-            raise BadRequest(f"{name} must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as e:
-            raise BadRequest(f"{name} must be valid UTF-8 text") from e
-        if not allow_empty and not value.strip():
-            raise BadRequest(f"{name} must not be empty")
-        if len(value) > limit:
-            raise PayloadTooLarge(f"{name} may be at most {limit} characters")
-        return value
-
-    @staticmethod
     def _check_filename(filename: object) -> str:
         if not isinstance(filename, str) or not filename.strip():
             raise BadRequest("the file needs a name")
@@ -470,8 +454,4 @@ def _delete_conversation(conn: sqlite3.Connection, conv_id: str) -> bool:
 def _count(conn: sqlite3.Connection, name: str, n: int) -> None:
     """Content-free tallies: how many, never which."""
     with store.write(conn):
-        conn.execute(
-            "INSERT INTO counters (name, value) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            (name, n),
-        )
+        store.tally(conn, name, n)

@@ -192,17 +192,7 @@ class Notifier:
 
     def discard_all(self, conn: sqlite3.Connection) -> int:
         """Drop every queued mail (mail was switched off): nothing would ever send them."""
-        with store.write(conn):
-            dropped = conn.execute("DELETE FROM outbox").rowcount
-            if dropped:
-                conn.execute(
-                    "INSERT INTO counters (name, value) VALUES ('mails_dropped', ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    (dropped,),
-                )
-        if dropped:
-            store.checkpoint(conn)
-        return dropped
+        return _drop(conn, "1", ())
 
     def pending(self, conn: sqlite3.Connection) -> int:
         return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -210,16 +200,7 @@ class Notifier:
     def take(self, conn: sqlite3.Connection, limit: int = OUTBOX_BATCH) -> list[dict]:
         """The oldest queued mails, opened; those too old to be worth sending are dropped."""
         cutoff = self.clock() - OUTBOX_MAX_AGE * 1_000_000
-        with store.write(conn):
-            dropped = conn.execute("DELETE FROM outbox WHERE created_at < ?", (cutoff,)).rowcount
-            if dropped:
-                conn.execute(
-                    "INSERT INTO counters (name, value) VALUES ('mails_dropped', ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    (dropped,),
-                )
-        if dropped:
-            store.checkpoint(conn)
+        _drop(conn, "created_at < ?", (cutoff,))
         rows = conn.execute(
             "SELECT id, conversation_id, mail FROM outbox ORDER BY created_at, rowid LIMIT ?",
             (limit,),
@@ -243,11 +224,7 @@ class Notifier:
             marks = ",".join("?" * len(ids))
             deleted = conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", ids).rowcount
             if deleted:
-                conn.execute(
-                    "INSERT INTO counters (name, value) VALUES ('mails_relayed', ?) "
-                    "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-                    (deleted,),
-                )
+                store.tally(conn, "mails_relayed", deleted)
         if deleted:
             store.checkpoint(conn)  # addresses must not linger in the WAL
         return deleted
@@ -302,3 +279,14 @@ class Notifier:
     def _require_conversation(conn: sqlite3.Connection, conv_id: str) -> None:
         if conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone() is None:
             raise NotFound("no such conversation")
+
+
+def _drop(conn: sqlite3.Connection, where: str, params: tuple) -> int:
+    """Delete queued mails that will never be sent, counted as mails_dropped; returns how many."""
+    with store.write(conn):
+        dropped = conn.execute(f"DELETE FROM outbox WHERE {where}", params).rowcount
+        if dropped:
+            store.tally(conn, "mails_dropped", dropped)
+    if dropped:
+        store.checkpoint(conn)
+    return dropped

@@ -5,8 +5,8 @@ They are the practice's texts, not patient data, so they are stored as plain tex
 
 import sqlite3
 
-from services.facility.core import store
-from services.facility.core.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from services.facility.core import store, texts
+from services.facility.core.errors import Conflict, NotFound
 
 MAX_LABEL = 60
 MAX_COUNT = 50
@@ -53,14 +53,5 @@ def remove(conn: sqlite3.Connection, reply_id: object) -> None:
 
 
 def _text(value: object, limit: int, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{name} must be a non-empty string")
-    if "\x00" in value:
-        raise BadRequest(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise BadRequest(f"{name} must be valid UTF-8 text") from e
-    if len(value) > limit:
-        raise PayloadTooLarge(f"{name} may be at most {limit} characters")
-    return value.strip() if name == "label" else value
+    text = texts.check_text(value, limit, name)
+    return text.strip() if name == "label" else text

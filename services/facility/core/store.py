@@ -133,6 +133,15 @@ def release_wal(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
 
+def tally(conn: sqlite3.Connection, name: str, n: int) -> None:
+    """Add n to a content-free counter (how many, never which), inside the caller's write."""
+    conn.execute(
+        "INSERT INTO counters (name, value) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        (name, n),
+    )
+
+
 def table(conn: sqlite3.Connection, name: str) -> "sqlite_utils.db.Table":
     """A sqlite-utils view of one table, for the simple reads and upserts outside hot paths."""
     # Imported on first use (admin pages only): it pulls in dateutil, pluggy and more, a few MiB
