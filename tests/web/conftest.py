@@ -22,8 +22,8 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def app(tmp_path: Path, clock: Clock):
+def make_praxis(tmp_path: Path, clock: Clock, **options):
+    """The practice's app with an admin and a staff account; options go to its Config."""
     config = Config(
         facility="praxis",
         facility_name="Praxis Sonnenschein",
@@ -31,11 +31,18 @@ def app(tmp_path: Path, clock: Clock):
         key_dir=tmp_path / "keys",
         retention=7 * 86400,
         scheduler=False,
+        **options,
     )
     app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
     conn = app.extensions["medcell"]["store"].conn()
     auth.create_staff(conn, *ADMIN, "admin", clock())
     auth.create_staff(conn, *STAFF, "staff", clock())
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path, clock: Clock):
+    app = make_praxis(tmp_path, clock)
     yield app
     app.extensions["medcell"]["store"].close()
 

@@ -4,28 +4,12 @@ import re
 
 import pytest
 
-from services.facility import create_app
-from services.facility.core import accounts as auth
-from services.facility.core.config import Config
-
-from .conftest import ADMIN, BASE, STAFF, browser, csrf_of, log_in, open_conversation
+from .conftest import BASE, STAFF, browser, csrf_of, log_in, make_praxis, open_conversation
 
 
 @pytest.fixture
 def app(tmp_path, clock):
-    config = Config(
-        facility="praxis",
-        facility_name="Praxis Sonnenschein",
-        data_dir=tmp_path / "data",
-        key_dir=tmp_path / "keys",
-        retention=7 * 86400,
-        scheduler=False,
-        mail=True,
-    )
-    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    conn = app.extensions["medcell"]["store"].conn()
-    auth.create_staff(conn, *ADMIN, "admin", clock())
-    auth.create_staff(conn, *STAFF, "staff", clock())
+    app = make_praxis(tmp_path, clock, mail=True)
     yield app
     app.extensions["medcell"]["store"].close()
 
@@ -150,16 +134,7 @@ def test_a_link_without_pin_offers_no_mail(app, staff):
 
 
 def test_pages_offer_nothing_when_mail_is_not_set_up(tmp_path, clock):
-    config = Config(
-        facility="praxis",
-        facility_name="Praxis",
-        data_dir=tmp_path / "off" / "data",
-        key_dir=tmp_path / "off" / "keys",
-        retention=86400,
-        scheduler=False,
-    )
-    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    auth.create_staff(app.extensions["medcell"]["store"].conn(), *STAFF, "staff", clock())
+    app = make_praxis(tmp_path / "off", clock)
     staff = browser(app)
     log_in(staff, *STAFF)
     conv_id, link = open_conversation(staff)
