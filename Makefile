@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images browser nginx fonts clean
+.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts clean
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +22,15 @@ engine:
 ## Images: offline base, facility and gateway; rebuilt only when their inputs change.
 images: venv engine
 	PYTHON=$(abspath $(BIN)/python) bash deploy/build-images.sh
+
+## Lock files (deploy/locks/IMAGE.txt): what each image installs, pinned with hashes. `lock` after a
+## dependency was added or removed (keeps the other pins); `lock-upgrade` takes the newest releases
+## pyproject.toml's ranges allow (security updates). Both need the package index.
+lock: venv
+	UV=$(abspath $(BIN)/uv) PYTHON=$(abspath $(BIN)/python) bash deploy/lock.sh
+
+lock-upgrade: venv
+	UV=$(abspath $(BIN)/uv) PYTHON=$(abspath $(BIN)/python) bash deploy/lock.sh --upgrade
 
 ## Chromium for the browser tests (Debian's package; Playwright's own download cannot work offline).
 browser:

@@ -7,8 +7,10 @@ FROM ${BASE_IMAGE} AS venv
 COPY wheels/ /tmp/wheels/
 # `python3 -m venv` works on both bases (Debian's /usr/bin/python3, the slim image's /usr/local);
 # pip and setuptools come from the Python's bundled ensurepip wheels, so no network is needed.
+# requirements.txt is the image's lock file (deploy/locks/): every package pinned, every file
+# checked against its sha256, nothing installed that the lock does not name.
 RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-index --find-links /tmp/wheels \
         --requirement /tmp/wheels/requirements.txt \
     && /opt/venv/bin/pip uninstall --yes --quiet setuptools
 

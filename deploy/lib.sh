@@ -13,6 +13,18 @@ BASE_IMAGE="${BASE_IMAGE:-$DEFAULT_BASE_IMAGE}"
 GATEWAY_BASE_IMAGE="medcell-base-nginx:bookworm"
 # The facility's offline base: the same packages plus DejaVu fonts for its PDF exports.
 FACILITY_BASE_IMAGE="medcell-base-fonts:bookworm"
+# Label on each offline base: when its Debian packages were fetched (UTC). Images built on it
+# inherit it, so an operator sees how old the packages under a running container are.
+BASE_BUILT_LABEL="medcell.base.built"
+
+# Both supported bases (Debian bookworm's python3 and python:3.11-slim-bookworm) run CPython 3.11
+# on glibc 2.36 (x86_64): the locks are resolved and the wheels chosen for that target, not for
+# whatever Python runs these scripts.
+TARGET_PYTHON=3.11
+TARGET_ABI=cp311
+GLIBC_MINOR_MAX=36
+# Lock files: what each image installs, pinned with hashes (deploy/lock.sh writes them).
+LOCK_DIR="$DEPLOY_DIR/locks"
 
 say() {
     printf '%s: %s\n' "${SCRIPT_NAME:-deploy}" "$*" >&2
