@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build an offline base image (Debian bookworm + Python 3.11) from Debian packages, because
-# no container registry may be reachable. Skips when the image exists already.
+# no container registry may be reachable. Skips when the image exists already, unless
+# MEDCELL_REFRESH=1 (`medcell up --refresh`): then it is built again from today's packages,
+# security updates included (mmdebstrap adds bookworm-updates and bookworm-security itself).
+# The image is labelled medcell.base.built=<UTC time> so that its age shows.
 #
 # Usage: build-base.sh [IMAGE [EXTRA_PACKAGES]]   e.g. build-base.sh medcell-base-nginx:bookworm nginx
 # EXTRA_PACKAGES is a comma-separated list added to the base packages (the gateway's base: nginx).
@@ -21,7 +24,7 @@ if [ -n "$EXTRA_PACKAGES" ]; then
     PACKAGES="$PACKAGES,$EXTRA_PACKAGES"
 fi
 
-if image_exists "$IMAGE"; then
+if [ "${MEDCELL_REFRESH:-}" != 1 ] && image_exists "$IMAGE"; then
     say "$IMAGE present"
     exit 0
 fi
@@ -39,6 +42,7 @@ trap 'rm -f "$tarball"' EXIT
 
 say "building $IMAGE with mmdebstrap (about half a minute; log: $log)"
 started=$SECONDS
+built="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 # Documentation, manuals and translations are dead weight in a service image; copyright files
 # stay because the licences of what we ship require them.
 if ! mmdebstrap --variant=essential --include="$PACKAGES" \
@@ -59,9 +63,10 @@ if ! docker import \
     --change 'CMD ["/bin/bash"]' \
     --change 'LABEL org.opencontainers.image.title=medcell-base' \
     --change "LABEL org.opencontainers.image.description=\"Debian $SUITE with Python 3 ($PACKAGES)\"" \
+    --change "LABEL $BASE_BUILT_LABEL=$built" \
     --message "mmdebstrap --variant=essential --include=$PACKAGES $SUITE" \
     "$tarball" "$IMAGE" >>"$log" 2>&1; then
     show_log_tail "$log"
     die "docker import failed (log: $log)"
 fi
-say "built $IMAGE in $((SECONDS - started))s"
+say "built $IMAGE in $((SECONDS - started))s (Debian packages of $built)"

@@ -11,7 +11,9 @@
 # Debian's nginx, and for the facility medcell-base-fonts:bookworm, plus DejaVu fonts; e.g.
 # python:3.11-slim-bookworm where a registry answers, then the gateway's and the facility's
 # Dockerfiles install nginx and the fonts themselves),
-# MEDCELL_IMAGE_TAG (default latest). Progress goes to stderr; stdout stays empty.
+# MEDCELL_IMAGE_TAG (default latest), MEDCELL_REFRESH=1 (`medcell up --refresh`: build the bases
+# again from today's Debian packages, or pull a registry base again, download the locked wheels
+# again and rebuild every image without the build cache). Progress goes to stderr; stdout stays empty.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -22,6 +24,7 @@ SCRIPT_NAME=build-images
 export PYTHON="${PYTHON:-python3}"
 TAG="${MEDCELL_IMAGE_TAG:-latest}"
 HASH_LABEL=medcell.build-hash
+REFRESH="${MEDCELL_REFRESH:-}"
 
 # What goes into each image's build context, relative to the repository root.
 image_sources() {
@@ -102,21 +105,29 @@ build_image() {
 
     context="$(stage_context "$name")"
     hash="$(build_hash "$context" "$base" "$base_id" "$version")"
-    if [ "$(image_label "$image" "$HASH_LABEL")" = "$hash" ]; then
+    if [ "$REFRESH" != 1 ] && [ "$(image_label "$image" "$HASH_LABEL")" = "$hash" ]; then
         say "$image up to date"
         return 0
     fi
 
     old_id="$(image_id "$image")"
+    # How old the operating system packages under the image are: the offline base's label, else
+    # the registry base's creation time.
+    base_built="$(image_label "$base" "$BASE_BUILT_LABEL")"
+    [ -n "$base_built" ] || base_built="$(docker image inspect --format '{{ .Created }}' "$base")"
+    # A refresh takes nothing from the cache, so a registry base's apt-get runs again too.
+    cache=()
+    [ "$REFRESH" != 1 ] || cache=(--no-cache)
     log="$BUILD_DIR/build-$name.log"
     started=$SECONDS
     say "building $image (log: $log)"
     # The classic builder, explicitly: it is what Debian's engine has, and newer clients would
     # otherwise look for the BuildKit plugin.
-    if ! DOCKER_BUILDKIT=0 docker build --force-rm \
+    if ! DOCKER_BUILDKIT=0 docker build --force-rm "${cache[@]}" \
         --build-arg "BASE_IMAGE=$base" \
         --build-arg "MEDCELL_VERSION=$version" \
         --label "$HASH_LABEL=$hash" \
+        --label "$BASE_BUILT_LABEL=$base_built" \
         --tag "$image" "$context" >"$log" 2>&1; then
         show_log_tail "$log"
         die "building $image failed (log: $log)"
@@ -163,7 +174,7 @@ main() {
         case " ${names[*]} " in
         *" facility "*) bash "$DEPLOY_DIR/build-base.sh" "$FACILITY_BASE_IMAGE" fonts-dejavu-core ;;
         esac
-    elif ! image_exists "$BASE_IMAGE"; then
+    elif [ "$REFRESH" = 1 ] || ! image_exists "$BASE_IMAGE"; then
         say "pulling $BASE_IMAGE"
         docker pull --quiet "$BASE_IMAGE" >/dev/null || die "cannot pull $BASE_IMAGE"
     fi

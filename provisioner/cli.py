@@ -67,12 +67,22 @@ def cli(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Rebuild every image from current Debian packages (security updates) and the locked "
+    "wheels, then upgrade the gateway, the supervisor and every facility, one at a time.",
+)
 @json_option
 @pass_runtime
-def up(runtime: Runtime, as_json: bool) -> None:
+def up(runtime: Runtime, refresh: bool, as_json: bool) -> None:
     """Build missing images, start (or keep) the gateway, repair what is missing."""
-    result = runtime.stack.up()
+    result = runtime.stack.up(refresh=refresh)
     lines = list(result["repaired"])
+    lines += [
+        f"rebuilt {image} on Debian packages of {image_info['base_built'] or 'unknown date'}"
+        for image, image_info in result.get("refreshed", {}).items()
+    ]
     _emit(result, as_json, "\n".join([*lines, f"gateway {result['status']}: {result['url']}"]))
 
 
@@ -106,6 +116,7 @@ def status(runtime: Runtime, as_json: bool) -> None:
         if deadline
         else "next deadline: none"
     )
+    lines.append(f"images:     Debian packages of {result['base_built'] or 'unknown date'}")
     _emit(result, as_json, "\n".join(lines))
 
 

@@ -190,6 +190,14 @@ class DockerBackend:
         except NotFound:
             return None
 
+    def image_labels(self, ref: str) -> dict[str, str]:
+        """The image's labels ({} if the engine does not have it)."""
+        try:
+            with _engine(f"inspecting image {ref}"):
+                return dict(self.client.images.get(ref).labels or {})
+        except NotFound:
+            return {}
+
     # containers
 
     def container(self, name: str) -> ContainerInfo | None:

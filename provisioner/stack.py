@@ -31,6 +31,8 @@ REPAIR_LOCK_WAIT = 30.0  # the supervisor may be sleeping or waking that facilit
 PROBE_WORKERS = 16
 PROBE_TIMEOUT = 1.0  # per facility
 PROBE_BUDGET = 5.0  # for all of them: `medcell status` must stay quick with many facilities
+# When the Debian packages under an image were fetched (deploy/build-base.sh, build-images.sh).
+BASE_BUILT_LABEL = "medcell.base.built"
 
 Identity = tuple[str, tuple[int, int] | None]
 # The supervisor's user, the Docker socket's gid (for group_add) and the socket's host path.
@@ -63,13 +65,21 @@ def supervisor_identity() -> SupervisorIdentity:
 
 def build_images(progress: Callable[[str], None]) -> None:
     """Run deploy/build-images.sh, which builds only what is missing or changed."""
+    progress("building medcell images (this takes a few minutes the first time) ...")
+    _run_build_script({})
+
+
+def refresh_images(progress: Callable[[str], None]) -> None:
+    """Rebuild the bases from today's Debian packages, fetch the locked wheels, rebuild all."""
+    progress("rebuilding every medcell image from current Debian packages (a few minutes) ...")
+    _run_build_script({"MEDCELL_REFRESH": "1"})
+
+
+def _run_build_script(extra_env: dict[str, str]) -> None:
     script = repo_root() / "deploy" / "build-images.sh"
     if not script.exists():
-        raise ImageBuildFailed(
-            f"medcell images are missing and {script} is not there to build them"
-        )
-    progress("building medcell images (this takes a few minutes the first time) ...")
-    env = {**os.environ, "PYTHON": sys.executable}
+        raise ImageBuildFailed(f"{script} is not there to build the medcell images")
+    env = {**os.environ, "PYTHON": sys.executable, **extra_env}
     result = subprocess.run(["bash", str(script)], cwd=repo_root(), env=env, stdout=sys.stderr)
     if result.returncode != 0:
         raise ImageBuildFailed(f"building the images failed (exit code {result.returncode})")
@@ -82,6 +92,7 @@ class Stack:
         self,
         facilities: Facilities,
         build: Callable[[Callable[[str], None]], None] = build_images,
+        refresh: Callable[[Callable[[str], None]], None] = refresh_images,
         identity: Callable[[], Identity] = gateway_identity,
         supervisor: Callable[[], SupervisorIdentity] = supervisor_identity,
         smtp_settings: Callable[[], smtp.SmtpSettings | None] = smtp.from_env,
@@ -91,17 +102,27 @@ class Stack:
         self.backend = facilities.backend
         self.progress = facilities.progress
         self.build = build
+        self.refresh = refresh
         self.identity = identity
         self.supervisor_identity = supervisor
         self.smtp_settings = smtp_settings
 
-    def up(self) -> dict:
-        """Build missing images, repair and upgrade facilities, start gateway and supervisor."""
+    def up(self, refresh: bool = False) -> dict:
+        """Build missing images, repair and upgrade facilities, start gateway and supervisor.
+
+        With refresh, every image is rebuilt first from current Debian packages and the locked
+        wheels; the usual upgrade below then moves every facility, the gateway and the
+        supervisor onto the new images, one facility at a time.
+        """
         state.ensure_home(self.config)
         # First, so that facilities are repaired with mail on or off as the operator now says.
         mail = self.smtp_settings()
         smtp.save(self.config.home, mail)
-        self._ensure_images()
+        if refresh:
+            self.refresh(self.progress)
+            self._require_images()
+        else:
+            self._ensure_images()
         user, owner = self.identity()
         ensure_certificate(self.config, owner)
         self._ensure_run_dirs(owner)
@@ -112,7 +133,7 @@ class Stack:
         repaired += self._ensure_gateway(user)
         repaired += self._remove_facility_networks()
         repaired += self._ensure_supervisor()
-        return {
+        result = {
             "url": self.config.base_url,
             "gateway": self.config.gateway_container,
             "status": self.status(),
@@ -120,6 +141,12 @@ class Stack:
             "repaired": repaired,
             "mail": "on" if mail else "off",
         }
+        if refresh:
+            result["refreshed"] = {
+                image: {"id": self.backend.image_id(image), "base_built": built}
+                for image, built in self.base_built().items()
+            }
+        return result
 
     def down(self) -> dict:
         """Stop and remove the gateway; facilities, the supervisor and all data stay."""
@@ -136,24 +163,33 @@ class Stack:
         return container_status(self.backend.container(self.config.supervisor_container))
 
     def overview(self) -> dict:
-        """`medcell status`: gateway, supervisor, facility counts and the next deadline."""
-        return installation_status(self.facilities, self.status(), self.supervisor_status())
+        """`medcell status`: gateway, supervisor, facility counts, next deadline, image age."""
+        result = installation_status(self.facilities, self.status(), self.supervisor_status())
+        # The oldest of them: how long ago the last security updates reached the images.
+        result["base_built"] = min(filter(None, self.base_built().values()), default=None)
+        return result
+
+    def base_built(self) -> dict[str, str | None]:
+        """Each image's build date of the Debian packages under it (None: unknown or missing)."""
+        return {
+            image: self.backend.image_labels(image).get(BASE_BUILT_LABEL)
+            for image in self._images()
+        }
 
     # up's steps
 
+    def _images(self) -> tuple[str, str, str]:
+        return (self.config.facility_image, self.config.gateway_image, self.config.supervisor_image)
+
     def _ensure_images(self) -> None:
-        images = (
-            self.config.facility_image,
-            self.config.gateway_image,
-            self.config.supervisor_image,
-        )
-        if any(self.backend.image_id(image) is None for image in images):
+        if any(self.backend.image_id(image) is None for image in self._images()):
             self.build(self.progress)
-            missing = [image for image in images if self.backend.image_id(image) is None]
-            if missing:
-                raise ImageBuildFailed(
-                    f"images still missing after the build: {', '.join(missing)}"
-                )
+            self._require_images()
+
+    def _require_images(self) -> None:
+        missing = [image for image in self._images() if self.backend.image_id(image) is None]
+        if missing:
+            raise ImageBuildFailed(f"images still missing after the build: {', '.join(missing)}")
 
     def _ensure_run_dirs(self, gateway_owner: tuple[int, int] | None) -> None:
         """Sockets and acknowledgements live here; each dir belongs to the one who writes it."""

@@ -31,8 +31,9 @@ def _matches(labels: dict, filters: dict | None) -> bool:
 
 
 class FakeImage:
-    def __init__(self, ref: str, image_id: str | None = None):
+    def __init__(self, ref: str, image_id: str | None = None, labels: dict | None = None):
         self.id = image_id or f"sha256:{abs(hash(ref)):x}"
+        self.labels = labels or {}
 
 
 class FakeImages:
@@ -42,7 +43,7 @@ class FakeImages:
     def get(self, ref: str) -> FakeImage:
         if ref not in self.fake.images_present:
             raise api_error(404, f"No such image: {ref}")
-        return FakeImage(ref, self.fake.image_ids.get(ref))
+        return FakeImage(ref, self.fake.image_ids.get(ref), self.fake.image_labels.get(ref))
 
 
 class FakeContainer:
@@ -305,6 +306,7 @@ class FakeDocker:
     ):
         self.images_present = set(images)
         self.image_ids: dict[str, str] = {}  # set one to simulate a rebuilt image
+        self.image_labels: dict[str, dict] = {}  # ref -> the image's labels
         self.containers_by_name: dict[str, FakeContainer] = {}
         self.volumes_by_name: dict[str, FakeVolume] = {}
         self.networks_by_name: dict[str, FakeNetwork] = {}
