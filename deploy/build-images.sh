@@ -114,7 +114,11 @@ build_image() {
     # How old the operating system packages under the image are: the offline base's label, else
     # the registry base's creation time.
     base_built="$(image_label "$base" "$BASE_BUILT_LABEL")"
-    [ -n "$base_built" ] || base_built="$(docker image inspect --format '{{ .Created }}' "$base")"
+    if [ -z "$base_built" ]; then
+        base_built="$(docker image inspect --format '{{ .Created }}' "$base")"
+        base_built="${base_built%%.*}" # to whole seconds, the form the offline base's label has
+        base_built="${base_built%Z}Z"
+    fi
     # A refresh takes nothing from the cache, so a registry base's apt-get runs again too.
     cache=()
     [ "$REFRESH" != 1 ] || cache=(--no-cache)
