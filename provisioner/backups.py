@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common.rules import MAX_RETENTION
 from provisioner import backup_keys, desired, facility_app, specs, state
 from provisioner.backup_keys import BackupKey
 from provisioner.desired import FacilityState
@@ -35,6 +36,8 @@ from provisioner.validation import check_name, check_retention, check_slug
 FORMAT = "medcell-backup/1"
 FILES = ("manifest.json", "keys.sealed", "snapshot.sealed")
 BACKUP_ID = re.compile(r"^[0-9a-f]{16}$")
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+DAY = 86400
 COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 
 
@@ -64,9 +67,7 @@ class Backups:
             )
             if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
                 raise BackupRefused("the facility wrote a backup that is not the one asked for")
-            record = BackupKey(
-                backup_id, slug, manifest["created"], manifest["expires"], _unix(manifest), key
-            )
+            record = _record(backup_id, slug, manifest, key, made=self.clock())
             # The key is kept before the files are in place: a failure after this leaves an
             # unusable key until its expiry, never a backup that cannot be opened.
             key_path = backup_keys.save(self.config, record)
@@ -280,9 +281,31 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
+def _record(backup_id: str, slug: str, manifest: dict, key: bytes, made: float) -> BackupKey:
+    """The key's record, its times bounded by our clock: the manifest is the facility's word.
+
+    A backup is at most `made` old (the facility's command had ended), so its key lives at most
+    the retention limit + 1 day from then, whatever expiry the manifest names; a `created` that
+    is malformed or later than `made` is replaced by `made`.
+    """
+    expires_at = min(_unix(manifest), int(made) + MAX_RETENTION + DAY)
+    try:
+        created = datetime.strptime(str(manifest.get("created")), ISO)
+        created_at = created.replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        created_at = made
+    return BackupKey(
+        backup_id, slug, _iso(min(created_at, made)), _iso(expires_at), expires_at, key
+    )
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), UTC).strftime(ISO)
+
+
 def _unix(manifest: dict) -> int:
     try:
-        when = datetime.strptime(str(manifest["expires"]), "%Y-%m-%dT%H:%M:%SZ")
+        when = datetime.strptime(str(manifest["expires"]), ISO)
     except (KeyError, ValueError) as e:
         raise InvalidArgument("the backup's manifest has no valid expiry") from e
     return int(when.replace(tzinfo=UTC).timestamp())
