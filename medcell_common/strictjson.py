@@ -22,12 +22,15 @@ class StrictJSONError(ValueError):
 _REFUSE = object()
 
 
-def loads(data: str | bytes, *, nonfinite: Any = _REFUSE) -> Any:
-    """Parse JSON refusing NaN, Infinity and numbers too large for a float.
+def loads(data: str | bytes, max_bytes: int | None = None, *, nonfinite: Any = _REFUSE) -> Any:
+    """Parse JSON refusing NaN, Infinity, numbers too large for a float, nesting deeper than the
+    parser's recursion allows, and (if given) more than `max_bytes`.
 
     With `nonfinite` given, such a number becomes that value instead (a state file keeps its other
     fields, and the caller sees that one field is unusable).
     """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise StrictJSONError(f"more than {max_bytes} bytes")
 
     def constant(name: str) -> Any:
         if nonfinite is _REFUSE:
