@@ -9,7 +9,6 @@ directory under MEDCELL_HOME because the facility's uid cannot write the operato
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common import strictjson
 from medcell_common.rules import MAX_RETENTION
 from provisioner import backup_keys, desired, facility_app, specs, state
 from provisioner.backup_keys import BackupKey
@@ -37,6 +37,7 @@ FORMAT = "medcell-backup/1"
 FILES = ("manifest.json", "keys.sealed", "snapshot.sealed")
 BACKUP_ID = re.compile(r"^[0-9a-f]{16}$")
 ISO = "%Y-%m-%dT%H:%M:%SZ"
+MANIFEST_BYTES = 64 * 1024
 DAY = 86400
 COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 
@@ -264,7 +265,9 @@ class Backups:
 def read_manifest(directory: Path) -> dict:
     """The manifest of a backup directory (in the clear; the facility checks it is authentic)."""
     try:
-        manifest = json.loads((directory / "manifest.json").read_text())
+        # Written by the facility's code: strict JSON, small (it names ids and times only).
+        with open(directory / "manifest.json", "rb") as f:
+            manifest = strictjson.loads(f.read(MANIFEST_BYTES + 1), MANIFEST_BYTES)
     except FileNotFoundError as e:
         raise InvalidArgument(f"{directory} holds no medcell backup (no manifest.json)") from e
     except (OSError, ValueError) as e:
