@@ -69,7 +69,7 @@ class Entry:
 
 
 class Scheduler:
-    """Single-threaded; the wake and sleep pools report back through `inbox`."""
+    """Single-threaded; the probe, wake and sleep pools report back through `inbox`."""
 
     def __init__(
         self,
