@@ -7,7 +7,6 @@ runs, and by the CLI before any restore), so no copy of the backup anywhere can 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -16,6 +15,7 @@ from base64 import b64decode, b64encode
 from dataclasses import dataclass
 from pathlib import Path
 
+from medcell_common import strictjson
 from provisioner.config import Config
 from provisioner.state import write_json_atomic
 
@@ -74,7 +74,7 @@ def load(config: Config, backup_id: str) -> BackupKey | None:
     if not KEY_FILE.match(path.name):
         return None
     try:
-        return _parse(backup_id, json.loads(path.read_text()))
+        return _parse(backup_id, strictjson.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
@@ -139,6 +139,7 @@ def _parse(backup_id: str, raw: dict) -> BackupKey:
         facility=str(raw["facility"]),
         created=str(raw["created"]),
         expires=str(raw["expires"]),
-        expires_at=int(raw["expires_at"]),
+        # Strict: an expiry of NaN or a bool would be a key that never expires.
+        expires_at=strictjson.integer(raw["expires_at"], "expires_at"),
         key=key,
     )

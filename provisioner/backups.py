@@ -9,7 +9,6 @@ directory under MEDCELL_HOME because the facility's uid cannot write the operato
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common import strictjson
+from medcell_common.rules import MAX_RETENTION
 from provisioner import backup_keys, desired, facility_app, specs, state
 from provisioner.backup_keys import BackupKey
 from provisioner.desired import FacilityState
@@ -35,6 +36,9 @@ from provisioner.validation import check_name, check_retention, check_slug
 FORMAT = "medcell-backup/1"
 FILES = ("manifest.json", "keys.sealed", "snapshot.sealed")
 BACKUP_ID = re.compile(r"^[0-9a-f]{16}$")
+ISO = "%Y-%m-%dT%H:%M:%SZ"
+MANIFEST_BYTES = 64 * 1024
+DAY = 86400
 COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 
 
@@ -64,9 +68,7 @@ class Backups:
             )
             if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
                 raise BackupRefused("the facility wrote a backup that is not the one asked for")
-            record = BackupKey(
-                backup_id, slug, manifest["created"], manifest["expires"], _unix(manifest), key
-            )
+            record = _record(backup_id, slug, manifest, key, made=self.clock())
             # The key is kept before the files are in place: a failure after this leaves an
             # unusable key until its expiry, never a backup that cannot be opened.
             key_path = backup_keys.save(self.config, record)
@@ -263,7 +265,9 @@ class Backups:
 def read_manifest(directory: Path) -> dict:
     """The manifest of a backup directory (in the clear; the facility checks it is authentic)."""
     try:
-        manifest = json.loads((directory / "manifest.json").read_text())
+        # Written by the facility's code: strict JSON, small (it names ids and times only).
+        with open(directory / "manifest.json", "rb") as f:
+            manifest = strictjson.loads(f.read(MANIFEST_BYTES + 1), MANIFEST_BYTES)
     except FileNotFoundError as e:
         raise InvalidArgument(f"{directory} holds no medcell backup (no manifest.json)") from e
     except (OSError, ValueError) as e:
@@ -280,9 +284,31 @@ def read_manifest(directory: Path) -> dict:
     return manifest
 
 
+def _record(backup_id: str, slug: str, manifest: dict, key: bytes, made: float) -> BackupKey:
+    """The key's record, its times bounded by our clock: the manifest is the facility's word.
+
+    A backup is at most `made` old (the facility's command had ended), so its key lives at most
+    the retention limit + 1 day from then, whatever expiry the manifest names; a `created` that
+    is malformed or later than `made` is replaced by `made`.
+    """
+    expires_at = min(_unix(manifest), int(made) + MAX_RETENTION + DAY)
+    try:
+        created = datetime.strptime(str(manifest.get("created")), ISO)
+        created_at = created.replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        created_at = made
+    return BackupKey(
+        backup_id, slug, _iso(min(created_at, made)), _iso(expires_at), expires_at, key
+    )
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), UTC).strftime(ISO)
+
+
 def _unix(manifest: dict) -> int:
     try:
-        when = datetime.strptime(str(manifest["expires"]), "%Y-%m-%dT%H:%M:%SZ")
+        when = datetime.strptime(str(manifest["expires"]), ISO)
     except (KeyError, ValueError) as e:
         raise InvalidArgument("the backup's manifest has no valid expiry") from e
     return int(when.replace(tzinfo=UTC).timestamp())

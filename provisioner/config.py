@@ -16,6 +16,7 @@ FACILITY_IMAGE = "medcell-facility:latest"
 GATEWAY_IMAGE = "medcell-gateway:latest"
 SUPERVISOR_IMAGE = "medcell-supervisor:latest"
 DEFAULT_IDLE = "15m"
+FACILITY_UID = 10001  # the user every facility process runs as (specs.FACILITY_USER)
 # Internal: lets tests run beside an operator's installation without touching it.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
@@ -51,6 +52,9 @@ class Config:
     supervisor_image: str = SUPERVISOR_IMAGE
     image_tag: str = "latest"
     idle_timeout: int = 900  # seconds without a request before a facility sleeps; 0 = never
+    # Internal: whose socket the supervisor and CLI accept as a facility's (tests run facility
+    # processes as themselves).
+    facility_uid: int = FACILITY_UID
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:

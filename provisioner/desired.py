@@ -6,16 +6,21 @@ are replaced atomically.
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from medcell_common import strictjson
 from provisioner.config import Config
 from provisioner.state import write_json_atomic
 from provisioner.validation import SLUG_RE
 
 DESIRED = ("running", "stopped")
 HEALTH = ("ok", "unhealthy")
+# A wake_at that is there but unusable (NaN, Infinity, not a number): taken as overdue, so a
+# sleeping facility is woken and asked for its deadline instead of never being woken at all.
+UNKNOWN_DEADLINE = 0.0
+_NOT_FINITE = object()
 
 
 @dataclass
@@ -42,7 +47,8 @@ def state_path(config: Config, slug: str) -> Path:
 def load(config: Config, slug: str) -> FacilityState:
     """The facility's state; a missing or unreadable file gives the defaults."""
     try:
-        raw = json.loads(state_path(config, slug).read_text())
+        # A NaN or Infinity spoils only its own field, never the desired state beside it.
+        raw = strictjson.loads(state_path(config, slug).read_text(), nonfinite=_NOT_FINITE)
     except (OSError, ValueError):
         return FacilityState()
     return _from_dict(raw)
@@ -84,12 +90,24 @@ def _from_dict(raw: object) -> FacilityState:
         st.idle = idle
     if isinstance(raw.get("asleep"), bool):
         st.asleep = raw["asleep"]
-    for name in ("wake_at", "slept_at"):
-        value = raw.get(name)
-        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-            setattr(st, name, None if value is None else float(value))
+    st.wake_at = _time(raw.get("wake_at"), unusable=UNKNOWN_DEADLINE)
+    st.slept_at = _time(raw.get("slept_at"), unusable=None)
     if raw.get("health") in HEALTH:
         st.health = raw["health"]
     if raw.get("error") is None or isinstance(raw.get("error"), str):
         st.error = raw.get("error")
     return st
+
+
+def _time(value: object, unusable: float | None) -> float | None:
+    """Unix seconds if the value is a finite number, None if null, else `unusable`."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            return unusable
+        if math.isfinite(seconds):
+            return seconds
+    return unusable

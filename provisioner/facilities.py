@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from provisioner import backup_keys, desired, facility_app, routes, smtp, specs, state
-from provisioner.config import Config, FacilityNames, idle_text, parse_idle
+from provisioner.config import FACILITY_UID, Config, FacilityNames, idle_text, parse_idle
 from provisioner.desired import FacilityState
 from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
 from provisioner.errors import (
@@ -24,7 +24,6 @@ from provisioner.validation import check_name, check_quota, check_retention, che
 
 DEFAULT_RETENTION = "7d"
 APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
-FACILITY_UID = 10001
 
 
 @dataclass

@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import http.client
-import json
+import io
+import logging
 import os
 import socket
+import stat
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from medcell_common import strictjson
+from medcell_common.rules import MAX_RETENTION
+from medcell_common.strictjson import StrictJSONError
 from provisioner.config import Config
 from provisioner.errors import FacilityUnreachable, HealthTimeout
 
 POLL_SECONDS = 0.02
-# sun_path holds 108 bytes; longer paths are reached through the directory's /proc/self/fd entry.
-_SUN_PATH_MAX = 100
+# A facility is treated as hostile: every exchange has one deadline for all of it (connect, send,
+# headers, body) and a cap on the bytes read, so a process that trickles or floods can cost the
+# supervisor neither a thread for long nor its memory.
+ANSWER_LIMIT = 4 * 1024 * 1024  # the largest answer: a batch of outbox mails
+STATUS_LIMIT = 64 * 1024  # /healthz and /_medcell/status answer ~200 bytes
+# The furthest a facility's next deadline can honestly be: an expiry (at most the retention) or
+# its daily key rotation. A later one is taken as this, so the facility is looked at by then.
+DEADLINE_HORIZON = float(MAX_RETENTION + 86400)
+
+log = logging.getLogger("medcell.facility_socket")
+
+
+class AnswerTooLarge(http.client.HTTPException):
+    """The facility sent more than the exchange allows."""
+
+
+class UntrustedSocket(OSError):
+    """The facility's socket path is not a socket owned by the facility's user."""
 
 
 @dataclass(frozen=True)
@@ -31,31 +52,128 @@ class FacilityStatus:
     outbox: int = 0  # mails waiting for the supervisor's relay
 
 
+class _BoundedReader(io.RawIOBase):
+    """The socket's bytes until the deadline and up to the limit, never more."""
+
+    def __init__(self, owner: _BoundedSocket):
+        self.owner, self.sock = owner, owner.sock
+        self.deadline, self.limit = owner.deadline, owner.limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.owner.release()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the facility did not answer within the exchange's deadline")
+        self.sock.settimeout(left)
+        # One byte beyond the limit is asked for, so an answer of exactly the limit still ends.
+        view = memoryview(buffer)[: max(1, min(len(buffer), self.limit - self.count + 1))]
+        n = self.sock.recv_into(view)
+        self.count += n
+        if self.count > self.limit:
+            raise AnswerTooLarge(f"the facility's answer is larger than {self.limit} bytes")
+        return n
+
+
+class _BoundedSocket:
+    """What http.client needs of a socket, with the exchange's deadline and byte cap."""
+
+    def __init__(self, sock: socket.socket, deadline: float, limit: int):
+        self.sock, self.deadline, self.limit = sock, deadline, limit
+        # Like a socket's makefile(): closed for real once the connection and the response
+        # reading from it are both closed (http.client closes the connection first).
+        self._readers, self._closed = 0, False
+
+    def sendall(self, data: bytes) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the facility did not take the request within the deadline")
+        self.sock.settimeout(left)
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        self._readers += 1
+        return io.BufferedReader(_BoundedReader(self))
+
+    def release(self) -> None:
+        self._readers -= 1
+        if self._closed:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._readers <= 0:
+            self.sock.close()
+
+
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
+    def __init__(self, config: Config, slug: str, deadline: float, limit: int):
+        super().__init__("localhost")
+        self.config, self.slug, self.deadline, self.limit = config, slug, deadline, limit
 
     def connect(self) -> None:
+        self.sock = _BoundedSocket(
+            open_socket(self.config, self.slug, self.deadline), self.deadline, self.limit
+        )
+
+
+def open_socket(config: Config, slug: str, deadline: float) -> socket.socket:
+    """A connection to the facility's own socket, and to nothing else its directory may hold.
+
+    The facility owns its socket directory, so it could put a symlink there (to another
+    facility's socket, or the Docker socket) or a plain file. The path is taken only when lstat
+    shows a socket owned by the facility's user; after connecting, the peer's uid must be that
+    user's and the path must still be the same socket (a swap in between is refused too).
+    """
+    path = config.facility_socket(slug)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        before = _trusted(config, slug, os.stat(path.name, dir_fd=directory, follow_symlinks=False))
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
-            _connect(sock, self.path)
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            # Through the directory's descriptor: sun_path holds only 108 bytes.
+            sock.connect(f"/proc/self/fd/{directory}/{path.name}")
+            after = os.stat(path.name, dir_fd=directory, follow_symlinks=False)
+            peer_uid = struct.unpack(
+                "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            )[1]
+            if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+                _refuse(slug, "swapped")
+            if peer_uid != config.facility_uid:
+                _refuse(slug, "peer_not_facility_user")
         except BaseException:
             sock.close()
             raise
-        self.sock = sock
-
-
-def _connect(sock: socket.socket, path: Path) -> None:
-    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        sock.connect(str(path))
-        return
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        sock.connect(f"/proc/self/fd/{fd}/{path.name}")
+        return sock
     finally:
-        os.close(fd)
+        os.close(directory)
+
+
+def _trusted(config: Config, slug: str, info: os.stat_result) -> os.stat_result:
+    if stat.S_ISLNK(info.st_mode):
+        _refuse(slug, "symlink")
+    if not stat.S_ISSOCK(info.st_mode):
+        _refuse(slug, "not_a_socket")
+    if info.st_uid != config.facility_uid:
+        _refuse(slug, "not_facility_user")
+    return info
+
+
+def _refuse(slug: str, reason: str) -> None:
+    # The slug and a fixed word only: never the link's target nor anything the file holds.
+    log.warning(
+        "socket_refused",
+        extra={"fields": {"event": "socket_refused", "slug": slug, "reason": reason}},
+    )
+    raise UntrustedSocket(f"facility {slug}'s socket path is not its socket ({reason})")
 
 
 def request(
@@ -65,19 +183,29 @@ def request(
     timeout: float,
     method: str = "GET",
     body: dict | None = None,
+    limit: int = ANSWER_LIMIT,
 ) -> tuple[int, bytes]:
-    """GET (or send JSON to) `target` on the facility: (status, body). Raises OSError or
-    HTTPException."""
-    connection = _UnixConnection(config.facility_socket(slug), timeout)
+    """GET (or send JSON to) `target` on the facility: (status, body).
+
+    The whole exchange ends within `timeout` seconds and reads at most `limit` bytes; raises
+    OSError (TimeoutError, UntrustedSocket) or HTTPException (AnswerTooLarge) otherwise.
+    """
+    deadline = time.monotonic() + timeout
+    connection = _UnixConnection(config, slug, deadline, limit)
     headers = {"Connection": "close"}
     data = None
     if body is not None:
-        data = json.dumps(body).encode()
+        data = strictjson.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     try:
         connection.request(method, target, body=data, headers=headers)
         response = connection.getresponse()
-        return response.status, response.read()
+        if response.length is not None and response.length > limit:
+            raise AnswerTooLarge(f"the facility announced more than {limit} bytes")
+        answer = bytearray()
+        while chunk := response.read(64 * 1024):
+            answer += chunk
+        return response.status, bytes(answer)
     finally:
         connection.close()
 
@@ -85,33 +213,54 @@ def request(
 def healthy(config: Config, slug: str, timeout: float = 1.0) -> bool:
     """Whether the facility answers /healthz with 200 right now."""
     try:
-        code, _ = request(config, slug, "/healthz", timeout)
+        code, _ = request(config, slug, "/healthz", timeout, limit=STATUS_LIMIT)
     except (OSError, http.client.HTTPException):
         return False
     return code == 200
 
 
-def status(config: Config, slug: str, timeout: float = 2.0) -> FacilityStatus:
-    """The facility's /_medcell/status; FacilityUnreachable if it does not answer properly."""
+def status(
+    config: Config, slug: str, timeout: float = 2.0, now: float | None = None
+) -> FacilityStatus:
+    """The facility's /_medcell/status; FacilityUnreachable if it does not answer properly.
+
+    `now` (unix seconds, default the wall clock) bounds the reported deadline (see parse_status).
+    """
     try:
-        code, body = request(config, slug, "/_medcell/status", timeout)
+        code, body = request(config, slug, "/_medcell/status", timeout, limit=STATUS_LIMIT)
     except (OSError, http.client.HTTPException) as e:
-        raise FacilityUnreachable(f"facility {slug} does not answer on its socket ({e})") from e
+        raise FacilityUnreachable(
+            f"facility {slug} does not answer on its socket ({type(e).__name__})"
+        ) from e
     if code != 200:
         raise FacilityUnreachable(f"facility {slug} answered its status with HTTP {code}")
     try:
-        raw = json.loads(body)
-        deadline = raw["next_deadline"]
-        return FacilityStatus(
-            inflight=int(raw["inflight"]),
-            requests=int(raw["requests"]),
-            idle_seconds=float(raw["idle_seconds"]),
-            busy=bool(raw["busy"]),
-            next_deadline=None if deadline is None else float(deadline),
-            outbox=int(raw.get("outbox", 0)),
-        )
-    except (ValueError, TypeError, KeyError) as e:
+        return parse_status(body, time.time() if now is None else now)
+    except (StrictJSONError, KeyError) as e:
         raise FacilityUnreachable(f"facility {slug} sent an unreadable status") from e
+
+
+def parse_status(body: bytes, now: float) -> FacilityStatus:
+    """A status answer read strictly: every field of its type, finite, in range.
+
+    The next deadline is clamped into [now, now + DEADLINE_HORIZON]: an overdue one is due now,
+    and none can put the facility out of sight for longer than the horizon.
+    """
+    raw = strictjson.loads(body)
+    if not isinstance(raw, dict):
+        raise StrictJSONError("the status is not an object")
+    deadline = raw["next_deadline"]
+    if deadline is not None:
+        deadline = strictjson.number(deadline, "next_deadline")
+        deadline = min(max(deadline, now), now + DEADLINE_HORIZON)
+    return FacilityStatus(
+        inflight=strictjson.integer(raw["inflight"], "inflight"),
+        requests=strictjson.integer(raw["requests"], "requests"),
+        idle_seconds=strictjson.number(raw["idle_seconds"], "idle_seconds", low=0.0),
+        busy=strictjson.flag(raw["busy"], "busy"),
+        next_deadline=deadline,
+        outbox=strictjson.integer(raw.get("outbox", 0), "outbox"),
+    )
 
 
 def wait_healthy(

@@ -106,7 +106,7 @@ def _handshake(
     """One attempt: True slept, False not idle (supervisor gives up), None retry (CLI waits)."""
     started = time.monotonic()
     try:
-        before = facility_socket.status(config, slug)
+        before = facility_socket.status(config, slug, now=clock())
     except FacilityUnreachable:
         _event("sleep_skipped", slug, reason="unreachable")
         return False
@@ -122,7 +122,7 @@ def _handshake(
         _undo(config, slug, st, "gateway_lag")
         return False
     try:
-        after = facility_socket.status(config, slug)
+        after = facility_socket.status(config, slug, now=clock())
     except FacilityUnreachable:
         _undo(config, slug, st, "unreachable")
         return False

@@ -6,10 +6,10 @@ import dataclasses
 import hashlib
 import json
 
-from provisioner.config import Config, idle_text
+from provisioner.config import FACILITY_UID, Config, idle_text
 from provisioner.docker_backend import ContainerSpec, Limits
 
-FACILITY_USER = "10001:10001"
+FACILITY_USER = f"{FACILITY_UID}:{FACILITY_UID}"
 FACILITY_RUN_DIR = "/run/medcell"
 FACILITY_BIND = f"unix:{FACILITY_RUN_DIR}/app.sock"
 GATEWAY_HTTPS_PORT = 8443

@@ -3,6 +3,11 @@
 All of its state is rebuilt from the state files and one Docker list call (reconcile), so a
 restarted supervisor picks up where the last one stopped. Per tick it only pops due events off a
 heap: 1,000 asleep facilities cost nothing until one of their deadlines comes near.
+
+Facilities are hostile: none may hold this thread. Status probes run on a pool of their own (one
+per facility at a time, each exchange with a deadline), a tick handles a bounded number of due
+events, and an event re-armed while it is handled waits at least MIN_REARM: whatever one
+facility answers, the others' deadlines, backup-key expiry and the mail relay get their turn.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import queue
 import time
 from collections.abc import Callable
@@ -33,12 +39,19 @@ PROBE_INTERVAL = 30.0  # health of an awake facility
 RETRY_PROBE = 5.0  # after a failed probe, or while work keeps a due facility awake
 DEADLINE_PROBE = 2.0  # a facility woken for its deadline, until its work is done
 DEADLINE_LEAD = 10.0  # wake this long before the deadline
+# No facility reports a deadline further away (facility_socket clamps to it); a wake_at beyond it
+# in a state file is not trusted either.
+DEADLINE_HORIZON = facility_socket.DEADLINE_HORIZON
 DEADLINE_MARGIN = 60.0  # back to sleep only if the next deadline is further away than this
 RECONCILE_INTERVAL = 30.0
 RECONCILE_RETRY = 5.0  # Docker did not answer (an engine restart under way)
 FAILED_PROBES = 3
 BACKOFF_MIN, BACKOFF_MAX = 5.0, 300.0
 OWN_WAKES = 8  # the scheduler's own wakes queued at once, so requests always find room
+PROBE_TIMEOUT = 2.0  # a whole status exchange, connect to last byte
+PROBE_WORKERS = 8  # probes at once: a few stalling facilities leave the rest on time
+MIN_REARM = 1.0  # an event handled in a tick comes due again no sooner than this
+MAX_DUE_PER_TICK = 256  # due events handled per tick; the rest wait for the next one
 
 
 @dataclass
@@ -56,7 +69,7 @@ class Entry:
 
 
 class Scheduler:
-    """Single-threaded; the wake and sleep pools report back through `inbox`."""
+    """Single-threaded; the probe, wake and sleep pools report back through `inbox`."""
 
     def __init__(
         self,
@@ -65,10 +78,20 @@ class Scheduler:
         wakes: JobPool,
         sleeps: JobPool,
         clock: Callable[[], float] = time.time,
+        probe_timeout: float = PROBE_TIMEOUT,
     ):
         self.config, self.backend = config, backend
         self.wakes, self.sleeps = wakes, sleeps
         self.clock = clock
+        self.probe_timeout = probe_timeout
+        self.probes = JobPool(
+            self._read_status,
+            max_running=PROBE_WORKERS,
+            max_waiting=100_000,  # each facility once at most
+            on_done=lambda job: self.inbox.put(("probe", job)),
+            name="probe",
+        )
+        self._floor: float | None = None  # while due events are handled: the earliest re-arm
         self.entries: dict[str, Entry] = {}
         self.inbox: queue.SimpleQueue[tuple[str, Job]] = queue.SimpleQueue()
         self.next_reconcile = 0.0
@@ -91,13 +114,23 @@ class Scheduler:
             self._finished(kind, job, now)
         if now >= self.next_reconcile:
             self.reconcile(now)
-        while self._heap and self._heap[0][0] <= now:
-            at, _, slug = heapq.heappop(self._heap)
-            entry = self.entries.get(slug)
-            if entry is None or entry.due != at:
-                continue  # superseded by a later schedule
-            entry.due = None
-            self._due(entry, now)
+        handled = 0
+        self._floor = now + MIN_REARM
+        try:
+            while self._heap and self._heap[0][0] <= now and handled < MAX_DUE_PER_TICK:
+                at, _, slug = heapq.heappop(self._heap)
+                entry = self.entries.get(slug)
+                if entry is None or entry.due != at:
+                    continue  # superseded by a later schedule
+                entry.due = None
+                handled += 1
+                self._due(entry, now)
+        finally:
+            self._floor = None
+
+    def _busy(self, slug: str) -> bool:
+        """A job of the facility's is queued or running; its result will place it."""
+        return self.wakes.busy(slug) or self.sleeps.busy(slug) or self.probes.busy(slug)
 
     # reconcile
 
@@ -126,7 +159,7 @@ class Scheduler:
         for slug, status in seen.items():
             entry = self.entries.setdefault(slug, Entry(slug))
             entry.st = states.get(slug) or desired.FacilityState()
-            if self.wakes.busy(slug) or self.sleeps.busy(slug):
+            if self._busy(slug):
                 continue  # the job's result will place it
             mode = self._mode(entry, status)
             if mode != entry.mode or entry.due is None:
@@ -155,16 +188,21 @@ class Scheduler:
         if entry.st.wake_at is None:
             entry.due = None  # nothing to do by itself: only a request wakes it
         else:
-            self._schedule(entry, max(now, entry.st.wake_at - DEADLINE_LEAD))
+            at = min(max(now, entry.st.wake_at - DEADLINE_LEAD), now + DEADLINE_HORIZON)
+            self._schedule(entry, at)
 
     def _schedule(self, entry: Entry, at: float) -> None:
+        if not math.isfinite(at):
+            at = self.clock() + RETRY_PROBE  # never a time that is neither due nor later
+        if self._floor is not None:
+            at = max(at, self._floor)  # handled this tick: not again in the same one
         entry.due = at
         heapq.heappush(self._heap, (at, next(self._seq), entry.slug))
 
     # due events
 
     def _due(self, entry: Entry, now: float) -> None:
-        if self.wakes.busy(entry.slug) or self.sleeps.busy(entry.slug):
+        if self._busy(entry.slug):
             return  # the job's result reschedules it
         if entry.mode in ("awake", "deadline"):
             self._probe(entry, now)
@@ -194,8 +232,24 @@ class Scheduler:
 
     def _probe(self, entry: Entry, now: float) -> None:
         try:
-            status = facility_socket.status(self.config, entry.slug)
-        except FacilityUnreachable:
+            self.probes.submit(entry.slug)
+        except QueueFull:
+            self._schedule(entry, now + RETRY_PROBE)
+
+    def _read_status(self, slug: str, arg: object) -> facility_socket.FacilityStatus:
+        """On a probe thread: the status, read strictly within the probe's deadline."""
+        return facility_socket.status(self.config, slug, self.probe_timeout, now=self.clock())
+
+    def _probed(self, entry: Entry, now: float, job: Job) -> None:
+        if entry.mode not in ("awake", "deadline"):
+            self._arm(entry, now)  # placed elsewhere meanwhile
+            return
+        status = job.result
+        if job.error is not None or not isinstance(status, facility_socket.FacilityStatus):
+            if not isinstance(job.error, FacilityUnreachable):
+                event(
+                    "probe_error", logging.WARNING, slug=entry.slug, error=type(job.error).__name__
+                )
             entry.failures += 1
             if entry.failures >= FAILED_PROBES:
                 self._set_health(entry, "unhealthy", "not answering on its socket")
@@ -264,6 +318,9 @@ class Scheduler:
         entry = self.entries.get(job.slug)
         if entry is None:
             return  # deleted meanwhile, or not seen yet: the next reconcile places it
+        if kind == "probe":
+            self._probed(entry, now, job)
+            return
         entry.st = desired.load(self.config, job.slug)
         error = job.error
         if isinstance(error, FacilityNotFound | FacilityStopped):

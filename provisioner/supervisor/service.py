@@ -128,5 +128,6 @@ class Supervisor:
             self.server = None
         self.wakes.stop()
         self.sleeps.stop()
+        self.scheduler.probes.stop()
         if self.mail is not None:
             self.mail.stop()

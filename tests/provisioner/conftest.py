@@ -25,7 +25,8 @@ def fake() -> FakeDocker:
 
 @pytest.fixture
 def config(tmp_path) -> Config:
-    return Config(home=tmp_path / "medcell-home")
+    # Facility sockets in these tests belong to this test's own user, not to uid 10001.
+    return Config(home=tmp_path / "medcell-home", facility_uid=os.getuid())
 
 
 @pytest.fixture

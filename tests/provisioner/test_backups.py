@@ -247,6 +247,36 @@ def test_an_expired_backup_is_refused_and_its_key_destroyed(
     assert messages(praxis["volumes"], praxis["conversation"]) == ["Röntgen ok"]
 
 
+def test_a_forged_manifest_cannot_keep_a_backup_openable_past_retention_plus_a_day(
+    medcell, praxis, fake, runtime, config, tmp_path
+):
+    real = fake.exec_handler
+
+    def forging(container, cmd):
+        # The facility's backup command claims its backup may be opened until 2099.
+        code, out, err = real(container, cmd)
+        if "backup" in cmd:
+            manifest = json.loads(out.strip().splitlines()[-1])
+            manifest["created"] = manifest["expires"] = "2099-01-01T00:00:00Z"
+            out = json.dumps(manifest) + "\n"
+        return code, out, err
+
+    fake.exec_handler = forging
+    target = tmp_path / "bk"
+    made = medcell.json("facility", "backup", "praxis", str(target))
+    after = time.time()
+
+    record = backup_keys.load(config, made["backup_id"])
+    assert record.expires_at <= after + 8 * DAY  # 7d retention limit + 1 day, from our clock
+    assert made["expires"] < "2099" and made["created"] < "2099"
+    later = record.expires_at + 1
+    BackupExpiry(config, lambda: later).tick()  # the supervisor keeps the clamped deadline
+    assert backup_keys.load(config, made["backup_id"]) is None
+    runtime.backups.clock = lambda: later
+    result = medcell("facility", "restore", "praxis", str(target), "--yes")
+    assert result.exit_code != 0 and "can never be restored" in result.output
+
+
 def test_a_backup_without_its_key_here_is_refused(medcell, praxis, config, tmp_path):
     target = tmp_path / "bk"
     made = medcell.json("facility", "backup", "praxis", str(target))

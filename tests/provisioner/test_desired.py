@@ -3,6 +3,8 @@
 import os
 import stat
 
+import pytest
+
 from provisioner import desired
 from provisioner.config import Config
 from provisioner.desired import FacilityState
@@ -32,7 +34,27 @@ def test_bad_fields_are_dropped_one_by_one(config):
     (config.state_dir / "alpha.json").write_text(
         '{"desired": "paused", "idle": -5, "asleep": true, "wake_at": "soon", "health": "ok"}'
     )
-    assert desired.load(config, "alpha") == FacilityState(asleep=True)
+    # An unreadable wake-up time is not "none": the sleeping facility is woken and asked.
+    assert desired.load(config, "alpha") == FacilityState(
+        asleep=True, wake_at=desired.UNKNOWN_DEADLINE
+    )
+
+
+def test_nan_or_infinity_on_disk_spoils_only_its_field_and_means_wake_soon(config):
+    config.state_dir.mkdir(parents=True)
+    for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
+        (config.state_dir / "alpha.json").write_text(
+            f'{{"desired": "stopped", "asleep": true, "wake_at": {bad}, "slept_at": {bad}}}'
+        )
+        assert desired.load(config, "alpha") == FacilityState(
+            desired="stopped", asleep=True, wake_at=desired.UNKNOWN_DEADLINE, slept_at=None
+        )
+
+
+def test_state_files_never_hold_nan(config):
+    with pytest.raises(ValueError):
+        desired.save(config, "alpha", FacilityState(wake_at=float("nan")))
+    assert desired.load(config, "alpha") == FacilityState()
 
 
 def test_load_all_lists_slugs_and_skips_other_files(config):

@@ -1,10 +1,13 @@
 """Talking HTTP to a facility over a real unix socket, as the CLI and the supervisor do."""
 
+import dataclasses
 import http.server
 import json
+import logging
 import os
 import socketserver
 import threading
+import tracemalloc
 
 import pytest
 
@@ -80,7 +83,7 @@ def test_bad_status_answers_are_unreachable(config, facility):
 
 
 def test_a_long_home_path_still_reaches_the_socket(tmp_path):
-    config = Config(home=tmp_path / ("h" * 90))
+    config = Config(home=tmp_path / ("h" * 90), facility_uid=os.getuid())
     assert len(str(config.facility_socket("alpha"))) > 108
     server = serve(config.facility_socket("alpha"), {"/healthz": (200, b"{}")})
     try:
@@ -109,3 +112,211 @@ def test_wait_healthy_gives_up_when_alive_raises(config):
 
     with pytest.raises(HealthTimeout, match="exited"):
         facility_socket.wait_healthy(config, "ghost", timeout=60, alive=dead)
+
+
+# A facility that lies: every number is read strictly, a bad answer is a failed probe.
+
+
+@pytest.mark.parametrize(
+    "field, raw",
+    [
+        ("next_deadline", "NaN"),
+        ("next_deadline", "Infinity"),
+        ("next_deadline", "-Infinity"),
+        ("next_deadline", "1e999"),
+        ("next_deadline", '"1800000000"'),
+        ("next_deadline", "true"),
+        ("idle_seconds", "NaN"),
+        ("idle_seconds", "-1"),
+        ("inflight", "Infinity"),
+        ("inflight", "true"),
+        ("inflight", "-1"),
+        ("inflight", "1.5"),
+        ("requests", "1" + "0" * 5000),
+        ("busy", "1"),
+        ("outbox", '"3"'),
+    ],
+)
+def test_a_status_with_a_bad_number_is_a_failed_probe(config, facility, field, raw):
+    fields = {**STATUS, "outbox": 0}
+    text = json.dumps({**fields, field: "@"}).replace('"@"', raw)
+    facility["/_medcell/status"] = (200, text.encode())
+    with pytest.raises(FacilityUnreachable, match="unreadable"):
+        facility_socket.status(config, "alpha")
+
+
+def test_a_reported_deadline_is_clamped_between_now_and_the_horizon(config, facility):
+    now = 1_800_000_000.0
+    for reported, seen in [
+        (now - 86400, now),  # overdue: due now
+        (now + 600, now + 600),
+        (now + 10**12, now + facility_socket.DEADLINE_HORIZON),  # never out of sight for long
+    ]:
+        facility["/_medcell/status"] = (
+            200,
+            json.dumps({**STATUS, "next_deadline": reported}).encode(),
+        )
+        assert facility_socket.status(config, "alpha", now=now).next_deadline == seen
+    assert facility_socket.DEADLINE_HORIZON == 8 * 86400  # 7 days' retention and a rotation
+
+
+# A facility that stalls or floods: one deadline for the whole exchange, a cap on the bytes.
+
+
+class _RawServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def raw_facility(config, answer, path=None):
+    """A facility process that reads the request and then writes what `answer(sock)` likes."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            try:
+                answer(self.request)
+            except OSError:
+                pass  # the supervisor hung up
+
+    path = path or config.facility_socket("alpha")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = _RawServer(str(path), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def in_thread(call):
+    """Run `call` in a thread: (thread, outcome list) — a hung call must not hang the test."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(call())
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_facility_trickling_one_byte_every_1_5_s_is_cut_off_at_the_deadline(config):
+    sent, stop = [], threading.Event()
+
+    def trickle(sock):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        while not stop.is_set():
+            sock.sendall(b"{")  # each byte well inside any per-read timeout
+            sent.append(1)
+            stop.wait(1.5)
+
+    server = raw_facility(config, trickle)
+    try:
+        thread, outcome = in_thread(
+            lambda: facility_socket.request(config, "alpha", "/_medcell/outbox", timeout=2.0)
+        )
+        thread.join(30)
+        assert not thread.is_alive(), "the exchange outlived its deadline"
+        assert isinstance(outcome[0], TimeoutError)
+        assert len(sent) <= 3  # what 2 s of trickling gets through, not 30 s worth
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length-8GiB", "until-close"])
+def test_an_endless_answer_is_cut_off_at_the_cap_without_memory_growing(config, announced):
+    sent = [0]
+    chunk = b"x" * 65536
+    safety = 512 * 1024 * 1024  # the fake stops here (a multi-GB body, as far as anyone reads)
+
+    def flood(sock):
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if announced:
+            head += b"Content-Length: 8589934592\r\n"
+        sock.sendall(head + b"\r\n")
+        while sent[0] < safety:
+            sock.sendall(chunk)
+            sent[0] += len(chunk)
+
+    server = raw_facility(config, flood)
+    tracemalloc.start()
+    try:
+        thread, outcome = in_thread(
+            lambda: facility_socket.request(config, "alpha", "/_medcell/outbox", timeout=30.0)
+        )
+        thread.join(60)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        server.shutdown()
+        server.server_close()
+    assert not thread.is_alive()
+    assert isinstance(outcome[0], facility_socket.AnswerTooLarge)
+    cap = facility_socket.ANSWER_LIMIT
+    assert peak < 2 * cap  # nothing beyond the cap was ever held
+    assert sent[0] < cap + 8 * 1024 * 1024  # the facility was hung up on, not read to the end
+
+
+def test_a_status_answer_has_a_tight_cap(config, facility):
+    padding = " " * facility_socket.STATUS_LIMIT
+    facility["/_medcell/status"] = (200, (json.dumps(STATUS) + padding).encode())
+    with pytest.raises(FacilityUnreachable, match="AnswerTooLarge"):
+        facility_socket.status(config, "alpha")
+
+
+# The facility owns its socket directory: what it plants there is not followed.
+
+
+@pytest.fixture
+def decoy(config):
+    """Another socket on the host (another facility's, the Docker socket): it must see nothing."""
+    connections = []
+    path = config.home / "decoy.sock"
+
+    def answer(sock):
+        connections.append(1)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    server = raw_facility(config, answer, path=path)
+    yield path, connections
+    server.shutdown()
+    server.server_close()
+
+
+def refusals(caplog) -> list[dict]:
+    return [r.fields for r in caplog.records if r.getMessage() == "socket_refused"]
+
+
+def test_a_symlink_planted_as_the_socket_is_not_followed(config, decoy, caplog):
+    path, connections = decoy
+    config.facility_socket_dir("alpha").mkdir(parents=True)
+    config.facility_socket("alpha").symlink_to(path)
+    with caplog.at_level(logging.WARNING, logger="medcell"):
+        with pytest.raises(FacilityUnreachable):
+            facility_socket.status(config, "alpha")
+        assert not facility_socket.healthy(config, "alpha")
+    assert connections == []
+    assert refusals(caplog)[0] == {"event": "socket_refused", "slug": "alpha", "reason": "symlink"}
+    assert str(path) not in caplog.text and "decoy" not in caplog.text
+
+
+def test_a_regular_file_planted_as_the_socket_is_refused_without_reading_it(config, caplog):
+    config.facility_socket_dir("alpha").mkdir(parents=True)
+    config.facility_socket("alpha").write_text("GET /secret-patient-data")
+    with caplog.at_level(logging.WARNING, logger="medcell"):
+        with pytest.raises(FacilityUnreachable):
+            facility_socket.status(config, "alpha")
+    assert refusals(caplog)[0]["reason"] == "not_a_socket"
+    assert "secret" not in caplog.text
+
+
+def test_a_socket_not_owned_by_the_facility_user_is_refused(config, facility, caplog):
+    # The socket belongs to this test's user; say the facility runs as someone else.
+    other = dataclasses.replace(config, facility_uid=os.getuid() + 1)
+    with caplog.at_level(logging.WARNING, logger="medcell"):
+        with pytest.raises(FacilityUnreachable):
+            facility_socket.status(other, "alpha")
+    assert refusals(caplog)[0]["reason"] == "not_facility_user"
+    assert facility_socket.status(config, "alpha").requests == 5  # its own user: fine

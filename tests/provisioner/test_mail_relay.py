@@ -1,6 +1,7 @@
 """The supervisor's mail relay against a real facility (gunicorn on its unix socket) and a real
 SMTP server (aiosmtpd on loopback): what arrives, what the facility still holds afterwards."""
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -34,7 +35,8 @@ def home():
 
 @pytest.fixture
 def config(home) -> Config:
-    return Config(home=home / "home")
+    # The facility runs here as this test's own user, not in a container as uid 10001.
+    return Config(home=home / "home", facility_uid=os.getuid())
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """Fixtures over real facility sockets (fakes.py), shared by the lifecycle and supervisor tests."""
 
+import os
 import shutil
 
 import pytest
 
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
-from tests.provisioner.sockets.fakes import Engine, FakeGateway, short_home
+from provisioner.supervisor.service import Supervisor
+from tests.provisioner.sockets.fakes import Clock, Engine, FakeGateway, short_home
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +19,8 @@ def fake_sockets():
 @pytest.fixture
 def config():
     home = short_home()
-    yield Config(home=home / "home", idle_timeout=60, health_timeout=3.0)
+    # Facility processes run here as this test's own user, not in containers as uid 10001.
+    yield Config(home=home / "home", idle_timeout=60, health_timeout=3.0, facility_uid=os.getuid())
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -39,3 +42,23 @@ def gateway(config):
 @pytest.fixture
 def backend(engine) -> DockerBackend:
     return DockerBackend(engine)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make(config, engine, clock, gateway):
+    """Supervisors over the fake engine and the test's clock; closed at the end."""
+    made: list[Supervisor] = []
+
+    def make(**options) -> Supervisor:
+        supervisor = Supervisor(config, DockerBackend(engine), clock=clock, **options)
+        made.append(supervisor)
+        return supervisor
+
+    yield make
+    for supervisor in made:
+        supervisor.close()

@@ -27,6 +27,8 @@ class FakeFacility:
         self.broken = False  # answers 500: a hung or failing app
         self.status_calls = 0
         self.on_status = None  # called before each status answer, to change things mid-handshake
+        # A hostile facility: writes whatever it likes as its status answer (given the stream).
+        self.raw_status = None
         self.boots = 0
         self._server: socketserver.UnixStreamServer | None = None
 
@@ -76,6 +78,9 @@ class _FacilityHandler(BaseHTTPRequestHandler):
             self._send(500, {"error": "broken"})
         elif self.path == "/healthz":
             self._send(200, {"status": "ok"})
+        elif self.path == "/_medcell/status" and app.raw_status is not None:
+            app.status_calls += 1
+            app.raw_status(self.wfile)
         elif self.path == "/_medcell/status" and "X-Forwarded-For" not in self.headers:
             self._send(200, app.status())
         else:

@@ -52,7 +52,7 @@ def test_supervisor_killed_while_stopping_leaves_the_deadline_remembered(
     config, engine, backend, gateway, monkeypatch
 ):
     app = engine.add_facility("praxis")
-    app.idle, app.next_deadline = 120.0, 1_800_003_600.0
+    app.idle, app.next_deadline = 120.0, float(round(time.time()) + 3600)
     stop = backend.stop
 
     def stop_then_die(name: str, timeout: int) -> None:
@@ -65,7 +65,7 @@ def test_supervisor_killed_while_stopping_leaves_the_deadline_remembered(
     assert container_status(engine, "praxis") == "exited"
     st = desired.load(config, "praxis")
     # What a restarted supervisor reads: asleep, and when to wake it for its next deletion.
-    assert st.asleep and st.wake_at == 1_800_003_600.0
+    assert st.asleep and st.wake_at == app.next_deadline
     assert route(config, "praxis") == "asleep"
 
 

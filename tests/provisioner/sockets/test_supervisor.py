@@ -17,31 +17,11 @@ from pathlib import Path
 import pytest
 
 from provisioner import desired, routes, state
-from provisioner.docker_backend import DockerBackend
 from provisioner.supervisor.service import MAX_WAITING, MAX_WAKING, Supervisor
 from tests.provisioner.fakedocker import api_error
 from tests.provisioner.sockets.fakes import Clock, Engine
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def make(config, engine, clock, gateway):
-    made: list[Supervisor] = []
-
-    def make(**options) -> Supervisor:
-        supervisor = Supervisor(config, DockerBackend(engine), clock=clock, **options)
-        made.append(supervisor)
-        return supervisor
-
-    yield make
-    for supervisor in made:
-        supervisor.close()
 
 
 @pytest.fixture
@@ -56,14 +36,23 @@ def serving(supervisor) -> Supervisor:
     return supervisor
 
 
+def settled(supervisor: Supervisor) -> bool:
+    pools = (supervisor.wakes, supervisor.sleeps, supervisor.scheduler.probes)
+    return all(pool.settled() for pool in pools)
+
+
 def settle(supervisor: Supervisor) -> None:
-    """One tick, then wait for the jobs it started and let the scheduler take their results."""
+    """One tick, then until nothing is left running: wait for the jobs (probes, wakes, sleeps)
+    it started and let the scheduler take their results in another tick."""
     deadline = time.monotonic() + 15
     supervisor.scheduler.tick()
-    while not (supervisor.wakes.settled() and supervisor.sleeps.settled()):
-        assert time.monotonic() < deadline, "jobs did not finish"
-        time.sleep(0.005)
-    supervisor.scheduler.tick()
+    while True:
+        while not settled(supervisor):
+            assert time.monotonic() < deadline, "jobs did not finish"
+            time.sleep(0.005)
+        supervisor.scheduler.tick()
+        if settled(supervisor):
+            return
 
 
 def run_for(supervisor: Supervisor, clock: Clock, seconds: int) -> None:

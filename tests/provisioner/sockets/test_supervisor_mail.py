@@ -21,6 +21,13 @@ def until(condition, timeout: float = 15) -> bool:
     return eventually(condition, bool, timeout)
 
 
+def probe(supervisor: Supervisor) -> None:
+    """A tick, and another once the probes it started have answered (they run on their pool)."""
+    supervisor.scheduler.tick()
+    assert until(supervisor.scheduler.probes.settled)
+    supervisor.scheduler.tick()
+
+
 def put_container(engine, config, idle: int) -> object:
     """The facility's container in the fake engine; its process is the real app on the socket."""
     container = engine.containers.create(
@@ -71,7 +78,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
             supervisor = Supervisor(config, DockerBackend(engine), clock=clock)
             try:
                 assert supervisor.mail is not None
-                supervisor.scheduler.tick()  # reconcile and the first probe: not quiet
+                probe(supervisor)  # reconcile and the first probe: not quiet
                 assert until(lambda: len(inbox.mails) == 1, timeout=10)
                 assert until(supervisor.mail.pool.settled)
                 assert container.status == "running"
@@ -80,7 +87,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
                 # empty and puts the facility to sleep.
                 for _ in range(4):
                     clock.advance(6)
-                    supervisor.scheduler.tick()
+                    probe(supervisor)
                     assert until(supervisor.sleeps.settled)
                     if container.status != "running":
                         break
