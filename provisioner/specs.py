@@ -200,6 +200,9 @@ def supervisor_spec(
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
+            # The mail relay checks every link against the facility's origin, which they make.
+            "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
+            **({"MEDCELL_DOMAIN": config.domain} if config.domain else {}),
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},
