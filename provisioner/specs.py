@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 
+from medcell_common.origins import DEFAULT_DOMAIN, facility_origin
 from provisioner.config import Config, idle_text
 from provisioner.docker_backend import ContainerSpec, Limits
 
@@ -46,6 +47,10 @@ def facility_spec(
             "MEDCELL_RETENTION": retention,
             # Set here, not only in the image: without a network the socket is the only way in.
             "MEDCELL_BIND": FACILITY_BIND,
+            # Its own origin: absolute links (in notifications) come from here, never from Host.
+            "MEDCELL_PUBLIC_URL": facility_origin(
+                slug, config.domain or DEFAULT_DOMAIN, config.gateway_port
+            ),
         },
         network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
