@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 
+from medcell_common.origins import DEFAULT_DOMAIN, facility_origin
 from provisioner.config import FACILITY_UID, Config, idle_text
 from provisioner.docker_backend import ContainerSpec, Limits
 
@@ -46,6 +47,10 @@ def facility_spec(
             "MEDCELL_RETENTION": retention,
             # Set here, not only in the image: without a network the socket is the only way in.
             "MEDCELL_BIND": FACILITY_BIND,
+            # Its own origin: absolute links (in notifications) come from here, never from Host.
+            "MEDCELL_PUBLIC_URL": facility_origin(
+                slug, config.domain or DEFAULT_DOMAIN, config.gateway_port
+            ),
         },
         network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
@@ -200,6 +205,9 @@ def supervisor_spec(
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
+            # The mail relay checks every link against the facility's origin, which they make.
+            "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
+            **({"MEDCELL_DOMAIN": config.domain} if config.domain else {}),
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},

@@ -36,3 +36,33 @@ def test_the_app_sets_no_flask_options_it_does_not_use(app):
     assert "JSON_SORT_KEYS" not in app.config
     for name in ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE"):
         assert app.config[name] == Flask.default_config[name]
+
+
+def test_the_public_url_is_the_facilitys_own_origin(tmp_path):
+    assert Config.from_env(env(tmp_path)).public_url == "https://demo.localhost:8443/"
+    given = "https://demo.praxen.example/"
+    assert Config.from_env(env(tmp_path, MEDCELL_PUBLIC_URL=given)).public_url == given
+    given = "https://demo.praxen.example:9443/"
+    assert Config.from_env(env(tmp_path, MEDCELL_PUBLIC_URL=given)).public_url == given
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://demo.praxen.example/",
+        "https://other.praxen.example/",
+        "https://demo/",
+        "https://demo.praxen.example",
+        "https://demo.praxen.example/f/demo/",
+        "https://demo.praxen.example/?x=1",
+        "https://demo.praxen.example/#x",
+        "https://user@demo.praxen.example/",
+        "https://demo.praxen.example:99999/",
+        "https://demo.prax en.example/",
+        "https://evil.example/.demo.praxen.example/",
+        "https://demo.praxen.example/\n",
+    ],
+)
+def test_a_public_url_that_is_not_the_facilitys_origin_is_refused(tmp_path, url):
+    with pytest.raises(ConfigError, match="MEDCELL_PUBLIC_URL"):
+        Config.from_env(env(tmp_path, MEDCELL_PUBLIC_URL=url))

@@ -7,11 +7,14 @@ import sqlite3
 
 import pytest
 
+from provisioner.supervisor import notifications
 from services.facility import create_app
+from services.facility.core import store
 
 from .conftest import STAFF, DocumentedClient, login
 
 OUTBOX, ACK = "/_medcell/outbox", "/_medcell/outbox/ack"
+ORIGIN = "https://alpha.localhost:8443/"  # the facility's own origin (MEDCELL_PUBLIC_URL unset)
 SECRETS = {
     "title": "Knee-TITLE-Vb71",
     "staff": "STAFF-TEXT-Qw82",
@@ -65,6 +68,11 @@ def opt_in(client, auth_header: dict, email: str) -> None:
     assert response.json == {"enabled": True, "email": email}
 
 
+def as_mail(mail: dict) -> tuple[str, str]:
+    """(subject, body) the relay writes for a queued notification; its check must pass."""
+    return notifications.render(notifications.check(mail, ORIGIN))
+
+
 def assert_content_free(mail: dict) -> None:
     text = json.dumps(mail)
     for secret in SECRETS.values():
@@ -81,10 +89,22 @@ def test_a_patient_message_tells_each_opted_in_staff_member_without_content(
     mails = outbox(client)
     assert [m["to"] for m in mails] == ["nurse@praxis.example"]  # the admin did not opt in
     mail = mails[0]
-    assert mail["subject"] == "Neue Nachricht bei Alpha / New message at Alpha"
-    assert "http://localhost/staff/" in mail["body"]
-    assert conv["id"] not in mail["body"]
+    assert set(mail) == {"id", "to", "kind", "lang", "link", "facility_name"}  # no text at all
+    subject, body = as_mail(mail)
+    assert subject == "Neue Nachricht bei Alpha / New message at Alpha"
+    assert f"{ORIGIN}staff/" in body
+    assert conv["id"] not in body
     assert_content_free(mail)
+
+
+def test_the_staff_link_comes_from_the_configuration_not_from_the_request(app, client, staff_auth):
+    opt_in(client, staff_auth, "nurse@praxis.example")
+    conv = new_conversation(client, staff_auth)
+    forged = {**conv["patient"], "X-Forwarded-Host": "alpha.evil.example"}
+    write(client, conv, forged, "hello")
+    (mail,) = outbox(client)
+    assert mail["link"] == f"{ORIGIN}staff/"
+    assert "evil" not in as_mail(mail)[1]
 
 
 def test_a_removed_account_gets_no_more_mail(app, client, staff_auth, admin_auth):
@@ -154,8 +174,9 @@ def test_the_patient_who_gave_an_address_hears_that_the_practice_answered(app, c
     write(client, conv, staff_auth, SECRETS["staff"])
     (mail,) = outbox(client)
     assert mail["to"] == "pat@mail.example"
-    assert mail["subject"] == "Alpha hat geantwortet / Your practice has answered"
-    assert conv["patient_token"] not in mail["body"] and "http" not in mail["body"]
+    subject, body = as_mail(mail)
+    assert subject == "Alpha hat geantwortet / Your practice has answered"
+    assert conv["patient_token"] not in body and "http" not in body
     assert_content_free(mail)
 
 
@@ -309,8 +330,10 @@ def test_a_pin_protected_link_can_be_mailed_once_without_keeping_the_address(
     assert response.status_code == 202
     (mail,) = outbox(client)
     assert mail["to"] == "new-pat@mail.example"
-    assert f"/p/{conv['patient_token']}" in mail["body"]
-    assert "4711" not in mail["body"]
+    subject, body = as_mail(mail)
+    assert subject == "Ihr Zugang zu Alpha / Your access to Alpha"
+    assert f"{ORIGIN}p/{conv['patient_token']}" in body
+    assert "4711" not in subject + body
     assert_content_free(mail)
     ack(client, [mail])
     # Nothing keeps the address: no later answer goes to it.
@@ -380,3 +403,18 @@ def test_mails_queued_before_mail_was_switched_off_are_dropped_at_start(app, cli
         ).fetchone() == (1,)
     finally:
         restarted.extensions["medcell"]["store"].close()
+
+
+def test_texts_an_older_release_queued_are_dropped_not_handed_over(app, client, staff_auth):
+    opt_in(client, staff_auth, "nurse@praxis.example")
+    conv = new_conversation(client, staff_auth)
+    medcell = app.extensions["medcell"]
+    conn = medcell["store"].conn()
+    old = {"to": "nurse@praxis.example", "subject": "Neue Nachricht", "body": "Text"}
+    with store.write(conn):
+        medcell["notifier"]._enqueue(conn, conv["id"], old)
+    assert outbox(client) == []
+    assert client.get("/_medcell/status").json["outbox"] == 0
+    assert conn.execute("SELECT value FROM counters WHERE name = 'mails_dropped'").fetchone() == (
+        1,
+    )

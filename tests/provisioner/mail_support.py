@@ -1,10 +1,14 @@
-"""Shared by the mail tests: an SMTP inbox for aiosmtpd and a real facility on its socket."""
+"""Shared by the mail tests: an SMTP inbox for aiosmtpd, a real facility on its socket, and a
+hostile facility whose outbox hands the relay whatever a test puts into it."""
 
 import contextlib
 import json
+import socketserver
 import subprocess
+import threading
 from collections.abc import Iterator
 from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import requests
@@ -76,3 +80,63 @@ def running_facility(
         yield server, session
     finally:
         server.stop()
+
+
+class HostileOutbox:
+    """A facility process on its real unix socket that answers only the outbox endpoints: it
+    hands over `mails` (50 at a time, or `raw` bytes verbatim) and deletes what is acknowledged."""
+
+    def __init__(self, config: Config, slug: str):
+        self.mails: list = []
+        self.raw: bytes | None = None
+        self.acked: list[str] = []
+        path = config.facility_socket(slug)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        self._server = _OutboxServer(str(path), _OutboxHandler)
+        self._server.outbox = self
+        self._lock = threading.Lock()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def batch(self) -> bytes:
+        with self._lock:
+            return self.raw or json.dumps({"mails": self.mails[:50]}).encode()
+
+    def acknowledge(self, ids: list[str]) -> None:
+        with self._lock:
+            self.acked.extend(ids)
+            gone = set(ids)
+            self.mails = [m for m in self.mails if not (isinstance(m, dict) and m["id"] in gone)]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _OutboxServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    outbox: HostileOutbox
+
+
+class _OutboxHandler(BaseHTTPRequestHandler):
+    server: _OutboxServer
+
+    def do_GET(self) -> None:
+        self._send(self.server.outbox.batch() if self.path == "/_medcell/outbox" else b"{}")
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.outbox.acknowledge(body["ids"])
+        self._send(json.dumps({"deleted": len(body["ids"])}).encode())
+
+    def _send(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def log_message(self, *args) -> None:
+        pass

@@ -21,6 +21,7 @@ from provisioner.supervisor.mail import MailRelay, open_smtp
 from tests.provisioner.mail_support import Inbox, running_facility
 
 SLUG = "praxis"
+ORIGIN = "https://praxis.localhost:8443/"  # the facility's own origin, as both sides configure it
 SECRET_TEXT = "Ergebnis-Blutbild-Hb-13-9"
 SECRET_TITLE = "Frau-Beispiel-Knie"
 
@@ -104,7 +105,7 @@ def test_relayed_mails_arrive_content_free_and_leave_the_facility(config, facili
     )
     assert message["Auto-Submitted"] == "auto-generated"
     body = message.get_content()
-    assert f"{server.url}/staff/" in body
+    assert f"{ORIGIN}staff/" in body
     for secret in (SECRET_TEXT, SECRET_TITLE, conv["id"], conv["patient_token"]):
         assert secret not in message.as_string()
     assert outbox(config) == 0
@@ -157,7 +158,10 @@ def test_a_refused_recipient_is_dropped_and_the_others_still_arrive(config, faci
     assert MailRelay(config).drain(SLUG) == 1
     ((_, recipients, message),) = handler.mails
     assert recipients == ["pat@mail.example"]
-    assert f"/p/{conv['patient_token']}" in message.get_content()
+    assert (
+        message["Subject"] == "Ihr Zugang zu Praxis Dr. Müller / Your access to Praxis Dr. Müller"
+    )
+    assert f"{ORIGIN}p/{conv['patient_token']}" in message.get_content()
     assert "2580" not in message.as_string()
     assert outbox(config) == 0  # the refused one is not retried forever
 
@@ -248,30 +252,35 @@ def test_an_untrusted_certificate_sends_nothing(config, facility, tls_files):
     assert handler.mails == [] and outbox(config) == 1
 
 
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_a_wrong_smtp_password_sends_nothing_and_keeps_the_mails(config, facility):
+def test_a_wrong_smtp_password_sends_nothing_and_keeps_the_mails(config, facility, tls_files):
     server, session = facility
+    cert, key = tls_files
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
     handler = Inbox()
     controller = Controller(
         handler,
         hostname="127.0.0.1",
         port=free_port(),
+        tls_context=server_tls,
+        require_starttls=True,
         authenticator=lambda *args: AuthResult(success=False, handled=False),  # 535
         auth_required=True,
-        auth_require_tls=False,
     )
     controller.start()
     try:
         smtp.save(
             config.home,
             smtp.parse(
-                f"smtp://relay:wrong@127.0.0.1:{controller.port}", "noreply@medcell.example"
+                f"smtp+starttls://relay:wrong@127.0.0.1:{controller.port}",
+                "noreply@medcell.example",
             ),
         )
         session.put(f"{server.url}/api/v1/notifications", json={"email": "team@praxis.example"})
         conv, patient = conversation(server, session)
         patient_writes(server, conv, patient)
-        assert MailRelay(config).drain(SLUG) == 0
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        assert MailRelay(config, connect=lambda s: open_smtp(s, client_tls)).drain(SLUG) == 0
     finally:
         controller.stop()
     assert handler.mails == [] and outbox(config) == 1

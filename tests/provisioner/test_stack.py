@@ -67,6 +67,7 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
         "MEDCELL_IDLE_TIMEOUT": "900s",
         "MEDCELL_IMAGE_TAG": "latest",
         "MEDCELL_HEALTH_TIMEOUT": "90",
+        "MEDCELL_GATEWAY_PORT": "8443",
     }
 
 

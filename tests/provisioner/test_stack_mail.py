@@ -113,3 +113,41 @@ def test_default_ports_follow_the_scheme():
 def test_the_password_never_shows_in_a_repr():
     settings = smtp.parse(URL, "noreply@medcell.example")
     assert "s3cr" not in repr(settings) and "s3cr" not in str(settings)
+
+
+def test_up_refuses_a_password_over_plain_smtp(medcell, fake, config, monkeypatch):
+    monkeypatch.setenv("MEDCELL_SMTP_URL", "smtp://relay:secret@mail.example.org:25")
+    monkeypatch.setenv("MEDCELL_MAIL_FROM", "noreply@medcell.example")
+    result = medcell("up")
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: MEDCELL_SMTP_URL: a user and password are only sent")
+    assert "smtp+starttls://" in result.stderr and "secret" not in result.stderr
+    assert "medcell-gateway" not in fake.containers_by_name
+    assert not (config.home / "secrets" / "smtp.json").exists()
+
+
+def test_a_saved_password_over_plain_smtp_is_not_used(config):
+    settings = smtp.parse("smtp+starttls://relay:secret@mail.example.org", "a@b.example")
+    smtp.save(config.home, settings)
+    path = smtp.settings_path(config.home)
+    path.write_text(json.dumps({**settings.to_json(), "scheme": "smtp"}))  # an older release's
+    with pytest.raises(InvalidArgument, match="plain smtp://"):
+        smtp.load(config.home)
+
+
+def test_the_mail_rate_is_kept_with_the_smtp_settings(medcell, config, mail_env, monkeypatch):
+    assert smtp.load(config.home) is None
+    medcell.json("up")
+    assert smtp.load(config.home).rate == ((30, 60), (1000, 86400))  # the default
+    monkeypatch.setenv("MEDCELL_MAIL_RATE", "5/m, 100/h, 200/d")
+    medcell.json("up")
+    assert smtp.load(config.home).rate == ((5, 60), (100, 3600), (200, 86400))
+
+
+@pytest.mark.parametrize("rate", ["", "5", "0/m", "5/w", "5/m,6/m", "-1/d", "5/m;100/d"])
+def test_bad_mail_rates_are_refused(medcell, fake, mail_env, monkeypatch, rate):
+    monkeypatch.setenv("MEDCELL_MAIL_RATE", rate or " ")
+    result = medcell("up")
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: MEDCELL_MAIL_RATE")
+    assert "medcell-gateway" not in fake.containers_by_name

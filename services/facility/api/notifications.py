@@ -5,7 +5,7 @@ from flask import Blueprint, g, jsonify
 from services.facility.api.validation import json_body
 from services.facility.core.errors import Forbidden
 from services.facility.http.auth import require
-from services.facility.http.context import conn, ctx, patient_url
+from services.facility.http.context import conn, ctx
 
 bp = Blueprint("api_notifications", __name__)
 
@@ -61,5 +61,5 @@ def send_link(conv_id: str):
     body = json_body()
     token = body["patient_token"]
     ctx()["conversations"].require_live(conn(), conv_id)
-    ctx()["notifier"].send_link(conn(), conv_id, token, body["email"], patient_url(token))
+    ctx()["notifier"].send_link(conn(), conv_id, token, body["email"])
     return jsonify(queued=True), 202

@@ -1,14 +1,17 @@
 """Configuration from environment variables, read in one place (create_app)."""
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from medcell_common.rules import check_slug, parse_duration, parse_retention
 from medcell_common.sizes import parse_size
 from services.facility.core.errors import ConfigError
 
+_HOST_RE = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_SPACE_RESERVE = 1024 * 1024
 
@@ -41,6 +44,13 @@ class Config:
     jobs_after_fork: bool = False
     # Set by the provisioner when the installation has an SMTP server: only then are mails queued.
     mail: bool = False
+    # The facility's own origin, `https://<slug>.<domain>[:port]/`: absolute links (the staff
+    # list in a notification) are built from it, never from a request's Host.
+    public_url: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"https://{self.facility}.localhost:8443/")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -71,6 +81,7 @@ class Config:
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
             jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
             mail=env.get("MEDCELL_MAIL", "off") == "on",
+            public_url=check_public_url(env.get("MEDCELL_PUBLIC_URL", ""), facility),
         )
         config.check()
         return config
@@ -90,3 +101,31 @@ class Config:
     @property
     def database(self) -> Path:
         return self.data_dir / "facility.db"
+
+
+def check_public_url(url: str, facility: str) -> str:
+    """`https://<facility>.<domain>[:port]/` and nothing else ("" for the default); ConfigError."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        raise ConfigError(f"MEDCELL_PUBLIC_URL is not a URL ({e})") from e
+    host = parts.hostname or ""
+    if (
+        parts.scheme != "https"
+        or parts.username is not None
+        or parts.password is not None
+        or not _HOST_RE.fullmatch(host)
+        or not host.startswith(f"{facility}.")
+        or parts.path != "/"
+        or parts.query
+        or parts.fragment
+        or url != parts.geturl()
+    ):
+        raise ConfigError(
+            f"MEDCELL_PUBLIC_URL must be the facility's own origin, https://{facility}.<domain>/ "
+            "(an optional port, the path /, nothing else)"
+        )
+    return url

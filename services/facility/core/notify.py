@@ -6,31 +6,25 @@ acknowledges it, and only then is the row deleted (secure_delete, WAL truncated)
 row belongs to a conversation and cascades with it, so a queued mail is deleted like the rest
 of the patient's data.
 
-Content-free by construction: `mails.py` builds every text from the facility's name and a link
-only; nothing here reads a message, title, file name or reference.
+Content-free by construction, and no text at all: a queued mail is one recipient, one of the
+fixed kinds of `medcell_common.notifications`, a language and (for the kinds that have one) a link
+on the facility's own origin. The relay checks each field and writes subject and body from its own
+templates; nothing here reads a message, title, file name or reference.
 """
 
 import hmac
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Callable
 
+from medcell_common.notifications import LANGUAGES, OUTBOX_BATCH, Kind, is_address
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, mails, store
+from services.facility.core import crypto, store
 from services.facility.core.errors import BadRequest, Conflict, NotFound
 from services.facility.core.keys import Keyring
 
-MAX_ADDRESS = 254
-# Deliberately plain: one @, a dotted domain, no spaces, quotes, brackets or separators, so an
-# address can never carry a second recipient or a header.
-ADDRESS_RE = re.compile(
-    r"^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
-)
 QUIET_SECONDS = 15 * 60  # at most one mail per conversation and recipient kind in this time
-OUTBOX_BATCH = 50  # mails handed to the relay per fetch
 OUTBOX_MAX_AGE = 24 * 3600  # a mail the relay could not send in a day is dropped
 
 
@@ -41,11 +35,12 @@ class StaleLink(BadRequest):
 
 
 def check_address(value: object) -> str:
-    """A single plain e-mail address, or BadRequest."""
+    """A single plain e-mail address (the relay's rule: medcell_common.notifications), or
+    BadRequest."""
     if not isinstance(value, str):
         raise BadRequest("email must be a string")
     address = value.strip()
-    if len(address) > MAX_ADDRESS or not ADDRESS_RE.match(address):
+    if not is_address(address):
         raise BadRequest("email must be one plain address like name@example.org")
     return address
 
@@ -60,12 +55,14 @@ class Notifier:
         facility_name: str,
         clock: Callable[[], int],
         enabled: bool,
+        public_url: str,
     ):
         self.keyring = keyring
         self.facility = facility
         self.facility_name = facility_name
         self.clock = clock
         self.enabled = enabled
+        self.public_url = public_url  # the facility's origin, with its trailing slash
 
     # -- staff: one opt-in address per account ---------------------------------------------
 
@@ -130,9 +127,7 @@ class Notifier:
 
     # -- events that queue mails -----------------------------------------------------------
 
-    def message_added(
-        self, conn: sqlite3.Connection, conv_id: str, author: str, staff_link: Callable[[], str]
-    ) -> int:
+    def message_added(self, conn: sqlite3.Connection, conv_id: str, author: str) -> int:
         """Queue the mails a new message calls for; returns how many were queued."""
         if not self.enabled:
             return 0
@@ -149,10 +144,10 @@ class Notifier:
                         "WHERE s.active = 1"  # a deactivated account is told nothing
                     )
                 ]
-                mail = mails.new_message(self.facility_name, staff_link())
+                mail = self._notification(Kind.STAFF_NEW_MESSAGE, "staff/")
             else:
                 recipients = self._patient_address(conn, conv_id)
-                mail = mails.answered(self.facility_name)
+                mail = self._notification(Kind.PATIENT_ANSWERED)
             for to in recipients:
                 self._enqueue(conn, conv_id, {"to": to, **mail}, now)
             if recipients:
@@ -164,7 +159,7 @@ class Notifier:
         return len(recipients)
 
     def send_link(
-        self, conn: sqlite3.Connection, conv_id: str, token: object, address: object, link: str
+        self, conn: sqlite3.Connection, conv_id: str, token: object, address: object
     ) -> None:
         """Queue the patient's link for an address that is not kept beyond this one mail.
 
@@ -186,7 +181,9 @@ class Notifier:
             if not row[1]:
                 raise Conflict("only a link protected by a PIN may be sent by e-mail")
             to = check_address(address)
-            self._enqueue(conn, conv_id, {"to": to, **mails.link(self.facility_name, link)})
+            self._enqueue(
+                conn, conv_id, {"to": to, **self._notification(Kind.PATIENT_LINK, f"p/{token}")}
+            )
 
     # -- the outbox, for the relay ---------------------------------------------------------
 
@@ -198,18 +195,26 @@ class Notifier:
         return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
     def take(self, conn: sqlite3.Connection, limit: int = OUTBOX_BATCH) -> list[dict]:
-        """The oldest queued mails, opened; those too old to be worth sending are dropped."""
+        """The oldest queued notifications, opened: `{"id", "to", "kind", "lang", "link",
+        "facility_name"}` each. Those too old to be worth sending, and rows of an older release
+        that queued texts instead of notifications, are dropped."""
         cutoff = self.clock() - OUTBOX_MAX_AGE * 1_000_000
         _drop(conn, "created_at < ?", (cutoff,))
         rows = conn.execute(
             "SELECT id, conversation_id, mail FROM outbox ORDER BY created_at, rowid LIMIT ?",
             (limit,),
         ).fetchall()
-        result = []
+        result, stale = [], []
         for mail_id, conv_id, sealed in rows:
             key = self.keyring.record_key(conn, conv_id)
             aad = crypto.aad(self.facility, "outbox", mail_id, "mail")
-            result.append({"id": mail_id, **json.loads(crypto.unseal(key, sealed, aad))})
+            mail = json.loads(crypto.unseal(key, sealed, aad))
+            if mail.get("kind") not in set(Kind):
+                stale.append(mail_id)
+                continue
+            result.append({"id": mail_id, **mail, "facility_name": self.facility_name})
+        if stale:
+            _drop(conn, f"id IN ({','.join('?' * len(stale))})", tuple(stale))
         return result
 
     def acknowledge(self, conn: sqlite3.Connection, ids: object) -> int:
@@ -230,6 +235,11 @@ class Notifier:
         return deleted
 
     # -- internals -------------------------------------------------------------------------
+
+    def _notification(self, kind: Kind, path: str | None = None) -> dict:
+        """What the relay gets besides the recipient; the link is on the facility's own origin."""
+        link = None if path is None else f"{self.public_url}{path}"
+        return {"kind": kind.value, "lang": LANGUAGES[0], "link": link}
 
     def _require_enabled(self) -> None:
         # No address is kept where no mail can ever be sent: it would be data without a purpose.

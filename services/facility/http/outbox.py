@@ -1,8 +1,9 @@
 """Notifications in the app: the message hook that queues mails, and the outbox on the socket.
 
-`GET /_medcell/outbox` hands the supervisor up to 50 queued mails (`{"mails": [{"id", "to",
-"subject", "body"}]}`); `POST /_medcell/outbox/ack` with `{"ids": [...]}` deletes those it has
-handed to the SMTP server. Like the status endpoint they are answered outside Flask, never
+`GET /_medcell/outbox` hands the supervisor up to 50 queued notifications (`{"mails": [{"id", "to",
+"kind", "lang", "link", "facility_name"}]}`, no text: the relay writes the mails from its own
+templates); `POST /_medcell/outbox/ack` with `{"ids": [...]}` deletes those it has handed to the
+SMTP server or refused. Like the status endpoint they are answered outside Flask, never
 logged, never counted as activity, and only for callers on the socket itself: a request with
 X-Forwarded-For (everything through the gateway) is passed on to the app, which answers 404.
 """
@@ -11,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 
-from flask import Flask, request
+from flask import Flask
 
 from services.facility.core import Facility
 from services.facility.core.errors import BadRequest, FacilityError, PayloadTooLarge
@@ -28,7 +29,12 @@ def init_app(app: Flask, facility: Facility) -> Notifier:
     """Make the facility's notifier and have every new message queue the mails it calls for."""
     config = facility.config
     notifier = Notifier(
-        facility.keyring, config.facility, config.facility_name, facility.clock, config.mail
+        facility.keyring,
+        config.facility,
+        config.facility_name,
+        facility.clock,
+        config.mail,
+        config.public_url,
     )
     app.extensions["medcell"]["notifier"] = notifier
     if not config.mail:
@@ -37,18 +43,13 @@ def init_app(app: Flask, facility: Facility) -> Notifier:
 
     def on_message(conn, conv_id: str, author: str) -> None:
         try:
-            notifier.message_added(conn, conv_id, author, staff_list_url)
+            notifier.message_added(conn, conv_id, author)
         except Exception:
             # The message is stored already; a mail that cannot be queued must not undo that.
             log.exception("notify_failed", extra={"fields": {"event": "notify_failed"}})
 
     facility.conversations.on_message = on_message
     return notifier
-
-
-def staff_list_url() -> str:
-    """The staff's conversation list as the gateway publishes it (from the forwarded headers)."""
-    return f"{request.host_url.rstrip('/')}{request.script_root}/staff/"
 
 
 def endpoints(extensions: Callable[[], dict]) -> dict[str, Callable]:

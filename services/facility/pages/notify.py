@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from services.facility.core.errors import BadRequest, Conflict, FacilityError
 from services.facility.core.notify import StaleLink
-from services.facility.http.context import conn, ctx, patient_url
+from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages.patient import patient_page
@@ -94,9 +94,7 @@ def link_mail(conv_id: str):
     ctx()["conversations"].require_live(conn(), conv_id)
     token = request.form.get("token", "")
     try:
-        ctx()["notifier"].send_link(
-            conn(), conv_id, token, request.form.get("email", ""), patient_url(token)
-        )
+        ctx()["notifier"].send_link(conn(), conv_id, token, request.form.get("email", ""))
     except StaleLink:
         return _message(400, web.t("notify.link_stale"), conv_id)
     except BadRequest:
