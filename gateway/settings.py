@@ -22,6 +22,12 @@ DEFAULTS = {
     "PUBLIC_HTTPS_PORT": 443,
     "WORKERS": None,  # nginx worker processes; None: the usable CPUs, at most four
     "CONN_PER_CLIENT": 256,  # simultaneous connections per client address; 0: no limit
+    # Requests in progress per client address at one facility, and held by the activator (all
+    # sleeping facilities together); streamed uploads in progress per facility, all clients.
+    "CONN_PER_FACILITY": 16,
+    "ACTIVATOR_PER_CLIENT": 8,
+    "UPLOADS_PER_FACILITY": 4,
+    "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing in the middle of a request body
     "LOGIN_RATE": 10,  # login requests per second per client address, with a burst of ten times
     "LINK_RATE": 20,  # patient-link requests per second per client address, burst ten times
     "NGINX": "nginx",
@@ -42,6 +48,10 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_PORT": ("PUBLIC_HTTPS_PORT", int),
     "MEDCELL_GATEWAY_WORKERS": ("WORKERS", int),
     "MEDCELL_GATEWAY_CONN_PER_CLIENT": ("CONN_PER_CLIENT", int),
+    "MEDCELL_GATEWAY_CONN_PER_FACILITY": ("CONN_PER_FACILITY", int),
+    "MEDCELL_GATEWAY_ACTIVATOR_PER_CLIENT": ("ACTIVATOR_PER_CLIENT", int),
+    "MEDCELL_GATEWAY_UPLOADS_PER_FACILITY": ("UPLOADS_PER_FACILITY", int),
+    "MEDCELL_GATEWAY_BODY_TIMEOUT": ("BODY_TIMEOUT", float),
     "MEDCELL_GATEWAY_LOGIN_RATE": ("LOGIN_RATE", int),
     "MEDCELL_GATEWAY_LINK_RATE": ("LINK_RATE", int),
     "MEDCELL_GATEWAY_NGINX": ("NGINX", str),
