@@ -5,6 +5,7 @@ socket. This module only writes nginx's files, runs `nginx -t` on them, starts t
 child and asks it to reload (SIGHUP: new workers take over, old ones finish what they serve).
 """
 
+import ipaddress
 import os
 import pwd
 import re
@@ -151,6 +152,7 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "CONN_PER_FACILITY": conn("CONN_PER_FACILITY"),
         "ACTIVATOR_PER_CLIENT": conn("ACTIVATOR_PER_CLIENT"),
         "UPLOADS_PER_FACILITY": conn("UPLOADS_PER_FACILITY"),
+        "REAL_IP": real_ip(settings["TRUSTED_PROXIES"]),
         "SLUG": SLUG,
         "DOT_RE": DOT_SEGMENT,
         "TARGET_RE": ALLOWED,
@@ -172,6 +174,14 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         values["DOMAIN_RE"] = re.escape(domain).replace("\\-", "-")
         values["HOST_SERVER"] = HOST_SERVER
     return values
+
+
+def real_ip(proxies) -> str:
+    """nginx's realip lines: the client's address from X-Forwarded-For, sent by these alone."""
+    if not proxies:
+        return "# No trusted proxy: the client is the address the connection comes from."
+    lines = [f"set_real_ip_from {ipaddress.ip_network(p, strict=False)};" for p in proxies]
+    return "\n".join([*lines, "real_ip_header X-Forwarded-For;", "real_ip_recursive on;"])
 
 
 def error_bodies() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Gateway settings: defaults in code, overridden from the environment in exactly one place."""
 
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -28,10 +29,22 @@ DEFAULTS = {
     "ACTIVATOR_PER_CLIENT": 8,
     "UPLOADS_PER_FACILITY": 4,
     "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing in the middle of a request body
+    # Load balancers in front (addresses or networks): their X-Forwarded-For names the client.
+    "TRUSTED_PROXIES": (),
     "LOGIN_RATE": 10,  # login requests per second per client address, with a burst of ten times
     "LINK_RATE": 20,  # patient-link requests per second per client address, burst ten times
     "NGINX": "nginx",
 }
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks, each checked and written out in canonical form."""
+    return tuple(
+        str(ipaddress.ip_network(item.strip(), strict=False))
+        for item in value.split(",")
+        if item.strip()
+    )
+
 
 # environment variable -> (setting, parser)
 ENVIRONMENT = {
@@ -52,6 +65,7 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_ACTIVATOR_PER_CLIENT": ("ACTIVATOR_PER_CLIENT", int),
     "MEDCELL_GATEWAY_UPLOADS_PER_FACILITY": ("UPLOADS_PER_FACILITY", int),
     "MEDCELL_GATEWAY_BODY_TIMEOUT": ("BODY_TIMEOUT", float),
+    "MEDCELL_GATEWAY_TRUSTED_PROXIES": ("TRUSTED_PROXIES", _networks),
     "MEDCELL_GATEWAY_LOGIN_RATE": ("LOGIN_RATE", int),
     "MEDCELL_GATEWAY_LINK_RATE": ("LINK_RATE", int),
     "MEDCELL_GATEWAY_NGINX": ("NGINX", str),

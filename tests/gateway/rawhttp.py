@@ -3,6 +3,8 @@
 import socket
 import ssl
 
+import requests
+
 
 def client_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -76,3 +78,20 @@ class SlowBody:
     def close(self) -> None:
         self.closed = True
         self.sock.close()
+
+
+class _SourceAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_at(source: str) -> requests.Session:
+    """A session connecting from another loopback address: another client, to the gateway."""
+    session = requests.Session()
+    session.mount("https://", _SourceAdapter(source))
+    return session

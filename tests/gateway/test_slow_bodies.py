@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from .rawhttp import SlowBody
+from .rawhttp import SlowBody, client_at
 from .upstream import PooledUnixServer
 
 LOGIN = "/api/v1/login"
@@ -51,21 +51,7 @@ def tight(shared_gateway):
 
 
 def get(gateway, path: str, source: str = "127.0.0.1") -> int:
-    session = requests.Session()
-    session.mount("https://", _SourceAdapter(source))
-    return session.get(f"{gateway.url}{path}", timeout=ANSWER_WITHIN).status_code
-
-
-class _SourceAdapter(requests.adapters.HTTPAdapter):
-    """Connects from another loopback address: another client, as far as the gateway can tell."""
-
-    def __init__(self, source: str):
-        self.source = source
-        super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        kwargs["source_address"] = (self.source, 0)
-        super().init_poolmanager(*args, **kwargs)
+    return client_at(source).get(f"{gateway.url}{path}", timeout=ANSWER_WITHIN).status_code
 
 
 def test_slow_login_bodies_do_not_freeze_the_facility(make_gateway, tight, trickle):
