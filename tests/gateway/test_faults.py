@@ -1,5 +1,6 @@
 """Faults the gateway must survive, with the real facility app behind the real nginx: its routes
-file truncated or invalid, and the whole gateway killed with SIGKILL in the middle of a stream.
+file truncated or invalid, the whole gateway killed with SIGKILL in the middle of a stream, and
+clients that trickle their request bodies.
 
 What a user would check: the client sees an error rather than a success, nothing is stored half
 (no attachment, no message, no chunk), the database stays `integrity_check ok`, the facility is
@@ -21,6 +22,7 @@ import requests
 from devsupport import Gunicorn, eventually, unix_get
 from devsupport.gateway import GatewayServer, write_routes
 
+from .rawhttp import SlowBody
 from .upstream import UnixServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,3 +303,23 @@ def test_broken_routes_files_keep_the_old_table_until_a_good_one_comes(site, gat
         assert requests.get(f"{gateway.url}/f/{SLUG}/healthz", verify=gateway.cert).ok
     finally:
         stand_in.stop()
+
+
+def test_trickled_login_bodies_leave_the_real_facility_answering(site, gateway):
+    facility = site[0]
+    # More than the facility's server has threads (deploy/gunicorn_facility.py: 8).
+    trickling = [SlowBody(gateway.port, f"/f/{SLUG}/api/v1/login", 4096) for _ in range(12)]
+    try:
+        session = session_for(gateway)
+        health = session.get(f"{gateway.url}/f/{SLUG}/healthz", timeout=8)
+        assert health.status_code == 200
+        credentials = {
+            "username": facility.admin["username"],
+            "password": facility.admin["password"],
+        }
+        login = session.post(f"{gateway.url}/f/{SLUG}/api/v1/login", json=credentials, timeout=8)
+        assert login.status_code == 200
+        assert facility.status()["inflight"] == 0, "a half-sent body reached the facility"
+    finally:
+        for body in trickling:
+            body.close()
