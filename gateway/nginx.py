@@ -152,6 +152,7 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "CONN_PER_FACILITY": conn("CONN_PER_FACILITY"),
         "ACTIVATOR_PER_CLIENT": conn("ACTIVATOR_PER_CLIENT"),
         "UPLOADS_PER_FACILITY": conn("UPLOADS_PER_FACILITY"),
+        "ACTIVATOR_UPLOADS": conn("ACTIVATOR_UPLOADS"),
         "REAL_IP": real_ip(settings["TRUSTED_PROXIES"]),
         "SLUG": SLUG,
         "DOT_RE": DOT_SEGMENT,

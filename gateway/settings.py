@@ -28,6 +28,9 @@ DEFAULTS = {
     "CONN_PER_FACILITY": 16,
     "ACTIVATOR_PER_CLIENT": 8,
     "UPLOADS_PER_FACILITY": 4,
+    # Streamed uploads the activator holds at once, for all sleeping facilities together: a
+    # quarter of its threads (deploy/gunicorn_gateway.py: 64).
+    "ACTIVATOR_UPLOADS": 16,
     "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing in the middle of a request body
     # Load balancers in front (addresses or networks): their X-Forwarded-For names the client.
     "TRUSTED_PROXIES": (),
@@ -64,6 +67,7 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_CONN_PER_FACILITY": ("CONN_PER_FACILITY", int),
     "MEDCELL_GATEWAY_ACTIVATOR_PER_CLIENT": ("ACTIVATOR_PER_CLIENT", int),
     "MEDCELL_GATEWAY_UPLOADS_PER_FACILITY": ("UPLOADS_PER_FACILITY", int),
+    "MEDCELL_GATEWAY_ACTIVATOR_UPLOADS": ("ACTIVATOR_UPLOADS", int),
     "MEDCELL_GATEWAY_BODY_TIMEOUT": ("BODY_TIMEOUT", float),
     "MEDCELL_GATEWAY_TRUSTED_PROXIES": ("TRUSTED_PROXIES", _networks),
     "MEDCELL_GATEWAY_LOGIN_RATE": ("LOGIN_RATE", int),

@@ -103,6 +103,23 @@ def test_slow_uploads_never_take_all_of_a_facilitys_threads(make_gateway, tight,
     assert len(refused) == THREADS - 2
 
 
+def test_slow_uploads_never_take_all_of_the_activators_threads(make_gateway, trickle):
+    gateway = make_gateway(
+        {"sleepy": "asleep"},
+        MEDCELL_ACTIVATOR_THREADS=str(THREADS),
+        MEDCELL_GATEWAY_ACTIVATOR_UPLOADS="2",
+        MEDCELL_GATEWAY_UPLOADS_PER_FACILITY="0",  # the activator's own cap is what holds here
+    )
+    uploads = [
+        body
+        for client in range(2, 2 + THREADS)
+        for body in trickle(gateway, f"/f/sleepy{UPLOAD}", 1, f"127.0.0.{client}", 10 << 20)
+    ]
+    assert get(gateway, "/f/sleepy/") == 200
+    refused = [body for body in uploads if (body.answer(0.5) or b"").startswith(b"HTTP/1.1 429")]
+    assert len(refused) == THREADS - 2
+
+
 def test_an_upload_that_stalls_is_cut_off(make_gateway, upstreams):
     gateway = make_gateway(MEDCELL_GATEWAY_BODY_TIMEOUT="2")
     stalled = SlowBody(gateway.port, f"/f/a{UPLOAD}", 1 << 20)
