@@ -51,6 +51,8 @@ class Config:
     supervisor_image: str = SUPERVISOR_IMAGE
     image_tag: str = "latest"
     idle_timeout: int = 900  # seconds without a request before a facility sleeps; 0 = never
+    # Load balancers in front of the gateway: only their X-Forwarded-For names a client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -95,6 +97,7 @@ class Config:
             supervisor_image=SUPERVISOR_IMAGE.replace(":latest", f":{tag}"),
             image_tag=tag,
             idle_timeout=_idle(env),
+            trusted_proxies=_networks(env, "MEDCELL_GATEWAY_TRUSTED_PROXIES"),
         )
 
     def facility(self, slug: str) -> FacilityNames:
@@ -185,6 +188,20 @@ def parse_idle(text: str) -> int:
 def idle_text(seconds: int) -> str:
     """The inverse of parse_idle, for environment variables and labels."""
     return "never" if seconds == 0 else f"{seconds}s"
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks, in canonical form."""
+    networks = []
+    for item in (env.get(name) or "").split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError as e:
+                raise InvalidArgument(
+                    f"{name}: {item.strip()!r} is not an address or network"
+                ) from e
+    return tuple(networks)
 
 
 def _idle(env: Mapping[str, str]) -> int:
