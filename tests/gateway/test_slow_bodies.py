@@ -156,3 +156,14 @@ def test_a_normal_upload_streams_to_the_facility(make_gateway, upstreams):
     assert response.json()["body_size"] == size
     assert response.json()["body_sha256"] == digest.hexdigest()
     assert seen_early == [True]
+
+
+def test_a_facilitys_own_host_streams_uploads_and_reads_other_bodies_whole(make_gateway):
+    gateway = make_gateway(MEDCELL_DOMAIN="example.org")
+    session = client_at("127.0.0.1")
+    host = {"Host": f"a.example.org:{gateway.port}"}
+    upload = session.post(f"{gateway.url}{UPLOAD}", data=b"u" * (2 << 20), headers=host)
+    assert upload.status_code == 200 and upload.json()["body_size"] == 2 << 20
+    assert upload.json()["path"] == UPLOAD
+    other = session.post(f"{gateway.url}{LOGIN}", data=b"l" * (2 << 20), headers=host)
+    assert other.status_code == 413, "bodies that are not files are read whole, and small"
