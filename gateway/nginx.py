@@ -5,6 +5,7 @@ socket. This module only writes nginx's files, runs `nginx -t` on them, starts t
 child and asks it to reload (SIGHUP: new workers take over, old ones finish what they serve).
 """
 
+import ipaddress
 import os
 import pwd
 import re
@@ -22,7 +23,14 @@ from .settings import activator_socket, facilities_dir, tls_files
 from .targets import ALLOWED, DOT_SEGMENT, SLUG
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-INCLUDES = ("facility.conf", "errors.conf", "refusals.conf", "maps.conf")
+INCLUDES = (
+    "facility.conf",
+    "errors.conf",
+    "refusals.conf",
+    "maps.conf",
+    "limits.conf",
+    "uploads.conf",
+)
 SECURITY_HEADERS = """\
     add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
     add_header Content-Security-Policy $gw_csp always;
@@ -43,6 +51,12 @@ HOST_SERVER = """
         location ~ "^/_medcell(?:/|$)" {
             return 404;
         }
+        location ~ "^@@UPLOAD_PATHS@@$" {
+            set $gw_rest $uri;
+            set $gw_prefix "";
+            include @@STATE@@/facility.conf;
+            include @@STATE@@/uploads.conf;
+        }
         location / {
             set $gw_rest $uri;
             set $gw_prefix "";
@@ -50,6 +64,16 @@ HOST_SERVER = """
         }
     }
 """
+# The facility routes whose bodies are files (services/facility/http/bodies.py, UPLOAD_ENDPOINTS):
+# the only ones streamed to the facility as they arrive (uploads.conf); nginx reads every other
+# body whole before the facility sees it, so a slow client never holds one of its threads.
+UPLOAD_PATHS = (
+    "/(?:api/v1/conversations/[^/]+/attachments"
+    "|staff/c/[^/]+/(?:attachments|messages)"
+    "|patient/(?:attachments|messages))"
+)
+# Largest body read whole by nginx: the facility refuses more than 256 KiB on these routes itself.
+BUFFERED_BODY = 1024 * 1024
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 UPSTREAM_PREFIX = "facility_"  # nginx upstream group of an awake facility: facility_<slug>
 # Paths and binds go into the configuration unquoted: allow only what cannot break out of it.
@@ -97,8 +121,13 @@ def placeholders(settings: Mapping) -> dict[str, str]:
     port = int(settings["PUBLIC_HTTPS_PORT"])
     workers = int(settings["WORKERS"] or min(usable_cpus(), 4))
     login, link = int(settings["LOGIN_RATE"]), int(settings["LINK_RATE"])
-    conn = int(settings["CONN_PER_CLIENT"])
-    # nginx has no "unlimited" for limit_conn: the largest value stands for it.
+
+    def conn(name: str) -> str:
+        # nginx has no "unlimited" for limit_conn: the largest value stands for it.
+        value = int(settings[name])
+        return str(value if value > 0 else 65535)
+
+    max_body = int(settings["MAX_BODY"])
     values = {
         "STATE": state,
         "FACILITIES": facilities,
@@ -109,14 +138,22 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "HTTP_BIND": _bind(settings["HTTP_BIND"]),
         "PORT_SUFFIX": "" if port == 443 else f":{port}",
         "WORKERS": str(max(1, workers)),
-        "MAX_BODY": str(int(settings["MAX_BODY"])),
+        "MAX_BODY": str(max_body),
+        "BUFFERED_BODY": str(min(max_body, BUFFERED_BODY)),
+        "BODY_TIMEOUT": f"{max(1.0, float(settings['BODY_TIMEOUT'])):g}",
+        "UPLOAD_PATHS": UPLOAD_PATHS,
         "CONNECT_TIMEOUT": f"{float(settings['CONNECT_TIMEOUT']):g}",
         "TIMEOUT": f"{float(settings['READ_TIMEOUT']):g}",
         "LOGIN_RATE": str(max(1, login)),
         "LOGIN_BURST": str(max(1, login) * 10),
         "LINK_RATE": str(max(1, link)),
         "LINK_BURST": str(max(1, link) * 10),
-        "CONN_PER_CLIENT": str(conn if conn > 0 else 65535),
+        "CONN_PER_CLIENT": conn("CONN_PER_CLIENT"),
+        "CONN_PER_FACILITY": conn("CONN_PER_FACILITY"),
+        "ACTIVATOR_PER_CLIENT": conn("ACTIVATOR_PER_CLIENT"),
+        "UPLOADS_PER_FACILITY": conn("UPLOADS_PER_FACILITY"),
+        "ACTIVATOR_UPLOADS": conn("ACTIVATOR_UPLOADS"),
+        "REAL_IP": real_ip(settings["TRUSTED_PROXIES"]),
         "SLUG": SLUG,
         "DOT_RE": DOT_SEGMENT,
         "TARGET_RE": ALLOWED,
@@ -138,6 +175,14 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         values["DOMAIN_RE"] = re.escape(domain).replace("\\-", "-")
         values["HOST_SERVER"] = HOST_SERVER
     return values
+
+
+def real_ip(proxies) -> str:
+    """nginx's realip lines: the client's address from X-Forwarded-For, sent by these alone."""
+    if not proxies:
+        return "# No trusted proxy: the client is the address the connection comes from."
+    lines = [f"set_real_ip_from {ipaddress.ip_network(p, strict=False)};" for p in proxies]
+    return "\n".join([*lines, "real_ip_header X-Forwarded-For;", "real_ip_recursive on;"])
 
 
 def error_bodies() -> dict[str, str]:

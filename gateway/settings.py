@@ -1,5 +1,6 @@
 """Gateway settings: defaults in code, overridden from the environment in exactly one place."""
 
+import ipaddress
 import os
 from collections.abc import Mapping
 
@@ -22,10 +23,31 @@ DEFAULTS = {
     "PUBLIC_HTTPS_PORT": 443,
     "WORKERS": None,  # nginx worker processes; None: the usable CPUs, at most four
     "CONN_PER_CLIENT": 256,  # simultaneous connections per client address; 0: no limit
+    # Requests in progress per client address at one facility, and held by the activator (all
+    # sleeping facilities together); streamed uploads in progress per facility, all clients.
+    "CONN_PER_FACILITY": 16,
+    "ACTIVATOR_PER_CLIENT": 8,
+    "UPLOADS_PER_FACILITY": 4,
+    # Streamed uploads the activator holds at once, for all sleeping facilities together: a
+    # quarter of its threads (deploy/gunicorn_gateway.py: 64).
+    "ACTIVATOR_UPLOADS": 16,
+    "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing in the middle of a request body
+    # Load balancers in front (addresses or networks): their X-Forwarded-For names the client.
+    "TRUSTED_PROXIES": (),
     "LOGIN_RATE": 10,  # login requests per second per client address, with a burst of ten times
     "LINK_RATE": 20,  # patient-link requests per second per client address, burst ten times
     "NGINX": "nginx",
 }
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks, each checked and written out in canonical form."""
+    return tuple(
+        str(ipaddress.ip_network(item.strip(), strict=False))
+        for item in value.split(",")
+        if item.strip()
+    )
+
 
 # environment variable -> (setting, parser)
 ENVIRONMENT = {
@@ -42,6 +64,12 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_PORT": ("PUBLIC_HTTPS_PORT", int),
     "MEDCELL_GATEWAY_WORKERS": ("WORKERS", int),
     "MEDCELL_GATEWAY_CONN_PER_CLIENT": ("CONN_PER_CLIENT", int),
+    "MEDCELL_GATEWAY_CONN_PER_FACILITY": ("CONN_PER_FACILITY", int),
+    "MEDCELL_GATEWAY_ACTIVATOR_PER_CLIENT": ("ACTIVATOR_PER_CLIENT", int),
+    "MEDCELL_GATEWAY_UPLOADS_PER_FACILITY": ("UPLOADS_PER_FACILITY", int),
+    "MEDCELL_GATEWAY_ACTIVATOR_UPLOADS": ("ACTIVATOR_UPLOADS", int),
+    "MEDCELL_GATEWAY_BODY_TIMEOUT": ("BODY_TIMEOUT", float),
+    "MEDCELL_GATEWAY_TRUSTED_PROXIES": ("TRUSTED_PROXIES", _networks),
     "MEDCELL_GATEWAY_LOGIN_RATE": ("LOGIN_RATE", int),
     "MEDCELL_GATEWAY_LINK_RATE": ("LINK_RATE", int),
     "MEDCELL_GATEWAY_NGINX": ("NGINX", str),

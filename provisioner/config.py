@@ -55,6 +55,8 @@ class Config:
     # Internal: whose socket the supervisor and CLI accept as a facility's (tests run facility
     # processes as themselves).
     facility_uid: int = FACILITY_UID
+    # Load balancers in front of the gateway: only their X-Forwarded-For names a client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -99,6 +101,7 @@ class Config:
             supervisor_image=SUPERVISOR_IMAGE.replace(":latest", f":{tag}"),
             image_tag=tag,
             idle_timeout=_idle(env),
+            trusted_proxies=_networks(env, "MEDCELL_GATEWAY_TRUSTED_PROXIES"),
         )
 
     def facility(self, slug: str) -> FacilityNames:
@@ -189,6 +192,20 @@ def parse_idle(text: str) -> int:
 def idle_text(seconds: int) -> str:
     """The inverse of parse_idle, for environment variables and labels."""
     return "never" if seconds == 0 else f"{seconds}s"
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks, in canonical form."""
+    networks = []
+    for item in (env.get(name) or "").split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError as e:
+                raise InvalidArgument(
+                    f"{name}: {item.strip()!r} is not an address or network"
+                ) from e
+    return tuple(networks)
 
 
 def _idle(env: Mapping[str, str]) -> int:

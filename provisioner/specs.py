@@ -160,6 +160,8 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
     }
     if config.domain:
         environment["MEDCELL_DOMAIN"] = config.domain
+    if config.trusted_proxies:
+        environment["MEDCELL_GATEWAY_TRUSTED_PROXIES"] = ",".join(config.trusted_proxies)
     spec = ContainerSpec(
         name=config.gateway_container,
         image=config.gateway_image,

@@ -3,6 +3,8 @@
 import socket
 import ssl
 
+import requests
+
 
 def client_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -33,3 +35,63 @@ def raw_request(
         name, _, value = line.partition(":")
         parsed[name.strip().lower()] = value.strip()
     return int(status_line.split()[1]), parsed, body
+
+
+class SlowBody:
+    """An attacker's request: headers at once, then the body one byte at a time (`send_byte`)."""
+
+    def __init__(self, port: int, target: str, length: int, source: str = "127.0.0.1"):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        self.sock = client_context().wrap_socket(raw)
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+        )
+        self.sock.sendall(head.encode("latin-1") + b"x")
+        self.closed = False
+
+    def send_byte(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.sendall(b"x")
+        except OSError:
+            self.closed = True
+
+    def answer(self, within: float) -> bytes | None:
+        """The gateway's answer head (b"" if it closed without one); None if it said nothing."""
+        self.sock.settimeout(within)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    self.closed = True
+                    break
+                data += chunk
+        except TimeoutError:
+            return data or None
+        except (ssl.SSLError, ConnectionError):
+            self.closed = True  # closed without close_notify, or reset: closed all the same
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class _SourceAdapter(requests.adapters.HTTPAdapter):
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_at(source: str) -> requests.Session:
+    """A session connecting from another loopback address: another client, to the gateway."""
+    session = requests.Session()
+    session.mount("https://", _SourceAdapter(source))
+    return session

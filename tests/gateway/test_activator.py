@@ -10,6 +10,9 @@ import requests
 
 from .upstream import FakeSupervisor
 
+# A facility upload route: the gateway streams its body (every other body it reads whole).
+UPLOAD = "/api/v1/conversations/1/attachments"
+
 
 def test_first_request_wakes_the_facility_and_is_answered(gateway):
     response = requests.get(f"{gateway.url}/f/sleepy/api/v1/x?y=1")
@@ -24,7 +27,7 @@ def test_first_request_wakes_the_facility_and_is_answered(gateway):
 
 def test_held_post_body_reaches_the_woken_facility(gateway):
     body = b"\x01" * (3 * 1024 * 1024 + 7)
-    response = requests.post(f"{gateway.url}/f/sleepy/api/v1/upload", data=body)
+    response = requests.post(f"{gateway.url}/f/sleepy{UPLOAD}", data=body)
     assert response.json()["body_size"] == len(body)
     assert response.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
 
@@ -32,7 +35,7 @@ def test_held_post_body_reaches_the_woken_facility(gateway):
         yield b"a" * 70000
         yield b"b" * 5
 
-    chunked = requests.post(f"{gateway.url}/f/sleepy/api/v1/upload", data=chunks())
+    chunked = requests.post(f"{gateway.url}/f/sleepy{UPLOAD}", data=chunks())
     assert chunked.json()["body_size"] == 70005
 
 

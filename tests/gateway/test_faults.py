@@ -1,5 +1,6 @@
 """Faults the gateway must survive, with the real facility app behind the real nginx: its routes
-file truncated or invalid, and the whole gateway killed with SIGKILL in the middle of a stream.
+file truncated or invalid, the whole gateway killed with SIGKILL in the middle of a stream, and
+clients that trickle their request bodies.
 
 What a user would check: the client sees an error rather than a success, nothing is stored half
 (no attachment, no message, no chunk), the database stays `integrity_check ok`, the facility is
@@ -21,6 +22,7 @@ import requests
 from devsupport import Gunicorn, eventually, unix_get
 from devsupport.gateway import GatewayServer, write_routes
 
+from .rawhttp import SlowBody
 from .upstream import UnixServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,16 +143,27 @@ def answer_after_kill(conn: ssl.SSLSocket) -> bytes:
 
 
 def send_half_then_kill(
-    gateway: GatewayServer, facility: Facility, target: str, headers: dict, body: bytes
+    gateway: GatewayServer,
+    facility: Facility,
+    target: str,
+    headers: dict,
+    body: bytes,
+    streamed: bool = True,
 ) -> bytes:
-    """Send the head and half the body, wait until the facility is handling it, SIGKILL the
+    """Send the head and half the body, wait until the facility is handling it (an upload, which
+    the gateway streams) or not (any other body, which it reads whole first), SIGKILL the
     gateway; return what the client received afterwards."""
     conn = tls_connection(gateway)
     head = f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     conn.sendall(head.encode() + b"\r\n" + body[: len(body) // 2])
-    inflight = eventually(lambda: facility.status()["inflight"], lambda n: n >= 1, timeout=15)
-    assert inflight >= 1, "the request never reached the facility"
+    if streamed:
+        inflight = eventually(lambda: facility.status()["inflight"], lambda n: n >= 1, timeout=15)
+        assert inflight >= 1, "the request never reached the facility"
+    else:
+        # Half a body at the facility would stay in flight until the kill.
+        inflight = eventually(lambda: facility.status()["inflight"], lambda n: n == 0, timeout=3)
+        assert inflight == 0, "half a body reached the facility"
     gateway.kill()
     received = answer_after_kill(conn)
     conn.close()
@@ -214,7 +227,7 @@ def test_message_cut_off_by_a_killed_gateway_stores_nothing(site, gateway):
     target = conversation.removeprefix(gateway.url) + "/messages"
     headers = {**auth, "Content-Type": "application/json"}
 
-    received = send_half_then_kill(gateway, facility, target, headers, body)
+    received = send_half_then_kill(gateway, facility, target, headers, body, streamed=False)
 
     assert not received.startswith(b"HTTP/1.1 2")
     assert settled(facility) == 0
@@ -292,3 +305,25 @@ def test_broken_routes_files_keep_the_old_table_until_a_good_one_comes(site, gat
         assert requests.get(f"{gateway.url}/f/{SLUG}/healthz", verify=gateway.cert).ok
     finally:
         stand_in.stop()
+
+
+def test_trickled_login_bodies_leave_the_real_facility_answering(site, gateway):
+    facility = site[0]
+    # More than the facility's server has threads (deploy/gunicorn_facility.py: 8).
+    trickling = [SlowBody(gateway.port, f"/f/{SLUG}/api/v1/login", 4096) for _ in range(12)]
+    try:
+        session = session_for(gateway)
+        health = session.get(f"{gateway.url}/f/{SLUG}/healthz", timeout=8)
+        assert health.status_code == 200
+        credentials = {
+            "username": facility.admin["username"],
+            "password": facility.admin["password"],
+        }
+        login = session.post(f"{gateway.url}/f/{SLUG}/api/v1/login", json=credentials, timeout=8)
+        assert login.status_code == 200
+        # A half-sent body at the facility would stay in flight while it trickles (10 s and more).
+        inflight = eventually(lambda: facility.status()["inflight"], lambda n: n == 0, timeout=3)
+        assert inflight == 0, "a half-sent body reached the facility"
+    finally:
+        for body in trickling:
+            body.close()

@@ -11,6 +11,7 @@ import os
 import socketserver
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 
 CHUNK = 64 * 1024
@@ -42,6 +43,7 @@ class UpstreamHandler(_Handler):
                     data = self.rfile.read(min(CHUNK, remaining))
                     digest.update(data)
                     size += len(data)
+                    self.server.received += len(data)
                     remaining -= len(data)
                 self.rfile.readline()
         else:
@@ -52,6 +54,7 @@ class UpstreamHandler(_Handler):
                     break
                 digest.update(data)
                 size += len(data)
+                self.server.received += len(data)
                 remaining -= len(data)
         return size, digest.hexdigest()
 
@@ -123,26 +126,49 @@ EXTRA_HEADERS = {
 }
 
 
+class OneRequestHandler(UpstreamHandler):
+    """One request per connection, as a server that frees its thread after each answer."""
+
+    def handle(self) -> None:
+        self.handle_one_request()
+
+    def end_headers(self) -> None:
+        self.send_header("Connection", "close")
+        super().end_headers()
+
+
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
     connections = 0  # accepted so far: tells whether the gateway reuses its connections
+    received = 0  # request body bytes read so far, all requests together
 
     def process_request(self, request, client_address) -> None:
         self.connections += 1
         super().process_request(request, client_address)
 
 
+class _PooledUnixServer(_UnixServer):
+    """A fixed number of threads, as a facility's server has: further connections wait."""
+
+    pool: ThreadPoolExecutor
+
+    def process_request(self, request, client_address) -> None:
+        self.connections += 1
+        self.pool.submit(self.process_request_thread, request, client_address)
+
+
 class UnixServer:
     """A running HTTP server on a unix socket at `path` (its directory is created)."""
 
     handler = UpstreamHandler
+    server_class = _UnixServer
 
     def __init__(self, name: str, path: str):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if os.path.exists(path):
             os.unlink(path)
         self.path = path
-        self.server = _UnixServer(path, self.handler)
+        self.server = self.server_class(path, self.handler)
         os.chmod(path, 0o666)
         self.server.name = name
         self.server.seen = []
@@ -156,6 +182,10 @@ class UnixServer:
     def connections(self) -> int:
         return self.server.connections
 
+    @property
+    def received(self) -> int:
+        return self.server.received
+
     def start(self) -> "UnixServer":
         self._thread.start()
         return self
@@ -165,6 +195,21 @@ class UnixServer:
         self.server.server_close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+class PooledUnixServer(UnixServer):
+    """A facility stand-in with `threads` request threads, like the facility's own server."""
+
+    handler = OneRequestHandler
+    server_class = _PooledUnixServer
+
+    def __init__(self, name: str, path: str, threads: int):
+        super().__init__(name, path)
+        self.server.pool = ThreadPoolExecutor(threads)
+
+    def stop(self) -> None:
+        super().stop()
+        self.server.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class SupervisorHandler(_Handler):

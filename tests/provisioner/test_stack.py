@@ -243,3 +243,17 @@ def test_gateway_may_use_every_core_unless_told_otherwise(tmp_path):
     assert specs.gateway_spec(config, "10001:10001", None).limits.cpus == 1.5
     with pytest.raises(InvalidArgument, match="MEDCELL_GATEWAY_CPUS"):
         Config.from_env({**home, "MEDCELL_GATEWAY_CPUS": "two"})
+
+
+def test_the_gateway_is_told_which_load_balancers_to_believe(tmp_path):
+    from provisioner import specs
+    from provisioner.errors import InvalidArgument
+
+    home = {"MEDCELL_HOME": str(tmp_path)}
+    plain = specs.gateway_spec(Config.from_env(home), "10001:10001", None)
+    assert "MEDCELL_GATEWAY_TRUSTED_PROXIES" not in plain.environment
+    config = Config.from_env({**home, "MEDCELL_GATEWAY_TRUSTED_PROXIES": "192.0.2.10, 10.1.0.0/16"})
+    spec = specs.gateway_spec(config, "10001:10001", None)
+    assert spec.environment["MEDCELL_GATEWAY_TRUSTED_PROXIES"] == "192.0.2.10/32,10.1.0.0/16"
+    with pytest.raises(InvalidArgument, match="MEDCELL_GATEWAY_TRUSTED_PROXIES"):
+        Config.from_env({**home, "MEDCELL_GATEWAY_TRUSTED_PROXIES": "lb.example"})

@@ -4,7 +4,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.facility.core import passwords, quota
+from services.facility.core import crypto, passwords, quota, throttle
 from services.facility.core import store as database
 from services.facility.core.config import Config
 from services.facility.core.conversations import CHUNK_BYTES, SHED_CHUNKS, Conversations
@@ -36,6 +36,8 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     passwords.use_hash_lock(config.data_dir / "argon2.lock")
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
+    # The throttle names its rows with a key of this facility's own, never stored beside them.
+    throttle.use_key(config.database, crypto.derive_key(keyring.signing_seed(), "throttle"))
     deadlines_changed = threading.Event()
     space = Space(config.data_dir, config.space_reserve_bytes)
     space.ensure_reserve()

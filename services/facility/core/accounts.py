@@ -1,7 +1,8 @@
 """Who is asking: staff (passwords, expiring bearer tokens) or one conversation's patient.
 
 Only SHA-256 hashes of tokens are stored; tokens carry 256 random bits, so a fast hash is enough
-and a database copy yields nothing usable. Failed logins and bad tokens are throttled per client.
+and a database copy yields nothing usable. Failed logins are throttled per client, per account and
+per both (core/throttle.py); bad tokens per client.
 """
 
 import hashlib
@@ -148,28 +149,28 @@ def login(
     now: int,
     session_seconds: int,
 ) -> str:
-    """A new staff bearer token, or Unauthorized; failures count per account and client."""
+    """A new staff bearer token, or Unauthorized; failures count per account, client and both."""
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password must be strings")
-    subjects = throttle.login_subjects(username[:64], client)
-    _check_login_throttle(conn, subjects, now)
+    throttle.check_login(conn, username, client, now)
     row = conn.execute(
         "SELECT id, password_hash, active FROM staff WHERE username = ?", (username,)
     ).fetchone()
     with passwords.hashing():
         # Checked again in the slot: requests that queued up behind earlier failures must see
         # them, or a burst of parallel guesses would outrun the throttle.
-        _check_login_throttle(conn, subjects, now)
+        throttle.check_login(conn, username, client, now)
         ok = passwords.verify_in_slot(
             row[1] if row else passwords.DUMMY_HASH, password[: passwords.MAX_PASSWORD]
         )
         if not row or not ok:
-            throttle.record_failures(conn, subjects, now)
+            throttle.record_login_failure(conn, username, client, now)
     if not row or not ok:
         raise Unauthorized("wrong username or password")
     if not row[2]:
         # Said only after the right password, so it tells a guesser nothing.
         raise AccountDisabled("this account has been deactivated by an administrator")
+    throttle.record_login_success(conn, username, client, now)
     token = new_token()
     with store.write(conn):
         conn.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", (now,))
@@ -178,13 +179,6 @@ def login(
             (token_hash(token), row[0], now + session_seconds * 1_000_000),
         )
     return token
-
-
-def _check_login_throttle(
-    conn: sqlite3.Connection, subjects: list[tuple[str, str]], now: int
-) -> None:
-    for kind, subject in subjects:
-        throttle.check(conn, kind, subject, now)
 
 
 def logout(conn: sqlite3.Connection, token: str) -> None:

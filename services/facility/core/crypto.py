@@ -11,6 +11,9 @@ on values this module builds itself. If a PyNaCl release drops that private modu
 wrapper takes over: slower, same bytes.
 """
 
+import hashlib
+import hmac
+
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
@@ -138,3 +141,15 @@ def _decrypt(key: bytes, body: bytes, associated: bytes, nonce: bytes) -> bytes:
     if rc != 0:
         raise CryptoError("Sealed value failed authentication.")
     return ffi.buffer(out, out_len[0])[:]
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from a facility secret without weakening its use."""
+    return hashlib.blake2b(
+        purpose.encode(), key=secret, digest_size=32, person=b"medcell-derive"
+    ).digest()
+
+
+def mac(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA-256 of message: a name for it that only the key's holder can compute."""
+    return hmac.new(key, message, hashlib.sha256).digest()

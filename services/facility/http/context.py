@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, Request, current_app, request
 
-from services.facility.core import Facility
+from services.facility.core import Facility, throttle
 from services.facility.core.activity import Activity
 from services.facility.core.errors import BadRequest
 
@@ -54,7 +54,8 @@ def iso(us: int) -> str:
 
 
 def client_id() -> str:
-    return request.remote_addr or "unknown"
+    """Who the throttles count: the address the gateway saw (an IPv6 client by its /64)."""
+    return throttle.client_network(request.remote_addr)
 
 
 def json_body() -> dict:
