@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, references, store, texts, throttle
+from services.facility.core import crypto, references, store, texts, throttle, uploads
 from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
 from services.facility.core.keys import Keyring
 from services.facility.core.receipts import Receipts
@@ -216,22 +216,20 @@ class Conversations:
         conv_id: str,
         author: str,
         filename: str,
-        content_type: str,
+        content_type: str | None,
         stream: io.BufferedIOBase,
         body: object = "",
     ) -> dict:
         filename = self._check_filename(filename)
         text = texts.check_text(body or "", self.max_body_chars, "body", allow_empty=True)
-        content_type = (
-            content_type
-            if re.match(r"^[\w.+-]+/[\w.+-]+$", content_type or "")
-            else "application/octet-stream"
-        )
         # The upload is already held in memory (see MemoryRequest); read it a chunk at a time
         # rather than copy it whole, so one upload costs its size once, not twice.
         size = stream.seek(0, io.SEEK_END) - stream.seek(0)
         if size > self.max_attachment_bytes:
             raise PayloadTooLarge(f"attachments may be at most {self.max_attachment_bytes} bytes")
+        # Stored is the type the bytes show; `content_type` is only what the client declared.
+        content_type = uploads.stored_type(stream.read(uploads.HEAD_BYTES), content_type)
+        stream.seek(0)
         att_id = new_id()
         chunks = max(1, -(-size // CHUNK_BYTES))
         with store.write(conn):

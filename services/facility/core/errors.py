@@ -37,6 +37,10 @@ class BadRequest(FacilityError):
     status, code = 400, "bad_request"
 
 
+class TooLong(BadRequest):
+    """A text over its limit: a validation error like any other (413 is for a body too large)."""
+
+
 class Unauthorized(FacilityError):
     status, code = 401, "unauthorized"
 
