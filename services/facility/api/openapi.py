@@ -86,6 +86,10 @@ STR = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 NO_CONTENT = {"description": "Done"}
 UPLOADS = uploads.ALLOWED_TEXT
+DAMAGED = _error(
+    "record_damaged: a record fails its integrity check (altered in the database outside "
+    "medcell: moved, its author or time changed); nothing of it is shown as genuine"
+)
 CONV_ID = {
     "name": "conv_id",
     "in": "path",
@@ -336,6 +340,7 @@ def spec(config: Config) -> dict:
             "get": _op(
                 "Messages, oldest first",
                 {
+                    "500": DAMAGED,
                     "200": _json(
                         _obj(
                             ["messages"],
@@ -431,6 +436,7 @@ def spec(config: Config) -> dict:
             "get": _op(
                 "The file's bytes",
                 {
+                    "500": DAMAGED,
                     "200": {
                         "description": "The file: shown inline if it is an image or a PDF "
                         "(unless ?download is given), else as application/octet-stream",
@@ -815,6 +821,7 @@ def records_paths(not_found: dict) -> dict:
             "get": _op(
                 "Export the conversation for the patient record (staff); logged for the patient",
                 {
+                    "500": DAMAGED,
                     "200": {
                         "description": "A download: a printable PDF, or a FHIR R4 Bundle of "
                         "one Communication per message with attachments inline",
@@ -877,6 +884,7 @@ def records_paths(not_found: dict) -> dict:
                 "Which staff account opened, downloaded or exported what, newest first "
                 "(staff, and the conversation's own patient)",
                 {
+                    "500": DAMAGED,
                     "200": _json(
                         _obj(["entries"], entries={"type": "array", "items": _ref("Access")})
                     ),

@@ -36,6 +36,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     passwords.use_hash_lock(config.data_dir / "argon2.lock")
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
+    store.migrate(keyring)  # the steps that re-seal data with the keys (migrations.py)
     deadlines_changed = threading.Event()
     space = Space(config.data_dir, config.space_reserve_bytes)
     space.ensure_reserve()
