@@ -165,3 +165,16 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
         ).fetchone()
         with pytest.raises(crypto.CryptoError):
             crypto.unseal(key, sealed, old_aad[table])
+
+
+def test_the_staff_page_of_an_altered_conversation_says_it_was_altered(app, two):
+    from services.facility.core import accounts as auth
+    from tests.web.conftest import BASE, STAFF, browser, log_in
+
+    auth.create_staff(app.extensions["medcell"]["store"].conn(), *STAFF, "staff", 0)
+    database(app).execute("UPDATE messages SET author = 'staff' WHERE id = ?", (two["said"]["id"],))
+    staff = browser(app)
+    assert log_in(staff, *STAFF).status_code == 303
+    page = staff.get(f"{BASE}/staff/c/{two['first']}")
+    assert page.status_code == 500
+    assert "außerhalb von medcell in der Datenbank verändert" in page.get_data(as_text=True)

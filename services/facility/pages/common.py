@@ -7,7 +7,12 @@ from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import uploads
-from services.facility.core.errors import CryptoError, FacilityError, InsufficientStorage
+from services.facility.core.errors import (
+    CryptoError,
+    FacilityError,
+    InsufficientStorage,
+    RecordDamaged,
+)
 from services.facility.http.auth import PRE_COOKIE
 from services.facility.http.context import ctx
 from services.facility.http.errors import allowed_methods
@@ -104,6 +109,8 @@ def error_page(e: Exception) -> Response:
         code = "internal"
     # Missing keys are no passing fault: say so, so that staff call the administrator.
     key = "error.keys" if isinstance(e, CryptoError) else ERROR_TEXTS.get(code, "error.internal")
+    if isinstance(e, RecordDamaged):
+        key = "error.damaged"
     response = page(
         "error.html",
         status,

@@ -200,6 +200,8 @@ DE = {
     "error.bad_request": "Die Anfrage war ungültig.",
     "error.keys": "Die Schlüssel der Einrichtung fehlen: Es kann nichts gespeichert oder gelesen "
     "werden. Bitte verständigen Sie die Verwaltung.",
+    "error.damaged": "Ein Eintrag dieser Unterhaltung wurde außerhalb von medcell in der Datenbank "
+    "verändert und wird deshalb nicht angezeigt. Bitte verständigen Sie die Verwaltung.",
     "error.internal": "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch "
     "einmal.",
     # -- quotas and full disk (issue 11)
@@ -581,6 +583,8 @@ EN = {
     "error.bad_request": "The request was invalid.",
     "error.keys": "The facility's encryption keys are missing: nothing can be stored or read. "
     "Please tell your administrator.",
+    "error.damaged": "An entry of this conversation was altered in the database outside medcell, "
+    "so it is not shown. Please tell your administrator.",
     "error.internal": "An internal error happened. Please try again later.",
     # -- quotas and full disk (issue 11)
     "quota.facility_full": (
