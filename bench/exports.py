@@ -86,7 +86,7 @@ def run(server: Server, auth: dict) -> None:
         requests.post(f"{api}/{chat_id}/attachments", files=files, headers=auth)
     files_id = requests.post(api, json={}, headers=auth).json()["id"]
     for i in range(2):
-        files = {"file": (f"scan-{i}.bin", os.urandom(20 * 1024 * 1024))}
+        files = {"file": (f"scan-{i}.pdf", b"%PDF-1.4\n" + os.urandom(20 * 1024 * 1024))}
         requests.post(f"{api}/{files_id}/attachments", files=files, headers=auth)
 
     pid = server.proc.pid

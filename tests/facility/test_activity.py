@@ -67,7 +67,7 @@ def test_the_poll_header_does_not_exempt_a_write(client, conversation):
 
 
 def test_a_download_is_in_flight_until_its_body_is_closed(client, staff_auth, conversation):
-    content = bytes(range(256)) * 4096  # four chunks
+    content = b"%PDF-" + bytes(range(256)) * 4096  # four chunks
     up = client.post(
         f"/api/v1/conversations/{conversation['id']}/attachments",
         data={"file": (io.BytesIO(content), "scan.pdf", "application/pdf")},

@@ -35,7 +35,7 @@ def world(client, make_app, staff_auth, admin_auth, conversation):
     other = client.post("/api/v1/conversations", json={"title": "other"}, headers=staff_auth).json
     att = client.post(
         f"/api/v1/conversations/{conversation['id']}/attachments",
-        data={"file": (io.BytesIO(b"data"), "a.txt")},
+        data={"file": (io.BytesIO(b"%PDF-1.4 data"), "a.pdf")},
         headers=staff_auth,
     ).json
     foreign_app = make_app("beta")

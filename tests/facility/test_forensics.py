@@ -50,7 +50,9 @@ def flow(client, staff_auth, clock) -> dict:
     attachment = client.post(
         f"{base}/attachments",
         headers=patient,
-        data={"file": (io.BytesIO(MARKERS["file"].encode() * 30000), MARKERS["filename"])},
+        data={
+            "file": (io.BytesIO(b"%PDF-" + MARKERS["file"].encode() * 30000), MARKERS["filename"])
+        },
     ).json
     # Staff read, download and export it: each is a sealed entry in the patient's access log.
     client.get(f"{base}/messages", headers=staff_auth)

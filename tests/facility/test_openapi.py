@@ -38,3 +38,30 @@ def test_the_test_client_fails_a_response_the_document_does_not_describe(client)
     client.openapi = OpenAPI.from_dict(doc)
     with pytest.raises(DataValidationError):
         client.get("/healthz")
+
+
+def test_every_path_parameter_has_a_pattern_and_the_gateways_400_is_documented(client):
+    # The gateway answers 400 for a target with control characters or bad encodings before
+    # the facility sees it: an operation that takes a path parameter must say so.
+    doc = client.get("/api/v1/openapi.json").json
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            params = [p for p in op.get("parameters", []) if p["in"] == "path"]
+            for param in params:
+                assert "pattern" in param["schema"], (method, path, param["name"])
+            if params:
+                assert "from the gateway" in op["responses"]["400"]["description"], (method, path)
+
+
+def test_a_text_over_its_max_length_is_a_400_and_413_is_only_for_bodies(client, staff_auth):
+    doc = client.get("/api/v1/openapi.json").json
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            if "requestBody" in op:
+                assert "400" in op["responses"]
+    too_long = client.post("/api/v1/conversations", json={"title": "t" * 201}, headers=staff_auth)
+    assert too_long.status_code == 400 and "at most 200" in too_long.json["error"]["message"]
+    over_limit = client.post(
+        "/api/v1/conversations", data=b"{" + b" " * 300_000 + b"}", headers=staff_auth
+    )
+    assert over_limit.status_code == 413

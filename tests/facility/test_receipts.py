@@ -153,6 +153,35 @@ def test_a_row_left_in_any_conversation_table_makes_the_receipt_unverified(app, 
     assert receipt["verified"] is False
 
 
+def test_an_attachment_chunk_left_behind_makes_the_receipt_unverified(app, client, staff_auth):
+    # A chunk table rebuilt without its cascade, and a trigger that keeps one chunk from going:
+    # the conversation's rows are all gone, but a piece of its file is still in the database.
+    conn = app.extensions["medcell"]["store"].conn()
+    conn.executescript(
+        "PRAGMA foreign_keys=OFF;"
+        "CREATE TABLE loose_chunks (attachment_id TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "data BLOB NOT NULL, PRIMARY KEY (attachment_id, seq));"
+        "INSERT INTO loose_chunks SELECT * FROM attachment_chunks;"
+        "DROP TABLE attachment_chunks;"
+        "ALTER TABLE loose_chunks RENAME TO attachment_chunks;"
+        "CREATE TRIGGER keep_first BEFORE DELETE ON attachment_chunks WHEN old.seq = 0 "
+        "BEGIN SELECT RAISE(IGNORE); END;"
+        "PRAGMA foreign_keys=ON;"
+    )
+    conv = new_conversation(client, staff_auth)
+    sent = client.post(
+        f"/api/v1/conversations/{conv['id']}/attachments",
+        headers=staff_auth,
+        data={"file": (io.BytesIO(b"%PDF-1.4 Befund"), "befund.pdf", "application/pdf")},
+    )
+    assert sent.status_code == 201
+    receipt = client.delete(f"/api/v1/conversations/{conv['id']}", headers=staff_auth).json[
+        "receipt"
+    ]
+    assert conn.execute("SELECT count(*) FROM attachment_chunks").fetchone()[0] == 1
+    assert receipt["verified"] is False
+
+
 def test_a_checkpoint_that_cannot_truncate_the_wal_makes_the_receipt_unverified(
     app, client, staff_auth
 ):

@@ -109,7 +109,9 @@ def test_logs_hold_no_content_tokens_or_ids(server):
     patient = {"Authorization": f"Bearer {conv['patient_token']}"}
     requests.post(base + "/messages", json={"body": MARKER}, headers=patient)
     requests.post(
-        base + "/attachments", files={"file": (MARKER + ".txt", MARKER.encode())}, headers=patient
+        base + "/attachments",
+        files={"file": (MARKER + ".pdf", b"%PDF-1.4 " + MARKER.encode())},
+        headers=patient,
     )
     requests.get(base + "/messages", headers=headers)
     requests.get(f"{server.url}/p/{conv['patient_token']}", allow_redirects=False)

@@ -104,10 +104,10 @@ def patient_flow(stack: Installation, slug: str) -> dict:
             headers=who,
         )
         assert sent.status_code == 201, sent.text
-    content = f"{MARKER} attachment ".encode() * 1000
+    content = b"%PDF-1.4\n" + f"{MARKER} attachment ".encode() * 1000
     attached = session.post(
         f"{base}/api/v1/conversations/{cid}/attachments",
-        files={"file": (f"{MARKER}.txt", content, "text/plain")},
+        files={"file": (f"{MARKER}.pdf", content, "application/pdf")},
         headers=patient,
     )
     assert attached.status_code == 201, attached.text
@@ -269,7 +269,7 @@ def test_20_mb_attachment_up_and_down_with_flat_gateway_memory(stack):
     session = client(stack)
     staff = {"Authorization": f"Bearer {login(stack, session, 'alpha')}"}
     cid = session.post(f"{base}/api/v1/conversations", json={}, headers=staff).json()["id"]
-    content = os.urandom(20 * 1000 * 1000)
+    content = b"%PDF-1.4\n" + os.urandom(20 * 1000 * 1000 - 9)  # a file type uploads allow
 
     def round_trip():
         attached = session.post(

@@ -75,7 +75,7 @@ def test_errors_show_in_the_form_and_keep_the_text(app, staff):
     assert fake.status_code == 415 and "kein Foto" in form and ">mein Text</textarea>" in form
     assert re.search(r'id="body-count"[^>]*>Noch 9991 Zeichen<', form)
     too_long = staff.post(url, data={"csrf": csrf, "body": "x" * 10001})
-    assert too_long.status_code == 413 and "höchstens 10000 Zeichen" in compose_form(
+    assert too_long.status_code == 400 and "höchstens 10000 Zeichen" in compose_form(
         too_long.get_data(as_text=True)
     )
     html = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)

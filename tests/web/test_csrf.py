@@ -61,3 +61,13 @@ def test_cookie_alone_does_not_authenticate_api_writes(app, staff):
     token = csrf_of(page)
     sent = staff.post(url, json={"body": "from the page"}, headers={"X-CSRF-Token": token})
     assert sent.status_code == 201 and sent.json["author"] == "staff"
+
+
+def test_api_logout_ends_the_cookie_session_of_the_page(staff):
+    token = csrf_of(staff.get(f"{BASE}/staff/"))
+    out = staff.post(f"{BASE}/api/v1/logout", headers={"X-CSRF-Token": token})
+    assert out.status_code == 204
+    # The same cookie and CSRF token no longer open anything, in the API or the pages.
+    me = staff.get(f"{BASE}/api/v1/me", headers={"X-CSRF-Token": token})
+    assert me.status_code == 401
+    assert staff.get(f"{BASE}/staff/").status_code in (302, 303)

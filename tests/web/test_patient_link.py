@@ -1,6 +1,6 @@
 """Opening a patient link: the token becomes a session cookie and leaves the address bar."""
 
-from .conftest import BASE, browser, open_conversation
+from .conftest import BASE, browser, csrf_of, open_conversation
 
 
 def test_link_is_exchanged_for_a_cookie_and_a_redirect_without_the_token(app, staff, patient):
@@ -66,3 +66,45 @@ def test_opening_the_link_again_replaces_the_old_session(app, staff):
     assert phone.get_cookie("mc_patient", domain="medcell.test").value != first
     conn = app.extensions["medcell"]["store"].conn()
     assert conn.execute("SELECT count(*) FROM patient_sessions").fetchone()[0] == 1
+
+
+def test_a_link_does_not_replace_another_conversation_without_asking(app, staff, patient):
+    # Someone sends a patient the link of a conversation of their own (login CSRF): the
+    # patient's own conversation stays open until they confirm, with this site's form.
+    mine, own_link = open_conversation(staff, "Knie")
+    theirs, other_link = open_conversation(staff, "Fremd")
+    assert patient.get(BASE + own_link).status_code == 303
+    asked = patient.get(BASE + other_link)
+    assert asked.status_code == 200
+    assert "Andere Unterhaltung öffnen?" in asked.get_data(as_text=True)
+    assert "Set-Cookie" not in asked.headers or "mc_patient" not in asked.headers["Set-Cookie"]
+    assert conversation_of(patient) == mine
+    assert patient.post(BASE + other_link, data={"csrf": "forged"}).status_code == 403
+    assert conversation_of(patient) == mine
+    switched = patient.post(BASE + other_link, data={"csrf": csrf_of(asked)})
+    assert switched.status_code == 303 and switched.headers["Location"] == "/patient/"
+    assert conversation_of(patient) == theirs
+
+
+def test_a_link_opened_by_signed_in_staff_asks_first(app, staff):
+    _, link = open_conversation(staff)
+    asked = staff.get(BASE + link)
+    assert asked.status_code == 200
+    assert "als Mitarbeiter/in angemeldet" in asked.get_data(as_text=True)
+    assert staff.get(f"{BASE}/patient/?retry=1").status_code == 401  # no patient session yet
+
+
+def test_a_link_from_another_site_is_reloaded_from_this_one_before_it_is_traded(app, staff):
+    # Such a navigation carries no SameSite=Strict cookie, so it could not see a session.
+    _, link = open_conversation(staff)
+    fresh = browser(app)
+    first = fresh.get(BASE + link, headers={"Sec-Fetch-Site": "cross-site"})
+    assert first.status_code == 200 and 'http-equiv="refresh"' in first.get_data(as_text=True)
+    assert "mc_patient" not in first.headers.get("Set-Cookie", "")
+    again = fresh.get(BASE + link + "?retry=1", headers={"Sec-Fetch-Site": "same-origin"})
+    assert again.status_code == 303
+
+
+def conversation_of(client) -> str:
+    page = client.get(f"{BASE}/patient/").get_data(as_text=True)
+    return page.split("/api/v1/conversations/")[1].split("/")[0]

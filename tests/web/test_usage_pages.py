@@ -16,7 +16,12 @@ def fill_facility(app) -> None:
     conn = medcell["store"].conn()
     conv_id, _ = medcell["conversations"].create(conn, "filler")
     medcell["conversations"].add_attachment(
-        conn, conv_id, "staff", "a.pdf", "application/pdf", io.BytesIO(bytes(1024 * 1024))
+        conn,
+        conv_id,
+        "staff",
+        "a.pdf",
+        "application/pdf",
+        io.BytesIO(b"%PDF-" + bytes(1024 * 1024 - 5)),
     )
     used = quota.facility_used(conn)
     quota.set_quotas(conn, facility=f"{used // 1024}KiB")

@@ -8,7 +8,7 @@ from services.facility.core import accounts as auth
 from services.facility.core import passwords, patients, reading, settings, throttle
 from services.facility.core.conversations import ID_RE
 from services.facility.core.errors import BadRequest, NotFound, PinRequired
-from services.facility.http.auth import bearer_token, require
+from services.facility.http.auth import STAFF_COOKIE, bearer_token, require
 from services.facility.http.context import (
     client_id,
     conn,
@@ -55,7 +55,8 @@ def login():
 @bp.post("/api/v1/logout")
 @require()
 def logout():
-    auth.logout(conn(), bearer_token() or "")
+    # The session that called: its bearer token, or the page's cookie session (with its CSRF).
+    auth.logout(conn(), bearer_token() or request.cookies.get(STAFF_COOKIE, ""))
     return "", 204
 
 

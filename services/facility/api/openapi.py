@@ -1,7 +1,7 @@
 """The OpenAPI 3 description of the facility API, served at /api/v1/openapi.json."""
 
 from services.facility.api import patterns, usage
-from services.facility.core import contact, quick_replies
+from services.facility.core import contact, quick_replies, uploads
 from services.facility.core.config import Config
 from services.facility.http.downloads import INLINE_TYPES
 
@@ -43,7 +43,14 @@ def _op(
         )
         responses.setdefault("429", _error("Too many failed attempts"))
     # Every route refuses a body above its limit before reading it (256 KiB; uploads: the maximum).
-    responses.setdefault("413", _error("The request body (or a text in it) is too large"))
+    responses.setdefault("413", _error("The request body is over its size limit"))
+    if body or params:
+        # A value outside its schema, a text over its maxLength included, is a validation error.
+        responses.setdefault("400", _error("A value outside the documented schema"))
+    if any(p.get("in") == "path" for p in params or ()):
+        # The gateway refuses these before the facility sees them (gateway/templates/maps.conf).
+        refused = responses["400"]
+        responses["400"] = {**refused, "description": f"{refused['description']}; {GATEWAY_400}"}
     if body:
         op["requestBody"] = body
     if params:
@@ -71,9 +78,18 @@ def _link(path: str, method: str, description: str, **parameters: str) -> dict:
     }
 
 
+GATEWAY_400 = (
+    "or, from the gateway, a path with control characters, an encoded '/', '\\' or '%', "
+    "dot segments, or percent-encodings that are not UTF-8"
+)
 STR = {"type": "string"}
 TIME = {"type": "string", "format": "date-time"}
 NO_CONTENT = {"description": "Done"}
+UPLOADS = uploads.ALLOWED_TEXT
+DAMAGED = _error(
+    "record_damaged: a record fails its integrity check (altered in the database outside "
+    "medcell: moved, its author or time changed); nothing of it is shown as genuine"
+)
 CONV_ID = {
     "name": "conv_id",
     "in": "path",
@@ -314,9 +330,9 @@ def spec(config: Config) -> dict:
                         ),
                         "Created",
                     ),
-                    "400": _error("Malformed request"),
+                    "400": _error("Malformed request, or a body over its maxLength"),
                     "404": not_found,
-                    "413": _error("Body too long, or the conversation is full"),
+                    "413": _error("Request body over its size limit, or the conversation is full"),
                 },
                 body=_body(_input(["body"], body=patterns.nonblank_text(config.max_body_chars))),
                 params=[CONV_ID],
@@ -324,6 +340,7 @@ def spec(config: Config) -> dict:
             "get": _op(
                 "Messages, oldest first",
                 {
+                    "500": DAMAGED,
                     "200": _json(
                         _obj(
                             ["messages"],
@@ -376,11 +393,15 @@ def spec(config: Config) -> dict:
                             )
                         },
                     },
-                    "400": _error("No file, or a file without a name"),
+                    "400": _error("No file, a file without a name, or a body over maxLength"),
                     "404": not_found,
                     "413": _error(
                         f"File over {config.max_attachment_bytes} bytes, "
                         "or the conversation is full"
+                    ),
+                    "415": _error(
+                        f"Only {uploads.ALLOWED_TEXT} can be attached, recognised by their "
+                        "content; a declared type must be the one the content shows"
                     ),
                 },
                 body={
@@ -393,11 +414,18 @@ def spec(config: Config) -> dict:
                                     "type": "string",
                                     "format": "binary",
                                     "description": f"at most {config.max_attachment_bytes} "
-                                    "bytes, sent as a file part with a file name",
+                                    f"bytes, sent as a file part with a file name: {UPLOADS}; "
+                                    "the stored type is the one its content shows",
                                 },
                                 body=patterns.text(config.max_body_chars),
                             ),
-                            "encoding": {"file": {"contentType": "application/octet-stream"}},
+                            "encoding": {
+                                "file": {
+                                    "contentType": ", ".join(
+                                        [*uploads.TYPES, "application/octet-stream"]
+                                    )
+                                }
+                            },
                         }
                     },
                 },
@@ -408,6 +436,7 @@ def spec(config: Config) -> dict:
             "get": _op(
                 "The file's bytes",
                 {
+                    "500": DAMAGED,
                     "200": {
                         "description": "The file: shown inline if it is an image or a PDF "
                         "(unless ?download is given), else as application/octet-stream",
@@ -566,7 +595,12 @@ def spec(config: Config) -> dict:
                 },
                 auth=False,
                 params=[
-                    {"name": "receipt_id", "in": "path", "required": True, "schema": STR},
+                    {
+                        "name": "receipt_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": patterns.record_id("receipt"),
+                    },
                     {
                         "name": "download",
                         "in": "query",
@@ -690,7 +724,13 @@ def spec(config: Config) -> dict:
     usage.document_storage_full(paths)
     return {
         "openapi": "3.0.3",
-        "info": {"title": f"medcell facility API ({config.facility})", "version": "1"},
+        "info": {
+            "title": f"medcell facility API ({config.facility})",
+            "version": "1",
+            "description": "A value outside its schema (a text over its maxLength included) is "
+            "answered 400; 413 means only a request body over its size limit (or a full "
+            "conversation); 415 an attachment that is not an allowed type.",
+        },
         # Relative to where the document is served (…/api/v1/openapi.json): the facility's root,
         # which behind the gateway is /f/<slug>/. The paths below start with /api/v1 themselves.
         "servers": [{"url": "../.."}],
@@ -781,6 +821,7 @@ def records_paths(not_found: dict) -> dict:
             "get": _op(
                 "Export the conversation for the patient record (staff); logged for the patient",
                 {
+                    "500": DAMAGED,
                     "200": {
                         "description": "A download: a printable PDF, or a FHIR R4 Bundle of "
                         "one Communication per message with attachments inline",
@@ -843,6 +884,7 @@ def records_paths(not_found: dict) -> dict:
                 "Which staff account opened, downloaded or exported what, newest first "
                 "(staff, and the conversation's own patient)",
                 {
+                    "500": DAMAGED,
                     "200": _json(
                         _obj(["entries"], entries={"type": "array", "items": _ref("Access")})
                     ),
@@ -856,7 +898,7 @@ def records_paths(not_found: dict) -> dict:
 
 def _account_paths() -> dict:
     """Deactivate, reactivate and reset the password of another staff account (admin)."""
-    username = {"name": "username", "in": "path", "required": True, "schema": STR}
+    username = {"name": "username", "in": "path", "required": True, "schema": patterns.USERNAME}
     refusals = {
         "403": _error("Admins only"),
         "404": _error("No such account"),
@@ -926,7 +968,18 @@ def _quick_reply_paths(config: Config) -> dict:
             "delete": _op(
                 "Remove a quick reply (admin)",
                 {"204": NO_CONTENT, "403": _error("Admins only"), "404": _error("No such reply")},
-                params=[{"name": "reply_id", "in": "path", "required": True, "schema": STR}],
+                params=[
+                    {
+                        "name": "reply_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "pattern": "^[0-9]{1,18}$",
+                            "description": "the quick reply's number",
+                        },
+                    }
+                ],
             )
         },
     }

@@ -16,7 +16,7 @@ from flask import current_app, request
 
 from services.facility.api.openapi import spec
 from services.facility.core.config import Config
-from services.facility.core.errors import BadRequest, FacilityError, PayloadTooLarge
+from services.facility.core.errors import BadRequest, FacilityError, TooLong
 from services.facility.http import context
 
 KNOWN = frozenset(
@@ -112,7 +112,7 @@ def query(name: str) -> str | int | None:
 
 
 def check(value: object, schema: dict, name: str) -> None:
-    """Raise BadRequest (PayloadTooLarge for a text over its maxLength) unless value fits."""
+    """Raise BadRequest (TooLong for a text over its maxLength) unless value fits."""
     unknown = set(schema) - KNOWN
     if unknown:
         raise FacilityError(f"unsupported schema keywords {sorted(unknown)}")
@@ -137,7 +137,7 @@ def check(value: object, schema: dict, name: str) -> None:
 def _fits(value: object, schema: dict, name: str) -> bool:
     try:
         check(value, schema, name)
-    except (BadRequest, PayloadTooLarge):
+    except BadRequest:
         return False
     return True
 
@@ -157,7 +157,7 @@ def _check_string(value: str, schema: dict, name: str) -> None:
     if len(value) < schema.get("minLength", 0):
         raise BadRequest(f"{name} must be at least {schema['minLength']} characters")
     if len(value) > schema.get("maxLength", len(value)):
-        raise PayloadTooLarge(f"{name} may be at most {schema['maxLength']} characters")
+        raise TooLong(f"{name} may be at most {schema['maxLength']} characters")
     if "pattern" in schema and not _regex(schema["pattern"]).search(value):
         raise BadRequest(f"{name} must be {schema.get('description', 'of the documented form')}")
     if "format" in schema:

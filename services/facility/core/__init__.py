@@ -38,6 +38,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     keyring.ensure(store.conn())
     # The throttle names its rows with a key of this facility's own, never stored beside them.
     throttle.use_key(config.database, crypto.derive_key(keyring.signing_seed(), "throttle"))
+    store.migrate(keyring)  # the steps that re-seal data with the keys (migrations.py)
     deadlines_changed = threading.Event()
     space = Space(config.data_dir, config.space_reserve_bytes)
     space.ensure_reserve()

@@ -10,8 +10,9 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.facility.core import crypto, store
+from services.facility.core import bindings, crypto, store
 from services.facility.core.conversations import new_id
+from services.facility.core.errors import CryptoError, RecordDamaged
 from services.facility.core.keys import Keyring
 
 ACTIONS = ("open", "download", "export_pdf", "export_fhir")
@@ -44,18 +45,20 @@ class AccessLog:
                 return False  # deleted meanwhile: nothing left to log against
             key = self.keyring.record_key(conn, conv_id)
             recent = conn.execute(
-                "SELECT id, entry FROM access_log WHERE conversation_id = ? AND created_at > ?",
+                "SELECT id, created_at, entry FROM access_log "
+                "WHERE conversation_id = ? AND created_at > ?",
                 (conv_id, now - COALESCE_SECONDS * 1_000_000),
             ).fetchall()
             if action in COALESCED and any(
-                self._open(key, entry_id, sealed) == entry for entry_id, sealed in recent
+                self._open(key, entry_id, conv_id, at, sealed) == entry
+                for entry_id, at, sealed in recent
             ):
                 return False
             entry_id = new_id()
             conn.execute(
                 "INSERT INTO access_log (id, conversation_id, created_at, entry) "
                 "VALUES (?, ?, ?, ?)",
-                (entry_id, conv_id, now, self._seal(key, entry_id, entry)),
+                (entry_id, conv_id, now, self._seal(key, entry_id, conv_id, now, entry)),
             )
         return True
 
@@ -69,13 +72,18 @@ class AccessLog:
         if not rows:
             return []
         key = self.keyring.record_key(conn, conv_id)
-        return [{**self._open(key, entry_id, sealed), "at": at} for entry_id, at, sealed in rows]
+        return [
+            {**self._open(key, entry_id, conv_id, at, sealed), "at": at}
+            for entry_id, at, sealed in rows
+        ]
 
-    def _seal(self, key: bytes, entry_id: str, entry: dict) -> bytes:
-        return crypto.seal(key, json.dumps(entry).encode(), self._aad(entry_id))
+    def _seal(self, key: bytes, entry_id: str, conv_id: str, at: int, entry: dict) -> bytes:
+        bound = bindings.access_entry(self.facility, entry_id, conv_id, at)
+        return crypto.seal(key, json.dumps(entry).encode(), bound)
 
-    def _open(self, key: bytes, entry_id: str, sealed: bytes) -> dict:
-        return json.loads(crypto.unseal(key, sealed, self._aad(entry_id)))
-
-    def _aad(self, entry_id: str) -> bytes:
-        return crypto.aad(self.facility, "access_log", entry_id, "entry")
+    def _open(self, key: bytes, entry_id: str, conv_id: str, at: int, sealed: bytes) -> dict:
+        bound = bindings.access_entry(self.facility, entry_id, conv_id, at)
+        try:
+            return json.loads(crypto.unseal(key, sealed, bound))
+        except CryptoError as e:
+            raise RecordDamaged("an access-log entry") from e

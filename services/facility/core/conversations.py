@@ -10,8 +10,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, references, store, texts, throttle
-from services.facility.core.errors import BadRequest, NotFound, PayloadTooLarge
+from services.facility.core import (
+    bindings,
+    crypto,
+    references,
+    store,
+    texts,
+    throttle,
+    uploads,
+)
+from services.facility.core.errors import (
+    BadRequest,
+    CryptoError,
+    NotFound,
+    PayloadTooLarge,
+    RecordDamaged,
+)
 from services.facility.core.keys import Keyring
 from services.facility.core.receipts import Receipts
 
@@ -158,7 +172,11 @@ class Conversations:
                 conv_id,
                 author,
                 now,
-                crypto.seal(key, text.encode(), self._aad("messages", msg_id, "body")),
+                crypto.seal(
+                    key,
+                    text.encode(),
+                    bindings.message_body(self.facility, msg_id, conv_id, author, now),
+                ),
             ),
         )
         conn.execute("UPDATE conversations SET last_activity = ? WHERE id = ?", (now, conv_id))
@@ -179,12 +197,12 @@ class Conversations:
             params += (after,)
         rows = conn.execute(query + " ORDER BY m.created_at, m.rowid", params).fetchall()
         files: dict[str, list] = {}
-        for att_id, msg_id, size, meta in conn.execute(
-            "SELECT id, message_id, size, meta FROM attachments WHERE conversation_id = ? "
-            "ORDER BY rowid",
+        for att_id, msg_id, size, chunks, meta in conn.execute(
+            "SELECT id, message_id, size, chunks, meta FROM attachments "
+            "WHERE conversation_id = ? ORDER BY rowid",
             (conv_id,),
         ):
-            info = self._meta(conn, att_id, meta)
+            info = self._meta(conn, att_id, (conv_id, msg_id, size, chunks), meta)
             files.setdefault(msg_id, []).append(
                 {
                     "id": att_id,
@@ -196,7 +214,11 @@ class Conversations:
         result = []
         for msg_id, author, created_at, body, version, wrapped in rows:
             key = self.keyring.unwrap(msg_id, version, wrapped)
-            text = crypto.unseal(key, body, self._aad("messages", msg_id, "body")).decode()
+            bound = bindings.message_body(self.facility, msg_id, conv_id, author, created_at)
+            try:
+                text = crypto.unseal(key, body, bound).decode()
+            except CryptoError as e:
+                raise RecordDamaged("a message") from e
             result.append(
                 {
                     "id": msg_id,
@@ -216,22 +238,20 @@ class Conversations:
         conv_id: str,
         author: str,
         filename: str,
-        content_type: str,
+        content_type: str | None,
         stream: io.BufferedIOBase,
         body: object = "",
     ) -> dict:
         filename = self._check_filename(filename)
         text = texts.check_text(body or "", self.max_body_chars, "body", allow_empty=True)
-        content_type = (
-            content_type
-            if re.match(r"^[\w.+-]+/[\w.+-]+$", content_type or "")
-            else "application/octet-stream"
-        )
         # The upload is already held in memory (see MemoryRequest); read it a chunk at a time
         # rather than copy it whole, so one upload costs its size once, not twice.
         size = stream.seek(0, io.SEEK_END) - stream.seek(0)
         if size > self.max_attachment_bytes:
             raise PayloadTooLarge(f"attachments may be at most {self.max_attachment_bytes} bytes")
+        # Stored is the type the bytes show; `content_type` is only what the client declared.
+        content_type = uploads.stored_type(stream.read(uploads.HEAD_BYTES), content_type)
+        stream.seek(0)
         att_id = new_id()
         chunks = max(1, -(-size // CHUNK_BYTES))
         with store.write(conn):
@@ -251,7 +271,13 @@ class Conversations:
                     message["id"],
                     size,
                     chunks,
-                    crypto.seal(key, meta, self._aad("attachments", att_id, "meta")),
+                    crypto.seal(
+                        key,
+                        meta,
+                        bindings.attachment_meta(
+                            self.facility, att_id, conv_id, message["id"], size, chunks
+                        ),
+                    ),
                 ),
             )
             for seq in range(chunks):
@@ -268,13 +294,14 @@ class Conversations:
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:
         """The conversation id, metadata and size of an attachment; NotFound if gone."""
         row = conn.execute(
-            "SELECT conversation_id, size, meta FROM attachments WHERE id = ?",
+            "SELECT conversation_id, message_id, size, chunks, meta FROM attachments WHERE id = ?",
             (att_id if ID_RE.match(att_id or "") else "",),
         ).fetchone()
         if row is None:
             raise NotFound("no such attachment")
-        self.require_live(conn, row[0])
-        return row[0], self._meta(conn, att_id, row[2]), row[1]
+        conv_id, msg_id, size, chunks, meta = row
+        self.require_live(conn, conv_id)
+        return conv_id, self._meta(conn, att_id, (conv_id, msg_id, size, chunks), meta), size
 
     def attachment_bytes(self, conn: sqlite3.Connection, att_id: str) -> Iterator[bytes]:
         """The attachment's content, one decrypted chunk at a time."""
@@ -291,9 +318,14 @@ class Conversations:
                 raise NotFound("attachment was deleted")
             yield crypto.unseal(key, row[0], self._chunk_aad(att_id, seq, chunks))
 
-    def _meta(self, conn: sqlite3.Connection, att_id: str, sealed: bytes) -> dict:
+    def _meta(self, conn: sqlite3.Connection, att_id: str, columns: tuple, sealed: bytes) -> dict:
+        """An attachment's name and type; `columns`: its conversation, message, size, chunks."""
         key = self.keyring.record_key(conn, att_id)
-        return json.loads(crypto.unseal(key, sealed, self._aad("attachments", att_id, "meta")))
+        bound = bindings.attachment_meta(self.facility, att_id, *columns)
+        try:
+            return json.loads(crypto.unseal(key, sealed, bound))
+        except CryptoError as e:
+            raise RecordDamaged("an attachment") from e
 
     # -- deletion -------------------------------------------------------------------------
 

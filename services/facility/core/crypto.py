@@ -2,7 +2,8 @@
 
 Nobody outside this module creates nonces or calls the cipher. Sealed values are
 ``nonce (12 bytes) || ciphertext || tag (16 bytes)``; the associated data binds each value to
-its facility, table, record and field, so a ciphertext copied into another row does not open.
+its facility, table, record and field, so a ciphertext copied into another row does not open,
+and to the plain columns that give it meaning (see bindings.py).
 
 The cipher is libsodium's, reached through PyNaCl's compiled module. PyNaCl's Python wrapper
 (``nacl.bindings.crypto_aead_aes256gcm_*``) formats seven error messages on every call, which
@@ -13,6 +14,7 @@ wrapper takes over: slower, same bytes.
 
 import hashlib
 import hmac
+import json
 
 import nacl.bindings
 import nacl.exceptions
@@ -54,9 +56,16 @@ def new_key() -> bytes:
     return nacl.utils.random(KEY_BYTES)
 
 
-def aad(facility: str, table: str, record_id: str, field: str) -> bytes:
-    """Associated data that pins a sealed value to exactly one place."""
-    return f"medcell/1|{facility}|{table}|{record_id}|{field}".encode()
+def aad(facility: str, table: str, record_id: str, field: str, bound: tuple = ()) -> bytes:
+    """Associated data that pins a sealed value to exactly one place.
+
+    `bound` are the record's plain columns that must not change either (its conversation,
+    author, time): a database writer without keys who changes one makes the value fail to open.
+    """
+    if not bound:
+        return f"medcell/1|{facility}|{table}|{record_id}|{field}".encode()
+    columns = json.dumps(list(bound), separators=(",", ":"))
+    return f"medcell/2|{facility}|{table}|{record_id}|{field}|{columns}".encode()
 
 
 def seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:

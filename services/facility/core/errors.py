@@ -29,12 +29,29 @@ class CryptoUnavailable(CryptoError):
     """This CPU cannot do AES-256-GCM; we refuse to fall back to anything weaker."""
 
 
+class RecordDamaged(CryptoError):
+    """A sealed record no longer matches the plain columns beside it (its conversation, author
+    or time): it was altered outside medcell and is not shown as if it were genuine."""
+
+    code = "record_damaged"
+
+    def __init__(self, what: str = "a message"):
+        super().__init__(
+            f"{what} of this conversation fails its integrity check: the database was altered "
+            "outside medcell; the administrator should restore a backup"
+        )
+
+
 class KeyDestroyed(CryptoError):
     """The key-encryption key version a record needs has been destroyed."""
 
 
 class BadRequest(FacilityError):
     status, code = 400, "bad_request"
+
+
+class TooLong(BadRequest):
+    """A text over its limit: a validation error like any other (413 is for a body too large)."""
 
 
 class Unauthorized(FacilityError):

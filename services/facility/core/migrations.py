@@ -2,9 +2,17 @@
 
 Times are integers in microseconds since the epoch (UTC). Every patient-related value that
 carries content is a sealed BLOB; its record key lives wrapped in record_keys.
+
+Most steps are SQL. A step that is a function re-seals data and needs the facility's keys: the
+store stops before it until the keys are there (open_facility migrates again once they are).
 """
 
 import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from services.facility.core import bindings, crypto
+from services.facility.core.errors import CryptoError
 
 V1 = """
 CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -198,11 +206,92 @@ CREATE TABLE quick_replies (
 );
 """
 
-MIGRATIONS = [V1, V2, V3, V4, V5, V6, V7, V8]
+
+def v9_bind_columns(conn: sqlite3.Connection, keyring: Any) -> None:
+    """Re-seal messages, attachments' metadata and access-log entries so that their associated
+    data binds the plain columns beside them (see bindings.py); after this none of them opens
+    under the old binding. A value that did not open before either is left as it is: it reads
+    as damaged, as it was."""
+    facility = keyring.facility
+    _rebind(
+        conn,
+        keyring,
+        "SELECT rowid, id, id, body, conversation_id, author, created_at FROM messages",
+        "UPDATE messages SET body = ? WHERE rowid = ?",
+        lambda i, conv, author, at: (
+            crypto.aad(facility, "messages", i, "body"),
+            bindings.message_body(facility, i, conv, author, at),
+        ),
+    )
+    _rebind(
+        conn,
+        keyring,
+        "SELECT rowid, id, id, meta, conversation_id, message_id, size, chunks FROM attachments",
+        "UPDATE attachments SET meta = ? WHERE rowid = ?",
+        lambda i, conv, msg, size, chunks: (
+            crypto.aad(facility, "attachments", i, "meta"),
+            bindings.attachment_meta(facility, i, conv, msg, size, chunks),
+        ),
+    )
+    # Access-log entries are sealed under their conversation's record key.
+    _rebind(
+        conn,
+        keyring,
+        "SELECT rowid, id, conversation_id, entry, conversation_id, created_at FROM access_log",
+        "UPDATE access_log SET entry = ? WHERE rowid = ?",
+        lambda i, conv, at: (
+            crypto.aad(facility, "access_log", i, "entry"),
+            bindings.access_entry(facility, i, conv, at),
+        ),
+    )
 
 
-def apply(conn: sqlite3.Connection) -> int:
-    """Run every migration newer than the database, each in its own transaction."""
+def _rebind(
+    conn: sqlite3.Connection,
+    keyring: Any,
+    select: str,
+    update: str,
+    aads: Callable[..., tuple[bytes, bytes]],
+) -> None:
+    """For each row (rowid, id, key's record id, sealed value, *columns): open it under the old
+    associated data, seal it again under the new one. Read in batches of rowids."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            f"{select} WHERE rowid > ? ORDER BY rowid LIMIT 500", (last,)
+        ).fetchall()
+        if not rows:
+            return
+        for rowid, record_id, key_id, sealed, *columns in rows:
+            old, new = aads(record_id, *columns)
+            try:
+                key = keyring.record_key(conn, key_id)
+                plain = crypto.unseal(key, sealed, old)
+            except CryptoError:
+                continue
+            conn.execute(update, (crypto.seal(key, plain, new), rowid))
+        last = rows[-1][0]
+
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
+    V1,
+    V2,
+    V3,
+    V4,
+    V5,
+    V6,
+    V7,
+    V8,
+    v9_bind_columns,
+]
+
+
+def apply(conn: sqlite3.Connection, keyring: Any = None) -> int:
+    """Run every migration newer than the database, each in its own transaction.
+
+    Without `keyring`, stop before the first step that needs the keys (and return the version
+    reached); open_facility runs this again with the keys once they are ensured.
+    """
     while True:
         # Several workers start at once: the version is read under the write lock, so each
         # migration runs exactly once and the others see it done.
@@ -216,8 +305,15 @@ def apply(conn: sqlite3.Connection) -> int:
             if current == len(MIGRATIONS):
                 conn.execute("COMMIT")
                 return current
-            for statement in _statements(MIGRATIONS[current]):
-                conn.execute(statement)
+            step = MIGRATIONS[current]
+            if callable(step):
+                if keyring is None:
+                    conn.execute("COMMIT")
+                    return current
+                step(conn, keyring)
+            else:
+                for statement in _statements(step):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version={current + 1}")
         except BaseException:
             conn.execute("ROLLBACK")

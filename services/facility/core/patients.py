@@ -37,6 +37,13 @@ def hash_pin(pin: object) -> bytes | None:
 
 def open_link(conn: sqlite3.Connection, token: object, now: int, session_seconds: int) -> str:
     """Trade a patient link's token for a new session token (pending if a PIN is owed)."""
+    conv_id, has_pin = link_conversation(conn, token)
+    lifetime = PENDING_SECONDS if has_pin else session_seconds
+    return _new_session(conn, conv_id, not has_pin, now + lifetime * 1_000_000, now)
+
+
+def link_conversation(conn: sqlite3.Connection, token: object) -> tuple[str, bool]:
+    """The conversation a patient link opens and whether it has a PIN; NotFound or LinkLocked."""
     if not isinstance(token, str) or not 20 <= len(token) <= 128:
         raise NotFound("this link is not valid (any more)")
     digest = auth.token_hash(token)
@@ -50,8 +57,7 @@ def open_link(conn: sqlite3.Connection, token: object, now: int, session_seconds
     _, conv_id, has_pin, failures = row
     if has_pin and failures >= MAX_PIN_FAILURES:
         raise LinkLocked("too many wrong PINs: ask the facility for a new link")
-    lifetime = PENDING_SECONDS if has_pin else session_seconds
-    return _new_session(conn, conv_id, not has_pin, now + lifetime * 1_000_000, now)
+    return conv_id, bool(has_pin)
 
 
 def enter_pin(

@@ -10,6 +10,7 @@ that a 24 MiB picture costs a few hundred KiB; other files are listed with their
 import io
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,11 @@ from pathlib import Path
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 CONTENT_TYPE = "application/pdf"
 EMBEDDED_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+# The only decoders Pillow may use on a patient's file, whatever its bytes claim to be: the
+# other formats Pillow knows (PSD, TIFF, EPS through Ghostscript, ...) are attack surface.
+DECODERS = ("JPEG", "PNG", "GIF", "WEBP")
 # Pixels decoded for one picture at most (RGBA: 4 bytes each, so 64 MiB): the container has 256.
+# Also Pillow's own bomb limit: a picture with more than twice these pixels is not even opened.
 MAX_DECODE_PIXELS = 16_000_000
 MAX_IMAGE_SIDE = 1600
 # Embedded picture bytes per PDF at most; later pictures are listed, not embedded.
@@ -261,8 +266,13 @@ def _picture(data: bytes) -> tuple[bytes, int, int] | None:
     """A picture scaled down and re-encoded as JPEG (bytes, width, height), or None."""
     from PIL import Image, UnidentifiedImageError
 
+    Image.MAX_IMAGE_PIXELS = MAX_DECODE_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():
+            # Between one and two times the limit Pillow only warns: refused below anyway.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=DECODERS)
+        with image:
             if image.format == "JPEG":
                 # Decode at 1/2, 1/4 or 1/8 scale straight away: the full picture never exists.
                 image.draft("RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE))
@@ -276,7 +286,7 @@ def _picture(data: bytes) -> tuple[bytes, int, int] | None:
             picture.save(out, "JPEG", quality=85)
             return out.getvalue(), picture.width, picture.height
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return None
+        return None  # listed with "not embedded" instead
 
 
 def _size(size: int) -> str:

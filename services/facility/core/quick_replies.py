@@ -3,6 +3,7 @@
 They are the practice's texts, not patient data, so they are stored as plain text like staff names.
 """
 
+import re
 import sqlite3
 
 from services.facility.core import store, texts
@@ -21,7 +22,8 @@ def list_all(conn: sqlite3.Connection) -> list[dict]:
 
 def get(conn: sqlite3.Connection, reply_id: object) -> dict | None:
     """One quick reply by its id (as given in a form or URL), or None."""
-    if not isinstance(reply_id, (str, int)) or not str(reply_id).isdigit():
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not isinstance(reply_id, (str, int)) or not re.fullmatch(r"[0-9]{1,18}", str(reply_id)):
         return None
     row = conn.execute(
         "SELECT id, label, body FROM quick_replies WHERE id = ?", (int(reply_id),)

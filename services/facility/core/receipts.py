@@ -3,8 +3,10 @@
 A receipt names no conversation: it has a random id of its own, the facility, the second of the
 deletion, why (patient, staff, expiry, facility_wipe) and how many messages, attachments and
 record keys went. `verified` is true only if the delete transaction committed, the WAL
-checkpoint returned (0, 0, 0), and no row of the conversation is left in any table that has a
-conversation_id column (read from sqlite_master, so tables added later are checked too).
+checkpoint returned (0, 0, 0), no row of the conversation is left in any table that has a
+conversation_id column (read from sqlite_master, so tables added later are checked too), and no
+attachment chunk is left without its attachment (chunks carry only their attachment's id: once
+the conversation's attachments are gone, any chunk of them left behind is one of these).
 
 A deletion works in two steps: `begin` records the unsigned receipt inside the delete
 transaction; `finish`, after the commit and the checkpoint, checks what is left, then signs.
@@ -189,7 +191,8 @@ _COLUMNS = "receipt_id, deleted_at, reason, messages, attachments, record_keys, 
 
 
 def rows_left(conn: sqlite3.Connection, conv_ids: tuple[str, ...] | list[str]) -> int:
-    """Rows of these conversations in any table: conversations, and every conversation_id table."""
+    """Rows of these conversations in any table: conversations, every conversation_id table,
+    and attachment chunks whose attachment is gone."""
     ids = json.dumps(list(conv_ids))
     tables = [
         r[0]
@@ -199,7 +202,11 @@ def rows_left(conn: sqlite3.Connection, conv_ids: tuple[str, ...] | list[str]) -
         )
     ]
     queries = [("conversations", "id"), *((t, "conversation_id") for t in tables)]
-    return sum(
+    loose_chunks = conn.execute(
+        "SELECT count(*) FROM attachment_chunks c "
+        "WHERE NOT EXISTS (SELECT 1 FROM attachments a WHERE a.id = c.attachment_id)"
+    ).fetchone()[0]
+    return loose_chunks + sum(
         conn.execute(
             f'SELECT count(*) FROM "{table.replace(chr(34), chr(34) * 2)}" '
             f"WHERE {column} IN (SELECT value FROM json_each(?))",

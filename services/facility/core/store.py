@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from services.facility.core import migrations
 from services.facility.core.errors import StorageFull
@@ -180,14 +180,17 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
 
-    def migrate(self) -> int:
-        """Bring the schema up to date; returns the version now in force."""
+    def migrate(self, keyring: Any = None) -> int:
+        """Bring the schema up to date; returns the version now in force.
+
+        Steps that re-seal data need the keys: without `keyring` the schema stops before them.
+        """
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Create the file owner-only before SQLite does; its WAL and shm inherit the mode.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = connect(self.path)
         try:
-            return migrations.apply(conn)
+            return migrations.apply(conn, keyring)
         finally:
             conn.close()
 

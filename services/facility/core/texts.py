@@ -1,10 +1,10 @@
 """The rule every stored text follows: a string of valid UTF-8 without NUL, within its limit."""
 
-from services.facility.core.errors import BadRequest, PayloadTooLarge
+from services.facility.core.errors import BadRequest, TooLong
 
 
 def check_text(value: object, limit: int, name: str, allow_empty: bool = False) -> str:
-    """The text, or BadRequest / PayloadTooLarge (over `limit` characters) naming the field."""
+    """The text, or BadRequest (TooLong over `limit` characters) naming the field."""
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
     if "\x00" in value:
@@ -16,5 +16,5 @@ def check_text(value: object, limit: int, name: str, allow_empty: bool = False) 
     if not allow_empty and not value.strip():
         raise BadRequest(f"{name} must not be empty")
     if len(value) > limit:
-        raise PayloadTooLarge(f"{name} may be at most {limit} characters")
+        raise TooLong(f"{name} may be at most {limit} characters")
     return value

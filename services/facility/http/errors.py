@@ -8,7 +8,12 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import store
-from services.facility.core.errors import FacilityError, InsufficientStorage, StorageFull
+from services.facility.core.errors import (
+    FacilityError,
+    InsufficientStorage,
+    RecordDamaged,
+    StorageFull,
+)
 
 log = logging.getLogger("medcell.facility")
 
@@ -44,7 +49,8 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 def init_app(app: Flask) -> None:
     @app.errorhandler(FacilityError)
     def _facility_error(e: FacilityError):
-        if e.status >= 500 and not isinstance(e, InsufficientStorage):
+        # A damaged record is said as such: staff must know the record is not to be trusted.
+        if e.status >= 500 and not isinstance(e, InsufficientStorage | RecordDamaged):
             log.error("internal error", extra={"fields": {"error": type(e).__name__}})
             return error_response(500, "internal", "Internal error.")
         return error_response(e.status, e.code, e.message, e.headers)

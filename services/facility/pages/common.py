@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import CryptoError, FacilityError, InsufficientStorage
+from services.facility.core import uploads
+from services.facility.core.errors import (
+    CryptoError,
+    FacilityError,
+    InsufficientStorage,
+    RecordDamaged,
+)
 from services.facility.http.auth import PRE_COOKIE
 from services.facility.http.context import ctx
 from services.facility.http.errors import allowed_methods
@@ -14,15 +20,8 @@ from services.facility.pages import i18n
 
 CSP = "default-src 'self'; frame-ancestors 'none'"
 LANG_COOKIE = "mc_lang"
-# What patients and staff may attach in the web pages, recognised by content, not by name.
-UPLOAD_TYPES = {
-    "image/jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
-    "image/png": lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"),
-    "image/gif": lambda h: h[:6] in (b"GIF87a", b"GIF89a"),
-    "image/webp": lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP",
-    "image/heic": lambda h: h[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc"),
-    "application/pdf": lambda h: h.startswith(b"%PDF-"),
-}
+# What patients and staff may attach: core/uploads.py's rule, shared with the API.
+UPLOAD_TYPES = uploads.TYPES
 UPLOAD_ACCEPT = ",".join([*UPLOAD_TYPES, ".heic", ".jpg", ".jpeg", ".png", ".pdf"])
 
 
@@ -71,7 +70,7 @@ def iso(us: int) -> str:
 
 def sniff_upload(head: bytes) -> str | None:
     """The content type of an allowed upload from its first bytes, or None."""
-    return next((kind for kind, test in UPLOAD_TYPES.items() if test(head)), None)
+    return uploads.sniff(head)
 
 
 def lang_url(code: str) -> str:
@@ -110,6 +109,8 @@ def error_page(e: Exception) -> Response:
         code = "internal"
     # Missing keys are no passing fault: say so, so that staff call the administrator.
     key = "error.keys" if isinstance(e, CryptoError) else ERROR_TEXTS.get(code, "error.internal")
+    if isinstance(e, RecordDamaged):
+        key = "error.damaged"
     response = page(
         "error.html",
         status,

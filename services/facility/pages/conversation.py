@@ -12,6 +12,7 @@ from services.facility.core.errors import (
     ConversationFull,
     InsufficientStorage,
     PayloadTooLarge,
+    TooLong,
     TooManyRequests,
 )
 from services.facility.core.settings import retention_seconds
@@ -83,8 +84,8 @@ def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
         message = ctx()["conversations"].add_message(conn(), conv_id, author, body)
     except (ConversationFull, InsufficientStorage) as e:
         return storage_error(e), e.status, ""
-    except PayloadTooLarge:
-        return web.t("reply.too_long", n=ctx()["config"].max_body_chars), 413, ""
+    except TooLong:
+        return web.t("reply.too_long", n=ctx()["config"].max_body_chars), 400, ""
     except BadRequest:
         return web.t("reply.empty"), 400, ""
     return None, 201, message["id"]
@@ -115,6 +116,8 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
     except PayloadTooLarge:
         size = i18n.format_size(config.max_attachment_bytes, g.lang)
         return web.t("attach.too_large", size=size), 413, ""
+    except TooLong:
+        return web.t("reply.too_long", n=config.max_body_chars), 400, ""
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""
     return None, 201, result["message_id"]

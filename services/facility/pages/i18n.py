@@ -139,6 +139,14 @@ DE = {
     "session.ended_title": "Sitzung beendet",
     "session.ended": "Ihre Sitzung ist abgelaufen oder beendet. Öffnen Sie bitte Ihren Link "
     "noch einmal.",
+    "switch.title": "Andere Unterhaltung öffnen?",
+    "switch.patient": "In diesem Browser ist schon eine andere Unterhaltung geöffnet. Wenn Sie "
+    "diesen Link öffnen, wird sie hier geschlossen. Öffnen Sie nur Links, die Ihnen Ihre Praxis "
+    "selbst geschickt hat.",
+    "switch.staff": "In diesem Browser sind Sie als Mitarbeiter/in angemeldet. Dieser Link öffnet "
+    "die Unterhaltung als Patient/in.",
+    "switch.submit": "Diese Unterhaltung öffnen",
+    "switch.back": "Zurück, nichts ändern",
     "bounce.title": "Unterhaltung wird geöffnet …",
     "bounce.link": "Weiter zur Unterhaltung",
     "password.title": "Passwort ändern",
@@ -200,6 +208,8 @@ DE = {
     "error.bad_request": "Die Anfrage war ungültig.",
     "error.keys": "Die Schlüssel der Einrichtung fehlen: Es kann nichts gespeichert oder gelesen "
     "werden. Bitte verständigen Sie die Verwaltung.",
+    "error.damaged": "Ein Eintrag dieser Unterhaltung wurde außerhalb von medcell in der Datenbank "
+    "verändert und wird deshalb nicht angezeigt. Bitte verständigen Sie die Verwaltung.",
     "error.internal": "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch "
     "einmal.",
     # -- quotas and full disk (issue 11)
@@ -522,6 +532,13 @@ EN = {
     "deleted or a new link made. Please contact the facility.",
     "session.ended_title": "Session ended",
     "session.ended": "Your session has expired or ended. Please open your link again.",
+    "switch.title": "Open another conversation?",
+    "switch.patient": "This browser already has another conversation open. Opening this link "
+    "closes it here. Only open links your practice sent you itself.",
+    "switch.staff": "You are signed in as staff in this browser. This link opens the "
+    "conversation as its patient.",
+    "switch.submit": "Open this conversation",
+    "switch.back": "Go back, change nothing",
     "bounce.title": "Opening the conversation …",
     "bounce.link": "Continue to the conversation",
     "password.title": "Change password",
@@ -581,6 +598,8 @@ EN = {
     "error.bad_request": "The request was invalid.",
     "error.keys": "The facility's encryption keys are missing: nothing can be stored or read. "
     "Please tell your administrator.",
+    "error.damaged": "An entry of this conversation was altered in the database outside medcell, "
+    "so it is not shown. Please tell your administrator.",
     "error.internal": "An internal error happened. Please try again later.",
     # -- quotas and full disk (issue 11)
     "quota.facility_full": (

@@ -18,7 +18,13 @@ from services.facility.core.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from services.facility.http.auth import PATIENT_COOKIE, check_csrf, csrf_for
+from services.facility.http.auth import (
+    PATIENT_COOKIE,
+    PRE_COOKIE,
+    check_csrf,
+    csrf_for,
+    staff_from_cookie,
+)
 from services.facility.http.context import client_id, conn, ctx, now
 from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
@@ -86,18 +92,43 @@ def urls() -> dict:
     }
 
 
-@bp.get("/p/<token>")
+@bp.route("/p/<token>", methods=["GET", "POST"])
 def open_link(token: str):
+    """Trade the link for a session; but never replace another session without asking.
+
+    Otherwise anyone could send a patient (or a colleague) a link of their own conversation
+    and have them write into it unawares (login CSRF). A link opened from another site arrives
+    without the SameSite=Strict cookies that would show such a session: it is reloaded once
+    from this site first, like the patient pages (Sec-Fetch-Site says where it came from).
+    """
     c, t_now, client = conn(), now(), client_id()
     throttle.check(c, "token", client, t_now)
     try:
-        session = patients.open_link(c, token, t_now, session_seconds())
+        conv_id, _ = patients.link_conversation(c, token)
     except NotFound:
         throttle.record_failure(c, "token", client, t_now)
         return dead_end(404, "link.invalid")
     except LinkLocked:
         return dead_end(403, "pin.locked")
+    if request.method == "POST":
+        check_csrf(request.cookies.get(PRE_COOKIE))
+    elif request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        if request.args.get("retry") is None:
+            return web.page("bounce.html", target=f"{request.script_root}{request.path}?retry=1")
     old = request.cookies.get(PATIENT_COOKIE)
+    current = patients.session(c, old, t_now)
+    staff, _ = staff_from_cookie()
+    if request.method == "GET" and (
+        staff is not None or (current is not None and current.conversation_id != conv_id)
+    ):
+        return web.page(
+            "switch.html",
+            as_staff=staff is not None,
+            csrf=csrf_for(web.pre_session()),
+            action=f"{request.script_root}{request.path}",
+            back=url_for("staff.home" if staff is not None else "patient.conversation"),
+        )
+    session = patients.open_link(c, token, t_now, session_seconds())
     if old:
         patients.end_session(c, old)
     needs_pin = not patients.session(c, session, t_now).pin_ok
