@@ -4,6 +4,7 @@ is a stand-in on its real unix socket (mail_support.HostileOutbox) that hands ov
 
 import json
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ SUBJECT = "Neue Nachricht bei Praxis Dr. Müller / New message at Praxis Dr. Mü
 def config():
     # Unix socket paths are limited to 108 bytes: pytest's tmp_path can be longer than that.
     root = Path(tempfile.mkdtemp(prefix="mc-relay-", dir="/tmp"))
-    yield Config(home=root / "home")
+    yield Config(home=root / "home", facility_uid=os.getuid())
     shutil.rmtree(root, ignore_errors=True)
 
 
