@@ -19,7 +19,7 @@ TARGET_ABI=cp311
 GLIBC_MINOR_MAX=36
 # Each image gets only what its code imports; versions come from pyproject.toml where it pins them.
 case "$IMAGE" in
-facility) PACKAGES="flask gunicorn pynacl sqlite-utils segno fpdf2" ;;
+facility) PACKAGES="flask gunicorn waitress pynacl sqlite-utils segno fpdf2" ;;
 gateway) PACKAGES="gunicorn" ;; # the control plane and the activator use the standard library
 supervisor) PACKAGES="docker requests click" ;;
 *) die "unknown image '$IMAGE'" ;;
