@@ -18,8 +18,10 @@ Request bodies: waitress reads a whole request before the app sees it, up to INB
 memory and beyond that in an unlinked temporary file in TMPDIR (the container's /tmp, a tmpfs:
 memory, never disk), freed when the request ends. The app keeps uploads in memory anyway
 (context.MemoryRequest), so an upload briefly costs twice its size; both are bounded by the body
-limit. Responses are streamed: the app waits while OUTBUF_HIGH_WATERMARK bytes wait for the
-client, and a response never spills into a file.
+limit. A body still arriving counts as a request in flight (`/_medcell/status`), so the facility
+is not put to sleep under an upload, and a draining server waits for it. A body cut off half-way
+never reaches the app. Responses are streamed: the app waits while OUTBUF_HIGH_WATERMARK bytes
+wait for the client, and a response never spills into a file.
 """
 
 import logging
@@ -31,9 +33,11 @@ import time
 from pathlib import Path
 
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from services.facility import create_app, start_jobs
+from services.facility.core.activity import Activity
 
 THREADS = 4
 GRACE_SECONDS = 20
@@ -71,6 +75,31 @@ class NoRequestData(logging.Filter):
         return True
 
 
+class Channel(HTTPChannel):
+    """waitress's connection, which also counts a request body still arriving as in flight."""
+
+    activity: Activity
+    receiving = False
+
+    def received(self, data: bytes) -> bool:
+        try:
+            return super().received(data)
+        finally:
+            request = self.request  # the one being read, until it is complete
+            self._receiving(
+                request is not None and request.headers_finished and not request.completed
+            )
+
+    def del_channel(self, map=None) -> None:
+        self._receiving(False)  # closed, a body cut off or not
+        super().del_channel(map)
+
+    def _receiving(self, now: bool) -> None:
+        if now != self.receiving:
+            self.receiving = now
+            (self.activity.begin if now else self.activity.end)(False)
+
+
 def bind_options(bind: str) -> dict:
     """waitress's options for MEDCELL_BIND: `unix:/run/medcell/app.sock` or `127.0.0.1:8000`."""
     if bind.startswith("unix:"):
@@ -103,6 +132,9 @@ def serve(env: dict[str, str] | None = None) -> None:
         # ProxyFix trusts exactly one hop, and /_medcell/status refuses anything forwarded.
         clear_untrusted_proxy_headers=False,
     )
+    server.channel_class = type(
+        "Channel", (Channel,), {"activity": app.extensions["medcell"]["activity"]}
+    )
     start_jobs(app)
     stopping: list[int] = []
 
@@ -131,7 +163,7 @@ def _drain(server, unix_socket: str | None) -> None:
     while time.monotonic() < deadline:
         busy = False
         for channel in list(server.active_channels.values()):
-            if channel.requests or channel.total_outbufs_len:
+            if channel.requests or channel.total_outbufs_len or channel.receiving:
                 busy = True
             elif channel.request is None:
                 channel.will_close = True  # idle keep-alive: closed by the loop
