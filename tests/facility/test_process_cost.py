@@ -72,7 +72,7 @@ def run_fresh_app(tmp_path: Path) -> dict:
         "MEDCELL_FACILITY": "lean",
         "MEDCELL_DATA_DIR": str(tmp_path / "data"),
         "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-        "MEDCELL_SCHEDULER": "0",
+        "MEDCELL_SCHEDULER": "off",
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(
@@ -97,3 +97,40 @@ def test_exports_leave_nothing_of_theirs_in_the_serving_process(tmp_path):
     assert report["pdf"] == [200, "%PDF-", True]  # the photo is in it
     assert report["fhir"] == [200, "Bundle"]
     assert report["after_exports"] == []
+
+
+# As `python -m services` starts the server: werkzeug's development server stays out until used.
+SERVER_START = """
+import json, sys
+from services.__main__ import _defer_werkzeug_serving
+
+_defer_werkzeug_serving()
+from services.facility.server import create_app
+
+create_app()
+at_start = sorted(m for m in ("http.server", "http.client", "ssl") if m in sys.modules)
+from werkzeug.serving import make_server  # still there for whoever asks
+
+print(json.dumps({"at_start": at_start, "loaded_on_use": "http.server" in sys.modules,
+                  "real": make_server.__module__}))
+"""
+
+
+def test_the_server_starts_without_werkzeugs_development_server(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", SERVER_START],
+        env={
+            "MEDCELL_FACILITY": "lean",
+            "MEDCELL_DATA_DIR": str(tmp_path / "data"),
+            "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
+            "MEDCELL_SCHEDULER": "off",
+            "PATH": "/usr/bin:/bin",
+        },
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report == {"at_start": [], "loaded_on_use": True, "real": "werkzeug.serving"}
