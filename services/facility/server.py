@@ -44,7 +44,7 @@ GRACE_SECONDS = 20
 CHANNEL_TIMEOUT_SECONDS = 60
 INBUF_OVERFLOW = 512 * 1024
 OUTBUF_HIGH_WATERMARK = 1024 * 1024
-LOOP_SECONDS = 0.5
+LOOP_SECONDS = 1.0  # as waitress's own loop: SIGTERM is noticed within a second
 
 LOGGING = {
     "version": 1,
