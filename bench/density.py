@@ -5,11 +5,18 @@ at each size on the way up) in a throw-away installation:
 create time of the first and the last, `medcell facility list` time, host CPU and memory once the
 idle ones sleep, wake-to-answer latency through the gateway, and CPU and memory of an awake idle
 facility. Facilities are created with a short idle time (MEDCELL_BENCH_IDLE, default 30s) so they
-fall asleep while the rest are made. Prints figures; asserts nothing.
+fall asleep while the rest are made. MEDCELL_BENCH_DENSITY=0 measures only the awake facilities.
+
+An awake facility's memory: `docker stats` after a day's mix of requests (login, list, 10 messages,
+a 2400×1600 photo uploaded and downloaded), again after a PDF and a FHIR export of that
+conversation, and the host memory it costs, which adds its containerd-shim (outside `docker
+stats`). Then each is put to sleep and woken: its container's CPU from start to first answer.
+Prints figures and the hosts of 24 GB that 3,500 awake facilities need; asserts nothing.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -27,12 +34,16 @@ import requests
 
 from bench.common import percentile
 from devsupport import free_port, remove_installation
+from devsupport.unix_http import UnixHTTPConnection
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
 CPU_WINDOW = 60  # seconds of host CPU sampled once everything sleeps
 AWAKE_SAMPLE = 5  # facilities kept awake (idle "never") to measure one awake idle facility
 WAKE_SAMPLE = 20  # asleep facilities woken by a first request, one after another
+PLAN_FACILITIES = 3500  # the seed's practices, nearly all awake in office hours
+PLAN_HOST_GIB = 24
+PLAN_RESERVED_GIB = 2  # the host's own: kernel, dockerd, containerd, gateway, supervisor
 
 
 def medcell(env: dict, *args: str) -> dict | list:
@@ -162,6 +173,8 @@ def run(client, env: dict, sizes: list[int], idle: str, parallel: int) -> list[t
     rows.append(("host memory in use before `medcell up`", f"{memory_in_use() / MIB:.0f} MiB"))
     medcell(env, "up")
     count = max(sizes)
+    if count == 0:
+        return rows + awake_figures(client, env)
     slugs = [f"d{i:04d}" for i in range(count)]
     times: list[float] = []
     made = 0
@@ -205,11 +218,19 @@ def run(client, env: dict, sizes: list[int], idle: str, parallel: int) -> list[t
         )
     )
 
+    return rows + awake_figures(client, env)
+
+
+def awake_figures(client, env: dict) -> list[tuple[str, str]]:
+    """CPU and memory of awake idle facilities, before and after exports; CPU of one wake."""
+    rows = Rows()
     awake = [f"awake{i}" for i in range(AWAKE_SAMPLE)]
-    for slug in awake:
-        medcell(env, "facility", "create", slug, "--idle", "never")
+    admins = {s: medcell(env, "facility", "create", s, "--idle", "never") for s in awake}
     time.sleep(20)
     names = [f"{env['MEDCELL_DOCKER_PREFIX']}-{slug}" for slug in awake]
+    sockets = {s: Path(env["MEDCELL_HOME"]) / "run" / "facilities" / s / "app.sock" for s in awake}
+    picture = _photo()
+    conversations = {s: _day_mix(sockets[s], admins[s], picture) for s in awake}
     before = {n: container_cpu_ns(client, n) for n in names}
     began = time.monotonic()
     time.sleep(CPU_WINDOW)
@@ -228,11 +249,141 @@ def run(client, env: dict, sizes: list[int], idle: str, parallel: int) -> list[t
             f"median {statistics.median(memory):.1f} MiB, max {max(memory):.1f} MiB",
         )
     )
+    shims = [shim_memory(client, n) / MIB for n in names]
+    host = [m + shim for m, shim in zip(memory, shims, strict=True)]
+    rows.append(
+        (
+            "awake facility, host memory (docker stats + its containerd-shim)",
+            f"median {statistics.median(host):.1f} MiB (shim {statistics.median(shims):.1f})",
+        )
+    )
+    for slug in awake:
+        _exports(sockets[slug], *conversations[slug])
+    time.sleep(5)
+    exported = [container_memory(client, n) / MIB for n in names]
+    grown = [after - before for after, before in zip(exported, memory, strict=True)]
+    rows.append(
+        (
+            "awake facility after a PDF (with the photo) and a FHIR export",
+            f"median {statistics.median(exported):.1f} MiB in docker stats "
+            f"(+{statistics.median(grown):.1f}, max +{max(grown):.1f})",
+        )
+    )
+    wake_ms = []
+    for slug, name in zip(awake, names, strict=True):
+        medcell(env, "facility", "sleep", slug)
+        medcell(env, "facility", "wake", slug)  # returns once the facility answers
+        wake_ms.append(container_cpu_ns(client, name) / 1e6)
+    rows.append(
+        (
+            f"wake: container CPU from start to first answer ({len(wake_ms)} wakes)",
+            f"median {statistics.median(wake_ms):.0f} ms, max {max(wake_ms):.0f} ms",
+        )
+    )
+    per_facility = statistics.median(host) * MIB
+    usable = (PLAN_HOST_GIB - PLAN_RESERVED_GIB) * 1024 * MIB
+    per_host = int(usable // per_facility)
+    rows.append(
+        (
+            f"planning: {PLAN_FACILITIES:,} awake facilities",
+            f"{per_host} per {PLAN_HOST_GIB} GB host ({PLAN_RESERVED_GIB} GiB kept for the host): "
+            f"{-(-PLAN_FACILITIES // per_host)} hosts",
+        )
+    )
     for name in ("gateway", "supervisor"):
         container = f"{env['MEDCELL_DOCKER_PREFIX']}-{name}"
         memory_mib = container_memory(client, container) / MIB
         rows.append((f"{name} container memory", f"{memory_mib:.1f} MiB"))
     return rows
+
+
+def shim_memory(client, name: str) -> int:
+    """Proportional memory (PSS) of the containerd-shim that runs this container."""
+    container_id = client.containers.get(name).id
+    for pid in Path("/proc").iterdir():
+        if not pid.name.isdigit():
+            continue
+        try:
+            command = (pid / "cmdline").read_bytes().split(b"\0")
+            if (
+                not command[0].endswith(b"containerd-shim-runc-v2")
+                or container_id.encode() not in command
+            ):
+                continue
+            for line in (pid / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return 0
+
+
+def _photo() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.effect_noise((2400, 1600), 60).convert("RGB").save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def _call(sock: Path, method: str, target: str, token: str = "", body=None, ctype="") -> bytes:
+    """One request on the facility's own socket, as the gateway would forward it."""
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "127.0.0.1"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if isinstance(body, dict):
+        body, ctype = json.dumps(body).encode(), "application/json"
+    if ctype:
+        headers["Content-Type"] = ctype
+    conn = UnixHTTPConnection(sock, timeout=60)
+    try:
+        conn.request(method, target, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {target.split('/')[3]}: {response.status}")
+        return data
+    finally:
+        conn.close()
+
+
+def _day_mix(sock: Path, admin: dict, picture: bytes) -> tuple[str, str]:
+    """Login, a conversation with 10 messages, a photo up and down, the list: (token, conv id)."""
+    login = {"username": admin["admin_user"], "password": admin["admin_password"]}
+    token = json.loads(_call(sock, "POST", "/api/v1/login", body=login))["token"]
+    conv = json.loads(_call(sock, "POST", "/api/v1/conversations", token, {"title": "Befund"}))
+    base = f"/api/v1/conversations/{conv['id']}"
+    for i in range(10):
+        _call(sock, "POST", base + "/messages", token, {"body": f"Nachricht {i} " * 20})
+    boundary = "medcellbench"
+    form = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="foto.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + picture
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    att = json.loads(
+        _call(
+            sock,
+            "POST",
+            base + "/attachments",
+            token,
+            form,
+            f"multipart/form-data; boundary={boundary}",
+        )
+    )
+    _call(sock, "GET", f"/api/v1/attachments/{att['id']}", token)
+    _call(sock, "GET", "/api/v1/conversations", token)
+    _call(sock, "GET", base + "/messages", token)
+    return token, conv["id"]
+
+
+def _exports(sock: Path, token: str, conv_id: str) -> None:
+    base = f"/api/v1/conversations/{conv_id}/export"
+    _call(sock, "GET", base + "?format=pdf", token)
+    _call(sock, "GET", base + "?format=fhir", token)
 
 
 def _s(values: list[float]) -> str:

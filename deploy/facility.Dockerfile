@@ -46,7 +46,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MEDCELL_DATA_DIR=/data \
     MEDCELL_KEY_DIR=/keys \
-    MEDCELL_BIND=unix:/run/medcell/app.sock
+    MEDCELL_BIND=unix:/run/medcell/app.sock \
+    GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072
 
 COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
@@ -65,4 +66,6 @@ USER 10001:10001
 # No Docker health check: each run would start a process (~50 ms of CPU), which is what an idle
 # facility must not cost. The supervisor asks GET /healthz over the socket instead, rarely.
 HEALTHCHECK NONE
-CMD ["gunicorn", "-c", "/app/deploy/gunicorn_facility.py", "services.facility:create_app()"]
+# One waitress process (services/facility/server.py); malloc above: one arena for its few threads,
+# and large blocks (uploads, downloads) mmapped so they go back to the system when freed.
+CMD ["python3", "-m", "services"]

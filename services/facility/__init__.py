@@ -20,7 +20,7 @@ from services.facility.core import crypto, open_facility, retention
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
-from services.facility.http import auth, bodies, context, errors, logs, outbox
+from services.facility.http import auth, bodies, context, errors, logs, outbox, routing
 from services.facility.http.status import ActivityMiddleware
 from services.facility.pages import accounts, admin, common, patient, practice, staff
 from services.facility.pages import notify as notify_pages
@@ -38,6 +38,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
 
     app = Flask(__name__, template_folder="pages/templates", static_folder="pages/static")
     app.request_class = context.MemoryRequest
+    app.url_rule_class = routing.LazyBuildRule  # url_for's builders made on first use
     app.config.update(MAX_CONTENT_LENGTH=config.max_attachment_bytes + 1024 * 1024)
     app.config.update(test_config)
     # Only the gateway can reach a facility container, and it sets these headers itself.

@@ -34,7 +34,7 @@ APP_CONTENTS = {
 # What each image's Python must import, and what belongs to the other images only.
 DEPENDENCIES = {
     "facility": (
-        {"Flask", "gunicorn", "PyNaCl", "sqlite-utils", "segno", "fpdf2"},
+        {"Flask", "gunicorn", "waitress", "PyNaCl", "sqlite-utils", "segno", "fpdf2"},
         {"docker", "requests"},
     ),
     "gateway": ({"gunicorn"}, {"Flask", "PyNaCl", "docker", "requests"}),

@@ -440,3 +440,18 @@ def test_too_long_for_a_pdf_is_refused_clearly_and_fhir_still_works(
     assert "FHIR" in response.json["error"]["message"]
     assert client.get(f"{filed['base']}/export?format=fhir", headers=staff_auth).status_code == 200
     assert [a for _, a, _ in actions(client, filed)] == ["export_fhir"]  # a refusal is no export
+
+
+def test_a_pdf_beyond_its_process_memory_limit_fails_clearly_and_is_not_logged(
+    client, staff_auth, filed, monkeypatch
+):
+    from services.facility.core import pdf_worker
+
+    monkeypatch.setattr(pdf_worker, "MEMORY_LIMIT_BYTES", 48 * 1024 * 1024)
+    response = client.get(f"{filed['base']}/export?format=pdf", headers=staff_auth)
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "export_failed"
+    assert "FHIR" in response.json["error"]["message"]
+    assert actions(client, filed) == []
+    monkeypatch.undo()
+    assert client.get(f"{filed['base']}/export?format=pdf", headers=staff_auth).status_code == 200

@@ -1,4 +1,4 @@
-"""The facility app under gunicorn, as it runs in its container: durability and clean logs."""
+"""The facility's server as it runs in its container: durability, draining, clean logs."""
 
 import json
 import sqlite3
@@ -17,15 +17,20 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-LOGCHECK-Jx93ke"
 
 
-def facility_server(tmp_path: Path, slug: str, **gunicorn) -> Gunicorn:
-    """The facility app under gunicorn with its production config, its files under tmp_path."""
+def facility_server(tmp_path: Path, slug: str, **bind) -> Gunicorn:
+    """The facility's server as its image starts it (`python -m services`), files under tmp_path.
+
+    devsupport's handle for gunicorn starts, waits for and stops it just as well.
+    """
     env = {
         "MEDCELL_FACILITY": slug,
         "MEDCELL_DATA_DIR": str(tmp_path / "data"),
         "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
     }
     app = "services.facility:create_app()"
-    return Gunicorn("deploy/gunicorn_facility.py", app, env, tmp_path / "server.log", **gunicorn)
+    server = Gunicorn("deploy/gunicorn_facility.py", app, env, tmp_path / "server.log", **bind)
+    server.command = [sys.executable, "-m", "services"]
+    return server
 
 
 @pytest.fixture
@@ -150,7 +155,7 @@ def get_unix(path: Path, url: str, headers: dict | None = None) -> tuple[int, di
     return status, json.loads(body or b"null")
 
 
-def test_gunicorn_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_path):
+def test_the_server_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     sock = run / "app.sock"
@@ -172,9 +177,72 @@ def test_gunicorn_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_pa
         assert sock.stat().st_mode & 0o777 == 0o666
         assert get_unix(sock, "/_medcell/status", {"X-Forwarded-For": "10.0.0.1"})[0] == 404
         assert status["requests"] == 0 and isinstance(status["next_deadline"], float)
-        # One worker by default: the master and that worker, nothing else.
+        # One process, no workers.
         pid = server.proc.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        assert len(children) == 1
+        assert children == []
     finally:
         server.stop()
+
+
+def test_sigterm_lets_a_download_in_flight_finish_and_takes_no_new_connections(server):
+    import hashlib
+    import os
+    import signal
+    import socket
+
+    headers = server.token()
+    conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
+    content = os.urandom(16 * 1024 * 1024)  # far more than the socket buffers hold
+    att = requests.post(
+        f"{server.url}/api/v1/conversations/{conv['id']}/attachments",
+        files={"file": ("scan.bin", content)},
+        headers=headers,
+    ).json()
+    download = requests.get(
+        f"{server.url}/api/v1/attachments/{att['id']}", headers=headers, stream=True
+    )
+    received = download.raw.read(64 * 1024)
+    os.kill(server.proc.pid, signal.SIGTERM)
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    assert eventually(refused, bool, timeout=10)
+    received += download.raw.read()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(content).digest()
+    assert server.proc.wait(timeout=30) == 0
+    assert '"event":"stopped"' in server.log_path.read_text()
+
+
+def test_a_body_over_the_limit_gets_the_json_413(server):
+    headers = server.token()
+    conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
+    response = requests.post(
+        f"{server.url}/api/v1/conversations/{conv['id']}/attachments",
+        files={"file": ("big.bin", b"\0" * (25 * 1024 * 1024 + 512 * 1024))},
+        headers=headers,
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_waitress_errors_never_quote_the_request(capfd):
+    """A response that breaks after it started is logged by waitress with its path: not here."""
+    import logging
+    import logging.config
+
+    from services.facility.server import LOGGING
+
+    logging.config.dictConfig(LOGGING)
+    try:
+        raise OSError("broken while serving /p/SECRET-TOKEN-Vb93")
+    except OSError:
+        logging.getLogger("waitress").exception("Exception while serving /p/SECRET-TOKEN-Vb93")
+    err = capfd.readouterr().err
+    assert '"event":"error handling request (OSError)"' in err
+    assert "SECRET-TOKEN" not in err

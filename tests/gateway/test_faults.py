@@ -31,7 +31,7 @@ SLUG = "praxis"
 
 
 class Facility(Gunicorn):
-    """The facility app with its production gunicorn config on the socket the gateway routes to."""
+    """The facility's server as its image starts it, on the socket the gateway routes to."""
 
     def __init__(self, base: Path, run: Path):
         self.data = base / "data"
@@ -46,6 +46,7 @@ class Facility(Gunicorn):
             "deploy/gunicorn_facility.py", "services.facility:create_app()", env,
             base / "facility.log", socket=socket_path, tcp=False,
         )  # fmt: skip
+        self.command = [sys.executable, "-m", "services"]
         made = subprocess.run(
             [sys.executable, "-m", "services.facility", "create-admin"],
             env=self.env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,

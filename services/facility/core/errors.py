@@ -104,6 +104,12 @@ class ExportTooLarge(PayloadTooLarge):
     code = "export_too_large"
 
 
+class ExportFailed(PayloadTooLarge):
+    """The PDF's own process ran out of memory or time on it; nothing was exported or logged."""
+
+    code = "export_failed"
+
+
 class UnsupportedMediaType(FacilityError):
     status, code = 415, "unsupported_media_type"
 

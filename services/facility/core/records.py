@@ -8,10 +8,10 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from services.facility.core import fhir, pdf, references
+from services.facility.core import fhir, pdf, pdf_worker, references
 from services.facility.core.access_log import AccessLog
 from services.facility.core.conversations import Conversations
-from services.facility.core.errors import BadRequest, ExportTooLarge
+from services.facility.core.errors import BadRequest, ExportFailed, ExportTooLarge
 
 FORMATS = ("pdf", "fhir")
 # Staff are reminded of conversations that expire within this window (to export them first).
@@ -89,7 +89,12 @@ class Records:
                     f"the conversation has {length} characters of text, more than one PDF "
                     f"holds ({MAX_PDF_CHARS}): export it as FHIR"
                 )
-            document = pdf.build(data, chunks, lang)
+            try:  # in a child process: what laying out a PDF costs leaves with it
+                document = pdf_worker.render(data, chunks, lang)
+            except pdf_worker.WorkerFailed as e:
+                raise ExportFailed(
+                    "the PDF could not be made (too large or too slow): export it as FHIR"
+                ) from e
             self.access_log.record(conn, conv_id, who, "export_pdf")
             return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [document])
         # Streamed: logged before the first byte leaves, as the patient must see every copy.
