@@ -3,6 +3,8 @@
 import os
 from collections.abc import Mapping
 
+from medcell_common.rules import parse_duration
+
 from .errors import ConfigError
 
 MIB = 1024 * 1024
@@ -16,6 +18,8 @@ DEFAULTS = {
     "CONNECT_TIMEOUT": 3.0,
     "READ_TIMEOUT": 60.0,
     "WAKE_TIMEOUT": 30.0,
+    "WAKE_BUDGET": 20,  # distinct sleeping facilities one client may wake per window; 0: no limit
+    "WAKE_BUDGET_WINDOW": 600,  # seconds
     "ROUTES_REFRESH": 0.25,
     "HTTPS_BIND": "0.0.0.0:8443",
     "HTTP_BIND": "0.0.0.0:8080",
@@ -27,6 +31,21 @@ DEFAULTS = {
     "NGINX": "nginx",
 }
 
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _duration(raw: str) -> int:
+    value = parse_duration(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
 # environment variable -> (setting, parser)
 ENVIRONMENT = {
     "MEDCELL_GATEWAY_CONFIG": ("GATEWAY_CONFIG_DIR", str),
@@ -37,6 +56,8 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_CONNECT_TIMEOUT": ("CONNECT_TIMEOUT", float),
     "MEDCELL_GATEWAY_TIMEOUT": ("READ_TIMEOUT", float),
     "MEDCELL_GATEWAY_WAKE_TIMEOUT": ("WAKE_TIMEOUT", float),
+    "MEDCELL_WAKE_BUDGET": ("WAKE_BUDGET", _count),
+    "MEDCELL_WAKE_BUDGET_WINDOW": ("WAKE_BUDGET_WINDOW", _duration),
     "MEDCELL_GATEWAY_HTTPS_BIND": ("HTTPS_BIND", str),
     "MEDCELL_GATEWAY_HTTP_BIND": ("HTTP_BIND", str),
     "MEDCELL_GATEWAY_PORT": ("PUBLIC_HTTPS_PORT", int),
