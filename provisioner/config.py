@@ -16,6 +16,11 @@ FACILITY_IMAGE = "medcell-facility:latest"
 GATEWAY_IMAGE = "medcell-gateway:latest"
 SUPERVISOR_IMAGE = "medcell-supervisor:latest"
 DEFAULT_IDLE = "15m"
+# What one awake facility may take of the host's memory (docker stats ~36 MiB, its containerd-shim
+# ~3 MiB, and room for a burst), and what the host keeps for itself, gateway and supervisor.
+AWAKE_FACILITY_BYTES = 64 * 1024 * 1024
+HOST_RESERVE_BYTES = 2 * 1024 * 1024 * 1024
+MIN_AWAKE = 4
 # Internal: lets tests run beside an operator's installation without touching it.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
@@ -51,6 +56,9 @@ class Config:
     supervisor_image: str = SUPERVISOR_IMAGE
     image_tag: str = "latest"
     idle_timeout: int = 900  # seconds without a request before a facility sleeps; 0 = never
+    max_awake: int = 64  # facilities awake at once on this host (MEDCELL_MAX_AWAKE)
+    wake_budget: int = 20  # distinct facilities one client may wake per window; 0 = no limit
+    wake_budget_window: int = 600  # seconds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -95,6 +103,9 @@ class Config:
             supervisor_image=SUPERVISOR_IMAGE.replace(":latest", f":{tag}"),
             image_tag=tag,
             idle_timeout=_idle(env),
+            max_awake=_max_awake(env),
+            wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
+            wake_budget_window=_window(env),
         )
 
     def facility(self, slug: str) -> FacilityNames:
@@ -192,6 +203,45 @@ def _idle(env: Mapping[str, str]) -> int:
         return parse_idle(env.get("MEDCELL_IDLE_TIMEOUT") or DEFAULT_IDLE)
     except InvalidArgument as e:
         raise InvalidArgument(f"MEDCELL_IDLE_TIMEOUT: {e}") from e
+
+
+def default_max_awake(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """How many facilities this host's memory holds awake, after what the host keeps for itself."""
+    try:
+        line = next(x for x in meminfo.read_text().splitlines() if x.startswith("MemTotal:"))
+        total = int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return MIN_AWAKE * 16  # unknown: a small host's worth
+    return max(MIN_AWAKE, (total - HOST_RESERVE_BYTES) // AWAKE_FACILITY_BYTES)
+
+
+def _max_awake(env: Mapping[str, str]) -> int:
+    if not env.get("MEDCELL_MAX_AWAKE"):
+        return default_max_awake()
+    value = _count(env, "MEDCELL_MAX_AWAKE", 0)
+    if value < 1:
+        raise InvalidArgument("MEDCELL_MAX_AWAKE must be at least 1")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidArgument(f"{name} {raw!r} is not a whole number")
+    return int(raw)
+
+
+def _window(env: Mapping[str, str]) -> int:
+    raw = env.get("MEDCELL_WAKE_BUDGET_WINDOW") or "10m"
+    try:
+        seconds = parse_duration(raw)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW: {e}") from e
+    if seconds <= 0:
+        raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW {raw!r} must be longer than zero")
+    return seconds
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

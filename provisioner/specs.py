@@ -152,6 +152,8 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
     environment = {
         "MEDCELL_GATEWAY_CONFIG": GATEWAY_CONFIG_DIR,
         "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
+        "MEDCELL_WAKE_BUDGET": str(config.wake_budget),
+        "MEDCELL_WAKE_BUDGET_WINDOW": f"{config.wake_budget_window}s",
     }
     if config.domain:
         environment["MEDCELL_DOMAIN"] = config.domain
@@ -200,6 +202,8 @@ def supervisor_spec(
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
+            # Derived from the host's memory where `medcell up` runs, unless the operator set it.
+            "MEDCELL_MAX_AWAKE": str(config.max_awake),
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},
