@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ["facility", "exports", "provisioner", "gateway", "load", "density", "backup"]
+SUITES = ["facility", "exports", "provisioner", "gateway", "load", "density", "wakes", "backup"]
 
 
 def main(argv: list[str]) -> int:
