@@ -21,7 +21,7 @@ GLIBC_MINOR_MAX=36
 case "$IMAGE" in
 facility) PACKAGES="flask gunicorn pynacl sqlite-utils segno fpdf2" ;;
 gateway) PACKAGES="gunicorn" ;; # the control plane and the activator use the standard library
-supervisor) PACKAGES="docker requests click" ;;
+supervisor) PACKAGES="docker requests click tzdata" ;; # tzdata: opening hours in MEDCELL_TIMEZONE
 *) die "unknown image '$IMAGE'" ;;
 esac
 

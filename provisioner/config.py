@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from provisioner.errors import InvalidArgument
 from provisioner.validation import parse_duration
@@ -59,6 +60,7 @@ class Config:
     max_awake: int = 64  # facilities awake at once on this host (MEDCELL_MAX_AWAKE)
     wake_budget: int = 20  # distinct facilities one client may wake per window; 0 = no limit
     wake_budget_window: int = 600  # seconds
+    timezone: str = "Europe/Berlin"  # of the practices' opening hours (MEDCELL_TIMEZONE)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -106,6 +108,7 @@ class Config:
             max_awake=_max_awake(env),
             wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
             wake_budget_window=_window(env),
+            timezone=_timezone(env),
         )
 
     def facility(self, slug: str) -> FacilityNames:
@@ -231,6 +234,17 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.isdigit() or len(raw) > 9:
         raise InvalidArgument(f"{name} {raw!r} is not a whole number")
     return int(raw)
+
+
+def _timezone(env: Mapping[str, str]) -> str:
+    name = env.get("MEDCELL_TIMEZONE") or "Europe/Berlin"
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError) as e:
+        raise InvalidArgument(
+            f"MEDCELL_TIMEZONE {name!r} is not a time zone (say Europe/Berlin)"
+        ) from e
+    return name
 
 
 def _window(env: Mapping[str, str]) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from provisioner.config import Config
 from provisioner.errors import FacilityUnreachable, HealthTimeout
+from provisioner.opening import parse_opens
 
 POLL_SECONDS = 0.02
 # sun_path holds 108 bytes; longer paths are reached through the directory's /proc/self/fd entry.
@@ -29,6 +30,7 @@ class FacilityStatus:
     busy: bool
     next_deadline: float | None
     outbox: int = 0  # mails waiting for the supervisor's relay
+    opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/opening.py)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -109,6 +111,7 @@ def status(config: Config, slug: str, timeout: float = 2.0) -> FacilityStatus:
             busy=bool(raw["busy"]),
             next_deadline=None if deadline is None else float(deadline),
             outbox=int(raw.get("outbox", 0)),
+            opens=parse_opens(raw.get("opens")),
         )
     except (ValueError, TypeError, KeyError) as e:
         raise FacilityUnreachable(f"facility {slug} sent an unreadable status") from e

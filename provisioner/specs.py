@@ -204,6 +204,7 @@ def supervisor_spec(
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
             # Derived from the host's memory where `medcell up` runs, unless the operator set it.
             "MEDCELL_MAX_AWAKE": str(config.max_awake),
+            "MEDCELL_TIMEZONE": config.timezone,
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},

@@ -18,6 +18,7 @@ from provisioner.supervisor.capacity import GRACE, AwakeFacilities
 from provisioner.supervisor.jobs import Job, JobPool
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.mail import MailRelay
+from provisioner.supervisor.openings import OpeningWakes
 from provisioner.supervisor.scheduler import Scheduler
 from provisioner.supervisor.wake_api import MAX_CONNECTIONS, WakeServer, WakeService
 
@@ -63,6 +64,7 @@ class Supervisor:
         )
         self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock)
         self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
+        self.openings = OpeningWakes(config, lambda: self.scheduler.entries, self.wakes)
         self.backup_expiry = BackupExpiry(config, clock)
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
@@ -78,6 +80,9 @@ class Supervisor:
     def _wake(self, slug: str, reason: object) -> None:
         timeout = self.config.health_timeout if reason == "recover" else WAKE_TIMEOUT
         if not self.awake.reserve(slug):
+            if reason == "opening":
+                # Speculative: it must not put a facility in use to sleep; a request wakes it.
+                raise NoRoom("the host is at its awake cap; no wake before opening")
             self._make_room(slug)
         try:
             lifecycle.wake(
@@ -169,6 +174,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 self.scheduler.tick()
+                self.openings.tick(self.clock())
                 self.backup_expiry.tick()
             except Exception:
                 # One bad tick (a full disk, a vanished file) must not end the supervisor.

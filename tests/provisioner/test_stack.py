@@ -68,6 +68,7 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
         "MEDCELL_IMAGE_TAG": "latest",
         "MEDCELL_HEALTH_TIMEOUT": "90",
         "MEDCELL_MAX_AWAKE": str(config.max_awake),
+        "MEDCELL_TIMEZONE": "Europe/Berlin",
     }
 
 
