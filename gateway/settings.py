@@ -17,7 +17,9 @@ DEFAULTS = {
     "MAX_BODY": 25 * MIB,
     "CONNECT_TIMEOUT": 3.0,
     "READ_TIMEOUT": 60.0,
-    "WAKE_TIMEOUT": 30.0,
+    # A request waits this long for its facility, queue included; below READ_TIMEOUT, so that a
+    # long queue ends in the activator's 503 with Retry-After rather than nginx's 504.
+    "WAKE_TIMEOUT": 55.0,
     "WAKE_BUDGET": 20,  # distinct sleeping facilities one client may wake per window; 0: no limit
     "WAKE_BUDGET_WINDOW": 600,  # seconds
     "ROUTES_REFRESH": 0.25,
