@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from provisioner import opening
 from provisioner.config import Config
@@ -35,12 +35,19 @@ class OpeningWakes:
         wakes: JobPool,
     ):
         self.config, self.entries, self.wakes = config, entries, wakes
-        self.zone = ZoneInfo(config.timezone)
+        try:
+            self.zone: ZoneInfo | None = ZoneInfo(config.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            # No time zone data: the supervisor still does everything else; requests wake as usual.
+            event("opening_wakes_off", logging.WARNING, timezone=config.timezone)
+            self.zone = None
         self.plan: dict[str, tuple[float, float]] = {}  # slug -> (wake at, opens at)
         self._woken_for: dict[str, float] = {}  # slug -> the opening it was woken for
         self._next_scan = 0.0
 
     def tick(self, now: float) -> None:
+        if self.zone is None:
+            return
         if now >= self._next_scan:
             self._scan(now)
         for slug, (wake_at, opens_at) in sorted(self.plan.items(), key=lambda item: item[1]):
@@ -71,7 +78,7 @@ class OpeningWakes:
             idle = entry.st.idle_timeout(self.config)
             if idle <= 0:
                 continue  # `--idle never`: it does not sleep in the first place
-            opens_at = opening.next_opening(entry.st.opens, now, self.zone)
+            opens_at = opening.next_opening(entry.st.opens, now, self.zone)  # type: ignore[arg-type]
             if opens_at is None or self._woken_for.get(slug) == opens_at:
                 continue
             window = min(opening.PRE_OPEN_WINDOW, IDLE_SHARE * idle)

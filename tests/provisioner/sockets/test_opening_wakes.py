@@ -130,3 +130,9 @@ def test_next_opening_follows_the_time_zone_across_the_clock_change():
     sunday = berlin(2027, 3, 28, 12, 0)
     assert opening.next_opening([MONDAY_8], sunday, BERLIN) == berlin(2027, 3, 29, 8, 0)
     assert datetime.fromtimestamp(berlin(2027, 3, 29, 8, 0), BERLIN).utcoffset().seconds == 7200
+
+
+def test_without_time_zone_data_the_supervisor_runs_on_without_opening_wakes(engine, at_dawn):
+    engine.add_facility("praxis", running=False, asleep=True, opens=[MONDAY_8])
+    supervisor = at_dawn(timezone="Nowhere/Atlantis")
+    assert run_until(supervisor, berlin(2027, 1, 18, 8, 0), step=120) == {}
