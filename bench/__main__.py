@@ -3,7 +3,17 @@
 import importlib
 import sys
 
-SUITES = ["facility", "process", "exports", "provisioner", "gateway", "load", "density", "backup"]
+SUITES = [
+    "facility",
+    "process",
+    "exports",
+    "provisioner",
+    "gateway",
+    "load",
+    "density",
+    "wakes",
+    "backup",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -14,7 +14,9 @@ bind = [f"unix:{_state}/activator.sock"]
 umask = 0o077  # the socket is nginx's alone (same user in the image)
 worker_class = "gthread"
 workers = 1
-threads = int(os.environ.get("MEDCELL_ACTIVATOR_THREADS") or 64)
+# An opening-time storm holds one thread per sleeping facility asked for; the container's pids
+# limit (256) must still leave room for nginx and the control plane.
+threads = int(os.environ.get("MEDCELL_ACTIVATOR_THREADS") or 128)
 keepalive = 5
 # Held requests wait for the wake plus the facility's answer; nginx's own timeout rules.
 timeout = 120

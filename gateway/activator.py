@@ -5,7 +5,8 @@ X-Medcell-Slug, replacing anything a client sent under that name) it asks the su
 the facility (`POST /wake/<slug>` on its unix socket), holds the request meanwhile, then passes
 method, headers and body to the facility's socket and streams the answer back. Concurrent first
 requests of one facility share one wake. It never answers 502: the supervisor's refusals become
-404 or 503 with Retry-After, as nginx's own answers would be.
+404 or 503 with Retry-After, as nginx's own answers would be. A client over its wake budget
+(wake_budget.py) gets 429 with Retry-After, and the facility stays asleep.
 """
 
 import threading
@@ -18,6 +19,7 @@ from . import accesslog, errorpages
 from .settings import facility_socket, settings_from_env, supervisor_socket
 from .targets import SLUG_RE
 from .unixhttp import UnixHTTPConnection
+from .wake_budget import WakeBudget, client_key
 
 CHUNK = 64 * 1024
 RECONNECT_SECONDS = 0.2  # how often to try again while the supervisor's socket is not there
@@ -50,6 +52,11 @@ class Waker:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
+
+    def waking(self, slug: str) -> bool:
+        """Whether a wake of `slug` is under way (joining it costs the host nothing more)."""
+        with self._lock:
+            return slug in self._pending
 
     def wake(self, slug: str) -> str:
         with self._lock:
@@ -115,17 +122,30 @@ def _unavailable(environ: dict, start_response: Callable, retry: int) -> list[by
     return _error(environ, start_response, 503, errorpages.ANSWERS[503].message, retry)
 
 
+def _over_budget(environ: dict, start_response: Callable, retry: int) -> list[bytes]:
+    message = "This client has woken too many sleeping facilities; try again later."
+    return _error(environ, start_response, 429, message, retry)
+
+
 class Activator:
     """The WSGI app gunicorn serves on the activator socket."""
 
     def __init__(self, settings: Mapping, waker: Waker | None = None):
         self.settings = settings
         self.waker = waker or Waker(supervisor_socket(settings), settings["WAKE_TIMEOUT"])
+        self.budget = WakeBudget(settings["WAKE_BUDGET"], settings["WAKE_BUDGET_WINDOW"])
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         slug = environ.get("HTTP_X_MEDCELL_SLUG", "")
         if not SLUG_RE.fullmatch(slug):
             return _not_found(environ, start_response)
+        if not self.waker.waking(slug):
+            # nginx sets X-Forwarded-For to the client's address, replacing whatever it sent.
+            client = client_key(environ.get("HTTP_X_FORWARDED_FOR", ""))
+            wait = self.budget.charge(client, slug)
+            if wait is not None:
+                accesslog.event("wake_over_budget", "warning", facility=slug)
+                return _over_budget(environ, start_response, int(wait + 0.999))
         outcome = self.waker.wake(slug)
         if outcome == NOT_FOUND:
             return _not_found(environ, start_response)

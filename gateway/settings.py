@@ -4,6 +4,8 @@ import ipaddress
 import os
 from collections.abc import Mapping
 
+from medcell_common.rules import parse_duration
+
 from .errors import ConfigError
 
 MIB = 1024 * 1024
@@ -16,7 +18,11 @@ DEFAULTS = {
     "MAX_BODY": 25 * MIB,
     "CONNECT_TIMEOUT": 3.0,
     "READ_TIMEOUT": 60.0,
-    "WAKE_TIMEOUT": 30.0,
+    # A request waits this long for its facility, queue included; below READ_TIMEOUT, so that a
+    # long queue ends in the activator's 503 with Retry-After rather than nginx's 504.
+    "WAKE_TIMEOUT": 55.0,
+    "WAKE_BUDGET": 20,  # distinct sleeping facilities one client may wake per window; 0: no limit
+    "WAKE_BUDGET_WINDOW": 600,  # seconds
     "ROUTES_REFRESH": 0.25,
     "HTTPS_BIND": "0.0.0.0:8443",
     "HTTP_BIND": "0.0.0.0:8080",
@@ -47,6 +53,18 @@ def _networks(value: str) -> tuple[str, ...]:
         for item in value.split(",")
         if item.strip()
     )
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _duration(raw: str) -> int:
+    value = parse_duration(raw)
+    if value <= 0:
+        raise ValueError(raw)
+    return value
 
 
 # environment variable -> (setting, parser)
@@ -59,6 +77,8 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_CONNECT_TIMEOUT": ("CONNECT_TIMEOUT", float),
     "MEDCELL_GATEWAY_TIMEOUT": ("READ_TIMEOUT", float),
     "MEDCELL_GATEWAY_WAKE_TIMEOUT": ("WAKE_TIMEOUT", float),
+    "MEDCELL_WAKE_BUDGET": ("WAKE_BUDGET", _count),
+    "MEDCELL_WAKE_BUDGET_WINDOW": ("WAKE_BUDGET_WINDOW", _duration),
     "MEDCELL_GATEWAY_HTTPS_BIND": ("HTTPS_BIND", str),
     "MEDCELL_GATEWAY_HTTP_BIND": ("HTTP_BIND", str),
     "MEDCELL_GATEWAY_PORT": ("PUBLIC_HTTPS_PORT", int),

@@ -99,13 +99,15 @@ def down(runtime: Runtime, as_json: bool) -> None:
 @json_option
 @pass_runtime
 def status(runtime: Runtime, as_json: bool) -> None:
-    """The installation at a glance: gateway, supervisor, facilities, next deletion deadline."""
+    """The installation at a glance: gateway, supervisor, facilities, awake of the cap, next
+    deletion deadline."""
     result = runtime.stack.overview()
     counts = result["facilities"]
     lines = [
         f"gateway:    {result['gateway']}",
         f"supervisor: {result['supervisor']}",
         "facilities: " + ", ".join(f"{counts[k]} {k}" for k in counts if k != "total"),
+        f"awake:      {result['awake']} of at most {result['max_awake']}",
     ]
     lines += [
         f"  unhealthy: {u['slug']} ({u['error'] or 'not answering'})" for u in result["unhealthy"]

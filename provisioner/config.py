@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from provisioner.errors import InvalidArgument
 from provisioner.validation import parse_duration
@@ -17,6 +18,11 @@ GATEWAY_IMAGE = "medcell-gateway:latest"
 SUPERVISOR_IMAGE = "medcell-supervisor:latest"
 DEFAULT_IDLE = "15m"
 FACILITY_UID = 10001  # the user every facility process runs as (specs.FACILITY_USER)
+# What one awake facility may take of the host's memory (docker stats ~36 MiB, its containerd-shim
+# ~3 MiB, and room for a burst), and what the host keeps for itself, gateway and supervisor.
+AWAKE_FACILITY_BYTES = 64 * 1024 * 1024
+HOST_RESERVE_BYTES = 2 * 1024 * 1024 * 1024
+MIN_AWAKE = 4
 # Internal: lets tests run beside an operator's installation without touching it.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
@@ -57,6 +63,10 @@ class Config:
     facility_uid: int = FACILITY_UID
     # Load balancers in front of the gateway: only their X-Forwarded-For names a client.
     trusted_proxies: tuple[str, ...] = ()
+    max_awake: int = 64  # facilities awake at once on this host (MEDCELL_MAX_AWAKE)
+    wake_budget: int = 20  # distinct facilities one client may wake per window; 0 = no limit
+    wake_budget_window: int = 600  # seconds
+    timezone: str = "Europe/Berlin"  # of the practices' opening hours (MEDCELL_TIMEZONE)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -102,6 +112,10 @@ class Config:
             image_tag=tag,
             idle_timeout=_idle(env),
             trusted_proxies=_networks(env, "MEDCELL_GATEWAY_TRUSTED_PROXIES"),
+            max_awake=_max_awake(env),
+            wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
+            wake_budget_window=_window(env),
+            timezone=_timezone(env),
         )
 
     def facility(self, slug: str) -> FacilityNames:
@@ -213,6 +227,56 @@ def _idle(env: Mapping[str, str]) -> int:
         return parse_idle(env.get("MEDCELL_IDLE_TIMEOUT") or DEFAULT_IDLE)
     except InvalidArgument as e:
         raise InvalidArgument(f"MEDCELL_IDLE_TIMEOUT: {e}") from e
+
+
+def default_max_awake(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """How many facilities this host's memory holds awake, after what the host keeps for itself."""
+    try:
+        line = next(x for x in meminfo.read_text().splitlines() if x.startswith("MemTotal:"))
+        total = int(line.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        return MIN_AWAKE * 16  # unknown: a small host's worth
+    return max(MIN_AWAKE, (total - HOST_RESERVE_BYTES) // AWAKE_FACILITY_BYTES)
+
+
+def _max_awake(env: Mapping[str, str]) -> int:
+    if not env.get("MEDCELL_MAX_AWAKE"):
+        return default_max_awake()
+    value = _count(env, "MEDCELL_MAX_AWAKE", 0)
+    if value < 1:
+        raise InvalidArgument("MEDCELL_MAX_AWAKE must be at least 1")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise InvalidArgument(f"{name} {raw!r} is not a whole number")
+    return int(raw)
+
+
+def _timezone(env: Mapping[str, str]) -> str:
+    name = env.get("MEDCELL_TIMEZONE") or "Europe/Berlin"
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError) as e:
+        raise InvalidArgument(
+            f"MEDCELL_TIMEZONE {name!r} is not a time zone (say Europe/Berlin)"
+        ) from e
+    return name
+
+
+def _window(env: Mapping[str, str]) -> int:
+    raw = env.get("MEDCELL_WAKE_BUDGET_WINDOW") or "10m"
+    try:
+        seconds = parse_duration(raw)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW: {e}") from e
+    if seconds <= 0:
+        raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW {raw!r} must be longer than zero")
+    return seconds
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -7,11 +7,12 @@ are replaced atomically.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medcell_common import strictjson
 from provisioner.config import Config
+from provisioner.opening import parse_opens
 from provisioner.state import write_json_atomic
 from provisioner.validation import SLUG_RE
 
@@ -34,6 +35,8 @@ class FacilityState:
     slept_at: float | None = None
     health: str = "ok"  # "ok" | "unhealthy" (probes failing, or a wake failed)
     error: str | None = None  # content-free reason when unhealthy
+    # Starts of its opening hours as it last reported them (provisioner/opening.py).
+    opens: list[int] = field(default_factory=list)
 
     def idle_timeout(self, config: Config) -> int:
         """The idle timeout in force: its own, else the installation's (0 = never sleep)."""
@@ -96,6 +99,7 @@ def _from_dict(raw: object) -> FacilityState:
         st.health = raw["health"]
     if raw.get("error") is None or isinstance(raw.get("error"), str):
         st.error = raw.get("error")
+    st.opens = list(parse_opens(raw.get("opens")))
     return st
 
 

@@ -29,6 +29,10 @@ class WakeFailed(ProvisionerError):
     """An asleep facility could not be woken (its container did not start or answer)."""
 
 
+class NoRoom(WakeFailed):
+    """The host holds as many awake facilities as it may, and none can sleep to make room."""
+
+
 class FacilityUnreachable(ProvisionerError):
     """The facility's socket does not answer (not running, or not yet listening)."""
 

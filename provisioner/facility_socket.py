@@ -18,6 +18,7 @@ from medcell_common.rules import MAX_RETENTION
 from medcell_common.strictjson import StrictJSONError
 from provisioner.config import Config
 from provisioner.errors import FacilityUnreachable, HealthTimeout
+from provisioner.opening import parse_opens
 
 POLL_SECONDS = 0.02
 # A facility is treated as hostile: every exchange has one deadline for all of it (connect, send,
@@ -50,6 +51,7 @@ class FacilityStatus:
     busy: bool
     next_deadline: float | None
     outbox: int = 0  # mails waiting for the supervisor's relay
+    opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/opening.py)
 
 
 class _BoundedReader(io.RawIOBase):
@@ -260,6 +262,7 @@ def parse_status(body: bytes, now: float) -> FacilityStatus:
         busy=strictjson.flag(raw["busy"], "busy"),
         next_deadline=deadline,
         outbox=strictjson.integer(raw.get("outbox", 0), "outbox"),
+        opens=parse_opens(raw.get("opens")),
     )
 
 

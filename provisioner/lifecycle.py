@@ -27,7 +27,7 @@ from provisioner.facility_socket import FacilityStatus
 
 log = logging.getLogger("medcell.lifecycle")
 
-WAKE_REASONS = ("request", "deadline", "operator", "recover")
+WAKE_REASONS = ("request", "deadline", "operator", "recover", "opening")
 CLI_WAIT_SECONDS = 30.0  # `facility sleep` waits this long for in-flight work to end
 APPLY_TIMEOUT = 5.0  # how long the gateway may take to reload with a new route
 STOP_TIMEOUT = 30  # gunicorn's graceful shutdown gets this long before Docker kills it
@@ -132,6 +132,7 @@ def _handshake(
     # The deadline is saved before the stop: a supervisor killed in between must not leave a
     # sleeping facility that nothing wakes in time for its deletions.
     st.wake_at = after.next_deadline
+    st.opens = list(after.opens)  # so it can be woken before its practice opens
     desired.save(config, slug, st)
     try:
         backend.stop(config.facility(slug).container, timeout=STOP_TIMEOUT)

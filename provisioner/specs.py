@@ -157,6 +157,8 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
     environment = {
         "MEDCELL_GATEWAY_CONFIG": GATEWAY_CONFIG_DIR,
         "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
+        "MEDCELL_WAKE_BUDGET": str(config.wake_budget),
+        "MEDCELL_WAKE_BUDGET_WINDOW": f"{config.wake_budget_window}s",
     }
     if config.domain:
         environment["MEDCELL_DOMAIN"] = config.domain
@@ -210,6 +212,9 @@ def supervisor_spec(
             # The mail relay checks every link against the facility's origin, which they make.
             "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
             **({"MEDCELL_DOMAIN": config.domain} if config.domain else {}),
+            # Derived from the host's memory where `medcell up` runs, unless the operator set it.
+            "MEDCELL_MAX_AWAKE": str(config.max_awake),
+            "MEDCELL_TIMEZONE": config.timezone,
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},

@@ -373,6 +373,9 @@ def installation_status(
         "gateway": gateway,
         "supervisor": supervisor,
         "facilities": {"total": len(found), **counts},
+        # Awake facilities against the cap the supervisor keeps (MEDCELL_MAX_AWAKE).
+        "awake": counts["running"],
+        "max_awake": facilities.config.max_awake,
         "unhealthy": [
             {"slug": slug, "error": f.state.error}
             for slug, f in found.items()

@@ -77,6 +77,14 @@ class JobPool:
             self._cond.notify()
             return job
 
+    @property
+    def max_running(self) -> int:
+        return self._max_running
+
+    @property
+    def max_waiting(self) -> int:
+        return self._max_waiting
+
     def pending(self) -> int:
         """Jobs queued or running."""
         with self._cond:

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 
-from provisioner import lifecycle, smtp
+from provisioner import desired, lifecycle, smtp
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
-from provisioner.errors import FacilityNotFound, FacilityStopped
+from provisioner.errors import FacilityNotFound, FacilityStopped, NoRoom, ProvisionerError
+from provisioner.facility_socket import FacilityStatus
 from provisioner.supervisor.backup_expiry import BackupExpiry
-from provisioner.supervisor.jobs import JobPool
+from provisioner.supervisor.capacity import GRACE, AwakeFacilities
+from provisioner.supervisor.jobs import Job, JobPool
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.mail import MailRelay
+from provisioner.supervisor.openings import OpeningWakes
 from provisioner.supervisor.scheduler import Scheduler
-from provisioner.supervisor.wake_api import WakeServer, WakeService
+from provisioner.supervisor.wake_api import MAX_CONNECTIONS, WakeServer, WakeService
 
 log = logging.getLogger("medcell.supervisor")
 
 TICK = 1.0
-MAX_WAKING, MAX_WAITING = 4, 64  # a wake storm is queued and bounded, never a fork bomb
+WAKES_PER_CPU = 2  # a wake is mostly CPU (runc, the interpreter's start): more only queue on it
 MAX_SLEEPING = 2  # sleeps are not urgent; they must not take the host from wakes
+EVICTION_TRIES = 8  # awake facilities asked to make room for one wake before it is refused
 WAKE_TIMEOUT = 30.0  # a woken facility must answer /healthz within this
 LOCK_WAIT = 45.0  # a wake waits this long for a sleep (or a CLI command) of the same facility
 
@@ -37,10 +42,12 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.time,
         tick: float = TICK,
-        max_waking: int = MAX_WAKING,
-        max_waiting: int = MAX_WAITING,
+        max_waking: int | None = None,
+        max_waiting: int | None = None,
     ):
         self.config, self.backend, self.clock, self.tick_seconds = config, backend, clock, tick
+        max_waking, max_waiting = wake_queue(config.max_awake, max_waking, max_waiting)
+        self.awake = AwakeFacilities(config.max_awake, clock)
         self.wakes = JobPool(
             self._wake,
             max_running=max_waking,
@@ -57,16 +64,26 @@ class Supervisor:
         )
         self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock)
         self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
+        self.openings = OpeningWakes(config, lambda: self.scheduler.entries, self.wakes)
         self.backup_expiry = BackupExpiry(config, clock)
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
-        if self.mail is not None:
-            self.scheduler.on_status = self.mail.on_status
+        self.scheduler.on_status = self._on_status
         self._stop = threading.Event()
         self.server: WakeServer | None = None
 
+    def _on_status(self, slug: str, status: FacilityStatus) -> None:
+        self.awake.seen(slug, status.idle_seconds)
+        if self.mail is not None:
+            self.mail.on_status(slug, status)
+
     def _wake(self, slug: str, reason: object) -> None:
         timeout = self.config.health_timeout if reason == "recover" else WAKE_TIMEOUT
+        if not self.awake.reserve(slug):
+            if reason == "opening":
+                # Speculative: it must not put a facility in use to sleep; a request wakes it.
+                raise NoRoom("the host is at its awake cap; no wake before opening")
+            self._make_room(slug)
         try:
             lifecycle.wake(
                 self.config,
@@ -77,16 +94,56 @@ class Supervisor:
                 lock_wait=LOCK_WAIT,
             )
         except (FacilityNotFound, FacilityStopped):
+            self.awake.release(slug)
             raise
         except Exception as e:
+            self.awake.release(slug)
             event(
                 "wake_error", logging.WARNING, slug=slug, reason=str(reason), error=type(e).__name__
             )
             raise
+        self.awake.woke(slug)
+
+    def _make_room(self, slug: str) -> None:
+        """Put least recently used awake facilities to sleep until `slug` has a slot; NoRoom."""
+        tries = 0
+        for victim in self.awake.victims(self._not_to_be_evicted):
+            if tries >= EVICTION_TRIES:
+                break
+            if not self.awake.claim(victim):
+                continue
+            tries += 1
+            try:
+                # A fresh status decides: nothing in flight, no request within the grace period.
+                slept = lifecycle.put_to_sleep(
+                    self.config, self.backend, victim, require_idle=GRACE, clock=self.clock
+                )
+            except ProvisionerError as e:  # Busy (a command holds it), Docker trouble
+                event("evict_skipped", slug=victim, error=type(e).__name__)
+                slept = False
+            if not slept:
+                self.awake.unclaim(victim, used_now=True)
+                continue
+            self.awake.slept(victim)
+            event("evicted", slug=victim, for_slug=slug)
+            # The scheduler learns it as from its own sleeps: the facility is asleep now.
+            done = Job(victim, GRACE)
+            done.result = True
+            self.scheduler.inbox.put(("sleep", done))
+            if self.awake.reserve(slug):
+                return
+        event("wake_refused", logging.WARNING, slug=slug, reason="no_room")
+        raise NoRoom(f"{self.awake.cap} facilities are awake and none can sleep yet")
+
+    def _not_to_be_evicted(self, slug: str) -> bool:
+        if self.wakes.busy(slug) or self.sleeps.busy(slug):
+            return True
+        # `--idle never`: the operator wants it awake whatever else happens.
+        return desired.load(self.config, slug).idle == 0
 
     def _sleep(self, slug: str, require_idle: object) -> bool:
         try:
-            return lifecycle.put_to_sleep(
+            slept = lifecycle.put_to_sleep(
                 self.config,
                 self.backend,
                 slug,
@@ -96,10 +153,18 @@ class Supervisor:
         except Exception as e:
             event("sleep_error", logging.WARNING, slug=slug, error=type(e).__name__)
             raise
+        if slept:
+            self.awake.slept(slug)
+        return slept
 
     def start_server(self) -> WakeServer:
         """Listen on the wake socket (in its own thread)."""
-        self.server = WakeServer(self.config.supervisor_socket, self.service)
+        # Every request a full queue holds, and some to answer busy at once.
+        self.server = WakeServer(
+            self.config.supervisor_socket,
+            self.service,
+            max_connections=max(MAX_CONNECTIONS, 2 * self.config.max_awake),
+        )
         threading.Thread(target=self.server.serve_forever, name="wake-api", daemon=True).start()
         return self.server
 
@@ -109,6 +174,7 @@ class Supervisor:
         while not self._stop.is_set():
             try:
                 self.scheduler.tick()
+                self.openings.tick(self.clock())
                 self.backup_expiry.tick()
             except Exception:
                 # One bad tick (a full disk, a vanished file) must not end the supervisor.
@@ -131,3 +197,19 @@ class Supervisor:
         self.scheduler.probes.stop()
         if self.mail is not None:
             self.mail.stop()
+
+
+def wake_queue(
+    max_awake: int, running: int | None = None, waiting: int | None = None
+) -> tuple[int, int]:
+    """Wakes at once and wakes queued: from the CPUs, and as many as the host may hold awake.
+
+    A queue as long as the awake cap answers every request as long as the host has room; more
+    at once than the CPUs can start only slows each down.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if running is None:
+        running = max(2, min(WAKES_PER_CPU * (cpus or 1), max_awake))
+    if waiting is None:
+        waiting = max(max_awake, 16)
+    return running, waiting

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from provisioner.errors import FacilityNotFound, FacilityStopped, InvalidArgument
+from provisioner.errors import FacilityNotFound, FacilityStopped, InvalidArgument, NoRoom
 from provisioner.supervisor.jobs import Job, JobPool, QueueFull
 from provisioner.supervisor.logs import event
 from provisioner.validation import check_slug
 
-MAX_CONNECTIONS = 256  # held requests beyond the wake queue: answered 503 at once
+MAX_CONNECTIONS = 256  # at least; held requests beyond these are answered 503 at once
 RETRY_AFTER = "5"
 READ_TIMEOUT = 5.0  # a client that does not send its request line in this time is dropped
 
@@ -52,6 +52,8 @@ class WakeService:
             return _error(404, "not_found", "no such facility")
         if isinstance(job.error, FacilityStopped):
             return _error(409, "facility_stopped", "the facility was stopped by its operator")
+        if isinstance(job.error, NoRoom):
+            return _error(503, "no_room", "the host holds as many awake facilities as it may")
         if job.error is not None:
             return _error(503, "wake_failed", "the facility could not be woken")
         return 200, {"slug": slug, "state": "running"}

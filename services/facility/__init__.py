@@ -16,7 +16,7 @@ from services.facility.api import receipts as receipts_api
 from services.facility.api import records as api_records
 from services.facility.api import unread as api_unread
 from services.facility.api import usage as usage_api
-from services.facility.core import crypto, open_facility, retention
+from services.facility.core import contact, crypto, open_facility, opening, retention
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
@@ -111,11 +111,12 @@ def start_jobs(app: Flask, workers: int = 1) -> None:
 
 
 def _status_report(app: Flask) -> dict:
-    """The facility's own part of /_medcell/status: busy and the next deadline, nothing else."""
+    """The facility's own part of /_medcell/status: busy, the next deadline, when it opens."""
     medcell = app.extensions["medcell"]
+    conn = medcell["store"].conn()
     sweeper: Sweeper | None = medcell.get("sweeper")
     deadline = retention.next_deadline(
-        medcell["store"].conn(),
+        conn,
         medcell["conversations"],
         medcell["keyring"],
         medcell["config"].key_rotation_seconds,
@@ -124,5 +125,8 @@ def _status_report(app: Flask) -> dict:
         "busy": bool(sweeper and sweeper.busy) or medcell["keyring"].busy(),
         "next_deadline": None if deadline is None else deadline / 1e6,
         # Mails waiting for the supervisor's relay; it drains them before the facility sleeps.
-        "outbox": medcell["notifier"].pending(medcell["store"].conn()),
+        "outbox": medcell["notifier"].pending(conn),
+        # Starts of its opening hours (minutes after Monday 00:00, local time): the supervisor
+        # wakes it shortly before the practice opens.
+        "opens": opening.opening_starts(contact.get(conn)["hours"]),
     }

@@ -24,8 +24,9 @@ def test_status_reports_exactly_the_agreed_fields(client):
         "busy",
         "next_deadline",
         "outbox",
+        "opens",
     ]
-    assert body["outbox"] == 0
+    assert body["outbox"] == 0 and body["opens"] == []
     assert body["inflight"] == 0 and body["requests"] == 0 and body["busy"] is False
     assert isinstance(body["idle_seconds"], float) and body["idle_seconds"] >= 0
     assert isinstance(body["next_deadline"], float)

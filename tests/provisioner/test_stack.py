@@ -68,6 +68,8 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
         "MEDCELL_IMAGE_TAG": "latest",
         "MEDCELL_HEALTH_TIMEOUT": "90",
         "MEDCELL_GATEWAY_PORT": "8443",
+        "MEDCELL_MAX_AWAKE": str(config.max_awake),
+        "MEDCELL_TIMEZONE": "Europe/Berlin",
     }
 
 
@@ -216,6 +218,8 @@ def test_gateway_gets_no_secrets_only_its_settings(medcell, fake):
     assert fake.containers_by_name["medcell-gateway"].kwargs["environment"] == {
         "MEDCELL_GATEWAY_CONFIG": "/etc/medcell-gateway",
         "MEDCELL_GATEWAY_PORT": "8443",
+        "MEDCELL_WAKE_BUDGET": "20",
+        "MEDCELL_WAKE_BUDGET_WINDOW": "600s",
     }
 
 

@@ -28,6 +28,17 @@ def test_status_counts_facilities_and_finds_the_next_deadline(medcell, fake, con
     assert "1 running, 1 asleep, 1 stopped, 1 unhealthy" in text
 
 
+def test_status_shows_awake_facilities_against_the_cap(medcell, fake, config):
+    medcell.json("up")
+    for slug in ("alpha", "beta"):
+        medcell.json("facility", "create", slug)
+    fake.containers_by_name["medcell-beta"].stop()
+    desired.save(config, "beta", FacilityState(asleep=True))
+    out = medcell.json("status")
+    assert out["awake"] == 1 and out["max_awake"] == config.max_awake
+    assert f"awake:      1 of at most {config.max_awake}" in medcell("status").stdout
+
+
 def test_status_of_an_empty_installation(medcell):
     out = medcell.json("status")
     assert out["gateway"] == "stopped" and out["supervisor"] == "stopped"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from provisioner.config import Config
+from provisioner.config import Config, default_max_awake
 from provisioner.errors import InvalidArgument
 from provisioner.validation import check_retention, check_slug, parse_duration
 
@@ -138,3 +138,30 @@ def test_run_paths_and_supervisor_names(tmp_path):
     assert config.state_dir == tmp_path / "facilities"
     assert config.supervisor_container == "medcell-supervisor"
     assert config.supervisor_image == "medcell-supervisor:v2"
+
+
+def test_awake_cap_comes_from_host_memory_unless_set(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24683664 kB\nMemFree:  1 kB\n")
+    # 24 GB less the 2 GiB the host keeps, at 64 MiB per awake facility.
+    assert default_max_awake(meminfo) == (24683664 * 1024 - 2 * 1024**3) // (64 * 1024**2)
+    meminfo.write_text("MemTotal:       1024 kB\n")
+    assert default_max_awake(meminfo) == 4  # a tiny host still wakes a few
+    home = {"MEDCELL_HOME": str(tmp_path)}
+    assert Config.from_env({**home, "MEDCELL_MAX_AWAKE": "25"}).max_awake == 25
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(InvalidArgument, match="MEDCELL_MAX_AWAKE"):
+            Config.from_env({**home, "MEDCELL_MAX_AWAKE": bad})
+
+
+def test_wake_budget_settings_and_refusals(tmp_path):
+    home = {"MEDCELL_HOME": str(tmp_path)}
+    config = Config.from_env(home)
+    assert (config.wake_budget, config.wake_budget_window) == (20, 600)
+    config = Config.from_env(
+        {**home, "MEDCELL_WAKE_BUDGET": "0", "MEDCELL_WAKE_BUDGET_WINDOW": "1h"}
+    )
+    assert (config.wake_budget, config.wake_budget_window) == (0, 3600)
+    for name, bad in (("MEDCELL_WAKE_BUDGET", "ten"), ("MEDCELL_WAKE_BUDGET_WINDOW", "0s")):
+        with pytest.raises(InvalidArgument, match=name):
+            Config.from_env({**home, name: bad})

@@ -23,6 +23,7 @@ class FakeFacility:
         self.config, self.slug = config, slug
         self.inflight, self.requests, self.idle, self.busy = 0, 0, 0.0, False
         self.next_deadline: float | None = None
+        self.opens: list[int] = []  # starts of its opening hours, as its status reports them
         self.busy_on_boot = False  # the first sweep after start
         self.broken = False  # answers 500: a hung or failing app
         self.status_calls = 0
@@ -61,6 +62,7 @@ class FakeFacility:
             "idle_seconds": self.idle,
             "busy": self.busy,
             "next_deadline": self.next_deadline,
+            "opens": self.opens,
         }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from provisioner import desired, routes, state
-from provisioner.supervisor.service import MAX_WAITING, MAX_WAKING, Supervisor
+from provisioner.supervisor.service import Supervisor
 from tests.provisioner.fakedocker import api_error
 from tests.provisioner.sockets.fakes import Clock, Engine
 
@@ -174,8 +174,10 @@ def test_concurrent_wakes_of_one_facility_cause_one_start(config, engine, servin
     assert route(config, "praxis") == "running"
 
 
-def test_wake_storm_is_bounded_and_the_excess_answered_busy(config, engine, serving):
-    slugs = [f"f{i}" for i in range(MAX_WAKING + MAX_WAITING + 2)]
+def test_wake_storm_is_bounded_and_the_excess_answered_busy(config, engine, make):
+    serving = make(max_waking=4, max_waiting=16)
+    serving.start_server()
+    slugs = [f"f{i}" for i in range(4 + 16 + 2)]
     for slug in slugs:
         engine.add_facility(slug, running=False, asleep=True)
     serving.scheduler.reconcile(serving.clock())
@@ -276,7 +278,7 @@ def test_overdue_deadlines_after_downtime_are_woken_at_once(config, engine, make
     settle(supervisor)
     run_for(supervisor, clock, 3)  # the pool is kept full: a batch each second
     assert sorted(engine.started) == sorted(f"medcell-{s}" for s in overdue)
-    assert most[0] <= MAX_WAKING
+    assert most[0] <= supervisor.wakes.max_running
 
 
 # reconcile

@@ -1,0 +1,142 @@
+"""A morning wake storm: N asleep facilities requested at once through the gateway.
+
+In a throw-away installation (its own prefix, MEDCELL_HOME and ports), makes the largest of
+MEDCELL_BENCH_WAKES (default `60,200`) facilities with a short idle time, and for each size waits
+until that many sleep, then sends one `GET /healthz` to each of them at the same moment, from one
+thread per facility. Reports how many were answered 200 (and how many 503), the median, p90 and
+worst latency, and the wall time until the last answer. The per-client wake budget is switched off
+(MEDCELL_WAKE_BUDGET=0): all requests come from one loopback address here, while a real opening
+storm comes from many clients. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import docker
+import requests
+
+from bench.common import percentile
+from bench.density import Rows, medcell, statuses, timed, wait_until
+from devsupport import free_port, remove_installation
+
+IDLE = "20s"  # made facilities fall asleep quickly by themselves
+ASLEEP_TIMEOUT = 1200  # seconds to wait until a batch sleeps
+REQUEST_TIMEOUT = 120
+
+
+def _get(session: requests.Session, url: str, port: str) -> requests.Response:
+    """GET, following the gateway's redirect to a facility's own origin on loopback."""
+    response = session.get(url, timeout=REQUEST_TIMEOUT, allow_redirects=False)
+    if response.is_redirect:
+        target = urlsplit(response.headers["Location"])
+        response = session.get(
+            f"https://127.0.0.1:{port}{target.path}",
+            headers={"Host": target.netloc},
+            timeout=REQUEST_TIMEOUT,
+            verify=False,
+        )
+    return response
+
+
+def storm(env: dict, slugs: list[str]) -> tuple[list[float], list[int], float]:
+    """One request to each slug, all released at once: latencies, status codes, wall time."""
+    port = env["MEDCELL_GATEWAY_PORT"]
+    cert = str(Path(env["MEDCELL_HOME"]) / "gateway" / "tls" / "cert.pem")
+    start = threading.Barrier(len(slugs) + 1)
+
+    def one(slug: str) -> tuple[float, int]:
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = cert
+        start.wait()
+        began = time.perf_counter()
+        try:
+            code = _get(session, f"https://127.0.0.1:{port}/f/{slug}/healthz", port).status_code
+        except requests.RequestException:
+            code = 0
+        return time.perf_counter() - began, code
+
+    with ThreadPoolExecutor(len(slugs)) as pool:
+        futures = [pool.submit(one, slug) for slug in slugs]
+        start.wait()
+        began = time.perf_counter()
+        results = [f.result() for f in futures]
+        wall = time.perf_counter() - began
+    return [r[0] for r in results], [r[1] for r in results], wall
+
+
+def run(env: dict, sizes: list[int]) -> list[tuple[str, str]]:
+    rows = Rows()
+    medcell(env, "up")
+    slugs = [f"w{i:04d}" for i in range(max(sizes))]
+    with ThreadPoolExecutor(2) as pool:
+        times = list(
+            pool.map(lambda s: timed(medcell, env, "facility", "create", s, "--idle", IDLE), slugs)
+        )
+    rows.append(
+        (f"{len(slugs)} facilities created", f"median {statistics.median(times):.2f} s each")
+    )
+    overview = medcell(env, "status")
+    rows.append(("awake cap (MEDCELL_MAX_AWAKE)", str(overview["max_awake"])))
+    for size in sorted(sizes):
+        batch = slugs[:size]
+        asleep = wait_until(
+            lambda b=batch: all(statuses(env).get(s) == "asleep" for s in b),
+            timeout=ASLEEP_TIMEOUT,
+            pause=3.0,
+        )
+        if not asleep:
+            rows.append((f"[{size}] asleep before the storm", "timed out"))
+            continue
+        time.sleep(5)  # the last stops and route reloads settle
+        latencies, codes, wall = storm(env, batch)
+        answered = sum(c == 200 for c in codes)
+        rows.append(
+            (
+                f"[{size}] asleep facilities requested at once",
+                f"{answered}/{size} answered 200, {codes.count(503)} 503, "
+                f"{size - answered - codes.count(503)} other; "
+                f"median {statistics.median(latencies):.2f} s, "
+                f"p90 {percentile(latencies, 0.9):.2f} s, worst {max(latencies):.2f} s, "
+                f"last answer after {wall:.2f} s",
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    sizes = [int(n) for n in os.environ.get("MEDCELL_BENCH_WAKES", "60,200").split(",")]
+    client = docker.from_env()
+    prefix = f"mcwake{secrets.token_hex(3)}"
+    home = Path(tempfile.mkdtemp(prefix="medcell-wakes-"))
+    env = {
+        **os.environ,
+        "MEDCELL_HOME": str(home / "home"),
+        "MEDCELL_DOCKER_PREFIX": prefix,
+        "MEDCELL_GATEWAY_PORT": str(free_port()),
+        "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
+        "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+        "MEDCELL_WAKE_BUDGET": "0",
+    }
+    try:
+        rows = run(env, sizes)
+    finally:
+        remove_installation(client, prefix)
+        shutil.rmtree(home, ignore_errors=True)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
