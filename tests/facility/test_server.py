@@ -193,10 +193,11 @@ def test_sigterm_lets_a_download_in_flight_finish_and_takes_no_new_connections(s
 
     headers = server.token()
     conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
-    content = os.urandom(16 * 1024 * 1024)  # far more than the socket buffers hold
+    # A PDF (uploads are typed by their bytes), far larger than the socket buffers hold.
+    content = b"%PDF-1.4\n" + os.urandom(16 * 1024 * 1024)
     att = requests.post(
         f"{server.url}/api/v1/conversations/{conv['id']}/attachments",
-        files={"file": ("scan.bin", content)},
+        files={"file": ("scan.pdf", content)},
         headers=headers,
     ).json()
     download = requests.get(
