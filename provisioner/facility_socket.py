@@ -135,7 +135,8 @@ def open_socket(config: Config, slug: str, deadline: float) -> socket.socket:
     user's and the path must still be the same socket (a swap in between is refused too).
     """
     path = config.facility_socket(slug)
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    # O_PATH: the directory is the facility's (mode 0711), searchable but not readable for us.
+    directory = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         before = _trusted(config, slug, os.stat(path.name, dir_fd=directory, follow_symlinks=False))
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

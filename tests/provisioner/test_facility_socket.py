@@ -5,16 +5,22 @@ import http.server
 import json
 import logging
 import os
+import shutil
 import socketserver
+import subprocess
+import tempfile
 import threading
+import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
 from provisioner import facility_socket
-from provisioner.config import Config
+from provisioner.config import FACILITY_UID, Config
 from provisioner.errors import FacilityUnreachable, HealthTimeout
 
+ROOT = Path(__file__).resolve().parents[2]
 STATUS = {"inflight": 1, "requests": 5, "idle_seconds": 0.0, "busy": False, "next_deadline": None}
 
 
@@ -320,3 +326,68 @@ def test_a_socket_not_owned_by_the_facility_user_is_refused(config, facility, ca
             facility_socket.status(other, "alpha")
     assert refusals(caplog)[0]["reason"] == "not_facility_user"
     assert facility_socket.status(config, "alpha").requests == 5  # its own user: fine
+
+
+FACILITY_PROCESS = """
+import http.server, json, os, socketserver, sys
+os.umask(0)  # like the facility's gunicorn: the gateway and supervisor may connect
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"inflight": 0, "requests": 7, "idle_seconds": 0.0, "busy": False,
+                           "next_deadline": None}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+socketserver.UnixStreamServer(sys.argv[1], Handler).serve_forever()
+"""
+
+SUPERVISOR_PROCESS = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from provisioner import facility_socket
+from provisioner.config import Config
+print(facility_socket.status(Config(home=Path(sys.argv[1])), "alpha").requests)
+"""
+
+
+def test_the_facilitys_own_socket_in_its_0711_directory_is_reached_as_in_production():
+    # As deployed: the facility runs as uid 10001 in its own directory (0711), the supervisor
+    # as another user without capabilities. Needs root here to run both as other users.
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the facility and the supervisor as their own users")
+    root = Path(tempfile.mkdtemp(prefix="mc-uid-", dir="/tmp"))  # others may search it
+    home = root / "home"
+    directory = Config(home=home).facility_socket_dir("alpha")
+    directory.mkdir(parents=True)
+    for path in (directory.parent, directory.parent.parent, home, root):
+        path.chmod(0o755)
+    os.chown(directory, FACILITY_UID, FACILITY_UID)
+    directory.chmod(0o711)
+    socket_path = directory / "app.sock"
+    facility = subprocess.Popen(
+        ["/usr/bin/python3", "-c", FACILITY_PROCESS, str(socket_path)],
+        user=FACILITY_UID,
+        group=FACILITY_UID,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            assert time.monotonic() < deadline and facility.poll() is None
+            time.sleep(0.01)
+        supervisor = subprocess.run(
+            ["/usr/bin/python3", "-c", SUPERVISOR_PROCESS, str(home), str(ROOT)],
+            user=65534,
+            group=65534,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        facility.kill()
+        facility.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    assert supervisor.stdout.strip() == "7", supervisor.stderr[-500:]
