@@ -118,6 +118,16 @@ EXTRA_HEADERS = {
     "/static/app.css": [("Cache-Control", "public, max-age=3600")],
     "/api/v1/cacheable": [("Cache-Control", "public, max-age=3600")],
     "/csp": [("Content-Security-Policy", "default-src 'none'; img-src 'self'")],
+    "/loose-csp": [
+        ("Content-Security-Policy", "default-src *; script-src * 'unsafe-inline' 'unsafe-eval'")
+    ],
+    # A compromised facility tossing cookies at its neighbours (the parent domain) and at itself.
+    "/domain-cookies": [
+        ("Set-Cookie", "toss=1; Domain=localhost; Path=/"),
+        ("Set-Cookie", "toss2=1; domain=.LOCALHOST; Path=/; Secure"),
+        ("Set-Cookie", "mine=1; Path=/; Domain=a.localhost"),
+        ("Set-Cookie", "__Host-own=1; Path=/; Secure; HttpOnly; SameSite=Strict"),
+    ],
     "/redirect": [("Location", "http://facility/login?next=1")],
     "/not-allowed": [("Allow", "GET, POST")],  # the facility's own 405
 }
