@@ -36,3 +36,43 @@ def test_the_app_sets_no_flask_options_it_does_not_use(app):
     assert "JSON_SORT_KEYS" not in app.config
     for name in ("SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SAMESITE"):
         assert app.config[name] == Flask.default_config[name]
+
+
+def test_the_public_url_defaults_to_the_facilitys_own_development_origin(tmp_path):
+    assert Config.from_env(env(tmp_path)).public_url == "https://demo.localhost:8443/"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("https://demo.praxis.example/", "https://demo.praxis.example/"),
+        ("https://demo.praxis.example", "https://demo.praxis.example/"),
+        ("https://demo.praxis.example:443/", "https://demo.praxis.example/"),
+        ("https://Demo.Localhost:8443/", "https://demo.localhost:8443/"),
+    ],
+)
+def test_the_public_url_is_kept_as_an_origin(tmp_path, given, kept):
+    config = Config.from_env(env(tmp_path, MEDCELL_PUBLIC_URL=given))
+    assert config.public_url == kept
+    assert config.url("p/abc") == f"{kept}p/abc"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://demo.localhost:8443/",
+        "https://demo.localhost:8443/f/demo/",
+        "https://user@demo.localhost/",
+        "https://demo.localhost/?x=1",
+        "https://demo.localhost/#x",
+        "https://evil.example\\@demo.localhost/",
+        "https://demo..localhost/",
+        "https://demo.localhost:99999/",
+        "https://de%6do.localhost/",
+        "https:///",
+        "javascript:alert(1)",
+    ],
+)
+def test_a_public_url_that_is_no_origin_is_refused(tmp_path, url):
+    with pytest.raises(ConfigError, match="MEDCELL_PUBLIC_URL"):
+        Config.from_env(env(tmp_path, MEDCELL_PUBLIC_URL=url))

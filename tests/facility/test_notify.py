@@ -82,7 +82,7 @@ def test_a_patient_message_tells_each_opted_in_staff_member_without_content(
     assert [m["to"] for m in mails] == ["nurse@praxis.example"]  # the admin did not opt in
     mail = mails[0]
     assert mail["subject"] == "Neue Nachricht bei Alpha / New message at Alpha"
-    assert "http://localhost/staff/" in mail["body"]
+    assert "https://alpha.localhost:8443/staff/" in mail["body"]
     assert conv["id"] not in mail["body"]
     assert_content_free(mail)
 

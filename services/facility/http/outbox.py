@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 
-from flask import Flask, request
+from flask import Flask
 
 from services.facility.core import Facility
 from services.facility.core.errors import BadRequest, FacilityError, PayloadTooLarge
@@ -37,18 +37,14 @@ def init_app(app: Flask, facility: Facility) -> Notifier:
 
     def on_message(conn, conv_id: str, author: str) -> None:
         try:
-            notifier.message_added(conn, conv_id, author, staff_list_url)
+            # The staff's list at the configured origin, never at a Host a client named.
+            notifier.message_added(conn, conv_id, author, lambda: config.url("staff/"))
         except Exception:
             # The message is stored already; a mail that cannot be queued must not undo that.
             log.exception("notify_failed", extra={"fields": {"event": "notify_failed"}})
 
     facility.conversations.on_message = on_message
     return notifier
-
-
-def staff_list_url() -> str:
-    """The staff's conversation list as the gateway publishes it (from the forwarded headers)."""
-    return f"{request.host_url.rstrip('/')}{request.script_root}/staff/"
 
 
 def endpoints(extensions: Callable[[], dict]) -> dict[str, Callable]:

@@ -13,7 +13,7 @@ from services.facility.http.errors import allowed_methods
 from services.facility.pages import i18n
 
 CSP = "default-src 'self'; frame-ancestors 'none'"
-LANG_COOKIE = "mc_lang"
+LANG_COOKIE = "__Host-mc_lang"
 # What patients and staff may attach in the web pages, recognised by content, not by name.
 UPLOAD_TYPES = {
     "image/jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
@@ -26,16 +26,13 @@ UPLOAD_TYPES = {
 UPLOAD_ACCEPT = ",".join([*UPLOAD_TYPES, ".heic", ".jpg", ".jpeg", ".png", ".pdf"])
 
 
-def cookie_path() -> str:
-    return request.script_root or "/"
-
-
 def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    """A host-only cookie (every name is `__Host-…`: Secure, Path=/, no Domain)."""
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path=cookie_path(),
+        path="/",
         secure=True,
         httponly=True,
         samesite="Strict",
@@ -43,7 +40,7 @@ def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
 
 
 def clear_cookie(response: Response, name: str) -> None:
-    response.delete_cookie(name, path=cookie_path(), secure=True, httponly=True, samesite="Strict")
+    response.delete_cookie(name, path="/", secure=True, httponly=True, samesite="Strict")
 
 
 def pre_session() -> str:
@@ -146,7 +143,7 @@ def _finish(response: Response) -> Response:
             LANG_COOKIE,
             request.args["lang"],
             max_age=365 * 86400,
-            path=cookie_path(),
+            path="/",
             secure=True,
             httponly=True,
             samesite="Lax",
