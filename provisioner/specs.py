@@ -46,6 +46,10 @@ def facility_spec(
             "MEDCELL_RETENTION": retention,
             # Set here, not only in the image: without a network the socket is the only way in.
             "MEDCELL_BIND": FACILITY_BIND,
+            # Its own origin: every absolute link it builds starts here, never with a client's
+            # Host. Part of the fingerprint, so `medcell up` recreates it when the domain or port
+            # changes.
+            "MEDCELL_PUBLIC_URL": config.facility_url(slug),
         },
         network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
@@ -149,12 +153,12 @@ def _offline(
 def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSpec:
     """The gateway: the only published ports; facility sockets and its config read-only."""
     # The public port lets the gateway's HTTP redirect point at the right HTTPS port.
+    # The domain: it serves https://<slug>.<domain>/ and answers any other host name with 421.
     environment = {
         "MEDCELL_GATEWAY_CONFIG": GATEWAY_CONFIG_DIR,
         "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
+        "MEDCELL_DOMAIN": config.public_domain,
     }
-    if config.domain:
-        environment["MEDCELL_DOMAIN"] = config.domain
     spec = ContainerSpec(
         name=config.gateway_container,
         image=config.gateway_image,
@@ -200,6 +204,9 @@ def supervisor_spec(
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
+            # The facilities' origins (Config.facility_url), as the CLI computes them.
+            "MEDCELL_DOMAIN": config.public_domain,
+            "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},

@@ -25,7 +25,7 @@ def test_create_prints_login_once_as_json(medcell, fake):
     out = medcell.json("facility", "create", "alpha", "--name", "Praxis Alpha")
     assert out == {
         "slug": "alpha",
-        "url": "https://localhost:8443/f/alpha/",
+        "url": "https://alpha.localhost:8443/",
         "admin_user": "admin",
         "admin_password": fake.passwords[0],
     }
@@ -98,6 +98,7 @@ def test_no_secret_in_environment_labels_or_home(medcell, fake, config):
         "MEDCELL_FACILITY_NAME": "alpha",
         "MEDCELL_RETENTION": "12h",
         "MEDCELL_BIND": "unix:/run/medcell/app.sock",
+        "MEDCELL_PUBLIC_URL": "https://alpha.localhost:8443/",
     }
     dumped = json.dumps([kwargs, [v.attrs for v in fake.volumes_by_name.values()]])
     assert out["admin_password"] not in dumped
