@@ -8,8 +8,9 @@ import re
 import time
 
 import pytest
-import requests
 from playwright.sync_api import Error as PlaywrightError
+
+from devsupport import localhost
 
 from .conftest import SCREENSHOTS
 
@@ -191,11 +192,11 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
     assert receipt["receipt_id"][:8] in staff.content()
 
     headers = site.api_login()
-    gone = requests.get(
+    gone = localhost.get(
         f"{site.base}/api/v1/conversations/{conv_id}", headers=headers, verify=False, timeout=30
     )
     assert gone.status_code == 404
-    as_patient = requests.get(
+    as_patient = localhost.get(
         f"{site.base}/api/v1/conversations/{conv_id}/messages",
         headers={"Authorization": f"Bearer {token}"},
         verify=False,
