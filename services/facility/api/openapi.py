@@ -692,7 +692,7 @@ def spec(config: Config) -> dict:
         "openapi": "3.0.3",
         "info": {"title": f"medcell facility API ({config.facility})", "version": "1"},
         # Relative to where the document is served (…/api/v1/openapi.json): the facility's root,
-        # which behind the gateway is /f/<slug>/. The paths below start with /api/v1 themselves.
+        # the root of its own origin. The paths below start with /api/v1 themselves.
         "servers": [{"url": "../.."}],
         "security": [{"bearer": []}],
         "paths": paths,

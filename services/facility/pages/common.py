@@ -74,7 +74,7 @@ def sniff_upload(head: bytes) -> str | None:
 def lang_url(code: str) -> str:
     """This page in another language (the home page, after a form post)."""
     path = request.path if request.method == "GET" else "/"
-    return f"{request.script_root}{path}?lang={code}"
+    return f"{path}?lang={code}"
 
 
 ERROR_TEXTS = {
