@@ -2,7 +2,7 @@
 
 A facility stand-in echoes what reached it (method, path, headers, body size and digest) and has
 a few paths that misbehave on purpose: slow answers, big streamed bodies, hop-by-hop headers,
-cacheable statics, a response broken off half-way.
+cacheable statics, a response broken off half-way, cookies tossed at its neighbours.
 """
 
 import hashlib
@@ -71,6 +71,8 @@ class UpstreamHandler(_Handler):
             self.close_connection = True
             return
         extra = EXTRA_HEADERS.get(path, [])
+        if path.startswith("/toss/"):
+            extra = tossed_cookies(path.removeprefix("/toss/"))
         status = {"/redirect": 302, "/not-allowed": 405}.get(path, 200)
         body = json.dumps(
             {
@@ -131,6 +133,16 @@ EXTRA_HEADERS = {
     "/redirect": [("Location", "http://facility/login?next=1")],
     "/not-allowed": [("Allow", "GET, POST")],  # the facility's own 405
 }
+
+
+def tossed_cookies(domain: str) -> list[tuple[str, str]]:
+    """A compromised facility setting cookies for its parent `domain`, so for every facility
+    under it (session fixation, shadowing), next to a host-only cookie of its own."""
+    return [
+        ("Set-Cookie", f"toss=1; Domain={domain}; Path=/; Secure"),
+        ("Set-Cookie", f"__Host-mc_staff=tossed; Domain={domain}; Path=/; Secure"),
+        ("Set-Cookie", "__Host-own=1; Path=/; Secure; HttpOnly; SameSite=Lax"),
+    ]
 
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
