@@ -14,6 +14,7 @@ from pathlib import Path
 import urllib3
 
 from devsupport import Gunicorn, Installation, localhost, wait_for_status
+from medcell_common.origins import facility_origin
 from provisioner import facility_socket
 from provisioner.config import Config
 
@@ -45,6 +46,15 @@ class Site:
     # does): what keeps it awake.
     activity: Callable[[], int]
     name: str = ""
+    # The facility's configured origin, which its links start with (MEDCELL_PUBLIC_URL); the
+    # gateway site is reached there, the local one at `base`.
+    public_url: str = ""
+
+    def reach(self, link: str) -> str:
+        """Where the browser opens a link the facility built: on this site, the same path."""
+        origin = (self.public_url or self.base).rstrip("/")
+        assert link.startswith(f"{origin}/"), f"{link} is not at {origin}"
+        return self.base + link.removeprefix(origin)
 
     def api_login(self) -> dict:
         response = localhost.post(
@@ -127,6 +137,10 @@ def local_site(root: Path):
             # Straight to the app, with no proxy in between: it answers its status then.
             return localhost.get(f"{base}/_medcell/status", timeout=5).json()["requests"]
 
-        yield Site(base, login["username"], login["password"], scan, activity)
+        # Its links carry the development origin (no MEDCELL_PUBLIC_URL given): `reach` maps them.
+        yield Site(
+            base, login["username"], login["password"], scan, activity,
+            public_url=facility_origin("web"),
+        )  # fmt: skip
     finally:
         server.stop()
