@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
-import requests
 
 from bench.common import percentile
-from devsupport import free_port, remove_installation
+from devsupport import free_port, localhost, remove_installation
 from devsupport.unix_http import UnixHTTPConnection
+from medcell_common.origins import facility_origin
 
 MIB = 1024 * 1024
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,14 +200,12 @@ def run(client, env: dict, sizes: list[int], idle: str, parallel: int) -> list[t
         rows += idle_figures(client, env, size)
     rows.append(("create time: first / last / median", _triple(times[0], times[-1], times)))
 
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = str(home / "gateway" / "tls" / "cert.pem")
-    url = f"https://127.0.0.1:{env['MEDCELL_GATEWAY_PORT']}"
+    session = localhost.session(verify=str(home / "gateway" / "tls" / "cert.pem"))
+    port = int(env["MEDCELL_GATEWAY_PORT"])
     latencies, errors = [], 0
     for slug in slugs[:: max(1, count // WAKE_SAMPLE)][:WAKE_SAMPLE]:
         began = time.perf_counter()
-        response = session.get(f"{url}/f/{slug}/healthz", timeout=30)
+        response = session.get(f"{facility_origin(slug, port=port)}healthz", timeout=30)
         latencies.append(time.perf_counter() - began)
         errors += response.status_code != 200
     rows.append(

@@ -29,10 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-import requests
-
 from bench.common import cpu_seconds, ensure_nginx, ensure_wrk, median, memory, table, wrk
 from bench.gateway_setup import Facility, Gateway
+from devsupport import localhost
 
 CONNECTIONS = 16
 SECONDS = 5
@@ -45,8 +44,7 @@ VIAS = ("direct", "gateway")
 
 def prepare(origin: str, admin: dict, cert: str | bool = False) -> tuple[str, str, str]:
     """Log in; a conversation holding 20 messages to list, and one to post into."""
-    session = requests.Session()
-    session.trust_env = False  # a CA bundle from the environment would override verify
+    session = localhost.session(verify=cert)
     token = session.post(
         f"{origin}/api/v1/login",
         json={"username": admin["username"], "password": admin["password"]},
@@ -71,7 +69,7 @@ def admins(facilities: list[Facility]) -> list[dict]:
 
 
 def throughput(bench: Facility, gw: Gateway, token: str, listed: str, posted: str) -> list[dict]:
-    origins = {"direct": bench.url, "gateway": f"{gw.url}/f/bench"}
+    origins = {"direct": bench.url, "gateway": gw.origin("bench")}
     nginx = {"direct": [], "gateway": gw.nginx()[1:]}
     loads = {
         "healthz": ("GET", "/healthz", None),
@@ -138,9 +136,8 @@ def summarize(rows: list[dict]) -> None:
 
 def attachment_memory(gw: Gateway, token: str) -> None:
     """nginx's memory (master + workers) before, at peak and after 20 MB streams up and down."""
-    base = f"{gw.url}/f/bench"
-    session = requests.Session()
-    session.trust_env = False
+    base = gw.origin("bench")
+    session = localhost.session(verify=gw.cert)
     auth = {"Authorization": f"Bearer {token}"}
     cid = session.post(f"{base}/api/v1/conversations", json={}, headers=auth, verify=gw.cert)
     cid = cid.json()["id"]

@@ -23,11 +23,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-import requests
-
 from bench.common import descendants, ensure_nginx, ensure_wrk, memory, table, wrk
 from bench.gateway import admins
 from bench.gateway_setup import Facility, Gateway
+from devsupport import localhost
 
 DEFAULT_SIZE = (20, 64, 60)
 SAMPLE_SECONDS = 5
@@ -56,9 +55,11 @@ end
 
 function init(args)
   local f = facilities[index]
-  local auth = {{["Authorization"] = "Bearer " .. f.token}}
-  local json = {{["Authorization"] = auth.Authorization, ["Content-Type"] = "application/json"}}
-  local form = {{["Authorization"] = auth.Authorization,
+  -- Each facility at its own origin: one wrk connection address, each thread its Host.
+  local auth = {{["Authorization"] = "Bearer " .. f.token, ["Host"] = f.host}}
+  local json = {{["Authorization"] = auth.Authorization, ["Host"] = f.host,
+                ["Content-Type"] = "application/json"}}
+  local form = {{["Authorization"] = auth.Authorization, ["Host"] = f.host,
                 ["Content-Type"] = "multipart/form-data; boundary={boundary}"}}
   local list = wrk.format("GET", f.list, auth)
   local post = wrk.format("POST", f.post, json, message)
@@ -119,10 +120,9 @@ class Target:
 
     def __init__(self, gw: Gateway, facility: Facility, admin: dict):
         self.facility = facility
-        self.base = f"{gw.url}/f/{facility.slug}/api/v1"
-        self.session = requests.Session()
-        self.session.trust_env = False  # a CA bundle from the environment would override verify
-        self.session.verify = gw.cert
+        self.host = f"{facility.slug}.localhost:{gw.port}"
+        self.base = f"{gw.origin(facility.slug)}/api/v1"
+        self.session = localhost.session(verify=gw.cert)
         credentials = {"username": admin["username"], "password": admin["password"]}
         token = self.session.post(f"{self.base}/login", json=credentials).json()["token"]
         self.auth = {"Authorization": f"Bearer {token}"}
@@ -147,7 +147,8 @@ class Target:
     def lua(self) -> str:
         prefix = self.base.split("://", 1)[1].split("/", 1)[1]
         return (
-            f'{{token="{self.token}", list="/{prefix}/conversations/{self.listed}/messages",'
+            f'{{token="{self.token}", host="{self.host}",'
+            f' list="/{prefix}/conversations/{self.listed}/messages",'
             f' post="/{prefix}/conversations/{self.written}/messages",'
             f' upload="/{prefix}/conversations/{self.written}/attachments",'
             f' download="/{prefix}/attachments/{self.download}"}}'

@@ -11,7 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from devsupport import localhost
 from devsupport.waiting import free_port
+from medcell_common.origins import facility_origin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +38,8 @@ def make_tls_files(config_dir: Path) -> None:
         [
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
             "-nodes", "-keyout", str(tls / "key.pem"), "-out", str(tls / "cert.pem"),
-            "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-days", "1", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,DNS:*.localhost,IP:127.0.0.1",
         ],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -54,7 +57,12 @@ class GatewayServer:
         self.run = run or base / "run"
         self.state = Path(tempfile.mkdtemp(prefix="mcgw-"))
         self.port, self.http_port = free_port(), free_port()
+        # By address: a host name the gateway does not serve (421, except its /healthz).
         self.url = f"https://127.0.0.1:{self.port}"
+        # Its own name, where the old /f/<slug>/ addresses redirect from.
+        self.home = f"https://localhost:{self.port}"
+        # Reaches *.localhost; trusts the CA bundle of the environment (the tests set it).
+        self.http = localhost.session()
         self.log_path = base / "gateway.log"
         self.env = {
             **os.environ,
@@ -75,6 +83,10 @@ class GatewayServer:
     @property
     def cert(self) -> str:
         return str(self.config / "tls" / "cert.pem")
+
+    def origin(self, slug: str) -> str:
+        """The facility's origin through this gateway, without the trailing slash (BASE)."""
+        return facility_origin(slug, port=self.port).rstrip("/")
 
     def socket_of(self, slug: str) -> str:
         return str(self.run / "facilities" / slug / "app.sock")

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devsupport import localhost
 from devsupport.docker_objects import remove_installation
 from devsupport.waiting import free_port
+from medcell_common.origins import facility_origin
 
 if TYPE_CHECKING:
     import requests
@@ -35,7 +37,10 @@ class Installation:
             "MEDCELL_GATEWAY_BIND": "127.0.0.1",
             **environment,
         }
+        # By address: only the gateway's /healthz (any other path: 421, a host it does not serve).
         self.url = f"https://127.0.0.1:{self.https_port}"
+        # Its own name, where the old /f/<slug>/ addresses redirect from.
+        self.home_url = f"https://localhost:{self.https_port}"
         self.gateway = f"{self.prefix}-gateway"
         self.supervisor = f"{self.prefix}-supervisor"
         self.facilities: dict[str, dict] = {}
@@ -46,16 +51,16 @@ class Installation:
         return self.home / "gateway" / "tls" / "cert.pem"
 
     def session(self) -> "requests.Session":
-        """An HTTPS session that trusts this installation's own certificate, and only it."""
-        import requests
+        """An HTTPS session that trusts this installation's own certificate, and only it, and
+        reaches every facility's `<slug>.localhost`."""
+        return localhost.session(verify=str(self.cert))
 
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        session.verify = str(self.cert)
-        return session
+    def origin(self, slug: str) -> str:
+        """The facility's own origin through this installation's gateway, without the slash."""
+        return facility_origin(slug, port=self.https_port).rstrip("/")
 
     def api(self, slug: str) -> str:
-        return f"{self.url}/f/{slug}/api/v1"
+        return f"{self.origin(slug)}/api/v1"
 
     def login(self, slug: str, session: "requests.Session") -> dict:
         """Log in as the facility's first admin; the Authorization header to send."""

@@ -32,13 +32,15 @@ def wait_for_status(url: str, status: int, timeout: float = 15, **request: objec
     """GET `url` until it answers `status` or `timeout` passes; return the last status seen.
 
     No answer (refused, reset, timed out) counts as status 0. Extra keyword arguments go to
-    `requests.get`.
+    `requests.get`; `*.localhost` names are reached on loopback (devsupport.localhost).
     """
     import requests
 
+    from devsupport import localhost
+
     def probe() -> int:
         try:
-            return requests.get(url, timeout=2, **request).status_code
+            return localhost.get(url, timeout=2, **request).status_code
         except requests.RequestException:
             return 0
 

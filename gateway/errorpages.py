@@ -67,6 +67,15 @@ ANSWERS = {
         "Too large",
         "The file or message is larger than accepted here. Please send a smaller file.",
     ),
+    421: Answer(
+        "misdirected_request",
+        "This gateway does not serve this host name.",
+        "Falsche Adresse",
+        "Unter diesem Namen ist hier keine Praxis zu erreichen. Bitte öffnen Sie den Link, den "
+        "Sie von Ihrer Praxis bekommen haben.",
+        "Wrong address",
+        "No practice can be reached under this name. Please open the link your practice gave you.",
+    ),
     429: Answer(
         "rate_limited",
         "Too many requests; try again shortly.",

@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from medcell_common.origins import facility_host
+
 from . import errorpages
 from .errors import ConfigError, NginxError
 from .routes import RouteTable
@@ -31,39 +33,24 @@ INCLUDES = (
     "limits.conf",
     "uploads.conf",
 )
-SECURITY_HEADERS = """\
+# The gateway's own policy, on every answer. A facility's policy comes as a second header
+# (facility.conf): browsers enforce both, so a facility can only tighten this one.
+CSP = (
+    "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = f"""\
     add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
-    add_header Content-Security-Policy $gw_csp always;
+    add_header Content-Security-Policy "{CSP}" always;
     add_header X-Content-Type-Options nosniff always;
     add_header Referrer-Policy no-referrer always;
     add_header X-Frame-Options DENY always;
     add_header Cache-Control $gw_cache_control always;"""
+# A cookie domain no host name matches (RFC 2606 .invalid): browsers drop such a cookie.
+REFUSED_COOKIE_DOMAIN = "refused.invalid"
 ERROR_HEADERS = SECURITY_HEADERS + "\n    add_header Vary Accept always;"
 # The methods nginx passes on to a facility; anything else is its own 405 with this Allow.
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-HOST_SERVER = """
-    # <slug>.<domain>: the same facility routes without the /f/<slug> prefix.
-    server {
-        listen @@HTTPS_BIND@@ ssl http2;
-        server_name "~^(?<slug>@@SLUG@@)\\.@@DOMAIN_RE@@$";
-        limit_conn perclient @@CONN_PER_CLIENT@@;
-        include @@STATE@@/refusals.conf;
-        location ~ "^/_medcell(?:/|$)" {
-            return 404;
-        }
-        location ~ "^@@UPLOAD_PATHS@@$" {
-            set $gw_rest $uri;
-            set $gw_prefix "";
-            include @@STATE@@/facility.conf;
-            include @@STATE@@/uploads.conf;
-        }
-        location / {
-            set $gw_rest $uri;
-            set $gw_prefix "";
-            include @@STATE@@/facility.conf;
-        }
-    }
-"""
 # The facility routes whose bodies are files (services/facility/http/bodies.py, UPLOAD_ENDPOINTS):
 # the only ones streamed to the facility as they arrive (uploads.conf); nginx reads every other
 # body whole before the facility sees it, so a slow client never holds one of its threads.
@@ -79,7 +66,6 @@ UPSTREAM_PREFIX = "facility_"  # nginx upstream group of an awake facility: faci
 # Paths and binds go into the configuration unquoted: allow only what cannot break out of it.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 _BIND = re.compile(r"(?:\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):[0-9]{1,5}")
-_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 
 
 def usable_cpus() -> int:
@@ -119,6 +105,12 @@ def placeholders(settings: Mapping) -> dict[str, str]:
     if activator_socket(settings) != f"{state}/activator.sock":
         raise ConfigError("the activator socket must live in the state directory")
     port = int(settings["PUBLIC_HTTPS_PORT"])
+    domain = settings["DOMAIN"]
+    try:
+        # The same rule the provisioner and the facility build their origins with.
+        facility_host("x", domain)
+    except ValueError as e:
+        raise ConfigError(f"MEDCELL_DOMAIN is not a domain name: {domain!r}") from e
     workers = int(settings["WORKERS"] or min(usable_cpus(), 4))
     login, link = int(settings["LOGIN_RATE"]), int(settings["LINK_RATE"])
 
@@ -166,14 +158,10 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         # Running as root (the host's tests), workers would otherwise drop to "nobody", which
         # cannot reach the sockets; in the image nginx runs unprivileged and needs no user line.
         "USER": f"user {pwd.getpwuid(0).pw_name};" if os.geteuid() == 0 else "",
-        "HOST_SERVER": "",
+        "DOMAIN": domain,
+        "DOMAIN_RE": re.escape(domain).replace("\\-", "-"),
+        "REFUSED_COOKIE_DOMAIN": REFUSED_COOKIE_DOMAIN,
     }
-    domain = settings.get("DOMAIN")
-    if domain:
-        if not _DOMAIN.fullmatch(domain):
-            raise ConfigError(f"MEDCELL_DOMAIN is not a domain name: {domain!r}")
-        values["DOMAIN_RE"] = re.escape(domain).replace("\\-", "-")
-        values["HOST_SERVER"] = HOST_SERVER
     return values
 
 
@@ -195,7 +183,7 @@ def error_bodies() -> dict[str, str]:
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
-    # Twice: the host server block and the security headers carry placeholders of their own.
+    # Twice: the security headers carry placeholders of their own.
     for _ in range(2):
         template = re.sub(r"@@([A-Z0-9_]+)@@", lambda m: values[m.group(1)], template)
     return template

@@ -14,7 +14,7 @@ DEFAULTS = {
     "GATEWAY_CONFIG_DIR": "/etc/medcell-gateway",  # routes.json and tls/ (read-only)
     "RUN_DIR": "/run/medcell",  # facilities/<slug>/app.sock, supervisor/wake.sock, gateway/
     "STATE_DIR": "/tmp/medcell-gateway",  # rendered config, sockets, nginx temp paths (tmpfs)
-    "DOMAIN": None,
+    "DOMAIN": "localhost",  # facilities at https://<slug>.<domain>/ (medcell_common.origins)
     "MAX_BODY": 25 * MIB,
     "CONNECT_TIMEOUT": 3.0,
     "READ_TIMEOUT": 60.0,
@@ -53,6 +53,8 @@ def _networks(value: str) -> tuple[str, ...]:
         for item in value.split(",")
         if item.strip()
     )
+
+
 def _count(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -72,7 +74,7 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_CONFIG": ("GATEWAY_CONFIG_DIR", str),
     "MEDCELL_GATEWAY_RUN_DIR": ("RUN_DIR", str),
     "MEDCELL_GATEWAY_STATE_DIR": ("STATE_DIR", str),
-    "MEDCELL_DOMAIN": ("DOMAIN", lambda v: v.strip().strip(".").lower() or None),
+    "MEDCELL_DOMAIN": ("DOMAIN", lambda v: v.strip().strip(".").lower() or "localhost"),
     "MEDCELL_GATEWAY_MAX_BODY": ("MAX_BODY", int),
     "MEDCELL_GATEWAY_CONNECT_TIMEOUT": ("CONNECT_TIMEOUT", float),
     "MEDCELL_GATEWAY_TIMEOUT": ("READ_TIMEOUT", float),

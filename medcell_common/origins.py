@@ -15,8 +15,10 @@ def facility_host(slug: str, domain: str = DEFAULT_DOMAIN) -> str:
     check_slug(slug)
     domain = (domain or DEFAULT_DOMAIN).strip().rstrip(".").lower()
     labels = domain.split(".")
-    if not domain or any(not label or len(label) > 63 for label in labels) or not all(
-        label.replace("-", "").isalnum() and label.isascii() for label in labels
+    if (
+        not domain
+        or any(not label or len(label) > 63 for label in labels)
+        or not all(label.replace("-", "").isalnum() and label.isascii() for label in labels)
     ):
         raise ValueError(f"invalid domain {domain!r}")
     return f"{slug}.{domain}"

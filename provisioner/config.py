@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from medcell_common.origins import DEFAULT_DOMAIN, facility_host, facility_origin
 from provisioner.errors import InvalidArgument
 from provisioner.validation import parse_duration
 
@@ -86,6 +87,12 @@ class Config:
         tag = env.get("MEDCELL_IMAGE_TAG") or "latest"
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
             raise InvalidArgument(f"MEDCELL_IMAGE_TAG {tag!r} is not a valid image tag")
+        domain = (env.get("MEDCELL_DOMAIN") or "").strip().rstrip(".").lower() or None
+        if domain:
+            try:
+                facility_host("x", domain)
+            except ValueError as e:
+                raise InvalidArgument(f"MEDCELL_DOMAIN {domain!r} is not a domain name") from e
         cert, key = env.get("MEDCELL_TLS_CERT"), env.get("MEDCELL_TLS_KEY")
         if bool(cert) != bool(key):
             raise InvalidArgument("set both MEDCELL_TLS_CERT and MEDCELL_TLS_KEY, or neither")
@@ -96,7 +103,7 @@ class Config:
             gateway_http_port=_port(env, "MEDCELL_GATEWAY_HTTP_PORT", 8080),
             gateway_bind=env.get("MEDCELL_GATEWAY_BIND", ""),
             subnet_pool=str(network),
-            domain=env.get("MEDCELL_DOMAIN") or None,
+            domain=domain,
             tls_cert=Path(cert) if cert else None,
             tls_key=Path(key) if key else None,
             health_timeout=_positive(env, "MEDCELL_HEALTH_TIMEOUT", 90.0, "a number of seconds"),
@@ -177,14 +184,19 @@ class Config:
         return self.home / "locks"
 
     @property
+    def public_domain(self) -> str:
+        """MEDCELL_DOMAIN, under which every facility has its own origin (default localhost)."""
+        return self.domain or DEFAULT_DOMAIN
+
+    @property
     def base_url(self) -> str:
         """The gateway's public URL, with a trailing slash."""
-        host = self.domain or "localhost"
         port = "" if self.gateway_port == 443 else f":{self.gateway_port}"
-        return f"https://{host}{port}/"
+        return f"https://{self.public_domain}{port}/"
 
     def facility_url(self, slug: str) -> str:
-        return f"{self.base_url}f/{slug}/"
+        """The facility's own origin, https://<slug>.<domain>[:port]/ (what `create` prints)."""
+        return facility_origin(slug, self.public_domain, self.gateway_port)
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels for a new object: the instance label plus the given `medcell.*` ones."""

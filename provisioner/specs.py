@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 
-from medcell_common.origins import DEFAULT_DOMAIN, facility_origin
 from provisioner.config import FACILITY_UID, Config, idle_text
 from provisioner.docker_backend import ContainerSpec, Limits
 
@@ -47,10 +46,10 @@ def facility_spec(
             "MEDCELL_RETENTION": retention,
             # Set here, not only in the image: without a network the socket is the only way in.
             "MEDCELL_BIND": FACILITY_BIND,
-            # Its own origin: absolute links (in notifications) come from here, never from Host.
-            "MEDCELL_PUBLIC_URL": facility_origin(
-                slug, config.domain or DEFAULT_DOMAIN, config.gateway_port
-            ),
+            # Its own origin: every absolute link it builds starts here, never with a client's
+            # Host. Part of the fingerprint, so `medcell up` recreates it when the domain or port
+            # changes.
+            "MEDCELL_PUBLIC_URL": config.facility_url(slug),
         },
         network=None,
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
@@ -154,14 +153,14 @@ def _offline(
 def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSpec:
     """The gateway: the only published ports; facility sockets and its config read-only."""
     # The public port lets the gateway's HTTP redirect point at the right HTTPS port.
+    # The domain: it serves https://<slug>.<domain>/ and answers any other host name with 421.
     environment = {
         "MEDCELL_GATEWAY_CONFIG": GATEWAY_CONFIG_DIR,
         "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
+        "MEDCELL_DOMAIN": config.public_domain,
         "MEDCELL_WAKE_BUDGET": str(config.wake_budget),
         "MEDCELL_WAKE_BUDGET_WINDOW": f"{config.wake_budget_window}s",
     }
-    if config.domain:
-        environment["MEDCELL_DOMAIN"] = config.domain
     if config.trusted_proxies:
         environment["MEDCELL_GATEWAY_TRUSTED_PROXIES"] = ",".join(config.trusted_proxies)
     spec = ContainerSpec(
@@ -209,9 +208,9 @@ def supervisor_spec(
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
             "MEDCELL_HEALTH_TIMEOUT": f"{config.health_timeout:g}",
-            # The mail relay checks every link against the facility's origin, which they make.
+            # The facilities' origins (Config.facility_url), as the CLI computes them.
+            "MEDCELL_DOMAIN": config.public_domain,
             "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
-            **({"MEDCELL_DOMAIN": config.domain} if config.domain else {}),
             # Derived from the host's memory where `medcell up` runs, unless the operator set it.
             "MEDCELL_MAX_AWAKE": str(config.max_awake),
             "MEDCELL_TIMEZONE": config.timezone,

@@ -1,4 +1,8 @@
-"""The gateway's certificate: the operator's own (MEDCELL_TLS_CERT/KEY) or a self-signed one."""
+"""The gateway's certificate: the operator's own (MEDCELL_TLS_CERT/KEY) or a self-signed one.
+
+The self-signed one covers `<domain>` and `*.<domain>`, every facility's own origin
+(medcell_common.origins); one made before facilities had their own origins is replaced.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def ensure_certificate(config: Config, owner: tuple[int, int] | None = None) -> 
     if config.tls_cert and config.tls_key:
         _install(config.tls_cert, cert, 0o644)
         _install(config.tls_key, key, 0o600)
-    elif not (cert.exists() and key.exists()):
+    elif not (cert.exists() and key.exists()) or not _covers(cert, config.public_domain):
         _self_signed(config, cert, key)
     if owner is not None:
         # The gateway reads the key as its own uid; the key stays 0600.
@@ -53,19 +57,34 @@ def _install(source: Path, target: Path, mode: int) -> None:
     os.replace(tmp, target)
 
 
+def subject_names(domain: str) -> list[str]:
+    """The names a self-signed certificate for `domain` covers: every facility's host too."""
+    names = [f"DNS:{domain}", f"DNS:*.{domain}", "DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+    return list(dict.fromkeys(names))
+
+
+def _covers(cert: Path, domain: str) -> bool:
+    """Whether our certificate names `*.<domain>` (one from before facility origins does not)."""
+    result = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+    )
+    names = {name.strip() for name in result.stdout.replace("\n", ",").split(",")}
+    return result.returncode == 0 and f"DNS:*.{domain}" in names
+
+
 def _self_signed(config: Config, cert: Path, key: Path) -> None:
     if shutil.which("openssl") is None:
         raise TLSError("openssl is missing; install it or set MEDCELL_TLS_CERT and MEDCELL_TLS_KEY")
-    names = ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
-    if config.domain:
-        names += [f"DNS:{config.domain}", f"DNS:*.{config.domain}"]
+    names = subject_names(config.public_domain)
     with tempfile.TemporaryDirectory(dir=cert.parent, prefix=".new.") as tmp:
         new_cert, new_key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
         command = [
             "openssl", "req", "-x509", "-newkey", "ec",
             "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", str(new_key), "-out", str(new_cert), "-days", str(CERT_DAYS),
-            "-subj", f"/CN={config.domain or 'localhost'}/O=medcell self-signed",
+            "-subj", f"/CN={config.public_domain}/O=medcell self-signed",
             "-addext", "subjectAltName=" + ",".join(names),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)

@@ -41,8 +41,10 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.url_rule_class = routing.LazyBuildRule  # url_for's builders made on first use
     app.config.update(MAX_CONTENT_LENGTH=config.max_attachment_bytes + 1024 * 1024)
     app.config.update(test_config)
-    # Only the gateway can reach a facility container, and it sets these headers itself.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_prefix=1)
+    # Only the gateway can reach a facility container, and it sets these headers itself. Not the
+    # host or a prefix: the facility lives at the root of its own origin, and absolute links come
+    # from MEDCELL_PUBLIC_URL alone.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0, x_prefix=0)
     activity = Activity()
     # Outermost, so it sees the raw headers and every byte of every response body.
     app.wsgi_app = ActivityMiddleware(

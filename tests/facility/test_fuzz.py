@@ -10,13 +10,14 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import requests
 
-from devsupport import Gunicorn
+from devsupport import Gunicorn, localhost
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "fuzzed"
@@ -82,17 +83,43 @@ def toml(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """Where the facility is reached through a gateway: its HTTPS address on loopback, the Host
+    that names the facility's own origin there, and the gateway's certificate."""
+
+    address: str  # https://127.0.0.1:<port>
+    host: str  # <slug>.localhost:<port>
+    cert: str
+
+
 def fuzz(
     server: Gunicorn,
     tmp_path: Path,
     token: str,
     operations: list[dict],
     dictionaries: dict[str, list[str]] | None = None,
+    gateway: Gateway | None = None,
 ) -> None:
-    """Run the fuzzer with `token`; fail with its report unless it found nothing at all."""
+    """Run the fuzzer with `token`; fail with its report unless it found nothing at all.
+
+    With `gateway`, every request goes through it to the facility's own origin: the fuzzer
+    (a separate process, resolving with glibc, which knows no *.localhost) connects to the
+    gateway's address and names the origin in `Host`, which is what nginx routes by.
+    """
+    headers = {"Authorization": f"Bearer {token}"}
+    schema, target = f"{server.url}/api/v1/openapi.json", []
+    if gateway is not None:
+        headers["Host"] = gateway.host
+        document = localhost.get(
+            f"https://{gateway.host}/api/v1/openapi.json", verify=gateway.cert, timeout=10
+        ).json()
+        schema = str(tmp_path / "openapi.json")
+        (tmp_path / "openapi.json").write_text(json.dumps(document))
+        target = ["--url", f"{gateway.address}/", "--tls-verify", gateway.cert]
     config = {
         "dictionaries": {name: {"values": values} for name, values in (dictionaries or {}).items()},
-        "headers": {"Authorization": f"Bearer {token}"},
+        "headers": headers,
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
         # A text over its maxLength is a 400 like any other value outside the document.
         "checks": {"negative_data_rejection": {"expected-statuses": REJECTIONS}},
@@ -105,7 +132,8 @@ def fuzz(
             "--config-file",
             str(tmp_path / "schemathesis.toml"),
             "run",
-            f"{server.url}/api/v1/openapi.json",
+            schema,
+            *target,
             "--checks",
             "all",
             # One worker: Python 3.11's ast module is not thread-safe, and the fuzzer's
@@ -132,7 +160,8 @@ def fuzz(
     suite = ElementTree.parse(tmp_path / "junit.xml").getroot()
     assert (suite.get("failures"), suite.get("errors")) == ("0", "0"), report
     tested = {case.get("name") for case in suite.iter("testcase")}
-    document = requests.get(f"{server.url}/api/v1/openapi.json", timeout=10).json()
+    if gateway is None:
+        document = requests.get(f"{server.url}/api/v1/openapi.json", timeout=10).json()
     operations = {f"{m.upper()} {path}" for path, ops in document["paths"].items() for m in ops}
     # Every operation of the document, whoever added it, and the link-following scenarios.
     assert tested == operations | {"Stateful tests"}, report

@@ -4,13 +4,16 @@ TLS with a throwaway certificate, in front of real HTTP servers on unix sockets.
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from devsupport import Gunicorn
+from devsupport.gateway import ROOT, write_routes
 from devsupport.gateway import GatewayServer as Gateway
-from devsupport.gateway import write_routes
 
 from .upstream import FakeSupervisor, UnixServer
 
@@ -26,6 +29,7 @@ STANDARD_ROUTES = {
 }
 
 
+FACILITY_SLUG = "fuzzed"
 # Quick to give up on a facility, and one nginx worker: what the tests expect.
 TEST_ENV = {"MEDCELL_GATEWAY_TIMEOUT": "1", "MEDCELL_GATEWAY_WORKERS": "1"}
 
@@ -96,6 +100,44 @@ def make_gateway(tmp_path, shared_gateway):
     yield start
     for gateway in running:
         gateway.stop()
+
+
+@pytest.fixture
+def facility_behind_gateway(tmp_path):
+    """The real facility app under gunicorn on its socket (slug `fuzzed`, its admin login in
+    `.admin`), and a gateway of its own routing to it at its own origin."""
+    gateway = Gateway(tmp_path, MEDCELL_GATEWAY_WORKERS="1")
+    gateway.make_tls_files()
+    write_routes(gateway.routes, {FACILITY_SLUG: "running"}, generation=1)
+    env = {
+        "MEDCELL_FACILITY": FACILITY_SLUG,
+        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
+        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
+        "MEDCELL_PUBLIC_URL": f"{gateway.origin(FACILITY_SLUG)}/",
+    }
+    socket = tmp_path / "run" / "facilities" / FACILITY_SLUG / "app.sock"
+    socket.parent.mkdir(parents=True)
+    server = Gunicorn(
+        "deploy/gunicorn_facility.py",
+        "services.facility:create_app()",
+        env,
+        tmp_path / "server.log",
+        socket=socket,
+    )
+    admin = subprocess.run(
+        [sys.executable, "-m", "services.facility", "create-admin"],
+        env=server.env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    server.admin = json.loads(admin)
+    server.start()
+    gateway.start(generation=1)
+    yield server, gateway
+    gateway.stop()
+    server.stop()
 
 
 class GatewayLog:

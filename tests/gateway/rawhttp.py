@@ -14,13 +14,19 @@ def client_context() -> ssl.SSLContext:
 
 
 def raw_request(
-    port: int, target: str, method: str = "GET", headers: dict[str, str] | None = None
+    port: int,
+    target: str,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> tuple[int, dict[str, str], bytes]:
-    """Send one request over a fresh TLS connection; return status, headers and body."""
-    headers = {"Host": f"127.0.0.1:{port}", "Connection": "close", **(headers or {})}
+    """Send one request over a fresh TLS connection (SNI and Host: `host`, say a facility's
+    `<slug>.localhost`, reached on loopback); return status, headers and body."""
+    headers = {"Host": f"{host}:{port}", "Connection": "close", **(headers or {})}
     lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with client_context().wrap_socket(raw) as sock:
+        sni = None if host.replace(".", "").isdigit() else host
+        with client_context().wrap_socket(raw, server_hostname=sni) as sock:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             data = b""
             try:

@@ -6,7 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
+from devsupport import localhost
 
 from .upstream import FakeSupervisor
 
@@ -15,11 +15,11 @@ UPLOAD = "/api/v1/conversations/1/attachments"
 
 
 def test_first_request_wakes_the_facility_and_is_answered(gateway):
-    response = requests.get(f"{gateway.url}/f/sleepy/api/v1/x?y=1")
+    response = localhost.get(f"{gateway.origin('sleepy')}/api/v1/x?y=1")
     assert response.status_code == 200
     assert response.json()["upstream"] == "sleepy"
     assert response.json()["path"] == "/api/v1/x?y=1"
-    assert response.json()["headers"]["x-forwarded-prefix"] == "/f/sleepy"
+    assert "x-forwarded-prefix" not in response.json()["headers"]
     assert "x-medcell-slug" not in response.json()["headers"]
     assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]
     assert response.headers["Strict-Transport-Security"]
@@ -27,7 +27,7 @@ def test_first_request_wakes_the_facility_and_is_answered(gateway):
 
 def test_held_post_body_reaches_the_woken_facility(gateway):
     body = b"\x01" * (3 * 1024 * 1024 + 7)
-    response = requests.post(f"{gateway.url}/f/sleepy{UPLOAD}", data=body)
+    response = localhost.post(f"{gateway.origin('sleepy')}{UPLOAD}", data=body)
     assert response.json()["body_size"] == len(body)
     assert response.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
 
@@ -35,23 +35,23 @@ def test_held_post_body_reaches_the_woken_facility(gateway):
         yield b"a" * 70000
         yield b"b" * 5
 
-    chunked = requests.post(f"{gateway.url}/f/sleepy{UPLOAD}", data=chunks())
+    chunked = localhost.post(f"{gateway.origin('sleepy')}{UPLOAD}", data=chunks())
     assert chunked.json()["body_size"] == 70005
 
 
 def test_parallel_first_requests_cause_one_wake(gateway):
     with ThreadPoolExecutor(8) as pool:
         statuses = list(
-            pool.map(lambda _: requests.get(f"{gateway.url}/f/sleepy/").status_code, range(8))
+            pool.map(lambda _: localhost.get(f"{gateway.origin('sleepy')}/").status_code, range(8))
         )
     assert statuses == [200] * 8
     assert len(gateway.supervisor.seen) == 1
 
 
 def test_supervisor_refusals_become_the_gateways_answers(gateway):
-    gone = requests.get(f"{gateway.url}/f/gone/")
-    halted = requests.get(f"{gateway.url}/f/halted/")
-    broken = requests.get(f"{gateway.url}/f/broken/")
+    gone = localhost.get(f"{gateway.origin('gone')}/")
+    halted = localhost.get(f"{gateway.origin('halted')}/")
+    broken = localhost.get(f"{gateway.origin('broken')}/")
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
     assert halted.status_code == 503 and halted.headers["Retry-After"] == "30"
     assert broken.status_code == 503 and broken.headers["Retry-After"] == "5"
@@ -60,14 +60,15 @@ def test_supervisor_refusals_become_the_gateways_answers(gateway):
 
 
 def test_poll_of_a_sleeping_facility_is_answered_without_waking_it(gateway):
-    response = requests.get(f"{gateway.url}/f/sleepy/api/v1/x", headers={"X-Medcell-Poll": "1"})
+    poll = {"X-Medcell-Poll": "1"}
+    response = localhost.get(f"{gateway.origin('sleepy')}/api/v1/x", headers=poll)
     assert response.status_code == 204
     assert gateway.supervisor.seen == []
     assert gateway.upstreams["sleepy"].seen == []
 
 
 def test_a_client_cannot_name_the_facility_to_wake(gateway):
-    response = requests.get(f"{gateway.url}/f/a/", headers={"X-Medcell-Slug": "sleepy"})
+    response = localhost.get(f"{gateway.origin('a')}/", headers={"X-Medcell-Slug": "sleepy"})
     assert response.json()["upstream"] == "a"
     assert "x-medcell-slug" not in response.json()["headers"]
     assert gateway.supervisor.seen == []
@@ -88,7 +89,7 @@ def test_a_request_is_held_while_the_supervisor_restarts(gateway, make_gateway):
 
     threading.Thread(target=restart).start()
     try:
-        response = requests.get(f"{patient.url}/f/sleepy/", timeout=30)
+        response = localhost.get(f"{patient.origin('sleepy')}/", timeout=30)
     finally:
         while "server" not in back:
             time.sleep(0.05)
@@ -100,7 +101,7 @@ def test_a_request_is_held_while_the_supervisor_restarts(gateway, make_gateway):
 def test_a_wake_cut_off_by_a_dying_supervisor_is_asked_again(gateway, make_gateway):
     patient = make_gateway({"sleepy": "asleep"}, MEDCELL_GATEWAY_TIMEOUT="20")
     gateway.supervisor.server.hang_ups = 1
-    response = requests.get(f"{patient.url}/f/sleepy/", timeout=30)
+    response = localhost.get(f"{patient.origin('sleepy')}/", timeout=30)
     assert response.status_code == 200
     assert response.json()["upstream"] == "sleepy"
     assert gateway.supervisor.seen == [("POST", "/wake/sleepy")] * 2
@@ -112,7 +113,7 @@ def test_a_supervisor_that_never_answers_gives_503_with_retry_after(gateway, mak
     )
     gateway.supervisor.server.hang_ups = 1000
     try:
-        response = requests.get(f"{patient.url}/f/sleepy/", timeout=30)
+        response = localhost.get(f"{patient.origin('sleepy')}/", timeout=30)
     finally:
         gateway.supervisor.server.hang_ups = 0
     assert response.status_code == 503

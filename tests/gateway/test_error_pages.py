@@ -9,6 +9,7 @@ import http.client
 import pytest
 import requests
 
+from devsupport import localhost
 from gateway import errorpages
 
 from .rawhttp import client_context
@@ -34,41 +35,45 @@ def assert_page(response: requests.Response, status: int, *internals: str) -> No
 
 
 def get(url: str, accept: str = BROWSER, **kwargs) -> requests.Response:
-    return requests.get(url, headers={"Accept": accept, **kwargs.pop("headers", {})}, **kwargs)
+    return localhost.get(url, headers={"Accept": accept, **kwargs.pop("headers", {})}, **kwargs)
 
 
 def test_unknown_facility_is_a_404_page(gateway):
-    assert_page(get(f"{gateway.url}/f/nowhere/p/sometoken"), 404, "nowhere", "sometoken")
+    assert_page(get(f"{gateway.origin('nowhere')}/p/sometoken"), 404, "nowhere", "sometoken")
 
 
 def test_unknown_path_outside_the_facilities_is_a_404_page(gateway):
-    assert_page(get(f"{gateway.url}/wp-admin"), 404, "wp-admin")
+    assert_page(get(f"{gateway.home}/wp-admin"), 404, "wp-admin")
+
+
+def test_a_host_the_gateway_does_not_serve_is_a_421_page(gateway):
+    assert_page(get(f"{gateway.url}/p/sometoken"), 421, "127.0.0.1", "sometoken")
 
 
 def test_stopped_facility_is_a_503_page_with_retry_after(gateway):
-    response = get(f"{gateway.url}/f/resting/login")
+    response = get(f"{gateway.origin('resting')}/login")
     assert_page(response, 503, "resting")
     assert response.headers["Retry-After"] == "30"
 
 
 def test_facility_not_answering_is_a_503_page(gateway):
-    response = get(f"{gateway.url}/f/dead/login")
+    response = get(f"{gateway.origin('dead')}/login")
     assert_page(response, 503, "dead")
     assert int(response.headers["Retry-After"]) > 0
 
 
 def test_facility_too_slow_is_a_504_page(gateway):
-    assert_page(get(f"{gateway.url}/f/a/slow"), 504)
+    assert_page(get(f"{gateway.origin('a')}/slow"), 504)
 
 
 def test_bad_request_is_a_400_page(gateway, upstreams):
-    response = get(f"{gateway.url}/f/a/", headers={"Host": "evil.example/../x"})
+    response = get(f"{gateway.origin('a')}/", headers={"Host": "evil.example/../x"})
     assert_page(response, 400, "evil")
     assert upstreams["a"].seen == []
 
 
 def test_a_method_the_gateway_refuses_is_a_405_page_with_allow(gateway, upstreams):
-    response = requests.request("PROPFIND", f"{gateway.url}/f/a/", headers={"Accept": BROWSER})
+    response = localhost.request("PROPFIND", f"{gateway.origin('a')}/", headers={"Accept": BROWSER})
     assert_page(response, 405)
     assert response.headers["Allow"] == "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
     assert upstreams["a"].seen == []
@@ -94,10 +99,10 @@ def test_a_body_over_the_limit_is_a_413_page(make_gateway, upstreams):
 
 def test_too_many_logins_is_a_429_page_with_retry_after(make_gateway, upstreams):
     gateway = make_gateway(MEDCELL_GATEWAY_LOGIN_RATE="1")
-    with requests.Session() as browser:
+    with localhost.session() as browser:
         for _ in range(30):
             last = browser.post(
-                f"{gateway.url}/f/a/login", data={"u": "x"}, headers={"Accept": BROWSER}
+                f"{gateway.origin('a')}/login", data={"u": "x"}, headers={"Accept": BROWSER}
             )
     assert_page(last, 429)
     assert int(last.headers["Retry-After"]) > 0
@@ -105,7 +110,7 @@ def test_too_many_logins_is_a_429_page_with_retry_after(make_gateway, upstreams)
 
 @pytest.mark.parametrize("slug, status", [("gone", 404), ("halted", 503), ("broken", 503)])
 def test_a_wake_the_supervisor_refuses_is_a_page_too(gateway, slug, status):
-    response = get(f"{gateway.url}/f/{slug}/login")
+    response = get(f"{gateway.origin(slug)}/login")
     assert_page(response, status, slug)
     if status == 503:
         assert int(response.headers["Retry-After"]) > 0
@@ -129,7 +134,7 @@ def test_a_wake_the_supervisor_refuses_is_a_page_too(gateway, slug, status):
     ],
 )
 def test_the_page_goes_to_clients_that_prefer_html(gateway, accept, html):
-    response = requests.get(f"{gateway.url}/f/nowhere/", headers={"Accept": accept})
+    response = localhost.get(f"{gateway.origin('nowhere')}/", headers={"Accept": accept})
     assert response.status_code == 404
     assert errorpages.wants_html(accept) is html  # the activator decides the same way
     if html:
@@ -141,7 +146,7 @@ def test_the_page_goes_to_clients_that_prefer_html(gateway, accept, html):
 
 def test_the_facilitys_own_answers_pass_unchanged(gateway):
     """Only the gateway's own errors become pages: a facility's 405 keeps its body and Allow."""
-    response = get(f"{gateway.url}/f/a/not-allowed")
+    response = get(f"{gateway.origin('a')}/not-allowed")
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET, POST"
     assert response.json()["upstream"] == "a"

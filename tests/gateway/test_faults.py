@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devsupport import Gunicorn, eventually, unix_get
+from devsupport import Gunicorn, eventually, localhost, unix_get
 from devsupport.gateway import GatewayServer, write_routes
 
 from .rawhttp import SlowBody
@@ -108,7 +108,7 @@ def relaunch(gateway: GatewayServer) -> GatewayServer:
 
 
 def session_for(gateway: GatewayServer) -> requests.Session:
-    session = requests.Session()
+    session = localhost.session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
     session.verify = gateway.cert
     return session
@@ -117,7 +117,7 @@ def session_for(gateway: GatewayServer) -> requests.Session:
 def staff(gateway: GatewayServer, facility: Facility) -> tuple[requests.Session, dict, str]:
     """A logged-in session, its auth header and a new conversation's API base."""
     session = session_for(gateway)
-    base = f"{gateway.url}/f/{SLUG}/api/v1"
+    base = f"{gateway.origin(SLUG)}/api/v1"
     credentials = {"username": facility.admin["username"], "password": facility.admin["password"]}
     token = session.post(f"{base}/login", json=credentials, timeout=30).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
@@ -127,8 +127,10 @@ def staff(gateway: GatewayServer, facility: Facility) -> tuple[requests.Session,
 
 def tls_connection(gateway: GatewayServer) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=gateway.cert)
+    # The chain is checked; OpenSSL refuses the name *.localhost (one label) by its own rule.
+    context.check_hostname = False
     raw = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
-    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+    return context.wrap_socket(raw, server_hostname=f"{SLUG}.localhost")
 
 
 def answer_after_kill(conn: ssl.SSLSocket) -> bytes:
@@ -155,7 +157,8 @@ def send_half_then_kill(
     the gateway streams) or not (any other body, which it reads whole first), SIGKILL the
     gateway; return what the client received afterwards."""
     conn = tls_connection(gateway)
-    head = f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+    host = f"{SLUG}.localhost:{gateway.port}"
+    head = f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     conn.sendall(head.encode() + b"\r\n" + body[: len(body) // 2])
     if streamed:
@@ -190,7 +193,7 @@ def test_upload_cut_off_by_a_killed_gateway_stores_nothing(site, gateway):
         + content
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    target = conversation.removeprefix(gateway.url) + "/attachments"
+    target = conversation.removeprefix(gateway.origin(SLUG)) + "/attachments"
     headers = {**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"}
 
     received = send_half_then_kill(gateway, facility, target, headers, body)
@@ -204,7 +207,7 @@ def test_upload_cut_off_by_a_killed_gateway_stores_nothing(site, gateway):
     again = relaunch(gateway)
     try:
         session = session_for(again)
-        url = conversation.replace(gateway.url, again.url)
+        url = conversation.replace(gateway.origin(SLUG), again.origin(SLUG))
         sent = session.post(
             f"{url}/attachments", headers=auth, timeout=60,
             files={"file": ("scan.pdf", content, "application/pdf")},
@@ -213,7 +216,7 @@ def test_upload_cut_off_by_a_killed_gateway_stores_nothing(site, gateway):
         listed = session.get(f"{url}/messages", headers=auth, timeout=30).json()["messages"]
         assert [len(m["attachments"]) for m in listed] == [1]
         download = session.get(
-            f"{again.url}/f/{SLUG}/api/v1/attachments/{sent.json()['id']}", headers=auth
+            f"{again.origin(SLUG)}/api/v1/attachments/{sent.json()['id']}", headers=auth
         )
         assert download.content == content
     finally:
@@ -225,7 +228,7 @@ def test_message_cut_off_by_a_killed_gateway_stores_nothing(site, gateway):
     _, auth, conversation = staff(gateway, facility)
     before = facility.stored()
     body = json.dumps({"body": "Blutdruck morgens 135/85, abends 128/80. " * 200}).encode()
-    target = conversation.removeprefix(gateway.url) + "/messages"
+    target = conversation.removeprefix(gateway.origin(SLUG)) + "/messages"
     headers = {**auth, "Content-Type": "application/json"}
 
     received = send_half_then_kill(gateway, facility, target, headers, body, streamed=False)
@@ -246,7 +249,7 @@ def test_download_cut_off_by_a_killed_gateway_fails_for_the_client(site, gateway
     )  # fmt: skip
     assert sent.status_code == 201, sent.text
     before = facility.stored()
-    url = f"{gateway.url}/f/{SLUG}/api/v1/attachments/{sent.json()['id']}"
+    url = f"{gateway.origin(SLUG)}/api/v1/attachments/{sent.json()['id']}"
 
     got = 0
     with pytest.raises(requests.RequestException):
@@ -291,9 +294,9 @@ def test_broken_routes_files_keep_the_old_table_until_a_good_one_comes(site, gat
             logged = eventually(lambda: unusable_events(gateway), lambda n: n > seen, timeout=10)  # noqa: B023
             assert logged > seen, f"{name}: no routes_unusable logged"
             assert gateway.process.poll() is None, f"{name}: the gateway exited"
-            health = requests.get(f"{gateway.url}/f/{SLUG}/healthz", verify=gateway.cert)
+            health = localhost.get(f"{gateway.origin(SLUG)}/healthz", verify=gateway.cert)
             assert health.status_code == 200, name
-            resting = requests.get(f"{gateway.url}/f/resting/healthz", verify=gateway.cert)
+            resting = localhost.get(f"{gateway.origin('resting')}/healthz", verify=gateway.cert)
             assert resting.status_code == 503, name  # still the old table: stopped, not unknown
             assert gateway.applied() == gateway.generation, name
 
@@ -301,9 +304,9 @@ def test_broken_routes_files_keep_the_old_table_until_a_good_one_comes(site, gat
         generation = gateway.generation + 1
         write_routes(gateway.routes, {SLUG: "running", "resting": "running"}, generation)
         gateway.wait_applied(generation)
-        resting = requests.get(f"{gateway.url}/f/resting/healthz", verify=gateway.cert)
+        resting = localhost.get(f"{gateway.origin('resting')}/healthz", verify=gateway.cert)
         assert resting.status_code == 200
-        assert requests.get(f"{gateway.url}/f/{SLUG}/healthz", verify=gateway.cert).ok
+        assert localhost.get(f"{gateway.origin(SLUG)}/healthz", verify=gateway.cert).ok
     finally:
         stand_in.stop()
 

@@ -1,7 +1,9 @@
 """Header handling: X-Forwarded-* set by the gateway alone, hop-by-hop removed, security headers."""
 
 import pytest
-import requests
+
+from devsupport import localhost
+from gateway.nginx import CSP
 
 from .rawhttp import raw_request
 
@@ -16,7 +18,8 @@ SECURITY_HEADERS = {
 def test_client_forwarding_headers_are_replaced_by_the_gateways(gateway, upstreams):
     status, _, body = raw_request(
         gateway.port,
-        "/f/a/api/v1/conversations",
+        "/api/v1/conversations",
+        host="a.localhost",
         headers={
             "X-Forwarded-For": "203.0.113.9",
             "X-Forwarded-Host": "evil.example",
@@ -31,17 +34,24 @@ def test_client_forwarding_headers_are_replaced_by_the_gateways(gateway, upstrea
     assert status == 200
     seen = __import__("json").loads(body)["headers"]
     assert seen["x-forwarded-for"] == "127.0.0.1"
-    assert seen["x-forwarded-host"] == f"127.0.0.1:{gateway.port}"
     assert seen["x-forwarded-proto"] == "https"
-    assert seen["x-forwarded-prefix"] == "/f/a"
-    for dropped in ("forwarded", "x-real-ip", "x-original-url", "x-forwarded-port"):
+    # The facility builds its links from its configured origin: no client's host or prefix.
+    for dropped in (
+        "forwarded",
+        "x-real-ip",
+        "x-original-url",
+        "x-forwarded-port",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+    ):
         assert dropped not in seen
 
 
 def test_hop_by_hop_request_headers_are_not_forwarded(gateway, upstreams):
     _, _, body = raw_request(
         gateway.port,
-        "/f/a/api",
+        "/api",
+        host="a.localhost",
         headers={
             "Keep-Alive": "timeout=5",
             "TE": "trailers",
@@ -60,7 +70,7 @@ def test_hop_by_hop_request_headers_are_not_forwarded(gateway, upstreams):
 
 
 def test_hop_by_hop_response_headers_are_removed(gateway, upstreams):
-    response = requests.get(f"{gateway.url}/f/a/hop")
+    response = localhost.get(f"{gateway.origin('a')}/hop")
     headers = {k.lower() for k in response.headers}
     for hop in ("keep-alive", "proxy-authenticate", "trailer", "upgrade"):
         assert hop not in headers
@@ -72,26 +82,57 @@ def test_hop_by_hop_response_headers_are_removed(gateway, upstreams):
     ]
 
 
+def test_the_gateways_csp_always_applies_and_the_facilitys_comes_beside_it(gateway, upstreams):
+    # Browsers enforce every policy they get: the facility's can only narrow the gateway's.
+    response = localhost.get(f"{gateway.origin('a')}/csp")
+    policies = response.raw.headers.getlist("Content-Security-Policy")
+    assert sorted(policies) == sorted([CSP, "default-src 'none'; img-src 'self'"])
+    assert "frame-ancestors 'none'" in CSP and "object-src 'none'" in CSP
+
+
+def test_a_facility_cannot_loosen_the_csp(gateway, upstreams):
+    response = localhost.get(f"{gateway.origin('a')}/loose-csp")
+    policies = response.raw.headers.getlist("Content-Security-Policy")
+    assert sorted(policies) == sorted(
+        [CSP, "default-src *; script-src * 'unsafe-inline' 'unsafe-eval'"]
+    )
+
+
+def test_a_cookie_for_other_hosts_never_reaches_the_browser_intact(gateway, upstreams):
+    # A Domain attribute (the parent domain would reach every facility) gets a domain no
+    # browser accepts from this origin, so the browser drops the cookie; all are made Secure.
+    response = localhost.get(f"{gateway.origin('a')}/domain-cookies")
+    cookies = response.raw.headers.getlist("Set-Cookie")
+    assert len(cookies) == 4
+    assert all("Secure" in cookie for cookie in cookies)
+    assert all("localhost" not in cookie.lower() for cookie in cookies)
+    assert sum("domain=refused.invalid" in cookie.lower() for cookie in cookies) == 3
+    assert "__Host-own=1; Path=/; Secure; HttpOnly; SameSite=Strict" in cookies
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "status"),
+    ("method", "host", "path", "status"),
     [
-        ("GET", "/f/a/api/v1/conversations", 200),
-        ("GET", "/f/a/static/app.css", 200),
-        ("GET", "/f/a/p/some-token", 200),
-        ("GET", "/f/a/redirect", 302),
-        ("GET", "/f/a", 301),
-        ("GET", "/f/zz/", 404),
-        ("GET", "/f/a/%2e%2e/b", 400),
-        ("GET", "/f/resting/", 503),
-        ("GET", "/f/dead/", 503),
-        ("GET", "/f/gone/", 404),
-        ("GET", "/f/halted/", 503),
-        ("TRACE", "/f/a/", 405),
-        ("GET", "/healthz", 200),
+        ("GET", "a.localhost", "/api/v1/conversations", 200),
+        ("GET", "a.localhost", "/static/app.css", 200),
+        ("GET", "a.localhost", "/p/some-token", 200),
+        ("GET", "a.localhost", "/redirect", 302),
+        ("GET", "localhost", "/f/a", 301),
+        ("GET", "zz.localhost", "/", 404),
+        ("GET", "a.localhost", "/%2e%2e/b", 400),
+        ("GET", "resting.localhost", "/", 503),
+        ("GET", "dead.localhost", "/", 503),
+        ("GET", "gone.localhost", "/", 404),
+        ("GET", "halted.localhost", "/", 503),
+        ("TRACE", "a.localhost", "/", 405),
+        ("GET", "localhost", "/healthz", 200),
+        ("GET", "evil.example", "/", 421),
     ],
 )
-def test_every_response_carries_the_security_headers(gateway, upstreams, method, path, status):
-    got, headers, _ = raw_request(gateway.port, path, method=method)
+def test_every_response_carries_the_security_headers(
+    gateway, upstreams, method, host, path, status
+):
+    got, headers, _ = raw_request(gateway.port, path, method=method, host=host)
     assert got == status
     assert SECURITY_HEADERS <= set(headers)
     assert "max-age=63072000" in headers["strict-transport-security"]
@@ -105,23 +146,16 @@ def test_every_response_carries_the_security_headers(gateway, upstreams, method,
 
 
 def test_api_responses_are_never_cacheable_even_if_the_facility_says_so(gateway, upstreams):
-    response = requests.get(f"{gateway.url}/f/a/api/v1/cacheable")
+    response = localhost.get(f"{gateway.origin('a')}/api/v1/cacheable")
     assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_static_assets_keep_the_facilitys_cache_policy(gateway, upstreams):
-    response = requests.get(f"{gateway.url}/f/a/static/app.css")
+    response = localhost.get(f"{gateway.origin('a')}/static/app.css")
     assert response.headers["Cache-Control"] == "public, max-age=3600"
 
 
-def test_facility_csp_is_kept_and_completed(gateway, upstreams):
-    csp = requests.get(f"{gateway.url}/f/a/csp").headers["Content-Security-Policy"]
-    assert csp.startswith("default-src 'none'; img-src 'self'")
-    assert "frame-ancestors 'none'" in csp
-    assert "default-src 'self'" not in csp  # the facility's stricter default stays
-
-
-def test_redirect_to_the_internal_origin_is_mapped_to_the_prefix(gateway, upstreams):
-    response = requests.get(f"{gateway.url}/f/a/redirect", allow_redirects=False)
-    assert response.headers["Location"] == "/f/a/login?next=1"
+def test_redirect_to_the_internal_origin_becomes_a_path_on_the_facilitys_origin(gateway, upstreams):
+    response = localhost.get(f"{gateway.origin('a')}/redirect", allow_redirects=False)
+    assert response.headers["Location"] == "/login?next=1"
     assert "facility" not in response.headers["Location"]

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from devsupport import Installation, eventually
+from devsupport import Installation, eventually, localhost
 from provisioner import facility_socket
 from provisioner.config import Config
 
@@ -47,7 +47,12 @@ class VerifyingSession(requests.Session):
 
 
 def client(stack: Installation) -> requests.Session:
-    return VerifyingSession(str(stack.cert))
+    session = VerifyingSession(str(stack.cert))
+    # Each facility at its own <slug>.localhost, which only browsers and curl resolve.
+    adapter = localhost.LocalhostAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,7 @@ def stack(tmp_path_factory):
 def login(stack: Installation, session: requests.Session, slug: str) -> str:
     admin = stack.facilities[slug]
     response = session.post(
-        f"{stack.url}/f/{slug}/api/v1/login",
+        f"{stack.origin(slug)}/api/v1/login",
         json={"username": admin["admin_user"], "password": admin["admin_password"]},
     )
     assert response.status_code == 200, response.text
@@ -77,7 +82,7 @@ def login(stack: Installation, session: requests.Session, slug: str) -> str:
 
 def patient_flow(stack: Installation, slug: str) -> dict:
     """The whole contract API for one facility through the gateway; returns the secrets it used."""
-    base = f"{stack.url}/f/{slug}"
+    base = f"{stack.origin(slug)}"
     session = client(stack)
     assert session.get(f"{base}/healthz").json() == {"status": "ok"}
     assert session.get(f"{base}/api/v1/openapi.json").json()["openapi"].startswith("3")
@@ -90,9 +95,7 @@ def patient_flow(stack: Installation, slug: str) -> dict:
     conversation = created.json()
     cid = conversation["id"]
     patient = {"Authorization": f"Bearer {conversation['patient_token']}"}
-    assert conversation["patient_url"].startswith(f"{stack.url}/f/{slug}/") or conversation[
-        "patient_url"
-    ].startswith(f"https://localhost:{stack.https_port}/f/{slug}/")
+    assert conversation["patient_url"] == f"{stack.origin(slug)}/p/{conversation['patient_token']}"
 
     listed = session.get(f"{base}/api/v1/conversations", headers=staff)
     assert cid in [c["id"] for c in listed.json()["conversations"]]
@@ -117,7 +120,7 @@ def patient_flow(stack: Installation, slug: str) -> dict:
     messages = session.get(f"{base}/api/v1/conversations/{cid}/messages", headers=patient)
     assert [m["author"] for m in messages.json()["messages"]][:2] == ["staff", "patient"]
     # The patient's link opens in a browser through the gateway.
-    page = session.get(conversation["patient_url"].replace("localhost", "127.0.0.1"))
+    page = session.get(conversation["patient_url"])
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
 
@@ -142,7 +145,7 @@ def test_full_contract_api_for_two_facilities_at_once(stack):
     # One facility's tokens mean nothing at the other.
     session = client(stack)
     staff_alpha = {"Authorization": f"Bearer {login(stack, session, 'alpha')}"}
-    response = session.get(f"{stack.url}/f/beta/api/v1/conversations", headers=staff_alpha)
+    response = session.get(f"{stack.origin('beta')}/api/v1/conversations", headers=staff_alpha)
     assert response.status_code == 401
 
 
@@ -188,12 +191,25 @@ def test_tls_versions(stack, version, accepted):
             assert refused.value.reason == "TLSV1_ALERT_PROTOCOL_VERSION"
 
 
+def at(stack: Installation, where: str) -> str:
+    """A base URL: the gateway by address or by its own name, or a facility's own origin."""
+    return {"address": stack.url, "home": stack.home_url}.get(where) or stack.origin(where)
+
+
 @pytest.mark.parametrize(
-    "path",
-    ["/healthz", "/f/alpha/", "/f/alpha/healthz", "/f/alpha/api/v1/conversations", "/f/nope/"],
+    ("where", "path"),
+    [
+        ("address", "/healthz"),
+        ("address", "/f/alpha/"),  # a host it does not serve: 421
+        ("home", "/f/alpha/"),  # the old address: a redirect
+        ("alpha", "/"),
+        ("alpha", "/healthz"),
+        ("alpha", "/api/v1/conversations"),
+        ("nope", "/"),
+    ],
 )
-def test_every_security_header_is_present(stack, path):
-    response = client(stack).get(stack.url + path, allow_redirects=False)
+def test_every_security_header_is_present(stack, where, path):
+    response = client(stack).get(at(stack, where) + path, allow_redirects=False)
     headers = response.headers
     assert "max-age=" in headers["Strict-Transport-Security"]
     assert int(headers["Strict-Transport-Security"].split("max-age=")[1].split(";")[0]) >= 31536000
@@ -207,11 +223,60 @@ def test_every_security_header_is_present(stack, path):
 
 def test_plain_http_only_redirects_to_https(stack):
     response = requests.get(
-        f"http://127.0.0.1:{stack.http_port}/f/alpha/?x=1", allow_redirects=False, timeout=5
+        f"http://127.0.0.1:{stack.http_port}/p/x?y=1",
+        headers={"Host": f"alpha.localhost:{stack.http_port}"},
+        allow_redirects=False,
+        timeout=5,
     )
     assert response.status_code == 301
-    assert response.headers["Location"].startswith("https://127.0.0.1")
-    assert response.headers["Location"].endswith("/f/alpha/?x=1")
+    assert response.headers["Location"] == f"{stack.origin('alpha')}/p/x?y=1"
+    forged = requests.get(
+        f"http://127.0.0.1:{stack.http_port}/",
+        headers={"Host": "evil.example"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert forged.status_code == 421 and "Location" not in forged.headers
+
+
+def test_the_old_address_only_redirects_to_the_facilitys_own_origin(stack):
+    old = f"{stack.home_url}/f/alpha/api/v1/openapi.json?x=1"
+    response = client(stack).get(old, allow_redirects=False)
+    assert response.status_code == 301
+    assert response.headers["Location"] == f"{stack.origin('alpha')}/api/v1/openapi.json?x=1"
+    assert client(stack).get(old).json()["openapi"].startswith("3")
+    moved = client(stack).post(f"{stack.home_url}/f/alpha/api/v1/login", allow_redirects=False)
+    assert moved.status_code == 308
+    assert moved.headers["Location"] == f"{stack.origin('alpha')}/api/v1/login"
+
+
+def test_a_host_the_gateway_does_not_serve_gets_421_and_reaches_no_facility(stack):
+    config = Config.from_env(stack.env)
+    before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    for host in ("evil.example", "alpha.localhost.evil.example", "x.alpha.localhost", "127.0.0.1"):
+        status, _, body = raw_request(stack.https_port, "/api/v1/openapi.json", host=host)
+        assert status == 421, host
+        assert json.loads(body)["error"]["code"] == "misdirected_request"
+    after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    assert after == before
+
+
+def test_a_forged_forwarded_host_never_changes_the_patient_link(stack):
+    session = client(stack)
+    staff = {"Authorization": f"Bearer {login(stack, session, 'alpha')}"}
+    forged = {
+        **staff,
+        "X-Forwarded-Host": "evil.example",
+        "Forwarded": "host=evil.example;proto=http",
+        "X-Forwarded-Prefix": "/phish",
+    }
+    created = session.post(f"{stack.origin('alpha')}/api/v1/conversations", json={}, headers=forged)
+    assert created.status_code == 201, created.text
+    link = created.json()["patient_url"]
+    assert link == f"{stack.origin('alpha')}/p/{created.json()['patient_token']}"
+    session.delete(
+        f"{stack.origin('alpha')}/api/v1/conversations/{created.json()['id']}", headers=staff
+    )
 
 
 def gateway_memory(container: str) -> int:
@@ -265,7 +330,7 @@ class MemorySampler:
 
 
 def test_20_mb_attachment_up_and_down_with_flat_gateway_memory(stack):
-    base = f"{stack.url}/f/alpha"
+    base = f"{stack.origin('alpha')}"
     session = client(stack)
     staff = {"Authorization": f"Bearer {login(stack, session, 'alpha')}"}
     cid = session.post(f"{base}/api/v1/conversations", json={}, headers=staff).json()["id"]
@@ -304,8 +369,8 @@ def test_20_mb_attachment_up_and_down_with_flat_gateway_memory(stack):
     session.delete(f"{base}/api/v1/conversations/{cid}", headers=staff)
 
 
-def status_of(stack: Installation, path: str) -> tuple[int, dict, str]:
-    response = client(stack).get(stack.url + path, allow_redirects=False)
+def status_of(stack: Installation, url: str) -> tuple[int, dict, str]:
+    response = client(stack).get(url, allow_redirects=False)
     return response.status_code, response.headers, response.text
 
 
@@ -316,8 +381,13 @@ def error_code(body: str) -> str:
 def test_unknown_facility_is_404_json_and_reaches_no_facility(stack):
     config = Config.from_env(stack.env)
     before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
-    for method, path in (("GET", "/f/nope/"), ("POST", "/f/nope/api/v1/login"), ("GET", "/x/")):
-        response = client(stack).request(method, stack.url + path, json={})
+    for method, where, path in (
+        ("GET", "nope", "/"),
+        ("POST", "nope", "/api/v1/login"),
+        ("GET", "home", "/x/"),
+        ("GET", "home", "/f/nope/"),
+    ):
+        response = client(stack).request(method, at(stack, where) + path, json={})
         assert response.status_code == 404, path
         assert error_code(response.text) == "not_found"
     after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
@@ -326,13 +396,13 @@ def test_unknown_facility_is_404_json_and_reaches_no_facility(stack):
 
 def test_a_browser_gets_the_gateways_page_and_a_facilitys_405_keeps_allow(stack):
     browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-    page = client(stack).get(stack.url + "/f/nope/p/some-link", headers=browser)
+    page = client(stack).get(f"{stack.origin('nope')}/p/some-link", headers=browser)
     assert page.status_code == 404
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert "Nicht gefunden" in page.text and "Not found" in page.text
     assert "nope" not in page.text and "some-link" not in page.text
     # The facility's own 405 passes the gateway with its Allow header and its JSON.
-    refused = client(stack).patch(stack.url + "/f/alpha/api/v1/conversations", json={})
+    refused = client(stack).patch(f"{stack.origin('alpha')}/api/v1/conversations", json={})
     assert refused.status_code == 405 and error_code(refused.text) == "method_not_allowed"
     assert {"GET", "POST", "DELETE"} <= set(refused.headers["Allow"].split(", "))
 
@@ -341,23 +411,23 @@ def test_a_browser_gets_the_gateways_page_and_a_facilitys_405_keeps_allow(stack)
 # facility, encoded separators, control characters, bad encodings. The unit table
 # (tests/gateway/test_paths.py) has more; these go through the real stack.
 HOSTILE = [
-    "/f/alpha/../beta/api/v1/conversations",
-    "/f/alpha/%2e%2e/beta/api/v1/conversations",
-    "/f/alpha/.%2E/beta/healthz",
-    "/f/alpha/./healthz",
-    "/f/alpha/..;/beta/healthz",
-    "/f/alpha/api%2f..%2f..%2fbeta",
+    "/../beta/api/v1/conversations",
+    "/%2e%2e/beta/api/v1/conversations",
+    "/.%2E/beta/healthz",
+    "/./healthz",
+    "/..;/beta/healthz",
+    "/api%2f..%2f..%2fbeta",
     "/f/alpha%2fbeta/healthz",
-    "/f/alpha/..%5cbeta",
-    "/f/alpha/..\\beta",
-    "/f/alpha/%252e%252e/beta",
-    "/f/alpha/%00/healthz",
+    "/..%5cbeta",
+    "/..\\beta",
+    "/%252e%252e/beta",
+    "/%00/healthz",
     "/f/beta%00/healthz",
-    "/f/alpha/%c0%ae%c0%ae/beta",
-    "/f/alpha/%ff",
-    "/f/alpha/%ZZ",
-    "/f/alpha/%0d%0aX-Injected:%20yes",
-    "/f/alpha//../beta",
+    "/%c0%ae%c0%ae/beta",
+    "/%ff",
+    "/%ZZ",
+    "/%0d%0aX-Injected:%20yes",
+    "//../beta",
 ]
 
 
@@ -365,7 +435,7 @@ HOSTILE = [
 def test_hostile_target_is_refused_before_any_facility(stack, target):
     config = Config.from_env(stack.env)
     before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
-    status, headers, body = raw_request(stack.https_port, target)
+    status, headers, body = raw_request(stack.https_port, target, host="alpha.localhost")
     assert status == 400
     assert json.loads(body)["error"]["code"] == "bad_request"
     assert "x-injected" not in headers
@@ -373,17 +443,15 @@ def test_hostile_target_is_refused_before_any_facility(stack, target):
     assert after == before  # counted by the facilities themselves: neither saw it
 
 
-@pytest.mark.parametrize(
-    "target", ["/f/%61lpha/api/v1/openapi.json", "/f/alpha/api//v1///openapi.json"]
-)
+@pytest.mark.parametrize("target", ["/%61pi/v1/openapi.json", "/api//v1///openapi.json"])
 def test_odd_but_harmless_target_reaches_its_own_facility(stack, target):
-    status, _, body = raw_request(stack.https_port, target)
+    status, _, body = raw_request(stack.https_port, target, host="alpha.localhost")
     assert status == 200
     assert json.loads(body)["openapi"].startswith("3")
 
 
 def test_facility_internal_status_is_not_reachable_through_the_gateway(stack):
-    status, _, body = status_of(stack, "/f/alpha/_medcell/status")
+    status, _, body = status_of(stack, f"{stack.origin('alpha')}/_medcell/status")
     assert status == 404
     assert "inflight" not in body
 
@@ -448,7 +516,7 @@ def test_facility_has_no_network_and_sees_only_its_own_socket(stack, slug):
 
 
 def test_stopped_facility_is_503_until_started_and_nothing_wakes_it(stack):
-    url = "/f/gamma/healthz"
+    url = f"{stack.origin('gamma')}/healthz"
     assert status_of(stack, url)[0] == 404
     stack.create("gamma")
     # create returns once the gateway serves the new route.

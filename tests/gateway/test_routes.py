@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-import requests
 
+from devsupport import localhost
 from gateway.errors import RoutesError
 from gateway.routes import RoutesFile, RouteTable, parse
 
@@ -22,34 +22,34 @@ def restore_routes(gateway):
 
 
 def test_each_lifecycle_state_is_applied_and_acknowledged(gateway, restore_routes):
-    url = f"{gateway.url}/f/c/api/v1/x"
-    assert requests.get(url).status_code == 404
+    url = f"{gateway.origin('c')}/api/v1/x"
+    assert localhost.get(url).status_code == 404
     generation = (gateway.applied() or 0) + 1
     for state, status in (("running", 503), ("stopped", 503), ("asleep", 404)):
         routes = {**STANDARD_ROUTES, "c": state}
         write_routes(gateway.routes, routes, generation)
         gateway.wait_applied(generation)
-        response = requests.get(url)
+        response = localhost.get(url)
         assert response.status_code == status  # c has no socket; asleep: the supervisor knows none
         if state == "stopped":
             assert response.headers["Retry-After"] == "30"
         generation += 1
     write_routes(gateway.routes, STANDARD_ROUTES, generation)
     gateway.wait_applied(generation)
-    assert requests.get(url).status_code == 404
-    assert requests.get(f"{gateway.url}/f/a/").status_code == 200
+    assert localhost.get(url).status_code == 404
+    assert localhost.get(f"{gateway.origin('a')}/").status_code == 200
 
 
 def test_reload_drops_no_request_in_flight(gateway, restore_routes):
     results = []
 
     def slow():
-        results.append(requests.get(f"{gateway.url}/f/a/slow").status_code)
+        results.append(localhost.get(f"{gateway.origin('a')}/slow").status_code)
 
     # The shared gateway times out at 1 s; /slow takes 2 s: use a quicker proof of survival,
     # a large download that is still streaming while nginx reloads.
     def download():
-        with requests.get(f"{gateway.url}/f/a/big/32", stream=True) as response:
+        with localhost.get(f"{gateway.origin('a')}/big/32", stream=True) as response:
             got = 0
             for chunk in response.iter_content(65536):
                 got += len(chunk)
@@ -70,7 +70,7 @@ def test_broken_file_keeps_the_last_good_table(gateway, gateway_log, restore_rou
     generation = gateway.applied()
     gateway.routes.write_text('{"version": 2, "generation": 99, "facilities": {')
     assert gateway_log.records(event="routes_unusable")
-    assert requests.get(f"{gateway.url}/f/a/").status_code == 200
+    assert localhost.get(f"{gateway.origin('a')}/").status_code == 200
     assert gateway.applied() == generation
 
 
@@ -124,7 +124,7 @@ def test_missing_file_at_start_means_no_facilities_but_later_keeps_the_table(tmp
 def test_connections_to_an_awake_facility_are_kept_and_reused(gateway, upstreams):
     # A new connection per request costs a single-process facility more than a small request.
     before = upstreams["a"].connections
-    with requests.Session() as client:
-        statuses = [client.get(f"{gateway.url}/f/a/echo").status_code for _ in range(30)]
+    with localhost.session() as client:
+        statuses = [client.get(f"{gateway.origin('a')}/echo").status_code for _ in range(30)]
     assert statuses == [200] * 30
     assert upstreams["a"].connections - before <= 4  # at most a couple per nginx worker

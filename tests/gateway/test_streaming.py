@@ -5,7 +5,8 @@ import threading
 import time
 
 import pytest
-import requests
+
+from devsupport import localhost
 
 # A facility upload route: the gateway streams its body (every other body it reads whole).
 UPLOAD = "/api/v1/conversations/1/attachments"
@@ -92,15 +93,15 @@ def big_gateway(make_gateway):
 
 def warm_up(gateway):
     # First requests allocate pools, buffers and code paths; measure what comes after them.
-    requests.post(f"{gateway.url}/f/a{UPLOAD}", data=KnownLengthBody(2))
-    _ = requests.get(f"{gateway.url}/f/a/big/2").content
+    localhost.post(f"{gateway.origin('a')}{UPLOAD}", data=KnownLengthBody(2))
+    _ = localhost.get(f"{gateway.origin('a')}/big/2").content
 
 
 def test_large_upload_with_length_streams_through(big_gateway, upstreams):
     warm_up(big_gateway)
     body = KnownLengthBody(SIZE_MIB)
     with PeakRss() as memory:
-        response = requests.post(f"{big_gateway.url}/f/a{UPLOAD}", data=body)
+        response = localhost.post(f"{big_gateway.origin('a')}{UPLOAD}", data=body)
     assert response.status_code == 200
     assert response.json()["body_size"] == SIZE_MIB * MIB
     assert response.json()["body_sha256"] == body.digest.hexdigest()
@@ -110,7 +111,7 @@ def test_large_upload_with_length_streams_through(big_gateway, upstreams):
 def test_large_chunked_upload_streams_through(big_gateway, upstreams):
     warm_up(big_gateway)
     with PeakRss() as memory:
-        response = requests.post(f"{big_gateway.url}/f/a{UPLOAD}", data=chunked_body(SIZE_MIB))
+        response = localhost.post(f"{big_gateway.origin('a')}{UPLOAD}", data=chunked_body(SIZE_MIB))
     assert response.json()["body_size"] == SIZE_MIB * MIB
     assert memory.growth < 16 * MIB, f"grew {memory.growth / MIB:.1f} MiB for {SIZE_MIB} MiB"
 
@@ -119,7 +120,7 @@ def test_large_download_streams_through(big_gateway, upstreams):
     warm_up(big_gateway)
     received = 0
     with PeakRss() as memory:
-        with requests.get(f"{big_gateway.url}/f/a/big/{SIZE_MIB}", stream=True) as response:
+        with localhost.get(f"{big_gateway.origin('a')}/big/{SIZE_MIB}", stream=True) as response:
             assert response.headers["Content-Length"] == str(SIZE_MIB * MIB)
             for chunk in response.iter_content(65536):
                 received += len(chunk)

@@ -33,11 +33,13 @@ def handshake(port: int, context: ssl.SSLContext) -> tuple[str, str]:
             return tls.version(), tls.cipher()[0]
 
 
-def https_get(port: int, path: str, headers: dict | None = None) -> http.client.HTTPResponse:
+def https_get(
+    port: int, path: str, headers: dict | None = None, host: str = "127.0.0.1"
+) -> http.client.HTTPResponse:
     conn = http.client.HTTPSConnection(
         "127.0.0.1", port, timeout=5, context=client_context(ssl.TLSVersion.TLSv1_3)
     )
-    conn.request("GET", path, headers=headers or {})
+    conn.request("GET", path, headers={"Host": f"{host}:{port}", **(headers or {})})
     response = conn.getresponse()
     response.body = response.read()
     conn.close()
@@ -99,11 +101,12 @@ def test_gateway_answers_its_health_check_over_tls(tls_gateway):
 
 def test_proxied_request_says_https_to_the_facility(tls_gateway, upstreams):  # noqa: ARG001
     port, _ = tls_gateway
-    response = https_get(port, "/f/a/api/v1/x", headers={"X-Forwarded-Proto": "http"})
+    response = https_get(
+        port, "/api/v1/x", headers={"X-Forwarded-Proto": "http"}, host="a.localhost"
+    )
     assert response.status == 200
     seen = json.loads(response.body)["headers"]
     assert seen["x-forwarded-proto"] == "https"
-    assert seen["x-forwarded-prefix"] == "/f/a"
     assert response.getheader("Content-Security-Policy")
 
 
@@ -122,14 +125,19 @@ def test_serve_redirects_http_serves_https_and_stops_on_sigterm(make_gateway):
     try:
         for method, status in (("GET", 301), ("POST", 308)):
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
-            conn.request(method, f"/f/a/p/{SECRET}?x=1")
+            conn.request(method, f"/p/{SECRET}?x=1", headers={"Host": f"a.localhost:{http_port}"})
             response = conn.getresponse()
             assert response.status == status
             location = response.getheader("Location")
-            assert location == f"https://127.0.0.1:{https_port}/f/a/p/{SECRET}?x=1"
+            assert location == f"https://a.localhost:{https_port}/p/{SECRET}?x=1"
             assert response.getheader("Strict-Transport-Security")
             conn.close()
-        assert https_get(https_port, "/f/a/").status == 200
+        # Plain HTTP for a name it does not serve: no redirect to wherever the client said.
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+        conn.request("GET", "/", headers={"Host": "evil.example"})
+        assert conn.getresponse().status == 421
+        conn.close()
+        assert https_get(https_port, "/", host="a.localhost").status == 200
     finally:
         assert gateway.stop() == 0
     output = gateway.log_path.read_text()

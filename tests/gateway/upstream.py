@@ -2,7 +2,7 @@
 
 A facility stand-in echoes what reached it (method, path, headers, body size and digest) and has
 a few paths that misbehave on purpose: slow answers, big streamed bodies, hop-by-hop headers,
-cacheable statics, a response broken off half-way.
+cacheable statics, a response broken off half-way, cookies tossed at its neighbours.
 """
 
 import hashlib
@@ -74,6 +74,8 @@ class UpstreamHandler(_Handler):
             self.close_connection = True
             return
         extra = EXTRA_HEADERS.get(path, [])
+        if path.startswith("/toss/"):
+            extra = tossed_cookies(path.removeprefix("/toss/"))
         status = {"/redirect": 302, "/not-allowed": 405}.get(path, 200)
         body = json.dumps(
             {
@@ -121,6 +123,16 @@ EXTRA_HEADERS = {
     "/static/app.css": [("Cache-Control", "public, max-age=3600")],
     "/api/v1/cacheable": [("Cache-Control", "public, max-age=3600")],
     "/csp": [("Content-Security-Policy", "default-src 'none'; img-src 'self'")],
+    "/loose-csp": [
+        ("Content-Security-Policy", "default-src *; script-src * 'unsafe-inline' 'unsafe-eval'")
+    ],
+    # A compromised facility tossing cookies at its neighbours (the parent domain) and at itself.
+    "/domain-cookies": [
+        ("Set-Cookie", "toss=1; Domain=localhost; Path=/"),
+        ("Set-Cookie", "toss2=1; domain=.LOCALHOST; Path=/; Secure"),
+        ("Set-Cookie", "mine=1; Path=/; Domain=a.localhost"),
+        ("Set-Cookie", "__Host-own=1; Path=/; Secure; HttpOnly; SameSite=Strict"),
+    ],
     "/redirect": [("Location", "http://facility/login?next=1")],
     "/not-allowed": [("Allow", "GET, POST")],  # the facility's own 405
 }
@@ -135,6 +147,16 @@ class OneRequestHandler(UpstreamHandler):
     def end_headers(self) -> None:
         self.send_header("Connection", "close")
         super().end_headers()
+
+
+def tossed_cookies(domain: str) -> list[tuple[str, str]]:
+    """A compromised facility setting cookies for its parent `domain`, so for every facility
+    under it (session fixation, shadowing), next to a host-only cookie of its own."""
+    return [
+        ("Set-Cookie", f"toss=1; Domain={domain}; Path=/; Secure"),
+        ("Set-Cookie", f"__Host-mc_staff=tossed; Domain={domain}; Path=/; Secure"),
+        ("Set-Cookie", "__Host-own=1; Path=/; Secure; HttpOnly; SameSite=Lax"),
+    ]
 
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):

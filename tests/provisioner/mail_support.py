@@ -52,6 +52,7 @@ def running_facility(
         "MEDCELL_DATA_DIR": str(home / "data"),
         "MEDCELL_KEY_DIR": str(home / "keys"),
         "MEDCELL_MAIL": "on",
+        "MEDCELL_PUBLIC_URL": config.facility_url(slug),  # as the provisioner passes it
     }
     admin = subprocess.run(
         [str(REPO / ".venv/bin/python"), "-m", "services.facility", "create-admin"],

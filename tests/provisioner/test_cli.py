@@ -47,7 +47,7 @@ def test_every_command_prints_one_json_document_with_its_result(medcell):
 def test_create_json_carries_the_one_time_admin_password(medcell, fake):
     document = json.loads(medcell("facility", "create", "alpha", "--json").stdout)
     assert document["admin_password"] == fake.passwords[0]
-    assert document["url"].endswith("/f/alpha/")
+    assert document["url"] == "https://alpha.localhost:8443/"
 
 
 @pytest.mark.parametrize("args", [args for args, _ in COMMANDS], ids=" ".join)

@@ -25,7 +25,7 @@ def test_create_prints_login_once_as_json(medcell, fake):
     out = medcell.json("facility", "create", "alpha", "--name", "Praxis Alpha")
     assert out == {
         "slug": "alpha",
-        "url": "https://localhost:8443/f/alpha/",
+        "url": "https://alpha.localhost:8443/",
         "admin_user": "admin",
         "admin_password": fake.passwords[0],
     }

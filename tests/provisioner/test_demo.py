@@ -8,7 +8,7 @@ from provisioner.demo import ensure_demo
 def test_demo_is_created_once_and_its_login_shown_again(runtime, fake, config):
     first = ensure_demo(runtime.facilities)
     second = ensure_demo(runtime.facilities)
-    login = {"url": "https://localhost:8443/f/demo/", "username": "admin"}
+    login = {"url": "https://demo.localhost:8443/", "username": "admin"}
     assert first == second == {**login, "password": fake.passwords[0]}
     assert len(fake.passwords) == 1
     credentials = config.home / "demo-credentials.json"

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-import requests
 
 from devsupport import Installation
 from devsupport.waiting import wait_for_status
@@ -25,12 +24,12 @@ def test_demo_facility_shows_its_german_name_through_the_gateway(tmp_path):
             timeout=600,
         )
         assert shown.returncode == 0, shown.stderr
-        assert "/f/demo/" in shown.stdout
-        base = f"{installation.url}/f/demo"
+        assert f"{installation.origin('demo')}/" in shown.stdout
+        base = f"{installation.origin('demo')}"
         assert wait_for_status(f"{base}/healthz", 200, 60, verify=False) == 200
         listed = {f["slug"]: f["name"] for f in installation.medcell("facility", "list")}
         assert listed["demo"] == "Praxis Dr. Müller"
-        page = requests.get(f"{base}/login", verify=False, timeout=30)
+        page = installation.session().get(f"{base}/login", timeout=30)
         assert page.status_code == 200
         assert "<title>Anmeldung für das Team – Praxis Dr. Müller</title>" in page.text
     finally:

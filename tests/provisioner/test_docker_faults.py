@@ -204,7 +204,7 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
     assert cgroup.oom_kills() > kills_before, "the kernel's OOM killer did not fire"
     assert status == 503 and retry_after, f"answered {status}, not 503 with Retry-After"
 
-    stack.wait_answering(f"{stack.url}/f/{slug}/healthz")
+    stack.wait_answering(f"{stack.origin(slug)}/healthz")
     attrs = stack.inspect(container.name)
     if attrs["State"]["StartedAt"] != started:
         # The main process itself was killed: Docker restarted the container and says why.
@@ -308,7 +308,7 @@ def test_gateway_killed_mid_upload_stores_nothing_and_comes_back(stack):
     # The client sees the connection fail, not an answer that could pass for success.
     assert "response" not in outcome, outcome["response"].status_code
     wait_restarted(stack, stack.gateway, restarts)
-    stack.wait_answering(f"{stack.url}/f/{slug}/healthz")
+    stack.wait_answering(f"{stack.origin(slug)}/healthz")
     listed = session.get(f"{path}/messages", headers=auth, timeout=30).json()["messages"]
     assert [(m["body"], m["attachments"]) for m in listed] == [("vor dem Absturz", [])]
     assert stack.database(slug) == {
@@ -328,13 +328,13 @@ def test_routes_file_overwritten_with_garbage_keeps_the_gateway_serving(stack):
 
     assert eventually(unusable, lambda n: n >= 1, timeout=15) >= 1
     assert stack.inspect(stack.gateway)["State"]["Running"] is True
-    health = stack.session().get(f"{stack.url}/f/steady/healthz", timeout=30)
+    health = stack.session().get(f"{stack.origin('steady')}/healthz", timeout=30)
     assert health.status_code == 200
 
     # The next change by the CLI writes a whole table again, every facility still in it.
     stack.create("newcomer", "--idle", "never")
     for slug in ("steady", "newcomer"):
-        response = stack.session().get(f"{stack.url}/f/{slug}/healthz", timeout=30)
+        response = stack.session().get(f"{stack.origin(slug)}/healthz", timeout=30)
         assert response.status_code == 200, slug
     table = json.loads(routes.read_text())["facilities"]
     assert set(stack.facilities) <= set(table)

@@ -63,10 +63,7 @@ def sunk_mails(log: str) -> list:
 
 
 def session_for(inst) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-    session.verify = str(inst.cert)
-    return session
+    return inst.session()
 
 
 def test_a_patients_message_reaches_the_staff_by_mail_without_content(installation):
@@ -86,7 +83,7 @@ def test_a_patients_message_reaches_the_staff_by_mail_without_content(installati
         inspected = str(container.attrs)
         assert "MEDCELL_SMTP_URL" not in inspected and f"{inst.sink}:1025" not in inspected
 
-    base = f"{inst.url}/f/praxis"
+    base = f"{inst.origin('praxis')}"
     client = session_for(inst)
     token = client.post(
         f"{base}/api/v1/login",
@@ -121,7 +118,7 @@ def test_a_patients_message_reaches_the_staff_by_mail_without_content(installati
         "Neue Nachricht bei Praxis Dr. Müller / New message at Praxis Dr. Müller"
     )
     # The link is the staff list on the facility's own origin, from configuration only.
-    assert f"https://praxis.localhost:{inst.https_port}/staff/" in message.get_content()
+    assert f"{inst.origin('praxis')}/staff/" in message.get_content()
     for secret in (SECRET_TEXT, SECRET_TITLE, conv["id"], conv["patient_token"]):
         assert secret not in received and secret not in message.as_string()
 

@@ -31,10 +31,7 @@ def stack(tmp_path_factory):
 
 
 def session(stack) -> requests.Session:
-    s = requests.Session()
-    s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-    s.verify = str(stack.cert)
-    return s
+    return stack.session()
 
 
 def cli(stack, *args: str) -> subprocess.CompletedProcess:
@@ -69,7 +66,7 @@ def volume_count(stack, slug: str, needles: list[str]) -> list[int]:
 
 
 def test_patient_deletion_through_the_gateway_leaves_only_a_receipt_that_verifies(stack, tmp_path):
-    s, base = session(stack), f"{stack.url}/f/rcpt"
+    s, base = session(stack), f"{stack.origin('rcpt')}"
     admin = stack.facilities["rcpt"]
     token = s.post(
         f"{base}/api/v1/login",

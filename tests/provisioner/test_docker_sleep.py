@@ -55,17 +55,11 @@ class Installation(devsupport.Installation):
     def running(self, slug: str) -> bool:
         return self.docker.containers.get(self.container(slug)).status == "running"
 
-    def session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        session.verify = str(self.cert)
-        return session
-
     def login(self, slug: str, session: requests.Session | None = None) -> dict:
         session = session or self.session()
         admin = self.admins[slug]
         response = session.post(
-            f"{self.url}/f/{slug}/api/v1/login",
+            f"{self.origin(slug)}/api/v1/login",
             json={"username": admin["admin_user"], "password": admin["admin_password"]},
             timeout=30,
         )
@@ -131,7 +125,7 @@ def test_first_get_and_post_after_sleep_are_answered_as_usual(stack):
     stack.create("held", "--idle", "3s")
     session = stack.session()
     staff = stack.login("held", session)
-    base = f"{stack.url}/f/held/api/v1"
+    base = f"{stack.origin('held')}/api/v1"
     cid = session.post(f"{base}/conversations", json={}, headers=staff).json()["id"]
     stack.wait_status("held", "asleep", timeout=60)
 
@@ -153,7 +147,7 @@ def test_parallel_first_requests_cause_one_wake(stack):
     since = time.time() - 1
 
     def first_request(_):
-        return stack.session().get(f"{stack.url}/f/crowd/healthz", timeout=30).status_code
+        return stack.session().get(f"{stack.origin('crowd')}/healthz", timeout=30).status_code
 
     with ThreadPoolExecutor(12) as pool:
         statuses = list(pool.map(first_request, range(12)))
@@ -164,7 +158,7 @@ def test_parallel_first_requests_cause_one_wake(stack):
 def test_unknown_facility_wakes_nothing(stack):
     time.sleep(1.5)  # Docker counts events in whole seconds: none of the tests before may count
     since = time.time()
-    response = stack.session().get(f"{stack.url}/f/no-such-practice/healthz", timeout=30)
+    response = stack.session().get(f"{stack.origin('no-such-practice')}/healthz", timeout=30)
     assert response.status_code == 404
     assert response.json()["error"]["code"]
     starts = stack.docker.events(
@@ -180,7 +174,7 @@ def test_no_sleep_during_a_long_download(stack):
     stack.create("dl", "--idle", "2s")
     session = stack.session()
     staff = stack.login("dl", session)
-    base = f"{stack.url}/f/dl/api/v1"
+    base = f"{stack.origin('dl')}/api/v1"
     cid = session.post(f"{base}/conversations", json={}, headers=staff).json()["id"]
     content = secrets.token_bytes(20 * MIB)
     attached = session.post(
@@ -215,7 +209,7 @@ def test_conversation_in_a_sleeping_facility_is_deleted_on_time(stack):
     stack.create("expiry", "--idle", "3s", "--retention", "2m")
     session = stack.session()
     staff = stack.login("expiry", session)
-    base = f"{stack.url}/f/expiry/api/v1"
+    base = f"{stack.origin('expiry')}/api/v1"
     created = session.post(f"{base}/conversations", json={"title": "Befund"}, headers=staff)
     cid = created.json()["id"]
     sent = session.post(
@@ -245,7 +239,7 @@ def test_supervisor_restart_keeps_sleeping_facilities_and_wakes_them(stack):
     stack.wait_status("resume", "asleep", timeout=60)
     stack.docker.containers.get(f"{stack.prefix}-supervisor").restart(timeout=10)
     assert stack.status("resume") == "asleep"
-    response = stack.session().get(f"{stack.url}/f/resume/healthz", timeout=30)
+    response = stack.session().get(f"{stack.origin('resume')}/healthz", timeout=30)
     assert response.status_code == 200
     stack.wait_status("resume", "asleep", timeout=60)
 
@@ -313,12 +307,12 @@ def test_engine_restart_brings_everything_back_without_a_command(stack):
     session = stack.session()
     while True:
         try:
-            if session.get(f"{stack.url}/f/awake/healthz", timeout=5).status_code == 200:
+            if session.get(f"{stack.origin('awake')}/healthz", timeout=5).status_code == 200:
                 break
         except requests.ConnectionError:
             pass
         assert time.monotonic() - restarted < 90, "gateway not back within 90 s"
         time.sleep(0.5)
     assert stack.status("dozing") == "asleep"
-    assert session.get(f"{stack.url}/f/dozing/healthz", timeout=30).status_code == 200
+    assert session.get(f"{stack.origin('dozing')}/healthz", timeout=30).status_code == 200
     assert stack.login("awake", session)

@@ -2,16 +2,15 @@
 
 import json
 import os
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+import requests
 
 from devsupport import eventually as wait_until
+from devsupport import localhost
 from provisioner.cli import Runtime
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
@@ -26,20 +25,20 @@ def stack(installation):
     return runtime
 
 
-def get(config: Config, path: str) -> int:
-    """Status of a GET through the gateway, trusting only its own certificate."""
-    context = ssl.create_default_context(cafile=str(config.home / "gateway" / "tls" / "cert.pem"))
-    url = f"https://localhost:{config.gateway_port}{path}"
-    try:
-        with urllib.request.urlopen(url, context=context, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as e:
-        return e.code
+def get(config: Config, slug: str, path: str) -> int:
+    """Status of a GET at the facility's own origin (the URL `create` prints), through the
+    gateway, trusting only its own certificate."""
+    url = config.facility_url(slug) + path.lstrip("/")
+    with localhost.session(verify=str(config.home / "gateway" / "tls" / "cert.pem")) as http:
+        try:
+            return http.get(url, timeout=5).status_code
+        except requests.ConnectionError:
+            return 0
 
 
-def eventually(config: Config, path: str, status: int, seconds: float = 5) -> None:
-    seen = wait_until(lambda: get(config, path), lambda got: got == status, seconds)
-    assert seen == status, f"{path}: {seen}, wanted {status}"
+def eventually(config: Config, slug: str, path: str, status: int, seconds: float = 5) -> None:
+    seen = wait_until(lambda: get(config, slug, path), lambda got: got == status, seconds)
+    assert seen == status, f"{slug} {path}: {seen}, wanted {status}"
 
 
 def test_gateway_is_hardened_and_publishes_only_its_ports(stack, docker_client):
@@ -94,13 +93,13 @@ def test_facility_is_reachable_through_the_gateway_and_follows_its_state(stack, 
     facilities.create("gw")
     gateway = docker_client.api.inspect_container(config.gateway_container)
     assert set(gateway["NetworkSettings"]["Networks"]) == {config.edge_network}
-    eventually(config, "/f/gw/healthz", 200)
+    eventually(config, "gw", "/healthz", 200)
     facilities.stop("gw")
-    eventually(config, "/f/gw/healthz", 503)
+    eventually(config, "gw", "/healthz", 503)
     facilities.start("gw")
-    eventually(config, "/f/gw/healthz", 200)
+    eventually(config, "gw", "/healthz", 200)
     facilities.delete("gw")
-    eventually(config, "/f/gw/healthz", 404)
+    eventually(config, "gw", "/healthz", 404)
 
 
 def test_up_repairs_a_removed_gateway_and_down_keeps_facilities(stack, docker_client):
@@ -109,12 +108,12 @@ def test_up_repairs_a_removed_gateway_and_down_keeps_facilities(stack, docker_cl
     docker_client.containers.get(config.gateway_container).remove(force=True)
     result = stack.stack.up()
     assert f"created {config.gateway_container}" in result["repaired"]
-    eventually(config, "/f/keep/healthz", 200)
+    eventually(config, "keep", "/healthz", 200)
     assert stack.stack.down()["removed"] is True
     assert [f["status"] for f in facilities.list() if f["slug"] == "keep"] == ["running"]
     assert docker_client.containers.get(config.supervisor_container).status == "running"
     stack.stack.up()
-    eventually(config, "/f/keep/healthz", 200)
+    eventually(config, "keep", "/healthz", 200)
 
 
 def test_demo_prints_the_same_login_every_time(stack, installation):
@@ -130,6 +129,7 @@ def test_demo_prints_the_same_login_every_time(stack, installation):
     ]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
     assert runs[0].stdout == runs[1].stdout
-    assert "/f/demo/" in runs[0].stdout and "admin / " in runs[0].stdout
+    assert stack.facilities.config.facility_url("demo") in runs[0].stdout
+    assert "admin / " in runs[0].stdout
     credentials = stack.facilities.config.home / "demo-credentials.json"
     assert oct(credentials.stat().st_mode & 0o777) == "0o600"

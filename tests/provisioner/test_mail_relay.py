@@ -105,7 +105,7 @@ def test_relayed_mails_arrive_content_free_and_leave_the_facility(config, facili
     )
     assert message["Auto-Submitted"] == "auto-generated"
     body = message.get_content()
-    assert f"{ORIGIN}staff/" in body
+    assert f"{config.facility_url(SLUG)}staff/" in body
     for secret in (SECRET_TEXT, SECRET_TITLE, conv["id"], conv["patient_token"]):
         assert secret not in message.as_string()
     assert outbox(config) == 0

@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -67,6 +68,7 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
         "MEDCELL_IDLE_TIMEOUT": "900s",
         "MEDCELL_IMAGE_TAG": "latest",
         "MEDCELL_HEALTH_TIMEOUT": "90",
+        "MEDCELL_DOMAIN": "localhost",
         "MEDCELL_GATEWAY_PORT": "8443",
         "MEDCELL_MAX_AWAKE": str(config.max_awake),
         "MEDCELL_TIMEZONE": "Europe/Berlin",
@@ -164,6 +166,22 @@ def test_up_upgrades_facilities_to_a_rebuilt_image_keeping_their_volumes(medcell
     assert not [r for r in medcell.json("up")["repaired"] if r.startswith("upgraded")]
 
 
+def test_up_gives_facilities_their_new_origin_when_the_domain_changes(runtime, medcell, fake):
+    medcell.json("facility", "create", "alpha")
+    env = fake.containers_by_name["medcell-alpha"].kwargs["environment"]
+    assert env["MEDCELL_PUBLIC_URL"] == "https://alpha.localhost:8443/"
+    config = runtime.stack.config
+    runtime.stack.config = runtime.facilities.config = Config(
+        home=config.home, domain="praxen.example", gateway_port=443
+    )
+    out = runtime.stack.up()
+    assert "upgraded medcell-alpha" in out["repaired"]
+    env = fake.containers_by_name["medcell-alpha"].kwargs["environment"]
+    assert env["MEDCELL_PUBLIC_URL"] == "https://alpha.praxen.example/"
+    gateway = fake.containers_by_name["medcell-gateway"].kwargs["environment"]
+    assert gateway["MEDCELL_DOMAIN"] == "praxen.example"
+
+
 def test_down_removes_only_the_gateway(medcell, fake):
     medcell.json("facility", "create", "alpha")
     medcell.json("up")
@@ -187,6 +205,32 @@ def test_up_makes_a_self_signed_certificate_once(medcell, config):
     before = cert.read_bytes()
     medcell.json("up")
     assert cert.read_bytes() == before
+
+
+def subject_names(cert) -> str:
+    return subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def test_the_self_signed_certificate_covers_every_facilitys_origin(medcell, config):
+    medcell.json("up")
+    names = subject_names(config.home / "gateway" / "tls" / "cert.pem")
+    assert "DNS:*.localhost" in names and "DNS:localhost" in names
+
+
+def test_a_certificate_from_before_facility_origins_is_replaced(medcell, config):
+    tls_dir = config.home / "gateway" / "tls"
+    tls_dir.mkdir(parents=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(tls_dir / "key.pem"), "-out", str(tls_dir / "cert.pem"),
+         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    medcell.json("up")
+    assert "DNS:*.localhost" in subject_names(tls_dir / "cert.pem")
 
 
 def test_operator_certificate_is_installed(tmp_path, config):
@@ -218,6 +262,7 @@ def test_gateway_gets_no_secrets_only_its_settings(medcell, fake):
     assert fake.containers_by_name["medcell-gateway"].kwargs["environment"] == {
         "MEDCELL_GATEWAY_CONFIG": "/etc/medcell-gateway",
         "MEDCELL_GATEWAY_PORT": "8443",
+        "MEDCELL_DOMAIN": "localhost",
         "MEDCELL_WAKE_BUDGET": "20",
         "MEDCELL_WAKE_BUDGET_WINDOW": "600s",
     }

@@ -83,7 +83,20 @@ def test_settings_come_from_the_environment(tmp_path):
     assert config.home == tmp_path
     assert config.gateway_port == 9443
     assert config.facility("x").container == "mctest1-x"
-    assert config.facility_url("x") == "https://localhost:9443/f/x/"
+    assert config.facility_url("x") == "https://x.localhost:9443/"
+
+
+def test_each_facility_gets_its_own_origin_under_the_domain(tmp_path):
+    config = Config.from_env({"MEDCELL_HOME": str(tmp_path), "MEDCELL_DOMAIN": "Praxen.Example."})
+    assert config.facility_url("sonne") == "https://sonne.praxen.example:8443/"
+    config = Config.from_env({"MEDCELL_HOME": str(tmp_path), "MEDCELL_GATEWAY_PORT": "443"})
+    assert config.facility_url("sonne") == "https://sonne.localhost/"
+
+
+@pytest.mark.parametrize("domain", ["exa mple.org", "evil.example/x", "a..b", "x_y.example"])
+def test_a_domain_that_is_no_host_name_is_refused(tmp_path, domain):
+    with pytest.raises(InvalidArgument, match="MEDCELL_DOMAIN"):
+        Config.from_env({"MEDCELL_HOME": str(tmp_path), "MEDCELL_DOMAIN": domain})
 
 
 def test_defaults_follow_the_contract(tmp_path):

@@ -31,6 +31,7 @@ def make_praxis(tmp_path: Path, clock: Clock, **options):
         key_dir=tmp_path / "keys",
         retention=7 * 86400,
         scheduler=False,
+        public_url=f"{BASE}/",  # the origin its links start with
         **options,
     )
     app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})

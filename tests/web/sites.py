@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 import urllib3
 
-from devsupport import Gunicorn, Installation, wait_for_status
+from devsupport import Gunicorn, Installation, localhost, wait_for_status
+from medcell_common.origins import facility_origin
 from provisioner import facility_socket
 from provisioner.config import Config
 
@@ -38,7 +38,7 @@ for name in sorted(os.listdir("/data")):
 
 @dataclass
 class Site:
-    base: str  # e.g. https://127.0.0.1:18443/f/web
+    base: str  # e.g. https://web.localhost:18443 (its own origin) or http://127.0.0.1:18000
     admin_user: str
     admin_password: str
     scan: Callable[[list[str]], list[str]]  # needles found in the facility's data files
@@ -46,9 +46,18 @@ class Site:
     # does): what keeps it awake.
     activity: Callable[[], int]
     name: str = ""
+    # The facility's configured origin, which its links start with (MEDCELL_PUBLIC_URL); the
+    # gateway site is reached there, the local one at `base`.
+    public_url: str = ""
+
+    def reach(self, link: str) -> str:
+        """Where the browser opens a link the facility built: on this site, the same path."""
+        origin = (self.public_url or self.base).rstrip("/")
+        assert link.startswith(f"{origin}/"), f"{link} is not at {origin}"
+        return self.base + link.removeprefix(origin)
 
     def api_login(self) -> dict:
-        response = requests.post(
+        response = localhost.post(
             f"{self.base}/api/v1/login",
             json={"username": self.admin_user, "password": self.admin_password},
             verify=False,
@@ -69,7 +78,7 @@ def gateway_site(home: Path):
     try:
         installation.medcell("up")
         created = installation.create("web", "--name", "Praxis am Park")
-        base = f"{installation.url}/f/web"
+        base = f"{installation.origin('web')}"
         if wait_for_status(f"{base}/healthz", 200, 60, verify=False) != 200:
             raise RuntimeError(f"{base}/healthz did not answer within 60s")
         container = docker.from_env().containers.get(installation.container("web"))
@@ -126,8 +135,12 @@ def local_site(root: Path):
 
         def activity() -> int:
             # Straight to the app, with no proxy in between: it answers its status then.
-            return requests.get(f"{base}/_medcell/status", timeout=5).json()["requests"]
+            return localhost.get(f"{base}/_medcell/status", timeout=5).json()["requests"]
 
-        yield Site(base, login["username"], login["password"], scan, activity)
+        # Its links carry the development origin (no MEDCELL_PUBLIC_URL given): `reach` maps them.
+        yield Site(
+            base, login["username"], login["password"], scan, activity,
+            public_url=facility_origin("web"),
+        )  # fmt: skip
     finally:
         server.stop()

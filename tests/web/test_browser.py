@@ -8,8 +8,9 @@ import re
 import time
 
 import pytest
-import requests
 from playwright.sync_api import Error as PlaywrightError
+
+from devsupport import localhost
 
 from .conftest import SCREENSHOTS
 
@@ -128,7 +129,7 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
     conv_id = re.search(r"/staff/c/([A-Za-z0-9_-]{22})$", staff.url).group(1)
 
     patient = new_page(chromium, site, viewport=PHONE)
-    goto(patient, link)
+    goto(patient, site.reach(link))
     patient.wait_for_url(re.compile(r"/patient/$"))
     token = link.rsplit("/", 1)[1]
     assert token not in patient.url
@@ -191,11 +192,11 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
     assert receipt["receipt_id"][:8] in staff.content()
 
     headers = site.api_login()
-    gone = requests.get(
+    gone = localhost.get(
         f"{site.base}/api/v1/conversations/{conv_id}", headers=headers, verify=False, timeout=30
     )
     assert gone.status_code == 404
-    as_patient = requests.get(
+    as_patient = localhost.get(
         f"{site.base}/api/v1/conversations/{conv_id}/messages",
         headers={"Authorization": f"Bearer {token}"},
         verify=False,
@@ -211,7 +212,7 @@ def test_pin_flow_and_lockout(chromium, site):
     log_in(staff, site)
     link = open_conversation(staff, "Mit PIN", pin="4711")
     patient = new_page(chromium, site, viewport=PHONE)
-    goto(patient, link)
+    goto(patient, site.reach(link))
     patient.wait_for_url(re.compile(r"/patient/pin$"))
     shot(patient, site, "patient-pin")
     patient.get_by_label("PIN (4 bis 8 Ziffern)").fill("1234")
@@ -224,14 +225,14 @@ def test_pin_flow_and_lockout(chromium, site):
 
     locked_link = open_conversation(staff, "Wird gesperrt", pin="2468")
     thief = new_page(chromium, site, viewport=PHONE)
-    goto(thief, locked_link)
+    goto(thief, site.reach(locked_link))
     for _ in range(5):
         thief.get_by_label("PIN (4 bis 8 Ziffern)").fill("0000")
         thief.get_by_role("button", name="Öffnen").click()
     thief.get_by_role("heading", name="Link gesperrt").wait_for()
     shot(thief, site, "patient-link-locked")
     again = new_page(chromium, site)
-    goto(again, locked_link)
+    goto(again, site.reach(locked_link))
     again.get_by_role("heading", name="Link gesperrt").wait_for()
     goto(staff, f"{site.base}/staff/")
     staff.get_by_text("Link gesperrt").wait_for()
@@ -287,7 +288,7 @@ def test_320px_wide_pages_do_not_scroll_sideways(chromium, site):
     staff.get_by_label("Ihre Nachricht").fill(f"{wide_word} https://example.invalid/{'a' * 90}")
     staff.get_by_role("button", name="Senden", exact=True).click()
     patient = new_page(chromium, site, viewport=narrow)
-    goto(patient, link)
+    goto(patient, site.reach(link))
     patient.wait_for_url(re.compile(r"/patient/$"))
     for name, page, url in (
         ("320-staff-conversation", staff, None),
@@ -312,7 +313,7 @@ def test_reading_and_replying_work_with_javascript_off(chromium, site):
     staff.get_by_label("Ihre Nachricht").fill("Guten Tag!")
     staff.get_by_role("button", name="Senden", exact=True).click()
     patient = new_page(chromium, site, viewport=PHONE, script=False)
-    goto(patient, link)
+    goto(patient, site.reach(link))
     patient.locator("#messages").get_by_text("Guten Tag!").wait_for()
     patient.get_by_label("Ihre Nachricht").fill("Danke, bis morgen.")
     patient.get_by_role("button", name="Senden", exact=True).click()
@@ -330,7 +331,7 @@ def test_an_open_page_polls_without_counting_as_activity(chromium, site):
     log_in(staff, site)
     link = open_conversation(staff, "Offener Tab")
     patient = new_page(chromium, site, viewport=PHONE)
-    goto(patient, link)
+    goto(patient, site.reach(link))
     patient.wait_for_url(re.compile(r"/patient/$"))
     staff.close()
     polls = []
@@ -355,7 +356,7 @@ def test_the_list_tab_title_counts_unread_conversations_live(chromium, site):
     goto(staff, f"{site.base}/staff/")
     assert not staff.title().startswith("(")
     patient = new_page(chromium, site, viewport=PHONE)
-    goto(patient, link)
+    goto(patient, site.reach(link))
     patient.get_by_label("Ihre Nachricht").fill("Eine Frage")
     patient.get_by_role("button", name="Senden", exact=True).click()
     patient.locator("#messages").get_by_text("Eine Frage").wait_for()

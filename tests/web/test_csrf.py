@@ -49,7 +49,7 @@ def test_login_form_needs_its_pre_session_token(app):
         f"{BASE}/login", data={"username": "pfleger", "password": "another long secret"}
     )
     assert refused.status_code == 403
-    assert client.get_cookie("mc_staff", domain="medcell.test") is None
+    assert client.get_cookie("__Host-mc_staff", domain="medcell.test") is None
 
 
 def test_cookie_alone_does_not_authenticate_api_writes(app, staff):

@@ -33,7 +33,7 @@ def test_explicit_choice_wins_and_is_remembered(app):
     german_browser = {"Accept-Language": "de"}
     switched = client.get(f"{BASE}/login?lang=en", headers=german_browser)
     assert "Staff login" in switched.get_data(as_text=True)
-    assert "mc_lang=en" in switched.headers["Set-Cookie"]
+    assert "__Host-mc_lang=en" in switched.headers["Set-Cookie"]
     later = client.get(f"{BASE}/login", headers=german_browser)
     assert "Staff login" in later.get_data(as_text=True)
     back = client.get(f"{BASE}/login?lang=de", headers=german_browser)

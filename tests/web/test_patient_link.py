@@ -1,5 +1,7 @@
 """Opening a patient link: the token becomes a session cookie and leaves the address bar."""
 
+import re
+
 from .conftest import BASE, browser, csrf_of, open_conversation
 
 
@@ -11,7 +13,7 @@ def test_link_is_exchanged_for_a_cookie_and_a_redirect_without_the_token(app, st
     assert response.headers["Location"] == "/patient/"
     assert token not in response.headers["Location"]
     cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("mc_patient=")
+    assert cookie.startswith("__Host-mc_patient=")
     assert token not in cookie, "the link's token itself must never become the cookie"
     for flag in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
         assert flag in cookie
@@ -21,13 +23,34 @@ def test_link_is_exchanged_for_a_cookie_and_a_redirect_without_the_token(app, st
     assert "Knie" not in page.get_data(as_text=True), "the staff's title is not for the patient"
 
 
-def test_cookie_path_is_the_facility_prefix_behind_the_gateway(app, staff, patient):
-    _, link = open_conversation(staff)
-    response = patient.get(
-        BASE + link, headers={"X-Forwarded-Prefix": "/f/praxis", "X-Forwarded-Proto": "https"}
+# What ProxyFix once trusted; through the gateway a Host it does not serve never arrives (421).
+FORGED = {
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-Prefix": "/f/other",
+    "X-Forwarded-Proto": "https",
+}
+
+
+def test_a_forged_host_never_changes_the_patient_link(app, staff):
+    home = staff.get(f"{BASE}/staff/", headers=FORGED)
+    page = staff.post(
+        f"{BASE}/staff/conversations",
+        data={"title": "Knie", "pin": "", "csrf": csrf_of(home)},
+        headers=FORGED,
     )
-    assert response.headers["Location"] == "/f/praxis/patient/"
-    assert "Path=/f/praxis;" in response.headers["Set-Cookie"]
+    html = page.get_data(as_text=True)
+    assert "evil" not in html and "/f/other" not in html
+    link = re.search(r'id="link" type="text" readonly value="([^"]+)"', html).group(1)
+    assert link.startswith(f"{BASE}/p/")
+
+
+def test_the_cookie_is_host_only_at_the_root_whatever_the_prefix_header(app, staff, patient):
+    _, link = open_conversation(staff)
+    response = patient.get(BASE + link, headers=FORGED)
+    assert response.headers["Location"] == "/patient/"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-mc_patient=") and "; Path=/;" in cookie
+    assert "domain" not in cookie.lower()
 
 
 def test_unknown_link_gives_a_clear_page(patient):
@@ -61,9 +84,9 @@ def test_opening_the_link_again_replaces_the_old_session(app, staff):
     _, link = open_conversation(staff)
     phone = browser(app)
     phone.get(BASE + link)
-    first = phone.get_cookie("mc_patient", domain="medcell.test").value
+    first = phone.get_cookie("__Host-mc_patient", domain="medcell.test").value
     phone.get(BASE + link)
-    assert phone.get_cookie("mc_patient", domain="medcell.test").value != first
+    assert phone.get_cookie("__Host-mc_patient", domain="medcell.test").value != first
     conn = app.extensions["medcell"]["store"].conn()
     assert conn.execute("SELECT count(*) FROM patient_sessions").fetchone()[0] == 1
 

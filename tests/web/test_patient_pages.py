@@ -79,7 +79,7 @@ def test_patient_deletes_the_conversation_with_one_confirmation(app, staff, pati
     done = patient.post(f"{BASE}/patient/delete", data={"csrf": csrf_of(confirm)})
     assert done.status_code == 200
     assert "nichts davon mehr gespeichert" in done.get_data(as_text=True)
-    assert "mc_patient=;" in done.headers["Set-Cookie"]
+    assert "__Host-mc_patient=;" in done.headers["Set-Cookie"]
     conn = app.extensions["medcell"]["store"].conn()
     for table in (
         "conversations",
@@ -135,6 +135,6 @@ def test_logs_hold_no_token_pin_or_message(app, staff, patient, caplog):
     # What a log line carries: its message and fields (not the record's timestamps and ids).
     text = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     token = link.rsplit("/", 1)[1]
-    session = patient.get_cookie("mc_patient", domain="medcell.test").value
+    session = patient.get_cookie("__Host-mc_patient", domain="medcell.test").value
     for secret in (token, session, "8642", "1111", "Ausschlag", conv_id):
         assert secret not in text

@@ -17,10 +17,10 @@ def test_link_with_pin_asks_for_it_before_showing_anything(app, staff, patient):
     assert patient.get(f"{BASE}/patient/").headers["Location"] == "/patient/pin"
     page = patient.get(f"{BASE}/patient/pin")
     assert page.status_code == 200 and 'id="pin"' in page.get_data(as_text=True)
-    pending = patient.get_cookie("mc_patient", domain="medcell.test").value
+    pending = patient.get_cookie("__Host-mc_patient", domain="medcell.test").value
     ok = enter(patient, "4711")
     assert ok.status_code == 303 and ok.headers["Location"] == "/patient/"
-    assert patient.get_cookie("mc_patient", domain="medcell.test").value != pending, (
+    assert patient.get_cookie("__Host-mc_patient", domain="medcell.test").value != pending, (
         "a new session after the PIN"
     )
     assert patient.get(f"{BASE}/patient/").status_code == 200

@@ -20,9 +20,9 @@ def test_login_sets_a_server_side_session_cookie_and_logout_ends_it(app):
     response = log_in(client, *STAFF)
     assert response.headers["Location"] == "/staff/"
     cookie = response.headers.getlist("Set-Cookie")
-    staff_cookie = next(c for c in cookie if c.startswith("mc_staff="))
+    staff_cookie = next(c for c in cookie if c.startswith("__Host-mc_staff="))
     assert all(flag in staff_cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
-    token = client.get_cookie("mc_staff", domain="medcell.test").value
+    token = client.get_cookie("__Host-mc_staff", domain="medcell.test").value
     conn = app.extensions["medcell"]["store"].conn()
     assert conn.execute("SELECT count(*) FROM staff_sessions").fetchone()[0] == 1
     assert token.encode() not in b"".join(
@@ -33,7 +33,7 @@ def test_login_sets_a_server_side_session_cookie_and_logout_ends_it(app):
     out = client.post(f"{BASE}/logout", data={"csrf": csrf_of(home)})
     assert out.status_code == 303
     assert conn.execute("SELECT count(*) FROM staff_sessions").fetchone()[0] == 0
-    client.set_cookie("mc_staff", token, domain="medcell.test")
+    client.set_cookie("__Host-mc_staff", token, domain="medcell.test")
     assert client.get(f"{BASE}/staff/").status_code == 303, "the old cookie is worthless"
 
 

@@ -732,7 +732,7 @@ def spec(config: Config) -> dict:
             "conversation); 415 an attachment that is not an allowed type.",
         },
         # Relative to where the document is served (…/api/v1/openapi.json): the facility's root,
-        # which behind the gateway is /f/<slug>/. The paths below start with /api/v1 themselves.
+        # the root of its own origin. The paths below start with /api/v1 themselves.
         "servers": [{"url": "../.."}],
         "security": [{"bearer": []}],
         "paths": paths,

@@ -1,17 +1,16 @@
 """Configuration from environment variables, read in one place (create_app)."""
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from medcell_common.origins import facility_origin
 from medcell_common.rules import check_slug, parse_duration, parse_retention
 from medcell_common.sizes import parse_size
 from services.facility.core.errors import ConfigError
 
-_HOST_RE = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_SPACE_RESERVE = 1024 * 1024
 
@@ -22,6 +21,42 @@ def format_duration(seconds: int) -> str:
         if seconds % UNIT_SECONDS[unit] == 0:
             return f"{seconds // UNIT_SECONDS[unit]}{unit}"
     return f"{seconds}s"
+
+
+def check_public_url(url: str, facility: str | None = None) -> str:
+    """MEDCELL_PUBLIC_URL as an origin with a trailing slash; ConfigError unless it is one.
+
+    Only https, a host name, an optional port, no user, path, query or fragment: links built
+    from it go into mails and patients' hands.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"MEDCELL_PUBLIC_URL {url!r} is not a URL") from e
+    host = parts.hostname or ""
+    labels = host.split(".")
+    if (
+        parts.scheme != "https"
+        or not host
+        or len(labels) < 2
+        or (facility is not None and labels[0] != facility)
+        or any(c.isspace() or not c.isprintable() for c in url)
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "%" in url
+        or any(
+            not label or not label.replace("-", "").isalnum() or not label.isascii()
+            for label in labels
+        )
+    ):
+        raise ConfigError(
+            f"MEDCELL_PUBLIC_URL {url!r} must be the facility's origin, https://<host>[:port]/"
+        )
+    return f"https://{host}{'' if port in (None, 443) else f':{port}'}/"
 
 
 @dataclass(frozen=True)
@@ -44,13 +79,15 @@ class Config:
     jobs_after_fork: bool = False
     # Set by the provisioner when the installation has an SMTP server: only then are mails queued.
     mail: bool = False
-    # The facility's own origin, `https://<slug>.<domain>[:port]/`: absolute links (the staff
-    # list in a notification) are built from it, never from a request's Host.
+    # The facility's own origin (https://<slug>.<domain>[:port]/), set by the provisioner: every
+    # absolute link (patient links, links in mails) is built from it, never from a request's Host.
+    # Empty: the development default, https://<facility>.localhost:8443/.
     public_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.public_url:
-            object.__setattr__(self, "public_url", f"https://{self.facility}.localhost:8443/")
+            object.__setattr__(self, "public_url", facility_origin(self.facility))
+        object.__setattr__(self, "public_url", check_public_url(self.public_url, self.facility))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
@@ -81,7 +118,7 @@ class Config:
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
             jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
             mail=env.get("MEDCELL_MAIL", "off") == "on",
-            public_url=check_public_url(env.get("MEDCELL_PUBLIC_URL", ""), facility),
+            public_url=env.get("MEDCELL_PUBLIC_URL", ""),
         )
         config.check()
         return config
@@ -98,34 +135,10 @@ class Config:
                 "a copy of the data must never include its keys"
             )
 
+    def url(self, path: str) -> str:
+        """An absolute link into this facility: its origin plus `path` (no leading slash)."""
+        return self.public_url + path.lstrip("/")
+
     @property
     def database(self) -> Path:
         return self.data_dir / "facility.db"
-
-
-def check_public_url(url: str, facility: str) -> str:
-    """`https://<facility>.<domain>[:port]/` and nothing else ("" for the default); ConfigError."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError as e:
-        raise ConfigError(f"MEDCELL_PUBLIC_URL is not a URL ({e})") from e
-    host = parts.hostname or ""
-    if (
-        parts.scheme != "https"
-        or parts.username is not None
-        or parts.password is not None
-        or not _HOST_RE.fullmatch(host)
-        or not host.startswith(f"{facility}.")
-        or parts.path != "/"
-        or parts.query
-        or parts.fragment
-        or url != parts.geturl()
-    ):
-        raise ConfigError(
-            f"MEDCELL_PUBLIC_URL must be the facility's own origin, https://{facility}.<domain>/ "
-            "(an optional port, the path /, nothing else)"
-        )
-    return url

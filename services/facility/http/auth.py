@@ -19,9 +19,11 @@ from services.facility.core.accounts import Principal
 from services.facility.core.errors import Forbidden, NotFound, Unauthorized
 from services.facility.http.context import client_id, conn, now
 
-STAFF_COOKIE = "mc_staff"
-PATIENT_COOKIE = "mc_patient"
-PRE_COOKIE = "mc_pre"  # anonymous forms (login) get their CSRF token from this one
+# "__Host-": browsers keep such a cookie only if it is Secure, has Path=/ and no Domain, so it
+# belongs to this facility's origin alone and no other host (a sibling facility) can set it.
+STAFF_COOKIE = "__Host-mc_staff"
+PATIENT_COOKIE = "__Host-mc_patient"
+PRE_COOKIE = "__Host-mc_pre"  # anonymous forms (login) get their CSRF token from this one
 CSRF_HEADER = "X-CSRF-Token"
 MAX_TOKEN = 128
 

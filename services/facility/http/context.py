@@ -66,4 +66,5 @@ def json_body() -> dict:
 
 
 def patient_url(token: str) -> str:
-    return f"{request.host_url.rstrip('/')}{request.script_root}/p/{token}"
+    """The patient's link: from the configured origin only, whatever Host the request named."""
+    return ctx()["config"].url(f"p/{token}")

@@ -19,22 +19,19 @@ from services.facility.http.errors import allowed_methods
 from services.facility.pages import i18n
 
 CSP = "default-src 'self'; frame-ancestors 'none'"
-LANG_COOKIE = "mc_lang"
+LANG_COOKIE = "__Host-mc_lang"
 # What patients and staff may attach: core/uploads.py's rule, shared with the API.
 UPLOAD_TYPES = uploads.TYPES
 UPLOAD_ACCEPT = ",".join([*UPLOAD_TYPES, ".heic", ".jpg", ".jpeg", ".png", ".pdf"])
 
 
-def cookie_path() -> str:
-    return request.script_root or "/"
-
-
 def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
+    """A host-only cookie (every name is `__Host-…`: Secure, Path=/, no Domain)."""
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path=cookie_path(),
+        path="/",
         secure=True,
         httponly=True,
         samesite="Strict",
@@ -42,7 +39,7 @@ def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
 
 
 def clear_cookie(response: Response, name: str) -> None:
-    response.delete_cookie(name, path=cookie_path(), secure=True, httponly=True, samesite="Strict")
+    response.delete_cookie(name, path="/", secure=True, httponly=True, samesite="Strict")
 
 
 def pre_session() -> str:
@@ -76,7 +73,7 @@ def sniff_upload(head: bytes) -> str | None:
 def lang_url(code: str) -> str:
     """This page in another language (the home page, after a form post)."""
     path = request.path if request.method == "GET" else "/"
-    return f"{request.script_root}{path}?lang={code}"
+    return f"{path}?lang={code}"
 
 
 ERROR_TEXTS = {
@@ -147,7 +144,7 @@ def _finish(response: Response) -> Response:
             LANG_COOKIE,
             request.args["lang"],
             max_age=365 * 86400,
-            path=cookie_path(),
+            path="/",
             secure=True,
             httponly=True,
             samesite="Lax",

@@ -65,7 +65,7 @@ def no_session():
     # A link opened from another site (mail, SMS web view) is redirected here without the
     # SameSite=Strict cookie; one same-site reload brings it along.
     if request.method == "GET" and request.args.get("retry") is None:
-        return web.page("bounce.html", target=f"{request.script_root}{request.path}?retry=1")
+        return web.page("bounce.html", target=f"{request.path}?retry=1")
     return dead_end(401, "session.ended")
 
 
@@ -85,8 +85,8 @@ def urls() -> dict:
         "message": url_for("patient.message"),
         "attachment": url_for("patient.attachment"),
         "delete": url_for("patient.confirm_delete"),
-        "file_base": f"{request.script_root}/patient/files/",
-        "poll": f"{request.script_root}/api/v1/conversations/{g.conversation_id}/messages",
+        "file_base": "/patient/files/",
+        "poll": f"/api/v1/conversations/{g.conversation_id}/messages",
         "leave": url_for("patient.leave"),
         "self": url_for("patient.conversation"),
     }
