@@ -71,7 +71,6 @@ def test_the_public_url_is_kept_as_an_origin(tmp_path, given, kept):
         "https://de%6do.localhost/",
         "https:///",
         "javascript:alert(1)",
-        "https://other.praxen.example/",
         "https://demo/",
         "https://demo.praxen.example/f/demo/",
         "https://demo.prax en.example/",

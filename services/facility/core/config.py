@@ -23,7 +23,7 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def check_public_url(url: str, facility: str | None = None) -> str:
+def check_public_url(url: str) -> str:
     """MEDCELL_PUBLIC_URL as an origin with a trailing slash; ConfigError unless it is one.
 
     Only https, a host name, an optional port, no user, path, query or fragment: links built
@@ -40,7 +40,6 @@ def check_public_url(url: str, facility: str | None = None) -> str:
         parts.scheme != "https"
         or not host
         or len(labels) < 2
-        or (facility is not None and labels[0] != facility)
         or any(c.isspace() or not c.isprintable() for c in url)
         or parts.username is not None
         or parts.password is not None
@@ -87,7 +86,7 @@ class Config:
     def __post_init__(self) -> None:
         if not self.public_url:
             object.__setattr__(self, "public_url", facility_origin(self.facility))
-        object.__setattr__(self, "public_url", check_public_url(self.public_url, self.facility))
+        object.__setattr__(self, "public_url", check_public_url(self.public_url))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Config":
