@@ -5,6 +5,8 @@ import ssl
 
 import requests
 
+from devsupport import localhost
+
 
 def client_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -44,13 +46,18 @@ def raw_request(
 
 
 class SlowBody:
-    """An attacker's request: headers at once, then the body one byte at a time (`send_byte`)."""
+    """An attacker's request: headers at once, then the body one byte at a time (`send_byte`).
 
-    def __init__(self, port: int, target: str, length: int, source: str = "127.0.0.1"):
+    It goes to `host` (SNI and Host, a facility's `<slug>.localhost`) on loopback, from the
+    loopback address `source`: another client, to the gateway."""
+
+    def __init__(
+        self, port: int, target: str, length: int, source: str = "127.0.0.1", *, host: str
+    ):
         raw = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
-        self.sock = client_context().wrap_socket(raw)
+        self.sock = client_context().wrap_socket(raw, server_hostname=host)
         head = (
-            f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"POST {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
         )
         self.sock.sendall(head.encode("latin-1") + b"x")
@@ -86,7 +93,9 @@ class SlowBody:
         self.sock.close()
 
 
-class _SourceAdapter(requests.adapters.HTTPAdapter):
+class _SourceAdapter(localhost.LocalhostAdapter):
+    """Reaches `*.localhost` on 127.0.0.1 (as `devsupport.localhost`) from the address `source`."""
+
     def __init__(self, source: str):
         self.source = source
         super().__init__()
@@ -97,7 +106,11 @@ class _SourceAdapter(requests.adapters.HTTPAdapter):
 
 
 def client_at(source: str) -> requests.Session:
-    """A session connecting from another loopback address: another client, to the gateway."""
+    """A session connecting from another loopback address: another client, to the gateway. It
+    reaches a facility's own origin `https://<slug>.localhost:<port>/` (the environment's CA
+    bundle checks the certificate)."""
     session = requests.Session()
-    session.mount("https://", _SourceAdapter(source))
+    adapter = _SourceAdapter(source)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session

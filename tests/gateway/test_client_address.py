@@ -4,7 +4,8 @@ from .rawhttp import client_at
 
 
 def forwarded_for(gateway, source: str, claimed: str) -> str:
-    response = client_at(source).get(f"{gateway.url}/f/a/", headers={"X-Forwarded-For": claimed})
+    headers = {"X-Forwarded-For": claimed}
+    response = client_at(source).get(f"{gateway.origin('a')}/", headers=headers)
     return response.json()["headers"]["x-forwarded-for"]
 
 

@@ -314,16 +314,17 @@ def test_broken_routes_files_keep_the_old_table_until_a_good_one_comes(site, gat
 def test_trickled_login_bodies_leave_the_real_facility_answering(site, gateway):
     facility = site[0]
     # More than the facility's server has threads (deploy/gunicorn_facility.py: 8).
-    trickling = [SlowBody(gateway.port, f"/f/{SLUG}/api/v1/login", 4096) for _ in range(12)]
+    host = f"{SLUG}.localhost"  # the facility's own origin, as a browser addresses it
+    trickling = [SlowBody(gateway.port, "/api/v1/login", 4096, host=host) for _ in range(12)]
     try:
         session = session_for(gateway)
-        health = session.get(f"{gateway.url}/f/{SLUG}/healthz", timeout=8)
+        health = session.get(f"{gateway.origin(SLUG)}/healthz", timeout=8)
         assert health.status_code == 200
         credentials = {
             "username": facility.admin["username"],
             "password": facility.admin["password"],
         }
-        login = session.post(f"{gateway.url}/f/{SLUG}/api/v1/login", json=credentials, timeout=8)
+        login = session.post(f"{gateway.origin(SLUG)}/api/v1/login", json=credentials, timeout=8)
         assert login.status_code == 200
         # A half-sent body at the facility would stay in flight while it trickles (10 s and more).
         inflight = eventually(lambda: facility.status()["inflight"], lambda n: n == 0, timeout=3)

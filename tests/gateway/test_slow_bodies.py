@@ -5,7 +5,9 @@ import threading
 import time
 
 import pytest
-import requests
+
+from devsupport import localhost
+from medcell_common.origins import facility_host
 
 from .rawhttp import SlowBody, client_at
 from .upstream import PooledUnixServer
@@ -30,8 +32,11 @@ def trickle(make_gateway):
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
 
-    def open_(gateway, target: str, count: int, source: str = "127.0.0.1", length: int = 4096):
-        opened = [SlowBody(gateway.port, target, length, source) for _ in range(count)]
+    def open_(
+        gateway, slug: str, target: str, count: int, source: str = "127.0.0.1", length: int = 4096
+    ):
+        host = facility_host(slug)  # the facility's own origin, as a browser would address it
+        opened = [SlowBody(gateway.port, target, length, source, host=host) for _ in range(count)]
         bodies.extend(opened)
         return opened
 
@@ -50,27 +55,31 @@ def tight(shared_gateway):
     server.stop()
 
 
-def get(gateway, path: str, source: str = "127.0.0.1") -> int:
-    return client_at(source).get(f"{gateway.url}{path}", timeout=ANSWER_WITHIN).status_code
+def get(gateway, slug: str, path: str, source: str = "127.0.0.1") -> int:
+    """The status of GET `path` at the facility's own origin, from the loopback address `source`."""
+    url = f"{gateway.origin(slug)}{path}"
+    return client_at(source).get(url, timeout=ANSWER_WITHIN).status_code
 
 
 def test_slow_login_bodies_do_not_freeze_the_facility(make_gateway, tight, trickle):
     gateway = make_gateway({"tight": "running", "b": "running"})
-    trickle(gateway, f"/f/tight{LOGIN}", THREADS + 2)
-    assert get(gateway, "/f/tight/healthz") == 200
-    assert get(gateway, "/f/b/healthz") == 200
+    trickle(gateway, "tight", LOGIN, THREADS + 2)
+    assert get(gateway, "tight", "/healthz") == 200
+    assert get(gateway, "b", "/healthz") == 200
     assert tight.received == 0, "no byte of a half-sent login body reaches the facility"
 
 
 def test_slow_login_bodies_do_not_stop_waking_a_sleeping_facility(make_gateway, trickle):
     gateway = make_gateway({"sleepy": "asleep"}, MEDCELL_ACTIVATOR_THREADS=str(THREADS))
-    trickle(gateway, f"/f/sleepy{LOGIN}", THREADS + 2)
-    assert get(gateway, "/f/sleepy/") == 200
+    trickle(gateway, "sleepy", LOGIN, THREADS + 2)
+    assert get(gateway, "sleepy", "/") == 200
 
 
-def wait_for_status(gateway, path: str, source: str, status: int, within: float = 5) -> int:
+def wait_for_status(
+    gateway, slug: str, path: str, source: str, status: int, within: float = 5
+) -> int:
     deadline = time.monotonic() + within
-    while (seen := get(gateway, path, source)) != status and time.monotonic() < deadline:
+    while (seen := get(gateway, slug, path, source)) != status and time.monotonic() < deadline:
         time.sleep(0.05)
     return seen
 
@@ -81,14 +90,14 @@ def test_one_client_holds_only_a_few_requests_at_a_facility(make_gateway, trickl
         MEDCELL_GATEWAY_CONN_PER_FACILITY="3",
         MEDCELL_GATEWAY_ACTIVATOR_PER_CLIENT="2",
     )
-    trickle(gateway, f"/f/a{LOGIN}", 3, source="127.0.0.2")
-    assert wait_for_status(gateway, "/f/a/healthz", "127.0.0.2", 429) == 429
-    assert get(gateway, "/f/a/healthz", source="127.0.0.3") == 200
-    assert get(gateway, "/f/b/healthz", source="127.0.0.2") == 200
+    trickle(gateway, "a", LOGIN, 3, source="127.0.0.2")
+    assert wait_for_status(gateway, "a", "/healthz", "127.0.0.2", 429) == 429
+    assert get(gateway, "a", "/healthz", source="127.0.0.3") == 200
+    assert get(gateway, "b", "/healthz", source="127.0.0.2") == 200
 
-    trickle(gateway, f"/f/sleepy{LOGIN}", 2, source="127.0.0.4")
-    assert wait_for_status(gateway, "/f/sleepy/", "127.0.0.4", 429) == 429
-    assert get(gateway, "/f/sleepy/", source="127.0.0.5") == 200
+    trickle(gateway, "sleepy", LOGIN, 2, source="127.0.0.4")
+    assert wait_for_status(gateway, "sleepy", "/", "127.0.0.4", 429) == 429
+    assert get(gateway, "sleepy", "/", source="127.0.0.5") == 200
 
 
 def test_slow_uploads_never_take_all_of_a_facilitys_threads(make_gateway, tight, trickle):
@@ -96,9 +105,9 @@ def test_slow_uploads_never_take_all_of_a_facilitys_threads(make_gateway, tight,
     uploads = [
         body
         for client in range(2, 2 + THREADS)
-        for body in trickle(gateway, f"/f/tight{UPLOAD}", 1, f"127.0.0.{client}", 10 << 20)
+        for body in trickle(gateway, "tight", UPLOAD, 1, f"127.0.0.{client}", 10 << 20)
     ]
-    assert get(gateway, "/f/tight/healthz") == 200
+    assert get(gateway, "tight", "/healthz") == 200
     refused = [body for body in uploads if (body.answer(0.5) or b"").startswith(b"HTTP/1.1 429")]
     assert len(refused) == THREADS - 2
 
@@ -113,16 +122,16 @@ def test_slow_uploads_never_take_all_of_the_activators_threads(make_gateway, tri
     uploads = [
         body
         for client in range(2, 2 + THREADS)
-        for body in trickle(gateway, f"/f/sleepy{UPLOAD}", 1, f"127.0.0.{client}", 10 << 20)
+        for body in trickle(gateway, "sleepy", UPLOAD, 1, f"127.0.0.{client}", 10 << 20)
     ]
-    assert get(gateway, "/f/sleepy/") == 200
+    assert get(gateway, "sleepy", "/") == 200
     refused = [body for body in uploads if (body.answer(0.5) or b"").startswith(b"HTTP/1.1 429")]
     assert len(refused) == THREADS - 2
 
 
 def test_an_upload_that_stalls_is_cut_off(make_gateway, upstreams):
     gateway = make_gateway(MEDCELL_GATEWAY_BODY_TIMEOUT="2")
-    stalled = SlowBody(gateway.port, f"/f/a{UPLOAD}", 1 << 20)
+    stalled = SlowBody(gateway.port, UPLOAD, 1 << 20, host=facility_host("a"))
     try:
         answer = stalled.answer(within=15)
     finally:
@@ -151,7 +160,7 @@ def test_a_normal_upload_streams_to_the_facility(make_gateway, upstreams):
                 digest.update(block)
                 yield block
 
-    response = requests.post(f"{gateway.url}/f/a{UPLOAD}", data=Body())
+    response = localhost.post(f"{gateway.origin('a')}{UPLOAD}", data=Body())
     assert response.status_code == 200
     assert response.json()["body_size"] == size
     assert response.json()["body_sha256"] == digest.hexdigest()
