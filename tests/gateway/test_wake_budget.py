@@ -2,11 +2,12 @@
 
 import pytest
 import requests
-from requests.adapters import HTTPAdapter
+
+from devsupport import localhost
 
 
-class _FromAddress(HTTPAdapter):
-    """Connects from one loopback address, so the gateway sees a client of its own."""
+class _FromAddress(localhost.LocalhostAdapter):
+    """Reaches `*.localhost` from one loopback address, so the gateway sees a client of its own."""
 
     def __init__(self, address: str):
         self.address = address
@@ -18,7 +19,8 @@ class _FromAddress(HTTPAdapter):
 
 
 def client(address: str) -> requests.Session:
-    session = requests.Session()
+    """A session from `address` to the facilities' own origins (the environment's CA bundle)."""
+    session = localhost.session()
     session.mount("https://", _FromAddress(address))
     return session
 
@@ -39,11 +41,11 @@ def test_a_client_over_its_wake_budget_gets_429_and_the_facility_stays_asleep(
     gateway, budget_gateway
 ):
     greedy = client("127.0.0.1")
-    assert greedy.get(f"{budget_gateway.url}/f/a/").status_code == 200
+    assert greedy.get(f"{budget_gateway.origin('a')}/").status_code == 200
     # The facility it woke already: no further cost.
-    assert greedy.get(f"{budget_gateway.url}/f/a/x").status_code == 200
+    assert greedy.get(f"{budget_gateway.origin('a')}/x").status_code == 200
 
-    refused = greedy.get(f"{budget_gateway.url}/f/b/")
+    refused = greedy.get(f"{budget_gateway.origin('b')}/")
 
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
@@ -54,10 +56,10 @@ def test_a_client_over_its_wake_budget_gets_429_and_the_facility_stays_asleep(
 
 def test_another_client_still_wakes_facilities_while_one_is_over_budget(gateway, budget_gateway):
     greedy, other = client("127.0.0.1"), client("127.0.0.2")
-    assert greedy.get(f"{budget_gateway.url}/f/a/").status_code == 200
-    assert greedy.get(f"{budget_gateway.url}/f/sleepy/").status_code == 429
+    assert greedy.get(f"{budget_gateway.origin('a')}/").status_code == 200
+    assert greedy.get(f"{budget_gateway.origin('sleepy')}/").status_code == 429
 
-    answer = other.get(f"{budget_gateway.url}/f/sleepy/")
+    answer = other.get(f"{budget_gateway.origin('sleepy')}/")
 
     assert answer.status_code == 200
     assert answer.json()["upstream"] == "sleepy"
@@ -66,8 +68,8 @@ def test_another_client_still_wakes_facilities_while_one_is_over_budget(gateway,
 
 def test_a_browser_over_its_budget_gets_a_page_saying_to_wait(gateway, budget_gateway):
     greedy = client("127.0.0.1")
-    assert greedy.get(f"{budget_gateway.url}/f/a/").status_code == 200
-    page = greedy.get(f"{budget_gateway.url}/f/b/", headers={"Accept": "text/html"})
+    assert greedy.get(f"{budget_gateway.origin('a')}/").status_code == 200
+    page = greedy.get(f"{budget_gateway.origin('b')}/", headers={"Accept": "text/html"})
     assert page.status_code == 429
     assert page.headers["Content-Type"].startswith("text/html")
     assert "Retry-After" in page.headers
