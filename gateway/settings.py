@@ -32,10 +32,10 @@ DEFAULTS = {
     # Requests in progress per client address at one facility, and held by the activator (all
     # sleeping facilities together); streamed uploads in progress per facility, all clients.
     "CONN_PER_FACILITY": 16,
-    "ACTIVATOR_PER_CLIENT": 8,
+    "ACTIVATOR_PER_CLIENT": 32,
     "UPLOADS_PER_FACILITY": 4,
-    # Streamed uploads the activator holds at once, for all sleeping facilities together: a
-    # quarter of its threads (deploy/gunicorn_gateway.py: 64).
+    # Streamed uploads the activator holds at once, for all sleeping facilities together: an
+    # eighth of its threads (deploy/gunicorn_gateway.py: 128).
     "ACTIVATOR_UPLOADS": 16,
     "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing in the middle of a request body
     # Load balancers in front (addresses or networks): their X-Forwarded-For names the client.
