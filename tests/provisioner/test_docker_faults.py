@@ -199,7 +199,8 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
         except requests.ConnectionError:
             status, retry_after = None, None
     finally:
-        container.update(mem_limit="256m", memswap_limit="256m")
+        # A container the kernel killed whole is updated once Docker has started it again.
+        assert eventually(lambda: restore_memory(container), bool, timeout=60)
 
     # One server process: the kernel kills it and with it the container, whose cgroup is gone
     # (or new) until Docker has restarted it; a process killed inside it leaves the count here.
@@ -230,6 +231,16 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
     assert retried.status_code == 201, retried.text
     download = session.get(f"{stack.api(slug)}/attachments/{retried.json()['id']}", headers=auth)
     assert download.content == content
+
+
+def restore_memory(container) -> bool:
+    try:
+        container.update(mem_limit="256m", memswap_limit="256m")
+    except docker.errors.APIError as e:
+        if "stopped container" in str(e):
+            return False
+        raise
+    return True
 
 
 class MemoryCgroup:

@@ -368,6 +368,14 @@ def test_the_facilitys_own_socket_in_its_0711_directory_is_reached_as_in_product
     os.chown(directory, FACILITY_UID, FACILITY_UID)
     directory.chmod(0o711)
     socket_path = directory / "app.sock"
+    # The supervisor's user reads the code from a copy anyone may read (the checkout may not be).
+    code = root / "code"
+    for package in ("provisioner", "medcell_common"):
+        shutil.copytree(
+            ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for path in [code, *code.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     facility = subprocess.Popen(
         ["/usr/bin/python3", "-c", FACILITY_PROCESS, str(socket_path)],
         user=FACILITY_UID,
@@ -379,7 +387,7 @@ def test_the_facilitys_own_socket_in_its_0711_directory_is_reached_as_in_product
             assert time.monotonic() < deadline and facility.poll() is None
             time.sleep(0.01)
         supervisor = subprocess.run(
-            ["/usr/bin/python3", "-c", SUPERVISOR_PROCESS, str(home), str(ROOT)],
+            ["/usr/bin/python3", "-c", SUPERVISOR_PROCESS, str(home), str(code)],
             user=65534,
             group=65534,
             capture_output=True,
