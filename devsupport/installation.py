@@ -99,10 +99,28 @@ class Installation:
         result = subprocess.run(["docker", "logs", container], capture_output=True, timeout=60)
         return (result.stdout + result.stderr).decode("utf-8", "replace")
 
+    def keep_error_lines(self) -> None:
+        """Append each facility's error lines (content-free: event, error type, where) to the file
+        named by MEDCELL_TEST_ERROR_LOG, so a failed run shows why a facility answered 500."""
+        target = os.environ.get("MEDCELL_TEST_ERROR_LOG")
+        if not target:
+            return
+        lines = []
+        for slug in list(self.facilities):
+            try:
+                log = self.logs(self.container(slug))
+            except (OSError, subprocess.SubprocessError):
+                continue
+            lines += [f"{slug}: {line}" for line in log.splitlines() if '"level":"error"' in line]
+        if lines:
+            with open(target, "a", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+
     def remove(self) -> None:
         """Delete the facilities and take the stack down as the CLI does, then sweep by label."""
         import docker
 
+        self.keep_error_lines()
         for slug in list(self.facilities):
             try:
                 self.delete(slug)
