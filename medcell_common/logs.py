@@ -3,7 +3,7 @@
 A record whose message is a dict is rendered as its fields (`log.info({"event": "x", "n": 1})`),
 so it is encoded exactly once; any other message becomes `{"event": message}`. Fields passed as
 `extra={"fields": {...}}` are added too. Of an exception only its type and where it was raised are
-kept: exception texts and tracebacks may quote request data.
+kept (and SQLite's error name): exception texts and tracebacks may quote request data.
 """
 
 import json
@@ -26,10 +26,15 @@ class JsonFormatter(logging.Formatter):
         if isinstance(extra, dict):
             line.update(extra)
         if record.exc_info:
-            exc_type, _, tb = record.exc_info
+            exc_type, exc, tb = record.exc_info
             while tb and tb.tb_next:
                 tb = tb.tb_next
             line["error"] = exc_type.__name__ if exc_type else "unknown"
+            # SQLite's error name ("SQLITE_BUSY", "SQLITE_IOERR_SHMOPEN") is content-free and
+            # tells a locked database from a full or broken one.
+            code = getattr(exc, "sqlite_errorname", None)
+            if isinstance(code, str):
+                line["sqlite"] = code
             if tb:
                 line["where"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         return json.dumps(line, separators=(",", ":"), default=str)

@@ -177,6 +177,21 @@ def checkpoint(conn: sqlite3.Connection, attempts: int = 40) -> bool:
     return False
 
 
+def _create_owner_only(path: Path) -> None:
+    """Create a new database file owner-only before SQLite does; its WAL and shm inherit the mode.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, those of open SQLite connections included. Another process
+    (a management command) would then take itself for the last connection and remove the WAL
+    under this one, whose next read fails (SQLITE_IOERR_SHORT_READ) for as long as it lives.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class Store:
     """Per-thread connections to one facility database."""
 
@@ -192,8 +207,7 @@ class Store:
         Steps that re-seal data need the keys: without `keyring` the schema stops before them.
         """
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Create the file owner-only before SQLite does; its WAL and shm inherit the mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        _create_owner_only(self.path)
         conn = connect(self.path)
         try:
             return migrations.apply(conn, keyring)
