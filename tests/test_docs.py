@@ -1,9 +1,10 @@
 """The docs say what the code does, as sqlite-utils' and datasette's test_docs check theirs.
 
-Every MEDCELL_* variable the code reads is in a settings table of docs/ with its default, and no name
-is documented that nothing reads; every command and option of the `medcell` CLI is in the operator's
-manual, and every `medcell …` command the docs show exists with the options shown; links between
-README and docs/ lead to files and headings that exist.
+Every MEDCELL_* variable the code reads is in a settings table of docs/ with its default, and no
+name is documented that nothing reads; every command and option of the `medcell` CLI is in the
+operator's manual, and every `medcell …` command the docs show exists with the options shown;
+links between README and docs/ lead to files and headings that exist, and so do the documents the
+code cites.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ CLI_SECTION = "## The `medcell` CLI"
 
 # Not code: the docs themselves, the tests (they set variables, they do not read them), and what
 # tools and builds leave in a checkout.
-SKIPPED_DIRS = {"docs", "tests", "__pycache__", "node_modules", "test-artifacts", "build", "results"}
+SKIPPED_DIRS = {
+    "docs",
+    "tests",
+    "__pycache__",
+    "node_modules",
+    "test-artifacts",
+    "build",
+    "results",
+}
 SETTING = re.compile(r"(?<![A-Za-z0-9_])MEDCELL_[A-Z0-9_]*[A-Z0-9]")
 # Defaults the code spells out as a literal next to the variable's name.
 LITERAL_DEFAULTS = [
@@ -251,7 +260,9 @@ def undocumented_settings(code: dict[str, set[str]], rows: dict[str, list[str]])
     for name, defaults in sorted(code.items()):
         cells = rows.get(name)
         if not cells:
-            problems.append(f"{name} is read by the code but has no row in a settings table of docs/")
+            problems.append(
+                f"{name} is read by the code but has no row in a settings table of docs/"
+            )
             continue
         if not any(cells):
             problems.append(f"{name}: its row in docs/ gives no default")
@@ -289,7 +300,9 @@ def commands_missing_from(manual: str, tree: dict[tuple[str, ...], Command]) -> 
             problems.append(f"`medcell {' '.join(path)}` is not in the manual's CLI section")
             continue
         for option in sorted(set(command.options) - documented[path] - {"--json"}):
-            problems.append(f"`medcell {' '.join(path)} {option}` is not in the manual's CLI section")
+            problems.append(
+                f"`medcell {' '.join(path)} {option}` is not in the manual's CLI section"
+            )
     return problems
 
 
@@ -347,6 +360,19 @@ def test_links_between_readme_and_docs_lead_to_files_and_headings_that_exist():
     assert problems == []
 
 
+def test_every_document_the_code_cites_exists():
+    documents = {p.relative_to(ROOT).as_posix() for p in doc_files()}
+    names = {Path(d).name for d in documents}
+    files = [*code_files(ROOT), *((p, p.read_text()) for p in (ROOT / "tests").rglob("*.py"))]
+    cited = {
+        f"{path.relative_to(ROOT)}: {ref}"
+        for path, text in files
+        for ref in re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.md)\b", text)
+        if ref not in documents and not ("/" not in ref and ref in names)
+    }
+    assert sorted(cited) == []
+
+
 def test_readme_leads_to_the_cli_table():
     assert "(docs/operating.md#the-medcell-cli)" in (ROOT / "README.md").read_text()
     assert "| command | does |" in section(MANUAL.read_text(), CLI_SECTION)
@@ -358,7 +384,9 @@ def test_readme_leads_to_the_cli_table():
 def test_a_setting_read_but_not_documented_is_caught(tmp_path):
     (tmp_path / "tool.py").write_text('import os\nos.environ.get("MEDCELL_SHINY", "3s")\n')
     (tmp_path / "run.sh").write_text('sleep "${MEDCELL_NAP:-5}"\n')
-    rows = settings_tables(["| variable | default | meaning |\n|---|---|---|\n| `MEDCELL_NAP` | `4` | x |"])
+    rows = settings_tables(
+        ["| variable | default | meaning |\n|---|---|---|\n| `MEDCELL_NAP` | `4` | x |"]
+    )
     assert undocumented_settings(settings_in_code(tmp_path), rows) == [
         "MEDCELL_NAP: the code's default '5' is in none of its rows",
         "MEDCELL_SHINY is read by the code but has no row in a settings table of docs/",

@@ -1,4 +1,4 @@
-"""The facility API as CONTRACT.md fixes it, and clear errors that change nothing."""
+"""The facility API as docs/api.md fixes it, and clear errors that change nothing."""
 
 import io
 import re

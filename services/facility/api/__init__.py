@@ -1,4 +1,4 @@
-"""The facility's JSON API (CONTRACT.md) plus what an admin needs."""
+"""The facility's JSON API (docs/api.md) plus what an admin needs."""
 
 from flask import Blueprint, g, jsonify, request
 
