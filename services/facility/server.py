@@ -2,7 +2,7 @@
 
 `python -m services.facility.server` serves the app on MEDCELL_BIND (`unix:/path` or `host:port`).
 One process instead of gunicorn's arbiter and worker saves ~10 MiB per awake facility (figures in
-README, "Dependencies"). What gunicorn's config gave, kept here:
+docs/figures.md, "The facility's server"). What gunicorn's config gave, kept here:
 
 - the unix socket made 0666: who may connect is decided by its directory's mode (0711);
 - SIGTERM drains: no new connections, idle keep-alive connections closed, requests in flight
