@@ -53,7 +53,7 @@ fonts:
 
 run: images
 	$(BIN)/medcell up
-	$(BIN)/python -m provisioner.demo
+	$(BIN)/python -m provisioner.cli.demo
 
 test: images browser nginx fonts
 	$(BIN)/ruff check .

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from http import HTTPStatus
 
-from . import accesslog, errorpages
+from . import errorpages, eventlog
 from .settings import facility_socket, settings_from_env, supervisor_socket
 from .targets import SLUG_RE
 from .unixhttp import UnixHTTPConnection
@@ -68,13 +68,13 @@ class Waker:
             try:
                 outcome = self._ask(slug)
             except Exception as e:  # unreachable, timed out, garbled: all mean "not now"
-                accesslog.event("wake_unanswered", "warning", error=type(e).__name__)
+                eventlog.event("wake_unanswered", "warning", error=type(e).__name__)
                 outcome = FAILED
             with self._lock:
                 del self._pending[slug]
             future.set_result(outcome)
             if outcome != RUNNING:
-                accesslog.event("wake_refused", "warning", facility=slug, outcome=outcome)
+                eventlog.event("wake_refused", "warning", facility=slug, outcome=outcome)
         return future.result()
 
     def _ask(self, slug: str) -> str:
@@ -144,7 +144,7 @@ class Activator:
             client = client_key(environ.get("HTTP_X_FORWARDED_FOR", ""))
             wait = self.budget.charge(client, slug)
             if wait is not None:
-                accesslog.event("wake_over_budget", "warning", facility=slug)
+                eventlog.event("wake_over_budget", "warning", facility=slug)
                 return _over_budget(environ, start_response, int(wait + 0.999))
         outcome = self.waker.wake(slug)
         if outcome == NOT_FOUND:
@@ -183,7 +183,7 @@ class Activator:
             response = conn.getresponse()
         except OSError as e:
             conn.close()
-            accesslog.event("woken_facility_unreachable", "warning", error=type(e).__name__)
+            eventlog.event("woken_facility_unreachable", "warning", error=type(e).__name__)
             return _unavailable(environ, start_response, 5)
         headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         length = response.getheader("Content-Length")
@@ -233,7 +233,7 @@ def create_app(config: Mapping | None = None) -> Activator:
     """The activator app; settings come from the environment, then from `config`."""
     import os
 
-    accesslog.configure()
+    eventlog.configure()
     settings = settings_from_env(os.environ)
     settings.update(config or {})
     return Activator(settings)

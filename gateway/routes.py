@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import accesslog
+from . import eventlog
 from .errors import RoutesError
 from .targets import SLUG_RE
 
@@ -75,13 +75,13 @@ class RoutesFile:
             if self.table is None:  # never had one: no facilities yet
                 self.table = EMPTY
                 return EMPTY
-            accesslog.event("routes_missing", "error")
+            eventlog.event("routes_missing", "error")
             return None
         try:
             table = parse(self._read(self.path))
         except (OSError, RoutesError) as e:
             reason = e.message if isinstance(e, RoutesError) else type(e).__name__
-            accesslog.event("routes_unusable", "error", reason=reason)
+            eventlog.event("routes_unusable", "error", reason=reason)
             if self.table is None:
                 self.table = EMPTY
                 return EMPTY

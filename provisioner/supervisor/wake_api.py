@@ -11,10 +11,10 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from provisioner.errors import FacilityNotFound, FacilityStopped, InvalidArgument, NoRoom
+from provisioner.host.errors import FacilityNotFound, FacilityStopped, InvalidArgument, NoRoom
+from provisioner.host.validation import check_slug
 from provisioner.supervisor.jobs import Job, JobPool, QueueFull
 from provisioner.supervisor.logs import event
-from provisioner.validation import check_slug
 
 MAX_CONNECTIONS = 256  # at least; held requests beyond these are answered 503 at once
 RETRY_AFTER = "5"

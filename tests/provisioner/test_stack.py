@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 
-from provisioner import desired, tls
-from provisioner.config import Config
-from provisioner.desired import FacilityState
+from provisioner.cli import tls
+from provisioner.host import state_file
+from provisioner.host.config import Config
+from provisioner.host.state_file import FacilityState
 
 
 def test_up_builds_missing_images_then_starts_gateway(medcell, fake, builds):
@@ -131,7 +132,7 @@ def test_up_rewrites_routes_from_containers_and_state(medcell, fake, config):
         medcell.json("facility", "create", slug)
     medcell.json("facility", "stop", "beta")
     fake.containers_by_name["medcell-gamma"].stop()
-    desired.save(config, "gamma", FacilityState(asleep=True, wake_at=2e9))
+    state_file.save(config, "gamma", FacilityState(asleep=True, wake_at=2e9))
     (config.home / "gateway" / "routes.json").unlink()
     medcell.json("up")
     routes = json.loads((config.home / "gateway" / "routes.json").read_text())
@@ -283,8 +284,8 @@ def test_taken_port_is_a_clear_error_and_leaves_no_gateway(medcell, fake):
 
 
 def test_gateway_may_use_every_core_unless_told_otherwise(tmp_path):
-    from provisioner import specs
-    from provisioner.errors import InvalidArgument
+    from provisioner.host import specs
+    from provisioner.host.errors import InvalidArgument
 
     home = {"MEDCELL_HOME": str(tmp_path)}
     assert Config.from_env(home).gateway_cpus == os.cpu_count()
@@ -295,8 +296,8 @@ def test_gateway_may_use_every_core_unless_told_otherwise(tmp_path):
 
 
 def test_the_gateway_is_told_which_load_balancers_to_believe(tmp_path):
-    from provisioner import specs
-    from provisioner.errors import InvalidArgument
+    from provisioner.host import specs
+    from provisioner.host.errors import InvalidArgument
 
     home = {"MEDCELL_HOME": str(tmp_path)}
     plain = specs.gateway_spec(Config.from_env(home), "10001:10001", None)

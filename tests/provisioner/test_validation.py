@@ -2,9 +2,9 @@
 
 import pytest
 
-from provisioner.config import Config, default_max_awake
-from provisioner.errors import InvalidArgument
-from provisioner.validation import check_retention, check_slug, parse_duration
+from provisioner.host.config import Config, default_max_awake
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.validation import check_retention, check_slug, parse_duration
 
 GOOD_SLUGS = ["a", "0", "praxis-mueller", "a1", "x" * 32, "a-b-c"]
 BAD_SLUGS = ["", "-a", "a-", "A", "praxis_mueller", "x" * 33, "a b", "ä", "a.b", "../x", "a\n"]

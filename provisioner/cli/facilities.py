@@ -1,4 +1,4 @@
-"""Facility operations: create, list, show, stop, start, delete, rotate-key (a Python API)."""
+"""Facility operations: create, list, show, stop, start, sleep, wake, delete, rotate-key."""
 
 from __future__ import annotations
 
@@ -9,18 +9,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from provisioner import backup_keys, desired, facility_app, routes, smtp, specs, state
-from provisioner.config import FACILITY_UID, Config, FacilityNames, idle_text, parse_idle
-from provisioner.desired import FacilityState
-from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
-from provisioner.errors import (
+from provisioner.host import (
+    backup_keys,
+    facility_commands,
+    home,
+    lifecycle,
+    routes,
+    smtp,
+    specs,
+    state_file,
+)
+from provisioner.host.config import FACILITY_UID, Config, FacilityNames, idle_text, parse_idle
+from provisioner.host.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
+from provisioner.host.errors import (
     DockerError,
     FacilityCommandFailed,
     FacilityExists,
     FacilityNotFound,
     ProvisionerError,
 )
-from provisioner.validation import check_name, check_quota, check_retention, check_slug
+from provisioner.host.state_file import FacilityState
+from provisioner.host.validation import check_name, check_quota, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
 APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
@@ -98,7 +107,7 @@ class Facilities:
         for volume in self.backend.volumes({**labels, "medcell.role": "data"}):
             slug = volume.labels["medcell.facility"]
             found.setdefault(slug, Found(slug)).data = volume
-        for slug, st in desired.load_all(self.config).items():
+        for slug, st in state_file.load_all(self.config).items():
             if slug in found:  # a state file alone (no Docker object) is no facility
                 found[slug].state = st
         return dict(sorted(found.items()))
@@ -141,7 +150,7 @@ class Facilities:
             slug,
             self.backend.container(names.container),
             self.backend.volume(names.data_volume),
-            desired.load(self.config, slug),
+            state_file.load(self.config, slug),
         )
         if found.container is None and found.data is None:
             raise FacilityNotFound(f"no facility {slug}")
@@ -167,18 +176,18 @@ class Facilities:
         idle_seconds = None if idle is None else parse_idle(idle)
         names = self.config.facility(slug)
         undo: list[Callable[[], None]] = []
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             try:
                 self._refuse_existing(names)
                 self._require_image()
-                meta = {"name": name, "retention": retention, "created": state.now_iso()}
+                meta = {"name": name, "retention": retention, "created": home.now_iso()}
                 if idle_seconds is not None:
                     meta["idle"] = idle_text(idle_seconds)
                 self._create_volumes(names, meta)
                 undo.append(lambda: self.backend.remove_volume(names.keys_volume))
                 undo.append(lambda: self.backend.remove_volume(names.data_volume))
                 undo.append(lambda: self._forget(slug))
-                desired.save(self.config, slug, FacilityState(idle=idle_seconds))
+                state_file.save(self.config, slug, FacilityState(idle=idle_seconds))
                 self.ensure_socket_dir(slug)
                 image_id = self.backend.image_id(self.config.facility_image)
                 self.backend.create_container(
@@ -210,12 +219,12 @@ class Facilities:
 
     def stop(self, slug: str) -> dict:
         """The operator's stop: nothing wakes it (not requests, not deadlines) until `start`."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             found = self.find(slug)
             st = found.state
             # The decision is saved first, so the supervisor does not start it again meanwhile.
             st.desired, st.asleep, st.wake_at = "stopped", False, None
-            desired.save(self.config, slug, st)
+            state_file.save(self.config, slug, st)
             if found.container and found.container.status in ("running", "restarting", "paused"):
                 self.backend.stop(found.container.name)
             self.route(slug, "stopped")
@@ -223,7 +232,7 @@ class Facilities:
 
     def start(self, slug: str) -> dict:
         """Start (or wake) the facility, recreating its container from its volumes if missing."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             found = self.find(slug)
             names = self.config.facility(slug)
             self.ensure_socket_dir(slug)
@@ -241,19 +250,19 @@ class Facilities:
             st = found.state
             st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
             st.health, st.error = "ok", None
-            desired.save(self.config, slug, st)
+            state_file.save(self.config, slug, st)
             self.route(slug, "running")
         return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
         """Destroy the facility's keys, then its container, volumes, network and files."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             names = self.config.facility(slug)
             labels = {"medcell.instance": self.config.prefix, "medcell.facility": slug}
             containers = self.backend.containers(labels)
             volumes = self.backend.volumes(labels)
             networks = self.backend.networks(labels)  # left over from older installations
-            has_files = desired.state_path(self.config, slug).exists()
+            has_files = state_file.state_path(self.config, slug).exists()
             if not (containers or volumes or networks or has_files):
                 raise FacilityNotFound(f"no facility {slug}")
             wiped = self._wipe(names, volumes)
@@ -268,7 +277,7 @@ class Facilities:
                 self.backend.disconnect(network.name, self.config.gateway_container)
                 self.backend.remove_network(network.name)
             self._forget(slug)
-            state.log_deletion(self.config, slug)
+            home.log_deletion(self.config, slug)
         return {
             "slug": slug,
             "deleted": True,
@@ -277,15 +286,25 @@ class Facilities:
             **wiped,
         }
 
+    def put_to_sleep(self, slug: str) -> dict:
+        """Put the facility to sleep now (no process, no memory); waits up to 30 s for its work."""
+        self.find(check_slug(slug))
+        lifecycle.put_to_sleep(self.config, self.backend, slug, require_idle=None)
+        return {"slug": slug, "status": self.find(slug).status}
+
+    def wake(self, slug: str) -> dict:
+        """Wake an asleep facility now (it also wakes by itself on its first request)."""
+        self.find(check_slug(slug))
+        lifecycle.wake(self.config, self.backend, slug, reason="operator")
+        return {"slug": slug, "status": self.find(slug).status}
+
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""
         found = self.find(check_slug(slug))
         if found.status == "asleep":
-            from provisioner import lifecycle  # the supervisor's module; needs nothing at import
-
             self.progress(f"waking {slug} to rotate its key")
             lifecycle.wake(self.config, self.backend, slug, reason="operator")
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             found = self.find(slug)
             if found.status != "running":
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
@@ -301,11 +320,9 @@ class Facilities:
             raise ProvisionerError("give a facility quota, --conversation SIZE, or both")
         found = self.find(check_slug(slug))
         if found.status == "asleep":
-            from provisioner import lifecycle  # the supervisor's module; needs nothing at import
-
             self.progress(f"waking {slug} to set its quota")
             lifecycle.wake(self.config, self.backend, slug, reason="operator")
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             found = self.find(slug)
             if found.status != "running":
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
@@ -324,13 +341,13 @@ class Facilities:
 
     def receipts(self, slug: str) -> dict:
         """The facility's deletion receipts and the key that signs them (read in the facility)."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             self.find(slug)
             return {"slug": slug, **self._command(slug, "receipts")}
 
     def receipt_key(self, slug: str) -> dict:
         """The Ed25519 public key that signs the facility's receipts."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             self.find(slug)
             return self._command(slug, "receipt-key")
 
@@ -381,7 +398,7 @@ class Facilities:
 
     def wait_healthy(self, slug: str) -> None:
         """Wait until the facility answers on its socket; fail early if its container died."""
-        facility_app.wait_facility(
+        facility_commands.wait_facility(
             self.config,
             self.backend,
             slug,
@@ -394,7 +411,7 @@ class Facilities:
     def _forget(self, slug: str) -> None:
         """Remove what the facility has outside Docker: route, state file, socket directory."""
         self.route(slug, None)
-        desired.remove(self.config, slug)
+        state_file.remove(self.config, slug)
         shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
 
     def _refuse_existing(self, names: FacilityNames) -> None:
@@ -420,7 +437,7 @@ class Facilities:
             )
 
     def _manage(self, container: str, *command: str) -> dict:
-        return facility_app.manage(self.backend, container, *command)
+        return facility_commands.manage(self.backend, container, *command)
 
     def _create_admin(self, slug: str, username: str) -> dict:
         """Make the first admin; once more if a container restart killed the first attempt."""
@@ -428,7 +445,7 @@ class Facilities:
         try:
             return self._manage(container, "create-admin", "--username", username)
         except FacilityCommandFailed as e:
-            if e.exit_code != facility_app.KILLED:
+            if e.exit_code != facility_commands.KILLED:
                 raise
         self.progress(f"{container} restarted while being set up; trying again")
         self.wait_healthy(slug)
@@ -444,7 +461,7 @@ class Facilities:
         if info and info.status == "running":
             return self._manage(names.container, *command)
         self._require_image()
-        return facility_app.manage_offline(
+        return facility_commands.manage_offline(
             self.backend, specs.offline_spec(self.config, slug, *command)
         )
 
@@ -476,7 +493,9 @@ class Facilities:
             self.backend.stop(names.container)
         if self.backend.image_id(self.config.facility_image) is None:
             raise DockerError(f"image {self.config.facility_image} is needed to destroy the keys")
-        return facility_app.shred_offline(self.backend, specs.shred_spec(self.config, names.slug))
+        return facility_commands.shred_offline(
+            self.backend, specs.shred_spec(self.config, names.slug)
+        )
 
 
 def _quota_args(quota: str | None, conversation_quota: str | None) -> list[str]:

@@ -20,18 +20,18 @@ from pathlib import Path
 
 from medcell_common import strictjson
 from medcell_common.rules import MAX_RETENTION
-from provisioner import backup_keys, desired, facility_app, specs, state
-from provisioner.backup_keys import BackupKey
-from provisioner.desired import FacilityState
-from provisioner.errors import (
+from provisioner.cli.facilities import FACILITY_UID, Facilities
+from provisioner.host import backup_keys, facility_commands, home, specs, state_file
+from provisioner.host.backup_keys import BackupKey
+from provisioner.host.errors import (
     BackupRefused,
     DockerError,
     FacilityNotFound,
     InvalidArgument,
     ProvisionerError,
 )
-from provisioner.facilities import FACILITY_UID, Facilities
-from provisioner.validation import check_name, check_retention, check_slug
+from provisioner.host.state_file import FacilityState
+from provisioner.host.validation import check_name, check_retention, check_slug
 
 FORMAT = "medcell-backup/1"
 FILES = ("manifest.json", "keys.sealed", "snapshot.sealed")
@@ -63,7 +63,7 @@ class Backups:
             labels = found.data.labels if found.data else {}
             spec = specs.backup_spec(self.config, slug, labels, str(staging), backup_id)
             self.facilities.progress(f"backing up {slug} ...")
-            manifest = facility_app.run_offline(
+            manifest = facility_commands.run_offline(
                 self.backend, spec, stdin=_key_line(key), timeout=COMMAND_TIMEOUT
             )
             if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
@@ -114,7 +114,7 @@ class Backups:
                 f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
                 "opens only in the facility it was made of"
             )
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             record = self._key_for(manifest)
             try:
                 found = self.facilities.find(slug)
@@ -196,7 +196,7 @@ class Backups:
         names = self.config.facility(slug)
         name = check_name(str(manifest.get("name") or slug))
         retention = check_retention(str(manifest.get("retention") or "7d"))
-        meta = {"name": name, "retention": retention, "created": state.now_iso()}
+        meta = {"name": name, "retention": retention, "created": home.now_iso()}
         labels = self.config.labels(facility=slug, role="data", **meta)
         try:
             self.backend.create_volume(names.data_volume, labels)
@@ -215,7 +215,7 @@ class Backups:
             self.backend.remove_volume(names.keys_volume)
             self.backend.remove_volume(names.data_volume)
             self.facilities.route(slug, None)
-            desired.remove(self.config, slug)
+            state_file.remove(self.config, slug)
             shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
             raise
         return result
@@ -225,7 +225,7 @@ class Backups:
     ) -> dict:
         spec = specs.restore_spec(self.config, slug, labels, str(staging))
         self.facilities.progress(f"restoring {slug} from backup {record.backup_id} ...")
-        return facility_app.run_offline(
+        return facility_commands.run_offline(
             self.backend, spec, stdin=_key_line(record.key), timeout=COMMAND_TIMEOUT
         )
 
@@ -237,7 +237,7 @@ class Backups:
         self.facilities.wait_healthy(slug)
         st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
         st.health, st.error = "ok", None
-        desired.save(self.config, slug, st)
+        state_file.save(self.config, slug, st)
         self.facilities.route(slug, "running")
 
     # files and images

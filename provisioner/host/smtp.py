@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from provisioner.errors import InvalidArgument
+from provisioner.host.errors import InvalidArgument
 
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 DEFAULT_RATE = "30/m,1000/d"

@@ -6,8 +6,8 @@ import dataclasses
 import hashlib
 import json
 
-from provisioner.config import FACILITY_UID, Config, idle_text
-from provisioner.docker_backend import ContainerSpec, Limits
+from provisioner.host.config import FACILITY_UID, Config, idle_text
+from provisioner.host.docker_backend import ContainerSpec, Limits
 
 FACILITY_USER = f"{FACILITY_UID}:{FACILITY_UID}"
 FACILITY_RUN_DIR = "/run/medcell"

@@ -11,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner import desired, facility_app, facility_socket, smtp, specs, state
-from provisioner.config import parse_idle
-from provisioner.docker_backend import ContainerSpec
-from provisioner.errors import (
+from provisioner.cli.facilities import Facilities, Found, container_status
+from provisioner.cli.tls import ensure_certificate
+from provisioner.host import facility_commands, facility_http, home, smtp, specs, state_file
+from provisioner.host.config import parse_idle
+from provisioner.host.docker_backend import ContainerSpec
+from provisioner.host.errors import (
     Busy,
     Conflict,
     DockerError,
@@ -23,8 +25,6 @@ from provisioner.errors import (
     ImageBuildFailed,
     InvalidArgument,
 )
-from provisioner.facilities import Facilities, Found, container_status
-from provisioner.tls import ensure_certificate
 
 GATEWAY_UID = 10001
 REPAIR_LOCK_WAIT = 30.0  # the supervisor may be sleeping or waking that facility right now
@@ -114,7 +114,7 @@ class Stack:
         wheels; the usual upgrade below then moves every facility, the gateway and the
         supervisor onto the new images, one facility at a time.
         """
-        state.ensure_home(self.config)
+        home.ensure_home(self.config)
         # First, so that facilities are repaired with mail on or off as the operator now says.
         mail = self.smtp_settings()
         smtp.save(self.config.home, mail)
@@ -222,7 +222,7 @@ class Stack:
     def _repair(self, found: Found) -> list[str]:
         """Bring one facility to the current spec and its desired state; say what was done."""
         try:
-            with state.facility_lock(self.config, found.slug, wait=REPAIR_LOCK_WAIT):
+            with home.facility_lock(self.config, found.slug, wait=REPAIR_LOCK_WAIT):
                 return self._repair_locked(self.facilities.find(found.slug))
         except Busy:
             return [f"skipped {found.slug}: another command is changing it"]
@@ -233,12 +233,12 @@ class Stack:
         slug, done = found.slug, []
         names = self.config.facility(slug)
         self.facilities.ensure_socket_dir(slug)
-        if not desired.state_path(self.config, slug).exists():
+        if not state_file.state_path(self.config, slug).exists():
             # An installation from before sleep/wake: everything should run (deadlines!);
             # the idle timeout puts what nobody uses to sleep soon enough.
             idle = found.data.labels.get("medcell.idle") if found.data else None
             found.state.idle = None if idle is None else _idle_seconds(idle)
-            desired.save(self.config, slug, found.state)
+            state_file.save(self.config, slug, found.state)
         if found.data is None:
             return done  # a container without its data volume: nothing to rebuild it from
         spec = self.facilities.spec(found)
@@ -278,7 +278,7 @@ class Stack:
         name = self.config.gateway_container
         image_id = self.backend.image_id(self.config.gateway_image)
         done = self._ensure_container(specs.gateway_spec(self.config, user, image_id))
-        facility_app.wait_healthy(
+        facility_commands.wait_healthy(
             self.backend,
             name,
             self.config.health_timeout,
@@ -394,7 +394,7 @@ def _probe_deadlines(config, slugs: list[str]) -> list[tuple[float, str]]:
 
     def probe(slug: str) -> tuple[float, str] | None:
         try:
-            reported = facility_socket.status(config, slug, timeout=PROBE_TIMEOUT).next_deadline
+            reported = facility_http.status(config, slug, timeout=PROBE_TIMEOUT).next_deadline
         except FacilityUnreachable:
             return None
         return None if reported is None else (reported, slug)

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner.config import Config
-from provisioner.errors import Busy
+from provisioner.host.config import Config
+from provisioner.host.errors import Busy
 
 DELETION_LOG = "deletions.log"
 

@@ -12,7 +12,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from provisioner.errors import Conflict, DockerError, DockerUnavailable, NotFound, SubnetTaken
+from provisioner.host.errors import Conflict, DockerError, DockerUnavailable, NotFound, SubnetTaken
 
 # Every container medcell starts gets these, so no code path can start one unhardened.
 TMPFS = {"/tmp": "size=64m,mode=1777,noexec,nosuid,nodev"}

@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from provisioner.config import Config
-from provisioner.errors import TLSError
+from provisioner.host.config import Config
+from provisioner.host.errors import TLSError
 
 CERT_DAYS = 825  # the longest validity that browsers accept for a leaf certificate
 

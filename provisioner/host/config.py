@@ -11,8 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from medcell_common.origins import DEFAULT_DOMAIN, facility_host, facility_origin
-from provisioner.errors import InvalidArgument
-from provisioner.validation import parse_duration
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.validation import parse_duration
 
 FACILITY_IMAGE = "medcell-facility:latest"
 GATEWAY_IMAGE = "medcell-gateway:latest"

@@ -1,6 +1,6 @@
 """Per-facility state files ($MEDCELL_HOME/facilities/<slug>.json), shared by CLI and supervisor.
 
-Writers hold the facility's lock (state.facility_lock); readers may read at any time, since files
+Writers hold the facility's lock (home.facility_lock); readers may read at any time, since files
 are replaced atomically.
 """
 
@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medcell_common import strictjson
-from provisioner.config import Config
-from provisioner.opening import parse_opens
-from provisioner.state import write_json_atomic
-from provisioner.validation import SLUG_RE
+from provisioner.host.config import Config
+from provisioner.host.home import write_json_atomic
+from provisioner.host.opening import parse_opens
+from provisioner.host.validation import SLUG_RE
 
 DESIRED = ("running", "stopped")
 HEALTH = ("ok", "unhealthy")
@@ -35,7 +35,7 @@ class FacilityState:
     slept_at: float | None = None
     health: str = "ok"  # "ok" | "unhealthy" (probes failing, or a wake failed)
     error: str | None = None  # content-free reason when unhealthy
-    # Starts of its opening hours as it last reported them (provisioner/opening.py).
+    # Starts of its opening hours as it last reported them (provisioner/host/opening.py).
     opens: list[int] = field(default_factory=list)
 
     def idle_timeout(self, config: Config) -> int:

@@ -1,4 +1,4 @@
-"""`python -m provisioner.demo` (used by `make run`): ensure the demo facility and print its login.
+"""`python -m provisioner.cli.demo` (`make run`): ensure the demo facility, print its login.
 
 Demo only: the demo admin's password is kept in $MEDCELL_HOME/demo-credentials.json (mode 0600) so
 that `make run` can show it again. Real facilities never have their password stored anywhere.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import sys
 
-from provisioner.cli import Runtime
-from provisioner.errors import ProvisionerError
-from provisioner.facilities import Facilities
-from provisioner.state import ensure_home, write_json_atomic
+from provisioner.cli.commands import Runtime
+from provisioner.cli.facilities import Facilities
+from provisioner.host.errors import ProvisionerError
+from provisioner.host.home import ensure_home, write_json_atomic
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Praxis Dr. Müller"

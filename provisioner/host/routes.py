@@ -1,6 +1,6 @@
 """routes.json v2: the gateway's only view of which facilities exist and how to reach them.
 
-Every write holds state.routes_lock and increases `generation` by one; the gateway acknowledges
+Every write holds home.routes_lock and increases `generation` by one; the gateway acknowledges
 the generation nginx runs with in run/gateway/applied.json, which wait_applied watches.
 """
 
@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner import desired
-from provisioner.config import Config
-from provisioner.desired import FacilityState
-from provisioner.errors import InvalidArgument
-from provisioner.state import routes_lock, write_json_atomic
-from provisioner.validation import SLUG_RE
+from provisioner.host import state_file
+from provisioner.host.config import Config
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.home import routes_lock, write_json_atomic
+from provisioner.host.state_file import FacilityState
+from provisioner.host.validation import SLUG_RE
 
 ROUTES_FILE = "routes.json"
 APPLIED_FILE = "applied.json"
@@ -132,7 +132,7 @@ def _rebuilt(config: Config) -> dict[str, str]:
     patients). Without asking Docker, a facility that should run is routed as asleep: its first
     request goes to the activator, whose wake finds it running and routes it straight again.
     """
-    states = desired.load_all(config)
+    states = state_file.load_all(config)
     if states and routes_path(config).exists():
         log.warning("routes_rebuilt", extra={"fields": {"event": "routes_rebuilt"}})
     return {slug: route_state(False, st) for slug, st in states.items()}

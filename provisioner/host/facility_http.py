@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from medcell_common import strictjson
 from medcell_common.rules import MAX_RETENTION
 from medcell_common.strictjson import StrictJSONError
-from provisioner.config import Config
-from provisioner.errors import FacilityUnreachable, HealthTimeout
-from provisioner.opening import parse_opens
+from provisioner.host.config import Config
+from provisioner.host.errors import FacilityUnreachable, HealthTimeout
+from provisioner.host.opening import parse_opens
 
 POLL_SECONDS = 0.02
 # A facility is treated as hostile: every exchange has one deadline for all of it (connect, send,
@@ -51,7 +51,7 @@ class FacilityStatus:
     busy: bool
     next_deadline: float | None
     outbox: int = 0  # mails waiting for the supervisor's relay
-    opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/opening.py)
+    opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/host/opening.py)
 
 
 class _BoundedReader(io.RawIOBase):
