@@ -23,8 +23,9 @@ from .nginx import Nginx
 from .routes import EMPTY, RoutesFile, RouteTable
 from .settings import activator_socket, applied_file, routes_file, settings_from_env, tls_files
 
+# The folder that holds the gateway package (a checkout or site-packages), so gunicorn imports it.
 ROOT = Path(__file__).resolve().parent.parent
-ACTIVATOR_CONFIG = ROOT / "deploy" / "gunicorn_gateway.py"
+ACTIVATOR_SETTINGS = "gateway.gunicorn_settings"
 # What each stop or reload signal becomes for nginx: SIGTERM there would cut connections.
 NGINX_SIGNALS = {
     signal.SIGTERM: signal.SIGQUIT,
@@ -40,7 +41,7 @@ def activator_command() -> list[str]:
         "-m",
         "gunicorn",
         "--config",
-        str(ACTIVATOR_CONFIG),
+        f"python:{ACTIVATOR_SETTINGS}",
         "--chdir",
         str(ROOT),
     ]

@@ -40,8 +40,9 @@ SupervisorIdentity = tuple[str, int | None, str]
 
 
 def repo_root() -> Path:
-    """The source tree this package runs from (deploy/ lives beside provisioner/)."""
-    return Path(__file__).resolve().parents[1]
+    """The folder that holds the provisioner package: a checkout (deploy/ beside it) or
+    site-packages (an installed package, which has no image build scripts)."""
+    return Path(__file__).resolve().parents[2]
 
 
 def gateway_identity() -> Identity:
@@ -78,7 +79,10 @@ def refresh_images(progress: Callable[[str], None]) -> None:
 def _run_build_script(extra_env: dict[str, str]) -> None:
     script = repo_root() / "deploy" / "build-images.sh"
     if not script.exists():
-        raise ImageBuildFailed(f"{script} is not there to build the medcell images")
+        raise ImageBuildFailed(
+            "this installation has no image build scripts (an installed package): build the "
+            "medcell images with `make images` in a medcell checkout"
+        )
     env = {**os.environ, "PYTHON": sys.executable, **extra_env}
     result = subprocess.run(["bash", str(script)], cwd=repo_root(), env=env, stdout=sys.stderr)
     if result.returncode != 0:

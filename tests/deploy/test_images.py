@@ -28,7 +28,7 @@ IMAGES = {name: f"medcell-{name}:{TAG}" for name in ("facility", "gateway", "sup
 # Every image carries medcell_common, the rules and log format they share.
 APP_CONTENTS = {
     "facility": {"medcell_common": None, "services": None, "deploy": {"gunicorn_facility.py"}},
-    "gateway": {"medcell_common": None, "gateway": None, "deploy": {"gunicorn_gateway.py"}},
+    "gateway": {"medcell_common": None, "gateway": None},
     "supervisor": {"medcell_common": None, "provisioner": None},
 }
 # What each image's Python must import, and what belongs to the other images only.
