@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from provisioner.host import (
     specs,
     state_file,
 )
-from provisioner.host.config import FACILITY_UID, Config, FacilityNames, idle_text, parse_idle
+from provisioner.host.config import Config, Facility, idle_text, parse_idle
 from provisioner.host.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
 from provisioner.host.errors import (
     DockerError,
@@ -32,7 +31,6 @@ from provisioner.host.state_file import FacilityState
 from provisioner.host.validation import check_name, check_quota, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
-APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 
 
 @dataclass
@@ -174,45 +172,45 @@ class Facilities:
         quota_args = _quota_args(quota, conversation_quota)
         name = check_name(name or slug)
         idle_seconds = None if idle is None else parse_idle(idle)
-        names = self.config.facility(slug)
+        facility = self.config.facility(slug)
         undo: list[Callable[[], None]] = []
         with home.facility_lock(self.config, slug):
             try:
-                self._refuse_existing(names)
+                self._refuse_existing(facility)
                 self._require_image()
                 meta = {"name": name, "retention": retention, "created": home.now_iso()}
                 if idle_seconds is not None:
                     meta["idle"] = idle_text(idle_seconds)
-                self._create_volumes(names, meta)
-                undo.append(lambda: self.backend.remove_volume(names.keys_volume))
-                undo.append(lambda: self.backend.remove_volume(names.data_volume))
-                undo.append(lambda: self._forget(slug))
+                self._create_volumes(facility, meta)
+                undo.append(lambda: self.backend.remove_volume(facility.keys_volume))
+                undo.append(lambda: self.backend.remove_volume(facility.data_volume))
+                undo.append(lambda: self._forget(facility))
                 state_file.save(self.config, slug, FacilityState(idle=idle_seconds))
-                self.ensure_socket_dir(slug)
+                home.ensure_socket_dir(facility)
                 image_id = self.backend.image_id(self.config.facility_image)
                 self.backend.create_container(
                     specs.facility_spec(
                         self.config,
-                        slug,
+                        facility,
                         name,
                         retention,
                         image_id,
                         smtp.configured(self.config.home),
                     )
                 )
-                undo.append(lambda: self.backend.remove_container(names.container))
-                self.backend.start(names.container)
+                undo.append(lambda: self.backend.remove_container(facility.container))
+                self.backend.start(facility.container)
                 self.wait_healthy(slug)
-                admin_login = self._create_admin(slug, admin)
+                admin_login = self._create_admin(facility, admin)
                 if quota_args:
-                    self._manage(names.container, "set-quota", *quota_args)
+                    self._manage(facility.container, "set-quota", *quota_args)
                 self.route(slug, "running")
             except BaseException:
                 _undo_all(undo)
                 raise
         return {
             "slug": slug,
-            "url": self.config.facility_url(slug),
+            "url": facility.url,
             "admin_user": admin_login["username"],
             "admin_password": admin_login["password"],
         }
@@ -234,18 +232,15 @@ class Facilities:
         """Start (or wake) the facility, recreating its container from its volumes if missing."""
         with home.facility_lock(self.config, check_slug(slug)):
             found = self.find(slug)
-            names = self.config.facility(slug)
-            self.ensure_socket_dir(slug)
-            info = self.backend.container(names.container)
-            if info is not None and info.networks:
-                self.backend.remove_container(names.container)  # an old one on a bridge
-                info = None
+            facility = self.config.facility(slug)
+            home.ensure_socket_dir(facility)
+            info = self.backend.container(facility.container)
             if info is None:
-                self._create_volumes(names, {})
+                self._create_volumes(facility, {})
                 self.backend.create_container(self.spec(found))
-                self.progress(f"recreated container {names.container} from its volumes")
+                self.progress(f"recreated container {facility.container} from its volumes")
             if info is None or info.status != "running":
-                self.backend.start(names.container)
+                self.backend.start(facility.container)
             self.wait_healthy(slug)
             st = found.state
             st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
@@ -255,28 +250,24 @@ class Facilities:
         return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
-        """Destroy the facility's keys, then its container, volumes, network and files."""
+        """Destroy the facility's keys, then its container, volumes and files."""
         with home.facility_lock(self.config, check_slug(slug)):
-            names = self.config.facility(slug)
+            facility = self.config.facility(slug)
             labels = {"medcell.instance": self.config.prefix, "medcell.facility": slug}
             containers = self.backend.containers(labels)
             volumes = self.backend.volumes(labels)
-            networks = self.backend.networks(labels)  # left over from older installations
             has_files = state_file.state_path(self.config, slug).exists()
-            if not (containers or volumes or networks or has_files):
+            if not (containers or volumes or has_files):
                 raise FacilityNotFound(f"no facility {slug}")
-            wiped = self._wipe(names, volumes)
-            destroyed = self._shred(names, volumes)
+            wiped = self._wipe(facility, volumes)
+            destroyed = self._shred(facility, volumes)
             # Deleting is irreversible: no backup of the facility may open afterwards either.
             backups_destroyed = backup_keys.destroy_for(self.config, slug)
             for info in containers:
                 self.backend.remove_container(info.name)
             for volume in volumes:
                 self.backend.remove_volume(volume.name)
-            for network in networks:
-                self.backend.disconnect(network.name, self.config.gateway_container)
-                self.backend.remove_network(network.name)
-            self._forget(slug)
+            self._forget(facility)
             home.log_deletion(self.config, slug)
         return {
             "slug": slug,
@@ -352,20 +343,10 @@ class Facilities:
             return self._command(slug, "receipt-key")
 
     def route(self, slug: str, state_name: str | None) -> None:
-        """Publish (None: remove) one facility's route; with a gateway running, wait until it is
-        served.
-
-        nginx follows routes.json within a fraction of a second, but a facility that `create` or
-        `start` just reported ready must not answer 404 or 503 to the very next request.
-        """
-        generation = routes.set_route(self.config, slug, state_name)
-        gateway = self.backend.container(self.config.gateway_container)
-        if gateway is None or gateway.status != "running":
-            return  # a gateway started later reads the whole table first
-        if not routes.wait_applied(
-            self.config, generation, timeout=APPLY_TIMEOUT, clock=self.clock, sleep=self.sleep
-        ):
-            self.progress(f"the gateway has not applied the route of {slug} yet")
+        """Publish (None: remove) one facility's route and wait until the gateway serves it."""
+        routes.apply_route(
+            self.config, self.backend, slug, state_name, self.progress, self.clock, self.sleep
+        )
 
     def publish(self) -> int:
         """Rewrite routes.json from Docker's truth and the state files; returns the generation."""
@@ -380,21 +361,9 @@ class Facilities:
         name = _meta(found, "name", found.slug)
         retention = _meta(found, "retention", DEFAULT_RETENTION)
         image_id = self.backend.image_id(self.config.facility_image)
-        return specs.facility_spec(
-            self.config, found.slug, name, retention, image_id, smtp.configured(self.config.home)
-        )
-
-    def ensure_socket_dir(self, slug: str) -> None:
-        """The host directory of the facility's socket: the app (uid 10001) must create it there."""
-        directory = self.config.facility_socket_dir(slug)
-        directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        directory.mkdir(mode=0o711, exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(directory, FACILITY_UID, FACILITY_UID)
-            os.chmod(directory, 0o711)
-        else:
-            # We cannot give it to uid 10001; so anyone may create the socket in it.
-            os.chmod(directory, 0o777)
+        facility = self.config.facility(found.slug)
+        mail = smtp.configured(self.config.home)
+        return specs.facility_spec(self.config, facility, name, retention, image_id, mail)
 
     def wait_healthy(self, slug: str) -> None:
         """Wait until the facility answers on its socket; fail early if its container died."""
@@ -408,13 +377,13 @@ class Facilities:
             clock=self.clock,
         )
 
-    def _forget(self, slug: str) -> None:
+    def _forget(self, facility: Facility) -> None:
         """Remove what the facility has outside Docker: route, state file, socket directory."""
-        self.route(slug, None)
-        state_file.remove(self.config, slug)
-        shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
+        self.route(facility.slug, None)
+        state_file.remove(self.config, facility.slug)
+        shutil.rmtree(facility.socket_dir, ignore_errors=True)
 
-    def _refuse_existing(self, names: FacilityNames) -> None:
+    def _refuse_existing(self, names: Facility) -> None:
         if (
             self.backend.container(names.container)
             or self.backend.volume(names.data_volume)
@@ -426,7 +395,7 @@ class Facilities:
         if self.backend.image_id(self.config.facility_image) is None:
             raise DockerError(f"image {self.config.facility_image} is missing; run `medcell up`")
 
-    def _create_volumes(self, names: FacilityNames, meta: dict[str, str]) -> None:
+    def _create_volumes(self, names: Facility, meta: dict[str, str]) -> None:
         if self.backend.volume(names.data_volume) is None:
             self.backend.create_volume(
                 names.data_volume, self.config.labels(facility=names.slug, role="data", **meta)
@@ -439,16 +408,16 @@ class Facilities:
     def _manage(self, container: str, *command: str) -> dict:
         return facility_commands.manage(self.backend, container, *command)
 
-    def _create_admin(self, slug: str, username: str) -> dict:
+    def _create_admin(self, facility: Facility, username: str) -> dict:
         """Make the first admin; once more if a container restart killed the first attempt."""
-        container = self.config.facility(slug).container
+        container = facility.container
         try:
             return self._manage(container, "create-admin", "--username", username)
         except FacilityCommandFailed as e:
             if e.exit_code != facility_commands.KILLED:
                 raise
         self.progress(f"{container} restarted while being set up; trying again")
-        self.wait_healthy(slug)
+        self.wait_healthy(facility.slug)
         return self._manage(container, "create-admin", "--username", username)
 
     def _command(self, slug: str, *command: str) -> dict:
@@ -465,7 +434,7 @@ class Facilities:
             self.backend, specs.offline_spec(self.config, slug, *command)
         )
 
-    def _wipe(self, names: FacilityNames, volumes: list[VolumeInfo]) -> dict:
+    def _wipe(self, names: Facility, volumes: list[VolumeInfo]) -> dict:
         """Delete the patient data with a signed receipt before the volumes go.
 
         A facility that cannot give one (damaged, keys already gone) is deleted all the same.
@@ -480,7 +449,7 @@ class Facilities:
             return none
         return {"receipt": result.get("receipt"), "receipt_key": result.get("receipt_key")}
 
-    def _shred(self, names: FacilityNames, volumes: list[VolumeInfo]) -> int:
+    def _shred(self, names: Facility, volumes: list[VolumeInfo]) -> int:
         """Destroy the keys first (crypto-shredding); refuse to go on if that fails."""
         if not any(v.name == names.keys_volume for v in volumes):
             return 0

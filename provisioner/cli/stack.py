@@ -105,6 +105,8 @@ class Stack:
         self.config = facilities.config
         self.backend = facilities.backend
         self.progress = facilities.progress
+        # Waiting (for health) on the facilities' timer, which tests replace.
+        self.clock, self.sleep = facilities.clock, facilities.sleep
         self.build = build
         self.refresh = refresh
         self.identity = identity
@@ -135,7 +137,6 @@ class Stack:
             repaired += self._repair(found)
         self.facilities.publish()  # before the gateway starts, so it starts with the full table
         repaired += self._ensure_gateway(user)
-        repaired += self._remove_facility_networks()
         repaired += self._ensure_supervisor()
         result = {
             "url": self.config.base_url,
@@ -236,7 +237,7 @@ class Stack:
     def _repair_locked(self, found: Found) -> list[str]:
         slug, done = found.slug, []
         names = self.config.facility(slug)
-        self.facilities.ensure_socket_dir(slug)
+        home.ensure_socket_dir(names)
         if not state_file.state_path(self.config, slug).exists():
             # An installation from before sleep/wake: everything should run (deadlines!);
             # the idle timeout puts what nobody uses to sleep soon enough.
@@ -261,21 +262,16 @@ class Stack:
         current = self.backend.container(names.container)
         if st.desired == "running" and not st.asleep and current and current.status != "running":
             self.backend.start(names.container)
-            self.facilities.wait_healthy(slug)
+            facility_commands.wait_facility(
+                self.config,
+                self.backend,
+                slug,
+                self.config.health_timeout,
+                progress=self.progress,
+                sleep=self.sleep,
+                clock=self.clock,
+            )
             done.append(f"started {names.container}")
-        return done
-
-    def _remove_facility_networks(self) -> list[str]:
-        """Facilities have no network any more; remove those older installations made."""
-        labels = {"medcell.instance": self.config.prefix, "medcell.role": "network"}
-        done = []
-        for network in self.backend.networks(labels):
-            self.backend.disconnect(network.name, self.config.gateway_container)
-            try:
-                self.backend.remove_network(network.name)
-                done.append(f"removed network {network.name}")
-            except DockerError as e:
-                done.append(f"could not remove network {network.name}: {e}")
         return done
 
     def _ensure_gateway(self, user: str) -> list[str]:
@@ -287,8 +283,8 @@ class Stack:
             name,
             self.config.health_timeout,
             progress=self.progress,
-            sleep=self.facilities.sleep,
-            clock=self.facilities.clock,
+            sleep=self.sleep,
+            clock=self.clock,
         )
         return done
 

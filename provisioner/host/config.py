@@ -29,14 +29,17 @@ _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
 
 @dataclass(frozen=True)
-class FacilityNames:
-    """The Docker object names that belong to one facility."""
+class Facility:
+    """One facility as the provisioner addresses it, resolved once from its slug: its Docker
+    objects' names, the host directory of its socket and its own origin."""
 
     slug: str
     container: str
-    network: str
     data_volume: str
     keys_volume: str
+    socket_dir: Path
+    socket: Path
+    url: str
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,18 @@ class Config:
             timezone=_timezone(env),
         )
 
-    def facility(self, slug: str) -> FacilityNames:
-        """Names of the facility's container, network and volumes."""
+    def facility(self, slug: str) -> Facility:
+        """The facility's container and volume names, socket directory and URL."""
         base = f"{self.prefix}-{slug}"
-        return FacilityNames(slug, base, base, f"{base}-data", f"{base}-keys")
+        return Facility(
+            slug=slug,
+            container=base,
+            data_volume=f"{base}-data",
+            keys_volume=f"{base}-keys",
+            socket_dir=self.facility_socket_dir(slug),
+            socket=self.facility_socket(slug),
+            url=self.facility_url(slug),
+        )
 
     @property
     def gateway_container(self) -> str:

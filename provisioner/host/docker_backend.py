@@ -357,25 +357,6 @@ class DockerBackend:
         except NotFound:
             pass
 
-    def connect(self, network: str, container: str) -> None:
-        """Attach a container to a network; already attached is fine."""
-        try:
-            with _engine(f"connecting {container} to {network}"):
-                self.client.networks.get(network).connect(container)
-        except Conflict:
-            pass  # Docker answers "endpoint already exists"
-
-    def disconnect(self, network: str, container: str) -> None:
-        """Detach a container from a network; not attached (or gone) is fine."""
-        try:
-            with _engine(f"disconnecting {container} from {network}"):
-                self.client.networks.get(network).disconnect(container, force=True)
-        except NotFound:
-            pass
-        except DockerError as e:
-            if "is not connected" not in str(e):
-                raise
-
 
 def _send_and_close(sock, data: bytes) -> None:
     # docker-py hands back the raw socket, or a SocketIO wrapping it (unix sockets).

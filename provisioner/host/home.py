@@ -1,4 +1,5 @@
-"""The little the provisioner keeps under MEDCELL_HOME: locks, gateway files, a deletion log."""
+"""MEDCELL_HOME, the provisioner's home folder: its locks, the facilities' socket folders, the
+deletion log, and the atomic JSON writer for what it keeps there."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner.host.config import Config
+from provisioner.host.config import FACILITY_UID, Config, Facility
 from provisioner.host.errors import Busy
 
 DELETION_LOG = "deletions.log"
@@ -28,6 +29,19 @@ def _locks_dir(config: Config) -> Path:
     ensure_home(config)
     config.locks_dir.mkdir(mode=0o700, exist_ok=True)
     return config.locks_dir
+
+
+def ensure_socket_dir(facility: Facility) -> None:
+    """The host directory of the facility's socket: the app (uid 10001) must create it there."""
+    directory = facility.socket_dir
+    directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o711, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(directory, FACILITY_UID, FACILITY_UID)
+        os.chmod(directory, 0o711)
+    else:
+        # We cannot give it to uid 10001; so anyone may create the socket in it.
+        os.chmod(directory, 0o777)
 
 
 LOCK_POLL_SECONDS = 0.05

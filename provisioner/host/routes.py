@@ -14,6 +14,7 @@ from pathlib import Path
 
 from provisioner.host import state_file
 from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import InvalidArgument
 from provisioner.host.home import routes_lock, write_json_atomic
 from provisioner.host.state_file import FacilityState
@@ -24,6 +25,7 @@ APPLIED_FILE = "applied.json"
 ROUTES_VERSION = 2
 ROUTE_STATES = ("running", "asleep", "stopped")
 POLL_SECONDS = 0.02
+APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 
 log = logging.getLogger("medcell.routes")
 
@@ -107,6 +109,29 @@ def wait_applied(
         if clock() >= deadline:
             return False
         sleep(POLL_SECONDS)
+
+
+def apply_route(
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    state: str | None,
+    progress: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Publish (None: remove) one facility's route; with a gateway running, wait until it is
+    served.
+
+    nginx follows routes.json within a fraction of a second, but a facility that `create` or
+    `start` just reported ready must not answer 404 or 503 to the very next request.
+    """
+    generation = set_route(config, slug, state)
+    gateway = backend.container(config.gateway_container)
+    if gateway is None or gateway.status != "running":
+        return  # a gateway started later reads the whole table first
+    if not wait_applied(config, generation, timeout=APPLY_TIMEOUT, clock=clock, sleep=sleep):
+        progress(f"the gateway has not applied the route of {slug} yet")
 
 
 def _table(document: dict | None) -> dict[str, str] | None:

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 
-from provisioner.host.config import FACILITY_UID, Config, idle_text
+from provisioner.host.config import FACILITY_UID, Config, Facility, idle_text
 from provisioner.host.docker_backend import ContainerSpec, Limits
 
 FACILITY_USER = f"{FACILITY_UID}:{FACILITY_UID}"
@@ -21,7 +21,7 @@ MANAGE = ["python", "-m", "services.facility"]
 
 def facility_spec(
     config: Config,
-    slug: str,
+    facility: Facility,
     name: str,
     retention: str,
     image_id: str | None = None,
@@ -32,11 +32,11 @@ def facility_spec(
     `mail`: the installation relays mail, so the facility queues notifications (it learns only
     that, never the SMTP server or its secret).
     """
-    names = config.facility(slug)
+    slug = facility.slug
     # The image it was made from, so that `medcell up` can tell which facilities to upgrade.
     labels = {**config.labels(facility=slug, role="facility"), "medcell.image": image_id or ""}
     spec = ContainerSpec(
-        name=names.container,
+        name=facility.container,
         image=config.facility_image,
         user=FACILITY_USER,
         labels=labels,
@@ -49,11 +49,11 @@ def facility_spec(
             # Its own origin: every absolute link it builds starts here, never with a client's
             # Host. Part of the fingerprint, so `medcell up` recreates it when the domain or port
             # changes.
-            "MEDCELL_PUBLIC_URL": config.facility_url(slug),
+            "MEDCELL_PUBLIC_URL": facility.url,
         },
         network=None,
-        volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
-        rw_binds={str(config.facility_socket_dir(slug)): FACILITY_RUN_DIR},
+        volumes={facility.data_volume: "/data", facility.keys_volume: "/keys"},
+        rw_binds={str(facility.socket_dir): FACILITY_RUN_DIR},
         # Health is probed from outside over the socket; an image's own check would fork a
         # process every few seconds in every facility.
         healthcheck=False,

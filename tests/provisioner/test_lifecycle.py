@@ -120,13 +120,6 @@ def test_start_wakes_an_asleep_facility(medcell, fake, config, alpha):
     assert routes(config)["alpha"]["state"] == "running" and routes_before
 
 
-def test_start_replaces_an_old_container_on_a_bridge_network(medcell, fake, alpha):
-    fake.containers_by_name["medcell-alpha"].networks.add("medcell-alpha")
-    medcell.json("facility", "stop", "alpha")
-    assert medcell.json("facility", "start", "alpha")["status"] == "running"
-    assert fake.containers_by_name["medcell-alpha"].kwargs["network_mode"] == "none"
-
-
 def test_rotate_key_of_an_asleep_facility_wakes_it_first(medcell, fake, config, alpha, monkeypatch):
     from provisioner.host import lifecycle
 

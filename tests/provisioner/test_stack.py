@@ -82,26 +82,6 @@ def test_up_makes_the_run_dirs(medcell, config):
         assert stat.S_IMODE((config.home / "run" / sub).stat().st_mode) == 0o755
 
 
-def test_up_removes_old_facility_networks_and_moves_facilities_to_sockets(medcell, fake, config):
-    medcell.json("facility", "create", "alpha")
-    # What an installation from before sleep/wake looked like: a bridge per facility.
-    old = fake.containers_by_name["medcell-alpha"]
-    old.kwargs["labels"].pop("medcell.config")
-    labels = {"medcell.instance": "medcell", "medcell.facility": "alpha", "medcell.role": "network"}
-    fake.networks.create("medcell-alpha", ipam={"Config": [{"Subnet": "10.213.0.0/28"}]},
-                         labels=labels)  # fmt: skip
-    fake.networks_by_name["medcell-alpha"].connect("medcell-alpha")
-    (config.home / "facilities" / "alpha.json").unlink()
-    out = medcell.json("up")
-    assert "upgraded medcell-alpha" in out["repaired"]
-    assert "removed network medcell-alpha" in out["repaired"]
-    assert "medcell-alpha" not in fake.networks_by_name
-    new = fake.containers_by_name["medcell-alpha"]
-    assert new is not old and new.status == "running"
-    assert new.kwargs["network_mode"] == "none"
-    assert (config.home / "facilities" / "alpha.json").exists()
-
-
 def test_up_is_idempotent(medcell, fake):
     medcell.json("up")
     first = fake.containers_by_name["medcell-gateway"]

@@ -102,11 +102,8 @@ def test_a_domain_that_is_no_host_name_is_refused(tmp_path, domain):
 def test_defaults_follow_the_contract(tmp_path):
     config = Config.from_env({"HOME": str(tmp_path)})
     names = config.facility("praxis")
-    assert (names.container, names.network, names.data_volume) == (
-        "medcell-praxis",
-        "medcell-praxis",
-        "medcell-praxis-data",
-    )
+    # A facility has no network at all (the contract's "if it has one"), so it has no name for one.
+    assert (names.container, names.data_volume) == ("medcell-praxis", "medcell-praxis-data")
     assert config.gateway_container == "medcell-gateway"
     assert config.gateway_port == 8443
 
