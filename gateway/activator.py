@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from http import HTTPStatus
 
+from medcell_common.interfaces import SLUG_HEADER, WAKE_PATH, WAKE_STATUS, WakeError
+
 from . import errorpages, eventlog
 from .settings import facility_socket, settings_from_env, supervisor_socket
 from .targets import SLUG_RE
@@ -22,6 +24,7 @@ from .unixhttp import UnixHTTPConnection
 from .wake_budget import WakeBudget, client_key
 
 CHUNK = 64 * 1024
+SLUG_ENVIRON = "HTTP_" + SLUG_HEADER.upper().replace("-", "_")  # as WSGI names it
 RECONNECT_SECONDS = 0.2  # how often to try again while the supervisor's socket is not there
 HOP_BY_HOP = frozenset(
     {
@@ -34,14 +37,19 @@ HOP_BY_HOP = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "x-medcell-slug",
+        SLUG_HEADER.lower(),
         "host",
         "content-length",
         "expect",
     }
 )
+# What a wake came to, from the supervisor's answer (its statuses: medcell_common.interfaces).
 RUNNING, NOT_FOUND, STOPPED, FAILED = "running", "not_found", "stopped", "failed"
-_SUPERVISOR_ANSWERS = {200: RUNNING, 404: NOT_FOUND, 409: STOPPED}
+_SUPERVISOR_ANSWERS = {
+    200: RUNNING,
+    WAKE_STATUS[WakeError.NOT_FOUND]: NOT_FOUND,
+    WAKE_STATUS[WakeError.FACILITY_STOPPED]: STOPPED,
+}
 
 
 class Waker:
@@ -84,7 +92,9 @@ class Waker:
             conn = UnixHTTPConnection(self.socket_path, timeout=max(remaining, RECONNECT_SECONDS))
             try:
                 conn.connect()
-                conn.request("POST", f"/wake/{slug}", body=b"", headers={"Content-Length": "0"})
+                conn.request(
+                    "POST", f"{WAKE_PATH}{slug}", body=b"", headers={"Content-Length": "0"}
+                )
                 response = conn.getresponse()
                 response.read()
                 return _SUPERVISOR_ANSWERS.get(response.status, FAILED)
@@ -136,7 +146,7 @@ class Activator:
         self.budget = WakeBudget(settings["WAKE_BUDGET"], settings["WAKE_BUDGET_WINDOW"])
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        slug = environ.get("HTTP_X_MEDCELL_SLUG", "")
+        slug = environ.get(SLUG_ENVIRON, "")
         if not SLUG_RE.fullmatch(slug):
             return _not_found(environ, start_response)
         if not self.waker.waking(slug):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from medcell_common.interfaces import RouteState
 from medcell_common.origins import facility_host
 
 from . import errorpages
@@ -200,7 +201,7 @@ def routes_conf(table: RouteTable, facilities: str) -> str:
     lines += [f"    {slug} {state};" for slug, state in sorted(table.facilities.items())]
     lines += ["}", f'map $host $gw_generation {{ default "{int(table.generation)}"; }}']
     for slug, state in sorted(table.facilities.items()):
-        if state == "running":
+        if state == RouteState.RUNNING:
             # Idle connections close well before gunicorn's keep-alive (75 s) would close them,
             # so nginx never reuses one the facility is closing (no retries: proxy_next_upstream).
             lines.append(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from medcell_common import strictjson
+from medcell_common.interfaces import Desired, Health, RouteState
 from medcell_common.rules import MAX_RETENTION
 from provisioner.cli.facilities import Facilities
 from provisioner.host import backup_keys, facility_commands, home, routes, specs, state_file
@@ -178,7 +179,7 @@ class Backups:
     def _replace(self, slug: str, found, record: BackupKey, staging: Path) -> dict:
         """Stop the facility, restore over its volumes, start it again."""
         names = self.config.facility(slug)
-        self._route(slug, "stopped")  # 503 with Retry-After meanwhile
+        self._route(slug, RouteState.STOPPED)  # 503 with Retry-After meanwhile
         if found.container and found.container.status in ("running", "restarting", "paused"):
             self.backend.stop(names.container)
         labels = found.data.labels if found.data else {}
@@ -251,10 +252,10 @@ class Backups:
             sleep=self.sleep,
             clock=self.wait_clock,
         )
-        st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
-        st.health, st.error = "ok", None
+        st.desired, st.asleep, st.wake_at, st.slept_at = Desired.RUNNING, False, None, None
+        st.health, st.error = Health.OK, None
         state_file.save(self.config, slug, st)
-        self._route(slug, "running")
+        self._route(slug, RouteState.RUNNING)
 
     # files and images
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+from medcell_common.interfaces import Status
 from provisioner.cli.commands import Runtime
 from provisioner.cli.facilities import Facilities
 from provisioner.host.errors import ProvisionerError
@@ -28,7 +29,7 @@ def ensure_demo(facilities: Facilities) -> dict:
         created = facilities.create(DEMO_SLUG, name=DEMO_NAME)
         login = {"username": created["admin_user"], "password": created["admin_password"]}
         write_json_atomic(path, login, mode=0o600)
-    elif status != "running":
+    elif status != Status.RUNNING:
         facilities.start(DEMO_SLUG)
     try:
         login = json.loads(path.read_text())

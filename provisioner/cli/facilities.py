@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from medcell_common.interfaces import Desired, Health, Label, RouteState, Status
 from provisioner.host import (
     backup_keys,
     facility_commands,
@@ -54,26 +55,26 @@ class Found:
 def facility_status(container: ContainerInfo | None, st: FacilityState) -> str:
     """The contract's status: running, asleep, stopped or unhealthy."""
     if container is None:
-        return "stopped"
+        return Status.STOPPED
     if container.status == "running":
         # Running while st.asleep: it is being put to sleep and still answers.
-        if not st.asleep and st.health == "unhealthy":
-            return "unhealthy"
-        return "running"
-    if st.desired == "stopped":
-        return "stopped"
+        if not st.asleep and st.health == Health.UNHEALTHY:
+            return Status.UNHEALTHY
+        return Status.RUNNING
+    if st.desired == Desired.STOPPED:
+        return Status.STOPPED
     if st.asleep:
-        return "unhealthy" if st.health == "unhealthy" else "asleep"
-    return "unhealthy"  # it should run but does not (crashed, restarting, removed network, …)
+        return Status.UNHEALTHY if st.health == Health.UNHEALTHY else Status.ASLEEP
+    return Status.UNHEALTHY  # it should run but does not (crashed, restarting, removed network, …)
 
 
 def container_status(info: ContainerInfo | None) -> str:
     """Status of one of medcell's own containers (gateway, supervisor) from Docker's state."""
     if info is None:
-        return "stopped"
+        return Status.STOPPED
     if info.status == "restarting" or (info.status == "running" and info.health == "unhealthy"):
-        return "unhealthy"
-    return "running" if info.status == "running" else "stopped"
+        return Status.UNHEALTHY
+    return Status.RUNNING if info.status == "running" else Status.STOPPED
 
 
 class Facilities:
@@ -97,13 +98,13 @@ class Facilities:
 
     def discover(self) -> dict[str, Found]:
         """Every facility: one container list, one volume list, and the state files."""
-        labels = {"medcell.instance": self.config.prefix, "medcell.facility": None}
+        labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: None}
         found: dict[str, Found] = {}
-        for info in self.backend.containers({**labels, "medcell.role": "facility"}):
-            slug = info.labels["medcell.facility"]
+        for info in self.backend.containers({**labels, Label.ROLE: "facility"}):
+            slug = info.labels[Label.FACILITY]
             found.setdefault(slug, Found(slug)).container = info
-        for volume in self.backend.volumes({**labels, "medcell.role": "data"}):
-            slug = volume.labels["medcell.facility"]
+        for volume in self.backend.volumes({**labels, Label.ROLE: "data"}):
+            slug = volume.labels[Label.FACILITY]
             found.setdefault(slug, Found(slug)).data = volume
         for slug, st in state_file.load_all(self.config).items():
             if slug in found:  # a state file alone (no Docker object) is no facility
@@ -204,7 +205,7 @@ class Facilities:
                 admin_login = self._create_admin(facility, admin)
                 if quota_args:
                     self._manage(facility.container, "set-quota", *quota_args)
-                self.route(slug, "running")
+                self.route(slug, RouteState.RUNNING)
             except BaseException:
                 _undo_all(undo)
                 raise
@@ -221,11 +222,11 @@ class Facilities:
             found = self.find(slug)
             st = found.state
             # The decision is saved first, so the supervisor does not start it again meanwhile.
-            st.desired, st.asleep, st.wake_at = "stopped", False, None
+            st.desired, st.asleep, st.wake_at = Desired.STOPPED, False, None
             state_file.save(self.config, slug, st)
             if found.container and found.container.status in ("running", "restarting", "paused"):
                 self.backend.stop(found.container.name)
-            self.route(slug, "stopped")
+            self.route(slug, RouteState.STOPPED)
         return {"slug": slug, "status": self.find(slug).status}
 
     def start(self, slug: str) -> dict:
@@ -243,17 +244,17 @@ class Facilities:
                 self.backend.start(facility.container)
             self.wait_healthy(slug)
             st = found.state
-            st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
-            st.health, st.error = "ok", None
+            st.desired, st.asleep, st.wake_at, st.slept_at = Desired.RUNNING, False, None, None
+            st.health, st.error = Health.OK, None
             state_file.save(self.config, slug, st)
-            self.route(slug, "running")
+            self.route(slug, RouteState.RUNNING)
         return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
         """Destroy the facility's keys, then its container, volumes and files."""
         with home.facility_lock(self.config, check_slug(slug)):
             facility = self.config.facility(slug)
-            labels = {"medcell.instance": self.config.prefix, "medcell.facility": slug}
+            labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: slug}
             containers = self.backend.containers(labels)
             volumes = self.backend.volumes(labels)
             has_files = state_file.state_path(self.config, slug).exists()
@@ -292,12 +293,12 @@ class Facilities:
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""
         found = self.find(check_slug(slug))
-        if found.status == "asleep":
+        if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to rotate its key")
             lifecycle.wake(self.config, self.backend, slug, reason="operator")
         with home.facility_lock(self.config, slug):
             found = self.find(slug)
-            if found.status != "running":
+            if found.status != Status.RUNNING:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
@@ -310,19 +311,19 @@ class Facilities:
         if not quota_args:
             raise ProvisionerError("give a facility quota, --conversation SIZE, or both")
         found = self.find(check_slug(slug))
-        if found.status == "asleep":
+        if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to set its quota")
             lifecycle.wake(self.config, self.backend, slug, reason="operator")
         with home.facility_lock(self.config, slug):
             found = self.find(slug)
-            if found.status != "running":
+            if found.status != Status.RUNNING:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "set-quota", *quota_args)
         return {"slug": slug, **_usage_fields(result)}
 
     def usage(self, found: Found) -> dict:
         """Quota and usage of a running facility (asked inside it); None values otherwise."""
-        if found.status != "running":
+        if found.status != Status.RUNNING:
             return _usage_fields(None)
         try:
             return _usage_fields(self._manage(self.config.facility(found.slug).container, "usage"))

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common.interfaces import Desired, Label, Status
 from provisioner.cli.facilities import Facilities, Found, container_status
 from provisioner.cli.tls import ensure_certificate
 from provisioner.host import facility_commands, facility_http, home, smtp, specs, state_file
@@ -241,14 +242,14 @@ class Stack:
         if not state_file.state_path(self.config, slug).exists():
             # An installation from before sleep/wake: everything should run (deadlines!);
             # the idle timeout puts what nobody uses to sleep soon enough.
-            idle = found.data.labels.get("medcell.idle") if found.data else None
+            idle = found.data.labels.get(Label.IDLE) if found.data else None
             found.state.idle = None if idle is None else _idle_seconds(idle)
             state_file.save(self.config, slug, found.state)
         if found.data is None:
             return done  # a container without its data volume: nothing to rebuild it from
         spec = self.facilities.spec(found)
         info = found.container
-        if info is not None and info.labels.get("medcell.config") != spec.labels["medcell.config"]:
+        if info is not None and info.labels.get(Label.CONFIG) != spec.labels[Label.CONFIG]:
             self.progress(f"upgrading {names.container} to the current facility image and settings")
             if info.status == "running":
                 self.backend.stop(names.container)  # graceful: in-flight requests finish
@@ -260,7 +261,12 @@ class Stack:
             done.append(f"recreated container {names.container} from its volumes")
         st = found.state
         current = self.backend.container(names.container)
-        if st.desired == "running" and not st.asleep and current and current.status != "running":
+        if (
+            st.desired == Desired.RUNNING
+            and not st.asleep
+            and current
+            and current.status != "running"
+        ):
             self.backend.start(names.container)
             facility_commands.wait_facility(
                 self.config,
@@ -322,7 +328,7 @@ class Stack:
         """Create or keep a long-running container; recreate it when its fingerprint changed."""
         name, done = spec.name, []
         info = self.backend.container(name)
-        if info and info.labels.get("medcell.config") != spec.labels["medcell.config"]:
+        if info and info.labels.get(Label.CONFIG) != spec.labels[Label.CONFIG]:
             self.backend.remove_container(name)
             info = None
             done.append(f"recreated {name} for new settings or image")
@@ -357,13 +363,13 @@ def installation_status(
 ) -> dict:
     """Counts by status and the next deadline (asleep: wake_at; awake: asked over its socket)."""
     found = facilities.discover()
-    counts = {"running": 0, "asleep": 0, "stopped": 0, "unhealthy": 0}
+    counts = {str(status): 0 for status in Status}
     deadlines: list[tuple[float, str]] = []
     awake = []
     for slug, f in found.items():
         status = f.status
         counts[status] += 1
-        if status == "asleep" and f.state.wake_at is not None:
+        if status == Status.ASLEEP and f.state.wake_at is not None:
             deadlines.append((f.state.wake_at, slug))
         elif f.running and not f.state.asleep:
             awake.append(slug)
@@ -374,12 +380,12 @@ def installation_status(
         "supervisor": supervisor,
         "facilities": {"total": len(found), **counts},
         # Awake facilities against the cap the supervisor keeps (MEDCELL_MAX_AWAKE).
-        "awake": counts["running"],
+        "awake": counts[Status.RUNNING],
         "max_awake": facilities.config.max_awake,
         "unhealthy": [
             {"slug": slug, "error": f.state.error}
             for slug, f in found.items()
-            if f.status == "unhealthy"
+            if f.status == Status.UNHEALTHY
         ],
         "next_deadline": _iso(deadline[0]) if deadline else None,
         "next_deadline_in": round(max(0.0, deadline[0] - clock())) if deadline else None,

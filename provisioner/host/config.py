@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from medcell_common.interfaces import Label
 from medcell_common.origins import DEFAULT_DOMAIN, facility_host, facility_origin
 from provisioner.host.errors import InvalidArgument
 from provisioner.host.validation import parse_duration
@@ -211,7 +212,8 @@ class Config:
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels for a new object: the instance label plus the given `medcell.*` ones."""
-        labels = {"medcell.instance": self.prefix}
+        # Plain strings: a spec's repr is its fingerprint, which must not change with the types.
+        labels = {str(Label.INSTANCE): self.prefix}
         labels.update({f"medcell.{k}": v for k, v in extra.items()})
         return labels
 

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from medcell_common.interfaces import Desired, Health, RouteState
 from provisioner.host import facility_http, home, routes, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -60,7 +61,7 @@ def put_to_sleep(
         if info is None:
             raise FacilityNotFound(f"no facility {slug}")
         st = state_file.load(config, slug)
-        if st.desired == "stopped":
+        if st.desired == Desired.STOPPED:
             if require_idle is None:
                 raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
             return False
@@ -69,8 +70,8 @@ def put_to_sleep(
             if not st.asleep:
                 st.asleep, st.slept_at = True, clock()
                 state_file.save(config, slug, st)
-            if _route(config, slug) != "asleep":
-                routes.set_route(config, slug, "asleep")
+            if _route(config, slug) != RouteState.ASLEEP:
+                routes.set_route(config, slug, RouteState.ASLEEP)
             return True
         deadline = clock() + CLI_WAIT_SECONDS
         while True:
@@ -114,7 +115,7 @@ def _handshake(
         return None
     st.asleep = True
     state_file.save(config, slug, st)
-    generation = routes.set_route(config, slug, "asleep")
+    generation = routes.set_route(config, slug, RouteState.ASLEEP)
     if _gateway_running(config, backend) and not routes.wait_applied(
         config, generation, timeout=APPLY_TIMEOUT
     ):
@@ -153,7 +154,7 @@ def _handshake(
 def _undo(config: Config, slug: str, st: state_file.FacilityState, reason: str) -> None:
     st.asleep, st.wake_at = False, None
     state_file.save(config, slug, st)
-    routes.set_route(config, slug, "running")
+    routes.set_route(config, slug, RouteState.RUNNING)
     _event("sleep_undone", slug, reason=reason)
 
 
@@ -192,7 +193,7 @@ def wake(
         if info is None:
             raise FacilityNotFound(f"no facility {slug}")
         st = state_file.load(config, slug)
-        if st.desired == "stopped":
+        if st.desired == Desired.STOPPED:
             raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
         running = info.status == "running"
         if running and not st.asleep and facility_http.healthy(config, slug):
@@ -204,7 +205,7 @@ def wake(
             facility_http.wait_healthy(config, slug, timeout or config.health_timeout)
         except (DockerError, HealthTimeout) as e:
             kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
-            st.health, st.error = "unhealthy", f"wake failed: {kind}"
+            st.health, st.error = Health.UNHEALTHY, f"wake failed: {kind}"
             state_file.save(config, slug, st)
             _event("wake_failed", slug, reason=reason, error=kind)
             raise WakeFailed(f"facility {slug} could not be woken ({kind})") from e
@@ -214,12 +215,12 @@ def wake(
 
 def _mark_awake(config: Config, slug: str, st: state_file.FacilityState) -> None:
     """State and route say running, touching each only if it says otherwise (no needless reload)."""
-    if st.asleep or st.health != "ok" or st.wake_at is not None or st.slept_at is not None:
-        st.asleep, st.health, st.error = False, "ok", None
+    if st.asleep or st.health != Health.OK or st.wake_at is not None or st.slept_at is not None:
+        st.asleep, st.health, st.error = False, Health.OK, None
         st.wake_at = st.slept_at = None
         state_file.save(config, slug, st)
-    if _route(config, slug) != "running":
-        routes.set_route(config, slug, "running")
+    if _route(config, slug) != RouteState.RUNNING:
+        routes.set_route(config, slug, RouteState.RUNNING)
 
 
 def _route(config: Config, slug: str) -> str | None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from medcell_common.interfaces import APPLIED_FILE, ROUTES_FILE, ROUTES_VERSION, Desired, RouteState
 from provisioner.host import state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -20,10 +21,7 @@ from provisioner.host.home import routes_lock, write_json_atomic
 from provisioner.host.state_file import FacilityState
 from provisioner.host.validation import SLUG_RE
 
-ROUTES_FILE = "routes.json"
-APPLIED_FILE = "applied.json"
-ROUTES_VERSION = 2
-ROUTE_STATES = ("running", "asleep", "stopped")
+ROUTE_STATES = tuple(RouteState)
 POLL_SECONDS = 0.02
 APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 
@@ -36,14 +34,14 @@ def routes_path(config: Config) -> Path:
 
 def route_state(container_running: bool, st: FacilityState) -> str:
     """How the gateway should treat the facility: straight to it, via the activator, or 503."""
-    if st.desired == "stopped" and not container_running:
-        return "stopped"
+    if st.desired == Desired.STOPPED and not container_running:
+        return RouteState.STOPPED
     if st.asleep:
-        return "asleep"
+        return RouteState.ASLEEP
     if container_running:
-        return "running"
+        return RouteState.RUNNING
     # Should run but does not: the activator asks the supervisor to start it on the next request.
-    return "asleep"
+    return RouteState.ASLEEP
 
 
 def read_routes(config: Config) -> dict | None:

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 
+from medcell_common.interfaces import Label
 from provisioner.host.config import FACILITY_UID, Config, Facility, idle_text
 from provisioner.host.docker_backend import ContainerSpec, Limits
 
@@ -34,7 +35,7 @@ def facility_spec(
     """
     slug = facility.slug
     # The image it was made from, so that `medcell up` can tell which facilities to upgrade.
-    labels = {**config.labels(facility=slug, role="facility"), "medcell.image": image_id or ""}
+    labels = {**config.labels(facility=slug, role="facility"), str(Label.IMAGE): image_id or ""}
     spec = ContainerSpec(
         name=facility.container,
         image=config.facility_image,
@@ -134,8 +135,8 @@ def _offline(
         labels=config.labels(facility=slug, role=role),
         environment={
             "MEDCELL_FACILITY": slug,
-            "MEDCELL_FACILITY_NAME": labels.get("medcell.name", slug),
-            "MEDCELL_RETENTION": labels.get("medcell.retention", "7d"),
+            "MEDCELL_FACILITY_NAME": labels.get(Label.NAME, slug),
+            "MEDCELL_RETENTION": labels.get(Label.RETENTION, "7d"),
             # SQLite's temporary files while copying a database as large as the facility's
             # would overflow the container's 64 MiB /tmp ("database or disk is full").
             "SQLITE_TMPDIR": "/data",
@@ -226,5 +227,5 @@ def supervisor_spec(
 def _fingerprinted(spec: ContainerSpec, image_id: str | None) -> ContainerSpec:
     # `medcell up` recreates a container whose fingerprint (settings or image) changed.
     fingerprint = json.dumps([repr(spec), image_id], sort_keys=True).encode()
-    spec.labels["medcell.config"] = hashlib.sha256(fingerprint).hexdigest()[:16]
+    spec.labels[str(Label.CONFIG)] = hashlib.sha256(fingerprint).hexdigest()[:16]
     return spec

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from medcell_common.interfaces import Desired, Health, Label
 from provisioner.host import facility_http, home, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -138,9 +139,9 @@ class Scheduler:
         """One list call and the state files: place every facility in its mode."""
         self.next_reconcile = now + RECONCILE_INTERVAL
         labels = {
-            "medcell.instance": self.config.prefix,
-            "medcell.role": "facility",
-            "medcell.facility": None,
+            Label.INSTANCE: self.config.prefix,
+            Label.ROLE: "facility",
+            Label.FACILITY: None,
         }
         try:
             infos = self.backend.containers(labels)
@@ -151,7 +152,7 @@ class Scheduler:
         states = state_file.load_all(self.config)
         seen = {}
         for info in infos:
-            slug = info.labels.get("medcell.facility", "")
+            slug = info.labels.get(Label.FACILITY, "")
             if SLUG_RE.fullmatch(slug):
                 seen[slug] = info.status
         for slug in [s for s in self.entries if s not in seen]:
@@ -167,7 +168,7 @@ class Scheduler:
                 self._arm(entry, now)
 
     def _mode(self, entry: Entry, status: str) -> str:
-        if entry.st.desired == "stopped":
+        if entry.st.desired == Desired.STOPPED:
             return "stopped"
         if status in ("running", "restarting"):
             # Running while marked asleep is a sleep cut short: probing lets it sleep again.
@@ -252,13 +253,13 @@ class Scheduler:
                 )
             entry.failures += 1
             if entry.failures >= FAILED_PROBES:
-                self._set_health(entry, "unhealthy", "not answering on its socket")
+                self._set_health(entry, Health.UNHEALTHY, "not answering on its socket")
             self._schedule(entry, now + RETRY_PROBE)
             return
         entry.failures = 0
         self.on_status(entry.slug, status)
-        if entry.st.health != "ok":
-            self._set_health(entry, "ok", None)
+        if entry.st.health != Health.OK:
+            self._set_health(entry, Health.OK, None)
         # Mail waiting is relayed first (on_status above); it keeps the facility awake till then.
         quiet = not status.inflight and not status.busy and not status.outbox
         if entry.mode == "deadline":
@@ -299,7 +300,7 @@ class Scheduler:
         try:
             with home.facility_lock(self.config, entry.slug):
                 st = state_file.load(self.config, entry.slug)
-                if health == "unhealthy" and (st.asleep or st.desired == "stopped"):
+                if health == Health.UNHEALTHY and (st.asleep or st.desired == Desired.STOPPED):
                     # Not answering because the CLI put it to sleep or stopped it: not a fault.
                     entry.st = st
                     self.next_reconcile = self.clock()
