@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from medcell_common.files import write_atomic
+
 from . import eventlog
 from .errorlog import ErrorLogReceiver
 from .errors import GatewayError
@@ -49,12 +51,8 @@ def activator_command() -> list[str]:
 
 def write_applied(path: str, generation: int) -> None:
     """Atomically, so a reader never sees half a file."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".applied.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"generation": generation}, f)
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, json.dumps({"generation": generation}))
 
 
 class ControlPlane:

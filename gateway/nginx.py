@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from medcell_common.files import write_atomic
 from medcell_common.interfaces import RouteState
 from medcell_common.origins import facility_host
 
@@ -333,6 +334,4 @@ def _title(pid: int) -> bytes:
 
 def _write(path: Path, text: str) -> None:
     """Atomically: nginx may read any of these files at any moment (a reload)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)

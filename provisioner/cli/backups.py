@@ -21,6 +21,7 @@ from pathlib import Path
 from medcell_common import strictjson
 from medcell_common.interfaces import Desired, Health, RouteState
 from medcell_common.rules import MAX_RETENTION
+from medcell_common.times import iso_utc
 from provisioner.cli.facilities import Facilities
 from provisioner.host import backup_keys, facility_commands, home, routes, specs, state_file
 from provisioner.host.backup_keys import BackupKey
@@ -200,7 +201,7 @@ class Backups:
         names = facility = self.config.facility(slug)
         name = check_name(str(manifest.get("name") or slug))
         retention = check_retention(str(manifest.get("retention") or "7d"))
-        meta = {"name": name, "retention": retention, "created": home.now_iso()}
+        meta = {"name": name, "retention": retention, "created": iso_utc()}
         labels = self.config.labels(facility=slug, role="data", **meta)
         try:
             self.backend.create_volume(names.data_volume, labels)
@@ -315,12 +316,8 @@ def _record(backup_id: str, slug: str, manifest: dict, key: bytes, made: float) 
     except ValueError:
         created_at = made
     return BackupKey(
-        backup_id, slug, _iso(min(created_at, made)), _iso(expires_at), expires_at, key
+        backup_id, slug, iso_utc(min(created_at, made)), iso_utc(expires_at), expires_at, key
     )
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(int(seconds), UTC).strftime(ISO)
 
 
 def _unix(manifest: dict) -> int:

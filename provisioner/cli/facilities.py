@@ -6,9 +6,9 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from medcell_common.interfaces import Desired, Health, Label, RouteState, Status
+from medcell_common.times import iso_utc
 from provisioner.host import (
     backup_keys,
     facility_commands,
@@ -130,7 +130,7 @@ class Facilities:
             "desired": st.desired,
             "retention": _meta(found, "retention", DEFAULT_RETENTION),
             "idle": idle_text(st.idle_timeout(self.config)),
-            "wake_at": _iso(st.wake_at) if st.asleep else None,
+            "wake_at": iso_utc(st.wake_at) if st.asleep and st.wake_at is not None else None,
             "created": _meta(found, "created", None),
             "url": self.config.facility_url(slug),
             "container": names.container,
@@ -179,7 +179,7 @@ class Facilities:
             try:
                 self._refuse_existing(facility)
                 self._require_image()
-                meta = {"name": name, "retention": retention, "created": home.now_iso()}
+                meta = {"name": name, "retention": retention, "created": iso_utc()}
                 if idle_seconds is not None:
                     meta["idle"] = idle_text(idle_seconds)
                 self._create_volumes(facility, meta)
@@ -489,12 +489,6 @@ def _usage_fields(report: dict | None) -> dict:
 def _meta(found: Found, key: str, default):
     labels = found.data.labels if found.data else {}
     return labels.get(f"medcell.{key}", default)
-
-
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _undo_all(steps: list[Callable[[], None]]) -> None:

@@ -8,10 +8,10 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import UTC, datetime
 from pathlib import Path
 
 from medcell_common.interfaces import Desired, Label, Status
+from medcell_common.times import iso_utc
 from provisioner.cli.facilities import Facilities, Found, container_status
 from provisioner.cli.tls import ensure_certificate
 from provisioner.host import facility_commands, facility_http, home, smtp, specs, state_file
@@ -387,7 +387,7 @@ def installation_status(
             for slug, f in found.items()
             if f.status == Status.UNHEALTHY
         ],
-        "next_deadline": _iso(deadline[0]) if deadline else None,
+        "next_deadline": iso_utc(deadline[0]) if deadline else None,
         "next_deadline_in": round(max(0.0, deadline[0] - clock())) if deadline else None,
         "next_deadline_facility": deadline[1] if deadline else None,
     }
@@ -410,7 +410,3 @@ def _probe_deadlines(config, slugs: list[str]) -> list[tuple[float, str]]:
     done, _ = wait(futures, timeout=PROBE_BUDGET)
     pool.shutdown(wait=False, cancel_futures=True)
     return [r for f in done if (r := f.result()) is not None]
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common.files import write_atomic
+from medcell_common.times import iso_utc
 from provisioner.host.config import FACILITY_UID, Config, Facility
 from provisioner.host.errors import Busy
 
@@ -86,27 +86,12 @@ def routes_lock(config: Config) -> Iterator[None]:
 def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            # NaN or Infinity in a state file would be read back as a deadline that is never due.
-            json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # NaN or Infinity in a state file would be read back as a deadline that is never due.
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomic(path, text, mode)
 
 
 def log_deletion(config: Config, slug: str) -> None:
     """Append a content-free line: which slug was deleted, and when."""
     with open(ensure_home(config) / DELETION_LOG, "a") as handle:
-        handle.write(f"{now_iso()} deleted {slug}\n")
-
-
-def now_iso() -> str:
-    """The current UTC time in ISO 8601, to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        handle.write(f"{iso_utc()} deleted {slug}\n")
