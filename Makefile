@@ -53,12 +53,12 @@ fonts:
 
 run: images
 	$(BIN)/medcell up
-	$(BIN)/python -m provisioner.demo
+	$(BIN)/python -m provisioner.cli.demo
 
 test: images browser nginx fonts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)
+	$(BIN)/pytest --docker --browser --install $(PYTEST_ARGS)
 
 ## Unit and facility tests only: no Docker, no browser.
 test-fast: venv

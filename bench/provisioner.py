@@ -17,9 +17,9 @@ import time
 import docker
 
 from devsupport import remove_installation
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.facilities import Facilities
+from provisioner.cli.facilities import Facilities
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
 
 MIB = 1024 * 1024
 IDLE_SECONDS = 10  # let the container settle before reading its memory

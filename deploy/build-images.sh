@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the medcell images, each only when its inputs changed:
 #   medcell-facility:$MEDCELL_IMAGE_TAG  from services/, medcell_common/ and deploy/gunicorn_facility.py
-#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/, medcell_common/ and deploy/gunicorn_gateway.py (nginx inside)
-#   medcell-supervisor:$MEDCELL_IMAGE_TAG from provisioner/ and medcell_common/
+#   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/ and medcell_common/ (nginx inside)
+#   medcell-supervisor:$MEDCELL_IMAGE_TAG from provisioner/host/, provisioner/supervisor/ and medcell_common/
 # plus what they stand on: the base images and each image's own dependency wheels.
 #
 # Usage: build-images.sh [facility] [gateway] [supervisor]        (no argument: all three)
@@ -30,8 +30,9 @@ REFRESH="${MEDCELL_REFRESH:-}"
 image_sources() {
     case "$1" in
     facility) echo "medcell_common services deploy/gunicorn_facility.py" ;;
-    gateway) echo "medcell_common gateway deploy/gunicorn_gateway.py" ;;
-    supervisor) echo "medcell_common provisioner" ;;
+    gateway) echo "medcell_common gateway" ;;
+    # the supervisor and the host operations it uses; never the CLI (provisioner/cli/)
+    supervisor) echo "medcell_common provisioner/__init__.py provisioner/host provisioner/supervisor" ;;
     esac
 }
 

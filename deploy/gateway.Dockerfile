@@ -52,7 +52,6 @@ COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
 COPY medcell_common/ /app/medcell_common/
 COPY gateway/ /app/gateway/
-COPY deploy/gunicorn_gateway.py /app/deploy/gunicorn_gateway.py
 # Bytecode is compiled now because the root filesystem is read-only at run time.
 RUN python3 -m compileall -q /app
 

@@ -1,7 +1,7 @@
 # medcell-supervisor: keeps every facility at its desired state, sleeps idle ones and wakes them
 # (on request from the gateway's activator, and before their deadlines). The only container that
-# holds the Docker socket. Built by deploy/build-images.sh from a staged context (provisioner/,
-# wheels/ with docker, requests and click).
+# holds the Docker socket. Built by deploy/build-images.sh from a staged context (provisioner/ with
+# only host/ and supervisor/, no CLI; wheels/ with docker, requests and tzdata).
 ARG BASE_IMAGE=medcell-base:bookworm
 
 # The virtualenv is made in its own stage so the wheels never end up in a layer of the image.

@@ -16,15 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-from . import accesslog
+from medcell_common.files import write_atomic
+
+from . import eventlog
 from .errorlog import ErrorLogReceiver
 from .errors import GatewayError
 from .nginx import Nginx
 from .routes import EMPTY, RoutesFile, RouteTable
 from .settings import activator_socket, applied_file, routes_file, settings_from_env, tls_files
 
+# The folder that holds the gateway package (a checkout or site-packages), so gunicorn imports it.
 ROOT = Path(__file__).resolve().parent.parent
-ACTIVATOR_CONFIG = ROOT / "deploy" / "gunicorn_gateway.py"
+ACTIVATOR_SETTINGS = "gateway.gunicorn_settings"
 # What each stop or reload signal becomes for nginx: SIGTERM there would cut connections.
 NGINX_SIGNALS = {
     signal.SIGTERM: signal.SIGQUIT,
@@ -40,7 +43,7 @@ def activator_command() -> list[str]:
         "-m",
         "gunicorn",
         "--config",
-        str(ACTIVATOR_CONFIG),
+        f"python:{ACTIVATOR_SETTINGS}",
         "--chdir",
         str(ROOT),
     ]
@@ -48,12 +51,8 @@ def activator_command() -> list[str]:
 
 def write_applied(path: str, generation: int) -> None:
     """Atomically, so a reader never sees half a file."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".applied.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"generation": generation}, f)
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomic(path, json.dumps({"generation": generation}))
 
 
 class ControlPlane:
@@ -77,7 +76,7 @@ class ControlPlane:
         self.nginx.start()
         # Sleeping facilities' requests need the activator: ready before anything is confirmed.
         if not self.wait_activator(timeout=20):
-            accesslog.event("activator_not_ready", "error")
+            eventlog.event("activator_not_ready", "error")
         self.acknowledge(table)
 
     def wait_activator(self, timeout: float) -> bool:
@@ -97,13 +96,13 @@ class ControlPlane:
 
     def acknowledge(self, table: RouteTable) -> None:
         if not self.nginx.wait_generation(table.generation):
-            accesslog.event("routes_not_confirmed", "error", generation=table.generation)
+            eventlog.event("routes_not_confirmed", "error", generation=table.generation)
             return
         try:
             write_applied(applied_file(self.settings), table.generation)
         except OSError as e:
-            accesslog.event("applied_unwritable", "error", error=type(e).__name__)
-        accesslog.event(
+            eventlog.event("applied_unwritable", "error", error=type(e).__name__)
+        eventlog.event(
             "routes_applied", generation=table.generation, facilities=len(table.facilities)
         )
 
@@ -121,7 +120,7 @@ class ControlPlane:
             if self.stopping:
                 continue
             if self.activator.poll() is not None:
-                accesslog.event("activator_restarted", "error", exit_code=self.activator.returncode)
+                eventlog.event("activator_restarted", "error", exit_code=self.activator.returncode)
                 self.start_activator()
             table = self.routes.poll()
             if table is None:
@@ -129,7 +128,7 @@ class ControlPlane:
             try:
                 self.nginx.apply(table)
             except GatewayError:
-                accesslog.event("routes_rejected", "error", generation=table.generation)
+                eventlog.event("routes_rejected", "error", generation=table.generation)
                 continue
             self.acknowledge(table)
         return nginx.returncode
@@ -146,18 +145,18 @@ class ControlPlane:
 
 def serve(environ: dict | None = None) -> int:
     """Run the gateway until nginx exits; return nginx's exit code."""
-    accesslog.configure()
+    eventlog.configure()
     settings = settings_from_env(os.environ if environ is None else environ)
     plane = ControlPlane(settings)
     for signum in NGINX_SIGNALS:
         signal.signal(signum, plane.forward)
     plane.start()
-    accesslog.event("gateway_started")
+    eventlog.event("gateway_started")
     try:
         code = plane.run()
     finally:
         plane.stop()
-    accesslog.event("gateway_stopped", exit_code=code)
+    eventlog.event("gateway_stopped", exit_code=code)
     return code
 
 

@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from http import HTTPStatus
 
-from . import accesslog, errorpages
+from medcell_common.interfaces import SLUG_HEADER, WAKE_PATH, WAKE_STATUS, WakeError
+
+from . import errorpages, eventlog
 from .settings import facility_socket, settings_from_env, supervisor_socket
 from .targets import SLUG_RE
 from .unixhttp import UnixHTTPConnection
 from .wake_budget import WakeBudget, client_key
 
 CHUNK = 64 * 1024
+SLUG_ENVIRON = "HTTP_" + SLUG_HEADER.upper().replace("-", "_")  # as WSGI names it
 RECONNECT_SECONDS = 0.2  # how often to try again while the supervisor's socket is not there
 HOP_BY_HOP = frozenset(
     {
@@ -34,14 +37,19 @@ HOP_BY_HOP = frozenset(
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "x-medcell-slug",
+        SLUG_HEADER.lower(),
         "host",
         "content-length",
         "expect",
     }
 )
+# What a wake came to, from the supervisor's answer (its statuses: medcell_common.interfaces).
 RUNNING, NOT_FOUND, STOPPED, FAILED = "running", "not_found", "stopped", "failed"
-_SUPERVISOR_ANSWERS = {200: RUNNING, 404: NOT_FOUND, 409: STOPPED}
+_SUPERVISOR_ANSWERS = {
+    200: RUNNING,
+    WAKE_STATUS[WakeError.NOT_FOUND]: NOT_FOUND,
+    WAKE_STATUS[WakeError.FACILITY_STOPPED]: STOPPED,
+}
 
 
 class Waker:
@@ -68,13 +76,13 @@ class Waker:
             try:
                 outcome = self._ask(slug)
             except Exception as e:  # unreachable, timed out, garbled: all mean "not now"
-                accesslog.event("wake_unanswered", "warning", error=type(e).__name__)
+                eventlog.event("wake_unanswered", "warning", error=type(e).__name__)
                 outcome = FAILED
             with self._lock:
                 del self._pending[slug]
             future.set_result(outcome)
             if outcome != RUNNING:
-                accesslog.event("wake_refused", "warning", facility=slug, outcome=outcome)
+                eventlog.event("wake_refused", "warning", facility=slug, outcome=outcome)
         return future.result()
 
     def _ask(self, slug: str) -> str:
@@ -84,7 +92,9 @@ class Waker:
             conn = UnixHTTPConnection(self.socket_path, timeout=max(remaining, RECONNECT_SECONDS))
             try:
                 conn.connect()
-                conn.request("POST", f"/wake/{slug}", body=b"", headers={"Content-Length": "0"})
+                conn.request(
+                    "POST", f"{WAKE_PATH}{slug}", body=b"", headers={"Content-Length": "0"}
+                )
                 response = conn.getresponse()
                 response.read()
                 return _SUPERVISOR_ANSWERS.get(response.status, FAILED)
@@ -136,7 +146,7 @@ class Activator:
         self.budget = WakeBudget(settings["WAKE_BUDGET"], settings["WAKE_BUDGET_WINDOW"])
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        slug = environ.get("HTTP_X_MEDCELL_SLUG", "")
+        slug = environ.get(SLUG_ENVIRON, "")
         if not SLUG_RE.fullmatch(slug):
             return _not_found(environ, start_response)
         if not self.waker.waking(slug):
@@ -144,7 +154,7 @@ class Activator:
             client = client_key(environ.get("HTTP_X_FORWARDED_FOR", ""))
             wait = self.budget.charge(client, slug)
             if wait is not None:
-                accesslog.event("wake_over_budget", "warning", facility=slug)
+                eventlog.event("wake_over_budget", "warning", facility=slug)
                 return _over_budget(environ, start_response, int(wait + 0.999))
         outcome = self.waker.wake(slug)
         if outcome == NOT_FOUND:
@@ -183,7 +193,7 @@ class Activator:
             response = conn.getresponse()
         except OSError as e:
             conn.close()
-            accesslog.event("woken_facility_unreachable", "warning", error=type(e).__name__)
+            eventlog.event("woken_facility_unreachable", "warning", error=type(e).__name__)
             return _unavailable(environ, start_response, 5)
         headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         length = response.getheader("Content-Length")
@@ -233,7 +243,7 @@ def create_app(config: Mapping | None = None) -> Activator:
     """The activator app; settings come from the environment, then from `config`."""
     import os
 
-    accesslog.configure()
+    eventlog.configure()
     settings = settings_from_env(os.environ)
     settings.update(config or {})
     return Activator(settings)

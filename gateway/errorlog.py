@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 
-from . import accesslog
+from . import eventlog
 
 # (what the line says, the event logged instead); first match wins.
 KINDS = (
@@ -72,7 +72,7 @@ class ErrorLogReceiver:
             except OSError:
                 return
             level, name = summarise(datagram)
-            accesslog.event(name, level, source="nginx")
+            eventlog.event(name, level, source="nginx")
 
     def close(self) -> None:
         self.sock.close()

@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from medcell_common.files import write_atomic
+from medcell_common.interfaces import RouteState
 from medcell_common.origins import facility_host
 
 from . import errorpages
@@ -200,7 +202,7 @@ def routes_conf(table: RouteTable, facilities: str) -> str:
     lines += [f"    {slug} {state};" for slug, state in sorted(table.facilities.items())]
     lines += ["}", f'map $host $gw_generation {{ default "{int(table.generation)}"; }}']
     for slug, state in sorted(table.facilities.items()):
-        if state == "running":
+        if state == RouteState.RUNNING:
             # Idle connections close well before gunicorn's keep-alive (75 s) would close them,
             # so nginx never reuses one the facility is closing (no retries: proxy_next_upstream).
             lines.append(
@@ -332,6 +334,4 @@ def _title(pid: int) -> bytes:
 
 def _write(path: Path, text: str) -> None:
     """Atomically: nginx may read any of these files at any moment (a reload)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)

@@ -11,11 +11,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import accesslog
+from medcell_common.interfaces import ROUTES_VERSION, RouteState
+
+from . import eventlog
 from .errors import RoutesError
 from .targets import SLUG_RE
 
-STATES = ("running", "asleep", "stopped")
+STATES = tuple(RouteState)
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def parse(data: bytes | str) -> RouteTable:
     except (ValueError, RecursionError) as e:
         # ValueError covers bytes that are not UTF-8; RecursionError a file of nested brackets.
         raise RoutesError("routes.json is not valid JSON") from e
-    if not isinstance(document, dict) or document.get("version") != 2:
+    if not isinstance(document, dict) or document.get("version") != ROUTES_VERSION:
         raise RoutesError("routes.json has an unsupported version")
     generation, facilities = document.get("generation"), document.get("facilities")
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
@@ -75,13 +77,13 @@ class RoutesFile:
             if self.table is None:  # never had one: no facilities yet
                 self.table = EMPTY
                 return EMPTY
-            accesslog.event("routes_missing", "error")
+            eventlog.event("routes_missing", "error")
             return None
         try:
             table = parse(self._read(self.path))
         except (OSError, RoutesError) as e:
             reason = e.message if isinstance(e, RoutesError) else type(e).__name__
-            accesslog.event("routes_unusable", "error", reason=reason)
+            eventlog.event("routes_unusable", "error", reason=reason)
             if self.table is None:
                 self.table = EMPTY
                 return EMPTY

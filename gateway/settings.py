@@ -35,7 +35,7 @@ DEFAULTS = {
     "ACTIVATOR_PER_CLIENT": 32,
     "UPLOADS_PER_FACILITY": 4,
     # Streamed uploads the activator holds at once, for all sleeping facilities together: an
-    # eighth of its threads (deploy/gunicorn_gateway.py: 128).
+    # eighth of its threads (gateway/gunicorn_settings.py: 128).
     "ACTIVATOR_UPLOADS": 16,
     "BODY_TIMEOUT": 10.0,  # seconds a client may send nothing in the middle of a request body
     # Load balancers in front (addresses or networks): their X-Forwarded-For names the client.

@@ -1,5 +1,5 @@
 """`python -m provisioner` is the `medcell` command."""
 
-from provisioner.cli import main
+from provisioner.cli.commands import main
 
 main()

@@ -1,10 +1,11 @@
-"""Test groups: Docker and browser tests are opt-in locally and always on in `make test`."""
+"""Test groups: Docker, browser and install tests are opt-in locally, always on in `make test`."""
 
 import pytest
 
 GROUPS = {
     "docker": "needs a running Docker Engine and the medcell images",
     "browser": "needs Chromium and the running stack",
+    "install": "build the package and install it into a fresh virtualenv",
 }
 
 

@@ -6,9 +6,9 @@ import signal
 import sys
 import threading
 
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.errors import ProvisionerError
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import ProvisionerError
 from provisioner.supervisor import logs
 from provisioner.supervisor.service import Supervisor
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from provisioner import backup_keys
-from provisioner.config import Config
+from provisioner.host import backup_keys
+from provisioner.host.config import Config
 from provisioner.supervisor.logs import event
 
 RESCAN_SECONDS = 60.0

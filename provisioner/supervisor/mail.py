@@ -30,11 +30,11 @@ from pathlib import Path
 
 from medcell_common import strictjson
 from medcell_common.notifications import OUTBOX_BATCH
-from provisioner import facility_socket, smtp
-from provisioner.config import Config
-from provisioner.errors import InvalidArgument
-from provisioner.facility_socket import FacilityStatus
-from provisioner.smtp import SmtpSettings
+from provisioner.host import facility_http, smtp
+from provisioner.host.config import Config
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.facility_http import FacilityStatus
+from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor import notifications
 from provisioner.supervisor.jobs import JobPool, QueueFull
 from provisioner.supervisor.logs import event
@@ -226,7 +226,7 @@ class MailRelay:
 
     def _call(self, slug: str, method: str, target: str, body: dict | None = None):
         try:
-            code, data = facility_socket.request(
+            code, data = facility_http.request(
                 self.config, slug, target, SOCKET_TIMEOUT, method=method, body=body
             )
         except (OSError, http.client.HTTPException) as e:

@@ -17,8 +17,8 @@ import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from provisioner import opening
-from provisioner.config import Config
+from provisioner.host import opening
+from provisioner.host.config import Config
 from provisioner.supervisor.jobs import JobPool, QueueFull
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.scheduler import OWN_WAKES, Entry

@@ -21,19 +21,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from provisioner import desired, facility_socket, state
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.errors import (
+from medcell_common.interfaces import Desired, Health, Label
+from provisioner.host import facility_http, home, state_file
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import (
     Busy,
     DockerError,
     FacilityNotFound,
     FacilityStopped,
     FacilityUnreachable,
 )
+from provisioner.host.validation import SLUG_RE
 from provisioner.supervisor.jobs import Job, JobPool, QueueFull
 from provisioner.supervisor.logs import event
-from provisioner.validation import SLUG_RE
 
 PROBE_INTERVAL = 30.0  # health of an awake facility
 RETRY_PROBE = 5.0  # after a failed probe, or while work keeps a due facility awake
@@ -41,7 +42,7 @@ DEADLINE_PROBE = 2.0  # a facility woken for its deadline, until its work is don
 DEADLINE_LEAD = 10.0  # wake this long before the deadline
 # No facility reports a deadline further away (facility_socket clamps to it); a wake_at beyond it
 # in a state file is not trusted either.
-DEADLINE_HORIZON = facility_socket.DEADLINE_HORIZON
+DEADLINE_HORIZON = facility_http.DEADLINE_HORIZON
 DEADLINE_MARGIN = 60.0  # back to sleep only if the next deadline is further away than this
 RECONCILE_INTERVAL = 30.0
 RECONCILE_RETRY = 5.0  # Docker did not answer (an engine restart under way)
@@ -59,7 +60,7 @@ class Entry:
     """What the scheduler knows of one facility (all of it re-read at each reconcile)."""
 
     slug: str
-    st: desired.FacilityState = field(default_factory=desired.FacilityState)
+    st: state_file.FacilityState = field(default_factory=state_file.FacilityState)
     # awake | deadline (woken for its deadline) | asleep | stopped | down (should run, does not)
     mode: str = ""
     due: float | None = None
@@ -98,11 +99,11 @@ class Scheduler:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         # Told of every status a probe reads (the mail relay drains outboxes from it).
-        self.on_status: Callable[[str, facility_socket.FacilityStatus], None] = lambda s, st: None
+        self.on_status: Callable[[str, facility_http.FacilityStatus], None] = lambda s, st: None
 
     def known(self, slug: str) -> bool:
         """Whether a facility of that slug exists, without asking Docker."""
-        return slug in self.entries or desired.state_path(self.config, slug).exists()
+        return slug in self.entries or state_file.state_path(self.config, slug).exists()
 
     def tick(self) -> None:
         now = self.clock()
@@ -138,9 +139,9 @@ class Scheduler:
         """One list call and the state files: place every facility in its mode."""
         self.next_reconcile = now + RECONCILE_INTERVAL
         labels = {
-            "medcell.instance": self.config.prefix,
-            "medcell.role": "facility",
-            "medcell.facility": None,
+            Label.INSTANCE: self.config.prefix,
+            Label.ROLE: "facility",
+            Label.FACILITY: None,
         }
         try:
             infos = self.backend.containers(labels)
@@ -148,17 +149,17 @@ class Scheduler:
             event("reconcile_failed", logging.WARNING)
             self.next_reconcile = now + RECONCILE_RETRY
             return
-        states = desired.load_all(self.config)
+        states = state_file.load_all(self.config)
         seen = {}
         for info in infos:
-            slug = info.labels.get("medcell.facility", "")
+            slug = info.labels.get(Label.FACILITY, "")
             if SLUG_RE.fullmatch(slug):
                 seen[slug] = info.status
         for slug in [s for s in self.entries if s not in seen]:
             del self.entries[slug]
         for slug, status in seen.items():
             entry = self.entries.setdefault(slug, Entry(slug))
-            entry.st = states.get(slug) or desired.FacilityState()
+            entry.st = states.get(slug) or state_file.FacilityState()
             if self._busy(slug):
                 continue  # the job's result will place it
             mode = self._mode(entry, status)
@@ -167,7 +168,7 @@ class Scheduler:
                 self._arm(entry, now)
 
     def _mode(self, entry: Entry, status: str) -> str:
-        if entry.st.desired == "stopped":
+        if entry.st.desired == Desired.STOPPED:
             return "stopped"
         if status in ("running", "restarting"):
             # Running while marked asleep is a sleep cut short: probing lets it sleep again.
@@ -236,29 +237,29 @@ class Scheduler:
         except QueueFull:
             self._schedule(entry, now + RETRY_PROBE)
 
-    def _read_status(self, slug: str, arg: object) -> facility_socket.FacilityStatus:
+    def _read_status(self, slug: str, arg: object) -> facility_http.FacilityStatus:
         """On a probe thread: the status, read strictly within the probe's deadline."""
-        return facility_socket.status(self.config, slug, self.probe_timeout, now=self.clock())
+        return facility_http.status(self.config, slug, self.probe_timeout, now=self.clock())
 
     def _probed(self, entry: Entry, now: float, job: Job) -> None:
         if entry.mode not in ("awake", "deadline"):
             self._arm(entry, now)  # placed elsewhere meanwhile
             return
         status = job.result
-        if job.error is not None or not isinstance(status, facility_socket.FacilityStatus):
+        if job.error is not None or not isinstance(status, facility_http.FacilityStatus):
             if not isinstance(job.error, FacilityUnreachable):
                 event(
                     "probe_error", logging.WARNING, slug=entry.slug, error=type(job.error).__name__
                 )
             entry.failures += 1
             if entry.failures >= FAILED_PROBES:
-                self._set_health(entry, "unhealthy", "not answering on its socket")
+                self._set_health(entry, Health.UNHEALTHY, "not answering on its socket")
             self._schedule(entry, now + RETRY_PROBE)
             return
         entry.failures = 0
         self.on_status(entry.slug, status)
-        if entry.st.health != "ok":
-            self._set_health(entry, "ok", None)
+        if entry.st.health != Health.OK:
+            self._set_health(entry, Health.OK, None)
         # Mail waiting is relayed first (on_status above); it keeps the facility awake till then.
         quiet = not status.inflight and not status.busy and not status.outbox
         if entry.mode == "deadline":
@@ -297,16 +298,16 @@ class Scheduler:
 
     def _set_health(self, entry: Entry, health: str, error: str | None) -> None:
         try:
-            with state.facility_lock(self.config, entry.slug):
-                st = desired.load(self.config, entry.slug)
-                if health == "unhealthy" and (st.asleep or st.desired == "stopped"):
+            with home.facility_lock(self.config, entry.slug):
+                st = state_file.load(self.config, entry.slug)
+                if health == Health.UNHEALTHY and (st.asleep or st.desired == Desired.STOPPED):
                     # Not answering because the CLI put it to sleep or stopped it: not a fault.
                     entry.st = st
                     self.next_reconcile = self.clock()
                     return
                 if st.health != health:
                     st.health, st.error = health, error
-                    desired.save(self.config, entry.slug, st)
+                    state_file.save(self.config, entry.slug, st)
                     event(health, logging.WARNING if error else logging.INFO, slug=entry.slug)
                 entry.st = st
         except Busy:
@@ -321,7 +322,7 @@ class Scheduler:
         if kind == "probe":
             self._probed(entry, now, job)
             return
-        entry.st = desired.load(self.config, job.slug)
+        entry.st = state_file.load(self.config, job.slug)
         error = job.error
         if isinstance(error, FacilityNotFound | FacilityStopped):
             self.next_reconcile = now

@@ -8,11 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from provisioner import desired, lifecycle, smtp
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.errors import FacilityNotFound, FacilityStopped, NoRoom, ProvisionerError
-from provisioner.facility_socket import FacilityStatus
+from provisioner.host import lifecycle, smtp, state_file
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import FacilityNotFound, FacilityStopped, NoRoom, ProvisionerError
+from provisioner.host.facility_http import FacilityStatus
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.capacity import GRACE, AwakeFacilities
 from provisioner.supervisor.jobs import Job, JobPool
@@ -139,7 +139,7 @@ class Supervisor:
         if self.wakes.busy(slug) or self.sleeps.busy(slug):
             return True
         # `--idle never`: the operator wants it awake whatever else happens.
-        return desired.load(self.config, slug).idle == 0
+        return state_file.load(self.config, slug).idle == 0
 
     def _sleep(self, slug: str, require_idle: object) -> bool:
         try:

@@ -11,18 +11,19 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from provisioner.errors import FacilityNotFound, FacilityStopped, InvalidArgument, NoRoom
+from medcell_common.interfaces import WAKE_PATH, WAKE_STATUS, RouteState, WakeError
+from provisioner.host.errors import FacilityNotFound, FacilityStopped, InvalidArgument, NoRoom
+from provisioner.host.validation import check_slug
 from provisioner.supervisor.jobs import Job, JobPool, QueueFull
 from provisioner.supervisor.logs import event
-from provisioner.validation import check_slug
 
 MAX_CONNECTIONS = 256  # at least; held requests beyond these are answered 503 at once
 RETRY_AFTER = "5"
 READ_TIMEOUT = 5.0  # a client that does not send its request line in this time is dropped
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, dict]:
-    return status, {"error": {"code": code, "message": message}}
+def _error(code: WakeError, message: str) -> tuple[int, dict]:
+    return WAKE_STATUS[code], {"error": {"code": code, "message": message}}
 
 
 class WakeService:
@@ -35,28 +36,28 @@ class WakeService:
         try:
             check_slug(slug)
         except InvalidArgument:
-            return _error(404, "not_found", "no such facility")
+            return _error(WakeError.NOT_FOUND, "no such facility")
         if not self.known(slug):
-            return _error(404, "not_found", "no such facility")
+            return _error(WakeError.NOT_FOUND, "no such facility")
         try:
             job = self.wakes.submit(slug, "request", merge=_as_request)
         except QueueFull:
             event("wake_refused", slug=slug, reason="queue_full")
-            return _error(503, "busy", "too many facilities are waking; try again shortly")
+            return _error(WakeError.BUSY, "too many facilities are waking; try again shortly")
         return self._answer(slug, job)
 
     def _answer(self, slug: str, job: Job) -> tuple[int, dict]:
         if not job.wait(self.wait):
-            return _error(503, "wake_failed", "the facility is taking too long to wake")
+            return _error(WakeError.WAKE_FAILED, "the facility is taking too long to wake")
         if isinstance(job.error, FacilityNotFound):
-            return _error(404, "not_found", "no such facility")
+            return _error(WakeError.NOT_FOUND, "no such facility")
         if isinstance(job.error, FacilityStopped):
-            return _error(409, "facility_stopped", "the facility was stopped by its operator")
+            return _error(WakeError.FACILITY_STOPPED, "the facility was stopped by its operator")
         if isinstance(job.error, NoRoom):
-            return _error(503, "no_room", "the host holds as many awake facilities as it may")
+            return _error(WakeError.NO_ROOM, "the host holds as many awake facilities as it may")
         if job.error is not None:
-            return _error(503, "wake_failed", "the facility could not be woken")
-        return 200, {"slug": slug, "state": "running"}
+            return _error(WakeError.WAKE_FAILED, "the facility could not be woken")
+        return 200, {"slug": slug, "state": RouteState.RUNNING}
 
 
 def _as_request(job: Job) -> None:
@@ -73,14 +74,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: WakeServer
 
     def do_POST(self) -> None:
-        prefix = "/wake/"
+        prefix = WAKE_PATH
         if not self.path.startswith(prefix) or "?" in self.path:
-            self._send(*_error(404, "not_found", "the only endpoint is POST /wake/<slug>"))
+            self._send(*_error(WakeError.NOT_FOUND, "the only endpoint is POST /wake/<slug>"))
             return
         self._send(*self.server.service.wake(self.path[len(prefix) :]))
 
     def do_GET(self) -> None:
-        self._send(*_error(405, "method_not_allowed", "the only endpoint is POST /wake/<slug>"))
+        message = "the only endpoint is POST /wake/<slug>"
+        self._send(405, {"error": {"code": "method_not_allowed", "message": message}})
 
     do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
 

@@ -28,7 +28,7 @@ IMAGES = {name: f"medcell-{name}:{TAG}" for name in ("facility", "gateway", "sup
 # Every image carries medcell_common, the rules and log format they share.
 APP_CONTENTS = {
     "facility": {"medcell_common": None, "services": None, "deploy": {"gunicorn_facility.py"}},
-    "gateway": {"medcell_common": None, "gateway": None, "deploy": {"gunicorn_gateway.py"}},
+    "gateway": {"medcell_common": None, "gateway": None},
     "supervisor": {"medcell_common": None, "provisioner": None},
 }
 # What each image's Python must import, and what belongs to the other images only.
@@ -38,7 +38,8 @@ DEPENDENCIES = {
         {"docker", "requests"},
     ),
     "gateway": ({"gunicorn"}, {"Flask", "PyNaCl", "docker", "requests"}),
-    "supervisor": ({"docker", "requests", "click"}, {"Flask", "gunicorn", "PyNaCl"}),
+    # click is the operator's CLI's, which the supervisor image does not carry
+    "supervisor": ({"docker", "requests"}, {"Flask", "gunicorn", "PyNaCl", "click"}),
 }
 # Objects these tests create carry this label, so a leftover is easy to find and never looks
 # like a facility to the provisioner.
@@ -144,6 +145,15 @@ def test_app_holds_only_what_the_service_needs(client, built, name):
     names = {part for path in listing for part in path.split("/")}
     assert not names & {"tests", ".git", "pyproject.toml", "Makefile", "wheels"}
     assert not [path for path in listing if path.rsplit("/", 1)[-1].startswith(".")]
+
+
+def test_supervisor_image_carries_the_host_operations_and_the_supervisor_but_not_the_cli(
+    client, built
+):
+    listing = python_in(
+        client, "supervisor", "import os; print(' '.join(sorted(os.listdir('/app/provisioner'))))"
+    ).split()
+    assert set(listing) - {"__pycache__"} == {"__init__.py", "host", "supervisor"}
 
 
 @pytest.mark.parametrize("name", IMAGES)
@@ -362,7 +372,8 @@ def test_supervisor_code_loads_on_a_read_only_root_without_a_network(client, bui
     output = python_in(
         client,
         "supervisor",
-        "import docker, provisioner.supervisor.service, provisioner.lifecycle; print('loaded')",
+        "import docker, provisioner.supervisor.service, provisioner.host.lifecycle;"
+        " print('loaded')",
         network_mode="none",
     )
     assert output == "loaded"

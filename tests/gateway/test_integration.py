@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from devsupport import Installation, eventually, localhost
-from provisioner import facility_socket
-from provisioner.config import Config
+from provisioner.host import facility_http
+from provisioner.host.config import Config
 
 from .rawhttp import raw_request
 
@@ -252,12 +252,12 @@ def test_the_old_address_only_redirects_to_the_facilitys_own_origin(stack):
 
 def test_a_host_the_gateway_does_not_serve_gets_421_and_reaches_no_facility(stack):
     config = Config.from_env(stack.env)
-    before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    before = {slug: facility_http.status(config, slug).requests for slug in ("alpha", "beta")}
     for host in ("evil.example", "alpha.localhost.evil.example", "x.alpha.localhost", "127.0.0.1"):
         status, _, body = raw_request(stack.https_port, "/api/v1/openapi.json", host=host)
         assert status == 421, host
         assert json.loads(body)["error"]["code"] == "misdirected_request"
-    after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    after = {slug: facility_http.status(config, slug).requests for slug in ("alpha", "beta")}
     assert after == before
 
 
@@ -380,7 +380,7 @@ def error_code(body: str) -> str:
 
 def test_unknown_facility_is_404_json_and_reaches_no_facility(stack):
     config = Config.from_env(stack.env)
-    before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    before = {slug: facility_http.status(config, slug).requests for slug in ("alpha", "beta")}
     for method, where, path in (
         ("GET", "nope", "/"),
         ("POST", "nope", "/api/v1/login"),
@@ -390,7 +390,7 @@ def test_unknown_facility_is_404_json_and_reaches_no_facility(stack):
         response = client(stack).request(method, at(stack, where) + path, json={})
         assert response.status_code == 404, path
         assert error_code(response.text) == "not_found"
-    after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    after = {slug: facility_http.status(config, slug).requests for slug in ("alpha", "beta")}
     assert after == before
 
 
@@ -434,12 +434,12 @@ HOSTILE = [
 @pytest.mark.parametrize("target", HOSTILE)
 def test_hostile_target_is_refused_before_any_facility(stack, target):
     config = Config.from_env(stack.env)
-    before = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    before = {slug: facility_http.status(config, slug).requests for slug in ("alpha", "beta")}
     status, headers, body = raw_request(stack.https_port, target, host="alpha.localhost")
     assert status == 400
     assert json.loads(body)["error"]["code"] == "bad_request"
     assert "x-injected" not in headers
-    after = {slug: facility_socket.status(config, slug).requests for slug in ("alpha", "beta")}
+    after = {slug: facility_http.status(config, slug).requests for slug in ("alpha", "beta")}
     assert after == before  # counted by the facilities themselves: neither saw it
 
 

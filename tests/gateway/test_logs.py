@@ -5,7 +5,7 @@ import json
 import logging
 
 from devsupport import localhost
-from gateway import accesslog, routes
+from gateway import eventlog, routes
 
 from .rawhttp import raw_request
 
@@ -79,11 +79,11 @@ def test_health_probe_is_not_logged(gateway, gateway_log):
 def test_route_reload_events_are_encoded_once(tmp_path):
     # A dict message goes to the formatter as fields, never pre-encoded into "event".
     stream = io.StringIO()
-    logger = logging.getLogger(accesslog.LOGGER)
+    logger = logging.getLogger(eventlog.LOGGER)
     saved = logger.handlers[:]
     logger.handlers = []
     try:
-        accesslog.configure()
+        eventlog.configure()
         logger.handlers[0].setStream(stream)
         path = tmp_path / "routes.json"
         path.write_text(json.dumps({"version": 2, "generation": 1, "facilities": {"A\n": {}}}))

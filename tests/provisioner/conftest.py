@@ -8,13 +8,13 @@ import pytest
 from click.testing import CliRunner
 
 from devsupport import free_port, remove_installation
-from provisioner import facility_socket
-from provisioner.cli import Runtime, cli
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.errors import FacilityUnreachable
-from provisioner.facilities import Facilities
-from provisioner.facility_socket import FacilityStatus
+from provisioner.cli.commands import Runtime, cli
+from provisioner.cli.facilities import Facilities
+from provisioner.host import facility_http
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import FacilityUnreachable
+from provisioner.host.facility_http import FacilityStatus
 from tests.provisioner.fakedocker import FakeDocker
 
 
@@ -65,8 +65,8 @@ def fake_sockets(monkeypatch, fake, clock):
             raise FacilityUnreachable(f"facility {slug} does not answer on its socket")
         return fake.socket_status.get(slug, FacilityStatus(0, 0, 0.0, False, None))
 
-    monkeypatch.setattr(facility_socket, "healthy", healthy)
-    monkeypatch.setattr(facility_socket, "status", status)
+    monkeypatch.setattr(facility_http, "healthy", healthy)
+    monkeypatch.setattr(facility_http, "status", status)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 from devsupport import Gunicorn
-from provisioner.config import Config
+from provisioner.host.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import backup_keys, desired, routes
-from provisioner.specs import MANAGE
+from provisioner.host import backup_keys, routes, state_file
+from provisioner.host.specs import MANAGE
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from services.facility import create_app
 from services.facility.core import accounts
@@ -200,7 +200,7 @@ def test_a_lost_facility_is_recreated_from_its_backup(medcell, praxis, fake, con
     assert messages(praxis["volumes"], praxis["conversation"]) == ["Röntgen ok"]
     shown = medcell.json("facility", "show", "praxis")
     assert shown["name"] == "Praxis Dr. Müller" and shown["retention"] == "7d"
-    assert desired.load(config, "praxis").desired == "running"
+    assert state_file.load(config, "praxis").desired == "running"
 
 
 def test_deleting_a_facility_destroys_the_keys_of_all_its_backups(
@@ -228,7 +228,7 @@ def test_a_failed_recreation_leaves_nothing_behind(medcell, praxis, fake, config
 
     assert result.exit_code != 0 and "does not open with its key" in result.output
     assert fake.names() == set()
-    assert not desired.state_path(config, "praxis").exists()
+    assert not state_file.state_path(config, "praxis").exists()
 
 
 def test_an_expired_backup_is_refused_and_its_key_destroyed(

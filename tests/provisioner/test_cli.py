@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from provisioner.cli import cli
-from provisioner.errors import DockerUnavailable
+from provisioner.cli.commands import cli
+from provisioner.host.errors import DockerUnavailable
 
 # Each command, run in this order against the fake engine, and what its --json output must say.
 COMMANDS = [

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from provisioner import desired, state
-from provisioner.desired import FacilityState
-from provisioner.errors import Busy, ProvisionerError
+from provisioner.host import home, state_file
+from provisioner.host.errors import Busy, ProvisionerError
+from provisioner.host.state_file import FacilityState
 from tests.provisioner.fakedocker import api_error
 
 HARDENING = {
@@ -42,13 +42,13 @@ def test_create_makes_socket_dir_and_state_file(medcell, config):
     medcell.json("facility", "create", "alpha", "--idle", "30m")
     socket_dir = config.home / "run" / "facilities" / "alpha"
     assert socket_dir.is_dir()
-    assert desired.load(config, "alpha") == FacilityState(desired="running", idle=1800)
+    assert state_file.load(config, "alpha") == FacilityState(desired="running", idle=1800)
     assert medcell.json("facility", "show", "alpha")["idle"] == "1800s"
 
 
 def test_create_idle_never_is_stored_on_the_data_volume_too(medcell, fake, config):
     medcell.json("facility", "create", "alpha", "--idle", "never")
-    assert desired.load(config, "alpha").idle == 0
+    assert state_file.load(config, "alpha").idle == 0
     assert fake.volumes_by_name["medcell-alpha-data"].attrs["Labels"]["medcell.idle"] == "never"
     assert medcell.json("facility", "show", "alpha")["idle"] == "never"
 
@@ -124,7 +124,7 @@ def test_create_existing_slug_is_refused_and_changes_nothing(medcell, fake):
 
 
 def test_create_while_another_holds_the_lock_is_refused(medcell, fake, config):
-    with state.facility_lock(config, "alpha"):
+    with home.facility_lock(config, "alpha"):
         result = medcell("facility", "create", "alpha")
     assert result.exit_code != 0
     assert "being changed by another medcell command" in result.stderr
@@ -180,7 +180,7 @@ def test_app_that_never_answers_is_rolled_back(medcell, fake, config):
     assert "not healthy after 90s" in result.stderr
     assert fake.names() == set()
     assert not (config.home / "run/facilities/alpha").exists()
-    assert desired.load_all(config) == {}
+    assert state_file.load_all(config) == {}
 
 
 def test_container_that_exits_fails_early_and_is_rolled_back(runtime, fake, clock):

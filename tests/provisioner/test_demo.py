@@ -1,8 +1,8 @@
-"""`python -m provisioner.demo`: the demo facility and its login, again on every `make run`."""
+"""`python -m provisioner.cli.demo`: the demo facility and its login, again on every `make run`."""
 
 import stat
 
-from provisioner.demo import ensure_demo
+from provisioner.cli.demo import ensure_demo
 
 
 def test_demo_is_created_once_and_its_login_shown_again(runtime, fake, config):

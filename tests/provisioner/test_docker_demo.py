@@ -17,7 +17,7 @@ def test_demo_facility_shows_its_german_name_through_the_gateway(tmp_path):
     try:
         installation.medcell("up")
         shown = subprocess.run(
-            [sys.executable, "-m", "provisioner.demo"],
+            [sys.executable, "-m", "provisioner.cli.demo"],
             env=installation.env,
             capture_output=True,
             text=True,

@@ -15,7 +15,7 @@ import pytest
 
 from devsupport.docker_objects import remove_installation
 from devsupport.unix_http import UnixHTTPConnection
-from provisioner.config import Config
+from provisioner.host.config import Config
 
 pytestmark = pytest.mark.docker
 

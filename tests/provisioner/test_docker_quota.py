@@ -2,8 +2,8 @@
 
 import pytest
 
-from provisioner import lifecycle
-from provisioner.errors import FacilityCommandFailed, InvalidArgument
+from provisioner.host import lifecycle
+from provisioner.host.errors import FacilityCommandFailed, InvalidArgument
 
 pytestmark = pytest.mark.docker
 

@@ -11,9 +11,9 @@ import requests
 
 from devsupport import eventually as wait_until
 from devsupport import localhost
-from provisioner.cli import Runtime
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
+from provisioner.cli.commands import Runtime
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
 
 pytestmark = pytest.mark.docker
 
@@ -119,7 +119,7 @@ def test_up_repairs_a_removed_gateway_and_down_keeps_facilities(stack, docker_cl
 def test_demo_prints_the_same_login_every_time(stack, installation):
     runs = [
         subprocess.run(
-            [sys.executable, "-m", "provisioner.demo"],
+            [sys.executable, "-m", "provisioner.cli.demo"],
             env=installation,
             capture_output=True,
             text=True,

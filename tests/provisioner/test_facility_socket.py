@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import facility_socket
-from provisioner.config import FACILITY_UID, Config
-from provisioner.errors import FacilityUnreachable, HealthTimeout
+from provisioner.host import facility_http
+from provisioner.host.config import FACILITY_UID, Config
+from provisioner.host.errors import FacilityUnreachable, HealthTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS = {"inflight": 1, "requests": 5, "idle_seconds": 0.0, "busy": False, "next_deadline": None}
@@ -67,25 +67,25 @@ def facility(config):
 
 
 def test_healthy_and_status_over_the_socket(config, facility):
-    assert facility_socket.healthy(config, "alpha")
-    assert facility_socket.status(config, "alpha") == facility_socket.FacilityStatus(
+    assert facility_http.healthy(config, "alpha")
+    assert facility_http.status(config, "alpha") == facility_http.FacilityStatus(
         inflight=1, requests=5, idle_seconds=0.0, busy=False, next_deadline=None
     )
 
 
 def test_no_socket_is_unhealthy_and_unreachable(config):
-    assert not facility_socket.healthy(config, "ghost")
+    assert not facility_http.healthy(config, "ghost")
     with pytest.raises(FacilityUnreachable):
-        facility_socket.status(config, "ghost")
+        facility_http.status(config, "ghost")
 
 
 def test_bad_status_answers_are_unreachable(config, facility):
     facility["/_medcell/status"] = (404, b"{}")
     with pytest.raises(FacilityUnreachable, match="HTTP 404"):
-        facility_socket.status(config, "alpha")
+        facility_http.status(config, "alpha")
     facility["/_medcell/status"] = (200, b'{"inflight": "many"}')
     with pytest.raises(FacilityUnreachable, match="unreadable"):
-        facility_socket.status(config, "alpha")
+        facility_http.status(config, "alpha")
 
 
 def test_a_long_home_path_still_reaches_the_socket(tmp_path):
@@ -93,20 +93,20 @@ def test_a_long_home_path_still_reaches_the_socket(tmp_path):
     assert len(str(config.facility_socket("alpha"))) > 108
     server = serve(config.facility_socket("alpha"), {"/healthz": (200, b"{}")})
     try:
-        assert facility_socket.healthy(config, "alpha")
+        assert facility_http.healthy(config, "alpha")
     finally:
         server.shutdown()
         server.server_close()
 
 
 def test_wait_healthy_returns_once_it_answers(config, facility):
-    facility_socket.wait_healthy(config, "alpha", timeout=5)
+    facility_http.wait_healthy(config, "alpha", timeout=5)
 
 
 def test_wait_healthy_times_out(config):
     now = [0.0]
     with pytest.raises(HealthTimeout, match="did not answer"):
-        facility_socket.wait_healthy(
+        facility_http.wait_healthy(
             config, "ghost", timeout=1, clock=lambda: now[0],
             sleep=lambda s: now.__setitem__(0, now[0] + s),
         )  # fmt: skip
@@ -117,7 +117,7 @@ def test_wait_healthy_gives_up_when_alive_raises(config):
         raise HealthTimeout("container exited")
 
     with pytest.raises(HealthTimeout, match="exited"):
-        facility_socket.wait_healthy(config, "ghost", timeout=60, alive=dead)
+        facility_http.wait_healthy(config, "ghost", timeout=60, alive=dead)
 
 
 # A facility that lies: every number is read strictly, a bad answer is a failed probe.
@@ -148,7 +148,7 @@ def test_a_status_with_a_bad_number_is_a_failed_probe(config, facility, field, r
     text = json.dumps({**fields, field: "@"}).replace('"@"', raw)
     facility["/_medcell/status"] = (200, text.encode())
     with pytest.raises(FacilityUnreachable, match="unreadable"):
-        facility_socket.status(config, "alpha")
+        facility_http.status(config, "alpha")
 
 
 def test_a_reported_deadline_is_clamped_between_now_and_the_horizon(config, facility):
@@ -156,14 +156,14 @@ def test_a_reported_deadline_is_clamped_between_now_and_the_horizon(config, faci
     for reported, seen in [
         (now - 86400, now),  # overdue: due now
         (now + 600, now + 600),
-        (now + 10**12, now + facility_socket.DEADLINE_HORIZON),  # never out of sight for long
+        (now + 10**12, now + facility_http.DEADLINE_HORIZON),  # never out of sight for long
     ]:
         facility["/_medcell/status"] = (
             200,
             json.dumps({**STATUS, "next_deadline": reported}).encode(),
         )
-        assert facility_socket.status(config, "alpha", now=now).next_deadline == seen
-    assert facility_socket.DEADLINE_HORIZON == 8 * 86400  # 7 days' retention and a rotation
+        assert facility_http.status(config, "alpha", now=now).next_deadline == seen
+    assert facility_http.DEADLINE_HORIZON == 8 * 86400  # 7 days' retention and a rotation
 
 
 # A facility that stalls or floods: one deadline for the whole exchange, a cap on the bytes.
@@ -219,7 +219,7 @@ def test_a_facility_trickling_one_byte_every_1_5_s_is_cut_off_at_the_deadline(co
     server = raw_facility(config, trickle)
     try:
         thread, outcome = in_thread(
-            lambda: facility_socket.request(config, "alpha", "/_medcell/outbox", timeout=2.0)
+            lambda: facility_http.request(config, "alpha", "/_medcell/outbox", timeout=2.0)
         )
         thread.join(30)
         assert not thread.is_alive(), "the exchange outlived its deadline"
@@ -250,7 +250,7 @@ def test_an_endless_answer_is_cut_off_at_the_cap_without_memory_growing(config, 
     tracemalloc.start()
     try:
         thread, outcome = in_thread(
-            lambda: facility_socket.request(config, "alpha", "/_medcell/outbox", timeout=30.0)
+            lambda: facility_http.request(config, "alpha", "/_medcell/outbox", timeout=30.0)
         )
         thread.join(60)
         _, peak = tracemalloc.get_traced_memory()
@@ -259,17 +259,17 @@ def test_an_endless_answer_is_cut_off_at_the_cap_without_memory_growing(config, 
         server.shutdown()
         server.server_close()
     assert not thread.is_alive()
-    assert isinstance(outcome[0], facility_socket.AnswerTooLarge)
-    cap = facility_socket.ANSWER_LIMIT
+    assert isinstance(outcome[0], facility_http.AnswerTooLarge)
+    cap = facility_http.ANSWER_LIMIT
     assert peak < 2 * cap  # nothing beyond the cap was ever held
     assert sent[0] < cap + 8 * 1024 * 1024  # the facility was hung up on, not read to the end
 
 
 def test_a_status_answer_has_a_tight_cap(config, facility):
-    padding = " " * facility_socket.STATUS_LIMIT
+    padding = " " * facility_http.STATUS_LIMIT
     facility["/_medcell/status"] = (200, (json.dumps(STATUS) + padding).encode())
     with pytest.raises(FacilityUnreachable, match="AnswerTooLarge"):
-        facility_socket.status(config, "alpha")
+        facility_http.status(config, "alpha")
 
 
 # The facility owns its socket directory: what it plants there is not followed.
@@ -301,8 +301,8 @@ def test_a_symlink_planted_as_the_socket_is_not_followed(config, decoy, caplog):
     config.facility_socket("alpha").symlink_to(path)
     with caplog.at_level(logging.WARNING, logger="medcell"):
         with pytest.raises(FacilityUnreachable):
-            facility_socket.status(config, "alpha")
-        assert not facility_socket.healthy(config, "alpha")
+            facility_http.status(config, "alpha")
+        assert not facility_http.healthy(config, "alpha")
     assert connections == []
     assert refusals(caplog)[0] == {"event": "socket_refused", "slug": "alpha", "reason": "symlink"}
     assert str(path) not in caplog.text and "decoy" not in caplog.text
@@ -313,7 +313,7 @@ def test_a_regular_file_planted_as_the_socket_is_refused_without_reading_it(conf
     config.facility_socket("alpha").write_text("GET /secret-patient-data")
     with caplog.at_level(logging.WARNING, logger="medcell"):
         with pytest.raises(FacilityUnreachable):
-            facility_socket.status(config, "alpha")
+            facility_http.status(config, "alpha")
     assert refusals(caplog)[0]["reason"] == "not_a_socket"
     assert "secret" not in caplog.text
 
@@ -323,9 +323,9 @@ def test_a_socket_not_owned_by_the_facility_user_is_refused(config, facility, ca
     other = dataclasses.replace(config, facility_uid=os.getuid() + 1)
     with caplog.at_level(logging.WARNING, logger="medcell"):
         with pytest.raises(FacilityUnreachable):
-            facility_socket.status(other, "alpha")
+            facility_http.status(other, "alpha")
     assert refusals(caplog)[0]["reason"] == "not_facility_user"
-    assert facility_socket.status(config, "alpha").requests == 5  # its own user: fine
+    assert facility_http.status(config, "alpha").requests == 5  # its own user: fine
 
 
 FACILITY_PROCESS = """
@@ -348,9 +348,9 @@ SUPERVISOR_PROCESS = """
 import sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from provisioner import facility_socket
-from provisioner.config import Config
-print(facility_socket.status(Config(home=Path(sys.argv[1])), "alpha").requests)
+from provisioner.host import facility_http
+from provisioner.host.config import Config
+print(facility_http.status(Config(home=Path(sys.argv[1])), "alpha").requests)
 """
 
 

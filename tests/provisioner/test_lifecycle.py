@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from provisioner import desired
-from provisioner.desired import FacilityState
+from provisioner.host import state_file
+from provisioner.host.state_file import FacilityState
 from tests.provisioner.fakedocker import api_error
 
 
@@ -67,7 +67,7 @@ def test_list_tells_the_truth_after_docker_commands(medcell, fake, config, alpha
     medcell.json("facility", "create", "beta")
     medcell.json("facility", "create", "gamma")
     fake.containers_by_name["medcell-alpha"].stop()  # docker stop: it should run, but does not
-    desired.save(config, "beta", FacilityState(health="unhealthy", error="probes failing"))
+    state_file.save(config, "beta", FacilityState(health="unhealthy", error="probes failing"))
     fake.containers_by_name["medcell-gamma"].remove(force=True)  # docker rm -f
     status = {f["slug"]: f["status"] for f in medcell.json("facility", "list")}
     assert status == {"alpha": "unhealthy", "beta": "unhealthy", "gamma": "stopped"}
@@ -89,15 +89,15 @@ def test_start_recreates_a_container_removed_by_hand(medcell, fake, alpha):
 
 def test_stop_is_remembered_as_the_operators_decision(medcell, fake, config, alpha):
     medcell.json("facility", "stop", "alpha")
-    assert desired.load(config, "alpha").desired == "stopped"
+    assert state_file.load(config, "alpha").desired == "stopped"
     assert medcell.json("facility", "show", "alpha")["status"] == "stopped"
     medcell.json("facility", "start", "alpha")
-    assert desired.load(config, "alpha").desired == "running"
+    assert state_file.load(config, "alpha").desired == "running"
 
 
 def test_asleep_facility_is_listed_asleep_and_shows_its_wake_time(medcell, fake, config, alpha):
     fake.containers_by_name["medcell-alpha"].stop()
-    desired.save(config, "alpha", FacilityState(asleep=True, wake_at=1767225600.0))
+    state_file.save(config, "alpha", FacilityState(asleep=True, wake_at=1767225600.0))
     assert medcell.json("facility", "list")[0]["status"] == "asleep"
     details = medcell.json("facility", "show", "alpha")
     assert details["status"] == "asleep"
@@ -107,39 +107,32 @@ def test_asleep_facility_is_listed_asleep_and_shows_its_wake_time(medcell, fake,
 
 def test_failed_wake_is_unhealthy(medcell, fake, config, alpha):
     fake.containers_by_name["medcell-alpha"].stop()
-    desired.save(config, "alpha", FacilityState(asleep=True, health="unhealthy", error="x"))
+    state_file.save(config, "alpha", FacilityState(asleep=True, health="unhealthy", error="x"))
     assert medcell.json("facility", "list")[0]["status"] == "unhealthy"
 
 
 def test_start_wakes_an_asleep_facility(medcell, fake, config, alpha):
     fake.containers_by_name["medcell-alpha"].stop()
-    desired.save(config, "alpha", FacilityState(asleep=True, wake_at=2e9))
+    state_file.save(config, "alpha", FacilityState(asleep=True, wake_at=2e9))
     routes_before = routes(config)
     assert medcell.json("facility", "start", "alpha")["status"] == "running"
-    assert desired.load(config, "alpha") == FacilityState()
+    assert state_file.load(config, "alpha") == FacilityState()
     assert routes(config)["alpha"]["state"] == "running" and routes_before
 
 
-def test_start_replaces_an_old_container_on_a_bridge_network(medcell, fake, alpha):
-    fake.containers_by_name["medcell-alpha"].networks.add("medcell-alpha")
-    medcell.json("facility", "stop", "alpha")
-    assert medcell.json("facility", "start", "alpha")["status"] == "running"
-    assert fake.containers_by_name["medcell-alpha"].kwargs["network_mode"] == "none"
-
-
 def test_rotate_key_of_an_asleep_facility_wakes_it_first(medcell, fake, config, alpha, monkeypatch):
-    from provisioner import lifecycle
+    from provisioner.host import lifecycle
 
     woken = []
 
     def wake(config, backend, slug, *, reason, timeout=None):
         woken.append((slug, reason))
         fake.containers_by_name["medcell-alpha"].start()
-        desired.save(config, slug, FacilityState())
+        state_file.save(config, slug, FacilityState())
 
     monkeypatch.setattr(lifecycle, "wake", wake)
     fake.containers_by_name["medcell-alpha"].stop()
-    desired.save(config, "alpha", FacilityState(asleep=True))
+    state_file.save(config, "alpha", FacilityState(asleep=True))
     assert medcell.json("facility", "rotate-key", "alpha")["version"] == 2
     assert woken == [("alpha", "operator")]
 
@@ -246,13 +239,13 @@ def test_engine_errors_become_one_line(medcell, fake, alpha):
 def test_facility_lock_waits_when_asked(config):
     import threading
 
-    from provisioner import state
-    from provisioner.errors import Busy
+    from provisioner.host import home
+    from provisioner.host.errors import Busy
 
     held, release, released = threading.Event(), threading.Event(), threading.Event()
 
     def holder():
-        with state.facility_lock(config, "alpha"):
+        with home.facility_lock(config, "alpha"):
             held.set()
             release.wait(5)
             released.set()
@@ -261,10 +254,10 @@ def test_facility_lock_waits_when_asked(config):
     thread.start()
     assert held.wait(5)
     with pytest.raises(Busy):
-        with state.facility_lock(config, "alpha"):
+        with home.facility_lock(config, "alpha"):
             pass
     threading.Timer(0.2, release.set).start()
-    with state.facility_lock(config, "alpha", wait=5):
+    with home.facility_lock(config, "alpha", wait=5):
         # The waiter got the lock only once the holder had let it go.
         assert released.is_set()
     thread.join()

@@ -14,9 +14,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from devsupport import free_port
-from provisioner import facility_socket, lifecycle, smtp
-from provisioner.config import Config
-from provisioner.smtp import SmtpSettings
+from provisioner.host import facility_http, lifecycle, smtp
+from provisioner.host.config import Config
+from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor.mail import MailRelay, open_smtp
 from tests.provisioner.mail_support import Inbox, running_facility
 
@@ -84,7 +84,7 @@ def patient_writes(server, conv: dict, patient: dict) -> None:
 
 
 def outbox(config) -> int:
-    return facility_socket.status(config, SLUG).outbox
+    return facility_http.status(config, SLUG).outbox
 
 
 def test_relayed_mails_arrive_content_free_and_leave_the_facility(config, facility, inbox):
@@ -126,7 +126,7 @@ def test_mails_wait_in_the_facility_while_the_smtp_server_is_down(config, facili
     assert MailRelay(config).drain(SLUG) == 0
     assert outbox(config) == 1
     # Mail waiting: the facility is not quiet, so it is not put to sleep before the relay ran.
-    assert not lifecycle._quiet(facility_socket.status(config, SLUG), 0.0)
+    assert not lifecycle._quiet(facility_http.status(config, SLUG), 0.0)
 
     handler = Inbox()
     controller = Controller(handler, hostname="127.0.0.1", port=port)

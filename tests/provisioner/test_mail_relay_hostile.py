@@ -14,9 +14,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from devsupport import free_port
-from provisioner import smtp
-from provisioner.config import Config
-from provisioner.smtp import SmtpSettings
+from provisioner.host import smtp
+from provisioner.host.config import Config
+from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor.mail import MailRelay
 from tests.provisioner.mail_support import HostileOutbox, Inbox
 from tests.provisioner.sockets.fakes import Clock

@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from provisioner.cli import cli
+from provisioner.cli.commands import cli
 
 
 def test_create_sets_the_quotas_inside_the_facility(medcell, fake):

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from provisioner import desired, routes
-from provisioner.desired import FacilityState
-from provisioner.errors import InvalidArgument
+from provisioner.host import routes, state_file
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.state_file import FacilityState
 
 
 def table(config) -> dict:
@@ -119,9 +119,9 @@ def test_wait_applied_sees_a_later_acknowledgement(config):
 def test_a_damaged_table_is_rebuilt_from_the_state_files_not_emptied(config, damage):
     # Changing one entry of a damaged file used to write a table of that one facility: every
     # other facility's patients would have got 404 from the gateway.
-    desired.save(config, "a", FacilityState())
-    desired.save(config, "b", FacilityState(asleep=True))
-    desired.save(config, "c", FacilityState(desired="stopped"))
+    state_file.save(config, "a", FacilityState())
+    state_file.save(config, "b", FacilityState(asleep=True))
+    state_file.save(config, "c", FacilityState(desired="stopped"))
     applied = routes.publish(config, {"a": "running", "b": "asleep", "c": "stopped"})
     config.gateway_run_dir.mkdir(parents=True, exist_ok=True)
     (config.gateway_run_dir / "applied.json").write_text(json.dumps({"generation": applied}))

@@ -7,9 +7,10 @@ import subprocess
 
 import pytest
 
-from provisioner import desired, tls
-from provisioner.config import Config
-from provisioner.desired import FacilityState
+from provisioner.cli import tls
+from provisioner.host import state_file
+from provisioner.host.config import Config
+from provisioner.host.state_file import FacilityState
 
 
 def test_up_builds_missing_images_then_starts_gateway(medcell, fake, builds):
@@ -81,26 +82,6 @@ def test_up_makes_the_run_dirs(medcell, config):
         assert stat.S_IMODE((config.home / "run" / sub).stat().st_mode) == 0o755
 
 
-def test_up_removes_old_facility_networks_and_moves_facilities_to_sockets(medcell, fake, config):
-    medcell.json("facility", "create", "alpha")
-    # What an installation from before sleep/wake looked like: a bridge per facility.
-    old = fake.containers_by_name["medcell-alpha"]
-    old.kwargs["labels"].pop("medcell.config")
-    labels = {"medcell.instance": "medcell", "medcell.facility": "alpha", "medcell.role": "network"}
-    fake.networks.create("medcell-alpha", ipam={"Config": [{"Subnet": "10.213.0.0/28"}]},
-                         labels=labels)  # fmt: skip
-    fake.networks_by_name["medcell-alpha"].connect("medcell-alpha")
-    (config.home / "facilities" / "alpha.json").unlink()
-    out = medcell.json("up")
-    assert "upgraded medcell-alpha" in out["repaired"]
-    assert "removed network medcell-alpha" in out["repaired"]
-    assert "medcell-alpha" not in fake.networks_by_name
-    new = fake.containers_by_name["medcell-alpha"]
-    assert new is not old and new.status == "running"
-    assert new.kwargs["network_mode"] == "none"
-    assert (config.home / "facilities" / "alpha.json").exists()
-
-
 def test_up_is_idempotent(medcell, fake):
     medcell.json("up")
     first = fake.containers_by_name["medcell-gateway"]
@@ -131,7 +112,7 @@ def test_up_rewrites_routes_from_containers_and_state(medcell, fake, config):
         medcell.json("facility", "create", slug)
     medcell.json("facility", "stop", "beta")
     fake.containers_by_name["medcell-gamma"].stop()
-    desired.save(config, "gamma", FacilityState(asleep=True, wake_at=2e9))
+    state_file.save(config, "gamma", FacilityState(asleep=True, wake_at=2e9))
     (config.home / "gateway" / "routes.json").unlink()
     medcell.json("up")
     routes = json.loads((config.home / "gateway" / "routes.json").read_text())
@@ -283,8 +264,8 @@ def test_taken_port_is_a_clear_error_and_leaves_no_gateway(medcell, fake):
 
 
 def test_gateway_may_use_every_core_unless_told_otherwise(tmp_path):
-    from provisioner import specs
-    from provisioner.errors import InvalidArgument
+    from provisioner.host import specs
+    from provisioner.host.errors import InvalidArgument
 
     home = {"MEDCELL_HOME": str(tmp_path)}
     assert Config.from_env(home).gateway_cpus == os.cpu_count()
@@ -295,8 +276,8 @@ def test_gateway_may_use_every_core_unless_told_otherwise(tmp_path):
 
 
 def test_the_gateway_is_told_which_load_balancers_to_believe(tmp_path):
-    from provisioner import specs
-    from provisioner.errors import InvalidArgument
+    from provisioner.host import specs
+    from provisioner.host.errors import InvalidArgument
 
     home = {"MEDCELL_HOME": str(tmp_path)}
     plain = specs.gateway_spec(Config.from_env(home), "10001:10001", None)

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from provisioner import smtp
-from provisioner.errors import InvalidArgument
+from provisioner.host import smtp
+from provisioner.host.errors import InvalidArgument
 
 URL = "smtp+starttls://relay%40praxis:s3cr%3At-pw@mail.example.org:2525"
 

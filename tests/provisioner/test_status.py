@@ -2,9 +2,9 @@
 
 import pytest
 
-from provisioner import desired, lifecycle
-from provisioner.desired import FacilityState
-from provisioner.facility_socket import FacilityStatus
+from provisioner.host import lifecycle, state_file
+from provisioner.host.facility_http import FacilityStatus
+from provisioner.host.state_file import FacilityState
 
 
 def test_status_counts_facilities_and_finds_the_next_deadline(medcell, fake, config):
@@ -13,9 +13,9 @@ def test_status_counts_facilities_and_finds_the_next_deadline(medcell, fake, con
         medcell.json("facility", "create", slug)
     fake.socket_status["alpha"] = FacilityStatus(0, 3, 10.0, False, 1767225600.0)
     fake.containers_by_name["medcell-beta"].stop()
-    desired.save(config, "beta", FacilityState(asleep=True, wake_at=1767222000.0))
+    state_file.save(config, "beta", FacilityState(asleep=True, wake_at=1767222000.0))
     medcell.json("facility", "stop", "gamma")
-    desired.save(config, "delta", FacilityState(health="unhealthy", error="probes failing"))
+    state_file.save(config, "delta", FacilityState(health="unhealthy", error="probes failing"))
     out = medcell.json("status")
     assert out["gateway"] == "running" and out["supervisor"] == "running"
     assert out["facilities"] == {
@@ -33,7 +33,7 @@ def test_status_shows_awake_facilities_against_the_cap(medcell, fake, config):
     for slug in ("alpha", "beta"):
         medcell.json("facility", "create", slug)
     fake.containers_by_name["medcell-beta"].stop()
-    desired.save(config, "beta", FacilityState(asleep=True))
+    state_file.save(config, "beta", FacilityState(asleep=True))
     out = medcell.json("status")
     assert out["awake"] == 1 and out["max_awake"] == config.max_awake
     assert f"awake:      1 of at most {config.max_awake}" in medcell("status").stdout

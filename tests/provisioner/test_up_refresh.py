@@ -2,9 +2,9 @@
 
 import pytest
 
-from provisioner import desired
-from provisioner.desired import FacilityState
-from provisioner.errors import ImageBuildFailed
+from provisioner.host import state_file
+from provisioner.host.errors import ImageBuildFailed
+from provisioner.host.state_file import FacilityState
 
 OLD_BASE = "2026-11-02T06:00:00Z"
 NEW_BASE = "2026-12-05T07:00:00Z"
@@ -35,7 +35,7 @@ def installation(medcell, fake, config, refreshes):
     for slug in ("alpha", "beta", "gamma"):
         medcell.json("facility", "create", slug)
     fake.containers_by_name["medcell-beta"].stop()
-    desired.save(config, "beta", FacilityState(asleep=True, wake_at=1767222000.0))
+    state_file.save(config, "beta", FacilityState(asleep=True, wake_at=1767222000.0))
     medcell.json("facility", "stop", "gamma")
     return {name: c.id for name, c in fake.containers_by_name.items()}
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from provisioner.config import Config, default_max_awake
-from provisioner.errors import InvalidArgument
-from provisioner.validation import check_retention, check_slug, parse_duration
+from provisioner.host.config import Config, default_max_awake
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.validation import check_retention, check_slug, parse_duration
 
 GOOD_SLUGS = ["a", "0", "praxis-mueller", "a1", "x" * 32, "a-b-c"]
 BAD_SLUGS = ["", "-a", "a-", "A", "praxis_mueller", "x" * 33, "a b", "ä", "a.b", "../x", "a\n"]
@@ -102,11 +102,8 @@ def test_a_domain_that_is_no_host_name_is_refused(tmp_path, domain):
 def test_defaults_follow_the_contract(tmp_path):
     config = Config.from_env({"HOME": str(tmp_path)})
     names = config.facility("praxis")
-    assert (names.container, names.network, names.data_volume) == (
-        "medcell-praxis",
-        "medcell-praxis",
-        "medcell-praxis-data",
-    )
+    # A facility has no network at all (the contract's "if it has one"), so it has no name for one.
+    assert (names.container, names.data_volume) == ("medcell-praxis", "medcell-praxis-data")
     assert config.gateway_container == "medcell-gateway"
     assert config.gateway_port == 8443
 

@@ -15,8 +15,8 @@ import urllib3
 
 from devsupport import Gunicorn, Installation, localhost, wait_for_status
 from medcell_common.origins import facility_origin
-from provisioner import facility_socket
-from provisioner.config import Config
+from provisioner.host import facility_http
+from provisioner.host.config import Config
 
 # The gateway's certificate is self-signed for this throw-away installation; the browser is told
 # the same (ignore_https_errors). Traffic stays on loopback.
@@ -91,7 +91,7 @@ def gateway_site(home: Path):
         config = Config.from_env(installation.env)
 
         def activity() -> int:
-            return facility_socket.status(config, "web").requests
+            return facility_http.status(config, "web").requests
 
         yield Site(base, created["admin_user"], created["admin_password"], scan, activity)
     finally:

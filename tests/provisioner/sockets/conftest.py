@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import Clock, Engine, FakeGateway, short_home
 

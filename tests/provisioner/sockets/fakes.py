@@ -11,8 +11,8 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from provisioner import desired, routes, state
-from provisioner.config import Config
+from provisioner.host import home, routes, state_file
+from provisioner.host.config import Config
 from tests.provisioner.fakedocker import FakeDocker
 
 
@@ -142,8 +142,8 @@ class Engine(FakeDocker):
             container.start()
         else:
             container.status = "exited"
-        facility_state = desired.FacilityState(**st)
-        desired.save(config, slug, facility_state)
+        facility_state = state_file.FacilityState(**st)
+        state_file.save(config, slug, facility_state)
         routes.set_route(config, slug, routes.route_state(running, facility_state))
         return app
 
@@ -179,7 +179,7 @@ class FakeGateway:
             if self.on_apply is not None:
                 self.on_apply(table)
             applied = table["generation"]
-            state.write_json_atomic(
+            home.write_json_atomic(
                 self.config.gateway_run_dir / routes.APPLIED_FILE, {"generation": applied}
             )
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from provisioner.docker_backend import DockerBackend
+from provisioner.host.docker_backend import DockerBackend
 from provisioner.supervisor.service import Supervisor, wake_queue
 from tests.provisioner.sockets.fakes import Clock
 from tests.provisioner.sockets.test_supervisor import post, route, settle, status_of, wake_all

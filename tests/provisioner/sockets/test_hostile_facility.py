@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from provisioner import backup_keys, desired
-from provisioner.backup_keys import BackupKey
+from provisioner.host import backup_keys, state_file
+from provisioner.host.backup_keys import BackupKey
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import Clock, Engine
 
@@ -79,7 +79,7 @@ def test_a_facility_answering_nan_stops_neither_deadlines_nor_backup_key_expiry(
         wait_until(lambda: "medcell-other" in engine.started)
     finally:
         running.stop()
-    st = desired.load(config, "liar")
+    st = state_file.load(config, "liar")
     # Its answers were failed probes, not data: never put to sleep on a deadline of NaN.
     assert not st.asleep and st.wake_at is None and st.health == "unhealthy"
     assert "NaN" not in (config.state_dir / "liar.json").read_text()

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from provisioner import desired, lifecycle, opening
-from provisioner.docker_backend import DockerBackend
+from provisioner.host import lifecycle, opening, state_file
+from provisioner.host.docker_backend import DockerBackend
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import Clock
 from tests.provisioner.sockets.test_supervisor import settle
@@ -114,7 +114,7 @@ def test_hours_reported_before_sleeping_are_kept_for_the_wake(config, engine, ba
     app = engine.add_facility("praxis")
     app.idle, app.opens = 500.0, [MONDAY_8, TUESDAY_14]
     assert lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
-    assert desired.load(config, "praxis").opens == [MONDAY_8, TUESDAY_14]
+    assert state_file.load(config, "praxis").opens == [MONDAY_8, TUESDAY_14]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""put_to_sleep and wake (provisioner/lifecycle.py): fake engine, real facility sockets.
+"""put_to_sleep and wake (provisioner/host/lifecycle.py): fake engine, real facility sockets.
 
 The facility here is a tiny HTTP server on a real unix socket answering /healthz and
 /_medcell/status; the gateway is a thread that acknowledges each routes.json generation.
@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from provisioner import desired, lifecycle, routes, state
-from provisioner.config import Config
-from provisioner.errors import Busy, FacilityNotFound, FacilityStopped, WakeFailed
+from provisioner.host import home, lifecycle, routes, state_file
+from provisioner.host.config import Config
+from provisioner.host.errors import Busy, FacilityNotFound, FacilityStopped, WakeFailed
 from tests.provisioner.fakedocker import api_error
 from tests.provisioner.sockets.fakes import Clock, Engine
 
@@ -37,7 +37,7 @@ def test_idle_facility_sleeps_and_remembers_its_deadline(config, engine, backend
     clock = Clock()
     assert lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60, clock=clock)
     assert container_status(engine, "praxis") == "exited"
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     assert st.asleep and st.wake_at == 1_800_003_600.0 and st.slept_at == clock.now
     assert route(config, "praxis") == "asleep"
     # The gateway had applied the asleep route before the container was stopped.
@@ -63,7 +63,7 @@ def test_supervisor_killed_while_stopping_leaves_the_deadline_remembered(
     with pytest.raises(KilledHere):
         lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
     assert container_status(engine, "praxis") == "exited"
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     # What a restarted supervisor reads: asleep, and when to wake it for its next deletion.
     assert st.asleep and st.wake_at == app.next_deadline
     assert route(config, "praxis") == "asleep"
@@ -74,7 +74,7 @@ def test_facility_not_idle_long_enough_stays_awake(config, engine, backend, gate
     app.idle = 59.0
     assert not lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
     assert container_status(engine, "praxis") == "running"
-    assert not desired.load(config, "praxis").asleep
+    assert not state_file.load(config, "praxis").asleep
     assert route(config, "praxis") == "running"
 
 
@@ -102,7 +102,7 @@ def test_request_that_slipped_in_during_the_handshake_undoes_the_sleep(
     assert not lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
     assert container_status(engine, "praxis") == "running"
     assert engine.stops == []
-    assert not desired.load(config, "praxis").asleep
+    assert not state_file.load(config, "praxis").asleep
     assert route(config, "praxis") == "running"
 
 
@@ -162,7 +162,7 @@ def test_operator_sleep_gives_up_after_thirty_seconds_of_work(config, engine, ba
 
 def test_sleep_refused_while_another_command_holds_the_facility(config, engine, backend, gateway):
     engine.add_facility("praxis").idle = 500.0
-    with state.facility_lock(config, "praxis"), pytest.raises(Busy):
+    with home.facility_lock(config, "praxis"), pytest.raises(Busy):
         lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
     assert container_status(engine, "praxis") == "running"
 
@@ -184,7 +184,7 @@ def test_wake_starts_an_asleep_facility_and_routes_it(config, engine, backend, g
     lifecycle.wake(config, backend, "praxis", reason="request")
     assert container_status(engine, "praxis") == "running"
     assert app.boots == 2
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     assert not st.asleep and st.health == "ok" and st.wake_at is None
     assert route(config, "praxis") == "running"
 
@@ -216,7 +216,7 @@ def test_failed_wake_marks_the_facility_unhealthy(config, engine, backend):
     engine.failures["start"] = api_error(500, "cannot start container")
     with pytest.raises(WakeFailed):
         lifecycle.wake(config, backend, "praxis", reason="request")
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     assert st.asleep and st.health == "unhealthy" and st.error
     assert route(config, "praxis") == "asleep"
 
@@ -226,12 +226,12 @@ def test_wake_that_never_answers_fails_in_time(config, engine, backend):
     app.broken = True
     with pytest.raises(WakeFailed):
         lifecycle.wake(config, backend, "praxis", reason="deadline", timeout=0.3)
-    assert desired.load(config, "praxis").health == "unhealthy"
+    assert state_file.load(config, "praxis").health == "unhealthy"
 
 
 def test_wake_waits_for_a_sleep_in_progress(config, engine, backend):
     engine.add_facility("praxis", running=False, asleep=True)
-    with state.facility_lock(config, "praxis"):
+    with home.facility_lock(config, "praxis"):
         woken = threading.Thread(
             target=lifecycle.wake,
             args=(config, backend, "praxis"),
@@ -261,4 +261,4 @@ def test_sleep_of_an_already_sleeping_facility_changes_nothing(config, engine, b
     generation = routes.read_routes(config)["generation"]
     assert lifecycle.put_to_sleep(config, backend, "praxis", require_idle=None)
     assert routes.read_routes(config)["generation"] == generation  # no needless nginx reload
-    assert desired.load(config, "praxis").wake_at == 1_800_000_600.0
+    assert state_file.load(config, "praxis").wake_at == 1_800_000_600.0

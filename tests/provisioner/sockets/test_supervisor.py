@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import desired, routes, state
+from provisioner.host import home, routes, state_file
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.fakedocker import api_error
 from tests.provisioner.sockets.fakes import Clock, Engine
@@ -116,7 +116,7 @@ def test_falls_asleep_after_its_idle_time_probing_only_rarely(config, engine, su
     run_for(supervisor, clock, 1)
     assert status_of(engine, "praxis") == "exited"
     assert app.status_calls <= 5  # two health probes, one at 60 s, two in the handshake
-    assert desired.load(config, "praxis").asleep
+    assert state_file.load(config, "praxis").asleep
     assert route(config, "praxis") == "asleep"
 
 
@@ -139,7 +139,7 @@ def test_does_not_sleep_when_requests_changed_during_the_handshake(
     settle(supervisor)
     assert status_of(engine, "praxis") == "running"
     assert route(config, "praxis") == "running"
-    assert not desired.load(config, "praxis").asleep
+    assert not state_file.load(config, "praxis").asleep
 
 
 def test_per_facility_idle_timeout_wins_and_never_means_never(config, engine, supervisor, clock):
@@ -224,7 +224,7 @@ def test_failed_wake_answers_503_and_marks_the_facility_unhealthy(config, engine
     engine.failures["start"] = api_error(500, "cannot start container")
     code, headers, body = post(config, "/wake/praxis")
     assert code == 503 and body["error"]["code"] == "wake_failed" and headers["Retry-After"]
-    assert desired.load(config, "praxis").health == "unhealthy"
+    assert state_file.load(config, "praxis").health == "unhealthy"
 
 
 # deadlines
@@ -243,7 +243,7 @@ def test_deadline_wake_and_back_to_sleep_once_the_work_is_done(config, engine, s
     app.busy, app.next_deadline = False, clock.now + 3600
     run_for(supervisor, clock, 3)
     assert status_of(engine, "praxis") == "exited"
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     assert st.asleep and st.wake_at == app.next_deadline
 
 
@@ -335,13 +335,13 @@ def test_unhealthy_after_three_failed_probes_and_cleared_when_healthy(
     app.broken = True
     settle(supervisor)
     run_for(supervisor, clock, 5)
-    assert desired.load(config, "praxis").health == "ok"
+    assert state_file.load(config, "praxis").health == "ok"
     run_for(supervisor, clock, 5)
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     assert st.health == "unhealthy" and st.error
     app.broken = False
     run_for(supervisor, clock, 5)
-    assert desired.load(config, "praxis") == desired.FacilityState()
+    assert state_file.load(config, "praxis") == state_file.FacilityState()
 
 
 def test_health_is_not_written_while_a_command_holds_the_facility(
@@ -349,11 +349,11 @@ def test_health_is_not_written_while_a_command_holds_the_facility(
 ):
     app = engine.add_facility("praxis")
     app.broken = True
-    with state.facility_lock(config, "praxis"):
+    with home.facility_lock(config, "praxis"):
         run_for(supervisor, clock, 15)
-    assert desired.load(config, "praxis").health == "ok"
+    assert state_file.load(config, "praxis").health == "ok"
     run_for(supervisor, clock, 5)
-    assert desired.load(config, "praxis").health == "unhealthy"
+    assert state_file.load(config, "praxis").health == "unhealthy"
 
 
 def test_sigterm_stops_the_supervisor_cleanly(config):
@@ -383,14 +383,14 @@ def test_sigterm_stops_the_supervisor_cleanly(config):
 def test_facility_put_to_sleep_by_the_cli_is_not_marked_unhealthy(
     config, engine, supervisor, clock
 ):
-    from provisioner import lifecycle
+    from provisioner.host import lifecycle
 
     app = engine.add_facility("praxis")
     settle(supervisor)
     app.idle = 5.0
     assert lifecycle.put_to_sleep(config, supervisor.backend, "praxis", require_idle=None)
     run_for(supervisor, clock, 60)
-    st = desired.load(config, "praxis")
+    st = state_file.load(config, "praxis")
     assert st.asleep and st.health == "ok"
     assert engine.started == ["medcell-praxis"]  # only the set-up's start: it stays asleep
 
@@ -406,4 +406,4 @@ def test_idle_facility_with_a_deadline_in_a_moment_does_that_work_before_sleepin
     app.next_deadline = clock.now + 86400  # done; the next one is tomorrow
     run_for(supervisor, clock, 3)
     assert status_of(engine, "praxis") == "exited"
-    assert desired.load(config, "praxis").wake_at == app.next_deadline
+    assert state_file.load(config, "praxis").wake_at == app.next_deadline

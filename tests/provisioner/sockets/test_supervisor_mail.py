@@ -7,9 +7,9 @@ import requests
 from aiosmtpd.controller import Controller
 
 from devsupport import eventually, free_port
-from provisioner import desired, facility_socket, routes, smtp
-from provisioner.docker_backend import DockerBackend
-from provisioner.smtp import SmtpSettings
+from provisioner.host import facility_http, routes, smtp, state_file
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.mail_support import Inbox, running_facility
 from tests.provisioner.sockets.fakes import Clock
@@ -36,7 +36,7 @@ def put_container(engine, config, idle: int) -> object:
         labels=config.labels(facility=SLUG, role="facility"),
     )
     container.start()
-    desired.save(config, SLUG, desired.FacilityState(idle=idle))
+    state_file.save(config, SLUG, state_file.FacilityState(idle=idle))
     routes.set_route(config, SLUG, "running")
     return container
 
@@ -59,7 +59,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
             original_stop = container.stop
 
             def stop(timeout: int = 10) -> None:
-                outbox_when_stopped.append(facility_socket.status(config, SLUG).outbox)
+                outbox_when_stopped.append(facility_http.status(config, SLUG).outbox)
                 original_stop(timeout)
 
             container.stop = stop
@@ -71,9 +71,9 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
                 headers={"Authorization": f"Bearer {conv['patient_token']}"},
             )
             assert response.status_code == 201
-            assert facility_socket.status(config, SLUG).outbox == 1
+            assert facility_http.status(config, SLUG).outbox == 1
             # Idle for its idle time (1 s): only the waiting mail keeps it awake.
-            assert until(lambda: facility_socket.status(config, SLUG).idle_seconds > 1.2)
+            assert until(lambda: facility_http.status(config, SLUG).idle_seconds > 1.2)
 
             supervisor = Supervisor(config, DockerBackend(engine), clock=clock)
             try:

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medcell_common import strictjson
+from medcell_common.interfaces import StatusField
 from medcell_common.rules import MAX_RETENTION
 from medcell_common.strictjson import StrictJSONError
-from provisioner.config import Config
-from provisioner.errors import FacilityUnreachable, HealthTimeout
-from provisioner.opening import parse_opens
+from provisioner.host.config import Config
+from provisioner.host.errors import FacilityUnreachable, HealthTimeout
+from provisioner.host.opening import parse_opens
 
 POLL_SECONDS = 0.02
 # A facility is treated as hostile: every exchange has one deadline for all of it (connect, send,
@@ -51,7 +52,7 @@ class FacilityStatus:
     busy: bool
     next_deadline: float | None
     outbox: int = 0  # mails waiting for the supervisor's relay
-    opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/opening.py)
+    opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/host/opening.py)
 
 
 class _BoundedReader(io.RawIOBase):
@@ -252,18 +253,20 @@ def parse_status(body: bytes, now: float) -> FacilityStatus:
     raw = strictjson.loads(body)
     if not isinstance(raw, dict):
         raise StrictJSONError("the status is not an object")
-    deadline = raw["next_deadline"]
+    deadline = raw[StatusField.NEXT_DEADLINE]
     if deadline is not None:
-        deadline = strictjson.number(deadline, "next_deadline")
+        deadline = strictjson.number(deadline, StatusField.NEXT_DEADLINE)
         deadline = min(max(deadline, now), now + DEADLINE_HORIZON)
     return FacilityStatus(
-        inflight=strictjson.integer(raw["inflight"], "inflight"),
-        requests=strictjson.integer(raw["requests"], "requests"),
-        idle_seconds=strictjson.number(raw["idle_seconds"], "idle_seconds", low=0.0),
-        busy=strictjson.flag(raw["busy"], "busy"),
+        inflight=strictjson.integer(raw[StatusField.INFLIGHT], StatusField.INFLIGHT),
+        requests=strictjson.integer(raw[StatusField.REQUESTS], StatusField.REQUESTS),
+        idle_seconds=strictjson.number(
+            raw[StatusField.IDLE_SECONDS], StatusField.IDLE_SECONDS, low=0.0
+        ),
+        busy=strictjson.flag(raw[StatusField.BUSY], StatusField.BUSY),
         next_deadline=deadline,
-        outbox=strictjson.integer(raw.get("outbox", 0), "outbox"),
-        opens=parse_opens(raw.get("opens")),
+        outbox=strictjson.integer(raw.get(StatusField.OUTBOX, 0), StatusField.OUTBOX),
+        opens=parse_opens(raw.get(StatusField.OPENS)),
     )
 
 

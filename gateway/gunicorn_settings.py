@@ -1,4 +1,5 @@
-"""gunicorn settings for the gateway's activator (`python -m gateway serve` starts it).
+"""gunicorn settings for the gateway's activator (`python -m gateway serve` starts it with
+`--config python:gateway.gunicorn_settings`, so an installed package needs no source tree).
 
 The activator only serves requests for sleeping facilities, handed over by nginx on a unix socket
 inside the container: one process (wakes are coalesced in memory, so they must share it), many

@@ -1,29 +1,37 @@
-"""Facility operations: create, list, show, stop, start, delete, rotate-key (a Python API)."""
+"""Facility operations: create, list, show, stop, start, sleep, wake, delete, rotate-key."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from provisioner import backup_keys, desired, facility_app, routes, smtp, specs, state
-from provisioner.config import FACILITY_UID, Config, FacilityNames, idle_text, parse_idle
-from provisioner.desired import FacilityState
-from provisioner.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
-from provisioner.errors import (
+from medcell_common.interfaces import Desired, Health, Label, RouteState, Status
+from medcell_common.times import iso_utc
+from provisioner.host import (
+    backup_keys,
+    facility_commands,
+    home,
+    lifecycle,
+    routes,
+    smtp,
+    specs,
+    state_file,
+)
+from provisioner.host.config import Config, Facility, idle_text, parse_idle
+from provisioner.host.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
+from provisioner.host.errors import (
     DockerError,
     FacilityCommandFailed,
     FacilityExists,
     FacilityNotFound,
     ProvisionerError,
 )
-from provisioner.validation import check_name, check_quota, check_retention, check_slug
+from provisioner.host.state_file import FacilityState
+from provisioner.host.validation import check_name, check_quota, check_retention, check_slug
 
 DEFAULT_RETENTION = "7d"
-APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 
 
 @dataclass
@@ -47,26 +55,26 @@ class Found:
 def facility_status(container: ContainerInfo | None, st: FacilityState) -> str:
     """The contract's status: running, asleep, stopped or unhealthy."""
     if container is None:
-        return "stopped"
+        return Status.STOPPED
     if container.status == "running":
         # Running while st.asleep: it is being put to sleep and still answers.
-        if not st.asleep and st.health == "unhealthy":
-            return "unhealthy"
-        return "running"
-    if st.desired == "stopped":
-        return "stopped"
+        if not st.asleep and st.health == Health.UNHEALTHY:
+            return Status.UNHEALTHY
+        return Status.RUNNING
+    if st.desired == Desired.STOPPED:
+        return Status.STOPPED
     if st.asleep:
-        return "unhealthy" if st.health == "unhealthy" else "asleep"
-    return "unhealthy"  # it should run but does not (crashed, restarting, removed network, …)
+        return Status.UNHEALTHY if st.health == Health.UNHEALTHY else Status.ASLEEP
+    return Status.UNHEALTHY  # it should run but does not (crashed, restarting, removed network, …)
 
 
 def container_status(info: ContainerInfo | None) -> str:
     """Status of one of medcell's own containers (gateway, supervisor) from Docker's state."""
     if info is None:
-        return "stopped"
+        return Status.STOPPED
     if info.status == "restarting" or (info.status == "running" and info.health == "unhealthy"):
-        return "unhealthy"
-    return "running" if info.status == "running" else "stopped"
+        return Status.UNHEALTHY
+    return Status.RUNNING if info.status == "running" else Status.STOPPED
 
 
 class Facilities:
@@ -90,15 +98,15 @@ class Facilities:
 
     def discover(self) -> dict[str, Found]:
         """Every facility: one container list, one volume list, and the state files."""
-        labels = {"medcell.instance": self.config.prefix, "medcell.facility": None}
+        labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: None}
         found: dict[str, Found] = {}
-        for info in self.backend.containers({**labels, "medcell.role": "facility"}):
-            slug = info.labels["medcell.facility"]
+        for info in self.backend.containers({**labels, Label.ROLE: "facility"}):
+            slug = info.labels[Label.FACILITY]
             found.setdefault(slug, Found(slug)).container = info
-        for volume in self.backend.volumes({**labels, "medcell.role": "data"}):
-            slug = volume.labels["medcell.facility"]
+        for volume in self.backend.volumes({**labels, Label.ROLE: "data"}):
+            slug = volume.labels[Label.FACILITY]
             found.setdefault(slug, Found(slug)).data = volume
-        for slug, st in desired.load_all(self.config).items():
+        for slug, st in state_file.load_all(self.config).items():
             if slug in found:  # a state file alone (no Docker object) is no facility
                 found[slug].state = st
         return dict(sorted(found.items()))
@@ -122,7 +130,7 @@ class Facilities:
             "desired": st.desired,
             "retention": _meta(found, "retention", DEFAULT_RETENTION),
             "idle": idle_text(st.idle_timeout(self.config)),
-            "wake_at": _iso(st.wake_at) if st.asleep else None,
+            "wake_at": iso_utc(st.wake_at) if st.asleep and st.wake_at is not None else None,
             "created": _meta(found, "created", None),
             "url": self.config.facility_url(slug),
             "container": names.container,
@@ -141,7 +149,7 @@ class Facilities:
             slug,
             self.backend.container(names.container),
             self.backend.volume(names.data_volume),
-            desired.load(self.config, slug),
+            state_file.load(self.config, slug),
         )
         if found.container is None and found.data is None:
             raise FacilityNotFound(f"no facility {slug}")
@@ -165,110 +173,103 @@ class Facilities:
         quota_args = _quota_args(quota, conversation_quota)
         name = check_name(name or slug)
         idle_seconds = None if idle is None else parse_idle(idle)
-        names = self.config.facility(slug)
+        facility = self.config.facility(slug)
         undo: list[Callable[[], None]] = []
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             try:
-                self._refuse_existing(names)
+                self._refuse_existing(facility)
                 self._require_image()
-                meta = {"name": name, "retention": retention, "created": state.now_iso()}
+                meta = {"name": name, "retention": retention, "created": iso_utc()}
                 if idle_seconds is not None:
                     meta["idle"] = idle_text(idle_seconds)
-                self._create_volumes(names, meta)
-                undo.append(lambda: self.backend.remove_volume(names.keys_volume))
-                undo.append(lambda: self.backend.remove_volume(names.data_volume))
-                undo.append(lambda: self._forget(slug))
-                desired.save(self.config, slug, FacilityState(idle=idle_seconds))
-                self.ensure_socket_dir(slug)
+                self._create_volumes(facility, meta)
+                undo.append(lambda: self.backend.remove_volume(facility.keys_volume))
+                undo.append(lambda: self.backend.remove_volume(facility.data_volume))
+                undo.append(lambda: self._forget(facility))
+                state_file.save(self.config, slug, FacilityState(idle=idle_seconds))
+                home.ensure_socket_dir(facility)
                 image_id = self.backend.image_id(self.config.facility_image)
                 self.backend.create_container(
                     specs.facility_spec(
                         self.config,
-                        slug,
+                        facility,
                         name,
                         retention,
                         image_id,
                         smtp.configured(self.config.home),
                     )
                 )
-                undo.append(lambda: self.backend.remove_container(names.container))
-                self.backend.start(names.container)
+                undo.append(lambda: self.backend.remove_container(facility.container))
+                self.backend.start(facility.container)
                 self.wait_healthy(slug)
-                admin_login = self._create_admin(slug, admin)
+                admin_login = self._create_admin(facility, admin)
                 if quota_args:
-                    self._manage(names.container, "set-quota", *quota_args)
-                self.route(slug, "running")
+                    self._manage(facility.container, "set-quota", *quota_args)
+                self.route(slug, RouteState.RUNNING)
             except BaseException:
                 _undo_all(undo)
                 raise
         return {
             "slug": slug,
-            "url": self.config.facility_url(slug),
+            "url": facility.url,
             "admin_user": admin_login["username"],
             "admin_password": admin_login["password"],
         }
 
     def stop(self, slug: str) -> dict:
         """The operator's stop: nothing wakes it (not requests, not deadlines) until `start`."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             found = self.find(slug)
             st = found.state
             # The decision is saved first, so the supervisor does not start it again meanwhile.
-            st.desired, st.asleep, st.wake_at = "stopped", False, None
-            desired.save(self.config, slug, st)
+            st.desired, st.asleep, st.wake_at = Desired.STOPPED, False, None
+            state_file.save(self.config, slug, st)
             if found.container and found.container.status in ("running", "restarting", "paused"):
                 self.backend.stop(found.container.name)
-            self.route(slug, "stopped")
+            self.route(slug, RouteState.STOPPED)
         return {"slug": slug, "status": self.find(slug).status}
 
     def start(self, slug: str) -> dict:
         """Start (or wake) the facility, recreating its container from its volumes if missing."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             found = self.find(slug)
-            names = self.config.facility(slug)
-            self.ensure_socket_dir(slug)
-            info = self.backend.container(names.container)
-            if info is not None and info.networks:
-                self.backend.remove_container(names.container)  # an old one on a bridge
-                info = None
+            facility = self.config.facility(slug)
+            home.ensure_socket_dir(facility)
+            info = self.backend.container(facility.container)
             if info is None:
-                self._create_volumes(names, {})
+                self._create_volumes(facility, {})
                 self.backend.create_container(self.spec(found))
-                self.progress(f"recreated container {names.container} from its volumes")
+                self.progress(f"recreated container {facility.container} from its volumes")
             if info is None or info.status != "running":
-                self.backend.start(names.container)
+                self.backend.start(facility.container)
             self.wait_healthy(slug)
             st = found.state
-            st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
-            st.health, st.error = "ok", None
-            desired.save(self.config, slug, st)
-            self.route(slug, "running")
+            st.desired, st.asleep, st.wake_at, st.slept_at = Desired.RUNNING, False, None, None
+            st.health, st.error = Health.OK, None
+            state_file.save(self.config, slug, st)
+            self.route(slug, RouteState.RUNNING)
         return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
-        """Destroy the facility's keys, then its container, volumes, network and files."""
-        with state.facility_lock(self.config, check_slug(slug)):
-            names = self.config.facility(slug)
-            labels = {"medcell.instance": self.config.prefix, "medcell.facility": slug}
+        """Destroy the facility's keys, then its container, volumes and files."""
+        with home.facility_lock(self.config, check_slug(slug)):
+            facility = self.config.facility(slug)
+            labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: slug}
             containers = self.backend.containers(labels)
             volumes = self.backend.volumes(labels)
-            networks = self.backend.networks(labels)  # left over from older installations
-            has_files = desired.state_path(self.config, slug).exists()
-            if not (containers or volumes or networks or has_files):
+            has_files = state_file.state_path(self.config, slug).exists()
+            if not (containers or volumes or has_files):
                 raise FacilityNotFound(f"no facility {slug}")
-            wiped = self._wipe(names, volumes)
-            destroyed = self._shred(names, volumes)
+            wiped = self._wipe(facility, volumes)
+            destroyed = self._shred(facility, volumes)
             # Deleting is irreversible: no backup of the facility may open afterwards either.
             backups_destroyed = backup_keys.destroy_for(self.config, slug)
             for info in containers:
                 self.backend.remove_container(info.name)
             for volume in volumes:
                 self.backend.remove_volume(volume.name)
-            for network in networks:
-                self.backend.disconnect(network.name, self.config.gateway_container)
-                self.backend.remove_network(network.name)
-            self._forget(slug)
-            state.log_deletion(self.config, slug)
+            self._forget(facility)
+            home.log_deletion(self.config, slug)
         return {
             "slug": slug,
             "deleted": True,
@@ -277,17 +278,27 @@ class Facilities:
             **wiped,
         }
 
+    def put_to_sleep(self, slug: str) -> dict:
+        """Put the facility to sleep now (no process, no memory); waits up to 30 s for its work."""
+        self.find(check_slug(slug))
+        lifecycle.put_to_sleep(self.config, self.backend, slug, require_idle=None)
+        return {"slug": slug, "status": self.find(slug).status}
+
+    def wake(self, slug: str) -> dict:
+        """Wake an asleep facility now (it also wakes by itself on its first request)."""
+        self.find(check_slug(slug))
+        lifecycle.wake(self.config, self.backend, slug, reason="operator")
+        return {"slug": slug, "status": self.find(slug).status}
+
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""
         found = self.find(check_slug(slug))
-        if found.status == "asleep":
-            from provisioner import lifecycle  # the supervisor's module; needs nothing at import
-
+        if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to rotate its key")
             lifecycle.wake(self.config, self.backend, slug, reason="operator")
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             found = self.find(slug)
-            if found.status != "running":
+            if found.status != Status.RUNNING:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "rotate-key")
         return {"slug": slug, **result}
@@ -300,21 +311,19 @@ class Facilities:
         if not quota_args:
             raise ProvisionerError("give a facility quota, --conversation SIZE, or both")
         found = self.find(check_slug(slug))
-        if found.status == "asleep":
-            from provisioner import lifecycle  # the supervisor's module; needs nothing at import
-
+        if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to set its quota")
             lifecycle.wake(self.config, self.backend, slug, reason="operator")
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             found = self.find(slug)
-            if found.status != "running":
+            if found.status != Status.RUNNING:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
             result = self._manage(self.config.facility(slug).container, "set-quota", *quota_args)
         return {"slug": slug, **_usage_fields(result)}
 
     def usage(self, found: Found) -> dict:
         """Quota and usage of a running facility (asked inside it); None values otherwise."""
-        if found.status != "running":
+        if found.status != Status.RUNNING:
             return _usage_fields(None)
         try:
             return _usage_fields(self._manage(self.config.facility(found.slug).container, "usage"))
@@ -324,31 +333,21 @@ class Facilities:
 
     def receipts(self, slug: str) -> dict:
         """The facility's deletion receipts and the key that signs them (read in the facility)."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             self.find(slug)
             return {"slug": slug, **self._command(slug, "receipts")}
 
     def receipt_key(self, slug: str) -> dict:
         """The Ed25519 public key that signs the facility's receipts."""
-        with state.facility_lock(self.config, check_slug(slug)):
+        with home.facility_lock(self.config, check_slug(slug)):
             self.find(slug)
             return self._command(slug, "receipt-key")
 
     def route(self, slug: str, state_name: str | None) -> None:
-        """Publish (None: remove) one facility's route; with a gateway running, wait until it is
-        served.
-
-        nginx follows routes.json within a fraction of a second, but a facility that `create` or
-        `start` just reported ready must not answer 404 or 503 to the very next request.
-        """
-        generation = routes.set_route(self.config, slug, state_name)
-        gateway = self.backend.container(self.config.gateway_container)
-        if gateway is None or gateway.status != "running":
-            return  # a gateway started later reads the whole table first
-        if not routes.wait_applied(
-            self.config, generation, timeout=APPLY_TIMEOUT, clock=self.clock, sleep=self.sleep
-        ):
-            self.progress(f"the gateway has not applied the route of {slug} yet")
+        """Publish (None: remove) one facility's route and wait until the gateway serves it."""
+        routes.apply_route(
+            self.config, self.backend, slug, state_name, self.progress, self.clock, self.sleep
+        )
 
     def publish(self) -> int:
         """Rewrite routes.json from Docker's truth and the state files; returns the generation."""
@@ -363,25 +362,13 @@ class Facilities:
         name = _meta(found, "name", found.slug)
         retention = _meta(found, "retention", DEFAULT_RETENTION)
         image_id = self.backend.image_id(self.config.facility_image)
-        return specs.facility_spec(
-            self.config, found.slug, name, retention, image_id, smtp.configured(self.config.home)
-        )
-
-    def ensure_socket_dir(self, slug: str) -> None:
-        """The host directory of the facility's socket: the app (uid 10001) must create it there."""
-        directory = self.config.facility_socket_dir(slug)
-        directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        directory.mkdir(mode=0o711, exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(directory, FACILITY_UID, FACILITY_UID)
-            os.chmod(directory, 0o711)
-        else:
-            # We cannot give it to uid 10001; so anyone may create the socket in it.
-            os.chmod(directory, 0o777)
+        facility = self.config.facility(found.slug)
+        mail = smtp.configured(self.config.home)
+        return specs.facility_spec(self.config, facility, name, retention, image_id, mail)
 
     def wait_healthy(self, slug: str) -> None:
         """Wait until the facility answers on its socket; fail early if its container died."""
-        facility_app.wait_facility(
+        facility_commands.wait_facility(
             self.config,
             self.backend,
             slug,
@@ -391,13 +378,13 @@ class Facilities:
             clock=self.clock,
         )
 
-    def _forget(self, slug: str) -> None:
+    def _forget(self, facility: Facility) -> None:
         """Remove what the facility has outside Docker: route, state file, socket directory."""
-        self.route(slug, None)
-        desired.remove(self.config, slug)
-        shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
+        self.route(facility.slug, None)
+        state_file.remove(self.config, facility.slug)
+        shutil.rmtree(facility.socket_dir, ignore_errors=True)
 
-    def _refuse_existing(self, names: FacilityNames) -> None:
+    def _refuse_existing(self, names: Facility) -> None:
         if (
             self.backend.container(names.container)
             or self.backend.volume(names.data_volume)
@@ -409,7 +396,7 @@ class Facilities:
         if self.backend.image_id(self.config.facility_image) is None:
             raise DockerError(f"image {self.config.facility_image} is missing; run `medcell up`")
 
-    def _create_volumes(self, names: FacilityNames, meta: dict[str, str]) -> None:
+    def _create_volumes(self, names: Facility, meta: dict[str, str]) -> None:
         if self.backend.volume(names.data_volume) is None:
             self.backend.create_volume(
                 names.data_volume, self.config.labels(facility=names.slug, role="data", **meta)
@@ -420,18 +407,18 @@ class Facilities:
             )
 
     def _manage(self, container: str, *command: str) -> dict:
-        return facility_app.manage(self.backend, container, *command)
+        return facility_commands.manage(self.backend, container, *command)
 
-    def _create_admin(self, slug: str, username: str) -> dict:
+    def _create_admin(self, facility: Facility, username: str) -> dict:
         """Make the first admin; once more if a container restart killed the first attempt."""
-        container = self.config.facility(slug).container
+        container = facility.container
         try:
             return self._manage(container, "create-admin", "--username", username)
         except FacilityCommandFailed as e:
-            if e.exit_code != facility_app.KILLED:
+            if e.exit_code != facility_commands.KILLED:
                 raise
         self.progress(f"{container} restarted while being set up; trying again")
-        self.wait_healthy(slug)
+        self.wait_healthy(facility.slug)
         return self._manage(container, "create-admin", "--username", username)
 
     def _command(self, slug: str, *command: str) -> dict:
@@ -444,11 +431,11 @@ class Facilities:
         if info and info.status == "running":
             return self._manage(names.container, *command)
         self._require_image()
-        return facility_app.manage_offline(
+        return facility_commands.manage_offline(
             self.backend, specs.offline_spec(self.config, slug, *command)
         )
 
-    def _wipe(self, names: FacilityNames, volumes: list[VolumeInfo]) -> dict:
+    def _wipe(self, names: Facility, volumes: list[VolumeInfo]) -> dict:
         """Delete the patient data with a signed receipt before the volumes go.
 
         A facility that cannot give one (damaged, keys already gone) is deleted all the same.
@@ -463,7 +450,7 @@ class Facilities:
             return none
         return {"receipt": result.get("receipt"), "receipt_key": result.get("receipt_key")}
 
-    def _shred(self, names: FacilityNames, volumes: list[VolumeInfo]) -> int:
+    def _shred(self, names: Facility, volumes: list[VolumeInfo]) -> int:
         """Destroy the keys first (crypto-shredding); refuse to go on if that fails."""
         if not any(v.name == names.keys_volume for v in volumes):
             return 0
@@ -476,7 +463,9 @@ class Facilities:
             self.backend.stop(names.container)
         if self.backend.image_id(self.config.facility_image) is None:
             raise DockerError(f"image {self.config.facility_image} is needed to destroy the keys")
-        return facility_app.shred_offline(self.backend, specs.shred_spec(self.config, names.slug))
+        return facility_commands.shred_offline(
+            self.backend, specs.shred_spec(self.config, names.slug)
+        )
 
 
 def _quota_args(quota: str | None, conversation_quota: str | None) -> list[str]:
@@ -500,12 +489,6 @@ def _usage_fields(report: dict | None) -> dict:
 def _meta(found: Found, key: str, default):
     labels = found.data.labels if found.data else {}
     return labels.get(f"medcell.{key}", default)
-
-
-def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _undo_all(steps: list[Callable[[], None]]) -> None:

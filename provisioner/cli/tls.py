@@ -12,8 +12,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from provisioner.config import Config
-from provisioner.errors import TLSError
+from medcell_common.files import write_atomic
+from provisioner.host.config import Config
+from provisioner.host.errors import TLSError
 
 CERT_DAYS = 825  # the longest validity that browsers accept for a leaf certificate
 
@@ -50,11 +51,7 @@ def _install(source: Path, target: Path, mode: int) -> None:
         raise TLSError(f"{source} is not a PEM file")
     if target.exists() and target.read_bytes() == data:
         return
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tls.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, target)
+    write_atomic(target, data, mode)
 
 
 def subject_names(domain: str) -> list[str]:

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from medcell_common.interfaces import Label
 from medcell_common.origins import DEFAULT_DOMAIN, facility_host, facility_origin
-from provisioner.errors import InvalidArgument
-from provisioner.validation import parse_duration
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.validation import parse_duration
 
 FACILITY_IMAGE = "medcell-facility:latest"
 GATEWAY_IMAGE = "medcell-gateway:latest"
@@ -29,14 +30,17 @@ _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
 
 @dataclass(frozen=True)
-class FacilityNames:
-    """The Docker object names that belong to one facility."""
+class Facility:
+    """One facility as the provisioner addresses it, resolved once from its slug: its Docker
+    objects' names, the host directory of its socket and its own origin."""
 
     slug: str
     container: str
-    network: str
     data_volume: str
     keys_volume: str
+    socket_dir: Path
+    socket: Path
+    url: str
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,18 @@ class Config:
             timezone=_timezone(env),
         )
 
-    def facility(self, slug: str) -> FacilityNames:
-        """Names of the facility's container, network and volumes."""
+    def facility(self, slug: str) -> Facility:
+        """The facility's container and volume names, socket directory and URL."""
         base = f"{self.prefix}-{slug}"
-        return FacilityNames(slug, base, base, f"{base}-data", f"{base}-keys")
+        return Facility(
+            slug=slug,
+            container=base,
+            data_volume=f"{base}-data",
+            keys_volume=f"{base}-keys",
+            socket_dir=self.facility_socket_dir(slug),
+            socket=self.facility_socket(slug),
+            url=self.facility_url(slug),
+        )
 
     @property
     def gateway_container(self) -> str:
@@ -200,7 +212,8 @@ class Config:
 
     def labels(self, **extra: str) -> dict[str, str]:
         """Labels for a new object: the instance label plus the given `medcell.*` ones."""
-        labels = {"medcell.instance": self.prefix}
+        # Plain strings: a spec's repr is its fingerprint, which must not change with the types.
+        labels = {str(Label.INSTANCE): self.prefix}
         labels.update({f"medcell.{k}": v for k, v in extra.items()})
         return labels
 

@@ -1,6 +1,6 @@
 """Per-facility state files ($MEDCELL_HOME/facilities/<slug>.json), shared by CLI and supervisor.
 
-Writers hold the facility's lock (state.facility_lock); readers may read at any time, since files
+Writers hold the facility's lock (home.facility_lock); readers may read at any time, since files
 are replaced atomically.
 """
 
@@ -11,13 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from medcell_common import strictjson
-from provisioner.config import Config
-from provisioner.opening import parse_opens
-from provisioner.state import write_json_atomic
-from provisioner.validation import SLUG_RE
+from medcell_common.interfaces import Desired, Health
+from provisioner.host.config import Config
+from provisioner.host.home import write_json_atomic
+from provisioner.host.opening import parse_opens
+from provisioner.host.validation import SLUG_RE
 
-DESIRED = ("running", "stopped")
-HEALTH = ("ok", "unhealthy")
+DESIRED = tuple(Desired)
+HEALTH = tuple(Health)
 # A wake_at that is there but unusable (NaN, Infinity, not a number): taken as overdue, so a
 # sleeping facility is woken and asked for its deadline instead of never being woken at all.
 UNKNOWN_DEADLINE = 0.0
@@ -28,14 +29,14 @@ _NOT_FINITE = object()
 class FacilityState:
     """What medcell wants of one facility, and what it knows about its sleep."""
 
-    desired: str = "running"  # "running" | "stopped" (stopped = operator's decision)
+    desired: str = Desired.RUNNING  # stopped = the operator's decision
     idle: int | None = None  # idle timeout in seconds; None = installation default; 0 = never
     asleep: bool = False  # set when the supervisor/CLI starts putting it to sleep
     wake_at: float | None = None  # unix seconds: the next_deadline it reported before sleeping
     slept_at: float | None = None
-    health: str = "ok"  # "ok" | "unhealthy" (probes failing, or a wake failed)
+    health: str = Health.OK  # unhealthy: probes failing, or a wake failed
     error: str | None = None  # content-free reason when unhealthy
-    # Starts of its opening hours as it last reported them (provisioner/opening.py).
+    # Starts of its opening hours as it last reported them (provisioner/host/opening.py).
     opens: list[int] = field(default_factory=list)
 
     def idle_timeout(self, config: Config) -> int:

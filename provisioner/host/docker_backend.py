@@ -12,7 +12,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from provisioner.errors import Conflict, DockerError, DockerUnavailable, NotFound, SubnetTaken
+from provisioner.host.errors import Conflict, DockerError, DockerUnavailable, NotFound, SubnetTaken
 
 # Every container medcell starts gets these, so no code path can start one unhardened.
 TMPFS = {"/tmp": "size=64m,mode=1777,noexec,nosuid,nodev"}
@@ -356,25 +356,6 @@ class DockerBackend:
                 self.client.networks.get(name).remove()
         except NotFound:
             pass
-
-    def connect(self, network: str, container: str) -> None:
-        """Attach a container to a network; already attached is fine."""
-        try:
-            with _engine(f"connecting {container} to {network}"):
-                self.client.networks.get(network).connect(container)
-        except Conflict:
-            pass  # Docker answers "endpoint already exists"
-
-    def disconnect(self, network: str, container: str) -> None:
-        """Detach a container from a network; not attached (or gone) is fine."""
-        try:
-            with _engine(f"disconnecting {container} from {network}"):
-                self.client.networks.get(network).disconnect(container, force=True)
-        except NotFound:
-            pass
-        except DockerError as e:
-            if "is not connected" not in str(e):
-                raise
 
 
 def _send_and_close(sock, data: bytes) -> None:

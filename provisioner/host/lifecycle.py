@@ -11,10 +11,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from provisioner import desired, facility_socket, routes, state
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.errors import (
+from medcell_common.interfaces import Desired, Health, RouteState
+from provisioner.host import facility_http, home, routes, state_file
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import (
     Busy,
     DockerError,
     FacilityNotFound,
@@ -23,7 +24,7 @@ from provisioner.errors import (
     HealthTimeout,
     WakeFailed,
 )
-from provisioner.facility_socket import FacilityStatus
+from provisioner.host.facility_http import FacilityStatus
 
 log = logging.getLogger("medcell.lifecycle")
 
@@ -54,13 +55,13 @@ def put_to_sleep(
     require_idle=None (the operator's `facility sleep`): wait up to 30 s for in-flight work to end,
     else raise Busy. Otherwise only when it has been idle that many seconds with nothing running.
     """
-    with state.facility_lock(config, slug, wait=lock_wait):
+    with home.facility_lock(config, slug, wait=lock_wait):
         name = config.facility(slug).container
         info = backend.container(name)
         if info is None:
             raise FacilityNotFound(f"no facility {slug}")
-        st = desired.load(config, slug)
-        if st.desired == "stopped":
+        st = state_file.load(config, slug)
+        if st.desired == Desired.STOPPED:
             if require_idle is None:
                 raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
             return False
@@ -68,9 +69,9 @@ def put_to_sleep(
             # Already asleep, or it died: either way nothing runs; make state and route say asleep.
             if not st.asleep:
                 st.asleep, st.slept_at = True, clock()
-                desired.save(config, slug, st)
-            if _route(config, slug) != "asleep":
-                routes.set_route(config, slug, "asleep")
+                state_file.save(config, slug, st)
+            if _route(config, slug) != RouteState.ASLEEP:
+                routes.set_route(config, slug, RouteState.ASLEEP)
             return True
         deadline = clock() + CLI_WAIT_SECONDS
         while True:
@@ -99,22 +100,22 @@ def _handshake(
     config: Config,
     backend: DockerBackend,
     slug: str,
-    st: desired.FacilityState,
+    st: state_file.FacilityState,
     require_idle: float | None,
     clock: Callable[[], float],
 ) -> bool | None:
     """One attempt: True slept, False not idle (supervisor gives up), None retry (CLI waits)."""
     started = time.monotonic()
     try:
-        before = facility_socket.status(config, slug, now=clock())
+        before = facility_http.status(config, slug, now=clock())
     except FacilityUnreachable:
         _event("sleep_skipped", slug, reason="unreachable")
         return False
     if not _quiet(before, require_idle):
         return None
     st.asleep = True
-    desired.save(config, slug, st)
-    generation = routes.set_route(config, slug, "asleep")
+    state_file.save(config, slug, st)
+    generation = routes.set_route(config, slug, RouteState.ASLEEP)
     if _gateway_running(config, backend) and not routes.wait_applied(
         config, generation, timeout=APPLY_TIMEOUT
     ):
@@ -122,7 +123,7 @@ def _handshake(
         _undo(config, slug, st, "gateway_lag")
         return False
     try:
-        after = facility_socket.status(config, slug, now=clock())
+        after = facility_http.status(config, slug, now=clock())
     except FacilityUnreachable:
         _undo(config, slug, st, "unreachable")
         return False
@@ -133,14 +134,14 @@ def _handshake(
     # sleeping facility that nothing wakes in time for its deletions.
     st.wake_at = after.next_deadline
     st.opens = list(after.opens)  # so it can be woken before its practice opens
-    desired.save(config, slug, st)
+    state_file.save(config, slug, st)
     try:
         backend.stop(config.facility(slug).container, timeout=STOP_TIMEOUT)
     except DockerError:
         _undo(config, slug, st, "stop_failed")
         return False
     st.slept_at = clock()
-    desired.save(config, slug, st)
+    state_file.save(config, slug, st)
     _event(
         "slept",
         slug,
@@ -150,10 +151,10 @@ def _handshake(
     return True
 
 
-def _undo(config: Config, slug: str, st: desired.FacilityState, reason: str) -> None:
+def _undo(config: Config, slug: str, st: state_file.FacilityState, reason: str) -> None:
     st.asleep, st.wake_at = False, None
-    desired.save(config, slug, st)
-    routes.set_route(config, slug, "running")
+    state_file.save(config, slug, st)
+    routes.set_route(config, slug, RouteState.RUNNING)
     _event("sleep_undone", slug, reason=reason)
 
 
@@ -183,7 +184,7 @@ def wake(
     if reason not in WAKE_REASONS:
         raise ValueError(f"unknown wake reason {reason!r}")
     started = time.monotonic()
-    with state.facility_lock(config, slug, wait=lock_wait):
+    with home.facility_lock(config, slug, wait=lock_wait):
         name = config.facility(slug).container
         try:
             info = backend.container(name)
@@ -191,35 +192,35 @@ def wake(
             raise WakeFailed(f"facility {slug} could not be woken: {e}") from e
         if info is None:
             raise FacilityNotFound(f"no facility {slug}")
-        st = desired.load(config, slug)
-        if st.desired == "stopped":
+        st = state_file.load(config, slug)
+        if st.desired == Desired.STOPPED:
             raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
         running = info.status == "running"
-        if running and not st.asleep and facility_socket.healthy(config, slug):
+        if running and not st.asleep and facility_http.healthy(config, slug):
             _mark_awake(config, slug, st)
             return
         try:
             if not running:
                 backend.start(name)
-            facility_socket.wait_healthy(config, slug, timeout or config.health_timeout)
+            facility_http.wait_healthy(config, slug, timeout or config.health_timeout)
         except (DockerError, HealthTimeout) as e:
             kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
-            st.health, st.error = "unhealthy", f"wake failed: {kind}"
-            desired.save(config, slug, st)
+            st.health, st.error = Health.UNHEALTHY, f"wake failed: {kind}"
+            state_file.save(config, slug, st)
             _event("wake_failed", slug, reason=reason, error=kind)
             raise WakeFailed(f"facility {slug} could not be woken ({kind})") from e
         _mark_awake(config, slug, st)
         _event("woke", slug, reason=reason, seconds=round(time.monotonic() - started, 3))
 
 
-def _mark_awake(config: Config, slug: str, st: desired.FacilityState) -> None:
+def _mark_awake(config: Config, slug: str, st: state_file.FacilityState) -> None:
     """State and route say running, touching each only if it says otherwise (no needless reload)."""
-    if st.asleep or st.health != "ok" or st.wake_at is not None or st.slept_at is not None:
-        st.asleep, st.health, st.error = False, "ok", None
+    if st.asleep or st.health != Health.OK or st.wake_at is not None or st.slept_at is not None:
+        st.asleep, st.health, st.error = False, Health.OK, None
         st.wake_at = st.slept_at = None
-        desired.save(config, slug, st)
-    if _route(config, slug) != "running":
-        routes.set_route(config, slug, "running")
+        state_file.save(config, slug, st)
+    if _route(config, slug) != RouteState.RUNNING:
+        routes.set_route(config, slug, RouteState.RUNNING)
 
 
 def _route(config: Config, slug: str) -> str | None:

@@ -6,10 +6,10 @@ import json
 import time
 from collections.abc import Callable
 
-from provisioner import facility_socket, specs
-from provisioner.config import Config
-from provisioner.docker_backend import ContainerInfo, ContainerSpec, DockerBackend
-from provisioner.errors import DockerError, FacilityCommandFailed, HealthTimeout
+from provisioner.host import facility_http, specs
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import ContainerInfo, ContainerSpec, DockerBackend
+from provisioner.host.errors import DockerError, FacilityCommandFailed, HealthTimeout
 
 POLL_SECONDS = 0.1
 NOTE_SECONDS = 5
@@ -86,7 +86,7 @@ def wait_facility(
             )
 
     try:
-        facility_socket.wait_healthy(config, slug, timeout, clock=clock, sleep=sleep, alive=alive)
+        facility_http.wait_healthy(config, slug, timeout, clock=clock, sleep=sleep, alive=alive)
     except HealthTimeout as e:
         if "did not answer" in str(e):
             raise HealthTimeout(

@@ -19,19 +19,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from medcell_common import strictjson
+from medcell_common.interfaces import Desired, Health, RouteState
 from medcell_common.rules import MAX_RETENTION
-from provisioner import backup_keys, desired, facility_app, specs, state
-from provisioner.backup_keys import BackupKey
-from provisioner.desired import FacilityState
-from provisioner.errors import (
+from medcell_common.times import iso_utc
+from provisioner.cli.facilities import Facilities
+from provisioner.host import backup_keys, facility_commands, home, routes, specs, state_file
+from provisioner.host.backup_keys import BackupKey
+from provisioner.host.config import FACILITY_UID
+from provisioner.host.errors import (
     BackupRefused,
     DockerError,
     FacilityNotFound,
     InvalidArgument,
     ProvisionerError,
 )
-from provisioner.facilities import FACILITY_UID, Facilities
-from provisioner.validation import check_name, check_retention, check_slug
+from provisioner.host.state_file import FacilityState
+from provisioner.host.validation import check_name, check_retention, check_slug
 
 FORMAT = "medcell-backup/1"
 FILES = ("manifest.json", "keys.sealed", "snapshot.sealed")
@@ -43,13 +46,17 @@ COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and 
 
 
 class Backups:
-    """Backup and restore of facilities, over the facilities' operations."""
+    """Backup and restore of facilities, over the host operations (the facilities' view only
+    finds them)."""
 
     def __init__(self, facilities: Facilities, clock: Callable[[], float] = time.time):
         self.facilities = facilities
         self.config = facilities.config
         self.backend = facilities.backend
+        self.progress = facilities.progress
         self.clock = clock
+        # Waiting (for health, for a route) on the facilities' timer, which tests replace.
+        self.wait_clock, self.sleep = facilities.clock, facilities.sleep
 
     def backup(self, slug: str, directory: Path) -> dict:
         """Write a sealed backup of the facility into `directory` (new or empty)."""
@@ -62,8 +69,8 @@ class Backups:
         try:
             labels = found.data.labels if found.data else {}
             spec = specs.backup_spec(self.config, slug, labels, str(staging), backup_id)
-            self.facilities.progress(f"backing up {slug} ...")
-            manifest = facility_app.run_offline(
+            self.progress(f"backing up {slug} ...")
+            manifest = facility_commands.run_offline(
                 self.backend, spec, stdin=_key_line(key), timeout=COMMAND_TIMEOUT
             )
             if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
@@ -114,7 +121,7 @@ class Backups:
                 f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
                 "opens only in the facility it was made of"
             )
-        with state.facility_lock(self.config, slug):
+        with home.facility_lock(self.config, slug):
             record = self._key_for(manifest)
             try:
                 found = self.facilities.find(slug)
@@ -173,7 +180,7 @@ class Backups:
     def _replace(self, slug: str, found, record: BackupKey, staging: Path) -> dict:
         """Stop the facility, restore over its volumes, start it again."""
         names = self.config.facility(slug)
-        self.facilities.route(slug, "stopped")  # 503 with Retry-After meanwhile
+        self._route(slug, RouteState.STOPPED)  # 503 with Retry-After meanwhile
         if found.container and found.container.status in ("running", "restarting", "paused"):
             self.backend.stop(names.container)
         labels = found.data.labels if found.data else {}
@@ -184,19 +191,17 @@ class Backups:
             try:
                 self._start(slug, found.state)
             except ProvisionerError as e:
-                self.facilities.progress(
-                    f"{slug} did not start again after the failed restore: {e}"
-                )
+                self.progress(f"{slug} did not start again after the failed restore: {e}")
             raise
         self._start(slug, found.state)
         return result
 
     def _recreate(self, slug: str, manifest: dict, record: BackupKey, staging: Path) -> dict:
         """Make the facility's volumes anew, restore into them, then its container."""
-        names = self.config.facility(slug)
+        names = facility = self.config.facility(slug)
         name = check_name(str(manifest.get("name") or slug))
         retention = check_retention(str(manifest.get("retention") or "7d"))
-        meta = {"name": name, "retention": retention, "created": state.now_iso()}
+        meta = {"name": name, "retention": retention, "created": iso_utc()}
         labels = self.config.labels(facility=slug, role="data", **meta)
         try:
             self.backend.create_volume(names.data_volume, labels)
@@ -205,40 +210,53 @@ class Backups:
             )
             result = self._run_restore(slug, labels, record, staging)
             image_id = self.backend.image_id(self.config.facility_image)
-            self.facilities.ensure_socket_dir(slug)
+            home.ensure_socket_dir(facility)
             self.backend.create_container(
-                specs.facility_spec(self.config, slug, name, retention, image_id)
+                specs.facility_spec(self.config, facility, name, retention, image_id)
             )
             self._start(slug, FacilityState())
         except BaseException:
             self.backend.remove_container(names.container)
             self.backend.remove_volume(names.keys_volume)
             self.backend.remove_volume(names.data_volume)
-            self.facilities.route(slug, None)
-            desired.remove(self.config, slug)
-            shutil.rmtree(self.config.facility_socket_dir(slug), ignore_errors=True)
+            self._route(slug, None)
+            state_file.remove(self.config, slug)
+            shutil.rmtree(facility.socket_dir, ignore_errors=True)
             raise
         return result
+
+    def _route(self, slug: str, state: str | None) -> None:
+        routes.apply_route(
+            self.config, self.backend, slug, state, self.progress, self.wait_clock, self.sleep
+        )
 
     def _run_restore(
         self, slug: str, labels: dict[str, str], record: BackupKey, staging: Path
     ) -> dict:
         spec = specs.restore_spec(self.config, slug, labels, str(staging))
-        self.facilities.progress(f"restoring {slug} from backup {record.backup_id} ...")
-        return facility_app.run_offline(
+        self.progress(f"restoring {slug} from backup {record.backup_id} ...")
+        return facility_commands.run_offline(
             self.backend, spec, stdin=_key_line(record.key), timeout=COMMAND_TIMEOUT
         )
 
     def _start(self, slug: str, st: FacilityState) -> None:
         """Start the facility's container and route it once it answers: a restore ends running."""
-        names = self.config.facility(slug)
-        self.facilities.ensure_socket_dir(slug)
-        self.backend.start(names.container)
-        self.facilities.wait_healthy(slug)
-        st.desired, st.asleep, st.wake_at, st.slept_at = "running", False, None, None
-        st.health, st.error = "ok", None
-        desired.save(self.config, slug, st)
-        self.facilities.route(slug, "running")
+        facility = self.config.facility(slug)
+        home.ensure_socket_dir(facility)
+        self.backend.start(facility.container)
+        facility_commands.wait_facility(
+            self.config,
+            self.backend,
+            slug,
+            self.config.health_timeout,
+            progress=self.progress,
+            sleep=self.sleep,
+            clock=self.wait_clock,
+        )
+        st.desired, st.asleep, st.wake_at, st.slept_at = Desired.RUNNING, False, None, None
+        st.health, st.error = Health.OK, None
+        state_file.save(self.config, slug, st)
+        self._route(slug, RouteState.RUNNING)
 
     # files and images
 
@@ -298,12 +316,8 @@ def _record(backup_id: str, slug: str, manifest: dict, key: bytes, made: float) 
     except ValueError:
         created_at = made
     return BackupKey(
-        backup_id, slug, _iso(min(created_at, made)), _iso(expires_at), expires_at, key
+        backup_id, slug, iso_utc(min(created_at, made)), iso_utc(expires_at), expires_at, key
     )
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(int(seconds), UTC).strftime(ISO)
 
 
 def _unix(manifest: dict) -> int:

@@ -1,19 +1,20 @@
-"""The little the provisioner keeps under MEDCELL_HOME: locks, gateway files, a deletion log."""
+"""MEDCELL_HOME, the provisioner's home folder: its locks, the facilities' socket folders, the
+deletion log, and the atomic JSON writer for what it keeps there."""
 
 from __future__ import annotations
 
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner.config import Config
-from provisioner.errors import Busy
+from medcell_common.files import write_atomic
+from medcell_common.times import iso_utc
+from provisioner.host.config import FACILITY_UID, Config, Facility
+from provisioner.host.errors import Busy
 
 DELETION_LOG = "deletions.log"
 
@@ -28,6 +29,19 @@ def _locks_dir(config: Config) -> Path:
     ensure_home(config)
     config.locks_dir.mkdir(mode=0o700, exist_ok=True)
     return config.locks_dir
+
+
+def ensure_socket_dir(facility: Facility) -> None:
+    """The host directory of the facility's socket: the app (uid 10001) must create it there."""
+    directory = facility.socket_dir
+    directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o711, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(directory, FACILITY_UID, FACILITY_UID)
+        os.chmod(directory, 0o711)
+    else:
+        # We cannot give it to uid 10001; so anyone may create the socket in it.
+        os.chmod(directory, 0o777)
 
 
 LOCK_POLL_SECONDS = 0.05
@@ -72,27 +86,12 @@ def routes_lock(config: Config) -> Iterator[None]:
 def write_json_atomic(path: Path, data: object, mode: int = 0o644) -> None:
     """Write JSON through a temporary file and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            # NaN or Infinity in a state file would be read back as a deadline that is never due.
-            json.dump(data, handle, indent=2, sort_keys=True, allow_nan=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # NaN or Infinity in a state file would be read back as a deadline that is never due.
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_atomic(path, text, mode)
 
 
 def log_deletion(config: Config, slug: str) -> None:
     """Append a content-free line: which slug was deleted, and when."""
     with open(ensure_home(config) / DELETION_LOG, "a") as handle:
-        handle.write(f"{now_iso()} deleted {slug}\n")
-
-
-def now_iso() -> str:
-    """The current UTC time in ISO 8601, to the second."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        handle.write(f"{iso_utc()} deleted {slug}\n")

@@ -1,4 +1,4 @@
-"""`python -m provisioner.demo` (used by `make run`): ensure the demo facility and print its login.
+"""`python -m provisioner.cli.demo` (`make run`): ensure the demo facility, print its login.
 
 Demo only: the demo admin's password is kept in $MEDCELL_HOME/demo-credentials.json (mode 0600) so
 that `make run` can show it again. Real facilities never have their password stored anywhere.
@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sys
 
-from provisioner.cli import Runtime
-from provisioner.errors import ProvisionerError
-from provisioner.facilities import Facilities
-from provisioner.state import ensure_home, write_json_atomic
+from medcell_common.interfaces import Status
+from provisioner.cli.commands import Runtime
+from provisioner.cli.facilities import Facilities
+from provisioner.host.errors import ProvisionerError
+from provisioner.host.home import ensure_home, write_json_atomic
 
 DEMO_SLUG = "demo"
 DEMO_NAME = "Praxis Dr. Müller"
@@ -28,7 +29,7 @@ def ensure_demo(facilities: Facilities) -> dict:
         created = facilities.create(DEMO_SLUG, name=DEMO_NAME)
         login = {"username": created["admin_user"], "password": created["admin_password"]}
         write_json_atomic(path, login, mode=0o600)
-    elif status != "running":
+    elif status != Status.RUNNING:
         facilities.start(DEMO_SLUG)
     try:
         login = json.loads(path.read_text())

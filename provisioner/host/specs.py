@@ -6,8 +6,9 @@ import dataclasses
 import hashlib
 import json
 
-from provisioner.config import FACILITY_UID, Config, idle_text
-from provisioner.docker_backend import ContainerSpec, Limits
+from medcell_common.interfaces import Label
+from provisioner.host.config import FACILITY_UID, Config, Facility, idle_text
+from provisioner.host.docker_backend import ContainerSpec, Limits
 
 FACILITY_USER = f"{FACILITY_UID}:{FACILITY_UID}"
 FACILITY_RUN_DIR = "/run/medcell"
@@ -21,7 +22,7 @@ MANAGE = ["python", "-m", "services.facility"]
 
 def facility_spec(
     config: Config,
-    slug: str,
+    facility: Facility,
     name: str,
     retention: str,
     image_id: str | None = None,
@@ -32,11 +33,11 @@ def facility_spec(
     `mail`: the installation relays mail, so the facility queues notifications (it learns only
     that, never the SMTP server or its secret).
     """
-    names = config.facility(slug)
+    slug = facility.slug
     # The image it was made from, so that `medcell up` can tell which facilities to upgrade.
-    labels = {**config.labels(facility=slug, role="facility"), "medcell.image": image_id or ""}
+    labels = {**config.labels(facility=slug, role="facility"), str(Label.IMAGE): image_id or ""}
     spec = ContainerSpec(
-        name=names.container,
+        name=facility.container,
         image=config.facility_image,
         user=FACILITY_USER,
         labels=labels,
@@ -49,11 +50,11 @@ def facility_spec(
             # Its own origin: every absolute link it builds starts here, never with a client's
             # Host. Part of the fingerprint, so `medcell up` recreates it when the domain or port
             # changes.
-            "MEDCELL_PUBLIC_URL": config.facility_url(slug),
+            "MEDCELL_PUBLIC_URL": facility.url,
         },
         network=None,
-        volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
-        rw_binds={str(config.facility_socket_dir(slug)): FACILITY_RUN_DIR},
+        volumes={facility.data_volume: "/data", facility.keys_volume: "/keys"},
+        rw_binds={str(facility.socket_dir): FACILITY_RUN_DIR},
         # Health is probed from outside over the socket; an image's own check would fork a
         # process every few seconds in every facility.
         healthcheck=False,
@@ -134,8 +135,8 @@ def _offline(
         labels=config.labels(facility=slug, role=role),
         environment={
             "MEDCELL_FACILITY": slug,
-            "MEDCELL_FACILITY_NAME": labels.get("medcell.name", slug),
-            "MEDCELL_RETENTION": labels.get("medcell.retention", "7d"),
+            "MEDCELL_FACILITY_NAME": labels.get(Label.NAME, slug),
+            "MEDCELL_RETENTION": labels.get(Label.RETENTION, "7d"),
             # SQLite's temporary files while copying a database as large as the facility's
             # would overflow the container's 64 MiB /tmp ("database or disk is full").
             "SQLITE_TMPDIR": "/data",
@@ -226,5 +227,5 @@ def supervisor_spec(
 def _fingerprinted(spec: ContainerSpec, image_id: str | None) -> ContainerSpec:
     # `medcell up` recreates a container whose fingerprint (settings or image) changed.
     fingerprint = json.dumps([repr(spec), image_id], sort_keys=True).encode()
-    spec.labels["medcell.config"] = hashlib.sha256(fingerprint).hexdigest()[:16]
+    spec.labels[str(Label.CONFIG)] = hashlib.sha256(fingerprint).hexdigest()[:16]
     return spec

@@ -1,6 +1,6 @@
 """routes.json v2: the gateway's only view of which facilities exist and how to reach them.
 
-Every write holds state.routes_lock and increases `generation` by one; the gateway acknowledges
+Every write holds home.routes_lock and increases `generation` by one; the gateway acknowledges
 the generation nginx runs with in run/gateway/applied.json, which wait_applied watches.
 """
 
@@ -12,18 +12,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner import desired
-from provisioner.config import Config
-from provisioner.desired import FacilityState
-from provisioner.errors import InvalidArgument
-from provisioner.state import routes_lock, write_json_atomic
-from provisioner.validation import SLUG_RE
+from medcell_common.interfaces import APPLIED_FILE, ROUTES_FILE, ROUTES_VERSION, Desired, RouteState
+from provisioner.host import state_file
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import InvalidArgument
+from provisioner.host.home import routes_lock, write_json_atomic
+from provisioner.host.state_file import FacilityState
+from provisioner.host.validation import SLUG_RE
 
-ROUTES_FILE = "routes.json"
-APPLIED_FILE = "applied.json"
-ROUTES_VERSION = 2
-ROUTE_STATES = ("running", "asleep", "stopped")
+ROUTE_STATES = tuple(RouteState)
 POLL_SECONDS = 0.02
+APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 
 log = logging.getLogger("medcell.routes")
 
@@ -34,14 +34,14 @@ def routes_path(config: Config) -> Path:
 
 def route_state(container_running: bool, st: FacilityState) -> str:
     """How the gateway should treat the facility: straight to it, via the activator, or 503."""
-    if st.desired == "stopped" and not container_running:
-        return "stopped"
+    if st.desired == Desired.STOPPED and not container_running:
+        return RouteState.STOPPED
     if st.asleep:
-        return "asleep"
+        return RouteState.ASLEEP
     if container_running:
-        return "running"
+        return RouteState.RUNNING
     # Should run but does not: the activator asks the supervisor to start it on the next request.
-    return "asleep"
+    return RouteState.ASLEEP
 
 
 def read_routes(config: Config) -> dict | None:
@@ -109,6 +109,29 @@ def wait_applied(
         sleep(POLL_SECONDS)
 
 
+def apply_route(
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    state: str | None,
+    progress: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Publish (None: remove) one facility's route; with a gateway running, wait until it is
+    served.
+
+    nginx follows routes.json within a fraction of a second, but a facility that `create` or
+    `start` just reported ready must not answer 404 or 503 to the very next request.
+    """
+    generation = set_route(config, slug, state)
+    gateway = backend.container(config.gateway_container)
+    if gateway is None or gateway.status != "running":
+        return  # a gateway started later reads the whole table first
+    if not wait_applied(config, generation, timeout=APPLY_TIMEOUT, clock=clock, sleep=sleep):
+        progress(f"the gateway has not applied the route of {slug} yet")
+
+
 def _table(document: dict | None) -> dict[str, str] | None:
     """{slug: state} of a usable routes document, or None if any part of it is damaged."""
     if not isinstance(document, dict) or document.get("version") != ROUTES_VERSION:
@@ -132,7 +155,7 @@ def _rebuilt(config: Config) -> dict[str, str]:
     patients). Without asking Docker, a facility that should run is routed as asleep: its first
     request goes to the activator, whose wake finds it running and routes it straight again.
     """
-    states = desired.load_all(config)
+    states = state_file.load_all(config)
     if states and routes_path(config).exists():
         log.warning("routes_rebuilt", extra={"fields": {"event": "routes_rebuilt"}})
     return {slug: route_state(False, st) for slug, st in states.items()}

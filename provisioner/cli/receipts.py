@@ -15,7 +15,7 @@ import nacl.exceptions
 import nacl.signing
 
 from medcell_common import receipts as fmt
-from provisioner.errors import InvalidArgument, ReceiptInvalid
+from provisioner.host.errors import InvalidArgument, ReceiptInvalid
 
 
 def read_json(path: Path, what: str) -> object:

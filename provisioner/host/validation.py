@@ -2,7 +2,7 @@
 
 from medcell_common import rules, sizes
 from medcell_common.rules import MAX_RETENTION, SLUG_RE
-from provisioner.errors import InvalidArgument
+from provisioner.host.errors import InvalidArgument
 
 # Re-exported: the rest of the provisioner takes the rules from here, as InvalidArgument.
 __all__ = [

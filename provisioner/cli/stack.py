@@ -8,13 +8,16 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import UTC, datetime
 from pathlib import Path
 
-from provisioner import desired, facility_app, facility_socket, smtp, specs, state
-from provisioner.config import parse_idle
-from provisioner.docker_backend import ContainerSpec
-from provisioner.errors import (
+from medcell_common.interfaces import Desired, Label, Status
+from medcell_common.times import iso_utc
+from provisioner.cli.facilities import Facilities, Found, container_status
+from provisioner.cli.tls import ensure_certificate
+from provisioner.host import facility_commands, facility_http, home, smtp, specs, state_file
+from provisioner.host.config import parse_idle
+from provisioner.host.docker_backend import ContainerSpec
+from provisioner.host.errors import (
     Busy,
     Conflict,
     DockerError,
@@ -23,8 +26,6 @@ from provisioner.errors import (
     ImageBuildFailed,
     InvalidArgument,
 )
-from provisioner.facilities import Facilities, Found, container_status
-from provisioner.tls import ensure_certificate
 
 GATEWAY_UID = 10001
 REPAIR_LOCK_WAIT = 30.0  # the supervisor may be sleeping or waking that facility right now
@@ -40,8 +41,9 @@ SupervisorIdentity = tuple[str, int | None, str]
 
 
 def repo_root() -> Path:
-    """The source tree this package runs from (deploy/ lives beside provisioner/)."""
-    return Path(__file__).resolve().parents[1]
+    """The folder that holds the provisioner package: a checkout (deploy/ beside it) or
+    site-packages (an installed package, which has no image build scripts)."""
+    return Path(__file__).resolve().parents[2]
 
 
 def gateway_identity() -> Identity:
@@ -78,7 +80,10 @@ def refresh_images(progress: Callable[[str], None]) -> None:
 def _run_build_script(extra_env: dict[str, str]) -> None:
     script = repo_root() / "deploy" / "build-images.sh"
     if not script.exists():
-        raise ImageBuildFailed(f"{script} is not there to build the medcell images")
+        raise ImageBuildFailed(
+            "this installation has no image build scripts (an installed package): build the "
+            "medcell images with `make images` in a medcell checkout"
+        )
     env = {**os.environ, "PYTHON": sys.executable, **extra_env}
     result = subprocess.run(["bash", str(script)], cwd=repo_root(), env=env, stdout=sys.stderr)
     if result.returncode != 0:
@@ -101,6 +106,8 @@ class Stack:
         self.config = facilities.config
         self.backend = facilities.backend
         self.progress = facilities.progress
+        # Waiting (for health) on the facilities' timer, which tests replace.
+        self.clock, self.sleep = facilities.clock, facilities.sleep
         self.build = build
         self.refresh = refresh
         self.identity = identity
@@ -114,7 +121,7 @@ class Stack:
         wheels; the usual upgrade below then moves every facility, the gateway and the
         supervisor onto the new images, one facility at a time.
         """
-        state.ensure_home(self.config)
+        home.ensure_home(self.config)
         # First, so that facilities are repaired with mail on or off as the operator now says.
         mail = self.smtp_settings()
         smtp.save(self.config.home, mail)
@@ -131,7 +138,6 @@ class Stack:
             repaired += self._repair(found)
         self.facilities.publish()  # before the gateway starts, so it starts with the full table
         repaired += self._ensure_gateway(user)
-        repaired += self._remove_facility_networks()
         repaired += self._ensure_supervisor()
         result = {
             "url": self.config.base_url,
@@ -222,7 +228,7 @@ class Stack:
     def _repair(self, found: Found) -> list[str]:
         """Bring one facility to the current spec and its desired state; say what was done."""
         try:
-            with state.facility_lock(self.config, found.slug, wait=REPAIR_LOCK_WAIT):
+            with home.facility_lock(self.config, found.slug, wait=REPAIR_LOCK_WAIT):
                 return self._repair_locked(self.facilities.find(found.slug))
         except Busy:
             return [f"skipped {found.slug}: another command is changing it"]
@@ -232,18 +238,18 @@ class Stack:
     def _repair_locked(self, found: Found) -> list[str]:
         slug, done = found.slug, []
         names = self.config.facility(slug)
-        self.facilities.ensure_socket_dir(slug)
-        if not desired.state_path(self.config, slug).exists():
+        home.ensure_socket_dir(names)
+        if not state_file.state_path(self.config, slug).exists():
             # An installation from before sleep/wake: everything should run (deadlines!);
             # the idle timeout puts what nobody uses to sleep soon enough.
-            idle = found.data.labels.get("medcell.idle") if found.data else None
+            idle = found.data.labels.get(Label.IDLE) if found.data else None
             found.state.idle = None if idle is None else _idle_seconds(idle)
-            desired.save(self.config, slug, found.state)
+            state_file.save(self.config, slug, found.state)
         if found.data is None:
             return done  # a container without its data volume: nothing to rebuild it from
         spec = self.facilities.spec(found)
         info = found.container
-        if info is not None and info.labels.get("medcell.config") != spec.labels["medcell.config"]:
+        if info is not None and info.labels.get(Label.CONFIG) != spec.labels[Label.CONFIG]:
             self.progress(f"upgrading {names.container} to the current facility image and settings")
             if info.status == "running":
                 self.backend.stop(names.container)  # graceful: in-flight requests finish
@@ -255,36 +261,36 @@ class Stack:
             done.append(f"recreated container {names.container} from its volumes")
         st = found.state
         current = self.backend.container(names.container)
-        if st.desired == "running" and not st.asleep and current and current.status != "running":
+        if (
+            st.desired == Desired.RUNNING
+            and not st.asleep
+            and current
+            and current.status != "running"
+        ):
             self.backend.start(names.container)
-            self.facilities.wait_healthy(slug)
+            facility_commands.wait_facility(
+                self.config,
+                self.backend,
+                slug,
+                self.config.health_timeout,
+                progress=self.progress,
+                sleep=self.sleep,
+                clock=self.clock,
+            )
             done.append(f"started {names.container}")
-        return done
-
-    def _remove_facility_networks(self) -> list[str]:
-        """Facilities have no network any more; remove those older installations made."""
-        labels = {"medcell.instance": self.config.prefix, "medcell.role": "network"}
-        done = []
-        for network in self.backend.networks(labels):
-            self.backend.disconnect(network.name, self.config.gateway_container)
-            try:
-                self.backend.remove_network(network.name)
-                done.append(f"removed network {network.name}")
-            except DockerError as e:
-                done.append(f"could not remove network {network.name}: {e}")
         return done
 
     def _ensure_gateway(self, user: str) -> list[str]:
         name = self.config.gateway_container
         image_id = self.backend.image_id(self.config.gateway_image)
         done = self._ensure_container(specs.gateway_spec(self.config, user, image_id))
-        facility_app.wait_healthy(
+        facility_commands.wait_healthy(
             self.backend,
             name,
             self.config.health_timeout,
             progress=self.progress,
-            sleep=self.facilities.sleep,
-            clock=self.facilities.clock,
+            sleep=self.sleep,
+            clock=self.clock,
         )
         return done
 
@@ -322,7 +328,7 @@ class Stack:
         """Create or keep a long-running container; recreate it when its fingerprint changed."""
         name, done = spec.name, []
         info = self.backend.container(name)
-        if info and info.labels.get("medcell.config") != spec.labels["medcell.config"]:
+        if info and info.labels.get(Label.CONFIG) != spec.labels[Label.CONFIG]:
             self.backend.remove_container(name)
             info = None
             done.append(f"recreated {name} for new settings or image")
@@ -357,13 +363,13 @@ def installation_status(
 ) -> dict:
     """Counts by status and the next deadline (asleep: wake_at; awake: asked over its socket)."""
     found = facilities.discover()
-    counts = {"running": 0, "asleep": 0, "stopped": 0, "unhealthy": 0}
+    counts = {str(status): 0 for status in Status}
     deadlines: list[tuple[float, str]] = []
     awake = []
     for slug, f in found.items():
         status = f.status
         counts[status] += 1
-        if status == "asleep" and f.state.wake_at is not None:
+        if status == Status.ASLEEP and f.state.wake_at is not None:
             deadlines.append((f.state.wake_at, slug))
         elif f.running and not f.state.asleep:
             awake.append(slug)
@@ -374,14 +380,14 @@ def installation_status(
         "supervisor": supervisor,
         "facilities": {"total": len(found), **counts},
         # Awake facilities against the cap the supervisor keeps (MEDCELL_MAX_AWAKE).
-        "awake": counts["running"],
+        "awake": counts[Status.RUNNING],
         "max_awake": facilities.config.max_awake,
         "unhealthy": [
             {"slug": slug, "error": f.state.error}
             for slug, f in found.items()
-            if f.status == "unhealthy"
+            if f.status == Status.UNHEALTHY
         ],
-        "next_deadline": _iso(deadline[0]) if deadline else None,
+        "next_deadline": iso_utc(deadline[0]) if deadline else None,
         "next_deadline_in": round(max(0.0, deadline[0] - clock())) if deadline else None,
         "next_deadline_facility": deadline[1] if deadline else None,
     }
@@ -394,7 +400,7 @@ def _probe_deadlines(config, slugs: list[str]) -> list[tuple[float, str]]:
 
     def probe(slug: str) -> tuple[float, str] | None:
         try:
-            reported = facility_socket.status(config, slug, timeout=PROBE_TIMEOUT).next_deadline
+            reported = facility_http.status(config, slug, timeout=PROBE_TIMEOUT).next_deadline
         except FacilityUnreachable:
             return None
         return None if reported is None else (reported, slug)
@@ -404,7 +410,3 @@ def _probe_deadlines(config, slugs: list[str]) -> list[tuple[float, str]]:
     done, _ = wait(futures, timeout=PROBE_BUDGET)
     pool.shutdown(wait=False, cancel_futures=True)
     return [r for f in done if (r := f.result()) is not None]
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medcell_common import strictjson
-from provisioner.config import Config
-from provisioner.state import write_json_atomic
+from provisioner.host.config import Config
+from provisioner.host.home import write_json_atomic
 
 KEY_FILE = re.compile(r"^([0-9a-f]{16})\.json$")
 
@@ -92,7 +92,7 @@ def all_keys(config: Config) -> list[BackupKey]:
 
 
 def staging_dir(config: Config, backup_id: str) -> Path:
-    """Where a backup's sealed files wait while a command moves them (see provisioner.backups)."""
+    """Where a backup's sealed files wait while a command moves them (cli/backups.py)."""
     return config.home / "backups" / "staging" / backup_id
 
 

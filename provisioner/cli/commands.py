@@ -1,4 +1,4 @@
-"""The `medcell` command line: a thin layer over provisioner.facilities and provisioner.stack."""
+"""The `medcell` command line: a thin layer over the facilities, stack and backups modules."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from pathlib import Path
 
 import click
 
-from provisioner import receipts as receipts_offline
-from provisioner.backups import Backups
-from provisioner.config import Config
-from provisioner.docker_backend import DockerBackend
-from provisioner.errors import InvalidArgument, ProvisionerError
-from provisioner.facilities import DEFAULT_RETENTION, Facilities
-from provisioner.stack import Stack
-from provisioner.validation import check_slug
+from provisioner.cli import receipts as receipts_offline
+from provisioner.cli.backups import Backups
+from provisioner.cli.facilities import DEFAULT_RETENTION, Facilities
+from provisioner.cli.stack import Stack
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import InvalidArgument, ProvisionerError
 
 
 class Runtime:
@@ -273,11 +272,7 @@ def set_quota(
 @pass_runtime
 def sleep_(runtime: Runtime, slug: str, as_json: bool) -> None:
     """Put a facility to sleep now (no process, no memory); waits up to 30 s for running work."""
-    _require_existing(runtime, slug)
-    from provisioner import lifecycle
-
-    lifecycle.put_to_sleep(runtime.config, runtime.backend, slug, require_idle=None)
-    result = {"slug": slug, "status": runtime.facilities.find(slug).status}
+    result = runtime.facilities.put_to_sleep(slug)
     _emit(result, as_json, f"facility {slug} is {result['status']}")
 
 
@@ -287,11 +282,7 @@ def sleep_(runtime: Runtime, slug: str, as_json: bool) -> None:
 @pass_runtime
 def wake(runtime: Runtime, slug: str, as_json: bool) -> None:
     """Wake an asleep facility now (it also wakes by itself on its first request)."""
-    _require_existing(runtime, slug)
-    from provisioner import lifecycle
-
-    lifecycle.wake(runtime.config, runtime.backend, slug, reason="operator")
-    result = {"slug": slug, "status": runtime.facilities.find(slug).status}
+    result = runtime.facilities.wake(slug)
     _emit(result, as_json, f"facility {slug} is {result['status']}")
 
 
@@ -411,11 +402,6 @@ def restore(runtime: Runtime, slug: str, directory: Path, yes: bool, as_json: bo
         f"{result['conversations']} conversations, {result['expired']} expired since and "
         f"deleted; {result['status']}",
     )
-
-
-def _require_existing(runtime: Runtime, slug: str) -> None:
-    """Refuse bad or unknown slugs before anything is started or stopped."""
-    runtime.facilities.find(check_slug(slug))
 
 
 def main() -> None:

@@ -1,0 +1,105 @@
+"""The names the images share, written once: states, the routes file and its acknowledgement,
+the wake API's answers, a facility's status fields, the `X-Medcell-*` headers and Docker labels.
+
+Each side imports these instead of spelling the strings itself. The enums are `StrEnum`s, so a
+member equals (and JSON-encodes as) its plain string: files and answers stay exactly as before.
+"""
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """A facility's status as the CLI reports it (`facility list`, `show`, `status`)."""
+
+    RUNNING = "running"
+    ASLEEP = "asleep"
+    STOPPED = "stopped"
+    UNHEALTHY = "unhealthy"
+
+
+class RouteState(StrEnum):
+    """A facility's state in the routes file: how the gateway answers its requests."""
+
+    RUNNING = "running"  # proxied to its socket
+    ASLEEP = "asleep"  # held by the activator, which asks the supervisor to wake it
+    STOPPED = "stopped"  # 503 with Retry-After
+
+
+class Desired(StrEnum):
+    """What the operator wants of a facility (its state file's `desired`)."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Health(StrEnum):
+    """What the supervisor last saw of a facility (its state file's `health`)."""
+
+    OK = "ok"
+    UNHEALTHY = "unhealthy"
+
+
+# routes.json v2 (provisioner and supervisor write it, the gateway reads it):
+#   {"version": 2, "generation": N, "facilities": {"<slug>": {"state": "<RouteState>"}}}
+# and the gateway's acknowledgement, run/gateway/applied.json: {"generation": N}, written once
+# nginx serves that generation.
+ROUTES_FILE = "routes.json"
+ROUTES_VERSION = 2
+APPLIED_FILE = "applied.json"
+
+
+# The wake API on the supervisor's unix socket: `POST /wake/<slug>`, answered 200
+# {"slug", "state": "running"}, or an error {"error": {"code": <WakeError>, "message"}}.
+WAKE_PATH = "/wake/"
+
+
+class WakeError(StrEnum):
+    """The wake API's error codes, and the HTTP status each comes with."""
+
+    NOT_FOUND = "not_found"  # 404
+    FACILITY_STOPPED = "facility_stopped"  # 409: the operator stopped it; nothing wakes it
+    BUSY = "busy"  # 503: too many wakes queued
+    NO_ROOM = "no_room"  # 503: the host holds as many awake facilities as it may
+    WAKE_FAILED = "wake_failed"  # 503
+
+
+WAKE_STATUS = {
+    WakeError.NOT_FOUND: 404,
+    WakeError.FACILITY_STOPPED: 409,
+    WakeError.BUSY: 503,
+    WakeError.NO_ROOM: 503,
+    WakeError.WAKE_FAILED: 503,
+}
+
+
+class StatusField(StrEnum):
+    """The fields of a facility's socket-only status answer (`GET /status` on its socket)."""
+
+    INFLIGHT = "inflight"
+    REQUESTS = "requests"
+    IDLE_SECONDS = "idle_seconds"
+    BUSY = "busy"
+    NEXT_DEADLINE = "next_deadline"
+    OUTBOX = "outbox"
+    OPENS = "opens"
+
+
+# Headers between the gateway and what is behind it. The gateway sets SLUG_HEADER (replacing
+# anything a client sent under that name) on requests it hands to its activator; a page's live
+# update polls carry POLL_HEADER: 1, which does not count as activity.
+SLUG_HEADER = "X-Medcell-Slug"
+POLL_HEADER = "X-Medcell-Poll"
+
+
+class Label(StrEnum):
+    """Docker label keys on the objects medcell makes."""
+
+    INSTANCE = "medcell.instance"  # the installation (its prefix)
+    FACILITY = "medcell.facility"  # the facility's slug
+    ROLE = "medcell.role"  # facility, data, keys, gateway, supervisor, network …
+    CONFIG = "medcell.config"  # a fingerprint of the spec a container was made from
+    IMAGE = "medcell.image"  # the id of the image a facility's container was made from
+    NAME = "medcell.name"  # data volume: the facility's display name
+    RETENTION = "medcell.retention"  # data volume: its initial retention
+    IDLE = "medcell.idle"  # data volume: its idle timeout, if set at create
+    CREATED = "medcell.created"  # data volume: when it was created

@@ -1,0 +1,10 @@
+"""Moments as the parts of medcell write them: ISO 8601 in UTC, to the second."""
+
+import time
+from datetime import UTC, datetime
+
+
+def iso_utc(seconds: float | None = None) -> str:
+    """Unix seconds (default: now) as `2026-01-31T12:00:00Z`; fractions are dropped."""
+    moment = time.time() if seconds is None else seconds
+    return datetime.fromtimestamp(int(moment), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
