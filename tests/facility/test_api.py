@@ -273,7 +273,7 @@ def test_oversized_attachment_is_413_and_stores_nothing(make_app, staff_auth):
     app = make_app(
         "small",
     )
-    app.extensions["medcell"]["conversations"].max_attachment_bytes = 1000
+    app.extensions["medcell"].conversations.max_attachment_bytes = 1000
     client = app.test_client()
     from .conftest import STAFF, login
 

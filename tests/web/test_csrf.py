@@ -13,7 +13,7 @@ def test_form_post_without_or_with_a_foreign_token_is_refused(app, staff, admin)
     refused = staff.post(url, data={"body": "admin's token", "csrf": foreign})
     assert refused.status_code == 403
     assert "Formular ist abgelaufen" in refused.get_data(as_text=True)
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
 
 

@@ -80,7 +80,7 @@ def test_patient_deletes_the_conversation_with_one_confirmation(app, staff, pati
     assert done.status_code == 200
     assert "nichts davon mehr gespeichert" in done.get_data(as_text=True)
     assert "__Host-mc_patient=;" in done.headers["Set-Cookie"]
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     for table in (
         "conversations",
         "messages",

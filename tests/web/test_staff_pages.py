@@ -23,7 +23,7 @@ def test_login_sets_a_server_side_session_cookie_and_logout_ends_it(app):
     staff_cookie = next(c for c in cookie if c.startswith("__Host-mc_staff="))
     assert all(flag in staff_cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
     token = client.get_cookie("__Host-mc_staff", domain="medcell.test").value
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM staff_sessions").fetchone()[0] == 1
     assert token.encode() not in b"".join(
         r[0] for r in conn.execute("SELECT token_hash FROM staff_sessions")
@@ -45,7 +45,7 @@ def test_wrong_password_shows_a_message(app):
 
 def test_sessions_expire(app, staff, clock):
     assert staff.get(f"{BASE}/staff/").status_code == 200
-    clock.advance(app.extensions["medcell"]["config"].session_seconds + 1)
+    clock.advance(app.extensions["medcell"].config.session_seconds + 1)
     assert staff.get(f"{BASE}/staff/").status_code == 303
 
 
@@ -103,7 +103,7 @@ def test_attachments_are_checked_by_content_and_downloaded_intact(app, staff):
 
 
 def test_too_large_file_gets_a_clear_message(app, staff):
-    config = app.extensions["medcell"]["config"]
+    config = app.extensions["medcell"].config
     conv_id, _ = open_conversation(staff)
     csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
     big = PNG + b"\x00" * config.max_attachment_bytes
@@ -174,7 +174,7 @@ def test_admin_wipe_names_the_loss_and_needs_the_slug(app, staff, admin):
         f"{BASE}/staff/admin/wipe", data={"csrf": csrf_of(confirm), "confirm": "yes"}
     )
     assert wrong.status_code == 400
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 2
     done = admin.post(
         f"{BASE}/staff/admin/wipe", data={"csrf": csrf_of(confirm), "confirm": "praxis"}
@@ -204,7 +204,7 @@ def test_head_requests_answer_like_get_without_a_csrf_check(app, staff, admin):
 
 def test_missing_keys_while_creating_a_conversation_say_so_not_title_too_long(app, staff):
     home = staff.get(f"{BASE}/staff/")
-    app.extensions["medcell"]["keyring"].shred_all()
+    app.extensions["medcell"].keyring.shred_all()
     created = staff.post(f"{BASE}/staff/conversations", data={"csrf": csrf_of(home), "title": "x"})
     body = created.get_data(as_text=True)
     assert created.status_code == 500

@@ -13,9 +13,9 @@ PDF = b"%PDF-1.4\n% test\n" + bytes(range(256)) * 8
 def fill_facility(app) -> None:
     """Store 1 MiB, then set the quota to what the facility uses: it is at 100 %."""
     medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
-    conv_id, _ = medcell["conversations"].create(conn, "filler")
-    medcell["conversations"].add_attachment(
+    conn = medcell.store.conn()
+    conv_id, _ = medcell.conversations.create(conn, "filler")
+    medcell.conversations.add_attachment(
         conn,
         conv_id,
         "staff",
@@ -65,7 +65,7 @@ def test_patient_reply_on_a_full_facility_shows_the_notice_and_keeps_the_form(ap
 
 def test_staff_upload_into_a_full_conversation_is_refused_readably(app, staff):
     conv_id, _ = open_conversation(staff)
-    quota.set_quotas(app.extensions["medcell"]["store"].conn(), conversation="1MiB")
+    quota.set_quotas(app.extensions["medcell"].store.conn(), conversation="1MiB")
     page = staff.get(f"{BASE}/staff/c/{conv_id}?lang=en")
     big = b"%PDF-1.4\n" + bytes(1024 * 1024)
     answer = staff.post(

@@ -35,7 +35,7 @@ def healthz():
 
 @bp.get("/api/v1/openapi.json")
 def openapi():
-    return jsonify(spec(ctx()["config"]))
+    return jsonify(spec(ctx().config))
 
 
 @bp.post("/api/v1/login")
@@ -47,7 +47,7 @@ def login():
         body.get("password"),
         client_id(),
         now(),
-        ctx()["config"].session_seconds,
+        ctx().config.session_seconds,
     )
     return jsonify(token=token)
 
@@ -86,7 +86,7 @@ def conversation_json(summary: dict) -> dict:
 def create_conversation():
     body = json_body()
     pin_hash = patients.hash_pin(body.get("pin"))
-    conv_id, token = ctx()["conversations"].create(
+    conv_id, token = ctx().conversations.create(
         conn(), body.get("title"), pin_hash, body.get("reference")
     )
     return jsonify(id=conv_id, patient_token=token, patient_url=patient_url(token)), 201
@@ -96,7 +96,7 @@ def create_conversation():
 def open_patient_session():
     """Trade a patient token (plus its PIN, if the conversation has one) for a session token."""
     body = json_body()
-    c, t, client, seconds = conn(), now(), client_id(), ctx()["config"].session_seconds
+    c, t, client, seconds = conn(), now(), client_id(), ctx().config.session_seconds
     throttle.check(c, "token", client, t)
     try:
         token = patients.open_link(c, body.get("token"), t, seconds)
@@ -119,16 +119,16 @@ def open_patient_session():
 @bp.get("/api/v1/conversations")
 @require()
 def list_conversations():
-    items = ctx()["conversations"].summaries(conn())
+    items = ctx().conversations.summaries(conn())
     return jsonify(conversations=[conversation_json(c) for c in items])
 
 
 @bp.delete("/api/v1/conversations")
 @require(admin=True)
 def delete_all_conversations():
-    if query("confirm") != ctx()["config"].facility:
+    if query("confirm") != ctx().config.facility:
         raise BadRequest("to delete all patient data, pass ?confirm=<facility slug>")
-    return jsonify(ctx()["conversations"].delete_all(conn()))
+    return jsonify(ctx().conversations.delete_all(conn()))
 
 
 @bp.get("/api/v1/conversations/<conv_id>")
@@ -136,7 +136,7 @@ def delete_all_conversations():
 def get_conversation(conv_id: str):
     if not ID_RE.match(conv_id):
         raise NotFound("no such conversation")
-    summary = conversation_json(ctx()["conversations"].get(conn(), conv_id))
+    summary = conversation_json(ctx().conversations.get(conn(), conv_id))
     if g.principal.kind == "patient":
         # The title is the staff's label for the conversation (it may hold internal notes);
         # the patient's own page does not show it either.
@@ -147,7 +147,7 @@ def get_conversation(conv_id: str):
 @bp.delete("/api/v1/conversations/<conv_id>")
 @require(patient=True)
 def delete_conversation(conv_id: str):
-    receipt = ID_RE.match(conv_id) and ctx()["conversations"].delete(
+    receipt = ID_RE.match(conv_id) and ctx().conversations.delete(
         conn(), conv_id, reason=g.principal.kind
     )
     if not receipt:
@@ -162,7 +162,7 @@ def delete_conversation(conv_id: str):
 @require(patient=True)
 def post_message(conv_id: str):
     body = json_body()
-    msg = ctx()["conversations"].add_message(conn(), conv_id, g.principal.kind, body.get("body"))
+    msg = ctx().conversations.add_message(conn(), conv_id, g.principal.kind, body.get("body"))
     return jsonify(id=msg["id"], author=msg["author"], created_at=iso(msg["created_at"])), 201
 
 
@@ -170,7 +170,7 @@ def post_message(conv_id: str):
 @require(patient=True)
 def list_messages(conv_id: str):
     after = query("after")
-    items = ctx()["conversations"].messages(conn(), conv_id, after)
+    items = ctx().conversations.messages(conn(), conv_id, after)
     polled = request.headers.get("X-Medcell-Poll") == "1"
     if g.principal.kind == "staff" and after is None and not polled:
         filing().opened(conn(), conv_id, g.principal.username)  # live polls are not opens
@@ -185,7 +185,7 @@ def list_messages(conv_id: str):
 @bp.post("/api/v1/conversations/<conv_id>/attachments")
 @require(patient=True)
 def post_attachment(conv_id: str):
-    conversations = ctx()["conversations"]
+    conversations = ctx().conversations
     conversations.require_live(conn(), conv_id)
     if request.mimetype != "multipart/form-data":
         raise BadRequest("send the file as multipart/form-data in the field 'file'")
@@ -215,7 +215,7 @@ def get_attachment(att_id: str):
 @bp.get("/api/v1/settings")
 @require()
 def get_settings():
-    config = ctx()["config"]
+    config = ctx().config
     return jsonify(
         settings.describe(conn(), config.facility, config.facility_name, config.retention)
     )

@@ -11,7 +11,7 @@ bp = Blueprint("api_notifications", __name__)
 
 
 def _own_settings() -> dict:
-    notifier = ctx()["notifier"]
+    notifier = ctx().notifier
     return {
         "enabled": notifier.enabled,
         "email": notifier.staff_address(conn(), g.principal.staff_id),
@@ -28,19 +28,19 @@ def get_own():
 @require()
 def put_own():
     email = json_body()["email"]
-    ctx()["notifier"].set_staff_address(conn(), g.principal.staff_id, email)
+    ctx().notifier.set_staff_address(conn(), g.principal.staff_id, email)
     return jsonify(_own_settings())
 
 
 def _patient_settings(conv_id: str) -> dict:
-    notifier = ctx()["notifier"]
+    notifier = ctx().notifier
     return {"enabled": notifier.enabled, "email_set": notifier.patient_address_set(conn(), conv_id)}
 
 
 @bp.get("/api/v1/conversations/<conv_id>/notifications")
 @require(patient=True)
 def get_patient(conv_id: str):
-    ctx()["conversations"].require_live(conn(), conv_id)
+    ctx().conversations.require_live(conn(), conv_id)
     return jsonify(_patient_settings(conv_id))
 
 
@@ -50,8 +50,8 @@ def put_patient(conv_id: str):
     if g.principal.kind != "patient":
         raise Forbidden("only the patient sets their own address")
     email = json_body()["email"]
-    ctx()["conversations"].require_live(conn(), conv_id)
-    ctx()["notifier"].set_patient_address(conn(), conv_id, email)
+    ctx().conversations.require_live(conn(), conv_id)
+    ctx().notifier.set_patient_address(conn(), conv_id, email)
     return jsonify(_patient_settings(conv_id))
 
 
@@ -60,6 +60,6 @@ def put_patient(conv_id: str):
 def send_link(conv_id: str):
     body = json_body()
     token = body["patient_token"]
-    ctx()["conversations"].require_live(conn(), conv_id)
-    ctx()["notifier"].send_link(conn(), conv_id, token, body["email"])
+    ctx().conversations.require_live(conn(), conv_id)
+    ctx().notifier.send_link(conn(), conv_id, token, body["email"])
     return jsonify(queued=True), 202

@@ -21,7 +21,7 @@ def list_replies():
 def add_reply():
     body = json_body()
     created = quick_replies.add(
-        conn(), body.get("label"), body.get("body"), ctx()["config"].max_body_chars, now()
+        conn(), body.get("label"), body.get("body"), ctx().config.max_body_chars, now()
     )
     return jsonify(created), 201
 

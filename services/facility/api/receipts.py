@@ -12,7 +12,7 @@ bp = Blueprint("receipts_api", __name__)
 
 
 def receipts():
-    return ctx()["conversations"].receipts
+    return ctx().conversations.receipts
 
 
 @bp.get("/api/v1/receipt-key")

@@ -13,6 +13,6 @@ bp = Blueprint("api_unread", __name__)
 @require()
 def unread():
     counts = reading.unread_counts(
-        conn(), g.principal.staff_id, reading.live_after(ctx()["conversations"], conn())
+        conn(), g.principal.staff_id, reading.live_after(ctx().conversations, conn())
     )
     return jsonify(conversations=counts, total=sum(counts.values()))

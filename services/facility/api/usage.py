@@ -12,7 +12,7 @@ bp = Blueprint("usage", __name__)
 @bp.get("/api/v1/usage")
 @require(admin=True)
 def get_usage():
-    return jsonify(facility_usage(ctx()["facility"]))
+    return jsonify(facility_usage(ctx()))
 
 
 def _size(description: str) -> dict:

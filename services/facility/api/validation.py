@@ -60,7 +60,7 @@ def _regex(pattern: str) -> re.Pattern:
 def operation() -> dict:
     """The document's operation for this request's route and method."""
     path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
-    doc = _document(current_app.extensions["medcell"]["config"])
+    doc = _document(current_app.extensions["medcell"].config)
     return doc["paths"][path][request.method.lower()]
 
 

@@ -20,7 +20,7 @@ RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
 
 
 def render_admin(error: str | None = None, status: int = 200, notice: str | None = None):
-    config = ctx()["config"]
+    config = ctx().config
     current = settings.retention_seconds(conn(), config.retention)
     choices = list(RETENTION_CHOICES)
     if format_duration(current) not in choices:
@@ -31,11 +31,11 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
         accounts=auth.list_staff(conn()),
         retention=format_duration(current),
         retention_choices=choices,
-        receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 100)),
-        receipt_key=ctx()["conversations"].receipts.public_key(),
+        receipts=web_receipts.listed(ctx().conversations.receipts.recent(conn(), 100)),
+        receipt_key=ctx().conversations.receipts.public_key(),
         error=error,
         notice=notice,
-        usage=usage(ctx()["facility"]),
+        usage=usage(ctx()),
         quick_replies=quick_replies.list_all(conn()),
         contact=contact.get(conn()),
         max_body=config.max_body_chars,
@@ -98,14 +98,14 @@ def counts() -> dict:
 @bp.route("/staff/admin/wipe", methods=["GET", "POST"])
 @staff_page(admin=True)
 def wipe():
-    slug = ctx()["config"].facility
+    slug = ctx().config.facility
     if request.method in ("GET", "HEAD"):
         return web.page("wipe.html", counts=counts(), slug=slug)
     if request.form.get("confirm", "").strip() != slug:
         return web.page(
             "wipe.html", 400, counts=counts(), slug=slug, error=web.t("wipe.mismatch", slug=slug)
         )
-    deleted = ctx()["conversations"].delete_all(conn())["deleted"]
+    deleted = ctx().conversations.delete_all(conn())["deleted"]
     return web.page(
         "message.html",
         title=web.t("wipe.done_title"),

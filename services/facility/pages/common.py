@@ -113,9 +113,7 @@ def error_page(e: Exception) -> Response:
         status,
         message=t(
             key,
-            size=i18n.format_size(
-                ctx()["config"].max_attachment_bytes, g.get("lang", i18n.DEFAULT)
-            ),
+            size=i18n.format_size(ctx().config.max_attachment_bytes, g.get("lang", i18n.DEFAULT)),
         ),
     )
     response.headers.update(headers)
@@ -155,7 +153,7 @@ def _finish(response: Response) -> Response:
 
 
 def _template_values() -> dict:
-    config = ctx()["config"]
+    config = ctx().config
     return {
         "t": t,
         "lang": g.get("lang", i18n.DEFAULT),

@@ -37,7 +37,7 @@ bp.register_error_handler(HTTPException, web.error_page)
 
 
 def session_seconds() -> int:
-    return ctx()["config"].session_seconds
+    return ctx().config.session_seconds
 
 
 def patient_page(view):
@@ -232,7 +232,7 @@ def confirm_delete():
 @patient_page
 def delete():
     # The same complete deletion as the API; the sessions go with it (cascade).
-    receipt = ctx()["conversations"].delete(conn(), g.conversation_id, reason="patient")
+    receipt = ctx().conversations.delete(conn(), g.conversation_id, reason="patient")
     response = web.page("deleted.html", side="patient", receipt=web_receipts.shown(receipt))
     web.clear_cookie(response, PATIENT_COOKIE)
     return response

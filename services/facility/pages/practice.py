@@ -23,11 +23,11 @@ def add_quick_reply():
             conn(),
             request.form.get("label", ""),
             request.form.get("body", ""),
-            ctx()["config"].max_body_chars,
+            ctx().config.max_body_chars,
             now(),
         )
     except (BadRequest, PayloadTooLarge):
-        return render_admin(web.t("quick.bad", n=ctx()["config"].max_body_chars), 400)
+        return render_admin(web.t("quick.bad", n=ctx().config.max_body_chars), 400)
     except Conflict:
         return render_admin(web.t("quick.full", n=quick_replies.MAX_COUNT), 409)
     return redirect(f"{url_for('admin.admin')}#quick-h", 303)

@@ -127,7 +127,7 @@ def login():
             request.form.get("password", ""),
             client_id(),
             now(),
-            ctx()["config"].session_seconds,
+            ctx().config.session_seconds,
         )
     except (Unauthorized, BadRequest):
         return web.page("login.html", 401, error=web.t("login.wrong"), username=username)
@@ -141,7 +141,7 @@ def login():
         response.headers.update(e.headers)
         return response
     response = redirect(url_for("staff.home"), 303)
-    web.set_cookie(response, STAFF_COOKIE, token, ctx()["config"].session_seconds)
+    web.set_cookie(response, STAFF_COOKIE, token, ctx().config.session_seconds)
     web.clear_cookie(response, PRE_COOKIE)
     return response
 
@@ -156,13 +156,13 @@ def logout():
 
 
 def render_home(error: str | None = None, status: int = 200):
-    items = ctx()["conversations"].summaries(conn())
+    items = ctx().conversations.summaries(conn())
     return web.page(
         "home.html",
         status,
         **listing.view(items, g.staff, request.args),
         access=patients.access(conn()),
-        receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 5)),
+        receipts=web_receipts.listed(ctx().conversations.receipts.recent(conn(), 5)),
         error=error,
         title_value=request.form.get("title", ""),
         reference_value=form_reference(),
@@ -188,7 +188,7 @@ def create():
     except BadRequest:
         return render_home(web.t("records.bad_reference"), 400)
     try:
-        conv_id, token = ctx()["conversations"].create(
+        conv_id, token = ctx().conversations.create(
             conn(), request.form.get("title", "").strip(), pin_hash, reference
         )
     except (BadRequest, PayloadTooLarge):
@@ -232,7 +232,7 @@ def attachment(conv_id: str):
 @bp.post("/staff/c/<conv_id>/link")
 @staff_page()
 def new_link(conv_id: str):
-    ctx()["conversations"].require_live(conn(), conv_id)
+    ctx().conversations.require_live(conn(), conv_id)
     try:
         pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
     except BadRequest:
@@ -250,7 +250,7 @@ def file(att_id: str):
 @bp.get("/staff/c/<conv_id>/delete")
 @staff_page()
 def confirm_delete(conv_id: str):
-    summary = ctx()["conversations"].get(conn(), conv_id)
+    summary = ctx().conversations.get(conn(), conv_id)
     return web.page(
         "confirm_delete.html",
         side="staff",
@@ -263,7 +263,7 @@ def confirm_delete(conv_id: str):
 @bp.post("/staff/c/<conv_id>/delete")
 @staff_page()
 def delete(conv_id: str):
-    receipt = ctx()["conversations"].delete(conn(), conv_id, reason="staff")
+    receipt = ctx().conversations.delete(conn(), conv_id, reason="staff")
     return web.page("deleted.html", side="staff", receipt=web_receipts.shown(receipt))
 
 
