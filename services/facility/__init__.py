@@ -56,7 +56,6 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     context.init_app(app, facility)
     logs.init_app(app)
     bodies.init_app(app)
-    errors.init_app(app)
     auth.init_app(app)
     common.init_app(app)
     app.register_blueprint(api.bp)
@@ -68,7 +67,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.register_blueprint(api_quick_replies.bp)
     app.register_blueprint(api_contact.bp)
     app.register_blueprint(api_notifications.bp)
-    for blueprint in (
+    pages = (
         patient.bp,
         staff.bp,
         admin.bp,
@@ -76,8 +75,11 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         accounts.bp,
         practice.bp,
         notify_pages.bp,
-    ):
+    )
+    for blueprint in pages:
         app.register_blueprint(blueprint)
+    # Errors on the pages' routes are a page in the reader's language; elsewhere JSON.
+    errors.init_app(app, {bp.name for bp in pages}, common.error_page)
 
     if config.scheduler and not config.jobs_after_fork:
         start_jobs(app)

@@ -1,7 +1,6 @@
 """The admin's account actions: deactivate, reactivate, reset another account's password."""
 
 from flask import Blueprint, g
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts
 from services.facility.core.errors import Conflict, FacilityError, NotFound
@@ -11,8 +10,6 @@ from services.facility.pages.admin import render_admin
 from services.facility.pages.staff import staff_page
 
 bp = Blueprint("accounts", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 def _refused(e: FacilityError):

@@ -1,20 +1,17 @@
 """The admin's pages: staff accounts, the facility's retention, deleting all patient data."""
 
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
 from services.facility.core import contact, passwords, quick_replies, settings, usage
 from services.facility.core.config import format_duration
-from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
+from services.facility.core.errors import BadRequest, Conflict, NotFound
 from services.facility.http.context import conn, ctx, deadlines_changed, now
 from services.facility.pages import common as web
 from services.facility.pages import receipts as web_receipts
 from services.facility.pages.staff import staff_page
 
 bp = Blueprint("admin", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
 

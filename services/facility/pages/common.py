@@ -91,17 +91,15 @@ ERROR_TEXTS = {
 }
 
 
-def error_page(e: Exception) -> Response:
+def error_page(e: FacilityError | HTTPException) -> Response:
     """Errors in pages become a page in the reader's language (the API keeps its JSON)."""
     if isinstance(e, FacilityError):
         status, code, headers = e.status, e.code, e.headers
-    elif isinstance(e, HTTPException):
+    else:
         status, headers = e.code or 500, allowed_methods(e)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             status, "bad_request" if status < 500 else "internal"
         )
-    else:
-        raise e
     if status >= 500 and not isinstance(e, InsufficientStorage):
         code = "internal"
     # Missing keys are no passing fault: say so, so that staff call the administrator.

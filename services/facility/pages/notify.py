@@ -6,9 +6,8 @@ render those pages need no change.
 """
 
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import BadRequest, Conflict, FacilityError
+from services.facility.core.errors import BadRequest, Conflict
 from services.facility.core.notify import StaleLink
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
@@ -18,8 +17,6 @@ from services.facility.pages.patient import urls as patient_urls
 from services.facility.pages.staff import link_page, staff_page
 
 bp = Blueprint("notify", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 @bp.app_context_processor

@@ -7,12 +7,10 @@ the browser is sent on to /patient/, so the token leaves the address bar, histor
 import functools
 
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import contact, patients, throttle
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import (
-    FacilityError,
     LinkLocked,
     NotFound,
     TooManyRequests,
@@ -32,8 +30,6 @@ from services.facility.pages import conversation as web_conversation
 from services.facility.pages import receipts as web_receipts
 
 bp = Blueprint("patient", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 def session_seconds() -> int:

@@ -4,14 +4,12 @@ import functools
 
 from flask import Blueprint, g, redirect, request, url_for
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
 from services.facility.core import patients, quick_replies, references
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
-    FacilityError,
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
@@ -33,8 +31,6 @@ from services.facility.pages import receipts as web_receipts
 from services.facility.pages.record_views import form_reference, home_values
 
 bp = Blueprint("staff", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 def staff_page(admin: bool = False):
