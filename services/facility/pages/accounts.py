@@ -6,8 +6,8 @@ from services.facility.core import accounts
 from services.facility.core.errors import Conflict, FacilityError, NotFound
 from services.facility.http.context import conn
 from services.facility.pages import common as web
-from services.facility.pages.admin import render_admin
-from services.facility.pages.staff import staff_page
+from services.facility.pages.guards import staff_page
+from services.facility.pages.views import render_admin
 
 bp = Blueprint("accounts", __name__)
 

@@ -12,9 +12,8 @@ from services.facility.core.notify import StaleLink
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
-from services.facility.pages.patient import patient_page
-from services.facility.pages.patient import urls as patient_urls
-from services.facility.pages.staff import link_page, staff_page
+from services.facility.pages.guards import patient_page, staff_page
+from services.facility.pages.views import link_page, patient_urls
 
 bp = Blueprint("notify", __name__)
 

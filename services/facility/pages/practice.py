@@ -6,8 +6,8 @@ from services.facility.core import contact, quick_replies
 from services.facility.core.errors import BadRequest, Conflict, PayloadTooLarge
 from services.facility.http.context import conn, ctx, now
 from services.facility.pages import common as web
-from services.facility.pages.admin import render_admin
-from services.facility.pages.staff import staff_page
+from services.facility.pages.guards import staff_page
+from services.facility.pages.views import render_admin
 
 bp = Blueprint("practice", __name__)
 

@@ -6,8 +6,9 @@ from services.facility.core.errors import BadRequest, ExportTooLarge
 from services.facility.http.context import conn
 from services.facility.http.records import export_response, records
 from services.facility.pages import common as web
+from services.facility.pages.guards import staff_page
 from services.facility.pages.record_views import form_reference
-from services.facility.pages.staff import render_conversation, staff_page
+from services.facility.pages.views import render_conversation
 
 bp = Blueprint("records", __name__)
 

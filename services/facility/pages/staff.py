@@ -1,9 +1,6 @@
 """The staff's pages: login, the conversation list, one conversation, patient links, password."""
 
-import functools
-
 from flask import Blueprint, g, redirect, request, url_for
-from markupsafe import Markup
 
 from services.facility.core import accounts as auth
 from services.facility.core import patients, quick_replies, references
@@ -21,84 +18,18 @@ from services.facility.http.auth import (
     csrf_for,
     staff_from_cookie,
 )
-from services.facility.http.context import client_id, conn, ctx, now, patient_url
+from services.facility.http.context import client_id, conn, ctx, now
 from services.facility.http.downloads import attachment_response
 from services.facility.http.records import records
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import i18n, listing
 from services.facility.pages import receipts as web_receipts
+from services.facility.pages.guards import staff_page
 from services.facility.pages.record_views import form_reference, home_values
+from services.facility.pages.views import link_page, render_conversation
 
 bp = Blueprint("staff", __name__)
-
-
-def staff_page(admin: bool = False):
-    """Run the view for a logged-in staff member (an admin, if admin); check CSRF on posts."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            who, token = staff_from_cookie()
-            if who is None:
-                return redirect(url_for("staff.login"), 303)
-            g.staff, g.csrf = who, csrf_for(token)
-            g.staff_token = token
-            if request.method == "POST":
-                check_csrf(token)
-            if admin and not who.is_admin:
-                return web.page(
-                    "message.html", 403, title=web.t("error.title"), text=web.t("error.admin_only")
-                )
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def conversation_urls(conv_id: str) -> dict:
-    return {
-        "message": url_for("staff.message", conv_id=conv_id),
-        "attachment": url_for("staff.attachment", conv_id=conv_id),
-        "delete": url_for("staff.confirm_delete", conv_id=conv_id),
-        "file_base": "/staff/files/",
-        "poll": f"/api/v1/conversations/{conv_id}/messages",
-        "new_link": url_for("staff.new_link", conv_id=conv_id),
-        "self": url_for("staff.conversation", conv_id=conv_id),
-        "export": url_for("records.export", conv_id=conv_id),
-        "reference": url_for("records.reference", conv_id=conv_id),
-    }
-
-
-def render_conversation(conv_id: str, **values):
-    access = patients.access(conn()).get(conv_id, {})
-    return web_conversation.render(
-        conv_id,
-        "staff",
-        conversation_urls(conv_id),
-        access=access,
-        quick_replies=quick_replies.list_all(conn()),
-        **values,
-    )
-
-
-def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
-    """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
-    import segno  # here, not at the top: only this page needs it, and it costs ~1.5 MiB per process
-
-    link = patient_url(token)
-    qr = segno.make(link, error="m").svg_inline(
-        scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"
-    )
-    return web.page(
-        "created.html",
-        status,
-        link=link,
-        qr_svg=Markup(qr),
-        has_pin=has_pin,
-        conv_url=url_for("staff.conversation", conv_id=conv_id),
-    )
 
 
 @bp.get("/")
