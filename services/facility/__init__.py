@@ -11,6 +11,7 @@ from services.facility import api
 from services.facility.api import accounts as api_accounts
 from services.facility.api import contact as api_contact
 from services.facility.api import notifications as api_notifications
+from services.facility.api import openapi
 from services.facility.api import quick_replies as api_quick_replies
 from services.facility.api import receipts as receipts_api
 from services.facility.api import records as api_records
@@ -67,6 +68,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     app.register_blueprint(api_quick_replies.bp)
     app.register_blueprint(api_contact.bp)
     app.register_blueprint(api_notifications.bp)
+    openapi.init_app(app)
     pages = (
         patient.bp,
         staff.bp,

@@ -2,10 +2,13 @@
 
 from flask import Blueprint, g, jsonify, request
 
-from services.facility.api.openapi import spec
+from services.facility.api import document as doc
+from services.facility.api import patterns
+from services.facility.api.records import reference_input
 from services.facility.api.validation import form, json_body, query
 from services.facility.core import accounts as auth
-from services.facility.core import passwords, patients, reading, settings, throttle
+from services.facility.core import passwords, patients, reading, settings, throttle, uploads
+from services.facility.core.config import Config
 from services.facility.core.conversations import ID_RE
 from services.facility.core.errors import BadRequest, NotFound, PinRequired
 from services.facility.http.auth import STAFF_COOKIE, bearer_token, require
@@ -18,7 +21,7 @@ from services.facility.http.context import (
     now,
     patient_url,
 )
-from services.facility.http.downloads import attachment_response
+from services.facility.http.downloads import INLINE_TYPES, attachment_response
 from services.facility.http.records import records as filing
 
 bp = Blueprint("api", __name__)
@@ -31,11 +34,6 @@ bp = Blueprint("api", __name__)
 def healthz():
     conn().execute("SELECT 1").fetchone()
     return jsonify(status="ok")
-
-
-@bp.get("/api/v1/openapi.json")
-def openapi():
-    return jsonify(spec(ctx().config))
 
 
 @bp.post("/api/v1/login")
@@ -266,3 +264,481 @@ def change_password():
         conn(), g.principal, body.get("current_password"), body.get("new_password")
     )
     return "", 204
+
+
+# -- the OpenAPI document -------------------------------------------------------------------
+
+CONVERSATION_LINKS = {
+    "messages": "/api/v1/conversations/{conv_id}/messages",
+    "attachments": "/api/v1/conversations/{conv_id}/attachments",
+    "conversation": "/api/v1/conversations/{conv_id}",
+    "export": "/api/v1/conversations/{conv_id}/export",
+    "reference": "/api/v1/conversations/{conv_id}/reference",
+    "access_log": "/api/v1/conversations/{conv_id}/access-log",
+    "notifications": "/api/v1/conversations/{conv_id}/notifications",
+    "link_mail": "/api/v1/conversations/{conv_id}/link-mail",
+}
+
+
+def openapi_paths(config: Config) -> dict:
+    """This module's part of the OpenAPI document (api/openapi.py puts them together)."""
+    message = doc.obj(
+        ["id", "author", "body", "created_at", "attachments"],
+        id=doc.STR,
+        author={"type": "string", "enum": ["staff", "patient"]},
+        body=doc.STR,
+        created_at=doc.TIME,
+        attachments={"type": "array", "items": doc.ref("AttachmentInfo")},
+        read={"type": "boolean", "description": "the side that did not write it has read it"},
+    )
+    conversation = doc.obj(
+        ["id", "title", "last_activity", "expires_at"],
+        id=doc.STR,
+        title=doc.STR,
+        last_activity=doc.TIME,
+        expires_at=doc.TIME,
+    )
+    conv_links = {
+        f"{name}_{method}": doc.link(
+            path, method, f"{method.upper()} {path}", conv_id="$response.body#/id"
+        )
+        for name, path, methods in (
+            ("conversation", CONVERSATION_LINKS["conversation"], ("get", "delete")),
+            ("messages", CONVERSATION_LINKS["messages"], ("get", "post")),
+            ("attachments", CONVERSATION_LINKS["attachments"], ("post",)),
+            ("export", CONVERSATION_LINKS["export"], ("get",)),
+            ("reference", CONVERSATION_LINKS["reference"], ("get", "put")),
+            ("access_log", CONVERSATION_LINKS["access_log"], ("get",)),
+            ("notifications", CONVERSATION_LINKS["notifications"], ("get", "put")),
+            ("link_mail", CONVERSATION_LINKS["link_mail"], ("post",)),
+        )
+        for method in methods
+    }
+    return {
+        "/healthz": {
+            "get": doc.op(
+                "Health check", {"200": doc.json(doc.obj(["status"], status=doc.STR))}, auth=False
+            )
+        },
+        "/api/v1/login": {
+            "post": doc.op(
+                "Staff login; returns a bearer token",
+                {
+                    "200": doc.json(doc.obj(["token"], token=doc.STR)),
+                    "400": doc.error("Malformed request"),
+                    "401": doc.error("Wrong username or password"),
+                    "403": doc.error("Right password, but the account is deactivated"),
+                    "429": doc.error(
+                        "Too many failures for this account from this client (5 in 15 min), "
+                        "or from this client over all accounts (30); Retry-After says how long"
+                    ),
+                },
+                auth=False,
+                body=doc.body(
+                    doc.input_object(["username", "password"], username=doc.STR, password=doc.STR)
+                ),
+            )
+        },
+        "/api/v1/logout": {"post": doc.op("End this staff session", {"204": doc.NO_CONTENT})},
+        "/api/v1/me": {
+            "get": doc.op(
+                "Who the token belongs to",
+                {
+                    "200": doc.json(
+                        doc.obj(
+                            ["kind"],
+                            kind={"type": "string", "enum": ["staff", "patient"]},
+                            username=doc.STR,
+                            role={"type": "string", "enum": ["admin", "staff"]},
+                            conversation_id=doc.STR,
+                        )
+                    )
+                },
+            )
+        },
+        "/api/v1/conversations": {
+            "post": doc.op(
+                "Open a conversation (staff)",
+                {
+                    "201": {
+                        **doc.json(
+                            doc.obj(
+                                ["id", "patient_token", "patient_url"],
+                                id=doc.STR,
+                                patient_token=doc.STR,
+                                patient_url=doc.STR,
+                            ),
+                            "Created",
+                        ),
+                        "links": conv_links,
+                    },
+                    "400": doc.error("Malformed request"),
+                    "403": doc.error("Staff only"),
+                },
+                body={
+                    "required": False,
+                    "description": "pin: an optional second factor the patient must enter; the "
+                    "patient token alone then grants nothing (403 pin_required)",
+                    "content": {
+                        "application/json": {
+                            "schema": doc.input_object(
+                                [],
+                                title=patterns.text(config.max_title_chars),
+                                reference=reference_input(nullable=True),
+                                pin=patterns.PIN,
+                            )
+                        }
+                    },
+                },
+            ),
+            "get": doc.op(
+                "List live conversations (staff)",
+                {
+                    "200": doc.json(
+                        doc.obj(
+                            ["conversations"],
+                            conversations={"type": "array", "items": conversation},
+                        )
+                    ),
+                    "403": doc.error("Staff only"),
+                },
+            ),
+            "delete": doc.op(
+                "Delete all patient data of the facility (admin)",
+                {
+                    "200": doc.json(
+                        doc.obj(
+                            ["deleted", "receipt"],
+                            deleted={"type": "integer", "minimum": 0},
+                            receipt=doc.ref("Receipt"),
+                        ),
+                        "Deleted; one receipt (reason facility_wipe) for the whole wipe",
+                    ),
+                    "400": doc.error("Missing or wrong confirmation"),
+                    "403": doc.error("Admins only"),
+                },
+                params=[
+                    {
+                        "name": "confirm",
+                        "in": "query",
+                        "required": True,
+                        "description": "the facility's slug, to confirm",
+                        "schema": {"type": "string", "enum": [config.facility]},
+                    }
+                ],
+            ),
+        },
+        "/api/v1/patient-sessions": {
+            "post": doc.op(
+                "Trade a patient token (and its PIN, if set) for a patient session token",
+                {
+                    "201": doc.json(doc.obj(["token"], token=doc.STR), "Created"),
+                    "400": doc.error("Malformed request"),
+                    "401": doc.error("Wrong PIN"),
+                    "403": doc.error("PIN missing (pin_required) or link locked (link_locked)"),
+                    "404": doc.error("Unknown patient token"),
+                    "429": doc.error("Too many failures"),
+                },
+                auth=False,
+                body=doc.body(
+                    doc.input_object(
+                        ["token"],
+                        token={
+                            "type": "string",
+                            "minLength": 20,
+                            "maxLength": 128,
+                            "description": "the secret of the patient link",
+                        },
+                        pin={"type": "string", "description": "the conversation's PIN, if set"},
+                    )
+                ),
+            )
+        },
+        "/api/v1/conversations/{conv_id}": {
+            "get": doc.op(
+                "One conversation (without its title when the conversation's patient asks)",
+                {
+                    "200": doc.json(
+                        {**conversation, "required": ["id", "last_activity", "expires_at"]}
+                    ),
+                    "404": doc.NOT_FOUND,
+                },
+                params=[doc.CONV_ID],
+            ),
+            "delete": doc.op(
+                "Delete the conversation completely, at once; answers its signed receipt",
+                {
+                    "200": doc.json(doc.obj(["receipt"], receipt=doc.ref("Receipt")), "Deleted"),
+                    "404": doc.NOT_FOUND,
+                },
+                params=[doc.CONV_ID],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/messages": {
+            "post": doc.op(
+                "Send a message",
+                {
+                    "201": doc.json(
+                        doc.obj(
+                            ["id", "author", "created_at"],
+                            id=doc.STR,
+                            author={"type": "string", "enum": ["staff", "patient"]},
+                            created_at=doc.TIME,
+                        ),
+                        "Created",
+                    ),
+                    "400": doc.error("Malformed request, or a body over its maxLength"),
+                    "404": doc.NOT_FOUND,
+                    "413": doc.error(
+                        "Request body over its size limit, or the conversation is full"
+                    ),
+                },
+                body=doc.body(
+                    doc.input_object(["body"], body=patterns.nonblank_text(config.max_body_chars))
+                ),
+                params=[doc.CONV_ID],
+            ),
+            "get": doc.op(
+                "Messages, oldest first",
+                {
+                    "500": doc.DAMAGED,
+                    "200": doc.json(
+                        doc.obj(
+                            ["messages"],
+                            messages={"type": "array", "items": message},
+                            read_up_to={
+                                "type": "string",
+                                "nullable": True,
+                                "description": "the newest message of the caller's side that "
+                                "the other side has read",
+                            },
+                        ),
+                        "The messages; fetching them marks them read for the caller",
+                    ),
+                    "400": doc.error("Bad 'after'"),
+                    "404": doc.NOT_FOUND,
+                },
+                params=[
+                    doc.CONV_ID,
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "only messages after this message id (an unknown id: "
+                        "all messages)",
+                        "schema": patterns.record_id("message"),
+                    },
+                ],
+            ),
+        },
+        "/api/v1/conversations/{conv_id}/attachments": {
+            "post": doc.op(
+                "Attach a file (it arrives as a message)",
+                {
+                    "201": {
+                        **doc.json(
+                            doc.obj(
+                                ["id", "filename", "size"],
+                                id=doc.STR,
+                                filename=doc.STR,
+                                size={"type": "integer", "minimum": 0},
+                            ),
+                            "Created",
+                        ),
+                        "links": {
+                            "download": doc.link(
+                                "/api/v1/attachments/{att_id}",
+                                "get",
+                                "the file's bytes",
+                                att_id="$response.body#/id",
+                            )
+                        },
+                    },
+                    "400": doc.error("No file, a file without a name, or a body over maxLength"),
+                    "404": doc.NOT_FOUND,
+                    "413": doc.error(
+                        f"File over {config.max_attachment_bytes} bytes, "
+                        "or the conversation is full"
+                    ),
+                    "415": doc.error(
+                        f"Only {uploads.ALLOWED_TEXT} can be attached, recognised by their "
+                        "content; a declared type must be the one the content shows"
+                    ),
+                },
+                body={
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": doc.input_object(
+                                ["file"],
+                                file={
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": f"at most {config.max_attachment_bytes} "
+                                    f"bytes, sent as a file part with a file name: {doc.UPLOADS}; "
+                                    "the stored type is the one its content shows",
+                                },
+                                body=patterns.text(config.max_body_chars),
+                            ),
+                            "encoding": {
+                                "file": {
+                                    "contentType": ", ".join(
+                                        [*uploads.TYPES, "application/octet-stream"]
+                                    )
+                                }
+                            },
+                        }
+                    },
+                },
+                params=[doc.CONV_ID],
+            )
+        },
+        "/api/v1/attachments/{att_id}": {
+            "get": doc.op(
+                "The file's bytes",
+                {
+                    "500": doc.DAMAGED,
+                    "200": {
+                        "description": "The file: shown inline if it is an image or a PDF "
+                        "(unless ?download is given), else as application/octet-stream",
+                        "content": {
+                            kind: {"schema": {"type": "string", "format": "binary"}}
+                            for kind in (*sorted(INLINE_TYPES), "application/octet-stream")
+                        },
+                    },
+                    "404": doc.error("No such attachment"),
+                },
+                params=[
+                    {
+                        "name": "att_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": patterns.record_id("attachment"),
+                    },
+                    {
+                        "name": "download",
+                        "in": "query",
+                        "required": False,
+                        "description": "present (with any value): always as a download "
+                        "(application/octet-stream)",
+                        "schema": doc.STR,
+                        "allowEmptyValue": True,
+                    },
+                ],
+            )
+        },
+        "/api/v1/settings": {
+            "get": doc.op("Facility settings (staff)", {"200": doc.json(doc.ref("Settings"))}),
+            "put": doc.op(
+                "Change the retention (admin)",
+                {
+                    "200": doc.json(doc.ref("Settings")),
+                    "400": doc.error("Invalid retention"),
+                    "403": doc.error("Admins only"),
+                },
+                body=doc.body(doc.input_object(["retention"], retention=patterns.retention())),
+            ),
+        },
+        "/api/v1/staff": {
+            "get": doc.op(
+                "Staff accounts (admin)",
+                {
+                    "200": doc.json(
+                        doc.obj(
+                            ["staff"],
+                            staff={
+                                "type": "array",
+                                "items": doc.obj(
+                                    ["username", "role", "created_at"],
+                                    username=doc.STR,
+                                    role={"type": "string", "enum": ["admin", "staff"]},
+                                    created_at=doc.TIME,
+                                ),
+                            },
+                        )
+                    ),
+                    "403": doc.error("Admins only"),
+                },
+            ),
+            "post": doc.op(
+                "Add a staff account (admin); a password is generated if none is given",
+                {
+                    "201": doc.json(
+                        doc.obj(
+                            ["username", "role"], username=doc.STR, role=doc.STR, password=doc.STR
+                        ),
+                        "Created",
+                    ),
+                    "400": doc.error("Invalid account"),
+                    "403": doc.error("Admins only"),
+                    "409": doc.error("Name taken"),
+                },
+                body=doc.body(
+                    doc.input_object(
+                        ["username"],
+                        username=patterns.USERNAME,
+                        password=patterns.PASSWORD,
+                        role={"type": "string", "enum": ["admin", "staff"]},
+                    )
+                ),
+            ),
+        },
+        "/api/v1/staff/{username}": {
+            "delete": doc.op(
+                "Remove a staff account (admin)",
+                {
+                    "204": doc.NO_CONTENT,
+                    "403": doc.error("Admins only"),
+                    "404": doc.error("No such account"),
+                    "409": doc.error("Cannot remove yourself"),
+                },
+                params=[
+                    {
+                        "name": "username",
+                        "in": "path",
+                        "required": True,
+                        "schema": patterns.USERNAME,
+                    }
+                ],
+            )
+        },
+        "/api/v1/password": {
+            "post": doc.op(
+                "Change your own password; ends your other sessions",
+                {
+                    "204": doc.NO_CONTENT,
+                    "400": doc.error("Malformed request, or the new password too short or long"),
+                    "401": doc.error(
+                        "Missing, invalid or expired token, or the current password is wrong"
+                    ),
+                },
+                body=doc.body(
+                    doc.input_object(
+                        ["current_password", "new_password"],
+                        current_password=doc.STR,
+                        new_password=patterns.PASSWORD,
+                    )
+                ),
+            )
+        },
+    }
+
+
+def openapi_schemas() -> dict:
+    """The schemas this module's paths refer to (components/schemas)."""
+    return {
+        "AttachmentInfo": doc.obj(
+            ["id", "filename", "size"],
+            id=doc.STR,
+            filename=doc.STR,
+            size={"type": "integer"},
+            content_type=doc.STR,
+        ),
+        "Settings": doc.obj(
+            ["facility", "retention", "retention_seconds"],
+            facility=doc.STR,
+            name=doc.STR,
+            retention=doc.STR,
+            retention_seconds={"type": "integer"},
+        ),
+    }

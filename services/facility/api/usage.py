@@ -2,7 +2,9 @@
 
 from flask import Blueprint, jsonify
 
+from services.facility.api import document as doc
 from services.facility.core import usage as facility_usage
+from services.facility.core.config import Config
 from services.facility.http.auth import require
 from services.facility.http.context import ctx
 
@@ -74,8 +76,9 @@ FULL = {
 WRITING_METHODS = ("post", "put", "patch", "delete")
 
 
-def openapi_paths(error: dict) -> dict:
+def openapi_paths(_config: Config) -> dict:
     """The usage endpoint's part of the OpenAPI document (413: any body over 256 KiB)."""
+    error = doc.error("Not an admin, or too many failed attempts")
     return {
         "/api/v1/usage": {
             "get": {
