@@ -86,7 +86,7 @@ def test_empty_reply_explains_and_keeps_nothing(app, staff):
 def test_attachments_are_checked_by_content_and_downloaded_intact(app, staff):
     conv_id, _ = open_conversation(staff)
     csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
-    url = f"{BASE}/staff/c/{conv_id}/attachments"
+    url = f"{BASE}/staff/c/{conv_id}/messages"
     fake = staff.post(url, data={"csrf": csrf, "file": (io.BytesIO(b"MZ\x90 exe"), "photo.png")})
     assert fake.status_code == 415 and "kein Foto" in fake.get_data(as_text=True)
     missing = staff.post(url, data={"csrf": csrf}, content_type="multipart/form-data")
@@ -102,13 +102,29 @@ def test_attachments_are_checked_by_content_and_downloaded_intact(app, staff):
     assert "sandbox" in download.headers["Content-Security-Policy"]
 
 
+def test_a_file_is_stored_as_what_its_bytes_show_whatever_the_browser_declared(app, staff):
+    # Browsers guess the type from the file name; the pages, like the API, trust the content.
+    conv_id, _ = open_conversation(staff)
+    csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+    sent = staff.post(
+        f"{BASE}/staff/c/{conv_id}/messages",
+        data={"csrf": csrf, "file": (io.BytesIO(jpeg), "scan.png", "image/png")},
+    )
+    assert sent.status_code == 303
+    html = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
+    att_id = re.search(r"/staff/files/([A-Za-z0-9_-]{22})", html).group(1)
+    shown = staff.get(f"{BASE}/staff/files/{att_id}")
+    assert shown.headers["Content-Type"] == "image/jpeg" and shown.data == jpeg
+
+
 def test_too_large_file_gets_a_clear_message(app, staff):
     config = app.extensions["medcell"].config
     conv_id, _ = open_conversation(staff)
     csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
     big = PNG + b"\x00" * config.max_attachment_bytes
     sent = staff.post(
-        f"{BASE}/staff/c/{conv_id}/attachments",
+        f"{BASE}/staff/c/{conv_id}/messages",
         data={"csrf": csrf, "file": (io.BytesIO(big), "big.png")},
     )
     assert sent.status_code == 413 and "zu groß" in sent.get_data(as_text=True)

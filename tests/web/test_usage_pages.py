@@ -32,7 +32,7 @@ def test_admin_page_shows_usage_and_the_largest_conversations(app, admin, staff,
     patient.get(BASE + link)
     page = patient.get(f"{BASE}/patient/")
     patient.post(
-        f"{BASE}/patient/attachments",
+        f"{BASE}/patient/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(PDF), "laborwerte.pdf")},
     )
     html = admin.get(f"{BASE}/staff/admin?lang=en").get_data(as_text=True)
@@ -69,7 +69,7 @@ def test_staff_upload_into_a_full_conversation_is_refused_readably(app, staff):
     page = staff.get(f"{BASE}/staff/c/{conv_id}?lang=en")
     big = b"%PDF-1.4\n" + bytes(1024 * 1024)
     answer = staff.post(
-        f"{BASE}/staff/c/{conv_id}/attachments",
+        f"{BASE}/staff/c/{conv_id}/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(big), "scan.pdf")},
     )
     assert answer.status_code == 413

@@ -18,8 +18,6 @@ SMALL_BODY = 256 * 1024
 UPLOAD_ENDPOINTS = frozenset(
     {
         "api.post_attachment",
-        "patient.attachment",
-        "staff.attachment",
         "patient.message",
         "staff.message",
     }

@@ -65,11 +65,6 @@ def iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="seconds")[:-6] + "Z"
 
 
-def sniff_upload(head: bytes) -> str | None:
-    """The content type of an allowed upload from its first bytes, or None."""
-    return uploads.sniff(head)
-
-
 def lang_url(code: str) -> str:
     """This page in another language (the home page, after a form post)."""
     path = request.path if request.method == "GET" else "/"

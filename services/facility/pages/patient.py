@@ -144,17 +144,6 @@ def message():
     return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
 
 
-@bp.post("/patient/attachments")
-@patient_page
-def attachment():
-    error, status, msg_id = web_conversation.add_attachment(g.conversation_id, "patient")
-    if error:
-        return web_conversation.render(
-            g.conversation_id, "patient", patient_urls(), error=error, status=status
-        )
-    return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
-
-
 @bp.get("/patient/files/<att_id>")
 @patient_page
 def file(att_id: str):

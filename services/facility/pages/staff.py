@@ -147,15 +147,6 @@ def message(conv_id: str):
     return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
 
 
-@bp.post("/staff/c/<conv_id>/attachments")
-@staff_page()
-def attachment(conv_id: str):
-    error, status, msg_id = web_conversation.add_attachment(conv_id, "staff")
-    if error:
-        return render_conversation(conv_id, error=error, status=status)
-    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
-
-
 @bp.post("/staff/c/<conv_id>/link")
 @staff_page()
 def new_link(conv_id: str):

@@ -43,7 +43,6 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
 def conversation_urls(conv_id: str) -> dict:
     return {
         "message": url_for("staff.message", conv_id=conv_id),
-        "attachment": url_for("staff.attachment", conv_id=conv_id),
         "delete": url_for("staff.confirm_delete", conv_id=conv_id),
         "file_base": "/staff/files/",
         "poll": f"/api/v1/conversations/{conv_id}/messages",
@@ -87,7 +86,6 @@ def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
 def patient_urls() -> dict:
     return {
         "message": url_for("patient.message"),
-        "attachment": url_for("patient.attachment"),
         "delete": url_for("patient.confirm_delete"),
         "file_base": "/patient/files/",
         "poll": f"/api/v1/conversations/{g.conversation_id}/messages",
