@@ -113,7 +113,7 @@ def test_busy_until_the_first_sweep_and_while_keys_rotate(app, client):
     from services.facility.core.retention import Sweeper
 
     medcell = app.extensions["medcell"]
-    sweeper = Sweeper(medcell.config.database, medcell.conversations, medcell.keyring, 86400)
+    sweeper = Sweeper(medcell.store, medcell.conversations, medcell.keyring, 86400)
     medcell.sweeper = sweeper
     assert status(client)["busy"] is True  # not started yet: nothing caught up
     sweeper.start()

@@ -66,7 +66,6 @@ def small(volume: Path, tmp_path: Path, clock, sizes):
     auth.create_staff(app.extensions["medcell"].store.conn(), *STAFF, "staff", clock())
     app.test_client_class = DocumentedClient
     yield app
-    store.before_write(config.database, None)
     app.extensions["medcell"].store.close()
 
 
@@ -206,7 +205,7 @@ def test_the_deletion_job_keeps_its_deadline_on_a_full_volume(small, volume, clo
     medcell = small.extensions["medcell"]
     fill_the_rest(volume)
     sweeper = Sweeper(
-        medcell.config.database,
+        medcell.store,
         medcell.conversations,
         medcell.keyring,
         medcell.config.key_rotation_seconds,

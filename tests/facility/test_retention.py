@@ -111,7 +111,7 @@ def test_sweeper_thread_wakes_at_the_deadline_not_at_its_polling_interval(tmp_pa
     medcell.conversations.create(conn, "soon gone")
     # A safety look only every 60 s: deletion well before that shows the job wakes at the deadline.
     sweeper = Sweeper(
-        medcell.config.database,
+        medcell.store,
         medcell.conversations,
         medcell.keyring,
         86400,
@@ -135,7 +135,7 @@ def test_only_one_sweeper_per_facility_works(app, clock):
 
     def job() -> Sweeper:
         return Sweeper(
-            medcell.config.database,
+            medcell.store,
             medcell.conversations,
             medcell.keyring,
             86400,
@@ -165,7 +165,7 @@ def start_sweeper(app) -> Sweeper:
     """The app's deletion job, as create_app makes it, running on the test's clock."""
     medcell = app.extensions["medcell"]
     sweeper = Sweeper(
-        medcell.config.database,
+        medcell.store,
         medcell.conversations,
         medcell.keyring,
         86400,

@@ -83,7 +83,7 @@ def conversation_json(summary: dict) -> dict:
 @require()
 def create_conversation():
     body = json_body()
-    pin_hash = patients.hash_pin(body.get("pin"))
+    pin_hash = patients.hash_pin(conn(), body.get("pin"))
     conv_id, token = ctx().conversations.create(
         conn(), body.get("title"), pin_hash, body.get("reference")
     )

@@ -6,8 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.facility.core import crypto, passwords, quota, throttle
-from services.facility.core import store as database
+from services.facility.core import crypto, quota
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
 from services.facility.core.conversations import CHUNK_BYTES, SHED_CHUNKS, Conversations
@@ -45,16 +44,16 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     """Open (and migrate) the store, make sure the keys exist, and wire the conversations."""
     store = Store(config.database)
     store.migrate()
-    passwords.use_hash_lock(config.data_dir / "argon2.lock")
+    store.hash_lock = config.data_dir / "argon2.lock"
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
     # The throttle names its rows with a key of this facility's own, never stored beside them.
-    throttle.use_key(config.database, crypto.derive_key(keyring.signing_seed(), "throttle"))
+    store.throttle_key = crypto.derive_key(keyring.signing_seed(), "throttle")
     store.migrate(keyring)  # the steps that re-seal data with the keys (migrations.py)
     deadlines_changed = threading.Event()
     space = Space(config.data_dir, config.space_reserve_bytes)
     space.ensure_reserve()
-    database.before_write(config.database, space.keep_headroom)
+    store.before_write = space.keep_headroom
 
     def admit(conn, conv_id: str, nbytes: int) -> None:
         quota.admit(conn, conv_id, nbytes)
@@ -78,7 +77,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     sweeper = None
     if config.scheduler:
         sweeper = Sweeper(
-            config.database,
+            store,
             conversations,
             keyring,
             config.key_rotation_seconds,

@@ -107,7 +107,7 @@ def home():
 @staff_page()
 def create():
     try:
-        pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
+        pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
         return render_home(web.t("new.bad_pin"), 400)
     try:
@@ -152,7 +152,7 @@ def message(conv_id: str):
 def new_link(conv_id: str):
     ctx().conversations.require_live(conn(), conv_id)
     try:
-        pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
+        pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
         return render_conversation(conv_id, status=400, link_error=web.t("new.bad_pin"))
     token = patients.reissue(conn(), conv_id, pin_hash)
