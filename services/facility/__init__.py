@@ -7,16 +7,7 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.facility import api
-from services.facility.api import accounts as api_accounts
-from services.facility.api import contact as api_contact
-from services.facility.api import notifications as api_notifications
 from services.facility.api import openapi
-from services.facility.api import quick_replies as api_quick_replies
-from services.facility.api import receipts as receipts_api
-from services.facility.api import records as api_records
-from services.facility.api import unread as api_unread
-from services.facility.api import usage as usage_api
 from services.facility.core import Facility, contact, crypto, open_facility, opening, retention
 from services.facility.core.config import Config
 from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS
@@ -59,16 +50,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     bodies.init_app(app)
     auth.init_app(app)
     common.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(usage_api.bp)
-    app.register_blueprint(receipts_api.bp)
-    app.register_blueprint(api_records.bp)
-    app.register_blueprint(api_accounts.bp)
-    app.register_blueprint(api_unread.bp)
-    app.register_blueprint(api_quick_replies.bp)
-    app.register_blueprint(api_contact.bp)
-    app.register_blueprint(api_notifications.bp)
-    openapi.init_app(app)
+    openapi.init_api(app)
     pages = (
         patient.bp,
         staff.bp,

@@ -8,14 +8,17 @@ import functools
 
 from flask import Blueprint, Flask, jsonify
 
-from services.facility import api
 from services.facility.api import (
     accounts,
     contact,
+    conversations,
     notifications,
     quick_replies,
     receipts,
     records,
+    sessions,
+    settings,
+    staff,
     unread,
     usage,
     validation,
@@ -25,7 +28,20 @@ from services.facility.core.config import Config
 from services.facility.http.context import ctx
 
 # In the document's order.
-MODULES = (api, usage, receipts, records, notifications, unread, accounts, quick_replies, contact)
+MODULES = (
+    sessions,
+    conversations,
+    settings,
+    staff,
+    usage,
+    receipts,
+    records,
+    notifications,
+    unread,
+    accounts,
+    quick_replies,
+    contact,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -39,6 +55,13 @@ def init_app(app: Flask) -> None:
     """Serve the document, and give the request checks (api/validation.py) their copy."""
     app.register_blueprint(bp)
     app.extensions[validation.DOCUMENT] = document
+
+
+def init_api(app: Flask) -> None:
+    """Register every API module's routes and the document that describes them."""
+    for module in MODULES:
+        app.register_blueprint(module.bp)
+    init_app(app)
 
 
 @functools.cache
