@@ -7,19 +7,10 @@ from collections.abc import Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.facility import api
-from services.facility.api import accounts as api_accounts
-from services.facility.api import contact as api_contact
-from services.facility.api import notifications as api_notifications
-from services.facility.api import quick_replies as api_quick_replies
-from services.facility.api import receipts as receipts_api
-from services.facility.api import records as api_records
-from services.facility.api import unread as api_unread
-from services.facility.api import usage as usage_api
-from services.facility.core import contact, crypto, open_facility, opening, retention
-from services.facility.core.activity import Activity
+from services.facility.api import openapi
+from services.facility.core import Facility, contact, crypto, open_facility, opening, retention
 from services.facility.core.config import Config
-from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS, Sweeper
+from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS
 from services.facility.http import auth, bodies, context, errors, logs, outbox, routing
 from services.facility.http.status import ActivityMiddleware
 from services.facility.pages import accounts, admin, common, patient, practice, staff
@@ -45,33 +36,22 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     # host or a prefix: the facility lives at the root of its own origin, and absolute links come
     # from MEDCELL_PUBLIC_URL alone.
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0, x_prefix=0)
-    activity = Activity()
+    facility = open_facility(config, clock)
     # Outermost, so it sees the raw headers and every byte of every response body.
     app.wsgi_app = ActivityMiddleware(
         app.wsgi_app,
-        activity,
-        lambda: _status_report(app),
-        outbox.endpoints(lambda: app.extensions["medcell"]),
+        facility.activity,
+        lambda: _status_report(facility),
+        outbox.endpoints(facility),
     )
 
-    facility = open_facility(config, clock)
-    context.init_app(app, facility, activity)
-    outbox.init_app(app, facility)
+    context.init_app(app, facility)
     logs.init_app(app)
     bodies.init_app(app)
-    errors.init_app(app)
     auth.init_app(app)
     common.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(usage_api.bp)
-    app.register_blueprint(receipts_api.bp)
-    app.register_blueprint(api_records.bp)
-    app.register_blueprint(api_accounts.bp)
-    app.register_blueprint(api_unread.bp)
-    app.register_blueprint(api_quick_replies.bp)
-    app.register_blueprint(api_contact.bp)
-    app.register_blueprint(api_notifications.bp)
-    for blueprint in (
+    openapi.init_api(app)
+    pages = (
         patient.bp,
         staff.bp,
         admin.bp,
@@ -79,19 +59,14 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         accounts.bp,
         practice.bp,
         notify_pages.bp,
-    ):
+    )
+    for blueprint in pages:
         app.register_blueprint(blueprint)
+    # Errors on the pages' routes are a page in the reader's language; elsewhere JSON.
+    errors.init_app(app, {bp.name for bp in pages}, common.error_page)
 
-    if config.scheduler:
-        app.extensions["medcell"]["sweeper"] = Sweeper(
-            config.database,
-            facility.conversations,
-            facility.keyring,
-            config.key_rotation_seconds,
-            wake=facility.deadlines_changed,
-        )
-        if not config.jobs_after_fork:
-            start_jobs(app)
+    if config.scheduler and not config.jobs_after_fork:
+        start_jobs(app)
     # Each thread opens its own connection on first use; none may cross a fork (preload_app).
     facility.store.close()
     log.info("started", extra={"fields": {"facility": config.facility}})
@@ -104,7 +79,7 @@ def start_jobs(app: Flask, workers: int = 1) -> None:
     With more than one worker, a request served by another worker cannot wake the job, so it
     re-reads the deadlines often enough to keep deletion within 60 s of expires_at.
     """
-    sweeper: Sweeper | None = app.extensions["medcell"].get("sweeper")
+    sweeper = context.facility_of(app).sweeper
     if sweeper is None or sweeper.started:
         return
     if workers > 1:
@@ -112,22 +87,21 @@ def start_jobs(app: Flask, workers: int = 1) -> None:
     sweeper.start()
 
 
-def _status_report(app: Flask) -> dict:
+def _status_report(facility: Facility) -> dict:
     """The facility's own part of /_medcell/status: busy, the next deadline, when it opens."""
-    medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
-    sweeper: Sweeper | None = medcell.get("sweeper")
+    conn = facility.store.conn()
+    sweeper = facility.sweeper
     deadline = retention.next_deadline(
         conn,
-        medcell["conversations"],
-        medcell["keyring"],
-        medcell["config"].key_rotation_seconds,
+        facility.conversations,
+        facility.keyring,
+        facility.config.key_rotation_seconds,
     )
     return {
-        "busy": bool(sweeper and sweeper.busy) or medcell["keyring"].busy(),
+        "busy": bool(sweeper and sweeper.busy) or facility.keyring.busy(),
         "next_deadline": None if deadline is None else deadline / 1e6,
         # Mails waiting for the supervisor's relay; it drains them before the facility sleeps.
-        "outbox": medcell["notifier"].pending(conn),
+        "outbox": facility.notifier.pending(conn),
         # Starts of its opening hours (minutes after Monday 00:00, local time): the supervisor
         # wakes it shortly before the practice opens.
         "opens": opening.opening_starts(contact.get(conn)["hours"]),

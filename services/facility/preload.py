@@ -18,7 +18,7 @@ def before_fork(app: Flask) -> None:
     for name in app.jinja_env.list_templates():
         app.jinja_env.get_template(name)
     # No SQLite connection may cross a fork; create_app closed its own, this catches any other.
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
     gc.collect()
     gc.freeze()
     _trim_heap()

@@ -133,7 +133,7 @@ def serve(env: dict[str, str] | None = None) -> None:
         clear_untrusted_proxy_headers=False,
     )
     server.channel_class = type(
-        "Channel", (Channel,), {"activity": app.extensions["medcell"]["activity"]}
+        "Channel", (Channel,), {"activity": app.extensions["medcell"].activity}
     )
     start_jobs(app)
     stopping: list[int] = []
@@ -146,7 +146,7 @@ def serve(env: dict[str, str] | None = None) -> None:
     while not stopping:
         wasyncore.loop(timeout=LOOP_SECONDS, map=server._map, count=1)
     _drain(server, options.get("unix_socket"))
-    sweeper = app.extensions["medcell"].get("sweeper")
+    sweeper = app.extensions["medcell"].sweeper
     if sweeper is not None:
         sweeper.stop()
     logging.getLogger("medcell.facility").info("stopped")

@@ -64,7 +64,7 @@ def make_app(tmp_path, clock):
                 "TESTING": True,
             }
         )
-        conn = app.extensions["medcell"]["store"].conn()
+        conn = app.extensions["medcell"].store.conn()
         if not conn.execute("SELECT 1 FROM staff").fetchone():
             auth.create_staff(conn, *ADMIN, "admin", clock())
             auth.create_staff(conn, *STAFF, "staff", clock())
@@ -77,7 +77,7 @@ def make_app(tmp_path, clock):
 def app(make_app):
     app = make_app()
     yield app
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def mail_app(make_app):
     """A facility whose installation has SMTP set up (MEDCELL_MAIL=on)."""
     app = make_app(mail=True)
     yield app
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
 
 
 class SentRequest(WerkzeugOpenAPIRequest):
@@ -105,7 +105,7 @@ class DocumentedClient(FlaskClient):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        doc = spec(self.application.extensions["medcell"]["config"])
+        doc = spec(self.application.extensions["medcell"].config)
         # The servers are relative to the document's own address; resolved as a client would.
         for server in doc["servers"]:
             server["url"] = urljoin(f"{DOC_URL}", server["url"]).rstrip("/")

@@ -89,8 +89,8 @@ def test_a_download_is_in_flight_until_its_body_is_closed(client, staff_auth, co
 
 
 def test_next_deadline_is_the_key_rotation_when_no_conversation_expires_sooner(client, app):
-    keyring = app.extensions["medcell"]["keyring"]
-    conn = app.extensions["medcell"]["store"].conn()
+    keyring = app.extensions["medcell"].keyring
+    conn = app.extensions["medcell"].store.conn()
     rotation_due = keyring.next_rotation(conn, 86400) / 1e6
     assert status(client)["next_deadline"] == rotation_due
 
@@ -102,8 +102,8 @@ def test_next_deadline_is_the_earliest_expiry_when_sooner(make_app):
     client = app.test_client()
     conv = client.post("/api/v1/conversations", json={}, headers=login(client, *STAFF)).json
     row = (
-        app.extensions["medcell"]["store"]
-        .conn()
+        app.extensions["medcell"]
+        .store.conn()
         .execute("SELECT last_activity FROM conversations WHERE id = ?", (conv["id"],))
     )
     assert status(client)["next_deadline"] == (row.fetchone()[0] + 3600 * 1_000_000) / 1e6
@@ -113,16 +113,14 @@ def test_busy_until_the_first_sweep_and_while_keys_rotate(app, client):
     from services.facility.core.retention import Sweeper
 
     medcell = app.extensions["medcell"]
-    sweeper = Sweeper(
-        medcell["config"].database, medcell["conversations"], medcell["keyring"], 86400
-    )
-    medcell["sweeper"] = sweeper
+    sweeper = Sweeper(medcell.store, medcell.conversations, medcell.keyring, 86400)
+    medcell.sweeper = sweeper
     assert status(client)["busy"] is True  # not started yet: nothing caught up
     sweeper.start()
     try:
         assert sweeper.wait_passes(1, timeout=30)
         assert status(client)["busy"] is False
-        with medcell["keyring"]._file_lock():  # what a rotation (or `rotate-key`) holds
+        with medcell.keyring._file_lock():  # what a rotation (or `rotate-key`) holds
             assert status(client)["busy"] is True
     finally:
         sweeper.stop()

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from services.facility.core import passwords
+from services.facility.core.store import Store
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -273,7 +274,7 @@ def test_oversized_attachment_is_413_and_stores_nothing(make_app, staff_auth):
     app = make_app(
         "small",
     )
-    app.extensions["medcell"]["conversations"].max_attachment_bytes = 1000
+    app.extensions["medcell"].conversations.max_attachment_bytes = 1000
     client = app.test_client()
     from .conftest import STAFF, login
 
@@ -366,15 +367,17 @@ def test_password_checks_wait_while_another_process_holds_the_hashing_slot(tmp_p
     import threading
 
     lock = tmp_path / "argon2.lock"
-    stored = passwords.hash_password("correct horse battery")
-    passwords.use_hash_lock(lock)
+    db = Store(tmp_path / "facility.db")
+    db.hash_lock = lock
+    conn = db.connect()
+    stored = passwords.hash_password(conn, "correct horse battery")
     other_worker = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     results = []
     try:
         fcntl.flock(other_worker, fcntl.LOCK_EX)  # what another worker's hash holds
         check = threading.Thread(
             target=lambda: results.append(
-                passwords.verify_password(stored, "correct horse battery")
+                passwords.verify_password(conn, stored, "correct horse battery")
             )
         )
         check.start()
@@ -385,7 +388,7 @@ def test_password_checks_wait_while_another_process_holds_the_hashing_slot(tmp_p
         assert results == [True]
     finally:
         os.close(other_worker)
-        passwords.use_hash_lock(None)
+        conn.close()
 
 
 def test_large_bodies_are_refused_unread_except_on_upload_routes(client, staff_auth, conversation):

@@ -40,7 +40,7 @@ def filled(app, client, staff_auth, conversation):
 
 def backup(app, clock, key, out):
     out.mkdir(exist_ok=True)
-    return backups.make(app.extensions["medcell"]["config"], clock, key, ID, out)
+    return backups.make(app.extensions["medcell"].config, clock, key, ID, out)
 
 
 def restored_app(root, clock, retention=7 * 86400):
@@ -79,7 +79,7 @@ def test_backup_carries_its_keys_so_it_survives_the_live_key_rotation(
 ):
     backup(app, clock, key, tmp_path / "bk")
     medcell = app.extensions["medcell"]
-    medcell["keyring"].rotate(medcell["store"].conn())  # destroys the KEK the backup used
+    medcell.keyring.rotate(medcell.store.conn())  # destroys the KEK the backup used
     config = restored_app(tmp_path / "new", clock)
 
     backups.restore(config, clock, key, tmp_path / "bk")
@@ -149,8 +149,8 @@ def test_restore_over_live_data_shreds_its_keys_and_replaces_it(
 ):
     backup(app, clock, key, tmp_path / "bk")
     later = client.post("/api/v1/conversations", json={"title": "später"}, headers=staff_auth)
-    config = app.extensions["medcell"]["config"]
-    app.extensions["medcell"]["store"].close()  # the container is stopped for a restore
+    config = app.extensions["medcell"].config
+    app.extensions["medcell"].store.close()  # the container is stopped for a restore
 
     backups.restore(config, clock, key, tmp_path / "bk")
 
@@ -181,7 +181,7 @@ def test_a_flipped_byte_in_the_snapshot_is_refused_and_changes_nothing(
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))
-    config = app.extensions["medcell"]["config"]
+    config = app.extensions["medcell"].config
     before = config.database.read_bytes()
     keys_before = sorted(p.name for p in config.key_dir.glob("kek-*"))
 
@@ -235,7 +235,7 @@ def test_backup_of_a_busy_database_is_consistent(
 ):
     # A second connection holds an open write transaction while the snapshot is taken: the
     # snapshot has what was committed, none of what was not.
-    config = app.extensions["medcell"]["config"]
+    config = app.extensions["medcell"].config
     writer = sqlite3.connect(config.database, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("INSERT INTO counters (name, value) VALUES ('uncommitted', 1)")
@@ -256,7 +256,7 @@ def test_backup_of_a_busy_database_is_consistent(
 
 def test_bad_backup_ids_are_refused(app, clock, key, tmp_path):
     with pytest.raises(BackupError, match="16 hexadecimal"):
-        backups.make(app.extensions["medcell"]["config"], clock, key, "../../etc", tmp_path)
+        backups.make(app.extensions["medcell"].config, clock, key, "../../etc", tmp_path)
     assert os.listdir(tmp_path) == ["alpha"]
 
 
@@ -272,7 +272,7 @@ def test_a_rotation_between_copy_and_keys_makes_the_backup_copy_again(
     def rotating_first(path):
         versions = real(path)
         if not rotations:
-            rotations.append(medcell["keyring"].rotate(medcell["store"].conn()))
+            rotations.append(medcell.keyring.rotate(medcell.store.conn()))
         return versions
 
     monkeypatch.setattr(backups, "_live_versions", rotating_first)

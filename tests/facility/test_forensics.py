@@ -102,7 +102,7 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
 
 def test_no_marker_is_ever_stored_in_plaintext(app, client, staff_auth, clock):
     flow(client, staff_auth, clock)
-    data = raw_bytes(app.extensions["medcell"]["config"].data_dir)
+    data = raw_bytes(app.extensions["medcell"].config.data_dir)
     for marker in MARKERS.values():
         assert marker.encode() not in data, marker
 
@@ -110,8 +110,8 @@ def test_no_marker_is_ever_stored_in_plaintext(app, client, staff_auth, clock):
 def test_deleted_conversation_leaves_no_byte_in_the_data_directory(app, client, staff_auth, clock):
     keep = flow(client, staff_auth, clock)
     doomed = flow(client, staff_auth, clock)
-    data_dir = app.extensions["medcell"]["config"].data_dir
-    db = app.extensions["medcell"]["config"].database
+    data_dir = app.extensions["medcell"].config.data_dir
+    db = app.extensions["medcell"].config.database
     values = stored_values(db, doomed["id"])
     values.append(__import__("hashlib").sha256(doomed["patient_token"].encode()).digest())
     assert len(values) > 20
@@ -140,20 +140,20 @@ def test_deleted_conversation_leaves_no_byte_in_the_data_directory(app, client, 
 def test_expired_conversation_leaves_no_byte_either(app, client, staff_auth, clock):
     doomed = flow(client, staff_auth, clock)
     medcell = app.extensions["medcell"]
-    values = stored_values(medcell["config"].database, doomed["id"])
+    values = stored_values(medcell.config.database, doomed["id"])
     clock.advance(7 * 86400 + 1)
-    assert medcell["conversations"].delete_expired(medcell["store"].conn()) == 1
-    after = raw_bytes(medcell["config"].data_dir)
+    assert medcell.conversations.delete_expired(medcell.store.conn()) == 1
+    after = raw_bytes(medcell.config.data_dir)
     assert [v for v in values if v in after] == []
 
 
 def test_delete_all_leaves_no_byte_of_any_conversation(app, client, staff_auth, admin_auth, clock):
     convs = [flow(client, staff_auth, clock) for _ in range(3)]
     medcell = app.extensions["medcell"]
-    values = [v for c in convs for v in stored_values(medcell["config"].database, c["id"])]
+    values = [v for c in convs for v in stored_values(medcell.config.database, c["id"])]
     wipe = client.delete("/api/v1/conversations?confirm=alpha", headers=admin_auth).json
     assert wipe["deleted"] == 3 and wipe["receipt"]["verified"] is True
-    after = raw_bytes(medcell["config"].data_dir)
+    after = raw_bytes(medcell.config.data_dir)
     assert [v for v in values if v in after] == []
 
 
@@ -170,7 +170,7 @@ def test_after_deletion_nothing_of_the_conversation_is_left_but_its_receipt(
     app, client, staff_auth, clock
 ):
     flow(client, staff_auth, clock)
-    db = app.extensions["medcell"]["config"].database
+    db = app.extensions["medcell"].config.database
     before = all_rows(db)
     doomed = flow(client, staff_auth, clock)
     values = stored_values(db, doomed["id"])
@@ -192,22 +192,22 @@ def test_after_deletion_nothing_of_the_conversation_is_left_but_its_receipt(
     for marker in MARKERS.values():
         assert marker.encode() not in receipt_bytes
     # And on disk nothing of it survives outside the receipt either.
-    raw = raw_bytes(app.extensions["medcell"]["config"].data_dir)
+    raw = raw_bytes(app.extensions["medcell"].config.data_dir)
     assert [v for v in values if v in raw] == []
 
 
 def test_an_expired_conversation_leaves_only_its_receipt(app, client, staff_auth, clock):
-    db = app.extensions["medcell"]["config"].database
+    db = app.extensions["medcell"].config.database
     # The staff's opt-in is the account's, not the conversation's: made before, it stays.
     client.put("/api/v1/notifications", json={"email": STAFF_MAIL}, headers=staff_auth)
     before = all_rows(db)
     flow(client, staff_auth, clock)
     clock.advance(7 * 86400 + 1)
     medcell = app.extensions["medcell"]
-    assert medcell["conversations"].delete_expired(medcell["store"].conn(), batch=1) == 1
+    assert medcell.conversations.delete_expired(medcell.store.conn(), batch=1) == 1
     after = all_rows(db)
     assert {t for t in after if after[t] != before[t]} == {"receipts", "counters"}
-    (receipt,) = medcell["conversations"].receipts.recent(medcell["store"].conn())
+    (receipt,) = medcell.conversations.receipts.recent(medcell.store.conn())
     # Deleted one message at a time, yet the receipt counts everything the conversation had.
     assert receipt["reason"] == "expiry" and receipt["verified"] is True
     assert receipt["counts"] == {"messages": 3, "attachments": 1, "record_keys": 5}

@@ -63,11 +63,10 @@ def small(volume: Path, tmp_path: Path, clock, sizes):
         space_reserve_bytes=sizes[1],
     )
     app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    auth.create_staff(app.extensions["medcell"]["store"].conn(), *STAFF, "staff", clock())
+    auth.create_staff(app.extensions["medcell"].store.conn(), *STAFF, "staff", clock())
     app.test_client_class = DocumentedClient
     yield app
-    store.before_write(config.database, None)
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
 
 
 def free(path: Path) -> int:
@@ -130,8 +129,8 @@ def integrity(path: Path) -> str:
 
 def count(app, table: str) -> int:
     return (
-        app.extensions["medcell"]["store"]
-        .conn()
+        app.extensions["medcell"]
+        .store.conn()
         .execute(f"SELECT count(*) FROM {table}")
         .fetchone()[0]
     )
@@ -150,17 +149,17 @@ def test_full_volume_refuses_uploads_with_507_and_keeps_every_acknowledged_one(s
     for att_id, data in stored.items():
         down = client.get(f"/api/v1/attachments/{att_id}", headers=headers)
         assert down.status_code == 200 and down.data == data
-    assert integrity(small.extensions["medcell"]["config"].database) == "ok"
+    assert integrity(small.extensions["medcell"].config.database) == "ok"
     # The reserve is still held: a deletion would have its room.
-    assert small.extensions["medcell"]["facility"].space.reserve_held() == RESERVE
+    assert small.extensions["medcell"].space.reserve_held() == RESERVE
 
 
 def test_deletion_works_when_something_else_filled_the_volume(small, volume):
     client = small.test_client()
     headers = login(client, *STAFF)
     convs, stored = fill_with_uploads(client, headers)
-    database = small.extensions["medcell"]["config"].database
-    conn = small.extensions["medcell"]["store"].conn()
+    database = small.extensions["medcell"].config.database
+    conn = small.extensions["medcell"].store.conn()
     sealed = conn.execute(
         "SELECT data FROM attachment_chunks c JOIN attachments a ON a.id = c.attachment_id "
         "WHERE a.conversation_id = ? LIMIT 1",
@@ -195,7 +194,7 @@ def test_deletion_works_when_something_else_filled_the_volume(small, volume):
     # Once the other tenant's file is gone, the facility takes uploads again, into the freed room.
     filler.unlink()
     assert upload(client, convs[1], again, b"%PDF-" + bytes(FILE)).status_code == 201
-    assert small.extensions["medcell"]["facility"].space.reserve_held() == RESERVE
+    assert small.extensions["medcell"].space.reserve_held() == RESERVE
     assert integrity(database) == "ok"
 
 
@@ -206,10 +205,10 @@ def test_the_deletion_job_keeps_its_deadline_on_a_full_volume(small, volume, clo
     medcell = small.extensions["medcell"]
     fill_the_rest(volume)
     sweeper = Sweeper(
-        medcell["config"].database,
-        medcell["conversations"],
-        medcell["keyring"],
-        medcell["config"].key_rotation_seconds,
+        medcell.store,
+        medcell.conversations,
+        medcell.keyring,
+        medcell.config.key_rotation_seconds,
     )
     sweeper.start()
     try:
@@ -223,8 +222,8 @@ def test_the_deletion_job_keeps_its_deadline_on_a_full_volume(small, volume, clo
     assert count(small, "conversations") == 0
     assert count(small, "attachment_chunks") == 0
     assert count(small, "record_keys") == 0
-    assert integrity(medcell["config"].database) == "ok"
-    assert retention.expiry_deadline(medcell["store"].conn(), medcell["conversations"]) is None
+    assert integrity(medcell.config.database) == "ok"
+    assert retention.expiry_deadline(medcell.store.conn(), medcell.conversations) is None
 
 
 def test_a_write_that_meets_a_full_volume_is_rolled_back_and_reported(volume):
@@ -250,11 +249,11 @@ def test_the_default_reserve_deletes_large_attachments_on_a_full_volume(small, v
     headers = login(client, *STAFF)
     convs, stored = fill_with_uploads(client, headers, size=3 * MiB)
     assert len(stored) >= 4
-    assert small.extensions["medcell"]["conversations"].shed_chunks == 8
+    assert small.extensions["medcell"].conversations.shed_chunks == 8
     fill_the_rest(volume)
     for conv in convs:
         deleted = client.delete(f"/api/v1/conversations/{conv}", headers=headers)
         assert deleted.status_code in (200, 204)
     assert count(small, "attachment_chunks") == 0 and count(small, "conversations") == 0
-    assert integrity(small.extensions["medcell"]["config"].database) == "ok"
-    assert small.extensions["medcell"]["facility"].space.reserve_held() == 8 * MiB
+    assert integrity(small.extensions["medcell"].config.database) == "ok"
+    assert small.extensions["medcell"].space.reserve_held() == 8 * MiB

@@ -13,7 +13,7 @@ from .conftest import make_config
 
 
 def payloads(app) -> dict:
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     return {
         "messages": conn.execute("SELECT id, body FROM messages ORDER BY id").fetchall(),
         "titles": conn.execute("SELECT id, title FROM conversations ORDER BY id").fetchall(),
@@ -40,8 +40,8 @@ def test_rotation_keeps_everything_readable_and_payloads_untouched(
 ):
     fill(client, staff_auth, conversation)
     before = payloads(app)
-    keyring = app.extensions["medcell"]["keyring"]
-    conn = app.extensions["medcell"]["store"].conn()
+    keyring = app.extensions["medcell"].keyring
+    conn = app.extensions["medcell"].store.conn()
 
     result = keyring.rotate(conn)
 
@@ -65,10 +65,10 @@ def test_destroyed_key_version_makes_an_old_copy_unreadable(
     app, client, staff_auth, conversation, tmp_path
 ):
     fill(client, staff_auth, conversation)
-    store = app.extensions["medcell"]["store"]
+    store = app.extensions["medcell"].store
     backup = tmp_path / "backup.db"
     store.conn().execute("VACUUM INTO ?", (str(backup),))
-    keyring = app.extensions["medcell"]["keyring"]
+    keyring = app.extensions["medcell"].keyring
     keyring.rotate(store.conn())
 
     old = sqlite3.connect(backup)
@@ -83,8 +83,8 @@ def test_destroyed_key_version_makes_an_old_copy_unreadable(
 
 
 def test_new_records_after_rotation_use_the_new_version(app, client, staff_auth, conversation):
-    keyring = app.extensions["medcell"]["keyring"]
-    conn = app.extensions["medcell"]["store"].conn()
+    keyring = app.extensions["medcell"].keyring
+    conn = app.extensions["medcell"].store.conn()
     keyring.rotate(conn)
     client.post(
         f"/api/v1/conversations/{conversation['id']}/messages",
@@ -96,15 +96,15 @@ def test_new_records_after_rotation_use_the_new_version(app, client, staff_auth,
 
 
 def test_rotation_is_due_after_the_interval(app, clock):
-    keyring = app.extensions["medcell"]["keyring"]
-    conn = app.extensions["medcell"]["store"].conn()
+    keyring = app.extensions["medcell"].keyring
+    conn = app.extensions["medcell"].store.conn()
     assert not keyring.rotation_due(conn, 86400)
     clock.advance(86401)
     assert keyring.rotation_due(conn, 86400)
 
 
 def test_shred_all_leaves_no_key_file(app):
-    keyring = app.extensions["medcell"]["keyring"]
+    keyring = app.extensions["medcell"].keyring
     # The KEK and the receipt-signing key.
     assert keyring.shred_all() == 2
     assert not [p for p in keyring.key_dir.iterdir() if p.name.endswith(".key")]
@@ -112,7 +112,7 @@ def test_shred_all_leaves_no_key_file(app):
 
 def test_app_refuses_to_start_without_the_keys_its_data_needs(make_app, tmp_path, clock):
     app = make_app("gamma")
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
     shutil.rmtree(tmp_path / "gamma" / "keys")
     with pytest.raises(ConfigError, match="lacks key version"):
         create_app({"MEDCELL": make_config(tmp_path / "gamma", "gamma"), "CLOCK": clock})

@@ -68,7 +68,7 @@ def test_a_successful_login_does_not_count_as_a_failure(client):
 
 def test_the_throttle_table_holds_no_username(app, client):
     wrong(client, "dr.geheimname")
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     rows = conn.execute("SELECT key FROM throttle").fetchall()
     assert rows and all(b"geheimname" not in bytes(r[0]) for r in rows)
     assert login(client, *ADMIN)
@@ -137,7 +137,7 @@ def test_the_throttle_table_cannot_be_read_back_without_the_facilitys_key(make_a
     for name in ("alpha", "beta"):
         client = make_app(name).test_client()
         wrong(client, "dr.geheimname", addr="10.0.0.7")
-        conn = client.application.extensions["medcell"]["store"].conn()
+        conn = client.application.extensions["medcell"].store.conn()
         keys.append({bytes(row[0]) for row in conn.execute("SELECT key FROM throttle")})
     guessable = {
         hashlib.sha256(f"{kind}|{subject}".encode()).digest()[:16]

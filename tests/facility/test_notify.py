@@ -34,7 +34,7 @@ def raw_bytes(directory) -> bytes:
 
 
 def db(app) -> sqlite3.Connection:
-    return sqlite3.connect(app.extensions["medcell"]["config"].database)
+    return sqlite3.connect(app.extensions["medcell"].config.database)
 
 
 def outbox(client) -> list[dict]:
@@ -194,7 +194,7 @@ def test_the_patient_address_is_sealed_and_can_be_removed(app, client, staff_aut
     conv = new_conversation(client, staff_auth)
     base = f"/api/v1/conversations/{conv['id']}/notifications"
     client.put(base, json={"email": "sealed-pat@mail.example"}, headers=conv["patient"])
-    data_dir = app.extensions["medcell"]["config"].data_dir
+    data_dir = app.extensions["medcell"].config.data_dir
     assert b"sealed-pat@mail.example" not in raw_bytes(data_dir)
     response = client.put(base, json={"email": None}, headers=conv["patient"])
     assert response.json["email_set"] is False
@@ -250,7 +250,7 @@ def test_queued_mails_and_the_patient_address_are_deleted_with_the_conversation(
     ]
     conn.close()
     assert len(sealed) == 3
-    data_dir = app.extensions["medcell"]["config"].data_dir
+    data_dir = app.extensions["medcell"].config.data_dir
     assert all(blob in raw_bytes(data_dir) for blob in sealed)
 
     response = client.delete(f"/api/v1/conversations/{conv['id']}", headers=conv["patient"])
@@ -277,7 +277,7 @@ def test_acknowledged_mails_are_gone_for_good(app, client, staff_auth):
     assert ack(client, mails) == 1
     assert ack(client, mails) == 0  # twice is harmless
     assert client.get("/_medcell/status").json["outbox"] == 0
-    assert blob not in raw_bytes(app.extensions["medcell"]["config"].data_dir)
+    assert blob not in raw_bytes(app.extensions["medcell"].config.data_dir)
 
 
 def test_mails_the_relay_could_not_send_in_a_day_are_dropped(app, client, staff_auth, clock):
@@ -383,7 +383,7 @@ def test_nothing_is_queued_or_kept_when_mail_is_not_set_up(make_app):
     write(client, conv, conv["patient"], "hello")
     assert client.get(OUTBOX).json == {"mails": []}
     assert client.get("/_medcell/status").json["outbox"] == 0
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
 
 
 def test_mails_queued_before_mail_was_switched_off_are_dropped_at_start(app, client, staff_auth):
@@ -391,28 +391,28 @@ def test_mails_queued_before_mail_was_switched_off_are_dropped_at_start(app, cli
     conv = new_conversation(client, staff_auth)
     write(client, conv, conv["patient"], "hello")
     medcell = app.extensions["medcell"]
-    medcell["store"].close()
-    config = dataclasses.replace(medcell["config"], mail=False)
-    restarted = create_app({"MEDCELL": config, "CLOCK": medcell["clock"], "TESTING": True})
+    medcell.store.close()
+    config = dataclasses.replace(medcell.config, mail=False)
+    restarted = create_app({"MEDCELL": config, "CLOCK": medcell.clock, "TESTING": True})
     try:
         assert restarted.test_client().get("/_medcell/status").json["outbox"] == 0
-        conn = restarted.extensions["medcell"]["store"].conn()
+        conn = restarted.extensions["medcell"].store.conn()
         assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
         assert conn.execute(
             "SELECT value FROM counters WHERE name = 'mails_dropped'"
         ).fetchone() == (1,)
     finally:
-        restarted.extensions["medcell"]["store"].close()
+        restarted.extensions["medcell"].store.close()
 
 
 def test_texts_an_older_release_queued_are_dropped_not_handed_over(app, client, staff_auth):
     opt_in(client, staff_auth, "nurse@praxis.example")
     conv = new_conversation(client, staff_auth)
     medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
+    conn = medcell.store.conn()
     old = {"to": "nurse@praxis.example", "subject": "Neue Nachricht", "body": "Text"}
     with store.write(conn):
-        medcell["notifier"]._enqueue(conn, conv["id"], old)
+        medcell.notifier._enqueue(conn, conv["id"], old)
     assert outbox(client) == []
     assert client.get("/_medcell/status").json["outbox"] == 0
     assert conn.execute("SELECT value FROM counters WHERE name = 'mails_dropped'").fetchone() == (

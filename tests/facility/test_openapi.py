@@ -65,3 +65,18 @@ def test_a_text_over_its_max_length_is_a_400_and_413_is_only_for_bodies(client, 
         "/api/v1/conversations", data=b"{" + b" " * 300_000 + b"}", headers=staff_auth
     )
     assert over_limit.status_code == 413
+
+
+def test_each_api_module_documents_exactly_the_routes_of_its_own_blueprint(app):
+    from services.facility.api import openapi
+
+    config = app.extensions["medcell"].config
+    for module in (*openapi.MODULES, openapi):
+        paths = module.openapi_paths(config)
+        documented = {(path, method.upper()) for path, ops in paths.items() for method in ops}
+        served = set()
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint.startswith(f"{module.bp.name}."):
+                path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+                served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+        assert documented == served, module.__name__

@@ -26,7 +26,7 @@ def upload(client, conv_id: str, headers: dict, size: int, name: str = "scan.pdf
 
 
 def counts(app) -> tuple[int, int, int]:
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     return tuple(
         conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         for t in ("messages", "attachments", "attachment_chunks")
@@ -34,12 +34,12 @@ def counts(app) -> tuple[int, int, int]:
 
 
 def set_quotas(app, facility: str | None = None, conversation: str | None = None) -> None:
-    quota.set_quotas(app.extensions["medcell"]["store"].conn(), facility, conversation)
+    quota.set_quotas(app.extensions["medcell"].store.conn(), facility, conversation)
 
 
 def fill_to_quota(app) -> None:
     """Set the facility's quota to what it already uses (rounded down): it is at 100 %."""
-    used = quota.facility_used(app.extensions["medcell"]["store"].conn())
+    used = quota.facility_used(app.extensions["medcell"].store.conn())
     set_quotas(app, facility=f"{used // 1024}KiB")
 
 
@@ -162,9 +162,9 @@ def test_patient_uploads_are_limited_per_link(app, client, staff_auth, conversat
 
 
 def test_patient_upload_bytes_are_limited_per_link(app, conversation):
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     _, volume, _ = throttle.UPLOAD_LIMIT
-    now = app.extensions["medcell"]["clock"]()
+    now = app.extensions["medcell"].clock()
     throttle.count_upload(conn, conversation["id"], volume - 10, now)
     with pytest.raises(throttle.TooManyRequests):
         throttle.count_upload(conn, conversation["id"], 11, now)
@@ -172,7 +172,7 @@ def test_patient_upload_bytes_are_limited_per_link(app, conversation):
 
 def test_upload_counters_go_with_their_conversation(app, client, conversation):
     upload(client, conversation["id"], conversation["patient"], 1024)
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     for table in ("upload_throttle", "conversation_usage"):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 1
     client.delete(f"/api/v1/conversations/{conversation['id']}", headers=conversation["patient"])
@@ -210,7 +210,7 @@ def test_openapi_documents_507_for_writes_and_the_usage_endpoint(client):
 
 
 def test_operator_commands_set_and_show_the_quotas(app, tmp_path):
-    config = app.extensions["medcell"]["config"]
+    config = app.extensions["medcell"].config
     env = {
         "MEDCELL_FACILITY": config.facility,
         "MEDCELL_DATA_DIR": str(config.data_dir),

@@ -84,8 +84,8 @@ def test_expired_conversations_have_no_unread_and_leave_no_marks(app, client, co
     clock.advance(7 * 86400 + 1)
     assert unread(client, login(client, *ADMIN))["total"] == 0
     medcell = app.extensions["medcell"]
-    assert medcell["conversations"].delete_expired(medcell["store"].conn()) == 1
-    assert medcell["store"].conn().execute("SELECT count(*) FROM read_marks").fetchone()[0] == 0
+    assert medcell.conversations.delete_expired(medcell.store.conn()) == 1
+    assert medcell.store.conn().execute("SELECT count(*) FROM read_marks").fetchone()[0] == 0
 
 
 def test_patients_cannot_ask_for_unread_counts(client, conversation):

@@ -44,7 +44,7 @@ def key(client) -> dict:
 
 
 def test_receipt_key_is_ed25519_and_kept_in_the_key_directory_only(app, key):
-    config = app.extensions["medcell"]["config"]
+    config = app.extensions["medcell"].config
     assert key["algorithm"] == "Ed25519"
     assert len(base64.b64decode(key["public_key"], validate=True)) == 32
     key_file = config.key_dir / "receipt-signing.key"
@@ -122,7 +122,7 @@ def test_expiry_gives_one_receipt_per_conversation(app, client, staff_auth, cloc
         new_conversation(client, staff_auth, messages=n)
     clock.advance(7 * 86400 + 1)
     medcell = app.extensions["medcell"]
-    assert medcell["conversations"].delete_expired(medcell["store"].conn(), batch=2) == 3
+    assert medcell.conversations.delete_expired(medcell.store.conn(), batch=2) == 3
     receipts = client.get("/api/v1/receipts", headers=login(client, *STAFF)).json["receipts"]
     assert sorted(r["counts"]["messages"] for r in receipts) == [1, 2, 3]
     assert all(r["reason"] == "expiry" and r["verified"] for r in receipts)
@@ -143,7 +143,7 @@ def test_wipe_gives_one_receipt_for_everything(client, staff_auth, admin_auth, k
 
 def test_a_row_left_in_any_conversation_table_makes_the_receipt_unverified(app, client, staff_auth):
     # A future table that forgot its ON DELETE CASCADE: found through sqlite_master.
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     conn.execute("CREATE TABLE careless_notes (conversation_id TEXT NOT NULL, note BLOB)")
     conv = new_conversation(client, staff_auth)
     conn.execute("INSERT INTO careless_notes VALUES (?, x'00')", (conv["id"],))
@@ -156,7 +156,7 @@ def test_a_row_left_in_any_conversation_table_makes_the_receipt_unverified(app, 
 def test_an_attachment_chunk_left_behind_makes_the_receipt_unverified(app, client, staff_auth):
     # A chunk table rebuilt without its cascade, and a trigger that keeps one chunk from going:
     # the conversation's rows are all gone, but a piece of its file is still in the database.
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     conn.executescript(
         "PRAGMA foreign_keys=OFF;"
         "CREATE TABLE loose_chunks (attachment_id TEXT NOT NULL, seq INTEGER NOT NULL, "
@@ -188,9 +188,9 @@ def test_a_checkpoint_that_cannot_truncate_the_wal_makes_the_receipt_unverified(
     conv = new_conversation(client, staff_auth)
     # The app's connection (this thread's) gives up on a busy WAL at once instead of after 5 s,
     # so the checkpoint's retries end in seconds.
-    app.extensions["medcell"]["store"].conn().execute("PRAGMA busy_timeout=1")
+    app.extensions["medcell"].store.conn().execute("PRAGMA busy_timeout=1")
     # A reader that keeps its snapshot open holds the WAL: TRUNCATE cannot finish.
-    reader = sqlite3.connect(app.extensions["medcell"]["config"].database, isolation_level=None)
+    reader = sqlite3.connect(app.extensions["medcell"].config.database, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM messages").fetchone()
     try:
@@ -206,7 +206,7 @@ def test_a_checkpoint_that_cannot_truncate_the_wal_makes_the_receipt_unverified(
 
 def test_a_receipt_left_unsigned_by_a_crash_is_signed_later_as_unverified(app, clock, key):
     medcell = app.extensions["medcell"]
-    conn, receipts = medcell["store"].conn(), medcell["conversations"].receipts
+    conn, receipts = medcell.store.conn(), medcell.conversations.receipts
     with store.write(conn):  # the delete committed, then the process died before finish()
         pending = receipts.begin(
             conn, "staff", {"messages": 4, "attachments": 0, "record_keys": 5}, []
@@ -227,7 +227,7 @@ def test_receipts_are_kept_for_a_year_then_forgotten(app, client, staff_auth, cl
         "receipt"
     ]["receipt_id"]
     medcell = app.extensions["medcell"]
-    receipts, conn = medcell["conversations"].receipts, medcell["store"].conn()
+    receipts, conn = medcell.conversations.receipts, medcell.store.conn()
     clock.advance(364 * 86400)
     receipts.housekeeping(conn)
     assert client.get(f"/api/v1/receipts/{receipt_id}").status_code == 200

@@ -37,7 +37,7 @@ def two(client, staff_auth) -> dict:
 
 
 def database(app) -> sqlite3.Connection:
-    return sqlite3.connect(app.extensions["medcell"]["config"].database, isolation_level=None)
+    return sqlite3.connect(app.extensions["medcell"].config.database, isolation_level=None)
 
 
 def assert_damaged(response) -> None:
@@ -100,7 +100,7 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
     ).json
     client.get(f"{base}/messages", headers=staff)  # an access-log entry
     medcell = app.extensions["medcell"]
-    keyring, facility = medcell["keyring"], medcell["config"].facility
+    keyring, facility = medcell.keyring, medcell.config.facility
     db = database(app)
     (msg_id,) = db.execute(
         "SELECT id FROM messages WHERE id != ?", (said["id"],)
@@ -131,7 +131,7 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
         ),
     }
     # Turn the database back into one written before the binding: old associated data, v8.
-    app_conn = medcell["store"].conn()
+    app_conn = medcell.store.conn()
     old_aad = {}
     for table, (column, record_id, key_id, bound) in rows.items():
         key = keyring.record_key(app_conn, key_id)
@@ -145,7 +145,7 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
             (crypto.seal(key, plain, old_aad[table]), record_id),
         )
     db.execute("PRAGMA user_version = 8")
-    medcell["store"].close()
+    medcell.store.close()
 
     again = make_app()
     client = again.test_client()
@@ -157,9 +157,9 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
     assert client.get(f"{base}/access-log", headers=staff).status_code == 200
     assert db.execute("PRAGMA user_version").fetchone()[0] == 9
     # No record opens under the old binding any more.
-    conn = again.extensions["medcell"]["store"].conn()
+    conn = again.extensions["medcell"].store.conn()
     for table, (column, record_id, key_id, _) in rows.items():
-        key = again.extensions["medcell"]["keyring"].record_key(conn, key_id)
+        key = again.extensions["medcell"].keyring.record_key(conn, key_id)
         (sealed,) = db.execute(
             f"SELECT {column} FROM {table} WHERE id = ?", (record_id,)
         ).fetchone()
@@ -171,7 +171,7 @@ def test_the_staff_page_of_an_altered_conversation_says_it_was_altered(app, two)
     from services.facility.core import accounts as auth
     from tests.web.conftest import BASE, STAFF, browser, log_in
 
-    auth.create_staff(app.extensions["medcell"]["store"].conn(), *STAFF, "staff", 0)
+    auth.create_staff(app.extensions["medcell"].store.conn(), *STAFF, "staff", 0)
     database(app).execute("UPDATE messages SET author = 'staff' WHERE id = ?", (two["said"]["id"],))
     staff = browser(app)
     assert log_in(staff, *STAFF).status_code == 303

@@ -224,8 +224,8 @@ def test_patients_cannot_export(client, filed):
 
 
 def test_an_export_leaves_nothing_on_the_server_but_its_log_entry(app, client, staff_auth, filed):
-    data_dir = app.extensions["medcell"]["config"].data_dir
-    db = app.extensions["medcell"]["store"].conn()
+    data_dir = app.extensions["medcell"].config.data_dir
+    db = app.extensions["medcell"].store.conn()
     files = sorted(p.name for p in data_dir.rglob("*"))
     rows = {
         t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]

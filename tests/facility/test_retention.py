@@ -16,13 +16,11 @@ def post(client, conv, headers, body):
 
 def sweep(app):
     medcell = app.extensions["medcell"]
-    return retention.sweep(
-        medcell["store"].conn(), medcell["conversations"], medcell["keyring"], 86400
-    )
+    return retention.sweep(medcell.store.conn(), medcell.conversations, medcell.keyring, 86400)
 
 
 def table_counts(app) -> dict:
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     return {
         t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         for t in ("conversations", "messages", "attachments", "attachment_chunks", "record_keys")
@@ -85,7 +83,7 @@ def test_large_conversation_is_deleted_in_bounded_slices(
         post(client, conversation, staff_auth, f"m{i}")
     clock.advance(7 * 86400 + 1)
     medcell = app.extensions["medcell"]
-    assert medcell["conversations"].delete_expired(medcell["store"].conn(), batch=7) == 1
+    assert medcell.conversations.delete_expired(medcell.store.conn(), batch=7) == 1
     assert table_counts(app)["messages"] == 0 and table_counts(app)["record_keys"] == 0
 
 
@@ -109,13 +107,13 @@ def test_sweeper_thread_wakes_at_the_deadline_not_at_its_polling_interval(tmp_pa
 
     app = create_app({"MEDCELL": make_config(tmp_path, "live", retention=1)})
     medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
-    medcell["conversations"].create(conn, "soon gone")
+    conn = medcell.store.conn()
+    medcell.conversations.create(conn, "soon gone")
     # A safety look only every 60 s: deletion well before that shows the job wakes at the deadline.
     sweeper = Sweeper(
-        medcell["config"].database,
-        medcell["conversations"],
-        medcell["keyring"],
+        medcell.store,
+        medcell.conversations,
+        medcell.keyring,
         86400,
         safety_seconds=60,
     )
@@ -133,13 +131,13 @@ def test_sweeper_thread_wakes_at_the_deadline_not_at_its_polling_interval(tmp_pa
 
 def test_only_one_sweeper_per_facility_works(app, clock):
     medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
+    conn = medcell.store.conn()
 
     def job() -> Sweeper:
         return Sweeper(
-            medcell["config"].database,
-            medcell["conversations"],
-            medcell["keyring"],
+            medcell.store,
+            medcell.conversations,
+            medcell.keyring,
             86400,
             safety_seconds=3600,
         )
@@ -150,7 +148,7 @@ def test_only_one_sweeper_per_facility_works(app, clock):
         assert first.wait_passes(1, timeout=10)
         second.start()
         assert second.wait_passes(1, timeout=10) and not second.busy
-        medcell["conversations"].create(conn, "long gone")
+        medcell.conversations.create(conn, "long gone")
         clock.advance(8 * 86400)
         second.wake()
         assert second.wait_passes(2, timeout=10)
@@ -167,11 +165,11 @@ def start_sweeper(app) -> Sweeper:
     """The app's deletion job, as create_app makes it, running on the test's clock."""
     medcell = app.extensions["medcell"]
     sweeper = Sweeper(
-        medcell["config"].database,
-        medcell["conversations"],
-        medcell["keyring"],
+        medcell.store,
+        medcell.conversations,
+        medcell.keyring,
         86400,
-        wake=medcell["deadlines_changed"],
+        wake=medcell.deadlines_changed,
     )
     sweeper.start()
     assert sweeper.wait_passes(1, timeout=30)  # the sweep at start
@@ -182,7 +180,7 @@ def test_job_sleeps_until_the_key_rotation_when_nothing_expires(app, clock):
     sweeper = start_sweeper(app)
     try:
         medcell = app.extensions["medcell"]
-        rotation = medcell["keyring"].next_rotation(medcell["store"].conn(), 86400)
+        rotation = medcell.keyring.next_rotation(medcell.store.conn(), 86400)
         assert sweeper.planned == rotation
         assert sweeper.busy is False
     finally:
@@ -232,19 +230,19 @@ def test_shortening_retention_wakes_the_job(client, admin_auth, conversation, cl
 
 def test_next_deadline_is_the_sooner_of_expiry_and_rotation(app, clock, conversation):
     medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
-    rotation = medcell["keyring"].next_rotation(conn, 86400)
-    assert retention.next_deadline(conn, medcell["conversations"], medcell["keyring"], 86400) == (
+    conn = medcell.store.conn()
+    rotation = medcell.keyring.next_rotation(conn, 86400)
+    assert retention.next_deadline(conn, medcell.conversations, medcell.keyring, 86400) == (
         rotation
     )  # a week's retention ends after the day's rotation
     expiry = _last_activity(app, conversation["id"]) + 7 * 86400 * 1_000_000
-    assert retention.next_deadline(
-        conn, medcell["conversations"], medcell["keyring"], 30 * 86400
-    ) == (expiry)
+    assert retention.next_deadline(conn, medcell.conversations, medcell.keyring, 30 * 86400) == (
+        expiry
+    )
 
 
 def _last_activity(app, conv_id: str) -> int:
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     return conn.execute(
         "SELECT last_activity FROM conversations WHERE id = ?", (conv_id,)
     ).fetchone()[0]

@@ -72,7 +72,7 @@ def praxis(medcell, volumes):
     """A facility `praxis` with a staff account and one conversation holding one message."""
     medcell.json("facility", "create", "praxis", "--name", "Praxis Dr. Müller")
     app = facility_app(volumes)
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     accounts.create_staff(conn, "nurse", "long enough secret", "staff", time.time_ns() // 1000)
     client = app.test_client()
     token = client.post(
@@ -83,7 +83,7 @@ def praxis(medcell, volumes):
     client.post(
         f"/api/v1/conversations/{conv['id']}/messages", json={"body": "Röntgen ok"}, headers=staff
     )
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
     return {"conversation": conv["id"], "volumes": volumes}
 
 
@@ -91,10 +91,10 @@ def messages(volumes, conversation: str) -> list[str]:
     app = facility_app(volumes)
     try:
         medcell = app.extensions["medcell"]
-        conn = medcell["store"].conn()
-        return [m["body"] for m in medcell["conversations"].messages(conn, conversation)]
+        conn = medcell.store.conn()
+        return [m["body"] for m in medcell.conversations.messages(conn, conversation)]
     finally:
-        app.extensions["medcell"]["store"].close()
+        app.extensions["medcell"].store.close()
 
 
 def test_backup_writes_sealed_files_and_keeps_the_key_only_in_the_installation(
@@ -162,9 +162,9 @@ def test_restore_over_the_facility_needs_yes_then_brings_its_data_back(
     medcell.json("facility", "backup", "praxis", str(target))
     volumes = praxis["volumes"]
     app = facility_app(volumes)  # a conversation made after the backup
-    conn = app.extensions["medcell"]["store"].conn()
-    later, _ = app.extensions["medcell"]["conversations"].create(conn, "später")
-    app.extensions["medcell"]["store"].close()
+    conn = app.extensions["medcell"].store.conn()
+    later, _ = app.extensions["medcell"].conversations.create(conn, "später")
+    app.extensions["medcell"].store.close()
 
     refused = medcell("facility", "restore", "praxis", str(target))
     assert refused.exit_code != 0 and "add --yes" in refused.output
@@ -175,7 +175,7 @@ def test_restore_over_the_facility_needs_yes_then_brings_its_data_back(
     assert result["status"] == "running"
     assert messages(volumes, praxis["conversation"]) == ["Röntgen ok"]
     app = facility_app(volumes)
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
     assert later not in ids and ids == [praxis["conversation"]]
     assert routes.read_routes(config)["facilities"]["praxis"]["state"] == "running"

@@ -35,7 +35,7 @@ def make_praxis(tmp_path: Path, clock: Clock, **options):
         **options,
     )
     app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     auth.create_staff(conn, *ADMIN, "admin", clock())
     auth.create_staff(conn, *STAFF, "staff", clock())
     return app
@@ -45,7 +45,7 @@ def make_praxis(tmp_path: Path, clock: Clock, **options):
 def app(tmp_path: Path, clock: Clock):
     app = make_praxis(tmp_path, clock)
     yield app
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
 
 
 def browser(app):

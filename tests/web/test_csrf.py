@@ -13,7 +13,7 @@ def test_form_post_without_or_with_a_foreign_token_is_refused(app, staff, admin)
     refused = staff.post(url, data={"body": "admin's token", "csrf": foreign})
     assert refused.status_code == 403
     assert "Formular ist abgelaufen" in refused.get_data(as_text=True)
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
 
 
@@ -38,7 +38,7 @@ def test_every_staff_form_checks_the_token(admin, path):
 def test_patient_forms_check_the_token(app, staff, patient):
     conv_id, link = open_conversation(staff)
     patient.get(BASE + link)
-    for path in ("/patient/messages", "/patient/delete", "/patient/leave", "/patient/attachments"):
+    for path in ("/patient/messages", "/patient/delete", "/patient/leave"):
         assert patient.post(f"{BASE}{path}", data={"body": "x"}).status_code == 403
     assert patient.get(f"{BASE}/patient/").status_code == 200, "the conversation is still there"
 

@@ -11,12 +11,12 @@ from .conftest import BASE, STAFF, browser, csrf_of, log_in, make_praxis, open_c
 def app(tmp_path, clock):
     app = make_praxis(tmp_path, clock, mail=True)
     yield app
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()
 
 
 def queued(app) -> list[dict]:
     medcell = app.extensions["medcell"]
-    return medcell["notifier"].take(medcell["store"].conn())
+    return medcell.notifier.take(medcell.store.conn())
 
 
 def patient_page(patient, link: str):
@@ -39,7 +39,7 @@ def test_staff_turn_notifications_on_and_off_for_themselves(app, staff):
     )
     assert "ausgeschaltet" in response.get_data(as_text=True)
     medcell = app.extensions["medcell"]
-    assert medcell["notifier"].subscribed_staff(medcell["store"].conn()) == []
+    assert medcell.notifier.subscribed_staff(medcell.store.conn()) == []
 
 
 def test_a_bad_address_is_shown_next_to_the_form(app, staff):
@@ -143,4 +143,4 @@ def test_pages_offer_nothing_when_mail_is_not_set_up(tmp_path, clock):
     assert "/staff/notifications" not in staff.get(f"{BASE}/staff/").get_data(as_text=True)
     patient = browser(app)
     assert "notify-email" not in patient_page(patient, link).get_data(as_text=True)
-    app.extensions["medcell"]["store"].close()
+    app.extensions["medcell"].store.close()

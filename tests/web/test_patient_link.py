@@ -87,7 +87,7 @@ def test_opening_the_link_again_replaces_the_old_session(app, staff):
     first = phone.get_cookie("__Host-mc_patient", domain="medcell.test").value
     phone.get(BASE + link)
     assert phone.get_cookie("__Host-mc_patient", domain="medcell.test").value != first
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM patient_sessions").fetchone()[0] == 1
 
 

@@ -43,7 +43,7 @@ def test_patient_attaches_a_pdf_and_gets_it_back(app, staff, patient):
     conv_id = opened(staff, patient)
     page = patient.get(f"{BASE}/patient/")
     sent = patient.post(
-        f"{BASE}/patient/attachments",
+        f"{BASE}/patient/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(PDF), "laborwerte.pdf")},
     )
     assert sent.status_code == 303
@@ -57,7 +57,7 @@ def test_patient_cannot_fetch_files_of_other_conversations(app, staff, patient):
     other = open_conversation(staff)[0]
     page = staff.get(f"{BASE}/staff/c/{other}")
     staff.post(
-        f"{BASE}/staff/c/{other}/attachments",
+        f"{BASE}/staff/c/{other}/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(PDF), "x.pdf")},
     )
     html = staff.get(f"{BASE}/staff/c/{other}").get_data(as_text=True)
@@ -71,7 +71,7 @@ def test_patient_deletes_the_conversation_with_one_confirmation(app, staff, pati
     page = patient.get(f"{BASE}/patient/")
     patient.post(f"{BASE}/patient/messages", data={"body": "geheim", "csrf": csrf_of(page)})
     patient.post(
-        f"{BASE}/patient/attachments",
+        f"{BASE}/patient/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(PDF), "scan.pdf")},
     )
     confirm = patient.get(f"{BASE}/patient/delete")
@@ -80,7 +80,7 @@ def test_patient_deletes_the_conversation_with_one_confirmation(app, staff, pati
     assert done.status_code == 200
     assert "nichts davon mehr gespeichert" in done.get_data(as_text=True)
     assert "__Host-mc_patient=;" in done.headers["Set-Cookie"]
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     for table in (
         "conversations",
         "messages",

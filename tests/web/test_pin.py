@@ -28,7 +28,7 @@ def test_link_with_pin_asks_for_it_before_showing_anything(app, staff, patient):
 
 def test_pin_is_stored_only_as_an_argon2id_hash(app, staff):
     conv_id, _ = open_conversation(staff, pin="13579")
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     (stored,) = conn.execute(
         "SELECT pin_hash FROM conversations WHERE id = ?", (conv_id,)
     ).fetchone()
@@ -136,7 +136,7 @@ def test_parallel_wrong_pins_cannot_outrun_the_lock(app, client_api):
         thread.join()
     assert sum(1 for status, _ in answers if status == 401) == 4
     assert sum(1 for _, code in answers if code == "link_locked") == 12
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT pin_failures FROM conversations").fetchone()[0] == 5
     right = client.post(
         "/api/v1/patient-sessions", json={"token": made["patient_token"], "pin": "4711"}

@@ -23,7 +23,7 @@ def test_login_sets_a_server_side_session_cookie_and_logout_ends_it(app):
     staff_cookie = next(c for c in cookie if c.startswith("__Host-mc_staff="))
     assert all(flag in staff_cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
     token = client.get_cookie("__Host-mc_staff", domain="medcell.test").value
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM staff_sessions").fetchone()[0] == 1
     assert token.encode() not in b"".join(
         r[0] for r in conn.execute("SELECT token_hash FROM staff_sessions")
@@ -45,7 +45,7 @@ def test_wrong_password_shows_a_message(app):
 
 def test_sessions_expire(app, staff, clock):
     assert staff.get(f"{BASE}/staff/").status_code == 200
-    clock.advance(app.extensions["medcell"]["config"].session_seconds + 1)
+    clock.advance(app.extensions["medcell"].config.session_seconds + 1)
     assert staff.get(f"{BASE}/staff/").status_code == 303
 
 
@@ -86,7 +86,7 @@ def test_empty_reply_explains_and_keeps_nothing(app, staff):
 def test_attachments_are_checked_by_content_and_downloaded_intact(app, staff):
     conv_id, _ = open_conversation(staff)
     csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
-    url = f"{BASE}/staff/c/{conv_id}/attachments"
+    url = f"{BASE}/staff/c/{conv_id}/messages"
     fake = staff.post(url, data={"csrf": csrf, "file": (io.BytesIO(b"MZ\x90 exe"), "photo.png")})
     assert fake.status_code == 415 and "kein Foto" in fake.get_data(as_text=True)
     missing = staff.post(url, data={"csrf": csrf}, content_type="multipart/form-data")
@@ -102,13 +102,29 @@ def test_attachments_are_checked_by_content_and_downloaded_intact(app, staff):
     assert "sandbox" in download.headers["Content-Security-Policy"]
 
 
+def test_a_file_is_stored_as_what_its_bytes_show_whatever_the_browser_declared(app, staff):
+    # Browsers guess the type from the file name; the pages, like the API, trust the content.
+    conv_id, _ = open_conversation(staff)
+    csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+    sent = staff.post(
+        f"{BASE}/staff/c/{conv_id}/messages",
+        data={"csrf": csrf, "file": (io.BytesIO(jpeg), "scan.png", "image/png")},
+    )
+    assert sent.status_code == 303
+    html = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
+    att_id = re.search(r"/staff/files/([A-Za-z0-9_-]{22})", html).group(1)
+    shown = staff.get(f"{BASE}/staff/files/{att_id}")
+    assert shown.headers["Content-Type"] == "image/jpeg" and shown.data == jpeg
+
+
 def test_too_large_file_gets_a_clear_message(app, staff):
-    config = app.extensions["medcell"]["config"]
+    config = app.extensions["medcell"].config
     conv_id, _ = open_conversation(staff)
     csrf = csrf_of(staff.get(f"{BASE}/staff/c/{conv_id}"))
     big = PNG + b"\x00" * config.max_attachment_bytes
     sent = staff.post(
-        f"{BASE}/staff/c/{conv_id}/attachments",
+        f"{BASE}/staff/c/{conv_id}/messages",
         data={"csrf": csrf, "file": (io.BytesIO(big), "big.png")},
     )
     assert sent.status_code == 413 and "zu groß" in sent.get_data(as_text=True)
@@ -174,7 +190,7 @@ def test_admin_wipe_names_the_loss_and_needs_the_slug(app, staff, admin):
         f"{BASE}/staff/admin/wipe", data={"csrf": csrf_of(confirm), "confirm": "yes"}
     )
     assert wrong.status_code == 400
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 2
     done = admin.post(
         f"{BASE}/staff/admin/wipe", data={"csrf": csrf_of(confirm), "confirm": "praxis"}
@@ -204,7 +220,7 @@ def test_head_requests_answer_like_get_without_a_csrf_check(app, staff, admin):
 
 def test_missing_keys_while_creating_a_conversation_say_so_not_title_too_long(app, staff):
     home = staff.get(f"{BASE}/staff/")
-    app.extensions["medcell"]["keyring"].shred_all()
+    app.extensions["medcell"].keyring.shred_all()
     created = staff.post(f"{BASE}/staff/conversations", data={"csrf": csrf_of(home), "title": "x"})
     body = created.get_data(as_text=True)
     assert created.status_code == 500

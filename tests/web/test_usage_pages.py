@@ -13,9 +13,9 @@ PDF = b"%PDF-1.4\n% test\n" + bytes(range(256)) * 8
 def fill_facility(app) -> None:
     """Store 1 MiB, then set the quota to what the facility uses: it is at 100 %."""
     medcell = app.extensions["medcell"]
-    conn = medcell["store"].conn()
-    conv_id, _ = medcell["conversations"].create(conn, "filler")
-    medcell["conversations"].add_attachment(
+    conn = medcell.store.conn()
+    conv_id, _ = medcell.conversations.create(conn, "filler")
+    medcell.conversations.add_attachment(
         conn,
         conv_id,
         "staff",
@@ -32,7 +32,7 @@ def test_admin_page_shows_usage_and_the_largest_conversations(app, admin, staff,
     patient.get(BASE + link)
     page = patient.get(f"{BASE}/patient/")
     patient.post(
-        f"{BASE}/patient/attachments",
+        f"{BASE}/patient/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(PDF), "laborwerte.pdf")},
     )
     html = admin.get(f"{BASE}/staff/admin?lang=en").get_data(as_text=True)
@@ -65,11 +65,11 @@ def test_patient_reply_on_a_full_facility_shows_the_notice_and_keeps_the_form(ap
 
 def test_staff_upload_into_a_full_conversation_is_refused_readably(app, staff):
     conv_id, _ = open_conversation(staff)
-    quota.set_quotas(app.extensions["medcell"]["store"].conn(), conversation="1MiB")
+    quota.set_quotas(app.extensions["medcell"].store.conn(), conversation="1MiB")
     page = staff.get(f"{BASE}/staff/c/{conv_id}?lang=en")
     big = b"%PDF-1.4\n" + bytes(1024 * 1024)
     answer = staff.post(
-        f"{BASE}/staff/c/{conv_id}/attachments",
+        f"{BASE}/staff/c/{conv_id}/messages",
         data={"csrf": csrf_of(page), "file": (io.BytesIO(big), "scan.pdf")},
     )
     assert answer.status_code == 413

@@ -2,7 +2,9 @@
 
 from flask import Blueprint, jsonify
 
+from services.facility.api import document as doc
 from services.facility.core import usage as facility_usage
+from services.facility.core.config import Config
 from services.facility.http.auth import require
 from services.facility.http.context import ctx
 
@@ -12,7 +14,7 @@ bp = Blueprint("usage", __name__)
 @bp.get("/api/v1/usage")
 @require(admin=True)
 def get_usage():
-    return jsonify(facility_usage(ctx()["facility"]))
+    return jsonify(facility_usage(ctx()))
 
 
 def _size(description: str) -> dict:
@@ -74,8 +76,9 @@ FULL = {
 WRITING_METHODS = ("post", "put", "patch", "delete")
 
 
-def openapi_paths(error: dict) -> dict:
+def openapi_paths(_config: Config) -> dict:
     """The usage endpoint's part of the OpenAPI document (413: any body over 256 KiB)."""
+    error = doc.error("Not an admin, or too many failed attempts")
     return {
         "/api/v1/usage": {
             "get": {

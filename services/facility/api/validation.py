@@ -1,7 +1,7 @@
 """Requests checked against the OpenAPI document itself, so it cannot promise more or less.
 
-A view calls `json_body()`, `form()` or `query()` after authentication; each looks up the
-operation that the current Flask route serves in `spec(config)` and applies its schema. Only the
+A view calls `json_body()`, `form()` or `query()` after authentication; each looks up the operation
+that the current Flask route serves in the app's OpenAPI document and applies its schema. Only the
 part of JSON Schema that the document uses is implemented (type, nullable, anyOf, required,
 properties, additionalProperties, enum, pattern, minLength/maxLength, minimum/maximum, the formats
 date and binary): anything else in a schema is a mistake, refused at the first request that meets
@@ -14,8 +14,6 @@ from datetime import date
 
 from flask import current_app, request
 
-from services.facility.api.openapi import spec
-from services.facility.core.config import Config
 from services.facility.core.errors import BadRequest, FacilityError, TooLong
 from services.facility.http import context
 
@@ -40,12 +38,10 @@ KNOWN = frozenset(
 # What `format` may say in a request schema: binary is a file part of a form (see `form`).
 FORMATS = frozenset({"date", "binary"})
 INTEGER = re.compile(r"-?[0-9]{1,18}")
+# Where the app keeps the document's builder (api/openapi.py puts it there): it names every API
+# module, and they all import this one.
+DOCUMENT = "medcell.openapi"
 TYPES = {"object": dict, "string": str, "integer": int, "boolean": bool, "array": list}
-
-
-@functools.cache
-def _document(config: Config) -> dict:
-    return spec(config)
 
 
 @functools.cache
@@ -60,7 +56,7 @@ def _regex(pattern: str) -> re.Pattern:
 def operation() -> dict:
     """The document's operation for this request's route and method."""
     path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", request.url_rule.rule)
-    doc = _document(current_app.extensions["medcell"]["config"])
+    doc = current_app.extensions[DOCUMENT](context.ctx().config)
     return doc["paths"][path][request.method.lower()]
 
 

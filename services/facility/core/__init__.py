@@ -1,18 +1,24 @@
 """The facility without the web: store, keys, conversations and their rules. No Flask here."""
 
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.facility.core import crypto, passwords, quota, throttle
-from services.facility.core import store as database
+from services.facility.core import crypto, quota
+from services.facility.core.activity import Activity
 from services.facility.core.config import Config
 from services.facility.core.conversations import CHUNK_BYTES, SHED_CHUNKS, Conversations
 from services.facility.core.keys import Keyring
+from services.facility.core.notify import Notifier
 from services.facility.core.receipts import Receipts
+from services.facility.core.retention import Sweeper
 from services.facility.core.settings import retention_seconds
 from services.facility.core.space import Space
 from services.facility.core.store import Store
+
+log = logging.getLogger("medcell.facility")
 
 
 @dataclass
@@ -25,24 +31,29 @@ class Facility:
     keyring: Keyring
     conversations: Conversations
     space: Space
+    notifier: Notifier
     # Set when a deadline moved (new conversation, activity, retention): wakes the deletion job.
     deadlines_changed: threading.Event = field(default_factory=threading.Event)
+    # The deletion job, when this process may run it (config.scheduler); started by the server.
+    sweeper: Sweeper | None = None
+    # This process's requests, which the supervisor reads to decide on sleep.
+    activity: Activity = field(default_factory=Activity)
 
 
 def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
     """Open (and migrate) the store, make sure the keys exist, and wire the conversations."""
     store = Store(config.database)
     store.migrate()
-    passwords.use_hash_lock(config.data_dir / "argon2.lock")
+    store.hash_lock = config.data_dir / "argon2.lock"
     keyring = Keyring(config.key_dir, config.facility, clock)
     keyring.ensure(store.conn())
     # The throttle names its rows with a key of this facility's own, never stored beside them.
-    throttle.use_key(config.database, crypto.derive_key(keyring.signing_seed(), "throttle"))
+    store.throttle_key = crypto.derive_key(keyring.signing_seed(), "throttle")
     store.migrate(keyring)  # the steps that re-seal data with the keys (migrations.py)
     deadlines_changed = threading.Event()
     space = Space(config.data_dir, config.space_reserve_bytes)
     space.ensure_reserve()
-    database.before_write(config.database, space.keep_headroom)
+    store.before_write = space.keep_headroom
 
     def admit(conn, conv_id: str, nbytes: int) -> None:
         quota.admit(conn, conv_id, nbytes)
@@ -62,7 +73,53 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         make_room=space.make_room,
         shed_chunks=max(SHED_CHUNKS, config.space_reserve_bytes // (4 * CHUNK_BYTES)),
     )
-    return Facility(config, clock, store, keyring, conversations, space, deadlines_changed)
+    notifier = _notifier(config, clock, keyring, store, conversations)
+    sweeper = None
+    if config.scheduler:
+        sweeper = Sweeper(
+            store,
+            conversations,
+            keyring,
+            config.key_rotation_seconds,
+            wake=deadlines_changed,
+        )
+    return Facility(
+        config,
+        clock,
+        store,
+        keyring,
+        conversations,
+        space,
+        notifier,
+        deadlines_changed,
+        sweeper,
+    )
+
+
+def _notifier(
+    config: Config,
+    clock: Callable[[], int],
+    keyring: Keyring,
+    store: Store,
+    conversations: Conversations,
+) -> Notifier:
+    """The facility's notifier, with every new message queueing the mails it calls for."""
+    notifier = Notifier(
+        keyring, config.facility, config.facility_name, clock, config.mail, config.public_url
+    )
+    if not config.mail:
+        # Switched off since they were queued: they would keep the facility from sleeping.
+        notifier.discard_all(store.conn())
+
+    def on_message(conn: sqlite3.Connection, conv_id: str, author: str) -> None:
+        try:
+            notifier.message_added(conn, conv_id, author)
+        except Exception:
+            # The message is stored already; a mail that cannot be queued must not undo that.
+            log.exception("notify_failed", extra={"fields": {"event": "notify_failed"}})
+
+    conversations.on_message = on_message
+    return notifier
 
 
 def usage(facility: Facility) -> dict:

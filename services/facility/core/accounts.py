@@ -66,7 +66,7 @@ def create_staff(
     passwords.check_password(password)
     if role not in ROLES:
         raise BadRequest("role must be 'admin' or 'staff'")
-    hashed = passwords.hash_password(password)
+    hashed = passwords.hash_password(conn, password)
     with store.write(conn):
         try:
             conn.execute(
@@ -112,7 +112,7 @@ def reset_password(conn: sqlite3.Connection, username: str, acting: Principal) -
     if username == acting.username:
         raise Conflict("change your own password with your current one")
     password = passwords.generate_password()
-    hashed = passwords.hash_password(password)
+    hashed = passwords.hash_password(conn, password)
     with store.write(conn):
         staff_id = _staff_id(conn, username)
         conn.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (hashed, staff_id))
@@ -131,10 +131,10 @@ def change_password(conn: sqlite3.Connection, who: Principal, current: str, new:
     passwords.check_password(new)
     row = conn.execute("SELECT password_hash FROM staff WHERE id = ?", (who.staff_id,)).fetchone()
     if row is None or not passwords.verify_password(
-        row[0], current if isinstance(current, str) else ""
+        conn, row[0], current if isinstance(current, str) else ""
     ):
         raise Unauthorized("current password is wrong")
-    hashed = passwords.hash_password(new)
+    hashed = passwords.hash_password(conn, new)
     with store.write(conn):
         conn.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (hashed, who.staff_id))
         # Every other session of this account ends: a changed password must lock out a thief.
@@ -156,7 +156,7 @@ def login(
     row = conn.execute(
         "SELECT id, password_hash, active FROM staff WHERE username = ?", (username,)
     ).fetchone()
-    with passwords.hashing():
+    with passwords.hashing(conn):
         # Checked again in the slot: requests that queued up behind earlier failures must see
         # them, or a burst of parallel guesses would outrun the throttle.
         throttle.check_login(conn, username, client, now)

@@ -108,15 +108,6 @@ def verify_key(seed: bytes) -> bytes:
     return bytes(nacl.signing.SigningKey(seed).verify_key)
 
 
-def signature_ok(public_key: bytes, message: bytes, signature: bytes) -> bool:
-    """Whether signature is a valid Ed25519 signature of message under public_key."""
-    try:
-        nacl.signing.VerifyKey(public_key).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, TypeError):
-        return False
-    return True
-
-
 def _check_key(key: bytes) -> None:
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise CryptoError("A key must be 32 bytes.")

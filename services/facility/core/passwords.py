@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,8 @@ from services.facility.core.errors import BadRequest
 MIN_PASSWORD, MAX_PASSWORD = 12, 256
 _OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+# One hash at a time in this process (its threads); Store.hash_lock shares that across processes.
 _HASHING = threading.Lock()
-_hash_lock_path: Path | None = None
 # Verifying against this when the username is unknown keeps both paths equally slow. It is the
 # hash of random bytes nobody kept, fixed here so no worker has to make one.
 DUMMY_HASH = (
@@ -31,20 +32,16 @@ DUMMY_HASH = (
 )
 
 
-def use_hash_lock(path: Path | None) -> None:
-    """Share the one-hash-at-a-time limit with every process that uses this lock file."""
-    global _hash_lock_path
-    _hash_lock_path = path
-
-
 @contextlib.contextmanager
-def hashing() -> Iterator[None]:
-    """Hold the facility's one argon2id slot."""
+def hashing(conn: sqlite3.Connection) -> Iterator[None]:
+    """Hold the argon2id slot of the facility whose database `conn` is."""
+    owner = getattr(conn, "store", None)
+    lock_file: Path | None = owner.hash_lock if owner is not None else None
     with _HASHING:
-        if _hash_lock_path is None:
+        if lock_file is None:
             yield
             return
-        fd = os.open(_hash_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -56,13 +53,13 @@ def generate_password() -> str:
     return secrets.token_urlsafe(18)
 
 
-def hash_password(password: str) -> bytes:
-    with hashing():
+def hash_password(conn: sqlite3.Connection, password: str) -> bytes:
+    with hashing(conn):
         return nacl.pwhash.argon2id.str(password.encode(), opslimit=_OPS, memlimit=_MEM)
 
 
-def verify_password(stored: bytes, password: str) -> bool:
-    with hashing():
+def verify_password(conn: sqlite3.Connection, stored: bytes, password: str) -> bool:
+    with hashing(conn):
         return verify_in_slot(stored, password)
 
 

@@ -26,13 +26,13 @@ class Session:
     pin_ok: bool
 
 
-def hash_pin(pin: object) -> bytes | None:
+def hash_pin(conn: sqlite3.Connection, pin: object) -> bytes | None:
     """The argon2id hash of a PIN of 4 to 8 digits; None when no PIN was given."""
     if pin is None or pin == "":
         return None
     if not isinstance(pin, str) or not PIN_RE.match(pin):
         raise BadRequest("pin must be 4 to 8 digits")
-    return passwords.hash_password(pin)
+    return passwords.hash_password(conn, pin)
 
 
 def open_link(conn: sqlite3.Connection, token: object, now: int, session_seconds: int) -> str:
@@ -90,7 +90,7 @@ def enter_pin(
     if not taken:
         raise LinkLocked("too many wrong PINs: ask the facility for a new link")
     candidate = pin if isinstance(pin, str) and PIN_RE.match(pin) else "x"
-    if not passwords.verify_password(row[0], candidate):
+    if not passwords.verify_password(conn, row[0], candidate):
         throttle.record_failure(conn, "pin", client, now)
         if row[1] >= MAX_PIN_FAILURES:
             raise LinkLocked("too many wrong PINs: ask the facility for a new link")

@@ -17,11 +17,11 @@ import logging
 import os
 import sqlite3
 import threading
-from pathlib import Path
 
 from services.facility.core import store
 from services.facility.core.conversations import Conversations
 from services.facility.core.keys import Keyring
+from services.facility.core.store import Store
 
 log = logging.getLogger("medcell.retention")
 
@@ -74,14 +74,14 @@ class Sweeper:
 
     def __init__(
         self,
-        db_path: Path,
+        db: Store,
         conversations: Conversations,
         keyring: Keyring,
         rotation_seconds: int,
         safety_seconds: float = SAFETY_SECONDS,
         wake: threading.Event | None = None,
     ):
-        self.db_path = Path(db_path)
+        self.db = db
         self.conversations = conversations
         self.keyring = keyring
         self.rotation_seconds = rotation_seconds
@@ -127,7 +127,7 @@ class Sweeper:
     def _try_lock(self) -> bool:
         if self._lock_fd is None:
             self._lock_fd = os.open(
-                self.db_path.with_name("sweeper.lock"), os.O_RDWR | os.O_CREAT, 0o600
+                self.db.path.with_name("sweeper.lock"), os.O_RDWR | os.O_CREAT, 0o600
             )
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,7 +148,7 @@ class Sweeper:
                 continue
             pause = self.safety_seconds
             try:
-                conn = conn or store.connect(self.db_path)
+                conn = conn or self.db.connect()
                 deadline = self._deadline(conn)
                 if first or (deadline is not None and deadline <= self.conversations.clock()):
                     self._working = True

@@ -28,22 +28,10 @@ FULL_MESSAGE = (
 
 
 class Connection(sqlite3.Connection):
-    """A connection that knows its file, so that writes find that database's space hook."""
+    """A connection that knows the Store it belongs to (None: opened on its own), so that its
+    writes find the store's space hook and the throttle its key."""
 
-    path = ""
-
-
-# Per database file: called before each write transaction (core/space keeps headroom there).
-_before_write: dict[str, Callable[[], None]] = {}
-
-
-def before_write(path: Path, hook: Callable[[], None] | None) -> None:
-    """Register (None: remove) what runs before every write transaction on this database."""
-    key = str(Path(path).resolve())
-    if hook is None:
-        _before_write.pop(key, None)
-    else:
-        _before_write[key] = hook
+    store: "Store | None" = None
 
 
 # Each thread's connection keeps a page cache of its own (SQLite's default: 2 MiB each); the
@@ -60,7 +48,6 @@ def connect(path: Path) -> sqlite3.Connection:
         check_same_thread=False,
         factory=Connection,
     )
-    conn.path = str(Path(path).resolve())
     _use_wal(conn)
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA journal_size_limit=0")
@@ -97,9 +84,9 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     A full volume (SQLITE_FULL, which is how SQLite reports ENOSPC) becomes StorageFull, with
     the transaction rolled back: nothing of it is stored.
     """
-    hook = _before_write.get(getattr(conn, "path", ""))
-    if hook is not None:
-        hook()
+    owner = getattr(conn, "store", None)
+    if owner is not None and owner.before_write is not None:
+        owner.before_write()
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -193,10 +180,17 @@ def _create_owner_only(path: Path) -> None:
 
 
 class Store:
-    """Per-thread connections to one facility database."""
+    """Per-thread connections to one facility database, and what its connections share."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        # Runs before every write transaction (core/space keeps headroom there).
+        self.before_write: Callable[[], None] | None = None
+        # What the throttle names this database's rows with (core/throttle).
+        self.throttle_key: bytes | None = None
+        # The lock file this facility's processes take turns on for a password hash
+        # (core/passwords); None: only the threads of this process take turns.
+        self.hash_lock: Path | None = None
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -218,10 +212,16 @@ class Store:
         """This thread's connection, opened on first use and kept for the thread's life."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = self.connect()
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
+        return conn
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection of the caller's own (not this thread's), with the store's hooks."""
+        conn = connect(self.path)
+        conn.store = self
         return conn
 
     def close(self) -> None:

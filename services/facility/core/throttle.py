@@ -9,13 +9,13 @@ password after the wait always works, and a client that logged in to the account
 delayed at all, so guesses from elsewhere cannot keep its staff out.
 
 A client is its address; an IPv6 client is its /64, which one subscriber usually holds whole.
-Rows are named by an HMAC under a key derived from the facility's own secret (`use_key`), so the
-table holds no address and no typed name, not even as a hash anyone could recompute.
+Rows are named by an HMAC under a key derived from the facility's own secret (the store's
+`throttle_key`), so the table holds no address and no typed name, not even as a hash anyone
+could recompute.
 """
 
 import ipaddress
 import sqlite3
-from pathlib import Path
 
 from services.facility.core import crypto, store
 from services.facility.core.errors import ConfigError, TooManyRequests
@@ -35,14 +35,6 @@ _LIMITS = {"login": LOGIN_LIMIT, "login_client": LOGIN_CLIENT_LIMIT, "pin": PIN_
 _US = 1_000_000
 _MAX_NAME = 64  # characters of a typed username that count
 
-# Per database file, as store.before_write: the key its throttle rows are named with.
-_keys: dict[str, bytes] = {}
-
-
-def use_key(database: Path, key: bytes) -> None:
-    """Name this database's throttle rows with `key` (the facility derives it from its secret)."""
-    _keys[str(Path(database).resolve())] = key
-
 
 def client_network(address: str | None) -> str:
     """Who counts as one client: an IPv4 address, or the /64 an IPv6 address belongs to."""
@@ -58,7 +50,8 @@ def client_network(address: str | None) -> str:
 
 
 def _key(conn: sqlite3.Connection, kind: str, subject: str) -> bytes:
-    key = _keys.get(getattr(conn, "path", ""))
+    owner = getattr(conn, "store", None)
+    key = owner.throttle_key if owner is not None else None
     if key is None:
         raise ConfigError("the throttle has no key for this database")
     return crypto.mac(key, f"{kind}|{subject}".encode())[:16]

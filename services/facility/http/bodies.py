@@ -17,9 +17,7 @@ SMALL_BODY = 256 * 1024
 # The pages' compose forms (text and an optional file in one form) post to the message routes.
 UPLOAD_ENDPOINTS = frozenset(
     {
-        "api.post_attachment",
-        "patient.attachment",
-        "staff.attachment",
+        "conversations_api.post_attachment",
         "patient.message",
         "staff.message",
     }

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from flask import Flask, Request, current_app, request
 
 from services.facility.core import Facility, throttle
-from services.facility.core.activity import Activity
 from services.facility.core.errors import BadRequest
+
+EXTENSION = "medcell"
 
 
 class MemoryRequest(Request):
@@ -19,34 +20,31 @@ class MemoryRequest(Request):
         return io.BytesIO()
 
 
-def init_app(app: Flask, facility: Facility, activity: Activity) -> None:
-    app.extensions["medcell"] = {
-        "config": facility.config,
-        "store": facility.store,
-        "keyring": facility.keyring,
-        "conversations": facility.conversations,
-        "clock": facility.clock,
-        "activity": activity,
-        "deadlines_changed": facility.deadlines_changed,
-        "facility": facility,
-    }
+def init_app(app: Flask, facility: Facility) -> None:
+    """Make the facility's parts reachable from every request (ctx())."""
+    app.extensions[EXTENSION] = facility
 
 
-def ctx() -> dict:
-    return current_app.extensions["medcell"]
+def facility_of(app: Flask) -> Facility:
+    return app.extensions[EXTENSION]
+
+
+def ctx() -> Facility:
+    """The facility the current request is served by."""
+    return current_app.extensions[EXTENSION]
 
 
 def conn():
-    return ctx()["store"].conn()
+    return ctx().store.conn()
 
 
 def now() -> int:
-    return ctx()["clock"]()
+    return ctx().clock()
 
 
 def deadlines_changed() -> None:
     """Wake the deletion job: a deadline may have moved closer."""
-    ctx()["deadlines_changed"].set()
+    ctx().deadlines_changed.set()
 
 
 def iso(us: int) -> str:
@@ -67,4 +65,4 @@ def json_body() -> dict:
 
 def patient_url(token: str) -> str:
     """The patient's link: from the configured origin only, whatever Host the request named."""
-    return ctx()["config"].url(f"p/{token}")
+    return ctx().config.url(f"p/{token}")

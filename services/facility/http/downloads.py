@@ -14,7 +14,7 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "applicati
 
 def attachment_response(att_id: str, who: Principal) -> Response:
     """The attachment's bytes, if `who` may read it (staff, or its conversation's patient)."""
-    conversations = ctx()["conversations"]
+    conversations = ctx().conversations
     conv_id, meta, size = conversations.attachment(conn(), att_id)
     if who.kind == "patient" and conv_id != who.conversation_id:
         raise NotFound("no such attachment")

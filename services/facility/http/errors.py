@@ -1,10 +1,11 @@
-"""One place that turns every error into the contract's JSON shape."""
+"""One handler for every error: the contract's JSON shape, or a page for the pages' routes."""
 
 import errno
 import logging
 import sqlite3
+from collections.abc import Callable, Collection
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from services.facility.core import store
@@ -46,28 +47,44 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
     return response
 
 
-def init_app(app: Flask) -> None:
-    @app.errorhandler(FacilityError)
-    def _facility_error(e: FacilityError):
-        # A damaged record is said as such: staff must know the record is not to be trusted.
-        if e.status >= 500 and not isinstance(e, InsufficientStorage | RecordDamaged):
-            log.error("internal error", extra={"fields": {"error": type(e).__name__}})
-            return error_response(500, "internal", "Internal error.")
-        return error_response(e.status, e.code, e.message, e.headers)
+def init_app(
+    app: Flask,
+    page_blueprints: Collection[str] = (),
+    render_page: Callable[[FacilityError | HTTPException], Response] | None = None,
+) -> None:
+    """Answer every error: with `render_page` on the routes of `page_blueprints`, else JSON.
 
-    @app.errorhandler(HTTPException)
-    def _http_error(e: HTTPException):
-        status = e.code or 500
-        message = {413: "The request body is too large."}.get(status, e.description or e.name)
-        return error_response(status, HTTP_CODES.get(status, "error"), message, allowed_methods(e))
+    What a page cannot explain (an unexpected error, a full disk outside a write) stays JSON.
+    """
 
-    @app.errorhandler(Exception)
-    def _unexpected(e: Exception):
+    def handle(e: Exception):
+        if isinstance(e, FacilityError | HTTPException):
+            if render_page is not None and request.blueprint in page_blueprints:
+                return render_page(e)
+            if isinstance(e, FacilityError):
+                return _facility_error(e)
+            return _http_error(e)
         if full_disk(e):
             # A write outside store.write (a library's own commit): still nothing half-stored.
             return _facility_error(StorageFull(store.FULL_MESSAGE))
         log.exception("unhandled error")
         return error_response(500, "internal", "Internal error.")
+
+    app.register_error_handler(Exception, handle)
+
+
+def _facility_error(e: FacilityError) -> Response:
+    # A damaged record is said as such: staff must know the record is not to be trusted.
+    if e.status >= 500 and not isinstance(e, InsufficientStorage | RecordDamaged):
+        log.error("internal error", extra={"fields": {"error": type(e).__name__}})
+        return error_response(500, "internal", "Internal error.")
+    return error_response(e.status, e.code, e.message, e.headers)
+
+
+def _http_error(e: HTTPException) -> Response:
+    status = e.code or 500
+    message = {413: "The request body is too large."}.get(status, e.description or e.name)
+    return error_response(status, HTTP_CODES.get(status, "error"), message, allowed_methods(e))
 
 
 def full_disk(e: BaseException) -> bool:

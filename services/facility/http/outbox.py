@@ -1,4 +1,4 @@
-"""Notifications in the app: the message hook that queues mails, and the outbox on the socket.
+"""The outbox on the socket: where the supervisor fetches the mails the notifier queued.
 
 `GET /_medcell/outbox` hands the supervisor up to 50 queued notifications (`{"mails": [{"id", "to",
 "kind", "lang", "link", "facility_name"}]}`, no text: the relay writes the mails from its own
@@ -12,11 +12,8 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 
-from flask import Flask
-
 from services.facility.core import Facility
 from services.facility.core.errors import BadRequest, FacilityError, PayloadTooLarge
-from services.facility.core.notify import Notifier
 
 OUTBOX_PATH = "/_medcell/outbox"
 ACK_PATH = "/_medcell/outbox/ack"
@@ -25,50 +22,21 @@ MAX_ACK_BYTES = 64 * 1024
 log = logging.getLogger("medcell.facility")
 
 
-def init_app(app: Flask, facility: Facility) -> Notifier:
-    """Make the facility's notifier and have every new message queue the mails it calls for."""
-    config = facility.config
-    notifier = Notifier(
-        facility.keyring,
-        config.facility,
-        config.facility_name,
-        facility.clock,
-        config.mail,
-        config.public_url,
-    )
-    app.extensions["medcell"]["notifier"] = notifier
-    if not config.mail:
-        # Switched off since they were queued: they would keep the facility from sleeping.
-        notifier.discard_all(facility.store.conn())
-
-    def on_message(conn, conv_id: str, author: str) -> None:
-        try:
-            notifier.message_added(conn, conv_id, author)
-        except Exception:
-            # The message is stored already; a mail that cannot be queued must not undo that.
-            log.exception("notify_failed", extra={"fields": {"event": "notify_failed"}})
-
-    facility.conversations.on_message = on_message
-    return notifier
-
-
-def endpoints(extensions: Callable[[], dict]) -> dict[str, Callable]:
+def endpoints(facility: Facility) -> dict[str, Callable]:
     """The socket-only WSGI handlers by path, for the activity middleware."""
 
     def fetch(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET":
             return _send(start_response, 405, {"error": _err("method_not_allowed")}, "GET")
-        medcell = extensions()
-        mails = medcell["notifier"].take(medcell["store"].conn())
+        mails = facility.notifier.take(facility.store.conn())
         return _send(start_response, 200, {"mails": mails})
 
     def ack(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
             return _send(start_response, 405, {"error": _err("method_not_allowed")}, "POST")
-        medcell = extensions()
         try:
             ids = _read_ids(environ)
-            deleted = medcell["notifier"].acknowledge(medcell["store"].conn(), ids)
+            deleted = facility.notifier.acknowledge(facility.store.conn(), ids)
         except FacilityError as e:
             return _send(start_response, e.status, {"error": _err(e.code, e.message)})
         return _send(start_response, 200, {"deleted": deleted})

@@ -10,7 +10,7 @@ from services.facility.http.context import conn, ctx
 
 
 def records() -> Records:
-    return Records(ctx()["conversations"], ctx()["config"].facility_name)
+    return Records(ctx().conversations, ctx().config.facility_name)
 
 
 def export_response(conv_id: str, fmt: object, who: Principal, lang: str) -> Response:

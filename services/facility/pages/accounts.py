@@ -1,18 +1,15 @@
 """The admin's account actions: deactivate, reactivate, reset another account's password."""
 
 from flask import Blueprint, g
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts
 from services.facility.core.errors import Conflict, FacilityError, NotFound
 from services.facility.http.context import conn
 from services.facility.pages import common as web
-from services.facility.pages.admin import render_admin
-from services.facility.pages.staff import staff_page
+from services.facility.pages.guards import staff_page
+from services.facility.pages.views import render_admin
 
 bp = Blueprint("accounts", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 def _refused(e: FacilityError):

@@ -1,45 +1,16 @@
 """The admin's pages: staff accounts, the facility's retention, deleting all patient data."""
 
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
-from services.facility.core import contact, passwords, quick_replies, settings, usage
-from services.facility.core.config import format_duration
-from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
+from services.facility.core import passwords, settings
+from services.facility.core.errors import BadRequest, Conflict, NotFound
 from services.facility.http.context import conn, ctx, deadlines_changed, now
 from services.facility.pages import common as web
-from services.facility.pages import receipts as web_receipts
-from services.facility.pages.staff import staff_page
+from services.facility.pages.guards import staff_page
+from services.facility.pages.views import render_admin
 
 bp = Blueprint("admin", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
-
-RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
-
-
-def render_admin(error: str | None = None, status: int = 200, notice: str | None = None):
-    config = ctx()["config"]
-    current = settings.retention_seconds(conn(), config.retention)
-    choices = list(RETENTION_CHOICES)
-    if format_duration(current) not in choices:
-        choices.append(format_duration(current))
-    return web.page(
-        "admin.html",
-        status,
-        accounts=auth.list_staff(conn()),
-        retention=format_duration(current),
-        retention_choices=choices,
-        receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 100)),
-        receipt_key=ctx()["conversations"].receipts.public_key(),
-        error=error,
-        notice=notice,
-        usage=usage(ctx()["facility"]),
-        quick_replies=quick_replies.list_all(conn()),
-        contact=contact.get(conn()),
-        max_body=config.max_body_chars,
-    )
 
 
 @bp.get("/staff/admin")
@@ -98,14 +69,14 @@ def counts() -> dict:
 @bp.route("/staff/admin/wipe", methods=["GET", "POST"])
 @staff_page(admin=True)
 def wipe():
-    slug = ctx()["config"].facility
+    slug = ctx().config.facility
     if request.method in ("GET", "HEAD"):
         return web.page("wipe.html", counts=counts(), slug=slug)
     if request.form.get("confirm", "").strip() != slug:
         return web.page(
             "wipe.html", 400, counts=counts(), slug=slug, error=web.t("wipe.mismatch", slug=slug)
         )
-    deleted = ctx()["conversations"].delete_all(conn())["deleted"]
+    deleted = ctx().conversations.delete_all(conn())["deleted"]
     return web.page(
         "message.html",
         title=web.t("wipe.done_title"),

@@ -65,11 +65,6 @@ def iso(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="seconds")[:-6] + "Z"
 
 
-def sniff_upload(head: bytes) -> str | None:
-    """The content type of an allowed upload from its first bytes, or None."""
-    return uploads.sniff(head)
-
-
 def lang_url(code: str) -> str:
     """This page in another language (the home page, after a form post)."""
     path = request.path if request.method == "GET" else "/"
@@ -91,17 +86,15 @@ ERROR_TEXTS = {
 }
 
 
-def error_page(e: Exception) -> Response:
+def error_page(e: FacilityError | HTTPException) -> Response:
     """Errors in pages become a page in the reader's language (the API keeps its JSON)."""
     if isinstance(e, FacilityError):
         status, code, headers = e.status, e.code, e.headers
-    elif isinstance(e, HTTPException):
+    else:
         status, headers = e.code or 500, allowed_methods(e)
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             status, "bad_request" if status < 500 else "internal"
         )
-    else:
-        raise e
     if status >= 500 and not isinstance(e, InsufficientStorage):
         code = "internal"
     # Missing keys are no passing fault: say so, so that staff call the administrator.
@@ -113,9 +106,7 @@ def error_page(e: Exception) -> Response:
         status,
         message=t(
             key,
-            size=i18n.format_size(
-                ctx()["config"].max_attachment_bytes, g.get("lang", i18n.DEFAULT)
-            ),
+            size=i18n.format_size(ctx().config.max_attachment_bytes, g.get("lang", i18n.DEFAULT)),
         ),
     )
     response.headers.update(headers)
@@ -155,7 +146,7 @@ def _finish(response: Response) -> Response:
 
 
 def _template_values() -> dict:
-    config = ctx()["config"]
+    config = ctx().config
     return {
         "t": t,
         "lang": g.get("lang", i18n.DEFAULT),

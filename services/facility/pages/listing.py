@@ -14,7 +14,7 @@ PAGE_SIZE = 20
 def view(summaries: list[dict], who: Principal, args) -> dict:
     """The values home.html needs for its list."""
     c = conn()
-    unread = reading.unread_counts(c, who.staff_id, reading.live_after(ctx()["conversations"], c))
+    unread = reading.unread_counts(c, who.staff_id, reading.live_after(ctx().conversations, c))
     query = conversation_list.parse(args)
     matches = conversation_list.select(summaries, unread, query)
     pages = max(1, -(-len(matches) // PAGE_SIZE))

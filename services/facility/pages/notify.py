@@ -6,26 +6,22 @@ render those pages need no change.
 """
 
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import BadRequest, Conflict, FacilityError
+from services.facility.core.errors import BadRequest, Conflict
 from services.facility.core.notify import StaleLink
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
-from services.facility.pages.patient import patient_page
-from services.facility.pages.patient import urls as patient_urls
-from services.facility.pages.staff import link_page, staff_page
+from services.facility.pages.guards import patient_page, staff_page
+from services.facility.pages.views import link_page, patient_urls
 
 bp = Blueprint("notify", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 @bp.app_context_processor
 def _values() -> dict:
     return {
-        "notify_enabled": ctx()["notifier"].enabled,
+        "notify_enabled": ctx().notifier.enabled,
         "notify_conversation": conversation_state,
         "notify_admin": admin_state,
     }
@@ -33,18 +29,18 @@ def _values() -> dict:
 
 def conversation_state(conv_id: str) -> dict:
     """For _conv_notify.html: is mail on, and has this conversation's patient an address?"""
-    notifier = ctx()["notifier"]
+    notifier = ctx().notifier
     return {"enabled": notifier.enabled, "email_set": notifier.patient_address_set(conn(), conv_id)}
 
 
 def admin_state() -> dict:
     """For _admin_notify.html: is mail on, and which accounts get it (no addresses)."""
-    notifier = ctx()["notifier"]
+    notifier = ctx().notifier
     return {"enabled": notifier.enabled, "accounts": notifier.subscribed_staff(conn())}
 
 
 def _settings_page(status: int = 200, error: str | None = None, notice: str | None = None):
-    notifier = ctx()["notifier"]
+    notifier = ctx().notifier
     return web.page(
         "notify_settings.html",
         status,
@@ -60,7 +56,7 @@ def _settings_page(status: int = 200, error: str | None = None, notice: str | No
 def settings():
     if request.method in ("GET", "HEAD"):
         return _settings_page()
-    notifier = ctx()["notifier"]
+    notifier = ctx().notifier
     off = request.form.get("action") == "off"
     email = None if off else request.form.get("email", "")
     try:
@@ -76,7 +72,7 @@ def patient_address():
     off = request.form.get("action") == "off"
     email = None if off else request.form.get("email", "")
     try:
-        ctx()["notifier"].set_patient_address(conn(), g.conversation_id, email)
+        ctx().notifier.set_patient_address(conn(), g.conversation_id, email)
     except BadRequest:
         return web_conversation.render(
             g.conversation_id,
@@ -91,10 +87,10 @@ def patient_address():
 @bp.post("/staff/c/<conv_id>/link-mail")
 @staff_page()
 def link_mail(conv_id: str):
-    ctx()["conversations"].require_live(conn(), conv_id)
+    ctx().conversations.require_live(conn(), conv_id)
     token = request.form.get("token", "")
     try:
-        ctx()["notifier"].send_link(conn(), conv_id, token, request.form.get("email", ""))
+        ctx().notifier.send_link(conn(), conv_id, token, request.form.get("email", ""))
     except StaleLink:
         return _message(400, web.t("notify.link_stale"), conv_id)
     except BadRequest:

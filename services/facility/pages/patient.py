@@ -4,15 +4,11 @@ Patients have no account: the link's token is traded for a session cookie at /p/
 the browser is sent on to /patient/, so the token leaves the address bar, history and Referer.
 """
 
-import functools
-
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import contact, patients, throttle
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import (
-    FacilityError,
     LinkLocked,
     NotFound,
     TooManyRequests,
@@ -30,66 +26,14 @@ from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import receipts as web_receipts
+from services.facility.pages.guards import dead_end, no_session, patient_page
+from services.facility.pages.views import patient_urls
 
 bp = Blueprint("patient", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 def session_seconds() -> int:
-    return ctx()["config"].session_seconds
-
-
-def patient_page(view):
-    """Run the view for a patient whose session (with PIN, if one is owed) is live."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        token = request.cookies.get(PATIENT_COOKIE)
-        session = patients.session(conn(), token, now())
-        if session is None:
-            return no_session()
-        if not session.pin_ok:
-            return redirect(url_for("patient.pin"), 303)
-        g.csrf = csrf_for(token)
-        g.patient_token = token
-        g.conversation_id = session.conversation_id
-        if request.method == "POST":
-            check_csrf(token)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def no_session():
-    # A link opened from another site (mail, SMS web view) is redirected here without the
-    # SameSite=Strict cookie; one same-site reload brings it along.
-    if request.method == "GET" and request.args.get("retry") is None:
-        return web.page("bounce.html", target=f"{request.path}?retry=1")
-    return dead_end(401, "session.ended")
-
-
-def dead_end(status: int, key: str):
-    """A page where the patient cannot go on: what happened, and how to reach the practice."""
-    return web.page(
-        "message.html",
-        status,
-        title=web.t(f"{key}_title"),
-        text=web.t(key),
-        contact=contact.get(conn()),
-    )
-
-
-def urls() -> dict:
-    return {
-        "message": url_for("patient.message"),
-        "attachment": url_for("patient.attachment"),
-        "delete": url_for("patient.confirm_delete"),
-        "file_base": "/patient/files/",
-        "poll": f"/api/v1/conversations/{g.conversation_id}/messages",
-        "leave": url_for("patient.leave"),
-        "self": url_for("patient.conversation"),
-    }
+    return ctx().config.session_seconds
 
 
 @bp.route("/p/<token>", methods=["GET", "POST"])
@@ -181,7 +125,7 @@ def pin():
 @bp.get("/patient/")
 @patient_page
 def conversation():
-    return web_conversation.render(g.conversation_id, "patient", urls())
+    return web_conversation.render(g.conversation_id, "patient", patient_urls())
 
 
 @bp.post("/patient/messages")
@@ -192,21 +136,10 @@ def message():
         return web_conversation.render(
             g.conversation_id,
             "patient",
-            urls(),
+            patient_urls(),
             error=error,
             status=status,
             body_value=request.form.get("body", ""),
-        )
-    return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
-
-
-@bp.post("/patient/attachments")
-@patient_page
-def attachment():
-    error, status, msg_id = web_conversation.add_attachment(g.conversation_id, "patient")
-    if error:
-        return web_conversation.render(
-            g.conversation_id, "patient", urls(), error=error, status=status
         )
     return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
 
@@ -232,7 +165,7 @@ def confirm_delete():
 @patient_page
 def delete():
     # The same complete deletion as the API; the sessions go with it (cascade).
-    receipt = ctx()["conversations"].delete(conn(), g.conversation_id, reason="patient")
+    receipt = ctx().conversations.delete(conn(), g.conversation_id, reason="patient")
     response = web.page("deleted.html", side="patient", receipt=web_receipts.shown(receipt))
     web.clear_cookie(response, PATIENT_COOKIE)
     return response

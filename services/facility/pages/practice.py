@@ -1,18 +1,15 @@
 """The admin's practice texts: quick replies for the compose form, and the contact for patients."""
 
 from flask import Blueprint, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import contact, quick_replies
-from services.facility.core.errors import BadRequest, Conflict, FacilityError, PayloadTooLarge
+from services.facility.core.errors import BadRequest, Conflict, PayloadTooLarge
 from services.facility.http.context import conn, ctx, now
 from services.facility.pages import common as web
-from services.facility.pages.admin import render_admin
-from services.facility.pages.staff import staff_page
+from services.facility.pages.guards import staff_page
+from services.facility.pages.views import render_admin
 
 bp = Blueprint("practice", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 @bp.post("/staff/admin/quick-replies")
@@ -23,11 +20,11 @@ def add_quick_reply():
             conn(),
             request.form.get("label", ""),
             request.form.get("body", ""),
-            ctx()["config"].max_body_chars,
+            ctx().config.max_body_chars,
             now(),
         )
     except (BadRequest, PayloadTooLarge):
-        return render_admin(web.t("quick.bad", n=ctx()["config"].max_body_chars), 400)
+        return render_admin(web.t("quick.bad", n=ctx().config.max_body_chars), 400)
     except Conflict:
         return render_admin(web.t("quick.full", n=quick_replies.MAX_COUNT), 409)
     return redirect(f"{url_for('admin.admin')}#quick-h", 303)

@@ -1,18 +1,16 @@
 """Staff pages for filing a conversation: export it (PDF, FHIR) and edit its patient reference."""
 
 from flask import Blueprint, g, redirect, request, url_for
-from werkzeug.exceptions import HTTPException
 
-from services.facility.core.errors import BadRequest, ExportTooLarge, FacilityError
+from services.facility.core.errors import BadRequest, ExportTooLarge
 from services.facility.http.context import conn
 from services.facility.http.records import export_response, records
 from services.facility.pages import common as web
+from services.facility.pages.guards import staff_page
 from services.facility.pages.record_views import form_reference
-from services.facility.pages.staff import render_conversation, staff_page
+from services.facility.pages.views import render_conversation
 
 bp = Blueprint("records", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
 
 
 @bp.get("/staff/c/<conv_id>/export")

@@ -1,17 +1,12 @@
 """The staff's pages: login, the conversation list, one conversation, patient links, password."""
 
-import functools
-
 from flask import Blueprint, g, redirect, request, url_for
-from markupsafe import Markup
-from werkzeug.exceptions import HTTPException
 
 from services.facility.core import accounts as auth
 from services.facility.core import patients, quick_replies, references
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
-    FacilityError,
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
@@ -23,86 +18,18 @@ from services.facility.http.auth import (
     csrf_for,
     staff_from_cookie,
 )
-from services.facility.http.context import client_id, conn, ctx, now, patient_url
+from services.facility.http.context import client_id, conn, ctx, now
 from services.facility.http.downloads import attachment_response
 from services.facility.http.records import records
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import i18n, listing
 from services.facility.pages import receipts as web_receipts
+from services.facility.pages.guards import staff_page
 from services.facility.pages.record_views import form_reference, home_values
+from services.facility.pages.views import link_page, render_conversation
 
 bp = Blueprint("staff", __name__)
-bp.register_error_handler(FacilityError, web.error_page)
-bp.register_error_handler(HTTPException, web.error_page)
-
-
-def staff_page(admin: bool = False):
-    """Run the view for a logged-in staff member (an admin, if admin); check CSRF on posts."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            who, token = staff_from_cookie()
-            if who is None:
-                return redirect(url_for("staff.login"), 303)
-            g.staff, g.csrf = who, csrf_for(token)
-            g.staff_token = token
-            if request.method == "POST":
-                check_csrf(token)
-            if admin and not who.is_admin:
-                return web.page(
-                    "message.html", 403, title=web.t("error.title"), text=web.t("error.admin_only")
-                )
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def conversation_urls(conv_id: str) -> dict:
-    return {
-        "message": url_for("staff.message", conv_id=conv_id),
-        "attachment": url_for("staff.attachment", conv_id=conv_id),
-        "delete": url_for("staff.confirm_delete", conv_id=conv_id),
-        "file_base": "/staff/files/",
-        "poll": f"/api/v1/conversations/{conv_id}/messages",
-        "new_link": url_for("staff.new_link", conv_id=conv_id),
-        "self": url_for("staff.conversation", conv_id=conv_id),
-        "export": url_for("records.export", conv_id=conv_id),
-        "reference": url_for("records.reference", conv_id=conv_id),
-    }
-
-
-def render_conversation(conv_id: str, **values):
-    access = patients.access(conn()).get(conv_id, {})
-    return web_conversation.render(
-        conv_id,
-        "staff",
-        conversation_urls(conv_id),
-        access=access,
-        quick_replies=quick_replies.list_all(conn()),
-        **values,
-    )
-
-
-def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
-    """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
-    import segno  # here, not at the top: only this page needs it, and it costs ~1.5 MiB per process
-
-    link = patient_url(token)
-    qr = segno.make(link, error="m").svg_inline(
-        scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"
-    )
-    return web.page(
-        "created.html",
-        status,
-        link=link,
-        qr_svg=Markup(qr),
-        has_pin=has_pin,
-        conv_url=url_for("staff.conversation", conv_id=conv_id),
-    )
 
 
 @bp.get("/")
@@ -127,7 +54,7 @@ def login():
             request.form.get("password", ""),
             client_id(),
             now(),
-            ctx()["config"].session_seconds,
+            ctx().config.session_seconds,
         )
     except (Unauthorized, BadRequest):
         return web.page("login.html", 401, error=web.t("login.wrong"), username=username)
@@ -141,7 +68,7 @@ def login():
         response.headers.update(e.headers)
         return response
     response = redirect(url_for("staff.home"), 303)
-    web.set_cookie(response, STAFF_COOKIE, token, ctx()["config"].session_seconds)
+    web.set_cookie(response, STAFF_COOKIE, token, ctx().config.session_seconds)
     web.clear_cookie(response, PRE_COOKIE)
     return response
 
@@ -156,13 +83,13 @@ def logout():
 
 
 def render_home(error: str | None = None, status: int = 200):
-    items = ctx()["conversations"].summaries(conn())
+    items = ctx().conversations.summaries(conn())
     return web.page(
         "home.html",
         status,
         **listing.view(items, g.staff, request.args),
         access=patients.access(conn()),
-        receipts=web_receipts.listed(ctx()["conversations"].receipts.recent(conn(), 5)),
+        receipts=web_receipts.listed(ctx().conversations.receipts.recent(conn(), 5)),
         error=error,
         title_value=request.form.get("title", ""),
         reference_value=form_reference(),
@@ -180,7 +107,7 @@ def home():
 @staff_page()
 def create():
     try:
-        pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
+        pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
         return render_home(web.t("new.bad_pin"), 400)
     try:
@@ -188,7 +115,7 @@ def create():
     except BadRequest:
         return render_home(web.t("records.bad_reference"), 400)
     try:
-        conv_id, token = ctx()["conversations"].create(
+        conv_id, token = ctx().conversations.create(
             conn(), request.form.get("title", "").strip(), pin_hash, reference
         )
     except (BadRequest, PayloadTooLarge):
@@ -220,21 +147,12 @@ def message(conv_id: str):
     return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
 
 
-@bp.post("/staff/c/<conv_id>/attachments")
-@staff_page()
-def attachment(conv_id: str):
-    error, status, msg_id = web_conversation.add_attachment(conv_id, "staff")
-    if error:
-        return render_conversation(conv_id, error=error, status=status)
-    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
-
-
 @bp.post("/staff/c/<conv_id>/link")
 @staff_page()
 def new_link(conv_id: str):
-    ctx()["conversations"].require_live(conn(), conv_id)
+    ctx().conversations.require_live(conn(), conv_id)
     try:
-        pin_hash = patients.hash_pin(request.form.get("pin", "").strip())
+        pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
         return render_conversation(conv_id, status=400, link_error=web.t("new.bad_pin"))
     token = patients.reissue(conn(), conv_id, pin_hash)
@@ -250,7 +168,7 @@ def file(att_id: str):
 @bp.get("/staff/c/<conv_id>/delete")
 @staff_page()
 def confirm_delete(conv_id: str):
-    summary = ctx()["conversations"].get(conn(), conv_id)
+    summary = ctx().conversations.get(conn(), conv_id)
     return web.page(
         "confirm_delete.html",
         side="staff",
@@ -263,7 +181,7 @@ def confirm_delete(conv_id: str):
 @bp.post("/staff/c/<conv_id>/delete")
 @staff_page()
 def delete(conv_id: str):
-    receipt = ctx()["conversations"].delete(conn(), conv_id, reason="staff")
+    receipt = ctx().conversations.delete(conn(), conv_id, reason="staff")
     return web.page("deleted.html", side="staff", receipt=web_receipts.shown(receipt))
 
 

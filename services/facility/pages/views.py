@@ -1,0 +1,94 @@
+"""Pages that more than one blueprint shows: the admin page, a staff conversation, a new link.
+
+The blueprints import these, never one another.
+"""
+
+from flask import g, url_for
+from markupsafe import Markup
+
+from services.facility.core import accounts as auth
+from services.facility.core import contact, patients, quick_replies, settings, usage
+from services.facility.core.config import format_duration
+from services.facility.http.context import conn, ctx, patient_url
+from services.facility.pages import common as web
+from services.facility.pages import conversation as web_conversation
+from services.facility.pages import receipts as web_receipts
+
+RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
+
+
+def render_admin(error: str | None = None, status: int = 200, notice: str | None = None):
+    config = ctx().config
+    current = settings.retention_seconds(conn(), config.retention)
+    choices = list(RETENTION_CHOICES)
+    if format_duration(current) not in choices:
+        choices.append(format_duration(current))
+    return web.page(
+        "admin.html",
+        status,
+        accounts=auth.list_staff(conn()),
+        retention=format_duration(current),
+        retention_choices=choices,
+        receipts=web_receipts.listed(ctx().conversations.receipts.recent(conn(), 100)),
+        receipt_key=ctx().conversations.receipts.public_key(),
+        error=error,
+        notice=notice,
+        usage=usage(ctx()),
+        quick_replies=quick_replies.list_all(conn()),
+        contact=contact.get(conn()),
+        max_body=config.max_body_chars,
+    )
+
+
+def conversation_urls(conv_id: str) -> dict:
+    return {
+        "message": url_for("staff.message", conv_id=conv_id),
+        "delete": url_for("staff.confirm_delete", conv_id=conv_id),
+        "file_base": "/staff/files/",
+        "poll": f"/api/v1/conversations/{conv_id}/messages",
+        "new_link": url_for("staff.new_link", conv_id=conv_id),
+        "self": url_for("staff.conversation", conv_id=conv_id),
+        "export": url_for("records.export", conv_id=conv_id),
+        "reference": url_for("records.reference", conv_id=conv_id),
+    }
+
+
+def render_conversation(conv_id: str, **values):
+    access = patients.access(conn()).get(conv_id, {})
+    return web_conversation.render(
+        conv_id,
+        "staff",
+        conversation_urls(conv_id),
+        access=access,
+        quick_replies=quick_replies.list_all(conn()),
+        **values,
+    )
+
+
+def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
+    """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
+    import segno  # here, not at the top: only this page needs it, and it costs ~1.5 MiB per process
+
+    link = patient_url(token)
+    qr = segno.make(link, error="m").svg_inline(
+        scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"
+    )
+    return web.page(
+        "created.html",
+        status,
+        link=link,
+        qr_svg=Markup(qr),
+        has_pin=has_pin,
+        conv_url=url_for("staff.conversation", conv_id=conv_id),
+    )
+
+
+def patient_urls() -> dict:
+    return {
+        "message": url_for("patient.message"),
+        "delete": url_for("patient.confirm_delete"),
+        "file_base": "/patient/files/",
+        "poll": f"/api/v1/conversations/{g.conversation_id}/messages",
+        "leave": url_for("patient.leave"),
+        "self": url_for("patient.conversation"),
+    }
