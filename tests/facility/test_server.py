@@ -2,8 +2,6 @@
 
 import json
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -11,42 +9,25 @@ from pathlib import Path
 import pytest
 import requests
 
-from devsupport import Gunicorn, eventually, unix_get
+from devsupport import FacilityServer, eventually, unix_get
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-LOGCHECK-Jx93ke"
 
 
-def facility_server(tmp_path: Path, slug: str, **bind) -> Gunicorn:
+def facility_server(tmp_path: Path, slug: str, **bind) -> FacilityServer:
     """The facility's server as its image starts it (`python -m services`), files under tmp_path.
 
     devsupport's handle for gunicorn starts, waits for and stops it just as well.
     """
-    env = {
-        "MEDCELL_FACILITY": slug,
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-    }
-    app = "services.facility:create_app()"
-    server = Gunicorn("deploy/gunicorn_facility.py", app, env, tmp_path / "server.log", **bind)
-    server.command = [sys.executable, "-m", "services"]
-    return server
+    return FacilityServer(tmp_path, slug, as_image=True, **bind)
 
 
 @pytest.fixture
 def server(tmp_path):
     """Start gunicorn with the facility app; yields a handle that can kill and restart it."""
     s = facility_server(tmp_path, "durable")
-    admin = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "services.facility", "create-admin"],
-            env=s.env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    admin = s.create_admin()
 
     def token():
         r = requests.post(s.url + "/api/v1/login", json=admin)

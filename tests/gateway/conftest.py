@@ -4,16 +4,14 @@ TLS with a throwaway certificate, in front of real HTTP servers on unix sockets.
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from devsupport import Gunicorn
-from devsupport.gateway import ROOT, write_routes
+from devsupport import FacilityServer
 from devsupport.gateway import GatewayServer as Gateway
+from devsupport.gateway import write_routes
 
 from .upstream import FakeSupervisor, UnixServer
 
@@ -109,30 +107,10 @@ def facility_behind_gateway(tmp_path):
     gateway = Gateway(tmp_path, MEDCELL_GATEWAY_WORKERS="1")
     gateway.make_tls_files()
     write_routes(gateway.routes, {FACILITY_SLUG: "running"}, generation=1)
-    env = {
-        "MEDCELL_FACILITY": FACILITY_SLUG,
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-        "MEDCELL_PUBLIC_URL": f"{gateway.origin(FACILITY_SLUG)}/",
-    }
     socket = tmp_path / "run" / "facilities" / FACILITY_SLUG / "app.sock"
-    socket.parent.mkdir(parents=True)
-    server = Gunicorn(
-        "deploy/gunicorn_facility.py",
-        "services.facility:create_app()",
-        env,
-        tmp_path / "server.log",
-        socket=socket,
-    )
-    admin = subprocess.run(
-        [sys.executable, "-m", "services.facility", "create-admin"],
-        env=server.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    server.admin = json.loads(admin)
+    public_url = f"{gateway.origin(FACILITY_SLUG)}/"
+    server = FacilityServer(tmp_path, FACILITY_SLUG, socket=socket, MEDCELL_PUBLIC_URL=public_url)
+    server.create_admin()
     server.start()
     gateway.start(generation=1)
     yield server, gateway

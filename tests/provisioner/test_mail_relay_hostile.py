@@ -18,8 +18,8 @@ from provisioner import smtp
 from provisioner.config import Config
 from provisioner.smtp import SmtpSettings
 from provisioner.supervisor.mail import MailRelay
+from tests.clock import FakeClock
 from tests.provisioner.mail_support import HostileOutbox, Inbox
-from tests.provisioner.sockets.fakes import Clock
 
 SLUG = "praxis"
 ORIGIN = "https://praxis.localhost:8443/"  # MEDCELL_DOMAIN and MEDCELL_GATEWAY_PORT unset
@@ -55,7 +55,7 @@ def facility(config):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 @pytest.fixture

@@ -4,16 +4,13 @@ Either way a Site gives the facility's base URL, its admin login and a raw scan 
 files, so that a test can check that deleted content has left no byte behind.
 """
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
 
-from devsupport import Gunicorn, Installation, localhost, wait_for_status
+from devsupport import FacilityServer, Installation, localhost, wait_for_status
 from medcell_common.origins import facility_origin
 from provisioner import facility_socket
 from provisioner.config import Config
@@ -103,24 +100,9 @@ def gateway_site(home: Path):
 
 def local_site(root: Path):
     """The facility app alone under gunicorn on loopback: quick, and no Docker needed."""
-    data = root / "data"
-    env = {
-        "MEDCELL_FACILITY": "web",
-        "MEDCELL_FACILITY_NAME": "Praxis am Park",
-        "MEDCELL_DATA_DIR": str(data),
-        "MEDCELL_KEY_DIR": str(root / "keys"),
-    }
-    app = "services.facility:create_app()"
-    server = Gunicorn("deploy/gunicorn_facility.py", app, env, root / "server.log")
-    admin = subprocess.run(
-        [sys.executable, "-m", "services.facility", "create-admin"],
-        env=server.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    login = json.loads(admin.stdout)
+    server = FacilityServer(root, "web", MEDCELL_FACILITY_NAME="Praxis am Park")
+    data = server.data
+    login = server.create_admin()
     try:
         server.start(timeout=60)
         base = server.url

@@ -188,19 +188,6 @@ class FakeGateway:
         self._thread.join()
 
 
-class Clock:
-    """An injected wall clock that tests move by hand."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def short_home() -> Path:
     # Unix socket paths are limited to 108 bytes: pytest's tmp_path can be longer than that.
     return Path(tempfile.mkdtemp(prefix="mc-", dir="/tmp"))

@@ -9,7 +9,8 @@ import time
 from provisioner import backup_keys, desired
 from provisioner.backup_keys import BackupKey
 from provisioner.supervisor.service import Supervisor
-from tests.provisioner.sockets.fakes import Clock, Engine
+from tests.clock import FakeClock
+from tests.provisioner.sockets.fakes import Engine
 
 BACKUP_ID = "0123456789abcdef"
 
@@ -37,7 +38,7 @@ class Running:
         self.thread = threading.Thread(target=supervisor.run, daemon=True)
         self.thread.start()
 
-    def seconds(self, clock: Clock, count: int) -> None:
+    def seconds(self, clock: FakeClock, count: int) -> None:
         """Move the clock one second at a time, each time waiting for two whole ticks of the loop
         (a loop stuck in one tick fails here)."""
         for _ in range(count):
@@ -50,7 +51,7 @@ class Running:
         self.thread.join(10)
 
 
-def expiring_key(config, clock: Clock, seconds: int) -> None:
+def expiring_key(config, clock: FakeClock, seconds: int) -> None:
     created = "2027-01-15T08:00:00Z"
     backup_keys.save(
         config,

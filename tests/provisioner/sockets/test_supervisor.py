@@ -18,8 +18,9 @@ import pytest
 
 from provisioner import desired, routes, state
 from provisioner.supervisor.service import Supervisor
+from tests.clock import FakeClock
 from tests.provisioner.fakedocker import api_error
-from tests.provisioner.sockets.fakes import Clock, Engine
+from tests.provisioner.sockets.fakes import Engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def settle(supervisor: Supervisor) -> None:
             return
 
 
-def run_for(supervisor: Supervisor, clock: Clock, seconds: int) -> None:
+def run_for(supervisor: Supervisor, clock: FakeClock, seconds: int) -> None:
     for _ in range(seconds):
         clock.advance(1)
         settle(supervisor)

@@ -11,8 +11,8 @@ from provisioner import desired, facility_socket, routes, smtp
 from provisioner.docker_backend import DockerBackend
 from provisioner.smtp import SmtpSettings
 from provisioner.supervisor.service import Supervisor
+from tests.clock import FakeClock
 from tests.provisioner.mail_support import Inbox, running_facility
-from tests.provisioner.sockets.fakes import Clock
 
 SLUG = "praxis"
 
@@ -51,7 +51,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
     smtp.save(
         config.home, SmtpSettings("smtp", "127.0.0.1", controller.port, "noreply@medcell.example")
     )
-    clock = Clock(now=time.time())
+    clock = FakeClock(now=time.time())
     try:
         with running_facility(home, config, SLUG) as (server, session):
             container = put_container(engine, config, idle=1)
@@ -103,7 +103,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
 
 
 def test_without_smtp_settings_the_supervisor_relays_nothing(config, engine, gateway):
-    supervisor = Supervisor(config, DockerBackend(engine), clock=Clock())
+    supervisor = Supervisor(config, DockerBackend(engine), clock=FakeClock())
     try:
         assert supervisor.mail is None
     finally:
