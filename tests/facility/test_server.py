@@ -3,7 +3,6 @@
 import json
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -66,7 +65,8 @@ def test_acknowledged_messages_survive_kill_9(server):
     threads = [threading.Thread(target=writer) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # Killed while the writers are still at it, once many messages were acknowledged.
+    eventually(lambda: len(acknowledged), lambda n: n >= 100, timeout=30)
     server.kill()
     stop.set()
     for t in threads:
@@ -103,7 +103,8 @@ def test_logs_hold_no_content_tokens_or_ids(server):
     requests.get(f"{server.url}/p/{conv['patient_token']}", allow_redirects=False)
     requests.post(server.url + "/api/v1/login", json={"username": "admin", "password": MARKER})
     requests.delete(base, headers=patient)
-    time.sleep(0.3)
+    # The last request's line is written once it is answered: wait for it, not for a while.
+    eventually(server.log_path.read_text, lambda log: '"method":"DELETE"' in log, timeout=10)
 
     log = server.log_path.read_text()
     assert '"route":"/api/v1/conversations/<conv_id>/messages"' in log

@@ -2,7 +2,6 @@
 TLS with a throwaway certificate, in front of real HTTP servers on unix sockets."""
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -56,11 +55,19 @@ def shared_gateway(gateway_home):
     write_routes(gateway.routes, STANDARD_ROUTES, generation=1)
     gateway.start(generation=1)
     gateway.upstreams, gateway.supervisor = servers, supervisor
-    os.environ["REQUESTS_CA_BUNDLE"] = gateway.cert  # requests then checks the test certificate
     yield gateway
     gateway.stop()
     for server in [*servers.values(), supervisor]:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def trust_the_test_certificate(request, monkeypatch):
+    """While a test of the shared gateway (or of one started beside it, with the same certificate)
+    runs, requests checks that certificate; no other test, nor any process they start, sees it."""
+    if "shared_gateway" in request.fixturenames:
+        cert = request.getfixturevalue("shared_gateway").cert
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
 
 
 @pytest.fixture

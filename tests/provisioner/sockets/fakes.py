@@ -8,6 +8,7 @@ import json
 import socketserver
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -186,6 +187,14 @@ class FakeGateway:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def wait_until(condition, seconds: float = 15) -> None:
+    """Until `condition()` holds; AssertionError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.005)
 
 
 def short_home() -> Path:

@@ -4,22 +4,14 @@ with fake facilities on real unix sockets, one of them hostile, and the test's c
 from __future__ import annotations
 
 import threading
-import time
 
 from provisioner import backup_keys, desired
 from provisioner.backup_keys import BackupKey
 from provisioner.supervisor.service import Supervisor
 from tests.clock import FakeClock
-from tests.provisioner.sockets.fakes import Engine
+from tests.provisioner.sockets.fakes import Engine, wait_until
 
 BACKUP_ID = "0123456789abcdef"
-
-
-def wait_until(condition, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.005)
 
 
 class Running:

@@ -20,7 +20,7 @@ from provisioner import desired, routes, state
 from provisioner.supervisor.service import Supervisor
 from tests.clock import FakeClock
 from tests.provisioner.fakedocker import api_error
-from tests.provisioner.sockets.fakes import Engine
+from tests.provisioner.sockets.fakes import Engine, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,13 +84,6 @@ def wake_all(config, slugs: list[str]) -> tuple[list, list[threading.Thread]]:
     for thread in threads:
         thread.start()
     return results, threads
-
-
-def wait_until(condition, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.005)
 
 
 def status_of(engine: Engine, slug: str) -> str:
