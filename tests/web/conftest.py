@@ -132,9 +132,10 @@ def site(request, tmp_path_factory):
     """A facility to browse: through the real gateway and containers over TLS, or locally."""
     from . import sites
 
-    root = tmp_path_factory.mktemp(f"site-{request.param}")
-    start = sites.gateway_site if request.param == "gateway" else sites.local_site
-    generator = start(root)
+    if request.param == "gateway":
+        generator = sites.gateway_site(request.getfixturevalue("shared_installation"))
+    else:
+        generator = sites.local_site(tmp_path_factory.mktemp("site-local"))
     site = next(generator)
     site.name = request.param
     yield site

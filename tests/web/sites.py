@@ -67,18 +67,14 @@ class Site:
 # -- through the gateway ------------------------------------------------------------------
 
 
-def gateway_site(home: Path):
-    """A throw-away installation (own Docker prefix, home and ports) with one facility."""
-    import docker
-
-    installation = Installation(home, stem="mcweb")
-    try:
-        installation.medcell("up")
+def gateway_site(shared: Installation):
+    """One facility of its own in the tests' shared installation (Docker, gateway over TLS)."""
+    with shared.own_facilities() as installation:
         created = installation.create("web", "--name", "Praxis am Park")
         base = f"{installation.origin('web')}"
         if wait_for_status(f"{base}/healthz", 200, 60, verify=False) != 200:
             raise RuntimeError(f"{base}/healthz did not answer within 60s")
-        container = docker.from_env().containers.get(installation.container("web"))
+        container = installation.docker.containers.get(installation.container("web"))
 
         def scan(needles: list[str]) -> list[str]:
             result = container.exec_run(["python3", "-c", SCAN, *needles])
@@ -91,8 +87,6 @@ def gateway_site(home: Path):
             return facility_socket.status(config, "web").requests
 
         yield Site(base, created["admin_user"], created["admin_password"], scan, activity)
-    finally:
-        installation.remove()
 
 
 # -- on this host -------------------------------------------------------------------------
