@@ -64,7 +64,8 @@ def shared_gateway(gateway_home):
 @pytest.fixture(autouse=True)
 def trust_the_test_certificate(request, monkeypatch):
     """While a test of the shared gateway (or of one started beside it, with the same certificate)
-    runs, requests checks that certificate; no other test, nor any process they start, sees it."""
+    runs, requests checks that certificate; tests of other gateways pass theirs as `verify`, and
+    no test outside this folder sees it."""
     if "shared_gateway" in request.fixturenames:
         cert = request.getfixturevalue("shared_gateway").cert
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
