@@ -19,6 +19,8 @@ import requests
 
 from devsupport import FacilityServer, localhost
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "fuzzed"
 MAX_EXAMPLES = 20

@@ -39,6 +39,7 @@ def server(tmp_path):
     s.stop()
 
 
+@pytest.mark.process
 def test_acknowledged_messages_survive_kill_9(server):
     headers = server.token()
     conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
@@ -86,6 +87,7 @@ def test_acknowledged_messages_survive_kill_9(server):
     assert {m["id"] for m in listed} >= set(acknowledged)
 
 
+@pytest.mark.process
 def test_logs_hold_no_content_tokens_or_ids(server):
     headers = server.token()
     conv = requests.post(
@@ -137,6 +139,7 @@ def get_unix(path: Path, url: str, headers: dict | None = None) -> tuple[int, di
     return status, json.loads(body or b"null")
 
 
+@pytest.mark.process
 def test_the_server_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -167,6 +170,7 @@ def test_the_server_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_
         server.stop()
 
 
+@pytest.mark.process
 def test_sigterm_lets_a_download_in_flight_finish_and_takes_no_new_connections(server):
     import hashlib
     import os
@@ -202,6 +206,7 @@ def test_sigterm_lets_a_download_in_flight_finish_and_takes_no_new_connections(s
     assert '"event":"stopped"' in server.log_path.read_text()
 
 
+@pytest.mark.process
 def test_a_body_over_the_limit_gets_the_json_413(server):
     headers = server.token()
     conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()

@@ -31,6 +31,15 @@ FACILITY_SLUG = "fuzzed"
 TEST_ENV = {"MEDCELL_GATEWAY_TIMEOUT": "1", "MEDCELL_GATEWAY_WORKERS": "1"}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of the shared gateway (or of one beside it) runs nginx and the activator: it is in
+    the `process` tier, whichever module it is in."""
+    for item in items:
+        if "shared_gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.process)
+
+
 def prepare(base: Path) -> Gateway:
     gateway = Gateway(base, **TEST_ENV)
     gateway.make_tls_files()

@@ -23,6 +23,8 @@ from devsupport.gateway import GatewayServer, write_routes
 from .rawhttp import SlowBody
 from .upstream import UnixServer
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 SLUG = "praxis"

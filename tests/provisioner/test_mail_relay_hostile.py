@@ -21,6 +21,8 @@ from provisioner.supervisor.mail import MailRelay
 from tests.clock import FakeClock
 from tests.provisioner.mail_support import HostileOutbox, Inbox
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 SLUG = "praxis"
 ORIGIN = "https://praxis.localhost:8443/"  # MEDCELL_DOMAIN and MEDCELL_GATEWAY_PORT unset
 TEAM = "team@praxis.example"

@@ -350,6 +350,7 @@ def test_health_is_not_written_while_a_command_holds_the_facility(
     assert desired.load(config, "praxis").health == "unhealthy"
 
 
+@pytest.mark.process
 def test_sigterm_stops_the_supervisor_cleanly(config):
     env = {
         **os.environ,

@@ -3,6 +3,7 @@ the real facility app on its socket, aiosmtpd on loopback, the fake engine for D
 
 import time
 
+import pytest
 import requests
 from aiosmtpd.controller import Controller
 
@@ -41,6 +42,7 @@ def put_container(engine, config, idle: int) -> object:
     return container
 
 
+@pytest.mark.process
 def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_sleep(
     config, engine, gateway
 ):
