@@ -60,9 +60,9 @@ test: images browser nginx fonts
 	$(BIN)/lint-imports
 	$(BIN)/pytest --docker --browser --install $(PYTEST_ARGS)
 
-## Unit and facility tests only: no Docker, no browser.
+## In-process tests only: no Docker, no browser, no process or server started (-m "not process").
 test-fast: venv
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not process" $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -65,7 +65,7 @@ def timed_export(server: Server, headers: dict, conv_id: str, fmt: str) -> tuple
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(Path(tmp) / "exports", scheduler=False)
-        admin = server.admin()
+        admin = server.create_admin()
         server.start()
         try:
             run(server, {"Authorization": f"Bearer {server.token(admin)}"})

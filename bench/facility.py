@@ -1,8 +1,6 @@
 """Facility app figures: crypto cost, API throughput under gunicorn, deletion speed, memory."""
 
 import json
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -12,46 +10,22 @@ from pathlib import Path
 
 import requests
 
-from devsupport import Gunicorn
+from devsupport import FacilityServer
 from services.facility.core import crypto, open_facility, store
 from services.facility.core.config import Config
 from services.facility.core.conversations import Conversations
 
 from .common import median, percentile, table, tree_memory, wrk
 
-ROOT = Path(__file__).resolve().parents[1]
 BODY = "x" * 300
 WEEK_US = 7 * 86400 * 1_000_000
 
 
-class Server(Gunicorn):
+class Server(FacilityServer):
     """The facility app under gunicorn with its production config, on a loopback port."""
 
     def __init__(self, root: Path, scheduler: bool = True):
-        env = {
-            "MEDCELL_FACILITY": "bench",
-            "MEDCELL_DATA_DIR": str(root / "data"),
-            "MEDCELL_KEY_DIR": str(root / "keys"),
-            "MEDCELL_SCHEDULER": "on" if scheduler else "off",
-        }
-        super().__init__(
-            "deploy/gunicorn_facility.py",
-            "services.facility:create_app()",
-            env,
-            root / "server.log",
-        )
-        root.mkdir(parents=True, exist_ok=True)
-
-    def admin(self) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-m", "services.facility", "create-admin"],
-            env=self.env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return json.loads(out.stdout)
+        super().__init__(root, "bench", MEDCELL_SCHEDULER="on" if scheduler else "off")
 
     def token(self, admin: dict) -> str:
         return requests.post(self.url + "/api/v1/login", json=admin).json()["token"]
@@ -74,7 +48,7 @@ def bench_crypto() -> list[tuple]:
 
 def bench_http(tmp: Path) -> list[tuple]:
     server = Server(tmp / "http")
-    admin = server.admin()
+    admin = server.create_admin()
     server.start()
     try:
         time.sleep(2)
@@ -155,7 +129,7 @@ def bench_deletion(tmp: Path) -> list[tuple]:
     root = tmp / "deletion"
     fill_expired(root, 1000, 100)
     server = Server(root, scheduler=False)
-    admin = server.admin()
+    admin = server.create_admin()
     server.start()
     try:
         headers = {"Authorization": f"Bearer {server.token(admin)}"}

@@ -4,6 +4,7 @@
 """
 
 from devsupport.docker_objects import remove_installation
+from devsupport.facility import FacilityServer
 from devsupport.gateway import GatewayServer
 from devsupport.gunicorn import Gunicorn
 from devsupport.installation import Installation
@@ -11,6 +12,7 @@ from devsupport.unix_http import unix_get
 from devsupport.waiting import eventually, free_port, wait_for_status
 
 __all__ = [
+    "FacilityServer",
     "GatewayServer",
     "Gunicorn",
     "Installation",

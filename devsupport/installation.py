@@ -4,11 +4,14 @@ Each one has its own MEDCELL_HOME, Docker name prefix and loopback ports, so sev
 once beside a real installation; `remove` deletes everything it made, also after a failure.
 """
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +97,27 @@ class Installation:
     def delete(self, slug: str) -> None:
         self.medcell("facility", "delete", slug, "--yes")
         self.facilities.pop(slug, None)
+
+    @contextlib.contextmanager
+    def own_facilities(self) -> Iterator["Installation"]:
+        """For tests that share this installation: the facilities created inside the block are
+        deleted when it ends, so the next user finds the installation as it was."""
+        before = set(self.facilities)
+        try:
+            yield self
+        finally:
+            for slug in [slug for slug in self.facilities if slug not in before]:
+                try:
+                    self.delete(slug)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    print(e, file=sys.stderr)
+
+    @cached_property
+    def docker(self):
+        """A Docker client for looking at what this installation runs."""
+        import docker
+
+        return docker.from_env()
 
     def logs(self, container: str) -> str:
         result = subprocess.run(["docker", "logs", container], capture_output=True, timeout=60)

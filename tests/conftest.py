@@ -24,3 +24,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if name in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_installation(tmp_path_factory):
+    """One installation on the real engine, up once for the Docker tests where isolation is not
+    the point: each module makes its own facilities in it (`own_facilities`), deleted after.
+    Tests that take the stack down, kill its parts, fill a volume or count what sleeps and wakes
+    make an installation of their own."""
+    from devsupport import Installation
+
+    home = tmp_path_factory.mktemp("shared") / "home"
+    installation = Installation(home, stem="mcshared", MEDCELL_IDLE_TIMEOUT="15m")
+    try:
+        installation.medcell("up")
+        yield installation
+    finally:
+        installation.remove()

@@ -1,6 +1,5 @@
 """Fixtures: a facility app over temporary data and key directories, with a clock tests control."""
 
-import time
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -14,42 +13,50 @@ from services.facility import create_app
 from services.facility.api.openapi import spec
 from services.facility.core import accounts as auth
 from services.facility.core.config import Config
+from tests.clock import FakeClock
 
 DOC_URL = "http://localhost/api/v1/openapi.json"  # where the test client's app serves it
 ADMIN = ("admin", "correct horse battery")
 STAFF = ("nurse", "another long secret")
 
 
-class Clock:
-    """Microseconds since the epoch, moved only by the test."""
-
-    def __init__(self) -> None:
-        self.now = time.time_ns() // 1000
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * 1_000_000)
-
-
 def make_config(
     root: Path, facility: str = "alpha", retention: int = 7 * 86400, **options
 ) -> Config:
+    settings = {"facility_name": facility.title(), "scheduler": False, **options}
     return Config(
         facility=facility,
-        facility_name=facility.title(),
         data_dir=root / "data",
         key_dir=root / "keys",
         retention=retention,
-        scheduler=False,
-        **options,
+        **settings,
     )
 
 
+def facility_app(
+    root: Path,
+    clock: FakeClock,
+    facility: str = "alpha",
+    accounts: tuple[tuple[str, str], tuple[str, str]] = (ADMIN, STAFF),
+    **options,
+):
+    """The facility app over root's data and key folders, on the test's clock, for the test
+    client; `accounts`: the logins of its admin and of a staff member, made on first open.
+    Options go to its Config."""
+    app = create_app(
+        {"MEDCELL": make_config(root, facility, **options), "CLOCK": clock, "TESTING": True}
+    )
+    conn = app.extensions["medcell"]["store"].conn()
+    if not conn.execute("SELECT 1 FROM staff").fetchone():
+        admin, staff = accounts
+        auth.create_staff(conn, *admin, "admin", clock())
+        auth.create_staff(conn, *staff, "staff", clock())
+    return app
+
+
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock.micros()
 
 
 @pytest.fixture
@@ -57,18 +64,7 @@ def make_app(tmp_path, clock):
     """Build a facility app; each facility gets its own directories under tmp_path."""
 
     def factory(facility: str = "alpha", **kwargs):
-        app = create_app(
-            {
-                "MEDCELL": make_config(tmp_path / facility, facility, **kwargs),
-                "CLOCK": clock,
-                "TESTING": True,
-            }
-        )
-        conn = app.extensions["medcell"].store.conn()
-        if not conn.execute("SELECT 1 FROM staff").fetchone():
-            auth.create_staff(conn, *ADMIN, "admin", clock())
-            auth.create_staff(conn, *STAFF, "staff", clock())
-        return app
+        return facility_app(tmp_path / facility, clock, facility, **kwargs)
 
     return factory
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 MARKERS = {
     "title": "MARKER-TITLE-Zq81xv",
     "staff": "MARKER-STAFF-MESSAGE-Hq27rt",

@@ -22,6 +22,8 @@ from services.facility.core.retention import Sweeper
 
 from .conftest import STAFF, DocumentedClient, login
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 MiB = 1024 * 1024
 VOLUME = "8m"
 RESERVE = 1 * MiB

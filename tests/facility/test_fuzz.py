@@ -17,7 +17,9 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
-from devsupport import Gunicorn, localhost
+from devsupport import FacilityServer, localhost
+
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
 ROOT = Path(__file__).resolve().parents[2]
 SLUG = "fuzzed"
@@ -27,32 +29,14 @@ MAX_EXAMPLES = 20
 @pytest.fixture
 def facility(tmp_path):
     """A facility under gunicorn with its production config, and its admin's login."""
-    env = {
-        "MEDCELL_FACILITY": SLUG,
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-    }
-    server = Gunicorn(
-        "deploy/gunicorn_facility.py",
-        "services.facility:create_app()",
-        env,
-        tmp_path / "server.log",
-    )
-    admin = subprocess.run(
-        [sys.executable, "-m", "services.facility", "create-admin"],
-        env=server.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    server.admin = json.loads(admin)
+    server = FacilityServer(tmp_path, SLUG)
+    server.create_admin()
     server.start()
     yield server
     server.stop()
 
 
-def login(server: Gunicorn) -> str:
+def login(server: FacilityServer) -> str:
     response = requests.post(server.url + "/api/v1/login", json=server.admin, timeout=10)
     response.raise_for_status()
     return response.json()["token"]
@@ -94,7 +78,7 @@ class Gateway:
 
 
 def fuzz(
-    server: Gunicorn,
+    server: FacilityServer,
     tmp_path: Path,
     token: str,
     operations: list[dict],

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Needed only by an export, a backup or a management command: never by the serving process.

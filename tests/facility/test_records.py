@@ -175,6 +175,7 @@ def pdf_text(data: bytes) -> tuple[str, PdfReader]:
     return "\n".join(page.extract_text() for page in reader.pages), reader
 
 
+@pytest.mark.process
 def test_pdf_export_holds_facility_reference_messages_and_attachments(client, staff_auth, filed):
     response = client.get(f"{filed['base']}/export?format=pdf", headers=staff_auth)
     assert response.status_code == 200
@@ -201,6 +202,7 @@ def test_pdf_export_holds_facility_reference_messages_and_attachments(client, st
     assert len(images) == 1  # the photo; the PDF letter is listed, not embedded
 
 
+@pytest.mark.process
 def test_pdf_export_in_english_and_with_characters_outside_the_font(client, staff_auth, filed):
     from services.facility.core.pdf import FONT_DIR
 
@@ -223,6 +225,7 @@ def test_patients_cannot_export(client, filed):
     assert response.status_code == 403
 
 
+@pytest.mark.process
 def test_an_export_leaves_nothing_on_the_server_but_its_log_entry(app, client, staff_auth, filed):
     data_dir = app.extensions["medcell"].config.data_dir
     db = app.extensions["medcell"].store.conn()
@@ -247,6 +250,7 @@ def actions(client, filed) -> list[tuple[str, str, str]]:
     return [(e["who"], e["action"], e["item"]) for e in entries]
 
 
+@pytest.mark.process
 def test_patient_sees_staff_opening_downloading_and_exporting(client, staff_auth, filed, clock):
     assert actions(client, filed) == []
     client.get(f"{filed['base']}/messages", headers=staff_auth)
@@ -323,6 +327,7 @@ def test_expiring_soon_lists_conversations_within_a_day_soonest_first():
     assert [s["id"] for s in expiring_soon(summaries, now=0)] == ["sooner", "soon", "edge"]
 
 
+@pytest.mark.process
 def test_pdf_lists_pictures_it_cannot_embed_safely(client, staff_auth, conversation):
     # Over 16 megapixels decoded would cost the small container too much: listed instead.
     huge = io.BytesIO()
@@ -416,6 +421,7 @@ def test_fhir_export_streams_without_holding_the_attachments(client, staff_auth,
     assert peak < 4 * 1024 * 1024, peak
 
 
+@pytest.mark.process
 def test_pdf_keeps_line_breaks_and_wraps_long_words(client, staff_auth, conversation):
     base = f"/api/v1/conversations/{conversation['id']}"
     word = "Donaudampfschifffahrtsgesellschaft" * 12
@@ -442,6 +448,7 @@ def test_too_long_for_a_pdf_is_refused_clearly_and_fhir_still_works(
     assert [a for _, a, _ in actions(client, filed)] == ["export_fhir"]  # a refusal is no export
 
 
+@pytest.mark.process
 def test_a_pdf_beyond_its_process_memory_limit_fails_clearly_and_is_not_logged(
     client, staff_auth, filed, monkeypatch
 ):

@@ -2,51 +2,31 @@
 
 import json
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from devsupport import Gunicorn, eventually, unix_get
+from devsupport import FacilityServer, eventually, unix_get
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-LOGCHECK-Jx93ke"
 
 
-def facility_server(tmp_path: Path, slug: str, **bind) -> Gunicorn:
+def facility_server(tmp_path: Path, slug: str, **bind) -> FacilityServer:
     """The facility's server as its image starts it (`python -m services`), files under tmp_path.
 
     devsupport's handle for gunicorn starts, waits for and stops it just as well.
     """
-    env = {
-        "MEDCELL_FACILITY": slug,
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-    }
-    app = "services.facility:create_app()"
-    server = Gunicorn("deploy/gunicorn_facility.py", app, env, tmp_path / "server.log", **bind)
-    server.command = [sys.executable, "-m", "services"]
-    return server
+    return FacilityServer(tmp_path, slug, as_image=True, **bind)
 
 
 @pytest.fixture
 def server(tmp_path):
     """Start gunicorn with the facility app; yields a handle that can kill and restart it."""
     s = facility_server(tmp_path, "durable")
-    admin = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "services.facility", "create-admin"],
-            env=s.env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    admin = s.create_admin()
 
     def token():
         r = requests.post(s.url + "/api/v1/login", json=admin)
@@ -59,6 +39,7 @@ def server(tmp_path):
     s.stop()
 
 
+@pytest.mark.process
 def test_acknowledged_messages_survive_kill_9(server):
     headers = server.token()
     conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
@@ -85,7 +66,8 @@ def test_acknowledged_messages_survive_kill_9(server):
     threads = [threading.Thread(target=writer) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # Killed while the writers are still at it, once many messages were acknowledged.
+    eventually(lambda: len(acknowledged), lambda n: n >= 100, timeout=30)
     server.kill()
     stop.set()
     for t in threads:
@@ -105,6 +87,7 @@ def test_acknowledged_messages_survive_kill_9(server):
     assert {m["id"] for m in listed} >= set(acknowledged)
 
 
+@pytest.mark.process
 def test_logs_hold_no_content_tokens_or_ids(server):
     headers = server.token()
     conv = requests.post(
@@ -122,7 +105,8 @@ def test_logs_hold_no_content_tokens_or_ids(server):
     requests.get(f"{server.url}/p/{conv['patient_token']}", allow_redirects=False)
     requests.post(server.url + "/api/v1/login", json={"username": "admin", "password": MARKER})
     requests.delete(base, headers=patient)
-    time.sleep(0.3)
+    # The last request's line is written once it is answered: wait for it, not for a while.
+    eventually(server.log_path.read_text, lambda log: '"method":"DELETE"' in log, timeout=10)
 
     log = server.log_path.read_text()
     assert '"route":"/api/v1/conversations/<conv_id>/messages"' in log
@@ -155,6 +139,7 @@ def get_unix(path: Path, url: str, headers: dict | None = None) -> tuple[int, di
     return status, json.loads(body or b"null")
 
 
+@pytest.mark.process
 def test_the_server_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -185,6 +170,7 @@ def test_the_server_serves_on_a_unix_socket_that_other_users_may_connect_to(tmp_
         server.stop()
 
 
+@pytest.mark.process
 def test_sigterm_lets_a_download_in_flight_finish_and_takes_no_new_connections(server):
     import hashlib
     import os
@@ -220,6 +206,7 @@ def test_sigterm_lets_a_download_in_flight_finish_and_takes_no_new_connections(s
     assert '"event":"stopped"' in server.log_path.read_text()
 
 
+@pytest.mark.process
 def test_a_body_over_the_limit_gets_the_json_413(server):
     headers = server.token()
     conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()

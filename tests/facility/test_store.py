@@ -4,6 +4,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from services.facility.core.store import Store
 
 # Another process (as `docker exec … python -m services.facility create-admin` is) writes and
@@ -20,6 +22,7 @@ os._exit(0)
 """
 
 
+@pytest.mark.process
 def test_migrating_again_keeps_the_open_connections_locks(tmp_path):
     store = Store(tmp_path / "facility.db")
     store.migrate()

@@ -2,18 +2,15 @@
 TLS with a throwaway certificate, in front of real HTTP servers on unix sockets."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from devsupport import Gunicorn
-from devsupport.gateway import ROOT, write_routes
+from devsupport import FacilityServer
 from devsupport.gateway import GatewayServer as Gateway
+from devsupport.gateway import write_routes
 
 from .upstream import FakeSupervisor, UnixServer
 
@@ -32,6 +29,15 @@ STANDARD_ROUTES = {
 FACILITY_SLUG = "fuzzed"
 # Quick to give up on a facility, and one nginx worker: what the tests expect.
 TEST_ENV = {"MEDCELL_GATEWAY_TIMEOUT": "1", "MEDCELL_GATEWAY_WORKERS": "1"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test of the shared gateway (or of one beside it) runs nginx and the activator: it is in
+    the `process` tier, whichever module it is in."""
+    for item in items:
+        if "shared_gateway" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.process)
 
 
 def prepare(base: Path) -> Gateway:
@@ -58,11 +64,20 @@ def shared_gateway(gateway_home):
     write_routes(gateway.routes, STANDARD_ROUTES, generation=1)
     gateway.start(generation=1)
     gateway.upstreams, gateway.supervisor = servers, supervisor
-    os.environ["REQUESTS_CA_BUNDLE"] = gateway.cert  # requests then checks the test certificate
     yield gateway
     gateway.stop()
     for server in [*servers.values(), supervisor]:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def trust_the_test_certificate(request, monkeypatch):
+    """While a test of the shared gateway (or of one started beside it, with the same certificate)
+    runs, requests checks that certificate; tests of other gateways pass theirs as `verify`, and
+    no test outside this folder sees it."""
+    if "shared_gateway" in request.fixturenames:
+        cert = request.getfixturevalue("shared_gateway").cert
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", cert)
 
 
 @pytest.fixture
@@ -109,30 +124,10 @@ def facility_behind_gateway(tmp_path):
     gateway = Gateway(tmp_path, MEDCELL_GATEWAY_WORKERS="1")
     gateway.make_tls_files()
     write_routes(gateway.routes, {FACILITY_SLUG: "running"}, generation=1)
-    env = {
-        "MEDCELL_FACILITY": FACILITY_SLUG,
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-        "MEDCELL_PUBLIC_URL": f"{gateway.origin(FACILITY_SLUG)}/",
-    }
     socket = tmp_path / "run" / "facilities" / FACILITY_SLUG / "app.sock"
-    socket.parent.mkdir(parents=True)
-    server = Gunicorn(
-        "deploy/gunicorn_facility.py",
-        "services.facility:create_app()",
-        env,
-        tmp_path / "server.log",
-        socket=socket,
-    )
-    admin = subprocess.run(
-        [sys.executable, "-m", "services.facility", "create-admin"],
-        env=server.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    server.admin = json.loads(admin)
+    public_url = f"{gateway.origin(FACILITY_SLUG)}/"
+    server = FacilityServer(tmp_path, FACILITY_SLUG, socket=socket, MEDCELL_PUBLIC_URL=public_url)
+    server.create_admin()
     server.start()
     gateway.start(generation=1)
     yield server, gateway

@@ -82,17 +82,17 @@ def test_a_request_is_held_while_the_supervisor_restarts(gateway, make_gateway):
     back = {}
 
     def restart():
-        time.sleep(1.5)
+        time.sleep(1.5)  # the scenario: the supervisor is away for a while, then back
         new = FakeSupervisor(path)
         new.server.answers.update(answers)
         back["server"] = new.start()
 
-    threading.Thread(target=restart).start()
+    restarting = threading.Thread(target=restart)
+    restarting.start()
     try:
         response = localhost.get(f"{patient.origin('sleepy')}/", timeout=30)
     finally:
-        while "server" not in back:
-            time.sleep(0.05)
+        restarting.join()
         gateway.supervisor = back["server"]
     assert response.status_code == 200
     assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]

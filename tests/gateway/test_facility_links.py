@@ -3,11 +3,15 @@ origin's, whatever a client claims (Host header injection into links and mails).
 
 import json
 
+import pytest
+
 from devsupport import localhost
 from devsupport.unix_http import unix_get
 
 from .conftest import FACILITY_SLUG
 from .rawhttp import raw_request
+
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
 FORGED = {
     "X-Forwarded-Host": "evil.example",

@@ -11,47 +11,34 @@ import json
 import socket
 import sqlite3
 import ssl
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from devsupport import Gunicorn, eventually, localhost, unix_get
+from devsupport import FacilityServer, eventually, localhost, unix_get
 from devsupport.gateway import GatewayServer, write_routes
 
 from .rawhttp import SlowBody
 from .upstream import UnixServer
+
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 SLUG = "praxis"
 
 
-class Facility(Gunicorn):
+class Facility(FacilityServer):
     """The facility's server as its image starts it, on the socket the gateway routes to."""
 
     def __init__(self, base: Path, run: Path):
-        self.data = base / "data"
-        env = {
-            "MEDCELL_FACILITY": SLUG,
-            "MEDCELL_DATA_DIR": str(self.data),
-            "MEDCELL_KEY_DIR": str(base / "keys"),
-        }
-        socket_path = run / "facilities" / SLUG / "app.sock"
-        socket_path.parent.mkdir(parents=True, exist_ok=True)
+        socket = run / "facilities" / SLUG / "app.sock"
         super().__init__(
-            "deploy/gunicorn_facility.py", "services.facility:create_app()", env,
-            base / "facility.log", socket=socket_path, tcp=False,
-        )  # fmt: skip
-        self.command = [sys.executable, "-m", "services"]
-        made = subprocess.run(
-            [sys.executable, "-m", "services.facility", "create-admin"],
-            env=self.env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
-        )  # fmt: skip
-        self.admin = json.loads(made.stdout)
+            base, SLUG, socket=socket, tcp=False, as_image=True, log=base / "facility.log"
+        )
+        self.create_admin()
 
     def status(self) -> dict:
         """The socket-only status: requests in flight, among others."""
@@ -108,10 +95,7 @@ def relaunch(gateway: GatewayServer) -> GatewayServer:
 
 
 def session_for(gateway: GatewayServer) -> requests.Session:
-    session = localhost.session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-    session.verify = gateway.cert
-    return session
+    return localhost.session(verify=gateway.cert)
 
 
 def staff(gateway: GatewayServer, facility: Facility) -> tuple[requests.Session, dict, str]:

@@ -2,8 +2,12 @@
 origin: what the gateway answers itself (refused targets, limits) must fit the API description
 as well as what the facility answers."""
 
+import pytest
+
 from devsupport import localhost
 from tests.facility.test_fuzz import SLUG, Gateway, fuzz
+
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
 
 def test_the_fuzzer_finds_nothing_through_the_gateway(facility_behind_gateway, tmp_path):

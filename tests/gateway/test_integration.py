@@ -56,18 +56,12 @@ def client(stack: Installation) -> requests.Session:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(shared_installation):
     # Facilities stay awake here: sleeping and waking are tests/provisioner/test_docker_sleep.py's.
-    installation = Installation(
-        tmp_path_factory.mktemp("gateway-integration") / "home", MEDCELL_IDLE_TIMEOUT="never"
-    )
-    try:
-        installation.medcell("up")
-        installation.create("alpha")
-        installation.create("beta")
+    with shared_installation.own_facilities() as installation:
+        installation.create("alpha", "--idle", "never")
+        installation.create("beta", "--idle", "never")
         yield installation
-    finally:
-        installation.remove()
 
 
 def login(stack: Installation, session: requests.Session, slug: str) -> str:

@@ -17,8 +17,9 @@ from .conftest import STANDARD_ROUTES, write_routes
 @pytest.fixture
 def restore_routes(gateway):
     yield
-    write_routes(gateway.routes, STANDARD_ROUTES, generation=1000 + time.monotonic_ns() % 10**6)
-    time.sleep(0.5)
+    generation = 1000 + time.monotonic_ns() % 10**6
+    write_routes(gateway.routes, STANDARD_ROUTES, generation=generation)
+    gateway.wait_applied(generation)
 
 
 def test_each_lifecycle_state_is_applied_and_acknowledged(gateway, restore_routes):
@@ -42,9 +43,7 @@ def test_each_lifecycle_state_is_applied_and_acknowledged(gateway, restore_route
 
 def test_reload_drops_no_request_in_flight(gateway, restore_routes):
     results = []
-
-    def slow():
-        results.append(localhost.get(f"{gateway.origin('a')}/slow").status_code)
+    streaming = threading.Event()
 
     # The shared gateway times out at 1 s; /slow takes 2 s: use a quicker proof of survival,
     # a large download that is still streaming while nginx reloads.
@@ -53,12 +52,13 @@ def test_reload_drops_no_request_in_flight(gateway, restore_routes):
             got = 0
             for chunk in response.iter_content(65536):
                 got += len(chunk)
+                streaming.set()
                 time.sleep(0.0005)
             results.append(got)
 
     thread = threading.Thread(target=download)
     thread.start()
-    time.sleep(0.1)
+    assert streaming.wait(timeout=10)
     generation = (gateway.applied() or 0) + 1
     write_routes(gateway.routes, {**STANDARD_ROUTES, "c": "stopped"}, generation)
     gateway.wait_applied(generation)

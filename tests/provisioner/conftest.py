@@ -15,6 +15,7 @@ from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import FacilityUnreachable
 from provisioner.host.facility_http import FacilityStatus
+from tests.clock import FakeClock
 from tests.provisioner.fakedocker import FakeDocker
 
 
@@ -35,22 +36,10 @@ def builds() -> list[str]:
     return []
 
 
-class VirtualClock:
-    """Time that passes only when the code under test sleeps: timeouts without waiting."""
-
-    def __init__(self):
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
+def clock() -> FakeClock:
+    """Time that passes only when the code under test sleeps: timeouts without waiting."""
+    return FakeClock()
 
 
 @pytest.fixture

@@ -97,6 +97,7 @@ def messages(volumes, conversation: str) -> list[str]:
         app.extensions["medcell"].store.close()
 
 
+@pytest.mark.process
 def test_backup_writes_sealed_files_and_keeps_the_key_only_in_the_installation(
     medcell, praxis, fake, config, tmp_path
 ):
@@ -126,6 +127,7 @@ def test_backup_writes_sealed_files_and_keeps_the_key_only_in_the_installation(
     assert manifest["name"] == "Praxis Dr. Müller" and manifest["expires"] == result["expires"]
 
 
+@pytest.mark.process
 def test_backups_lists_what_can_still_be_restored(medcell, praxis, runtime, tmp_path):
     made = medcell.json("facility", "backup", "praxis", str(tmp_path / "bk"))
 
@@ -155,6 +157,7 @@ def test_backup_refuses_a_directory_that_holds_other_files(medcell, praxis, tmp_
     assert os.listdir(target) == ["notes.txt"]
 
 
+@pytest.mark.process
 def test_restore_over_the_facility_needs_yes_then_brings_its_data_back(
     medcell, praxis, config, tmp_path
 ):
@@ -189,6 +192,7 @@ def lose(fake, volumes, slug="praxis"):
         subprocess.run(["rm", "-rf", str(volumes / name)], check=True)
 
 
+@pytest.mark.process
 def test_a_lost_facility_is_recreated_from_its_backup(medcell, praxis, fake, config, tmp_path):
     target = tmp_path / "bk"
     medcell.json("facility", "backup", "praxis", str(target))
@@ -203,6 +207,7 @@ def test_a_lost_facility_is_recreated_from_its_backup(medcell, praxis, fake, con
     assert state_file.load(config, "praxis").desired == "running"
 
 
+@pytest.mark.process
 def test_deleting_a_facility_destroys_the_keys_of_all_its_backups(
     medcell, praxis, fake, config, tmp_path
 ):
@@ -218,6 +223,7 @@ def test_deleting_a_facility_destroys_the_keys_of_all_its_backups(
     assert "medcell-praxis" not in fake.containers_by_name
 
 
+@pytest.mark.process
 def test_a_failed_recreation_leaves_nothing_behind(medcell, praxis, fake, config, tmp_path):
     target = tmp_path / "bk"
     medcell.json("facility", "backup", "praxis", str(target))
@@ -231,6 +237,7 @@ def test_a_failed_recreation_leaves_nothing_behind(medcell, praxis, fake, config
     assert not state_file.state_path(config, "praxis").exists()
 
 
+@pytest.mark.process
 def test_an_expired_backup_is_refused_and_its_key_destroyed(
     medcell, praxis, runtime, config, tmp_path
 ):
@@ -247,6 +254,7 @@ def test_an_expired_backup_is_refused_and_its_key_destroyed(
     assert messages(praxis["volumes"], praxis["conversation"]) == ["Röntgen ok"]
 
 
+@pytest.mark.process
 def test_a_forged_manifest_cannot_keep_a_backup_openable_past_retention_plus_a_day(
     medcell, praxis, fake, runtime, config, tmp_path
 ):
@@ -277,6 +285,7 @@ def test_a_forged_manifest_cannot_keep_a_backup_openable_past_retention_plus_a_d
     assert result.exit_code != 0 and "can never be restored" in result.output
 
 
+@pytest.mark.process
 def test_a_backup_without_its_key_here_is_refused(medcell, praxis, config, tmp_path):
     target = tmp_path / "bk"
     made = medcell.json("facility", "backup", "praxis", str(target))
@@ -287,6 +296,7 @@ def test_a_backup_without_its_key_here_is_refused(medcell, praxis, config, tmp_p
     assert result.exit_code != 0 and "holds no key for backup" in result.output
 
 
+@pytest.mark.process
 def test_a_backup_restores_only_into_its_own_slug(medcell, praxis, tmp_path):
     target = tmp_path / "bk"
     medcell.json("facility", "backup", "praxis", str(target))
@@ -296,6 +306,7 @@ def test_a_backup_restores_only_into_its_own_slug(medcell, praxis, tmp_path):
     assert result.exit_code != 0 and "is a backup of 'praxis', not of 'other'" in result.output
 
 
+@pytest.mark.process
 def test_a_tampered_backup_changes_nothing_and_the_facility_runs_on(
     medcell, praxis, fake, tmp_path
 ):

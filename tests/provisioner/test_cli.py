@@ -36,6 +36,7 @@ def _contains(document, expected) -> bool:
     return document == expected
 
 
+@pytest.mark.process
 def test_every_command_prints_one_json_document_with_its_result(medcell):
     for args, expected in COMMANDS:
         result = medcell(*args, "--json")

@@ -227,6 +227,7 @@ def test_missing_image_is_refused_before_anything_is_made(medcell, fake):
     assert fake.names() == set()
 
 
+@pytest.mark.process
 def test_create_attaches_nothing_to_a_running_gateway(medcell, fake):
     medcell.json("up")
     medcell.json("facility", "create", "alpha")

@@ -11,10 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import docker
 import pytest
-
-import devsupport
 
 pytestmark = pytest.mark.docker
 
@@ -22,20 +19,10 @@ MIB = 1024 * 1024
 RETENTION = 60  # seconds: short enough to let a conversation expire between backup and restore
 
 
-class Installation(devsupport.Installation):
-    def __init__(self, home: Path):
-        super().__init__(home, stem="mcbackup", MEDCELL_IDLE_TIMEOUT="15m")
-        self.docker = docker.from_env()
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    installation = Installation(tmp_path_factory.mktemp("backup") / "home")
-    try:
-        installation.medcell("up")
+def stack(shared_installation):
+    with shared_installation.own_facilities() as installation:
         yield installation
-    finally:
-        installation.remove()
 
 
 def new_conversation(stack, slug, session, staff, body: str) -> str:

@@ -11,8 +11,6 @@ import docker
 import pytest
 import requests
 
-import devsupport
-
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
 TITLE = "MARKER-RECEIPT-TITLE-Jf62pe"
@@ -20,14 +18,10 @@ BODY = "MARKER-RECEIPT-BODY-Uw83kd"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    installation = devsupport.Installation(tmp_path_factory.mktemp("receipts") / "home", "mcrcpt")
-    try:
-        installation.medcell("up")
+def stack(shared_installation):
+    with shared_installation.own_facilities() as installation:
         installation.create("rcpt", "--idle", "never")
         yield installation
-    finally:
-        installation.remove()
 
 
 def session(stack) -> requests.Session:

@@ -354,6 +354,7 @@ print(facility_http.status(Config(home=Path(sys.argv[1])), "alpha").requests)
 """
 
 
+@pytest.mark.process
 def test_the_facilitys_own_socket_in_its_0711_directory_is_reached_as_in_production():
     # As deployed: the facility runs as uid 10001 in its own directory (0711), the supervisor
     # as another user without capabilities. Needs root here to run both as other users.

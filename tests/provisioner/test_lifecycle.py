@@ -172,6 +172,7 @@ def test_delete_shreds_keys_before_removing_anything(medcell, fake, alpha):
     assert {"medcell-alpha-keys", "medcell-alpha-data"} <= removed_while_shredding[0]
 
 
+@pytest.mark.process
 def test_delete_leaves_nothing_but_a_content_free_log_line(medcell, fake, config, alpha):
     medcell.json("up")
     out = medcell.json("facility", "delete", "alpha", "--yes")

@@ -20,6 +20,8 @@ from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor.mail import MailRelay, open_smtp
 from tests.provisioner.mail_support import Inbox, running_facility
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 SLUG = "praxis"
 ORIGIN = "https://praxis.localhost:8443/"  # the facility's own origin, as both sides configure it
 SECRET_TEXT = "Ergebnis-Blutbild-Hb-13-9"

@@ -18,8 +18,10 @@ from provisioner.host import smtp
 from provisioner.host.config import Config
 from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor.mail import MailRelay
+from tests.clock import FakeClock
 from tests.provisioner.mail_support import HostileOutbox, Inbox
-from tests.provisioner.sockets.fakes import Clock
+
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
 SLUG = "praxis"
 ORIGIN = "https://praxis.localhost:8443/"  # MEDCELL_DOMAIN and MEDCELL_GATEWAY_PORT unset
@@ -55,7 +57,7 @@ def facility(config):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return FakeClock()
 
 
 @pytest.fixture

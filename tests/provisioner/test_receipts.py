@@ -16,6 +16,8 @@ from services.facility.__main__ import cli as facility_cli
 from services.facility.core import open_facility
 from services.facility.core.config import Config as FacilityConfig
 
+pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
+
 
 class RealFacilityCommands:
     """An exec handler that runs services.facility's commands over one directory per volume."""

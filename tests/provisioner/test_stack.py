@@ -13,6 +13,7 @@ from provisioner.host.config import Config
 from provisioner.host.state_file import FacilityState
 
 
+@pytest.mark.process
 def test_up_builds_missing_images_then_starts_gateway(medcell, fake, builds):
     fake.images_present.clear()
     out = medcell.json("up")
@@ -22,11 +23,13 @@ def test_up_builds_missing_images_then_starts_gateway(medcell, fake, builds):
     assert fake.containers_by_name["medcell-gateway"].status == "running"
 
 
+@pytest.mark.process
 def test_up_does_not_rebuild_present_images(medcell, builds):
     medcell.json("up")
     assert builds == []
 
 
+@pytest.mark.process
 def test_gateway_is_hardened_publishes_ports_and_mounts_config_read_only(medcell, fake, config):
     medcell.json("up")
     kwargs = fake.containers_by_name["medcell-gateway"].kwargs
@@ -47,6 +50,7 @@ def test_gateway_is_hardened_publishes_ports_and_mounts_config_read_only(medcell
     assert not fake.networks_by_name["medcell-edge"].internal
 
 
+@pytest.mark.process
 def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, config):
     out = medcell.json("up")
     assert out["supervisor"] == "running"
@@ -76,12 +80,14 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
     }
 
 
+@pytest.mark.process
 def test_up_makes_the_run_dirs(medcell, config):
     medcell.json("up")
     for sub in ("facilities", "supervisor", "gateway"):
         assert stat.S_IMODE((config.home / "run" / sub).stat().st_mode) == 0o755
 
 
+@pytest.mark.process
 def test_up_is_idempotent(medcell, fake):
     medcell.json("up")
     first = fake.containers_by_name["medcell-gateway"]
@@ -89,6 +95,7 @@ def test_up_is_idempotent(medcell, fake):
     assert fake.containers_by_name["medcell-gateway"] is first
 
 
+@pytest.mark.process
 def test_up_recreates_a_removed_gateway(medcell, fake):
     medcell.json("facility", "create", "alpha")
     medcell.json("up")
@@ -98,6 +105,7 @@ def test_up_recreates_a_removed_gateway(medcell, fake):
     assert fake.containers_by_name["medcell-gateway"].networks == {"medcell-edge"}
 
 
+@pytest.mark.process
 def test_up_recreates_gateway_when_settings_change(runtime, medcell, fake, config):
     medcell.json("up")
     first = fake.containers_by_name["medcell-gateway"]
@@ -107,6 +115,7 @@ def test_up_recreates_gateway_when_settings_change(runtime, medcell, fake, confi
     assert fake.containers_by_name["medcell-gateway"] is not first
 
 
+@pytest.mark.process
 def test_up_rewrites_routes_from_containers_and_state(medcell, fake, config):
     for slug in ("alpha", "beta", "gamma"):
         medcell.json("facility", "create", slug)
@@ -125,6 +134,7 @@ def test_up_rewrites_routes_from_containers_and_state(medcell, fake, config):
     assert fake.containers_by_name["medcell-gamma"].status == "exited"  # stays asleep
 
 
+@pytest.mark.process
 def test_up_starts_a_facility_that_should_run(medcell, fake):
     medcell.json("facility", "create", "alpha")
     fake.containers_by_name["medcell-alpha"].stop()  # e.g. stopped behind medcell's back
@@ -132,6 +142,7 @@ def test_up_starts_a_facility_that_should_run(medcell, fake):
     assert fake.containers_by_name["medcell-alpha"].status == "running"
 
 
+@pytest.mark.process
 def test_up_upgrades_facilities_to_a_rebuilt_image_keeping_their_volumes(medcell, fake):
     medcell.json("facility", "create", "alpha")
     medcell.json("facility", "create", "beta")
@@ -147,6 +158,7 @@ def test_up_upgrades_facilities_to_a_rebuilt_image_keeping_their_volumes(medcell
     assert not [r for r in medcell.json("up")["repaired"] if r.startswith("upgraded")]
 
 
+@pytest.mark.process
 def test_up_gives_facilities_their_new_origin_when_the_domain_changes(runtime, medcell, fake):
     medcell.json("facility", "create", "alpha")
     env = fake.containers_by_name["medcell-alpha"].kwargs["environment"]
@@ -163,6 +175,7 @@ def test_up_gives_facilities_their_new_origin_when_the_domain_changes(runtime, m
     assert gateway["MEDCELL_DOMAIN"] == "praxen.example"
 
 
+@pytest.mark.process
 def test_down_removes_only_the_gateway(medcell, fake):
     medcell.json("facility", "create", "alpha")
     medcell.json("up")
@@ -177,6 +190,7 @@ def test_down_removes_only_the_gateway(medcell, fake):
     assert medcell.json("down")["removed"] is False
 
 
+@pytest.mark.process
 def test_up_makes_a_self_signed_certificate_once(medcell, config):
     medcell.json("up")
     cert = config.home / "gateway" / "tls" / "cert.pem"
@@ -195,12 +209,14 @@ def subject_names(cert) -> str:
     ).stdout  # fmt: skip
 
 
+@pytest.mark.process
 def test_the_self_signed_certificate_covers_every_facilitys_origin(medcell, config):
     medcell.json("up")
     names = subject_names(config.home / "gateway" / "tls" / "cert.pem")
     assert "DNS:*.localhost" in names and "DNS:localhost" in names
 
 
+@pytest.mark.process
 def test_a_certificate_from_before_facility_origins_is_replaced(medcell, config):
     tls_dir = config.home / "gateway" / "tls"
     tls_dir.mkdir(parents=True)
@@ -233,11 +249,13 @@ def test_operator_certificate_must_be_pem(tmp_path, config):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to the gateway's uid needs root")
+@pytest.mark.process
 def test_as_root_the_key_belongs_to_the_gateway_user(config):
     directory = tls.ensure_certificate(config, owner=(10001, 10001))
     assert (directory / "key.pem").stat().st_uid == 10001
 
 
+@pytest.mark.process
 def test_gateway_gets_no_secrets_only_its_settings(medcell, fake):
     medcell.json("up")
     assert fake.containers_by_name["medcell-gateway"].kwargs["environment"] == {
@@ -249,6 +267,7 @@ def test_gateway_gets_no_secrets_only_its_settings(medcell, fake):
     }
 
 
+@pytest.mark.process
 def test_taken_port_is_a_clear_error_and_leaves_no_gateway(medcell, fake):
     from tests.provisioner.fakedocker import api_error
 

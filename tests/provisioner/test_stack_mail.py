@@ -23,6 +23,7 @@ def everything_docker_sees(fake) -> str:
     return json.dumps([c.kwargs for c in fake.containers_by_name.values()], default=str)
 
 
+@pytest.mark.process
 def test_up_keeps_the_smtp_secret_in_one_private_file(medcell, fake, config, mail_env):
     medcell.json("facility", "create", "alpha")
     out = medcell.json("up")
@@ -41,6 +42,7 @@ def test_up_keeps_the_smtp_secret_in_one_private_file(medcell, fake, config, mai
     assert str(config.home) not in gateway
 
 
+@pytest.mark.process
 def test_facilities_learn_only_that_mail_is_on(medcell, fake, mail_env):
     medcell.json("facility", "create", "alpha")
     medcell.json("up")
@@ -53,6 +55,7 @@ def test_facilities_learn_only_that_mail_is_on(medcell, fake, mail_env):
     assert fake.containers_by_name["medcell-beta"].kwargs["environment"]["MEDCELL_MAIL"] == "on"
 
 
+@pytest.mark.process
 def test_the_supervisor_gets_a_network_of_its_own_only_with_mail(
     medcell, fake, config, mail_env, monkeypatch
 ):
@@ -72,6 +75,7 @@ def test_the_supervisor_gets_a_network_of_its_own_only_with_mail(
     assert "medcell-mail" not in fake.networks_by_name
 
 
+@pytest.mark.process
 def test_without_smtp_nothing_changes(medcell, fake, config):
     medcell.json("facility", "create", "alpha")
     assert medcell.json("up")["mail"] == "off"
@@ -135,6 +139,7 @@ def test_a_saved_password_over_plain_smtp_is_not_used(config):
         smtp.load(config.home)
 
 
+@pytest.mark.process
 def test_the_mail_rate_is_kept_with_the_smtp_settings(medcell, config, mail_env, monkeypatch):
     assert smtp.load(config.home) is None
     medcell.json("up")

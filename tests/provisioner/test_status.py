@@ -7,6 +7,7 @@ from provisioner.host.facility_http import FacilityStatus
 from provisioner.host.state_file import FacilityState
 
 
+@pytest.mark.process
 def test_status_counts_facilities_and_finds_the_next_deadline(medcell, fake, config):
     medcell.json("up")
     for slug in ("alpha", "beta", "gamma", "delta"):
@@ -28,6 +29,7 @@ def test_status_counts_facilities_and_finds_the_next_deadline(medcell, fake, con
     assert "1 running, 1 asleep, 1 stopped, 1 unhealthy" in text
 
 
+@pytest.mark.process
 def test_status_shows_awake_facilities_against_the_cap(medcell, fake, config):
     medcell.json("up")
     for slug in ("alpha", "beta"):

@@ -40,6 +40,7 @@ def installation(medcell, fake, config, refreshes):
     return {name: c.id for name, c in fake.containers_by_name.items()}
 
 
+@pytest.mark.process
 def test_up_without_refresh_rebuilds_and_recreates_nothing(medcell, fake, installation, refreshes):
     out = medcell.json("up")
     assert refreshes == []
@@ -47,6 +48,7 @@ def test_up_without_refresh_rebuilds_and_recreates_nothing(medcell, fake, instal
     assert {name: c.id for name, c in fake.containers_by_name.items()} == installation
 
 
+@pytest.mark.process
 def test_refresh_rebuilds_the_images_and_upgrades_every_container(
     medcell, fake, installation, refreshes
 ):
@@ -74,6 +76,7 @@ def test_refresh_rebuilds_the_images_and_upgrades_every_container(
     }  # fmt: skip
 
 
+@pytest.mark.process
 def test_refresh_says_what_it_rebuilt_and_upgraded(medcell, installation):
     result = medcell("up", "--refresh")
     assert result.exit_code == 0, result.output
@@ -81,6 +84,7 @@ def test_refresh_says_what_it_rebuilt_and_upgraded(medcell, installation):
     assert f"rebuilt medcell-facility:latest on Debian packages of {NEW_BASE}" in result.stdout
 
 
+@pytest.mark.process
 def test_a_failed_refresh_is_an_error_and_touches_no_container(
     runtime, medcell, fake, installation
 ):
@@ -97,6 +101,7 @@ def test_a_failed_refresh_is_an_error_and_touches_no_container(
     assert fake.containers_by_name["medcell-alpha"].status == "running"
 
 
+@pytest.mark.process
 def test_status_shows_how_old_the_packages_under_the_images_are(medcell, fake, installation):
     fake.image_labels["medcell-gateway:latest"] = {"medcell.base.built": "2026-10-01T00:00:00Z"}
     assert medcell.json("status")["base_built"] == "2026-10-01T00:00:00Z"  # the oldest one

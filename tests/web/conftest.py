@@ -5,11 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from services.facility import create_app
-from services.facility.core import accounts as auth
-from services.facility.core.config import Config
-
-from ..facility.conftest import Clock
+from tests.clock import FakeClock
+from tests.facility.conftest import facility_app
 
 ADMIN = ("chefin", "correct horse battery")
 STAFF = ("pfleger", "another long secret")
@@ -18,31 +15,25 @@ CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock.micros()
 
 
-def make_praxis(tmp_path: Path, clock: Clock, **options):
+def make_praxis(tmp_path: Path, clock: FakeClock, **options):
     """The practice's app with an admin and a staff account; options go to its Config."""
-    config = Config(
-        facility="praxis",
+    return facility_app(
+        tmp_path,
+        clock,
+        "praxis",
+        accounts=(ADMIN, STAFF),
         facility_name="Praxis Sonnenschein",
-        data_dir=tmp_path / "data",
-        key_dir=tmp_path / "keys",
-        retention=7 * 86400,
-        scheduler=False,
         public_url=f"{BASE}/",  # the origin its links start with
         **options,
     )
-    app = create_app({"MEDCELL": config, "CLOCK": clock, "TESTING": True})
-    conn = app.extensions["medcell"].store.conn()
-    auth.create_staff(conn, *ADMIN, "admin", clock())
-    auth.create_staff(conn, *STAFF, "staff", clock())
-    return app
 
 
 @pytest.fixture
-def app(tmp_path: Path, clock: Clock):
+def app(tmp_path: Path, clock: FakeClock):
     app = make_praxis(tmp_path, clock)
     yield app
     app.extensions["medcell"].store.close()
@@ -141,9 +132,10 @@ def site(request, tmp_path_factory):
     """A facility to browse: through the real gateway and containers over TLS, or locally."""
     from . import sites
 
-    root = tmp_path_factory.mktemp(f"site-{request.param}")
-    start = sites.gateway_site if request.param == "gateway" else sites.local_site
-    generator = start(root)
+    if request.param == "gateway":
+        generator = sites.gateway_site(request.getfixturevalue("shared_installation"))
+    else:
+        generator = sites.local_site(tmp_path_factory.mktemp("site-local"))
     site = next(generator)
     site.name = request.param
     yield site

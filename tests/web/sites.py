@@ -4,16 +4,13 @@ Either way a Site gives the facility's base URL, its admin login and a raw scan 
 files, so that a test can check that deleted content has left no byte behind.
 """
 
-import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import urllib3
 
-from devsupport import Gunicorn, Installation, localhost, wait_for_status
+from devsupport import FacilityServer, Installation, localhost, wait_for_status
 from medcell_common.origins import facility_origin
 from provisioner.host import facility_http
 from provisioner.host.config import Config
@@ -70,18 +67,14 @@ class Site:
 # -- through the gateway ------------------------------------------------------------------
 
 
-def gateway_site(home: Path):
-    """A throw-away installation (own Docker prefix, home and ports) with one facility."""
-    import docker
-
-    installation = Installation(home, stem="mcweb")
-    try:
-        installation.medcell("up")
+def gateway_site(shared: Installation):
+    """One facility of its own in the tests' shared installation (Docker, gateway over TLS)."""
+    with shared.own_facilities() as installation:
         created = installation.create("web", "--name", "Praxis am Park")
         base = f"{installation.origin('web')}"
         if wait_for_status(f"{base}/healthz", 200, 60, verify=False) != 200:
             raise RuntimeError(f"{base}/healthz did not answer within 60s")
-        container = docker.from_env().containers.get(installation.container("web"))
+        container = installation.docker.containers.get(installation.container("web"))
 
         def scan(needles: list[str]) -> list[str]:
             result = container.exec_run(["python3", "-c", SCAN, *needles])
@@ -94,8 +87,6 @@ def gateway_site(home: Path):
             return facility_http.status(config, "web").requests
 
         yield Site(base, created["admin_user"], created["admin_password"], scan, activity)
-    finally:
-        installation.remove()
 
 
 # -- on this host -------------------------------------------------------------------------
@@ -103,24 +94,9 @@ def gateway_site(home: Path):
 
 def local_site(root: Path):
     """The facility app alone under gunicorn on loopback: quick, and no Docker needed."""
-    data = root / "data"
-    env = {
-        "MEDCELL_FACILITY": "web",
-        "MEDCELL_FACILITY_NAME": "Praxis am Park",
-        "MEDCELL_DATA_DIR": str(data),
-        "MEDCELL_KEY_DIR": str(root / "keys"),
-    }
-    app = "services.facility:create_app()"
-    server = Gunicorn("deploy/gunicorn_facility.py", app, env, root / "server.log")
-    admin = subprocess.run(
-        [sys.executable, "-m", "services.facility", "create-admin"],
-        env=server.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    login = json.loads(admin.stdout)
+    server = FacilityServer(root, "web", MEDCELL_FACILITY_NAME="Praxis am Park")
+    data = server.data
+    login = server.create_admin()
     try:
         server.start(timeout=60)
         base = server.url

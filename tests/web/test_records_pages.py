@@ -3,6 +3,7 @@
 import io
 import json
 
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 from pypdf import PdfReader
 
@@ -60,6 +61,7 @@ def test_reference_form_needs_csrf(staff):
     assert response.status_code == 403
 
 
+@pytest.mark.process
 def test_staff_download_pdf_and_fhir_in_their_language(staff):
     conv_id = new_with_reference(staff, name="Jörg Weiß")
     page = staff.get(f"{BASE}/staff/c/{conv_id}")
@@ -83,6 +85,7 @@ def test_staff_download_pdf_and_fhir_in_their_language(staff):
     assert staff.get(f"{BASE}/staff/c/{conv_id}/export?format=doc").status_code == 400
 
 
+@pytest.mark.process
 def test_patient_page_shows_who_opened_and_exported(app, staff, patient):
     conv_id, link = open_conversation(staff)
     patient.get(f"{BASE}{link}")

@@ -8,7 +8,8 @@ import pytest
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.supervisor.service import Supervisor
-from tests.provisioner.sockets.fakes import Clock, Engine, FakeGateway, short_home
+from tests.clock import FakeClock
+from tests.provisioner.sockets.fakes import Engine, FakeGateway, short_home
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +46,8 @@ def backend(engine) -> DockerBackend:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

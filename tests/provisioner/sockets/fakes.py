@@ -8,6 +8,7 @@ import json
 import socketserver
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -188,17 +189,12 @@ class FakeGateway:
         self._thread.join()
 
 
-class Clock:
-    """An injected wall clock that tests move by hand."""
-
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def wait_until(condition, seconds: float = 15) -> None:
+    """Until `condition()` holds; AssertionError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.005)
 
 
 def short_home() -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.supervisor.service import Supervisor, wake_queue
-from tests.provisioner.sockets.fakes import Clock
+from tests.clock import FakeClock
 from tests.provisioner.sockets.test_supervisor import post, route, settle, status_of, wake_all
 
 
@@ -24,7 +24,7 @@ def capped(config, engine, gateway):
         supervisor = Supervisor(
             dataclasses.replace(config, max_awake=3, idle_timeout=3600),
             DockerBackend(engine),
-            clock=Clock(),
+            clock=FakeClock(),
         )
         made.append(supervisor)
         supervisor.start_server()
@@ -103,7 +103,7 @@ def test_as_many_wakes_at_once_as_the_host_holds_are_all_answered(config, engine
     for slug in slugs:
         engine.add_facility(slug, running=False, asleep=True)
     supervisor = Supervisor(
-        dataclasses.replace(config, max_awake=40), DockerBackend(engine), clock=Clock()
+        dataclasses.replace(config, max_awake=40), DockerBackend(engine), clock=FakeClock()
     )
     try:
         supervisor.start_server()

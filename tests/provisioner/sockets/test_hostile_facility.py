@@ -4,21 +4,14 @@ with fake facilities on real unix sockets, one of them hostile, and the test's c
 from __future__ import annotations
 
 import threading
-import time
 
 from provisioner.host import backup_keys, state_file
 from provisioner.host.backup_keys import BackupKey
 from provisioner.supervisor.service import Supervisor
-from tests.provisioner.sockets.fakes import Clock, Engine
+from tests.clock import FakeClock
+from tests.provisioner.sockets.fakes import Engine, wait_until
 
 BACKUP_ID = "0123456789abcdef"
-
-
-def wait_until(condition, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.005)
 
 
 class Running:
@@ -37,7 +30,7 @@ class Running:
         self.thread = threading.Thread(target=supervisor.run, daemon=True)
         self.thread.start()
 
-    def seconds(self, clock: Clock, count: int) -> None:
+    def seconds(self, clock: FakeClock, count: int) -> None:
         """Move the clock one second at a time, each time waiting for two whole ticks of the loop
         (a loop stuck in one tick fails here)."""
         for _ in range(count):
@@ -50,7 +43,7 @@ class Running:
         self.thread.join(10)
 
 
-def expiring_key(config, clock: Clock, seconds: int) -> None:
+def expiring_key(config, clock: FakeClock, seconds: int) -> None:
     created = "2027-01-15T08:00:00Z"
     backup_keys.save(
         config,

@@ -13,7 +13,7 @@ import pytest
 from provisioner.host import lifecycle, opening, state_file
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.supervisor.service import Supervisor
-from tests.provisioner.sockets.fakes import Clock
+from tests.clock import FakeClock
 from tests.provisioner.sockets.test_supervisor import settle
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -35,7 +35,7 @@ def at_dawn(config, engine, gateway):
         supervisor = Supervisor(
             dataclasses.replace(config, **settings),
             DockerBackend(engine),
-            clock=Clock(berlin(2027, 1, 18, 7, 0)),
+            clock=FakeClock(berlin(2027, 1, 18, 7, 0)),
         )
         made.append(supervisor)
         settle(supervisor)

@@ -16,8 +16,9 @@ import pytest
 from provisioner.host import home, lifecycle, routes, state_file
 from provisioner.host.config import Config
 from provisioner.host.errors import Busy, FacilityNotFound, FacilityStopped, WakeFailed
+from tests.clock import FakeClock
 from tests.provisioner.fakedocker import api_error
-from tests.provisioner.sockets.fakes import Clock, Engine
+from tests.provisioner.sockets.fakes import Engine
 
 
 def route(config: Config, slug: str) -> str:
@@ -34,7 +35,7 @@ def container_status(engine: Engine, slug: str) -> str:
 def test_idle_facility_sleeps_and_remembers_its_deadline(config, engine, backend, gateway):
     app = engine.add_facility("praxis")
     app.idle, app.next_deadline = 120.0, 1_800_003_600.0
-    clock = Clock()
+    clock = FakeClock()
     assert lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60, clock=clock)
     assert container_status(engine, "praxis") == "exited"
     st = state_file.load(config, "praxis")
@@ -137,7 +138,7 @@ def test_without_a_running_gateway_nothing_needs_to_acknowledge(config, engine, 
 def test_operator_sleep_waits_for_in_flight_work(config, engine, backend, gateway):
     app = engine.add_facility("praxis")
     app.inflight = 1
-    clock = Clock()
+    clock = FakeClock()
 
     def wait(seconds):
         clock.advance(seconds)
@@ -151,11 +152,11 @@ def test_operator_sleep_waits_for_in_flight_work(config, engine, backend, gatewa
 def test_operator_sleep_gives_up_after_thirty_seconds_of_work(config, engine, backend, gateway):
     app = engine.add_facility("praxis")
     app.busy = True  # a key rotation that does not end
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(Busy):
         lifecycle.put_to_sleep(config, backend, "praxis", require_idle=None, clock=clock,
                                sleep=clock.advance)  # fmt: skip
-    assert clock.now - Clock().now >= 30
+    assert clock.now - FakeClock().now >= 30
     assert container_status(engine, "praxis") == "running"
     assert route(config, "praxis") == "running"
 

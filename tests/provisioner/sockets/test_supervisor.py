@@ -18,8 +18,9 @@ import pytest
 
 from provisioner.host import home, routes, state_file
 from provisioner.supervisor.service import Supervisor
+from tests.clock import FakeClock
 from tests.provisioner.fakedocker import api_error
-from tests.provisioner.sockets.fakes import Clock, Engine
+from tests.provisioner.sockets.fakes import Engine, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def settle(supervisor: Supervisor) -> None:
             return
 
 
-def run_for(supervisor: Supervisor, clock: Clock, seconds: int) -> None:
+def run_for(supervisor: Supervisor, clock: FakeClock, seconds: int) -> None:
     for _ in range(seconds):
         clock.advance(1)
         settle(supervisor)
@@ -83,13 +84,6 @@ def wake_all(config, slugs: list[str]) -> tuple[list, list[threading.Thread]]:
     for thread in threads:
         thread.start()
     return results, threads
-
-
-def wait_until(condition, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.005)
 
 
 def status_of(engine: Engine, slug: str) -> str:
@@ -356,6 +350,7 @@ def test_health_is_not_written_while_a_command_holds_the_facility(
     assert state_file.load(config, "praxis").health == "unhealthy"
 
 
+@pytest.mark.process
 def test_sigterm_stops_the_supervisor_cleanly(config):
     env = {
         **os.environ,

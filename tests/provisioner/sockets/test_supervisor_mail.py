@@ -3,6 +3,7 @@ the real facility app on its socket, aiosmtpd on loopback, the fake engine for D
 
 import time
 
+import pytest
 import requests
 from aiosmtpd.controller import Controller
 
@@ -11,8 +12,8 @@ from provisioner.host import facility_http, routes, smtp, state_file
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.smtp import SmtpSettings
 from provisioner.supervisor.service import Supervisor
+from tests.clock import FakeClock
 from tests.provisioner.mail_support import Inbox, running_facility
-from tests.provisioner.sockets.fakes import Clock
 
 SLUG = "praxis"
 
@@ -41,6 +42,7 @@ def put_container(engine, config, idle: int) -> object:
     return container
 
 
+@pytest.mark.process
 def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_sleep(
     config, engine, gateway
 ):
@@ -51,7 +53,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
     smtp.save(
         config.home, SmtpSettings("smtp", "127.0.0.1", controller.port, "noreply@medcell.example")
     )
-    clock = Clock(now=time.time())
+    clock = FakeClock(now=time.time())
     try:
         with running_facility(home, config, SLUG) as (server, session):
             container = put_container(engine, config, idle=1)
@@ -103,7 +105,7 @@ def test_a_probe_that_sees_mail_waiting_relays_it_and_then_the_facility_may_slee
 
 
 def test_without_smtp_settings_the_supervisor_relays_nothing(config, engine, gateway):
-    supervisor = Supervisor(config, DockerBackend(engine), clock=Clock())
+    supervisor = Supervisor(config, DockerBackend(engine), clock=FakeClock())
     try:
         assert supervisor.mail is None
     finally:
