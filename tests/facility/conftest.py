@@ -46,7 +46,7 @@ def facility_app(
     app = create_app(
         {"MEDCELL": make_config(root, facility, **options), "CLOCK": clock, "TESTING": True}
     )
-    conn = app.extensions["medcell"]["store"].conn()
+    conn = app.extensions["medcell"].store.conn()
     if not conn.execute("SELECT 1 FROM staff").fetchone():
         admin, staff = accounts
         auth.create_staff(conn, *admin, "admin", clock())
