@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts clean
+.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts clean lab lab-down
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -72,6 +72,14 @@ lint: venv
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## A 3-node cluster on this machine (root): node1..node3, each with its own Docker Engine in its own
+## network namespace; see deploy/lab.sh for exec, cut, heal. `make lab-down` removes all of it.
+lab: images
+	bash deploy/lab.sh up
+
+lab-down:
+	bash deploy/lab.sh down
 
 bench: images
 	$(BIN)/python -m bench

@@ -10,6 +10,7 @@ import click
 
 from provisioner import receipts as receipts_offline
 from provisioner.backups import Backups
+from provisioner.cluster import cluster_group, node_group
 from provisioner.config import Config
 from provisioner.docker_backend import DockerBackend
 from provisioner.errors import InvalidArgument, ProvisionerError
@@ -416,6 +417,10 @@ def restore(runtime: Runtime, slug: str, directory: Path, yes: bool, as_json: bo
 def _require_existing(runtime: Runtime, slug: str) -> None:
     """Refuse bad or unknown slugs before anything is started or stopped."""
     runtime.facilities.find(check_slug(slug))
+
+
+cli.add_command(cluster_group)
+cli.add_command(node_group)
 
 
 def main() -> None:
