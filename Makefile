@@ -58,7 +58,7 @@ run: images
 test: images browser nginx fonts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest --docker --browser $(PYTEST_ARGS)
+	$(BIN)/pytest --docker --browser --lab $(PYTEST_ARGS)
 
 ## Unit and facility tests only: no Docker, no browser.
 test-fast: venv

@@ -188,7 +188,7 @@ as_node() {
     dir="$(node_dir "$node")"
     nsenter --target "$pid" --net --uts --mount -- env \
         DOCKER_HOST="unix://$dir/docker.sock" MEDCELL_HOME="$dir/home" \
-        PATH="$ROOT_DIR/.venv/bin:$PATH" MEDCELL_LAB_NODE="$node" "$@"
+        PATH="$ROOT_DIR/.venv/bin:$PATH" "$@"
 }
 
 # One field of the JSON a medcell command printed.

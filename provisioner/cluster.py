@@ -91,13 +91,7 @@ def check_token(text: str) -> str:
 
 
 def require_facility_node(cluster: ClusterContext) -> None:
-    """Refuse a host that is in a cluster already, lacks the images or the engine settings."""
-    state = cluster.swarm.local_state()
-    if state["state"] != "inactive":
-        raise InvalidArgument(
-            f"this host's Docker Engine is already in a cluster (Swarm state {state['state']}); "
-            "`docker swarm leave` leaves it"
-        )
+    """Refuse a host that lacks the images or the engine settings, or is in a cluster already."""
     image = cluster.config.facility_image
     if not cluster.swarm.has_image(image):
         raise InvalidArgument(
@@ -117,6 +111,12 @@ def require_facility_node(cluster: ClusterContext) -> None:
             + " and ".join(missing)
             + " in its daemon configuration (/etc/docker/daemon.json), restart dockerd, "
             "then run this again"
+        )
+    state = cluster.swarm.local_state()
+    if state["state"] != "inactive":
+        raise InvalidArgument(
+            f"this host's Docker Engine is already in a cluster (Swarm state {state['state']}); "
+            "`docker swarm leave` leaves it"
         )
 
 

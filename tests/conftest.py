@@ -1,10 +1,11 @@
-"""Test groups: Docker and browser tests are opt-in locally and always on in `make test`."""
+"""Test groups: Docker, browser and lab tests are opt-in locally and always on in `make test`."""
 
 import pytest
 
 GROUPS = {
     "docker": "needs a running Docker Engine and the medcell images",
     "browser": "needs Chromium and the running stack",
+    "lab": "need root and start a 3-node cluster lab on this machine (deploy/lab.sh)",
 }
 
 
@@ -21,5 +22,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         skip = pytest.mark.skip(reason=f"{name} test: run with --{name} (make test does)")
         for item in items:
-            if name in item.keywords:
+            if item.get_closest_marker(name):
                 item.add_marker(skip)
