@@ -113,6 +113,20 @@ def test_join_is_refused_on_an_engine_without_the_facility_settings(lab, tmp_pat
     assert sorted(lab.nodes()) == list(NODES)
 
 
+def test_a_host_in_the_cluster_cannot_init_or_join_again(lab):
+    join = lab.medcell_json("node1", "cluster", "join-command")
+    for args in (
+        ["cluster", "init"],
+        ["cluster", "join", "--token", join["token"], "--bundle", join["bundle"], join["manager"]],
+    ):
+        result = lab.run("node2", "medcell", *args)
+        assert result.returncode == 1
+        assert result.stderr.startswith("Error: this host's Docker Engine is already in a cluster")
+    assert Path(join["bundle"]).exists()
+    Path(join["bundle"]).unlink()
+    assert sorted(lab.nodes()) == list(NODES)
+
+
 def test_a_cut_node_is_down_and_ready_again_once_healed(lab):
     assert lab.script("cut", "node3").returncode == 0
     try:
