@@ -191,11 +191,13 @@ as_node() {
         PATH="$ROOT_DIR/.venv/bin:$PATH" "$@"
 }
 
-# One field of the JSON a medcell command printed.
+# One field of the JSON document a medcell command printed.
 json_field() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
+# The lab does what an operator does: init on node1, then for each other host a join-command
+# on node1 and the join on that host.
 form_cluster() {
     local node join bundle
     as_node node1 medcell cluster init --advertise-addr "$(node_addr node1)" >/dev/null
@@ -203,7 +205,7 @@ form_cluster() {
         join="$(as_node node1 medcell cluster join-command --json)"
         # The new host's certificate bundle travels as a file, as an operator would copy it.
         bundle="$(printf '%s' "$join" | json_field bundle)"
-        [ -n "$bundle" ] && [ -f "$bundle" ] || die "cluster join-command gave no bundle file"
+        if [ -z "$bundle" ] || [ ! -f "$bundle" ]; then die "cluster join-command gave no bundle file"; fi
         install -m 600 "$bundle" "$(node_dir "$node")/home/join-bundle.json"
         rm -f "$bundle"
         as_node "$node" medcell cluster join \
@@ -277,7 +279,8 @@ node_processes() {
     ns="$(node_ns "$node")"
     ns_exists "$ns" && ip netns pids "$ns" 2>/dev/null
     for procs in /sys/fs/cgroup/pids/"medcell-$LAB-$node"/*/cgroup.procs \
-        /sys/fs/cgroup/pids/"medcell-$LAB-$node"/cgroup.procs; do
+        /sys/fs/cgroup/pids/"medcell-$LAB-$node"/cgroup.procs \
+        /sys/fs/cgroup/"medcell-$LAB-$node"/*/cgroup.procs; do
         [ -f "$procs" ] && cat "$procs"
     done
     return 0
@@ -313,6 +316,10 @@ cmd_down() {
         remove_cgroups "$node"
     done
     ns_exists "$NET_NS" && ip netns delete "$NET_NS"
+    # An empty directory is what an `up` that failed before mounting left.
+    if [ -d "$LAB_DIR" ] && ! mountpoint -q "$LAB_DIR"; then
+        rmdir "$LAB_DIR" 2>/dev/null || true
+    fi
     if [ -d "$LAB_DIR" ]; then
         [ -f "$LAB_DIR/$MARKER" ] || die "$LAB_DIR was not made by the lab; not removing it"
         if mountpoint -q "$LAB_DIR"; then
