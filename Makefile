@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts clean
+.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts clean lab lab-down
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -58,7 +58,7 @@ run: images
 test: images browser nginx fonts
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest --docker --browser --install $(PYTEST_ARGS)
+	$(BIN)/pytest --docker --browser --install --lab $(PYTEST_ARGS)
 
 ## In-process tests only: no Docker, no browser, no process or server started (-m "not process").
 test-fast: venv
@@ -72,6 +72,14 @@ lint: venv
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## A 3-node cluster on this machine (root): node1..node3, each with its own Docker Engine in its own
+## network namespace; see deploy/lab.sh for exec, cut, heal. `make lab-down` removes all of it.
+lab: images
+	bash deploy/lab.sh up
+
+lab-down:
+	bash deploy/lab.sh down
 
 bench: images
 	$(BIN)/python -m bench

@@ -1,4 +1,4 @@
-"""Test groups: Docker, browser and install tests are opt-in locally, always on in `make test`."""
+"""Test groups: Docker, browser, install and lab tests are opt-in locally, on in `make test`."""
 
 import pytest
 
@@ -6,6 +6,7 @@ GROUPS = {
     "docker": "needs a running Docker Engine and the medcell images",
     "browser": "needs Chromium and the running stack",
     "install": "build the package and install it into a fresh virtualenv",
+    "lab": "need root and start a 3-node cluster lab on this machine (deploy/lab.sh)",
 }
 
 
@@ -22,7 +23,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         skip = pytest.mark.skip(reason=f"{name} test: run with --{name} (make test does)")
         for item in items:
-            if name in item.keywords:
+            if item.get_closest_marker(name):
                 item.add_marker(skip)
 
 

@@ -10,6 +10,7 @@ import click
 
 from provisioner.cli import receipts as receipts_offline
 from provisioner.cli.backups import Backups
+from provisioner.cli.cluster import cluster_group, node_group
 from provisioner.cli.facilities import DEFAULT_RETENTION, Facilities
 from provisioner.cli.stack import Stack
 from provisioner.host.config import Config
@@ -402,6 +403,10 @@ def restore(runtime: Runtime, slug: str, directory: Path, yes: bool, as_json: bo
         f"{result['conversations']} conversations, {result['expired']} expired since and "
         f"deleted; {result['status']}",
     )
+
+
+cli.add_command(cluster_group)
+cli.add_command(node_group)
 
 
 def main() -> None:

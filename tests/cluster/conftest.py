@@ -1,0 +1,88 @@
+"""The cluster tier: one lab (deploy/lab.sh) per test session, named apart from an operator's."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_SCRIPT = ROOT / "deploy" / "lab.sh"
+NODES = ("node1", "node2", "node3")
+
+
+@dataclass
+class Lab:
+    """A running lab: run commands as its nodes, cut and heal their links, take it down."""
+
+    name: str
+    directory: Path
+    up_seconds: float = 0.0
+    is_up: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    def script(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(LAB_SCRIPT), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def up(self) -> subprocess.CompletedProcess:
+        started = time.monotonic()
+        result = self.script("up", timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        self.up_seconds = time.monotonic() - started
+        self.is_up = True
+        return result
+
+    def down(self) -> subprocess.CompletedProcess:
+        result = self.script("down")
+        self.is_up = False
+        return result
+
+    def run(self, node: str, *command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a command as `node` (bash deploy/lab.sh exec NODE -- COMMAND)."""
+        return self.script("exec", node, "--", *command, timeout=timeout)
+
+    def medcell_json(self, node: str, *args: str):
+        result = self.run(node, "medcell", *args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def nodes(self, on: str = "node1") -> dict[str, dict]:
+        return {row["node"]: row for row in self.medcell_json(on, "node", "list")}
+
+
+@pytest.fixture(scope="session")
+def lab_session():
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (network namespaces and engines of their own)")
+    name = "test"
+    env = {**os.environ, "MEDCELL_LAB": name}
+    # Image builds are serialised by whoever runs the suite; the lab must not wait on that lock.
+    env.pop("MEDCELL_IMAGE_LOCK", None)
+    env.pop("MEDCELL_LAB_DIR", None)
+    lab = Lab(name=name, directory=Path(f"/var/lib/medcell-{name}"), env=env)
+    lab.down()  # whatever an interrupted earlier run left
+    lab.up()
+    print(f"\nlab up in {lab.up_seconds:.1f} s")
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab(lab_session) -> Lab:
+    """The session's lab, up (again, if a test took it down)."""
+    if not lab_session.is_up:
+        lab_session.up()
+    return lab_session
