@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -12,12 +12,26 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from provisioner.host.errors import Conflict, DockerError, DockerUnavailable, NotFound, SubnetTaken
+from provisioner.host.errors import (
+    Conflict,
+    DockerError,
+    DockerUnavailable,
+    NotFound,
+    OutputRefused,
+    SubnetTaken,
+)
 
 # Every container medcell starts gets these, so no code path can start one unhardened.
 TMPFS = {"/tmp": "size=64m,mode=1777,noexec,nosuid,nodev"}
 CAP_DROP = ["ALL"]
 SECURITY_OPT = ["no-new-privileges:true"]
+
+
+# What a command in a facility's container may print: one JSON object (a facility's receipts are
+# the largest, ~1 KiB each), and of its stderr only the end is kept (the last line is the error).
+OUTPUT_BYTES = 16 * 1024 * 1024
+ERROR_BYTES = 64 * 1024
+EXEC_SECONDS = 600.0  # a wipe or a key rotation of a large facility, with room to spare
 
 
 @dataclass(frozen=True)
@@ -239,12 +253,22 @@ class DockerBackend:
         except NotFound:
             pass
 
-    def exec(self, name: str, command: list[str]) -> tuple[int, str, str]:
-        """Run a command in a running container: (exit code, stdout, stderr)."""
+    def exec(
+        self, name: str, command: list[str], timeout: float = EXEC_SECONDS
+    ) -> tuple[int, str, str]:
+        """Run a command in a running container: (exit code, stdout, stderr).
+
+        A facility's container may be hostile, and so may what runs in it: its output is read up
+        to OUTPUT_BYTES (stderr: its last ERROR_BYTES) and for at most `timeout` seconds.
+        """
         with _engine(f"running a command in {name}"):
-            result = self.client.containers.get(name).exec_run(command, demux=True)
-        out, err = result.output if result.output else (None, None)
-        return result.exit_code, (out or b"").decode(errors="replace"), _text(err)
+            exec_id = self.client.api.exec_create(name, command, stdout=True, stderr=True)["Id"]
+            chunks = self.client.api.exec_start(exec_id, stream=True, demux=True)
+            out, err = _bounded(chunks, name, timeout)
+            code = self.client.api.exec_inspect(exec_id).get("ExitCode")
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise OutputRefused(f"the command in {name} did not finish")
+        return code, _text(out), _text(err)
 
     def run_once(
         self, spec: ContainerSpec, timeout: float = 120, stdin: bytes | None = None
@@ -265,10 +289,21 @@ class DockerBackend:
                 container.start()
                 if stdin is not None:
                     _send_and_close(sock, stdin)
+                deadline = time.monotonic() + timeout
                 status = container.wait(timeout=timeout)
-                out = container.logs(stdout=True, stderr=False)
-                err = container.logs(stdout=False, stderr=True)
-            return int(status.get("StatusCode", 1)), _text(out), _text(err)
+                left = max(deadline - time.monotonic(), 1.0)
+                out, _ = _bounded(
+                    ((c, None) for c in container.logs(stdout=True, stderr=False, stream=True)),
+                    spec.name,
+                    left,
+                )
+                _, err = _bounded(
+                    ((None, c) for c in container.logs(stdout=False, stderr=True, stream=True)),
+                    spec.name,
+                    left,
+                )
+            code = status.get("StatusCode", 1) if isinstance(status, dict) else 1
+            return (code if isinstance(code, int) else 1), _text(out), _text(err)
         finally:
             self.remove_container(spec.name)
 
@@ -365,6 +400,32 @@ def _send_and_close(sock, data: bytes) -> None:
         raw.sendall(data)
     finally:
         sock.close()
+
+
+def _bounded(
+    chunks: Iterable[tuple[bytes | None, bytes | None]], name: str, timeout: float
+) -> tuple[bytes, bytes]:
+    """Read (stdout, stderr) chunks: all of stdout up to OUTPUT_BYTES, the end of stderr.
+
+    More stdout than that, or a stream still running after `timeout` seconds, is refused: what a
+    facility's container prints is read as if it were hostile.
+    """
+    deadline = time.monotonic() + timeout
+    out, err = bytearray(), bytearray()
+    try:
+        for stdout, stderr in chunks:
+            out += stdout or b""
+            err += stderr or b""
+            del err[:-ERROR_BYTES]
+            if len(out) > OUTPUT_BYTES:
+                raise OutputRefused(f"{name} printed more than {OUTPUT_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise OutputRefused(f"{name} was still printing after {timeout:.0f} s")
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return bytes(out), bytes(err)
 
 
 def _text(data: bytes | None) -> str:

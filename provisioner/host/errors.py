@@ -65,6 +65,10 @@ class DockerError(ProvisionerError):
     """The Docker Engine refused or failed a request."""
 
 
+class OutputRefused(DockerError):
+    """A command in a container printed more, or for longer, than medcell reads."""
+
+
 class DockerUnavailable(DockerError):
     """No Docker Engine answers."""
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from medcell_common import strictjson
 from provisioner.host import facility_http, specs
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import ContainerInfo, ContainerSpec, DockerBackend
-from provisioner.host.errors import DockerError, FacilityCommandFailed, HealthTimeout
+from provisioner.host.errors import (
+    DockerError,
+    FacilityCommandFailed,
+    HealthTimeout,
+    OutputRefused,
+)
 
 POLL_SECONDS = 0.1
 NOTE_SECONDS = 5
@@ -113,68 +119,76 @@ def passes_health_check(backend: DockerBackend, info: ContainerInfo) -> bool:
 
 def manage(backend: DockerBackend, container: str, *command: str) -> dict:
     """Run `python -m services.facility COMMAND` in the container; its stdout is one JSON object."""
-    code, out, err = backend.exec(container, [*specs.MANAGE, *command])
+    with _read_as_failure(command[0]):
+        code, out, err = backend.exec(container, [*specs.MANAGE, *command])
     if code != 0:
         raise FacilityCommandFailed(
             f"{command[0]} in {container} failed (exit code {code}): {last_line(err)}",
             exit_code=code,
         )
+    return json_object(out, f"{command[0]} in {container}")
+
+
+def json_object(out: str, what: str) -> dict:
+    """The one JSON object a management command printed, read as strictly as a socket's answer
+    (no NaN or Infinity; a facility's container may be hostile). Never echoes stdout: it may
+    hold a password."""
     try:
-        result = json.loads(out)
-    except json.JSONDecodeError as e:
-        # Never echo stdout: it may hold a password.
-        raise FacilityCommandFailed(f"{command[0]} in {container} printed no JSON") from e
+        result = strictjson.loads(out)
+    except strictjson.StrictJSONError as e:
+        raise FacilityCommandFailed(f"{what} printed no JSON") from e
     if not isinstance(result, dict):
-        raise FacilityCommandFailed(f"{command[0]} in {container} printed no JSON object")
+        raise FacilityCommandFailed(f"{what} printed no JSON object")
     return result
+
+
+@contextmanager
+def _read_as_failure(what: str) -> Iterator[None]:
+    """Output refused as too long or too slow is the command's failure."""
+    try:
+        yield
+    except OutputRefused as e:
+        raise FacilityCommandFailed(f"{what}: {e}") from e
 
 
 def manage_offline(backend: DockerBackend, spec: ContainerSpec) -> dict:
     """Run a management command in a one-off container; its stdout is one JSON object."""
     backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt
-    code, out, err = backend.run_once(spec)
     what = " ".join((spec.command or [])[len(specs.MANAGE) :]) or "command"
+    with _read_as_failure(what):
+        code, out, err = backend.run_once(spec)
     if code != 0:
         raise FacilityCommandFailed(
             f"{what} in {spec.name} failed (exit code {code}): {last_line(err)}", exit_code=code
         )
-    try:
-        result = json.loads(out)
-    except json.JSONDecodeError as e:
-        raise FacilityCommandFailed(f"{what} in {spec.name} printed no JSON") from e
-    if not isinstance(result, dict):
-        raise FacilityCommandFailed(f"{what} in {spec.name} printed no JSON object")
-    return result
+    return json_object(out, f"{what} in {spec.name}")
 
 
 def shred_offline(backend: DockerBackend, spec: ContainerSpec) -> int:
     """Run `shred-keys` in a one-off container over the keys volume; return keys destroyed."""
     backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt
-    code, out, err = backend.run_once(spec)
+    with _read_as_failure("shred-keys"):
+        code, out, err = backend.run_once(spec)
     if code != 0:
         raise FacilityCommandFailed(
             f"keys not destroyed ({last_line(err)}); nothing was removed", exit_code=code
         )
     try:
-        return int(json.loads(out).get("destroyed", 0))
-    except (json.JSONDecodeError, AttributeError, ValueError):
+        return strictjson.integer(json_object(out, "shred-keys").get("destroyed", 0), "destroyed")
+    except (FacilityCommandFailed, strictjson.StrictJSONError):
         return 0
 
 
 def run_offline(backend: DockerBackend, spec: ContainerSpec, stdin: bytes, timeout: float) -> dict:
     """Run a management command in a one-off container, handing it `stdin`; its JSON object."""
     backend.remove_container(spec.name)  # a leftover of an interrupted earlier attempt
-    code, out, err = backend.run_once(spec, timeout=timeout, stdin=stdin)
     action = spec.command[len(specs.MANAGE)] if spec.command else "command"
+    with _read_as_failure(action):
+        code, out, err = backend.run_once(spec, timeout=timeout, stdin=stdin)
     if code != 0:
         raise FacilityCommandFailed(f"{action} failed: {last_line(err)}", exit_code=code)
-    try:
-        result = json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError) as e:
-        raise FacilityCommandFailed(f"{action} printed no JSON") from e
-    if not isinstance(result, dict):
-        raise FacilityCommandFailed(f"{action} printed no JSON object")
-    return result
+    lines = out.strip().splitlines()
+    return json_object(lines[-1] if lines else "", action)
 
 
 def last_line(text: str) -> str:

@@ -227,8 +227,16 @@ class MailRelay:
     def _call(self, slug: str, method: str, target: str, body: dict | None = None):
         try:
             code, data = facility_http.request(
-                self.config, slug, target, SOCKET_TIMEOUT, method=method, body=body
+                self.config,
+                slug,
+                target,
+                SOCKET_TIMEOUT,
+                method=method,
+                body=body,
+                limit=MAX_OUTBOX_BYTES,  # read no more than is ever parsed
             )
+        except facility_http.AnswerTooLarge as e:
+            raise RelayFailed("outbox_unreadable") from e
         except (OSError, http.client.HTTPException) as e:
             raise RelayFailed("facility_unreachable") from e
         if code != 200:

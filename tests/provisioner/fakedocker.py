@@ -136,9 +136,12 @@ class FakeContainer:
         self.status = "exited"
         return {"StatusCode": code}
 
-    def logs(self, stdout: bool = True, stderr: bool = True) -> bytes:
+    def logs(self, stdout: bool = True, stderr: bool = True, stream: bool = False):
         out, err = getattr(self, "_logs", ("", ""))
-        return ((out if stdout else "") + (err if stderr else "")).encode()
+        data = ((out if stdout else "") + (err if stderr else "")).encode()
+        if not stream:
+            return data
+        return iter([data[i : i + 4096] for i in range(0, len(data), 4096)])
 
 
 @dataclass
@@ -270,6 +273,17 @@ class FakeNetworks:
         return network
 
 
+def _chunks(out: str | bytes, err: str | bytes):
+    """(stdout, stderr) pieces of 64 KiB, as `exec_start(stream=True, demux=True)` yields them."""
+    out = out.encode() if isinstance(out, str) else out
+    err = err.encode() if isinstance(err, str) else err
+    step = 65536
+    for i in range(0, len(out), step):
+        yield out[i : i + step], None
+    for i in range(0, len(err), step):
+        yield None, err[i : i + step]
+
+
 class FakeStdin:
     """The socket attach_socket hands back: what is sent becomes the container's stdin."""
 
@@ -285,10 +299,34 @@ class FakeStdin:
 
 
 class FakeAPI:
-    """The low-level client (`client.api`), for the one call made on it."""
+    """The low-level client (`client.api`), for the calls made on it: stdin and exec."""
 
     def __init__(self, fake: FakeDocker):
         self.fake = fake
+        self.exec_results: dict[str, tuple[str, list[str]]] = {}
+        self.exec_codes: dict[str, int | None] = {}
+
+    def exec_create(self, container: str, cmd: list[str], stdout=True, stderr=True) -> dict:
+        c = self.fake.containers_by_name.get(container)
+        if c is None:
+            raise api_error(404, f"No such container: {container}")
+        if c.status != "running":
+            raise api_error(409, f"Container {container} is not running")
+        exec_id = f"exec{next(_ids)}"
+        self.exec_results[exec_id] = (container, list(cmd))
+        return {"Id": exec_id}
+
+    def exec_start(self, exec_id: str, stream: bool = False, demux: bool = False):
+        """Runs the scripted command; its output comes as (stdout, stderr) chunks, as Docker's."""
+        name, cmd = self.exec_results[exec_id]
+        container = self.fake.containers_by_name[name]
+        self.fake.execs.append((name, cmd))
+        code, out, err = self.fake.exec_handler(container, cmd)
+        self.exec_codes[exec_id] = code
+        return _chunks(out, err)
+
+    def exec_inspect(self, exec_id: str) -> dict:
+        return {"ExitCode": self.exec_codes.get(exec_id)}
 
     def attach_socket(self, container_id: str, params: dict | None = None) -> FakeStdin:
         for container in self.fake.containers_by_name.values():

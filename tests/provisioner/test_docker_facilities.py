@@ -269,3 +269,15 @@ def test_delete_of_a_stopped_facility_shreds_offline(live, docker_client):
     labelled = {"label": ["medcell.facility=off", f"medcell.instance={live.config.prefix}"]}
     assert docker_client.containers.list(all=True, filters=labelled) == []
     assert docker_client.volumes.list(filters=labelled) == []
+
+
+def test_a_command_that_prints_without_end_in_a_facility_is_cut_off(live, pair):
+    """What runs in a facility's container may be hostile: its output is read only so far."""
+    from provisioner.host.docker_backend import OUTPUT_BYTES
+    from provisioner.host.errors import OutputRefused
+
+    flood = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
+    with pytest.raises(OutputRefused, match=f"more than {OUTPUT_BYTES} bytes"):
+        live.backend.exec(container_name(live, "a"), ["python", "-c", flood])
+    # An ordinary management command still answers afterwards.
+    assert live.show("a")["status"] == "running"
