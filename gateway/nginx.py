@@ -58,8 +58,8 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # body whole before the facility sees it, so a slow client never holds one of its threads.
 UPLOAD_PATHS = (
     "/(?:api/v1/conversations/[^/]+/attachments"
-    "|staff/c/[^/]+/(?:attachments|messages)"
-    "|patient/(?:attachments|messages))"
+    "|staff/c/[^/]+/messages"
+    "|patient/messages)"
 )
 # Largest body read whole by nginx: the facility refuses more than 256 KiB on these routes itself.
 BUFFERED_BODY = 1024 * 1024
