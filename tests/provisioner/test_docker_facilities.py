@@ -93,7 +93,7 @@ def test_facility_container_is_hardened(live, pair, docker_client):
     assert mounts["/run/medcell"]["Source"] == str(live.config.facility_socket_dir("a"))
     assert live.config.facility_socket("a").is_socket()
     assert "docker.sock" not in json.dumps(attrs)
-    assert docker_client.networks.list(names=[live.config.facility("a").network]) == []
+    assert docker_client.networks.list(names=[f"{live.config.prefix}-a"]) == []  # none at all
 
 
 def test_no_key_material_in_inspect_env_or_labels(live, pair, docker_client):
