@@ -125,7 +125,7 @@ def test_rotate_key_of_an_asleep_facility_wakes_it_first(medcell, fake, config, 
 
     woken = []
 
-    def wake(config, backend, slug, *, reason, timeout=None):
+    def wake(config, backend, slug, *, reason, timeout=None, **waiting):
         woken.append((slug, reason))
         fake.containers_by_name["medcell-alpha"].start()
         state_file.save(config, slug, FacilityState())
