@@ -158,7 +158,14 @@ def test_commands_on_other_facilities_do_not_wait(medcell, fake, operators):
     other = operators()
     assert run(other, "facility", "stop", "beta") is None
     assert run(other, "facility", "start", "beta") is None
-    assert run(other, "status") is None
+    readings = (
+        ["status"],
+        ["facility", "list"],
+        ["facility", "show", "beta"],
+        ["facility", "backups"],
+    )
+    for reading in readings:
+        assert run(other, *reading) is None
     go.set()
     assert delete.join() is None
 
