@@ -60,7 +60,12 @@ class Backups:
 
     def backup(self, slug: str, directory: Path) -> dict:
         """Write a sealed backup of the facility into `directory` (new or empty)."""
-        found = self.facilities.find(check_slug(slug))
+        # Nothing else changes the facility meanwhile (a delete waits until the backup is whole).
+        with self.facilities.lock(check_slug(slug)):
+            return self._backup(slug, directory)
+
+    def _backup(self, slug: str, directory: Path) -> dict:
+        found = self.facilities.find(slug)
         target = _fresh_target(Path(directory), self.config.home)
         self._require_image()
         backup_id, key = backup_keys.new_id(), backup_keys.new_key()
@@ -121,7 +126,7 @@ class Backups:
                 f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
                 "opens only in the facility it was made of"
             )
-        with home.facility_lock(self.config, slug):
+        with self.facilities.lock(slug):
             record = self._key_for(manifest)
             try:
                 found = self.facilities.find(slug)

@@ -13,6 +13,7 @@ from provisioner.cli.backups import Backups
 from provisioner.cli.cluster import cluster_group, node_group
 from provisioner.cli.facilities import DEFAULT_RETENTION, Facilities
 from provisioner.cli.stack import Stack
+from provisioner.host import locks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import InvalidArgument, ProvisionerError
@@ -62,6 +63,7 @@ pass_runtime = click.make_pass_decorator(Runtime)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Run medcell: one isolated container per facility, behind one HTTPS gateway."""
+    locks.set_holder(f"medcell {ctx.invoked_subcommand}")
     if ctx.obj is None:
         ctx.obj = Runtime.from_env()
 
@@ -123,8 +125,11 @@ def status(runtime: Runtime, as_json: bool) -> None:
 
 
 @cli.group(cls=MedcellGroup)
-def facility() -> None:
+@click.pass_context
+def facility(ctx: click.Context) -> None:
     """Create, inspect, stop, start and delete facilities."""
+    # Named in the error of another command that waits too long for the same facility.
+    locks.set_holder(f"medcell facility {ctx.invoked_subcommand}")
 
 
 @facility.command()

@@ -14,6 +14,7 @@ from provisioner.host import (
     facility_commands,
     home,
     lifecycle,
+    locks,
     routes,
     smtp,
     specs,
@@ -93,6 +94,8 @@ class Facilities:
         self.progress = progress or (lambda message: None)
         self.sleep = sleep
         self.clock = clock
+        # How long a command waits for another one on the same facility to end.
+        self.lock_wait = locks.COMMAND_WAIT
 
     # reading
 
@@ -175,7 +178,7 @@ class Facilities:
         idle_seconds = None if idle is None else parse_idle(idle)
         facility = self.config.facility(slug)
         undo: list[Callable[[], None]] = []
-        with home.facility_lock(self.config, slug):
+        with self.lock(slug):
             try:
                 self._refuse_existing(facility)
                 self._require_image()
@@ -218,7 +221,7 @@ class Facilities:
 
     def stop(self, slug: str) -> dict:
         """The operator's stop: nothing wakes it (not requests, not deadlines) until `start`."""
-        with home.facility_lock(self.config, check_slug(slug)):
+        with self.lock(check_slug(slug)):
             found = self.find(slug)
             st = found.state
             # The decision is saved first, so the supervisor does not start it again meanwhile.
@@ -231,7 +234,7 @@ class Facilities:
 
     def start(self, slug: str) -> dict:
         """Start (or wake) the facility, recreating its container from its volumes if missing."""
-        with home.facility_lock(self.config, check_slug(slug)):
+        with self.lock(check_slug(slug)):
             found = self.find(slug)
             facility = self.config.facility(slug)
             home.ensure_socket_dir(facility)
@@ -252,7 +255,7 @@ class Facilities:
 
     def delete(self, slug: str) -> dict:
         """Destroy the facility's keys, then its container, volumes and files."""
-        with home.facility_lock(self.config, check_slug(slug)):
+        with self.lock(check_slug(slug)):
             facility = self.config.facility(slug)
             labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: slug}
             containers = self.backend.containers(labels)
@@ -281,13 +284,15 @@ class Facilities:
     def put_to_sleep(self, slug: str) -> dict:
         """Put the facility to sleep now (no process, no memory); waits up to 30 s for its work."""
         self.find(check_slug(slug))
-        lifecycle.put_to_sleep(self.config, self.backend, slug, require_idle=None)
+        lifecycle.put_to_sleep(
+            self.config, self.backend, slug, require_idle=None, **self._waiting()
+        )
         return {"slug": slug, "status": self.find(slug).status}
 
     def wake(self, slug: str) -> dict:
         """Wake an asleep facility now (it also wakes by itself on its first request)."""
         self.find(check_slug(slug))
-        lifecycle.wake(self.config, self.backend, slug, reason="operator")
+        lifecycle.wake(self.config, self.backend, slug, reason="operator", **self._waiting())
         return {"slug": slug, "status": self.find(slug).status}
 
     def rotate_key(self, slug: str) -> dict:
@@ -295,8 +300,8 @@ class Facilities:
         found = self.find(check_slug(slug))
         if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to rotate its key")
-            lifecycle.wake(self.config, self.backend, slug, reason="operator")
-        with home.facility_lock(self.config, slug):
+            lifecycle.wake(self.config, self.backend, slug, reason="operator", **self._waiting())
+        with self.lock(slug):
             found = self.find(slug)
             if found.status != Status.RUNNING:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
@@ -313,8 +318,8 @@ class Facilities:
         found = self.find(check_slug(slug))
         if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to set its quota")
-            lifecycle.wake(self.config, self.backend, slug, reason="operator")
-        with home.facility_lock(self.config, slug):
+            lifecycle.wake(self.config, self.backend, slug, reason="operator", **self._waiting())
+        with self.lock(slug):
             found = self.find(slug)
             if found.status != Status.RUNNING:
                 raise FacilityCommandFailed(f"facility {slug} is {found.status}; start it first")
@@ -333,15 +338,22 @@ class Facilities:
 
     def receipts(self, slug: str) -> dict:
         """The facility's deletion receipts and the key that signs them (read in the facility)."""
-        with home.facility_lock(self.config, check_slug(slug)):
+        with self.lock(check_slug(slug)):
             self.find(slug)
             return {"slug": slug, **self._command(slug, "receipts")}
 
     def receipt_key(self, slug: str) -> dict:
         """The Ed25519 public key that signs the facility's receipts."""
-        with home.facility_lock(self.config, check_slug(slug)):
+        with self.lock(check_slug(slug)):
             self.find(slug)
             return self._command(slug, "receipt-key")
+
+    def lock(self, slug: str):
+        """The facility's lock, waited for (with a word to the operator) as commands wait."""
+        return locks.facility_lock(self.config, slug, self.lock_wait, self.progress)
+
+    def _waiting(self) -> dict:
+        return {"lock_wait": self.lock_wait, "on_wait": self.progress}
 
     def route(self, slug: str, state_name: str | None) -> None:
         """Publish (None: remove) one facility's route and wait until the gateway serves it."""

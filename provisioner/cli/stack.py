@@ -14,13 +14,22 @@ from medcell_common.interfaces import Desired, Label, Status
 from medcell_common.times import iso_utc
 from provisioner.cli.facilities import Facilities, Found, container_status
 from provisioner.cli.tls import ensure_certificate
-from provisioner.host import facility_commands, facility_http, home, smtp, specs, state_file
+from provisioner.host import (
+    facility_commands,
+    facility_http,
+    home,
+    locks,
+    smtp,
+    specs,
+    state_file,
+)
 from provisioner.host.config import parse_idle
 from provisioner.host.docker_backend import ContainerSpec
 from provisioner.host.errors import (
     Busy,
     Conflict,
     DockerError,
+    FacilityNotFound,
     FacilityUnreachable,
     HealthTimeout,
     ImageBuildFailed,
@@ -228,8 +237,10 @@ class Stack:
     def _repair(self, found: Found) -> list[str]:
         """Bring one facility to the current spec and its desired state; say what was done."""
         try:
-            with home.facility_lock(self.config, found.slug, wait=REPAIR_LOCK_WAIT):
+            with locks.facility_lock(self.config, found.slug, REPAIR_LOCK_WAIT, self.progress):
                 return self._repair_locked(self.facilities.find(found.slug))
+        except FacilityNotFound:
+            return []  # deleted by another command meanwhile: nothing left to repair
         except Busy:
             return [f"skipped {found.slug}: another command is changing it"]
         except HealthTimeout as e:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,6 @@ from pathlib import Path
 from medcell_common.files import write_atomic
 from medcell_common.times import iso_utc
 from provisioner.host.config import FACILITY_UID, Config, Facility
-from provisioner.host.errors import Busy
 
 DELETION_LOG = "deletions.log"
 
@@ -42,37 +40,6 @@ def ensure_socket_dir(facility: Facility) -> None:
     else:
         # We cannot give it to uid 10001; so anyone may create the socket in it.
         os.chmod(directory, 0o777)
-
-
-LOCK_POLL_SECONDS = 0.05
-
-
-@contextmanager
-def facility_lock(config: Config, slug: str, wait: float = 0.0) -> Iterator[None]:
-    """Hold the facility's lock; refuse at once if another command holds it (or after `wait` s).
-
-    The lock file is removed on release, so a deleted facility leaves no file named after it.
-    """
-    path = _locks_dir(config) / f"{slug}.lock"
-    deadline = time.monotonic() + wait
-    while True:
-        handle = open(path, "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # A holder may have just unlinked the file we opened; then ours locks nothing.
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break
-        except (BlockingIOError, FileNotFoundError):
-            pass
-        handle.close()
-        if time.monotonic() >= deadline:
-            raise Busy(f"facility {slug} is being changed by another medcell command")
-        time.sleep(LOCK_POLL_SECONDS)
-    try:
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        handle.close()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from medcell_common.interfaces import Desired, Health, RouteState
-from provisioner.host import facility_http, home, routes, state_file
+from provisioner.host import facility_http, locks, routes, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import (
@@ -49,13 +49,14 @@ def put_to_sleep(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     lock_wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> bool:
     """Stop an idle facility's container, keeping its volumes; returns whether it now sleeps.
 
     require_idle=None (the operator's `facility sleep`): wait up to 30 s for in-flight work to end,
     else raise Busy. Otherwise only when it has been idle that many seconds with nothing running.
     """
-    with home.facility_lock(config, slug, wait=lock_wait):
+    with locks.facility_lock(config, slug, wait=lock_wait, on_wait=on_wait):
         name = config.facility(slug).container
         info = backend.container(name)
         if info is None:
@@ -176,6 +177,7 @@ def wake(
     reason: str,
     timeout: float | None = None,
     lock_wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> None:
     """Start an asleep facility and return once it answers on its socket; awake already is fine.
 
@@ -184,7 +186,7 @@ def wake(
     if reason not in WAKE_REASONS:
         raise ValueError(f"unknown wake reason {reason!r}")
     started = time.monotonic()
-    with home.facility_lock(config, slug, wait=lock_wait):
+    with locks.facility_lock(config, slug, wait=lock_wait, on_wait=on_wait):
         name = config.facility(slug).container
         try:
             info = backend.container(name)

@@ -1,6 +1,6 @@
 """Per-facility state files ($MEDCELL_HOME/facilities/<slug>.json), shared by CLI and supervisor.
 
-Writers hold the facility's lock (home.facility_lock); readers may read at any time, since files
+Writers hold the facility's lock (locks.facility_lock); readers may read at any time, since files
 are replaced atomically.
 """
 

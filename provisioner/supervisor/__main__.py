@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 
+from provisioner.host import locks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import ProvisionerError
@@ -24,6 +25,7 @@ def main() -> int:
     except ProvisionerError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
+    locks.set_holder("the supervisor")  # named in a command's error while it sleeps or wakes one
     supervisor = Supervisor(config, DockerBackend())
     # The handler only sets a flag; the loop notices within one tick and shuts down in order.
     signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from medcell_common.interfaces import Desired, Health, Label
-from provisioner.host import facility_http, home, state_file
+from provisioner.host import facility_http, locks, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import (
@@ -298,7 +298,7 @@ class Scheduler:
 
     def _set_health(self, entry: Entry, health: str, error: str | None) -> None:
         try:
-            with home.facility_lock(self.config, entry.slug):
+            with locks.facility_lock(self.config, entry.slug):
                 st = state_file.load(self.config, entry.slug)
                 if health == Health.UNHEALTHY and (st.asleep or st.desired == Desired.STOPPED):
                     # Not answering because the CLI put it to sleep or stopped it: not a fault.
@@ -347,6 +347,11 @@ class Scheduler:
             if entry.mode == "awake" and timeout:
                 first = min(first, timeout)  # the earliest its idle time could be up
             self._schedule(entry, now + first)
+            return
+        if isinstance(error, Busy):
+            # A command holds the facility: look again soon, without a back-off that could carry
+            # a deadline far past the moment the command lets go.
+            self._schedule(entry, now + RETRY_PROBE)
             return
         entry.backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, entry.backoff * 2))
         entry.retry_at = now + entry.backoff

@@ -11,7 +11,13 @@ from collections.abc import Callable
 from provisioner.host import lifecycle, smtp, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
-from provisioner.host.errors import FacilityNotFound, FacilityStopped, NoRoom, ProvisionerError
+from provisioner.host.errors import (
+    Busy,
+    FacilityNotFound,
+    FacilityStopped,
+    NoRoom,
+    ProvisionerError,
+)
 from provisioner.host.facility_http import FacilityStatus
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.capacity import GRACE, AwakeFacilities
@@ -91,9 +97,13 @@ class Supervisor:
                 slug,
                 reason=str(reason),
                 timeout=min(timeout, self.config.health_timeout),
-                lock_wait=LOCK_WAIT,
+                # Only a waiting request waits for the lock; the scheduler's own wakes (deadline,
+                # recover, opening) skip a facility a command holds and come back to it, so that
+                # no held lock keeps a wake thread from another facility's deadline.
+                lock_wait=LOCK_WAIT if reason == "request" else 0.0,
             )
-        except (FacilityNotFound, FacilityStopped):
+        except (FacilityNotFound, FacilityStopped, Busy):
+            # Busy: a command holds it; the scheduler comes back to it (no warning every time).
             self.awake.release(slug)
             raise
         except Exception as e:

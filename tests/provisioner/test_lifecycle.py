@@ -125,7 +125,7 @@ def test_rotate_key_of_an_asleep_facility_wakes_it_first(medcell, fake, config, 
 
     woken = []
 
-    def wake(config, backend, slug, *, reason, timeout=None):
+    def wake(config, backend, slug, *, reason, timeout=None, **waiting):
         woken.append((slug, reason))
         fake.containers_by_name["medcell-alpha"].start()
         state_file.save(config, slug, FacilityState())
@@ -240,13 +240,13 @@ def test_engine_errors_become_one_line(medcell, fake, alpha):
 def test_facility_lock_waits_when_asked(config):
     import threading
 
-    from provisioner.host import home
+    from provisioner.host import locks
     from provisioner.host.errors import Busy
 
     held, release, released = threading.Event(), threading.Event(), threading.Event()
 
     def holder():
-        with home.facility_lock(config, "alpha"):
+        with locks.facility_lock(config, "alpha"):
             held.set()
             release.wait(5)
             released.set()
@@ -255,10 +255,10 @@ def test_facility_lock_waits_when_asked(config):
     thread.start()
     assert held.wait(5)
     with pytest.raises(Busy):
-        with home.facility_lock(config, "alpha"):
+        with locks.facility_lock(config, "alpha"):
             pass
     threading.Timer(0.2, release.set).start()
-    with home.facility_lock(config, "alpha", wait=5):
+    with locks.facility_lock(config, "alpha", wait=5):
         # The waiter got the lock only once the holder had let it go.
         assert released.is_set()
     thread.join()

@@ -50,10 +50,14 @@ def test_status_of_an_empty_installation(medcell):
 def test_sleep_and_wake_call_the_shared_lifecycle(medcell, monkeypatch, fake):
     calls = []
     monkeypatch.setattr(
-        lifecycle, "put_to_sleep", lambda c, b, slug, require_idle: calls.append(("sleep", slug))
+        lifecycle,
+        "put_to_sleep",
+        lambda c, b, slug, require_idle, **waiting: calls.append(("sleep", slug)),
     )
     monkeypatch.setattr(
-        lifecycle, "wake", lambda c, b, slug, reason: calls.append(("wake", slug, reason))
+        lifecycle,
+        "wake",
+        lambda c, b, slug, reason, **waiting: calls.append(("wake", slug, reason)),
     )
     medcell.json("facility", "create", "alpha")
     assert medcell.json("facility", "sleep", "alpha")["slug"] == "alpha"

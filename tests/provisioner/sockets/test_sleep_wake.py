@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from provisioner.host import home, lifecycle, routes, state_file
+from provisioner.host import lifecycle, locks, routes, state_file
 from provisioner.host.config import Config
 from provisioner.host.errors import Busy, FacilityNotFound, FacilityStopped, WakeFailed
 from tests.clock import FakeClock
@@ -163,7 +163,7 @@ def test_operator_sleep_gives_up_after_thirty_seconds_of_work(config, engine, ba
 
 def test_sleep_refused_while_another_command_holds_the_facility(config, engine, backend, gateway):
     engine.add_facility("praxis").idle = 500.0
-    with home.facility_lock(config, "praxis"), pytest.raises(Busy):
+    with locks.facility_lock(config, "praxis"), pytest.raises(Busy):
         lifecycle.put_to_sleep(config, backend, "praxis", require_idle=60)
     assert container_status(engine, "praxis") == "running"
 
@@ -232,7 +232,7 @@ def test_wake_that_never_answers_fails_in_time(config, engine, backend):
 
 def test_wake_waits_for_a_sleep_in_progress(config, engine, backend):
     engine.add_facility("praxis", running=False, asleep=True)
-    with home.facility_lock(config, "praxis"):
+    with locks.facility_lock(config, "praxis"):
         woken = threading.Thread(
             target=lifecycle.wake,
             args=(config, backend, "praxis"),

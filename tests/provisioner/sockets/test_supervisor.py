@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.host import home, routes, state_file
+from provisioner.host import locks, routes, state_file
 from provisioner.supervisor.service import Supervisor
 from tests.clock import FakeClock
 from tests.provisioner.fakedocker import api_error
@@ -343,7 +343,7 @@ def test_health_is_not_written_while_a_command_holds_the_facility(
 ):
     app = engine.add_facility("praxis")
     app.broken = True
-    with home.facility_lock(config, "praxis"):
+    with locks.facility_lock(config, "praxis"):
         run_for(supervisor, clock, 15)
     assert state_file.load(config, "praxis").health == "ok"
     run_for(supervisor, clock, 5)
