@@ -42,11 +42,16 @@ class Tombstones:
             return
         when = self.clock() // 1_000_000
         items = [{"mark": self.mark(c), "deleted_at": when, "reason": reason} for c in conv_ids]
-        self.directory.mkdir(mode=0o700, exist_ok=True)
+        if not self.directory.is_dir():
+            # Private when the socket directory is ours (the provisioner runs as root and gave it
+            # to us); else the operator's uid must list and remove what we drop, as it does there.
+            mine = self.directory.parent.stat().st_uid == os.geteuid()
+            self.directory.mkdir(exist_ok=True)
+            self.directory.chmod(0o700 if mine else 0o777)
         path = self.directory / f"{secrets.token_hex(16)}.json"
         tmp = path.with_name(f".{path.name}.tmp")
         # Written whole and renamed: the collector never reads half a file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, json.dumps({"tombstones": items}, separators=(",", ":")).encode())
             os.fsync(fd)
