@@ -153,8 +153,9 @@ def _key_from_stdin() -> bytes:
 
 
 def _tombstones_from_stdin() -> list[dict]:
-    """After the key, optionally one JSON line {"tombstones": [...]}: deletions since the backup."""
-    data = sys.stdin.buffer.read(tombstone_format.MAX_RESTORE_BYTES + 1)
+    """After the key, one JSON line {"tombstones": [...]} (or none): deletions since the backup."""
+    # One line, not "until EOF": the engine's attach need not close our stdin.
+    data = sys.stdin.buffer.readline(tombstone_format.MAX_RESTORE_BYTES + 1)
     if not data.strip():
         return []
     if len(data) > tombstone_format.MAX_RESTORE_BYTES:
