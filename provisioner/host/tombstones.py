@@ -172,7 +172,15 @@ def expire(config: Config, store: TombstoneStore, now: float) -> int:
 
 
 def destroy_for(config: Config, slug: str) -> int:
-    """Forget every tombstone of a facility that is being deleted (with its backups' keys)."""
+    """Forget every tombstone of a facility that is being deleted (with its backups' keys),
+    dropped or kept; returns how many were kept."""
+    directory = drop_dir(config, slug)
+    try:
+        names = os.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
     return FileTombstones(config).prune(slug, None)
 
 

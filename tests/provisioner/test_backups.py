@@ -364,6 +364,14 @@ def patient_deletes(volumes, config, conversation: str, slug="praxis") -> None:
     medcell.store.close()
 
 
+def new_conversation(volumes) -> str:
+    app = facility_app(volumes)
+    medcell = app.extensions["medcell"]
+    conv_id, _ = medcell.conversations.create(medcell.store.conn(), "neu")
+    medcell.store.close()
+    return conv_id
+
+
 def receipts_of(volumes) -> list[str]:
     app = facility_app(volumes)
     try:
@@ -419,9 +427,12 @@ def test_deleting_a_facility_forgets_its_tombstones(medcell, praxis, config, tmp
     BackupExpiry(config, time.time).tick()
     assert tombstones.FileTombstones(config).slugs() == ["praxis"]
 
+    patient_deletes(praxis["volumes"], config, new_conversation(praxis["volumes"]))  # not collected
+
     medcell.json("facility", "delete", "praxis", "--yes")
 
     assert tombstones.FileTombstones(config).slugs() == []
+    assert not tombstones.drop_dir(config, "praxis").exists()
 
 
 def drop_file(config, name: str, data: bytes, slug="praxis"):
