@@ -107,7 +107,9 @@ def test_backup_under_load_restores_what_was_acknowledged_and_drops_what_expired
     restored = stack.medcell("facility", "restore", "clinic", str(tmp_path / "bk"), "--yes")
 
     assert restored["status"] == "running" and restored["recreated"] is False
-    assert restored["expired"] == 1 and restored["conversations"] == 1
+    # The first conversation went either by its tombstone (the live facility's deletion job
+    # removed it before the restore) or by the restore's own sweep: never does it come back.
+    assert restored["expired"] + restored["reapplied"] == 1 and restored["conversations"] == 1
     session = stack.session()
     staff = stack.login("clinic", session)
     listed = session.get(f"{stack.api('clinic')}/conversations", headers=staff, timeout=30)
