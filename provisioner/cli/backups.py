@@ -23,7 +23,15 @@ from medcell_common.interfaces import Desired, Health, RouteState
 from medcell_common.rules import MAX_RETENTION
 from medcell_common.times import iso_utc
 from provisioner.cli.facilities import Facilities
-from provisioner.host import backup_keys, facility_commands, home, routes, specs, state_file
+from provisioner.host import (
+    backup_keys,
+    facility_commands,
+    home,
+    routes,
+    specs,
+    state_file,
+    tombstones,
+)
 from provisioner.host.backup_keys import BackupKey
 from provisioner.host.config import FACILITY_UID
 from provisioner.host.errors import (
@@ -49,12 +57,19 @@ class Backups:
     """Backup and restore of facilities, over the host operations (the facilities' view only
     finds them)."""
 
-    def __init__(self, facilities: Facilities, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        facilities: Facilities,
+        clock: Callable[[], float] = time.time,
+        store: tombstones.TombstoneStore | None = None,
+    ):
         self.facilities = facilities
         self.config = facilities.config
         self.backend = facilities.backend
         self.progress = facilities.progress
         self.clock = clock
+        # Where the tombstones of deletions outlive the facility's database (host/tombstones.py).
+        self.tombstones = store or tombstones.FileTombstones(self.config)
         # Waiting (for health, for a route) on the facilities' timer, which tests replace.
         self.wait_clock, self.sleep = facilities.clock, facilities.sleep
 
@@ -155,6 +170,7 @@ class Backups:
             "recreated": found is None,
             "conversations": result.get("conversations"),
             "expired": result.get("expired"),
+            "reapplied": result.get("reapplied"),
             "status": self.facilities.find(slug).status,
         }
 
@@ -240,8 +256,14 @@ class Backups:
     ) -> dict:
         spec = specs.restore_spec(self.config, slug, labels, str(staging))
         self.progress(f"restoring {slug} from backup {record.backup_id} ...")
+        # The facility is stopped (or gone): no deletion can drop a tombstone after this.
+        tombstones.collect(self.config, self.tombstones, slug)
+        since = tombstones.for_restore(self.tombstones, slug, record)
+        # Deleted after the backup was made: the facility deletes them again, each with its
+        # receipt, before it starts (services/facility/core/tombstones.py).
+        stdin = _key_line(record.key) + strictjson.dumps({"tombstones": since}).encode() + b"\n"
         return facility_commands.run_offline(
-            self.backend, spec, stdin=_key_line(record.key), timeout=COMMAND_TIMEOUT
+            self.backend, spec, stdin=stdin, timeout=COMMAND_TIMEOUT
         )
 
     def _start(self, slug: str, st: FacilityState) -> None:

@@ -19,6 +19,7 @@ from provisioner.host import (
     smtp,
     specs,
     state_file,
+    tombstones,
 )
 from provisioner.host.config import Config, Facility, idle_text, parse_idle
 from provisioner.host.docker_backend import ContainerInfo, DockerBackend, VolumeInfo
@@ -267,6 +268,7 @@ class Facilities:
             destroyed = self._shred(facility, volumes)
             # Deleting is irreversible: no backup of the facility may open afterwards either.
             backups_destroyed = backup_keys.destroy_for(self.config, slug)
+            tombstones.destroy_for(self.config, slug)  # they guarded only those backups
             for info in containers:
                 self.backend.remove_container(info.name)
             for volume in volumes:

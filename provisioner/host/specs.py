@@ -6,12 +6,14 @@ import dataclasses
 import hashlib
 import json
 
+from medcell_common import tombstones as tombstone_format
 from medcell_common.interfaces import Label
 from provisioner.host.config import FACILITY_UID, Config, Facility, idle_text
 from provisioner.host.docker_backend import ContainerSpec, Limits
 
 FACILITY_USER = f"{FACILITY_UID}:{FACILITY_UID}"
 FACILITY_RUN_DIR = "/run/medcell"
+TOMBSTONE_DROP_DIR = tombstone_format.DROP_DIR
 FACILITY_BIND = f"unix:{FACILITY_RUN_DIR}/app.sock"
 GATEWAY_HTTPS_PORT = 8443
 GATEWAY_HTTP_PORT = 8080
@@ -51,6 +53,9 @@ def facility_spec(
             # Host. Part of the fingerprint, so `medcell up` recreates it when the domain or port
             # changes.
             "MEDCELL_PUBLIC_URL": facility.url,
+            # Deletions drop their tombstones on the host, outside the volumes a restore
+            # replaces (host/tombstones.py collects them).
+            "MEDCELL_TOMBSTONE_DIR": f"{FACILITY_RUN_DIR}/{TOMBSTONE_DROP_DIR}",
         },
         network=None,
         volumes={facility.data_volume: "/data", facility.keys_volume: "/keys"},

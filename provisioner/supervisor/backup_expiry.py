@@ -1,4 +1,5 @@
-"""Destroys backup keys when their backups expire, so no copy of an expired backup ever opens.
+"""Destroys backup keys when their backups expire, so no copy of an expired backup ever opens;
+collects the facilities' tombstones and forgets those that no restorable backup needs any more.
 
 The supervisor always runs, so it is the one that keeps this deadline; the CLI checks again
 before any restore. The key directory is read at most once a minute (backups expire days after
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from provisioner.host import backup_keys
+from provisioner.host import backup_keys, tombstones
 from provisioner.host.config import Config
 from provisioner.supervisor.logs import event
 
@@ -22,6 +23,7 @@ class BackupExpiry:
 
     def __init__(self, config: Config, clock: Callable[[], float]):
         self.config, self.clock = config, clock
+        self.tombstones = tombstones.FileTombstones(config)
         self._next_scan = 0.0
         self._next_expiry: float | None = None
 
@@ -37,4 +39,17 @@ class BackupExpiry:
         except OSError as e:
             event("backup_expiry_failed", logging.WARNING, error=type(e).__name__)
             self._next_expiry = None
+        self._tombstones(now)
         self._next_scan = now + RESCAN_SECONDS
+
+    def _tombstones(self, now: float) -> None:
+        """Collect what the facilities dropped; forget what no restorable backup needs."""
+        try:
+            collected = tombstones.collect_all(self.config, self.tombstones)
+            forgotten = tombstones.expire(self.config, self.tombstones, now)
+        except (OSError, ValueError) as e:
+            event("tombstones_failed", logging.WARNING, error=type(e).__name__)
+            return
+        if collected or forgotten:
+            # Counts only: a tombstone's mark is nobody's business in a log.
+            event("tombstones", collected=collected, forgotten=forgotten)

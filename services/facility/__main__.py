@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from medcell_common import tombstones as tombstone_format
 from services.facility.core import accounts as auth
 from services.facility.core import backups, open_facility, passwords, quota, usage
 from services.facility.core.config import Config
@@ -135,7 +136,8 @@ def backup(config: Config, backup_id: str, out: Path) -> None:
 @click.pass_obj
 def restore(config: Config, source: Path) -> None:
     """Replace data and keys with a backup's, then delete what expired; key on stdin."""
-    _emit(backups.restore(config, _clock, _key_from_stdin(), source))
+    key = _key_from_stdin()
+    _emit(backups.restore(config, _clock, key, source, _tombstones_from_stdin()))
 
 
 def _key_from_stdin() -> bytes:
@@ -148,6 +150,23 @@ def _key_from_stdin() -> bytes:
     if len(key) != 32:
         raise click.ClickException("expected the 32-byte backup key as one base64 line on stdin")
     return key
+
+
+def _tombstones_from_stdin() -> list[dict]:
+    """After the key, one JSON line {"tombstones": [...]} (or none): deletions since the backup."""
+    # One line, not "until EOF": the engine's attach need not close our stdin.
+    data = sys.stdin.buffer.readline(tombstone_format.MAX_RESTORE_BYTES + 1)
+    if not data.strip():
+        return []
+    if len(data) > tombstone_format.MAX_RESTORE_BYTES:
+        raise click.ClickException("too many tombstones on stdin")
+    try:
+        body = json.loads(data)
+        if not isinstance(body, dict) or set(body) != {"tombstones"}:
+            raise ValueError('expected {"tombstones": [...]}')
+        return tombstone_format.check_all(body["tombstones"])
+    except ValueError as e:
+        raise click.ClickException(f"the tombstones on stdin are invalid: {e}") from e
 
 
 def _emit(obj: dict) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.host import backup_keys, routes, state_file
+from medcell_common.times import iso_utc
+from provisioner.host import backup_keys, routes, state_file, tombstones
 from provisioner.host.specs import MANAGE
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from services.facility import create_app
@@ -54,9 +55,10 @@ def volumes(tmp_path, fake):
     return root
 
 
-def facility_app(volumes, slug="praxis", retention=7 * DAY):
+def facility_app(volumes, slug="praxis", retention=7 * DAY, tombstone_dir=""):
     """The facility's app over its (fake) volumes, as its container would run it."""
     config = FacilityConfig(
+        tombstone_dir=tombstone_dir,
         facility=slug,
         facility_name="Praxis",
         data_dir=volumes / f"medcell-{slug}-data",
@@ -350,3 +352,135 @@ def test_the_supervisor_destroys_keys_when_their_backups_expire(config, caplog):
     expiry.tick()
     assert backup_keys.all_keys(config) == []
     assert list((config.home / "backups" / "keys").iterdir()) == []
+
+
+def patient_deletes(volumes, config, conversation: str, slug="praxis") -> None:
+    """The facility deletes a conversation as its container would: dropping its tombstone."""
+    drop = tombstones.drop_dir(config, slug)
+    drop.parent.mkdir(parents=True, exist_ok=True)
+    app = facility_app(volumes, tombstone_dir=str(drop))
+    medcell = app.extensions["medcell"]
+    assert medcell.conversations.delete(medcell.store.conn(), conversation, "patient")
+    medcell.store.close()
+
+
+def new_conversation(volumes) -> str:
+    app = facility_app(volumes)
+    medcell = app.extensions["medcell"]
+    conv_id, _ = medcell.conversations.create(medcell.store.conn(), "neu")
+    medcell.store.close()
+    return conv_id
+
+
+def receipts_of(volumes) -> list[str]:
+    app = facility_app(volumes)
+    try:
+        medcell = app.extensions["medcell"]
+        return [r["reason"] for r in medcell.conversations.receipts.recent(medcell.store.conn())]
+    finally:
+        app.extensions["medcell"].store.close()
+
+
+@pytest.mark.process
+def test_a_restore_never_brings_back_what_the_patient_deleted_after_the_backup(
+    medcell, praxis, config, tmp_path
+):
+    target = tmp_path / "bk"
+    medcell.json("facility", "backup", "praxis", str(target))
+    volumes = praxis["volumes"]
+    patient_deletes(volumes, config, praxis["conversation"])
+
+    result = medcell.json("facility", "restore", "praxis", str(target), "--yes")
+
+    assert result["reapplied"] == 1 and result["conversations"] == 0
+    app = facility_app(volumes)
+    conn = app.extensions["medcell"].store.conn()
+    assert conn.execute("SELECT count(*) FROM conversations").fetchone() == (0,)
+    app.extensions["medcell"].store.close()
+    assert receipts_of(volumes) == ["patient"]
+    data = b"".join(p.read_bytes() for p in (volumes / "medcell-praxis-data").iterdir())
+    assert "Röntgen ok".encode() not in data and praxis["conversation"].encode() not in data
+    kept = (config.home / "backups" / "tombstones" / "praxis.json").read_text()
+    assert praxis["conversation"] not in kept and "Knie" not in kept
+
+
+@pytest.mark.process
+def test_tombstones_outlive_the_facilitys_disk(medcell, praxis, fake, config, tmp_path):
+    target = tmp_path / "bk"
+    medcell.json("facility", "backup", "praxis", str(target))
+    patient_deletes(praxis["volumes"], config, praxis["conversation"])
+    BackupExpiry(config, time.time).tick()  # the supervisor collects them within a minute
+    lose(fake, praxis["volumes"])
+    subprocess.run(["rm", "-rf", str(config.facility_socket_dir("praxis"))], check=True)
+
+    result = medcell.json("facility", "restore", "praxis", str(target))
+
+    assert result["recreated"] is True and result["reapplied"] == 1
+    assert result["conversations"] == 0
+    assert receipts_of(praxis["volumes"]) == ["patient"]
+
+
+@pytest.mark.process
+def test_deleting_a_facility_forgets_its_tombstones(medcell, praxis, config, tmp_path):
+    medcell.json("facility", "backup", "praxis", str(tmp_path / "bk"))
+    patient_deletes(praxis["volumes"], config, praxis["conversation"])
+    BackupExpiry(config, time.time).tick()
+    assert tombstones.FileTombstones(config).slugs() == ["praxis"]
+
+    patient_deletes(praxis["volumes"], config, new_conversation(praxis["volumes"]))  # not collected
+
+    medcell.json("facility", "delete", "praxis", "--yes")
+
+    assert tombstones.FileTombstones(config).slugs() == []
+    assert not tombstones.drop_dir(config, "praxis").exists()
+
+
+def drop_file(config, name: str, data: bytes, slug="praxis"):
+    drop = tombstones.drop_dir(config, slug)
+    drop.mkdir(parents=True, exist_ok=True)
+    (drop / name).write_bytes(data)
+    return drop / name
+
+
+def tombstone(deleted_at: int, mark: str = "ab" * 32) -> dict:
+    return {"mark": mark, "deleted_at": deleted_at, "reason": "staff"}
+
+
+def test_tombstones_go_once_older_than_every_restorable_backup_of_their_facility(config):
+    now = [2_000_000.0]
+    store = tombstones.FileTombstones(config)
+    created = 1_990_000
+    backup_keys.save(
+        config,
+        backup_keys.BackupKey(
+            "00000000000000aa", "praxis", iso_utc(created), "e", 2_100_000, os.urandom(32)
+        ),
+    )
+    older, newer = tombstone(created - 100, "0a" * 32), tombstone(created + 100, "0b" * 32)
+    drop_file(config, "1" * 32 + ".json", json.dumps({"tombstones": [older, newer]}).encode())
+    expiry = BackupExpiry(config, lambda: now[0])
+
+    expiry.tick()
+
+    assert store.since("praxis", 0) == [newer]
+    assert list(tombstones.drop_dir(config, "praxis").iterdir()) == []
+    now[0] = 2_100_000.0 + tombstones.IN_FLIGHT_SECONDS  # the backup's key has expired
+    expiry.tick()
+    assert store.slugs() == [] and store.since("praxis", 0) == []
+
+
+def test_what_a_facility_drops_is_read_as_hostile(config, tmp_path):
+    store = tombstones.FileTombstones(config)
+    good = tombstone(1_000, "cd" * 32)
+    (tmp_path / "secret").write_text(json.dumps({"tombstones": [tombstone(5)]}))
+    drop_file(config, "a" * 32 + ".json", b"x" * (5 * 1024 * 1024))
+    drop_file(config, "b" * 32 + ".json", b'{"tombstones": [{"mark": "Knie", "deleted_at": 1}]}')
+    drop_file(config, "c" * 32 + ".json", b'{"tombstones": [], "title": "Knie"}')
+    drop_file(config, "d" * 32 + ".json", json.dumps({"tombstones": [good]}).encode())
+    drop_file(config, "e" * 32 + ".json", b"{}").unlink()
+    (tombstones.drop_dir(config, "praxis") / ("e" * 32 + ".json")).symlink_to(tmp_path / "secret")
+
+    assert tombstones.collect(config, store, "praxis") == 1
+
+    assert store.since("praxis", 0) == [good]
+    assert list(tombstones.drop_dir(config, "praxis").iterdir()) == []

@@ -2,7 +2,8 @@
 
 What an operator and a patient would check: the backup directory holds nothing readable and no key;
 a restore brings back what was acknowledged before the backup, drops what expired meanwhile before
-the facility answers, and is refused once the supervisor has destroyed the backup's key.
+the facility answers, never brings back what a patient deleted after the backup, and is refused
+once the supervisor has destroyed the backup's key.
 """
 
 import hashlib
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from .test_docker_receipts import volume_count
 
 pytestmark = pytest.mark.docker
 
@@ -104,7 +107,9 @@ def test_backup_under_load_restores_what_was_acknowledged_and_drops_what_expired
     restored = stack.medcell("facility", "restore", "clinic", str(tmp_path / "bk"), "--yes")
 
     assert restored["status"] == "running" and restored["recreated"] is False
-    assert restored["expired"] == 1 and restored["conversations"] == 1
+    # The first conversation went either by its tombstone (the live facility's deletion job
+    # removed it before the restore) or by the restore's own sweep: never does it come back.
+    assert restored["expired"] + restored["reapplied"] == 1 and restored["conversations"] == 1
     session = stack.session()
     staff = stack.login("clinic", session)
     listed = session.get(f"{stack.api('clinic')}/conversations", headers=staff, timeout=30)
@@ -119,6 +124,41 @@ def test_backup_under_load_restores_what_was_acknowledged_and_drops_what_expired
         ).status_code
         == 404
     )
+
+
+def test_what_a_patient_deleted_after_the_backup_does_not_come_back_with_a_restore(stack, tmp_path):
+    stack.create("hno", "--name", "HNO Dr. Weiss")
+    session = stack.session()
+    staff = stack.login("hno", session)
+    kept = new_conversation(stack, "hno", session, staff, "bleibt")
+    made = session.post(f"{stack.api('hno')}/conversations", json={}, headers=staff, timeout=30)
+    gone, patient = made.json()["id"], {"Authorization": f"Bearer {made.json()['patient_token']}"}
+    secret = "Tinnitus seit dem Unfall am Montag"
+    posted = session.post(
+        f"{stack.api('hno')}/conversations/{gone}/messages",
+        json={"body": secret},
+        headers=patient,
+        timeout=30,
+    )
+    assert posted.status_code == 201
+    stack.medcell("facility", "backup", "hno", str(tmp_path / "bk"))
+    deleted = session.delete(
+        f"{stack.api('hno')}/conversations/{gone}", headers=patient, timeout=30
+    )
+    assert deleted.status_code == 200, deleted.text
+
+    restored = stack.medcell("facility", "restore", "hno", str(tmp_path / "bk"), "--yes")
+
+    assert restored["reapplied"] == 1 and restored["conversations"] == 1
+    session = stack.session()
+    staff = stack.login("hno", session)
+    listed = session.get(f"{stack.api('hno')}/conversations", headers=staff, timeout=30)
+    assert [c["id"] for c in listed.json()["conversations"]] == [kept]
+    receipts = stack.medcell("facility", "receipts", "hno")["receipts"]
+    assert [(r["reason"], r["verified"]) for r in receipts] == [("patient", True)]
+    # Ids lie in the clear in the database: the kept one is found, nothing of the deleted one.
+    found = volume_count(stack, "hno", [kept, gone, secret])
+    assert found[0] > 0 and found[1:] == [0, 0]
 
 
 def test_a_lost_facility_comes_back_from_its_backup(stack, tmp_path):

@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from services.facility.core import crypto, quota
 from services.facility.core.activity import Activity
@@ -17,6 +18,7 @@ from services.facility.core.retention import Sweeper
 from services.facility.core.settings import retention_seconds
 from services.facility.core.space import Space
 from services.facility.core.store import Store
+from services.facility.core.tombstones import Tombstones
 
 log = logging.getLogger("medcell.facility")
 
@@ -38,6 +40,8 @@ class Facility:
     sweeper: Sweeper | None = None
     # This process's requests, which the supervisor reads to decide on sleep.
     activity: Activity = field(default_factory=Activity)
+    # What deletions leave outside the database (core/tombstones.py); a restore re-applies them.
+    tombstones: Tombstones | None = None
 
 
 def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
@@ -74,6 +78,19 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         shed_chunks=max(SHED_CHUNKS, config.space_reserve_bytes // (4 * CHUNK_BYTES)),
     )
     notifier = _notifier(config, clock, keyring, store, conversations)
+    tombstones = Tombstones(
+        keyring, Path(config.tombstone_dir) if config.tombstone_dir else None, clock
+    )
+
+    def on_deleted(conv_ids: list[str], reason: str) -> None:
+        try:
+            tombstones.drop(conv_ids, reason)
+        except Exception:
+            # The deletion has committed and stands; what is lost is only its guard against a
+            # restore of an older backup, which the operator must hear of.
+            log.exception("tombstone_failed", extra={"fields": {"event": "tombstone_failed"}})
+
+    conversations.on_deleted = on_deleted
     sweeper = None
     if config.scheduler:
         sweeper = Sweeper(
@@ -93,6 +110,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         notifier,
         deadlines_changed,
         sweeper,
+        tombstones=tombstones,
     )
 
 

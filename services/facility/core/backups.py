@@ -75,6 +75,10 @@ def make(config: Config, clock: Callable[[], int], key: bytes, backup_id: str, o
             "snapshot_sha256": digest,
             "snapshot_bytes": size,
         }
+        tombstone_key = _tombstone_key(config, clock)
+        if tombstone_key is not None:
+            # A restored facility must mark ids as this one does, or its tombstones match nothing.
+            payload["tombstone_key"] = b64encode(tombstone_key).decode()
         sealed = crypto.seal(key, json.dumps(payload).encode(), _keys_aad(config, manifest))
         sealed_file.write(out / KEYS, sealed)
         sealed_file.write(out / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
@@ -132,8 +136,15 @@ def expires_at(manifest: dict) -> int:
         raise BackupError("the backup's manifest has no valid expiry") from e
 
 
-def restore(config: Config, clock: Callable[[], int], key: bytes, directory: Path) -> dict:
-    """Replace this facility's data and keys with the backup's, then delete what expired since.
+def restore(
+    config: Config,
+    clock: Callable[[], int],
+    key: bytes,
+    directory: Path,
+    tombstones: list[dict] | None = None,
+) -> dict:
+    """Replace this facility's data and keys with the backup's, then delete what expired since
+    and what the tombstones say was deleted since.
 
     Everything is decrypted and checked before anything of the facility is touched; the app must
     not be running meanwhile (the provisioner runs this in a one-off container).
@@ -154,6 +165,9 @@ def restore(config: Config, clock: Callable[[], int], key: bytes, directory: Pat
             crypto.unseal(key, (directory / KEYS).read_bytes(), _keys_aad(config, manifest))
         )
         keks = {int(v): b64decode(k) for v, k in payload["keks"].items()}
+        tombstone_key = b64decode(payload["tombstone_key"]) if "tombstone_key" in payload else None
+        if tombstone_key is not None and len(tombstone_key) != crypto.KEY_BYTES:
+            raise ValueError("the tombstone key is not 32 bytes")
     except (OSError, CryptoError, ValueError, KeyError, TypeError) as e:
         raise BackupError("the backup does not open with its key (damaged or altered)") from e
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -166,7 +180,10 @@ def restore(config: Config, clock: Callable[[], int], key: bytes, directory: Pat
         if set(_live_versions(staged)) - set(keks):
             raise BackupError("the backup lacks a key version its snapshot needs")
         # From here on the facility's current data is replaced: its keys are shredded first.
-        Keyring(config.key_dir, config.facility, clock).replace_all(keks)
+        keyring = Keyring(config.key_dir, config.facility, clock)
+        keyring.replace_all(keks)
+        if tombstone_key is not None:
+            keyring.replace_tombstone_key(tombstone_key)
         for suffix in ("-wal", "-shm"):
             # A WAL left by the old database must never be replayed onto the restored one.
             Path(f"{config.database}{suffix}").unlink(missing_ok=True)
@@ -174,18 +191,20 @@ def restore(config: Config, clock: Callable[[], int], key: bytes, directory: Pat
     finally:
         sealed_file.destroy(staged)
     return {
-        **_settle(config, clock),
+        **_settle(config, clock, tombstones or []),
         "backup_id": manifest["backup_id"],
         "created": manifest["created"],
     }
 
 
-def _settle(config: Config, clock: Callable[[], int]) -> dict:
-    """Migrate the restored database and run the deletion job once, before anyone is served."""
+def _settle(config: Config, clock: Callable[[], int], tombstones: list[dict]) -> dict:
+    """Migrate the restored database, delete again what was deleted after the backup, and run
+    the deletion job once, before anyone is served."""
     facility = open_facility(config, clock)
     conn = facility.store.conn()
     try:
         _clear_sessions(conn)
+        reapplied = facility.tombstones.reapply(conn, facility.conversations.delete, tombstones)
         swept = retention.sweep(
             conn, facility.conversations, facility.keyring, config.key_rotation_seconds
         )
@@ -200,11 +219,19 @@ def _settle(config: Config, clock: Callable[[], int]) -> dict:
         "facility": config.facility,
         "conversations": left,
         "expired": swept["expired"],
+        "reapplied": reapplied,
         "key_version": version,
     }
 
 
 # -- sealing --------------------------------------------------------------------------------
+
+
+def _tombstone_key(config: Config, clock: Callable[[], int]) -> bytes | None:
+    try:
+        return Keyring(config.key_dir, config.facility, clock).tombstone_key()
+    except KeyDestroyed:
+        return None  # made before tombstones existed: its restore marks with the key it finds
 
 
 def _open_snapshot(key: bytes, facility: str, manifest: dict, source: Path, target: Path) -> str:

@@ -82,6 +82,9 @@ class Config:
     # absolute link (patient links, links in mails) is built from it, never from a request's Host.
     # Empty: the development default, https://<facility>.localhost:8443/.
     public_url: str = ""
+    # Where deletions drop their tombstones (core/tombstones.py), set by the provisioner to a
+    # folder in the socket directory; empty: none are dropped (a facility run by hand).
+    tombstone_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -118,6 +121,7 @@ class Config:
             jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
             mail=env.get("MEDCELL_MAIL", "off") == "on",
             public_url=env.get("MEDCELL_PUBLIC_URL", ""),
+            tombstone_dir=env.get("MEDCELL_TOMBSTONE_DIR", ""),
         )
         config.check()
         return config

@@ -67,6 +67,9 @@ class Conversations:
     shed_chunks: int = SHED_CHUNKS
     # Called with (conn, conversation id, author) after a message or attachment is stored.
     on_message: Callable[[sqlite3.Connection, str, str], None] = lambda conn, conv_id, author: None
+    # Called with (conversation ids, reason) right after their deletion committed: leaves their
+    # tombstones outside the database (core/tombstones.py), so that no restore brings them back.
+    on_deleted: Callable[[list[str], str], None] = lambda conv_ids, reason: None
 
     # -- conversations --------------------------------------------------------------------
 
@@ -351,6 +354,7 @@ class Conversations:
             pending = self.receipts.begin(conn, reason, counts, [conv_id]) if gone else None
         if pending is None:
             return None
+        self.on_deleted([conv_id], reason)
         _count(conn, "conversations_deleted", 1)
         (receipt,) = self.receipts.finish(conn, [pending], store.checkpoint(conn))
         return receipt
@@ -386,11 +390,14 @@ class Conversations:
                     break
                 # What each held before its first slice goes, so its receipt counts it all.
                 self.receipts.tally(conn, conv_ids)
+                gone = []
                 if _delete_message_slice(conn, conv_ids, batch) < batch:
                     for conv_id in conv_ids:
                         counts = self.receipts.counts(conn, [conv_id])
                         if _delete_conversation(conn, conv_id):
+                            gone.append(conv_id)
                             pending.append(self.receipts.begin(conn, "expiry", counts, [conv_id]))
+            self.on_deleted(gone, "expiry")
         if pending:
             _count(conn, "conversations_expired", len(pending))
             self.receipts.finish(conn, pending, store.checkpoint(conn))
@@ -412,6 +419,7 @@ class Conversations:
                 _delete_conversation(conn, conv_id)
             conn.execute("DELETE FROM throttle")
             pending = self.receipts.begin(conn, "facility_wipe", counts, ids)
+        self.on_deleted(ids, "facility_wipe")
         _count(conn, "conversations_deleted", len(ids))
         (receipt,) = self.receipts.finish(conn, [pending], store.checkpoint(conn))
         return {"deleted": len(ids), "receipt": receipt}

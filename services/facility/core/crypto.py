@@ -56,6 +56,11 @@ def new_key() -> bytes:
     return nacl.utils.random(KEY_BYTES)
 
 
+def mark(key: bytes, data: bytes) -> str:
+    """A keyed hash (BLAKE2b-256, hex): who lacks the key can neither invert nor test it."""
+    return hashlib.blake2b(data, key=key, digest_size=32, person=b"medcell-mark").hexdigest()
+
+
 def aad(facility: str, table: str, record_id: str, field: str, bound: tuple = ()) -> bytes:
     """Associated data that pins a sealed value to exactly one place.
 

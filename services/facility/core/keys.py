@@ -20,6 +20,9 @@ from services.facility.core.errors import ConfigError, KeyDestroyed
 KEK_FILE = re.compile(r"^kek-(\d{6})\.key$")
 # The Ed25519 key that signs deletion receipts: beside the KEKs, never in the data directory.
 SIGNING_KEY_FILE = "receipt-signing.key"
+# The HMAC key of the facility's tombstones (core/tombstones.py): beside the KEKs, so it outlives
+# the database a restore replaces, and carried in every backup, so a restored facility has it.
+TOMBSTONE_KEY_FILE = "tombstone.key"
 REWRAP_BATCH = 500
 
 
@@ -32,6 +35,7 @@ class Keyring:
         self.clock = clock
         self._cache: dict[int, bytes] = {}
         self._signing_seed: bytes | None = None
+        self._tombstone_key: bytes | None = None
         self._cache_lock = threading.Lock()
 
     # -- start-up -------------------------------------------------------------------------
@@ -44,6 +48,8 @@ class Keyring:
                 self._create_version(conn)
             if not (self.key_dir / SIGNING_KEY_FILE).exists():
                 _write_secret(self.key_dir / SIGNING_KEY_FILE, crypto.new_signing_seed())
+            if not (self.key_dir / TOMBSTONE_KEY_FILE).exists():
+                _write_secret(self.key_dir / TOMBSTONE_KEY_FILE, crypto.new_key())
             missing = [v for v in self._live_versions(conn) if not self._path(v).exists()]
         if missing:
             raise ConfigError(
@@ -109,6 +115,31 @@ class Keyring:
                 self._signing_seed = seed
         return seed
 
+    def tombstone_key(self) -> bytes:
+        """The key that makes a conversation id into its tombstone's mark (made by ensure())."""
+        with self._cache_lock:
+            key = self._tombstone_key
+        if key is None:
+            try:
+                key = (self.key_dir / TOMBSTONE_KEY_FILE).read_bytes()
+            except FileNotFoundError as e:
+                raise KeyDestroyed("The tombstone key has been destroyed.") from e
+            if len(key) != crypto.KEY_BYTES:
+                raise ConfigError("the tombstone key file is damaged")
+            with self._cache_lock:
+                self._tombstone_key = key
+        return key
+
+    def replace_tombstone_key(self, key: bytes) -> None:
+        """Put a backup's tombstone key in place of this one (a restore)."""
+        if len(key) != crypto.KEY_BYTES:
+            raise ConfigError("a tombstone key to restore is not 32 bytes")
+        self.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._file_lock():
+            _write_secret(self.key_dir / TOMBSTONE_KEY_FILE, key)
+        with self._cache_lock:
+            self._tombstone_key = None
+
     # -- rotation -------------------------------------------------------------------------
 
     def next_rotation(self, conn: sqlite3.Connection, interval_seconds: int) -> int:
@@ -173,7 +204,7 @@ class Keyring:
             for path in sorted(self.key_dir.iterdir()):
                 if (
                     KEK_FILE.match(path.name)
-                    or path.name == SIGNING_KEY_FILE
+                    or path.name in (SIGNING_KEY_FILE, TOMBSTONE_KEY_FILE)
                     or path.name.endswith(".tmp")
                 ):
                     _shred(path)
@@ -181,6 +212,7 @@ class Keyring:
         with self._cache_lock:
             self._cache.clear()
             self._signing_seed = None
+            self._tombstone_key = None
         return count
 
     # -- backup and restore ---------------------------------------------------------------
