@@ -56,11 +56,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # The facility routes whose bodies are files (services/facility/http/bodies.py, UPLOAD_ENDPOINTS):
 # the only ones streamed to the facility as they arrive (uploads.conf); nginx reads every other
 # body whole before the facility sees it, so a slow client never holds one of its threads.
-UPLOAD_PATHS = (
-    "/(?:api/v1/conversations/[^/]+/attachments"
-    "|staff/c/[^/]+/messages"
-    "|patient/messages)"
-)
+UPLOAD_PATHS = "/(?:api/v1/conversations/[^/]+/attachments|staff/c/[^/]+/messages|patient/messages)"
 # Largest body read whole by nginx: the facility refuses more than 256 KiB on these routes itself.
 BUFFERED_BODY = 1024 * 1024
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
