@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from medcell_common.files import write_atomic
 from provisioner.host.errors import InvalidArgument, TLSError
 
 CA_DAYS = 3650
@@ -47,14 +48,6 @@ def _openssl(*args: str, stdin: bytes | None = None) -> bytes:
     return result.stdout
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def create_ca(home: Path) -> Path:
     """Make a new cluster CA (replacing any earlier one); returns its certificate."""
     directory = _owner_only_dir(cluster_dir(home))
@@ -68,8 +61,8 @@ def create_ca(home: Path) -> Path:
             "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         )  # fmt: skip
-        _write(key, tmp_key.read_bytes(), 0o600)
-    _write(cert, pem, 0o600)
+        write_atomic(key, tmp_key.read_bytes(), 0o600)
+    write_atomic(cert, pem, 0o600)
     return cert
 
 
@@ -103,9 +96,9 @@ def issue(home: Path, name: str) -> dict[str, str]:
 def install(home: Path, bundle: dict[str, str]) -> Path:
     """Keep a node's certificate, key and the CA certificate owner-only under MEDCELL_HOME."""
     directory = _owner_only_dir(cluster_dir(home))
-    _write(directory / "ca.crt", bundle["ca_cert"].encode(), 0o600)
-    _write(directory / "node.crt", bundle["cert"].encode(), 0o600)
-    _write(directory / "node.key", bundle["key"].encode(), 0o600)
+    write_atomic(directory / "ca.crt", bundle["ca_cert"].encode(), 0o600)
+    write_atomic(directory / "node.crt", bundle["cert"].encode(), 0o600)
+    write_atomic(directory / "node.key", bundle["key"].encode(), 0o600)
     return directory
 
 
@@ -113,7 +106,7 @@ def write_bundle(home: Path, bundle: dict[str, str]) -> Path:
     """A one-use bundle file for a new host (it holds a private key: owner-only)."""
     directory = _owner_only_dir(cluster_dir(home) / "outgoing")
     path = directory / f"join-{secrets.token_hex(4)}.json"
-    _write(path, json.dumps(bundle).encode(), 0o600)
+    write_atomic(path, json.dumps(bundle).encode(), 0o600)
     return path
 
 

@@ -37,3 +37,8 @@ def test_shared_names_are_the_plain_strings_on_the_wire():
     assert json.dumps({Label.FACILITY: RouteState.ASLEEP}) == '{"medcell.facility": "asleep"}'
     assert Status.RUNNING == "running" and f"{Label.ROLE}=gateway" == "medcell.role=gateway"
     assert WAKE_STATUS[WakeError.FACILITY_STOPPED] == 409
+
+
+def test_iso_utc_keeps_milliseconds_where_asked():
+    assert iso_utc(1_700_000_000.25, milliseconds=True) == "2023-11-14T22:13:20.250Z"
+    assert iso_utc(0, milliseconds=True) == "1970-01-01T00:00:00.000Z"

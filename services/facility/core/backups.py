@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common.times import iso_utc
 from services.facility.core import (
     crypto,
     migrations,
@@ -61,8 +62,8 @@ def make(config: Config, clock: Callable[[], int], key: bytes, backup_id: str, o
             "backup_id": backup_id,
             "facility": config.facility,
             "name": config.facility_name,
-            "created": _iso(created),
-            "expires": _iso(created + keep + GRACE_SECONDS),
+            "created": iso_utc(created),
+            "expires": iso_utc(created + keep + GRACE_SECONDS),
             "retention": format_duration(keep),
             "schema_version": _schema_version(copy),
             "chunks": sealed_file.chunks(size),
@@ -313,7 +314,3 @@ def _check_integrity(path: Path) -> None:
 def _check_id(backup_id: str) -> None:
     if not BACKUP_ID.match(backup_id):
         raise BackupError("a backup id is 16 hexadecimal digits")
-
-
-def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -20,9 +20,9 @@ import secrets
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from medcell_common import receipts as fmt
+from medcell_common.times import iso_utc
 from services.facility.core import crypto, store
 from services.facility.core.keys import Keyring
 
@@ -176,7 +176,7 @@ class Receipts:
         return {
             "receipt_id": receipt_id,
             "facility": self.facility,
-            "deleted_at": _iso_seconds(deleted_at),
+            "deleted_at": iso_utc(deleted_at // 1_000_000),
             "reason": reason,
             "counts": dict(zip(_COUNTED, counts, strict=True)),
             "verified": verified,
@@ -214,7 +214,3 @@ def rows_left(conn: sqlite3.Connection, conv_ids: tuple[str, ...] | list[str]) -
         ).fetchone()[0]
         for table, column in queries
     )
-
-
-def _iso_seconds(us: int) -> str:
-    return datetime.fromtimestamp(us // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medcell_common import tombstones as fmt
+from medcell_common.files import write_atomic
 from services.facility.core import crypto
 from services.facility.core.keys import Keyring
 
@@ -49,15 +50,8 @@ class Tombstones:
             self.directory.mkdir(exist_ok=True)
             self.directory.chmod(0o700 if mine else 0o777)
         path = self.directory / f"{secrets.token_hex(16)}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
         # Written whole and renamed: the collector never reads half a file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            os.write(fd, json.dumps({"tombstones": items}, separators=(",", ":")).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps({"tombstones": items}, separators=(",", ":")), 0o644)
 
     def reapply(self, conn: sqlite3.Connection, delete: Callable, items: list[dict]) -> int:
         """Delete each conversation a tombstone names (`delete(conn, id, reason)` signs its

@@ -1,10 +1,10 @@
 """What a request handler reaches: the facility's parts, the clock, the caller, the body."""
 
 import io
-from datetime import UTC, datetime
 
 from flask import Flask, Request, current_app, request
 
+from medcell_common.times import iso_utc
 from services.facility.core import Facility, throttle
 from services.facility.core.errors import BadRequest
 
@@ -48,7 +48,8 @@ def deadlines_changed() -> None:
 
 
 def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """A microsecond clock reading as the API writes moments (to the millisecond)."""
+    return iso_utc(us / 1e6, milliseconds=True)
 
 
 def client_id() -> str:

@@ -1,11 +1,11 @@
 """The plumbing the pages share: rendering, language, CSRF fields, cookies, error pages, headers."""
 
 import secrets
-from datetime import UTC, datetime
 
 from flask import Flask, Response, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from medcell_common.times import iso_utc
 from services.facility.core import uploads
 from services.facility.core.errors import (
     CryptoError,
@@ -62,7 +62,8 @@ def t(key: str, **values) -> str:
 
 
 def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="seconds")[:-6] + "Z"
+    """A microsecond clock reading as the pages' machine-readable moments (to the second)."""
+    return iso_utc(us / 1e6)
 
 
 def lang_url(code: str) -> str:
