@@ -39,3 +39,12 @@ def parse_retention(text: str) -> int:
     if seconds > MAX_RETENTION:
         raise ValueError(f"retention {text} is longer than 7d, the most medcell keeps data")
     return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest exact duration text for a number of seconds (the inverse of parse_duration:
+    `86400` is `1d`, `5400` is `90m`)."""
+    for unit in ("d", "h", "m"):
+        if seconds % UNIT_SECONDS[unit] == 0:
+            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"

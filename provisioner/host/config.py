@@ -229,7 +229,9 @@ def parse_idle(text: str) -> int:
 
 
 def idle_text(seconds: int) -> str:
-    """The inverse of parse_idle, for environment variables and labels."""
+    """The inverse of parse_idle, for environment variables and labels: always in seconds (not
+    rules.format_duration's shortest form), because it is part of every container's fingerprint
+    and a new spelling would recreate every facility on the next `medcell up`."""
     return "never" if seconds == 0 else f"{seconds}s"
 
 

@@ -42,3 +42,11 @@ def test_shared_names_are_the_plain_strings_on_the_wire():
 def test_iso_utc_keeps_milliseconds_where_asked():
     assert iso_utc(1_700_000_000.25, milliseconds=True) == "2023-11-14T22:13:20.250Z"
     assert iso_utc(0, milliseconds=True) == "1970-01-01T00:00:00.000Z"
+
+
+def test_format_duration_is_the_shortest_exact_text_parse_duration_reads_back():
+    from medcell_common.rules import format_duration, parse_duration
+
+    for seconds in (1, 59, 60, 90 * 60, 3600, 86400, 7 * 86400, 86400 + 1):
+        assert parse_duration(format_duration(seconds)) == seconds
+    assert format_duration(5400) == "90m" and format_duration(86400) == "1d"

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medcell_common.rules import format_duration
 from medcell_common.times import iso_utc
 from services.facility.core import (
     crypto,
@@ -30,7 +31,7 @@ from services.facility.core import (
     sealed_file,
     store,
 )
-from services.facility.core.config import Config, format_duration
+from services.facility.core.config import Config
 from services.facility.core.errors import BackupError, CryptoError, KeyDestroyed
 from services.facility.core.keys import Keyring
 from services.facility.core.settings import retention_seconds

@@ -11,16 +11,7 @@ from medcell_common.rules import check_slug, parse_duration, parse_retention
 from medcell_common.sizes import parse_size
 from services.facility.core.errors import ConfigError
 
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_SPACE_RESERVE = 1024 * 1024
-
-
-def format_duration(seconds: int) -> str:
-    """The shortest exact duration text for a number of seconds."""
-    for unit in ("d", "h", "m"):
-        if seconds % UNIT_SECONDS[unit] == 0:
-            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
-    return f"{seconds}s"
 
 
 def check_public_url(url: str) -> str:

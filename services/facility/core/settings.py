@@ -2,9 +2,8 @@
 
 import sqlite3
 
-from medcell_common.rules import parse_retention
+from medcell_common.rules import format_duration, parse_retention
 from services.facility.core import store
-from services.facility.core.config import format_duration
 from services.facility.core.errors import BadRequest
 
 

@@ -6,9 +6,9 @@ The blueprints import these, never one another.
 from flask import g, url_for
 from markupsafe import Markup
 
+from medcell_common.rules import format_duration
 from services.facility.core import accounts as auth
 from services.facility.core import contact, patients, quick_replies, settings, usage
-from services.facility.core.config import format_duration
 from services.facility.http.context import conn, ctx, patient_url
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
