@@ -2,6 +2,7 @@
 
 from flask import Blueprint, g, jsonify, request
 
+from medcell_common.interfaces import POLL_HEADER
 from services.facility.api import document as doc
 from services.facility.api import patterns
 from services.facility.api.records import reference_input
@@ -95,7 +96,7 @@ def post_message(conv_id: str):
 def list_messages(conv_id: str):
     after = query("after")
     items = ctx().conversations.messages(conn(), conv_id, after)
-    polled = request.headers.get("X-Medcell-Poll") == "1"
+    polled = request.headers.get(POLL_HEADER) == "1"
     if g.principal.kind == "staff" and after is None and not polled:
         filing().opened(conn(), conv_id, g.principal.username)  # live polls are not opens
     reading.mark_read(conn(), conv_id, reading.reader_of(g.principal), [m["id"] for m in items])
