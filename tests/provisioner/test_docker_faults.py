@@ -237,7 +237,9 @@ def restore_memory(container) -> bool:
     try:
         container.update(mem_limit="256m", memswap_limit="256m")
     except docker.errors.APIError as e:
-        if "stopped container" in str(e):
+        # While Docker restarts a container the kernel killed, its process is stopped or
+        # already gone ("cannot update a deleted process"): try again once it runs.
+        if "stopped container" in str(e) or "deleted process" in str(e):
             return False
         raise
     return True
