@@ -23,6 +23,10 @@ class RouteState(StrEnum):
     RUNNING = "running"  # proxied to its socket
     ASLEEP = "asleep"  # held by the activator, which asks the supervisor to wake it
     STOPPED = "stopped"  # 503 with Retry-After
+    # In a cluster: a facility on another node, forwarded to that node's gateway over mutual TLS.
+    # Its entry also names the node and the address of its gateway's peer listener:
+    #   {"state": "remote", "node": "<node name>", "address": "<IPv4>"}
+    REMOTE = "remote"
 
 
 class Desired(StrEnum):
@@ -46,6 +50,13 @@ class Health(StrEnum):
 ROUTES_FILE = "routes.json"
 ROUTES_VERSION = 2
 APPLIED_FILE = "applied.json"
+
+
+# Cluster mode: every node's certificate (signed by the cluster CA) carries this DNS name beside
+# its own; gateways and node APIs verify a peer by it, so a certificate from anywhere else fails.
+CLUSTER_PEER_NAME = "node.medcell.cluster"
+GATEWAY_PEER_PORT = 8444  # each node's gateway takes forwarded requests from the others here
+NODE_API_PORT = 9445  # each node's supervisor takes node operations from the managers here
 
 
 # The wake API on the supervisor's unix socket: `POST /wake/<slug>`, answered 200

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from medcell_common.files import write_atomic
+from medcell_common.interfaces import CLUSTER_PEER_NAME
 from provisioner.host.errors import InvalidArgument, TLSError
 
 CA_DAYS = 3650
@@ -24,6 +25,7 @@ _EXTENSIONS = (
     "basicConstraints=critical,CA:FALSE\n"
     "keyUsage=critical,digitalSignature,keyEncipherment\n"
     "extendedKeyUsage=serverAuth,clientAuth\n"
+    f"subjectAltName=DNS:{CLUSTER_PEER_NAME}\n"
 )
 MAX_BUNDLE_BYTES = 64 * 1024
 
