@@ -4,9 +4,14 @@ The provisioner and the supervisor replace the file atomically (temporary file +
 write with a generation one higher. A file that cannot be used (truncated, invalid, another
 version, a single malformed entry) never replaces the table in force: the gateway keeps serving
 the last good one and logs `routes_unusable`; the next usable file is applied.
+
+In a cluster an entry may be `remote`: the facility lives on another node, whose gateway takes
+its requests on its peer listener; the entry names that node and its gateway's IPv4 address.
 """
 
+import ipaddress
 import json
+import re
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,12 +23,23 @@ from .errors import RoutesError
 from .targets import SLUG_RE
 
 STATES = tuple(RouteState)
+# A node's name as Docker Swarm spells a host name; it never goes into nginx's configuration.
+NODE_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62})")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where a remote facility lives: its node, and the address of that node's gateway."""
+
+    node: str
+    address: str
 
 
 @dataclass(frozen=True)
 class RouteTable:
     generation: int
     facilities: dict[str, str] = field(default_factory=dict)  # slug -> state
+    peers: dict[str, Peer] = field(default_factory=dict)  # slug -> its node, for remote ones
 
 
 EMPTY = RouteTable(generation=0)
@@ -43,16 +59,37 @@ def parse(data: bytes | str) -> RouteTable:
         raise RoutesError("routes.json has no valid generation")
     if not isinstance(facilities, dict):
         raise RoutesError("routes.json has no facilities table")
-    table = {}
+    table, peers = {}, {}
     for slug, entry in facilities.items():
         state = entry.get("state") if isinstance(entry, dict) else None
-        # Slugs and states go into nginx's configuration: only the strict forms, nothing else.
+        # Slugs, states and addresses go into nginx's configuration: only the strict forms.
         # One bad entry spoils the whole file: applying the rest would drop that facility's
         # route (a 404 for its patients) on the word of a writer that is evidently broken.
         if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or state not in STATES:
             raise RoutesError("routes.json has a malformed entry")
+        if state == RouteState.REMOTE:
+            peers[slug] = _peer(entry)
         table[slug] = state
-    return RouteTable(generation=generation, facilities=table)
+    return RouteTable(generation=generation, facilities=table, peers=peers)
+
+
+def _peer(entry: dict) -> Peer:
+    node, address = entry.get("node"), entry.get("address")
+    if not isinstance(node, str) or not NODE_RE.fullmatch(node) or not _unicast_ipv4(address):
+        raise RoutesError("routes.json has a malformed entry")
+    return Peer(node=node, address=address)
+
+
+def _unicast_ipv4(address: object) -> bool:
+    """An IPv4 address in its one canonical spelling (no leading zeros, no other forms)."""
+    if not isinstance(address, str):
+        return False
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    usable = not (ip.is_unspecified or ip.is_multicast or ip == ipaddress.IPv4Address(2**32 - 1))
+    return usable and str(ip) == address
 
 
 class RoutesFile:

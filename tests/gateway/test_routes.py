@@ -9,7 +9,7 @@ import pytest
 
 from devsupport import localhost
 from gateway.errors import RoutesError
-from gateway.routes import RoutesFile, RouteTable, parse
+from gateway.routes import Peer, RoutesFile, RouteTable, parse
 
 from .conftest import STANDARD_ROUTES, write_routes
 
@@ -87,6 +87,46 @@ def test_table_parsing_admits_only_strict_slugs_and_states():
 def test_one_malformed_entry_makes_the_whole_table_unusable(entry):
     # Applying the rest would silently drop a facility's route: its patients would get 404.
     facilities = {"ok": {"state": "running"}, **entry}
+    with pytest.raises(RoutesError, match="malformed entry"):
+        parse(json.dumps({"version": 2, "generation": 7, "facilities": facilities}))
+
+
+def test_a_remote_entry_names_the_node_and_its_gateways_address():
+    remote = {"state": "remote", "node": "node-3.lab", "address": "10.20.0.3"}
+    document = {"version": 2, "generation": 8, "facilities": {"far": remote}}
+    assert parse(json.dumps(document)) == RouteTable(
+        generation=8,
+        facilities={"far": "remote"},
+        peers={"far": Peer(node="node-3.lab", address="10.20.0.3")},
+    )
+
+
+@pytest.mark.parametrize(
+    "remote",
+    [
+        {"state": "remote"},
+        {"state": "remote", "node": "n1"},
+        {"state": "remote", "address": "10.0.0.3"},
+        {"state": "remote", "node": "n1;", "address": "10.0.0.3"},
+        {"state": "remote", "node": "n1 x", "address": "10.0.0.3"},
+        {"state": "remote", "node": "-n1", "address": "10.0.0.3"},
+        {"state": "remote", "node": "n" * 64, "address": "10.0.0.3"},
+        {"state": "remote", "node": 1, "address": "10.0.0.3"},
+        {"state": "remote", "node": "n1", "address": "10.0.0.3:8444"},
+        {"state": "remote", "node": "n1", "address": "010.0.0.3"},
+        {"state": "remote", "node": "n1", "address": "10.0.0.3;"},
+        {"state": "remote", "node": "n1", "address": "fd00::3"},
+        {"state": "remote", "node": "n1", "address": "node3.example"},
+        {"state": "remote", "node": "n1", "address": "0.0.0.0"},
+        {"state": "remote", "node": "n1", "address": "224.0.0.1"},
+        {"state": "remote", "node": "n1", "address": "255.255.255.255"},
+        {"state": "remote", "node": "n1", "address": 167772163},
+        {"state": "remote", "node": "n1", "address": " 10.0.0.3"},
+    ],
+    ids=repr,
+)
+def test_a_remote_entry_without_a_safe_node_and_ipv4_address_spoils_the_table(remote):
+    facilities = {"ok": {"state": "running"}, "far": remote}
     with pytest.raises(RoutesError, match="malformed entry"):
         parse(json.dumps({"version": 2, "generation": 7, "facilities": facilities}))
 
