@@ -11,8 +11,8 @@ its requests on its peer listener; the entry names that node and its gateway's I
 
 import ipaddress
 import json
-import re
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
