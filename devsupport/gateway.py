@@ -18,13 +18,14 @@ from medcell_common.origins import facility_origin
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_routes(path: Path, facilities: dict[str, str], generation: int) -> None:
-    """Replace routes.json atomically, as the provisioner does: {slug: state}."""
-    document = {
-        "version": 2,
-        "generation": generation,
-        "facilities": {slug: {"state": state} for slug, state in facilities.items()},
+def write_routes(path: Path, facilities: dict[str, str | dict], generation: int) -> None:
+    """Replace routes.json atomically, as the provisioner does: {slug: state}, or {slug: entry}
+    for an entry with more than its state (a remote one)."""
+    entries = {
+        slug: entry if isinstance(entry, dict) else {"state": entry}
+        for slug, entry in facilities.items()
     }
+    document = {"version": 2, "generation": generation, "facilities": entries}
     tmp = path.with_name("routes.json.tmp")
     tmp.write_text(json.dumps(document))
     os.replace(tmp, path)
@@ -94,7 +95,7 @@ class GatewayServer:
     def make_tls_files(self) -> None:
         make_tls_files(self.config)
 
-    def write_routes(self, facilities: dict[str, str], generation: int) -> None:
+    def write_routes(self, facilities: dict[str, str | dict], generation: int) -> None:
         self.config.mkdir(parents=True, exist_ok=True)
         write_routes(self.routes, facilities, generation)
 

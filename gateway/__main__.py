@@ -23,7 +23,14 @@ from .errorlog import ErrorLogReceiver
 from .errors import GatewayError
 from .nginx import Nginx
 from .routes import EMPTY, RoutesFile, RouteTable
-from .settings import activator_socket, applied_file, routes_file, settings_from_env, tls_files
+from .settings import (
+    activator_socket,
+    applied_file,
+    cluster_tls_files,
+    routes_file,
+    settings_from_env,
+    tls_files,
+)
 
 # The folder that holds the gateway package (a checkout or site-packages), so gunicorn imports it.
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +71,7 @@ class ControlPlane:
         self.stopping = False
 
     def start(self) -> None:
-        for path in tls_files(self.settings):
+        for path in (*tls_files(self.settings), *(cluster_tls_files(self.settings) or ())):
             if not os.path.isfile(path):
                 raise GatewayError(f"TLS file missing: {path}")
         state = Path(self.settings["STATE_DIR"])

@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from medcell_common.files import write_atomic
-from medcell_common.interfaces import RouteState
+from medcell_common.interfaces import CLUSTER_PEER_NAME, GATEWAY_PEER_PORT, RouteState
 from medcell_common.origins import facility_host
 
 from . import errorpages
 from .errors import ConfigError, NginxError
 from .routes import RouteTable
-from .settings import activator_socket, facilities_dir, tls_files
+from .settings import activator_socket, cluster_tls_files, facilities_dir, tls_files
 from .targets import ALLOWED, DOT_SEGMENT, SLUG
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -35,6 +35,8 @@ INCLUDES = (
     "limits.conf",
     "uploads.conf",
 )
+# Rendered only in cluster mode (MEDCELL_GATEWAY_CLUSTER_TLS): the peer listener.
+PEER_INCLUDES = ("peer.conf", "peer-tls.conf")
 # The gateway's own policy, on every answer. A facility's policy comes as a second header
 # (facility.conf): browsers enforce both, so a facility can only tighten this one.
 CSP = (
@@ -61,6 +63,7 @@ UPLOAD_PATHS = "/(?:api/v1/conversations/[^/]+/attachments|staff/c/[^/]+/message
 BUFFERED_BODY = 1024 * 1024
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 UPSTREAM_PREFIX = "facility_"  # nginx upstream group of an awake facility: facility_<slug>
+PEER_PREFIX = "peer_"  # nginx upstream group of another node's gateway: peer_<address>
 # Paths and binds go into the configuration unquoted: allow only what cannot break out of it.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 _BIND = re.compile(r"(?:\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):[0-9]{1,5}")
@@ -159,8 +162,40 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "DOMAIN": domain,
         "DOMAIN_RE": re.escape(domain).replace("\\-", "-"),
         "REFUSED_COOKIE_DOMAIN": REFUSED_COOKIE_DOMAIN,
+        **peer_placeholders(settings),
     }
     return values
+
+
+def peer_placeholders(settings: Mapping) -> dict[str, str]:
+    """Cluster mode's values: the peer listener and how remote facilities are forwarded."""
+    files = cluster_tls_files(settings)
+    if files is None:
+        return {
+            "PEER_SERVERS": "    # Not in a cluster (no cluster TLS files): no peer listener.",
+            "PEER_PROXY": "# Not in a cluster: a remote facility has no peer to go to (503).",
+        }
+    ca, cert, key = (_safe_path(path) for path in files)
+    # Each peer is verified as a node of this cluster: signed by its CA, carrying the name every
+    # node certificate carries. No SNI: the peer has one certificate, and nginx answers 421 when
+    # a verified connection's SNI differs from the Host of its requests.
+    proxy = f"""proxy_ssl_certificate {cert};
+proxy_ssl_certificate_key {key};
+proxy_ssl_trusted_certificate {ca};
+proxy_ssl_verify on;
+proxy_ssl_verify_depth 1;
+proxy_ssl_name {CLUSTER_PEER_NAME};
+proxy_ssl_server_name off;
+proxy_ssl_protocols TLSv1.3;
+proxy_ssl_session_reuse on;"""
+    return {
+        "PEER_SERVERS": "    include @@STATE@@/peer.conf;",
+        "PEER_PROXY": proxy,
+        "PEER_BIND": _bind(settings["PEER_BIND"]),
+        "CLUSTER_CA": ca,
+        "NODE_CERT": cert,
+        "NODE_KEY": key,
+    }
 
 
 def real_ip(proxies) -> str:
@@ -187,14 +222,16 @@ def fill(template: str, values: Mapping[str, str]) -> str:
     return template
 
 
-def routes_conf(table: RouteTable, facilities: str) -> str:
-    """The route map (facility slug -> state), an upstream per awake facility, the generation.
+def routes_conf(table: RouteTable, facilities: str, peers: bool = False) -> str:
+    """The route map (facility slug -> state), an upstream per awake facility, the generation;
+    with `peers` (cluster mode), each remote facility's peer and an upstream per peer gateway.
 
     An upstream group per running facility lets nginx keep connections to its socket open: a new
-    connection per request costs the single-process facility more than the request itself.
+    connection per request costs the single-process facility more than the request itself; the
+    same holds for the TLS connections to another node's gateway.
     """
     lines = ["map $slug $route_state {", '    default "";']
-    # parse() admitted only strict slugs and the three states: nothing here needs quoting.
+    # parse() admitted only strict slugs and the known states: nothing here needs quoting.
     lines += [f"    {slug} {state};" for slug, state in sorted(table.facilities.items())]
     lines += ["}", f'map $host $gw_generation {{ default "{int(table.generation)}"; }}']
     for slug, state in sorted(table.facilities.items()):
@@ -205,6 +242,21 @@ def routes_conf(table: RouteTable, facilities: str) -> str:
                 f"upstream {UPSTREAM_PREFIX}{slug} {{ server unix:{facilities}/{slug}/app.sock; "
                 "keepalive 8; keepalive_timeout 30s; }"
             )
+    # Without cluster TLS a remote facility has no peer (maps.conf: nothing listens, so 503).
+    lines += ["map $slug $gw_peer_of {", '    default "";']
+    if peers:
+        # parse() admitted only canonical IPv4 addresses: safe in a name and in a server line.
+        lines += [
+            f"    {slug} {PEER_PREFIX}{peer.address.replace('.', '_')};"
+            for slug, peer in sorted(table.peers.items())
+        ]
+    lines.append("}")
+    for address in sorted({peer.address for peer in table.peers.values()} if peers else ()):
+        # Idle connections close before the peer's own keep-alive (30 s) would close them.
+        lines.append(
+            f"upstream {PEER_PREFIX}{address.replace('.', '_')} "
+            f"{{ server {address}:{GATEWAY_PEER_PORT}; keepalive 16; keepalive_timeout 20s; }}"
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -218,6 +270,7 @@ class Nginx:
         self.state = Path(settings["STATE_DIR"])
         self.conf = self.state / "nginx.conf"
         self.facilities = _safe_path(facilities_dir(settings))
+        self.peers = cluster_tls_files(settings) is not None
         self.process: subprocess.Popen | None = None
         self._old_workers: set[int] = set()
 
@@ -227,9 +280,9 @@ class Nginx:
         self.state.mkdir(parents=True, exist_ok=True)
         for name in TEMP_DIRS:
             (self.state / name).mkdir(exist_ok=True)
-        for name in INCLUDES:
+        for name in INCLUDES + (PEER_INCLUDES if self.peers else ()):
             _write(self.state / name, fill((TEMPLATES / name).read_text(), values))
-        _write(self.state / "routes.conf", routes_conf(table, self.facilities))
+        _write(self.state / "routes.conf", routes_conf(table, self.facilities, self.peers))
         _write(self.conf, fill((TEMPLATES / "nginx.conf").read_text(), values))
         self.test()
 
@@ -250,7 +303,7 @@ class Nginx:
         """Swap in a new route map if nginx accepts it, then reload gracefully."""
         routes = self.state / "routes.conf"
         previous = routes.read_text()
-        _write(routes, routes_conf(table, self.facilities))
+        _write(routes, routes_conf(table, self.facilities, self.peers))
         try:
             self.test()
         except NginxError:

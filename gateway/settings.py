@@ -4,6 +4,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 
+from medcell_common.interfaces import GATEWAY_PEER_PORT
 from medcell_common.rules import parse_duration
 
 from .errors import ConfigError
@@ -43,6 +44,11 @@ DEFAULTS = {
     "LOGIN_RATE": 10,  # login requests per second per client address, with a burst of ten times
     "LINK_RATE": 20,  # patient-link requests per second per client address, burst ten times
     "NGINX": "nginx",
+    # Cluster mode: a directory with the cluster CA's certificate and this node's certificate
+    # and key (ca.crt, node.crt, node.key). Unset: no peer listener, remote facilities get 503.
+    "CLUSTER_TLS": None,
+    # Where the other nodes' gateways reach this one; they always connect to GATEWAY_PEER_PORT.
+    "PEER_BIND": f"0.0.0.0:{GATEWAY_PEER_PORT}",
 }
 
 
@@ -95,6 +101,8 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_LOGIN_RATE": ("LOGIN_RATE", int),
     "MEDCELL_GATEWAY_LINK_RATE": ("LINK_RATE", int),
     "MEDCELL_GATEWAY_NGINX": ("NGINX", str),
+    "MEDCELL_GATEWAY_CLUSTER_TLS": ("CLUSTER_TLS", str),
+    "MEDCELL_GATEWAY_PEER_BIND": ("PEER_BIND", str),
 }
 
 
@@ -119,6 +127,17 @@ def routes_file(settings: Mapping) -> str:
 def tls_files(settings: Mapping) -> tuple[str, str]:
     tls = os.path.join(settings["GATEWAY_CONFIG_DIR"], "tls")
     return os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem")
+
+
+CLUSTER_TLS_FILES = ("ca.crt", "node.crt", "node.key")
+
+
+def cluster_tls_files(settings: Mapping) -> tuple[str, str, str] | None:
+    """The cluster CA's certificate, this node's certificate and key; None outside a cluster."""
+    if not settings.get("CLUSTER_TLS"):
+        return None
+    ca, cert, key = (os.path.join(settings["CLUSTER_TLS"], name) for name in CLUSTER_TLS_FILES)
+    return ca, cert, key
 
 
 def facilities_dir(settings: Mapping) -> str:
