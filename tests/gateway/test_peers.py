@@ -129,7 +129,8 @@ def node_a(tmp_path_factory, cluster, node_b):
     loop = UnixServer("loop", str(base / "run" / "facilities" / "loop" / "app.sock")).start()
     on_b = remote(node_b.address)
     routes = {"near": "running", "loop": "running", "far": on_b, "dozy": on_b, "resting": on_b}
-    gateway = start_node(base, cluster.tls("node-a"), routes)
+    # Logins at 1/s with a burst of 10 per client: a few quick ones are enough to reach the limit.
+    gateway = start_node(base, cluster.tls("node-a"), routes, MEDCELL_GATEWAY_LOGIN_RATE="1")
     gateway.upstreams, gateway.standard_routes = {"near": near, "loop": loop}, routes
     node_b.write_routes(
         {"far": "running", "dozy": "asleep", "resting": "stopped", "loop": remote(gateway.address)},
@@ -238,6 +239,14 @@ def test_a_20_mib_download_streams_from_a_facility_on_another_node(nodes):
             assert set(chunk) == {0x5A}
             received += len(chunk)
     assert received == 20 * MIB
+
+
+def test_a_clients_limits_hold_for_a_facility_on_another_node(nodes):
+    node_a, node_b = nodes
+    client = patient(node_a)
+    statuses = [client.post(f"{node_a.origin('far')}/api/v1/login").status_code for _ in range(20)]
+    assert statuses[0] == 200 and 429 in statuses
+    assert len(node_b.upstreams["far"].seen) == statuses.count(200) < 20
 
 
 def test_a_sleeping_facility_on_another_node_wakes_through_its_own_node(nodes):
