@@ -28,6 +28,8 @@ _EXTENSIONS = (
     f"subjectAltName=DNS:{CLUSTER_PEER_NAME}\n"
 )
 MAX_BUNDLE_BYTES = 64 * 1024
+# What a node's gateway needs of the cluster material (its MEDCELL_GATEWAY_CLUSTER_TLS directory).
+GATEWAY_FILES = ("ca.crt", "node.crt", "node.key")
 
 
 def cluster_dir(home: Path) -> Path:
@@ -102,6 +104,31 @@ def install(home: Path, bundle: dict[str, str]) -> Path:
     write_atomic(directory / "node.crt", bundle["cert"].encode(), 0o600)
     write_atomic(directory / "node.key", bundle["key"].encode(), 0o600)
     return directory
+
+
+def install_for_gateway(
+    home: Path, gateway_dir: Path, owner: tuple[int, int] | None = None
+) -> Path:
+    """Copy this node's certificate and key and the CA's certificate into the gateway's
+    configuration (`<gateway_dir>/cluster/`), readable by the gateway's `owner`; the CA's key,
+    which the init host keeps beside them, never goes there."""
+    source = cluster_dir(home)
+    target = gateway_dir / "cluster"
+    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for name in GATEWAY_FILES:
+        try:
+            data = (source / name).read_bytes()
+        except FileNotFoundError as e:
+            raise InvalidArgument(
+                f"this host has no cluster certificate ({source / name}); it becomes a node "
+                "with `medcell cluster init` or `medcell cluster join`"
+            ) from e
+        write_atomic(target / name, data, 0o600 if name.endswith(".key") else 0o644)
+    if owner is not None:
+        # The gateway reads the key as its own uid; the key stays 0600.
+        for path in (target, *(target / name for name in GATEWAY_FILES)):
+            os.chown(path, *owner)
+    return target
 
 
 def write_bundle(home: Path, bundle: dict[str, str]) -> Path:

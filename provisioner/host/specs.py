@@ -18,6 +18,8 @@ FACILITY_BIND = f"unix:{FACILITY_RUN_DIR}/app.sock"
 GATEWAY_HTTPS_PORT = 8443
 GATEWAY_HTTP_PORT = 8080
 GATEWAY_CONFIG_DIR = "/etc/medcell-gateway"
+# A cluster node's gateway: its copy of the node's TLS files (cluster_ca.install_for_gateway).
+GATEWAY_CLUSTER_TLS = f"{GATEWAY_CONFIG_DIR}/cluster"
 SUPERVISOR_HOME = "/medcell"
 MANAGE = ["python", "-m", "services.facility"]
 
@@ -191,6 +193,13 @@ def gateway_spec(config: Config, user: str, image_id: str | None) -> ContainerSp
         limits=Limits(memory="256m", cpus=config.gateway_cpus, pids=256),
     )
     return _fingerprinted(spec, image_id)
+
+
+def gateway_cluster_environment() -> dict[str, str]:
+    """What a cluster node's gateway adds to its environment: the node's TLS files, so that it
+    forwards remote facilities to their nodes and takes the other nodes' requests for its own on
+    its peer listener (container port GATEWAY_PEER_PORT, to be reachable from the other nodes)."""
+    return {"MEDCELL_GATEWAY_CLUSTER_TLS": GATEWAY_CLUSTER_TLS}
 
 
 def supervisor_spec(
