@@ -286,6 +286,30 @@ def test_a_stopped_node_means_503_with_retry_after(tmp_path, cluster, node_a):
     assert page.headers["Content-Type"].startswith("text/html")
 
 
+def test_a_peer_without_a_certificate_from_the_cluster_ca_gets_nothing(
+    tmp_path, cluster, foreign_tls, node_a
+):
+    # An impostor at a node's address: it trusts the cluster CA (its certificate is public) but
+    # has no node certificate from it. The gateway checks the peer before sending the request.
+    tls = tmp_path / "impostor-tls"
+    tls.mkdir()
+    (tls / "ca.crt").write_bytes((cluster.tls("node-a") / "ca.crt").read_bytes())
+    for name in ("node.crt", "node.key"):
+        (tls / name).write_bytes((foreign_tls / name).read_bytes())
+    impostor = start_node(tmp_path / "x", tls, {"far": "running"})
+    far = UnixServer("far", impostor.socket_of("far")).start()
+    try:
+        apply_routes(node_a, {"near": "running", "far": remote(impostor.address, "node-x")})
+        response = patient(node_a).get(f"{node_a.origin('far')}/", headers={"Cookie": "s=1"})
+    finally:
+        impostor.stop()
+        far.stop()
+        restore_routes(node_a)
+    assert far.seen == []
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+
+
 class SilentNode:
     """A peer address that takes TCP connections and never says a word (a hung node)."""
 
