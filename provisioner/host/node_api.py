@@ -12,6 +12,7 @@ import ipaddress
 import json
 import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 
@@ -152,6 +153,10 @@ class NodeClient:
             raise InvalidArgument(f"request to node {self.address} is larger than it takes")
         deadline = time.monotonic() + timeout
         connection = _Connection(self.host, self.port, self.context, min(timeout, self.timeout))
+        # A node trickling its answer a byte at a time still gets no more than `timeout` in all.
+        timer = threading.Timer(timeout, _shut, (connection,))
+        timer.daemon = True
+        timer.start()
         try:
             try:
                 connection.connect()
@@ -177,7 +182,12 @@ class NodeClient:
                 code="unreachable",
             ) from e
         finally:
+            timer.cancel()
             connection.close()
+        if time.monotonic() > deadline:
+            raise NodeUnreachable(
+                f"node {self.address} did not answer within {timeout:g} s", code="unreachable"
+            )
         return self._answer(response.status, raw)
 
     def _answer(self, status: int, raw: bytes) -> dict:
@@ -200,6 +210,16 @@ class NodeClient:
         if issubclass(kind, NodeError):
             raise kind(text, code=code[:40], status=status)
         raise kind(text)
+
+
+def _shut(connection: http.client.HTTPConnection) -> None:
+    # The plain socket's shutdown ends a read waiting on it, under TLS too.
+    sock = connection.sock
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _read_bounded(response: http.client.HTTPResponse, deadline: float, address: str) -> bytes:

@@ -106,8 +106,9 @@ def set_cluster_map(
     with routes_lock(config):
         held = read_cluster_map(config)
         if held is not None and generation <= held["generation"]:
-            if held == document:
-                return _next_generation(config, read_routes(config)) - 1
+            if held == document:  # a retry of the push this node already applied
+                generation_now = (read_routes(config) or {}).get("generation")
+                return generation_now if isinstance(generation_now, int) else 0
             raise StaleRoutes(
                 f"routes map generation {generation} is not newer than {held['generation']}"
             )

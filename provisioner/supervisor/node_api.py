@@ -295,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
+        self.request_version = "HTTP/1.1"  # never HTTP/0.9's bare body: every answer has a status
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -304,6 +305,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
         self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # What http.server itself refuses (a malformed request line, headers too long or too
+        # many, a method it has no handler for) gets the same JSON shape as everything else.
+        name = {414: "too_large", 431: "too_large", 501: "method_not_allowed"}.get(code, "invalid")
+        self.close_connection = True
+        self._send(code, {"error": {"code": name, "message": message or "bad request"}})
 
     def log_message(self, format: str, *args) -> None:
         pass  # the service logs content-free events itself

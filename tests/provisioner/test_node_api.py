@@ -322,6 +322,9 @@ def test_a_routes_map_with_a_bad_field_is_refused_whole(client, config, faciliti
         (b"DELETE /v1/facilities/Bad_Slug HTTP/1.1\r\nHost: n\r\n\r\n", 400, "invalid"),
         (b"DELETE /v1/facilities/.. HTTP/1.1\r\nHost: n\r\n\r\n", 400, "invalid"),
         (b"GET /v1/nodes HTTP/1.1\r\nHost: n\r\n\r\n", 404, "not_found"),
+        (b"this is not http\r\n\r\n", 400, "invalid"),
+        (b"BREW /v1/node HTTP/1.1\r\nHost: n\r\n\r\n", 501, "method_not_allowed"),
+        (b"GET /v1/node HTTP/1.1\r\n" + b"X: y\r\n" * 101 + b"\r\n", 431, "too_large"),
         (b"GET /v1/node?x=1 HTTP/1.1\r\nHost: n\r\n\r\n", 404, "not_found"),
         (b"POST /v1/node HTTP/1.1\r\nHost: n\r\nContent-Length: 2\r\n\r\n{}", 405, None),
         (_put("/v1/routes", b"{generation: 1}"), 400, "invalid"),
@@ -447,3 +450,29 @@ def test_the_supervisor_serves_the_node_api_only_with_cluster_certificates(tmp_p
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_node_that_trickles_its_answer_is_given_up_on(tls_dir):
+    """A peer with a valid certificate that sends one header a byte at a time, forever."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tls_dir / "node.crt"), str(tls_dir / "node.key"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        with context.wrap_socket(connection, server_side=True) as tls:
+            tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nX: ")
+            while not stop.wait(0.1):
+                tls.sendall(b"y")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        client = NodeClient(f"127.0.0.1:{listener.getsockname()[1]}", tls_dir, timeout=1)
+        with pytest.raises(NodeUnreachable):
+            client.info()
+    finally:
+        stop.set()
+        listener.close()
