@@ -29,7 +29,7 @@ from provisioner.host.errors import (
     NodeUnreachable,
     StaleRoutes,
 )
-from provisioner.host.validation import check_slug
+from provisioner.host.validation import SLUG_RE, check_slug
 
 API = "/v1"
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a routes map of ~50,000 facilities; the server's cap
@@ -112,7 +112,16 @@ class NodeClient:
 
     def info(self) -> dict:
         """{"node", "facilities", "awake", "memory"} of the node."""
-        return self._call("GET", f"{API}/node", None, self.timeout)
+        answer = self._call("GET", f"{API}/node", None, self.timeout)
+        facilities = answer.get("facilities")
+        if not (
+            isinstance(answer.get("node"), str)
+            and isinstance(facilities, list)
+            and all(isinstance(s, str) and SLUG_RE.fullmatch(s) for s in facilities)
+            and all(_count(answer.get(k)) for k in ("awake", "memory"))
+        ):
+            raise NodeError(f"node {self.address} answered GET /v1/node with unusable fields")
+        return {k: answer[k] for k in ("node", "facilities", "awake", "memory")}
 
     def prepare(self, slug: str, labels: dict[str, str]) -> dict:
         """Make the facility's volumes, socket directory and state file there (idempotent)."""
@@ -210,6 +219,10 @@ class NodeClient:
         if issubclass(kind, NodeError):
             raise kind(text, code=code[:40], status=status)
         raise kind(text)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
 def _shut(connection: http.client.HTTPConnection) -> None:

@@ -345,6 +345,12 @@ class NodeServer(socketserver.TCPServer):
     def port(self) -> int:
         return self.server_address[1]
 
+    @property
+    def pending(self) -> int:
+        """Connections being served or waiting for a worker."""
+        with self._count_lock:
+            return self._pending
+
     def process_request(self, request: socket.socket, client_address) -> None:
         # Called in the accept loop: only hand over; TLS and HTTP happen in a worker.
         with self._count_lock:

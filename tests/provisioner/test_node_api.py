@@ -423,7 +423,7 @@ def test_more_connections_than_it_serves_are_closed_at_once(config, engine, tls_
     threading.Thread(target=server.serve_forever, daemon=True).start()
     held = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
-        eventually(lambda: server._pending, lambda n: n == 1)
+        eventually(lambda: server.pending, lambda n: n == 1)
         extra = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         assert extra.recv(1) == b""
         extra.close()
