@@ -72,6 +72,8 @@ log = logging.getLogger("medcell.supervisor")
 
 
 class ApiError(Exception):
+    """A request the API itself refuses (path, method, command), with its error code."""
+
     def __init__(self, code: str, message: str):
         super().__init__(message)
         self.code, self.message = code, message
@@ -116,7 +118,7 @@ class NodeService:
         except DockerError as e:
             return _error("docker_error", str(e))
         except Exception:
-            log.exception("node_api_failed", extra={"fields": {"event": "node_api_failed"}})
+            log.exception("node_api_error", extra={"fields": {"event": "node_api_error"}})
             return _error("internal", "the node could not do that; see its supervisor's log")
 
     def _route(self, method: str, path: str, body: object) -> dict:
@@ -178,7 +180,13 @@ class NodeService:
 
     def destroy(self, slug: str) -> dict:
         with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
-            result = facility_data.destroy(self.config, self.backend, slug, _note)
+            # What the facility said when its wipe failed is not logged: it may be anything.
+            result = facility_data.destroy(
+                self.config,
+                self.backend,
+                slug,
+                lambda _: event("node_wipe_without_receipt", logging.WARNING, slug=slug),
+            )
         event("node_destroyed", slug=slug, shredded=result["shredded"])
         return result
 
@@ -197,10 +205,6 @@ class NodeService:
             "routes_generation": applied,
             "remote": len(facilities) - local,
         }
-
-
-def _note(message: str) -> None:
-    event("node_note", logging.WARNING, note=message[:300])
 
 
 def _field(body: object, name: str, allowed: tuple[str, ...]) -> object:

@@ -27,6 +27,7 @@ from provisioner.host.errors import (
 from provisioner.host.node_api import MAX_BODY_BYTES, NodeClient, client_context
 from provisioner.supervisor import node_api
 from provisioner.supervisor.node_api import NodeServer, NodeService
+from tests.provisioner.fakedocker import api_error
 
 GIB = 1024**3
 META = {"name": "Praxis Nord", "retention": "7d", "created": "2026-12-05T13:00:00.000Z"}
@@ -249,6 +250,38 @@ def test_destroy_wipes_shreds_and_leaves_no_volume_or_socket_directory(
         client.destroy("nord")
 
 
+def test_a_facility_that_gives_no_wipe_receipt_is_destroyed_all_the_same(
+    client, config, engine, fake
+):
+    client.prepare("nord", META)
+    _task_container(config, engine, "nord")
+    handler = fake.exec_handler
+    fake.exec_handler = lambda c, cmd: (
+        (1, "", "Error: database is damaged") if cmd[3:4] == ["wipe"] else handler(c, cmd)
+    )
+    answer = client.destroy("nord")
+    assert (answer["receipt"], answer["shredded"]) == (None, 1)
+    assert not fake.volumes_by_name
+
+
+def test_keys_that_cannot_be_shredded_stop_the_destruction_before_anything_goes(
+    client, config, engine, fake
+):
+    client.prepare("nord", META)
+    _task_container(config, engine, "nord")
+    handler = fake.exec_handler
+    fake.exec_handler = lambda c, cmd: (
+        (1, "", "Error: disk") if cmd[3:4] == ["shred-keys"] else handler(c, cmd)
+    )
+    with pytest.raises(FacilityCommandFailed, match="keys not destroyed"):
+        client.destroy("nord")
+    assert set(fake.volumes_by_name) == {
+        config.facility("nord").data_volume,
+        config.facility("nord").keys_volume,
+    }
+    assert config.facility("nord").socket_dir.is_dir()
+
+
 def test_destroy_of_an_unknown_facility_is_not_found(client):
     with pytest.raises(FacilityNotFound):
         client.destroy("ghost")
@@ -390,6 +423,16 @@ def test_the_client_refuses_a_node_of_another_cluster(config, engine, foreign_tl
     finally:
         stranger.shutdown()
         stranger.server_close()
+
+
+def test_an_error_of_the_nodes_engine_comes_back_with_its_code(client, fake):
+    def broken():
+        raise api_error(500, "engine broke")
+
+    fake.info = broken
+    with pytest.raises(NodeError, match="engine broke") as raised:
+        client.info()
+    assert (raised.value.code, raised.value.status) == ("docker_error", 503)
 
 
 def test_a_node_nobody_answers_for_is_unreachable(tls_dir):
