@@ -446,6 +446,9 @@ def start(config: Config, backend: DockerBackend) -> NodeServer | None:
     the supervisor goes on with this node's own duties: deletions must still happen on time.
     """
     if not in_cluster(config):
+        if cluster_dir(config.home).is_dir():  # begun but incomplete: say so, once
+            missing = [p.name for p in tls_files(cluster_dir(config.home)) if not p.is_file()]
+            event("node_api_off", logging.WARNING, missing=",".join(missing))
         return None
     try:
         server = NodeServer(

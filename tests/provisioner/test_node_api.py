@@ -519,3 +519,20 @@ def test_a_node_that_trickles_its_answer_is_given_up_on(tls_dir):
     finally:
         stop.set()
         listener.close()
+
+
+def test_a_node_api_that_cannot_listen_leaves_the_supervisor_running(tmp_path, engine, caplog):
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        config = Config(
+            home=tmp_path / "home",
+            facility_uid=os.getuid(),
+            node_api_bind=("127.0.0.1", taken.getsockname()[1]),
+        )
+        _node_material(config.home)
+        assert node_api.start(config, engine) is None
+    finally:
+        taken.close()
+    assert [r.fields.get("error") for r in caplog.records if r.msg == "node_api_failed"] == [
+        "OSError"
+    ]
