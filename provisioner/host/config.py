@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from medcell_common.interfaces import Label
+from medcell_common.interfaces import NODE_API_PORT, Label
 from medcell_common.origins import DEFAULT_DOMAIN, facility_host, facility_origin
 from provisioner.host.errors import InvalidArgument
 from provisioner.host.validation import parse_duration
@@ -72,6 +72,8 @@ class Config:
     wake_budget: int = 20  # distinct facilities one client may wake per window; 0 = no limit
     wake_budget_window: int = 600  # seconds
     timezone: str = "Europe/Berlin"  # of the practices' opening hours (MEDCELL_TIMEZONE)
+    # Where a cluster node's supervisor serves its node API (MEDCELL_NODE_API_BIND).
+    node_api_bind: tuple[str, int] = ("0.0.0.0", NODE_API_PORT)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -127,6 +129,7 @@ class Config:
             wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
             wake_budget_window=_window(env),
             timezone=_timezone(env),
+            node_api_bind=_bind(env, "MEDCELL_NODE_API_BIND", NODE_API_PORT),
         )
 
     def facility(self, slug: str) -> Facility:
@@ -304,6 +307,19 @@ def _window(env: Mapping[str, str]) -> int:
     if seconds <= 0:
         raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW {raw!r} must be longer than zero")
     return seconds
+
+
+def _bind(env: Mapping[str, str], name: str, default_port: int) -> tuple[str, int]:
+    """IPv4[:port] to listen on (all addresses and the default port unless given)."""
+    raw = env.get(name) or "0.0.0.0"
+    host, _, port = raw.partition(":")
+    try:
+        address = str(ipaddress.IPv4Address(host))
+    except ValueError as e:
+        raise InvalidArgument(f"{name} {raw!r} is not IPv4[:port]") from e
+    if not port:
+        return address, default_port
+    return address, _port({name: port}, name, default_port)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

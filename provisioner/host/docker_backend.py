@@ -80,6 +80,12 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class EngineInfo:
+    name: str  # the engine's host name: in a cluster, the Swarm node's name
+    memory: int  # the host's memory in bytes
+
+
+@dataclass(frozen=True)
 class VolumeInfo:
     name: str
     labels: dict[str, str]
@@ -193,6 +199,16 @@ class DockerBackend:
             with _engine("connecting to Docker"):
                 self._client = docker.from_env()
         return self._client
+
+    def engine(self) -> EngineInfo:
+        """This engine's host name and memory."""
+        with _engine("reading the engine's information"):
+            info = self.client.info()
+        memory = info.get("MemTotal")
+        return EngineInfo(
+            name=str(info.get("Name") or ""),
+            memory=memory if isinstance(memory, int) and not isinstance(memory, bool) else 0,
+        )
 
     # images
 

@@ -87,3 +87,23 @@ class SubnetTaken(Conflict):
 
 class ReceiptInvalid(ProvisionerError):
     """A deletion receipt is malformed or its signature does not match the key."""
+
+
+class StaleRoutes(ProvisionerError):
+    """A cluster routes map older than (or as old as) the one this node already holds."""
+
+
+class NodeError(ProvisionerError):
+    """Another node's API answered with an error (its code says which)."""
+
+    def __init__(self, message: str, code: str = "node_error", status: int | None = None):
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+class NodeUnreachable(NodeError):
+    """Another node's API does not answer (down, cut off, or too slow)."""
+
+
+class NodeRefused(NodeError):
+    """The TLS handshake with another node failed: a certificate not of this cluster."""

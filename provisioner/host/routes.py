@@ -2,6 +2,11 @@
 
 Every write holds home.routes_lock and increases `generation` by one; the gateway acknowledges
 the generation nginx runs with in run/gateway/applied.json, which wait_applied watches.
+
+In a cluster, the managers push the cluster's map (which node holds which facility) to every
+node; the node keeps it in $MEDCELL_HOME/cluster/routes-map.json, and every write of routes.json
+adds the facilities the map puts on other nodes as remote entries. This node's own facilities
+keep the states the supervisor and the CLI give them here.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from medcell_common.interfaces import APPLIED_FILE, ROUTES_FILE, ROUTES_VERSION,
 from provisioner.host import state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
-from provisioner.host.errors import InvalidArgument
+from provisioner.host.errors import InvalidArgument, StaleRoutes
 from provisioner.host.home import routes_lock, write_json_atomic
 from provisioner.host.state_file import FacilityState
 from provisioner.host.validation import SLUG_RE
 
 ROUTE_STATES = tuple(RouteState)
+# What this node decides of its own facilities; remote entries come only from the cluster's map.
+LOCAL_STATES = (RouteState.RUNNING, RouteState.ASLEEP, RouteState.STOPPED)
+CLUSTER_MAP_FILE = "routes-map.json"
 POLL_SECONDS = 0.02
 APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
 
@@ -30,6 +38,10 @@ log = logging.getLogger("medcell.routes")
 
 def routes_path(config: Config) -> Path:
     return config.gateway_dir / ROUTES_FILE
+
+
+def cluster_map_path(config: Config) -> Path:
+    return config.home / "cluster" / CLUSTER_MAP_FILE
 
 
 def route_state(container_running: bool, st: FacilityState) -> str:
@@ -79,6 +91,71 @@ def set_route(config: Config, slug: str, state: str | None) -> int:
         generation = _next_generation(config, current)
         _write(config, generation, facilities)
     return generation
+
+
+def set_cluster_map(
+    config: Config, node: str, generation: int, facilities: dict[str, dict[str, str]]
+) -> int:
+    """Remember the cluster's map {slug: {"node", "address"}} as seen by `node` (this one) and
+    rewrite routes.json with it; returns the new routes generation.
+
+    Raises StaleRoutes for a map older than the one held (or as old, but different): two
+    managers pushing at once must not let the older map win. The same map again changes nothing.
+    """
+    document = {"generation": generation, "node": node, "facilities": facilities}
+    with routes_lock(config):
+        held = read_cluster_map(config)
+        if held is not None and generation <= held["generation"]:
+            if held == document:  # a retry of the push this node already applied
+                generation_now = (read_routes(config) or {}).get("generation")
+                return generation_now if isinstance(generation_now, int) else 0
+            raise StaleRoutes(
+                f"routes map generation {generation} is not newer than {held['generation']}"
+            )
+        write_json_atomic(cluster_map_path(config), document, mode=0o600)
+        current = read_routes(config)
+        facilities_now = _table(current)
+        if facilities_now is None:
+            facilities_now = _rebuilt(config)
+        routes_generation = _next_generation(config, current)
+        _write(config, routes_generation, facilities_now)
+    return routes_generation
+
+
+def read_cluster_map(config: Config) -> dict | None:
+    """The cluster's map this node holds: {"generation", "node", "facilities"}, or None."""
+    try:
+        held = json.loads(cluster_map_path(config).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not (
+        isinstance(held, dict)
+        and isinstance(held.get("generation"), int)
+        and isinstance(held.get("node"), str)
+        and isinstance(held.get("facilities"), dict)
+        and all(
+            SLUG_RE.fullmatch(slug)
+            and isinstance(entry, dict)
+            and isinstance(entry.get("node"), str)
+            and isinstance(entry.get("address"), str)
+            for slug, entry in held["facilities"].items()
+        )
+    ):
+        log.warning("cluster_map_unusable", extra={"fields": {"event": "cluster_map_unusable"}})
+        return None
+    return held
+
+
+def _remote_entries(config: Config) -> dict[str, dict[str, str]]:
+    """The routes of facilities the cluster's map puts on other nodes."""
+    held = read_cluster_map(config)
+    if held is None:
+        return {}
+    return {
+        slug: {"state": RouteState.REMOTE, "node": entry["node"], "address": entry["address"]}
+        for slug, entry in held["facilities"].items()
+        if entry["node"] != held["node"]
+    }
 
 
 def applied_generation(config: Config) -> int | None:
@@ -144,7 +221,8 @@ def _table(document: dict | None) -> dict[str, str] | None:
         state = entry.get("state") if isinstance(entry, dict) else None
         if not SLUG_RE.fullmatch(slug) or state not in ROUTE_STATES:
             return None
-        table[slug] = state
+        if state != RouteState.REMOTE:  # those are the cluster map's, added on every write
+            table[slug] = state
     return table
 
 
@@ -162,8 +240,8 @@ def _rebuilt(config: Config) -> dict[str, str]:
 
 
 def _check_state(state: str) -> None:
-    if state not in ROUTE_STATES:
-        raise InvalidArgument(f"route state {state!r} is not one of {', '.join(ROUTE_STATES)}")
+    if state not in LOCAL_STATES:
+        raise InvalidArgument(f"route state {state!r} is not one of {', '.join(LOCAL_STATES)}")
 
 
 def _next_generation(config: Config, routes: dict | None) -> int:
@@ -176,10 +254,14 @@ def _next_generation(config: Config, routes: dict | None) -> int:
 
 
 def _write(config: Config, generation: int, states: dict[str, str]) -> None:
+    entries: dict[str, dict[str, str]] = {slug: {"state": state} for slug, state in states.items()}
+    # A facility the cluster put on another node is forwarded there, even while what is left of
+    # it here (during a move) still has a local state.
+    entries.update(_remote_entries(config))
     document = {
         "version": ROUTES_VERSION,
         "generation": generation,
-        "facilities": {slug: {"state": states[slug]} for slug in sorted(states)},
+        "facilities": {slug: entries[slug] for slug in sorted(entries)},
     }
     config.gateway_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     write_json_atomic(routes_path(config), document, mode=0o644)

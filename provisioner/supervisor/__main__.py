@@ -10,7 +10,7 @@ from provisioner.host import locks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import ProvisionerError
-from provisioner.supervisor import logs
+from provisioner.supervisor import logs, node_api
 from provisioner.supervisor.service import Supervisor
 
 # Held wake requests each take a thread; they only wait, so a small stack is plenty.
@@ -31,9 +31,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
     signal.signal(signal.SIGINT, lambda signum, frame: supervisor.stop())
     supervisor.start_server()
+    node_server = node_api.start(config, DockerBackend())  # only on a cluster node
     try:
         supervisor.run()
     finally:
+        if node_server is not None:
+            node_server.shutdown()
+            node_server.server_close()
         supervisor.close()
     return 0
 

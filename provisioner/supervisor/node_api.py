@@ -1,0 +1,462 @@
+"""The node API: what a cluster manager asks of this node, over mutual TLS (NODE_API_PORT).
+
+Only a client showing a certificate of the cluster CA that carries CLUSTER_PEER_NAME is served.
+Each connection is handled by one of a few worker threads with bounded time and body size, so a
+slow or hostile client holds at most one worker for a while and never the supervisor's loop.
+
+    GET    /v1/node                          {"node", "facilities", "awake", "memory"}
+    PUT    /v1/facilities/<slug>             {"labels": {...}}  -> {"slug", "created"}
+    POST   /v1/facilities/<slug>/manage      {"command": [...]} -> {"result": {...}}
+    DELETE /v1/facilities/<slug>                                -> {"slug", "shredded", ...}
+    PUT    /v1/routes                        {"generation", "facilities"} -> {"generation", ...}
+
+Errors: {"error": {"code", "message"}} with the status below.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import socket
+import socketserver
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+from medcell_common import strictjson
+from medcell_common.interfaces import CLUSTER_PEER_NAME
+from provisioner.host import facility_data, locks, routes
+from provisioner.host.cluster_ca import cluster_dir
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import (
+    Busy,
+    DockerError,
+    FacilityCommandFailed,
+    FacilityNotFound,
+    InvalidArgument,
+    StaleRoutes,
+)
+from provisioner.host.node_api import API, MAX_BODY_BYTES, tls_files
+from provisioner.host.validation import check_slug
+from provisioner.supervisor.logs import event
+
+WORKERS = 4  # connections served at once
+MAX_PENDING = 32  # connections served or waiting for a worker; more are closed at once
+READ_SECONDS = 10.0  # the TLS handshake and the whole request must arrive within this
+LOCK_WAIT = 30.0  # for the facility's lock (a sleep or wake of it by this supervisor)
+MAX_FACILITIES = 100_000  # in one routes map
+RETRY_AFTER = "5"
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+STATUS = {
+    "invalid": 400,
+    "unknown_command": 400,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "length_required": 411,
+    "too_large": 413,
+    "stale_generation": 409,
+    "command_failed": 409,
+    "busy": 503,
+    "docker_error": 503,
+    "internal": 500,
+}
+
+log = logging.getLogger("medcell.supervisor")
+
+
+class ApiError(Exception):
+    """A request the API itself refuses (path, method, command), with its error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _error(code: str, message: str) -> tuple[int, dict]:
+    return STATUS[code], {"error": {"code": code, "message": message}}
+
+
+class NodeService:
+    """Decides each answer; the HTTP layer below only carries it."""
+
+    def __init__(self, config: Config, backend: DockerBackend):
+        self.config, self.backend = config, backend
+        self._engine = None
+
+    @property
+    def node(self) -> str:
+        return self._engine_info().name
+
+    def _engine_info(self):
+        if self._engine is None:  # asked once: a node's name and memory do not change
+            self._engine = self.backend.engine()
+        return self._engine
+
+    def handle(self, method: str, path: str, body: object) -> tuple[int, dict]:
+        """Route one request; every known failure becomes its error answer."""
+        try:
+            return 200, self._route(method, path, body)
+        except ApiError as e:
+            return _error(e.code, e.message)
+        except InvalidArgument as e:
+            return _error("invalid", str(e))
+        except FacilityNotFound as e:
+            return _error("not_found", str(e))
+        except StaleRoutes as e:
+            return _error("stale_generation", str(e))
+        except Busy as e:
+            return _error("busy", str(e))
+        except FacilityCommandFailed as e:
+            return _error("command_failed", str(e))
+        except DockerError as e:
+            return _error("docker_error", str(e))
+        except Exception:
+            log.exception("node_api_error", extra={"fields": {"event": "node_api_error"}})
+            return _error("internal", "the node could not do that; see its supervisor's log")
+
+    def _route(self, method: str, path: str, body: object) -> dict:
+        parts = path.split("/")
+        if path == f"{API}/node":
+            self._method(method, "GET")
+            return self.info()
+        if path == f"{API}/routes":
+            self._method(method, "PUT")
+            return self.routes(body)
+        if path.startswith(f"{API}/facilities/") and len(parts) in (4, 5):
+            slug = check_slug(parts[3])
+            if len(parts) == 4:
+                self._method(method, "PUT", "DELETE")
+                return self.prepare(slug, body) if method == "PUT" else self.destroy(slug)
+            if parts[4] == "manage":
+                self._method(method, "POST")
+                return self.manage(slug, body)
+        raise ApiError("not_found", "no such endpoint; see the node API in docs/architecture.md")
+
+    @staticmethod
+    def _method(method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise ApiError("method_not_allowed", f"use {' or '.join(allowed)} here")
+
+    def info(self) -> dict:
+        engine = self._engine_info()
+        return {
+            "node": engine.name,
+            "facilities": facility_data.local_slugs(self.config, self.backend),
+            "awake": facility_data.awake_count(self.config, self.backend),
+            "memory": engine.memory,
+        }
+
+    def prepare(self, slug: str, body: object) -> dict:
+        meta = facility_data.check_meta(_field(body, "labels", ("labels",)))
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            result = facility_data.prepare(self.config, self.backend, slug, meta)
+        event("node_prepared", slug=slug, created=len(result["created"]))
+        return result
+
+    def manage(self, slug: str, body: object) -> dict:
+        command = _field(body, "command", ("command",))
+        if (
+            isinstance(command, list)
+            and command
+            and command[0] not in facility_data.MANAGE_COMMANDS
+        ):
+            raise ApiError(
+                "unknown_command",
+                f"a node runs only {', '.join(facility_data.MANAGE_COMMANDS)}",
+            )
+        command = facility_data.check_command(command)
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            facility_data.require(self.config, self.backend, slug)
+            result = facility_data.manage(self.config, self.backend, slug, command)
+        event("node_managed", slug=slug, command=command[0])
+        return {"result": result}
+
+    def destroy(self, slug: str) -> dict:
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            # What the facility said when its wipe failed is not logged: it may be anything.
+            result = facility_data.destroy(
+                self.config,
+                self.backend,
+                slug,
+                lambda _: event("node_wipe_without_receipt", logging.WARNING, slug=slug),
+            )
+        event("node_destroyed", slug=slug, shredded=result["shredded"])
+        return result
+
+    def routes(self, body: object) -> dict:
+        generation = _field(body, "generation", ("generation", "facilities"))
+        try:
+            generation = strictjson.integer(generation, "generation", low=1)
+        except strictjson.StrictJSONError as e:
+            raise InvalidArgument(str(e)) from e
+        facilities = check_map(_field(body, "facilities", ("generation", "facilities")))
+        applied = routes.set_cluster_map(self.config, self.node, generation, facilities)
+        local = sum(1 for entry in facilities.values() if entry["node"] == self.node)
+        event("node_routes", generation=generation, facilities=len(facilities), local=local)
+        return {
+            "generation": generation,
+            "routes_generation": applied,
+            "remote": len(facilities) - local,
+        }
+
+
+def _field(body: object, name: str, allowed: tuple[str, ...]) -> object:
+    """One field of a JSON object body that holds only the allowed ones."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("the body must be a JSON object")
+    unknown = sorted(str(k)[:40] for k in body if k not in allowed)
+    if unknown:
+        raise InvalidArgument(f"unknown fields {', '.join(unknown)}; known: {', '.join(allowed)}")
+    if name not in body:
+        raise InvalidArgument(f"the body needs {name}")
+    return body[name]
+
+
+def check_map(facilities: object) -> dict[str, dict[str, str]]:
+    """{slug: {"node": <name>, "address": <IPv4>}}, each field checked."""
+    if not isinstance(facilities, dict):
+        raise InvalidArgument("facilities must be an object {slug: {node, address}}")
+    if len(facilities) > MAX_FACILITIES:
+        raise InvalidArgument(f"more than {MAX_FACILITIES} facilities in one map")
+    checked = {}
+    for slug, entry in facilities.items():
+        check_slug(slug)
+        if not isinstance(entry, dict) or set(entry) != {"node", "address"}:
+            raise InvalidArgument(f"facility {slug}: give exactly node and address")
+        node, address = entry["node"], entry["address"]
+        if not isinstance(node, str) or not NODE_NAME_RE.fullmatch(node):
+            raise InvalidArgument(f"facility {slug}: node is not a node name")
+        try:
+            ip = ipaddress.IPv4Address(address) if isinstance(address, str) else None
+        except ValueError:
+            ip = None
+        if ip is None or str(ip) != address or ip.is_unspecified or ip.is_multicast:
+            raise InvalidArgument(f"facility {slug}: address is not a node's IPv4 address")
+        checked[slug] = {"node": node, "address": address}
+    return checked
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "medcell-node"
+    sys_version = ""
+    timeout = READ_SECONDS
+    server: NodeServer
+
+    def do_GET(self) -> None:
+        self._serve(with_body=False)
+
+    def do_DELETE(self) -> None:
+        self._serve(with_body=False)
+
+    def do_PUT(self) -> None:
+        self._serve(with_body=True)
+
+    def do_POST(self) -> None:
+        self._serve(with_body=True)
+
+    def do_HEAD(self) -> None:
+        self._send(*_error("method_not_allowed", "HEAD is not served"))
+
+    do_PATCH = do_OPTIONS = do_HEAD
+
+    def _serve(self, with_body: bool) -> None:
+        body = None
+        if "?" in self.path or "#" in self.path:
+            self._send(*_error("not_found", "no query strings here"))
+            return
+        if with_body:
+            answer = self._read_body()
+            if isinstance(answer, tuple):
+                self._send(*answer)
+                return
+            body = answer
+        self.server.request_read()  # from here on the answer may take as long as its work
+        self._send(*self.server.service.handle(self.command, self.path, body))
+
+    def _read_body(self) -> object:
+        if self.headers.get("Transfer-Encoding"):
+            return _error("length_required", "send the body with a Content-Length")
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            return _error("length_required", "send the body with a Content-Length")
+        if int(length) > MAX_BODY_BYTES:
+            return _error("too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+        data = self.rfile.read(int(length))
+        if len(data) != int(length):
+            raise ConnectionError("the client sent less than it announced")
+        try:
+            return strictjson.loads(data)
+        except strictjson.StrictJSONError:
+            return _error("invalid", "the body is not JSON")
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.request_version = "HTTP/1.1"  # never HTTP/0.9's bare body: every answer has a status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        if status == 503:
+            self.send_header("Retry-After", RETRY_AFTER)
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # What http.server itself refuses (a malformed request line, headers too long or too
+        # many, a method it has no handler for) gets the same JSON shape as everything else.
+        name = {414: "too_large", 431: "too_large", 501: "method_not_allowed"}.get(code, "invalid")
+        self.close_connection = True
+        self._send(code, {"error": {"code": name, "message": message or "bad request"}})
+
+    def log_message(self, format: str, *args) -> None:
+        pass  # the service logs content-free events itself
+
+
+class NodeServer(socketserver.TCPServer):
+    """HTTPS with client certificates; a few workers; a time limit on reading each request."""
+
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        tls_dir: Path,
+        service: NodeService,
+        workers: int = WORKERS,
+        max_pending: int = MAX_PENDING,
+        read_seconds: float = READ_SECONDS,
+    ):
+        self.context = server_context(tls_dir)
+        self.service = service
+        self.max_pending, self.read_seconds = max_pending, read_seconds
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="node-api")
+        self._pending = 0
+        self._count_lock = threading.Lock()
+        self._local = threading.local()
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def pending(self) -> int:
+        """Connections being served or waiting for a worker."""
+        with self._count_lock:
+            return self._pending
+
+    def process_request(self, request: socket.socket, client_address) -> None:
+        # Called in the accept loop: only hand over; TLS and HTTP happen in a worker.
+        with self._count_lock:
+            full = self._pending >= self.max_pending
+            if not full:
+                self._pending += 1
+        if full:
+            event("node_api_refused", reason="connections")
+            self.shutdown_request(request)
+            return
+        try:
+            self._pool.submit(self._serve, request, client_address)
+        except RuntimeError:  # shutting down
+            self._release()
+            self.shutdown_request(request)
+
+    def _serve(self, request: socket.socket, client_address) -> None:
+        # The whole request (handshake, line, headers, body) must arrive in read_seconds; after
+        # that the socket is shut, which ends any read still waiting on it.
+        held = {"socket": request}  # the TLS socket once wrapped (wrapping detaches the plain one)
+        timer = threading.Timer(self.read_seconds, _shut, (held,))
+        timer.daemon = True
+        timer.start()
+        self._local.timer = timer
+        try:
+            request.settimeout(self.read_seconds)
+            tls = self.context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+            held["socket"] = tls
+            tls.do_handshake()
+            if not _cluster_peer(tls.getpeercert()):
+                event("node_api_refused", reason="certificate")
+                return
+            self.finish_request(tls, client_address)
+        except (OSError, ValueError):
+            pass  # a handshake refused, a client gone or too slow: nothing to answer
+        finally:
+            timer.cancel()
+            self.shutdown_request(held["socket"])
+            self._release()
+
+    def request_read(self) -> None:
+        """The handler has its whole request: the read deadline no longer applies."""
+        timer = getattr(self._local, "timer", None)
+        if timer is not None:
+            timer.cancel()
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self._pending -= 1
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _shut(held: dict) -> None:
+    # The plain socket's shutdown, also under TLS: it ends a read waiting in another thread.
+    try:
+        socket.socket.shutdown(held["socket"], socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _cluster_peer(cert: dict | None) -> bool:
+    names = (cert or {}).get("subjectAltName", ())
+    return ("DNS", CLUSTER_PEER_NAME) in names
+
+
+def server_context(tls_dir: Path) -> ssl.SSLContext:
+    """TLS 1.2+ with this node's certificate; clients must show one of the cluster CA."""
+    ca, cert, key = tls_files(tls_dir)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(str(cert), str(key))
+    context.load_verify_locations(cafile=str(ca))
+    return context
+
+
+def in_cluster(config: Config) -> bool:
+    """Whether this host holds its cluster TLS material (`cluster init` or `join` wrote it)."""
+    return all(path.is_file() for path in tls_files(cluster_dir(config.home)))
+
+
+def start(config: Config, backend: DockerBackend) -> NodeServer | None:
+    """Serve the node API in its own thread, if this host is a cluster node; else None.
+
+    A node API that cannot start (its port taken, its certificates unreadable) is logged, and
+    the supervisor goes on with this node's own duties: deletions must still happen on time.
+    """
+    if not in_cluster(config):
+        if cluster_dir(config.home).is_dir():  # begun but incomplete: say so, once
+            missing = [p.name for p in tls_files(cluster_dir(config.home)) if not p.is_file()]
+            event("node_api_off", logging.WARNING, missing=",".join(missing))
+        return None
+    try:
+        server = NodeServer(
+            config.node_api_bind, cluster_dir(config.home), NodeService(config, backend)
+        )
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+        event("node_api_failed", logging.ERROR, error=type(e).__name__, detail=str(e)[:200])
+        return None
+    threading.Thread(target=server.serve_forever, name="node-api", daemon=True).start()
+    event("node_api_started", port=server.port)
+    return server
