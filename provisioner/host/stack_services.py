@@ -23,7 +23,13 @@ import docker.utils
 import requests.exceptions
 
 from medcell_common.files import write_atomic
-from medcell_common.interfaces import GATEWAY_PEER_PORT, NODE_API_PORT, Label
+from medcell_common.interfaces import (
+    GATEWAY_CLUSTER_TLS_DIR,
+    GATEWAY_PEER_PORT,
+    NODE_API_PORT,
+    SUPERVISOR_CLUSTER_TLS_DIR,
+    Label,
+)
 from provisioner.host import cluster_ca, specs
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import CAP_DROP, TMPFS, ContainerSpec, free_subnet
@@ -40,11 +46,11 @@ from provisioner.host.swarm import NODE_LABEL
 # The node's cluster TLS material (cluster_ca.install), the only files of $MEDCELL_HOME/cluster a
 # task may see: never the CA key, never a join bundle.
 TLS_FILES = ("ca.crt", "node.crt", "node.key")
-# Where the gateway reads its copy (under its read-only configuration folder) and where the
-# supervisor reads the node's files (its MEDCELL_HOME, whose `cluster` folder is hidden by an
-# empty tmpfs with only these three files mounted into it).
-GATEWAY_CLUSTER_DIR = f"{specs.GATEWAY_CONFIG_DIR}/cluster"
-SUPERVISOR_CLUSTER_DIR = f"{specs.SUPERVISOR_HOME}/cluster"
+# The supervisor mounts all of MEDCELL_HOME: its `cluster` folder (the CA key and join bundles on
+# the first manager) is hidden by an empty tmpfs. (Such a tmpfs takes the mode of the folder it
+# covers, 0700, and root as owner: no place to mount the node's files for a non-root operator's
+# supervisor, hence SUPERVISOR_CLUSTER_TLS_DIR.)
+HIDDEN_IN_SUPERVISOR = f"{specs.SUPERVISOR_HOME}/cluster"
 MASK_BYTES = 64 * 1024
 RESTART_DELAY_NS = 1 * 10**9
 STOP_GRACE_NS = 10 * 10**9
@@ -124,7 +130,7 @@ def supervisor_spec(
     and the node's three cluster TLS files read-only."""
     spec = specs.supervisor_spec(config, user, socket_gid, docker_socket, image_id, network)
     files = cluster_ca.cluster_dir(config.home)
-    binds = {str(files / name): f"{SUPERVISOR_CLUSTER_DIR}/{name}" for name in TLS_FILES}
+    binds = {str(files / name): f"{SUPERVISOR_CLUSTER_TLS_DIR}/{name}" for name in TLS_FILES}
     return dataclasses.replace(
         spec, binds={**spec.binds, **binds}, ports={NODE_API_PORT: NODE_API_PORT}
     )
@@ -132,13 +138,16 @@ def supervisor_spec(
 
 def supervisor_masks() -> tuple[str, ...]:
     """What the supervisor must not see of its writable MEDCELL_HOME: the CA key and bundles."""
-    return (SUPERVISOR_CLUSTER_DIR,)
+    return (HIDDEN_IN_SUPERVISOR,)
 
 
 def gateway_tls_copy(config: Config, owner: tuple[int, int] | None) -> Path:
-    """The gateway's own copy of this node's cluster TLS files, owned by its uid, owner-only."""
+    """The gateway's own copy of this node's cluster TLS files, owned by its uid, owner-only; in
+    its configuration folder, which it sees at GATEWAY_CLUSTER_TLS_DIR's parent."""
     source = cluster_ca.cluster_dir(config.home)
-    target = config.gateway_dir / "cluster"
+    target = config.gateway_dir / Path(GATEWAY_CLUSTER_TLS_DIR).relative_to(
+        specs.GATEWAY_CONFIG_DIR
+    )
     target.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(target, 0o700)
     for name in TLS_FILES:

@@ -130,7 +130,7 @@ def test_the_cluster_ca_key_is_in_no_task(stack):
     assert (stack.directory / "node1" / "home" / "cluster" / "ca.key").exists()
     tls_dirs = {
         "medcell-gateway": "/etc/medcell-gateway/cluster",
-        "medcell-supervisor": "/medcell/cluster",
+        "medcell-supervisor": "/run/medcell/cluster",
     }
     for node in NODES:
         for service in SERVICES:
@@ -145,6 +145,10 @@ def test_the_cluster_ca_key_is_in_no_task(stack):
             assert found.returncode == 0, found.stderr
             # Only the node's certificate, its key and the CA's certificate.
             assert found.stdout.split() == CLUSTER_FILES, (node, service)
+        # The supervisor's view of MEDCELL_HOME has nothing of the node's cluster folder.
+        (supervisor,) = task_containers(stack, node, "medcell-supervisor")
+        listed = stack.run(node, "docker", "exec", supervisor["Id"], "ls", "-A", "/medcell/cluster")
+        assert (listed.returncode, listed.stdout) == (0, ""), (node, listed.stderr)
 
 
 def test_down_takes_every_gateway_away_and_up_brings_them_back(stack):

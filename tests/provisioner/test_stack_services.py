@@ -205,12 +205,12 @@ def test_supervisor_service_keeps_the_socket_and_sees_only_the_nodes_tls_files(c
                 "Target": "/medcell/cluster",
                 "TmpfsOptions": {"SizeBytes": 65536, "Mode": 0o755},
             },
-            # ... and only the node's certificate, key and the CA certificate are in it.
+            # ... and only the node's certificate, key and the CA certificate are mounted.
             *(
                 {
                     "Type": "bind",
                     "Source": str(tls / name),
-                    "Target": f"/medcell/cluster/{name}",
+                    "Target": f"/run/medcell/cluster/{name}",
                     "ReadOnly": True,
                 }
                 for name in ("ca.crt", "node.crt", "node.key")
