@@ -49,6 +49,7 @@ class ClusterStack:
     def prepare_node(self, gateway_owner: tuple[int, int] | None) -> list[str]:
         """What this node's tasks need from it: no single-host gateway or supervisor holding the
         ports or the facilities, and the gateway's copy of the node's cluster TLS files."""
+        stack_services.check_settings(self.config)
         done = []
         for name in (self.config.gateway_container, self.config.supervisor_container):
             if self.backend.container(name) is not None:

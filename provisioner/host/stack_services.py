@@ -100,6 +100,15 @@ def node_network(config: Config) -> str:
     return f"{config.prefix}-cluster-node"
 
 
+def check_settings(config: Config) -> None:
+    """Refuse a setting that a service cannot keep, before anything is changed."""
+    if config.gateway_bind:
+        raise InvalidArgument(
+            "MEDCELL_GATEWAY_BIND cannot be kept in cluster mode (a service publishes its ports "
+            "on every address of its node); unset it and restrict access with the firewall"
+        )
+
+
 def gateway_spec(config: Config, user: str, image_id: str | None, network: str) -> ContainerSpec:
     """The gateway's container spec on the cluster's edge network (`network`: its ID), with its
     peer port published.
@@ -107,11 +116,7 @@ def gateway_spec(config: Config, user: str, image_id: str | None, network: str) 
     Its cluster TLS files are a copy in its configuration folder (gateway_tls_copy): it runs as
     its own uid, which cannot read the operator's owner-only originals.
     """
-    if config.gateway_bind:
-        raise InvalidArgument(
-            "MEDCELL_GATEWAY_BIND cannot be kept in cluster mode (a service publishes its ports "
-            "on every address of its node); unset it and restrict access with the firewall"
-        )
+    check_settings(config)
     spec = specs.gateway_spec(config, user, image_id)
     return dataclasses.replace(
         spec, network=network, ports={**spec.ports, GATEWAY_PEER_PORT: GATEWAY_PEER_PORT}

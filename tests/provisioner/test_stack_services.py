@@ -353,6 +353,28 @@ def test_up_in_cluster_mode_replaces_the_single_host_gateway_and_supervisor(
 
 
 @pytest.mark.process
+def test_up_refuses_gateway_bind_in_cluster_mode_before_changing_anything(
+    cluster_medcell, swarm, config, cluster_home
+):
+    (config.home / "cluster" / "node.crt").rename(config.home / "node.crt.aside")
+    cluster_medcell.json("up")
+    (config.home / "node.crt.aside").rename(config.home / "cluster" / "node.crt")
+    runtime = Runtime(
+        dataclasses.replace(config, gateway_bind="127.0.0.1"),
+        DockerBackend(swarm),
+        stack_options={
+            "identity": lambda: ("10001:10001", None),
+            "supervisor": lambda: ("0:0", 998, "/var/run/docker.sock"),
+        },
+    )
+    result = Invoker(runtime)("up")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: MEDCELL_GATEWAY_BIND cannot be kept in cluster mode")
+    assert {"medcell-gateway", "medcell-supervisor"} <= set(swarm.containers_by_name)
+    assert swarm.services_by_name == {}
+
+
+@pytest.mark.process
 def test_an_engine_outside_a_swarm_stays_single_host(cluster_medcell, swarm, cluster_home):
     swarm.swarm_state = "inactive"
     assert cluster_medcell.json("up")["status"] == "running"
