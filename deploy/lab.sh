@@ -8,6 +8,9 @@
 #   bash deploy/lab.sh status                the nodes and their addresses (exit 1 when down)
 #   bash deploy/lab.sh exec NODE -- CMD...   run CMD as that host: its network, its engine
 #                                            (DOCKER_HOST), its MEDCELL_HOME, `medcell` on PATH
+#                                            (each node sees its own folder at $MEDCELL_LAB_DIR/node,
+#                                            so MEDCELL_HOME is the same path on every node, as a
+#                                            cluster's global services need)
 #   bash deploy/lab.sh cut NODE / heal NODE  take a node's network link down / up
 #   bash deploy/lab.sh down                  remove everything the lab made (safe to run twice)
 #
@@ -45,6 +48,12 @@ node_ns() { echo "medcell-$LAB-$1"; }
 node_dir() { echo "$LAB_DIR/$1"; }
 node_addr() { echo "$SUBNET_PREFIX.${1#node}"; }
 node_sock() { echo "$(node_dir "$1")/docker.sock"; }
+# Inside its own mount namespace every node sees its folder here: the same MEDCELL_HOME and
+# Docker socket path on every node, as on real hosts (the bind mounts of the stack's global
+# services name host paths, which must exist on every node). Outside, it is an empty folder.
+NODE_VIEW="$LAB_DIR/node"
+# A path a command printed inside a node, as seen from outside.
+outside_path() { echo "$(node_dir "$1")${2#"$NODE_VIEW"}"; }
 
 check_node() {
     case " $NODES " in
@@ -137,8 +146,8 @@ start_engine() {
     # nsenter, not `ip netns exec`: that mounts a fresh /sys, which hides the cgroup hierarchy.
     setsid nohup nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private \
         sh -c 'hostname "$1" && mount --bind "$2/etc-docker" /etc/docker &&
-            exec dockerd --config-file "$2/daemon.json"' lab-engine "$node" "$dir" \
-        >>"$dir/dockerd.log" 2>&1 </dev/null &
+            mount --bind "$2" "$3" && exec dockerd --config-file "$2/daemon.json"' \
+        lab-engine "$node" "$dir" "$NODE_VIEW" >>"$dir/dockerd.log" 2>&1 </dev/null &
 }
 
 wait_engine() {
@@ -180,14 +189,13 @@ load_images() {
 }
 
 # Run a command as a node: its namespaces (entered through its engine's process), its engine,
-# its MEDCELL_HOME, the project's `medcell` first on PATH.
+# its MEDCELL_HOME (both under NODE_VIEW), the project's `medcell` first on PATH.
 as_node() {
-    local node="$1" pid dir
+    local node="$1" pid
     shift
     pid="$(engine_pid "$node")" || die "$node is not running (bash deploy/lab.sh up)"
-    dir="$(node_dir "$node")"
     nsenter --target "$pid" --net --uts --mount -- env \
-        DOCKER_HOST="unix://$dir/docker.sock" MEDCELL_HOME="$dir/home" \
+        DOCKER_HOST="unix://$NODE_VIEW/docker.sock" MEDCELL_HOME="$NODE_VIEW/home" \
         PATH="$ROOT_DIR/.venv/bin:$PATH" "$@"
 }
 
@@ -204,16 +212,19 @@ form_cluster() {
     for node in node2 node3; do
         join="$(as_node node1 medcell cluster join-command --json)"
         # The new host's certificate bundle travels as a file, as an operator would copy it.
-        bundle="$(printf '%s' "$join" | json_field bundle)"
+        bundle="$(outside_path node1 "$(printf '%s' "$join" | json_field bundle)")"
         if [ -z "$bundle" ] || [ ! -f "$bundle" ]; then die "cluster join-command gave no bundle file"; fi
         install -m 600 "$bundle" "$(node_dir "$node")/home/join-bundle.json"
         rm -f "$bundle"
         as_node "$node" medcell cluster join \
             --token "$(printf '%s' "$join" | json_field token)" \
-            --bundle "$(node_dir "$node")/home/join-bundle.json" \
+            --bundle "$NODE_VIEW/home/join-bundle.json" \
             --advertise-addr "$(node_addr "$node")" \
             "$(printf '%s' "$join" | json_field manager)" >/dev/null
     done
+    # `cluster init` started the gateway and the supervisor on node1; this waits until the
+    # other nodes run theirs too.
+    as_node node1 medcell up >/dev/null
 }
 
 cmd_up() {
@@ -236,6 +247,7 @@ cmd_up() {
     mkdir -p "$LAB_DIR"
     mount -t tmpfs -o "size=$LAB_SIZE,mode=700" "medcell-$LAB" "$LAB_DIR"
     touch "$LAB_DIR/$MARKER"
+    mkdir -m 700 "$NODE_VIEW"
     make_network
     for node in $NODES; do
         start_engine "$node"

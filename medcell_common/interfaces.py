@@ -114,3 +114,10 @@ class Label(StrEnum):
     RETENTION = "medcell.retention"  # data volume: its initial retention
     IDLE = "medcell.idle"  # data volume: its idle timeout, if set at create
     CREATED = "medcell.created"  # data volume: when it was created
+
+
+# Cluster mode: where a node's gateway and supervisor tasks read that node's cluster TLS files
+# (ca.crt, node.crt, node.key; never the CA key), read-only. The gateway's are its own copy in its
+# configuration folder (it runs as its own uid); the supervisor's are the node's files.
+GATEWAY_CLUSTER_TLS_DIR = "/etc/medcell-gateway/cluster"
+SUPERVISOR_CLUSTER_TLS_DIR = "/run/medcell/cluster"

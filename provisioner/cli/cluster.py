@@ -164,12 +164,22 @@ def init(ctx: click.Context, advertise_addr: str | None, as_json: bool) -> None:
     cluster_ca.install(home, cluster_ca.issue(home, name))
     _label_self(cluster.swarm, node_id, name)
     node = next(n for n in cluster.swarm.nodes() if n.id == node_id)
-    result = {"node": name, "node_id": node_id, "address": node.address, "ca": str(ca_cert)}
+    # Last: the gateway and the supervisor become global services (one task on every node).
+    stack = ctx.find_root().obj.stack.up()
+    result = {
+        "node": name,
+        "node_id": node_id,
+        "address": node.address,
+        "ca": str(ca_cert),
+        "gateway": stack["status"],
+        "supervisor": stack["supervisor"],
+    }
     _emit(
         result,
         as_json,
         f"cluster created: {name} ({node.address}) is its first manager\n"
         f"cluster CA: {ca_cert} (owner-only; keep it on this host)\n"
+        f"gateway {stack['status']} and supervisor {stack['supervisor']} on every node\n"
         "next: `medcell cluster join-command` prints what to run on each new host",
     )
 
@@ -237,6 +247,8 @@ def join(
     bundle.unlink(missing_ok=True)
     name = cluster.swarm.local_state()["name"]
     _label_self(cluster.swarm, node_id, name)
+    # The stack's global services start a task here as soon as its folders exist.
+    ctx.find_root().obj.stack.prepare_node()
     result = {"node": name, "node_id": node_id, "manager": manager, "tls": str(directory)}
     _emit(result, as_json, f"{name} joined the cluster through {manager}")
 

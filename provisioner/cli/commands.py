@@ -106,8 +106,8 @@ def status(runtime: Runtime, as_json: bool) -> None:
     result = runtime.stack.overview()
     counts = result["facilities"]
     lines = [
-        f"gateway:    {result['gateway']}",
-        f"supervisor: {result['supervisor']}",
+        f"gateway:    {result['gateway']}{_on_nodes(result.get('gateway_nodes'))}",
+        f"supervisor: {result['supervisor']}{_on_nodes(result.get('supervisor_nodes'))}",
         "facilities: " + ", ".join(f"{counts[k]} {k}" for k in counts if k != "total"),
         f"awake:      {result['awake']} of at most {result['max_awake']}",
     ]
@@ -122,6 +122,13 @@ def status(runtime: Runtime, as_json: bool) -> None:
     )
     lines.append(f"images:     Debian packages of {result['base_built'] or 'unknown date'}")
     _emit(result, as_json, "\n".join(lines))
+
+
+def _on_nodes(nodes: dict[str, str] | None) -> str:
+    """In cluster mode, each node's task of a stack service: ` (node1 running, node2 …)`."""
+    if nodes is None:
+        return ""
+    return " (" + (", ".join(f"{node} {state}" for node, state in nodes.items()) or "no task") + ")"
 
 
 @cli.group(cls=MedcellGroup)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from medcell_common.interfaces import Desired, Label, Status
 from medcell_common.times import iso_utc
+from provisioner.cli.cluster_stack import ClusterStack
 from provisioner.cli.facilities import Facilities, Found, container_status
 from provisioner.cli.tls import ensure_certificate
 from provisioner.host import (
@@ -122,6 +123,7 @@ class Stack:
         self.identity = identity
         self.supervisor_identity = supervisor
         self.smtp_settings = smtp_settings
+        self.cluster = ClusterStack(self)
 
     def up(self, refresh: bool = False) -> dict:
         """Build missing images, repair and upgrade facilities, start gateway and supervisor.
@@ -139,15 +141,20 @@ class Stack:
             self._require_images()
         else:
             self._ensure_images()
+        # In cluster mode the gateway and the supervisor are global services (cluster_stack.py).
+        cluster = self.cluster.active()
         user, owner = self.identity()
         ensure_certificate(self.config, owner)
         self._ensure_run_dirs(owner)
-        repaired = self._ensure_edge_network()
+        repaired = self.cluster.prepare_node(owner) if cluster else self._ensure_edge_network()
         for found in self.facilities.discover().values():
             repaired += self._repair(found)
         self.facilities.publish()  # before the gateway starts, so it starts with the full table
-        repaired += self._ensure_gateway(user)
-        repaired += self._ensure_supervisor()
+        if cluster:
+            repaired += self.cluster.ensure(user)
+        else:
+            repaired += self._ensure_gateway(user)
+            repaired += self._ensure_supervisor()
         result = {
             "url": self.config.base_url,
             "gateway": self.config.gateway_container,
@@ -163,23 +170,48 @@ class Stack:
             }
         return result
 
+    def prepare_node(self) -> list[str]:
+        """What `cluster join` does on a new node so that the stack's tasks can start there:
+        MEDCELL_HOME with the gateway's certificate, run folders, routes, the TLS copy."""
+        home.ensure_home(self.config)
+        _, owner = self.identity()
+        ensure_certificate(self.config, owner)
+        self._ensure_run_dirs(owner)
+        done = self.cluster.prepare_node(owner)
+        self.facilities.publish()
+        return done
+
     def down(self) -> dict:
         """Stop and remove the gateway; facilities, the supervisor and all data stay."""
+        if self.cluster.active():
+            return self.cluster.down()
         existed = self.backend.container(self.config.gateway_container) is not None
         self.backend.remove_container(self.config.gateway_container)
         self.backend.remove_network(self.config.edge_network)
         return {"gateway": self.config.gateway_container, "removed": existed}
 
     def status(self) -> str:
-        """The gateway's status: running, stopped or unhealthy."""
+        """The gateway's status: running, stopped or unhealthy (in a cluster: on every node)."""
+        if self.cluster.active():
+            return self.cluster.status(self.config.gateway_container)[0]
         return container_status(self.backend.container(self.config.gateway_container))
 
     def supervisor_status(self) -> str:
+        if self.cluster.active():
+            return self.cluster.status(self.config.supervisor_container)[0]
         return container_status(self.backend.container(self.config.supervisor_container))
 
     def overview(self) -> dict:
-        """`medcell status`: gateway, supervisor, facility counts, next deadline, image age."""
-        result = installation_status(self.facilities, self.status(), self.supervisor_status())
+        """`medcell status`: gateway, supervisor, facility counts, next deadline, image age; in
+        cluster mode also each node's gateway and supervisor task."""
+        if self.cluster.active():
+            gateway, gateway_nodes = self.cluster.status(self.config.gateway_container)
+            supervisor, supervisor_nodes = self.cluster.status(self.config.supervisor_container)
+            result = installation_status(self.facilities, gateway, supervisor)
+            result["gateway_nodes"] = gateway_nodes
+            result["supervisor_nodes"] = supervisor_nodes
+        else:
+            result = installation_status(self.facilities, self.status(), self.supervisor_status())
         # The oldest of them: how long ago the last security updates reached the images.
         result["base_built"] = min(filter(None, self.base_built().values()), default=None)
         return result

@@ -60,6 +60,15 @@ class Lab:
     def nodes(self, on: str = "node1") -> dict[str, dict]:
         return {row["node"]: row for row in self.medcell_json(on, "node", "list")}
 
+    @property
+    def node_view(self) -> Path:
+        """Where every node sees its own folder (MEDCELL_HOME is `node_view / "home"`)."""
+        return self.directory / "node"
+
+    def outside(self, node: str, path: str) -> Path:
+        """A path a command printed on `node`, as this test sees it."""
+        return self.directory / node / Path(path).relative_to(self.node_view)
+
 
 @pytest.fixture(scope="session")
 def lab_session():

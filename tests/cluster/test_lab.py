@@ -54,8 +54,9 @@ def test_each_node_is_a_host_of_its_own(lab):
         assert result.returncode == 0, result.stderr
         hostname, home, engine_id = result.stdout.split()
         assert hostname == node
-        assert home.startswith(str(lab.directory))
-        seen.add((home, engine_id))
+        # One path on every node (global services bind-mount host paths), each its own folder.
+        assert home == str(lab.node_view / "home")
+        seen.add(engine_id)
     assert len(seen) == 3
     # The nodes' addresses exist only inside the lab: this namespace has none of them.
     outside = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
@@ -99,7 +100,7 @@ def test_join_is_refused_on_an_engine_without_the_facility_settings(lab, tmp_pat
     """
     join = lab.medcell_json("node1", "cluster", "join-command")
     bundle = tmp_path / "bundle.json"
-    shutil.move(join["bundle"], bundle)
+    shutil.move(lab.outside("node1", join["bundle"]), bundle)
     env = {**os.environ, "MEDCELL_HOME": str(tmp_path / "home")}
     env.pop("DOCKER_HOST", None)
     result = subprocess.run(
@@ -119,15 +120,19 @@ def test_join_is_refused_on_an_engine_without_the_facility_settings(lab, tmp_pat
 
 def test_a_host_in_the_cluster_cannot_init_or_join_again(lab):
     join = lab.medcell_json("node1", "cluster", "join-command")
+    # Copied to node2 as an operator would.
+    copied = lab.directory / "node2" / "home" / "bundle.json"
+    shutil.move(lab.outside("node1", join["bundle"]), copied)
+    bundle = str(lab.node_view / "home" / "bundle.json")
     for args in (
         ["cluster", "init"],
-        ["cluster", "join", "--token", join["token"], "--bundle", join["bundle"], join["manager"]],
+        ["cluster", "join", "--token", join["token"], "--bundle", bundle, join["manager"]],
     ):
         result = lab.run("node2", "medcell", *args)
         assert result.returncode == 1
         assert result.stderr.startswith("Error: this host's Docker Engine is already in a cluster")
-    assert Path(join["bundle"]).exists()
-    Path(join["bundle"]).unlink()
+    assert copied.exists()
+    copied.unlink()
     assert sorted(lab.nodes()) == list(NODES)
 
 
