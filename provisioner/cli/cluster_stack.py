@@ -59,7 +59,7 @@ class ClusterStack:
             if self.backend.network(network) is not None:
                 self.backend.remove_network(network)
                 done.append(f"removed network {network}")
-        stack_services.gateway_tls_copy(self.config, gateway_owner)
+        cluster_ca.install_for_gateway(self.config.home, self.config.gateway_dir, gateway_owner)
         return done
 
     def ensure(self, user: str) -> list[str]:

@@ -4,7 +4,8 @@ Every write holds home.routes_lock and increases `generation` by one; the gatewa
 the generation nginx runs with in run/gateway/applied.json, which wait_applied watches.
 
 In a cluster, the managers push the cluster's map (which node holds which facility) to every
-node; the node keeps it in $MEDCELL_HOME/cluster/routes-map.json, and every write of routes.json
+node; the node keeps it beside routes.json (routes-map.json in the gateway's folder, where the
+supervisor writes; its view of the cluster folder is masked), and every write of routes.json
 adds the facilities the map puts on other nodes as remote entries. This node's own facilities
 keep the states the supervisor and the CLI give them here.
 """
@@ -41,7 +42,7 @@ def routes_path(config: Config) -> Path:
 
 
 def cluster_map_path(config: Config) -> Path:
-    return config.home / "cluster" / CLUSTER_MAP_FILE
+    return config.gateway_dir / CLUSTER_MAP_FILE
 
 
 def route_state(container_running: bool, st: FacilityState) -> str:

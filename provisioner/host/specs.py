@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from medcell_common import tombstones as tombstone_format
-from medcell_common.interfaces import Label
+from medcell_common.interfaces import GATEWAY_CLUSTER_TLS_DIR, Label
 from provisioner.host.config import FACILITY_UID, Config, Facility, idle_text
 from provisioner.host.docker_backend import ContainerSpec, Limits
 
@@ -18,8 +18,6 @@ FACILITY_BIND = f"unix:{FACILITY_RUN_DIR}/app.sock"
 GATEWAY_HTTPS_PORT = 8443
 GATEWAY_HTTP_PORT = 8080
 GATEWAY_CONFIG_DIR = "/etc/medcell-gateway"
-# A cluster node's gateway: its copy of the node's TLS files (cluster_ca.install_for_gateway).
-GATEWAY_CLUSTER_TLS = f"{GATEWAY_CONFIG_DIR}/cluster"
 SUPERVISOR_HOME = "/medcell"
 MANAGE = ["python", "-m", "services.facility"]
 
@@ -199,7 +197,7 @@ def gateway_cluster_environment() -> dict[str, str]:
     """What a cluster node's gateway adds to its environment: the node's TLS files, so that it
     forwards remote facilities to their nodes and takes the other nodes' requests for its own on
     its peer listener (container port GATEWAY_PEER_PORT, to be reachable from the other nodes)."""
-    return {"MEDCELL_GATEWAY_CLUSTER_TLS": GATEWAY_CLUSTER_TLS}
+    return {"MEDCELL_GATEWAY_CLUSTER_TLS": GATEWAY_CLUSTER_TLS_DIR}
 
 
 def supervisor_spec(

@@ -10,21 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import docker.errors
 import docker.types
 import docker.utils
 import requests.exceptions
 
-from medcell_common.files import write_atomic
 from medcell_common.interfaces import (
-    GATEWAY_CLUSTER_TLS_DIR,
     GATEWAY_PEER_PORT,
     NODE_API_PORT,
     SUPERVISOR_CLUSTER_TLS_DIR,
@@ -113,13 +109,17 @@ def gateway_spec(config: Config, user: str, image_id: str | None, network: str) 
     """The gateway's container spec on the cluster's edge network (`network`: its ID), with its
     peer port published.
 
-    Its cluster TLS files are a copy in its configuration folder (gateway_tls_copy): it runs as
+    Its cluster TLS files are a copy in its configuration folder (cluster_ca.install_for_gateway):
+    it runs as
     its own uid, which cannot read the operator's owner-only originals.
     """
     check_settings(config)
     spec = specs.gateway_spec(config, user, image_id)
     return dataclasses.replace(
-        spec, network=network, ports={**spec.ports, GATEWAY_PEER_PORT: GATEWAY_PEER_PORT}
+        spec,
+        network=network,
+        ports={**spec.ports, GATEWAY_PEER_PORT: GATEWAY_PEER_PORT},
+        environment={**spec.environment, **specs.gateway_cluster_environment()},
     )
 
 
@@ -144,24 +144,6 @@ def supervisor_spec(
 def supervisor_masks() -> tuple[str, ...]:
     """What the supervisor must not see of its writable MEDCELL_HOME: the CA key and bundles."""
     return (HIDDEN_IN_SUPERVISOR,)
-
-
-def gateway_tls_copy(config: Config, owner: tuple[int, int] | None) -> Path:
-    """The gateway's own copy of this node's cluster TLS files, owned by its uid, owner-only; in
-    its configuration folder, which it sees at GATEWAY_CLUSTER_TLS_DIR's parent."""
-    source = cluster_ca.cluster_dir(config.home)
-    target = config.gateway_dir / Path(GATEWAY_CLUSTER_TLS_DIR).relative_to(
-        specs.GATEWAY_CONFIG_DIR
-    )
-    target.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(target, 0o700)
-    for name in TLS_FILES:
-        write_atomic(target / name, (source / name).read_bytes(), 0o600)
-        if owner is not None:
-            os.chown(target / name, *owner)
-    if owner is not None:
-        os.chown(target, *owner)
-    return target
 
 
 # Rendering a container spec as a global service.

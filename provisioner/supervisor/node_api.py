@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from medcell_common import strictjson
-from medcell_common.interfaces import CLUSTER_PEER_NAME
+from medcell_common.interfaces import CLUSTER_PEER_NAME, SUPERVISOR_CLUSTER_TLS_DIR
 from provisioner.host import facility_data, locks, routes
 from provisioner.host.cluster_ca import cluster_dir
 from provisioner.host.config import Config
@@ -434,9 +434,19 @@ def server_context(tls_dir: Path) -> ssl.SSLContext:
     return context
 
 
+def node_tls_dir(config: Config) -> Path:
+    """Where this node's TLS files are: in the supervisor's container they are mounted, file by
+    file, at SUPERVISOR_CLUSTER_TLS_DIR (its view of the cluster folder, which holds the CA key
+    on the first manager, is masked); a supervisor run on the host reads the cluster folder."""
+    mounted = Path(SUPERVISOR_CLUSTER_TLS_DIR)
+    if all(path.is_file() for path in tls_files(mounted)):
+        return mounted
+    return cluster_dir(config.home)
+
+
 def in_cluster(config: Config) -> bool:
     """Whether this host holds its cluster TLS material (`cluster init` or `join` wrote it)."""
-    return all(path.is_file() for path in tls_files(cluster_dir(config.home)))
+    return all(path.is_file() for path in tls_files(node_tls_dir(config)))
 
 
 def start(config: Config, backend: DockerBackend) -> NodeServer | None:
@@ -446,13 +456,13 @@ def start(config: Config, backend: DockerBackend) -> NodeServer | None:
     the supervisor goes on with this node's own duties: deletions must still happen on time.
     """
     if not in_cluster(config):
-        if cluster_dir(config.home).is_dir():  # begun but incomplete: say so, once
-            missing = [p.name for p in tls_files(cluster_dir(config.home)) if not p.is_file()]
+        if node_tls_dir(config).is_dir():  # begun but incomplete: say so, once
+            missing = [p.name for p in tls_files(node_tls_dir(config)) if not p.is_file()]
             event("node_api_off", logging.WARNING, missing=",".join(missing))
         return None
     try:
         server = NodeServer(
-            config.node_api_bind, cluster_dir(config.home), NodeService(config, backend)
+            config.node_api_bind, node_tls_dir(config), NodeService(config, backend)
         )
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         event("node_api_failed", logging.ERROR, error=type(e).__name__, detail=str(e)[:200])

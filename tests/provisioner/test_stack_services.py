@@ -88,6 +88,8 @@ def test_gateway_service_is_the_gateway_container_spec_on_every_node(config):
         "User": "10001:10001",
         "Env": [
             "MEDCELL_DOMAIN=localhost",
+            # Its copy of the node's TLS files: it forwards to and takes from the other nodes.
+            "MEDCELL_GATEWAY_CLUSTER_TLS=/etc/medcell-gateway/cluster",
             "MEDCELL_GATEWAY_CONFIG=/etc/medcell-gateway",
             "MEDCELL_GATEWAY_PORT=8443",
             "MEDCELL_WAKE_BUDGET=20",
