@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,7 +10,10 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils import parse_bytes
 
+from medcell_common.interfaces import Label
+from provisioner.host.docker_backend import CAP_DROP, TMPFS, ContainerSpec
 from provisioner.host.errors import DockerError, DockerUnavailable, NotFound
 
 SWARM_PORT = 2377
@@ -17,6 +21,21 @@ SWARM_PORT = 2377
 # constraint on it (`node.labels.medcell.node==<node>`), so a facility never starts elsewhere.
 NODE_LABEL = "medcell.node"
 FACILITY_LABEL = "medcell.facility"
+ROLE_LABEL = str(Label.ROLE)
+# A facility's process gets this long to end after SIGTERM (gunicorn's graceful shutdown), as a
+# single-host facility container gets from `docker stop`.
+STOP_GRACE_SECONDS = 30
+# A task that ended is replaced on its own node after this long: a crashing facility starts at
+# most once per RESTART_DELAY_SECONDS there, and never anywhere else (its constraint).
+RESTART_DELAY_SECONDS = 5
+# Swarm's task states in which a task has (or is about to have) a container.
+ACTIVE_TASK_STATES = frozenset(
+    {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting",
+     "running"}
+)  # fmt: skip
+FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+ERROR_CHARS = 300  # what we keep of a task's error text
+POLL_SECONDS = 0.1
 # What the throwaway probe container prints: its no_new_privs flag and its network devices.
 _PROBE = "grep '^NoNewPrivs:' /proc/self/status; ls /sys/class/net"
 
@@ -52,6 +71,34 @@ class FacilityService:
     replicas: int
 
 
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task of a service, as Swarm reports it."""
+
+    id: str
+    node: str  # the node's name ("" while unassigned)
+    state: str  # Swarm's: new, pending, … running, complete, failed, rejected, shutdown
+    desired: str  # running, shutdown or remove
+    container_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A facility service: what it is pinned to, how many replicas it should run, its task."""
+
+    name: str
+    slug: str
+    node: str | None
+    replicas: int
+    task: TaskInfo | None  # the task meant to run (none at 0 replicas)
+
+    @property
+    def running(self) -> bool:
+        task = self.task
+        return task is not None and task.state == "running" and task.desired == "running"
+
+
 @contextmanager
 def _engine(action: str) -> Iterator[None]:
     """Translate docker-py's errors into ours where they enter."""
@@ -75,6 +122,107 @@ def _explain(e: docker.errors.DockerException) -> str:
 def pin_constraint(node: str) -> str:
     """The placement constraint that keeps a service on one node."""
     return f"node.labels.{NODE_LABEL}=={node}"
+
+
+def facility_service_spec(spec: ContainerSpec, node: str, replicas: int = 1) -> dict:
+    """The Swarm rendering of a facility's ContainerSpec (docker_backend renders it locally).
+
+    The same image, user, environment, labels, mounts and limits, pinned to `node`. Two
+    settings cannot be asked of a service in API 1.41 and hold because every facility node's
+    dockerd runs with them (`cluster join` refuses an engine without): no network
+    ("bridge": "none"; the task gets no network attachment here) and no-new-privileges. Nor is
+    memswap: facility nodes have no swap.
+    """
+    if spec.network is not None:
+        raise ValueError(f"{spec.name}: a facility service has no network, not {spec.network}")
+    if spec.ports or spec.group_add or spec.stdin_open:
+        raise ValueError(f"{spec.name}: ports, extra groups and stdin are not for a facility")
+    limits = spec.limits
+    container = {
+        "Image": spec.image,
+        "User": spec.user,
+        "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+        # The node finds its facility's container by these, as on a single host.
+        "Labels": dict(spec.labels),
+        "Mounts": _mounts(spec),
+        "ReadOnly": True,
+        "CapabilityDrop": list(CAP_DROP),
+        "StopGracePeriod": STOP_GRACE_SECONDS * 10**9,
+    }
+    if spec.command is not None:
+        container["Command"] = list(spec.command)
+    if not spec.healthcheck:
+        container["Healthcheck"] = {"Test": ["NONE"]}
+    task_template = {
+        "ContainerSpec": container,
+        "Resources": {
+            "Limits": {
+                "NanoCPUs": int(limits.cpus * 1e9),
+                "MemoryBytes": parse_bytes(limits.memory),
+                # docker-py has no argument for it; the engine's field is there since API 1.41.
+                "Pids": limits.pids,
+            }
+        },
+        # "any", like the single-host container's unless-stopped: a facility that ends for any
+        # reason comes back, on its own node with its own volumes (the constraint), after a
+        # delay that bounds a crash loop. No attempt limit: a facility given up on would sit at
+        # one replica with nothing running until an operator noticed.
+        "RestartPolicy": {
+            "Condition": "any",
+            "Delay": RESTART_DELAY_SECONDS * 10**9,
+            "MaxAttempts": 0,
+            "Window": 0,
+        },
+        "Placement": {"Constraints": [pin_constraint(node)]},
+    }
+    return {
+        "Name": spec.name,
+        "Labels": {k: v for k, v in spec.labels.items() if k in _SERVICE_LABELS},
+        "TaskTemplate": task_template,
+        "Mode": {"Replicated": {"Replicas": replicas}},
+        # Stop the old task before starting its replacement: two processes must never open one
+        # facility's data volume at once.
+        "UpdateConfig": {"Parallelism": 1, "Order": "stop-first", "FailureAction": "pause"},
+    }
+
+
+_SERVICE_LABELS = {str(Label.INSTANCE), FACILITY_LABEL, ROLE_LABEL}
+
+
+def _mounts(spec: ContainerSpec) -> list[dict]:
+    mounts = [
+        {"Type": "volume", "Source": name, "Target": target, "ReadOnly": False}
+        for name, target in spec.volumes.items()
+    ]
+    mounts += [
+        {"Type": "bind", "Source": host, "Target": target, "ReadOnly": True}
+        for host, target in spec.binds.items()
+    ]
+    mounts += [
+        {"Type": "bind", "Source": host, "Target": target, "ReadOnly": False}
+        for host, target in spec.rw_binds.items()
+    ]
+    mounts += [_tmpfs(target, options) for target, options in TMPFS.items()]
+    return mounts
+
+
+def _tmpfs(target: str, options: str) -> dict:
+    """docker_backend's tmpfs options as a service mount.
+
+    A service's tmpfs takes only a size and a mode; Swarm mounts it noexec, nosuid and nodev
+    by itself (measured on the task), so those flags need no field. Any other option is refused
+    rather than dropped.
+    """
+    tmpfs: dict[str, int] = {}
+    for option in options.split(","):
+        key, _, value = option.partition("=")
+        if key == "size":
+            tmpfs["SizeBytes"] = parse_bytes(value)
+        elif key == "mode":
+            tmpfs["Mode"] = int(value, 8)
+        elif option not in ("noexec", "nosuid", "nodev"):
+            raise ValueError(f"tmpfs option {option!r} has no Swarm rendering")
+    return {"Type": "tmpfs", "Target": target, "TmpfsOptions": tmpfs}
 
 
 class Swarm:
@@ -177,6 +325,145 @@ class Swarm:
         with _engine("listing facility services"):
             services = self.client.services.list(filters={"label": FACILITY_LABEL})
         return [_facility_service(s.attrs) for s in services]
+
+    # facility services
+
+    def create_facility_service(self, spec: ContainerSpec, node: str, replicas: int = 1) -> str:
+        """Create the facility's service pinned to `node`; returns its id.
+
+        The node must hold the facility's volumes and socket directory first: Swarm would make
+        empty volumes, and a task whose bind source is missing is rejected.
+        """
+        rendered = facility_service_spec(spec, node, replicas)
+        with _engine(f"creating service {spec.name}"):
+            created = self.client.api.create_service(
+                rendered["TaskTemplate"],
+                name=rendered["Name"],
+                labels=rendered["Labels"],
+                mode=rendered["Mode"],
+                update_config=rendered["UpdateConfig"],
+            )
+        return created["ID"]
+
+    def service(self, name: str) -> ServiceState | None:
+        """A facility service's state, or None if there is no such service."""
+        try:
+            with _engine(f"inspecting service {name}"):
+                attrs = self.client.api.inspect_service(name)
+                tasks = self.client.api.tasks(filters={"service": name})
+        except NotFound:
+            return None
+        pinned = _facility_service(attrs)
+        names = self._node_names() if tasks else {}
+        task = _current_task([_task_info(t, names) for t in tasks])
+        return ServiceState(
+            name=name, slug=pinned.slug, node=pinned.node, replicas=pinned.replicas, task=task
+        )
+
+    def scale(self, name: str, replicas: int) -> None:
+        """Set the service's replicas (1 awake, 0 asleep); the rest of its spec is kept."""
+        with _engine(f"scaling service {name} to {replicas}"):
+            attrs = self.client.api.inspect_service(name)
+            spec = attrs["Spec"]
+            self.client.api.update_service(
+                attrs["ID"],
+                attrs["Version"]["Index"],
+                task_template=spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=spec.get("Labels"),
+                mode={"Replicated": {"Replicas": replicas}},
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+
+    def remove_service(self, name: str) -> None:
+        """Remove a service (Swarm stops its task); a missing one is fine. Volumes stay."""
+        try:
+            with _engine(f"removing service {name}"):
+                self.client.api.remove_service(name)
+        except NotFound:
+            pass
+
+    def wait_running(
+        self, name: str, timeout: float, ignore: frozenset[str] = frozenset()
+    ) -> TaskInfo:
+        """Wait until the service's task runs; a task that fails or is rejected raises its error.
+
+        `ignore`: tasks that had failed before (their errors are not this start's).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.service(name)
+            if state is None:
+                raise NotFound(f"service {name} is gone")
+            if state.running:
+                return state.task
+            failed = [
+                t for t in self._tasks(name) if t.state in FAILED_TASK_STATES and t.id not in ignore
+            ]
+            if failed:
+                raise DockerError(f"the task of {name} {failed[0].state}: {failed[0].error}")
+            if time.monotonic() > deadline:
+                raise DockerError(
+                    f"the task of {name} is not running after {timeout:.0f} s "
+                    f"({_describe(state.task)})"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def wait_stopped(self, name: str, timeout: float) -> None:
+        """Wait until no task of the service has a container running or about to run."""
+        deadline = time.monotonic() + timeout
+        while any(t.state in ACTIVE_TASK_STATES for t in self._tasks(name)):
+            if time.monotonic() > deadline:
+                raise DockerError(f"the task of {name} still runs after {timeout:.0f} s")
+            time.sleep(POLL_SECONDS)
+
+    def failed_tasks(self, name: str) -> frozenset[str]:
+        return frozenset(t.id for t in self._tasks(name) if t.state in FAILED_TASK_STATES)
+
+    def _tasks(self, name: str) -> list[TaskInfo]:
+        try:
+            with _engine(f"listing the tasks of {name}"):
+                tasks = self.client.api.tasks(filters={"service": name})
+        except NotFound:
+            return []
+        return [_task_info(t, {}) for t in tasks]
+
+    def _node_names(self) -> dict[str, str]:
+        return {n.id: n.name for n in self.nodes()}
+
+
+def _task_info(attrs: dict, node_names: dict[str, str]) -> TaskInfo:
+    status = attrs.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    node_id = attrs.get("NodeID") or ""
+    error = " ".join(str(status.get("Err") or "").split())
+    return TaskInfo(
+        id=attrs.get("ID", ""),
+        node=node_names.get(node_id, node_id),
+        state=status.get("State") or "unknown",
+        desired=attrs.get("DesiredState") or "",
+        container_id=container.get("ContainerID") or "",
+        error=error[:ERROR_CHARS],
+    )
+
+
+def _describe(task: TaskInfo | None) -> str:
+    if task is None:
+        return "no task"
+    return f"{task.state}: {task.error}" if task.error else task.state
+
+
+def _current_task(tasks: list[TaskInfo]) -> TaskInfo | None:
+    """The task meant to run (desired state running), else None: a service at 0 replicas has
+    only tasks on their way out."""
+    meant = [t for t in tasks if t.desired == "running"]
+    if not meant:
+        return None
+    # While Swarm replaces a task, the new one comes first only once the old one is gone.
+    meant.sort(key=lambda t: (t.state == "running", t.state in ACTIVE_TASK_STATES), reverse=True)
+    return meant[0]
 
 
 def _node_info(attrs: dict) -> NodeInfo:
