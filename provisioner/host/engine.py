@@ -14,7 +14,8 @@ from typing import Protocol, runtime_checkable
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import ContainerSpec, DockerBackend
 from provisioner.host.errors import DockerError, InvalidArgument
-from provisioner.host.swarm import STOP_GRACE_SECONDS, Swarm
+from provisioner.host.service_spec import STOP_GRACE_SECONDS, facility_service_spec
+from provisioner.host.swarm import Swarm
 
 # Beyond the stop grace, how long a stopping facility's task may take to be reported ended.
 STOP_MARGIN_SECONDS = 15
@@ -131,7 +132,7 @@ class SwarmEngine:
     def run(self, spec: ContainerSpec, node: str | None = None) -> None:
         if node is None:
             raise InvalidArgument(f"{spec.name}: a facility service needs a node to be pinned to")
-        self.swarm.create_facility_service(spec, node, replicas=1)
+        self.swarm.create_service(facility_service_spec(spec, node, replicas=1))
 
     def wake(self, slug: str, timeout: float) -> None:
         """Scale to one replica and wait for its task to run; if it cannot, back to zero, as a

@@ -29,7 +29,7 @@ from provisioner.host.errors import (
     WakeFailed,
 )
 from provisioner.host.facility_http import FacilityStatus
-from provisioner.host.swarm import STOP_GRACE_SECONDS
+from provisioner.host.service_spec import STOP_GRACE_SECONDS
 
 log = logging.getLogger("medcell.lifecycle")
 

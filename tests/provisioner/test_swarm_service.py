@@ -1,5 +1,5 @@
-"""A facility as a Swarm service (provisioner/host/swarm.py) over a fake manager: the spec it is
-created with, scaling, its task, removal."""
+"""A facility as a Swarm service (provisioner/host/service_spec.py, swarm.py) over a fake
+manager: the spec it is created with, scaling, its task, removal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from provisioner.host import specs
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import TMPFS
 from provisioner.host.errors import DockerError
-from provisioner.host.swarm import Swarm, facility_service_spec, pin_constraint
+from provisioner.host.service_spec import facility_service_spec
+from provisioner.host.swarm import Swarm, pin_constraint
 from tests.provisioner.fakeswarm import FakeSwarm
 
 
@@ -35,13 +36,17 @@ def spec_of(config: Config, slug: str = "praxis"):
     return specs.facility_spec(config, config.facility(slug), "Praxis", "7d", "sha256:abc")
 
 
+def create(swarm: Swarm, spec, node: str) -> str:
+    return swarm.create_service(facility_service_spec(spec, node))
+
+
 def created(fake: FakeSwarm) -> dict:
     assert len(fake.created) == 1
     return fake.created[0]
 
 
 def test_the_service_is_named_labelled_and_pinned_like_the_facility(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node3")
+    create(swarm, spec_of(config), "node3")
     spec = created(fake)
     assert spec["Name"] == "medcell-praxis"
     assert spec["Labels"] == config.labels(facility="praxis", role="facility")
@@ -52,7 +57,7 @@ def test_the_service_is_named_labelled_and_pinned_like_the_facility(config, fake
 
 def test_the_task_gets_every_setting_of_the_single_host_container(config, fake, swarm):
     local = spec_of(config)
-    swarm.create_facility_service(local, "node3")
+    create(swarm, local, "node3")
     container = created(fake)["TaskTemplate"]["ContainerSpec"]
     assert container["Image"] == "medcell-facility:latest"
     assert container["User"] == "10001:10001"
@@ -65,7 +70,7 @@ def test_the_task_gets_every_setting_of_the_single_host_container(config, fake, 
 
 
 def test_the_task_is_hardened(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node3")
+    create(swarm, spec_of(config), "node3")
     template = created(fake)["TaskTemplate"]
     container = template["ContainerSpec"]
     assert container["ReadOnly"] is True
@@ -83,7 +88,7 @@ def test_the_task_is_hardened(config, fake, swarm):
 
 
 def test_the_task_mounts_its_volumes_socket_directory_and_tmp(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node3")
+    create(swarm, spec_of(config), "node3")
     mounts = created(fake)["TaskTemplate"]["ContainerSpec"]["Mounts"]
     facility = config.facility("praxis")
     assert mounts == [
@@ -105,7 +110,7 @@ def test_the_task_mounts_its_volumes_socket_directory_and_tmp(config, fake, swar
 
 
 def test_a_stateful_service_restarts_on_its_node_and_never_runs_twice(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node3")
+    create(swarm, spec_of(config), "node3")
     spec = created(fake)
     assert spec["TaskTemplate"]["RestartPolicy"] == {
         "Condition": "any",
@@ -123,7 +128,7 @@ def test_a_spec_with_a_network_or_ports_is_refused(config):
 
 
 def test_scale_to_zero_and_back_keeps_the_rest_of_the_spec(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node2")
+    create(swarm, spec_of(config), "node2")
     before = swarm.client.api.inspect_service("medcell-praxis")["Spec"]["TaskTemplate"]
     swarm.scale("medcell-praxis", 0)
     state = swarm.service("medcell-praxis")
@@ -135,7 +140,7 @@ def test_scale_to_zero_and_back_keeps_the_rest_of_the_spec(config, fake, swarm):
 
 
 def test_the_service_state_names_its_node_container_and_task(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node3")
+    create(swarm, spec_of(config), "node3")
     state = swarm.service("medcell-praxis")
     assert (state.slug, state.node, state.replicas, state.running) == ("praxis", "node3", 1, True)
     task = state.task
@@ -146,7 +151,7 @@ def test_the_service_state_names_its_node_container_and_task(config, fake, swarm
 
 def test_a_rejected_task_raises_its_error_once(config, fake, swarm):
     fake.reject = 'invalid mount config for type "bind": bind source path does not exist:\n /x'
-    swarm.create_facility_service(spec_of(config), "node3")
+    create(swarm, spec_of(config), "node3")
     with pytest.raises(DockerError) as raised:
         swarm.wait_running("medcell-praxis", 1)
     # The engine's error on one line; an earlier failure is not a later wake's.
@@ -159,7 +164,7 @@ def test_a_rejected_task_raises_its_error_once(config, fake, swarm):
 
 
 def test_remove_is_fine_twice_and_listing_sees_the_pin(config, fake, swarm):
-    swarm.create_facility_service(spec_of(config), "node1")
+    create(swarm, spec_of(config), "node1")
     listed = swarm.facility_services()
     assert [(s.slug, s.node, s.replicas) for s in listed] == [("praxis", "node1", 1)]
     swarm.remove_service("medcell-praxis")
