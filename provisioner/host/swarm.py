@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -278,20 +279,16 @@ class Swarm:
         """
         deadline = time.monotonic() + timeout
         while True:
-            state = self.service(name)
-            if state is None:
-                raise NotFound(f"service {name} is gone")
-            if state.running:
-                return state.task
-            failed = [
-                t for t in self._tasks(name) if t.state in FAILED_TASK_STATES and t.id not in ignore
-            ]
+            tasks = self._tasks(name)
+            task = _current_task(tasks)
+            if task is not None and task.state == "running":
+                return dataclasses.replace(task, node=self._node_names().get(task.node, task.node))
+            failed = [t for t in tasks if t.state in FAILED_TASK_STATES and t.id not in ignore]
             if failed:
                 raise DockerError(f"the task of {name} {failed[0].state}: {failed[0].error}")
             if time.monotonic() > deadline:
                 raise DockerError(
-                    f"the task of {name} is not running after {timeout:.0f} s "
-                    f"({_describe(state.task)})"
+                    f"the task of {name} is not running after {timeout:.0f} s ({_describe(task)})"
                 )
             time.sleep(POLL_SECONDS)
 
