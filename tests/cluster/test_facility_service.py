@@ -16,7 +16,7 @@ from provisioner.host import facility_http, lifecycle, placement, routes, specs,
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.engine import SwarmEngine
-from provisioner.host.errors import InvalidArgument
+from provisioner.host.errors import InvalidArgument, WakeFailed
 from provisioner.host.swarm import Swarm, pin_constraint
 
 pytestmark = pytest.mark.lab
@@ -192,3 +192,17 @@ def test_placement_over_the_real_nodes(pinned, lab):
         drained.reload()
         drained.update({**drained.attrs["Spec"], "Availability": "active"})
     assert [n.availability for n in pinned.swarm.nodes()] == ["active"] * 3
+
+
+def test_a_wake_whose_task_is_rejected_fails_with_its_reason_and_leaves_it_asleep(pinned, lab):
+    facility_http.wait_healthy(pinned.config, SLUG, 60)
+    state_file.save(pinned.config, SLUG, state_file.FacilityState())
+    routes.set_route(pinned.config, SLUG, RouteState.RUNNING)
+    assert lifecycle.put_to_sleep(pinned.config, pinned.engine, SLUG, require_idle=None)
+    socket_dir = pinned.config.facility(SLUG).socket_dir
+    assert lab.run("node3", "rm", "-rf", str(socket_dir)).returncode == 0
+    with pytest.raises(WakeFailed) as raised:
+        lifecycle.wake(pinned.config, pinned.engine, SLUG, reason="operator", timeout=60)
+    assert "bind source path does not exist" in str(raised.value.__cause__)
+    assert pinned.swarm.service(pinned.name).replicas == 0
+    assert state_file.load(pinned.config, SLUG).error == "wake failed: start_failed"
