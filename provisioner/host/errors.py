@@ -33,6 +33,10 @@ class NoRoom(WakeFailed):
     """The host holds as many awake facilities as it may, and none can sleep to make room."""
 
 
+class NoNode(ProvisionerError):
+    """No node of the cluster is ready, active and has room for a new facility."""
+
+
 class FacilityUnreachable(ProvisionerError):
     """The facility's socket does not answer (not running, or not yet listening)."""
 

@@ -3,6 +3,9 @@
 Putting a facility to sleep is a handshake with the gateway, so no request is ever cut off:
 mark it asleep, route it to the activator, wait until nginx has applied that route, and only then
 look again. If anything reached the facility meanwhile (or is still running in it), undo.
+
+Written once over host/engine.py: callers hand in a FacilityEngine (cluster mode) or, on a single
+host, the DockerBackend itself.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from medcell_common.interfaces import Desired, Health, RouteState
 from provisioner.host import facility_http, locks, routes, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.engine import FacilityEngine, engine_for
 from provisioner.host.errors import (
     Busy,
     DockerError,
@@ -25,13 +29,14 @@ from provisioner.host.errors import (
     WakeFailed,
 )
 from provisioner.host.facility_http import FacilityStatus
+from provisioner.host.service_spec import STOP_GRACE_SECONDS
 
 log = logging.getLogger("medcell.lifecycle")
 
 WAKE_REASONS = ("request", "deadline", "operator", "recover", "opening")
 CLI_WAIT_SECONDS = 30.0  # `facility sleep` waits this long for in-flight work to end
 APPLY_TIMEOUT = 5.0  # how long the gateway may take to reload with a new route
-STOP_TIMEOUT = 30  # gunicorn's graceful shutdown gets this long before Docker kills it
+STOP_TIMEOUT = STOP_GRACE_SECONDS  # gunicorn's graceful shutdown, before Docker kills it
 POLL_SECONDS = 0.25
 
 
@@ -42,7 +47,7 @@ def _event(event: str, slug: str, **fields: object) -> None:
 
 def put_to_sleep(
     config: Config,
-    backend: DockerBackend,
+    backend: DockerBackend | FacilityEngine,
     slug: str,
     *,
     require_idle: float | None,
@@ -56,18 +61,21 @@ def put_to_sleep(
     require_idle=None (the operator's `facility sleep`): wait up to 30 s for in-flight work to end,
     else raise Busy. Otherwise only when it has been idle that many seconds with nothing running.
     """
+    engine = engine_for(config, backend)
     with locks.facility_lock(config, slug, wait=lock_wait, on_wait=on_wait):
-        name = config.facility(slug).container
-        info = backend.container(name)
-        if info is None:
+        where = engine.locate(slug)
+        if where is None:
             raise FacilityNotFound(f"no facility {slug}")
         st = state_file.load(config, slug)
         if st.desired == Desired.STOPPED:
             if require_idle is None:
                 raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
             return False
-        if info.status != "running":
+        if not where.running:
             # Already asleep, or it died: either way nothing runs; make state and route say asleep.
+            if where.starting:
+                # A service whose task is on its way: asleep means nothing starts it either.
+                engine.sleep(slug, STOP_TIMEOUT)
             if not st.asleep:
                 st.asleep, st.slept_at = True, clock()
                 state_file.save(config, slug, st)
@@ -76,7 +84,7 @@ def put_to_sleep(
             return True
         deadline = clock() + CLI_WAIT_SECONDS
         while True:
-            outcome = _handshake(config, backend, slug, st, require_idle, clock)
+            outcome = _handshake(config, engine, slug, st, require_idle, clock)
             if outcome is not None:
                 return outcome
             if require_idle is not None:
@@ -99,7 +107,7 @@ def _quiet(status: FacilityStatus, require_idle: float | None) -> bool:
 
 def _handshake(
     config: Config,
-    backend: DockerBackend,
+    engine: FacilityEngine,
     slug: str,
     st: state_file.FacilityState,
     require_idle: float | None,
@@ -117,7 +125,9 @@ def _handshake(
     st.asleep = True
     state_file.save(config, slug, st)
     generation = routes.set_route(config, slug, RouteState.ASLEEP)
-    if _gateway_running(config, backend) and not routes.wait_applied(
+    # Without a gateway no request can reach the facility, and a gateway that starts later reads
+    # the current routes.json, so only a running gateway has to acknowledge the new route.
+    if engine.gateway_running() and not routes.wait_applied(
         config, generation, timeout=APPLY_TIMEOUT
     ):
         # nginx may still send requests straight to the socket: stopping now could cut one off.
@@ -137,7 +147,7 @@ def _handshake(
     st.opens = list(after.opens)  # so it can be woken before its practice opens
     state_file.save(config, slug, st)
     try:
-        backend.stop(config.facility(slug).container, timeout=STOP_TIMEOUT)
+        engine.sleep(slug, STOP_TIMEOUT)
     except DockerError:
         _undo(config, slug, st, "stop_failed")
         return False
@@ -159,19 +169,9 @@ def _undo(config: Config, slug: str, st: state_file.FacilityState, reason: str) 
     _event("sleep_undone", slug, reason=reason)
 
 
-def _gateway_running(config: Config, backend: DockerBackend) -> bool:
-    # Without a gateway no request can reach the facility, and a gateway that starts later reads
-    # the current routes.json, so only a running gateway has to acknowledge the new route.
-    try:
-        info = backend.container(config.gateway_container)
-    except DockerError:
-        return True
-    return info is not None and info.status == "running"
-
-
 def wake(
     config: Config,
-    backend: DockerBackend,
+    backend: DockerBackend | FacilityEngine,
     slug: str,
     *,
     reason: str,
@@ -186,25 +186,27 @@ def wake(
     if reason not in WAKE_REASONS:
         raise ValueError(f"unknown wake reason {reason!r}")
     started = time.monotonic()
+    engine = engine_for(config, backend)
+    timeout = timeout or config.health_timeout
     with locks.facility_lock(config, slug, wait=lock_wait, on_wait=on_wait):
-        name = config.facility(slug).container
         try:
-            info = backend.container(name)
+            where = engine.locate(slug)
         except DockerError as e:
             raise WakeFailed(f"facility {slug} could not be woken: {e}") from e
-        if info is None:
+        if where is None:
             raise FacilityNotFound(f"no facility {slug}")
         st = state_file.load(config, slug)
         if st.desired == Desired.STOPPED:
             raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
-        running = info.status == "running"
+        running = where.running
         if running and not st.asleep and facility_http.healthy(config, slug):
             _mark_awake(config, slug, st)
             return
         try:
             if not running:
-                backend.start(name)
-            facility_http.wait_healthy(config, slug, timeout or config.health_timeout)
+                # Swarm: until its task runs (bounded by `timeout`), then the same health wait.
+                engine.wake(slug, timeout)
+            facility_http.wait_healthy(config, slug, timeout)
         except (DockerError, HealthTimeout) as e:
             kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
             st.health, st.error = Health.UNHEALTHY, f"wake failed: {kind}"

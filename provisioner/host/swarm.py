@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +19,14 @@ SWARM_PORT = 2377
 # constraint on it (`node.labels.medcell.node==<node>`), so a facility never starts elsewhere.
 NODE_LABEL = "medcell.node"
 FACILITY_LABEL = "medcell.facility"
+# Swarm's task states in which a task has (or is about to have) a container.
+ACTIVE_TASK_STATES = frozenset(
+    {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting",
+     "running"}
+)  # fmt: skip
+FAILED_TASK_STATES = frozenset({"failed", "rejected"})
+ERROR_CHARS = 300  # what we keep of a task's error text
+POLL_SECONDS = 0.1
 # What the throwaway probe container prints: its no_new_privs flag and its network devices.
 _PROBE = "grep '^NoNewPrivs:' /proc/self/status; ls /sys/class/net"
 
@@ -50,6 +60,34 @@ class FacilityService:
     slug: str
     node: str | None  # the node its constraint pins it to
     replicas: int
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task of a service, as Swarm reports it."""
+
+    id: str
+    node: str  # the node's name ("" while unassigned)
+    state: str  # Swarm's: new, pending, … running, complete, failed, rejected, shutdown
+    desired: str  # running, shutdown or remove
+    container_id: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A facility service: what it is pinned to, how many replicas it should run, its task."""
+
+    name: str
+    slug: str
+    node: str | None
+    replicas: int
+    task: TaskInfo | None  # the task meant to run (none at 0 replicas)
+
+    @property
+    def running(self) -> bool:
+        task = self.task
+        return task is not None and task.state == "running" and task.desired == "running"
 
 
 @contextmanager
@@ -177,6 +215,136 @@ class Swarm:
         with _engine("listing facility services"):
             services = self.client.services.list(filters={"label": FACILITY_LABEL})
         return [_facility_service(s.attrs) for s in services]
+
+    # facility services
+
+    def create_service(self, rendered: dict) -> str:
+        """Create a service from its rendered spec (service_spec.py); returns its id."""
+        with _engine(f"creating service {rendered['Name']}"):
+            created = self.client.api.create_service(
+                rendered["TaskTemplate"],
+                name=rendered["Name"],
+                labels=rendered["Labels"],
+                mode=rendered["Mode"],
+                update_config=rendered["UpdateConfig"],
+            )
+        return created["ID"]
+
+    def service(self, name: str) -> ServiceState | None:
+        """A facility service's state, or None if there is no such service."""
+        try:
+            with _engine(f"inspecting service {name}"):
+                attrs = self.client.api.inspect_service(name)
+                tasks = self.client.api.tasks(filters={"service": name})
+        except NotFound:
+            return None
+        pinned = _facility_service(attrs)
+        names = self._node_names() if tasks else {}
+        task = _current_task([_task_info(t, names) for t in tasks])
+        return ServiceState(
+            name=name, slug=pinned.slug, node=pinned.node, replicas=pinned.replicas, task=task
+        )
+
+    def scale(self, name: str, replicas: int) -> None:
+        """Set the service's replicas (1 awake, 0 asleep); the rest of its spec is kept."""
+        with _engine(f"scaling service {name} to {replicas}"):
+            attrs = self.client.api.inspect_service(name)
+            spec = attrs["Spec"]
+            self.client.api.update_service(
+                attrs["ID"],
+                attrs["Version"]["Index"],
+                task_template=spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=spec.get("Labels"),
+                mode={"Replicated": {"Replicas": replicas}},
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+
+    def remove_service(self, name: str) -> None:
+        """Remove a service (Swarm stops its task); a missing one is fine. Volumes stay."""
+        try:
+            with _engine(f"removing service {name}"):
+                self.client.api.remove_service(name)
+        except NotFound:
+            pass
+
+    def wait_running(
+        self, name: str, timeout: float, ignore: frozenset[str] = frozenset()
+    ) -> TaskInfo:
+        """Wait until the service's task runs; a task that fails or is rejected raises its error.
+
+        `ignore`: tasks that had failed before (their errors are not this start's).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = self._tasks(name)
+            task = _current_task(tasks)
+            if task is not None and task.state == "running":
+                return dataclasses.replace(task, node=self._node_names().get(task.node, task.node))
+            failed = [t for t in tasks if t.state in FAILED_TASK_STATES and t.id not in ignore]
+            if failed:
+                raise DockerError(f"the task of {name} {failed[0].state}: {failed[0].error}")
+            if time.monotonic() > deadline:
+                raise DockerError(
+                    f"the task of {name} is not running after {timeout:.0f} s ({_describe(task)})"
+                )
+            time.sleep(POLL_SECONDS)
+
+    def wait_stopped(self, name: str, timeout: float) -> None:
+        """Wait until no task of the service has a container running or about to run."""
+        deadline = time.monotonic() + timeout
+        while any(t.state in ACTIVE_TASK_STATES for t in self._tasks(name)):
+            if time.monotonic() > deadline:
+                raise DockerError(f"the task of {name} still runs after {timeout:.0f} s")
+            time.sleep(POLL_SECONDS)
+
+    def failed_tasks(self, name: str) -> frozenset[str]:
+        return frozenset(t.id for t in self._tasks(name) if t.state in FAILED_TASK_STATES)
+
+    def _tasks(self, name: str) -> list[TaskInfo]:
+        try:
+            with _engine(f"listing the tasks of {name}"):
+                tasks = self.client.api.tasks(filters={"service": name})
+        except NotFound:
+            return []
+        return [_task_info(t, {}) for t in tasks]
+
+    def _node_names(self) -> dict[str, str]:
+        return {n.id: n.name for n in self.nodes()}
+
+
+def _task_info(attrs: dict, node_names: dict[str, str]) -> TaskInfo:
+    status = attrs.get("Status") or {}
+    container = status.get("ContainerStatus") or {}
+    node_id = attrs.get("NodeID") or ""
+    error = " ".join(str(status.get("Err") or "").split())
+    return TaskInfo(
+        id=attrs.get("ID", ""),
+        node=node_names.get(node_id, node_id),
+        state=status.get("State") or "unknown",
+        desired=attrs.get("DesiredState") or "",
+        container_id=container.get("ContainerID") or "",
+        error=error[:ERROR_CHARS],
+    )
+
+
+def _describe(task: TaskInfo | None) -> str:
+    if task is None:
+        return "no task"
+    return f"{task.state}: {task.error}" if task.error else task.state
+
+
+def _current_task(tasks: list[TaskInfo]) -> TaskInfo | None:
+    """The task meant to run (desired state running), else None: a service at 0 replicas has
+    only tasks on their way out."""
+    meant = [t for t in tasks if t.desired == "running"]
+    if not meant:
+        return None
+    # While Swarm replaces a task, the new one comes first only once the old one is gone.
+    meant.sort(key=lambda t: (t.state == "running", t.state in ACTIVE_TASK_STATES), reverse=True)
+    return meant[0]
 
 
 def _node_info(attrs: dict) -> NodeInfo:
