@@ -114,7 +114,7 @@ def install_for_gateway(
     which the init host keeps beside them, never goes there."""
     source = cluster_dir(home)
     target = gateway_dir / "cluster"
-    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _owner_only_dir(target)
     for name in GATEWAY_FILES:
         try:
             data = (source / name).read_bytes()
@@ -123,9 +123,9 @@ def install_for_gateway(
                 f"this host has no cluster certificate ({source / name}); it becomes a node "
                 "with `medcell cluster init` or `medcell cluster join`"
             ) from e
-        write_atomic(target / name, data, 0o600 if name.endswith(".key") else 0o644)
+        write_atomic(target / name, data, 0o600)
     if owner is not None:
-        # The gateway reads the key as its own uid; the key stays 0600.
+        # The gateway reads them as its own uid: owner-only, like the originals.
         for path in (target, *(target / name for name in GATEWAY_FILES)):
             os.chown(path, *owner)
     return target

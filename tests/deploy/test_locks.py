@@ -62,6 +62,12 @@ def dockerfile_command(image: str) -> list[str]:
     return json.loads(command)
 
 
+def shipped(image: str) -> set[str]:
+    """The first-party packages the image's Dockerfile copies into /app."""
+    text = (DEPLOY / f"{image}.Dockerfile").read_text()
+    return set(re.findall(r"^COPY (?:--\S+ )*(\w+)/ /app/\1/", text, re.M))
+
+
 def module_file(module: str) -> Path | None:
     path = ROOT.joinpath(*module.split("."))
     for candidate in (path / "__init__.py", path.with_suffix(".py")):
@@ -133,7 +139,9 @@ def runtime_needs(image: str) -> dict[str, str]:
                 names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 dotted = re.fullmatch(r"([a-z_]+)(\.[A-Za-z_]\w*)+", node.value)
-                if dotted and dotted.group(1) in FIRST_PARTY:  # a module or class named by a string
+                # A module or class named by a string; one this image does not ship is run in
+                # another image's container (the facility's management commands, over Docker).
+                if dotted and dotted.group(1) in FIRST_PARTY & shipped(image):
                     names = [node.value, node.value.rpartition(".")[0]]
             elif isinstance(node, ast.List | ast.Tuple) and node.elts:
                 words = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
@@ -141,6 +149,13 @@ def runtime_needs(image: str) -> dict[str, str]:
                     needs[scripts[words[0]]] = f"{relative} runs {words[0]}"
                 if "-m" in words[:2]:  # [sys.executable, "-m", "gunicorn", ...]
                     names = [w for w in words[words.index("-m") + 1 :][:1] if isinstance(w, str)]
+                    # A first-party module this image does not ship runs in another image's
+                    # container (the facility's management commands, started over Docker).
+                    names = [
+                        n
+                        for n in names
+                        if n.split(".")[0] in shipped(image) or n.split(".")[0] not in FIRST_PARTY
+                    ]
             for name in names:
                 top = name.split(".")[0]
                 if top in FIRST_PARTY:
