@@ -26,7 +26,7 @@ SLUG = "pinned"
 
 @dataclass
 class Pinned:
-    config: Config  # node3's: its home, so its socket directory
+    config: Config  # node3's home as this test sees it: its socket directory, routes, state
     swarm: Swarm  # through node1, a manager
     node3: docker.DockerClient
     engine: SwarmEngine
@@ -62,13 +62,18 @@ def _prepare_on_node3(lab, config: Config) -> None:
 
 @pytest.fixture
 def pinned(lab):
-    config = Config(home=_home(lab, "node3"))
+    # node3's engine resolves the spec's host paths inside node3 (every node keeps its
+    # MEDCELL_HOME at one path); this test reaches the same folder from outside.
+    node_config = Config(home=_home(lab, "node3"))
+    config = Config(home=lab.outside("node3", str(node_config.home)))
     facility = config.facility(SLUG)
     node1, node3 = _client(lab, "node1"), _client(lab, "node3")
     swarm = Swarm(node1)
-    _prepare_on_node3(lab, config)
+    _prepare_on_node3(lab, node_config)
     image_id = node3.images.get(config.facility_image).id
-    spec = specs.facility_spec(config, facility, "Pinned Practice", "7d", image_id)
+    spec = specs.facility_spec(
+        node_config, node_config.facility(SLUG), "Pinned Practice", "7d", image_id
+    )
     engine = SwarmEngine(config, swarm, DockerBackend(node3))
     try:
         engine.run(spec, node="node3")
