@@ -1,8 +1,9 @@
 """Export figures: PDF and FHIR export time and the facility's memory while it exports.
 
-The facility app under gunicorn with its production config on a loopback port; one conversation
-with 100 messages and 5 photos (3000 × 2000 JPEG) for the PDF, one with 2 × 20 MiB attachments
-for the FHIR export. Memory is the gunicorn tree's PSS, sampled every 20 ms during each export.
+The facility's server as its image starts it, on a loopback port; one conversation with 100
+messages and 5 photos (3000 × 2000 JPEG) for the PDF, one with 2 × 20 MiB attachments for the
+FHIR export. Memory is the PSS of the server's process tree (the export's child included),
+sampled every 20 ms during each export.
 """
 
 import io
@@ -110,6 +111,6 @@ def run(server: Server, auth: dict) -> None:
                 f"{max(peaks):.1f} MiB",
             )
         )
-    print(f"facility before any export: {idle:.1f} MiB PSS (gunicorn master + worker)")
+    print(f"facility before any export: {idle:.1f} MiB PSS (its server process)")
     table(rows, ("export", f"median of {ROUNDS}", "size", "peak PSS"))
     print(f"after the exports: {tree_memory(pid)['pss_mib']:.1f} MiB PSS")

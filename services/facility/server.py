@@ -1,6 +1,7 @@
 """The facility's server: one process with a few threads (waitress), as it runs in its container.
 
-`python -m services.facility.server` serves the app on MEDCELL_BIND (`unix:/path` or `host:port`).
+`python -m services` serves the app on MEDCELL_BIND (`unix:/path` or `host:port`; on a host, several
+separated by spaces). The image, the tests and the benchmarks all start a facility this way.
 One process instead of gunicorn's arbiter and worker saves ~10 MiB per awake facility (figures in
 docs/figures.md, "The facility's server"). What gunicorn's config gave, kept here:
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ThreadedTaskDispatcher
 
 from services.facility import create_app, start_jobs
 from services.facility.core.activity import Activity
@@ -101,7 +103,7 @@ class Channel(HTTPChannel):
 
 
 def bind_options(bind: str) -> dict:
-    """waitress's options for MEDCELL_BIND: `unix:/run/medcell/app.sock` or `127.0.0.1:8000`."""
+    """waitress's options for one address: `unix:/run/medcell/app.sock` or `127.0.0.1:8000`."""
     if bind.startswith("unix:"):
         return {"unix_socket": bind[len("unix:") :], "unix_socket_perms": "666"}
     host, _, port = bind.rpartition(":")
@@ -111,30 +113,38 @@ def bind_options(bind: str) -> dict:
 def serve(env: dict[str, str] | None = None) -> None:
     env = dict(os.environ if env is None else env)
     logging.config.dictConfig(LOGGING)
-    options = bind_options(env.get("MEDCELL_BIND", "127.0.0.1:8000"))
-    if "unix_socket" in options:
-        Path(options["unix_socket"]).unlink(missing_ok=True)  # left by a killed predecessor
+    binds = [bind_options(b) for b in env.get("MEDCELL_BIND", "127.0.0.1:8000").split()]
+    sockets = [b["unix_socket"] for b in binds if "unix_socket" in b]
+    for path in sockets:
+        Path(path).unlink(missing_ok=True)  # left by a killed predecessor
     app = create_app(env=env)
-    server = create_server(
-        app,
-        **options,
-        threads=int(env.get("MEDCELL_THREADS", THREADS)),
-        # A little above the app's own limit: a declared length over it gets the app's JSON 413;
-        # this bounds what waitress reads of a body without a length (chunked).
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024,
-        channel_timeout=CHANNEL_TIMEOUT_SECONDS,
-        inbuf_overflow=INBUF_OVERFLOW,
-        outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
-        outbuf_overflow=4 * OUTBUF_HIGH_WATERMARK,
-        ident="medcell",
-        expose_tracebacks=False,
-        # The gateway's X-Forwarded-* reach the app as they did under gunicorn: the app's
-        # ProxyFix trusts exactly one hop, and /_medcell/status refuses anything forwarded.
-        clear_untrusted_proxy_headers=False,
-    )
-    server.channel_class = type(
-        "Channel", (Channel,), {"activity": app.extensions["medcell"].activity}
-    )
+    # One listener per address, all in one loop and one pool of request threads.
+    map: dict = {}
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(int(env.get("MEDCELL_THREADS", THREADS)))
+    channel = type("Channel", (Channel,), {"activity": app.extensions["medcell"].activity})
+    servers = []
+    for options in binds:
+        server = create_server(
+            app,
+            map=map,
+            _dispatcher=dispatcher,
+            **options,
+            # A little above the app's own limit: a declared length over it gets the app's JSON
+            # 413; this bounds what waitress reads of a body without a length (chunked).
+            max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024,
+            channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+            inbuf_overflow=INBUF_OVERFLOW,
+            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            outbuf_overflow=4 * OUTBUF_HIGH_WATERMARK,
+            ident="medcell",
+            expose_tracebacks=False,
+            # The gateway's X-Forwarded-* reach the app as they did under gunicorn: the app's
+            # ProxyFix trusts exactly one hop, and /_medcell/status refuses anything forwarded.
+            clear_untrusted_proxy_headers=False,
+        )
+        server.channel_class = channel
+        servers.append(server)
     start_jobs(app)
     stopping: list[int] = []
 
@@ -144,33 +154,35 @@ def serve(env: dict[str, str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while not stopping:
-        wasyncore.loop(timeout=LOOP_SECONDS, map=server._map, count=1)
-    _drain(server, options.get("unix_socket"))
+        wasyncore.loop(timeout=LOOP_SECONDS, map=map, count=1)
+    _drain(servers, map, sockets)
+    dispatcher.shutdown(timeout=1)
     sweeper = app.extensions["medcell"].sweeper
     if sweeper is not None:
         sweeper.stop()
     logging.getLogger("medcell.facility").info("stopped")
 
 
-def _drain(server, unix_socket: str | None) -> None:
+def _drain(servers: list, map: dict, sockets: list[str]) -> None:
     """No new connections; finish what is in flight (within GRACE_SECONDS), then stop."""
-    server.accepting = False
-    server.del_channel()
-    server.socket.close()
-    if unix_socket:
-        Path(unix_socket).unlink(missing_ok=True)
+    for server in servers:
+        server.accepting = False
+        server.del_channel()
+        server.socket.close()
+    for path in sockets:
+        Path(path).unlink(missing_ok=True)
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline:
         busy = False
-        for channel in list(server.active_channels.values()):
+        channels = [c for server in servers for c in list(server.active_channels.values())]
+        for channel in channels:
             if channel.requests or channel.total_outbufs_len or channel.receiving:
                 busy = True
             elif channel.request is None:
                 channel.will_close = True  # idle keep-alive: closed by the loop
-        if not busy and not server.active_channels:
+        if not busy and not channels:
             break
-        wasyncore.loop(timeout=0.05, map=server._map, count=1)
-    server.task_dispatcher.shutdown(timeout=1)
+        wasyncore.loop(timeout=0.05, map=map, count=1)
 
 
 def main() -> None:

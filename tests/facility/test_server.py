@@ -15,16 +15,13 @@ MARKER = "MARKER-LOGCHECK-Jx93ke"
 
 
 def facility_server(tmp_path: Path, slug: str, **bind) -> FacilityServer:
-    """The facility's server as its image starts it (`python -m services`), files under tmp_path.
-
-    devsupport's handle for gunicorn starts, waits for and stops it just as well.
-    """
-    return FacilityServer(tmp_path, slug, as_image=True, **bind)
+    """The facility's server as its image starts it (`python -m services`), files under tmp_path."""
+    return FacilityServer(tmp_path, slug, **bind)
 
 
 @pytest.fixture
 def server(tmp_path):
-    """Start gunicorn with the facility app; yields a handle that can kill and restart it."""
+    """Start the facility's server; yields a handle that can kill and restart it."""
     s = facility_server(tmp_path, "durable")
     admin = s.create_admin()
 
