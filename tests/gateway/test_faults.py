@@ -35,9 +35,7 @@ class Facility(FacilityServer):
 
     def __init__(self, base: Path, run: Path):
         socket = run / "facilities" / SLUG / "app.sock"
-        super().__init__(
-            base, SLUG, socket=socket, tcp=False, as_image=True, log=base / "facility.log"
-        )
+        super().__init__(base, SLUG, socket=socket, tcp=False, log=base / "facility.log")
         self.create_admin()
 
     def status(self) -> dict:
