@@ -1,4 +1,4 @@
-"""Facility app figures: crypto cost, API throughput under gunicorn, deletion speed, memory."""
+"""Facility app figures: crypto cost, API throughput of its server, deletion speed, memory."""
 
 import json
 import tempfile
@@ -22,7 +22,7 @@ WEEK_US = 7 * 86400 * 1_000_000
 
 
 class Server(FacilityServer):
-    """The facility app under gunicorn with its production config, on a loopback port."""
+    """The facility's server as its image starts it, on a loopback port."""
 
     def __init__(self, root: Path, scheduler: bool = True):
         super().__init__(root, "bench", MEDCELL_SCHEDULER="on" if scheduler else "off")

@@ -1,7 +1,7 @@
 """Gateway benchmark: what the nginx gateway costs compared with talking to a facility directly.
 
-Host processes, not containers: the real facility app under gunicorn with its production config
-(deploy/gunicorn_facility.py) listens on the unix socket the gateway routes to and, for the
+Host processes, not containers: the facility's server as its image starts it
+(`python -m services`) listens on the unix socket the gateway routes to and, for the
 direct side, on a loopback TCP port; the real `python -m gateway serve` (nginx from Debian, the
 package the gateway image carries, with the rendered production configuration) serves TLS on
 loopback in front of that socket, keeping idle connections to it open (the per-facility

@@ -1,37 +1,23 @@
-"""Host processes for the gateway benchmark: facility apps under gunicorn and the real
-`python -m gateway serve`."""
+"""Host processes for the gateway benchmark: facilities' servers (`python -m services`) and the
+real `python -m gateway serve`."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 from bench.common import descendants
-from devsupport import GatewayServer, Gunicorn
+from devsupport import FacilityServer, GatewayServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Facility(Gunicorn):
-    """The facility app under gunicorn with its production settings, on the socket the gateway
-    routes to and, for the direct side of the comparison, also on a loopback TCP port."""
+class Facility(FacilityServer):
+    """A facility's server as its image starts it, on the socket the gateway routes to and, for
+    the direct side of the comparison, also on a loopback TCP port."""
 
     def __init__(self, base: Path, run: Path, slug: str, tcp: bool = False):
-        self.slug = slug
-        self.root = base / "facilities" / slug
-        env = {
-            "MEDCELL_FACILITY": slug,
-            "MEDCELL_DATA_DIR": str(self.root / "data"),
-            "MEDCELL_KEY_DIR": str(self.root / "keys"),
-        }
         socket = run / "facilities" / slug / "app.sock"
-        super().__init__(
-            "deploy/gunicorn_facility.py",
-            "services.facility:create_app()",
-            env,
-            self.root / "server.log",
-            socket=socket,
-            tcp=tcp,
-        )
+        super().__init__(base / "facilities" / slug, slug, socket=socket, tcp=tcp)
 
     def create_admin(self) -> subprocess.Popen:
         """Started, not awaited, so that many facilities hash their passwords side by side."""
@@ -54,7 +40,8 @@ class Facility(Gunicorn):
             raise SystemExit(f"Error: facility {self.slug} did not answer: {e}") from None
 
     def workers(self) -> list[int]:
-        return descendants(self.proc.pid)[1:]
+        """The processes that serve it: one."""
+        return descendants(self.proc.pid)
 
 
 class Gateway(GatewayServer):

@@ -1,4 +1,4 @@
-"""One facility process, side by side: gunicorn (preloaded, and not) against one waitress process.
+"""One facility, side by side: gunicorn (arbiter + threaded worker) against one waitress process.
 
 Host processes with the image's Python and packages, each over fresh data on a loopback port,
 started in turn (MEDCELL_BENCH_ROUNDS rounds, default 5; medians quoted). Per server:
@@ -35,10 +35,11 @@ GUNICORN = [sys.executable, "-m", "gunicorn", "-c"]
 APP = "services.facility:create_app()"
 # The image's malloc settings (deploy/facility.Dockerfile): one arena, large blocks mmapped.
 TUNABLES = {"GLIBC_TUNABLES": "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=131072"}
+# The baseline is the server the image ran before (bench/gunicorn_facility.py, without preload:
+# a preloaded worker dirtied more than preloading saved); the image's is `python -m services`.
 SERVERS = {
-    "gunicorn, preload_app": ([*GUNICORN, "deploy/gunicorn_facility.py", APP], {}),
-    "gunicorn, no preload": ([*GUNICORN, "{no_preload}", APP], {}),
-    "gunicorn, no preload, malloc": ([*GUNICORN, "{no_preload}", APP], TUNABLES),
+    "gunicorn (before)": ([*GUNICORN, "bench/gunicorn_facility.py", APP], {}),
+    "gunicorn, malloc": ([*GUNICORN, "bench/gunicorn_facility.py", APP], TUNABLES),
     "waitress (the image's)": ([sys.executable, "-m", "services"], TUNABLES),
 }
 
@@ -167,16 +168,11 @@ def _throughput(url: str, token: str, messages: str, seconds: float = 3.0) -> fl
 def main() -> None:
     rounds = int(os.environ.get("MEDCELL_BENCH_ROUNDS", "5"))
     work = Path(tempfile.mkdtemp(prefix="medcell-process-"))
-    no_preload = work / "gunicorn_no_preload.py"
-    no_preload.write_text(
-        f"exec(open({str(ROOT / 'deploy/gunicorn_facility.py')!r}).read())\npreload_app = False\n"
-    )
     picture = photo()
     results: dict[str, list[dict]] = {name: [] for name in SERVERS}
     try:
         for _ in range(rounds):  # interleaved, so drifting load hits every server alike
             for name, (command, extra) in SERVERS.items():
-                command = [c.replace("{no_preload}", str(no_preload)) for c in command]
                 at = work / f"r{len(results[name])}"
                 results[name].append(one_run(name, command, extra, at, picture))
     finally:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the medcell images, each only when its inputs changed:
-#   medcell-facility:$MEDCELL_IMAGE_TAG  from services/, medcell_common/ and deploy/gunicorn_facility.py
+#   medcell-facility:$MEDCELL_IMAGE_TAG  from services/ and medcell_common/
 #   medcell-gateway:$MEDCELL_IMAGE_TAG   from gateway/ and medcell_common/ (nginx inside)
 #   medcell-supervisor:$MEDCELL_IMAGE_TAG from provisioner/host/, provisioner/supervisor/ and medcell_common/
 # plus what they stand on: the base images and each image's own dependency wheels.
@@ -29,7 +29,7 @@ REFRESH="${MEDCELL_REFRESH:-}"
 # What goes into each image's build context, relative to the repository root.
 image_sources() {
     case "$1" in
-    facility) echo "medcell_common services deploy/gunicorn_facility.py" ;;
+    facility) echo "medcell_common services" ;;
     gateway) echo "medcell_common gateway" ;;
     # the supervisor and the host operations it uses; never the CLI (provisioner/cli/)
     supervisor) echo "medcell_common provisioner/__init__.py provisioner/host provisioner/supervisor" ;;

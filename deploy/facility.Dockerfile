@@ -1,5 +1,5 @@
 # medcell-facility: one container per healthcare facility, run read-only as uid 10001.
-# Built by deploy/build-images.sh from a staged context (services/, the gunicorn config, wheels/).
+# Built by deploy/build-images.sh from a staged context (services/, medcell_common/, wheels/).
 ARG BASE_IMAGE=medcell-base:bookworm
 
 # The virtualenv is made in its own stage so the wheels never end up in a layer of the image.
@@ -53,7 +53,6 @@ COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
 COPY medcell_common/ /app/medcell_common/
 COPY services/ /app/services/
-COPY deploy/gunicorn_facility.py /app/deploy/gunicorn_facility.py
 # Bytecode is compiled now because the root filesystem is read-only at run time.
 # New named volumes copy the owner and mode of these mount points, so the data and keys start
 # out private to the service user. /run/medcell holds the app's socket; the provisioner bind-mounts

@@ -1,4 +1,4 @@
-"""The facility app under gunicorn as its image runs it, with its first admin."""
+"""A facility's server, started as its image starts it (`python -m services`), and its admin."""
 
 import json
 import subprocess
@@ -8,16 +8,17 @@ from pathlib import Path
 from devsupport.gunicorn import Gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = "deploy/gunicorn_facility.py"
-APP = "services.facility:create_app()"
+SERVER = [sys.executable, "-m", "services"]
 
 
 class FacilityServer(Gunicorn):
     """`FacilityServer(root, "praxis")`: data/, keys/ and server.log under `root`.
 
     It listens on a free loopback port (`url`) and/or on the unix socket `socket` (whose folder is
-    made), like `Gunicorn`; `as_image` starts it as its image does (`python -m services`), which
-    tunes gunicorn the same way. Further MEDCELL_* settings are keyword arguments.
+    made), given to the server in MEDCELL_BIND; starting, waiting and stopping are `Gunicorn`'s
+    (the handle works for any server process). The command is the image's own
+    (services/__main__.py), so tests and benchmarks run the very server a facility container
+    runs. Further MEDCELL_* settings are keyword arguments.
     """
 
     def __init__(
@@ -27,7 +28,6 @@ class FacilityServer(Gunicorn):
         *,
         socket: Path | None = None,
         tcp: bool = True,
-        as_image: bool = False,
         log: Path | None = None,
         **settings: str,
     ):
@@ -42,9 +42,10 @@ class FacilityServer(Gunicorn):
         root.mkdir(parents=True, exist_ok=True)
         if socket:
             socket.parent.mkdir(parents=True, exist_ok=True)
-        super().__init__(CONFIG, APP, env, log or root / "server.log", socket=socket, tcp=tcp)
-        if as_image:
-            self.command = [sys.executable, "-m", "services"]
+        super().__init__("", "", env, log or root / "server.log", socket=socket, tcp=tcp)
+        self.command = list(SERVER)
+        binds = [f"unix:{socket}"] if socket else []
+        self.env["MEDCELL_BIND"] = " ".join(binds + ([f"127.0.0.1:{self.port}"] if tcp else []))
         self.admin: dict = {}
 
     def create_admin(self, timeout: float = 60) -> dict:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Gunicorn:
-    """`Gunicorn("deploy/gunicorn_facility.py", "services.facility:create_app()", env, log)`.
+    """`Gunicorn("gateway/gunicorn_settings.py", APP, env, log)`.
 
     The config reads its bind address from `bind_variable`: a free loopback port (`url`), or the
     unix socket `socket` when one is given and `tcp` is false. With both, gunicorn is given one
@@ -76,7 +76,7 @@ class Gunicorn:
             self.stop()
             how = f"exited with {exited}" if exited is not None else f"within {timeout:.0f} s"
             tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"gunicorn did not serve {what} ({how}); {self.log_path}:\n{tail}")
+            raise RuntimeError(f"the server did not serve {what} ({how}); {self.log_path}:\n{tail}")
 
     def start(self, health: str = "/healthz", timeout: float = 15) -> None:
         """Start it and wait until `health` answers 200; raise RuntimeError if it does not."""

@@ -10,7 +10,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from services.facility.api import openapi
 from services.facility.core import Facility, contact, crypto, open_facility, opening, retention
 from services.facility.core.config import Config
-from services.facility.core.retention import MULTI_WORKER_SAFETY_SECONDS
 from services.facility.http import auth, bodies, context, errors, logs, outbox, routing
 from services.facility.http.status import ActivityMiddleware
 from services.facility.pages import accounts, admin, common, patient, practice, staff
@@ -65,25 +64,20 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
     # Errors on the pages' routes are a page in the reader's language; elsewhere JSON.
     errors.init_app(app, {bp.name for bp in pages}, common.error_page)
 
-    if config.scheduler and not config.jobs_after_fork:
+    if config.scheduler:
         start_jobs(app)
-    # Each thread opens its own connection on first use; none may cross a fork (preload_app).
+    # Each request thread opens its own connection on first use.
     facility.store.close()
     log.info("started", extra={"fields": {"facility": config.facility}})
     return app
 
 
-def start_jobs(app: Flask, workers: int = 1) -> None:
-    """Start the deletion job in this process, once; gunicorn's config calls it in each worker.
-
-    With more than one worker, a request served by another worker cannot wake the job, so it
-    re-reads the deadlines often enough to keep deletion within 60 s of expires_at.
-    """
+def start_jobs(app: Flask) -> None:
+    """Start the deletion job in this process, once (the server's one process serves every
+    request, so each request that moves a deadline wakes it in-process)."""
     sweeper = context.facility_of(app).sweeper
     if sweeper is None or sweeper.started:
         return
-    if workers > 1:
-        sweeper.safety_seconds = MULTI_WORKER_SAFETY_SECONDS
     sweeper.start()
 
 

@@ -1,27 +1,31 @@
 """The facility's server: one process with a few threads (waitress), as it runs in its container.
 
-`python -m services.facility.server` serves the app on MEDCELL_BIND (`unix:/path` or `host:port`).
+`python -m services` serves the app on MEDCELL_BIND (`unix:/path` or `host:port`; on a host, several
+separated by spaces). The image, the tests and the benchmarks all start a facility this way.
 One process instead of gunicorn's arbiter and worker saves ~10 MiB per awake facility (figures in
 docs/figures.md, "The facility's server"). What gunicorn's config gave, kept here:
 
 - the unix socket made 0666: who may connect is decided by its directory's mode (0711);
 - SIGTERM drains: no new connections, idle keep-alive connections closed, requests in flight
   (a download included) finish within GRACE_SECONDS, then the deletion job stops and it exits;
-- a body limit (the app's MAX_CONTENT_LENGTH; nginx in front has one too) and a timeout for a
-  client that stops sending or reading (CHANNEL_TIMEOUT_SECONDS); a request hung inside the app
-  is cut off by the gateway's read timeout, as it was under gunicorn's threaded worker, whose
-  `timeout` only watched the worker's main loop, never a request thread;
+- a body limit (the app's MAX_CONTENT_LENGTH; nginx in front has one too);
+- a timeout (MEDCELL_REQUEST_TIMEOUT, 60 s): a connection on which no byte moves for that long is
+  closed, idle or in the middle of a request: a client that stops sending a body or reading a
+  response, or a request stuck in the app. Its request thread is freed as soon as it next reads
+  the body or writes (a thread stuck without doing either cannot be taken back in Python; the
+  log says how many are, as gunicorn's threaded worker, whose `timeout` only watched its main
+  loop, would not have);
 - JSON lines on stderr and no request line: no log line names a path (patient links hold
   their secret there), waitress's own errors are cut down to what happened and its type.
 
-Request bodies: waitress reads a whole request before the app sees it, up to INBUF_OVERFLOW in
-memory and beyond that in an unlinked temporary file in TMPDIR (the container's /tmp, a tmpfs:
-memory, never disk), freed when the request ends. The app keeps uploads in memory anyway
-(context.MemoryRequest), so an upload briefly costs twice its size; both are bounded by the body
-limit. A body still arriving counts as a request in flight (`/_medcell/status`), so the facility
-is not put to sleep under an upload, and a draining server waits for it. A body cut off half-way
-never reaches the app. Responses are streamed: the app waits while OUTBUF_HIGH_WATERMARK bytes
-wait for the client, and a response never spills into a file.
+Request bodies are streamed to the app as they arrive (BodyPipe): a request goes to a request
+thread as soon as its headers are read, and a connection holds at most BodyPipe.WINDOW of a body
+that the app has not read yet; nothing is spooled to a file (the container's /tmp is a tmpfs:
+memory). A body still arriving counts as a request in flight (`/_medcell/status`), so the
+facility is not put to sleep under an upload, and a draining server waits for it; a body cut off
+half-way makes the app's read fail, so nothing of it is kept. Responses are streamed: the app
+waits while OUTBUF_HIGH_WATERMARK bytes wait for the client, and a response never spills into a
+file.
 """
 
 import logging
@@ -29,22 +33,30 @@ import logging.config
 import os
 import signal
 import sys
+import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from waitress import utilities as waitress_errors
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.server import create_server
+from waitress.task import ThreadedTaskDispatcher
+from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityTooLarge
 
 from services.facility import create_app, start_jobs
 from services.facility.core.activity import Activity
 
 THREADS = 4
 GRACE_SECONDS = 20
-CHANNEL_TIMEOUT_SECONDS = 60
-INBUF_OVERFLOW = 512 * 1024
+REQUEST_TIMEOUT_SECONDS = 60.0
 OUTBUF_HIGH_WATERMARK = 1024 * 1024
 LOOP_SECONDS = 1.0  # as waitress's own loop: SIGTERM is noticed within a second
+
+log = logging.getLogger("medcell.facility")
 
 LOGGING = {
     "version": 1,
@@ -75,22 +87,185 @@ class NoRequestData(logging.Filter):
         return True
 
 
-class Channel(HTTPChannel):
-    """waitress's connection, which also counts a request body still arriving as in flight."""
+class BodyPipe:
+    """A request body handed to the app while it arrives, never held whole nor written to a file.
 
+    waitress's receivers append what the connection reads (in the server's loop); the app's
+    thread reads it (`wsgi.input`). The loop stops reading the connection while WINDOW bytes
+    wait for the app, so a connection holds at most that much of a body. A body cut off, or
+    refused half-way by waitress, makes the app's next read raise; the app's response then goes
+    nowhere or is its 400/413. Once the app is done with the request, the rest of its body is
+    read and dropped, so the connection can go on to its next request.
+    """
+
+    WINDOW = 256 * 1024
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.done = False
+        self.dispatched = False
+        self.error: Exception | None = None
+        self.dropped = False  # the app is done with it
+        self.wake: Callable[[], None] = lambda: None  # the server loop, to read again
+        self.lock = threading.Condition()
+
+    # What waitress's receivers and its request call.
+    def append(self, data: bytes) -> None:
+        with self.lock:
+            if not self.dropped:
+                self.chunks.append(bytes(data))
+                self.size += len(data)
+                self.lock.notify_all()
+
+    def __len__(self) -> int:
+        return self.size
+
+    def getfile(self) -> "BodyPipe":
+        return self
+
+    def close(self) -> None:
+        with self.lock:
+            self.dropped = True
+            self.chunks.clear()
+            self.size = 0
+            self.lock.notify_all()
+        self.wake()
+
+    # The loop's side.
+    def finish(self, error: Exception | None = None) -> None:
+        with self.lock:
+            self.done = True
+            self.error = error
+            self.lock.notify_all()
+
+    def full(self) -> bool:
+        return self.size >= self.WINDOW
+
+    # The app's side: a file opened for reading.
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:  # all of it, as it arrives
+            return b"".join(iter(lambda: self.read(self.WINDOW), b""))
+        if size == 0:
+            return b""
+        with self.lock:
+            while not self.chunks and not self.done and not self.dropped:
+                self.lock.wait()
+            if not self.chunks:
+                if self.error is not None:
+                    raise self.error
+                return b""
+            was_full = self.full()
+            out = []
+            while self.chunks and size > 0:
+                chunk = self.chunks.popleft()
+                if len(chunk) > size:
+                    chunk, rest = chunk[:size], chunk[size:]
+                    self.chunks.appendleft(rest)
+                out.append(chunk)
+                size -= len(chunk)
+                self.size -= len(chunk)
+        if was_full and not self.full():
+            self.wake()
+        return b"".join(out)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = bytearray()
+        while size is None or size < 0 or len(line) < size:
+            byte = self.read(1)
+            if not byte:
+                break
+            line += byte
+            if byte == b"\n":
+                break
+        return bytes(line)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+class Parser(HTTPRequestParser):
+    """waitress's request parser, its body going into a BodyPipe instead of a spooling buffer."""
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.body_rcv is not None:
+            self.body_rcv.buf = BodyPipe()
+
+
+def _pipe(request) -> BodyPipe | None:
+    receiver = request.body_rcv if request is not None else None
+    return receiver.buf if receiver is not None else None
+
+
+class Channel(HTTPChannel):
+    """waitress's connection with bodies streamed to the app (BodyPipe): a request goes to a
+    request thread as soon as its headers are read. A body still arriving counts as in flight."""
+
+    parser_class = Parser
     activity: Activity
     receiving = False
 
     def received(self, data: bytes) -> bool:
         try:
-            return super().received(data)
+            return self._received(data)
         finally:
             request = self.request  # the one being read, until it is complete
             self._receiving(
                 request is not None and request.headers_finished and not request.completed
             )
 
+    def _received(self, data: bytes) -> bool:
+        """HTTPChannel.received, but a request with a body is handed on before the body is in."""
+        if not data:
+            return False
+        with self.requests_lock:
+            if self.will_close or self.close_when_flushed:
+                return False
+            while data:
+                if self.request is None:
+                    self.request = self.parser_class(self.adj)
+                request = self.request
+                n = request.received(data)
+                if (
+                    request.expect_continue
+                    and request.headers_finished
+                    and not self.requests
+                    and not self.sent_continue
+                ):
+                    self.send_continue()
+                pipe = _pipe(request)
+                if pipe is not None and not pipe.dispatched and request.error is None:
+                    pipe.dispatched = True
+                    pipe.wake = self.server.pull_trigger
+                    self._queue(request)
+                if request.completed:
+                    self.sent_continue = False
+                    if pipe is not None and pipe.dispatched:
+                        pipe.finish(_refusal(request.error) if request.error else None)
+                    elif not request.empty:
+                        self._queue(request)
+                    self.request = None
+                if n >= len(data):
+                    break
+                data = data[n:]
+        return True
+
+    def _queue(self, request) -> None:
+        self.requests.append(request)
+        if len(self.requests) == 1:  # else service() goes on to it after the one before
+            self.server.add_task(self)
+
+    def readable(self) -> bool:
+        pipe = _pipe(self.request)
+        if pipe is not None and pipe.dispatched:  # reading a body the app is reading too
+            return not (self.will_close or self.close_when_flushed or pipe.full())
+        return super().readable()
+
     def del_channel(self, map=None) -> None:
+        pipe = _pipe(self.request)
+        if pipe is not None and not pipe.done:
+            pipe.finish(ClientDisconnected())  # cut off: the app must not take it as whole
         self._receiving(False)  # closed, a body cut off or not
         super().del_channel(map)
 
@@ -100,8 +275,15 @@ class Channel(HTTPChannel):
             (self.activity.begin if now else self.activity.end)(False)
 
 
+def _refusal(error) -> Exception:
+    """What the app's read raises when waitress refused a body half-way (too large, malformed)."""
+    if isinstance(error, waitress_errors.RequestEntityTooLarge):
+        return RequestEntityTooLarge()
+    return BadRequest()
+
+
 def bind_options(bind: str) -> dict:
-    """waitress's options for MEDCELL_BIND: `unix:/run/medcell/app.sock` or `127.0.0.1:8000`."""
+    """waitress's options for one address: `unix:/run/medcell/app.sock` or `127.0.0.1:8000`."""
     if bind.startswith("unix:"):
         return {"unix_socket": bind[len("unix:") :], "unix_socket_perms": "666"}
     host, _, port = bind.rpartition(":")
@@ -111,30 +293,38 @@ def bind_options(bind: str) -> dict:
 def serve(env: dict[str, str] | None = None) -> None:
     env = dict(os.environ if env is None else env)
     logging.config.dictConfig(LOGGING)
-    options = bind_options(env.get("MEDCELL_BIND", "127.0.0.1:8000"))
-    if "unix_socket" in options:
-        Path(options["unix_socket"]).unlink(missing_ok=True)  # left by a killed predecessor
+    binds = [bind_options(b) for b in env.get("MEDCELL_BIND", "127.0.0.1:8000").split()]
+    sockets = [b["unix_socket"] for b in binds if "unix_socket" in b]
+    for path in sockets:
+        Path(path).unlink(missing_ok=True)  # left by a killed predecessor
     app = create_app(env=env)
-    server = create_server(
-        app,
-        **options,
-        threads=int(env.get("MEDCELL_THREADS", THREADS)),
-        # A little above the app's own limit: a declared length over it gets the app's JSON 413;
-        # this bounds what waitress reads of a body without a length (chunked).
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024,
-        channel_timeout=CHANNEL_TIMEOUT_SECONDS,
-        inbuf_overflow=INBUF_OVERFLOW,
-        outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
-        outbuf_overflow=4 * OUTBUF_HIGH_WATERMARK,
-        ident="medcell",
-        expose_tracebacks=False,
-        # The gateway's X-Forwarded-* reach the app as they did under gunicorn: the app's
-        # ProxyFix trusts exactly one hop, and /_medcell/status refuses anything forwarded.
-        clear_untrusted_proxy_headers=False,
-    )
-    server.channel_class = type(
-        "Channel", (Channel,), {"activity": app.extensions["medcell"].activity}
-    )
+    # One listener per address, all in one loop and one pool of request threads.
+    map: dict = {}
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(int(env.get("MEDCELL_THREADS", THREADS)))
+    timeout = float(env.get("MEDCELL_REQUEST_TIMEOUT", REQUEST_TIMEOUT_SECONDS))
+    channel = type("Channel", (Channel,), {"activity": app.extensions["medcell"].activity})
+    servers = []
+    for options in binds:
+        server = create_server(
+            app,
+            map=map,
+            _dispatcher=dispatcher,
+            **options,
+            # A little above the app's own limit: a declared length over it gets the app's JSON
+            # 413; this bounds what waitress reads of a body without a length (chunked).
+            max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 1024 * 1024,
+            channel_timeout=timeout,
+            outbuf_high_watermark=OUTBUF_HIGH_WATERMARK,
+            outbuf_overflow=4 * OUTBUF_HIGH_WATERMARK,
+            ident="medcell",
+            expose_tracebacks=False,
+            # The gateway's X-Forwarded-* reach the app as they did under gunicorn: the app's
+            # ProxyFix trusts exactly one hop, and /_medcell/status refuses anything forwarded.
+            clear_untrusted_proxy_headers=False,
+        )
+        server.channel_class = channel
+        servers.append(server)
     start_jobs(app)
     stopping: list[int] = []
 
@@ -143,43 +333,75 @@ def serve(env: dict[str, str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    watchdog = Watchdog(servers, timeout)
     while not stopping:
-        wasyncore.loop(timeout=LOOP_SECONDS, map=server._map, count=1)
-    _drain(server, options.get("unix_socket"))
+        wasyncore.loop(timeout=LOOP_SECONDS, map=map, count=1)
+        watchdog.check()
+    _drain(servers, map, sockets)
+    dispatcher.shutdown(timeout=1)
     sweeper = app.extensions["medcell"].sweeper
     if sweeper is not None:
         sweeper.stop()
-    logging.getLogger("medcell.facility").info("stopped")
+    log.info("stopped")
 
 
-def _drain(server, unix_socket: str | None) -> None:
+class Watchdog:
+    """Closes connections whose request has moved no byte for `timeout` seconds (waitress's own
+    maintenance closes only idle ones), once a second at most, from the server's loop."""
+
+    def __init__(self, servers: list, timeout: float):
+        self.servers, self.timeout = servers, timeout
+        self.next = 0.0
+        self.cut: dict[int, object] = {}  # channels cut whose request thread has not come back
+        self.reported = 0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next = now + 1
+        wall = time.time()  # waitress keeps last_activity in wall-clock time
+        for server in self.servers:
+            for channel in list(server.active_channels.values()):
+                idle = wall - channel.last_activity
+                if channel.requests and idle > self.timeout and not channel.will_close:
+                    channel.will_close = True  # the loop closes it; its reads and writes fail
+                    self.cut[id(channel)] = channel
+                    log.warning("request timed out", extra={"fields": {"seconds": round(idle)}})
+        self.cut = {k: c for k, c in self.cut.items() if c.requests}
+        if len(self.cut) != self.reported:  # said when it changes, not every second
+            self.reported = len(self.cut)
+            if self.cut:
+                log.warning("request threads stuck", extra={"fields": {"threads": len(self.cut)}})
+
+
+def _drain(servers: list, map: dict, sockets: list[str]) -> None:
     """No new connections; finish what is in flight (within GRACE_SECONDS), then stop."""
-    server.accepting = False
-    server.del_channel()
-    server.socket.close()
-    if unix_socket:
-        Path(unix_socket).unlink(missing_ok=True)
+    for server in servers:
+        server.accepting = False
+        server.del_channel()
+        server.socket.close()
+    for path in sockets:
+        Path(path).unlink(missing_ok=True)
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline:
         busy = False
-        for channel in list(server.active_channels.values()):
+        channels = [c for server in servers for c in list(server.active_channels.values())]
+        for channel in channels:
             if channel.requests or channel.total_outbufs_len or channel.receiving:
                 busy = True
             elif channel.request is None:
                 channel.will_close = True  # idle keep-alive: closed by the loop
-        if not busy and not server.active_channels:
+        if not busy and not channels:
             break
-        wasyncore.loop(timeout=0.05, map=server._map, count=1)
-    server.task_dispatcher.shutdown(timeout=1)
+        wasyncore.loop(timeout=0.05, map=map, count=1)
 
 
 def main() -> None:
     try:
         serve()
     except Exception as e:  # one JSON line, the type only: its text may quote data
-        logging.getLogger("medcell.facility").critical(
-            "could not serve", extra={"fields": {"error": type(e).__name__}}
-        )
+        log.critical("could not serve", extra={"fields": {"error": type(e).__name__}})
         sys.exit(1)
 
 

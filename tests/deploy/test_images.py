@@ -24,18 +24,18 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "deploy" / "build-images.sh"
 TAG = os.environ.get("MEDCELL_IMAGE_TAG") or "latest"
 IMAGES = {name: f"medcell-{name}:{TAG}" for name in ("facility", "gateway", "supervisor")}
-# Each image's /app holds its own package (and its gunicorn settings), nothing else.
+# Each image's /app holds its own package, nothing else.
 # Every image carries medcell_common, the rules and log format they share.
 APP_CONTENTS = {
-    "facility": {"medcell_common": None, "services": None, "deploy": {"gunicorn_facility.py"}},
+    "facility": {"medcell_common": None, "services": None},
     "gateway": {"medcell_common": None, "gateway": None},
     "supervisor": {"medcell_common": None, "provisioner": None},
 }
 # What each image's Python must import, and what belongs to the other images only.
 DEPENDENCIES = {
     "facility": (
-        {"Flask", "gunicorn", "waitress", "PyNaCl", "sqlite-utils", "segno", "fpdf2"},
-        {"docker", "requests"},
+        {"Flask", "waitress", "PyNaCl", "sqlite-utils", "segno", "fpdf2"},
+        {"docker", "requests", "gunicorn"},
     ),
     "gateway": ({"gunicorn"}, {"Flask", "PyNaCl", "docker", "requests"}),
     # click is the operator's CLI's, which the supervisor image does not carry
@@ -180,7 +180,7 @@ def test_facility_dependencies_and_aes_gcm_work_on_a_read_only_root(client, buil
     output = python_in(
         client,
         "facility",
-        "import os, flask, gunicorn, sqlite_utils, segno, nacl.bindings as b\n"
+        "import os, flask, waitress, sqlite_utils, segno, nacl.bindings as b\n"
         "key, nonce = os.urandom(32), os.urandom(12)\n"
         "sealed = b.crypto_aead_aes256gcm_encrypt(b'note', b'aad', nonce, key)\n"
         "print(b.crypto_aead_aes256gcm_decrypt(sealed, b'aad', nonce, key).decode())",

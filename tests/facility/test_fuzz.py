@@ -1,7 +1,7 @@
 """An outside fuzzer against a real facility: the OpenAPI document is true, the app never breaks.
 
-Schemathesis (its CLI, every check, every phase) reads the live document from a facility under
-gunicorn on loopback and tests whatever operations it lists, so endpoints added later are fuzzed
+Schemathesis (its CLI, every check, every phase) reads the live document from a facility's
+server on loopback and tests whatever operations it lists, so endpoints added later are fuzzed
 too. Once with an admin's token, once with a patient's; the run must end with no failure and no
 server error. Examples per operation are bounded so the whole file takes a minute or two.
 """
@@ -28,7 +28,7 @@ MAX_EXAMPLES = 20
 
 @pytest.fixture
 def facility(tmp_path):
-    """A facility under gunicorn with its production config, and its admin's login."""
+    """A facility's server as its image starts it, and its admin's login."""
     server = FacilityServer(tmp_path, SLUG)
     server.create_admin()
     server.start()

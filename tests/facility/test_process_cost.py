@@ -1,11 +1,15 @@
 """What one awake facility process holds: only what serving needs, and nothing an export left."""
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
+
+from devsupport import FacilityServer
 
 pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
@@ -23,84 +27,69 @@ NOT_FOR_SERVING = (
     "services.facility.__main__",
 )
 
-# Runs in a fresh interpreter: starts the app as the server does, exports a conversation with a
-# photo as PDF and as FHIR, and reports which of the modules above were loaded, and when.
-SCRIPT = """
-import io, json, sys
-from PIL import Image  # only to make the photo; dropped from sys.modules below
 
-photo = io.BytesIO()
-Image.new("RGB", (2400, 1600), (200, 120, 90)).save(photo, "JPEG")
-for name in [m for m in sys.modules if m == "PIL" or m.startswith("PIL.")]:
-    del sys.modules[name]
-
-NAMES = json.loads(sys.argv[1])
-
-def loaded():
-    return sorted(m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in NAMES))
-
-from services.facility import create_app
-from services.facility.core import accounts, open_facility
-from services.facility.core.config import Config
-
-config = Config.from_env()
-app = create_app()
-at_start = loaded()
-facility = open_facility(config, lambda: 1_900_000_000_000_000)
-accounts.create_staff(facility.store.conn(), "admin", "a long enough password", "admin",
-                      1_700_000_000_000_000)
-client = app.test_client()
-token = client.post("/api/v1/login",
-                    json={"username": "admin", "password": "a long enough password"}).json["token"]
-auth = {"Authorization": "Bearer " + token}
-conv = client.post("/api/v1/conversations", json={"title": "Befund"}, headers=auth).json
-base = "/api/v1/conversations/" + conv["id"]
-client.post(base + "/messages", json={"body": "Guten Tag"}, headers=auth)
-client.post(base + "/attachments", headers=auth,
-            data={"file": (io.BytesIO(photo.getvalue()), "foto.jpg", "image/jpeg")})
-with client.get(base + "/export?format=pdf", headers=auth) as pdf:
-    pdf_data = pdf.get_data()
-with client.get(base + "/export?format=fhir", headers=auth) as fhir:
-    bundle = json.loads(fhir.get_data())
-print(json.dumps({
-    "at_start": at_start,
-    "after_exports": loaded(),
-    "pdf": [pdf.status_code, pdf_data[:5].decode("latin-1"), b"/Subtype /Image" in pdf_data],
-    "fhir": [fhir.status_code, bundle["resourceType"]],
-}))
-"""
+def imported_by(log: str) -> list[str]:
+    """The modules a process imported, read from its PYTHONPROFILEIMPORTTIME lines on stderr."""
+    marker = "import time:"
+    return [
+        line.rsplit("|", 1)[1].strip()
+        for line in log.splitlines()
+        if line.startswith(marker) and "|" in line and "self [us]" not in line
+    ]
 
 
-def run_fresh_app(tmp_path: Path) -> dict:
-    env = {
-        "MEDCELL_FACILITY": "lean",
-        "MEDCELL_DATA_DIR": str(tmp_path / "data"),
-        "MEDCELL_KEY_DIR": str(tmp_path / "keys"),
-        "MEDCELL_SCHEDULER": "off",
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(NOT_FOR_SERVING)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def not_for_serving(modules: list[str]) -> list[str]:
+    return sorted(
+        {m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_FOR_SERVING)}
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_a_fresh_app_loads_nothing_that_only_exports_backups_or_commands_need(tmp_path):
-    report = run_fresh_app(tmp_path)
-    assert report["at_start"] == []
+def a_photo() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (2400, 1600), (200, 120, 90)).save(out, "JPEG")
+    return out.getvalue()
 
 
-def test_exports_leave_nothing_of_theirs_in_the_serving_process(tmp_path):
-    report = run_fresh_app(tmp_path)
-    assert report["pdf"] == [200, "%PDF-", True]  # the photo is in it
-    assert report["fhir"] == [200, "Bundle"]
-    assert report["after_exports"] == []
+def test_the_running_server_loads_nothing_that_only_exports_backups_or_commands_need(tmp_path):
+    """The real server process (`python -m services`), an ordinary morning's requests, then a PDF
+    export with a photo and a FHIR export: the interpreter's own import log (stderr) shows what
+    the process loaded, at start and later; the PDF's child has its own stderr, not this one."""
+    server = FacilityServer(tmp_path, "lean", MEDCELL_SCHEDULER="off", PYTHONPROFILEIMPORTTIME="1")
+    admin = server.create_admin()
+    server.start()
+    try:
+        session = requests.Session()
+        session.trust_env = False
+        url = server.url
+        token = session.post(url + "/api/v1/login", json=admin).json()["token"]
+        session.headers["Authorization"] = f"Bearer {token}"
+        conv = session.post(url + "/api/v1/conversations", json={"title": "Befund"}).json()
+        base = f"{url}/api/v1/conversations/{conv['id']}"
+        assert session.post(base + "/messages", json={"body": "Guten Tag"}).status_code == 201
+        assert session.get(url + "/api/v1/conversations").ok
+        upload = session.post(base + "/attachments", files={"file": ("foto.jpg", a_photo())})
+        assert upload.status_code == 201
+        assert session.get(f"{url}/api/v1/attachments/{upload.json()['id']}").ok
+        assert session.get(base + "/messages").ok
+        assert session.get(url + "/").status_code in (200, 302)
+        after_requests = imported_by(server.log_path.read_text())
+
+        pdf = session.get(base + "/export?format=pdf")
+        fhir = session.get(base + "/export?format=fhir")
+        assert (pdf.status_code, pdf.content[:5]) == (200, b"%PDF-")
+        assert b"/Subtype /Image" in pdf.content  # the photo is in it
+        assert (fhir.status_code, fhir.json()["resourceType"]) == (200, "Bundle")
+        after_exports = imported_by(server.log_path.read_text())
+    finally:
+        server.stop()
+
+    assert "services.facility.server" in after_requests  # the log is read right
+    assert not_for_serving(after_requests) == []
+    assert not_for_serving(after_exports) == []
+    # werkzeug's development server and what it drags in stay out too (services/__main__.py)
+    assert not {"werkzeug.serving", "http.server", "http.client", "ssl"} & set(after_exports)
 
 
 # As `python -m services` starts the server: werkzeug's development server stays out until used.

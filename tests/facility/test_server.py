@@ -1,6 +1,8 @@
 """The facility's server as it runs in its container: durability, draining, clean logs."""
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 from pathlib import Path
@@ -15,16 +17,13 @@ MARKER = "MARKER-LOGCHECK-Jx93ke"
 
 
 def facility_server(tmp_path: Path, slug: str, **bind) -> FacilityServer:
-    """The facility's server as its image starts it (`python -m services`), files under tmp_path.
-
-    devsupport's handle for gunicorn starts, waits for and stops it just as well.
-    """
-    return FacilityServer(tmp_path, slug, as_image=True, **bind)
+    """The facility's server as its image starts it (`python -m services`), files under tmp_path."""
+    return FacilityServer(tmp_path, slug, **bind)
 
 
 @pytest.fixture
 def server(tmp_path):
-    """Start gunicorn with the facility app; yields a handle that can kill and restart it."""
+    """Start the facility's server; yields a handle that can kill and restart it."""
     s = facility_server(tmp_path, "durable")
     admin = s.create_admin()
 
@@ -234,3 +233,136 @@ def test_waitress_errors_never_quote_the_request(capfd):
     err = capfd.readouterr().err
     assert '"event":"error handling request (OSError)"' in err
     assert "SECRET-TOKEN" not in err
+
+
+def upload_head(server, headers: dict, conv_id: str, size: int, boundary: str) -> bytes:
+    """The start of a raw multipart upload of `size` bytes (the server's own port)."""
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="scan.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    length = len(part) + size + len(f"\r\n--{boundary}--\r\n")
+    return (
+        f"POST /api/v1/conversations/{conv_id}/attachments HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{server.port}\r\nAuthorization: {headers['Authorization']}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    ).encode() + part
+
+
+def spooled_files(pid: int, tmpdir: Path) -> list[str]:
+    """Files the process holds open that were deleted or live in its temporary directory."""
+    held = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.endswith("(deleted)") or target.startswith(str(tmpdir)):
+            held.append(target)
+    return held
+
+
+@pytest.fixture
+def spool_server(tmp_path):
+    """The facility's server with its own TMPDIR, where a spooling server would put bodies."""
+    s = FacilityServer(tmp_path, "streams", TMPDIR=str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    s.admin_login = s.create_admin()
+    s.start()
+    yield s
+    s.stop()
+
+
+def login(server) -> dict:
+    r = requests.post(server.url + "/api/v1/login", json=server.admin_login)
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+@pytest.mark.process
+def test_an_upload_is_streamed_to_the_app_never_spooled_to_a_file(spool_server):
+    server = spool_server
+    headers = login(server)
+    conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
+    content = b"%PDF-1.4\n" + os.urandom(12 * 1024 * 1024)
+    boundary = "b0undaryXq81"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(upload_head(server, headers, conv["id"], len(content), boundary))
+        sock.sendall(content[: 8 * 1024 * 1024])
+        # Most of the body is in, and the server keeps none of it in a file.
+        status = lambda: requests.get(server.url + "/healthz").status_code  # noqa: E731
+        assert eventually(status, lambda s: s == 200)
+        assert spooled_files(server.proc.pid, server.root / "tmp") == []
+        assert list((server.root / "tmp").iterdir()) == []
+        sock.sendall(content[8 * 1024 * 1024 :] + f"\r\n--{boundary}--\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+    attachment = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    stored = requests.get(f"{server.url}/api/v1/attachments/{attachment['id']}", headers=headers)
+    assert stored.content == content
+
+
+@pytest.mark.process
+def test_an_upload_cut_off_half_way_stores_nothing_and_the_server_goes_on(spool_server):
+    server = spool_server
+    headers = login(server)
+    conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers).json()
+    content = b"%PDF-1.4\n" + os.urandom(4 * 1024 * 1024)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(upload_head(server, headers, conv["id"], len(content), "cutXq81"))
+        sock.sendall(content[: 2 * 1024 * 1024])
+
+    def in_flight() -> int:
+        return requests.get(server.url + "/_medcell/status").json()["inflight"]
+
+    assert eventually(in_flight, lambda n: n == 0) == 0
+    messages = requests.get(
+        f"{server.url}/api/v1/conversations/{conv['id']}/messages", headers=headers
+    ).json()
+    assert all(not m.get("attachments") for m in messages["messages"])
+    again = requests.post(
+        f"{server.url}/api/v1/conversations/{conv['id']}/attachments",
+        files={"file": ("scan.pdf", content)},
+        headers=headers,
+    )
+    assert again.status_code == 201
+
+
+@pytest.mark.process
+def test_a_refused_body_is_read_past_and_the_connection_serves_the_next_request(spool_server):
+    server = spool_server
+    session = requests.Session()  # one keep-alive connection
+    refused = session.post(
+        f"{server.url}/api/v1/conversations/none/attachments",
+        files={"file": ("scan.pdf", b"%PDF-1.4\n" + os.urandom(3 * 1024 * 1024))},
+    )
+    assert refused.status_code == 401
+    assert session.get(server.url + "/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.process
+def test_a_request_whose_body_stops_coming_is_cut_off_and_frees_its_thread(tmp_path):
+    server = FacilityServer(tmp_path, "stalls", MEDCELL_REQUEST_TIMEOUT="2", MEDCELL_THREADS="1")
+    server.admin_login = server.create_admin()
+    server.start()
+    try:
+        headers = login(server)
+        conv = requests.post(server.url + "/api/v1/conversations", json={}, headers=headers)
+        content = b"%PDF-1.4\n" + os.urandom(1024 * 1024)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(upload_head(server, headers, conv.json()["id"], len(content), "stXq81"))
+            sock.sendall(content[:300_000])  # and then nothing more
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                answer += chunk
+        assert not answer.startswith(b"HTTP/1.1 201")
+        # The one request thread is free again: the next request is answered.
+        assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+    timed_out = [line for line in lines if line["event"] == "request timed out"]
+    assert len(timed_out) == 1
+    assert set(timed_out[0]) == {"ts", "level", "event", "seconds"}  # no path, no id

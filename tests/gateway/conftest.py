@@ -119,7 +119,7 @@ def make_gateway(tmp_path, shared_gateway):
 
 @pytest.fixture
 def facility_behind_gateway(tmp_path):
-    """The real facility app under gunicorn on its socket (slug `fuzzed`, its admin login in
+    """The facility's real server on its socket (slug `fuzzed`, its admin login in
     `.admin`), and a gateway of its own routing to it at its own origin."""
     gateway = Gateway(tmp_path, MEDCELL_GATEWAY_WORKERS="1")
     gateway.make_tls_files()

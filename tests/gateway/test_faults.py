@@ -35,9 +35,7 @@ class Facility(FacilityServer):
 
     def __init__(self, base: Path, run: Path):
         socket = run / "facilities" / SLUG / "app.sock"
-        super().__init__(
-            base, SLUG, socket=socket, tcp=False, as_image=True, log=base / "facility.log"
-        )
+        super().__init__(base, SLUG, socket=socket, tcp=False, log=base / "facility.log")
         self.create_admin()
 
     def status(self) -> dict:
@@ -297,7 +295,7 @@ def test_broken_routes_files_keep_the_old_table_until_a_good_one_comes(site, gat
 
 def test_trickled_login_bodies_leave_the_real_facility_answering(site, gateway):
     facility = site[0]
-    # More than the facility's server has threads (deploy/gunicorn_facility.py: 8).
+    # More than the facility's server has threads (services/facility/server.py: 4).
     host = f"{SLUG}.localhost"  # the facility's own origin, as a browser addresses it
     trickling = [SlowBody(gateway.port, "/api/v1/login", 4096, host=host) for _ in range(12)]
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from devsupport import Gunicorn
+from devsupport import FacilityServer
 from provisioner.host.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +41,8 @@ class Inbox:
 @contextlib.contextmanager
 def running_facility(
     home: Path, config: Config, slug: str
-) -> Iterator[tuple[Gunicorn, requests.Session]]:
-    """The facility app with mail on, under gunicorn on its socket and a loopback port, and an
+) -> Iterator[tuple[FacilityServer, requests.Session]]:
+    """The facility's server with mail on, on its socket and a loopback port, and an
     API session logged in as its first admin."""
     socket = config.facility_socket(slug)
     socket.parent.mkdir(parents=True, exist_ok=True)
@@ -63,13 +63,7 @@ def running_facility(
         cwd=REPO,
     )
     password = json.loads(admin.stdout)["password"]
-    server = Gunicorn(
-        "deploy/gunicorn_facility.py",
-        "services.facility:create_app()",
-        env,
-        home / "facility.log",
-        socket=socket,
-    )
+    server = FacilityServer(home, slug, socket=socket, log=home / "facility.log", **env)
     server.start()
     try:
         session = requests.Session()

@@ -1,4 +1,4 @@
-"""Where the browser tests find a facility: through the real gateway, or a local gunicorn.
+"""Where the browser tests find a facility: through the real gateway, or a local facility server.
 
 Either way a Site gives the facility's base URL, its admin login and a raw scan of its data
 files, so that a test can check that deleted content has left no byte behind.
@@ -93,7 +93,7 @@ def gateway_site(shared: Installation):
 
 
 def local_site(root: Path):
-    """The facility app alone under gunicorn on loopback: quick, and no Docker needed."""
+    """The facility's server alone on loopback: quick, and no Docker needed."""
     server = FacilityServer(root, "web", MEDCELL_FACILITY_NAME="Praxis am Park")
     data = server.data
     login = server.create_admin()

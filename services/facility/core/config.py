@@ -64,9 +64,6 @@ class Config:
     scheduler: bool = True
     # Free space held back on the data volume so that deletion works when it is full (core/space).
     space_reserve_bytes: int = 8 * 1024 * 1024
-    # Set by the gunicorn config: the app is built once before forking (preload_app), and the
-    # deletion job, a thread, is started in the worker instead (threads do not survive fork).
-    jobs_after_fork: bool = False
     # Set by the provisioner when the installation has an SMTP server: only then are mails queued.
     mail: bool = False
     # The facility's own origin (https://<slug>.<domain>[:port]/), set by the provisioner: every
@@ -109,7 +106,6 @@ class Config:
             max_attachment_bytes=max_attachment,
             space_reserve_bytes=reserve,
             scheduler=env.get("MEDCELL_SCHEDULER", "on") != "off",
-            jobs_after_fork=env.get("MEDCELL_JOBS_AFTER_FORK", "") == "1",
             mail=env.get("MEDCELL_MAIL", "off") == "on",
             public_url=env.get("MEDCELL_PUBLIC_URL", ""),
             tombstone_dir=env.get("MEDCELL_TOMBSTONE_DIR", ""),

@@ -6,10 +6,9 @@ expiry (last_activity + retention) or the next daily key rotation — and is wok
 changes. It sweeps once at start, which catches up after any downtime (a sleeping facility is
 started by the supervisor shortly before its deadline). An idle facility therefore does nothing.
 
-A file lock in the data directory makes exactly one process work. A facility runs one gunicorn
-worker, so the requests that change deadlines wake the job in-process. With more workers, a change
-made in another worker cannot wake it; the job then re-reads the deadlines every 30 s, which keeps
-deletion within 60 s of expires_at (see start_jobs in the package).
+A file lock in the data directory makes exactly one process work. A facility is one server
+process (services/facility/server.py), so the requests that change deadlines wake the job
+in-process.
 """
 
 import fcntl
@@ -25,10 +24,9 @@ from services.facility.core.store import Store
 
 log = logging.getLogger("medcell.retention")
 
-# With one worker this only bounds how late a step of the wall clock (the deadlines are wall-clock
-# times, the wait is monotonic) can make the job: one cheap look per hour.
+# This only bounds how late a step of the wall clock (the deadlines are wall-clock times, the
+# wait is monotonic) can make the job: one cheap look per hour.
 SAFETY_SECONDS = 3600.0
-MULTI_WORKER_SAFETY_SECONDS = 30.0
 RETRY_SECONDS = 30.0  # after a failed pass
 MARGIN_SECONDS = 0.05  # wake just after the deadline, not just before it
 
