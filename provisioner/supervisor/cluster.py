@@ -248,18 +248,20 @@ def _newest_change(config: Config, slug: str) -> float:
 
 
 def publish_missing_routes(config: Config, pinned: dict[str, int]) -> None:
-    """A facility pinned here that this node's routes do not list yet gets a route: to the
-    activator (its first request wakes it, or finds it running and routes it straight)."""
+    """A facility pinned and prepared here (its state file) that this node's routes do not list
+    yet gets a route: to the activator (its first request wakes it, or finds it running and
+    routes it straight)."""
     table = (routes.read_routes(config) or {}).get("facilities")
     table = table if isinstance(table, dict) else {}
     for slug in sorted(pinned):
         entry = table.get(slug)
         if isinstance(entry, dict) and entry.get("state") in routes.LOCAL_STATES:
             continue
-        st = state_file.load(config, slug)
-        state = routes.route_state(False, st)
         try:
             with locks.facility_lock(config, slug):
+                if not state_file.state_path(config, slug).exists():
+                    continue  # not prepared here, or destroyed here meanwhile
+                state = routes.route_state(False, state_file.load(config, slug))
                 routes.set_route(config, slug, state)
         except Busy:
             continue

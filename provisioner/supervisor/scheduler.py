@@ -223,8 +223,9 @@ class Scheduler:
             if not self.cleaned:
                 # Before anything here is marked answering: what is no longer this node's goes.
                 cluster.remove_unassigned(self.config, found, plain, self.clock)
-                cluster.publish_missing_routes(self.config, found.pinned)
                 self.cleaned = True
+            # A facility a manager just made here: this node's gateway learns of it.
+            cluster.publish_missing_routes(self.config, found.pinned)
             slugs = set(found.pinned) | plain
             if self.no_manager:
                 event("manager_back")
