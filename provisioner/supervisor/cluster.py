@@ -201,6 +201,7 @@ def remove_unassigned(
     config: Config,
     found: Discovery,
     plain: set[str],
+    moved: set[str],
     clock: Callable[[], float] = time.time,
 ) -> list[str]:
     """Remove what this node keeps of facilities no longer assigned to it; returns their slugs.
@@ -208,7 +209,9 @@ def remove_unassigned(
     Only what routes requests here and what the scheduler would act on: the route entry, the
     state file, the socket folder. Never a volume (a facility pinned elsewhere is destroyed here
     by the manager that moved it), never a facility pinned here or a single-host container's.
-    A facility without any service counts only once its files are GONE_GRACE old.
+    `moved`: facilities this supervisor knew as pinned here, now pinned elsewhere or gone.
+    Any other counts only once its files here are GONE_GRACE old: a facility is prepared on
+    its node (a new one, or one moving here) moments before its service is pinned there.
     """
     assert found.pinned is not None and found.placed is not None
     removed = []
@@ -216,7 +219,7 @@ def remove_unassigned(
         if slug in found.pinned or slug in plain:
             continue
         elsewhere = slug in found.placed
-        if not elsewhere and _newest_change(config, slug) > clock() - GONE_GRACE:
+        if slug not in moved and _newest_change(config, slug) > clock() - GONE_GRACE:
             continue
         try:
             with locks.facility_lock(config, slug):

@@ -220,9 +220,16 @@ class Scheduler:
             if seen.get(slug) != "running":  # a running task wins over an ended one beside it
                 seen[slug] = info.status
         if found.reachable and found.pinned is not None:
-            if not self.cleaned:
-                # Before anything here is marked answering: what is no longer this node's goes.
-                cluster.remove_unassigned(self.config, found, plain, self.clock)
+            moved = {
+                slug
+                for slug, entry in self.entries.items()
+                if not entry.plain and slug not in found.pinned
+            }
+            if not self.cleaned or self.no_manager or moved:
+                # Before anything here is marked answering (on start), when a manager answers
+                # again after a cut, and when one of its own went elsewhere: what is no longer
+                # this node's goes.
+                cluster.remove_unassigned(self.config, found, plain, moved, self.clock)
                 self.cleaned = True
             # A facility a manager just made here: this node's gateway learns of it.
             cluster.publish_missing_routes(self.config, found.pinned)

@@ -282,32 +282,60 @@ def test_a_returning_node_first_removes_what_is_no_longer_assigned_to_it(
     node3, config, engine, clock
 ):
     # Left here from before: a facility now pinned to node1 (evacuated while node3 was away),
-    # one whose service is gone, and one prepared a moment ago whose service is being created.
-    for slug in ("moved", "gone", "fresh"):
+    # one whose service is gone; prepared a moment ago: one whose service is being created, and
+    # one moving here from node1 (its service is pinned here once its data is restored).
+    for slug in ("moved", "gone", "fresh", "arriving"):
         facility = config.facility(slug)
         state_file.save(config, slug, state_file.FacilityState())
         routes.set_route(config, slug, RouteState.RUNNING)
         facility.socket_dir.mkdir(parents=True)
         engine.volumes.create(facility.data_volume, labels=config.labels(facility=slug))
     now = clock.now
-    os.utime(state_file.state_path(config, "fresh"), (now, now))
-    os.utime(config.facility("fresh").socket_dir, (now, now))
+    for slug in ("fresh", "arriving"):
+        os.utime(state_file.state_path(config, slug), (now, now))
+        os.utime(config.facility(slug).socket_dir, (now, now))
     node3.add("moved", node="node1")
+    node3.add("arriving", node="node1")
     node3.add("praxis")
     node3.add("newcomer")  # pinned here, with no route on this node yet
     routes.set_route(config, "newcomer", None)
 
     node3.settle()
     table = routes.read_routes(config)["facilities"]
-    assert set(table) == {"praxis", "fresh", "newcomer"}
+    assert set(table) == {"praxis", "fresh", "arriving", "newcomer"}
     assert table["newcomer"] == {"state": RouteState.ASLEEP}  # its first request wakes it
     for slug in ("moved", "gone"):
         assert not state_file.state_path(config, slug).exists()
         assert not config.facility(slug).socket_dir.exists()
-    assert state_file.state_path(config, "fresh").exists()
-    assert config.facility("fresh").socket_dir.exists()
+    for slug in ("fresh", "arriving"):
+        assert state_file.state_path(config, slug).exists()
+        assert config.facility(slug).socket_dir.exists()
     # No volume is touched: those of a facility pinned elsewhere go when its move shreds them.
     assert {"medcell-moved-data", "medcell-gone-data", "medcell-fresh-data"} <= set(
         engine.volumes_by_name
     )
     assert set(node3.supervisor.scheduler.entries) == {"praxis", "newcomer"}
+
+
+def test_after_a_cut_what_was_moved_away_meanwhile_is_removed_once_a_manager_answers(
+    node3, config, clock
+):
+    node3.add("praxis")
+    node3.add("moved", awake=False)
+    node3.settle()
+    assert set(node3.supervisor.scheduler.entries) == {"praxis", "moved"}
+    node3.manager.reachable = False
+    node3.run_for(40)
+    # Meanwhile the managers restored it on node1 and pinned it there.
+    placement = node3.manager.services_by_name["medcell-moved"]["Spec"]["TaskTemplate"]
+    placement["Placement"]["Constraints"] = [pin_constraint("node1")]
+    assert route(config, "moved") == RouteState.ASLEEP  # nothing is decided while cut off
+
+    node3.manager.reachable = True
+    node3.run_for(11)
+    assert set(node3.supervisor.scheduler.entries) == {"praxis"}
+    assert "moved" not in routes.read_routes(config)["facilities"]
+    assert not state_file.state_path(config, "moved").exists()
+    assert not config.facility("moved").socket_dir.exists()
+    assert state_file.state_path(config, "praxis").exists()
+    assert route(config, "praxis") == RouteState.RUNNING
