@@ -339,3 +339,18 @@ def test_after_a_cut_what_was_moved_away_meanwhile_is_removed_once_a_manager_ans
     assert not config.facility("moved").socket_dir.exists()
     assert state_file.state_path(config, "praxis").exists()
     assert route(config, "praxis") == RouteState.RUNNING
+
+
+def test_a_single_host_facility_kept_when_the_host_joined_is_still_slept_as_a_container(
+    node3, config, engine, clock
+):
+    legacy = engine.add_facility("legacy")  # a container named medcell-legacy, no service
+    idle_since(legacy, clock, clock.now)
+    node3.settle()
+    assert set(node3.supervisor.scheduler.entries) == {"legacy"}
+    assert state_file.state_path(config, "legacy").exists()  # not taken for unassigned
+    node3.run_for(61)
+    assert engine.stops == ["medcell-legacy"]
+    assert engine.containers_by_name["medcell-legacy"].status == "exited"
+    assert route(config, "legacy") == RouteState.ASLEEP
+    assert node3.manager.services_by_name == {}
