@@ -1,5 +1,5 @@
 """Each node's supervisor looks after the facilities pinned to its node: a facility service on
-node3, prepared there through node3's node API, is put to sleep by node3's supervisor (0
+node3, prepared there as the node API's prepare does, is put to sleep by node3's supervisor (0
 replicas) and woken by a request through node3's own gateway, or through node1's, which forwards
 it to node3 (1 replica, answered)."""
 
@@ -45,6 +45,22 @@ def node_client(lab, node: str, target: str, call: str) -> dict:
     return json.loads(result.stdout)
 
 
+def on_node3(lab, code: str) -> None:
+    """Run Python as node3 (its MEDCELL_HOME, its engine) with `config` and `SLUG` given.
+
+    Preparing through the node API itself fails in the lab: its supervisor runs as root with no
+    capabilities and cannot give the socket folder to the facility's uid.
+    """
+    script = (
+        "from provisioner.host import facility_data, routes, state_file\n"
+        "from provisioner.host.config import Config\n"
+        "from provisioner.host.docker_backend import DockerBackend\n"
+        f"config, SLUG = Config.from_env(), {SLUG!r}\n" + code
+    )
+    result = lab.run("node3", "python", "-c", script)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def request(lab, through: str) -> str:
     """GET the facility's /healthz through `through`'s gateway; its HTTP status."""
     host = f"{SLUG}.localhost"
@@ -84,7 +100,7 @@ def sleepy(lab):
     node3 = docker.DockerClient(base_url=f"unix://{lab.directory / 'node3' / 'docker.sock'}")
     swarm = Swarm(node1)
     labels = {"name": "Sleepy Practice", "retention": "7d", "idle": IDLE}
-    node_client(lab, "node1", "node3", f"prepare({SLUG!r}, {labels!r})")
+    on_node3(lab, f"facility_data.prepare(config, DockerBackend(), SLUG, {labels!r})\n")
     image_id = node3.images.get(config.facility_image).id
     spec = specs.facility_spec(config, facility, "Sleepy Practice", "7d", image_id)
     try:
@@ -92,7 +108,16 @@ def sleepy(lab):
         yield Sleepy(swarm, facility.container)
     finally:
         SwarmEngine(config, swarm).remove(SLUG)
-        node_client(lab, "node1", "node3", f"destroy({SLUG!r})")
+        on_node3(
+            lab,
+            "import shutil\n"
+            "routes.set_route(config, SLUG, None)\n"
+            "state_file.remove(config, SLUG)\n"
+            "facility = config.facility(SLUG)\n"
+            "shutil.rmtree(facility.socket_dir)\n"
+            "for volume in (facility.data_volume, facility.keys_volume):\n"
+            "    DockerBackend().remove_volume(volume)\n",
+        )
         node1.close()
         node3.close()
 
