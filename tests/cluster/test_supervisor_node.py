@@ -107,6 +107,9 @@ def sleepy(lab):
         swarm.create_service(facility_service_spec(spec, "node3", replicas=1))
         yield Sleepy(swarm, facility.container)
     finally:
+        # Shown when a test failed: what node3's supervisor said (content-free lines).
+        logs = "docker logs $(docker ps -q --filter label=medcell.role=supervisor) 2>&1 | tail -40"
+        print(lab.run("node3", "sh", "-c", logs).stdout)
         SwarmEngine(config, swarm).remove(SLUG)
         on_node3(
             lab,
