@@ -10,7 +10,7 @@ from provisioner.host import locks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import ProvisionerError
-from provisioner.supervisor import logs, node_api
+from provisioner.supervisor import cluster, logs, node_api
 from provisioner.supervisor.service import Supervisor
 
 # Held wake requests each take a thread; they only wait, so a small stack is plenty.
@@ -26,7 +26,12 @@ def main() -> int:
         print(f"Error: {e}", file=sys.stderr)
         return 2
     locks.set_holder("the supervisor")  # named in a command's error while it sleeps or wakes one
-    supervisor = Supervisor(config, DockerBackend())
+    backend = DockerBackend()
+    # A cluster node's supervisor looks after the facility services pinned to this node.
+    node = None
+    if cluster.detect(config, backend):
+        node = cluster.NodeEngine(config, backend, cluster.NodeSwarm())
+    supervisor = Supervisor(config, backend, node=node)
     # The handler only sets a flag; the loop notices within one tick and shuts down in order.
     signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
     signal.signal(signal.SIGINT, lambda signum, frame: supervisor.stop())

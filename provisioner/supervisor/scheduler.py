@@ -4,6 +4,10 @@ All of its state is rebuilt from the state files and one Docker list call (recon
 restarted supervisor picks up where the last one stopped. Per tick it only pops due events off a
 heap: 1,000 asleep facilities cost nothing until one of their deadlines comes near.
 
+In cluster mode (`node`, supervisor/cluster.py) the facilities are the services pinned to this
+node, listed by a discovery job off this thread; whatever would scale one waits while no manager
+answers (held), and is taken up again as soon as one does.
+
 Facilities are hostile: none may hold this thread. Status probes run on a pool of their own (one
 per facility at a time, each exchange with a deadline), a tick handles a bounded number of due
 events, and an event re-armed while it is handled waits at least MIN_REARM: whatever one
@@ -33,6 +37,7 @@ from provisioner.host.errors import (
     FacilityUnreachable,
 )
 from provisioner.host.validation import SLUG_RE
+from provisioner.supervisor import cluster
 from provisioner.supervisor.jobs import Job, JobPool, QueueFull
 from provisioner.supervisor.logs import event
 
@@ -53,6 +58,8 @@ PROBE_TIMEOUT = 2.0  # a whole status exchange, connect to last byte
 PROBE_WORKERS = 8  # probes at once: a few stalling facilities leave the rest on time
 MIN_REARM = 1.0  # an event handled in a tick comes due again no sooner than this
 MAX_DUE_PER_TICK = 256  # due events handled per tick; the rest wait for the next one
+NO_MANAGER_RETRY = 10.0  # cluster mode: ask for a manager again this often while none answers
+HELD_RETRY = 30.0  # a facility whose sleep, wake or deadline waits for a manager: looked at again
 
 
 @dataclass
@@ -67,6 +74,8 @@ class Entry:
     failures: int = 0
     backoff: float = 0.0
     retry_at: float = 0.0
+    plain: bool = False  # cluster mode: a single-host container kept on this node, not a service
+    held: str = ""  # cluster mode: what waits for a manager (sleep, deadline, recover), logged once
 
 
 class Scheduler:
@@ -80,8 +89,21 @@ class Scheduler:
         sleeps: JobPool,
         clock: Callable[[], float] = time.time,
         probe_timeout: float = PROBE_TIMEOUT,
+        node: cluster.NodeEngine | None = None,
     ):
         self.config, self.backend = config, backend
+        self.node = node
+        # Cluster mode: whether this node removed what is no longer its own since a manager last
+        # answered (nothing is marked answering before), and what the last discovery said.
+        self.cleaned = False
+        self.no_manager = ""
+        self.discoveries = JobPool(
+            lambda slug, arg: node.discover() if node is not None else None,
+            max_running=1,
+            max_waiting=1,
+            on_done=lambda job: self.inbox.put(("discover", job)),
+            name="discover",
+        )
         self.wakes, self.sleeps = wakes, sleeps
         self.clock = clock
         self.probe_timeout = probe_timeout
@@ -104,6 +126,17 @@ class Scheduler:
     def known(self, slug: str) -> bool:
         """Whether a facility of that slug exists, without asking Docker."""
         return slug in self.entries or state_file.state_path(self.config, slug).exists()
+
+    def can_scale(self, slug: str) -> bool:
+        """Whether a wake or sleep of the facility can be done now: always on a single host; in
+        a cluster once this node removed what is not its own, and while a manager answers (a
+        single-host container kept on the node needs none)."""
+        if self.node is None:
+            return True
+        entry = self.entries.get(slug)
+        if entry is not None and entry.plain:
+            return True
+        return self.cleaned and self.node.reachable
 
     def tick(self) -> None:
         now = self.clock()
@@ -138,28 +171,111 @@ class Scheduler:
     def reconcile(self, now: float) -> None:
         """One list call and the state files: place every facility in its mode."""
         self.next_reconcile = now + RECONCILE_INTERVAL
+        if self.node is not None:
+            # The services are listed off this thread; their list comes back through the inbox.
+            if not self.discoveries.busy("node"):
+                self.discoveries.submit("node")
+            return
+        infos = self._containers(now)
+        if infos is None:
+            return
+        seen = {}
+        for info in infos:
+            slug = info.labels.get(Label.FACILITY, "")
+            if SLUG_RE.fullmatch(slug):
+                seen[slug] = info.status
+        self._place(seen, now)
+
+    def _containers(self, now: float) -> list | None:
         labels = {
             Label.INSTANCE: self.config.prefix,
             Label.ROLE: "facility",
             Label.FACILITY: None,
         }
         try:
-            infos = self.backend.containers(labels)
+            return self.backend.containers(labels)
         except DockerError:
             event("reconcile_failed", logging.WARNING)
             self.next_reconcile = now + RECONCILE_RETRY
+            return None
+
+    def _discovered(self, job: Job, now: float) -> None:
+        """Cluster mode: place this node's facilities from what the discovery found."""
+        found = job.result
+        if not isinstance(found, cluster.Discovery):
+            event("discovery_failed", logging.WARNING, error=type(job.error).__name__)
+            found = cluster.Discovery("", reachable=False, reason="unreachable")
+        assert self.node is not None
+        infos = self._containers(now)
+        if infos is None:
             return
-        states = state_file.load_all(self.config)
-        seen = {}
+        seen: dict[str, str] = {}
+        plain = set()
         for info in infos:
             slug = info.labels.get(Label.FACILITY, "")
-            if SLUG_RE.fullmatch(slug):
+            if not SLUG_RE.fullmatch(slug):
+                continue
+            if info.name == self.config.facility(slug).container:
+                plain.add(slug)
+            if seen.get(slug) != "running":  # a running task wins over an ended one beside it
                 seen[slug] = info.status
+        if found.reachable and found.pinned is not None:
+            moved = {
+                slug
+                for slug, entry in self.entries.items()
+                if not entry.plain and slug not in found.pinned
+            }
+            if not self.cleaned or self.no_manager or moved:
+                # Before anything here is marked answering (on start), when a manager answers
+                # again after a cut, and when one of its own went elsewhere: what is no longer
+                # this node's goes.
+                cluster.remove_unassigned(self.config, found, plain, moved, self.clock)
+                self.cleaned = True
+            # A facility a manager just made here: this node's gateway learns of it.
+            cluster.publish_missing_routes(self.config, found.pinned)
+            slugs = set(found.pinned) | plain
+            if self.no_manager:
+                event("manager_back")
+                self.no_manager = ""
+            self.node.reachable = True
+            self._release_held(now)
+        else:
+            self.node.reachable = False
+            self.next_reconcile = now + NO_MANAGER_RETRY
+            if self.no_manager != found.reason:
+                event("no_manager", logging.WARNING, reason=found.reason)
+                self.no_manager = found.reason
+            # Who is ours cannot be asked: keep what was known, else what this node holds.
+            slugs = set(self.entries) or (cluster.local_slugs(self.config) | set(seen))
+        statuses = {slug: seen.get(slug, "absent") for slug in slugs}
+        self._place(statuses, now, plain)
+
+    def _release_held(self, now: float) -> None:
+        """A manager answers again: whatever waited for one is looked at now."""
+        for entry in self.entries.values():
+            if entry.held:
+                entry.held = ""
+                if not self._busy(entry.slug):
+                    self._schedule(entry, now)
+
+    def _hold(self, entry: Entry, now: float, what: str) -> None:
+        """Cluster mode without a manager: leave the facility as it is, say so once, and look
+        again later (no job, so nothing spins)."""
+        if entry.held != what:
+            entry.held = what
+            level = logging.WARNING if what == "deadline" else logging.INFO
+            name = "deadline_late" if what == "deadline" else f"{what}_held"
+            event(name, level, slug=entry.slug, reason=self.no_manager or "cleanup_pending")
+        self._schedule(entry, now + HELD_RETRY)
+
+    def _place(self, seen: dict[str, str], now: float, plain: set[str] = frozenset()) -> None:
+        states = state_file.load_all(self.config)
         for slug in [s for s in self.entries if s not in seen]:
             del self.entries[slug]
         for slug, status in seen.items():
             entry = self.entries.setdefault(slug, Entry(slug))
             entry.st = states.get(slug) or state_file.FacilityState()
+            entry.plain = slug in plain
             if self._busy(slug):
                 continue  # the job's result will place it
             mode = self._mode(entry, status)
@@ -217,6 +333,9 @@ class Scheduler:
             self._wake(entry, now, "recover")
 
     def _wake(self, entry: Entry, now: float, reason: str) -> None:
+        if not self.can_scale(entry.slug):
+            self._hold(entry, now, "deadline" if reason == "deadline" else reason)
+            return
         if self.wakes.pending() >= OWN_WAKES:
             self._schedule(entry, now + 1)
             return
@@ -226,6 +345,10 @@ class Scheduler:
             self._schedule(entry, now + 1)
 
     def _put_to_sleep(self, entry: Entry, now: float, require_idle: float) -> None:
+        if not self.can_scale(entry.slug):
+            # It stays awake and deletes its own expired data; the next probe decides again.
+            self._hold(entry, now, "sleep")
+            return
         try:
             self.sleeps.submit(entry.slug, require_idle)
         except QueueFull:
@@ -316,11 +439,21 @@ class Scheduler:
     # results of the pools
 
     def _finished(self, kind: str, job: Job, now: float) -> None:
+        if kind == "discover":
+            self._discovered(job, now)
+            return
         entry = self.entries.get(job.slug)
         if entry is None:
             return  # deleted meanwhile, or not seen yet: the next reconcile places it
         if kind == "probe":
             self._probed(entry, now, job)
+            return
+        if cluster.no_manager(job.error):
+            # The manager went away between the discovery and the job: held until it is back.
+            if self.node is not None:
+                self.node.reachable = False
+            self.next_reconcile = now
+            self._hold(entry, now, "deadline" if job.arg == "deadline" else kind)
             return
         entry.st = state_file.load(self.config, job.slug)
         error = job.error

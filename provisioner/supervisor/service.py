@@ -19,6 +19,7 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.facility_http import FacilityStatus
+from provisioner.supervisor import cluster
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.capacity import GRACE, AwakeFacilities
 from provisioner.supervisor.jobs import Job, JobPool
@@ -39,7 +40,11 @@ LOCK_WAIT = 45.0  # a wake waits this long for a sleep (or a CLI command) of the
 
 
 class Supervisor:
-    """Keeps every facility at its desired state; `run()` until `stop()` (SIGTERM)."""
+    """Keeps every facility at its desired state; `run()` until `stop()` (SIGTERM).
+
+    `node`: cluster mode (supervisor/cluster.py), the facilities pinned to this node, scaled as
+    services; None: the containers of a single host.
+    """
 
     def __init__(
         self,
@@ -50,8 +55,12 @@ class Supervisor:
         tick: float = TICK,
         max_waking: int | None = None,
         max_waiting: int | None = None,
+        node: cluster.NodeEngine | None = None,
     ):
         self.config, self.backend, self.clock, self.tick_seconds = config, backend, clock, tick
+        self.node = node
+        # What lifecycle is handed: the node's engine in a cluster, the bare backend on one host.
+        self.engine = node if node is not None else backend
         max_waking, max_waiting = wake_queue(config.max_awake, max_waking, max_waiting)
         self.awake = AwakeFacilities(config.max_awake, clock)
         self.wakes = JobPool(
@@ -68,7 +77,7 @@ class Supervisor:
             on_done=lambda job: self.scheduler.inbox.put(("sleep", job)),
             name="sleep",
         )
-        self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock)
+        self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock, node=node)
         self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
         self.openings = OpeningWakes(config, lambda: self.scheduler.entries, self.wakes)
         self.backup_expiry = BackupExpiry(config, clock)
@@ -85,6 +94,9 @@ class Supervisor:
 
     def _wake(self, slug: str, reason: object) -> None:
         timeout = self.config.health_timeout if reason == "recover" else WAKE_TIMEOUT
+        if not self.scheduler.can_scale(slug) and not self._routable(slug):
+            event("wake_refused", slug=slug, reason=self.scheduler.no_manager or "cleanup_pending")
+            raise cluster.NoManager(f"no manager answers; facility {slug} cannot be woken")
         if not self.awake.reserve(slug):
             if reason == "opening":
                 # Speculative: it must not put a facility in use to sleep; a request wakes it.
@@ -93,7 +105,7 @@ class Supervisor:
         try:
             lifecycle.wake(
                 self.config,
-                self.backend,
+                self.engine,
                 slug,
                 reason=str(reason),
                 timeout=min(timeout, self.config.health_timeout),
@@ -126,7 +138,7 @@ class Supervisor:
             try:
                 # A fresh status decides: nothing in flight, no request within the grace period.
                 slept = lifecycle.put_to_sleep(
-                    self.config, self.backend, victim, require_idle=GRACE, clock=self.clock
+                    self.config, self.engine, victim, require_idle=GRACE, clock=self.clock
                 )
             except ProvisionerError as e:  # Busy (a command holds it), Docker trouble
                 event("evict_skipped", slug=victim, error=type(e).__name__)
@@ -145,9 +157,16 @@ class Supervisor:
         event("wake_refused", logging.WARNING, slug=slug, reason="no_room")
         raise NoRoom(f"{self.awake.cap} facilities are awake and none can sleep yet")
 
+    def _routable(self, slug: str) -> bool:
+        """Cluster mode without a manager: a facility whose task runs here may still be routed
+        straight to (nothing is scaled), once this node removed what is no longer its own."""
+        return self.node is not None and self.scheduler.cleaned and self.node.runs_here(slug)
+
     def _not_to_be_evicted(self, slug: str) -> bool:
         if self.wakes.busy(slug) or self.sleeps.busy(slug):
             return True
+        if not self.scheduler.can_scale(slug):
+            return True  # no manager to scale it down
         # `--idle never`: the operator wants it awake whatever else happens.
         return state_file.load(self.config, slug).idle == 0
 
@@ -155,7 +174,7 @@ class Supervisor:
         try:
             slept = lifecycle.put_to_sleep(
                 self.config,
-                self.backend,
+                self.engine,
                 slug,
                 require_idle=float(require_idle),  # type: ignore[arg-type]
                 clock=self.clock,
@@ -205,6 +224,7 @@ class Supervisor:
         self.wakes.stop()
         self.sleeps.stop()
         self.scheduler.probes.stop()
+        self.scheduler.discoveries.stop()
         if self.mail is not None:
             self.mail.stop()
 

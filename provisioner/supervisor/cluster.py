@@ -1,0 +1,271 @@
+"""Cluster mode for this node's supervisor: which facilities are its own, and how it scales them.
+
+A cluster facility is a service pinned to one node (host/swarm.py); the supervisor of that node
+keeps today's duties for it over the node's own socket: probes, sleep after its idle time (scale
+0), wakes for requests and deadlines (scale 1), mail. Scaling needs a manager: on a worker, or on
+a node cut off from the managers, the supervisor leaves awake facilities awake (they delete their
+own expired data), logs it, and tries again; it never `docker stop`s or `start`s a task's
+container (Swarm would restart the one, and cannot be handed the other).
+
+Discovery runs off the scheduler's thread (a cut manager may take its client's timeout to
+answer): `discover()` lists the services once and says whether a manager answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+
+from medcell_common.interfaces import RouteState
+from provisioner.host import locks, routes, state_file
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import ContainerSpec, DockerBackend
+from provisioner.host.engine import LocalEngine, SwarmEngine, Whereabouts
+from provisioner.host.errors import Busy, DockerError, DockerUnavailable
+from provisioner.host.swarm import Swarm
+from provisioner.host.validation import SLUG_RE
+from provisioner.supervisor.logs import event
+from provisioner.supervisor.node_api import in_cluster
+
+SWARM_TIMEOUT = 15.0  # one manager call; a cut manager may otherwise hold a thread for a minute
+# A facility with no service at all is only taken for deleted once its files here are this old:
+# the node API prepares a facility's files moments before a manager creates its service.
+GONE_GRACE = 600.0
+
+
+class NoManager(DockerError):
+    """Scaling needs a Swarm manager, and none answers this node (a worker, or cut off)."""
+
+
+def no_manager(error: BaseException | None) -> bool:
+    """Whether a job failed for want of a manager (lifecycle wraps the engine's error)."""
+    return isinstance(error, NoManager) or isinstance(getattr(error, "__cause__", None), NoManager)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """One look at the cluster from this node."""
+
+    node: str
+    # Whether a manager answered; without one nothing here may be scaled.
+    reachable: bool
+    reason: str = ""  # why not: worker, unreachable, inactive
+    # slug -> replicas of the facility services pinned to this node (None: not known now)
+    pinned: dict[str, int] | None = None
+    # slug -> node of every facility service (None: not known now)
+    placed: dict[str, str | None] | None = None
+
+
+def detect(config: Config, backend: DockerBackend) -> bool:
+    """Cluster mode: this host holds its cluster TLS files and its engine is a Swarm member."""
+    if not in_cluster(config):
+        return False
+    try:
+        return Swarm(backend.client).local_state()["state"] != "inactive"
+    except DockerError:
+        # The files come only from `cluster init` or `join`: a cluster node whose engine is
+        # slow to answer now is still one.
+        return True
+
+
+class NodeSwarm(Swarm):
+    """This node's engine for the calls a manager answers, each with a bounded wait; connected
+    on first use, so a supervisor starting before its engine answers starts all the same."""
+
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=SWARM_TIMEOUT)
+            except docker.errors.DockerException as e:
+                raise DockerUnavailable(f"connecting to Docker: no engine answers ({e})") from e
+        return self._client
+
+
+class NodeEngine:
+    """The FacilityEngine of a cluster node's supervisor.
+
+    Facilities pinned here are Swarm services (SwarmEngine: scale through this node's engine, a
+    manager). A single-host facility this host kept when it joined (a container named exactly
+    `medcell-<slug>`, not a task) is still started and stopped as one. Without a manager (see
+    `reachable`, set by each discovery) nothing is scaled (NoManager), and where a facility is
+    comes from this node's own containers.
+    """
+
+    def __init__(self, config: Config, backend: DockerBackend, swarm: Swarm, node: str = ""):
+        self.config, self.backend, self.node = config, backend, node
+        self.local = LocalEngine(config, backend)
+        self.swarm = SwarmEngine(config, swarm, local=backend)
+        self.reachable = False
+
+    def plain(self, slug: str) -> bool:
+        """Whether the facility is a single-host container on this node (not a Swarm task)."""
+        return self.backend.container(self.config.facility(slug).container) is not None
+
+    def runs_here(self, slug: str) -> bool:
+        """Whether a container of the facility runs on this node (a task or a plain one)."""
+        return any(
+            c.status == "running"
+            for c in self.backend.containers(self.config.labels(facility=slug, role="facility"))
+        )
+
+    def locate(self, slug: str) -> Whereabouts | None:
+        if self.plain(slug):
+            return self.local.locate(slug)
+        if self.reachable:
+            try:
+                return self.swarm.locate(slug)
+            except DockerError:
+                pass  # the manager went away meanwhile: what this node sees below
+        if self.runs_here(slug):
+            return Whereabouts(
+                running=True,
+                starting=False,
+                node=self.node or None,
+                container="",
+                state="running",
+            )
+        raise NoManager(f"no manager answers; where facility {slug} is cannot be told")
+
+    def run(self, spec: ContainerSpec, node: str | None = None) -> None:
+        raise DockerError("a node's supervisor creates no facility")
+
+    def wake(self, slug: str, timeout: float) -> None:
+        if self.plain(slug):
+            self.local.wake(slug, timeout)
+        elif not self.reachable:
+            raise NoManager(f"no manager answers; facility {slug} cannot be scaled")
+        else:
+            self.swarm.wake(slug, timeout)
+
+    def sleep(self, slug: str, timeout: int) -> None:
+        if self.plain(slug):
+            self.local.sleep(slug, timeout)
+        elif not self.reachable:
+            raise NoManager(f"no manager answers; facility {slug} cannot be scaled")
+        else:
+            self.swarm.sleep(slug, timeout)
+
+    def remove(self, slug: str) -> None:
+        raise DockerError("a node's supervisor removes no facility")
+
+    def gateway_running(self) -> bool:
+        # The gateway here is a task: found by its labels, not by a container name.
+        return self.swarm.gateway_running()
+
+    def discover(self) -> Discovery:
+        """The facility services, from this node's engine if it is a manager that answers."""
+        try:
+            state = self.swarm.swarm.local_state()
+        except DockerError:
+            return Discovery(self.node, reachable=False, reason="unreachable")
+        if state["state"] == "inactive":
+            return Discovery(self.node, reachable=False, reason="inactive")
+        self.node = state["name"] or self.node  # the name its services are pinned by
+        if not state["manager"]:
+            return Discovery(self.node, reachable=False, reason="worker")
+        try:
+            services = self.swarm.swarm.facility_services()
+        except DockerError:
+            return Discovery(self.node, reachable=False, reason="unreachable")
+        placed = {s.slug: s.node for s in services if SLUG_RE.fullmatch(s.slug)}
+        pinned = {s.slug: s.replicas for s in services if s.slug in placed and s.node == self.node}
+        return Discovery(self.node, reachable=True, pinned=pinned, placed=placed)
+
+
+def local_slugs(config: Config) -> set[str]:
+    """Facilities that left files on this node: a state file, a socket folder, a local route."""
+    found = set(state_file.load_all(config))
+    try:
+        found |= {p.name for p in (config.run_dir / "facilities").iterdir() if p.is_dir()}
+    except FileNotFoundError:
+        pass
+    table = (routes.read_routes(config) or {}).get("facilities")
+    if isinstance(table, dict):
+        found |= {
+            slug
+            for slug, entry in table.items()
+            if isinstance(entry, dict) and entry.get("state") != RouteState.REMOTE
+        }
+    return {slug for slug in found if isinstance(slug, str) and SLUG_RE.fullmatch(slug)}
+
+
+def remove_unassigned(
+    config: Config,
+    found: Discovery,
+    plain: set[str],
+    moved: set[str],
+    clock: Callable[[], float] = time.time,
+) -> list[str]:
+    """Remove what this node keeps of facilities no longer assigned to it; returns their slugs.
+
+    Only what routes requests here and what the scheduler would act on: the route entry, the
+    state file, the socket folder. Never a volume (a facility pinned elsewhere is destroyed here
+    by the manager that moved it), never a facility pinned here or a single-host container's.
+    `moved`: facilities this supervisor knew as pinned here, now pinned elsewhere or gone.
+    Any other counts only once its files here are GONE_GRACE old: a facility is prepared on
+    its node (a new one, or one moving here) moments before its service is pinned there.
+    """
+    assert found.pinned is not None and found.placed is not None
+    removed = []
+    for slug in sorted(local_slugs(config)):
+        if slug in found.pinned or slug in plain:
+            continue
+        elsewhere = slug in found.placed
+        if slug not in moved and _newest_change(config, slug) > clock() - GONE_GRACE:
+            continue
+        try:
+            with locks.facility_lock(config, slug):
+                routes.set_route(config, slug, None)
+                state_file.remove(config, slug)
+                socket_dir = config.facility(slug).socket_dir
+                shutil.rmtree(socket_dir, ignore_errors=True)
+        except Busy:
+            continue  # a command holds it (the node API destroying it, say): next time
+        event(
+            "unassigned_removed",
+            logging.WARNING,
+            slug=slug,
+            reason="pinned_elsewhere" if elsewhere else "no_service",
+            socket_dir="kept" if socket_dir.exists() else "removed",
+        )
+        removed.append(slug)
+    return removed
+
+
+def _newest_change(config: Config, slug: str) -> float:
+    newest = 0.0
+    for path in (state_file.state_path(config, slug), config.facility(slug).socket_dir):
+        try:
+            newest = max(newest, os.stat(path).st_mtime)
+        except OSError:
+            pass
+    return newest
+
+
+def publish_missing_routes(config: Config, pinned: dict[str, int]) -> None:
+    """A facility pinned and prepared here (its state file) that this node's routes do not list
+    yet gets a route: to the activator (its first request wakes it, or finds it running and
+    routes it straight)."""
+    table = (routes.read_routes(config) or {}).get("facilities")
+    table = table if isinstance(table, dict) else {}
+    for slug in sorted(pinned):
+        entry = table.get(slug)
+        if isinstance(entry, dict) and entry.get("state") in routes.LOCAL_STATES:
+            continue
+        try:
+            with locks.facility_lock(config, slug):
+                if not state_file.state_path(config, slug).exists():
+                    continue  # not prepared here, or destroyed here meanwhile
+                state = routes.route_state(False, state_file.load(config, slug))
+                routes.set_route(config, slug, state)
+        except Busy:
+            continue
+        event("route_added", slug=slug, state=state)
