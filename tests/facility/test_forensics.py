@@ -63,6 +63,8 @@ def flow(client, staff_auth, clock) -> dict:
         assert client.get(f"{base}/export?format={fmt}", headers=staff_auth).status_code == 200
     # The patient reads it too, so read marks exist as well.
     client.get(f"{base}/messages", headers=patient)
+    # The team inbox opens the last message for its preview (in memory only).
+    assert client.get("/api/v1/inbox", headers=staff_auth).status_code == 200
     return conv
 
 

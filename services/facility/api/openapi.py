@@ -12,6 +12,7 @@ from services.facility.api import (
     accounts,
     contact,
     conversations,
+    inbox,
     notifications,
     quick_replies,
     receipts,
@@ -31,6 +32,7 @@ from services.facility.http.context import ctx
 MODULES = (
     sessions,
     conversations,
+    inbox,
     settings,
     staff,
     usage,

@@ -206,6 +206,18 @@ CREATE TABLE quick_replies (
 );
 """
 
+# Names on messages. A staff account's display name is staff data, plain like its username ('':
+# none set, the username stands in). A message records which account wrote it (staff_id, NULL for
+# the patient and for messages from before); it is bound into the body's associated data
+# (bindings.message_body) and kept when the account goes, so staff ids are never reused
+# (accounts.create_staff counts them in counters 'staff_last_id').
+V10 = """
+ALTER TABLE staff ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN staff_id INTEGER;
+INSERT INTO counters (name, value) SELECT 'staff_last_id', coalesce(max(id), 0) FROM staff
+    WHERE true ON CONFLICT (name) DO NOTHING;
+"""
+
 
 def v9_bind_columns(conn: sqlite3.Connection, keyring: Any) -> None:
     """Re-seal messages, attachments' metadata and access-log entries so that their associated
@@ -283,6 +295,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     V7,
     V8,
     v9_bind_columns,
+    V10,
 ]
 
 

@@ -82,7 +82,7 @@ def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
     """Post the reply form: (error text or None, status, new message id)."""
     body = request.form.get("body", "")
     try:
-        message = ctx().conversations.add_message(conn(), conv_id, author, body)
+        message = ctx().conversations.add_message(conn(), conv_id, author, body, _writer(author))
     except (ConversationFull, InsufficientStorage) as e:
         return storage_error(e), e.status, ""
     except TooLong:
@@ -106,6 +106,7 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
             None,
             upload.stream,
             request.form.get("body", ""),
+            _writer(author),
         )
     except UnsupportedMediaType:
         return web.t("attach.bad_type"), 415, ""
@@ -119,6 +120,11 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""
     return None, 201, result["message_id"]
+
+
+def _writer(author: str) -> int | None:
+    """The staff account writing (None for the patient)."""
+    return g.staff.staff_id if author == "staff" else None
 
 
 def storage_error(e: Exception) -> str:

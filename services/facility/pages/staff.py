@@ -82,18 +82,25 @@ def logout():
     return response
 
 
-def render_home(error: str | None = None, status: int = 200):
+def render_home():
     items = ctx().conversations.summaries(conn())
     return web.page(
         "home.html",
-        status,
         **listing.view(items, g.staff, request.args),
         access=patients.access(conn()),
         receipts=web_receipts.listed(ctx().conversations.receipts.recent(conn(), 5)),
+        **home_values(items),
+    )
+
+
+def render_new(error: str | None = None, status: int = 200):
+    """The new-conversation form (again with what was entered, after an error)."""
+    return web.page(
+        "new.html",
+        status,
         error=error,
         title_value=request.form.get("title", ""),
         reference_value=form_reference(),
-        **home_values(items),
     )
 
 
@@ -103,23 +110,29 @@ def home():
     return render_home()
 
 
+@bp.get("/staff/new")
+@staff_page()
+def new():
+    return render_new()
+
+
 @bp.post("/staff/conversations")
 @staff_page()
 def create():
     try:
         pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
-        return render_home(web.t("new.bad_pin"), 400)
+        return render_new(web.t("new.bad_pin"), 400)
     try:
         reference = references.check(form_reference())
     except BadRequest:
-        return render_home(web.t("records.bad_reference"), 400)
+        return render_new(web.t("records.bad_reference"), 400)
     try:
         conv_id, token = ctx().conversations.create(
             conn(), request.form.get("title", "").strip(), pin_hash, reference
         )
     except (BadRequest, PayloadTooLarge):
-        return render_home(web.t("new.bad_title"), 400)
+        return render_new(web.t("new.bad_title"), 400)
     return link_page(conv_id, token, pin_hash is not None, 201)
 
 
