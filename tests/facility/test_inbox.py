@@ -52,9 +52,7 @@ def test_a_patient_message_shows_its_patient_preview_and_since_when_they_wait(
     assert row["unread"] == 2
 
 
-def test_a_reply_from_the_team_ends_the_wait_and_names_who_wrote_it(
-    client, staff_auth, admin_auth
-):
+def test_a_reply_from_the_team_ends_the_wait_and_names_who_wrote_it(client, staff_auth, admin_auth):
     conv = open_for(client, staff_auth)
     say(client, conv, conv["patient"], "Frage")
     say(client, conv, staff_auth, "Antwort vom Team")
@@ -65,9 +63,7 @@ def test_a_reply_from_the_team_ends_the_wait_and_names_who_wrote_it(
     assert row["last_message"]["preview"] == "Antwort vom Team"
 
 
-def test_unread_is_per_account_and_ends_once_the_messages_were_read(
-    client, staff_auth, admin_auth
-):
+def test_unread_is_per_account_and_ends_once_the_messages_were_read(client, staff_auth, admin_auth):
     conv = open_for(client, staff_auth)
     say(client, conv, conv["patient"], "Hallo")
     client.get(f"/api/v1/conversations/{conv['id']}/messages", headers=staff_auth)

@@ -82,6 +82,7 @@ def log_in(page, site) -> None:
 
 def open_conversation(page, title: str, pin: str = "") -> str:
     goto(page, page.url.split("/staff/")[0] + "/staff/")
+    page.get_by_role("link", name="Neue Unterhaltung").click()
     page.get_by_label("Titel (optional)").fill(title)
     if pin:
         page.get_by_label("PIN (optional)").fill(pin)
@@ -241,6 +242,7 @@ def test_pin_flow_and_lockout(chromium, site):
 def test_forms_without_the_right_csrf_token_are_refused(chromium, site):
     staff = new_page(chromium, site)
     log_in(staff, site)
+    staff.get_by_role("link", name="Neue Unterhaltung").click()
     staff.evaluate(
         "document.querySelector(\"form[action$='/staff/conversations'] input[name=csrf]\")"
         ".value = 'forged'"

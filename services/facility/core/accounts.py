@@ -122,7 +122,11 @@ def list_staff(conn: sqlite3.Connection) -> list[dict]:
         select="username, role, created_at, active, display_name", order_by="username"
     )
     return [
-        {**row, "active": bool(row["active"]), "display_name": row["display_name"] or row["username"]}
+        {
+            **row,
+            "active": bool(row["active"]),
+            "display_name": row["display_name"] or row["username"],
+        }
         for row in rows
     ]
 
@@ -131,9 +135,7 @@ def display_names(conn: sqlite3.Connection) -> dict[int, str]:
     """Every account's display name by id (its username where none is set)."""
     return {
         staff_id: name or username
-        for staff_id, username, name in conn.execute(
-            "SELECT id, username, display_name FROM staff"
-        )
+        for staff_id, username, name in conn.execute("SELECT id, username, display_name FROM staff")
     }
 
 

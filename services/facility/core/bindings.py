@@ -21,8 +21,10 @@ def message_body(
 ) -> bytes:
     # Which colleague wrote a staff message is bound too; messages from before writers were
     # recorded (staff_id NULL) keep the binding they were sealed with.
-    columns = (conv_id, author, created_at) if staff_id is None else (
-        conv_id, author, created_at, staff_id
+    columns = (
+        (conv_id, author, created_at)
+        if staff_id is None
+        else (conv_id, author, created_at, staff_id)
     )
     return crypto.aad(facility, "messages", msg_id, "body", columns)
 
