@@ -108,6 +108,12 @@ def list_messages(conv_id: str):
         item["created_at"] = iso(item["created_at"])
         writer = item.pop("staff_id")
         item["author_name"] = names.get(writer) if writer else None
+        # Whether the caller wrote it: this staff account, or the conversation's patient.
+        item["own"] = (
+            writer is not None and writer == g.principal.staff_id
+            if g.principal.kind == "staff"
+            else item["author"] == "patient"
+        )
     up_to = reading.read_up_to(conn(), conv_id, g.principal.kind)
     return jsonify(messages=items, read_up_to=up_to)
 
@@ -169,6 +175,10 @@ def openapi_paths(config: Config) -> dict:
             "nullable": True,
             "description": "the display name of the colleague who wrote a staff message (null: "
             "a patient message, or one whose writer is not known)",
+        },
+        own={
+            "type": "boolean",
+            "description": "the caller wrote it (this staff account; for the patient: their own)",
         },
     )
     conversation = doc.obj(

@@ -172,7 +172,11 @@ def openapi_schemas() -> dict:
         },
         "Access": doc.obj(
             ["who", "action", "item", "at"],
-            who={"type": "string", "description": "the staff account"},
+            who={
+                "type": "string",
+                "description": "the staff account, by its display name (the login only for an "
+                "account gone before display names existed)",
+            },
             action={"type": "string", "enum": ["open", "download", "export_pdf", "export_fhir"]},
             item={"type": "string", "description": "the file, for a download; else empty"},
             at=doc.TIME,

@@ -139,11 +139,12 @@ class _Writer:
     def message(self, message: dict, export: dict, chunks, budget: list[int]) -> None:
         pdf, labels = self.pdf, self.labels
         reference = export["reference"] or {}
-        author = (
-            labels["staff"]
-            if message["author"] == "staff"
-            else reference.get("name") or labels["patient"]
-        )
+        if message["author"] == "patient":
+            author = reference.get("name") or labels["patient"]
+        elif message.get("author_name"):  # the colleague who wrote it, of the practice team
+            author = f"{message['author_name']} ({labels['staff']})"
+        else:
+            author = labels["staff"]
         self.style("B", 10)
         self.line(f"{author} · {self.when(message['created_at'])}")
         self.style("", 10)

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from services.facility.core import fhir, pdf, pdf_worker, references
+from services.facility.core import accounts, fhir, pdf, pdf_worker, references
 from services.facility.core.access_log import AccessLog
 from services.facility.core.conversations import Conversations
 from services.facility.core.errors import BadRequest, ExportFailed, ExportTooLarge
@@ -104,14 +104,21 @@ class Records:
     def _gather(self, conn: sqlite3.Connection, conv_id: str, who: str) -> dict:
         c = self.conversations
         summary = c.get(conn, conv_id)
+        # Colleagues by their display names: who wrote each staff message, who exported.
+        names = accounts.display_names(conn)
+        messages = c.messages(conn, conv_id)
+        for m in messages:
+            writer = m.pop("staff_id")
+            m["author_name"] = names.get(writer) if writer else None
+        row = conn.execute("SELECT id FROM staff WHERE username = ?", (who,)).fetchone()
         return {
             "facility": c.facility,
             "facility_name": self.facility_name,
             "title": summary["title"],
             "reference": summary["reference"],
-            "messages": c.messages(conn, conv_id),
+            "messages": messages,
             "exported_at": c.clock(),
-            "exported_by": who,
+            "exported_by": names.get(row[0], who) if row else who,
         }
 
 

@@ -6,7 +6,7 @@ the page); the page's script only adds a character counter and polling for new m
 
 from flask import Response, g, request
 
-from services.facility.core import reading
+from services.facility.core import accounts, reading
 from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
@@ -63,6 +63,15 @@ def render(
         accept=web.UPLOAD_ACCEPT,
         own_label=web.t("msg.you"),
         other_label=other or web.t("msg.patient"),
+        # Staff messages by the colleague's display name; "you" only for the reader's own.
+        names=accounts.display_names(c),
+        me=g.staff.staff_id if side == "staff" else None,
+        team_label=other or web.t("msg.team"),
+        named_label=web.t(
+            "msg.staff_named" if side == "patient" else "msg.colleague",
+            name="{name}",
+            facility=config.facility_name,
+        ),
         **conversation_values(c, conv_id, summary, side),
         **extra,
     )

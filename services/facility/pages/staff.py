@@ -202,15 +202,15 @@ def delete(conv_id: str):
 @staff_page()
 def password():
     if request.method in ("GET", "HEAD"):
-        return web.page("password.html")
+        return password_page()
     try:
         auth.change_password(
             conn(), g.staff, request.form.get("current", ""), request.form.get("new", "")
         )
     except Unauthorized:
-        return web.page("password.html", 401, error=web.t("password.wrong"))
+        return password_page(401, error=web.t("password.wrong"))
     except BadRequest:
-        return web.page("password.html", 400, error=web.t("password.rules"))
+        return password_page(400, error=web.t("password.rules"))
     # Changing the password ended every session, this one too: log in again.
     response = web.page(
         "message.html",
@@ -221,3 +221,9 @@ def password():
     )
     web.clear_cookie(response, STAFF_COOKIE)
     return response
+
+
+def password_page(status: int = 200, **values):
+    """The own-account page: display name and password."""
+    own = auth.display_names(conn()).get(g.staff.staff_id, g.staff.username)
+    return web.page("password.html", status, own_name=own, **values)
