@@ -155,7 +155,9 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
         "UPDATE messages SET body = ? WHERE id = ?",
         (crypto.seal(key, plain, crypto.aad(facility, "messages", msg_id, "body")), msg_id),
     )
-    # Nor did it know who wrote which message (v10).
+    # Nor did it know assignments and notes (v11), nor who wrote which message (v10).
+    db.execute("DROP TABLE notes")
+    db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute("ALTER TABLE messages DROP COLUMN staff_id")
     db.execute("ALTER TABLE staff DROP COLUMN display_name")
     db.execute("DELETE FROM counters WHERE name = 'staff_last_id'")

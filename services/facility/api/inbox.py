@@ -4,6 +4,7 @@ message and whether the patient waits for a reply."""
 from flask import Blueprint, g, jsonify
 
 from services.facility.api import document as doc
+from services.facility.api.notes import ASSIGNEE
 from services.facility.api.validation import query
 from services.facility.core import accounts, conversation_list, inbox
 from services.facility.core.config import Config
@@ -13,8 +14,9 @@ from services.facility.http.context import conn, ctx, iso
 bp = Blueprint("api_inbox", __name__)
 
 
-def row_json(row: dict, names: dict[int, str]) -> dict:
+def row_json(row: dict, names: dict[int, str], logins: dict[int, str]) -> dict:
     message = row["last_message"]
+    assigned = row["assigned_to"]
     return {
         "id": row["id"],
         "title": row["title"],
@@ -23,6 +25,9 @@ def row_json(row: dict, names: dict[int, str]) -> dict:
         "expires_at": iso(row["expires_at"]),
         "unread": row["unread"],
         "waiting_since": iso(row["waiting_since"]) if row["waiting_since"] else None,
+        "assignee": {"username": logins[assigned], "display_name": names[assigned]}
+        if assigned in logins
+        else None,
         "last_message": message
         and {
             "id": message["id"],
@@ -46,7 +51,8 @@ def list_inbox():
         query("filter") or "all",
     )
     names = accounts.display_names(conn())
-    return jsonify(conversations=[row_json(r, names) for r in rows])
+    logins = dict(conn().execute("SELECT id, username FROM staff"))
+    return jsonify(conversations=[row_json(r, names, logins) for r in rows])
 
 
 def openapi_paths(_config: Config) -> dict:
@@ -82,6 +88,7 @@ def openapi_paths(_config: Config) -> dict:
             "unread",
             "waiting_since",
             "last_message",
+            "assignee",
         ],
         id=doc.STR,
         title=doc.STR,
@@ -100,6 +107,7 @@ def openapi_paths(_config: Config) -> dict:
             "last one (null: the team wrote last, or nobody wrote yet)",
         },
         last_message=last_message,
+        assignee=ASSIGNEE,
     )
     return {
         "/api/v1/inbox": {
@@ -117,7 +125,7 @@ def openapi_paths(_config: Config) -> dict:
                         "in": "query",
                         "required": False,
                         "description": "unread: with patient messages this account has not "
-                        "seen; waiting: the patient wrote last",
+                        "seen; waiting: the patient wrote last; mine: assigned to this account",
                         "schema": {"type": "string", "enum": list(inbox.FILTERS)},
                     },
                     {

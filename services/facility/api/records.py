@@ -25,7 +25,7 @@ def export_language() -> str:
 @require()
 def export(conv_id: str):
     format_, lang = query("format"), export_language()
-    return export_response(conv_id, format_, g.principal, lang)
+    return export_response(conv_id, format_, g.principal, lang, query("notes") == "1")
 
 
 @bp.get("/api/v1/conversations/<conv_id>/reference")
@@ -91,6 +91,14 @@ def openapi_paths(_config: Config) -> dict:
                         "description": "language of the PDF and of display texts (default: "
                         "Accept-Language, else de)",
                         "schema": {"type": "string", "enum": ["de", "en"]},
+                    },
+                    {
+                        "name": "notes",
+                        "in": "query",
+                        "required": False,
+                        "description": "1: the team's internal notes go into the PDF too (a "
+                        "FHIR export never carries them)",
+                        "schema": {"type": "string", "enum": ["0", "1"]},
                     },
                 ],
             )

@@ -10,11 +10,13 @@ import sqlite3
 from services.facility.core import bindings, conversation_list, crypto, reading
 from services.facility.core.conversations import Conversations
 from services.facility.core.errors import CryptoError
+from services.facility.core.notes import Notes
 
 # The preview is one line of at most this many characters (an ellipsis marks a cut).
 PREVIEW_CHARS = 120
-# all; unread: patient messages this account has not been shown; waiting: the patient wrote last.
-FILTERS = ("all", "unread", "waiting")
+# all; unread: patient messages this account has not been shown; waiting: the patient wrote last;
+# mine: assigned to this account.
+FILTERS = ("all", "unread", "waiting", "mine")
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
@@ -99,6 +101,7 @@ def rows(
     """The summaries, each with the inbox's fields: patient name, last message, waiting, unread."""
     ids = [s["id"] for s in summaries]
     last, since = last_messages(conversations, conn, ids), waiting(conn, ids)
+    assigned = Notes.assignees(conn)
     result = []
     for s in summaries:
         message = last.get(s["id"])
@@ -110,6 +113,7 @@ def rows(
                 "last_message": message,
                 "waiting_since": since.get(s["id"]),
                 "unread": unread.get(s["id"], 0),
+                "assigned_to": assigned.get(s["id"]),
             }
         )
     return result
@@ -132,4 +136,7 @@ def listing(
     elif shown == "waiting":
         since = waiting(conn, [s["id"] for s in summaries])
         summaries = [s for s in summaries if s["id"] in since]
+    elif shown == "mine":
+        assigned = Notes.assignees(conn)
+        summaries = [s for s in summaries if assigned.get(s["id"]) == staff_id]
     return rows(conversations, conn, summaries, unread)

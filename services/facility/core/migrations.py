@@ -218,6 +218,22 @@ INSERT INTO counters (name, value) SELECT 'staff_last_id', coalesce(max(id), 0) 
     WHERE true ON CONFLICT (name) DO NOTHING;
 """
 
+# Assignment and internal notes. A conversation may be assigned to a staff account (staff data,
+# plain; unassigned when the account goes). Internal notes are the team's own, never shown to the
+# patient: patient content like messages, so each is sealed under a record key of its own, bound
+# to its conversation, writer and time, and goes with its conversation (cascade, keys included).
+V11 = """
+ALTER TABLE conversations ADD COLUMN assigned_to INTEGER REFERENCES staff(id) ON DELETE SET NULL;
+CREATE TABLE notes (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    staff_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX notes_conversation ON notes(conversation_id, created_at);
+"""
+
 
 def v9_bind_columns(conn: sqlite3.Connection, keyring: Any) -> None:
     """Re-seal messages, attachments' metadata and access-log entries so that their associated
@@ -296,6 +312,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     V8,
     v9_bind_columns,
     V10,
+    V11,
 ]
 
 

@@ -7,6 +7,7 @@ from flask import url_for
 
 from services.facility.core import accounts, conversation_list, inbox, reading
 from services.facility.core.accounts import Principal
+from services.facility.core.notes import Notes
 from services.facility.http.context import conn, ctx
 
 PAGE_SIZE = 20
@@ -21,6 +22,9 @@ def view(summaries: list[dict], who: Principal, args) -> dict:
     if query.only_waiting:
         waiting = inbox.waiting(c, [s["id"] for s in matches])
         matches = [s for s in matches if s["id"] in waiting]
+    if query.only_mine:
+        assigned = Notes.assignees(c)
+        matches = [s for s in matches if assigned.get(s["id"]) == who.staff_id]
     pages = max(1, -(-len(matches) // PAGE_SIZE))
     try:
         page = min(max(1, int(args.get("page", "1"))), pages)
@@ -52,4 +56,6 @@ def _page_url(query: conversation_list.Query, page: int) -> str:
         params["unread"] = "1"
     if query.only_waiting:
         params["waiting"] = "1"
+    if query.only_mine:
+        params["mine"] = "1"
     return f"{url_for('staff.home')}?{urlencode(params)}"

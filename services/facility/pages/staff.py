@@ -7,10 +7,15 @@ from services.facility.core import patients, quick_replies, references
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
+    ConversationFull,
+    InsufficientStorage,
+    NotFound,
     PayloadTooLarge,
+    TooLong,
     TooManyRequests,
     Unauthorized,
 )
+from services.facility.core.notes import MAX_NOTE_CHARS, Notes
 from services.facility.http.auth import (
     PRE_COOKIE,
     STAFF_COOKIE,
@@ -158,6 +163,40 @@ def message(conv_id: str):
             body_value=request.form.get("body", ""),
         )
     return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
+
+
+@bp.post("/staff/c/<conv_id>/assign")
+@staff_page()
+def assign(conv_id: str):
+    username = request.form.get("assignee", "").strip()
+    try:
+        Notes(ctx().conversations).assign(conn(), conv_id, username or None)
+    except NotFound:
+        ctx().conversations.require_live(conn(), conv_id)  # a gone conversation: its 404
+        return render_conversation(conv_id, status=400, team_error=web.t("team.bad_assignee"))
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#team-h", 303)
+
+
+@bp.post("/staff/c/<conv_id>/notes")
+@staff_page()
+def note(conv_id: str):
+    try:
+        Notes(ctx().conversations).add(
+            conn(), conv_id, g.staff.staff_id, request.form.get("note", "")
+        )
+    except TooLong:
+        error = web.t("team.note_too_long", n=MAX_NOTE_CHARS)
+        return render_conversation(conv_id, status=400, team_error=error, note_value=_note())
+    except BadRequest:
+        return render_conversation(conv_id, status=400, team_error=web.t("team.note_empty"))
+    except (ConversationFull, InsufficientStorage) as e:
+        error = web_conversation.storage_error(e)
+        return render_conversation(conv_id, status=e.status, team_error=error, note_value=_note())
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#team-h", 303)
+
+
+def _note() -> str:
+    return request.form.get("note", "")
 
 
 @bp.post("/staff/c/<conv_id>/link")
