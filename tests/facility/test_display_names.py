@@ -144,6 +144,8 @@ def test_an_existing_facility_keeps_its_data_when_display_names_arrive(make_app)
     client.post(base, json={"body": "Von früher"}, headers=patient)
     medcell = app.extensions["medcell"]
     db = sqlite3.connect(medcell.config.database, isolation_level=None)
+    db.execute("DROP TABLE notes")  # v11
+    db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute("ALTER TABLE messages DROP COLUMN staff_id")
     db.execute("ALTER TABLE staff DROP COLUMN display_name")
     db.execute("DELETE FROM counters WHERE name = 'staff_last_id'")
