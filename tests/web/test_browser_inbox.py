@@ -31,7 +31,7 @@ def test_the_inbox_is_the_first_screen_and_shows_who_waits(chromium, site, viewp
     link = open_with_patient(staff, site, f"Rezept {suffix}", f"Erika Muster {suffix}")
     patient = new_page(chromium, site, viewport=PHONE)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     patient.get_by_label("Ihre Nachricht").fill(f"Ich brauche ein neues Rezept {suffix}.")
     patient.get_by_role("button", name="Senden", exact=True).click()
     patient.locator("#messages").get_by_text(f"neues Rezept {suffix}").wait_for()

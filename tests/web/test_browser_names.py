@@ -63,7 +63,7 @@ def test_messages_show_who_of_the_team_wrote_them(chromium, site):
     )
     patient = new_page(chromium, site, viewport=PHONE)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     no_reload_marker(anna)
     no_reload_marker(patient)
 

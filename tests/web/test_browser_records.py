@@ -55,7 +55,7 @@ def test_staff_export_pdf_and_fhir_and_the_patient_sees_it(chromium, site, tmp_p
 
     patient = new_page(chromium, site, viewport=PHONE)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     log = patient.locator(
         "section", has=patient.get_by_role("heading", name="Wer hat hineingesehen?")
     )
