@@ -18,6 +18,7 @@ MARKERS = {
     "reference": "MARKER-REFERENCE-NAME-Bv73ke",
     "number": "MARKER-NUMBER-Lc19pz",
     "email": "marker-patient-mail-Gh62ty@example.org",
+    "note": "MARKER-INTERNAL-NOTE-Yf38nc",
 }
 STAFF_MAIL = "team@praxis.example"
 
@@ -63,6 +64,12 @@ def flow(client, staff_auth, clock) -> dict:
         assert client.get(f"{base}/export?format={fmt}", headers=staff_auth).status_code == 200
     # The patient reads it too, so read marks exist as well.
     client.get(f"{base}/messages", headers=patient)
+    # The team's internal note (sealed like a message) and an assignment.
+    noted = client.post(f"{base}/notes", json={"body": MARKERS["note"] * 20}, headers=staff_auth)
+    assigned = client.put(f"{base}/assignee", json={"username": "nurse"}, headers=staff_auth)
+    assert noted.status_code == 201 and assigned.status_code == 200
+    # The team inbox opens the last message for its preview (in memory only).
+    assert client.get("/api/v1/inbox", headers=staff_auth).status_code == 200
     return conv
 
 
@@ -84,7 +91,7 @@ def stored_values(db: Path, conv_id: str) -> list[bytes]:
         ),
         *((f'SELECT * FROM "{t}" WHERE conversation_id = ?', (conv_id,)) for t in tables),
     ]
-    assert {"outbox", "notify_patient", "access_log", "read_marks"} <= set(tables)
+    assert {"outbox", "notify_patient", "access_log", "read_marks", "notes"} <= set(tables)
     values = []
     for sql, params in queries:
         for row in conn.execute(sql, params):
@@ -212,4 +219,5 @@ def test_an_expired_conversation_leaves_only_its_receipt(app, client, staff_auth
     (receipt,) = medcell.conversations.receipts.recent(medcell.store.conn())
     # Deleted one message at a time, yet the receipt counts everything the conversation had.
     assert receipt["reason"] == "expiry" and receipt["verified"] is True
-    assert receipt["counts"] == {"messages": 3, "attachments": 1, "record_keys": 5}
+    # Record keys: the conversation's, 3 messages', the attachment's and the internal note's.
+    assert receipt["counts"] == {"messages": 3, "attachments": 1, "record_keys": 6}

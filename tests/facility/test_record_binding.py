@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from services.facility.core import bindings, crypto
+from services.facility.core import bindings, crypto, migrations
 from tests.facility.conftest import login
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -107,15 +107,15 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
     ).fetchone()  # the attachment's message
     (size, chunks) = db.execute("SELECT size, chunks FROM attachments").fetchone()
     (entry_id, logged_at) = db.execute("SELECT id, created_at FROM access_log").fetchone()
-    (said_at,) = db.execute(
-        "SELECT created_at FROM messages WHERE id = ?", (said["id"],)
+    (said_at, writer) = db.execute(
+        "SELECT created_at, staff_id FROM messages WHERE id = ?", (said["id"],)
     ).fetchone()
     rows = {  # table: sealed column, record id, whose key, its binding now
         "messages": (
             "body",
             said["id"],
             said["id"],
-            bindings.message_body(facility, said["id"], conv["id"], "staff", said_at),
+            bindings.message_body(facility, said["id"], conv["id"], "staff", said_at, writer),
         ),
         "attachments": (
             "meta",
@@ -144,6 +144,23 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
             f"UPDATE {table} SET {column} = ? WHERE id = ?",
             (crypto.seal(key, plain, old_aad[table]), record_id),
         )
+    # The attachment's (empty) message too: before v10 no message was bound to its writer.
+    (file_at,) = db.execute("SELECT created_at FROM messages WHERE id = ?", (msg_id,)).fetchone()
+    key = keyring.record_key(app_conn, msg_id)
+    (sealed,) = db.execute("SELECT body FROM messages WHERE id = ?", (msg_id,)).fetchone()
+    plain = crypto.unseal(
+        key, sealed, bindings.message_body(facility, msg_id, conv["id"], "staff", file_at, writer)
+    )
+    db.execute(
+        "UPDATE messages SET body = ? WHERE id = ?",
+        (crypto.seal(key, plain, crypto.aad(facility, "messages", msg_id, "body")), msg_id),
+    )
+    # Nor did it know assignments and notes (v11), nor who wrote which message (v10).
+    db.execute("DROP TABLE notes")
+    db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
+    db.execute("ALTER TABLE messages DROP COLUMN staff_id")
+    db.execute("ALTER TABLE staff DROP COLUMN display_name")
+    db.execute("DELETE FROM counters WHERE name = 'staff_last_id'")
     db.execute("PRAGMA user_version = 8")
     medcell.store.close()
 
@@ -155,7 +172,7 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
     assert listed.json["messages"][0]["body"] == "Bitte kommen"
     assert listed.json["messages"][1]["attachments"][0]["filename"] == "knie.png"
     assert client.get(f"{base}/access-log", headers=staff).status_code == 200
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 9
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
     # No record opens under the old binding any more.
     conn = again.extensions["medcell"].store.conn()
     for table, (column, record_id, key_id, _) in rows.items():

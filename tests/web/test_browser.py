@@ -82,6 +82,7 @@ def log_in(page, site) -> None:
 
 def open_conversation(page, title: str, pin: str = "") -> str:
     goto(page, page.url.split("/staff/")[0] + "/staff/")
+    page.get_by_role("link", name="Neue Unterhaltung").click()
     page.get_by_label("Titel (optional)").fill(title)
     if pin:
         page.get_by_label("PIN (optional)").fill(pin)
@@ -130,7 +131,7 @@ def test_conversation_round_trip_through_two_browsers(chromium, site):
 
     patient = new_page(chromium, site, viewport=PHONE)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     token = link.rsplit("/", 1)[1]
     assert token not in patient.url
     assert token not in patient.evaluate("document.referrer + location.href")
@@ -220,7 +221,7 @@ def test_pin_flow_and_lockout(chromium, site):
     patient.get_by_text("Die PIN ist falsch. Noch 4 Versuche").wait_for()
     patient.get_by_label("PIN (4 bis 8 Ziffern)").fill("4711")
     patient.get_by_role("button", name="Öffnen").click()
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     patient.get_by_role("heading", name="Ihre Unterhaltung mit Praxis am Park").wait_for()
 
     locked_link = open_conversation(staff, "Wird gesperrt", pin="2468")
@@ -241,6 +242,7 @@ def test_pin_flow_and_lockout(chromium, site):
 def test_forms_without_the_right_csrf_token_are_refused(chromium, site):
     staff = new_page(chromium, site)
     log_in(staff, site)
+    staff.get_by_role("link", name="Neue Unterhaltung").click()
     staff.evaluate(
         "document.querySelector(\"form[action$='/staff/conversations'] input[name=csrf]\")"
         ".value = 'forged'"
@@ -289,7 +291,7 @@ def test_320px_wide_pages_do_not_scroll_sideways(chromium, site):
     staff.get_by_role("button", name="Senden", exact=True).click()
     patient = new_page(chromium, site, viewport=narrow)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     for name, page, url in (
         ("320-staff-conversation", staff, None),
         ("320-patient-conversation", patient, None),
@@ -332,7 +334,7 @@ def test_an_open_page_polls_without_counting_as_activity(chromium, site):
     link = open_conversation(staff, "Offener Tab")
     patient = new_page(chromium, site, viewport=PHONE)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     staff.close()
     polls = []
     patient.on(

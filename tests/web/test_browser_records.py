@@ -31,6 +31,7 @@ def download(page, name: str) -> bytes:
 def test_staff_export_pdf_and_fhir_and_the_patient_sees_it(chromium, site, tmp_path):
     staff = new_page(chromium, site)
     log_in(staff, site)
+    staff.get_by_role("link", name="Neue Unterhaltung").click()
     staff.get_by_label("Titel (optional)").fill("Befund Knie")
     staff.get_by_label("Name", exact=True).fill("Zoë Weißmüller")
     staff.get_by_label("Geburtsdatum").fill("1979-11-23")
@@ -54,7 +55,7 @@ def test_staff_export_pdf_and_fhir_and_the_patient_sees_it(chromium, site, tmp_p
 
     patient = new_page(chromium, site, viewport=PHONE)
     goto(patient, site.reach(link))
-    patient.wait_for_url(re.compile(r"/patient/$"))
+    patient.wait_for_url(re.compile(r"/patient/(#newest)?$"))
     log = patient.locator(
         "section", has=patient.get_by_role("heading", name="Wer hat hineingesehen?")
     )

@@ -10,7 +10,7 @@ def test_link_is_exchanged_for_a_cookie_and_a_redirect_without_the_token(app, st
     token = link.rsplit("/", 1)[1]
     response = patient.get(BASE + link)
     assert response.status_code == 303
-    assert response.headers["Location"] == "/patient/"
+    assert response.headers["Location"] == "/patient/#newest"
     assert token not in response.headers["Location"]
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("__Host-mc_patient=")
@@ -47,7 +47,7 @@ def test_a_forged_host_never_changes_the_patient_link(app, staff):
 def test_the_cookie_is_host_only_at_the_root_whatever_the_prefix_header(app, staff, patient):
     _, link = open_conversation(staff)
     response = patient.get(BASE + link, headers=FORGED)
-    assert response.headers["Location"] == "/patient/"
+    assert response.headers["Location"] == "/patient/#newest"
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("__Host-mc_patient=") and "; Path=/;" in cookie
     assert "domain" not in cookie.lower()
@@ -105,7 +105,7 @@ def test_a_link_does_not_replace_another_conversation_without_asking(app, staff,
     assert patient.post(BASE + other_link, data={"csrf": "forged"}).status_code == 403
     assert conversation_of(patient) == mine
     switched = patient.post(BASE + other_link, data={"csrf": csrf_of(asked)})
-    assert switched.status_code == 303 and switched.headers["Location"] == "/patient/"
+    assert switched.status_code == 303 and switched.headers["Location"] == "/patient/#newest"
     assert conversation_of(patient) == theirs
 
 

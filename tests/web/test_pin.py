@@ -19,7 +19,7 @@ def test_link_with_pin_asks_for_it_before_showing_anything(app, staff, patient):
     assert page.status_code == 200 and 'id="pin"' in page.get_data(as_text=True)
     pending = patient.get_cookie("__Host-mc_patient", domain="medcell.test").value
     ok = enter(patient, "4711")
-    assert ok.status_code == 303 and ok.headers["Location"] == "/patient/"
+    assert ok.status_code == 303 and ok.headers["Location"] == "/patient/#newest"
     assert patient.get_cookie("__Host-mc_patient", domain="medcell.test").value != pending, (
         "a new session after the PIN"
     )

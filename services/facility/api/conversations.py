@@ -7,7 +7,7 @@ from services.facility.api import document as doc
 from services.facility.api import patterns
 from services.facility.api.records import reference_input
 from services.facility.api.validation import form, json_body, query
-from services.facility.core import patients, reading, uploads
+from services.facility.core import accounts, patients, reading, uploads
 from services.facility.core.config import Config
 from services.facility.core.conversations import ID_RE
 from services.facility.core.errors import BadRequest, NotFound
@@ -87,7 +87,9 @@ def delete_conversation(conv_id: str):
 @require(patient=True)
 def post_message(conv_id: str):
     body = json_body()
-    msg = ctx().conversations.add_message(conn(), conv_id, g.principal.kind, body.get("body"))
+    msg = ctx().conversations.add_message(
+        conn(), conv_id, g.principal.kind, body.get("body"), g.principal.staff_id
+    )
     return jsonify(id=msg["id"], author=msg["author"], created_at=iso(msg["created_at"])), 201
 
 
@@ -101,8 +103,17 @@ def list_messages(conv_id: str):
         filing().opened(conn(), conv_id, g.principal.username)  # live polls are not opens
     reading.mark_read(conn(), conv_id, reading.reader_of(g.principal), [m["id"] for m in items])
     reading.annotate(conn(), conv_id, items)
+    names = accounts.display_names(conn())
     for item in items:
         item["created_at"] = iso(item["created_at"])
+        writer = item.pop("staff_id")
+        item["author_name"] = names.get(writer) if writer else None
+        # Whether the caller wrote it: this staff account, or the conversation's patient.
+        item["own"] = (
+            writer is not None and writer == g.principal.staff_id
+            if g.principal.kind == "staff"
+            else item["author"] == "patient"
+        )
     up_to = reading.read_up_to(conn(), conv_id, g.principal.kind)
     return jsonify(messages=items, read_up_to=up_to)
 
@@ -124,6 +135,7 @@ def post_attachment(conv_id: str):
         upload.mimetype,
         upload.stream,
         fields.get("body", ""),
+        g.principal.staff_id,
     )
     return jsonify(id=result["id"], filename=result["filename"], size=result["size"]), 201
 
@@ -158,6 +170,16 @@ def openapi_paths(config: Config) -> dict:
         created_at=doc.TIME,
         attachments={"type": "array", "items": doc.ref("AttachmentInfo")},
         read={"type": "boolean", "description": "the side that did not write it has read it"},
+        author_name={
+            "type": "string",
+            "nullable": True,
+            "description": "the display name of the colleague who wrote a staff message (null: "
+            "a patient message, or one whose writer is not known)",
+        },
+        own={
+            "type": "boolean",
+            "description": "the caller wrote it (this staff account; for the patient: their own)",
+        },
     )
     conversation = doc.obj(
         ["id", "title", "last_activity", "expires_at"],

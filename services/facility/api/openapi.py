@@ -12,6 +12,8 @@ from services.facility.api import (
     accounts,
     contact,
     conversations,
+    inbox,
+    notes,
     notifications,
     quick_replies,
     receipts,
@@ -31,6 +33,8 @@ from services.facility.http.context import ctx
 MODULES = (
     sessions,
     conversations,
+    inbox,
+    notes,
     settings,
     staff,
     usage,

@@ -6,7 +6,7 @@ rather than `\\s`, whose meaning differs between regex dialects.
 """
 
 from medcell_common.rules import MAX_RETENTION, UNIT_SECONDS
-from services.facility.core.accounts import USERNAME_RE
+from services.facility.core.accounts import DISPLAY_NAME_CHARS, USERNAME_RE
 from services.facility.core.passwords import MAX_PASSWORD, MIN_PASSWORD
 
 # What str.strip() removes (str.isspace), as ranges: a text of only these counts as empty.
@@ -66,6 +66,16 @@ USERNAME = {
     "pattern": USERNAME_RE.pattern,
     "description": "1 to 64 characters: lowercase letters, digits, '.', '_' or '-', "
     "starting with a letter or digit",
+}
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"
+DISPLAY_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": DISPLAY_NAME_CHARS,
+    "pattern": f"^[^{_CONTROL}]*[^{_SPACE}{_CONTROL}][^{_CONTROL}]*$",
+    "description": f"the name colleagues and patients see on this account's messages: 1 to "
+    f"{DISPLAY_NAME_CHARS} characters on one line, without control characters (surrounding "
+    "spaces are dropped)",
 }
 PASSWORD = {
     "type": "string",

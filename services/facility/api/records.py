@@ -25,7 +25,7 @@ def export_language() -> str:
 @require()
 def export(conv_id: str):
     format_, lang = query("format"), export_language()
-    return export_response(conv_id, format_, g.principal, lang)
+    return export_response(conv_id, format_, g.principal, lang, query("notes") == "1")
 
 
 @bp.get("/api/v1/conversations/<conv_id>/reference")
@@ -91,6 +91,14 @@ def openapi_paths(_config: Config) -> dict:
                         "description": "language of the PDF and of display texts (default: "
                         "Accept-Language, else de)",
                         "schema": {"type": "string", "enum": ["de", "en"]},
+                    },
+                    {
+                        "name": "notes",
+                        "in": "query",
+                        "required": False,
+                        "description": "1: the team's internal notes go into the PDF too (a "
+                        "FHIR export never carries them)",
+                        "schema": {"type": "string", "enum": ["0", "1"]},
                     },
                 ],
             )
@@ -172,7 +180,11 @@ def openapi_schemas() -> dict:
         },
         "Access": doc.obj(
             ["who", "action", "item", "at"],
-            who={"type": "string", "description": "the staff account"},
+            who={
+                "type": "string",
+                "description": "the staff account, by its display name (the login only for an "
+                "account gone before display names existed)",
+            },
             action={"type": "string", "enum": ["open", "download", "export_pdf", "export_fhir"]},
             item={"type": "string", "description": "the file, for a download; else empty"},
             at=doc.TIME,

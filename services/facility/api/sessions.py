@@ -55,7 +55,8 @@ def me():
     who = g.principal
     if who.kind == "patient":
         return jsonify(kind="patient", conversation_id=who.conversation_id)
-    return jsonify(kind="staff", username=who.username, role=who.role)
+    name = auth.display_names(conn()).get(who.staff_id, who.username)
+    return jsonify(kind="staff", username=who.username, role=who.role, display_name=name)
 
 
 @bp.post("/api/v1/patient-sessions")
@@ -132,6 +133,7 @@ def openapi_paths(_config: Config) -> dict:
                             ["kind"],
                             kind={"type": "string", "enum": ["staff", "patient"]},
                             username=doc.STR,
+                            display_name=doc.STR,
                             role={"type": "string", "enum": ["admin", "staff"]},
                             conversation_id=doc.STR,
                         )

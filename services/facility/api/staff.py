@@ -1,4 +1,4 @@
-"""Staff accounts over the API (admin): list, add, remove."""
+"""Staff accounts over the API (admin): list, add, remove; display names (admin or the owner)."""
 
 from flask import Blueprint, g, jsonify
 
@@ -33,8 +33,11 @@ def create_staff():
     generated = "password" not in body
     password = passwords.generate_password() if generated else body["password"]
     username, role = body.get("username"), body.get("role", "staff")
-    auth.create_staff(conn(), auth.check_username(username), password, role, now())
-    result = {"username": username, "role": role}
+    auth.create_staff(
+        conn(), auth.check_username(username), password, role, now(), body.get("display_name")
+    )
+    names = {s["username"]: s["display_name"] for s in auth.list_staff(conn())}
+    result = {"username": username, "role": role, "display_name": names[username]}
     if generated:
         result["password"] = password
     return jsonify(result), 201
@@ -45,6 +48,14 @@ def create_staff():
 def delete_staff(username: str):
     auth.remove_staff(conn(), username, g.principal)
     return "", 204
+
+
+@bp.put("/api/v1/staff/<username>/display-name")
+@require()
+def set_display_name(username: str):
+    body = json_body()
+    name = auth.set_display_name(conn(), username, body["display_name"], g.principal)
+    return jsonify(username=username, display_name=name)
 
 
 # -- the OpenAPI document -----------------------------------------------------------------
@@ -63,10 +74,16 @@ def openapi_paths(_config: Config) -> dict:
                             staff={
                                 "type": "array",
                                 "items": doc.obj(
-                                    ["username", "role", "created_at"],
+                                    ["username", "display_name", "role", "created_at"],
                                     username=doc.STR,
+                                    display_name={
+                                        "type": "string",
+                                        "description": "what messages show (the username "
+                                        "until one is set)",
+                                    },
                                     role={"type": "string", "enum": ["admin", "staff"]},
                                     created_at=doc.TIME,
+                                    active={"type": "boolean"},
                                 ),
                             },
                         )
@@ -79,7 +96,11 @@ def openapi_paths(_config: Config) -> dict:
                 {
                     "201": doc.json(
                         doc.obj(
-                            ["username", "role"], username=doc.STR, role=doc.STR, password=doc.STR
+                            ["username", "role", "display_name"],
+                            username=doc.STR,
+                            role=doc.STR,
+                            display_name=doc.STR,
+                            password=doc.STR,
                         ),
                         "Created",
                     ),
@@ -93,6 +114,7 @@ def openapi_paths(_config: Config) -> dict:
                         username=patterns.USERNAME,
                         password=patterns.PASSWORD,
                         role={"type": "string", "enum": ["admin", "staff"]},
+                        display_name=patterns.DISPLAY_NAME,
                     )
                 ),
             ),
@@ -106,14 +128,28 @@ def openapi_paths(_config: Config) -> dict:
                     "404": doc.error("No such account"),
                     "409": doc.error("Cannot remove yourself"),
                 },
-                params=[
-                    {
-                        "name": "username",
-                        "in": "path",
-                        "required": True,
-                        "schema": patterns.USERNAME,
-                    }
-                ],
+                params=[USERNAME],
+            )
+        },
+        "/api/v1/staff/{username}/display-name": {
+            "put": doc.op(
+                "Set the name an account's messages show (the account itself, or an admin)",
+                {
+                    "200": doc.json(
+                        doc.obj(
+                            ["username", "display_name"], username=doc.STR, display_name=doc.STR
+                        )
+                    ),
+                    "403": doc.error("Another account's name: admins only"),
+                    "404": doc.error("No such account"),
+                },
+                body=doc.body(
+                    doc.input_object(["display_name"], display_name=patterns.DISPLAY_NAME)
+                ),
+                params=[USERNAME],
             )
         },
     }
+
+
+USERNAME = {"name": "username", "in": "path", "required": True, "schema": patterns.USERNAME}

@@ -3,6 +3,8 @@
 Entries are sealed under the conversation's record key and cascade with the conversation, so
 they are patient data like the messages and go with them. Only the time is plain (for order).
 Repeated opens are coalesced: a colleague who reloads the page is one entry, not fifty.
+The patient reads who by their display name: the account's current one, else the one it had
+when the entry was made (kept sealed in the entry), never merely the login while a name is known.
 """
 
 import json
@@ -39,6 +41,9 @@ class AccessLog:
         if action not in ACTIONS:
             raise ValueError(f"unknown access action {action!r}")
         entry = {"who": who, "action": action, "item": item}
+        row = conn.execute("SELECT display_name FROM staff WHERE username = ?", (who,)).fetchone()
+        if row and row[0]:
+            entry["name"] = row[0]
         now = self.clock()
         with store.write(conn):
             if not conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv_id,)).fetchone():
@@ -63,7 +68,7 @@ class AccessLog:
         return True
 
     def entries(self, conn: sqlite3.Connection, conv_id: str) -> list[dict]:
-        """The conversation's entries, newest first: who, action, item, at (µs)."""
+        """The entries, newest first: who (by display name), action, item, at (µs)."""
         rows = conn.execute(
             "SELECT id, created_at, entry FROM access_log WHERE conversation_id = ? "
             "ORDER BY created_at DESC, rowid DESC LIMIT ?",
@@ -72,10 +77,18 @@ class AccessLog:
         if not rows:
             return []
         key = self.keyring.record_key(conn, conv_id)
-        return [
-            {**self._open(key, entry_id, conv_id, at, sealed), "at": at}
-            for entry_id, at, sealed in rows
-        ]
+        names = {
+            username: name or username
+            for username, name in conn.execute("SELECT username, display_name FROM staff")
+        }
+        result = []
+        for entry_id, at, sealed in rows:
+            entry = self._open(key, entry_id, conv_id, at, sealed)
+            login = entry.pop("who")
+            who = names.get(login) or entry.pop("name", None) or login
+            entry.pop("name", None)
+            result.append({**entry, "who": who, "at": at})
+        return result
 
     def _seal(self, key: bytes, entry_id: str, conv_id: str, at: int, entry: dict) -> bytes:
         bound = bindings.access_entry(self.facility, entry_id, conv_id, at)

@@ -17,6 +17,7 @@ from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     PinRequired,
     Unauthorized,
@@ -24,6 +25,9 @@ from services.facility.core.errors import (
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ROLES = ("admin", "staff")
+DISPLAY_NAME_CHARS = 80
+# One line of printable text: no control characters (a name is shown to patients and in PDFs).
+_NAME_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -56,32 +60,96 @@ def check_username(username: object) -> str:
     return username
 
 
+def check_display_name(value: object) -> str:
+    """The name colleagues and patients see on this account's messages: 1-80 characters on one
+    line, without control characters; surrounding spaces are dropped."""
+    if not isinstance(value, str):
+        raise BadRequest("display_name must be a string")
+    name = value.strip()
+    if not name or len(name) > DISPLAY_NAME_CHARS or _NAME_BAD.search(name):
+        raise BadRequest(
+            f"display_name must be 1-{DISPLAY_NAME_CHARS} characters on one line, "
+            "without control characters"
+        )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise BadRequest("display_name must be valid UTF-8 text") from e
+    return name
+
+
 # -- staff --------------------------------------------------------------------------------
 
 
 def create_staff(
-    conn: sqlite3.Connection, username: str, password: str, role: str, now: int
+    conn: sqlite3.Connection,
+    username: str,
+    password: str,
+    role: str,
+    now: int,
+    display_name: str | None = None,
 ) -> None:
+    """A new account; without a display name its username stands in until one is set."""
     check_username(username)
     passwords.check_password(password)
     if role not in ROLES:
         raise BadRequest("role must be 'admin' or 'staff'")
+    name = "" if display_name is None else check_display_name(display_name)
     hashed = passwords.hash_password(conn, password)
     with store.write(conn):
+        # Ids are never reused: messages keep the id of the account that wrote them.
+        (staff_id,) = conn.execute(
+            "SELECT max(coalesce((SELECT value FROM counters WHERE name = 'staff_last_id'), 0), "
+            "coalesce((SELECT max(id) FROM staff), 0)) + 1"
+        ).fetchone()
         try:
             conn.execute(
-                "INSERT INTO staff (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
-                (username, hashed, role, now),
+                "INSERT INTO staff (id, username, password_hash, role, created_at, display_name) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (staff_id, username, hashed, role, now, name),
             )
         except sqlite3.IntegrityError as e:
             raise Conflict(f"a staff account named {username!r} exists already") from e
+        conn.execute(
+            "INSERT INTO counters (name, value) VALUES ('staff_last_id', ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (staff_id,),
+        )
 
 
 def list_staff(conn: sqlite3.Connection) -> list[dict]:
     rows = store.table(conn, "staff").rows_where(
-        select="username, role, created_at, active", order_by="username"
+        select="username, role, created_at, active, display_name", order_by="username"
     )
-    return [{**row, "active": bool(row["active"])} for row in rows]
+    return [
+        {
+            **row,
+            "active": bool(row["active"]),
+            "display_name": row["display_name"] or row["username"],
+        }
+        for row in rows
+    ]
+
+
+def display_names(conn: sqlite3.Connection) -> dict[int, str]:
+    """Every account's display name by id (its username where none is set)."""
+    return {
+        staff_id: name or username
+        for staff_id, username, name in conn.execute("SELECT id, username, display_name FROM staff")
+    }
+
+
+def set_display_name(
+    conn: sqlite3.Connection, username: str, value: object, acting: Principal
+) -> str:
+    """Rename an account for display: its owner or an admin may."""
+    if username != acting.username and not acting.is_admin:
+        raise Forbidden("only admins change other accounts' names")
+    name = check_display_name(value)
+    with store.write(conn):
+        staff_id = _staff_id(conn, username)
+        conn.execute("UPDATE staff SET display_name = ? WHERE id = ?", (name, staff_id))
+    return name
 
 
 def remove_staff(conn: sqlite3.Connection, username: str, acting: Principal) -> None:

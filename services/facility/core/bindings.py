@@ -11,8 +11,22 @@ Writers, readers and the migration that re-sealed older records (migrations.py) 
 from services.facility.core import crypto
 
 
-def message_body(facility: str, msg_id: str, conv_id: str, author: str, created_at: int) -> bytes:
-    return crypto.aad(facility, "messages", msg_id, "body", (conv_id, author, created_at))
+def message_body(
+    facility: str,
+    msg_id: str,
+    conv_id: str,
+    author: str,
+    created_at: int,
+    staff_id: int | None = None,
+) -> bytes:
+    # Which colleague wrote a staff message is bound too; messages from before writers were
+    # recorded (staff_id NULL) keep the binding they were sealed with.
+    columns = (
+        (conv_id, author, created_at)
+        if staff_id is None
+        else (conv_id, author, created_at, staff_id)
+    )
+    return crypto.aad(facility, "messages", msg_id, "body", columns)
 
 
 def attachment_meta(

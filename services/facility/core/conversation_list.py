@@ -16,6 +16,10 @@ class Query:
     text: str = ""
     only_unread: bool = False
     sort: str = "activity"
+    # Only those whose patient wrote last (the caller narrows by it: it needs the messages).
+    only_waiting: bool = False
+    # Only those assigned to the caller (the caller narrows by it too).
+    only_mine: bool = False
 
 
 def search_text(summary: dict) -> str:
@@ -58,4 +62,6 @@ def parse(args) -> Query:
         text=str(args.get("q", ""))[:MAX_QUERY].strip(),
         only_unread=args.get("unread") == "1",
         sort=sort if sort in SORTS else "activity",
+        only_waiting=args.get("waiting") == "1",
+        only_mine=args.get("mine") == "1",
     )

@@ -151,25 +151,37 @@ class Conversations:
     # -- messages -------------------------------------------------------------------------
 
     def add_message(
-        self, conn: sqlite3.Connection, conv_id: str, author: str, body: object
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        author: str,
+        body: object,
+        staff_id: int | None = None,
     ) -> dict:
+        """A new message; `staff_id`: the account that wrote it, for a staff message."""
         text = texts.check_text(body, self.max_body_chars, "body")
         with store.write(conn):
             self.require_live(conn, conv_id)
             self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
-            message = self._insert_message(conn, conv_id, author, text)
+            message = self._insert_message(conn, conv_id, author, text, staff_id)
         self.on_change()
         self.on_message(conn, conv_id, author)
         return message
 
     def _insert_message(
-        self, conn: sqlite3.Connection, conv_id: str, author: str, text: str
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        author: str,
+        text: str,
+        staff_id: int | None = None,
     ) -> dict:
         msg_id, now = new_id(), self.clock()
+        staff_id = staff_id if author == "staff" else None
         key = self.keyring.new_record_key(conn, msg_id, conv_id)
         conn.execute(
-            "INSERT INTO messages (id, conversation_id, author, created_at, body) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO messages (id, conversation_id, author, created_at, body, staff_id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 msg_id,
                 conv_id,
@@ -178,19 +190,20 @@ class Conversations:
                 crypto.seal(
                     key,
                     text.encode(),
-                    bindings.message_body(self.facility, msg_id, conv_id, author, now),
+                    bindings.message_body(self.facility, msg_id, conv_id, author, now, staff_id),
                 ),
+                staff_id,
             ),
         )
         conn.execute("UPDATE conversations SET last_activity = ? WHERE id = ?", (now, conv_id))
-        return {"id": msg_id, "author": author, "created_at": now}
+        return {"id": msg_id, "author": author, "created_at": now, "staff_id": staff_id}
 
     def messages(
         self, conn: sqlite3.Connection, conv_id: str, after: str | None = None
     ) -> list[dict]:
         self.require_live(conn, conv_id)
         query = (
-            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped "
+            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped, m.staff_id "
             "FROM messages m JOIN record_keys k ON k.record_id = m.id "
             "WHERE m.conversation_id = ?"
         )
@@ -215,9 +228,11 @@ class Conversations:
                 }
             )
         result = []
-        for msg_id, author, created_at, body, version, wrapped in rows:
+        for msg_id, author, created_at, body, version, wrapped, staff_id in rows:
             key = self.keyring.unwrap(msg_id, version, wrapped)
-            bound = bindings.message_body(self.facility, msg_id, conv_id, author, created_at)
+            bound = bindings.message_body(
+                self.facility, msg_id, conv_id, author, created_at, staff_id
+            )
             try:
                 text = crypto.unseal(key, body, bound).decode()
             except CryptoError as e:
@@ -226,6 +241,7 @@ class Conversations:
                 {
                     "id": msg_id,
                     "author": author,
+                    "staff_id": staff_id,
                     "body": text,
                     "created_at": created_at,
                     "attachments": files.get(msg_id, []),
@@ -244,6 +260,7 @@ class Conversations:
         content_type: str | None,
         stream: io.BufferedIOBase,
         body: object = "",
+        staff_id: int | None = None,
     ) -> dict:
         filename = self._check_filename(filename)
         text = texts.check_text(body or "", self.max_body_chars, "body", allow_empty=True)
@@ -262,7 +279,7 @@ class Conversations:
             if author == "patient":
                 throttle.count_upload(conn, conv_id, size, self.clock())
             self.admit(conn, conv_id, size + len(text.encode()) + chunks * crypto.OVERHEAD)
-            message = self._insert_message(conn, conv_id, author, text)
+            message = self._insert_message(conn, conv_id, author, text, staff_id)
             key = self.keyring.new_record_key(conn, att_id, conv_id)
             meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
             conn.execute(

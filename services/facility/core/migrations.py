@@ -206,6 +206,34 @@ CREATE TABLE quick_replies (
 );
 """
 
+# Names on messages. A staff account's display name is staff data, plain like its username ('':
+# none set, the username stands in). A message records which account wrote it (staff_id, NULL for
+# the patient and for messages from before); it is bound into the body's associated data
+# (bindings.message_body) and kept when the account goes, so staff ids are never reused
+# (accounts.create_staff counts them in counters 'staff_last_id').
+V10 = """
+ALTER TABLE staff ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN staff_id INTEGER;
+INSERT INTO counters (name, value) SELECT 'staff_last_id', coalesce(max(id), 0) FROM staff
+    WHERE true ON CONFLICT (name) DO NOTHING;
+"""
+
+# Assignment and internal notes. A conversation may be assigned to a staff account (staff data,
+# plain; unassigned when the account goes). Internal notes are the team's own, never shown to the
+# patient: patient content like messages, so each is sealed under a record key of its own, bound
+# to its conversation, writer and time, and goes with its conversation (cascade, keys included).
+V11 = """
+ALTER TABLE conversations ADD COLUMN assigned_to INTEGER REFERENCES staff(id) ON DELETE SET NULL;
+CREATE TABLE notes (
+    id TEXT PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    staff_id INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX notes_conversation ON notes(conversation_id, created_at);
+"""
+
 
 def v9_bind_columns(conn: sqlite3.Connection, keyring: Any) -> None:
     """Re-seal messages, attachments' metadata and access-log entries so that their associated
@@ -283,6 +311,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     V7,
     V8,
     v9_bind_columns,
+    V10,
+    V11,
 ]
 
 

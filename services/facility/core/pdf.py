@@ -46,6 +46,7 @@ LABELS = {
         "page": "Seite {n} von {total}",
         "note": "Aus medcell exportiert; die Unterhaltung selbst wird nach Ablauf gelöscht.",
         "date": "%d.%m.%Y, %H:%M UTC",
+        "notes": "Interne Notizen des Praxisteams (für die Patientin/den Patienten nicht sichtbar)",
     },
     "en": {
         "heading": "Conversation record",
@@ -64,6 +65,7 @@ LABELS = {
         "page": "Page {n} of {total}",
         "note": "Exported from medcell; the conversation itself is deleted when it expires.",
         "date": "%d %b %Y, %H:%M UTC",
+        "notes": "The practice team's internal notes (not visible to the patient)",
     },
 }
 
@@ -99,6 +101,9 @@ def _build(export: dict, chunks: Callable[[str], Iterable[bytes]], lang: str) ->
         writer.message(message, export, chunks, budget)
     if not export["messages"]:
         writer.line(labels["none"])
+    # Only in a PDF the staff chose to make with them (records.export(notes=True)).
+    if export.get("notes"):
+        writer.notes(export["notes"])
     return bytes(pdf.output())
 
 
@@ -139,11 +144,12 @@ class _Writer:
     def message(self, message: dict, export: dict, chunks, budget: list[int]) -> None:
         pdf, labels = self.pdf, self.labels
         reference = export["reference"] or {}
-        author = (
-            labels["staff"]
-            if message["author"] == "staff"
-            else reference.get("name") or labels["patient"]
-        )
+        if message["author"] == "patient":
+            author = reference.get("name") or labels["patient"]
+        elif message.get("author_name"):  # the colleague who wrote it, of the practice team
+            author = f"{message['author_name']} ({labels['staff']})"
+        else:
+            author = labels["staff"]
         self.style("B", 10)
         self.line(f"{author} · {self.when(message['created_at'])}")
         self.style("", 10)
@@ -162,6 +168,22 @@ class _Writer:
                 budget[0] -= len(picture[0])
                 self._embed(*picture)
         pdf.ln(3)
+
+    def notes(self, notes: list[dict]) -> None:
+        pdf, labels = self.pdf, self.labels
+        pdf.ln(2)
+        pdf.set_draw_color(160, 160, 160)
+        pdf.line(pdf.l_margin, pdf.get_y(), pdf.w - pdf.r_margin, pdf.get_y())
+        pdf.ln(3)
+        self.style("B", 12)
+        self.line(labels["notes"], height=7)
+        for note in notes:
+            self.style("B", 10)
+            writer = note.get("author_name") or labels["staff"]
+            self.line(f"{writer} · {self.when(note['created_at'])}")
+            self.style("", 10)
+            self.line(note["body"], height=5.5)
+            pdf.ln(2)
 
     def _embed(self, data: bytes, width: int, height: int) -> None:
         pdf = self.pdf

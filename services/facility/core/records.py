@@ -8,10 +8,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from services.facility.core import fhir, pdf, pdf_worker, references
+from services.facility.core import accounts, fhir, pdf, pdf_worker, references
 from services.facility.core.access_log import AccessLog
 from services.facility.core.conversations import Conversations
 from services.facility.core.errors import BadRequest, ExportFailed, ExportTooLarge
+from services.facility.core.notes import Notes
 
 FORMATS = ("pdf", "fhir")
 # Staff are reminded of conversations that expire within this window (to export them first).
@@ -71,12 +72,26 @@ class Records:
     # -- export ---------------------------------------------------------------------------
 
     def export(
-        self, conn: sqlite3.Connection, conv_id: str, fmt: object, who: str, lang: str
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        fmt: object,
+        who: str,
+        lang: str,
+        notes: bool = False,
     ) -> Export:
-        """The conversation as PDF or FHIR, logged for the patient; nothing of it is kept."""
+        """The conversation as PDF or FHIR, logged for the patient; nothing of it is kept.
+        `notes`: the team's internal notes go into a PDF too (only when asked for; a FHIR
+        export never carries them)."""
         if fmt not in FORMATS:
             raise BadRequest("format must be 'pdf' or 'fhir'")
         data = self._gather(conn, conv_id, who)
+        if notes and fmt == "pdf":
+            names = accounts.display_names(conn)
+            data["notes"] = [
+                {**n, "author_name": names.get(n.pop("staff_id"))}
+                for n in Notes(self.conversations).list(conn, conv_id)
+            ]
         stem = f"medcell-{self.conversations.facility}-{data['exported_at'] // 1_000_000}"
 
         def chunks(att_id: str) -> Iterator[bytes]:
@@ -104,14 +119,21 @@ class Records:
     def _gather(self, conn: sqlite3.Connection, conv_id: str, who: str) -> dict:
         c = self.conversations
         summary = c.get(conn, conv_id)
+        # Colleagues by their display names: who wrote each staff message, who exported.
+        names = accounts.display_names(conn)
+        messages = c.messages(conn, conv_id)
+        for m in messages:
+            writer = m.pop("staff_id")
+            m["author_name"] = names.get(writer) if writer else None
+        row = conn.execute("SELECT id FROM staff WHERE username = ?", (who,)).fetchone()
         return {
             "facility": c.facility,
             "facility_name": self.facility_name,
             "title": summary["title"],
             "reference": summary["reference"],
-            "messages": c.messages(conn, conv_id),
+            "messages": messages,
             "exported_at": c.clock(),
-            "exported_by": who,
+            "exported_by": names.get(row[0], who) if row else who,
         }
 
 

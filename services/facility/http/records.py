@@ -13,9 +13,11 @@ def records() -> Records:
     return Records(ctx().conversations, ctx().config.facility_name)
 
 
-def export_response(conv_id: str, fmt: object, who: Principal, lang: str) -> Response:
+def export_response(
+    conv_id: str, fmt: object, who: Principal, lang: str, notes: bool = False
+) -> Response:
     """The export as a download that no cache keeps; written to no disk on the way."""
-    export = records().export(conn(), conv_id, fmt, who.username or "", lang)
+    export = records().export(conn(), conv_id, fmt, who.username or "", lang, notes)
     response = Response(stream_with_context(iter(export.body)), mimetype=export.content_type)
     response.headers["Content-Disposition"] = (
         f"attachment; filename*=UTF-8''{quote(export.filename)}"

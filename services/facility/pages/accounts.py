@@ -1,9 +1,10 @@
-"""The admin's account actions: deactivate, reactivate, reset another account's password."""
+"""Account actions: the admin deactivates, reactivates, resets another account's password and
+renames accounts; everyone sets their own display name."""
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request
 
 from services.facility.core import accounts
-from services.facility.core.errors import Conflict, FacilityError, NotFound
+from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.http.context import conn
 from services.facility.pages import common as web
 from services.facility.pages.guards import staff_page
@@ -38,3 +39,33 @@ def reset_password(username: str):
     except (Conflict, NotFound) as e:
         return _refused(e)
     return web.page("password_reset.html", username=username, password=password)
+
+
+@bp.post("/staff/admin/accounts/<username>/name")
+@staff_page(admin=True)
+def rename(username: str):
+    try:
+        name = accounts.set_display_name(conn(), username, request.form.get("name", ""), g.staff)
+    except BadRequest:
+        return render_admin(web.t("name.bad"), 400)
+    except NotFound as e:
+        return _refused(e)
+    return render_admin(notice=web.t("name.saved_for", name=username, display=name))
+
+
+@bp.post("/staff/name")
+@staff_page()
+def own_name():
+    try:
+        name = accounts.set_display_name(
+            conn(), g.staff.username, request.form.get("name", ""), g.staff
+        )
+    except BadRequest:
+        return web.page(
+            "password.html",
+            400,
+            name_error=web.t("name.bad"),
+            name_value=request.form.get("name", ""),
+            own_name=g.staff.username,
+        )
+    return web.page("password.html", name_value=name, name_notice=web.t("name.saved"))

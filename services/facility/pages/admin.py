@@ -25,14 +25,27 @@ def add_account():
     username = request.form.get("username", "").strip()
     role = request.form.get("role", "staff")
     password = request.form.get("password", "") or passwords.generate_password()
+    # Left empty, the username stands in until a name is set.
+    given = request.form.get("display_name", "").strip()
     try:
-        auth.create_staff(conn(), auth.check_username(username), password, role, now())
+        name = auth.check_display_name(given) if given else None
+    except BadRequest:
+        return render_admin(web.t("name.bad"), 400)
+    try:
+        auth.create_staff(conn(), auth.check_username(username), password, role, now(), name)
     except Conflict:
         return render_admin(web.t("admin.taken", name=username), 409)
     except BadRequest:
         return render_admin(web.t("admin.bad_account"), 400)
     shown = password if not request.form.get("password") else None
-    return web.page("account_created.html", 201, username=username, role=role, password=shown)
+    return web.page(
+        "account_created.html",
+        201,
+        username=username,
+        role=role,
+        password=shown,
+        display_name=name or username,
+    )
 
 
 @bp.post("/staff/admin/accounts/<username>/delete")

@@ -6,7 +6,7 @@ the page); the page's script only adds a character counter and polling for new m
 
 from flask import Response, g, request
 
-from services.facility.core import reading
+from services.facility.core import accounts, reading
 from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
@@ -63,6 +63,15 @@ def render(
         accept=web.UPLOAD_ACCEPT,
         own_label=web.t("msg.you"),
         other_label=other or web.t("msg.patient"),
+        # Staff messages by the colleague's display name; "you" only for the reader's own.
+        names=accounts.display_names(c),
+        me=g.staff.staff_id if side == "staff" else None,
+        team_label=other or web.t("msg.team"),
+        named_label=web.t(
+            "msg.staff_named" if side == "patient" else "msg.colleague",
+            name="{name}",
+            facility=config.facility_name,
+        ),
         **conversation_values(c, conv_id, summary, side),
         **extra,
     )
@@ -82,7 +91,7 @@ def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
     """Post the reply form: (error text or None, status, new message id)."""
     body = request.form.get("body", "")
     try:
-        message = ctx().conversations.add_message(conn(), conv_id, author, body)
+        message = ctx().conversations.add_message(conn(), conv_id, author, body, _writer(author))
     except (ConversationFull, InsufficientStorage) as e:
         return storage_error(e), e.status, ""
     except TooLong:
@@ -106,6 +115,7 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
             None,
             upload.stream,
             request.form.get("body", ""),
+            _writer(author),
         )
     except UnsupportedMediaType:
         return web.t("attach.bad_type"), 415, ""
@@ -119,6 +129,11 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""
     return None, 201, result["message_id"]
+
+
+def _writer(author: str) -> int | None:
+    """The staff account writing (None for the patient)."""
+    return g.staff.staff_id if author == "staff" else None
 
 
 def storage_error(e: Exception) -> str:

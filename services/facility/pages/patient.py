@@ -76,10 +76,16 @@ def open_link(token: str):
     if old:
         patients.end_session(c, old)
     needs_pin = not patients.session(c, session, t_now).pin_ok
-    target = url_for("patient.pin" if needs_pin else "patient.conversation")
+    target = url_for("patient.pin") if needs_pin else newest()
     response = redirect(target, 303)
     web.set_cookie(response, PATIENT_COOKIE, session, session_seconds())
     return response
+
+
+def newest() -> str:
+    """The patient's page, scrolled to the newest message by the browser itself (the fragment
+    names it; no script needed). An empty conversation has no such anchor: the page's top."""
+    return f"{url_for('patient.conversation')}#newest"
 
 
 @bp.route("/patient/pin", methods=["GET", "POST"])
@@ -90,7 +96,7 @@ def pin():
     if session is None:
         return no_session()
     if session.pin_ok:
-        return redirect(url_for("patient.conversation"), 303)
+        return redirect(newest(), 303)
     g.csrf = csrf_for(token)
     error, status = None, 200
     if request.method == "POST":
@@ -116,7 +122,7 @@ def pin():
             response.headers.update(e.headers)
             return response
         else:
-            response = redirect(url_for("patient.conversation"), 303)
+            response = redirect(newest(), 303)
             web.set_cookie(response, PATIENT_COOKIE, full, session_seconds())
             return response
     return web.page("pin.html", status, error=error, contact=contact.get(c))

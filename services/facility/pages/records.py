@@ -19,8 +19,9 @@ def export(conv_id: str):
     fmt = request.args.get("format")
     if fmt not in ("pdf", "fhir"):
         return render_conversation(conv_id, status=400, error=web.t("records.bad_format"))
+    with_notes = request.args.get("notes") == "1"
     try:
-        return export_response(conv_id, fmt, g.staff, g.lang)
+        return export_response(conv_id, fmt, g.staff, g.lang, with_notes)
     except ExportTooLarge:
         return render_conversation(conv_id, status=413, error=web.t("records.too_large"))
 

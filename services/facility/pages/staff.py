@@ -7,10 +7,15 @@ from services.facility.core import patients, quick_replies, references
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
+    ConversationFull,
+    InsufficientStorage,
+    NotFound,
     PayloadTooLarge,
+    TooLong,
     TooManyRequests,
     Unauthorized,
 )
+from services.facility.core.notes import MAX_NOTE_CHARS, Notes
 from services.facility.http.auth import (
     PRE_COOKIE,
     STAFF_COOKIE,
@@ -82,18 +87,25 @@ def logout():
     return response
 
 
-def render_home(error: str | None = None, status: int = 200):
+def render_home():
     items = ctx().conversations.summaries(conn())
     return web.page(
         "home.html",
-        status,
         **listing.view(items, g.staff, request.args),
         access=patients.access(conn()),
         receipts=web_receipts.listed(ctx().conversations.receipts.recent(conn(), 5)),
+        **home_values(items),
+    )
+
+
+def render_new(error: str | None = None, status: int = 200):
+    """The new-conversation form (again with what was entered, after an error)."""
+    return web.page(
+        "new.html",
+        status,
         error=error,
         title_value=request.form.get("title", ""),
         reference_value=form_reference(),
-        **home_values(items),
     )
 
 
@@ -103,23 +115,29 @@ def home():
     return render_home()
 
 
+@bp.get("/staff/new")
+@staff_page()
+def new():
+    return render_new()
+
+
 @bp.post("/staff/conversations")
 @staff_page()
 def create():
     try:
         pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
-        return render_home(web.t("new.bad_pin"), 400)
+        return render_new(web.t("new.bad_pin"), 400)
     try:
         reference = references.check(form_reference())
     except BadRequest:
-        return render_home(web.t("records.bad_reference"), 400)
+        return render_new(web.t("records.bad_reference"), 400)
     try:
         conv_id, token = ctx().conversations.create(
             conn(), request.form.get("title", "").strip(), pin_hash, reference
         )
     except (BadRequest, PayloadTooLarge):
-        return render_home(web.t("new.bad_title"), 400)
+        return render_new(web.t("new.bad_title"), 400)
     return link_page(conv_id, token, pin_hash is not None, 201)
 
 
@@ -145,6 +163,40 @@ def message(conv_id: str):
             body_value=request.form.get("body", ""),
         )
     return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
+
+
+@bp.post("/staff/c/<conv_id>/assign")
+@staff_page()
+def assign(conv_id: str):
+    username = request.form.get("assignee", "").strip()
+    try:
+        Notes(ctx().conversations).assign(conn(), conv_id, username or None)
+    except NotFound:
+        ctx().conversations.require_live(conn(), conv_id)  # a gone conversation: its 404
+        return render_conversation(conv_id, status=400, team_error=web.t("team.bad_assignee"))
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#team-h", 303)
+
+
+@bp.post("/staff/c/<conv_id>/notes")
+@staff_page()
+def note(conv_id: str):
+    try:
+        Notes(ctx().conversations).add(
+            conn(), conv_id, g.staff.staff_id, request.form.get("note", "")
+        )
+    except TooLong:
+        error = web.t("team.note_too_long", n=MAX_NOTE_CHARS)
+        return render_conversation(conv_id, status=400, team_error=error, note_value=_note())
+    except BadRequest:
+        return render_conversation(conv_id, status=400, team_error=web.t("team.note_empty"))
+    except (ConversationFull, InsufficientStorage) as e:
+        error = web_conversation.storage_error(e)
+        return render_conversation(conv_id, status=e.status, team_error=error, note_value=_note())
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#team-h", 303)
+
+
+def _note() -> str:
+    return request.form.get("note", "")
 
 
 @bp.post("/staff/c/<conv_id>/link")
@@ -189,15 +241,15 @@ def delete(conv_id: str):
 @staff_page()
 def password():
     if request.method in ("GET", "HEAD"):
-        return web.page("password.html")
+        return password_page()
     try:
         auth.change_password(
             conn(), g.staff, request.form.get("current", ""), request.form.get("new", "")
         )
     except Unauthorized:
-        return web.page("password.html", 401, error=web.t("password.wrong"))
+        return password_page(401, error=web.t("password.wrong"))
     except BadRequest:
-        return web.page("password.html", 400, error=web.t("password.rules"))
+        return password_page(400, error=web.t("password.rules"))
     # Changing the password ended every session, this one too: log in again.
     response = web.page(
         "message.html",
@@ -208,3 +260,9 @@ def password():
     )
     web.clear_cookie(response, STAFF_COOKIE)
     return response
+
+
+def password_page(status: int = 200, **values):
+    """The own-account page: display name and password."""
+    own = auth.display_names(conn()).get(g.staff.staff_id, g.staff.username)
+    return web.page("password.html", status, own_name=own, **values)

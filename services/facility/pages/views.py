@@ -9,6 +9,7 @@ from markupsafe import Markup
 from medcell_common.rules import format_duration
 from services.facility.core import accounts as auth
 from services.facility.core import contact, patients, quick_replies, settings, usage
+from services.facility.core.notes import MAX_NOTE_CHARS, Notes
 from services.facility.http.context import conn, ctx, patient_url
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
@@ -50,6 +51,8 @@ def conversation_urls(conv_id: str) -> dict:
         "self": url_for("staff.conversation", conv_id=conv_id),
         "export": url_for("records.export", conv_id=conv_id),
         "reference": url_for("records.reference", conv_id=conv_id),
+        "assign": url_for("staff.assign", conv_id=conv_id),
+        "notes": url_for("staff.note", conv_id=conv_id),
     }
 
 
@@ -61,8 +64,30 @@ def render_conversation(conv_id: str, **values):
         conversation_urls(conv_id),
         access=access,
         quick_replies=quick_replies.list_all(conn()),
+        **team_values(conv_id),
         **values,
     )
+
+
+def team_values(conv_id: str) -> dict:
+    """The team's own layer of a conversation: who it is assigned to, the internal notes."""
+    c = conn()
+    team = Notes(ctx().conversations)
+    return {
+        "notes": team.list(c, conv_id),
+        "assigned_to": team.assignees(c).get(conv_id),
+        # Who a conversation can be assigned to: the active accounts, by display name.
+        "colleagues": sorted(
+            (
+                {"id": i, "username": u, "display_name": n or u}
+                for i, u, n in c.execute(
+                    "SELECT id, username, display_name FROM staff WHERE active = 1"
+                )
+            ),
+            key=lambda a: a["display_name"].casefold(),
+        ),
+        "max_note": MAX_NOTE_CHARS,
+    }
 
 
 def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):

@@ -99,7 +99,16 @@
     meta.className = "meta";
     var who = document.createElement("span");
     who.className = "who";
-    who.textContent = list.getAttribute(own ? "data-label-own" : "data-label-other");
+    // Staff messages by the colleague's name; "you" only for what the reader wrote.
+    if (m.own) {
+      who.textContent = list.getAttribute("data-label-own");
+    } else if (m.author === "staff" && m.author_name) {
+      who.textContent = list.getAttribute("data-label-named").replace("{name}", m.author_name);
+    } else if (m.author === "staff") {
+      who.textContent = list.getAttribute("data-label-team");
+    } else {
+      who.textContent = list.getAttribute("data-label-other");
+    }
     var when = document.createElement("time");
     when.setAttribute("datetime", m.created_at);
     meta.append(who, " · ", when);
