@@ -119,11 +119,13 @@ def set_cluster_map(
             )
         write_json_atomic(cluster_map_path(config), document, mode=0o600)
         current = read_routes(config)
-        facilities_now = _table(current)
-        if facilities_now is None:
-            facilities_now = _rebuilt(config)
-        for slug, state in new_here.items():
-            facilities_now.setdefault(slug, state)
+        known = _table(current)
+        # What this node decided of its own facilities stands; what it had to guess (a lost
+        # routes.json rebuilt from the state files) yields to what the sockets said.
+        if known is None:
+            facilities_now = {**_rebuilt(config), **new_here}
+        else:
+            facilities_now = {**new_here, **known}
         routes_generation = _next_generation(config, current)
         _write(config, routes_generation, facilities_now)
     return routes_generation
