@@ -228,7 +228,7 @@ class Facilities:
         name = check_name(name or slug)
         idle_seconds = None if idle is None else parse_idle(idle)
         if self.cluster.active():
-            with self.lock(slug):
+            with self.cluster_lock(slug):
                 return self.cluster.create(
                     slug, name, retention, admin, idle_seconds, quota_args, node
                 )
@@ -314,9 +314,10 @@ class Facilities:
     def delete(self, slug: str) -> dict:
         """Destroy the facility's keys, then its container, volumes and files (in cluster mode
         its service, and its data on its node)."""
-        with self.lock(check_slug(slug)):
-            if self.cluster.active():
+        if self.cluster.active():
+            with self.cluster_lock(check_slug(slug)):
                 return self._delete_placed(slug)
+        with self.lock(check_slug(slug)):
             facility = self.config.facility(slug)
             labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: slug}
             containers = self.backend.containers(labels)
@@ -430,6 +431,10 @@ class Facilities:
     def lock(self, slug: str):
         """The facility's lock, waited for (with a word to the operator) as commands wait."""
         return locks.facility_lock(self.config, slug, self.lock_wait, self.progress)
+
+    def cluster_lock(self, slug: str):
+        """In cluster mode: this manager's commands on the facility, waited for likewise."""
+        return locks.cluster_lock(self.config, slug, self.lock_wait, self.progress)
 
     def _waiting(self) -> dict:
         return {"lock_wait": self.lock_wait, "on_wait": self.progress}

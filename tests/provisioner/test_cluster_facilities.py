@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from provisioner.cli.commands import Runtime, cli
+from provisioner.host import locks
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import FacilityCommandFailed, FacilityNotFound, NodeUnreachable
 from tests.provisioner.fakedocker import FakeAPI, FakeDocker
@@ -73,7 +74,8 @@ class ClusterEngine(FakeDocker):
 class FakeNodeAPI:
     """Every node's API, by address: what it was asked, and what it refuses."""
 
-    def __init__(self):
+    def __init__(self, config):
+        self.config = config  # node1's: this host, whose node API takes the same lock files
         self.calls: list[tuple[str, str, tuple]] = []
         self.down: set[str] = set()  # addresses that do not answer
         self.failing: dict[str, Exception] = {}  # method or management command -> its error
@@ -94,6 +96,10 @@ class FakeNodeClient:
             raise NodeUnreachable(f"node {self.address} does not answer its API")
         if method in self.api.failing:
             raise self.api.failing[method]
+        if self.address == ADDRESSES["node1"] and args:
+            # The node API on this very host takes the facility's own lock for each step.
+            with locks.facility_lock(self.api.config, args[0]):
+                pass
 
     def info(self) -> dict:
         self._call("info")
@@ -131,8 +137,8 @@ def engine() -> ClusterEngine:
 
 
 @pytest.fixture
-def nodes() -> FakeNodeAPI:
-    return FakeNodeAPI()
+def nodes(config) -> FakeNodeAPI:
+    return FakeNodeAPI(config)
 
 
 @pytest.fixture
@@ -142,6 +148,7 @@ def medcell(config, engine, nodes):
     (config.home / "cluster" / "node.crt").write_text("NODE CERT")
     runtime = Runtime(config, DockerBackend(engine))
     runtime.facilities.cluster.node_client = nodes.client
+    runtime.facilities.lock_wait = 0.2  # what a command waits for another on the same facility
 
     def run(*args: str):
         return CliRunner().invoke(cli, list(args), obj=runtime)
@@ -193,6 +200,18 @@ def test_create_with_node_goes_there_and_list_show_status_name_it(medcell, engin
     shown = ok(medcell("facility", "show", "far", "--json"))
     assert (shown["node"], shown["status"], shown["retention"]) == ("node3", "running", "7d")
     assert ok(medcell("status", "--json"))["facility_nodes"] == {"far": "node3"}
+
+
+def test_a_facility_on_this_very_host_is_made_and_deleted_through_its_node_api(medcell, nodes):
+    assert ok(medcell("facility", "create", "here", "--node", "node1", "--json"))["node"] == "node1"
+    assert ok(medcell("facility", "delete", "here", "--yes", "--json"))["node"] == "node1"
+
+
+def test_a_second_command_on_the_facility_waits_for_the_first(medcell, config, engine):
+    with locks.cluster_lock(config, "held"):
+        result = medcell("facility", "create", "held")
+    assert "gave up after waiting 0.2 s" in error(result)
+    assert engine.swarm.services_by_name == {}
 
 
 def test_each_push_has_a_larger_generation(medcell, nodes):
