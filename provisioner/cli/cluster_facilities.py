@@ -238,7 +238,8 @@ class ClusterFacilities:
     def push_routes(self) -> dict:
         """Hand every ready node the cluster's map {slug: {node, address}}, all at once.
 
-        The generation is the wall clock in nanoseconds: it grows across managers as long as
+        The generation is the wall clock in microseconds (a JSON-safe integer, below 2**53, for
+        two centuries to come): it grows across managers as long as
         their clocks agree to better than the time between two pushes (a Swarm needs its
         managers' clocks in step for its own certificates anyway), and a node keeps the newest
         map it was given. A node that cannot be reached is reported, not fatal: every push
@@ -252,7 +253,7 @@ class ClusterFacilities:
             for s in services
             if s.slug and s.node in address
         }
-        generation = time.time_ns()
+        generation = time.time_ns() // 1000
         ready = [n for n in nodes if n.state == "ready" and n.address]
 
         def push(node: NodeInfo) -> str | None:

@@ -87,7 +87,11 @@ def created(lab):
 
     def create(slug: str, *args: str) -> dict:
         made.append(slug)
-        return lab.medcell_json("node1", "facility", "create", slug, *args)
+        result = lab.run("node1", "medcell", "facility", "create", slug, *args, "--json")
+        assert result.returncode == 0, result.stderr
+        # Every node took the routes map.
+        assert "did not take the routes map" not in result.stderr, result.stderr
+        return json.loads(result.stdout)
 
     yield create
     for slug in made:
@@ -101,7 +105,7 @@ def test_create_places_pins_and_serves_through_another_nodes_gateway(lab, create
     assert placed["node"] == expected
     far = created("far-one", "--node", "node3")
     assert far["node"] == "node3"
-    assert far["url"] == "https://far-one.localhost:8443"
+    assert far["url"] == "https://far-one.localhost:8443/"
 
     pins = {s.slug: s.node for s in swarm.facility_services()}
     assert pins == {"placed-one": expected, "far-one": "node3"}
@@ -132,8 +136,9 @@ def test_create_places_pins_and_serves_through_another_nodes_gateway(lab, create
     listed = gateway.json("GET", messages, 200)["messages"]
     assert [m["body"] for m in listed] == ["Please bring the X-ray on Monday."]
 
-    upload = scratch / "scan.bin"
-    upload.write_bytes(os.urandom(20 * MiB))
+    upload = scratch / "scan.pdf"
+    head = b"%PDF-1.7\n"  # what may be attached is decided by its first bytes
+    upload.write_bytes(head + os.urandom(20 * MiB - len(head)))
     upload.chmod(0o644)
     attachments = f"/api/v1/conversations/{conversation['id']}/attachments"
     sent = gateway.json("POST", attachments, 201, upload=upload)

@@ -127,6 +127,7 @@ class FakeNodeClient:
 
     def push_routes(self, generation: int, facilities: dict) -> dict:
         self._call("push_routes", generation, facilities)
+        assert 0 < generation <= 2**53  # the node API takes only JSON-safe integers
         self.api.maps[self.address] = (generation, facilities)
         return {"generation": generation}
 
