@@ -238,12 +238,12 @@ class ClusterFacilities:
     def push_routes(self) -> dict:
         """Hand every ready node the cluster's map {slug: {node, address}}, all at once.
 
-        The generation is the wall clock in microseconds (a JSON-safe integer, below 2**53, for
-        two centuries to come): it grows across managers as long as
-        their clocks agree to better than the time between two pushes (a Swarm needs its
-        managers' clocks in step for its own certificates anyway), and a node keeps the newest
-        map it was given. A node that cannot be reached is reported, not fatal: every push
-        carries the whole map, so it gets this one's facilities with the next.
+        The generation is the wall clock in microseconds (a JSON-safe integer, below 2**53 for
+        two centuries to come): it grows across managers as long as their clocks agree to
+        better than the time between two pushes (a Swarm needs its managers' clocks in step for
+        its own certificates anyway), and a node keeps the newest map it was given. A node
+        that cannot be reached is reported, not fatal: every push carries the whole map, so it
+        gets this one's facilities with the next.
         """
         swarm = self.swarm
         nodes, services = swarm.nodes(), swarm.facility_services()
