@@ -163,8 +163,18 @@ class ClusterFacilities:
             spec = specs.facility_spec(
                 self.config, facility, name, retention, image_id, smtp.configured(self.config.home)
             )
+            try:
+                engine.run(spec, node=target)
+            except DockerError as e:
+                # Another manager's create of the same slug got its service in first (the lock
+                # above is this host's): what it made on its node is not ours to destroy.
+                other = swarm.service(facility.container)
+                if other is None:
+                    raise
+                if other.node == target:
+                    undo.clear()
+                raise FacilityExists(f"facility {slug} already exists (made meanwhile)") from e
             undo.append(lambda: engine.remove(slug))
-            engine.run(spec, node=target)
             self.progress(f"facility {slug} placed on {target}; waiting for it to run")
             swarm.wait_running(facility.container, self.config.health_timeout)
             self._wait_answers(client, slug)

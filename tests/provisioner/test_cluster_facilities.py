@@ -81,6 +81,7 @@ class FakeNodeAPI:
         self.failing: dict[str, Exception] = {}  # method or management command -> its error
         self.maps: dict[str, tuple[int, dict]] = {}  # address -> the map it holds
         self.data: dict[str, set[str]] = {a: set() for a in ADDRESSES.values()}
+        self.on_prepare = lambda slug: None  # what happens elsewhere meanwhile
 
     def client(self, address: str, tls_dir, timeout: float = 30.0) -> FakeNodeClient:
         return FakeNodeClient(self, address)
@@ -108,6 +109,7 @@ class FakeNodeClient:
     def prepare(self, slug: str, labels: dict) -> dict:
         self._call("prepare", slug, labels)
         self.api.data[self.address].add(slug)
+        self.api.on_prepare(slug)
         return {"slug": slug, "created": []}
 
     def manage(self, slug: str, *command: str) -> dict:
@@ -288,3 +290,18 @@ def test_delete_without_a_service_finds_what_a_node_still_holds(medcell, engine,
     nodes.data["10.0.0.2"].add("left")
     out = ok(medcell("facility", "delete", "left", "--yes", "--json"))
     assert out["node"] == "node2" and nodes.data["10.0.0.2"] == set()
+
+
+def test_a_create_racing_another_managers_leaves_that_ones_data_alone(medcell, engine, nodes):
+    def other_manager_creates(slug: str) -> None:
+        # The other manager's create of the same slug, on the same node, gets its service in.
+        spec = {"Placement": {"Constraints": ["node.labels.medcell.node==node3"]}}
+        labels = {"medcell.facility": slug}
+        engine.swarm.api.create_service(spec, name=f"medcell-{slug}", labels=labels,
+                                        mode={"Replicated": {"Replicas": 1}})  # fmt: skip
+
+    nodes.on_prepare = other_manager_creates
+    assert "already exists" in error(medcell("facility", "create", "twin", "--node", "node3"))
+    assert "medcell-twin" in engine.swarm.services_by_name
+    assert not [c for c in nodes.calls if c[1] == "destroy"]
+    assert nodes.data["10.0.0.3"] == {"twin"}
