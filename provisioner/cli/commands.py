@@ -114,6 +114,14 @@ def status(runtime: Runtime, as_json: bool) -> None:
     lines += [
         f"  unhealthy: {u['slug']} ({u['error'] or 'not answering'})" for u in result["unhealthy"]
     ]
+    if "facility_nodes" in result:
+        by_node: dict[str, list[str]] = {}
+        for slug, node in result["facility_nodes"].items():
+            by_node.setdefault(node or "?", []).append(slug)
+        lines.append(
+            "on nodes:   "
+            + ("; ".join(f"{n}: {', '.join(s)}" for n, s in sorted(by_node.items())) or "none")
+        )
     deadline = result["next_deadline"]
     lines.append(
         f"next deadline: {deadline} ({result['next_deadline_facility']})"
@@ -157,6 +165,11 @@ def facility(ctx: click.Context) -> None:
 @click.option(
     "--conversation-quota", metavar="SIZE", help="Quota of each conversation (default 200MiB)."
 )
+@click.option(
+    "--node",
+    metavar="NODE",
+    help="Cluster mode: the node to put it on (default: the ready, active one with most room).",
+)
 @json_option
 @pass_runtime
 def create(
@@ -167,6 +180,7 @@ def create(
     idle: str | None,
     quota: str | None,
     conversation_quota: str | None,
+    node: str | None,
     as_json: bool,
 ) -> None:
     """Create a facility and print its first admin's one-time password."""
@@ -177,11 +191,13 @@ def create(
         idle=idle,
         quota=quota,
         conversation_quota=conversation_quota,
+        node=node,
     )
+    where = f" (on {result['node']})" if "node" in result else ""
     _emit(
         result,
         as_json,
-        f"facility {slug} is ready at {result['url']}\n"
+        f"facility {slug} is ready at {result['url']}{where}\n"
         f"admin user:     {result['admin_user']}\n"
         f"admin password: {result['admin_password']}\n"
         "The password is shown only this once; medcell does not keep it.",
@@ -195,8 +211,16 @@ def list_(runtime: Runtime, as_json: bool) -> None:
     """List facilities with their status (running, asleep, stopped or unhealthy)."""
     rows = runtime.facilities.list()
     width = max([len(r["slug"]) for r in rows] + [4])
-    lines = [f"{'SLUG':<{width}}  {'STATUS':<9}  NAME"]
-    lines += [f"{r['slug']:<{width}}  {r['status']:<9}  {r['name']}" for r in rows]
+    if runtime.facilities.cluster.active():
+        nodes = max([len(r["node"] or "") for r in rows] + [4])
+        lines = [f"{'SLUG':<{width}}  {'STATUS':<9}  {'NODE':<{nodes}}  NAME"]
+        lines += [
+            f"{r['slug']:<{width}}  {r['status']:<9}  {r['node'] or '':<{nodes}}  {r['name']}"
+            for r in rows
+        ]
+    else:
+        lines = [f"{'SLUG':<{width}}  {'STATUS':<9}  NAME"]
+        lines += [f"{r['slug']:<{width}}  {r['status']:<9}  {r['name']}" for r in rows]
     _emit(rows, as_json, "\n".join(lines) if rows else "no facilities")
 
 
@@ -241,7 +265,8 @@ def delete(runtime: Runtime, slug: str, yes: bool, as_json: bool) -> None:
     if not yes:
         raise ProvisionerError(f"deleting {slug} destroys all of its data for good; add --yes")
     result = runtime.facilities.delete(slug)
-    text = f"facility {slug} deleted ({result['keys_destroyed']} keys destroyed)"
+    where = f" from {result['node']}" if "node" in result else ""
+    text = f"facility {slug} deleted{where} ({result['keys_destroyed']} keys destroyed)"
     if result.get("receipt"):
         text += (
             f"\nwipe receipt {result['receipt']['receipt_id']}; use --json to keep it "

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from medcell_common.interfaces import Desired, Health, Label, RouteState, Status
 from medcell_common.times import iso_utc
+from provisioner.cli.cluster_facilities import ClusterFacilities, Placed
 from provisioner.host import (
     backup_keys,
     facility_commands,
@@ -28,6 +29,7 @@ from provisioner.host.errors import (
     FacilityCommandFailed,
     FacilityExists,
     FacilityNotFound,
+    InvalidArgument,
     ProvisionerError,
 )
 from provisioner.host.state_file import FacilityState
@@ -44,6 +46,7 @@ class Found:
     container: ContainerInfo | None = None
     data: VolumeInfo | None = None
     state: FacilityState = field(default_factory=FacilityState)
+    node: str | None = None  # cluster mode: the node its service is pinned to
 
     @property
     def status(self) -> str:
@@ -97,6 +100,7 @@ class Facilities:
         self.clock = clock
         # How long a command waits for another one on the same facility to end.
         self.lock_wait = locks.COMMAND_WAIT
+        self.cluster = ClusterFacilities(config, backend, lambda message: self.progress(message))
 
     # reading
 
@@ -115,15 +119,30 @@ class Facilities:
                 found[slug].state = st
         return dict(sorted(found.items()))
 
+    def everywhere(self) -> dict[str, Found]:
+        """Every facility of the installation: this host's, or in cluster mode every node's
+        (from the Swarm's services: the state files live on each facility's own node)."""
+        if not self.cluster.active():
+            return self.discover()
+        return {slug: _cluster_found(self.config, p) for slug, p in self.cluster.placed().items()}
+
     def list(self) -> list[dict]:
-        """Slug, name and status of every facility."""
+        """Slug, name and status of every facility (in cluster mode also its node)."""
+        cluster = self.cluster.active()
         return [
-            {"slug": f.slug, "name": _meta(f, "name", f.slug), "status": f.status}
-            for f in self.discover().values()
+            {
+                "slug": f.slug,
+                "name": _meta(f, "name", f.slug),
+                "status": f.status,
+                **({"node": f.node} if cluster else {}),
+            }
+            for f in self.everywhere().values()
         ]
 
     def show(self, slug: str) -> dict:
         """Details of one facility."""
+        if self.cluster.active():
+            return self._show_placed(check_slug(slug))
         found = self.find(check_slug(slug))
         names = self.config.facility(slug)
         st = found.state
@@ -144,6 +163,33 @@ class Facilities:
             "volume": names.data_volume,
             "keys_volume": names.keys_volume,
             **self.usage(found),
+        }
+
+    def _show_placed(self, slug: str) -> dict:
+        """Details of a facility in cluster mode: its service, its node, its usage there."""
+        node, placed = self.cluster.node_of(slug)
+        found = _cluster_found(self.config, placed)
+        names = self.config.facility(slug)
+        usage = _usage_fields(None)
+        if found.status == Status.RUNNING:
+            try:
+                usage = _usage_fields(self.cluster.client(node).manage(slug, "usage"))
+            except ProvisionerError as e:
+                self.progress(f"could not read the usage of {slug}: {e}")
+        return {
+            "slug": slug,
+            "name": _meta(found, "name", slug),
+            "status": found.status,
+            "node": node.name,
+            "retention": _meta(found, "retention", DEFAULT_RETENTION),
+            "created": _meta(found, "created", None),
+            "url": names.url,
+            "container": names.container,
+            "container_state": placed.task.state if placed.task else "asleep",
+            "error": placed.task.error or None if placed.task else None,
+            "volume": names.data_volume,
+            "keys_volume": names.keys_volume,
+            **usage,
         }
 
     def find(self, slug: str) -> Found:
@@ -170,13 +216,24 @@ class Facilities:
         idle: str | None = None,
         quota: str | None = None,
         conversation_quota: str | None = None,
+        node: str | None = None,
     ) -> dict:
-        """Provision a facility, wait until it answers on its socket, and make its first admin."""
+        """Provision a facility, wait until it answers on its socket, and make its first admin.
+
+        In cluster mode on a node (`node`, else the one with the most room) as a pinned service.
+        """
         check_slug(slug)
         check_retention(retention)
         quota_args = _quota_args(quota, conversation_quota)
         name = check_name(name or slug)
         idle_seconds = None if idle is None else parse_idle(idle)
+        if self.cluster.active():
+            with self.cluster_lock(slug):
+                return self.cluster.create(
+                    slug, name, retention, admin, idle_seconds, quota_args, node
+                )
+        if node is not None:
+            raise InvalidArgument(f"--node {node}: this host is not in a cluster")
         facility = self.config.facility(slug)
         undo: list[Callable[[], None]] = []
         with self.lock(slug):
@@ -255,7 +312,11 @@ class Facilities:
         return {"slug": slug, "status": self.find(slug).status}
 
     def delete(self, slug: str) -> dict:
-        """Destroy the facility's keys, then its container, volumes and files."""
+        """Destroy the facility's keys, then its container, volumes and files (in cluster mode
+        its service, and its data on its node)."""
+        if self.cluster.active():
+            with self.cluster_lock(check_slug(slug)):
+                return self._delete_placed(slug)
         with self.lock(check_slug(slug)):
             facility = self.config.facility(slug)
             labels = {Label.INSTANCE: self.config.prefix, Label.FACILITY: slug}
@@ -281,6 +342,23 @@ class Facilities:
             "keys_destroyed": destroyed,
             "backup_keys_destroyed": backups_destroyed,
             **wiped,
+        }
+
+    def _delete_placed(self, slug: str) -> dict:
+        destroyed = self.cluster.delete(slug)
+        # As on a single host: no backup of it may open afterwards, and its tombstones guarded
+        # only those backups (both are kept on the manager that made them).
+        backups_destroyed = backup_keys.destroy_for(self.config, slug)
+        tombstones.destroy_for(self.config, slug)
+        home.log_deletion(self.config, slug)
+        return {
+            "slug": slug,
+            "deleted": True,
+            "node": destroyed["node"],
+            "keys_destroyed": destroyed["keys_destroyed"],
+            "backup_keys_destroyed": backups_destroyed,
+            "receipt": destroyed["receipt"],
+            "receipt_key": destroyed["receipt_key"],
         }
 
     def put_to_sleep(self, slug: str) -> dict:
@@ -353,6 +431,10 @@ class Facilities:
     def lock(self, slug: str):
         """The facility's lock, waited for (with a word to the operator) as commands wait."""
         return locks.facility_lock(self.config, slug, self.lock_wait, self.progress)
+
+    def cluster_lock(self, slug: str):
+        """In cluster mode: this manager's commands on the facility, waited for likewise."""
+        return locks.cluster_lock(self.config, slug, self.lock_wait, self.progress)
 
     def _waiting(self) -> dict:
         return {"lock_wait": self.lock_wait, "on_wait": self.progress}
@@ -498,6 +580,34 @@ USAGE_FIELDS = ("quota", "conversation_quota", "used_bytes", "quota_bytes", "use
 def _usage_fields(report: dict | None) -> dict:
     """What `show` and `set-quota` print of the facility's usage report (None: not readable)."""
     return {key: (report or {}).get(key) for key in USAGE_FIELDS}
+
+
+def _cluster_found(config: Config, placed: Placed) -> Found:
+    """A facility service as the single-host view of it: a container that runs while its task
+    does, asleep at zero replicas, and the metadata its service carries."""
+    service, task = placed.service, placed.task
+    if placed.running:
+        status = "running"
+    else:  # at zero replicas: stopped as a sleeping container is; else its task's state
+        status = task.state if task is not None and service.replicas > 0 else "exited"
+    container = ContainerInfo(
+        name=config.facility(service.slug).container,
+        status=status,
+        health=None,
+        labels={},
+        networks=(),
+        exit_code=0,
+        restart_count=0,
+    )
+    meta = {"name": service.name, "retention": service.retention, "created": service.created}
+    labels = {f"medcell.{k}": v for k, v in meta.items() if v}
+    return Found(
+        service.slug,
+        container,
+        VolumeInfo(config.facility(service.slug).data_volume, labels),
+        FacilityState(asleep=service.replicas == 0),
+        node=service.node,
+    )
 
 
 def _meta(found: Found, key: str, default):

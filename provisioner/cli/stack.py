@@ -147,11 +147,21 @@ class Stack:
         ensure_certificate(self.config, owner)
         self._ensure_run_dirs(owner)
         repaired = self.cluster.prepare_node(owner) if cluster else self._ensure_edge_network()
+        # A facility service is Swarm's to keep running on its node: its task's container is
+        # named by Swarm, so it is no missing container here. (A facility this host had before
+        # it joined the cluster is still a container, repaired as on one host.)
+        services = self.facilities.cluster.placed() if cluster else {}
         for found in self.facilities.discover().values():
-            repaired += self._repair(found)
-        self.facilities.publish()  # before the gateway starts, so it starts with the full table
+            if found.slug not in services:
+                repaired += self._repair(found)
+        # Before the gateway starts, so it starts with the full table; in a cluster this node's
+        # own facilities (their tasks' containers carry the facility labels), the rest remote.
+        self.facilities.publish()
         if cluster:
             repaired += self.cluster.ensure(user)
+            # Every node's supervisor answers now: each gets the cluster's routes map (a node
+            # that does not is named on stderr and gets it with the next push).
+            self.facilities.cluster.push_routes()
         else:
             repaired += self._ensure_gateway(user)
             repaired += self._ensure_supervisor()
@@ -405,7 +415,7 @@ def installation_status(
     facilities: Facilities, gateway: str, supervisor: str, clock: Callable[[], float] = time.time
 ) -> dict:
     """Counts by status and the next deadline (asleep: wake_at; awake: asked over its socket)."""
-    found = facilities.discover()
+    found = facilities.everywhere()
     counts = {str(status): 0 for status in Status}
     deadlines: list[tuple[float, str]] = []
     awake = []
@@ -418,7 +428,7 @@ def installation_status(
             awake.append(slug)
     deadlines += _probe_deadlines(facilities.config, awake)
     deadline = min(deadlines, default=None)
-    return {
+    result = {
         "gateway": gateway,
         "supervisor": supervisor,
         "facilities": {"total": len(found), **counts},
@@ -434,6 +444,9 @@ def installation_status(
         "next_deadline_in": round(max(0.0, deadline[0] - clock())) if deadline else None,
         "next_deadline_facility": deadline[1] if deadline else None,
     }
+    if facilities.cluster.active():
+        result["facility_nodes"] = {slug: f.node for slug, f in found.items()}
+    return result
 
 
 def _probe_deadlines(config, slugs: list[str]) -> list[tuple[float, str]]:

@@ -35,11 +35,17 @@ def ensure_socket_dir(facility: Facility) -> None:
     directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     directory.mkdir(mode=0o711, exist_ok=True)
     if os.geteuid() == 0:
-        os.chown(directory, FACILITY_UID, FACILITY_UID)
-        os.chmod(directory, 0o711)
-    else:
-        # We cannot give it to uid 10001; so anyone may create the socket in it.
-        os.chmod(directory, 0o777)
+        try:
+            os.chown(directory, FACILITY_UID, FACILITY_UID)
+            os.chmod(directory, 0o711)
+            return
+        except PermissionError:
+            # Root without CAP_CHOWN: a root operator's supervisor (cap_drop ALL), which makes
+            # a facility's folders on a cluster node for the node API.
+            pass
+    # We cannot give it to uid 10001; so anyone may create the socket in it (the socket is
+    # trusted only when owned by the facility's uid: host/facility_http.py).
+    os.chmod(directory, 0o777)
 
 
 @contextmanager

@@ -97,3 +97,17 @@ def _busy_message(path: Path, slug: str, wait: float) -> str:
     if wait <= 0:
         return f"facility {slug} is being changed by {who}"
     return f"facility {slug} is still held by {who}; gave up after waiting {wait:g} s"
+
+
+def cluster_lock(
+    config: Config,
+    slug: str,
+    wait: float = 0.0,
+    on_wait: Callable[[str], None] | None = None,
+):
+    """A manager's commands on one facility in cluster mode, one after the other.
+
+    Not the facility's own lock: its node's API takes that for each step it does there, and the
+    node may be this very host (the same lock files).
+    """
+    return facility_lock(config, f"{slug}.cluster", wait, on_wait)

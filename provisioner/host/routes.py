@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medcell_common.interfaces import APPLIED_FILE, ROUTES_FILE, ROUTES_VERSION, Desired, RouteState
-from provisioner.host import state_file
+from provisioner.host import facility_http, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
-from provisioner.host.errors import InvalidArgument, StaleRoutes
+from provisioner.host.errors import HealthTimeout, InvalidArgument, StaleRoutes
 from provisioner.host.home import routes_lock, write_json_atomic
 from provisioner.host.state_file import FacilityState
 from provisioner.host.validation import SLUG_RE
@@ -33,6 +33,9 @@ LOCAL_STATES = (RouteState.RUNNING, RouteState.ASLEEP, RouteState.STOPPED)
 CLUSTER_MAP_FILE = "routes-map.json"
 POLL_SECONDS = 0.02
 APPLY_TIMEOUT = 5.0  # seconds to wait for the gateway to serve a changed route
+# A map may put facilities on this node that have no route here yet (one a manager just made):
+# those that should be awake get this long in all to answer on their sockets.
+NEW_LOCAL_WAIT = 5.0
 
 log = logging.getLogger("medcell.routes")
 
@@ -104,6 +107,7 @@ def set_cluster_map(
     managers pushing at once must not let the older map win. The same map again changes nothing.
     """
     document = {"generation": generation, "node": node, "facilities": facilities}
+    new_here = _new_local_states(config, node, facilities)
     with routes_lock(config):
         held = read_cluster_map(config)
         if held is not None and generation <= held["generation"]:
@@ -115,12 +119,44 @@ def set_cluster_map(
             )
         write_json_atomic(cluster_map_path(config), document, mode=0o600)
         current = read_routes(config)
-        facilities_now = _table(current)
-        if facilities_now is None:
-            facilities_now = _rebuilt(config)
+        known = _table(current)
+        # What this node decided of its own facilities stands; what it had to guess (a lost
+        # routes.json rebuilt from the state files) yields to what the sockets said.
+        if known is None:
+            facilities_now = {**_rebuilt(config), **new_here}
+        else:
+            facilities_now = {**new_here, **known}
         routes_generation = _next_generation(config, current)
         _write(config, routes_generation, facilities_now)
     return routes_generation
+
+
+def _new_local_states(
+    config: Config, node: str, facilities: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """Route states for the facilities the map puts on this node that it has a state file of
+    but no route for, so that a facility a manager just created here is served as soon as the
+    map names it. One that should be awake is asked over its socket (all of them within
+    NEW_LOCAL_WAIT); one that does not answer is routed asleep, so its first request wakes it,
+    as after a lost routes.json."""
+    table = _table(read_routes(config)) or {}
+    deadline = time.monotonic() + NEW_LOCAL_WAIT
+    states = {}
+    for slug, entry in sorted(facilities.items()):
+        if entry["node"] != node or slug in table:
+            continue
+        if not state_file.state_path(config, slug).exists():
+            continue  # nothing of it here yet (its node is still being made ready)
+        st = state_file.load(config, slug)
+        running = False
+        if st.desired == Desired.RUNNING and not st.asleep:
+            try:
+                facility_http.wait_healthy(config, slug, max(0.0, deadline - time.monotonic()))
+                running = True
+            except HealthTimeout:
+                pass
+        states[slug] = route_state(running, st)
+    return states
 
 
 def read_cluster_map(config: Config) -> dict | None:

@@ -60,6 +60,10 @@ class FacilityService:
     slug: str
     node: str | None  # the node its constraint pins it to
     replicas: int
+    # What its container is told (display name, retention) and when the service was made.
+    name: str = ""
+    retention: str = ""
+    created: str = ""
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,21 @@ class Swarm:
             services = self.client.services.list(filters={"label": FACILITY_LABEL})
         return [_facility_service(s.attrs) for s in services]
 
+    def facility_tasks(self) -> dict[str, TaskInfo]:
+        """Each facility service's task meant to run, by slug, in two calls for all of them (a
+        service at 0 replicas has none)."""
+        with _engine("listing facility services and their tasks"):
+            services = self.client.services.list(filters={"label": FACILITY_LABEL})
+            tasks = self.client.api.tasks(filters={"desired-state": "running"})
+        slugs = {s.attrs.get("ID"): _facility_service(s.attrs).slug for s in services}
+        names = self._node_names() if tasks else {}
+        by_slug: dict[str, list[TaskInfo]] = {}
+        for attrs in tasks:
+            slug = slugs.get(attrs.get("ServiceID"))
+            if slug:
+                by_slug.setdefault(slug, []).append(_task_info(attrs, names))
+        return {slug: task for slug, found in by_slug.items() if (task := _current_task(found))}
+
     # facility services
 
     def create_service(self, rendered: dict) -> str:
@@ -370,8 +389,13 @@ def _facility_service(attrs: dict) -> FacilityService:
     prefix = f"node.labels.{NODE_LABEL}=="
     pinned = [c.split("==", 1)[1].strip() for c in constraints or [] if c.startswith(prefix)]
     replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0
+    container = (spec.get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    env = dict(e.split("=", 1) for e in container.get("Env") or [] if "=" in e)
     return FacilityService(
         slug=(spec.get("Labels") or {}).get(FACILITY_LABEL, ""),
         node=pinned[0] if pinned else None,
         replicas=int(replicas),
+        name=env.get("MEDCELL_FACILITY_NAME", ""),
+        retention=env.get("MEDCELL_RETENTION", ""),
+        created=str(attrs.get("CreatedAt") or ""),
     )

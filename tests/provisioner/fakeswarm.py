@@ -77,6 +77,26 @@ class FakeSwarmAPI(FakeAPI):
         ]
 
 
+class FakeListedService:
+    def __init__(self, attrs: dict):
+        self.attrs = attrs
+
+
+class FakeServices:
+    """`client.services.list`: the services whose labels hold the filter's key."""
+
+    def __init__(self, fake: FakeSwarm):
+        self.fake = fake
+
+    def list(self, filters=None) -> list[FakeListedService]:
+        wanted = (filters or {}).get("label")
+        return [
+            FakeListedService(copy.deepcopy(s))
+            for s in self.fake.services_by_name.values()
+            if wanted is None or wanted in (s["Spec"].get("Labels") or {})
+        ]
+
+
 class FakeSwarmNetworks(FakeNetworks):
     def create(self, name, driver=None, internal=False, ipam=None, labels=None, **kwargs):
         network = super().create(name, driver, internal, ipam, labels, **kwargs)
@@ -93,6 +113,7 @@ class FakeSwarm(FakeDocker):
         self.api = FakeSwarmAPI(self)
         self.networks = FakeSwarmNetworks(self)
         self.nodes = FakeNodes(self)
+        self.services = FakeServices(self)
         self.nodes_by_name = {f"node{i}": FakeNode(f"node{i}", f"10.0.0.{i}") for i in (1, 2, 3)}
         self.services_by_name: dict[str, dict] = {}
         self.service_calls: list[tuple] = []

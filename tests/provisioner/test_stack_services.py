@@ -445,3 +445,34 @@ def test_a_down_node_is_not_waited_for(swarm, clock):
     tasks = services.wait_running("medcell-supervisor", 10, sleep=clock.sleep, clock=clock)
     assert [t.node for t in tasks] == ["node1", "node3"]
     assert json.dumps(services.ready_nodes()) == '{"node1": "10.0.0.1", "node3": "10.0.0.3"}'
+
+
+@pytest.mark.process
+def test_up_in_cluster_mode_leaves_a_facility_service_to_swarm(
+    cluster_medcell, swarm, config, cluster_home
+):
+    # A facility service pinned to node1: its task's container here is named by Swarm and
+    # carries the facility labels; its volumes and state file are this node's.
+    swarm.services_by_name["medcell-pinned"] = {
+        "ID": "s-pinned",
+        "Version": {"Index": 1},
+        "Spec": {
+            "Name": "medcell-pinned",
+            "Labels": config.labels(facility="pinned", role="facility"),
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "TaskTemplate": {"Placement": {"Constraints": ["node.labels.medcell.node==node1"]}},
+        },
+    }
+    task = swarm.containers.create(
+        config.facility_image,
+        name="medcell-pinned.1.x7f3",
+        labels=config.labels(facility="pinned", role="facility"),
+    )
+    task.start()
+    for volume, role in (("medcell-pinned-data", "data"), ("medcell-pinned-keys", "keys")):
+        swarm.volumes.create(volume, labels=config.labels(facility="pinned", role=role))
+    out = cluster_medcell.json("up")
+    assert not any("pinned" in line for line in out["repaired"])
+    assert "medcell-pinned" not in swarm.containers_by_name
+    routes = json.loads((config.home / "gateway" / "routes.json").read_text())
+    assert routes["facilities"]["pinned"] == {"state": "running"}
