@@ -99,8 +99,9 @@ class NetworkInfo:
 
 
 @contextmanager
-def _engine(action: str) -> Iterator[None]:
-    """Translate docker-py's errors into ours where they enter."""
+def engine_errors(action: str) -> Iterator[None]:
+    """Translate docker-py's errors into ours where they enter (the local engine's calls and
+    Swarm's alike)."""
     try:
         yield
     except docker.errors.NotFound as e:
@@ -196,13 +197,13 @@ class DockerBackend:
     def client(self):
         # Connect lazily so `--help` and validation errors need no engine.
         if self._client is None:
-            with _engine("connecting to Docker"):
+            with engine_errors("connecting to Docker"):
                 self._client = docker.from_env()
         return self._client
 
     def engine(self) -> EngineInfo:
         """This engine's host name and memory."""
-        with _engine("reading the engine's information"):
+        with engine_errors("reading the engine's information"):
             info = self.client.info()
         memory = info.get("MemTotal")
         return EngineInfo(
@@ -215,7 +216,7 @@ class DockerBackend:
     def image_id(self, ref: str) -> str | None:
         """The image's ID, or None if the engine does not have it."""
         try:
-            with _engine(f"inspecting image {ref}"):
+            with engine_errors(f"inspecting image {ref}"):
                 return self.client.images.get(ref).id
         except NotFound:
             return None
@@ -223,7 +224,7 @@ class DockerBackend:
     def image_labels(self, ref: str) -> dict[str, str]:
         """The image's labels ({} if the engine does not have it)."""
         try:
-            with _engine(f"inspecting image {ref}"):
+            with engine_errors(f"inspecting image {ref}"):
                 return dict(self.client.images.get(ref).labels or {})
         except NotFound:
             return {}
@@ -232,7 +233,7 @@ class DockerBackend:
 
     def container(self, name: str) -> ContainerInfo | None:
         try:
-            with _engine(f"inspecting container {name}"):
+            with engine_errors(f"inspecting container {name}"):
                 return _container_info(self.client.containers.get(name))
         except NotFound:
             return None
@@ -242,7 +243,7 @@ class DockerBackend:
 
         The list API has no restart count or health-check command: those stay 0 and ().
         """
-        with _engine("listing containers"):
+        with engine_errors("listing containers"):
             found = self.client.containers.list(
                 all=True, filters=_label_filter(labels), sparse=True, ignore_removed=True
             )
@@ -250,21 +251,21 @@ class DockerBackend:
 
     def create_container(self, spec: ContainerSpec) -> None:
         """Create (not start) a hardened container."""
-        with _engine(f"creating container {spec.name}"):
+        with engine_errors(f"creating container {spec.name}"):
             self.client.containers.create(spec.image, spec.command, **_create_kwargs(spec))
 
     def start(self, name: str) -> None:
-        with _engine(f"starting container {name}"):
+        with engine_errors(f"starting container {name}"):
             self.client.containers.get(name).start()
 
     def stop(self, name: str, timeout: int = 10) -> None:
-        with _engine(f"stopping container {name}"):
+        with engine_errors(f"stopping container {name}"):
             self.client.containers.get(name).stop(timeout=timeout)
 
     def remove_container(self, name: str) -> None:
         """Force-remove a container; a missing one is fine."""
         try:
-            with _engine(f"removing container {name}"):
+            with engine_errors(f"removing container {name}"):
                 self.client.containers.get(name).remove(force=True)
         except NotFound:
             pass
@@ -277,7 +278,7 @@ class DockerBackend:
         A facility's container may be hostile, and so may what runs in it: its output is read up
         to OUTPUT_BYTES (stderr: its last ERROR_BYTES) and for at most `timeout` seconds.
         """
-        with _engine(f"running a command in {name}"):
+        with engine_errors(f"running a command in {name}"):
             exec_id = self.client.api.exec_create(name, command, stdout=True, stderr=True)["Id"]
             chunks = self.client.api.exec_start(exec_id, stream=True, demux=True)
             out, err = _bounded(chunks, name, timeout)
@@ -296,7 +297,7 @@ class DockerBackend:
         """
         self.create_container(spec)
         try:
-            with _engine(f"running one-off container {spec.name}"):
+            with engine_errors(f"running one-off container {spec.name}"):
                 container = self.client.containers.get(spec.name)
                 if stdin is not None:
                     sock = self.client.api.attach_socket(
@@ -327,26 +328,26 @@ class DockerBackend:
 
     def volume(self, name: str) -> VolumeInfo | None:
         try:
-            with _engine(f"inspecting volume {name}"):
+            with engine_errors(f"inspecting volume {name}"):
                 volume = self.client.volumes.get(name)
         except NotFound:
             return None
         return VolumeInfo(volume.name, dict(volume.attrs.get("Labels") or {}))
 
     def volumes(self, labels: dict[str, str | None]) -> list[VolumeInfo]:
-        with _engine("listing volumes"):
+        with engine_errors("listing volumes"):
             found = self.client.volumes.list(filters=_label_filter(labels))
         return [VolumeInfo(v.name, dict(v.attrs.get("Labels") or {})) for v in found]
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
-        with _engine(f"creating volume {name}"):
+        with engine_errors(f"creating volume {name}"):
             self.client.volumes.create(name=name, labels=labels)
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume; a missing one is fine.  Retries while a removed container lets go."""
         for attempt in range(20):
             try:
-                with _engine(f"removing volume {name}"):
+                with engine_errors(f"removing volume {name}"):
                     self.client.volumes.get(name).remove(force=True)
                 return
             except NotFound:
@@ -360,14 +361,14 @@ class DockerBackend:
 
     def network(self, name: str) -> NetworkInfo | None:
         try:
-            with _engine(f"inspecting network {name}"):
+            with engine_errors(f"inspecting network {name}"):
                 return _network_info(self.client.networks.get(name))
         except NotFound:
             return None
 
     def networks(self, labels: dict[str, str | None] | None = None) -> list[NetworkInfo]:
         filters = _label_filter(labels) if labels else None
-        with _engine("listing networks"):
+        with engine_errors("listing networks"):
             return [_network_info(n) for n in self.client.networks.list(filters=filters)]
 
     def create_network(
@@ -375,7 +376,7 @@ class DockerBackend:
     ) -> None:
         """Create a bridge network on an explicit subnet; name clashes raise Conflict."""
         ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
-        with _engine(f"creating network {name}"):
+        with engine_errors(f"creating network {name}"):
             self.client.networks.create(
                 name,
                 driver="bridge",
@@ -403,7 +404,7 @@ class DockerBackend:
     def remove_network(self, name: str) -> None:
         """Remove a network; a missing one is fine."""
         try:
-            with _engine(f"removing network {name}"):
+            with engine_errors(f"removing network {name}"):
                 self.client.networks.get(name).remove()
         except NotFound:
             pass

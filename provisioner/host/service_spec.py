@@ -37,7 +37,7 @@ def facility_service_spec(spec: ContainerSpec, node: str, replicas: int = 1) -> 
         "Env": [f"{k}={v}" for k, v in spec.environment.items()],
         # The node finds its facility's container by these, as on a single host.
         "Labels": dict(spec.labels),
-        "Mounts": _mounts(spec),
+        "Mounts": service_mounts(spec),
         "ReadOnly": True,
         "CapabilityDrop": list(CAP_DROP),
         "StopGracePeriod": STOP_GRACE_SECONDS * 10**9,
@@ -84,7 +84,8 @@ def facility_service_spec(spec: ContainerSpec, node: str, replicas: int = 1) -> 
 _SERVICE_LABELS = {str(Label.INSTANCE), FACILITY_LABEL, str(Label.ROLE)}
 
 
-def _mounts(spec: ContainerSpec) -> list[dict]:
+def service_mounts(spec: ContainerSpec) -> list[dict]:
+    """A container spec's volumes, binds and tmpfs as a service's mounts."""
     mounts = [
         {"Type": "volume", "Source": name, "Target": target, "ReadOnly": False}
         for name, target in spec.volumes.items()

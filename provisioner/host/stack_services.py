@@ -11,14 +11,12 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import docker.errors
 import docker.types
 import docker.utils
-import requests.exceptions
 
 from medcell_common.interfaces import (
     GATEWAY_PEER_PORT,
@@ -26,13 +24,16 @@ from medcell_common.interfaces import (
     SUPERVISOR_CLUSTER_TLS_DIR,
     Label,
 )
-from provisioner.host import cluster_ca, specs
+from provisioner.host import cluster_ca, service_spec, specs
 from provisioner.host.config import Config
-from provisioner.host.docker_backend import CAP_DROP, TMPFS, ContainerSpec, free_subnet
+from provisioner.host.docker_backend import (
+    CAP_DROP,
+    ContainerSpec,
+    engine_errors,
+    free_subnet,
+)
 from provisioner.host.errors import (
-    Conflict,
     DockerError,
-    DockerUnavailable,
     HealthTimeout,
     InvalidArgument,
     NotFound,
@@ -60,27 +61,6 @@ class Task:
     node: str
     state: str  # Swarm's: new, pending, assigned, preparing, starting, running, failed, …
     error: str = ""
-
-
-@contextmanager
-def _engine(action: str) -> Iterator[None]:
-    """Translate docker-py's errors into ours where they enter."""
-    try:
-        yield
-    except docker.errors.NotFound as e:
-        raise NotFound(f"{action}: {_explain(e)}") from e
-    except docker.errors.APIError as e:
-        if e.status_code == 409:
-            raise Conflict(f"{action}: {_explain(e)}") from e
-        raise DockerError(f"{action}: {_explain(e)}") from e
-    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
-        raise DockerUnavailable(f"{action}: no Docker Engine answers ({e})") from e
-    except requests.exceptions.Timeout as e:
-        raise DockerError(f"{action}: timed out") from e
-
-
-def _explain(e: docker.errors.DockerException) -> str:
-    return " ".join(str(getattr(e, "explanation", None) or e).split())
 
 
 # The two specs, with what a cluster adds.
@@ -210,19 +190,8 @@ def render(spec: ContainerSpec, masks: tuple[str, ...] = ()) -> dict:
 
 
 def _mounts(spec: ContainerSpec, masks: tuple[str, ...]) -> list[dict]:
-    mounts = [
-        {"Type": "volume", "Source": name, "Target": target, "ReadOnly": False}
-        for name, target in spec.volumes.items()
-    ]
-    mounts += [
-        {"Type": "bind", "Source": host, "Target": target, "ReadOnly": True}
-        for host, target in spec.binds.items()
-    ]
-    mounts += [
-        {"Type": "bind", "Source": host, "Target": target, "ReadOnly": False}
-        for host, target in spec.rw_binds.items()
-    ]
-    mounts += [_tmpfs(target, options) for target, options in TMPFS.items()]
+    """The spec's mounts as a facility service has them, and an empty tmpfs over each mask."""
+    mounts = service_spec.service_mounts(spec)
     mounts += [
         {
             "Type": "tmpfs",
@@ -232,20 +201,6 @@ def _mounts(spec: ContainerSpec, masks: tuple[str, ...]) -> list[dict]:
         for target in masks
     ]
     return sorted(mounts, key=lambda m: m["Target"])
-
-
-def _tmpfs(target: str, options: str) -> dict:
-    """The backend's tmpfs options (size, mode) as a service mount; services add noexec, nosuid
-    and nodev by themselves."""
-    values = dict(o.split("=", 1) for o in options.split(",") if "=" in o)
-    return {
-        "Type": "tmpfs",
-        "Target": target,
-        "TmpfsOptions": {
-            "SizeBytes": docker.utils.parse_bytes(values["size"]),
-            "Mode": int(values["mode"], 8),
-        },
-    }
 
 
 class StackServices:
@@ -260,7 +215,7 @@ class StackServices:
 
     def service(self, name: str) -> dict | None:
         try:
-            with _engine(f"inspecting service {name}"):
+            with engine_errors(f"inspecting service {name}"):
                 return self.client.api.inspect_service(name)
         except NotFound:
             return None
@@ -270,21 +225,21 @@ class StackServices:
         name = rendered["name"]
         current = self.service(name)
         if current is None:
-            with _engine(f"creating service {name}"):
+            with engine_errors(f"creating service {name}"):
                 self.client.api.create_service(**rendered)
             return [f"created service {name}"]
         labels = (current.get("Spec") or {}).get("Labels") or {}
         if labels.get(Label.CONFIG) == rendered["labels"][Label.CONFIG]:
             return []
         version = (current.get("Version") or {}).get("Index")
-        with _engine(f"updating service {name}"):
+        with engine_errors(f"updating service {name}"):
             self.client.api.update_service(current["ID"], version, **rendered)
         return [f"updated service {name} for new settings or image"]
 
     def remove(self, name: str) -> bool:
         """Remove the service (a missing one is fine); True if there was one."""
         try:
-            with _engine(f"removing service {name}"):
+            with engine_errors(f"removing service {name}"):
                 self.client.api.remove_service(name)
         except NotFound:
             return False
@@ -292,7 +247,7 @@ class StackServices:
 
     def tasks(self, name: str) -> list[Task]:
         """The service's tasks meant to run, with the name of each one's node."""
-        with _engine(f"listing the tasks of {name}"):
+        with engine_errors(f"listing the tasks of {name}"):
             found = self.client.api.tasks(filters={"service": name, "desired-state": "running"})
             nodes = {n.id: _node_name(n.attrs) for n in self.client.nodes.list()}
         tasks = [
@@ -307,7 +262,7 @@ class StackServices:
 
     def ready_nodes(self) -> dict[str, str]:
         """The nodes a global service should run on now (ready, not drained): name -> address."""
-        with _engine("listing the cluster's nodes"):
+        with engine_errors("listing the cluster's nodes"):
             nodes = [n.attrs for n in self.client.nodes.list()]
         return {
             _node_name(n): (n.get("Status") or {}).get("Addr", "")
@@ -357,7 +312,7 @@ class StackServices:
     def ensure_network(self, name: str, pool: str, labels: dict[str, str]) -> tuple[str, list[str]]:
         """A swarm-scoped bridge (each node its own, with a route out for published ports), on a
         free /28 of the pool; returns its ID and what was done."""
-        with _engine("listing networks"):
+        with engine_errors("listing networks"):
             networks = self.client.networks.list()
         for network in networks:
             if network.name == name:
@@ -371,7 +326,7 @@ class StackServices:
         ipam = docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet=free_subnet(pool, taken))]
         )
-        with _engine(f"creating network {name}"):
+        with engine_errors(f"creating network {name}"):
             network = self.client.networks.create(
                 name, driver="bridge", scope="swarm", ipam=ipam, labels=labels, check_duplicate=True
             )
@@ -383,7 +338,7 @@ class StackServices:
         deadline = time.monotonic() + NETWORK_REMOVE_SECONDS
         while True:
             try:
-                with _engine(f"removing network {name}"):
+                with engine_errors(f"removing network {name}"):
                     self.client.networks.get(name).remove()
                 return
             except NotFound:

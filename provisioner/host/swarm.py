@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import docker
 import docker.errors
-import requests.exceptions
 
-from provisioner.host.errors import DockerError, DockerUnavailable, NotFound
+from provisioner.host.docker_backend import engine_errors
+from provisioner.host.errors import DockerError, NotFound
 
 SWARM_PORT = 2377
 # Every node carries its own name in this label; a facility service is pinned to one node by a
@@ -94,26 +92,6 @@ class ServiceState:
         return task is not None and task.state == "running" and task.desired == "running"
 
 
-@contextmanager
-def _engine(action: str) -> Iterator[None]:
-    """Translate docker-py's errors into ours where they enter."""
-    try:
-        yield
-    except docker.errors.NotFound as e:
-        raise NotFound(f"{action}: {_explain(e)}") from e
-    except docker.errors.APIError as e:
-        raise DockerError(f"{action}: {_explain(e)}") from e
-    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
-        raise DockerUnavailable(f"{action}: no Docker Engine answers ({e})") from e
-    except requests.exceptions.Timeout as e:
-        raise DockerError(f"{action}: timed out") from e
-
-
-def _explain(e: docker.errors.DockerException) -> str:
-    explanation = getattr(e, "explanation", None)
-    return " ".join(str(explanation or e).split())
-
-
 def pin_constraint(node: str) -> str:
     """The placement constraint that keeps a service on one node."""
     return f"node.labels.{NODE_LABEL}=={node}"
@@ -128,13 +106,13 @@ class Swarm:
     @property
     def client(self):
         if self._client is None:
-            with _engine("connecting to Docker"):
+            with engine_errors("connecting to Docker"):
                 self._client = docker.from_env()
         return self._client
 
     def local_state(self) -> dict:
         """`{"state", "manager", "node_id", "name"}` of this engine (state: inactive, active, …)."""
-        with _engine("reading the engine's Swarm state"):
+        with engine_errors("reading the engine's Swarm state"):
             info = self.client.info()
         swarm = info.get("Swarm") or {}
         return {
@@ -145,7 +123,7 @@ class Swarm:
         }
 
     def has_image(self, image: str) -> bool:
-        with _engine(f"looking for image {image}"):
+        with engine_errors(f"looking for image {image}"):
             try:
                 self.client.images.get(image)
             except docker.errors.ImageNotFound:
@@ -157,7 +135,7 @@ class Swarm:
 
         Neither setting shows in `docker info` or `docker inspect`: only a running process does.
         """
-        with _engine("checking the engine's settings with a throwaway container"):
+        with engine_errors("checking the engine's settings with a throwaway container"):
             output = self.client.containers.run(
                 image,
                 entrypoint=["/bin/sh", "-c", _PROBE],
@@ -176,7 +154,7 @@ class Swarm:
 
     def init(self, advertise_addr: str | None) -> str:
         """Make this engine the first manager of a new Swarm; returns its node id."""
-        with _engine("creating the cluster"):
+        with engine_errors("creating the cluster"):
             self.client.swarm.init(
                 advertise_addr=advertise_addr, listen_addr=f"0.0.0.0:{SWARM_PORT}"
             )
@@ -184,7 +162,7 @@ class Swarm:
 
     def join(self, manager: str, token: str, advertise_addr: str | None) -> str:
         """Join this engine to the Swarm that `manager` (HOST:PORT) belongs to."""
-        with _engine(f"joining the cluster through {manager}"):
+        with engine_errors(f"joining the cluster through {manager}"):
             self.client.swarm.join(
                 remote_addrs=[manager],
                 join_token=token,
@@ -195,7 +173,7 @@ class Swarm:
 
     def manager_join(self) -> tuple[str, str]:
         """The manager join token and this manager's HOST:PORT."""
-        with _engine("reading the cluster's join token"):
+        with engine_errors("reading the cluster's join token"):
             self.client.swarm.reload()
             token = self.client.swarm.attrs["JoinTokens"]["Manager"]
             node = self.client.nodes.get(self.local_state()["node_id"])
@@ -204,26 +182,26 @@ class Swarm:
 
     def label_node(self, node_id: str, name: str) -> None:
         """Give a node its `medcell.node` label (what facility constraints match)."""
-        with _engine(f"labelling node {name}"):
+        with engine_errors(f"labelling node {name}"):
             node = self.client.nodes.get(node_id)
             spec = dict(node.attrs["Spec"])
             spec["Labels"] = {**(spec.get("Labels") or {}), NODE_LABEL: name}
             node.update(spec)
 
     def nodes(self) -> list[NodeInfo]:
-        with _engine("listing the cluster's nodes"):
+        with engine_errors("listing the cluster's nodes"):
             nodes = self.client.nodes.list()
         return sorted((_node_info(n.attrs) for n in nodes), key=lambda n: n.name)
 
     def facility_services(self) -> list[FacilityService]:
-        with _engine("listing facility services"):
+        with engine_errors("listing facility services"):
             services = self.client.services.list(filters={"label": FACILITY_LABEL})
         return [_facility_service(s.attrs) for s in services]
 
     def facility_tasks(self) -> dict[str, TaskInfo]:
         """Each facility service's task meant to run, by slug, in two calls for all of them (a
         service at 0 replicas has none)."""
-        with _engine("listing facility services and their tasks"):
+        with engine_errors("listing facility services and their tasks"):
             services = self.client.services.list(filters={"label": FACILITY_LABEL})
             tasks = self.client.api.tasks(filters={"desired-state": "running"})
         slugs = {s.attrs.get("ID"): _facility_service(s.attrs).slug for s in services}
@@ -239,7 +217,7 @@ class Swarm:
 
     def create_service(self, rendered: dict) -> str:
         """Create a service from its rendered spec (service_spec.py); returns its id."""
-        with _engine(f"creating service {rendered['Name']}"):
+        with engine_errors(f"creating service {rendered['Name']}"):
             created = self.client.api.create_service(
                 rendered["TaskTemplate"],
                 name=rendered["Name"],
@@ -252,7 +230,7 @@ class Swarm:
     def service(self, name: str) -> ServiceState | None:
         """A facility service's state, or None if there is no such service."""
         try:
-            with _engine(f"inspecting service {name}"):
+            with engine_errors(f"inspecting service {name}"):
                 attrs = self.client.api.inspect_service(name)
                 tasks = self.client.api.tasks(filters={"service": name})
         except NotFound:
@@ -266,7 +244,7 @@ class Swarm:
 
     def scale(self, name: str, replicas: int) -> None:
         """Set the service's replicas (1 awake, 0 asleep); the rest of its spec is kept."""
-        with _engine(f"scaling service {name} to {replicas}"):
+        with engine_errors(f"scaling service {name} to {replicas}"):
             attrs = self.client.api.inspect_service(name)
             spec = attrs["Spec"]
             self.client.api.update_service(
@@ -284,7 +262,7 @@ class Swarm:
     def remove_service(self, name: str) -> None:
         """Remove a service (Swarm stops its task); a missing one is fine. Volumes stay."""
         try:
-            with _engine(f"removing service {name}"):
+            with engine_errors(f"removing service {name}"):
                 self.client.api.remove_service(name)
         except NotFound:
             pass
@@ -324,7 +302,7 @@ class Swarm:
 
     def _tasks(self, name: str) -> list[TaskInfo]:
         try:
-            with _engine(f"listing the tasks of {name}"):
+            with engine_errors(f"listing the tasks of {name}"):
                 tasks = self.client.api.tasks(filters={"service": name})
         except NotFound:
             return []
