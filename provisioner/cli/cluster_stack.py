@@ -14,10 +14,9 @@ import requests
 import urllib3
 
 from medcell_common.interfaces import Status
+from provisioner.cli.cluster_facilities import cluster_mode
 from provisioner.host import cluster_ca, stack_services
-from provisioner.host.errors import InvalidArgument
 from provisioner.host.stack_services import StackServices, Task
-from provisioner.host.swarm import Swarm
 
 if TYPE_CHECKING:
     from provisioner.cli.stack import Stack
@@ -34,17 +33,7 @@ class ClusterStack:
 
     def active(self) -> bool:
         """Cluster mode? Decided without the engine when this host never joined a cluster."""
-        if not (cluster_ca.cluster_dir(self.config.home) / "node.crt").exists():
-            return False
-        state = Swarm(self.backend.client).local_state()
-        if state["state"] != "active":
-            return False
-        if not state["manager"]:
-            raise InvalidArgument(
-                "this host is a worker of the cluster; run medcell on a manager "
-                "(`medcell node list` there names them)"
-            )
-        return True
+        return cluster_mode(self.config, self.backend)
 
     def prepare_node(self, gateway_owner: tuple[int, int] | None) -> list[str]:
         """What this node's tasks need from it: no single-host gateway or supervisor holding the
