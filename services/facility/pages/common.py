@@ -2,7 +2,7 @@
 
 import secrets
 
-from flask import Flask, Response, g, make_response, render_template, request
+from flask import Flask, Response, g, make_response, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from medcell_common.times import iso_utc
@@ -13,7 +13,7 @@ from services.facility.core.errors import (
     InsufficientStorage,
     RecordDamaged,
 )
-from services.facility.http.auth import PRE_COOKIE
+from services.facility.http.auth import PATIENT_COOKIE, PRE_COOKIE, STAFF_COOKIE
 from services.facility.http.context import ctx
 from services.facility.http.errors import allowed_methods
 from services.facility.pages import i18n
@@ -87,6 +87,20 @@ ERROR_TEXTS = {
 }
 
 
+def way_back() -> tuple[str, str]:
+    """Where an error page leads its reader: a patient back to their link or conversation (the
+    start page "/" is the staff login), anyone else to the start page. Cookies and path only:
+    the error may be the database's own."""
+    if request.blueprint == "patient" and request.path.startswith("/p/"):
+        return f"{request.script_root}{request.path}", t("error.back_patient")
+    patient_area = request.blueprint == "patient"
+    if patient_area or (
+        request.cookies.get(PATIENT_COOKIE) and not request.cookies.get(STAFF_COOKIE)
+    ):
+        return url_for("patient.conversation"), t("error.back_patient")
+    return f"{request.script_root}/", t("error.back")
+
+
 def error_page(e: FacilityError | HTTPException) -> Response:
     """Errors in pages become a page in the reader's language (the API keeps its JSON)."""
     if isinstance(e, FacilityError):
@@ -102,9 +116,12 @@ def error_page(e: FacilityError | HTTPException) -> Response:
     key = "error.keys" if isinstance(e, CryptoError) else ERROR_TEXTS.get(code, "error.internal")
     if isinstance(e, RecordDamaged):
         key = "error.damaged"
+    back, back_text = way_back()
     response = page(
         "error.html",
         status,
+        back=back,
+        back_text=back_text,
         message=t(
             key,
             size=i18n.format_size(ctx().config.max_attachment_bytes, g.get("lang", i18n.DEFAULT)),

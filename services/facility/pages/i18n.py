@@ -231,6 +231,7 @@ DE = {
     "account.once": "Das Passwort wird nur jetzt angezeigt. Geben Sie es sicher weiter.",
     "error.title": "Das hat nicht geklappt",
     "error.back": "Zur Startseite",
+    "error.back_patient": "Zurück zu Ihrer Unterhaltung",
     "error.csrf": "Das Formular ist abgelaufen oder kam nicht von dieser Seite. Bitte laden "
     "Sie die Seite neu und versuchen Sie es noch einmal.",
     "error.not_found": "Das gibt es hier nicht (mehr).",
@@ -654,6 +655,7 @@ EN = {
     "account.once": "The password is shown only now. Hand it over safely.",
     "error.title": "That did not work",
     "error.back": "To the start page",
+    "error.back_patient": "Back to your conversation",
     "error.csrf": "The form has expired or did not come from this page. Please reload the "
     "page and try again.",
     "error.not_found": "That does not exist here (any more).",
