@@ -4,9 +4,12 @@ One facade over the pieces, so the API and the pages call the same rules: every 
 staff access is written to the patient's access log, and nothing of an export stays behind.
 """
 
+import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from services.facility.core import accounts, fhir, pdf, pdf_worker, references
 from services.facility.core.access_log import AccessLog
@@ -20,6 +23,36 @@ REMINDER_SECONDS = 24 * 3600
 # fpdf2 lays out some 80,000 characters a second here: this keeps a PDF well within the
 # gateway's 60 s (and is hundreds of pages); a longer conversation is exported as FHIR.
 MAX_PDF_CHARS = 1_000_000
+# What an export's file name calls it, by the export's language (German otherwise).
+EXPORT_WORD = {"de": "Unterhaltung", "en": "Conversation"}
+# Letters that Unicode decomposition does not bring to ASCII, spelled as people would.
+_SPELLED = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "Ä": "Ae",
+        "Ö": "Oe",
+        "Ü": "Ue",
+        "ß": "ss",
+        "ẞ": "SS",
+        "ı": "i",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "æ": "ae",
+        "Æ": "Ae",
+        "œ": "oe",
+        "Œ": "Oe",
+        "þ": "th",
+        "ð": "d",
+    }
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
+MAX_NAME_PART = 60
 
 
 @dataclass
@@ -92,7 +125,7 @@ class Records:
                 {**n, "author_name": names.get(n.pop("staff_id"))}
                 for n in Notes(self.conversations).list(conn, conv_id)
             ]
-        stem = f"medcell-{self.conversations.facility}-{data['exported_at'] // 1_000_000}"
+        stem = export_stem(data["reference"], data["exported_at"], lang)
 
         def chunks(att_id: str) -> Iterator[bytes]:
             return self.conversations.attachment_bytes(conn, att_id)
@@ -114,7 +147,7 @@ class Records:
             return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [document])
         # Streamed: logged before the first byte leaves, as the patient must see every copy.
         self.access_log.record(conn, conv_id, who, "export_fhir")
-        return Export(fhir.CONTENT_TYPE, f"{stem}.fhir.json", fhir.stream(data, chunks, lang))
+        return Export(fhir.CONTENT_TYPE, f"{stem}-FHIR.json", fhir.stream(data, chunks, lang))
 
     def _gather(self, conn: sqlite3.Connection, conv_id: str, who: str) -> dict:
         c = self.conversations
@@ -135,6 +168,23 @@ class Records:
             "exported_at": c.clock(),
             "exported_by": names.get(row[0], who) if row else who,
         }
+
+
+def export_stem(reference: dict | None, exported_at: int, lang: str) -> str:
+    """An export's file name without its ending: what it is, whose (the practice's patient
+    number, else the patient's name; never the title, which is free text), and the day (UTC).
+    Only ASCII letters, digits and hyphens: every file system and mail program keeps them."""
+    reference = reference or {}
+    whose = safe_part(reference.get("number") or reference.get("name") or "")
+    day = datetime.fromtimestamp(exported_at / 1_000_000, UTC).date().isoformat()
+    return "-".join(p for p in (EXPORT_WORD.get(lang, EXPORT_WORD["de"]), whose, day) if p)
+
+
+def safe_part(text: str) -> str:
+    """Text spelled in ASCII letters and digits joined by single hyphens, at most 60 long."""
+    spelled = unicodedata.normalize("NFKD", text.translate(_SPELLED))
+    ascii_only = spelled.encode("ascii", "ignore").decode()
+    return _UNSAFE.sub("-", ascii_only).strip("-")[:MAX_NAME_PART].rstrip("-")
 
 
 def expiring_soon(summaries: list[dict], now: int, within: int = REMINDER_SECONDS) -> list[dict]:

@@ -19,8 +19,9 @@ def export_response(
     """The export as a download that no cache keeps; written to no disk on the way."""
     export = records().export(conn(), conv_id, fmt, who.username or "", lang, notes)
     response = Response(stream_with_context(iter(export.body)), mimetype=export.content_type)
+    # The name is ASCII letters, digits, "-" and "." only: the plain form is the same name.
     response.headers["Content-Disposition"] = (
-        f"attachment; filename*=UTF-8''{quote(export.filename)}"
+        f"attachment; filename=\"{export.filename}\"; filename*=UTF-8''{quote(export.filename)}"
     )
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     response.headers["Cache-Control"] = "no-store"
