@@ -114,3 +114,53 @@ def client_at(source: str) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def h2_request(
+    port: int, target: str, method: str, headers: dict[str, str], *, host: str
+) -> tuple[int, dict[str, str], bytes]:
+    """One request over HTTP/2, as browsers speak to the gateway (headers only: a body the
+    headers announce is never sent); return status, headers and body."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    context = client_context()
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as sock:
+            assert sock.selected_alpn_protocol() == "h2"
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            request = [
+                (":method", method),
+                (":scheme", "https"),
+                (":authority", f"{host}:{port}"),
+                (":path", target),
+                *((k.lower(), v) for k, v in headers.items()),
+            ]
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(stream, request, end_stream=False)
+            sock.sendall(conn.data_to_send())
+            status, answer, body = 0, {}, b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                        for name, value in event.headers:
+                            name, value = name.decode(), value.decode()
+                            if name == ":status":
+                                status = int(value)
+                            else:
+                                answer[name] = value
+                    elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                        body += event.data
+                        conn.acknowledge_received_data(event.flow_controlled_length, stream)
+                    elif isinstance(event, h2.events.StreamEnded | h2.events.StreamReset):
+                        if event.stream_id == stream:
+                            sock.sendall(conn.data_to_send())
+                            return status, answer, body
+                sock.sendall(conn.data_to_send())
+    return status, answer, body

@@ -12,7 +12,7 @@ import requests
 from devsupport import localhost
 from gateway import errorpages
 
-from .rawhttp import client_context
+from .rawhttp import client_context, h2_request
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -94,6 +94,50 @@ def test_a_body_over_the_limit_is_a_413_page(make_gateway, upstreams):
     assert response.status == 413
     assert response.getheader("Content-Type") == "text/html; charset=utf-8"
     assert errorpages.ANSWERS[413].text_de in body and errorpages.ANSWERS[413].text_en in body
+    assert upstreams["a"].seen == []
+
+
+def h1_request(port: int, target: str, method: str, headers: dict[str, str], *, host: str):
+    """One HTTP/1.1 request with headers only; read up to the answer's length (the gateway may
+    linger for the announced body before it closes)."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=client_context())
+    try:
+        conn.putrequest(method, target, skip_host=True)
+        conn.putheader("Host", f"{host}:{port}")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        answer = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, answer, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
+@pytest.mark.parametrize("path", ["/patient/messages", "/staff/password"], ids=["upload", "form"])
+def test_a_body_over_every_limit_is_still_the_gateways_own_413_page(
+    make_gateway, upstreams, path, http2
+):
+    # Over the gateway's limits (uploads' and other bodies' alike), as a browser sends it (over
+    # HTTP/2 nginx re-checks the body's size at the page it rewrites to): the gateway's
+    # bilingual page with its language declared, not nginx's bare English answer.
+    gateway = make_gateway(MEDCELL_GATEWAY_MAX_BODY=str(64 * 1024))
+    send = h2_request if http2 else h1_request
+    status, headers, raw = send(
+        gateway.port,
+        path,
+        "POST",
+        {"Content-Length": str(8 * 1024 * 1024), "Accept": BROWSER},
+        host="a.localhost",
+    )
+    body = raw.decode()
+    assert status == 413
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert body.startswith("<!DOCTYPE html>") and '<html lang="de">' in body
+    answer = errorpages.ANSWERS[413]
+    assert answer.text_de in body and answer.text_en in body and "nginx" not in body
+    assert headers["cache-control"] == "no-store" and headers["x-frame-options"] == "DENY"
     assert upstreams["a"].seen == []
 
 
