@@ -201,3 +201,18 @@ def test_every_page_is_a_valid_nginx_string_without_internals():
         page = errorpages.html_page(status)
         assert errorpages.nginx_string(page).startswith("'<!DOCTYPE html>")
         assert f"<small>{status}</small>" in page and "{" not in page
+
+
+def test_an_upload_to_a_resting_facility_over_http2_is_the_503_page(gateway):
+    # A body within the uploads' limit but over other bodies' limit: the 503 page it is
+    # rewritten to must not re-check it (HTTP/2) and answer with nginx's bare 413 instead.
+    status, headers, raw = h2_request(
+        gateway.port,
+        "/patient/messages",
+        "POST",
+        {"Content-Length": str(2 * 1024 * 1024), "Accept": BROWSER},
+        host="resting.localhost",
+    )
+    assert status == 503, raw
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert '<html lang="de">' in raw.decode() and errorpages.ANSWERS[503].text_de in raw.decode()
