@@ -138,7 +138,9 @@ def test_node3s_supervisor_sleeps_its_facility_and_its_gateway_wakes_it(sleepy, 
 
 
 def test_a_request_through_node1_wakes_it_through_node3s_activator(sleepy, lab):
-    generation = int(time.time())
+    # Newer than any map the managers pushed (`up` and `facility create` push one): their
+    # generations are wall-clock microseconds too.
+    generation = time.time_ns() // 1000
     node3_entry = {"node": "node3", "address": address("node3")}
     pushed = node_client(
         lab, "node1", "node1", f"push_routes({generation}, {{{SLUG!r}: {node3_entry!r}}})"
