@@ -49,6 +49,8 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 
 from services.facility import create_app, start_jobs
 from services.facility.core.activity import Activity
+from services.facility.core.config import Config
+from services.facility.core.serving import ServingLock
 
 THREADS = 4
 GRACE_SECONDS = 20
@@ -295,9 +297,22 @@ def serve(env: dict[str, str] | None = None) -> None:
     logging.config.dictConfig(LOGGING)
     binds = [bind_options(b) for b in env.get("MEDCELL_BIND", "127.0.0.1:8000").split()]
     sockets = [b["unix_socket"] for b in binds if "unix_socket" in b]
+    stopping: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    config = Config.from_env(env)
+    # Before the socket, the database or the deletion job: another process on this data volume
+    # (an old container still draining) serves until it ends, and this one waits for it.
+    serving = ServingLock(config.data_dir)
+    if not serving.acquire(lambda: bool(stopping)):
+        return
     for path in sockets:
         Path(path).unlink(missing_ok=True)  # left by a killed predecessor
-    app = create_app(env=env)
+    app = create_app({"MEDCELL": config})
     # One listener per address, all in one loop and one pool of request threads.
     map: dict = {}
     dispatcher = ThreadedTaskDispatcher()
@@ -326,13 +341,6 @@ def serve(env: dict[str, str] | None = None) -> None:
         server.channel_class = channel
         servers.append(server)
     start_jobs(app)
-    stopping: list[int] = []
-
-    def stop(signum, _frame) -> None:
-        stopping.append(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     watchdog = Watchdog(servers, timeout)
     while not stopping:
         wasyncore.loop(timeout=LOOP_SECONDS, map=map, count=1)
@@ -342,6 +350,7 @@ def serve(env: dict[str, str] | None = None) -> None:
     sweeper = app.extensions["medcell"].sweeper
     if sweeper is not None:
         sweeper.stop()
+    serving.release()
     log.info("stopped")
 
 

@@ -366,3 +366,55 @@ def test_a_request_whose_body_stops_coming_is_cut_off_and_frees_its_thread(tmp_p
     timed_out = [line for line in lines if line["event"] == "request timed out"]
     assert len(timed_out) == 1
     assert set(timed_out[0]) == {"ts", "level", "event", "seconds"}  # no path, no id
+
+
+def _answers(sock: Path) -> bool:
+    try:
+        return unix_get(sock, "/healthz", timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.process
+def test_a_second_server_on_the_same_data_volume_waits_and_never_serves(tmp_path):
+    # As on a cluster node coming back: the new task starts while the old container still runs,
+    # on one data volume and one socket folder.
+    sock = tmp_path / "run" / "app.sock"
+    first = FacilityServer(tmp_path, "twice", socket=sock, tcp=False, log=tmp_path / "first.log")
+    second = FacilityServer(tmp_path, "twice", socket=sock, tcp=False, log=tmp_path / "second.log")
+    first.start()
+    try:
+        serving = sock.stat().st_ino
+        second.launch()
+        waiting = eventually(second.log_path.read_text, lambda log: "serving_lock_wait" in log)
+        assert "serving_lock_wait" in waiting
+        # The first one's socket is still the one there, and it answers; the second made none.
+        assert sock.stat().st_ino == serving and _answers(sock)
+        assert second.proc.poll() is None
+        assert '"started"' not in second.log_path.read_text()
+
+        first.stop()
+        # Its lock went with it: the second takes over and serves.
+        assert eventually(lambda: _answers(sock), bool)
+        assert "serving_lock_taken" in second.log_path.read_text()
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.mark.process
+def test_a_server_waiting_for_the_data_volume_stops_on_sigterm_without_serving(tmp_path):
+    sock = tmp_path / "run" / "app.sock"
+    first = FacilityServer(tmp_path, "twice", socket=sock, tcp=False, log=tmp_path / "first.log")
+    second = FacilityServer(tmp_path, "twice", socket=sock, tcp=False, log=tmp_path / "second.log")
+    first.start()
+    try:
+        second.launch()
+        eventually(second.log_path.read_text, lambda log: "serving_lock_wait" in log)
+        second.stop()
+        assert second.proc.returncode == 0
+        assert "serving_lock_not_taken" in second.log_path.read_text()
+        assert _answers(sock)
+    finally:
+        first.stop()
+        second.stop()
