@@ -37,6 +37,8 @@ INCLUDES = (
 )
 # Rendered only in cluster mode (MEDCELL_GATEWAY_CLUSTER_TLS): the peer listener.
 PEER_INCLUDES = ("peer.conf", "peer-tls.conf")
+# facility.conf rendered with the peer timeouts, for the requests forwarded to another node.
+REMOTE_INCLUDE = "facility-remote.conf"
 # The gateway's own policy, on every answer. A facility's policy comes as a second header
 # (facility.conf): browsers enforce both, so a facility can only tighten this one.
 CSP = (
@@ -121,6 +123,7 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         return str(value if value > 0 else 65535)
 
     max_body = int(settings["MAX_BODY"])
+    read_timeout = float(settings["READ_TIMEOUT"])
     values = {
         "STATE": state,
         "FACILITIES": facilities,
@@ -136,7 +139,9 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "BODY_TIMEOUT": f"{max(1.0, float(settings['BODY_TIMEOUT'])):g}",
         "UPLOAD_PATHS": UPLOAD_PATHS,
         "CONNECT_TIMEOUT": f"{float(settings['CONNECT_TIMEOUT']):g}",
-        "TIMEOUT": f"{float(settings['READ_TIMEOUT']):g}",
+        "TIMEOUT": f"{read_timeout:g}",
+        # Never longer than a local facility's: a peer that is slower is a node that is gone.
+        "PEER_TIMEOUT": f"{min(float(settings['PEER_TIMEOUT']), read_timeout):g}",
         "LOGIN_RATE": str(max(1, login)),
         "LOGIN_BURST": str(max(1, login) * 10),
         "LINK_RATE": str(max(1, link)),
@@ -282,6 +287,9 @@ class Nginx:
             (self.state / name).mkdir(exist_ok=True)
         for name in INCLUDES + (PEER_INCLUDES if self.peers else ()):
             _write(self.state / name, fill((TEMPLATES / name).read_text(), values))
+        # A remote facility's requests: facility.conf with the peer's timeouts.
+        remote = {**values, "TIMEOUT": values["PEER_TIMEOUT"]}
+        _write(self.state / REMOTE_INCLUDE, fill((TEMPLATES / "facility.conf").read_text(), remote))
         _write(self.state / "routes.conf", routes_conf(table, self.facilities, self.peers))
         _write(self.conf, fill((TEMPLATES / "nginx.conf").read_text(), values))
         self.test()

@@ -19,6 +19,9 @@ DEFAULTS = {
     "MAX_BODY": 25 * MIB,
     "CONNECT_TIMEOUT": 3.0,
     "READ_TIMEOUT": 60.0,
+    # A request forwarded to another node's gateway: seconds it may wait for the next bytes of
+    # the answer (or to send more of its body) before the node counts as lost (503).
+    "PEER_TIMEOUT": 15.0,
     # A request waits this long for its facility, queue included; below READ_TIMEOUT, so that a
     # long queue ends in the activator's 503 with Retry-After rather than nginx's 504.
     "WAKE_TIMEOUT": 55.0,
@@ -84,6 +87,7 @@ ENVIRONMENT = {
     "MEDCELL_GATEWAY_MAX_BODY": ("MAX_BODY", int),
     "MEDCELL_GATEWAY_CONNECT_TIMEOUT": ("CONNECT_TIMEOUT", float),
     "MEDCELL_GATEWAY_TIMEOUT": ("READ_TIMEOUT", float),
+    "MEDCELL_GATEWAY_PEER_TIMEOUT": ("PEER_TIMEOUT", float),
     "MEDCELL_GATEWAY_WAKE_TIMEOUT": ("WAKE_TIMEOUT", float),
     "MEDCELL_WAKE_BUDGET": ("WAKE_BUDGET", _count),
     "MEDCELL_WAKE_BUDGET_WINDOW": ("WAKE_BUDGET_WINDOW", _duration),

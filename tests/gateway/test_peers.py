@@ -5,10 +5,13 @@ its own facilities there exactly as on its public listener, and nothing else."""
 
 import hashlib
 import http.client
+import os
 import random
+import signal
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -380,3 +383,64 @@ def test_a_remote_facility_reached_on_the_peer_listener_is_not_forwarded_again(n
     assert status == 503
     assert headers["Retry-After"] == "5"
     assert node_a.upstreams["loop"].seen == []
+
+
+# A node cut off while this gateway keeps a connection to it open: the request sent on that
+# connection gets no answer at all. It waits the peer timeout, not the (long) read timeout.
+PEER_TIMEOUT = 2
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory, cluster):
+    """Node `owner` holds `kept`; node `watcher` forwards to it, with a read timeout far longer
+    than its peer timeout."""
+    base = tmp_path_factory.mktemp("kept")
+    owner = start_node(base / "owner", cluster.tls("node-owner"), {"kept": "running"})
+    facility = UnixServer("kept", owner.socket_of("kept")).start()
+    routes = {"kept": remote(owner.address, "node-owner")}
+    watcher = start_node(
+        base / "watcher",
+        cluster.tls("node-watcher"),
+        routes,
+        MEDCELL_GATEWAY_TIMEOUT="60",
+        MEDCELL_GATEWAY_PEER_TIMEOUT=str(PEER_TIMEOUT),
+    )
+    yield owner, watcher
+    os.killpg(owner.process.pid, signal.SIGCONT)
+    watcher.stop()
+    owner.stop()
+    facility.stop()
+
+
+def test_a_slow_reader_of_a_long_download_from_another_node_gets_all_of_it(kept):
+    # The peer timeout runs between reads: a download that takes far longer goes on.
+    _, watcher = kept
+    received, started = 0, time.monotonic()
+    with patient(watcher).get(f"{watcher.origin('kept')}/big/20", stream=True) as response:
+        assert response.status_code == 200
+        for chunk in response.iter_content(MIB):
+            received += len(chunk)
+            time.sleep(0.25)  # a phone on a slow link: 20 MiB in ~5 s, over twice the timeout
+    assert received == 20 * MIB
+    assert time.monotonic() - started > 2 * PEER_TIMEOUT
+
+
+def test_a_request_on_a_kept_connection_to_a_node_that_went_silent_is_503_soon(kept):
+    owner, watcher = kept
+    client = patient(watcher)
+    assert client.get(f"{watcher.origin('kept')}/").json()["upstream"] == "kept"
+    # The owner's gateway stops dead (as behind a cut link); the watcher's kept connection to it
+    # stays open. Its request is answered by the watcher itself, long before its read timeout
+    # (60 s, past the client's own 30 s).
+    os.killpg(owner.process.pid, signal.SIGSTOP)
+    try:
+        response = client.get(f"{watcher.origin('kept')}/", timeout=30)
+        again = client.get(f"{watcher.origin('kept')}/api/v1/x", timeout=30)
+    finally:
+        os.killpg(owner.process.pid, signal.SIGCONT)
+    for answer in (response, again):
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "5"
+        assert answer.json()["error"]["code"] == "facility_unavailable"
+    # Back: served again.
+    assert client.get(f"{watcher.origin('kept')}/").json()["upstream"] == "kept"
