@@ -57,6 +57,10 @@ class HealthTimeout(ProvisionerError):
     """A container did not become healthy in time."""
 
 
+class SweepTimeout(HealthTimeout):
+    """A facility answers, but did not confirm in time that nothing of its deletions is overdue."""
+
+
 class TLSError(ProvisionerError):
     """The gateway certificate could not be made or installed."""
 

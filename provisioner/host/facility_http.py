@@ -18,7 +18,7 @@ from medcell_common.interfaces import StatusField
 from medcell_common.rules import MAX_RETENTION
 from medcell_common.strictjson import StrictJSONError
 from provisioner.host.config import Config
-from provisioner.host.errors import FacilityUnreachable, HealthTimeout
+from provisioner.host.errors import FacilityUnreachable, HealthTimeout, SweepTimeout
 from provisioner.host.opening import parse_opens
 
 POLL_SECONDS = 0.02
@@ -293,5 +293,37 @@ def wait_healthy(
             raise HealthTimeout(
                 f"facility {slug} did not answer on its socket within {timeout:.0f}s; "
                 f"see `docker logs {config.facility(slug).container}`"
+            )
+        sleep(POLL_SECONDS)
+
+
+def swept(status: FacilityStatus, now: float) -> bool:
+    """Whether a status confirms that nothing of the facility's own work is overdue: its deletion
+    job is not busy (its first sweep after start is done) and its next deadline lies ahead
+    (parse_status makes an overdue one `now`)."""
+    return not status.busy and (status.next_deadline is None or status.next_deadline > now)
+
+
+def wait_swept(
+    config: Config,
+    slug: str,
+    timeout: float,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Poll the status until it confirms `swept`; SweepTimeout after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = clock()
+        left = deadline - time.monotonic()
+        try:
+            if swept(status(config, slug, max(0.05, min(2.0, left)), now=now), now):
+                return
+        except FacilityUnreachable:
+            pass  # restarting, or not quite up: asked again until the time is up
+        if time.monotonic() >= deadline:
+            raise SweepTimeout(
+                f"facility {slug} did not confirm its overdue deletions done within "
+                f"{timeout:.0f}s; see `docker logs {config.facility(slug).container}`"
             )
         sleep(POLL_SECONDS)

@@ -26,6 +26,7 @@ from provisioner.host.errors import (
     FacilityStopped,
     FacilityUnreachable,
     HealthTimeout,
+    SweepTimeout,
     WakeFailed,
 )
 from provisioner.host.facility_http import FacilityStatus
@@ -178,6 +179,7 @@ def wake(
     timeout: float | None = None,
     lock_wait: float = 0.0,
     on_wait: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> None:
     """Start an asleep facility and return once it answers on its socket; awake already is fine.
 
@@ -200,6 +202,8 @@ def wake(
             raise FacilityStopped(f"facility {slug} is stopped; `facility start` runs it")
         running = where.running
         if running and not st.asleep and facility_http.healthy(config, slug):
+            if _route(config, slug) != RouteState.RUNNING:
+                facility_http.wait_swept(config, slug, timeout, clock)
             _mark_awake(config, slug, st)
             return
         try:
@@ -207,8 +211,13 @@ def wake(
                 # Swarm: until its task runs (bounded by `timeout`), then the same health wait.
                 engine.wake(slug, timeout)
             facility_http.wait_healthy(config, slug, timeout)
+            # Routed to it only once it confirms that whatever fell due while it slept (or its
+            # node was cut off) is deleted: no request sees a conversation past its deadline.
+            facility_http.wait_swept(config, slug, timeout, clock)
         except (DockerError, HealthTimeout) as e:
             kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
+            if isinstance(e, SweepTimeout):
+                kind = "sweep_timeout"
             st.health, st.error = Health.UNHEALTHY, f"wake failed: {kind}"
             state_file.save(config, slug, st)
             _event("wake_failed", slug, reason=reason, error=kind)

@@ -113,6 +113,7 @@ class Supervisor:
                 # recover, opening) skip a facility a command holds and come back to it, so that
                 # no held lock keeps a wake thread from another facility's deadline.
                 lock_wait=LOCK_WAIT if reason == "request" else 0.0,
+                clock=self.clock,
             )
         except (FacilityNotFound, FacilityStopped, Busy):
             # Busy: a command holds it; the scheduler comes back to it (no warning every time).

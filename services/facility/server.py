@@ -50,6 +50,7 @@ from werkzeug.exceptions import BadRequest, ClientDisconnected, RequestEntityToo
 from services.facility import create_app, start_jobs
 from services.facility.core.activity import Activity
 from services.facility.core.config import Config
+from services.facility.core.retention import Sweeper
 from services.facility.core.serving import ServingLock
 
 THREADS = 4
@@ -57,6 +58,7 @@ GRACE_SECONDS = 20
 REQUEST_TIMEOUT_SECONDS = 60.0
 OUTBUF_HIGH_WATERMARK = 1024 * 1024
 LOOP_SECONDS = 1.0  # as waitress's own loop: SIGTERM is noticed within a second
+FIRST_SWEEP_NOTICE = 10.0  # a first sweep that takes longer than this is logged
 
 log = logging.getLogger("medcell.facility")
 
@@ -313,6 +315,11 @@ def serve(env: dict[str, str] | None = None) -> None:
     for path in sockets:
         Path(path).unlink(missing_ok=True)  # left by a killed predecessor
     app = create_app({"MEDCELL": config})
+    sweeper = app.extensions["medcell"].sweeper
+    if sweeper is not None and not _first_sweep(sweeper, stopping):
+        sweeper.stop()
+        serving.release()
+        return
     # One listener per address, all in one loop and one pool of request threads.
     map: dict = {}
     dispatcher = ThreadedTaskDispatcher()
@@ -347,11 +354,31 @@ def serve(env: dict[str, str] | None = None) -> None:
         watchdog.check()
     _drain(servers, map, sockets)
     dispatcher.shutdown(timeout=1)
-    sweeper = app.extensions["medcell"].sweeper
     if sweeper is not None:
         sweeper.stop()
     serving.release()
     log.info("stopped")
+
+
+def _first_sweep(sweeper: Sweeper, stopping: list[int]) -> bool:
+    """Wait for the deletion job's first pass before the socket exists (False: told to stop).
+
+    Whatever expired while the facility slept, or while its node was cut off, is deleted before
+    the first request can be answered: until then there is nothing to connect to.
+    """
+    started = time.monotonic()
+    told = False
+    while not sweeper.wait_ready(LOOP_SECONDS):
+        if stopping:
+            return False
+        if not told and time.monotonic() - started > FIRST_SWEEP_NOTICE:
+            log.warning("first_sweep_wait")  # a failing sweep retries; nothing is served meanwhile
+            told = True
+    if told:
+        log.warning(
+            "first_sweep_done", extra={"fields": {"seconds": round(time.monotonic() - started)}}
+        )
+    return True
 
 
 class Watchdog:

@@ -5,6 +5,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from devsupport import FacilityServer, eventually, unix_get
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "MARKER-LOGCHECK-Jx93ke"
+# Enough expired conversations that deleting them takes the server a noticeable while.
+EXPIRED = 1500
 
 
 def facility_server(tmp_path: Path, slug: str, **bind) -> FacilityServer:
@@ -418,3 +421,41 @@ def test_a_server_waiting_for_the_data_volume_stops_on_sigterm_without_serving(t
     finally:
         first.stop()
         second.stop()
+
+
+def _status_if_answering(sock: Path) -> dict | None:
+    try:
+        return get_unix(sock, "/_medcell/status")[1]
+    except OSError:
+        return None
+
+
+@pytest.mark.process
+def test_the_first_answer_comes_after_the_sweep_deleted_what_expired_meanwhile(tmp_path):
+    # Conversations that expired while the facility slept, or while its node was cut off:
+    # written on a clock eight days back, so the server finds every one of them overdue.
+    from services.facility.core import open_facility
+    from tests.facility.conftest import make_config
+
+    eight_days_ago = time.time_ns() // 1000 - 8 * 86400 * 1_000_000
+    facility = open_facility(make_config(tmp_path, "late"), lambda: eight_days_ago)
+    conn = facility.store.conn()
+    for _ in range(EXPIRED):
+        conv_id, _ = facility.conversations.create(conn, None)
+        facility.conversations.add_message(conn, conv_id, "patient", "a rash, since Monday")
+    facility.store.close()
+
+    sock = tmp_path / "run" / "app.sock"
+    server = FacilityServer(tmp_path, "late", socket=sock, tcp=False)
+    server.launch()
+    try:
+        first = eventually(lambda: _status_if_answering(sock), lambda s: s is not None, 60)
+    finally:
+        server.stop()
+    # Its very first answer: the deletion job is done and nothing is overdue any more.
+    assert first is not None, server.log_path.read_text()[-2000:]
+    assert first["busy"] is False
+    assert first["next_deadline"] > time.time()
+    db = sqlite3.connect(tmp_path / "data" / "facility.db")
+    assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
+    db.close()

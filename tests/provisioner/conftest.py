@@ -49,7 +49,7 @@ def fake_sockets(monkeypatch, fake, clock):
     def healthy(config, slug, timeout=1.0):
         return fake.answers_on_socket(config.facility(slug).container)
 
-    def status(config, slug, timeout=2.0):
+    def status(config, slug, timeout=2.0, now=None):
         if not fake.answers_on_socket(config.facility(slug).container):
             raise FacilityUnreachable(f"facility {slug} does not answer on its socket")
         return fake.socket_status.get(slug, FacilityStatus(0, 0, 0.0, False, None))

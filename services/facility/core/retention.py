@@ -117,6 +117,11 @@ class Sweeper:
         if self._thread:
             self._thread.join(timeout=10)
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the first sweep after start has finished (or `timeout`); whether it has."""
+        with self.passed:
+            return self.passed.wait_for(lambda: not self._working, timeout)
+
     def wait_passes(self, count: int, timeout: float) -> bool:
         """Block until the job has finished `count` passes in all (for tests and benchmarks)."""
         with self.passed:

@@ -18,7 +18,7 @@ from provisioner.host.config import Config
 from provisioner.host.errors import Busy, FacilityNotFound, FacilityStopped, WakeFailed
 from tests.clock import FakeClock
 from tests.provisioner.fakedocker import api_error
-from tests.provisioner.sockets.fakes import Engine
+from tests.provisioner.sockets.fakes import Engine, wait_until
 
 
 def route(config: Config, slug: str) -> str:
@@ -263,3 +263,50 @@ def test_sleep_of_an_already_sleeping_facility_changes_nothing(config, engine, b
     assert lifecycle.put_to_sleep(config, backend, "praxis", require_idle=None)
     assert routes.read_routes(config)["generation"] == generation  # no needless nginx reload
     assert state_file.load(config, "praxis").wake_at == 1_800_000_600.0
+
+
+def _wake_in_background(config, backend, slug: str, **options) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            lifecycle.wake(config, backend, slug, reason="deadline", **options)
+            outcome.append("woke")
+        except Exception as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_woken_facility_is_routed_only_once_it_confirms_its_overdue_deletions_done(
+    config, engine, backend, gateway
+):
+    # Asleep (or on a node cut off from the managers) past a conversation's expiry.
+    overdue = time.time() - 120
+    app = engine.add_facility("praxis", running=False, asleep=True, wake_at=overdue)
+    app.busy_on_boot, app.next_deadline = True, overdue
+    thread, outcome = _wake_in_background(config, backend, "praxis", timeout=10)
+    # It answers on its socket, but its first sweep runs: nothing is routed to it yet.
+    wait_until(lambda: app.status_calls >= 2)
+    assert route(config, "praxis") == "asleep" and not outcome
+    # The sweep is through, yet the facility still reports the deadline as overdue.
+    app.busy = False
+    calls = app.status_calls
+    wait_until(lambda: app.status_calls >= calls + 2)
+    assert route(config, "praxis") == "asleep" and not outcome
+    app.next_deadline = time.time() + 3600
+    thread.join(10)
+    assert outcome == ["woke"]
+    assert route(config, "praxis") == "running"
+    assert not state_file.load(config, "praxis").asleep
+
+
+def test_a_facility_that_never_confirms_its_deletions_is_not_routed(config, engine, backend):
+    app = engine.add_facility("praxis", running=False, asleep=True)
+    app.busy_on_boot = True  # its deletion job never gets through
+    with pytest.raises(WakeFailed):
+        lifecycle.wake(config, backend, "praxis", reason="deadline", timeout=0.5)
+    assert route(config, "praxis") == "asleep"
+    assert state_file.load(config, "praxis").error == "wake failed: sweep_timeout"

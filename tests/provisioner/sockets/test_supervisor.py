@@ -227,14 +227,22 @@ def test_failed_wake_answers_503_and_marks_the_facility_unhealthy(config, engine
 def test_deadline_wake_and_back_to_sleep_once_the_work_is_done(config, engine, supervisor, clock):
     app = engine.add_facility("praxis", running=False, asleep=True, wake_at=clock.now + 100)
     app.busy_on_boot = True  # the first sweep after start
+    routed_while_deleting = []
+
+    def deleting(app) -> None:
+        routed_while_deleting.append(route(config, "praxis"))
+        if app.status_calls >= 3:  # its first sweep is through
+            app.busy, app.next_deadline = False, clock.now + 3600
+
+    app.on_status = deleting
     settle(supervisor)
     run_for(supervisor, clock, 89)
     assert engine.started == []
     run_for(supervisor, clock, 1)  # 10 s before the deadline
     assert status_of(engine, "praxis") == "running"
-    run_for(supervisor, clock, 10)
-    assert status_of(engine, "praxis") == "running"  # still deleting
-    app.busy, app.next_deadline = False, clock.now + 3600
+    # Nothing was routed to it while it deleted; it is, once it confirmed that work done.
+    assert routed_while_deleting[:2] == ["asleep", "asleep"]
+    assert route(config, "praxis") == "running"
     run_for(supervisor, clock, 3)
     assert status_of(engine, "praxis") == "exited"
     st = state_file.load(config, "praxis")
