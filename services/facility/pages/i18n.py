@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from services.facility.pages import signin_texts
+
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
 
@@ -865,7 +867,7 @@ EN = {
     "contact.reach": "How to reach {name}",
 }
 
-TEXTS = {"de": DE, "en": EN}
+TEXTS = {"de": {**DE, **signin_texts.DE}, "en": {**EN, **signin_texts.EN}}
 
 
 def choose(param: str | None, cookie: str | None, accept_language: str) -> str:
