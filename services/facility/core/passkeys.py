@@ -5,6 +5,9 @@ The relying party is the facility's own origin (Config.public_url): its host is 
 the only origin a response is accepted from, so a passkey made here is useless to a phishing
 site on any other name. Every ceremony's challenge is random, stored hashed, single-use (the
 row is deleted when a response names it, whatever the outcome) and lives CHALLENGE_SECONDS.
+
+The library (with cryptography, cbor2, pyOpenSSL) is imported on a ceremony's first use, not at
+start: it adds ~8 MiB to a process that most requests never need it in (docs/dependencies.md).
 """
 
 import base64
@@ -13,15 +16,6 @@ import json
 import secrets
 import sqlite3
 from urllib.parse import urlsplit
-
-import webauthn
-from webauthn.helpers import exceptions as webauthn_errors
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from services.facility.core import store
 from services.facility.core.errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -122,6 +116,14 @@ def registration_options(
     ).fetchone()
     if count >= MAX_PASSKEYS:
         raise Conflict(f"an account has at most {MAX_PASSKEYS} passkeys")
+    import webauthn
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        PublicKeyCredentialDescriptor,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     rp_id, _ = relying_party(public_url)
     existing = [
         PublicKeyCredentialDescriptor(id=row[0])
@@ -160,6 +162,9 @@ def register(
     challenge, owner = _take_challenge(conn, credential, "register", now)
     if owner != staff_id:
         raise Unauthorized("the passkey request has expired or was used: please try again")
+    import webauthn
+    from webauthn.helpers.exceptions import WebAuthnException
+
     rp_id, origin = relying_party(public_url)
     try:
         verified = webauthn.verify_registration_response(
@@ -169,7 +174,7 @@ def register(
             expected_origin=origin,
             require_user_verification=True,
         )
-    except (webauthn_errors.WebAuthnException, ValueError, KeyError, TypeError) as e:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
         raise BadRequest("the passkey could not be verified") from e
     passkey_id = secrets.token_urlsafe(12)
     with store.write(conn):
@@ -200,6 +205,9 @@ def login_options(
 ) -> dict:
     """What navigator.credentials.get() needs: any passkey of this facility (sign-in with a
     passkey alone), or one of `staff_id`'s (the second step after the password)."""
+    import webauthn
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor, UserVerificationRequirement
+
     rp_id, _ = relying_party(public_url)
     allowed = []
     if staff_id is not None:
@@ -233,6 +241,9 @@ def authenticate(
     ).fetchone()
     if row is None or (owner is not None and row[1] != owner):
         raise Unauthorized("this passkey is not registered here")
+    import webauthn
+    from webauthn.helpers.exceptions import WebAuthnException
+
     rp_id, origin = relying_party(public_url)
     try:
         verified = webauthn.verify_authentication_response(
@@ -244,7 +255,7 @@ def authenticate(
             credential_current_sign_count=row[3],
             require_user_verification=True,
         )
-    except (webauthn_errors.WebAuthnException, ValueError, KeyError, TypeError) as e:
+    except (WebAuthnException, ValueError, KeyError, TypeError) as e:
         raise Unauthorized("the passkey could not be verified") from e
     with store.write(conn):
         conn.execute(
