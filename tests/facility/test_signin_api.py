@@ -104,3 +104,24 @@ def test_a_facility_process_does_not_load_the_webauthn_library_until_a_ceremony(
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+def test_sessions_of_a_facility_from_before_the_sign_in_step_stay_signed_in(make_app):
+    import sqlite3
+
+    from services.facility.core import migrations
+    from tests.facility.conftest import login as api_login
+    from tests.facility.signin_schema import undo_v13
+
+    app = make_app()
+    client = app.test_client()
+    staff = api_login(client, *STAFF)
+    medcell = app.extensions["medcell"]
+    db = sqlite3.connect(medcell.config.database, isolation_level=None)
+    undo_v13(db)
+    db.execute(f"PRAGMA user_version = {migrations.MIGRATIONS.index(migrations.V13)}")
+    medcell.store.close()
+
+    again = make_app().test_client()
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
+    assert again.get("/api/v1/me", headers=staff).status_code == 200

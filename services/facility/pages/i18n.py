@@ -867,7 +867,10 @@ EN = {
     "contact.reach": "How to reach {name}",
 }
 
-TEXTS = {"de": {**DE, **signin_texts.DE}, "en": {**EN, **signin_texts.EN}}
+# The staff sign-in pages' texts are kept in their own module.
+DE.update(signin_texts.DE)
+EN.update(signin_texts.EN)
+TEXTS = {"de": DE, "en": EN}
 
 
 def choose(param: str | None, cookie: str | None, accept_language: str) -> str:
