@@ -409,3 +409,19 @@ def test_the_admin_page_links_to_confirm_steps_not_bare_buttons(admin):
     assert f'href="/staff/admin/accounts/{STAFF[0]}/delete"' in html
     assert f'href="/staff/admin/accounts/{STAFF[0]}/password"' in html
     assert f'href="/staff/admin/accounts/{ADMIN[0]}/delete"' not in html
+
+
+def test_every_sign_in_form_checks_the_token(app, staff, admin, clock):
+    posts = {
+        admin: ["/staff/admin/second-factor", "/staff/security/totp"],
+        staff: ["/staff/security/totp/delete", "/staff/security/passkeys/x/delete"],
+    }
+    for client, paths in posts.items():
+        for path in paths:
+            assert client.post(f"{BASE}{path}", data={"required": "on"}).status_code == 403
+    assert 'name="required" checked' not in admin.get(f"{BASE}/staff/admin").get_data(as_text=True)
+    set_up_totp(staff, clock)
+    client = browser(app)
+    log_in(client, *STAFF)
+    refused = client.post(f"{BASE}/login/verify", data={"code": "123456"})
+    assert refused.status_code == 403
