@@ -425,3 +425,48 @@ def test_every_sign_in_form_checks_the_token(app, staff, admin, clock):
     log_in(client, *STAFF)
     refused = client.post(f"{BASE}/login/verify", data={"code": "123456"})
     assert refused.status_code == 403
+
+
+def test_a_sign_in_under_way_can_be_cancelled(app, staff, clock):
+    set_up_totp(staff, clock)
+    client = browser(app)
+    log_in(client, *STAFF)
+    page = client.get(f"{BASE}/login/verify")
+    assert 'action="/login/cancel"' in page.get_data(as_text=True)
+    assert client.post(f"{BASE}/login/cancel", data={}).status_code == 403
+    cancelled = client.post(f"{BASE}/login/cancel", data={"csrf": csrf_of(page)})
+    assert cancelled.status_code == 303 and cancelled.headers["Location"] == "/login"
+    login_page = client.get(f"{BASE}/login")
+    assert login_page.status_code == 200 and 'name="password"' in login_page.get_data(as_text=True)
+    conn = app.extensions["medcell"].store.conn()
+    assert conn.execute("SELECT count(*) FROM staff_sessions").fetchone()[0] == 1, "staff's own"
+
+
+def test_an_admin_reset_can_also_remove_lost_factors(app, staff, admin, clock):
+    set_up_totp(staff, clock)
+    add_passkey(staff)
+    asked = admin.get(f"{BASE}/staff/admin/accounts/{STAFF[0]}/password")
+    assert 'name="factors"' in asked.get_data(as_text=True)
+    shown = admin.post(
+        f"{BASE}/staff/admin/accounts/{STAFF[0]}/password",
+        data={"csrf": csrf_of(asked), "confirm": "yes", "factors": "on"},
+    )
+    generated = re.search(
+        r'id="generated" type="text" readonly value="([^"]+)"', shown.get_data(as_text=True)
+    ).group(1)
+    assert passkey_rows(app) == 0
+    client = browser(app)
+    assert log_in(client, STAFF[0], generated).headers["Location"] == "/login/password"
+
+
+def test_passkey_sign_in_challenges_are_bounded(app, monkeypatch):
+    from services.facility.core import passkeys
+
+    monkeypatch.setattr(passkeys, "MAX_CHALLENGES", 3)
+    client = browser(app)
+    csrf = csrf_of(client.get(f"{BASE}/login"))
+    for _ in range(3):
+        assert ceremony(client, "/login/passkey/options", csrf).status_code == 200
+    flooded = ceremony(client, "/login/passkey/options", csrf)
+    assert_error(flooded, 429, "too_many_requests")
+    assert flooded.headers["Retry-After"]

@@ -18,11 +18,20 @@ import sqlite3
 from urllib.parse import urlsplit
 
 from services.facility.core import store
-from services.facility.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from services.facility.core.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 
 CHALLENGE_SECONDS = 120
 MAX_PASSKEYS = 10
 MAX_RESPONSE_BYTES = 16 * 1024
+# Live challenges at most: the sign-in's options are asked for before anyone is known, so their
+# rows are bounded, not left to grow with a flood of requests.
+MAX_CHALLENGES = 1000
 NAME_CHARS = 60
 _US = 1_000_000
 
@@ -58,6 +67,11 @@ def check_name(value: object) -> str:
 def _store_challenge(conn, challenge: bytes, purpose: str, staff_id: int | None, now: int):
     with store.write(conn):
         conn.execute("DELETE FROM webauthn_challenges WHERE expires_at <= ?", (now,))
+        (live,) = conn.execute("SELECT count(*) FROM webauthn_challenges").fetchone()
+        if live >= MAX_CHALLENGES:
+            raise TooManyRequests(
+                "too many passkey sign-ins under way: try again in a minute", CHALLENGE_SECONDS
+            )
         conn.execute(
             "INSERT INTO webauthn_challenges (challenge_hash, purpose, staff_id, expires_at) "
             "VALUES (?, ?, ?, ?)",

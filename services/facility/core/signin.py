@@ -60,6 +60,13 @@ def factors(conn: sqlite3.Connection, staff_id: int) -> dict:
     return {"passkeys": keys, "totp": totp is not None}
 
 
+def remove_factors(conn: sqlite3.Connection, staff_id: int) -> None:
+    """An admin's help for a colleague who lost their devices: passkeys, TOTP and codes go."""
+    with store.write(conn):
+        for table in ("staff_passkeys", "staff_totp", "staff_recovery_codes"):
+            conn.execute(f"DELETE FROM {table} WHERE staff_id = ?", (staff_id,))
+
+
 def has_factor(conn: sqlite3.Connection, staff_id: int) -> bool:
     found = factors(conn, staff_id)
     return bool(found["passkeys"] or found["totp"])

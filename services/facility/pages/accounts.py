@@ -3,7 +3,7 @@ renames accounts; everyone sets their own display name."""
 
 from flask import Blueprint, g, request, url_for
 
-from services.facility.core import accounts
+from services.facility.core import accounts, signin
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.http.context import conn
 from services.facility.pages import common as web
@@ -44,6 +44,7 @@ def confirm_reset(username: str):
         button=web.t("admin.reset_confirm_button"),
         cancel=url_for("admin.admin"),
         fields={},
+        checkbox={"name": "factors", "label": web.t("admin.reset_factors")},
     )
 
 
@@ -56,6 +57,11 @@ def reset_password(username: str):
         password = accounts.reset_password(conn(), username, g.staff)
     except (Conflict, NotFound) as e:
         return _refused(e)
+    if request.form.get("factors") == "on":
+        (staff_id,) = (
+            conn().execute("SELECT id FROM staff WHERE username = ?", (username,)).fetchone()
+        )
+        signin.remove_factors(conn(), staff_id)
     return web.page("password_reset.html", username=username, password=password)
 
 

@@ -104,6 +104,19 @@ def new_password():
     return next_page(stage)
 
 
+@bp.post("/login/cancel")
+def cancel():
+    """End a sign-in that is still under way (its session opens nothing else, not even logout)."""
+    session = pending()
+    response = redirect(url_for("staff.login"), 303)
+    if session is not None:
+        token = request.cookies.get(STAFF_COOKIE)
+        check_csrf(token)
+        auth.logout(conn(), token)
+    web.clear_cookie(response, STAFF_COOKIE)
+    return response
+
+
 # -- forgot password --------------------------------------------------------------------------
 
 

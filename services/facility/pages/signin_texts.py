@@ -91,6 +91,8 @@ DE = {
     "admin.reset_confirm": "{name} bekommt ein neues Passwort, das nur einmal angezeigt wird; "
     "alle Sitzungen des Kontos enden, und bei der nächsten Anmeldung wählt {name} ein eigenes.",
     "admin.reset_confirm_button": "Passwort zurücksetzen",
+    "admin.reset_factors": "Auch Passkeys und Authenticator-App entfernen (wenn die Geräte "
+    "verloren sind)",
     "admin.retention_confirm_title": "Aufbewahrung verkürzen?",
     "admin.retention_confirm": "Mit {duration} werden sofort {n} Unterhaltungen vollständig "
     "gelöscht, deren letzte Aktivität länger zurückliegt. Das lässt sich nicht rückgängig machen.",
@@ -185,6 +187,8 @@ EN = {
     "admin.reset_confirm": "{name} gets a new password, shown only once; every session of the "
     "account ends, and at the next sign-in {name} chooses their own.",
     "admin.reset_confirm_button": "Reset the password",
+    "admin.reset_factors": "Also remove passkeys and the authenticator app (when the devices "
+    "are lost)",
     "admin.retention_confirm_title": "Shorten the retention?",
     "admin.retention_confirm": "With {duration}, {n} conversations whose last activity is older "
     "are deleted completely at once. This cannot be undone.",
