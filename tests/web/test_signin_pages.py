@@ -470,3 +470,8 @@ def test_passkey_sign_in_challenges_are_bounded(app, monkeypatch):
     flooded = ceremony(client, "/login/passkey/options", csrf)
     assert_error(flooded, 429, "too_many_requests")
     assert flooded.headers["Retry-After"]
+
+
+def test_the_security_pages_script_gets_json_errors(app, staff):
+    refused = ceremony(staff, "/staff/security/passkeys/options", "wrong")
+    assert_error(refused, 403, "csrf")

@@ -86,7 +86,7 @@ class Totp:
                 "SELECT secret, last_step FROM staff_totp WHERE staff_id = ? AND confirmed = 1",
                 (staff_id,),
             ).fetchone()
-            if row and code.isdigit():
+            if row and code.isdigit() and len(code) == 6:
                 return self._take(conn, staff_id, row[0], row[1], code, now)
             deleted = conn.execute(
                 "DELETE FROM staff_recovery_codes WHERE staff_id = ? AND code_hash = ?",

@@ -12,7 +12,7 @@ from services.facility.core import passkeys, signin
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.core.signin import Stage
 from services.facility.core.totp import Totp, provisioning_uri
-from services.facility.http.auth import STAFF_COOKIE, check_csrf, csrf_for
+from services.facility.http.auth import STAFF_COOKIE, CsrfError, check_csrf, csrf_for
 from services.facility.http.context import conn, ctx, now
 from services.facility.pages import common as web
 from services.facility.pages.steps import json_error, next_page, pending
@@ -35,7 +35,12 @@ def own_session(view):
         if session.stage == Stage.FULL:
             g.staff = auth.resolve(conn(), token, now())  # the page's navigation
         if request.method == "POST":
-            check_csrf(token)
+            try:
+                check_csrf(token)
+            except CsrfError as e:
+                if request.is_json:  # the page's script: the API's error shape
+                    return json_error(e)
+                raise
         return view(*args, **kwargs)
 
     return wrapper
