@@ -55,7 +55,8 @@ def site(tmp_path_factory):
     admin = server.create_admin()
     server.start()
     gateway.start(generation=1)
-    yield {"origin": origin, "admin": admin, "cert": gateway.cert}
+    logs = [server.log_path, gateway.log_path]
+    yield {"origin": origin, "admin": admin, "cert": gateway.cert, "logs": logs}
     gateway.stop()
     server.stop()
 
@@ -184,4 +185,7 @@ def test_totp_is_set_up_and_its_codes_sign_in(chromium, site, viewport):
     page.get_by_role("button", name="Bestätigen").click()
     page.wait_for_url(re.compile(r"/staff/$"))
     assert not page.problems, page.problems
+    logged = "".join(path.read_text() for path in site["logs"])
+    secrets_shown = [otp.secret, *codes, *(c.replace("-", "") for c in codes)]
+    assert not [s for s in secrets_shown if s in logged], "no secret in a log"
     page.context.close()
