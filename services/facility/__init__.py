@@ -12,7 +12,16 @@ from services.facility.core import Facility, contact, crypto, open_facility, ope
 from services.facility.core.config import Config
 from services.facility.http import auth, bodies, context, errors, logs, outbox, routing
 from services.facility.http.status import ActivityMiddleware
-from services.facility.pages import accounts, admin, common, patient, practice, staff
+from services.facility.pages import (
+    accounts,
+    admin,
+    common,
+    patient,
+    practice,
+    security,
+    signin,
+    staff,
+)
 from services.facility.pages import notify as notify_pages
 from services.facility.pages import records as page_records
 
@@ -58,6 +67,8 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         accounts.bp,
         practice.bp,
         notify_pages.bp,
+        signin.bp,
+        security.bp,
     )
     for blueprint in pages:
         app.register_blueprint(blueprint)

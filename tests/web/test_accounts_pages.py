@@ -23,7 +23,8 @@ def test_admin_deactivates_and_reactivates_an_account(app, admin, staff):
 def test_admin_resets_a_password_and_sees_it_once(app, admin):
     page = admin.get(f"{BASE}/staff/admin")
     shown = admin.post(
-        f"{BASE}/staff/admin/accounts/{STAFF[0]}/password", data={"csrf": csrf_of(page)}
+        f"{BASE}/staff/admin/accounts/{STAFF[0]}/password",
+        data={"csrf": csrf_of(page), "confirm": "yes"},
     )
     html = shown.get_data(as_text=True)
     password = re.search(r'id="generated" type="text" readonly value="([^"]+)"', html).group(1)

@@ -164,15 +164,19 @@ def test_admin_adds_and_removes_accounts_and_sets_retention(app, admin):
         r'id="generated" type="text" readonly value="([^"]+)"', added.get_data(as_text=True)
     ).group(1)
     assert log_in(browser(app), "mfa", password).status_code == 303
-    removed = admin.post(f"{BASE}/staff/admin/accounts/mfa/delete", data={"csrf": csrf_of(page)})
+    removed = admin.post(
+        f"{BASE}/staff/admin/accounts/mfa/delete", data={"csrf": csrf_of(page), "confirm": "yes"}
+    )
     assert removed.status_code == 303
     assert log_in(browser(app), "mfa", password).status_code == 401
     self_removal = admin.post(
-        f"{BASE}/staff/admin/accounts/{ADMIN[0]}/delete", data={"csrf": csrf_of(page)}
+        f"{BASE}/staff/admin/accounts/{ADMIN[0]}/delete",
+        data={"csrf": csrf_of(page), "confirm": "yes"},
     )
     assert self_removal.status_code == 409
     saved = admin.post(
-        f"{BASE}/staff/admin/retention", data={"csrf": csrf_of(page), "retention": "2d"}
+        f"{BASE}/staff/admin/retention",
+        data={"csrf": csrf_of(page), "retention": "2d", "confirm": "yes"},
     )
     assert saved.status_code == 200 and 'value="2d" selected' in saved.get_data(as_text=True)
     too_long = admin.post(

@@ -7,9 +7,17 @@ from services.facility.api import document as doc
 from services.facility.api import patterns
 from services.facility.api.validation import json_body
 from services.facility.core import accounts as auth
-from services.facility.core import patients, throttle
+from services.facility.core import patients, signin, throttle
 from services.facility.core.config import Config
-from services.facility.core.errors import NotFound, PinRequired
+from services.facility.core.errors import (
+    FacilityError,
+    NotFound,
+    PinRequired,
+    SecondFactorRequired,
+    SignInStepRequired,
+)
+from services.facility.core.signin import Stage
+from services.facility.core.totp import Totp
 from services.facility.http.auth import STAFF_COOKIE, bearer_token, require
 from services.facility.http.context import (
     client_id,
@@ -30,15 +38,43 @@ def healthz():
 @bp.post("/api/v1/login")
 def login():
     body = json_body()
+    c, t = conn(), now()
     token = auth.login(
-        conn(),
-        body.get("username"),
-        body.get("password"),
-        client_id(),
-        now(),
-        ctx().config.session_seconds,
+        c, body.get("username"), body.get("password"), client_id(), t, ctx().config.session_seconds
     )
+    try:
+        stage = signin.pending(c, token, t).stage
+        if stage == Stage.SECOND_FACTOR:
+            stage = _second_factor(c, token, body.get("code"), t)
+        if stage == Stage.PASSWORD:
+            raise SignInStepRequired(
+                "password_change_required",
+                "an admin reset this password: choose a new one on the sign-in page",
+            )
+        if stage == Stage.SETUP:
+            raise SignInStepRequired(
+                "second_factor_setup_required",
+                "this facility requires a second factor: set one up on the sign-in page",
+            )
+    except FacilityError:
+        auth.logout(c, token)  # an API client cannot go on with a half-open session
+        raise
     return jsonify(token=token)
+
+
+def _second_factor(c, token: str, code: object, t: int) -> Stage:
+    """The TOTP or recovery code an API client sends with its password (as "code")."""
+    session = signin.pending(c, token, t)
+    subject = f"{session.staff_id}|{client_id()}"
+    throttle.check(c, "second_factor", subject, t)
+    if code is None:
+        raise SecondFactorRequired("this account has a second factor: send its code as 'code'")
+    if not Totp(ctx().keyring).verify(c, session.staff_id, code, t):
+        throttle.record_failure(c, "second_factor", subject, t)
+        raise SecondFactorRequired("the code is wrong or has been used")
+    stage = signin.after_factor(c, session.staff_id)
+    signin.advance(c, token, stage)
+    return stage
 
 
 @bp.post("/api/v1/logout")
@@ -110,8 +146,15 @@ def openapi_paths(_config: Config) -> dict:
                 {
                     "200": doc.json(doc.obj(["token"], token=doc.STR)),
                     "400": doc.error("Malformed request"),
-                    "401": doc.error("Wrong username or password"),
-                    "403": doc.error("Right password, but the account is deactivated"),
+                    "401": doc.error(
+                        "Wrong username or password; or the account has a second factor and "
+                        "'code' is missing or wrong (second_factor_required)"
+                    ),
+                    "403": doc.error(
+                        "Right password, but the account is deactivated, or must first change "
+                        "its password (password_change_required) or set up a second factor "
+                        "(second_factor_setup_required) on the sign-in page"
+                    ),
                     "429": doc.error(
                         "Too many failures for this account from this client (5 in 15 min), "
                         "or from this client over all accounts (30); Retry-After says how long"
@@ -119,7 +162,16 @@ def openapi_paths(_config: Config) -> dict:
                 },
                 auth=False,
                 body=doc.body(
-                    doc.input_object(["username", "password"], username=doc.STR, password=doc.STR)
+                    doc.input_object(
+                        ["username", "password"],
+                        username=doc.STR,
+                        password=doc.STR,
+                        code={
+                            "type": "string",
+                            "description": "the account's TOTP code or a recovery code, if it "
+                            "has a second factor",
+                        },
+                    )
                 ),
             )
         },

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
-from services.facility.core import passwords, store, throttle
+from services.facility.core import passwords, signin, store, throttle
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
@@ -183,7 +183,11 @@ def reset_password(conn: sqlite3.Connection, username: str, acting: Principal) -
     hashed = passwords.hash_password(conn, password)
     with store.write(conn):
         staff_id = _staff_id(conn, username)
-        conn.execute("UPDATE staff SET password_hash = ? WHERE id = ?", (hashed, staff_id))
+        # Known to the admin who passed it on: its owner must choose their own at next sign-in.
+        conn.execute(
+            "UPDATE staff SET password_hash = ?, must_change_password = 1 WHERE id = ?",
+            (hashed, staff_id),
+        )
         conn.execute("DELETE FROM staff_sessions WHERE staff_id = ?", (staff_id,))
     return password
 
@@ -239,12 +243,21 @@ def login(
         # Said only after the right password, so it tells a guesser nothing.
         raise AccountDisabled("this account has been deactivated by an administrator")
     throttle.record_login_success(conn, username, client, now)
+    # What the password alone opens: everything, or only the next step of the sign-in.
+    return open_session(conn, row[0], signin.first_stage(conn, row[0]), now, session_seconds)
+
+
+def open_session(
+    conn: sqlite3.Connection, staff_id: int, stage: str, now: int, session_seconds: int
+) -> str:
+    """A new session token of the account at `stage` (signin.Stage)."""
     token = new_token()
     with store.write(conn):
         conn.execute("DELETE FROM staff_sessions WHERE expires_at <= ?", (now,))
         conn.execute(
-            "INSERT INTO staff_sessions (token_hash, staff_id, expires_at) VALUES (?, ?, ?)",
-            (token_hash(token), row[0], now + session_seconds * 1_000_000),
+            "INSERT INTO staff_sessions (token_hash, staff_id, expires_at, stage) "
+            "VALUES (?, ?, ?, ?)",
+            (token_hash(token), staff_id, now + session_seconds * 1_000_000, stage),
         )
     return token
 
@@ -260,7 +273,7 @@ def resolve(conn: sqlite3.Connection, token: str, now: int) -> Principal | None:
     row = conn.execute(
         "SELECT s.token_hash, st.id, st.username, st.role FROM staff_sessions s "
         "JOIN staff st ON st.id = s.staff_id "
-        "WHERE s.token_hash = ? AND s.expires_at > ? AND st.active = 1",
+        "WHERE s.token_hash = ? AND s.expires_at > ? AND st.active = 1 AND s.stage = 'full'",
         (digest, now),
     ).fetchone()
     if row and hmac.compare_digest(row[0], digest):

@@ -80,6 +80,20 @@ class AccountDisabled(Forbidden):
     code = "account_disabled"
 
 
+class SecondFactorRequired(Unauthorized):
+    """The password was right, but the account's second factor is missing or wrong."""
+
+    code = "second_factor_required"
+
+
+class SignInStepRequired(Forbidden):
+    """The password was right, but the sign-in owes a step only the pages offer."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 class NotFound(FacilityError):
     status, code = 404, "not_found"
 

@@ -234,6 +234,44 @@ CREATE TABLE notes (
 CREATE INDEX notes_conversation ON notes(conversation_id, created_at);
 """
 
+# Staff sign-in (issue 21). A session has a stage: 'full', or one of the steps still owed after
+# the password ('second_factor', 'password' to change, 'setup' of a second factor), which open
+# nothing but that step. Passkeys (WebAuthn public keys), a TOTP secret (sealed under a key kept
+# with the facility's keys, never in clear here) and hashed one-time recovery codes belong to
+# their account and go with it. Challenges are single-use: a ceremony deletes its row.
+V13 = """
+ALTER TABLE staff_sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'full';
+ALTER TABLE staff ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE staff_passkeys (
+    id TEXT PRIMARY KEY,
+    staff_id INTEGER NOT NULL REFERENCES staff(id) ON DELETE CASCADE,
+    credential_id BLOB NOT NULL UNIQUE,
+    public_key BLOB NOT NULL,
+    sign_count INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used INTEGER
+);
+CREATE INDEX staff_passkeys_staff ON staff_passkeys(staff_id);
+CREATE TABLE staff_totp (
+    staff_id INTEGER PRIMARY KEY REFERENCES staff(id) ON DELETE CASCADE,
+    secret BLOB NOT NULL,
+    confirmed INTEGER NOT NULL DEFAULT 0,
+    last_step INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE staff_recovery_codes (
+    staff_id INTEGER NOT NULL REFERENCES staff(id) ON DELETE CASCADE,
+    code_hash BLOB NOT NULL,
+    PRIMARY KEY (staff_id, code_hash)
+);
+CREATE TABLE webauthn_challenges (
+    challenge_hash BLOB PRIMARY KEY,
+    purpose TEXT NOT NULL CHECK (purpose IN ('register', 'login')),
+    staff_id INTEGER REFERENCES staff(id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+);
+"""
+
 
 def v9_bind_columns(conn: sqlite3.Connection, keyring: Any) -> None:
     """Re-seal messages, attachments' metadata and access-log entries so that their associated
@@ -313,6 +351,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     v9_bind_columns,
     V10,
     V11,
+    V13,  # numbered for the merge: v12 and v14 are other branches' steps
 ]
 
 

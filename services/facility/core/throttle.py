@@ -24,6 +24,7 @@ LOGIN_LIMIT = (5, 15 * 60)  # failures per (account, client), window seconds
 LOGIN_CLIENT_LIMIT = (30, 15 * 60)  # failures per client over all accounts
 TOKEN_LIMIT = (30, 60)
 PIN_LIMIT = (10, 15 * 60)
+SECOND_FACTOR_LIMIT = (5, 15 * 60)  # wrong codes per (account, client) after the password
 # Per account over all clients: failures without delay, the longest delay, and the quiet seconds
 # after which the account's count starts again. One colleague's typos (5) never reach it.
 ACCOUNT_FREE, ACCOUNT_MAX_DELAY, ACCOUNT_QUIET = 10, 60, 15 * 60
@@ -31,7 +32,12 @@ KNOWN_CLIENT_SECONDS = 30 * 24 * 3600  # a successful login exempts its client t
 # Patient uploads per conversation: files, bytes and window seconds. Enough for a few photo
 # series an hour; a script with a leaked link is stopped long before it fills the quota.
 UPLOAD_LIMIT = (20, 200 * 1024 * 1024, 60 * 60)
-_LIMITS = {"login": LOGIN_LIMIT, "login_client": LOGIN_CLIENT_LIMIT, "pin": PIN_LIMIT}
+_LIMITS = {
+    "login": LOGIN_LIMIT,
+    "login_client": LOGIN_CLIENT_LIMIT,
+    "pin": PIN_LIMIT,
+    "second_factor": SECOND_FACTOR_LIMIT,
+}
 _US = 1_000_000
 _MAX_NAME = 64  # characters of a typed username that count
 

@@ -1,9 +1,9 @@
 """Account actions: the admin deactivates, reactivates, resets another account's password and
 renames accounts; everyone sets their own display name."""
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g, request, url_for
 
-from services.facility.core import accounts
+from services.facility.core import accounts, signin
 from services.facility.core.errors import BadRequest, Conflict, FacilityError, NotFound
 from services.facility.http.context import conn
 from services.facility.pages import common as web
@@ -31,13 +31,37 @@ def toggle(username: str):
     return render_admin(notice=web.t(key, name=username))
 
 
+@bp.get("/staff/admin/accounts/<username>/password")
+@staff_page(admin=True)
+def confirm_reset(username: str):
+    if not any(a["username"] == username for a in accounts.list_staff(conn())):
+        return render_admin(web.t("error.not_found"), 404)
+    return web.page(
+        "confirm.html",
+        title=web.t("admin.reset_confirm_title"),
+        text=web.t("admin.reset_confirm", name=username),
+        action=url_for("accounts.reset_password", username=username),
+        button=web.t("admin.reset_confirm_button"),
+        cancel=url_for("admin.admin"),
+        fields={},
+        checkbox={"name": "factors", "label": web.t("admin.reset_factors")},
+    )
+
+
 @bp.post("/staff/admin/accounts/<username>/password")
 @staff_page(admin=True)
 def reset_password(username: str):
+    if request.form.get("confirm") != "yes":
+        return confirm_reset(username)
     try:
         password = accounts.reset_password(conn(), username, g.staff)
     except (Conflict, NotFound) as e:
         return _refused(e)
+    if request.form.get("factors") == "on":
+        (staff_id,) = (
+            conn().execute("SELECT id FROM staff WHERE username = ?", (username,)).fetchone()
+        )
+        signin.remove_factors(conn(), staff_id)
     return web.page("password_reset.html", username=username, password=password)
 
 

@@ -2,11 +2,13 @@
 
 from flask import Blueprint, g, redirect, request, url_for
 
+from medcell_common.rules import parse_retention
 from services.facility.core import accounts as auth
-from services.facility.core import passwords, settings
+from services.facility.core import passwords, settings, signin
 from services.facility.core.errors import BadRequest, Conflict, NotFound
 from services.facility.http.context import conn, ctx, deadlines_changed, now
 from services.facility.pages import common as web
+from services.facility.pages import i18n
 from services.facility.pages.guards import staff_page
 from services.facility.pages.views import render_admin
 
@@ -48,9 +50,39 @@ def add_account():
     )
 
 
+@bp.get("/staff/admin/accounts/<username>/delete")
+@staff_page(admin=True)
+def confirm_remove_account(username: str):
+    return confirm_page(
+        "admin.remove_confirm", username, url_for("admin.remove_account", username=username)
+    )
+
+
+def confirm_page(key: str, username: str, action: str, status: int = 200, **fields):
+    """The confirm step of an account action (a page of its own: it works without script)."""
+    if not any(a["username"] == username for a in auth.list_staff(conn())):
+        return render_admin(web.t("error.not_found"), 404)
+    return web.page(
+        "confirm.html",
+        status,
+        title=web.t(f"{key}_title"),
+        text=web.t(key, name=username),
+        action=action,
+        button=web.t(f"{key}_button"),
+        cancel=url_for("admin.admin"),
+        fields=fields,
+    )
+
+
+def confirmed() -> bool:
+    return request.form.get("confirm") == "yes"
+
+
 @bp.post("/staff/admin/accounts/<username>/delete")
 @staff_page(admin=True)
 def remove_account(username: str):
+    if not confirmed():
+        return confirm_remove_account(username)
     try:
         auth.remove_staff(conn(), username, g.staff)
     except Conflict:
@@ -63,12 +95,48 @@ def remove_account(username: str):
 @bp.post("/staff/admin/retention")
 @staff_page(admin=True)
 def retention():
+    text = request.form.get("retention", "")
     try:
-        settings.set_retention(conn(), request.form.get("retention", ""))
+        seconds = parse_retention(text)
+    except ValueError:
+        return render_admin(web.t("admin.bad_retention"), 400)
+    current = settings.retention_seconds(conn(), ctx().config.retention)
+    if seconds < current and not confirmed():
+        # Shorter deletes at once what is older than the new retention: say how much first.
+        (gone,) = (
+            conn()
+            .execute(
+                "SELECT count(*) FROM conversations WHERE last_activity + ? <= ?",
+                (seconds * 1_000_000, now()),
+            )
+            .fetchone()
+        )
+        return web.page(
+            "confirm.html",
+            title=web.t("admin.retention_confirm_title"),
+            text=web.t(
+                "admin.retention_confirm", n=gone, duration=i18n.format_duration(seconds, g.lang)
+            ),
+            action=url_for("admin.retention"),
+            button=web.t("admin.retention_confirm_button"),
+            cancel=url_for("admin.admin"),
+            fields={"retention": text},
+        )
+    try:
+        settings.set_retention(conn(), text)
     except BadRequest:
         return render_admin(web.t("admin.bad_retention"), 400)
     deadlines_changed()
     return render_admin(notice=web.t("admin.retention_saved"))
+
+
+@bp.post("/staff/admin/second-factor")
+@staff_page(admin=True)
+def second_factor():
+    required = request.form.get("required") == "on"
+    signin.set_required(conn(), required)
+    key = "admin.second_factor_on" if required else "admin.second_factor_off"
+    return render_admin(notice=web.t(key))
 
 
 def counts() -> dict:

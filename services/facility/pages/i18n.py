@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from services.facility.pages import signin_texts
+
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
 
@@ -865,6 +867,9 @@ EN = {
     "contact.reach": "How to reach {name}",
 }
 
+# The staff sign-in pages' texts are kept in their own module.
+DE.update(signin_texts.DE)
+EN.update(signin_texts.EN)
 TEXTS = {"de": DE, "en": EN}
 
 

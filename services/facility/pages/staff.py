@@ -3,7 +3,7 @@
 from flask import Blueprint, g, redirect, request, url_for
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients, quick_replies, references
+from services.facility.core import patients, quick_replies, references, signin
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
@@ -21,7 +21,6 @@ from services.facility.http.auth import (
     STAFF_COOKIE,
     check_csrf,
     csrf_for,
-    staff_from_cookie,
 )
 from services.facility.http.context import client_id, conn, ctx, now
 from services.facility.http.downloads import attachment_response
@@ -32,6 +31,7 @@ from services.facility.pages import i18n, listing
 from services.facility.pages import receipts as web_receipts
 from services.facility.pages.guards import staff_page
 from services.facility.pages.record_views import form_reference, home_values
+from services.facility.pages.steps import next_page, pending
 from services.facility.pages.views import link_page, render_conversation
 
 bp = Blueprint("staff", __name__)
@@ -44,8 +44,9 @@ def root():
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if staff_from_cookie()[0] is not None:
-        return redirect(url_for("staff.home"), 303)
+    signing_in = pending()
+    if signing_in is not None:
+        return next_page(signing_in.stage)
     pre = web.pre_session()
     g.csrf = csrf_for(pre)
     if request.method in ("GET", "HEAD"):
@@ -72,7 +73,8 @@ def login():
         )
         response.headers.update(e.headers)
         return response
-    response = redirect(url_for("staff.home"), 303)
+    # The password may open everything, or only the next step of the sign-in (core/signin.py).
+    response = next_page(signin.pending(conn(), token, now()).stage)
     web.set_cookie(response, STAFF_COOKIE, token, ctx().config.session_seconds)
     web.clear_cookie(response, PRE_COOKIE)
     return response

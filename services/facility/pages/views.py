@@ -8,7 +8,7 @@ from markupsafe import Markup
 
 from medcell_common.rules import format_duration
 from services.facility.core import accounts as auth
-from services.facility.core import contact, patients, quick_replies, settings, usage
+from services.facility.core import contact, patients, quick_replies, settings, signin, usage
 from services.facility.core.notes import MAX_NOTE_CHARS, Notes
 from services.facility.http.context import conn, ctx, patient_url
 from services.facility.pages import common as web
@@ -38,6 +38,7 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
         quick_replies=quick_replies.list_all(conn()),
         contact=contact.get(conn()),
         max_body=config.max_body_chars,
+        second_factor_required=signin.required(conn()),
     )
 
 
