@@ -12,6 +12,7 @@ from services.facility.api import (
     accounts,
     contact,
     conversations,
+    edits,
     inbox,
     notes,
     notifications,
@@ -33,6 +34,7 @@ from services.facility.http.context import ctx
 MODULES = (
     sessions,
     conversations,
+    edits,
     inbox,
     notes,
     settings,

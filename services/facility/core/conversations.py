@@ -203,8 +203,10 @@ class Conversations:
     ) -> list[dict]:
         self.require_live(conn, conv_id)
         query = (
-            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped, m.staff_id "
-            "FROM messages m JOIN record_keys k ON k.record_id = m.id "
+            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped, m.staff_id, "
+            "m.edited_at, m.deleted_at "
+            # A message its writer deleted has no key left (core/edits.py): its mark stays.
+            "FROM messages m LEFT JOIN record_keys k ON k.record_id = m.id "
             "WHERE m.conversation_id = ?"
         )
         params: tuple = (conv_id,)
@@ -228,15 +230,14 @@ class Conversations:
                 }
             )
         result = []
-        for msg_id, author, created_at, body, version, wrapped, staff_id in rows:
-            key = self.keyring.unwrap(msg_id, version, wrapped)
-            bound = bindings.message_body(
-                self.facility, msg_id, conv_id, author, created_at, staff_id
+        for msg_id, author, created_at, body, version, wrapped, staff_id, edited, gone in rows:
+            text = (
+                ""
+                if gone is not None
+                else self._body(
+                    msg_id, conv_id, author, created_at, staff_id, body, version, wrapped
+                )
             )
-            try:
-                text = crypto.unseal(key, body, bound).decode()
-            except CryptoError as e:
-                raise RecordDamaged("a message") from e
             result.append(
                 {
                     "id": msg_id,
@@ -245,9 +246,21 @@ class Conversations:
                     "body": text,
                     "created_at": created_at,
                     "attachments": files.get(msg_id, []),
+                    "edited_at": edited,
+                    "deleted_at": gone,
                 }
             )
         return result
+
+    def _body(self, msg_id, conv_id, author, created_at, staff_id, body, version, wrapped) -> str:
+        if wrapped is None:
+            raise RecordDamaged("a message")
+        key = self.keyring.unwrap(msg_id, version, wrapped)
+        bound = bindings.message_body(self.facility, msg_id, conv_id, author, created_at, staff_id)
+        try:
+            return crypto.unseal(key, body, bound).decode()
+        except CryptoError as e:
+            raise RecordDamaged("a message") from e
 
     # -- attachments ----------------------------------------------------------------------
 
@@ -359,7 +372,7 @@ class Conversations:
         return self.make_room(lambda: self._delete(conn, conv_id, reason))
 
     def _delete(self, conn: sqlite3.Connection, conv_id: str, reason: str) -> dict | None:
-        _shed_chunks(
+        shed_chunks(
             conn,
             "attachment_id IN (SELECT id FROM attachments WHERE conversation_id = ?)",
             (conv_id,),
@@ -382,7 +395,7 @@ class Conversations:
 
     def _delete_expired(self, conn: sqlite3.Connection, batch: int) -> int:
         cutoff = self.clock() - self.retention(conn) * 1_000_000
-        _shed_chunks(
+        shed_chunks(
             conn,
             "attachment_id IN (SELECT a.id FROM attachments a JOIN conversations c "
             "ON c.id = a.conversation_id WHERE c.last_activity <= ?)",
@@ -428,7 +441,7 @@ class Conversations:
         return self.make_room(lambda: self._delete_all(conn))
 
     def _delete_all(self, conn: sqlite3.Connection) -> dict:
-        _shed_chunks(conn, "1", (), self.shed_chunks)
+        shed_chunks(conn, "1", (), self.shed_chunks)
         with store.write(conn):
             ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
             counts = self.receipts.counts(conn, ids)
@@ -484,7 +497,7 @@ def _delete_message_slice(conn: sqlite3.Connection, conv_ids: list[str], limit: 
     return len(ids)
 
 
-def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) -> None:
+def shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) -> None:
     """Delete the attachment chunks matching `where`, `step` per transaction, each followed by a
     checkpoint, so the WAL (and the free space it needs) stays small however large they are.
 

@@ -300,6 +300,15 @@ def _rebind(
             conn.execute(update, (crypto.seal(key, plain, new), rowid))
         last = rows[-1][0]
 
+# Corrections and deletions by a message's writer (core/edits.py): when, plain, for the mark the
+# pages show; the old text and its key are gone. And when a conversation last had the automatic
+# reply outside opening hours (core/autoreply.py), so it gets one per closed period.
+V14 = """
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+ALTER TABLE conversations ADD COLUMN auto_reply_at INTEGER;
+"""
+
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     V1,
@@ -313,6 +322,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     v9_bind_columns,
     V10,
     V11,
+    V14,  # numbered after the branches that add V12 and V13; renumbered when merged
 ]
 
 
