@@ -300,6 +300,7 @@ def _rebind(
             conn.execute(update, (crypto.seal(key, plain, new), rowid))
         last = rows[-1][0]
 
+
 # Corrections and deletions by a message's writer (core/edits.py): when, plain, for the mark the
 # pages show; the old text and its key are gone. And when a conversation last had the automatic
 # reply outside opening hours (core/autoreply.py), so it gets one per closed period.

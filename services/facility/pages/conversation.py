@@ -6,7 +6,7 @@ the page); the page's script only adds a character counter and polling for new m
 
 from flask import Response, g, request
 
-from services.facility.core import accounts, reading
+from services.facility.core import accounts, edits, reading
 from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
@@ -41,6 +41,8 @@ def render(
     reader = reading.PATIENT if side == "patient" else g.staff.staff_id
     reading.mark_read(c, conv_id, reader, [m["id"] for m in messages])
     reading.annotate(c, conv_id, messages)
+    me = g.staff.staff_id if side == "staff" else None
+    _mark_editable(messages, side, me, conversations.clock())
     other = web.t("msg.facility", name=config.facility_name) if side == "patient" else None
     # The title is the staff's note (it may name the patient); the patient sees the facility.
     if side == "staff":
@@ -65,7 +67,8 @@ def render(
         other_label=other or web.t("msg.patient"),
         # Staff messages by the colleague's display name; "you" only for the reader's own.
         names=accounts.display_names(c),
-        me=g.staff.staff_id if side == "staff" else None,
+        me=me,
+        edit_minutes=edits.EDIT_WINDOW_SECONDS // 60,
         team_label=other or web.t("msg.team"),
         named_label=web.t(
             "msg.staff_named" if side == "patient" else "msg.colleague",
@@ -75,6 +78,39 @@ def render(
         **conversation_values(c, conv_id, summary, side),
         **extra,
     )
+
+
+def _mark_editable(messages: list[dict], side: str, me: int | None, now: int) -> None:
+    """Each message's `edit_until`: until when the reader may still change it (None: not)."""
+    for m in messages:
+        own = m["author"] == side and (side == "patient" or m["staff_id"] == me)
+        until = edits.editable_until(m["created_at"])
+        live = own and m["deleted_at"] is None and now <= until
+        m["edit_until"] = until if live else None
+
+
+def change(conv_id: str, msg_id: str, author: str, action: str) -> dict | None:
+    """Post a message's correct or delete form: None, or the error to show at the message."""
+    conversations, c = ctx().conversations, conn()
+    body = request.form.get("body", "")
+    try:
+        if action == "correct":
+            edits.correct(conversations, c, conv_id, msg_id, author, _writer(author), body)
+        else:
+            edits.delete(conversations, c, conv_id, msg_id, author, _writer(author))
+    except edits.EditWindowClosed as e:
+        text, status = web.t("edit.closed", n=edits.EDIT_WINDOW_SECONDS // 60), e.status
+    except edits.MessageDeleted as e:
+        text, status = web.t("edit.gone"), e.status
+    except (ConversationFull, InsufficientStorage) as e:
+        text, status = storage_error(e), e.status
+    except TooLong:
+        text, status = web.t("reply.too_long", n=ctx().config.max_body_chars), 400
+    except BadRequest:
+        text, status = web.t("reply.empty"), 400
+    else:
+        return None
+    return {"id": msg_id, "text": text, "value": body, "status": status}
 
 
 def compose(conv_id: str, author: str) -> tuple[str | None, int, str]:

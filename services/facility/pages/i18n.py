@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from services.facility.pages import texts_messages
+
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
 
@@ -865,6 +867,9 @@ EN = {
     "contact.reach": "How to reach {name}",
 }
 
+# Texts that features keep in modules of their own (this file is long enough).
+DE.update(texts_messages.DE)
+EN.update(texts_messages.EN)
 TEXTS = {"de": DE, "en": EN}
 
 

@@ -165,6 +165,15 @@ def message(conv_id: str):
     return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
 
 
+@bp.post("/staff/c/<conv_id>/m/<msg_id>/<any(correct, delete):action>")
+@staff_page()
+def change_message(conv_id: str, msg_id: str, action: str):
+    failed = web_conversation.change(conv_id, msg_id, "staff", action)
+    if failed:
+        return render_conversation(conv_id, status=failed["status"], edit_error=failed)
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
+
+
 @bp.post("/staff/c/<conv_id>/assign")
 @staff_page()
 def assign(conv_id: str):

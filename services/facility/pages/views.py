@@ -53,6 +53,7 @@ def conversation_urls(conv_id: str) -> dict:
         "reference": url_for("records.reference", conv_id=conv_id),
         "assign": url_for("staff.assign", conv_id=conv_id),
         "notes": url_for("staff.note", conv_id=conv_id),
+        "edit_base": f"{url_for('staff.conversation', conv_id=conv_id)}/m/",
     }
 
 
@@ -116,4 +117,5 @@ def patient_urls() -> dict:
         "poll": f"/api/v1/conversations/{g.conversation_id}/messages",
         "leave": url_for("patient.leave"),
         "self": url_for("patient.conversation"),
+        "edit_base": url_for("patient.conversation") + "m/",
     }

@@ -112,8 +112,21 @@
     var when = document.createElement("time");
     when.setAttribute("datetime", m.created_at);
     meta.append(who, " · ", when);
+    if (m.edited_at) {
+      var edited = document.createElement("span");
+      var editedWhen = document.createElement("time");
+      edited.className = "edited";
+      editedWhen.setAttribute("datetime", m.edited_at);
+      edited.append(list.getAttribute("data-label-corrected"), " ", editedWhen);
+      meta.append(" · ", edited);
+    }
     li.append(meta);
-    if (m.body) {
+    if (m.deleted_at) {
+      var deleted = document.createElement("p");
+      deleted.className = "body deleted";
+      deleted.textContent = list.getAttribute("data-label-deleted");
+      li.append(deleted);
+    } else if (m.body) {
       var body = document.createElement("p");
       body.className = "body";
       body.textContent = m.body;
