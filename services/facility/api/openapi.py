@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, jsonify
 
 from services.facility.api import (
     accounts,
+    auto_reply,
     contact,
     conversations,
     edits,
@@ -47,6 +48,7 @@ MODULES = (
     accounts,
     quick_replies,
     contact,
+    auto_reply,
 )
 
 bp = Blueprint("openapi", __name__)

@@ -163,12 +163,12 @@ class Conversations:
         with store.write(conn):
             self.require_live(conn, conv_id)
             self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
-            message = self._insert_message(conn, conv_id, author, text, staff_id)
+            message = self.insert_message(conn, conv_id, author, text, staff_id)
         self.on_change()
         self.on_message(conn, conv_id, author)
         return message
 
-    def _insert_message(
+    def insert_message(
         self,
         conn: sqlite3.Connection,
         conv_id: str,
@@ -176,6 +176,7 @@ class Conversations:
         text: str,
         staff_id: int | None = None,
     ) -> dict:
+        """Store a message; call inside a write transaction, after admit()."""
         msg_id, now = new_id(), self.clock()
         staff_id = staff_id if author == "staff" else None
         key = self.keyring.new_record_key(conn, msg_id, conv_id)
@@ -292,7 +293,7 @@ class Conversations:
             if author == "patient":
                 throttle.count_upload(conn, conv_id, size, self.clock())
             self.admit(conn, conv_id, size + len(text.encode()) + chunks * crypto.OVERHEAD)
-            message = self._insert_message(conn, conv_id, author, text, staff_id)
+            message = self.insert_message(conn, conv_id, author, text, staff_id)
             key = self.keyring.new_record_key(conn, att_id, conv_id)
             meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
             conn.execute(

@@ -1,4 +1,5 @@
-"""Texts of correcting and deleting one's own message, German first (merged into i18n's tables)."""
+"""Texts of correcting and deleting one's own message and of the automatic reply, German first
+(merged into i18n's tables)."""
 
 DE = {
     "edit.summary": "Ändern oder löschen",
@@ -14,6 +15,18 @@ DE = {
     "edit.gone": "Diese Nachricht wurde schon gelöscht.",
     "edit.hint": "Ihre Nachricht können Sie bis {n} Minuten nach dem Senden korrigieren oder "
     "löschen.",
+    "auto.title": "Automatische Antwort außerhalb der Sprechzeiten",
+    "auto.intro": "Schreibt eine Patientin oder ein Patient, während die Praxis laut ihren "
+    "Sprechzeiten (oben unter Kontakt) geschlossen hat, bekommt die Unterhaltung einmal diese "
+    "Antwort des Praxisteams – bis die Praxis wieder geöffnet und geschlossen hat.",
+    "auto.no_hours": "Die Sprechzeiten nennen keine Uhrzeiten (etwa „Mo–Fr 8–12 Uhr“). Ohne "
+    "sie wird keine automatische Antwort gesendet.",
+    "auto.enabled": "Automatische Antwort senden",
+    "auto.text": "Text der automatischen Antwort",
+    "auto.submit": "Automatische Antwort speichern",
+    "auto.saved": "Die automatische Antwort wurde gespeichert.",
+    "auto.bad": "Eingeschaltet braucht die automatische Antwort einen Text (höchstens {n} "
+    "Zeichen).",
 }
 
 EN = {
@@ -29,4 +42,15 @@ EN = {
     "sending it; this one stays as it is.",
     "edit.gone": "This message has already been deleted.",
     "edit.hint": "You can correct or delete your message for up to {n} minutes after sending it.",
+    "auto.title": "Automatic reply outside opening hours",
+    "auto.intro": "When a patient writes while the practice is closed by its opening hours "
+    "(under Contact above), the conversation gets this reply from the practice team once – "
+    "until the practice has opened and closed again.",
+    "auto.no_hours": "The opening hours name no times (such as “Mon–Fri 8am–12pm”). Without "
+    "them no automatic reply is sent.",
+    "auto.enabled": "Send an automatic reply",
+    "auto.text": "Text of the automatic reply",
+    "auto.submit": "Save automatic reply",
+    "auto.saved": "The automatic reply has been saved.",
+    "auto.bad": "Switched on, the automatic reply needs a text (at most {n} characters).",
 }

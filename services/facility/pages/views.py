@@ -3,12 +3,20 @@
 The blueprints import these, never one another.
 """
 
-from flask import g, url_for
+from flask import g, request, url_for
 from markupsafe import Markup
 
 from medcell_common.rules import format_duration
 from services.facility.core import accounts as auth
-from services.facility.core import contact, patients, quick_replies, settings, usage
+from services.facility.core import (
+    autoreply,
+    contact,
+    opening,
+    patients,
+    quick_replies,
+    settings,
+    usage,
+)
 from services.facility.core.notes import MAX_NOTE_CHARS, Notes
 from services.facility.http.context import conn, ctx, patient_url
 from services.facility.pages import common as web
@@ -18,7 +26,7 @@ from services.facility.pages import receipts as web_receipts
 RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
 
 
-def render_admin(error: str | None = None, status: int = 200, notice: str | None = None):
+def render_admin(error: str | None = None, status: int = 200, notice: str | None = None, **extra):
     config = ctx().config
     current = settings.retention_seconds(conn(), config.retention)
     choices = list(RETENTION_CHOICES)
@@ -38,7 +46,20 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
         quick_replies=quick_replies.list_all(conn()),
         contact=contact.get(conn()),
         max_body=config.max_body_chars,
+        **auto_reply_values(),
+        **extra,
     )
+
+
+def auto_reply_values() -> dict:
+    """The admin page's automatic reply: the setting, and whether the hours name times."""
+    hours = contact.get(conn())["hours"]
+    return {
+        "auto_reply": autoreply.get(conn()),
+        "auto_reply_max": autoreply.MAX_CHARS,
+        "hours_known": bool(opening.opening_periods(hours)),
+        "auto_reply_saved": request.args.get("auto") == "saved",
+    }
 
 
 def conversation_urls(conv_id: str) -> dict:
