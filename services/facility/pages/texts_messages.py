@@ -15,6 +15,8 @@ DE = {
     "edit.gone": "Diese Nachricht wurde schon gelöscht.",
     "edit.hint": "Ihre Nachricht können Sie bis {n} Minuten nach dem Senden korrigieren oder "
     "löschen.",
+    "error.prefix": "Fehler: ",
+    "draft.restored": "Ihr noch nicht gesendeter Text wurde wiederhergestellt.",
     "auto.title": "Automatische Antwort außerhalb der Sprechzeiten",
     "auto.intro": "Schreibt eine Patientin oder ein Patient, während die Praxis laut ihren "
     "Sprechzeiten (oben unter Kontakt) geschlossen hat, bekommt die Unterhaltung einmal diese "
@@ -42,6 +44,8 @@ EN = {
     "sending it; this one stays as it is.",
     "edit.gone": "This message has already been deleted.",
     "edit.hint": "You can correct or delete your message for up to {n} minutes after sending it.",
+    "error.prefix": "Error: ",
+    "draft.restored": "Your text that was not sent yet has been restored.",
     "auto.title": "Automatic reply outside opening hours",
     "auto.intro": "When a patient writes while the practice is closed by its opening hours "
     "(under Contact above), the conversation gets this reply from the practice team once – "

@@ -57,19 +57,84 @@
   }
 
   // The compose form's counter: how many characters are left (the field's maxlength stays).
+  // Shown on every keystroke, announced only near the limit: its live region is a separate,
+  // silent element that speaks when fewer than a tenth, 100, 20 or no characters are left.
   function setupCounter() {
     document.querySelectorAll("textarea[data-counter]").forEach(function (field) {
       var out = document.getElementById(field.getAttribute("data-counter"));
+      var live = document.getElementById(field.getAttribute("data-counter-live"));
       var max = parseInt(field.getAttribute("maxlength"), 10);
+      var marks = [Math.floor(max / 10), 100, 20, 0].filter(function (n) { return n < max; });
+      var spoken = null;
+      function text(left) {
+        return left === 1 ? field.getAttribute("data-count-one")
+          : field.getAttribute("data-count-text").replace("{n}", left);
+      }
       function update() {
         var left = max - field.value.length;
-        out.textContent = left === 1 ? field.getAttribute("data-count-one")
-          : field.getAttribute("data-count-text").replace("{n}", left);
+        out.textContent = text(left);
         out.classList.toggle("low", left < max / 10);
+        var mark = null;
+        marks.forEach(function (n) { if (left <= n) { mark = n; } });
+        if (live && mark !== null && mark !== spoken) { live.textContent = text(left); }
+        spoken = mark;
       }
       field.addEventListener("input", update);
       update();
     });
+  }
+
+  // A typed message survives an expired session or form: kept in this tab's sessionStorage
+  // while typed, put back when the page comes again without it, dropped once it was posted
+  // (the page then opens at the new message, #m-<id>).
+  function setupDraft() {
+    var form = document.getElementById("compose");
+    var field = document.getElementById("body");
+    if (!form || !field || !window.sessionStorage) { return; }
+    var key = "medcell-draft:" + location.pathname;
+    var sending = "medcell-sending:" + location.pathname;
+    try {
+      if (sessionStorage.getItem(sending) && /^#m-/.test(location.hash)) {
+        sessionStorage.removeItem(key);
+      }
+      sessionStorage.removeItem(sending);
+      var draft = sessionStorage.getItem(key);
+      if (draft && !field.value) {
+        field.value = draft;
+        field.dispatchEvent(new Event("input"));
+        var note = document.getElementById("draft-note");
+        if (note) { note.hidden = false; }
+      }
+      field.addEventListener("input", function () {
+        if (field.value) { sessionStorage.setItem(key, field.value); }
+        else { sessionStorage.removeItem(key); }
+      });
+      form.addEventListener("submit", function () {
+        if (field.value) { sessionStorage.setItem(key, field.value); }
+        sessionStorage.setItem(sending, "1");
+      });
+    } catch (e) {
+      // Storage switched off: the form works as without the script.
+    }
+  }
+
+  // After a post the page opens at the new message; with an error, at the error. Focus goes
+  // there too, so a screen reader reads it instead of starting at the top.
+  function setupFocus() {
+    var error = document.querySelector("main [role=alert]:not([hidden])");
+    var field = document.querySelector("main [autofocus]");
+    var target = null;
+    if (field) {
+      target = field;  // the field in error (the browser focuses it without the script too)
+    } else if (error && error.textContent.trim()) {
+      target = error;
+    } else if (/^#m-[A-Za-z0-9_-]+$/.test(location.hash)) {
+      target = document.getElementById(location.hash.slice(1));
+    }
+    if (target) {
+      if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); }
+      target.focus();
+    }
   }
 
   // Quick replies: put the chosen text into the message at the cursor instead of reloading.
@@ -316,6 +381,8 @@
     setupCopy();
     setupFileChecks();
     setupCounter();
+    setupDraft();
+    setupFocus();
     setupQuickReplies();
     setupPolling();
     setupUnread();
