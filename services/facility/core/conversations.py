@@ -37,6 +37,8 @@ DELETE_BATCH = 1000
 # WAL, so this bounds the free space a deletion needs on a full volume (measured: a bit more
 # than the chunks' size; the reserve is at least 1 MiB).
 SHED_CHUNKS = 2
+# Files one message may carry (the pages' compose form; the API posts one at a time).
+MAX_FILES = 10
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -276,54 +278,90 @@ class Conversations:
         body: object = "",
         staff_id: int | None = None,
     ) -> dict:
-        filename = self._check_filename(filename)
+        """A message with one file (and an optional text); returns the attachment."""
+        (result,) = self.add_attachments(
+            conn, conv_id, author, [(filename, content_type, stream)], body, staff_id
+        )
+        return result
+
+    def add_attachments(
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        author: str,
+        files: list[tuple[str, str | None, io.BufferedIOBase]],
+        body: object = "",
+        staff_id: int | None = None,
+    ) -> list[dict]:
+        """A message with several files (name, declared type, stream) and an optional text."""
+        if not files or len(files) > MAX_FILES:
+            raise BadRequest(f"a message carries 1 to {MAX_FILES} files")
         text = texts.check_text(body or "", self.max_body_chars, "body", allow_empty=True)
-        # The upload is already held in memory (see MemoryRequest); read it a chunk at a time
-        # rather than copy it whole, so one upload costs its size once, not twice.
-        size = stream.seek(0, io.SEEK_END) - stream.seek(0)
-        if size > self.max_attachment_bytes:
-            raise PayloadTooLarge(f"attachments may be at most {self.max_attachment_bytes} bytes")
-        # Stored is the type the bytes show; `content_type` is only what the client declared.
-        content_type = uploads.stored_type(stream.read(uploads.HEAD_BYTES), content_type)
-        stream.seek(0)
-        att_id = new_id()
-        chunks = max(1, -(-size // CHUNK_BYTES))
+        checked = []
+        for filename, content_type, stream in files:
+            filename = self._check_filename(filename)
+            # The upload is already held in memory (see MemoryRequest); read it a chunk at a
+            # time rather than copy it whole, so one upload costs its size once, not twice.
+            size = stream.seek(0, io.SEEK_END) - stream.seek(0)
+            if size > self.max_attachment_bytes:
+                raise PayloadTooLarge(
+                    f"attachments may be at most {self.max_attachment_bytes} bytes"
+                )
+            # Stored is the type the bytes show; `content_type` is only what the client declared.
+            kind = uploads.stored_type(stream.read(uploads.HEAD_BYTES), content_type)
+            stream.seek(0)
+            checked.append((filename, kind, stream, size, max(1, -(-size // CHUNK_BYTES))))
+        total = sum(size for *_, size, _ in checked)
         with store.write(conn):
             self.require_live(conn, conv_id)
             if author == "patient":
-                throttle.count_upload(conn, conv_id, size, self.clock())
-            self.admit(conn, conv_id, size + len(text.encode()) + chunks * crypto.OVERHEAD)
+                throttle.count_upload(conn, conv_id, total, self.clock())
+            overhead = sum(chunks for *_, chunks in checked) * crypto.OVERHEAD
+            self.admit(conn, conv_id, total + len(text.encode()) + overhead)
             message = self.insert_message(conn, conv_id, author, text, staff_id)
-            key = self.keyring.new_record_key(conn, att_id, conv_id)
-            meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
-            conn.execute(
-                "INSERT INTO attachments (id, conversation_id, message_id, size, chunks, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    att_id,
-                    conv_id,
-                    message["id"],
-                    size,
-                    chunks,
-                    crypto.seal(
-                        key,
-                        meta,
-                        bindings.attachment_meta(
-                            self.facility, att_id, conv_id, message["id"], size, chunks
-                        ),
-                    ),
-                ),
-            )
-            for seq in range(chunks):
-                piece = stream.read(CHUNK_BYTES)
-                conn.execute(
-                    "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
-                    (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
-                )
+            results = [self._store_file(conn, conv_id, message["id"], *file) for file in checked]
         store.settle(conn)
         self.on_change()
         self.on_message(conn, conv_id, author)
-        return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
+        return results
+
+    def _store_file(
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        msg_id: str,
+        filename: str,
+        content_type: str,
+        stream: io.BufferedIOBase,
+        size: int,
+        chunks: int,
+    ) -> dict:
+        att_id = new_id()
+        key = self.keyring.new_record_key(conn, att_id, conv_id)
+        meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
+        conn.execute(
+            "INSERT INTO attachments (id, conversation_id, message_id, size, chunks, meta) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                att_id,
+                conv_id,
+                msg_id,
+                size,
+                chunks,
+                crypto.seal(
+                    key,
+                    meta,
+                    bindings.attachment_meta(self.facility, att_id, conv_id, msg_id, size, chunks),
+                ),
+            ),
+        )
+        for seq in range(chunks):
+            piece = stream.read(CHUNK_BYTES)
+            conn.execute(
+                "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
+                (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
+            )
+        return {"id": att_id, "filename": filename, "size": size, "message_id": msg_id}
 
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:
         """The conversation id, metadata and size of an attachment; NotFound if gone."""

@@ -16,6 +16,7 @@ from services.facility.core.errors import (
     TooManyRequests,
     UnsupportedMediaType,
 )
+from services.facility.core.conversations import MAX_FILES
 from services.facility.core.settings import retention_seconds
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
@@ -115,8 +116,7 @@ def change(conv_id: str, msg_id: str, author: str, action: str) -> dict | None:
 
 def compose(conv_id: str, author: str) -> tuple[str | None, int, str]:
     """Post the compose form: a file (with the text as its note) or text alone."""
-    upload = request.files.get("file")
-    if upload is not None and upload.filename:
+    if any(upload.filename for upload in request.files.getlist("file")):
         return add_attachment(conv_id, author)
     if not request.form.get("body", "").strip():
         return web.t("compose.empty"), 400, ""
@@ -138,18 +138,19 @@ def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
 
 
 def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
-    """Post the compose form's file: photos and PDFs only, recognised by their content (core's
-    rule, as for the API; what the browser guessed from the file name is not asked)."""
+    """Post the compose form's files (the chooser's and the camera's, several at once): photos
+    and PDFs only, recognised by their content (core's rule, as for the API; what the browser
+    guessed from the file name is not asked)."""
     config = ctx().config
-    upload = request.files["file"]
+    uploads = [u for u in request.files.getlist("file") if u.filename]
+    if len(uploads) > MAX_FILES:
+        return web.t("attach.too_many", n=MAX_FILES), 400, ""
     try:
-        result = ctx().conversations.add_attachment(
+        (first, *_) = ctx().conversations.add_attachments(
             conn(),
             conv_id,
             author,
-            upload.filename,
-            None,
-            upload.stream,
+            [(upload.filename, None, upload.stream) for upload in uploads],
             request.form.get("body", ""),
             _writer(author),
         )
@@ -164,7 +165,7 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
         return web.t("reply.too_long", n=config.max_body_chars), 400, ""
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""
-    return None, 201, result["message_id"]
+    return None, 201, first["message_id"]
 
 
 def _writer(author: str) -> int | None:

@@ -16,6 +16,14 @@ DE = {
     "edit.hint": "Ihre Nachricht können Sie bis {n} Minuten nach dem Senden korrigieren oder "
     "löschen.",
     "error.prefix": "Fehler: ",
+    "attach.too_many": "Höchstens {n} Dateien pro Nachricht.",
+    "attach.camera": "Foto aufnehmen",
+    "attach.chosen": "Ausgewählt",
+    "attach.sending": "Wird hochgeladen …",
+    "attach.offline": "Die Verbindung ist abgebrochen; nichts wurde gesendet. Bitte versuchen Sie "
+    "es noch einmal.",
+    "attach.several": "Sie können mehrere Fotos oder PDFs auf einmal senden (zusammen höchstens "
+    "{size}); Fotos werden vor dem Hochladen verkleinert.",
     "draft.restored": "Ihr noch nicht gesendeter Text wurde wiederhergestellt.",
     "auto.title": "Automatische Antwort außerhalb der Sprechzeiten",
     "auto.intro": "Schreibt eine Patientin oder ein Patient, während die Praxis laut ihren "
@@ -45,6 +53,13 @@ EN = {
     "edit.gone": "This message has already been deleted.",
     "edit.hint": "You can correct or delete your message for up to {n} minutes after sending it.",
     "error.prefix": "Error: ",
+    "attach.too_many": "At most {n} files per message.",
+    "attach.camera": "Take a photo",
+    "attach.chosen": "Chosen",
+    "attach.sending": "Uploading …",
+    "attach.offline": "The connection broke off; nothing was sent. Please try again.",
+    "attach.several": "You can send several photos or PDFs at once (together at most {size}); "
+    "photos are made smaller before they are uploaded.",
     "draft.restored": "Your text that was not sent yet has been restored.",
     "auto.title": "Automatic reply outside opening hours",
     "auto.intro": "When a patient writes while the practice is closed by its opening hours "
