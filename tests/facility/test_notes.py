@@ -145,6 +145,13 @@ def test_an_existing_facility_keeps_its_conversations_when_notes_arrive(make_app
     db = sqlite3.connect(medcell.config.database, isolation_level=None)
     db.execute("DROP TABLE notes")
     db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
+    # And what later versions added (V14: message corrections, the automatic reply).
+    for table, column in (
+        ("messages", "edited_at"),
+        ("messages", "deleted_at"),
+        ("conversations", "auto_reply_at"),
+    ):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute(f"PRAGMA user_version = {migrations.MIGRATIONS.index(migrations.V11)}")
     medcell.store.close()
 

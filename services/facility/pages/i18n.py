@@ -5,7 +5,8 @@ Accept-Language, else German. Texts use str.format fields; a key with a ".one" v
 for n == 1.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
@@ -889,12 +890,12 @@ def text(lang: str, key: str, **values) -> str:
     return table[key].format(**values) if values else table[key]
 
 
-def format_time(us: int, lang: str) -> str:
-    """A UTC time for pages without JavaScript (the script shows it in local time)."""
-    moment = datetime.fromtimestamp(us / 1e6, UTC)
+def format_time(us: int, lang: str, zone: str = "UTC") -> str:
+    """A time in the practice's time zone (the pages' script shows the same zone)."""
+    moment = datetime.fromtimestamp(us / 1e6, ZoneInfo(zone))
     if lang == "de":
-        return moment.strftime("%d.%m.%Y, %H:%M UTC")
-    return moment.strftime("%d %b %Y, %H:%M UTC")
+        return moment.strftime("%d.%m.%Y, %H:%M Uhr")
+    return moment.strftime("%d %b %Y, %H:%M")
 
 
 def format_size(size: int, lang: str) -> str:

@@ -4,7 +4,16 @@
 (function () {
   function localTimes(root) {
     var lang = document.documentElement.lang || "de";
-    var format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+    // In the practice's time zone, as the page without script shows it.
+    var options = { dateStyle: "medium", timeStyle: "short" };
+    var zone = document.body.getAttribute("data-tz");
+    var format;
+    try {
+      format = new Intl.DateTimeFormat(lang, zone ? Object.assign({ timeZone: zone }, options)
+        : options);
+    } catch (e) {
+      format = new Intl.DateTimeFormat(lang, options);
+    }
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var moment = new Date(el.getAttribute("datetime"));
       if (!isNaN(moment)) {
