@@ -7,6 +7,7 @@ the page); the page's script only adds a character counter and polling for new m
 from flask import Response, g, request
 
 from services.facility.core import accounts, edits, reading
+from services.facility.core.conversations import MAX_FILES
 from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
@@ -16,7 +17,6 @@ from services.facility.core.errors import (
     TooManyRequests,
     UnsupportedMediaType,
 )
-from services.facility.core.conversations import MAX_FILES
 from services.facility.core.settings import retention_seconds
 from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
