@@ -31,8 +31,8 @@ MAX_EMBEDDED_BYTES = 24 * 1024 * 1024
 
 LABELS = {
     "de": {
-        "heading": "Gesprächsverlauf",
-        "facility": "Einrichtung",
+        "heading": "Verlauf der Unterhaltung",
+        "facility": "Praxis",
         "title": "Titel",
         "patient": "Patient/in",
         "birth_date": "Geburtsdatum",
