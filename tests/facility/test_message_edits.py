@@ -141,3 +141,11 @@ def test_a_patient_cannot_reach_another_conversations_message(client, staff_auth
     url = f"/api/v1/conversations/{other['id']}/messages/{msg_id}"
     assert client.delete(url, headers=conversation["patient"]).status_code == 404
     assert listed(client, {"id": other["id"]}, other_patient)[0]["deleted_at"] is None
+
+
+def test_the_inbox_previews_the_message_before_a_deleted_one(client, staff_auth, conversation):
+    post(client, conversation, conversation["patient"], "Knie tut weh")
+    msg_id = post(client, conversation, conversation["patient"], "Falsch geschickt")
+    assert remove(client, conversation, msg_id, conversation["patient"]).status_code == 200
+    (row,) = client.get("/api/v1/inbox", headers=staff_auth).json["conversations"]
+    assert row["last_message"]["preview"] == "Knie tut weh"
