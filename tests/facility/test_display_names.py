@@ -144,6 +144,13 @@ def test_an_existing_facility_keeps_its_data_when_display_names_arrive(make_app)
     client.post(base, json={"body": "Von früher"}, headers=patient)
     medcell = app.extensions["medcell"]
     db = sqlite3.connect(medcell.config.database, isolation_level=None)
+    # V14: message corrections, the automatic reply.
+    for table, column in (
+        ("messages", "edited_at"),
+        ("messages", "deleted_at"),
+        ("conversations", "auto_reply_at"),
+    ):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute("DROP TABLE notes")  # v11
     db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute("ALTER TABLE messages DROP COLUMN staff_id")
