@@ -39,11 +39,12 @@ def pages(staff, patient):
 def test_the_writer_corrects_a_message_and_both_sides_see_it_marked(app, pages, side):
     client, url, edit_base = pages[side]
     msg_id = post_message(client, url, "Termin Dienstag")
-    page = client.get(url)
-    html = item(page.get_data(as_text=True), msg_id)
-    # The page says how long and what happens to the old text.
+    html = item(client.get(url).get_data(as_text=True), msg_id)
     assert "Ändern oder löschen" in html and "Möglich bis" in html
-    assert "endgültig gelöscht" in html
+    # Its own page says how long and what happens to the old text, with the text to correct.
+    page = client.get(f"{edit_base}{msg_id}")
+    form = page.get_data(as_text=True)
+    assert "endgültig gelöscht" in form and ">Termin Dienstag</textarea>" in form
     corrected = client.post(
         f"{edit_base}{msg_id}/correct", data={"csrf": csrf_of(page), "body": "Termin Mittwoch"}
     )
@@ -59,7 +60,7 @@ def test_the_writer_corrects_a_message_and_both_sides_see_it_marked(app, pages, 
 def test_the_writer_deletes_a_message_and_its_file(app, pages, side):
     client, url, edit_base = pages[side]
     msg_id = post_message(client, url, "Befund anbei", PDF)
-    page = client.get(url)
+    page = client.get(f"{edit_base}{msg_id}")
     deleted = client.post(f"{edit_base}{msg_id}/delete", data={"csrf": csrf_of(page)})
     assert deleted.status_code == 303
     for reader, reader_url, _ in pages.values():
@@ -75,6 +76,7 @@ def test_the_other_side_gets_no_controls_and_cannot_post_them(app, pages):
     msg_id = post_message(staff, staff_url, "Bitte nüchtern kommen")
     page = patient.get(patient_url)
     assert "Ändern oder löschen" not in item(page.get_data(as_text=True), msg_id)
+    assert patient.get(f"{patient_base}{msg_id}").status_code == 404
     refused = patient.post(
         f"{patient_base}{msg_id}/delete", data={"csrf": csrf_of(page)}, follow_redirects=True
     )
@@ -96,14 +98,14 @@ def test_too_late_the_error_is_shown_at_the_message_and_the_text_kept(app, pages
     assert "Rezept bitte" in item(html, msg_id)
 
 
-def test_an_empty_correction_is_refused_next_to_the_message(app, pages):
+def test_an_empty_correction_is_refused_on_its_form(app, pages):
     client, url, edit_base = pages["staff"]
     msg_id = post_message(client, url, "Laborwerte folgen")
     page = client.get(url)
     empty = client.post(f"{edit_base}{msg_id}/correct", data={"csrf": csrf_of(page), "body": " "})
     assert empty.status_code == 400
-    shown = item(empty.get_data(as_text=True), msg_id)
-    assert '<details class="edit" open>' in shown
+    shown = empty.get_data(as_text=True)
+    assert "<title>Fehler: " in shown
     assert 'aria-invalid="true"' in shown and 'role="alert"' in shown
     assert "Laborwerte folgen" in item(client.get(url).get_data(as_text=True), msg_id)
 

@@ -12,6 +12,7 @@ from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
     InsufficientStorage,
+    NotFound,
     PayloadTooLarge,
     TooLong,
     TooManyRequests,
@@ -88,6 +89,28 @@ def _mark_editable(messages: list[dict], side: str, me: int | None, now: int) ->
         until = edits.editable_until(m["created_at"])
         live = own and m["deleted_at"] is None and now <= until
         m["edit_until"] = until if live else None
+
+
+def edit_page(
+    conv_id: str, msg_id: str, side: str, urls: dict, edit_error: dict | None = None
+) -> Response:
+    """The page to correct or delete one's own message (404 once it may not be changed)."""
+    conversations, c = ctx().conversations, conn()
+    me = g.staff.staff_id if side == "staff" else None
+    messages = conversations.messages(c, conv_id)
+    _mark_editable(messages, side, me, conversations.clock())
+    message = next((m for m in messages if m["id"] == msg_id and m["edit_until"]), None)
+    if message is None:
+        raise NotFound("no message of yours to change here")
+    return web.page(
+        "message_edit.html",
+        edit_error["status"] if edit_error else 200,
+        m=message,
+        edit_base=urls["edit_base"],
+        back=f"{urls['self']}#m-{msg_id}",
+        max_body=ctx().config.max_body_chars,
+        edit_error=edit_error,
+    )
 
 
 def change(conv_id: str, msg_id: str, author: str, action: str) -> dict | None:

@@ -3,6 +3,10 @@
 
 DE = {
     "edit.summary": "Ändern oder löschen",
+    "edit.title": "Nachricht ändern oder löschen",
+    "edit.delete_text": "Die Nachricht wird samt ihren Dateien gelöscht; zu sehen bleibt, dass "
+    "hier eine Nachricht war.",
+    "edit.back": "Zurück zur Unterhaltung",
     "edit.until_before": "Möglich bis",
     "edit.for_good": "Der alte Text wird dabei endgültig gelöscht.",
     "edit.label": "Korrigierter Text",
@@ -41,6 +45,10 @@ DE = {
 
 EN = {
     "edit.summary": "Edit or delete",
+    "edit.title": "Edit or delete a message",
+    "edit.delete_text": "The message is deleted with its files; what stays visible is that a "
+    "message was here.",
+    "edit.back": "Back to the conversation",
     "edit.until_before": "Possible until",
     "edit.for_good": "The old text is deleted for good.",
     "edit.label": "Corrected text",
