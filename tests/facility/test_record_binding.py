@@ -156,6 +156,13 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
         (crypto.seal(key, plain, crypto.aad(facility, "messages", msg_id, "body")), msg_id),
     )
     # Nor did it know assignments and notes (v11), nor who wrote which message (v10).
+    # V14: message corrections, the automatic reply.
+    for table, column in (
+        ("messages", "edited_at"),
+        ("messages", "deleted_at"),
+        ("conversations", "auto_reply_at"),
+    ):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute("DROP TABLE notes")
     db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute("ALTER TABLE messages DROP COLUMN staff_id")

@@ -55,15 +55,26 @@ def openapi_paths(_config: Config) -> dict:
                 "Switch the automatic reply on or off and set its text (admin)",
                 {
                     "200": doc.json(setting),
-                    "400": doc.error("Switched on without a text, or unknown fields"),
+                    "400": doc.error("Switched on without a text, or not of the documented form"),
                     "403": doc.error("Admins only"),
                 },
                 body=doc.body(
-                    doc.input_object(
-                        ["enabled"],
-                        enabled={"type": "boolean"},
-                        text=patterns.text(autoreply.MAX_CHARS),
-                    )
+                    {
+                        "description": 'off ({"enabled": false}, the text optional) or on '
+                        '({"enabled": true} with a text that is not only white space)',
+                        "anyOf": [
+                            doc.input_object(
+                                ["enabled"],
+                                enabled={"type": "boolean", "enum": [False]},
+                                text=patterns.text(autoreply.MAX_CHARS),
+                            ),
+                            doc.input_object(
+                                ["enabled", "text"],
+                                enabled={"type": "boolean", "enum": [True]},
+                                text=patterns.nonblank_text(autoreply.MAX_CHARS),
+                            ),
+                        ],
+                    }
                 ),
             ),
         }
