@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts clean lab lab-down
+.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts axe clean lab lab-down
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -51,11 +51,21 @@ fonts:
 	  test "$$(id -u)" = 0 || { echo "Error: DejaVu fonts missing; install them: apt-get install -y fonts-dejavu-core" >&2; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null; }
 
+## axe-core for the browser tests' accessibility audit: the version tests/web/axe/package-lock.json
+## pins (with its hash), installed once; with it in place nothing is fetched (offline-safe).
+AXE := tests/web/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+
+$(AXE): tests/web/axe/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "Error: npm missing; install it: apt-get install -y npm" >&2; exit 1; }
+	npm ci --prefix tests/web/axe --no-audit --no-fund --ignore-scripts
+	touch $@
+
 run: images
 	$(BIN)/medcell up
 	$(BIN)/python -m provisioner.cli.demo
 
-test: images browser nginx fonts
+test: images browser nginx fonts axe
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest --docker --browser --install --lab $(PYTEST_ARGS)

@@ -56,6 +56,8 @@ def facility_spec(
             # Deletions drop their tombstones on the host, outside the volumes a restore
             # replaces (host/tombstones.py collects them).
             "MEDCELL_TOMBSTONE_DIR": f"{FACILITY_RUN_DIR}/{TOMBSTONE_DROP_DIR}",
+            # Its opening hours are local time: the automatic reply outside them needs the zone.
+            "MEDCELL_TIMEZONE": config.timezone,
         },
         network=None,
         volumes={facility.data_volume: "/data", facility.keys_volume: "/keys"},

@@ -15,6 +15,7 @@ from services.facility.http.status import ActivityMiddleware
 from services.facility.pages import (
     accounts,
     admin,
+    auto_reply,
     common,
     patient,
     practice,
@@ -66,6 +67,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         page_records.bp,
         accounts.bp,
         practice.bp,
+        auto_reply.bp,
         notify_pages.bp,
         signin.bp,
         security.bp,

@@ -7,7 +7,7 @@ import pytest
 
 from services.facility.core import migrations
 from tests.facility.conftest import ADMIN, STAFF, login
-from tests.facility.signin_schema import undo_v13
+from tests.facility.schema_steps import undo_after_v11
 from tests.facility.test_records import pdf_text
 
 
@@ -145,7 +145,7 @@ def test_an_existing_facility_keeps_its_data_when_display_names_arrive(make_app)
     client.post(base, json={"body": "Von früher"}, headers=patient)
     medcell = app.extensions["medcell"]
     db = sqlite3.connect(medcell.config.database, isolation_level=None)
-    undo_v13(db)  # the sign-in step
+    undo_after_v11(db)
     db.execute("DROP TABLE notes")  # v11
     db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute("ALTER TABLE messages DROP COLUMN staff_id")

@@ -221,3 +221,87 @@ def test_an_expired_conversation_leaves_only_its_receipt(app, client, staff_auth
     assert receipt["reason"] == "expiry" and receipt["verified"] is True
     # Record keys: the conversation's, 3 messages', the attachment's and the internal note's.
     assert receipt["counts"] == {"messages": 3, "attachments": 1, "record_keys": 6}
+
+
+def message_values(db: Path, msg_id: str) -> list[bytes]:
+    """Slices of what the database holds of one message: its sealed body, its wrapped key, and
+    its files' metadata, chunks and keys."""
+    conn = sqlite3.connect(db)
+    blobs = [
+        *conn.execute("SELECT body FROM messages WHERE id = ?", (msg_id,)),
+        *conn.execute(
+            "SELECT wrapped FROM record_keys WHERE record_id = ? OR record_id IN "
+            "(SELECT id FROM attachments WHERE message_id = ?)",
+            (msg_id, msg_id),
+        ),
+        *conn.execute("SELECT meta FROM attachments WHERE message_id = ?", (msg_id,)),
+        *conn.execute(
+            "SELECT c.data FROM attachment_chunks c JOIN attachments a "
+            "ON a.id = c.attachment_id WHERE a.message_id = ?",
+            (msg_id,),
+        ),
+    ]
+    conn.close()
+    values = []
+    for (value,) in blobs:
+        step = max(32, len(value) // 8)
+        values += [value[i : i + 32] for i in range(0, len(value) - 15, step)]
+    return values
+
+
+def own_message(client, conv, auth, body: str, file: bytes | None = None) -> str:
+    base = f"/api/v1/conversations/{conv['id']}"
+    if file is None:
+        response = client.post(f"{base}/messages", json={"body": body}, headers=auth)
+        assert response.status_code == 201
+        return response.json["id"]
+    data = {"file": (io.BytesIO(file), "befund.pdf"), "body": body}
+    assert client.post(f"{base}/attachments", headers=auth, data=data).status_code == 201
+    return client.get(f"{base}/messages", headers=auth).json["messages"][-1]["id"]
+
+
+def test_a_corrected_message_leaves_no_byte_of_its_old_text(app, client, staff_auth, clock):
+    conv = flow(client, staff_auth, clock)
+    patient = {"Authorization": f"Bearer {conv['patient_token']}"}
+    medcell = app.extensions["medcell"]
+    old = "MARKER-OLD-TEXT-Np40dz" * 40
+    msg_id = own_message(client, conv, patient, old)
+    values = message_values(medcell.config.database, msg_id)
+    assert len(values) >= 10 and all(v in raw_bytes(medcell.config.data_dir) for v in values)
+
+    response = client.put(
+        f"/api/v1/conversations/{conv['id']}/messages/{msg_id}",
+        json={"body": "MARKER-NEW-TEXT-Uy81kc"},
+        headers=patient,
+    )
+    assert response.status_code == 200
+
+    after = raw_bytes(medcell.config.data_dir)
+    assert [v for v in values if v in after] == []
+    assert b"MARKER-NEW-TEXT-Uy81kc" not in after and b"MARKER-OLD-TEXT" not in after
+    assert (medcell.config.data_dir / "facility.db-wal").stat().st_size == 0
+
+
+def test_a_deleted_message_leaves_no_byte_of_its_text_or_files(app, client, staff_auth, clock):
+    conv = flow(client, staff_auth, clock)
+    medcell = app.extensions["medcell"]
+    file = b"%PDF-" + b"MARKER-DELETED-FILE-Ra62wo" * 30000
+    msg_id = own_message(client, conv, staff_auth, "MARKER-DELETED-TEXT-Sj27pv" * 40, file)
+    values = message_values(medcell.config.database, msg_id)
+    assert len(values) > 30 and all(v in raw_bytes(medcell.config.data_dir) for v in values)
+
+    response = client.delete(
+        f"/api/v1/conversations/{conv['id']}/messages/{msg_id}", headers=staff_auth
+    )
+    assert response.status_code == 200
+
+    after = raw_bytes(medcell.config.data_dir)
+    assert [v for v in values if v in after] == []
+    assert (medcell.config.data_dir / "facility.db-wal").stat().st_size == 0
+    # What is left of it is the mark: who wrote it when, and when it was deleted.
+    (body, deleted_at) = (
+        sqlite3.connect(medcell.config.database)
+        .execute("SELECT body, deleted_at FROM messages WHERE id = ?", (msg_id,))
+        .fetchone()
+    )
+    assert body == b"" and deleted_at is not None

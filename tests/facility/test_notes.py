@@ -5,7 +5,7 @@ import pytest
 
 from services.facility.core.notes import MAX_NOTE_CHARS
 from tests.facility.conftest import ADMIN, STAFF, login
-from tests.facility.signin_schema import undo_v13
+from tests.facility.schema_steps import undo_after_v11
 from tests.facility.test_records import pdf_text
 
 
@@ -144,7 +144,7 @@ def test_an_existing_facility_keeps_its_conversations_when_notes_arrive(make_app
     client.post(f"{base}/messages", json={"body": "Von früher"}, headers=staff)
     medcell = app.extensions["medcell"]
     db = sqlite3.connect(medcell.config.database, isolation_level=None)
-    undo_v13(db)  # the sign-in step
+    undo_after_v11(db)
     db.execute("DROP TABLE notes")
     db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute(f"PRAGMA user_version = {migrations.MIGRATIONS.index(migrations.V11)}")

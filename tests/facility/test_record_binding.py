@@ -11,7 +11,7 @@ import pytest
 
 from services.facility.core import bindings, crypto, migrations
 from tests.facility.conftest import login
-from tests.facility.signin_schema import undo_v13
+from tests.facility.schema_steps import undo_after_v11
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -157,7 +157,7 @@ def test_records_sealed_before_the_binding_are_resealed_at_start(make_app, clock
         (crypto.seal(key, plain, crypto.aad(facility, "messages", msg_id, "body")), msg_id),
     )
     # Nor did it know assignments and notes (v11), nor who wrote which message (v10).
-    undo_v13(db)  # the sign-in step
+    undo_after_v11(db)
     db.execute("DROP TABLE notes")
     db.execute("ALTER TABLE conversations DROP COLUMN assigned_to")
     db.execute("ALTER TABLE messages DROP COLUMN staff_id")

@@ -182,7 +182,7 @@ def test_pdf_export_holds_facility_reference_messages_and_attachments(client, st
     assert response.mimetype == "application/pdf"
     text, reader = pdf_text(response.data)
     for expected in (
-        "Gesprächsverlauf",
+        "Verlauf der Unterhaltung",
         "Alpha",
         "Knie rechts",
         "Jürgen Öztürk-Maaß",

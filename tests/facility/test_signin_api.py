@@ -111,14 +111,14 @@ def test_sessions_of_a_facility_from_before_the_sign_in_step_stay_signed_in(make
 
     from services.facility.core import migrations
     from tests.facility.conftest import login as api_login
-    from tests.facility.signin_schema import undo_v13
+    from tests.facility.schema_steps import undo_after_v11
 
     app = make_app()
     client = app.test_client()
     staff = api_login(client, *STAFF)
     medcell = app.extensions["medcell"]
     db = sqlite3.connect(medcell.config.database, isolation_level=None)
-    undo_v13(db)
+    undo_after_v11(db)
     db.execute(f"PRAGMA user_version = {migrations.MIGRATIONS.index(migrations.V13)}")
     medcell.store.close()
 

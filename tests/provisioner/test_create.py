@@ -99,6 +99,7 @@ def test_no_secret_in_environment_labels_or_home(medcell, fake, config):
         "MEDCELL_BIND": "unix:/run/medcell/app.sock",
         "MEDCELL_PUBLIC_URL": "https://alpha.localhost:8443/",
         "MEDCELL_TOMBSTONE_DIR": "/run/medcell/tombstones",
+        "MEDCELL_TIMEZONE": "Europe/Berlin",
     }
     dumped = json.dumps([kwargs, [v.attrs for v in fake.volumes_by_name.values()]])
     assert out["admin_password"] not in dumped

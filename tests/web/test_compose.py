@@ -93,3 +93,57 @@ def test_a_large_photo_through_the_compose_form_takes_the_upload_path(app, staff
     assert sent.status_code == 303
     html = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
     assert "gross.png" in html and "2,0 MB" in html
+
+
+def test_several_files_and_a_camera_photo_in_one_post_become_one_message(app, staff):
+    conv_id, _ = open_conversation(staff)
+    page = staff.get(f"{BASE}/staff/c/{conv_id}")
+    form = compose_form(page.get_data(as_text=True))
+    assert re.search(r'<input id="file" name="file" type="file"[^>]* multiple', form)
+    assert re.search(r'<input id="camera" name="file" type="file" accept="image/\*" capture=', form)
+    sent = staff.post(
+        f"{BASE}/staff/c/{conv_id}/messages",
+        data={
+            "csrf": csrf_of(page),
+            "body": "Drei Dateien",
+            "file": [
+                (io.BytesIO(PDF), "labor.pdf"),
+                (io.BytesIO(PNG), "arm.png"),
+                (io.BytesIO(PNG), "kamera.png"),
+            ],
+        },
+    )
+    assert sent.status_code == 303
+    html = staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)
+    items = re.findall(r'<li class="msg own".*?</li>', html, re.S)
+    assert len(items) == 1
+    assert all(name in items[0] for name in ("Drei Dateien", "labor.pdf", "arm.png", "kamera.png"))
+
+
+def test_one_bad_file_among_several_stores_none_and_keeps_the_text(app, staff):
+    conv_id, _ = open_conversation(staff)
+    page = staff.get(f"{BASE}/staff/c/{conv_id}")
+    refused = staff.post(
+        f"{BASE}/staff/c/{conv_id}/messages",
+        data={
+            "csrf": csrf_of(page),
+            "body": "Bitte ansehen",
+            "file": [(io.BytesIO(PDF), "labor.pdf"), (io.BytesIO(b"MZ\x90\x00"), "virus.exe")],
+        },
+    )
+    assert refused.status_code == 415
+    html = refused.get_data(as_text=True)
+    assert ">Bitte ansehen</textarea>" in html and 'aria-invalid="true"' in html
+    assert "labor.pdf" not in html.split('id="compose"')[0]
+
+
+def test_more_than_ten_files_are_refused(app, staff):
+    conv_id, _ = open_conversation(staff)
+    page = staff.get(f"{BASE}/staff/c/{conv_id}")
+    refused = staff.post(
+        f"{BASE}/staff/c/{conv_id}/messages",
+        data={"csrf": csrf_of(page), "file": [(io.BytesIO(PNG), f"{n}.png") for n in range(11)]},
+    )
+    assert refused.status_code == 400
+    assert "Höchstens 10 Dateien pro Nachricht." in refused.get_data(as_text=True)
+    assert "0.png" not in staff.get(f"{BASE}/staff/c/{conv_id}").get_data(as_text=True)

@@ -73,7 +73,7 @@ def test_staff_download_pdf_and_fhir_in_their_language(staff):
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert pdf.headers["Cache-Control"] == "no-store"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.data)).pages)
-    assert "Gesprächsverlauf" in text and "Praxis Sonnenschein" in text
+    assert "Verlauf der Unterhaltung" in text and "Praxis Sonnenschein" in text
     assert "Bitte kühlen und schonen." in text and "Jörg Weiß" in text
 
     english = staff.get(f"{BASE}/staff/c/{conv_id}/export?format=pdf&lang=en")

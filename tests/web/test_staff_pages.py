@@ -228,5 +228,5 @@ def test_missing_keys_while_creating_a_conversation_say_so_not_title_too_long(ap
     created = staff.post(f"{BASE}/staff/conversations", data={"csrf": csrf_of(home), "title": "x"})
     body = created.get_data(as_text=True)
     assert created.status_code == 500
-    assert "Schlüssel der Einrichtung fehlen" in body
+    assert "Schlüssel der Praxis fehlen" in body
     assert "Titel" not in body

@@ -106,6 +106,8 @@ def list_messages(conv_id: str):
     names = accounts.display_names(conn())
     for item in items:
         item["created_at"] = iso(item["created_at"])
+        item["edited_at"] = item["edited_at"] and iso(item["edited_at"])
+        item["deleted_at"] = item["deleted_at"] and iso(item["deleted_at"])
         writer = item.pop("staff_id")
         item["author_name"] = names.get(writer) if writer else None
         # Whether the caller wrote it: this staff account, or the conversation's patient.
@@ -179,6 +181,17 @@ def openapi_paths(config: Config) -> dict:
         own={
             "type": "boolean",
             "description": "the caller wrote it (this staff account; for the patient: their own)",
+        },
+        edited_at={
+            **doc.TIME,
+            "nullable": True,
+            "description": "when its writer corrected it (null: never); the old text is gone",
+        },
+        deleted_at={
+            **doc.TIME,
+            "nullable": True,
+            "description": "when its writer deleted it (null: not deleted); body is then empty "
+            "and attachments none",
         },
     )
     conversation = doc.obj(

@@ -10,8 +10,10 @@ from flask import Blueprint, Flask, jsonify
 
 from services.facility.api import (
     accounts,
+    auto_reply,
     contact,
     conversations,
+    edits,
     inbox,
     notes,
     notifications,
@@ -33,6 +35,7 @@ from services.facility.http.context import ctx
 MODULES = (
     sessions,
     conversations,
+    edits,
     inbox,
     notes,
     settings,
@@ -45,6 +48,7 @@ MODULES = (
     accounts,
     quick_replies,
     contact,
+    auto_reply,
 )
 
 bp = Blueprint("openapi", __name__)

@@ -6,9 +6,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from services.facility.core import crypto, quota
 from services.facility.core.activity import Activity
+from services.facility.core.autoreply import AutoReply
 from services.facility.core.config import Config
 from services.facility.core.conversations import CHUNK_BYTES, SHED_CHUNKS, Conversations
 from services.facility.core.keys import Keyring
@@ -78,6 +80,7 @@ def open_facility(config: Config, clock: Callable[[], int]) -> Facility:
         shed_chunks=max(SHED_CHUNKS, config.space_reserve_bytes // (4 * CHUNK_BYTES)),
     )
     notifier = _notifier(config, clock, keyring, store, conversations)
+    _auto_reply(config, conversations)
     tombstones = Tombstones(
         keyring, Path(config.tombstone_dir) if config.tombstone_dir else None, clock
     )
@@ -138,6 +141,24 @@ def _notifier(
 
     conversations.on_message = on_message
     return notifier
+
+
+def _auto_reply(config: Config, conversations: Conversations) -> None:
+    """A patient's message may get the practice's automatic reply (after its mails queue)."""
+    replier = AutoReply(conversations, ZoneInfo(config.timezone))
+    notify = conversations.on_message
+
+    def on_message(conn: sqlite3.Connection, conv_id: str, author: str) -> None:
+        notify(conn, conv_id, author)
+        if author != "patient":
+            return
+        try:
+            replier.after_patient_message(conn, conv_id)
+        except Exception:
+            # The patient's message is stored already; a reply that fails must not undo that.
+            log.exception("auto_reply_failed", extra={"fields": {"event": "auto_reply_failed"}})
+
+    conversations.on_message = on_message
 
 
 def usage(facility: Facility) -> dict:

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from medcell_common.origins import facility_origin
 from medcell_common.rules import check_slug, parse_duration, parse_retention
@@ -73,6 +74,8 @@ class Config:
     # Where deletions drop their tombstones (core/tombstones.py), set by the provisioner to a
     # folder in the socket directory; empty: none are dropped (a facility run by hand).
     tombstone_dir: str = ""
+    # The practice's time zone (MEDCELL_TIMEZONE): its opening hours, the automatic reply.
+    timezone: str = "Europe/Berlin"
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -109,12 +112,17 @@ class Config:
             mail=env.get("MEDCELL_MAIL", "off") == "on",
             public_url=env.get("MEDCELL_PUBLIC_URL", ""),
             tombstone_dir=env.get("MEDCELL_TOMBSTONE_DIR", ""),
+            timezone=env.get("MEDCELL_TIMEZONE", "") or "Europe/Berlin",
         )
         config.check()
         return config
 
     def check(self) -> None:
         """Refuse layouts that would break the promises: keys must live apart from the data."""
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError) as e:
+            raise ConfigError(f"MEDCELL_TIMEZONE {self.timezone!r} is not a time zone") from e
         if self.space_reserve_bytes < MIN_SPACE_RESERVE:
             # Less would not hold the WAL of one deletion step (core/space, SHED_CHUNKS).
             raise ConfigError("MEDCELL_SPACE_RESERVE must be at least 1MiB")

@@ -37,6 +37,8 @@ DELETE_BATCH = 1000
 # WAL, so this bounds the free space a deletion needs on a full volume (measured: a bit more
 # than the chunks' size; the reserve is at least 1 MiB).
 SHED_CHUNKS = 2
+# Files one message may carry (the pages' compose form; the API posts one at a time).
+MAX_FILES = 10
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -163,12 +165,12 @@ class Conversations:
         with store.write(conn):
             self.require_live(conn, conv_id)
             self.admit(conn, conv_id, len(text.encode()) + crypto.OVERHEAD)
-            message = self._insert_message(conn, conv_id, author, text, staff_id)
+            message = self.insert_message(conn, conv_id, author, text, staff_id)
         self.on_change()
         self.on_message(conn, conv_id, author)
         return message
 
-    def _insert_message(
+    def insert_message(
         self,
         conn: sqlite3.Connection,
         conv_id: str,
@@ -176,6 +178,7 @@ class Conversations:
         text: str,
         staff_id: int | None = None,
     ) -> dict:
+        """Store a message; call inside a write transaction, after admit()."""
         msg_id, now = new_id(), self.clock()
         staff_id = staff_id if author == "staff" else None
         key = self.keyring.new_record_key(conn, msg_id, conv_id)
@@ -203,8 +206,10 @@ class Conversations:
     ) -> list[dict]:
         self.require_live(conn, conv_id)
         query = (
-            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped, m.staff_id "
-            "FROM messages m JOIN record_keys k ON k.record_id = m.id "
+            "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped, m.staff_id, "
+            "m.edited_at, m.deleted_at "
+            # A message its writer deleted has no key left (core/edits.py): its mark stays.
+            "FROM messages m LEFT JOIN record_keys k ON k.record_id = m.id "
             "WHERE m.conversation_id = ?"
         )
         params: tuple = (conv_id,)
@@ -228,15 +233,14 @@ class Conversations:
                 }
             )
         result = []
-        for msg_id, author, created_at, body, version, wrapped, staff_id in rows:
-            key = self.keyring.unwrap(msg_id, version, wrapped)
-            bound = bindings.message_body(
-                self.facility, msg_id, conv_id, author, created_at, staff_id
+        for msg_id, author, created_at, body, version, wrapped, staff_id, edited, gone in rows:
+            text = (
+                ""
+                if gone is not None
+                else self._body(
+                    msg_id, conv_id, author, created_at, staff_id, body, version, wrapped
+                )
             )
-            try:
-                text = crypto.unseal(key, body, bound).decode()
-            except CryptoError as e:
-                raise RecordDamaged("a message") from e
             result.append(
                 {
                     "id": msg_id,
@@ -245,9 +249,21 @@ class Conversations:
                     "body": text,
                     "created_at": created_at,
                     "attachments": files.get(msg_id, []),
+                    "edited_at": edited,
+                    "deleted_at": gone,
                 }
             )
         return result
+
+    def _body(self, msg_id, conv_id, author, created_at, staff_id, body, version, wrapped) -> str:
+        if wrapped is None:
+            raise RecordDamaged("a message")
+        key = self.keyring.unwrap(msg_id, version, wrapped)
+        bound = bindings.message_body(self.facility, msg_id, conv_id, author, created_at, staff_id)
+        try:
+            return crypto.unseal(key, body, bound).decode()
+        except CryptoError as e:
+            raise RecordDamaged("a message") from e
 
     # -- attachments ----------------------------------------------------------------------
 
@@ -262,54 +278,90 @@ class Conversations:
         body: object = "",
         staff_id: int | None = None,
     ) -> dict:
-        filename = self._check_filename(filename)
+        """A message with one file (and an optional text); returns the attachment."""
+        (result,) = self.add_attachments(
+            conn, conv_id, author, [(filename, content_type, stream)], body, staff_id
+        )
+        return result
+
+    def add_attachments(
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        author: str,
+        files: list[tuple[str, str | None, io.BufferedIOBase]],
+        body: object = "",
+        staff_id: int | None = None,
+    ) -> list[dict]:
+        """A message with several files (name, declared type, stream) and an optional text."""
+        if not files or len(files) > MAX_FILES:
+            raise BadRequest(f"a message carries 1 to {MAX_FILES} files")
         text = texts.check_text(body or "", self.max_body_chars, "body", allow_empty=True)
-        # The upload is already held in memory (see MemoryRequest); read it a chunk at a time
-        # rather than copy it whole, so one upload costs its size once, not twice.
-        size = stream.seek(0, io.SEEK_END) - stream.seek(0)
-        if size > self.max_attachment_bytes:
-            raise PayloadTooLarge(f"attachments may be at most {self.max_attachment_bytes} bytes")
-        # Stored is the type the bytes show; `content_type` is only what the client declared.
-        content_type = uploads.stored_type(stream.read(uploads.HEAD_BYTES), content_type)
-        stream.seek(0)
-        att_id = new_id()
-        chunks = max(1, -(-size // CHUNK_BYTES))
+        checked = []
+        for filename, content_type, stream in files:
+            filename = self._check_filename(filename)
+            # The upload is already held in memory (see MemoryRequest); read it a chunk at a
+            # time rather than copy it whole, so one upload costs its size once, not twice.
+            size = stream.seek(0, io.SEEK_END) - stream.seek(0)
+            if size > self.max_attachment_bytes:
+                raise PayloadTooLarge(
+                    f"attachments may be at most {self.max_attachment_bytes} bytes"
+                )
+            # Stored is the type the bytes show; `content_type` is only what the client declared.
+            kind = uploads.stored_type(stream.read(uploads.HEAD_BYTES), content_type)
+            stream.seek(0)
+            checked.append((filename, kind, stream, size, max(1, -(-size // CHUNK_BYTES))))
+        total = sum(size for *_, size, _ in checked)
         with store.write(conn):
             self.require_live(conn, conv_id)
             if author == "patient":
-                throttle.count_upload(conn, conv_id, size, self.clock())
-            self.admit(conn, conv_id, size + len(text.encode()) + chunks * crypto.OVERHEAD)
-            message = self._insert_message(conn, conv_id, author, text, staff_id)
-            key = self.keyring.new_record_key(conn, att_id, conv_id)
-            meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
-            conn.execute(
-                "INSERT INTO attachments (id, conversation_id, message_id, size, chunks, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    att_id,
-                    conv_id,
-                    message["id"],
-                    size,
-                    chunks,
-                    crypto.seal(
-                        key,
-                        meta,
-                        bindings.attachment_meta(
-                            self.facility, att_id, conv_id, message["id"], size, chunks
-                        ),
-                    ),
-                ),
-            )
-            for seq in range(chunks):
-                piece = stream.read(CHUNK_BYTES)
-                conn.execute(
-                    "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
-                    (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
-                )
+                throttle.count_upload(conn, conv_id, total, self.clock())
+            overhead = sum(chunks for *_, chunks in checked) * crypto.OVERHEAD
+            self.admit(conn, conv_id, total + len(text.encode()) + overhead)
+            message = self.insert_message(conn, conv_id, author, text, staff_id)
+            results = [self._store_file(conn, conv_id, message["id"], *file) for file in checked]
         store.settle(conn)
         self.on_change()
         self.on_message(conn, conv_id, author)
-        return {"id": att_id, "filename": filename, "size": size, "message_id": message["id"]}
+        return results
+
+    def _store_file(
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        msg_id: str,
+        filename: str,
+        content_type: str,
+        stream: io.BufferedIOBase,
+        size: int,
+        chunks: int,
+    ) -> dict:
+        att_id = new_id()
+        key = self.keyring.new_record_key(conn, att_id, conv_id)
+        meta = json.dumps({"filename": filename, "content_type": content_type}).encode()
+        conn.execute(
+            "INSERT INTO attachments (id, conversation_id, message_id, size, chunks, meta) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                att_id,
+                conv_id,
+                msg_id,
+                size,
+                chunks,
+                crypto.seal(
+                    key,
+                    meta,
+                    bindings.attachment_meta(self.facility, att_id, conv_id, msg_id, size, chunks),
+                ),
+            ),
+        )
+        for seq in range(chunks):
+            piece = stream.read(CHUNK_BYTES)
+            conn.execute(
+                "INSERT INTO attachment_chunks (attachment_id, seq, data) VALUES (?, ?, ?)",
+                (att_id, seq, crypto.seal(key, piece, self._chunk_aad(att_id, seq, chunks))),
+            )
+        return {"id": att_id, "filename": filename, "size": size, "message_id": msg_id}
 
     def attachment(self, conn: sqlite3.Connection, att_id: str) -> tuple[str, dict, int]:
         """The conversation id, metadata and size of an attachment; NotFound if gone."""
@@ -359,7 +411,7 @@ class Conversations:
         return self.make_room(lambda: self._delete(conn, conv_id, reason))
 
     def _delete(self, conn: sqlite3.Connection, conv_id: str, reason: str) -> dict | None:
-        _shed_chunks(
+        shed_chunks(
             conn,
             "attachment_id IN (SELECT id FROM attachments WHERE conversation_id = ?)",
             (conv_id,),
@@ -382,7 +434,7 @@ class Conversations:
 
     def _delete_expired(self, conn: sqlite3.Connection, batch: int) -> int:
         cutoff = self.clock() - self.retention(conn) * 1_000_000
-        _shed_chunks(
+        shed_chunks(
             conn,
             "attachment_id IN (SELECT a.id FROM attachments a JOIN conversations c "
             "ON c.id = a.conversation_id WHERE c.last_activity <= ?)",
@@ -428,7 +480,7 @@ class Conversations:
         return self.make_room(lambda: self._delete_all(conn))
 
     def _delete_all(self, conn: sqlite3.Connection) -> dict:
-        _shed_chunks(conn, "1", (), self.shed_chunks)
+        shed_chunks(conn, "1", (), self.shed_chunks)
         with store.write(conn):
             ids = [r[0] for r in conn.execute("SELECT id FROM conversations")]
             counts = self.receipts.counts(conn, ids)
@@ -484,7 +536,7 @@ def _delete_message_slice(conn: sqlite3.Connection, conv_ids: list[str], limit: 
     return len(ids)
 
 
-def _shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) -> None:
+def shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) -> None:
     """Delete the attachment chunks matching `where`, `step` per transaction, each followed by a
     checkpoint, so the WAL (and the free space it needs) stays small however large they are.
 

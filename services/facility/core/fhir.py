@@ -80,7 +80,8 @@ def _communication(
     resource = {
         "resourceType": "Communication",
         "identifier": [{"value": message["id"]}],
-        "status": "completed",
+        # Deleted by its writer: FHIR's word for a record that should not have been made.
+        "status": "entered-in-error" if message.get("deleted_at") else "completed",
         "sent": instant(message["created_at"]),
         "sender": {"display": sender},
         "recipient": [{"display": recipient}],

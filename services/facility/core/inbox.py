@@ -59,7 +59,8 @@ def last_messages(
         "SELECT m.id, m.conversation_id, m.author, m.staff_id, m.created_at, m.body, "
         "k.kek_version, k.wrapped FROM messages m JOIN record_keys k ON k.record_id = m.id "
         "WHERE m.rowid IN (SELECT max(rowid) FROM messages "
-        f"WHERE conversation_id IN ({marks}) GROUP BY conversation_id)",
+        # A message its writer deleted is no preview: the one before it is.
+        f"WHERE conversation_id IN ({marks}) AND deleted_at IS NULL GROUP BY conversation_id)",
         conv_ids,
     ).fetchall()
     result = {}

@@ -339,6 +339,16 @@ def _rebind(
         last = rows[-1][0]
 
 
+# Corrections and deletions by a message's writer (core/edits.py): when, plain, for the mark the
+# pages show; the old text and its key are gone. And when a conversation last had the automatic
+# reply outside opening hours (core/autoreply.py), so it gets one per closed period.
+V14 = """
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+ALTER TABLE conversations ADD COLUMN auto_reply_at INTEGER;
+"""
+
+
 MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     V1,
     V2,
@@ -351,7 +361,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     v9_bind_columns,
     V10,
     V11,
-    V13,  # numbered for the merge: v12 and v14 are other branches' steps
+    V13,  # staff sign-in steps (sign-in branch)
+    V14,  # message corrections, the automatic reply
 ]
 
 

@@ -34,7 +34,12 @@ _TOKEN = re.compile(
 
 def opening_starts(hours: str) -> list[int]:
     """The starts of the opening periods, as minutes after Monday 00:00, sorted; [] if none."""
-    starts: set[int] = set()
+    return sorted({start for start, _ in opening_periods(hours)})[:MAX_STARTS]
+
+
+def opening_periods(hours: str) -> list[tuple[int, int]]:
+    """The opening periods as (start, end) minutes after Monday 00:00, sorted; [] if none."""
+    periods: set[tuple[int, int]] = set()
     days: list[int] = []
     after_times = True  # a day named after a time range begins a new group of days
     for token in _TOKEN.finditer(hours[:300].lower()):
@@ -44,7 +49,7 @@ def opening_starts(hours: str) -> list[int]:
             if start is None or end is None or end <= start:
                 continue
             for day in days or range(5):
-                starts.add(day * 24 * 60 + start)
+                periods.add((day * 24 * 60 + start, day * 24 * 60 + end))
             after_times = True
             continue
         named = _named_days(token)
@@ -52,7 +57,18 @@ def opening_starts(hours: str) -> list[int]:
             continue
         days = named if after_times else days + named
         after_times = False
-    return sorted(starts)[:MAX_STARTS]
+    return sorted(periods)
+
+
+def closed_for(hours: str, minute: int) -> int | None:
+    """How many minutes the practice has been closed at `minute` of the week (after Monday
+    00:00); None while open, or when the hours name no time (then nobody knows)."""
+    periods = opening_periods(hours)
+    if not periods:
+        return None
+    if any(start <= minute < end for start, end in periods):
+        return None
+    return min((minute - end) % MINUTES_PER_WEEK for _, end in periods)
 
 
 def _named_days(token: re.Match) -> list[int] | None:

@@ -12,8 +12,9 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 CONTENT_TYPE = "application/pdf"
@@ -30,8 +31,8 @@ MAX_EMBEDDED_BYTES = 24 * 1024 * 1024
 
 LABELS = {
     "de": {
-        "heading": "Gesprächsverlauf",
-        "facility": "Einrichtung",
+        "heading": "Verlauf der Unterhaltung",
+        "facility": "Praxis",
         "title": "Titel",
         "patient": "Patient/in",
         "birth_date": "Geburtsdatum",
@@ -45,7 +46,9 @@ LABELS = {
         "none": "Keine Nachrichten.",
         "page": "Seite {n} von {total}",
         "note": "Aus medcell exportiert; die Unterhaltung selbst wird nach Ablauf gelöscht.",
-        "date": "%d.%m.%Y, %H:%M UTC",
+        "date": "%d.%m.%Y, %H:%M Uhr",
+        "corrected": "korrigiert",
+        "deleted": "Vom Absender gelöscht",
         "notes": "Interne Notizen des Praxisteams (für die Patientin/den Patienten nicht sichtbar)",
     },
     "en": {
@@ -64,7 +67,9 @@ LABELS = {
         "none": "No messages.",
         "page": "Page {n} of {total}",
         "note": "Exported from medcell; the conversation itself is deleted when it expires.",
-        "date": "%d %b %Y, %H:%M UTC",
+        "date": "%d %b %Y, %H:%M",
+        "corrected": "corrected",
+        "deleted": "Deleted by its sender",
         "notes": "The practice team's internal notes (not visible to the patient)",
     },
 }
@@ -92,7 +97,7 @@ def _build(export: dict, chunks: Callable[[str], Iterable[bytes]], lang: str) ->
     pdf.set_title(labels["heading"])
     pdf.set_creator("medcell")
     pdf.alias_nb_pages("{total}")
-    writer = _Writer(pdf, labels)
+    writer = _Writer(pdf, labels, ZoneInfo(export.get("timezone") or "UTC"))
     pdf.footer = writer.footer
     pdf.add_page()
     writer.header(export)
@@ -110,8 +115,8 @@ def _build(export: dict, chunks: Callable[[str], Iterable[bytes]], lang: str) ->
 class _Writer:
     """Lays out the header, the messages and the footer on one FPDF document."""
 
-    def __init__(self, pdf, labels: dict):
-        self.pdf, self.labels = pdf, labels
+    def __init__(self, pdf, labels: dict, zone: ZoneInfo):
+        self.pdf, self.labels, self.zone = pdf, labels, zone
         self.font = _add_fonts(pdf)
         self.glyphs = self._glyphs()
 
@@ -151,9 +156,14 @@ class _Writer:
         else:
             author = labels["staff"]
         self.style("B", 10)
-        self.line(f"{author} · {self.when(message['created_at'])}")
+        heading = f"{author} · {self.when(message['created_at'])}"
+        if message.get("edited_at"):
+            heading += f" · {labels['corrected']} {self.when(message['edited_at'])}"
+        self.line(heading)
         self.style("", 10)
-        if message["body"]:
+        if message.get("deleted_at"):
+            self.line(f"{labels['deleted']} · {self.when(message['deleted_at'])}", height=5.5)
+        elif message["body"]:
             self.line(message["body"], height=5.5)
         for att in message["attachments"]:
             picture = None
@@ -260,7 +270,7 @@ class _Writer:
         self.pdf.set_font(self.font, style, size)
 
     def when(self, us: int) -> str:
-        return datetime.fromtimestamp(us / 1e6, UTC).strftime(self.labels["date"])
+        return datetime.fromtimestamp(us / 1e6, self.zone).strftime(self.labels["date"])
 
     def text(self, value: str) -> str:
         """The text with every character the font cannot show replaced by '?'."""

@@ -70,6 +70,8 @@ class Records:
 
     conversations: Conversations
     facility_name: str
+    # The practice's time zone: the PDF's times are in it (MEDCELL_TIMEZONE).
+    timezone: str = "UTC"
 
     @property
     def access_log(self) -> AccessLog:
@@ -162,6 +164,7 @@ class Records:
         return {
             "facility": c.facility,
             "facility_name": self.facility_name,
+            "timezone": self.timezone,
             "title": summary["title"],
             "reference": summary["reference"],
             "messages": messages,

@@ -10,7 +10,8 @@ from services.facility.http.context import conn, ctx
 
 
 def records() -> Records:
-    return Records(ctx().conversations, ctx().config.facility_name)
+    config = ctx().config
+    return Records(ctx().conversations, config.facility_name, config.timezone)
 
 
 def export_response(

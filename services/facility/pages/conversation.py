@@ -6,11 +6,13 @@ the page); the page's script only adds a character counter and polling for new m
 
 from flask import Response, g, request
 
-from services.facility.core import accounts, reading
+from services.facility.core import accounts, edits, reading
+from services.facility.core.conversations import MAX_FILES
 from services.facility.core.errors import (
     BadRequest,
     ConversationFull,
     InsufficientStorage,
+    NotFound,
     PayloadTooLarge,
     TooLong,
     TooManyRequests,
@@ -41,6 +43,8 @@ def render(
     reader = reading.PATIENT if side == "patient" else g.staff.staff_id
     reading.mark_read(c, conv_id, reader, [m["id"] for m in messages])
     reading.annotate(c, conv_id, messages)
+    me = g.staff.staff_id if side == "staff" else None
+    _mark_editable(messages, side, me, conversations.clock())
     other = web.t("msg.facility", name=config.facility_name) if side == "patient" else None
     # The title is the staff's note (it may name the patient); the patient sees the facility.
     if side == "staff":
@@ -65,7 +69,8 @@ def render(
         other_label=other or web.t("msg.patient"),
         # Staff messages by the colleague's display name; "you" only for the reader's own.
         names=accounts.display_names(c),
-        me=g.staff.staff_id if side == "staff" else None,
+        me=me,
+        edit_minutes=edits.EDIT_WINDOW_SECONDS // 60,
         team_label=other or web.t("msg.team"),
         named_label=web.t(
             "msg.staff_named" if side == "patient" else "msg.colleague",
@@ -77,10 +82,64 @@ def render(
     )
 
 
+def _mark_editable(messages: list[dict], side: str, me: int | None, now: int) -> None:
+    """Each message's `edit_until`: until when the reader may still change it (None: not)."""
+    for m in messages:
+        own = m["author"] == side and (side == "patient" or m["staff_id"] == me)
+        until = edits.editable_until(m["created_at"])
+        live = own and m["deleted_at"] is None and now <= until
+        m["edit_until"] = until if live else None
+
+
+def edit_page(
+    conv_id: str, msg_id: str, side: str, urls: dict, edit_error: dict | None = None
+) -> Response:
+    """The page to correct or delete one's own message (404 once it may not be changed)."""
+    conversations, c = ctx().conversations, conn()
+    me = g.staff.staff_id if side == "staff" else None
+    messages = conversations.messages(c, conv_id)
+    _mark_editable(messages, side, me, conversations.clock())
+    message = next((m for m in messages if m["id"] == msg_id and m["edit_until"]), None)
+    if message is None:
+        raise NotFound("no message of yours to change here")
+    return web.page(
+        "message_edit.html",
+        edit_error["status"] if edit_error else 200,
+        m=message,
+        edit_base=urls["edit_base"],
+        back=f"{urls['self']}#m-{msg_id}",
+        max_body=ctx().config.max_body_chars,
+        edit_error=edit_error,
+    )
+
+
+def change(conv_id: str, msg_id: str, author: str, action: str) -> dict | None:
+    """Post a message's correct or delete form: None, or the error to show at the message."""
+    conversations, c = ctx().conversations, conn()
+    body = request.form.get("body", "")
+    try:
+        if action == "correct":
+            edits.correct(conversations, c, conv_id, msg_id, author, _writer(author), body)
+        else:
+            edits.delete(conversations, c, conv_id, msg_id, author, _writer(author))
+    except edits.EditWindowClosed as e:
+        text, status = web.t("edit.closed", n=edits.EDIT_WINDOW_SECONDS // 60), e.status
+    except edits.MessageDeleted as e:
+        text, status = web.t("edit.gone"), e.status
+    except (ConversationFull, InsufficientStorage) as e:
+        text, status = storage_error(e), e.status
+    except TooLong:
+        text, status = web.t("reply.too_long", n=ctx().config.max_body_chars), 400
+    except BadRequest:
+        text, status = web.t("reply.empty"), 400
+    else:
+        return None
+    return {"id": msg_id, "text": text, "value": body, "status": status}
+
+
 def compose(conv_id: str, author: str) -> tuple[str | None, int, str]:
     """Post the compose form: a file (with the text as its note) or text alone."""
-    upload = request.files.get("file")
-    if upload is not None and upload.filename:
+    if any(upload.filename for upload in request.files.getlist("file")):
         return add_attachment(conv_id, author)
     if not request.form.get("body", "").strip():
         return web.t("compose.empty"), 400, ""
@@ -102,18 +161,19 @@ def add_message(conv_id: str, author: str) -> tuple[str | None, int, str]:
 
 
 def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
-    """Post the compose form's file: photos and PDFs only, recognised by their content (core's
-    rule, as for the API; what the browser guessed from the file name is not asked)."""
+    """Post the compose form's files (the chooser's and the camera's, several at once): photos
+    and PDFs only, recognised by their content (core's rule, as for the API; what the browser
+    guessed from the file name is not asked)."""
     config = ctx().config
-    upload = request.files["file"]
+    uploads = [u for u in request.files.getlist("file") if u.filename]
+    if len(uploads) > MAX_FILES:
+        return web.t("attach.too_many", n=MAX_FILES), 400, ""
     try:
-        result = ctx().conversations.add_attachment(
+        (first, *_) = ctx().conversations.add_attachments(
             conn(),
             conv_id,
             author,
-            upload.filename,
-            None,
-            upload.stream,
+            [(upload.filename, None, upload.stream) for upload in uploads],
             request.form.get("body", ""),
             _writer(author),
         )
@@ -128,7 +188,7 @@ def add_attachment(conv_id: str, author: str) -> tuple[str | None, int, str]:
         return web.t("reply.too_long", n=config.max_body_chars), 400, ""
     except BadRequest:
         return web.t("attach.bad_name"), 400, ""
-    return None, 201, result["message_id"]
+    return None, 201, first["message_id"]
 
 
 def _writer(author: str) -> int | None:

@@ -5,12 +5,13 @@ Accept-Language, else German. Texts use str.format fields; a key with a ".one" v
 for n == 1.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from services.facility.pages import signin_texts
+from services.facility.pages import signin_texts, texts_messages
 
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
@@ -214,7 +215,7 @@ DE = {
     "admin.bad_retention": "Die Frist ist ungültig (höchstens 7 Tage).",
     "admin.retention_saved": "Die Frist wurde gespeichert.",
     "wipe.title": "Alle Patientendaten löschen",
-    "wipe.intro": "Löscht alle Unterhaltungen dieser Einrichtung mit allen Nachrichten und "
+    "wipe.intro": "Löscht alle Unterhaltungen dieser Praxis mit allen Nachrichten und "
     "Dateien, sofort und vollständig. Team-Konten bleiben bestehen.",
     "wipe.button": "Alle Patientendaten löschen …",
     "wipe.lost": "Verloren gehen: {conversations} Unterhaltungen, {messages} Nachrichten und "
@@ -242,7 +243,7 @@ DE = {
     "error.too_large": "Das ist zu groß: Dateien dürfen höchstens {size} haben.",
     "error.throttled": "Zu viele Fehlversuche. Bitte warten Sie einige Minuten.",
     "error.bad_request": "Die Anfrage war ungültig.",
-    "error.keys": "Die Schlüssel der Einrichtung fehlen: Es kann nichts gespeichert oder gelesen "
+    "error.keys": "Die Schlüssel der Praxis fehlen: Es kann nichts gespeichert oder gelesen "
     "werden. Bitte verständigen Sie die Verwaltung.",
     "error.damaged": "Ein Eintrag dieser Unterhaltung wurde außerhalb von medcell in der Datenbank "
     "verändert und wird deshalb nicht angezeigt. Bitte verständigen Sie die Verwaltung.",
@@ -254,7 +255,7 @@ DE = {
         "funktionieren weiter; bitte versuchen Sie es später noch einmal."
     ),
     "quota.conversation_full": (
-        "Dieses Gespräch hat seinen Speicherplatz ausgeschöpft. Es wurde nichts gespeichert."
+        "Diese Unterhaltung hat ihren Speicherplatz ausgeschöpft. Es wurde nichts gespeichert."
     ),
     "quota.uploads_throttled": (
         "Über diesen Link wurden gerade viele Dateien gesendet. Bitte warten Sie etwas und "
@@ -267,18 +268,18 @@ DE = {
     ),
     "usage.full": (
         "Der Speicher ist voll: Neue Nachrichten und Dateien werden abgelehnt, "
-        "bis Gespräche gelöscht werden."
+        "bis Unterhaltungen gelöscht werden."
     ),
-    "usage.conversation_quota": "Jedes Gespräch darf höchstens {quota} belegen.",
-    "usage.largest": "Größte Gespräche (ohne Inhalt, nur Zahlen)",
+    "usage.conversation_quota": "Jede Unterhaltung darf höchstens {quota} belegen.",
+    "usage.largest": "Größte Unterhaltungen (ohne Inhalt, nur Zahlen)",
     "usage.row": "{size} · Nachrichten: {messages} · Dateien: {files}",
-    "usage.none": "Noch keine Gespräche.",
+    "usage.none": "Noch keine Unterhaltungen.",
     "usage.operator": "Die Grenze legt der Betreiber fest.",
     # -- backups (issue 11)
     # -- errors and faults (issue 11)
     # -- receipts (issue 12)
     "receipt.title": "Löschbeleg",
-    "receipt.intro": "Die Einrichtung hat die Löschung digital unterschrieben. Der Beleg nennt "
+    "receipt.intro": "Die Praxis hat die Löschung digital unterschrieben. Der Beleg nennt "
     "keinen Inhalt, keinen Titel und keine Person, nur dass und wie vollständig gelöscht wurde.",
     "receipt.id": "Beleg-Nummer",
     "receipt.deleted_at": "Gelöscht am",
@@ -286,7 +287,7 @@ DE = {
     "receipt.reason.patient": "von der Patientin oder dem Patienten gelöscht",
     "receipt.reason.staff": "vom Team gelöscht",
     "receipt.reason.expiry": "Frist abgelaufen",
-    "receipt.reason.facility_wipe": "alle Patientendaten der Einrichtung gelöscht",
+    "receipt.reason.facility_wipe": "alle Patientendaten der Praxis gelöscht",
     "receipt.counts": "Gelöscht",
     "receipt.counts_text": "{messages} und {attachments}, samt {keys} zum Entschlüsseln",
     "receipt.n_messages": "{n} Nachrichten",
@@ -300,7 +301,7 @@ DE = {
     "receipt.verified_no": "Nein: Die Löschung ist ausgeführt, ließ sich aber nicht "
     "vollständig nachprüfen.",
     "receipt.download": "Beleg herunterladen (JSON)",
-    "receipt.check": "Mit dem öffentlichen Schlüssel der Einrichtung kann jede und jeder die "
+    "receipt.check": "Mit dem öffentlichen Schlüssel der Praxis kann jede und jeder die "
     "Unterschrift prüfen:",
     "receipt.key": "Schlüssel für Belege",
     "receipts.title": "Löschbelege",
@@ -369,7 +370,7 @@ DE = {
     "notify.staff_off": "Benachrichtigungen ausschalten",
     "notify.on_saved": "Gespeichert: Sie erhalten Benachrichtigungen an diese Adresse.",
     "notify.off_saved": "Benachrichtigungen sind ausgeschaltet.",
-    "notify.admin_on": "E-Mail ist für diese Einrichtung eingerichtet. Jedes Teammitglied "
+    "notify.admin_on": "E-Mail ist für diese Praxis eingerichtet. Jedes Teammitglied "
     "schaltet Benachrichtigungen für sich selbst ein.",
     "notify.admin_accounts": "Benachrichtigt werden:",
     "notify.admin_none": "Noch niemand hat Benachrichtigungen eingeschaltet.",
@@ -870,6 +871,9 @@ EN = {
 # The staff sign-in pages' texts are kept in their own module.
 DE.update(signin_texts.DE)
 EN.update(signin_texts.EN)
+# Texts that features keep in modules of their own (this file is long enough).
+DE.update(texts_messages.DE)
+EN.update(texts_messages.EN)
 TEXTS = {"de": DE, "en": EN}
 
 
@@ -889,12 +893,12 @@ def text(lang: str, key: str, **values) -> str:
     return table[key].format(**values) if values else table[key]
 
 
-def format_time(us: int, lang: str) -> str:
-    """A UTC time for pages without JavaScript (the script shows it in local time)."""
-    moment = datetime.fromtimestamp(us / 1e6, UTC)
+def format_time(us: int, lang: str, zone: str = "UTC") -> str:
+    """A time in the practice's time zone (the pages' script shows the same zone)."""
+    moment = datetime.fromtimestamp(us / 1e6, ZoneInfo(zone))
     if lang == "de":
-        return moment.strftime("%d.%m.%Y, %H:%M UTC")
-    return moment.strftime("%d %b %Y, %H:%M UTC")
+        return moment.strftime("%d.%m.%Y, %H:%M Uhr")
+    return moment.strftime("%d %b %Y, %H:%M")
 
 
 def format_size(size: int, lang: str) -> str:

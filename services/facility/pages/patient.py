@@ -150,6 +150,27 @@ def message():
     return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
 
 
+@bp.get("/patient/m/<msg_id>")
+@patient_page
+def edit_message(msg_id: str):
+    return web_conversation.edit_page(g.conversation_id, msg_id, "patient", patient_urls())
+
+
+@bp.post("/patient/m/<msg_id>/<any(correct, delete):action>")
+@patient_page
+def change_message(msg_id: str, action: str):
+    failed = web_conversation.change(g.conversation_id, msg_id, "patient", action)
+    if failed and failed["status"] != 409:  # the text or no room: again, on the form
+        return web_conversation.edit_page(
+            g.conversation_id, msg_id, "patient", patient_urls(), failed
+        )
+    if failed:
+        return web_conversation.render(
+            g.conversation_id, "patient", patient_urls(), status=failed["status"], edit_error=failed
+        )
+    return redirect(f"{url_for('patient.conversation')}#m-{msg_id}", 303)
+
+
 @bp.get("/patient/files/<att_id>")
 @patient_page
 def file(att_id: str):

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from flask import g
 
+from services.facility.http.context import ctx
 from services.facility.pages import i18n
 
 
@@ -14,7 +15,7 @@ def shown(receipt: dict | None) -> dict | None:
         return None
     moment = datetime.strptime(receipt["deleted_at"], "%Y-%m-%dT%H:%M:%S%z")
     lang = g.get("lang", i18n.DEFAULT)
-    when = i18n.format_time(int(moment.timestamp()) * 1_000_000, lang)
+    when = i18n.format_time(int(moment.timestamp()) * 1_000_000, lang, ctx().config.timezone)
     return {**receipt, "when": when, "what": what(receipt["counts"], lang)}
 
 

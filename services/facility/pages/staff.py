@@ -32,7 +32,7 @@ from services.facility.pages import receipts as web_receipts
 from services.facility.pages.guards import staff_page
 from services.facility.pages.record_views import form_reference, home_values
 from services.facility.pages.steps import next_page, pending
-from services.facility.pages.views import link_page, render_conversation
+from services.facility.pages.views import conversation_urls, link_page, render_conversation
 
 bp = Blueprint("staff", __name__)
 
@@ -164,6 +164,25 @@ def message(conv_id: str):
             status=status,
             body_value=request.form.get("body", ""),
         )
+    return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
+
+
+@bp.get("/staff/c/<conv_id>/m/<msg_id>")
+@staff_page()
+def edit_message(conv_id: str, msg_id: str):
+    return web_conversation.edit_page(conv_id, msg_id, "staff", conversation_urls(conv_id))
+
+
+@bp.post("/staff/c/<conv_id>/m/<msg_id>/<any(correct, delete):action>")
+@staff_page()
+def change_message(conv_id: str, msg_id: str, action: str):
+    failed = web_conversation.change(conv_id, msg_id, "staff", action)
+    if failed and failed["status"] != 409:  # the text or no room: again, on the form
+        return web_conversation.edit_page(
+            conv_id, msg_id, "staff", conversation_urls(conv_id), failed
+        )
+    if failed:  # too late, or gone: said at the message
+        return render_conversation(conv_id, status=failed["status"], edit_error=failed)
     return redirect(f"{url_for('staff.conversation', conv_id=conv_id)}#m-{msg_id}", 303)
 
 

@@ -3,12 +3,21 @@
 The blueprints import these, never one another.
 """
 
-from flask import g, url_for
+from flask import g, request, url_for
 from markupsafe import Markup
 
 from medcell_common.rules import format_duration
 from services.facility.core import accounts as auth
-from services.facility.core import contact, patients, quick_replies, settings, signin, usage
+from services.facility.core import (
+    autoreply,
+    contact,
+    opening,
+    patients,
+    quick_replies,
+    settings,
+    signin,
+    usage,
+)
 from services.facility.core.notes import MAX_NOTE_CHARS, Notes
 from services.facility.http.context import conn, ctx, patient_url
 from services.facility.pages import common as web
@@ -18,7 +27,7 @@ from services.facility.pages import receipts as web_receipts
 RETENTION_CHOICES = ("1h", "12h", "1d", "2d", "3d", "5d", "7d")
 
 
-def render_admin(error: str | None = None, status: int = 200, notice: str | None = None):
+def render_admin(error: str | None = None, status: int = 200, notice: str | None = None, **extra):
     config = ctx().config
     current = settings.retention_seconds(conn(), config.retention)
     choices = list(RETENTION_CHOICES)
@@ -39,7 +48,20 @@ def render_admin(error: str | None = None, status: int = 200, notice: str | None
         contact=contact.get(conn()),
         max_body=config.max_body_chars,
         second_factor_required=signin.required(conn()),
+        **auto_reply_values(),
+        **extra,
     )
+
+
+def auto_reply_values() -> dict:
+    """The admin page's automatic reply: the setting, and whether the hours name times."""
+    hours = contact.get(conn())["hours"]
+    return {
+        "auto_reply": autoreply.get(conn()),
+        "auto_reply_max": autoreply.MAX_CHARS,
+        "hours_known": bool(opening.opening_periods(hours)),
+        "auto_reply_saved": request.args.get("auto") == "saved",
+    }
 
 
 def conversation_urls(conv_id: str) -> dict:
@@ -54,6 +76,7 @@ def conversation_urls(conv_id: str) -> dict:
         "reference": url_for("records.reference", conv_id=conv_id),
         "assign": url_for("staff.assign", conv_id=conv_id),
         "notes": url_for("staff.note", conv_id=conv_id),
+        "edit_base": f"{url_for('staff.conversation', conv_id=conv_id)}/m/",
     }
 
 
@@ -117,4 +140,5 @@ def patient_urls() -> dict:
         "poll": f"/api/v1/conversations/{g.conversation_id}/messages",
         "leave": url_for("patient.leave"),
         "self": url_for("patient.conversation"),
+        "edit_base": url_for("patient.conversation") + "m/",
     }

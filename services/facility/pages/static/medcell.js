@@ -4,7 +4,16 @@
 (function () {
   function localTimes(root) {
     var lang = document.documentElement.lang || "de";
-    var format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
+    // In the practice's time zone, as the page without script shows it.
+    var options = { dateStyle: "medium", timeStyle: "short" };
+    var zone = document.body.getAttribute("data-tz");
+    var format;
+    try {
+      format = new Intl.DateTimeFormat(lang, zone ? Object.assign({ timeZone: zone }, options)
+        : options);
+    } catch (e) {
+      format = new Intl.DateTimeFormat(lang, options);
+    }
     root.querySelectorAll("time[datetime]").forEach(function (el) {
       var moment = new Date(el.getAttribute("datetime"));
       if (!isNaN(moment)) {
@@ -36,40 +45,228 @@
     });
   }
 
+  // Each chosen file checked at once (type, size): the message is next to the chooser.
   function setupFileChecks() {
     document.querySelectorAll("input[type=file][data-max-bytes]").forEach(function (input) {
       var error = document.getElementById(input.getAttribute("data-error"));
       var max = parseInt(input.getAttribute("data-max-bytes"), 10);
       var allowed = /^(image\/(jpeg|png|gif|webp|heic|heif)|application\/pdf)$/;
       input.addEventListener("change", function () {
-        var file = input.files[0];
         var message = "";
-        if (file && file.size > max) {
-          message = input.getAttribute("data-msg-size");
-        } else if (file && file.type && !allowed.test(file.type)) {
-          message = input.getAttribute("data-msg-type");
-        }
+        Array.prototype.forEach.call(input.files, function (file) {
+          // Photos the browser can scale (setupUpload) may be larger: they shrink before upload.
+          if (file.size > max && !scalable(file)) {
+            message = input.getAttribute("data-msg-size");
+          } else if (file.type && !allowed.test(file.type)) {
+            message = input.getAttribute("data-msg-type");
+          }
+        });
         input.setCustomValidity(message);
+        input.toggleAttribute("aria-invalid", !!message);
         error.textContent = message;
         error.hidden = !message;
       });
     });
   }
 
+  // Photos are scaled down in the browser before upload: at most MAX_EDGE pixels on the long
+  // edge, as JPEG. Other files (PDF, GIF, HEIC the browser cannot draw) go as they are.
+  var MAX_EDGE = 2048;
+  function scalable(file) {
+    return !!window.createImageBitmap && /^image\/(jpeg|png|webp)$/.test(file.type);
+  }
+
+  function scaled(file) {
+    if (!scalable(file)) { return Promise.resolve(file); }
+    return createImageBitmap(file, { imageOrientation: "from-image" }).then(function (bitmap) {
+      var ratio = Math.min(1, MAX_EDGE / Math.max(bitmap.width, bitmap.height));
+      if (ratio === 1 && file.size < 1024 * 1024) { return file; }
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bitmap.width * ratio);
+      canvas.height = Math.round(bitmap.height * ratio);
+      canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      return new Promise(function (resolve) {
+        canvas.toBlob(function (blob) {
+          var name = file.name.replace(/\.[^.]*$/, "") + ".jpg";
+          resolve(blob ? new File([blob], name, { type: "image/jpeg" }) : file);
+        }, "image/jpeg", 0.85);
+      });
+    }, function () { return file; });
+  }
+
+  function sizeText(n) {
+    return n < 1024 * 1024 ? Math.max(1, Math.round(n / 1024)) + " KB"
+      : (n / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  // Several files with progress: the form's files (scaled) go by XMLHttpRequest, which reports
+  // progress; Send stays disabled meanwhile. The answer is the same as without the script.
+  function setupUpload() {
+    var form = document.getElementById("compose");
+    if (!form || !window.FormData || !window.XMLHttpRequest) { return; }
+    var inputs = form.querySelectorAll("input[type=file]");
+    var chosenList = document.getElementById("chosen");
+    var progress = document.getElementById("upload-progress");
+    var button = form.querySelector("button[type=submit]");
+    var error = document.getElementById("compose-error");
+    var field = document.getElementById("body");
+    var title = document.title;
+
+    function chosen() {
+      var all = [];
+      inputs.forEach(function (input) {
+        Array.prototype.forEach.call(input.files, function (f) { all.push(f); });
+      });
+      return all;
+    }
+
+    // What will be sent, before sending: each file by name and size, PDFs named as such.
+    function showChosen() {
+      chosenList.textContent = "";
+      chosen().forEach(function (f) {
+        var li = document.createElement("li");
+        li.textContent = f.name + " (" + (f.type === "application/pdf" ? "PDF, " : "")
+          + sizeText(f.size) + ")";
+        chosenList.append(li);
+      });
+      chosenList.hidden = !chosenList.children.length;
+    }
+    inputs.forEach(function (input) { input.addEventListener("change", showChosen); });
+
+    function failed(text) {
+      button.disabled = false;
+      progress.hidden = true;
+      error.textContent = text;
+      error.hidden = false;
+      document.title = (form.getAttribute("data-error-prefix") || "") + title;
+      error.setAttribute("tabindex", "-1");
+      error.focus();
+    }
+
+    form.addEventListener("submit", function (event) {
+      var files = chosen();
+      if (!files.length || event.defaultPrevented) { return; }  // text alone: a plain post
+      event.preventDefault();
+      button.disabled = true;
+      progress.value = 0;
+      progress.hidden = false;
+      Promise.all(files.map(scaled)).then(function (ready) {
+        var data = new FormData();
+        data.append("csrf", form.querySelector("input[name=csrf]").value);
+        data.append("body", field.value);
+        ready.forEach(function (f) { data.append("file", f, f.name); });
+        var xhr = new XMLHttpRequest();
+        xhr.open("POST", form.action);
+        xhr.upload.addEventListener("progress", function (e) {
+          if (e.lengthComputable) { progress.value = Math.round(100 * e.loaded / e.total); }
+        });
+        xhr.addEventListener("load", function () {
+          var landed = new URL(xhr.responseURL || form.action, location.href);
+          if (xhr.status === 200 && landed.pathname === location.pathname) {
+            // Posted: the page again, at the new message, without the draft.
+            try {
+              sessionStorage.removeItem("medcell-draft:" + location.pathname);
+              sessionStorage.removeItem("medcell-sending:" + location.pathname);
+            } catch (e) { /* storage off */ }
+            history.replaceState(null, "", location.pathname + "#newest");
+            location.reload();
+            return;
+          }
+          if (xhr.status === 200) { location.href = landed.href; return; }  // e.g. to log in
+          var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+          var said = page.getElementById("compose-error") || page.querySelector("[role=alert]");
+          failed(said && said.textContent.trim() ? said.textContent.trim()
+            : inputs[0].getAttribute("data-msg-size"));
+        });
+        xhr.addEventListener("error", function () {
+          failed(form.getAttribute("data-offline") || "");
+        });
+        xhr.send(data);
+      });
+    });
+  }
+
   // The compose form's counter: how many characters are left (the field's maxlength stays).
+  // Shown on every keystroke, announced only near the limit: its live region is a separate,
+  // silent element that speaks when fewer than a tenth, 100, 20 or no characters are left.
   function setupCounter() {
     document.querySelectorAll("textarea[data-counter]").forEach(function (field) {
       var out = document.getElementById(field.getAttribute("data-counter"));
+      var live = document.getElementById(field.getAttribute("data-counter-live"));
       var max = parseInt(field.getAttribute("maxlength"), 10);
+      var marks = [Math.floor(max / 10), 100, 20, 0].filter(function (n) { return n < max; });
+      var spoken = null;
+      function text(left) {
+        return left === 1 ? field.getAttribute("data-count-one")
+          : field.getAttribute("data-count-text").replace("{n}", left);
+      }
       function update() {
         var left = max - field.value.length;
-        out.textContent = left === 1 ? field.getAttribute("data-count-one")
-          : field.getAttribute("data-count-text").replace("{n}", left);
+        out.textContent = text(left);
         out.classList.toggle("low", left < max / 10);
+        var mark = null;
+        marks.forEach(function (n) { if (left <= n) { mark = n; } });
+        if (live && mark !== null && mark !== spoken) { live.textContent = text(left); }
+        spoken = mark;
       }
       field.addEventListener("input", update);
       update();
     });
+  }
+
+  // A typed message survives an expired session or form: kept in this tab's sessionStorage
+  // while typed, put back when the page comes again without it, dropped once it was posted
+  // (the page then opens at the new message, #m-<id>).
+  function setupDraft() {
+    var form = document.getElementById("compose");
+    var field = document.getElementById("body");
+    if (!form || !field || !window.sessionStorage) { return; }
+    var key = "medcell-draft:" + location.pathname;
+    var sending = "medcell-sending:" + location.pathname;
+    try {
+      if (sessionStorage.getItem(sending) && /^#m-/.test(location.hash)) {
+        sessionStorage.removeItem(key);
+      }
+      sessionStorage.removeItem(sending);
+      var draft = sessionStorage.getItem(key);
+      if (draft && !field.value) {
+        field.value = draft;
+        field.dispatchEvent(new Event("input"));
+        var note = document.getElementById("draft-note");
+        if (note) { note.hidden = false; }
+      }
+      field.addEventListener("input", function () {
+        if (field.value) { sessionStorage.setItem(key, field.value); }
+        else { sessionStorage.removeItem(key); }
+      });
+      form.addEventListener("submit", function () {
+        if (field.value) { sessionStorage.setItem(key, field.value); }
+        sessionStorage.setItem(sending, "1");
+      });
+    } catch (e) {
+      // Storage switched off: the form works as without the script.
+    }
+  }
+
+  // After a post the page opens at the new message; with an error, at the error. Focus goes
+  // there too, so a screen reader reads it instead of starting at the top.
+  function setupFocus() {
+    var error = document.querySelector("main [role=alert]:not([hidden])");
+    var field = document.querySelector("main [autofocus]");
+    var target = null;
+    if (field) {
+      target = field;  // the field in error (the browser focuses it without the script too)
+    } else if (error && error.textContent.trim()) {
+      target = error;
+    } else if (/^#m-[A-Za-z0-9_-]+$/.test(location.hash)) {
+      target = document.getElementById(location.hash.slice(1));
+    } else if (location.hash === "#newest") {
+      target = document.querySelector("#messages > li:last-child");
+    }
+    if (target) {
+      if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); }
+      target.focus();
+    }
   }
 
   // Quick replies: put the chosen text into the message at the cursor instead of reloading.
@@ -112,8 +309,21 @@
     var when = document.createElement("time");
     when.setAttribute("datetime", m.created_at);
     meta.append(who, " · ", when);
+    if (m.edited_at) {
+      var edited = document.createElement("span");
+      var editedWhen = document.createElement("time");
+      edited.className = "edited";
+      editedWhen.setAttribute("datetime", m.edited_at);
+      edited.append(list.getAttribute("data-label-corrected"), " ", editedWhen);
+      meta.append(" · ", edited);
+    }
     li.append(meta);
-    if (m.body) {
+    if (m.deleted_at) {
+      var deleted = document.createElement("p");
+      deleted.className = "body deleted";
+      deleted.textContent = list.getAttribute("data-label-deleted");
+      li.append(deleted);
+    } else if (m.body) {
       var body = document.createElement("p");
       body.className = "body";
       body.textContent = m.body;
@@ -302,7 +512,10 @@
     localTimes(document);
     setupCopy();
     setupFileChecks();
+    setupUpload();
     setupCounter();
+    setupDraft();
+    setupFocus();
     setupQuickReplies();
     setupPolling();
     setupUnread();
