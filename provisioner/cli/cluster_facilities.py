@@ -16,6 +16,7 @@ from pathlib import Path
 
 from medcell_common.times import iso_utc
 from provisioner.host import cluster_ca, placement, smtp, specs
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config, idle_text
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.engine import SwarmEngine
@@ -28,7 +29,7 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import FacilityService, NodeInfo, Swarm, TaskInfo
+from provisioner.host.swarm import FacilityService, NodeInfo, Swarm, SwarmConfigs, TaskInfo
 
 # A routes push waits this long for each node (all at once): a cut node must not hold a create.
 PUSH_TIMEOUT = 10.0
@@ -91,6 +92,12 @@ class ClusterFacilities:
     @property
     def swarm(self) -> Swarm:
         return Swarm(self.backend.client)
+
+    @property
+    def locks(self) -> SwarmLocks:
+        """The facilities' locks, held in the Swarm: two commands on one facility, on any
+        managers, run one after the other."""
+        return SwarmLocks(self.config, SwarmConfigs(self.backend.client))
 
     def client(self, node: NodeInfo, timeout: float | None = None) -> NodeClient:
         tls = cluster_ca.cluster_dir(self.config.home)
@@ -166,8 +173,8 @@ class ClusterFacilities:
             try:
                 engine.run(spec, node=target)
             except DockerError as e:
-                # Another manager's create of the same slug got its service in first (the lock
-                # above is this host's): what it made on its node is not ours to destroy.
+                # Another create of the same slug got its service in first (one that did not
+                # wait for the lock): what it made on its node is not ours to destroy.
                 other = swarm.service(facility.container)
                 if other is None:
                     raise

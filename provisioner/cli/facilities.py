@@ -433,8 +433,8 @@ class Facilities:
         return locks.facility_lock(self.config, slug, self.lock_wait, self.progress)
 
     def cluster_lock(self, slug: str):
-        """In cluster mode: this manager's commands on the facility, waited for likewise."""
-        return locks.cluster_lock(self.config, slug, self.lock_wait, self.progress)
+        """In cluster mode: the facility's lock across every manager, waited for likewise."""
+        return self.cluster.locks.hold(slug, self.lock_wait, self.progress)
 
     def _waiting(self) -> dict:
         return {"lock_wait": self.lock_wait, "on_wait": self.progress}

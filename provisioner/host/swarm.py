@@ -10,7 +10,7 @@ import docker
 import docker.errors
 
 from provisioner.host.docker_backend import engine_errors
-from provisioner.host.errors import DockerError, NotFound
+from provisioner.host.errors import Conflict, DockerError, NotFound
 
 SWARM_PORT = 2377
 # Every node carries its own name in this label; a facility service is pinned to one node by a
@@ -377,3 +377,76 @@ def _facility_service(attrs: dict) -> FacilityService:
         retention=env.get("MEDCELL_RETENTION", ""),
         created=str(attrs.get("CreatedAt") or ""),
     )
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    """A Swarm config object that stands for a lock (host/cluster_locks.py): its id, its
+    version (for a label update), and its labels (holder, expiry)."""
+
+    id: str
+    version: int
+    labels: dict[str, str]
+
+
+class SwarmConfigs:
+    """The Swarm config objects that medcell's cluster-wide locks are made of.
+
+    A config's name is unique in the Swarm and its creation goes through the managers' Raft
+    log, so two managers creating one name at once get exactly one success. Only its labels can
+    change afterwards. Nothing secret is ever put in one: every manager keeps it.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def create(self, name: str, labels: dict[str, str]) -> str | None:
+        """Create the config; its id, or None when one of that name exists already."""
+        try:
+            with engine_errors(f"taking lock {name}"):
+                return self.client.api.create_config(name, b"medcell lock", labels=labels)["ID"]
+        except Conflict:
+            return None
+
+    def get(self, name: str) -> LockConfig | None:
+        """The config of that exact name, or None."""
+        try:
+            with engine_errors(f"reading lock {name}"):
+                attrs = self.client.api.inspect_config(name)
+        except NotFound:
+            return None
+        spec = attrs.get("Spec") or {}
+        if spec.get("Name") != name:  # inspect also matches an id or an id's prefix
+            return None
+        return LockConfig(
+            id=str(attrs.get("ID") or ""),
+            version=int((attrs.get("Version") or {}).get("Index") or 0),
+            labels={str(k): str(v) for k, v in (spec.get("Labels") or {}).items()},
+        )
+
+    def relabel(self, name: str, lock: LockConfig, labels: dict[str, str]) -> bool:
+        """Replace the labels of this very config (by id and version); False if it changed or
+        went meanwhile (someone took the lock over)."""
+        api = self.client.api
+        spec = {"Name": name, "Labels": labels, "Data": None}
+        try:
+            with engine_errors(f"renewing lock {name}"):
+                spec["Data"] = api.inspect_config(lock.id)["Spec"].get("Data")
+                response = api._post_json(
+                    api._url("/configs/{0}/update", lock.id),
+                    params={"version": lock.version},
+                    data=spec,
+                )
+                api._raise_for_status(response)
+        except (NotFound, DockerError):
+            return False
+        return True
+
+    def remove(self, config_id: str) -> bool:
+        """Remove the config with this id; False if it is gone already."""
+        try:
+            with engine_errors("releasing a lock"):
+                self.client.api.remove_config(config_id)
+        except NotFound:
+            return False
+        return True

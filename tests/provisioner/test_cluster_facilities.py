@@ -14,8 +14,11 @@ from click.testing import CliRunner
 
 from provisioner.cli.commands import Runtime, cli
 from provisioner.host import locks
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.swarm import SwarmConfigs
 from provisioner.host.errors import FacilityCommandFailed, FacilityNotFound, NodeUnreachable
+from tests.provisioner.fakeconfigs import ConfigClient, ConfigStore, FakeConfigAPI
 from tests.provisioner.fakedocker import FakeAPI, FakeDocker
 from tests.provisioner.fakeswarm_replicated import FakeSwarm as ReplicatedSwarm
 
@@ -32,6 +35,11 @@ class ClusterAPI(FakeAPI):
         self.swarm = fake.swarm
         for name in ("create_service", "inspect_service", "update_service", "remove_service"):
             setattr(self, name, getattr(fake.swarm.api, name))
+        configs = FakeConfigAPI(fake.configs)  # the Raft store the facilities' locks are in
+        for name in ("create_config", "inspect_config", "remove_config"):
+            setattr(self, name, getattr(configs, name))
+        for name in ("_url", "_post_json", "_raise_for_status"):
+            setattr(self, name, getattr(configs, name))
 
     def tasks(self, filters=None) -> list[dict]:
         filters = filters or {}
@@ -52,6 +60,7 @@ class ClusterEngine(FakeDocker):
     def __init__(self):
         super().__init__()
         self.swarm = ReplicatedSwarm()
+        self.configs = ConfigStore()
         for name, address in ADDRESSES.items():
             self.swarm.add_node(name).attrs["Status"]["Addr"] = address
         self.nodes = self.swarm.nodes
@@ -211,10 +220,15 @@ def test_a_facility_on_this_very_host_is_made_and_deleted_through_its_node_api(m
 
 
 def test_a_second_command_on_the_facility_waits_for_the_first(medcell, config, engine):
-    with locks.cluster_lock(config, "held"):
+    # Another manager (its own engine client, the same Raft store) holds the facility's lock.
+    other = SwarmLocks(config, SwarmConfigs(ConfigClient(engine.configs)), host="node2")
+    locks.set_holder("medcell facility backup")
+    with other.hold("held"):
         result = medcell("facility", "create", "held")
     assert "gave up after waiting 0.2 s" in error(result)
+    assert "held by medcell facility backup on node2" in error(result)
     assert engine.swarm.services_by_name == {}
+    assert engine.configs.by_name == {}  # released: nothing of the lock is left
 
 
 def test_each_push_has_a_larger_generation(medcell, nodes):
