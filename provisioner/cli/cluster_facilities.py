@@ -204,6 +204,32 @@ class ClusterFacilities:
             "node": target,
         }
 
+    def change(self, slug: str, action: str) -> dict:
+        """The operator's sleep, wake, stop or start, done by the facility's node (its state
+        file, its route, the scaling through its engine). A stopped facility's service carries
+        the mark that lists it as stopped: set once its node stopped it, removed before it
+        starts."""
+        node, placed = self.node_of(slug)
+        name = self.config.facility(slug).container
+        if action == "start" and placed.service.stopped:
+            self.swarm.mark_stopped(name, False)
+        status = self.client(node).lifecycle(slug, action)
+        if action == "stop" and not placed.service.stopped:
+            self.swarm.mark_stopped(name, True)
+        return {"slug": slug, "status": status, "node": node.name}
+
+    def manage(self, slug: str, *command: str, wake: str | None = None) -> dict:
+        """A management command in the facility on its node; `wake`: it changes the facility,
+        so an asleep one is woken first (saying why), and a stopped one is refused."""
+        node, placed = self.node_of(slug)
+        client = self.client(node)
+        if wake is not None and not placed.running:
+            if placed.service.stopped:
+                raise FacilityCommandFailed(f"facility {slug} is stopped; start it first")
+            self.progress(f"waking {slug} to {wake}")
+            client.lifecycle(slug, "wake")
+        return client.manage(slug, *command)
+
     def _wait_answers(self, client: NodeClient, slug: str) -> None:
         """Until a management command runs in the facility's container on its node."""
         deadline = time.monotonic() + self.config.health_timeout

@@ -23,11 +23,13 @@ from provisioner.host.errors import (
     Busy,
     FacilityCommandFailed,
     FacilityNotFound,
+    FacilityStopped,
     InvalidArgument,
     NodeError,
     NodeRefused,
     NodeUnreachable,
     StaleRoutes,
+    WakeFailed,
 )
 from provisioner.host.validation import SLUG_RE, check_slug
 
@@ -47,7 +49,11 @@ ERRORS: dict[str, type[NodeError] | type] = {
     "stale_generation": StaleRoutes,
     "busy": Busy,
     "command_failed": FacilityCommandFailed,
+    "facility_stopped": FacilityStopped,
+    "wake_failed": WakeFailed,
 }
+# The statuses a sleep, wake, stop or start leaves a facility in.
+LIFECYCLE_STATUSES = ("running", "asleep", "stopped")
 
 
 def tls_files(tls_dir: Path) -> tuple[Path, Path, Path]:
@@ -102,7 +108,7 @@ class _Connection(http.client.HTTPConnection):
 
 
 class NodeClient:
-    """One node's API: `info`, `prepare`, `manage`, `destroy`, `push_routes`."""
+    """One node's API: `info`, `prepare`, `manage`, `lifecycle`, `destroy`, `push_routes`."""
 
     def __init__(self, address: str, tls_dir: Path, timeout: float = TIMEOUT):
         self.host, self.port = split_address(address)
@@ -144,6 +150,19 @@ class NodeClient:
         if not isinstance(result, dict):
             raise NodeError(f"node {self.address} answered {command[:1]} without a result")
         return result
+
+    def lifecycle(self, slug: str, action: str) -> str:
+        """Sleep, wake, stop or start the facility there; the status it is left in."""
+        answer = self._call(
+            "POST",
+            f"{API}/facilities/{check_slug(slug)}/lifecycle",
+            {"action": action},
+            max(self.timeout, COMMAND_SECONDS),
+        )
+        status = answer.get("status")
+        if status not in LIFECYCLE_STATUSES:
+            raise NodeError(f"node {self.address} answered {action} without a status")
+        return status
 
     def destroy(self, slug: str) -> dict:
         """Wipe, shred and remove the facility's data there: {"slug", "shredded", "receipt", …}."""

@@ -17,6 +17,8 @@ SWARM_PORT = 2377
 # constraint on it (`node.labels.medcell.node==<node>`), so a facility never starts elsewhere.
 NODE_LABEL = "medcell.node"
 FACILITY_LABEL = "medcell.facility"
+# On a facility service the operator stopped (`facility stop`): nothing wakes it but `start`.
+STOPPED_LABEL = "medcell.stopped"
 # Swarm's task states in which a task has (or is about to have) a container.
 ACTIVE_TASK_STATES = frozenset(
     {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting",
@@ -62,6 +64,7 @@ class FacilityService:
     name: str = ""
     retention: str = ""
     created: str = ""
+    stopped: bool = False  # the operator's `facility stop` (its STOPPED_LABEL)
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,26 @@ class Swarm:
                 endpoint_spec=spec.get("EndpointSpec"),
             )
 
+    def mark_stopped(self, name: str, stopped: bool) -> None:
+        """Label the service as the operator's stopped one (or not); its tasks are untouched."""
+        with engine_errors(f"marking service {name} {'stopped' if stopped else 'started'}"):
+            attrs = self.client.api.inspect_service(name)
+            spec = attrs["Spec"]
+            labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k != STOPPED_LABEL}
+            if stopped:
+                labels[STOPPED_LABEL] = "true"
+            self.client.api.update_service(
+                attrs["ID"],
+                attrs["Version"]["Index"],
+                task_template=spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=labels,
+                mode=spec.get("Mode"),
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+
     def remove_service(self, name: str) -> None:
         """Remove a service (Swarm stops its task); a missing one is fine. Volumes stay."""
         try:
@@ -376,6 +399,7 @@ def _facility_service(attrs: dict) -> FacilityService:
         name=env.get("MEDCELL_FACILITY_NAME", ""),
         retention=env.get("MEDCELL_RETENTION", ""),
         created=str(attrs.get("CreatedAt") or ""),
+        stopped=(spec.get("Labels") or {}).get(STOPPED_LABEL) == "true",
     )
 
 

@@ -7,6 +7,7 @@ slow or hostile client holds at most one worker for a while and never the superv
     GET    /v1/node                          {"node", "facilities", "awake", "memory"}
     PUT    /v1/facilities/<slug>             {"labels": {...}}  -> {"slug", "created"}
     POST   /v1/facilities/<slug>/manage      {"command": [...]} -> {"result": {...}}
+    POST   /v1/facilities/<slug>/lifecycle   {"action": "sleep"...} -> {"slug", "status"}
     DELETE /v1/facilities/<slug>                                -> {"slug", "shredded", ...}
     PUT    /v1/routes                        {"generation", "facilities"} -> {"generation", ...}
 
@@ -33,13 +34,16 @@ from provisioner.host import facility_data, locks, routes
 from provisioner.host.cluster_ca import cluster_dir
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.engine import FacilityEngine
 from provisioner.host.errors import (
     Busy,
     DockerError,
     FacilityCommandFailed,
     FacilityNotFound,
+    FacilityStopped,
     InvalidArgument,
     StaleRoutes,
+    WakeFailed,
 )
 from provisioner.host.node_api import API, MAX_BODY_BYTES, tls_files
 from provisioner.host.validation import check_slug
@@ -63,7 +67,9 @@ STATUS = {
     "too_large": 413,
     "stale_generation": 409,
     "command_failed": 409,
+    "facility_stopped": 409,
     "busy": 503,
+    "wake_failed": 503,
     "docker_error": 503,
     "internal": 500,
 }
@@ -86,8 +92,13 @@ def _error(code: str, message: str) -> tuple[int, dict]:
 class NodeService:
     """Decides each answer; the HTTP layer below only carries it."""
 
-    def __init__(self, config: Config, backend: DockerBackend):
+    def __init__(
+        self, config: Config, backend: DockerBackend, engine: FacilityEngine | None = None
+    ):
         self.config, self.backend = config, backend
+        # The supervisor's engine for this node's facilities (a Swarm service is scaled through
+        # a manager); None: this node's facilities cannot be slept, woken, stopped or started.
+        self.facility_engine = engine
         self._engine = None
 
     @property
@@ -115,6 +126,10 @@ class NodeService:
             return _error("busy", str(e))
         except FacilityCommandFailed as e:
             return _error("command_failed", str(e))
+        except FacilityStopped as e:
+            return _error("facility_stopped", str(e))
+        except WakeFailed as e:
+            return _error("wake_failed", str(e))
         except DockerError as e:
             return _error("docker_error", str(e))
         except Exception:
@@ -137,6 +152,9 @@ class NodeService:
             if parts[4] == "manage":
                 self._method(method, "POST")
                 return self.manage(slug, body)
+            if parts[4] == "lifecycle":
+                self._method(method, "POST")
+                return self.lifecycle(slug, body)
         raise ApiError("not_found", "no such endpoint; see the node API in docs/architecture.md")
 
     @staticmethod
@@ -177,6 +195,21 @@ class NodeService:
             result = facility_data.manage(self.config, self.backend, slug, command)
         event("node_managed", slug=slug, command=command[0])
         return {"result": result}
+
+    def lifecycle(self, slug: str, body: object) -> dict:
+        action = _field(body, "action", ("action",))
+        if action not in facility_data.LIFECYCLE_ACTIONS:
+            raise InvalidArgument(
+                f"action must be one of {', '.join(facility_data.LIFECYCLE_ACTIONS)}"
+            )
+        if self.facility_engine is None:
+            raise DockerError("this node's supervisor does not run in cluster mode")
+        facility_data.require(self.config, self.backend, slug)
+        status = facility_data.change(
+            self.config, self.facility_engine, slug, str(action), lock_wait=LOCK_WAIT
+        )
+        event("node_lifecycle", slug=slug, action=action, status=status)
+        return {"slug": slug, "status": status}
 
     def destroy(self, slug: str) -> dict:
         with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
@@ -449,7 +482,9 @@ def in_cluster(config: Config) -> bool:
     return all(path.is_file() for path in tls_files(node_tls_dir(config)))
 
 
-def start(config: Config, backend: DockerBackend) -> NodeServer | None:
+def start(
+    config: Config, backend: DockerBackend, engine: FacilityEngine | None = None
+) -> NodeServer | None:
     """Serve the node API in its own thread, if this host is a cluster node; else None.
 
     A node API that cannot start (its port taken, its certificates unreadable) is logged, and
@@ -462,7 +497,7 @@ def start(config: Config, backend: DockerBackend) -> NodeServer | None:
         return None
     try:
         server = NodeServer(
-            config.node_api_bind, node_tls_dir(config), NodeService(config, backend)
+            config.node_api_bind, node_tls_dir(config), NodeService(config, backend, engine)
         )
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         event("node_api_failed", logging.ERROR, error=type(e).__name__, detail=str(e)[:200])

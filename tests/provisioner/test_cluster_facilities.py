@@ -16,8 +16,8 @@ from provisioner.cli.commands import Runtime, cli
 from provisioner.host import locks
 from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.docker_backend import DockerBackend
-from provisioner.host.swarm import SwarmConfigs
 from provisioner.host.errors import FacilityCommandFailed, FacilityNotFound, NodeUnreachable
+from provisioner.host.swarm import Swarm, SwarmConfigs
 from tests.provisioner.fakeconfigs import ConfigClient, ConfigStore, FakeConfigAPI
 from tests.provisioner.fakedocker import FakeAPI, FakeDocker
 from tests.provisioner.fakeswarm_replicated import FakeSwarm as ReplicatedSwarm
@@ -91,6 +91,7 @@ class FakeNodeAPI:
         self.maps: dict[str, tuple[int, dict]] = {}  # address -> the map it holds
         self.data: dict[str, set[str]] = {a: set() for a in ADDRESSES.values()}
         self.on_prepare = lambda slug: None  # what happens elsewhere meanwhile
+        self.engine: ClusterEngine | None = None  # a node scales its services through it
 
     def client(self, address: str, tls_dir, timeout: float = 30.0) -> FakeNodeClient:
         return FakeNodeClient(self, address)
@@ -127,7 +128,17 @@ class FakeNodeClient:
             raise self.api.failing[command[0]]
         if command[0] == "create-admin":
             return {"username": command[2], "password": "pw-once"}
+        if command[0] == "receipts":
+            return {"receipts": [], "receipt_key": {"algorithm": "Ed25519", "public_key": "k"}}
+        if command[0] == "set-quota":
+            return {"quota": "1GiB", "conversation_quota": "200MiB", "used_percent": 0}
         return {}
+
+    def lifecycle(self, slug: str, action: str) -> str:
+        self._call("lifecycle", slug, action)
+        replicas = 0 if action in ("sleep", "stop") else 1
+        Swarm(self.api.engine).scale(f"medcell-{slug}", replicas)
+        return {"sleep": "asleep", "stop": "stopped"}.get(action, "running")
 
     def destroy(self, slug: str) -> dict:
         self._call("destroy", slug)
@@ -149,8 +160,10 @@ def engine() -> ClusterEngine:
 
 
 @pytest.fixture
-def nodes(config) -> FakeNodeAPI:
-    return FakeNodeAPI(config)
+def nodes(config, engine) -> FakeNodeAPI:
+    api = FakeNodeAPI(config)
+    api.engine = engine
+    return api
 
 
 @pytest.fixture
@@ -319,3 +332,96 @@ def test_a_create_racing_another_managers_leaves_that_ones_data_alone(medcell, e
     assert "medcell-twin" in engine.swarm.services_by_name
     assert not [c for c in nodes.calls if c[1] == "destroy"]
     assert nodes.data["10.0.0.3"] == {"twin"}
+
+
+# the other facility commands, each on the facility's own node
+
+
+def _lifecycle_calls(nodes) -> list[tuple[str, str, str]]:
+    return [(a, args[0], args[1]) for a, m, args in nodes.calls if m == "lifecycle"]
+
+
+def _status(medcell, slug: str) -> str:
+    return next(r["status"] for r in ok(medcell("facility", "list", "--json")) if r["slug"] == slug)
+
+
+def test_stop_and_start_go_to_the_facilitys_node_and_list_says_stopped(medcell, engine, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node3", "--json"))
+    assert ok(medcell("facility", "stop", "far", "--json")) == {
+        "slug": "far",
+        "status": "stopped",
+        "node": "node3",
+    }
+    assert _status(medcell, "far") == "stopped"
+    assert service_spec(engine, "far")["Mode"] == {"Replicated": {"Replicas": 0}}
+    assert ok(medcell("facility", "start", "far", "--json"))["status"] == "running"
+    assert _status(medcell, "far") == "running"
+    assert "medcell.stopped" not in service_spec(engine, "far")["Labels"]
+    assert _lifecycle_calls(nodes) == [("10.0.0.3", "far", "stop"), ("10.0.0.3", "far", "start")]
+
+
+def test_sleep_and_wake_go_to_the_facilitys_node(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node2", "--json"))
+    result = medcell("facility", "sleep", "far")
+    assert result.exit_code == 0 and result.stdout == "facility far is asleep\n"
+    assert _status(medcell, "far") == "asleep"
+    assert ok(medcell("facility", "wake", "far", "--json"))["status"] == "running"
+    assert _lifecycle_calls(nodes) == [("10.0.0.2", "far", "sleep"), ("10.0.0.2", "far", "wake")]
+
+
+def test_rotate_key_wakes_an_asleep_facility_on_its_node_first(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node3", "--json"))
+    ok(medcell("facility", "sleep", "far", "--json"))
+    result = medcell("facility", "rotate-key", "far", "--json")
+    assert result.exit_code == 0, result.output
+    assert "waking far to rotate its key" in result.stderr
+    asked = [(a, m, args) for a, m, args in nodes.calls if m in ("lifecycle", "manage")]
+    assert asked[-2:] == [
+        ("10.0.0.3", "lifecycle", ("far", "wake")),
+        ("10.0.0.3", "manage", ("far", "rotate-key")),
+    ]
+
+
+def test_a_stopped_facility_is_not_changed_but_told_to_start(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--json"))
+    ok(medcell("facility", "stop", "far", "--json"))
+    assert error(medcell("facility", "set-quota", "far", "1GiB")) == (
+        "Error: facility far is stopped; start it first"
+    )
+    assert not [c for c in nodes.calls if c[1] == "manage" and c[2][1] == "set-quota"]
+
+
+def test_set_quota_and_receipts_run_on_the_facilitys_node(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node2", "--json"))
+    assert ok(medcell("facility", "set-quota", "far", "1GiB", "--json"))["quota"] == "1GiB"
+    assert ("10.0.0.2", "manage", ("far", "set-quota", "--facility", "1GiB")) in nodes.calls
+    result = medcell("facility", "receipts", "far")
+    assert result.exit_code == 0, result.output
+    assert "facility far has no deletion receipts" in result.stdout
+    assert ("10.0.0.2", "manage", ("far", "receipts")) in nodes.calls
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stop", "gone"],
+        ["start", "gone"],
+        ["sleep", "gone"],
+        ["wake", "gone"],
+        ["rotate-key", "gone"],
+        ["set-quota", "gone", "1GiB"],
+        ["receipts", "gone"],
+    ],
+)
+def test_a_command_on_no_facility_says_so(medcell, nodes, args):
+    assert error(medcell("facility", *args)) == "Error: no facility gone"
+    assert not [c for c in nodes.calls if c[1] in ("lifecycle", "manage")]
+
+
+@pytest.mark.parametrize("command", ["stop", "start", "sleep", "wake", "rotate-key", "receipts"])
+def test_each_command_waits_for_another_managers_lock(medcell, config, engine, nodes, command):
+    ok(medcell("facility", "create", "far", "--json"))
+    other = SwarmLocks(config, SwarmConfigs(ConfigClient(engine.configs)), host="node2")
+    with other.hold("far"):
+        assert "gave up after waiting 0.2 s" in error(medcell("facility", command, "far"))
+    assert not [c for c in nodes.calls if c[1] == "lifecycle"]
