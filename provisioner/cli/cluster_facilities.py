@@ -271,6 +271,21 @@ class ClusterFacilities:
         self.push_routes()
         return result
 
+    def forget_tombstones(self, slug: str) -> list[str]:
+        """Every ready manager forgets a deleted facility's tombstones (they guarded only its
+        backups, whose keys are destroyed); returns the managers that could not be told (their
+        copies expire with the longest a backup can live)."""
+        missed = []
+        for node in self.swarm.nodes():
+            if not (node.manager and node.state == "ready" and node.address):
+                continue
+            try:
+                self.client(node, PUSH_TIMEOUT).forget_tombstones(slug)
+            except ProvisionerError as e:
+                self.progress(f"node {node.name} did not forget the tombstones of {slug} ({e})")
+                missed.append(node.name)
+        return missed
+
     def _holds(self, node: NodeInfo, slug: str) -> bool:
         try:
             return slug in self.client(node).info()["facilities"]

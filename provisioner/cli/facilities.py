@@ -354,6 +354,7 @@ class Facilities:
         # only those backups (both are kept on the manager that made them).
         backups_destroyed = backup_keys.destroy_for(self.config, slug)
         tombstones.destroy_for(self.config, slug)
+        self.cluster.forget_tombstones(slug)  # every manager keeps a copy of them
         home.log_deletion(self.config, slug)
         return {
             "slug": slug,

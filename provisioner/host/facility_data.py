@@ -13,7 +13,16 @@ import shutil
 from collections.abc import Callable
 
 from medcell_common.interfaces import Desired, Label, RouteState, Status
-from provisioner.host import facility_commands, home, lifecycle, locks, routes, specs, state_file
+from provisioner.host import (
+    facility_commands,
+    home,
+    lifecycle,
+    locks,
+    routes,
+    specs,
+    state_file,
+    tombstones,
+)
 from provisioner.host.config import Config, idle_text, parse_idle
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.engine import FacilityEngine
@@ -189,6 +198,7 @@ def destroy(
         backend.remove_volume(volume)
     routes.set_route(config, slug, None)
     state_file.remove(config, slug)
+    tombstones.destroy_for(config, slug)  # collected here, or waiting for the managers
     shutil.rmtree(facility.socket_dir, ignore_errors=True)
     home.log_deletion(config, slug)
     return {"slug": slug, "shredded": shredded, **wiped}

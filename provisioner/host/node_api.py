@@ -34,6 +34,7 @@ from provisioner.host.errors import (
 from provisioner.host.validation import SLUG_RE, check_slug
 
 API = "/v1"
+MAX_TOMBSTONES = 5_000  # in one request (~150 bytes each, well inside the body limit)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a routes map of ~50,000 facilities; the server's cap
 MAX_ANSWER_BYTES = OUTPUT_BYTES + 64 * 1024  # a management command's output, and its envelope
 TIMEOUT = 30.0  # connecting, and answers that involve no facility command
@@ -163,6 +164,21 @@ class NodeClient:
         if status not in LIFECYCLE_STATUSES:
             raise NodeError(f"node {self.address} answered {action} without a status")
         return status
+
+    def add_tombstones(self, slug: str, items: list[dict]) -> int:
+        """Hand the node (a manager) tombstones of a facility to keep; how many were new."""
+        body = {"facility": check_slug(slug), "tombstones": items}
+        answer = self._call("POST", f"{API}/tombstones", body, self.timeout)
+        if not _count(answer.get("added")):
+            raise NodeError(f"node {self.address} answered tombstones without a count")
+        return answer["added"]
+
+    def forget_tombstones(self, slug: str) -> int:
+        """Have the node forget every tombstone of a deleted facility; how many went."""
+        answer = self._call("DELETE", f"{API}/tombstones/{check_slug(slug)}", None, self.timeout)
+        if not _count(answer.get("forgotten")):
+            raise NodeError(f"node {self.address} answered tombstones without a count")
+        return answer["forgotten"]
 
     def destroy(self, slug: str) -> dict:
         """Wipe, shred and remove the facility's data there: {"slug", "shredded", "receipt", …}."""

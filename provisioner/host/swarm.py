@@ -125,6 +125,17 @@ class Swarm:
             "name": info.get("Name") or "",
         }
 
+    def manager_addresses(self) -> tuple[str, list[str]]:
+        """This node's address and every manager's, as this engine knows them (a worker too)."""
+        with engine_errors("reading the cluster's managers"):
+            info = self.client.info()
+        swarm = info.get("Swarm") or {}
+        own = str(swarm.get("NodeAddr") or "")
+        found = {
+            str(m.get("Addr") or "").rpartition(":")[0] for m in swarm.get("RemoteManagers") or []
+        }
+        return own, sorted(found - {""})
+
     def has_image(self, image: str) -> bool:
         with engine_errors(f"looking for image {image}"):
             try:

@@ -10,6 +10,8 @@ slow or hostile client holds at most one worker for a while and never the superv
     POST   /v1/facilities/<slug>/lifecycle   {"action": "sleep"...} -> {"slug", "status"}
     DELETE /v1/facilities/<slug>                                -> {"slug", "shredded", ...}
     PUT    /v1/routes                        {"generation", "facilities"} -> {"generation", ...}
+    POST   /v1/tombstones                    {"facility", "tombstones"} -> {"facility", "added"}
+    DELETE /v1/tombstones/<slug>                                -> {"facility", "forgotten"}
 
 Errors: {"error": {"code", "message"}} with the status below.
 """
@@ -29,8 +31,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from medcell_common import strictjson
+from medcell_common import tombstones as tombstone_format
 from medcell_common.interfaces import CLUSTER_PEER_NAME, SUPERVISOR_CLUSTER_TLS_DIR
-from provisioner.host import facility_data, locks, routes
+from provisioner.host import facility_data, locks, routes, tombstones
 from provisioner.host.cluster_ca import cluster_dir
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -45,7 +48,7 @@ from provisioner.host.errors import (
     StaleRoutes,
     WakeFailed,
 )
-from provisioner.host.node_api import API, MAX_BODY_BYTES, tls_files
+from provisioner.host.node_api import API, MAX_BODY_BYTES, MAX_TOMBSTONES, tls_files
 from provisioner.host.validation import check_slug
 from provisioner.supervisor.logs import event
 
@@ -144,6 +147,12 @@ class NodeService:
         if path == f"{API}/routes":
             self._method(method, "PUT")
             return self.routes(body)
+        if path == f"{API}/tombstones":
+            self._method(method, "POST")
+            return self.add_tombstones(body)
+        if path.startswith(f"{API}/tombstones/") and len(parts) == 4:
+            self._method(method, "DELETE")
+            return self.forget_tombstones(check_slug(parts[3]))
         if path.startswith(f"{API}/facilities/") and len(parts) in (4, 5):
             slug = check_slug(parts[3])
             if len(parts) == 4:
@@ -222,6 +231,32 @@ class NodeService:
             )
         event("node_destroyed", slug=slug, shredded=result["shredded"])
         return result
+
+    def add_tombstones(self, body: object) -> dict:
+        """Keep another node's tombstones (this node is a manager): every one checked, the
+        whole request refused if one is not a tombstone."""
+        fields = ("facility", "tombstones")
+        slug = _field(body, "facility", fields)
+        if not isinstance(slug, str):
+            raise InvalidArgument("facility must be a slug")
+        slug = check_slug(slug)
+        items = _field(body, "tombstones", fields)
+        if isinstance(items, list) and len(items) > MAX_TOMBSTONES:
+            raise InvalidArgument(f"more than {MAX_TOMBSTONES} tombstones in one request")
+        try:
+            items = tombstone_format.check_all(items)
+        except ValueError as e:
+            raise InvalidArgument(f"tombstones: {e}") from e
+        added = tombstones.FileTombstones(self.config).add(slug, items)
+        if added:
+            event("tombstones_received", slug=slug, added=added)  # counts only
+        return {"facility": slug, "added": added}
+
+    def forget_tombstones(self, slug: str) -> dict:
+        """A deleted facility's tombstones guard nothing any more: forget them here."""
+        forgotten = tombstones.FileTombstones(self.config).prune(slug, None)
+        event("tombstones_forgotten", slug=slug, forgotten=forgotten)
+        return {"facility": slug, "forgotten": forgotten}
 
     def routes(self, body: object) -> dict:
         generation = _field(body, "generation", ("generation", "facilities"))

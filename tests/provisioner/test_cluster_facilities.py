@@ -147,6 +147,10 @@ class FakeNodeClient:
         self.api.data[self.address].discard(slug)
         return {"slug": slug, "shredded": 2, "receipt": {"receipt_id": "r1"}, "receipt_key": {}}
 
+    def forget_tombstones(self, slug: str) -> int:
+        self._call("forget_tombstones", slug)
+        return 0
+
     def push_routes(self, generation: int, facilities: dict) -> dict:
         self._call("push_routes", generation, facilities)
         assert 0 < generation <= 2**53  # the node API takes only JSON-safe integers
@@ -425,3 +429,15 @@ def test_each_command_waits_for_another_managers_lock(medcell, config, engine, n
     with other.hold("far"):
         assert "gave up after waiting 0.2 s" in error(medcell("facility", command, "far"))
     assert not [c for c in nodes.calls if c[1] == "lifecycle"]
+
+
+def test_delete_has_every_ready_manager_forget_its_tombstones(medcell, engine, nodes):
+    for name in ("node1", "node2"):
+        engine.swarm.nodes_by_name[name].attrs["Spec"]["Role"] = "manager"
+    ok(medcell("facility", "create", "far", "--node", "node3", "--json"))
+    nodes.down.add("10.0.0.2")
+    result = medcell("facility", "delete", "far", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    asked = [a for a, m, args in nodes.calls if m == "forget_tombstones" and args == ("far",)]
+    assert asked == ["10.0.0.1", "10.0.0.2"]  # the managers; node3 is a worker
+    assert "node node2 did not forget the tombstones of far" in result.stderr
