@@ -38,7 +38,7 @@ def test_a_deletions_tombstone_reaches_every_manager(lab, tmp_path: Path):
     tmp_path.chmod(0o755)
     made = lab.medcell_json("node1", "facility", "create", "stones", "--node", "node3")
     try:
-        gateway = Gateway(lab, "node3", "stones", tmp_path)
+        gateway = Gateway(lab, "node1", "stones", tmp_path)  # forwarded to node3
         login = {"username": made["admin_user"], "password": made["admin_password"]}
         gateway.token = gateway.json("POST", "/api/v1/login", 200, login)["token"]
         conversation = gateway.json("POST", "/api/v1/conversations", 201, {"title": "Knee"})
