@@ -210,7 +210,7 @@ class Swarm:
     def facility_services(self, node: str | None = None) -> list[FacilityService]:
         """Every facility service, or (`node`) those labelled as pinned to that node: the
         manager filters them, so a node's supervisor is not sent all of a large cluster's."""
-        labels = [FACILITY_LABEL] if node is None else [FACILITY_LABEL, f"{NODE_LABEL}={node}"]
+        labels = FACILITY_LABEL if node is None else [FACILITY_LABEL, f"{NODE_LABEL}={node}"]
         with engine_errors("listing facility services"):
             services = self.client.services.list(filters={"label": labels})
         return [_facility_service(s.attrs) for s in services]

@@ -40,7 +40,18 @@ def test_a_deletions_tombstone_reaches_every_manager(lab, tmp_path: Path):
     try:
         gateway = Gateway(lab, "node1", "stones", tmp_path)  # forwarded to node3
         login = {"username": made["admin_user"], "password": made["admin_password"]}
-        gateway.token = gateway.json("POST", "/api/v1/login", 200, login)["token"]
+        # `create` returns once every node took the routes map, not once each gateway reloaded.
+        answered: list = []
+        assert _until(
+            lambda: (
+                answered.append(gateway.call("POST", "/api/v1/login", login))
+                or answered[-1][0] != 404
+            ),
+            30,
+        )
+        status, raw = answered[-1]
+        assert status == 200, raw[:300]
+        gateway.token = json.loads(raw)["token"]
         conversation = gateway.json("POST", "/api/v1/conversations", 201, {"title": "Knee"})
         gateway.json("DELETE", f"/api/v1/conversations/{conversation['id']}", 200)
         managers = ("node1", "node2", "node3")
