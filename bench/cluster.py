@@ -112,13 +112,15 @@ def manager_cost(lab: Lab, count: int) -> list[tuple[str, str]]:
     config = Config.from_env({**os.environ, "MEDCELL_HOME": str(lab.directory / "node" / "home")})
     rows = []
     before_services = len(swarm.facility_services())
+    # By its id, as `facility create` names it: a name would make the manager ask a registry.
+    image_id = client.images.get(config.facility_image).id
     rss_before = _rss(pid)
     rows.append((f"node1 dockerd memory, {before_services} facility services", _mib(rss_before)))
 
     def make(i: int) -> None:
         slug = f"s{i:04d}"
         facility = config.facility(slug)
-        spec = specs.facility_spec(config, facility, slug, "7d")
+        spec = specs.facility_spec(config, facility, slug, "7d", image_id)
         node = PLACEHOLDER_NODES[i % len(PLACEHOLDER_NODES)]
         swarm.create_service(facility_service_spec(spec, node, replicas=0))
 
@@ -180,14 +182,17 @@ def main() -> None:
     up = lab.script("up")
     if up.returncode != 0:
         raise SystemExit(f"Error: the lab did not start: {up.stderr[-1000:]}")
-    rows = [("lab up", f"{time.monotonic() - started:.0f} s")]
+    _print([("lab up", f"{time.monotonic() - started:.0f} s")])
     try:
         if facilities:
-            rows += create_times(lab, facilities, idle)
+            _print(create_times(lab, facilities, idle))
         if services:
-            rows += manager_cost(lab, services)
+            _print(manager_cost(lab, services))
     finally:
         lab.script("down")
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}", flush=True)
