@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from provisioner.host import locks
 from provisioner.host.config import Config
-from provisioner.host.errors import Busy
+from provisioner.host.errors import Busy, DockerError
 from provisioner.host.swarm import LockConfig, SwarmConfigs
 
 LEASE_SECONDS = 60.0  # a lock not renewed for this long is free to take over
@@ -89,7 +89,10 @@ class SwarmLocks:
         finally:
             stop.set()
             renewer.join()
-            self.configs.remove(config_id)
+            try:
+                self.configs.remove(config_id)
+            except DockerError:
+                pass  # no manager answers now: the lock expires after its lease
 
     def _labels(self, slug: str) -> dict[str, str]:
         holder = f"{locks.holder()} on {self.host} (pid {os.getpid()})"

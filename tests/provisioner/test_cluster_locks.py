@@ -15,7 +15,7 @@ from provisioner.host.cluster_locks import (
     LOCK_LABEL,
     SwarmLocks,
 )
-from provisioner.host.errors import Busy
+from provisioner.host.errors import Busy, DockerError
 from provisioner.host.swarm import SwarmConfigs
 from tests.clock import FakeClock
 from tests.provisioner.fakeconfigs import ConfigClient, ConfigStore
@@ -132,3 +132,21 @@ def test_a_live_holder_renews_its_lease(config, store):
             with manager(config, store, "node2").hold("praxis"):
                 pass
     assert store.by_name == {}
+
+
+def test_a_release_no_manager_answers_leaves_the_lock_to_expire(config, store):
+    clock = FakeClock(1_000_000.0)
+    holder = manager(config, store, "node1", clock=clock, lease=60)
+    failing = holder.configs.client.api
+
+    def unreachable(ref):
+        raise DockerError("no Docker Engine answers")
+
+    with pytest.raises(ValueError, match="the command's own error"):
+        with holder.hold("praxis"):
+            failing.remove_config = unreachable
+            raise ValueError("the command's own error")
+    assert len(store.by_name) == 1  # still there, until its lease is over
+    clock.now += 60 + CLOCK_TOLERANCE + 1
+    with manager(config, store, "node2", clock=clock).hold("praxis"):
+        pass
