@@ -16,6 +16,7 @@ from pathlib import Path
 
 from medcell_common.times import iso_utc
 from provisioner.host import cluster_ca, placement, smtp, specs
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config, idle_text
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.engine import SwarmEngine
@@ -28,7 +29,7 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import FacilityService, NodeInfo, Swarm, TaskInfo
+from provisioner.host.swarm import FacilityService, NodeInfo, Swarm, SwarmConfigs, TaskInfo
 
 # A routes push waits this long for each node (all at once): a cut node must not hold a create.
 PUSH_TIMEOUT = 10.0
@@ -91,6 +92,12 @@ class ClusterFacilities:
     @property
     def swarm(self) -> Swarm:
         return Swarm(self.backend.client)
+
+    @property
+    def locks(self) -> SwarmLocks:
+        """The facilities' locks, held in the Swarm: two commands on one facility, on any
+        managers, run one after the other."""
+        return SwarmLocks(self.config, SwarmConfigs(self.backend.client))
 
     def client(self, node: NodeInfo, timeout: float | None = None) -> NodeClient:
         tls = cluster_ca.cluster_dir(self.config.home)
@@ -166,8 +173,8 @@ class ClusterFacilities:
             try:
                 engine.run(spec, node=target)
             except DockerError as e:
-                # Another manager's create of the same slug got its service in first (the lock
-                # above is this host's): what it made on its node is not ours to destroy.
+                # Another create of the same slug got its service in first (one that did not
+                # wait for the lock): what it made on its node is not ours to destroy.
                 other = swarm.service(facility.container)
                 if other is None:
                     raise
@@ -196,6 +203,32 @@ class ClusterFacilities:
             "admin_password": login.get("password"),
             "node": target,
         }
+
+    def change(self, slug: str, action: str) -> dict:
+        """The operator's sleep, wake, stop or start, done by the facility's node (its state
+        file, its route, the scaling through its engine). A stopped facility's service carries
+        the mark that lists it as stopped: set once its node stopped it, removed before it
+        starts."""
+        node, placed = self.node_of(slug)
+        name = self.config.facility(slug).container
+        if action == "start" and placed.service.stopped:
+            self.swarm.mark_stopped(name, False)
+        status = self.client(node).lifecycle(slug, action)
+        if action == "stop" and not placed.service.stopped:
+            self.swarm.mark_stopped(name, True)
+        return {"slug": slug, "status": status, "node": node.name}
+
+    def manage(self, slug: str, *command: str, wake: str | None = None) -> dict:
+        """A management command in the facility on its node; `wake`: it changes the facility,
+        so an asleep one is woken first (saying why), and a stopped one is refused."""
+        node, placed = self.node_of(slug)
+        client = self.client(node)
+        if wake is not None and not placed.running:
+            if placed.service.stopped:
+                raise FacilityCommandFailed(f"facility {slug} is stopped; start it first")
+            self.progress(f"waking {slug} to {wake}")
+            client.lifecycle(slug, "wake")
+        return client.manage(slug, *command)
 
     def _wait_answers(self, client: NodeClient, slug: str) -> None:
         """Until a management command runs in the facility's container on its node."""
@@ -237,6 +270,21 @@ class ClusterFacilities:
                 result["receipt_key"] = destroyed.get("receipt_key")
         self.push_routes()
         return result
+
+    def forget_tombstones(self, slug: str) -> list[str]:
+        """Every ready manager forgets a deleted facility's tombstones (they guarded only its
+        backups, whose keys are destroyed); returns the managers that could not be told (their
+        copies expire with the longest a backup can live)."""
+        missed = []
+        for node in self.swarm.nodes():
+            if not (node.manager and node.state == "ready" and node.address):
+                continue
+            try:
+                self.client(node, PUSH_TIMEOUT).forget_tombstones(slug)
+            except ProvisionerError as e:
+                self.progress(f"node {node.name} did not forget the tombstones of {slug} ({e})")
+                missed.append(node.name)
+        return missed
 
     def _holds(self, node: NodeInfo, slug: str) -> bool:
         try:

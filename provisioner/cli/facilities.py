@@ -279,6 +279,8 @@ class Facilities:
 
     def stop(self, slug: str) -> dict:
         """The operator's stop: nothing wakes it (not requests, not deadlines) until `start`."""
+        if self.cluster.active():
+            return self._change_placed(check_slug(slug), "stop")
         with self.lock(check_slug(slug)):
             found = self.find(slug)
             st = found.state
@@ -292,6 +294,8 @@ class Facilities:
 
     def start(self, slug: str) -> dict:
         """Start (or wake) the facility, recreating its container from its volumes if missing."""
+        if self.cluster.active():
+            return self._change_placed(check_slug(slug), "start")
         with self.lock(check_slug(slug)):
             found = self.find(slug)
             facility = self.config.facility(slug)
@@ -350,6 +354,7 @@ class Facilities:
         # only those backups (both are kept on the manager that made them).
         backups_destroyed = backup_keys.destroy_for(self.config, slug)
         tombstones.destroy_for(self.config, slug)
+        self.cluster.forget_tombstones(slug)  # every manager keeps a copy of them
         home.log_deletion(self.config, slug)
         return {
             "slug": slug,
@@ -361,8 +366,15 @@ class Facilities:
             "receipt_key": destroyed["receipt_key"],
         }
 
+    def _change_placed(self, slug: str, action: str) -> dict:
+        """Cluster mode: sleep, wake, stop or start on the facility's node, under its lock."""
+        with self.cluster_lock(slug):
+            return self.cluster.change(slug, action)
+
     def put_to_sleep(self, slug: str) -> dict:
         """Put the facility to sleep now (no process, no memory); waits up to 30 s for its work."""
+        if self.cluster.active():
+            return self._change_placed(check_slug(slug), "sleep")
         self.find(check_slug(slug))
         lifecycle.put_to_sleep(
             self.config, self.backend, slug, require_idle=None, **self._waiting()
@@ -371,12 +383,18 @@ class Facilities:
 
     def wake(self, slug: str) -> dict:
         """Wake an asleep facility now (it also wakes by itself on its first request)."""
+        if self.cluster.active():
+            return self._change_placed(check_slug(slug), "wake")
         self.find(check_slug(slug))
         lifecycle.wake(self.config, self.backend, slug, reason="operator", **self._waiting())
         return {"slug": slug, "status": self.find(slug).status}
 
     def rotate_key(self, slug: str) -> dict:
         """New key version in the facility (woken first if asleep); old data stays readable."""
+        if self.cluster.active():
+            with self.cluster_lock(check_slug(slug)):
+                result = self.cluster.manage(slug, "rotate-key", wake="rotate its key")
+            return {"slug": slug, **result}
         found = self.find(check_slug(slug))
         if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to rotate its key")
@@ -395,6 +413,10 @@ class Facilities:
         quota_args = _quota_args(quota, conversation_quota)
         if not quota_args:
             raise ProvisionerError("give a facility quota, --conversation SIZE, or both")
+        if self.cluster.active():
+            with self.cluster_lock(check_slug(slug)):
+                result = self.cluster.manage(slug, "set-quota", *quota_args, wake="set its quota")
+            return {"slug": slug, **_usage_fields(result)}
         found = self.find(check_slug(slug))
         if found.status == Status.ASLEEP:
             self.progress(f"waking {slug} to set its quota")
@@ -418,12 +440,17 @@ class Facilities:
 
     def receipts(self, slug: str) -> dict:
         """The facility's deletion receipts and the key that signs them (read in the facility)."""
+        if self.cluster.active():
+            with self.cluster_lock(check_slug(slug)):
+                return {"slug": slug, **self.cluster.manage(slug, "receipts")}
         with self.lock(check_slug(slug)):
             self.find(slug)
             return {"slug": slug, **self._command(slug, "receipts")}
 
     def receipt_key(self, slug: str) -> dict:
         """The Ed25519 public key that signs the facility's receipts."""
+        if self.cluster.active():
+            return self.cluster.manage(check_slug(slug), "receipt-key")
         with self.lock(check_slug(slug)):
             self.find(slug)
             return self._command(slug, "receipt-key")
@@ -433,8 +460,8 @@ class Facilities:
         return locks.facility_lock(self.config, slug, self.lock_wait, self.progress)
 
     def cluster_lock(self, slug: str):
-        """In cluster mode: this manager's commands on the facility, waited for likewise."""
-        return locks.cluster_lock(self.config, slug, self.lock_wait, self.progress)
+        """In cluster mode: the facility's lock across every manager, waited for likewise."""
+        return self.cluster.locks.hold(slug, self.lock_wait, self.progress)
 
     def _waiting(self) -> dict:
         return {"lock_wait": self.lock_wait, "on_wait": self.progress}
@@ -605,7 +632,10 @@ def _cluster_found(config: Config, placed: Placed) -> Found:
         service.slug,
         container,
         VolumeInfo(config.facility(service.slug).data_volume, labels),
-        FacilityState(asleep=service.replicas == 0),
+        FacilityState(
+            asleep=service.replicas == 0 and not service.stopped,
+            desired=Desired.STOPPED if service.stopped else Desired.RUNNING,
+        ),
         node=service.node,
     )
 

@@ -12,10 +12,20 @@ import re
 import shutil
 from collections.abc import Callable
 
-from medcell_common.interfaces import Label
-from provisioner.host import facility_commands, home, routes, specs, state_file
+from medcell_common.interfaces import Desired, Label, RouteState, Status
+from provisioner.host import (
+    facility_commands,
+    home,
+    lifecycle,
+    locks,
+    routes,
+    specs,
+    state_file,
+    tombstones,
+)
 from provisioner.host.config import Config, idle_text, parse_idle
 from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.engine import FacilityEngine
 from provisioner.host.errors import (
     DockerError,
     FacilityCommandFailed,
@@ -36,6 +46,8 @@ MAX_RECEIPTS = 100_000
 # also run in a one-off container while the facility sleeps, as the single-host CLI does).
 MANAGE_COMMANDS = ("create-admin", "rotate-key", "set-quota", "usage", "receipts", "receipt-key")
 READ_ONLY = ("receipts", "receipt-key")
+# What a manager may have a node do to a facility's process (`facility sleep|wake|stop|start`).
+LIFECYCLE_ACTIONS = ("sleep", "wake", "stop", "start")
 
 
 def check_meta(meta: object) -> dict[str, str]:
@@ -186,6 +198,7 @@ def destroy(
         backend.remove_volume(volume)
     routes.set_route(config, slug, None)
     state_file.remove(config, slug)
+    tombstones.destroy_for(config, slug)  # collected here, or waiting for the managers
     shutil.rmtree(facility.socket_dir, ignore_errors=True)
     home.log_deletion(config, slug)
     return {"slug": slug, "shredded": shredded, **wiped}
@@ -214,3 +227,39 @@ def _shred(config: Config, backend: DockerBackend, slug: str) -> int:
     if backend.image_id(config.facility_image) is None:
         raise DockerError(f"image {config.facility_image} is needed to destroy the keys")
     return facility_commands.shred_offline(backend, specs.shred_spec(config, slug))
+
+
+def change(config: Config, engine: FacilityEngine, slug: str, action: str, lock_wait: float) -> str:
+    """The operator's sleep, wake, stop or start of a facility on this node, as on one host:
+    over the node's engine (a Swarm service is scaled) with its state file and route here.
+    Returns the status it is left in."""
+    if action == "sleep":
+        slept = lifecycle.put_to_sleep(config, engine, slug, require_idle=None, lock_wait=lock_wait)
+        return Status.ASLEEP if slept else Status.RUNNING
+    if action == "wake":
+        lifecycle.wake(config, engine, slug, reason="operator", lock_wait=lock_wait)
+        return Status.RUNNING
+    if action == "stop":
+        with locks.facility_lock(config, slug, wait=lock_wait):
+            where = engine.locate(slug)
+            if where is None:
+                raise FacilityNotFound(f"no facility {slug}")
+            # Saved first, so this node's supervisor wakes it no more (no request, no deadline).
+            st = state_file.load(config, slug)
+            st.desired, st.asleep, st.wake_at = Desired.STOPPED, False, None
+            state_file.save(config, slug, st)
+            if where.running or where.starting:
+                engine.sleep(slug, lifecycle.STOP_TIMEOUT)
+            routes.set_route(config, slug, RouteState.STOPPED)
+        return Status.STOPPED
+    if action != "start":
+        raise InvalidArgument(f"action must be one of {', '.join(LIFECYCLE_ACTIONS)}")
+    with locks.facility_lock(config, slug, wait=lock_wait):
+        if engine.locate(slug) is None:
+            raise FacilityNotFound(f"no facility {slug}")
+        st = state_file.load(config, slug)
+        if st.desired != Desired.RUNNING:
+            st.desired, st.asleep = Desired.RUNNING, True  # as a sleeping one, until it answers
+            state_file.save(config, slug, st)
+    lifecycle.wake(config, engine, slug, reason="operator", lock_wait=lock_wait)
+    return Status.RUNNING

@@ -1,9 +1,12 @@
 """Per-facility locks: two commands on one facility run one after the other.
 
 On one host a lock is an flock on $MEDCELL_HOME/locks/<slug>.lock, released by the kernel when
-its holder dies. Everything that changes a facility (the CLI's commands, the supervisor's sleeps
-and wakes) goes through `facility_lock`, so a cluster-wide lock can later replace this one here
-alone. The file names its holder, so a command that waits too long can say who holds it.
+its holder dies. Everything that changes a facility on a host (the CLI's commands, the
+supervisor's sleeps and wakes, a node API's steps) goes through `facility_lock`. The file names
+its holder, so a command that waits too long can say who holds it.
+
+`FacilityLocks` is the one interface of a command's lock on a facility: `HostLocks` here on one
+host, `SwarmLocks` (host/cluster_locks.py) across a cluster's managers.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from medcell_common.times import iso_utc
 from provisioner.host.config import Config
@@ -32,6 +36,34 @@ def set_holder(description: str) -> None:
     """How this process names itself in the locks it holds (`medcell facility backup`)."""
     global _holder
     _holder = description
+
+
+def holder() -> str:
+    """How this process names itself in the locks it holds."""
+    return _holder
+
+
+@runtime_checkable
+class FacilityLocks(Protocol):
+    """A command's lock on one facility: two holders of one slug run one after the other."""
+
+    def hold(
+        self, slug: str, wait: float = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> AbstractContextManager[None]:
+        """Held inside the `with`; Busy, naming the holder, if not free within `wait` s.
+        `on_wait` hears once that another holds it and this one waits."""
+
+
+class HostLocks:
+    """The single host's locks: flocks in $MEDCELL_HOME/locks (`facility_lock`)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def hold(
+        self, slug: str, wait: float = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> AbstractContextManager[None]:
+        return facility_lock(self.config, slug, wait, on_wait)
 
 
 def _locks_dir(config: Config) -> Path:
@@ -97,17 +129,3 @@ def _busy_message(path: Path, slug: str, wait: float) -> str:
     if wait <= 0:
         return f"facility {slug} is being changed by {who}"
     return f"facility {slug} is still held by {who}; gave up after waiting {wait:g} s"
-
-
-def cluster_lock(
-    config: Config,
-    slug: str,
-    wait: float = 0.0,
-    on_wait: Callable[[str], None] | None = None,
-):
-    """A manager's commands on one facility in cluster mode, one after the other.
-
-    Not the facility's own lock: its node's API takes that for each step it does there, and the
-    node may be this very host (the same lock files).
-    """
-    return facility_lock(config, f"{slug}.cluster", wait, on_wait)

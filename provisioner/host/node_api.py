@@ -23,15 +23,18 @@ from provisioner.host.errors import (
     Busy,
     FacilityCommandFailed,
     FacilityNotFound,
+    FacilityStopped,
     InvalidArgument,
     NodeError,
     NodeRefused,
     NodeUnreachable,
     StaleRoutes,
+    WakeFailed,
 )
 from provisioner.host.validation import SLUG_RE, check_slug
 
 API = "/v1"
+MAX_TOMBSTONES = 5_000  # in one request (~150 bytes each, well inside the body limit)
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a routes map of ~50,000 facilities; the server's cap
 MAX_ANSWER_BYTES = OUTPUT_BYTES + 64 * 1024  # a management command's output, and its envelope
 TIMEOUT = 30.0  # connecting, and answers that involve no facility command
@@ -47,7 +50,11 @@ ERRORS: dict[str, type[NodeError] | type] = {
     "stale_generation": StaleRoutes,
     "busy": Busy,
     "command_failed": FacilityCommandFailed,
+    "facility_stopped": FacilityStopped,
+    "wake_failed": WakeFailed,
 }
+# The statuses a sleep, wake, stop or start leaves a facility in.
+LIFECYCLE_STATUSES = ("running", "asleep", "stopped")
 
 
 def tls_files(tls_dir: Path) -> tuple[Path, Path, Path]:
@@ -102,7 +109,7 @@ class _Connection(http.client.HTTPConnection):
 
 
 class NodeClient:
-    """One node's API: `info`, `prepare`, `manage`, `destroy`, `push_routes`."""
+    """One node's API: `info`, `prepare`, `manage`, `lifecycle`, `destroy`, `push_routes`."""
 
     def __init__(self, address: str, tls_dir: Path, timeout: float = TIMEOUT):
         self.host, self.port = split_address(address)
@@ -144,6 +151,34 @@ class NodeClient:
         if not isinstance(result, dict):
             raise NodeError(f"node {self.address} answered {command[:1]} without a result")
         return result
+
+    def lifecycle(self, slug: str, action: str) -> str:
+        """Sleep, wake, stop or start the facility there; the status it is left in."""
+        answer = self._call(
+            "POST",
+            f"{API}/facilities/{check_slug(slug)}/lifecycle",
+            {"action": action},
+            max(self.timeout, COMMAND_SECONDS),
+        )
+        status = answer.get("status")
+        if status not in LIFECYCLE_STATUSES:
+            raise NodeError(f"node {self.address} answered {action} without a status")
+        return status
+
+    def add_tombstones(self, slug: str, items: list[dict]) -> int:
+        """Hand the node (a manager) tombstones of a facility to keep; how many were new."""
+        body = {"facility": check_slug(slug), "tombstones": items}
+        answer = self._call("POST", f"{API}/tombstones", body, self.timeout)
+        if not _count(answer.get("added")):
+            raise NodeError(f"node {self.address} answered tombstones without a count")
+        return answer["added"]
+
+    def forget_tombstones(self, slug: str) -> int:
+        """Have the node forget every tombstone of a deleted facility; how many went."""
+        answer = self._call("DELETE", f"{API}/tombstones/{check_slug(slug)}", None, self.timeout)
+        if not _count(answer.get("forgotten")):
+            raise NodeError(f"node {self.address} answered tombstones without a count")
+        return answer["forgotten"]
 
     def destroy(self, slug: str) -> dict:
         """Wipe, shred and remove the facility's data there: {"slug", "shredded", "receipt", …}."""

@@ -7,7 +7,7 @@ from docker.utils import parse_bytes
 
 from medcell_common.interfaces import Label
 from provisioner.host.docker_backend import CAP_DROP, TMPFS, ContainerSpec
-from provisioner.host.swarm import FACILITY_LABEL, pin_constraint
+from provisioner.host.swarm import FACILITY_LABEL, NODE_LABEL, pin_constraint
 
 # A facility's process gets this long to end after SIGTERM (gunicorn's graceful shutdown), as a
 # single-host facility container gets from `docker stop`.
@@ -72,7 +72,12 @@ def facility_service_spec(spec: ContainerSpec, node: str, replicas: int = 1) -> 
     # would make empty volumes, and rejects a task whose bind source is missing.
     return {
         "Name": spec.name,
-        "Labels": {k: v for k, v in spec.labels.items() if k in _SERVICE_LABELS},
+        # Its node too, so a node's supervisor lists only its own services (swarm.py); a re-pin
+        # renders the spec again for the new node, label and constraint together.
+        "Labels": {
+            **{k: v for k, v in spec.labels.items() if k in _SERVICE_LABELS},
+            NODE_LABEL: node,
+        },
         "TaskTemplate": task_template,
         "Mode": {"Replicated": {"Replicas": replicas}},
         # Stop the old task before starting its replacement: two processes must never open one

@@ -10,13 +10,15 @@ import docker
 import docker.errors
 
 from provisioner.host.docker_backend import engine_errors
-from provisioner.host.errors import DockerError, NotFound
+from provisioner.host.errors import Conflict, DockerError, NotFound
 
 SWARM_PORT = 2377
 # Every node carries its own name in this label; a facility service is pinned to one node by a
 # constraint on it (`node.labels.medcell.node==<node>`), so a facility never starts elsewhere.
 NODE_LABEL = "medcell.node"
 FACILITY_LABEL = "medcell.facility"
+# On a facility service the operator stopped (`facility stop`): nothing wakes it but `start`.
+STOPPED_LABEL = "medcell.stopped"
 # Swarm's task states in which a task has (or is about to have) a container.
 ACTIVE_TASK_STATES = frozenset(
     {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting",
@@ -62,6 +64,7 @@ class FacilityService:
     name: str = ""
     retention: str = ""
     created: str = ""
+    stopped: bool = False  # the operator's `facility stop` (its STOPPED_LABEL)
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,17 @@ class Swarm:
             "node_id": swarm.get("NodeID") or "",
             "name": info.get("Name") or "",
         }
+
+    def manager_addresses(self) -> tuple[str, list[str]]:
+        """This node's address and every manager's, as this engine knows them (a worker too)."""
+        with engine_errors("reading the cluster's managers"):
+            info = self.client.info()
+        swarm = info.get("Swarm") or {}
+        own = str(swarm.get("NodeAddr") or "")
+        found = {
+            str(m.get("Addr") or "").rpartition(":")[0] for m in swarm.get("RemoteManagers") or []
+        }
+        return own, sorted(found - {""})
 
     def has_image(self, image: str) -> bool:
         with engine_errors(f"looking for image {image}"):
@@ -193,9 +207,12 @@ class Swarm:
             nodes = self.client.nodes.list()
         return sorted((_node_info(n.attrs) for n in nodes), key=lambda n: n.name)
 
-    def facility_services(self) -> list[FacilityService]:
+    def facility_services(self, node: str | None = None) -> list[FacilityService]:
+        """Every facility service, or (`node`) those labelled as pinned to that node: the
+        manager filters them, so a node's supervisor is not sent all of a large cluster's."""
+        labels = FACILITY_LABEL if node is None else [FACILITY_LABEL, f"{NODE_LABEL}={node}"]
         with engine_errors("listing facility services"):
-            services = self.client.services.list(filters={"label": FACILITY_LABEL})
+            services = self.client.services.list(filters={"label": labels})
         return [_facility_service(s.attrs) for s in services]
 
     def facility_tasks(self) -> dict[str, TaskInfo]:
@@ -254,6 +271,26 @@ class Swarm:
                 name=spec["Name"],
                 labels=spec.get("Labels"),
                 mode={"Replicated": {"Replicas": replicas}},
+                update_config=spec.get("UpdateConfig"),
+                rollback_config=spec.get("RollbackConfig"),
+                endpoint_spec=spec.get("EndpointSpec"),
+            )
+
+    def mark_stopped(self, name: str, stopped: bool) -> None:
+        """Label the service as the operator's stopped one (or not); its tasks are untouched."""
+        with engine_errors(f"marking service {name} {'stopped' if stopped else 'started'}"):
+            attrs = self.client.api.inspect_service(name)
+            spec = attrs["Spec"]
+            labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k != STOPPED_LABEL}
+            if stopped:
+                labels[STOPPED_LABEL] = "true"
+            self.client.api.update_service(
+                attrs["ID"],
+                attrs["Version"]["Index"],
+                task_template=spec["TaskTemplate"],
+                name=spec["Name"],
+                labels=labels,
+                mode=spec.get("Mode"),
                 update_config=spec.get("UpdateConfig"),
                 rollback_config=spec.get("RollbackConfig"),
                 endpoint_spec=spec.get("EndpointSpec"),
@@ -376,4 +413,78 @@ def _facility_service(attrs: dict) -> FacilityService:
         name=env.get("MEDCELL_FACILITY_NAME", ""),
         retention=env.get("MEDCELL_RETENTION", ""),
         created=str(attrs.get("CreatedAt") or ""),
+        stopped=(spec.get("Labels") or {}).get(STOPPED_LABEL) == "true",
     )
+
+
+@dataclass(frozen=True)
+class LockConfig:
+    """A Swarm config object that stands for a lock (host/cluster_locks.py): its id, its
+    version (for a label update), and its labels (holder, expiry)."""
+
+    id: str
+    version: int
+    labels: dict[str, str]
+
+
+class SwarmConfigs:
+    """The Swarm config objects that medcell's cluster-wide locks are made of.
+
+    A config's name is unique in the Swarm and its creation goes through the managers' Raft
+    log, so two managers creating one name at once get exactly one success. Only its labels can
+    change afterwards. Nothing secret is ever put in one: every manager keeps it.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def create(self, name: str, labels: dict[str, str]) -> str | None:
+        """Create the config; its id, or None when one of that name exists already."""
+        try:
+            with engine_errors(f"taking lock {name}"):
+                return self.client.api.create_config(name, b"medcell lock", labels=labels)["ID"]
+        except Conflict:
+            return None
+
+    def get(self, name: str) -> LockConfig | None:
+        """The config of that exact name, or None."""
+        try:
+            with engine_errors(f"reading lock {name}"):
+                attrs = self.client.api.inspect_config(name)
+        except NotFound:
+            return None
+        spec = attrs.get("Spec") or {}
+        if spec.get("Name") != name:  # inspect also matches an id or an id's prefix
+            return None
+        return LockConfig(
+            id=str(attrs.get("ID") or ""),
+            version=int((attrs.get("Version") or {}).get("Index") or 0),
+            labels={str(k): str(v) for k, v in (spec.get("Labels") or {}).items()},
+        )
+
+    def relabel(self, name: str, lock: LockConfig, labels: dict[str, str]) -> bool:
+        """Replace the labels of this very config (by id and version); False if it changed or
+        went meanwhile (someone took the lock over)."""
+        api = self.client.api
+        spec = {"Name": name, "Labels": labels, "Data": None}
+        try:
+            with engine_errors(f"renewing lock {name}"):
+                spec["Data"] = api.inspect_config(lock.id)["Spec"].get("Data")
+                response = api._post_json(
+                    api._url("/configs/{0}/update", lock.id),
+                    params={"version": lock.version},
+                    data=spec,
+                )
+                api._raise_for_status(response)
+        except (NotFound, DockerError):
+            return False
+        return True
+
+    def remove(self, config_id: str) -> bool:
+        """Remove the config with this id; False if it is gone already."""
+        try:
+            with engine_errors("releasing a lock"):
+                self.client.api.remove_config(config_id)
+        except NotFound:
+            return False
+        return True

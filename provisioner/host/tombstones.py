@@ -12,6 +12,12 @@ The store is one small interface, `TombstoneStore`; `FileTombstones` keeps one f
 in `$MEDCELL_HOME/backups/tombstones/` (0600), the single-host implementation. A tombstone goes
 once it is older than every restorable backup of its facility (backup keys live at most the
 retention limit + 1 day), and with the facility itself.
+
+In a cluster every manager's store holds every node's tombstones, so they outlive the loss of a
+facility's node: the node's supervisor collects into `ReplicatingTombstones`, which also keeps
+what it collected in an outbox (`outbox/` below the store) until every manager took it through
+its node API (supervisor/tombstone_push.py). A manager does not know the backups another one
+made, so there a tombstone is kept for as long as any backup can live (BACKUP_LIFETIME).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Protocol
 
 from medcell_common import strictjson
 from medcell_common import tombstones as fmt
+from medcell_common.rules import MAX_RETENTION
 from provisioner.host import backup_keys
 from provisioner.host.config import Config
 from provisioner.host.home import write_json_atomic
@@ -39,6 +46,9 @@ IN_FLIGHT_SECONDS = 2 * 3600
 MARGIN_SECONDS = 2
 MAX_FILES_PER_COLLECT = 10_000
 STORE_FILE = re.compile(r"^(.+)\.json$")
+# The longest a backup can be restored: the retention limit + 1 day after it was made. No backup
+# made before a deletion older than this opens any more, wherever its key is kept.
+BACKUP_LIFETIME = MAX_RETENTION + 86400
 
 
 class TombstoneStore(Protocol):
@@ -60,8 +70,8 @@ class TombstoneStore(Protocol):
 class FileTombstones:
     """The single-host store: `$MEDCELL_HOME/backups/tombstones/<slug>.json`."""
 
-    def __init__(self, config: Config):
-        self.directory = config.home / "backups" / "tombstones"
+    def __init__(self, config: Config, directory: Path | None = None):
+        self.directory = directory or config.home / "backups" / "tombstones"
 
     def add(self, slug: str, items: list[dict]) -> int:
         with self._changing(slug) as kept:
@@ -77,6 +87,13 @@ class FileTombstones:
         with self._changing(slug) as kept:
             before = len(kept)
             kept[:] = [t for t in kept if keep_from is not None and t["deleted_at"] >= keep_from]
+            return before - len(kept)
+
+    def forget(self, slug: str, marks: set[str]) -> int:
+        """Forget the tombstones with these marks; returns how many went."""
+        with self._changing(slug) as kept:
+            before = len(kept)
+            kept[:] = [t for t in kept if t["mark"] not in marks]
             return before - len(kept)
 
     def slugs(self) -> list[str]:
@@ -113,6 +130,32 @@ class FileTombstones:
                 write_json_atomic(self._path(slug), {"tombstones": kept}, mode=0o600)
             else:
                 self._path(slug).unlink(missing_ok=True)
+
+
+def outbox(config: Config) -> FileTombstones:
+    """What this node collected and not every manager has taken yet (cluster mode)."""
+    return FileTombstones(config, config.home / "backups" / "tombstones" / "outbox")
+
+
+class ReplicatingTombstones:
+    """A cluster node's store: this host's, and an outbox for the managers of what is added."""
+
+    def __init__(self, config: Config):
+        self.local, self.outbox = FileTombstones(config), outbox(config)
+
+    def add(self, slug: str, items: list[dict]) -> int:
+        new = self.local.add(slug, items)
+        self.outbox.add(slug, items)  # the same again is harmless: every manager dedups
+        return new
+
+    def since(self, slug: str, when: float) -> list[dict]:
+        return self.local.since(slug, when)
+
+    def prune(self, slug: str, keep_from: float | None) -> int:
+        return self.local.prune(slug, keep_from)
+
+    def slugs(self) -> list[str]:
+        return self.local.slugs()
 
 
 def drop_dir(config: Config, slug: str) -> Path:
@@ -157,8 +200,14 @@ def for_restore(store: TombstoneStore, slug: str, backup: backup_keys.BackupKey)
     return store.since(slug, _unix(backup.created) - MARGIN_SECONDS)
 
 
-def expire(config: Config, store: TombstoneStore, now: float) -> int:
-    """Forget every tombstone older than each restorable backup of its facility; how many went."""
+def expire(config: Config, store: TombstoneStore, now: float, cluster: bool = False) -> int:
+    """Forget every tombstone older than each restorable backup of its facility; how many went.
+
+    `cluster`: backups of a facility may be kept on other managers, so keep what any backup
+    could still need (BACKUP_LIFETIME)."""
+    if cluster:
+        keep_from = now - BACKUP_LIFETIME - MARGIN_SECONDS
+        return sum(store.prune(slug, keep_from) for slug in store.slugs())
     oldest: dict[str, float] = {}
     for key in backup_keys.all_keys(config):
         if key.expires_at > now:
@@ -181,6 +230,7 @@ def destroy_for(config: Config, slug: str) -> int:
         names = []
     for name in names:
         (directory / name).unlink(missing_ok=True)
+    outbox(config).prune(slug, None)
     return FileTombstones(config).prune(slug, None)
 
 

@@ -4,6 +4,8 @@ collects the facilities' tombstones and forgets those that no restorable backup 
 The supervisor always runs, so it is the one that keeps this deadline; the CLI checks again
 before any restore. The key directory is read at most once a minute (backups expire days after
 they are made), and between reads only the earliest expiry is compared with the clock.
+
+On a cluster node what it collects also goes to every manager (supervisor/tombstone_push.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from provisioner.host import backup_keys, tombstones
 from provisioner.host.config import Config
 from provisioner.supervisor.logs import event
+from provisioner.supervisor.tombstone_push import TombstonePush
 
 RESCAN_SECONDS = 60.0
 
@@ -21,9 +24,15 @@ RESCAN_SECONDS = 60.0
 class BackupExpiry:
     """Call `tick()` from the supervisor's loop; it destroys keys within a tick of expiry."""
 
-    def __init__(self, config: Config, clock: Callable[[], float]):
-        self.config, self.clock = config, clock
-        self.tombstones = tombstones.FileTombstones(config)
+    def __init__(
+        self, config: Config, clock: Callable[[], float], push: TombstonePush | None = None
+    ):
+        self.config, self.clock, self.push = config, clock, push
+        self.tombstones: tombstones.TombstoneStore = (
+            tombstones.FileTombstones(config)
+            if push is None
+            else tombstones.ReplicatingTombstones(config)
+        )
         self._next_scan = 0.0
         self._next_expiry: float | None = None
 
@@ -46,10 +55,14 @@ class BackupExpiry:
         """Collect what the facilities dropped; forget what no restorable backup needs."""
         try:
             collected = tombstones.collect_all(self.config, self.tombstones)
-            forgotten = tombstones.expire(self.config, self.tombstones, now)
+            forgotten = tombstones.expire(
+                self.config, self.tombstones, now, cluster=self.push is not None
+            )
         except (OSError, ValueError) as e:
             event("tombstones_failed", logging.WARNING, error=type(e).__name__)
             return
+        if self.push is not None:
+            self.push.start()  # to every manager, in its own thread
         if collected or forgotten:
             # Counts only: a tombstone's mark is nobody's business in a log.
             event("tombstones", collected=collected, forgotten=forgotten)

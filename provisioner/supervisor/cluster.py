@@ -38,6 +38,9 @@ SWARM_TIMEOUT = 15.0  # one manager call; a cut manager may otherwise hold a thr
 # A facility with no service at all is only taken for deleted once its files here are this old:
 # the node API prepares a facility's files moments before a manager creates its service.
 GONE_GRACE = 600.0
+# A discovery asks the manager for the services labelled with this node only; every this many
+# it lists them all, so a service pinned here whose label was not updated is found all the same.
+FULL_LISTING_EVERY = 10
 
 
 class NoManager(DockerError):
@@ -104,6 +107,7 @@ class NodeEngine:
         self.local = LocalEngine(config, backend)
         self.swarm = SwarmEngine(config, swarm, local=backend)
         self.reachable = False
+        self._discoveries = 0
 
     def plain(self, slug: str) -> bool:
         """Whether the facility is a single-host container on this node (not a Swarm task)."""
@@ -171,11 +175,19 @@ class NodeEngine:
         self.node = state["name"] or self.node  # the name its services are pinned by
         if not state["manager"]:
             return Discovery(self.node, reachable=False, reason="worker")
+        full = self._discoveries % FULL_LISTING_EVERY == 0
         try:
-            services = self.swarm.swarm.facility_services()
+            services = self.swarm.swarm.facility_services(None if full else self.node)
+            placed = {s.slug: s.node for s in services if SLUG_RE.fullmatch(s.slug)}
+            if not full:
+                # Where the facilities this node keeps files of but were not listed went.
+                for slug in sorted(local_slugs(self.config) - set(placed)):
+                    service = self.swarm.swarm.service(self.config.facility(slug).container)
+                    if service is not None:
+                        placed[slug] = service.node
         except DockerError:
             return Discovery(self.node, reachable=False, reason="unreachable")
-        placed = {s.slug: s.node for s in services if SLUG_RE.fullmatch(s.slug)}
+        self._discoveries += 1
         pinned = {s.slug: s.replicas for s in services if s.slug in placed and s.node == self.node}
         return Discovery(self.node, reachable=True, pinned=pinned, placed=placed)
 

@@ -7,8 +7,11 @@ slow or hostile client holds at most one worker for a while and never the superv
     GET    /v1/node                          {"node", "facilities", "awake", "memory"}
     PUT    /v1/facilities/<slug>             {"labels": {...}}  -> {"slug", "created"}
     POST   /v1/facilities/<slug>/manage      {"command": [...]} -> {"result": {...}}
+    POST   /v1/facilities/<slug>/lifecycle   {"action": "sleep"...} -> {"slug", "status"}
     DELETE /v1/facilities/<slug>                                -> {"slug", "shredded", ...}
     PUT    /v1/routes                        {"generation", "facilities"} -> {"generation", ...}
+    POST   /v1/tombstones                    {"facility", "tombstones"} -> {"facility", "added"}
+    DELETE /v1/tombstones/<slug>                                -> {"facility", "forgotten"}
 
 Errors: {"error": {"code", "message"}} with the status below.
 """
@@ -28,20 +31,24 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from medcell_common import strictjson
+from medcell_common import tombstones as tombstone_format
 from medcell_common.interfaces import CLUSTER_PEER_NAME, SUPERVISOR_CLUSTER_TLS_DIR
-from provisioner.host import facility_data, locks, routes
+from provisioner.host import facility_data, locks, routes, tombstones
 from provisioner.host.cluster_ca import cluster_dir
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.engine import FacilityEngine
 from provisioner.host.errors import (
     Busy,
     DockerError,
     FacilityCommandFailed,
     FacilityNotFound,
+    FacilityStopped,
     InvalidArgument,
     StaleRoutes,
+    WakeFailed,
 )
-from provisioner.host.node_api import API, MAX_BODY_BYTES, tls_files
+from provisioner.host.node_api import API, MAX_BODY_BYTES, MAX_TOMBSTONES, tls_files
 from provisioner.host.validation import check_slug
 from provisioner.supervisor.logs import event
 
@@ -63,7 +70,9 @@ STATUS = {
     "too_large": 413,
     "stale_generation": 409,
     "command_failed": 409,
+    "facility_stopped": 409,
     "busy": 503,
+    "wake_failed": 503,
     "docker_error": 503,
     "internal": 500,
 }
@@ -86,8 +95,13 @@ def _error(code: str, message: str) -> tuple[int, dict]:
 class NodeService:
     """Decides each answer; the HTTP layer below only carries it."""
 
-    def __init__(self, config: Config, backend: DockerBackend):
+    def __init__(
+        self, config: Config, backend: DockerBackend, engine: FacilityEngine | None = None
+    ):
         self.config, self.backend = config, backend
+        # The supervisor's engine for this node's facilities (a Swarm service is scaled through
+        # a manager); None: this node's facilities cannot be slept, woken, stopped or started.
+        self.facility_engine = engine
         self._engine = None
 
     @property
@@ -115,6 +129,10 @@ class NodeService:
             return _error("busy", str(e))
         except FacilityCommandFailed as e:
             return _error("command_failed", str(e))
+        except FacilityStopped as e:
+            return _error("facility_stopped", str(e))
+        except WakeFailed as e:
+            return _error("wake_failed", str(e))
         except DockerError as e:
             return _error("docker_error", str(e))
         except Exception:
@@ -129,6 +147,12 @@ class NodeService:
         if path == f"{API}/routes":
             self._method(method, "PUT")
             return self.routes(body)
+        if path == f"{API}/tombstones":
+            self._method(method, "POST")
+            return self.add_tombstones(body)
+        if path.startswith(f"{API}/tombstones/") and len(parts) == 4:
+            self._method(method, "DELETE")
+            return self.forget_tombstones(check_slug(parts[3]))
         if path.startswith(f"{API}/facilities/") and len(parts) in (4, 5):
             slug = check_slug(parts[3])
             if len(parts) == 4:
@@ -137,6 +161,9 @@ class NodeService:
             if parts[4] == "manage":
                 self._method(method, "POST")
                 return self.manage(slug, body)
+            if parts[4] == "lifecycle":
+                self._method(method, "POST")
+                return self.lifecycle(slug, body)
         raise ApiError("not_found", "no such endpoint; see the node API in docs/architecture.md")
 
     @staticmethod
@@ -178,6 +205,21 @@ class NodeService:
         event("node_managed", slug=slug, command=command[0])
         return {"result": result}
 
+    def lifecycle(self, slug: str, body: object) -> dict:
+        action = _field(body, "action", ("action",))
+        if action not in facility_data.LIFECYCLE_ACTIONS:
+            raise InvalidArgument(
+                f"action must be one of {', '.join(facility_data.LIFECYCLE_ACTIONS)}"
+            )
+        if self.facility_engine is None:
+            raise DockerError("this node's supervisor does not run in cluster mode")
+        facility_data.require(self.config, self.backend, slug)
+        status = facility_data.change(
+            self.config, self.facility_engine, slug, str(action), lock_wait=LOCK_WAIT
+        )
+        event("node_lifecycle", slug=slug, action=action, status=status)
+        return {"slug": slug, "status": status}
+
     def destroy(self, slug: str) -> dict:
         with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
             # What the facility said when its wipe failed is not logged: it may be anything.
@@ -189,6 +231,32 @@ class NodeService:
             )
         event("node_destroyed", slug=slug, shredded=result["shredded"])
         return result
+
+    def add_tombstones(self, body: object) -> dict:
+        """Keep another node's tombstones (this node is a manager): every one checked, the
+        whole request refused if one is not a tombstone."""
+        fields = ("facility", "tombstones")
+        slug = _field(body, "facility", fields)
+        if not isinstance(slug, str):
+            raise InvalidArgument("facility must be a slug")
+        slug = check_slug(slug)
+        items = _field(body, "tombstones", fields)
+        if isinstance(items, list) and len(items) > MAX_TOMBSTONES:
+            raise InvalidArgument(f"more than {MAX_TOMBSTONES} tombstones in one request")
+        try:
+            items = tombstone_format.check_all(items)
+        except ValueError as e:
+            raise InvalidArgument(f"tombstones: {e}") from e
+        added = tombstones.FileTombstones(self.config).add(slug, items)
+        if added:
+            event("tombstones_received", slug=slug, added=added)  # counts only
+        return {"facility": slug, "added": added}
+
+    def forget_tombstones(self, slug: str) -> dict:
+        """A deleted facility's tombstones guard nothing any more: forget them here."""
+        forgotten = tombstones.FileTombstones(self.config).prune(slug, None)
+        event("tombstones_forgotten", slug=slug, forgotten=forgotten)
+        return {"facility": slug, "forgotten": forgotten}
 
     def routes(self, body: object) -> dict:
         generation = _field(body, "generation", ("generation", "facilities"))
@@ -449,7 +517,9 @@ def in_cluster(config: Config) -> bool:
     return all(path.is_file() for path in tls_files(node_tls_dir(config)))
 
 
-def start(config: Config, backend: DockerBackend) -> NodeServer | None:
+def start(
+    config: Config, backend: DockerBackend, engine: FacilityEngine | None = None
+) -> NodeServer | None:
     """Serve the node API in its own thread, if this host is a cluster node; else None.
 
     A node API that cannot start (its port taken, its certificates unreadable) is logged, and
@@ -462,7 +532,7 @@ def start(config: Config, backend: DockerBackend) -> NodeServer | None:
         return None
     try:
         server = NodeServer(
-            config.node_api_bind, node_tls_dir(config), NodeService(config, backend)
+            config.node_api_bind, node_tls_dir(config), NodeService(config, backend, engine)
         )
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         event("node_api_failed", logging.ERROR, error=type(e).__name__, detail=str(e)[:200])

@@ -19,7 +19,7 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.facility_http import FacilityStatus
-from provisioner.supervisor import cluster
+from provisioner.supervisor import cluster, node_api
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.capacity import GRACE, AwakeFacilities
 from provisioner.supervisor.jobs import Job, JobPool
@@ -27,6 +27,7 @@ from provisioner.supervisor.logs import event
 from provisioner.supervisor.mail import MailRelay
 from provisioner.supervisor.openings import OpeningWakes
 from provisioner.supervisor.scheduler import Scheduler
+from provisioner.supervisor.tombstone_push import TombstonePush
 from provisioner.supervisor.wake_api import MAX_CONNECTIONS, WakeServer, WakeService
 
 log = logging.getLogger("medcell.supervisor")
@@ -80,7 +81,12 @@ class Supervisor:
         self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock, node=node)
         self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
         self.openings = OpeningWakes(config, lambda: self.scheduler.entries, self.wakes)
-        self.backup_expiry = BackupExpiry(config, clock)
+        # A cluster node's tombstones also go to every manager (they outlive this node).
+        push = None
+        if node is not None:
+            managers = node.swarm.swarm.manager_addresses
+            push = TombstonePush(config, managers, node_api.node_tls_dir(config), clock)
+        self.backup_expiry = BackupExpiry(config, clock, push)
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
         self.scheduler.on_status = self._on_status

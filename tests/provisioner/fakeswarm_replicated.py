@@ -45,12 +45,20 @@ class FakeServices:
         self.fake = fake
 
     def list(self, filters=None) -> list[FakeListedService]:
-        wanted = (filters or {}).get("label")
+        wanted = (filters or {}).get("label") or []
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        self.fake.listings.append(list(wanted))
         return [
             FakeListedService(copy.deepcopy(s))
             for s in self.fake.services_by_name.values()
-            if wanted is None or wanted in (s["Spec"].get("Labels") or {})
+            if all(_labelled(s["Spec"].get("Labels") or {}, w) for w in wanted)
         ]
+
+
+def _labelled(labels: dict, wanted: str) -> bool:
+    """The engine's label filter: a key, or key=value."""
+    key, has_value, value = wanted.partition("=")
+    return key in labels and (not has_value or labels[key] == value)
 
 
 class FakeSwarmAPI:
@@ -123,6 +131,7 @@ class FakeSwarm:
         self.api = FakeSwarmAPI(self)
         self.created: list[dict] = []
         self.updates: list[tuple[str, dict]] = []
+        self.listings: list[list[str]] = []  # the label filters of each service listing
         self.on_start: Callable[[str], None] = lambda name: None
         self.on_stop: Callable[[str], None] = lambda name: None
         self.reject: str | None = None  # set: a new task is rejected with this error

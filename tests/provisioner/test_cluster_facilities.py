@@ -14,8 +14,11 @@ from click.testing import CliRunner
 
 from provisioner.cli.commands import Runtime, cli
 from provisioner.host import locks
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import FacilityCommandFailed, FacilityNotFound, NodeUnreachable
+from provisioner.host.swarm import Swarm, SwarmConfigs
+from tests.provisioner.fakeconfigs import ConfigClient, ConfigStore, FakeConfigAPI
 from tests.provisioner.fakedocker import FakeAPI, FakeDocker
 from tests.provisioner.fakeswarm_replicated import FakeSwarm as ReplicatedSwarm
 
@@ -32,6 +35,11 @@ class ClusterAPI(FakeAPI):
         self.swarm = fake.swarm
         for name in ("create_service", "inspect_service", "update_service", "remove_service"):
             setattr(self, name, getattr(fake.swarm.api, name))
+        configs = FakeConfigAPI(fake.configs)  # the Raft store the facilities' locks are in
+        for name in ("create_config", "inspect_config", "remove_config"):
+            setattr(self, name, getattr(configs, name))
+        for name in ("_url", "_post_json", "_raise_for_status"):
+            setattr(self, name, getattr(configs, name))
 
     def tasks(self, filters=None) -> list[dict]:
         filters = filters or {}
@@ -52,6 +60,7 @@ class ClusterEngine(FakeDocker):
     def __init__(self):
         super().__init__()
         self.swarm = ReplicatedSwarm()
+        self.configs = ConfigStore()
         for name, address in ADDRESSES.items():
             self.swarm.add_node(name).attrs["Status"]["Addr"] = address
         self.nodes = self.swarm.nodes
@@ -82,6 +91,7 @@ class FakeNodeAPI:
         self.maps: dict[str, tuple[int, dict]] = {}  # address -> the map it holds
         self.data: dict[str, set[str]] = {a: set() for a in ADDRESSES.values()}
         self.on_prepare = lambda slug: None  # what happens elsewhere meanwhile
+        self.engine: ClusterEngine | None = None  # a node scales its services through it
 
     def client(self, address: str, tls_dir, timeout: float = 30.0) -> FakeNodeClient:
         return FakeNodeClient(self, address)
@@ -118,7 +128,17 @@ class FakeNodeClient:
             raise self.api.failing[command[0]]
         if command[0] == "create-admin":
             return {"username": command[2], "password": "pw-once"}
+        if command[0] == "receipts":
+            return {"receipts": [], "receipt_key": {"algorithm": "Ed25519", "public_key": "k"}}
+        if command[0] == "set-quota":
+            return {"quota": "1GiB", "conversation_quota": "200MiB", "used_percent": 0}
         return {}
+
+    def lifecycle(self, slug: str, action: str) -> str:
+        self._call("lifecycle", slug, action)
+        replicas = 0 if action in ("sleep", "stop") else 1
+        Swarm(self.api.engine).scale(f"medcell-{slug}", replicas)
+        return {"sleep": "asleep", "stop": "stopped"}.get(action, "running")
 
     def destroy(self, slug: str) -> dict:
         self._call("destroy", slug)
@@ -126,6 +146,10 @@ class FakeNodeClient:
             raise FacilityNotFound(f"no facility {slug} on this node")
         self.api.data[self.address].discard(slug)
         return {"slug": slug, "shredded": 2, "receipt": {"receipt_id": "r1"}, "receipt_key": {}}
+
+    def forget_tombstones(self, slug: str) -> int:
+        self._call("forget_tombstones", slug)
+        return 0
 
     def push_routes(self, generation: int, facilities: dict) -> dict:
         self._call("push_routes", generation, facilities)
@@ -140,8 +164,10 @@ def engine() -> ClusterEngine:
 
 
 @pytest.fixture
-def nodes(config) -> FakeNodeAPI:
-    return FakeNodeAPI(config)
+def nodes(config, engine) -> FakeNodeAPI:
+    api = FakeNodeAPI(config)
+    api.engine = engine
+    return api
 
 
 @pytest.fixture
@@ -211,10 +237,15 @@ def test_a_facility_on_this_very_host_is_made_and_deleted_through_its_node_api(m
 
 
 def test_a_second_command_on_the_facility_waits_for_the_first(medcell, config, engine):
-    with locks.cluster_lock(config, "held"):
+    # Another manager (its own engine client, the same Raft store) holds the facility's lock.
+    other = SwarmLocks(config, SwarmConfigs(ConfigClient(engine.configs)), host="node2")
+    locks.set_holder("medcell facility backup")
+    with other.hold("held"):
         result = medcell("facility", "create", "held")
     assert "gave up after waiting 0.2 s" in error(result)
+    assert "held by medcell facility backup on node2" in error(result)
     assert engine.swarm.services_by_name == {}
+    assert engine.configs.by_name == {}  # released: nothing of the lock is left
 
 
 def test_each_push_has_a_larger_generation(medcell, nodes):
@@ -305,3 +336,108 @@ def test_a_create_racing_another_managers_leaves_that_ones_data_alone(medcell, e
     assert "medcell-twin" in engine.swarm.services_by_name
     assert not [c for c in nodes.calls if c[1] == "destroy"]
     assert nodes.data["10.0.0.3"] == {"twin"}
+
+
+# the other facility commands, each on the facility's own node
+
+
+def _lifecycle_calls(nodes) -> list[tuple[str, str, str]]:
+    return [(a, args[0], args[1]) for a, m, args in nodes.calls if m == "lifecycle"]
+
+
+def _status(medcell, slug: str) -> str:
+    return next(r["status"] for r in ok(medcell("facility", "list", "--json")) if r["slug"] == slug)
+
+
+def test_stop_and_start_go_to_the_facilitys_node_and_list_says_stopped(medcell, engine, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node3", "--json"))
+    assert ok(medcell("facility", "stop", "far", "--json")) == {
+        "slug": "far",
+        "status": "stopped",
+        "node": "node3",
+    }
+    assert _status(medcell, "far") == "stopped"
+    assert service_spec(engine, "far")["Mode"] == {"Replicated": {"Replicas": 0}}
+    assert ok(medcell("facility", "start", "far", "--json"))["status"] == "running"
+    assert _status(medcell, "far") == "running"
+    assert "medcell.stopped" not in service_spec(engine, "far")["Labels"]
+    assert _lifecycle_calls(nodes) == [("10.0.0.3", "far", "stop"), ("10.0.0.3", "far", "start")]
+
+
+def test_sleep_and_wake_go_to_the_facilitys_node(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node2", "--json"))
+    result = medcell("facility", "sleep", "far")
+    assert result.exit_code == 0 and result.stdout == "facility far is asleep\n"
+    assert _status(medcell, "far") == "asleep"
+    assert ok(medcell("facility", "wake", "far", "--json"))["status"] == "running"
+    assert _lifecycle_calls(nodes) == [("10.0.0.2", "far", "sleep"), ("10.0.0.2", "far", "wake")]
+
+
+def test_rotate_key_wakes_an_asleep_facility_on_its_node_first(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node3", "--json"))
+    ok(medcell("facility", "sleep", "far", "--json"))
+    result = medcell("facility", "rotate-key", "far", "--json")
+    assert result.exit_code == 0, result.output
+    assert "waking far to rotate its key" in result.stderr
+    asked = [(a, m, args) for a, m, args in nodes.calls if m in ("lifecycle", "manage")]
+    assert asked[-2:] == [
+        ("10.0.0.3", "lifecycle", ("far", "wake")),
+        ("10.0.0.3", "manage", ("far", "rotate-key")),
+    ]
+
+
+def test_a_stopped_facility_is_not_changed_but_told_to_start(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--json"))
+    ok(medcell("facility", "stop", "far", "--json"))
+    assert error(medcell("facility", "set-quota", "far", "1GiB")) == (
+        "Error: facility far is stopped; start it first"
+    )
+    assert not [c for c in nodes.calls if c[1] == "manage" and c[2][1] == "set-quota"]
+
+
+def test_set_quota_and_receipts_run_on_the_facilitys_node(medcell, nodes):
+    ok(medcell("facility", "create", "far", "--node", "node2", "--json"))
+    assert ok(medcell("facility", "set-quota", "far", "1GiB", "--json"))["quota"] == "1GiB"
+    assert ("10.0.0.2", "manage", ("far", "set-quota", "--facility", "1GiB")) in nodes.calls
+    result = medcell("facility", "receipts", "far")
+    assert result.exit_code == 0, result.output
+    assert "facility far has no deletion receipts" in result.stdout
+    assert ("10.0.0.2", "manage", ("far", "receipts")) in nodes.calls
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stop", "gone"],
+        ["start", "gone"],
+        ["sleep", "gone"],
+        ["wake", "gone"],
+        ["rotate-key", "gone"],
+        ["set-quota", "gone", "1GiB"],
+        ["receipts", "gone"],
+    ],
+)
+def test_a_command_on_no_facility_says_so(medcell, nodes, args):
+    assert error(medcell("facility", *args)) == "Error: no facility gone"
+    assert not [c for c in nodes.calls if c[1] in ("lifecycle", "manage")]
+
+
+@pytest.mark.parametrize("command", ["stop", "start", "sleep", "wake", "rotate-key", "receipts"])
+def test_each_command_waits_for_another_managers_lock(medcell, config, engine, nodes, command):
+    ok(medcell("facility", "create", "far", "--json"))
+    other = SwarmLocks(config, SwarmConfigs(ConfigClient(engine.configs)), host="node2")
+    with other.hold("far"):
+        assert "gave up after waiting 0.2 s" in error(medcell("facility", command, "far"))
+    assert not [c for c in nodes.calls if c[1] == "lifecycle"]
+
+
+def test_delete_has_every_ready_manager_forget_its_tombstones(medcell, engine, nodes):
+    for name in ("node1", "node2"):
+        engine.swarm.nodes_by_name[name].attrs["Spec"]["Role"] = "manager"
+    ok(medcell("facility", "create", "far", "--node", "node3", "--json"))
+    nodes.down.add("10.0.0.2")
+    result = medcell("facility", "delete", "far", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    asked = [a for a, m, args in nodes.calls if m == "forget_tombstones" and args == ("far",)]
+    assert asked == ["10.0.0.1", "10.0.0.2"]  # the managers; node3 is a worker
+    assert "node node2 did not forget the tombstones of far" in result.stderr

@@ -49,7 +49,11 @@ def test_the_service_is_named_labelled_and_pinned_like_the_facility(config, fake
     create(swarm, spec_of(config), "node3")
     spec = created(fake)
     assert spec["Name"] == "medcell-praxis"
-    assert spec["Labels"] == config.labels(facility="praxis", role="facility")
+    # Its node's label too: each node's supervisor asks the manager for its own services only.
+    assert spec["Labels"] == {
+        **config.labels(facility="praxis", role="facility"),
+        "medcell.node": "node3",
+    }
     assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.labels.medcell.node==node3"]
     assert pin_constraint("node3") == "node.labels.medcell.node==node3"
@@ -136,7 +140,10 @@ def test_scale_to_zero_and_back_keeps_the_rest_of_the_spec(config, fake, swarm):
     swarm.scale("medcell-praxis", 1)
     after = swarm.client.api.inspect_service("medcell-praxis")["Spec"]
     assert after["TaskTemplate"] == before
-    assert after["Labels"] == config.labels(facility="praxis", role="facility")
+    assert after["Labels"] == {
+        **config.labels(facility="praxis", role="facility"),
+        "medcell.node": "node2",
+    }
 
 
 def test_the_service_state_names_its_node_container_and_task(config, fake, swarm):

@@ -19,6 +19,7 @@ from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.service_spec import facility_service_spec
 from provisioner.host.swarm import Swarm, pin_constraint
+from provisioner.supervisor import cluster
 from provisioner.supervisor.cluster import NodeEngine
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.fakedocker import api_error
@@ -281,6 +282,37 @@ def test_discovery_takes_only_the_services_pinned_to_this_node(node3, config, cl
     node3.run_for(120)
     assert node3.manager.replicas("elsewhere") == 1  # never slept or woken from here
     assert "elsewhere" not in routes.read_routes(config)["facilities"]
+
+
+def test_discovery_asks_the_manager_for_this_nodes_services_and_for_all_now_and_then(
+    node3, config, clock
+):
+    node3.add("praxis")
+    for _ in range(2 * cluster.FULL_LISTING_EVERY):
+        node3.run_for(30)  # a discovery every 30 s
+    listings = node3.manager.listings
+    assert len(listings) >= 2 * cluster.FULL_LISTING_EVERY
+    everything = [i for i, labels in enumerate(listings) if labels == ["medcell.facility"]]
+    assert everything[:2] == [0, cluster.FULL_LISTING_EVERY]  # the first, then every tenth
+    assert all(
+        labels == ["medcell.facility", "medcell.node=node3"]
+        for i, labels in enumerate(listings)
+        if i not in everything
+    )
+
+
+def test_a_service_repinned_here_without_its_node_label_is_found_by_the_full_listing(
+    node3, config, clock
+):
+    node3.add("praxis")
+    node3.add("arrived", node="node1")
+    node3.settle()
+    assert set(node3.supervisor.scheduler.entries) == {"praxis"}
+    service = node3.manager.services_by_name["medcell-arrived"]["Spec"]
+    service["TaskTemplate"]["Placement"]["Constraints"] = [pin_constraint("node3")]
+    for _ in range(cluster.FULL_LISTING_EVERY):
+        node3.run_for(30)
+    assert set(node3.supervisor.scheduler.entries) == {"praxis", "arrived"}
 
 
 def test_a_returning_node_first_removes_what_is_no_longer_assigned_to_it(
