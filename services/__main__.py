@@ -9,9 +9,13 @@ module on first use:
 - `importlib.metadata` (with `zipfile`, `email`'s parser, `csv` and more): Flask's command line
   imports it to list plugins and print versions, which a serving facility never does;
 - `decimal`: Flask's JSON encoder only looks at its type when given a value it cannot encode,
-  which the facility never hands it.
+  which the facility never hands it;
+- Flask's command line (`flask.cli`) and with it `click`: Flask gives the app and each
+  blueprint a command group, which the facility never fills nor runs (its management commands
+  are `python -m services.facility`, another process). Here each gets a `CommandsLater`: no
+  commands; anything else asked of it makes the real group.
 
-Together ~10 ms of the CPU a wake costs (docs/figures.md).
+Together ~18 ms of the CPU a wake costs (docs/figures.md).
 """
 
 import importlib
@@ -28,7 +32,7 @@ DEFERRED = {
 }
 
 
-def _defer(name: str, functions: tuple[str, ...]) -> None:
+def _defer(name: str, functions: tuple[str, ...], package: bool = False) -> None:
     if name in sys.modules:  # loaded already: nothing to save
         return
     parent_name, _, attribute = name.rpartition(".")
@@ -39,6 +43,9 @@ def _defer(name: str, functions: tuple[str, ...]) -> None:
         return importlib.import_module(name)  # also sets it on its parent package
 
     def __getattr__(attr: str):
+        # A package's submodule is imported through its __path__: the real package then.
+        if attr == "__path__" and package:
+            return real().__path__
         if attr.startswith("__"):  # the import system probing for __path__ and the like
             raise AttributeError(attr)
         return getattr(real(), attr)
@@ -48,6 +55,7 @@ def _defer(name: str, functions: tuple[str, ...]) -> None:
 
     placeholder = types.ModuleType(name, "Placeholder: the real module is loaded on use.")
     placeholder.__getattr__ = __getattr__
+    placeholder.__real__ = real
     for function in functions:
         setattr(placeholder, function, calling(function))
     sys.modules[name] = placeholder
@@ -57,9 +65,55 @@ def _defer(name: str, functions: tuple[str, ...]) -> None:
         setattr(parent, attribute, placeholder)
 
 
+def _real(name: str) -> types.ModuleType:
+    module = sys.modules.get(name)
+    load = getattr(module, "__real__", None) if module is not None else None
+    return load() if load is not None else importlib.import_module(name)
+
+
+class CommandsLater:
+    """Stands in for `flask.cli.AppGroup()`, the command group Flask gives the app and each
+    blueprint, while it has no commands; whatever else is asked of it makes the real group."""
+
+    NONE: types.MappingProxyType = types.MappingProxyType({})  # read-only: nothing added here
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.__dict__.update(_made=(args, kwargs), _group=None, _name=kwargs.get("name"))
+
+    @property
+    def commands(self):
+        return self.NONE if self._group is None else self._group.commands
+
+    @property
+    def name(self):
+        return self._name if self._group is None else self._group.name
+
+    @name.setter
+    def name(self, value) -> None:
+        if self._group is None:
+            self.__dict__["_name"] = value
+        else:
+            self._group.name = value
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if self._group is None:
+            _real("click")
+            args, kwargs = self._made
+            group = _real("flask.cli").AppGroup(*args, **kwargs)
+            group.name = self._name
+            self.__dict__["_group"] = group
+        return getattr(self._group, attr)
+
+
 def _defer_unused_modules() -> None:
     for name, functions in DEFERRED.items():
         _defer(name, functions)
+    if "flask" not in sys.modules:  # Flask not imported yet: its command line can wait
+        _defer("click", (), package=True)
+        _defer("flask.cli", ())
+        sys.modules["flask.cli"].AppGroup = CommandsLater
 
 
 if __name__ == "__main__":

@@ -105,8 +105,8 @@ def test_the_running_server_loads_nothing_that_only_exports_backups_or_commands_
 
 # As `python -m services` starts the server: what serving never uses stays out until used.
 # Each of these cost a wake CPU (docs/figures.md): werkzeug's development server, Flask's command
-# line metadata, the types only Flask's JSON encoder checks for, the logging set-up's parser and
-# the PDF's process launcher.
+# line and its metadata, the types only Flask's JSON encoder checks for, the logging set-up's
+# parser and the PDF's process launcher.
 NOT_AT_START = (
     "http.server",
     "http.client",
@@ -117,6 +117,8 @@ NOT_AT_START = (
     "logging.config",
     "logging.handlers",
     "subprocess",
+    "click",
+    "flask.cli",
 )
 SERVER_START = f"""
 import json, sys
@@ -126,17 +128,20 @@ _defer_unused_modules()
 from services.facility.server import configure_logging, create_app
 
 configure_logging()
-create_app()
+app = create_app()
 loaded = {{name for name, module in sys.modules.items() if getattr(module, "__spec__", None)}}
 at_start = sorted(set({NOT_AT_START!r}) & loaded)  # placeholders have no spec
 from werkzeug.serving import make_server  # still there for whoever asks
 import importlib.metadata
 import uuid
+import click
+
+app.cli.add_command(click.Command("hello"))  # Flask's command group, made real on use
 
 print(json.dumps({{"at_start": at_start, "loaded_on_use": "http.server" in sys.modules,
                   "real": make_server.__module__,
                   "flask": importlib.metadata.version("flask").count(".") >= 1,
-                  "uuid": len(str(uuid.uuid4()))}}))
+                  "uuid": len(str(uuid.uuid4())), "commands": sorted(app.cli.commands)}}))
 """
 
 
@@ -163,6 +168,7 @@ def test_the_server_starts_without_what_serving_never_uses(tmp_path):
         "real": "werkzeug.serving",
         "flask": True,
         "uuid": 36,
+        "commands": ["hello"],
     }
 
 
