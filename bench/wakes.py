@@ -20,50 +20,36 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import docker
 import requests
 
 from bench.common import percentile
 from bench.density import Rows, medcell, statuses, timed, wait_until
-from devsupport import free_port, remove_installation
+from devsupport import free_port, localhost, remove_installation
+from medcell_common.origins import facility_origin
 
 IDLE = "20s"  # made facilities fall asleep quickly by themselves
 ASLEEP_TIMEOUT = 1200  # seconds to wait until a batch sleeps
 REQUEST_TIMEOUT = 120
 
 
-def _get(session: requests.Session, url: str, port: str) -> requests.Response:
-    """GET, following the gateway's redirect to a facility's own origin on loopback."""
-    response = session.get(url, timeout=REQUEST_TIMEOUT, allow_redirects=False)
-    if response.is_redirect:
-        target = urlsplit(response.headers["Location"])
-        response = session.get(
-            f"https://127.0.0.1:{port}{target.path}",
-            headers={"Host": target.netloc},
-            timeout=REQUEST_TIMEOUT,
-            verify=False,
-        )
-    return response
-
-
-def storm(env: dict, slugs: list[str]) -> tuple[list[float], list[int], float]:
-    """One request to each slug, all released at once: latencies, status codes, wall time."""
-    port = env["MEDCELL_GATEWAY_PORT"]
+def storm(env: dict, slugs: list[str]) -> tuple[list[float], list, float]:
+    """One request to each slug, all released at once: latencies, status codes (or the
+    client's error), wall time."""
+    port = int(env["MEDCELL_GATEWAY_PORT"])
     cert = str(Path(env["MEDCELL_HOME"]) / "gateway" / "tls" / "cert.pem")
     start = threading.Barrier(len(slugs) + 1)
 
-    def one(slug: str) -> tuple[float, int]:
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = cert
+    def one(slug: str) -> tuple[float, int | str]:
+        session = localhost.session(verify=cert)  # the facility's own origin, as a browser
+        url = f"{facility_origin(slug, port=port)}healthz"
         start.wait()
         began = time.perf_counter()
         try:
-            code = _get(session, f"https://127.0.0.1:{port}/f/{slug}/healthz", port).status_code
-        except requests.RequestException:
-            code = 0
+            code = session.get(url, timeout=REQUEST_TIMEOUT).status_code
+        except requests.RequestException as e:
+            code = type(e).__name__
         return time.perf_counter() - began, code
 
     with ThreadPoolExecutor(len(slugs)) as pool:
@@ -73,6 +59,15 @@ def storm(env: dict, slugs: list[str]) -> tuple[list[float], list[int], float]:
         results = [f.result() for f in futures]
         wall = time.perf_counter() - began
     return [r[0] for r in results], [r[1] for r in results], wall
+
+
+def _others(codes: list) -> str:
+    """What the answers other than 200 and 503 were: status codes, or the client's error."""
+    counts: dict[str, int] = {}
+    for code in codes:
+        if code not in (200, 503):
+            counts[str(code)] = counts.get(str(code), 0) + 1
+    return f" ({', '.join(f'{n} × {c}' for c, n in sorted(counts.items()))})" if counts else ""
 
 
 def run(env: dict, sizes: list[int]) -> list[tuple[str, str]]:
@@ -105,7 +100,7 @@ def run(env: dict, sizes: list[int]) -> list[tuple[str, str]]:
             (
                 f"[{size}] asleep facilities requested at once",
                 f"{answered}/{size} answered 200, {codes.count(503)} 503, "
-                f"{size - answered - codes.count(503)} other; "
+                f"{size - answered - codes.count(503)} other{_others(codes)}; "
                 f"median {statistics.median(latencies):.2f} s, "
                 f"p90 {percentile(latencies, 0.9):.2f} s, worst {max(latencies):.2f} s, "
                 f"last answer after {wall:.2f} s",
