@@ -11,6 +11,7 @@ storm comes from many clients. Prints figures; asserts nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -70,7 +71,21 @@ def _others(codes: list) -> str:
     return f" ({', '.join(f'{n} × {c}' for c, n in sorted(counts.items()))})" if counts else ""
 
 
-def run(env: dict, sizes: list[int]) -> list[tuple[str, str]]:
+def wake_seconds(client, env: dict, since: int) -> list[float]:
+    """How long each wake took in the supervisor since `since` (its `woke` log events)."""
+    container = client.containers.get(f"{env['MEDCELL_DOCKER_PREFIX']}-supervisor")
+    took = []
+    for line in container.logs(stdout=False, stderr=True, since=since).decode().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "woke":
+            took.append(float(record.get("seconds", 0)))
+    return took
+
+
+def run(client, env: dict, sizes: list[int]) -> list[tuple[str, str]]:
     rows = Rows()
     medcell(env, "up")
     slugs = [f"w{i:04d}" for i in range(max(sizes))]
@@ -94,8 +109,10 @@ def run(env: dict, sizes: list[int]) -> list[tuple[str, str]]:
             rows.append((f"[{size}] asleep before the storm", "timed out"))
             continue
         time.sleep(5)  # the last stops and route reloads settle
+        since = int(time.time())
         latencies, codes, wall = storm(env, batch)
         answered = sum(c == 200 for c in codes)
+        took = wake_seconds(client, env, since)
         rows.append(
             (
                 f"[{size}] asleep facilities requested at once",
@@ -106,6 +123,14 @@ def run(env: dict, sizes: list[int]) -> list[tuple[str, str]]:
                 f"last answer after {wall:.2f} s",
             )
         )
+        if took:
+            rows.append(
+                (
+                    f"[{size}] each wake in the supervisor (start to answer, queue not counted)",
+                    f"median {statistics.median(took):.2f} s, p90 {percentile(took, 0.9):.2f} s, "
+                    f"worst {max(took):.2f} s ({len(took)} wakes)",
+                )
+            )
     return rows
 
 
@@ -124,7 +149,7 @@ def main() -> None:
         "MEDCELL_WAKE_BUDGET": "0",
     }
     try:
-        rows = run(env, sizes)
+        rows = run(client, env, sizes)
     finally:
         remove_installation(client, prefix)
         shutil.rmtree(home, ignore_errors=True)
