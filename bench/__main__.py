@@ -11,6 +11,7 @@ SUITES = [
     "gateway",
     "load",
     "density",
+    "startup",
     "wakes",
     "backup",
     "cluster",

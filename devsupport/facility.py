@@ -1,4 +1,4 @@
-"""A facility's server, started as its image starts it (`python -m services`), and its admin."""
+"""A facility's server, started as its image starts it (`python -OO -m services`), and its admin."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 from devsupport.gunicorn import Gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER = [sys.executable, "-m", "services"]
+SERVER = [sys.executable, "-OO", "-m", "services"]  # as deploy/facility.Dockerfile
 
 
 class FacilityServer(Gunicorn):

@@ -1,41 +1,123 @@
 """`python -m services`: the facility's server as its image starts it (facility/server.py).
 
-Started from here, outside the facility's package, so that werkzeug's development server can be
-kept out before Flask is imported: werkzeug's package imports it at once, and with it
-`http.server`, `http.client`, `socketserver` and `ssl` (~1.7 MiB per awake facility), none of
-which a facility serving through waitress uses. Should anything ask for it after all, the real
-module is loaded then.
+Started from here, outside the facility's package, so that modules a serving facility never uses
+can be kept out before Flask is imported, each replaced by a placeholder that loads the real
+module on first use:
+
+- werkzeug's development server: werkzeug's package imports it at once, and with it
+  `http.server`, `http.client`, `socketserver` and `ssl` (~1.7 MiB per awake facility);
+- `importlib.metadata` (with `zipfile`, `email`'s parser, `csv` and more): Flask's command line
+  imports it to list plugins and print versions, which a serving facility never does;
+- `decimal`: Flask's JSON encoder only looks at its type when given a value it cannot encode,
+  which the facility never hands it;
+- Flask's command line (`flask.cli`) and with it `click`: Flask gives the app and each
+  blueprint a command group, which the facility never fills nor runs (its management commands
+  are `python -m services.facility`, another process). Here each gets a `CommandsLater`: no
+  commands; anything else asked of it makes the real group.
+
+Together ~18 ms of the CPU a wake costs (docs/figures.md).
 """
 
 import importlib
 import sys
 import types
 
-DEFERRED = "werkzeug.serving"
+# Deferred modules and the names other modules take from them at import time: each such name
+# gets a function that calls the real one (all of them only ever called by a command line or a
+# development server).
+DEFERRED = {
+    "werkzeug.serving": ("run_simple", "is_running_from_reloader"),
+    "importlib.metadata": (),
+    "decimal": (),
+}
 
 
-def _defer_werkzeug_serving() -> None:
+def _defer(name: str, functions: tuple[str, ...], package: bool = False) -> None:
+    if name in sys.modules:  # loaded already: nothing to save
+        return
+    parent_name, _, attribute = name.rpartition(".")
+
     def real() -> types.ModuleType:
-        if sys.modules.get(DEFERRED) is placeholder:
-            del sys.modules[DEFERRED]
-        return importlib.import_module(DEFERRED)
+        if sys.modules.get(name) is placeholder:
+            del sys.modules[name]
+        return importlib.import_module(name)  # also sets it on its parent package
 
-    def __getattr__(name: str):
-        if name.startswith("__"):  # the import system probing for __path__ and the like
-            raise AttributeError(name)
-        return getattr(real(), name)
+    def __getattr__(attr: str):
+        # A package's submodule is imported through its __path__: the real package then.
+        if attr == "__path__" and package:
+            return real().__path__
+        if attr.startswith("__"):  # the import system probing for __path__ and the like
+            raise AttributeError(attr)
+        return getattr(real(), attr)
 
-    placeholder = types.ModuleType(DEFERRED, "Placeholder: the real module is loaded on use.")
+    def calling(function: str):
+        return lambda *args, **kwargs: getattr(real(), function)(*args, **kwargs)
+
+    placeholder = types.ModuleType(name, "Placeholder: the real module is loaded on use.")
     placeholder.__getattr__ = __getattr__
-    # The two names imported at module level (by werkzeug and by flask.app); both only ever
-    # used by a development server.
-    placeholder.run_simple = lambda *args, **kwargs: real().run_simple(*args, **kwargs)
-    placeholder.is_running_from_reloader = lambda: real().is_running_from_reloader()
-    sys.modules[DEFERRED] = placeholder
+    placeholder.__real__ = real
+    for function in functions:
+        setattr(placeholder, function, calling(function))
+    sys.modules[name] = placeholder
+    # `import importlib.metadata` finds the placeholder; `importlib.metadata.x` looks on the parent.
+    parent = sys.modules.get(parent_name)
+    if parent is not None:
+        setattr(parent, attribute, placeholder)
+
+
+def _real(name: str) -> types.ModuleType:
+    module = sys.modules.get(name)
+    load = getattr(module, "__real__", None) if module is not None else None
+    return load() if load is not None else importlib.import_module(name)
+
+
+class CommandsLater:
+    """Stands in for `flask.cli.AppGroup()`, the command group Flask gives the app and each
+    blueprint, while it has no commands; whatever else is asked of it makes the real group."""
+
+    NONE: types.MappingProxyType = types.MappingProxyType({})  # read-only: nothing added here
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.__dict__.update(_made=(args, kwargs), _group=None, _name=kwargs.get("name"))
+
+    @property
+    def commands(self):
+        return self.NONE if self._group is None else self._group.commands
+
+    @property
+    def name(self):
+        return self._name if self._group is None else self._group.name
+
+    @name.setter
+    def name(self, value) -> None:
+        if self._group is None:
+            self.__dict__["_name"] = value
+        else:
+            self._group.name = value
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        if self._group is None:
+            _real("click")
+            args, kwargs = self._made
+            group = _real("flask.cli").AppGroup(*args, **kwargs)
+            group.name = self._name
+            self.__dict__["_group"] = group
+        return getattr(self._group, attr)
+
+
+def _defer_unused_modules() -> None:
+    for name, functions in DEFERRED.items():
+        _defer(name, functions)
+    if "flask" not in sys.modules:  # Flask not imported yet: its command line can wait
+        _defer("click", (), package=True)
+        _defer("flask.cli", ())
+        sys.modules["flask.cli"].AppGroup = CommandsLater
 
 
 if __name__ == "__main__":
-    _defer_werkzeug_serving()
+    _defer_unused_modules()
     from services.facility.server import main
 
     main()

@@ -224,11 +224,10 @@ def test_a_body_over_the_limit_gets_the_json_413(server):
 def test_waitress_errors_never_quote_the_request(capfd):
     """A response that breaks after it started is logged by waitress with its path: not here."""
     import logging
-    import logging.config
 
-    from services.facility.server import LOGGING
+    from services.facility.server import configure_logging
 
-    logging.config.dictConfig(LOGGING)
+    configure_logging()
     try:
         raise OSError("broken while serving /p/SECRET-TOKEN-Vb93")
     except OSError:

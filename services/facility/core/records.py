@@ -145,11 +145,14 @@ class Records:
                 raise ExportFailed(
                     "the PDF could not be made (too large or too slow): export it as FHIR"
                 ) from e
+            finally:
+                _release_page_cache(conn)
             self.access_log.record(conn, conv_id, who, "export_pdf")
             return Export(pdf.CONTENT_TYPE, f"{stem}.pdf", [document])
         # Streamed: logged before the first byte leaves, as the patient must see every copy.
         self.access_log.record(conn, conv_id, who, "export_fhir")
-        return Export(fhir.CONTENT_TYPE, f"{stem}-FHIR.json", fhir.stream(data, chunks, lang))
+        stream = fhir.stream(data, chunks, lang)
+        return Export(fhir.CONTENT_TYPE, f"{stem}-FHIR.json", _then_release(stream, conn))
 
     def _gather(self, conn: sqlite3.Connection, conv_id: str, who: str) -> dict:
         c = self.conversations
@@ -171,6 +174,20 @@ class Records:
             "exported_at": c.clock(),
             "exported_by": names.get(row[0], who) if row else who,
         }
+
+
+def _release_page_cache(conn: sqlite3.Connection) -> None:
+    """What the export read of the database leaves in the page cache, dropped (store.py)."""
+    store = getattr(conn, "store", None)
+    if store is not None:
+        store.release_page_cache()
+
+
+def _then_release(stream: Iterator[bytes], conn: sqlite3.Connection) -> Iterator[bytes]:
+    try:
+        yield from stream
+    finally:
+        _release_page_cache(conn)
 
 
 def export_stem(reference: dict | None, exported_at: int, lang: str) -> str:
