@@ -234,6 +234,16 @@ CREATE TABLE notes (
 CREATE INDEX notes_conversation ON notes(conversation_id, created_at);
 """
 
+# Patient links that can be sent again. The conversation's current link token, sealed under its
+# record key, so staff can mail or print the same link later without making a new one; replaced
+# with each new link and gone with the conversation (cascade, key included).
+V12 = """
+CREATE TABLE IF NOT EXISTS patient_links (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    token BLOB NOT NULL
+);
+"""
+
 
 def v9_bind_columns(conn: sqlite3.Connection, keyring: Any) -> None:
     """Re-seal messages, attachments' metadata and access-log entries so that their associated
@@ -313,6 +323,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     v9_bind_columns,
     V10,
     V11,
+    V12,
 ]
 
 

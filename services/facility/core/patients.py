@@ -9,6 +9,7 @@ MAX_PIN_FAILURES, lock the link until staff issue a new one.
 import hmac
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.facility.core import accounts as auth
@@ -132,8 +133,14 @@ def end_session(conn: sqlite3.Connection, token: str) -> None:
         conn.execute("DELETE FROM patient_sessions WHERE token_hash = ?", (auth.token_hash(token),))
 
 
-def reissue(conn: sqlite3.Connection, conv_id: str, pin_hash: bytes | None) -> str:
-    """A new patient link for a conversation: the old link and all its sessions stop working."""
+def reissue(
+    conn: sqlite3.Connection,
+    conv_id: str,
+    pin_hash: bytes | None,
+    keep: Callable[[sqlite3.Connection, str], None] = lambda conn, token: None,
+) -> str:
+    """A new patient link for a conversation: the old link and all its sessions stop working.
+    `keep(conn, token)` runs in the same write (links.Links.keep: the link to send again)."""
     token = auth.new_token()
     with store.write(conn):
         changed = conn.execute(
@@ -144,6 +151,7 @@ def reissue(conn: sqlite3.Connection, conv_id: str, pin_hash: bytes | None) -> s
         if not changed:
             raise NotFound("no such conversation")
         conn.execute("DELETE FROM patient_sessions WHERE conversation_id = ?", (conv_id,))
+        keep(conn, token)
     return token
 
 

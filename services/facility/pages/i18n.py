@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
+from services.facility.pages import i18n_links
+
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
 
@@ -101,8 +103,8 @@ DE = {
     "created.link": "Patienten-Link",
     "created.copy": "Link kopieren",
     "created.copied": "Kopiert.",
-    "created.once": "Der Link wird nur jetzt angezeigt. Geht er verloren, erstellen Sie in der "
-    "Unterhaltung einen neuen.",
+    "created.once": "Sie können denselben Link später in der Unterhaltung erneut drucken oder "
+    "per E-Mail senden; er bleibt gültig, bis Sie einen neuen erstellen.",
     "created.pin_note": "Diese Unterhaltung ist mit einer PIN geschützt. Teilen Sie die PIN "
     "getrennt vom Link mit.",
     "created.qr_show": "Als QR-Code zeigen",
@@ -537,8 +539,8 @@ EN = {
     "created.link": "Patient link",
     "created.copy": "Copy link",
     "created.copied": "Copied.",
-    "created.once": "The link is shown only now. If it gets lost, make a new one in the "
-    "conversation.",
+    "created.once": "You can print or e-mail the same link again later from the "
+    "conversation; it stays valid until you make a new one.",
     "created.pin_note": "This conversation is protected by a PIN. Tell the patient the PIN "
     "separately from the link.",
     "created.qr_show": "Show as QR code",
@@ -865,6 +867,8 @@ EN = {
     "contact.reach": "How to reach {name}",
 }
 
+DE.update(i18n_links.DE)
+EN.update(i18n_links.EN)
 TEXTS = {"de": DE, "en": EN}
 
 

@@ -3,7 +3,7 @@
 from flask import Blueprint, g, redirect, request, url_for
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients, quick_replies, references
+from services.facility.core import links, patients, quick_replies, references
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
@@ -199,16 +199,32 @@ def _note() -> str:
     return request.form.get("note", "")
 
 
-@bp.post("/staff/c/<conv_id>/link")
+@bp.route("/staff/c/<conv_id>/link", methods=["GET", "POST"])
 @staff_page()
 def new_link(conv_id: str):
+    """A new link ends the old one: it is made only after its own confirmation page."""
     ctx().conversations.require_live(conn(), conv_id)
+    if request.method in ("GET", "HEAD"):
+        return _confirm_new_link(conv_id)
+    if request.form.get("confirm") != "yes":
+        return _confirm_new_link(conv_id, 400)
     try:
         pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
-        return render_conversation(conv_id, status=400, link_error=web.t("new.bad_pin"))
-    token = patients.reissue(conn(), conv_id, pin_hash)
+        return _confirm_new_link(conv_id, 400, web.t("new.bad_pin"))
+    keep = links.keeper(ctx().keyring, ctx().config.facility, conv_id)
+    token = patients.reissue(conn(), conv_id, pin_hash, keep)
     return link_page(conv_id, token, pin_hash is not None)
+
+
+def _confirm_new_link(conv_id: str, status: int = 200, error: str | None = None):
+    return web.page(
+        "confirm_new_link.html",
+        status,
+        action=url_for("staff.new_link", conv_id=conv_id),
+        cancel=f"{url_for('staff.conversation', conv_id=conv_id)}#link-h",
+        link_error=error,
+    )
 
 
 @bp.get("/staff/files/<att_id>")

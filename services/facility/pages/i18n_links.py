@@ -1,0 +1,125 @@
+"""The texts of the patient-link pages (letter, e-mail, new link, lost link), German and English.
+
+Kept apart from i18n.py's tables, which add them (i18n.TEXTS), so these pages change in one place.
+"""
+
+DE = {
+    "links.title": "Link für die Patientin oder den Patienten",
+    "links.letter": "Brief mit QR-Code drucken",
+    "links.not_kept": "Dieser Link wurde vor dem Speichern von Links erstellt und lässt sich "
+    "weder drucken noch erneut senden. Erstellen Sie einen neuen Link.",
+    "links.mail_off": "Für diese Installation ist kein E-Mail-Versand eingerichtet: Der Link "
+    "lässt sich hier nicht per E-Mail senden. Geben Sie der Patientin oder dem Patienten den "
+    "ausgedruckten Brief; den E-Mail-Versand richtet der Betreiber ein.",
+    "links.mail_again": "Link erneut per E-Mail senden",
+    "links.mail_again_text": "Derselbe Link geht noch einmal an diese Adresse; er bleibt gültig, "
+    "und die Adresse wird nicht gespeichert.",
+    "links.new": "Neuen Link erstellen …",
+    "links.new_text": "Nur wenn der Link in falsche Hände geraten sein könnte: Ein neuer Link "
+    "beendet den bisherigen sofort.",
+    "links.confirm_title": "Neuen Link erstellen?",
+    "links.confirm_text": "Der bisherige Link und alle offenen Sitzungen der Patientin oder des "
+    "Patienten enden sofort. Wer nur den alten Link hat, kommt nicht mehr in die Unterhaltung. "
+    "Um denselben Link noch einmal zu geben, drucken oder senden Sie ihn erneut.",
+    "links.confirm_submit": "Ja, neuen Link erstellen",
+    "links.cancel": "Abbrechen",
+    "links.letter_title": "Ihr Zugang zur Unterhaltung mit {name}",
+    "links.letter_intro": "{name} hat für Sie eine sichere Unterhaltung eröffnet. Dort können "
+    "Sie Nachrichten und Dateien mit der Praxis austauschen, ohne Konto und ohne App.",
+    "links.letter_step_scan": "Scannen Sie den QR-Code mit der Kamera Ihres Telefons, oder "
+    "geben Sie den Link unten in Ihren Browser ein.",
+    "links.letter_step_pin": "Geben Sie die PIN ein, die Sie von der Praxis erhalten haben.",
+    "links.letter_step_keep": "Bewahren Sie diesen Brief sicher auf: Wer den Link hat, kann die "
+    "Unterhaltung öffnen.",
+    "links.letter_link": "Ihr Link",
+    "links.letter_print": "Drucken",
+    "links.letter_lost": "Link verloren? Auf der Startseite der Praxis können Sie ihn erneut "
+    "anfordern, wenn Sie eine E-Mail-Adresse für Benachrichtigungen hinterlegt haben.",
+    "links.template_title": "Text der Link-E-Mail",
+    "links.template_text": "So lautet die E-Mail, mit der ein Link verschickt wird. Platzhalter: "
+    "{praxis} für den Namen der Praxis, {link} für den Link (genau einmal). Keine weiteren "
+    "Web-Adressen. Leer lassen für den Standardtext.",
+    "links.template_label": "Text",
+    "links.template_submit": "Text speichern",
+    "links.template_saved": "Der Text der Link-E-Mail ist gespeichert.",
+    "links.template_reset": "Der Standardtext wird verwendet.",
+    "links.template_bad": "Dieser Text geht nicht: {reason}.",
+    "links.rule.type": "er fehlt",
+    "links.rule.empty": "er ist leer",
+    "links.rule.length": "er ist länger als 1000 Zeichen",
+    "links.rule.printable": "er enthält Steuerzeichen",
+    "links.rule.placeholder": "erlaubt sind nur die Platzhalter {praxis} und {link}",
+    "links.rule.link": "{link} muss genau einmal vorkommen",
+    "links.rule.braces": "geschweifte Klammern gibt es nur in Platzhaltern wie {praxis}",
+    "links.rule.address": "außer {link} darf er keine Web-Adresse enthalten",
+    "links.lost_title": "Link verloren?",
+    "links.lost_text": "Geben Sie die E-Mail-Adresse an, die Sie in Ihrer Unterhaltung für "
+    "Benachrichtigungen hinterlegt haben.",
+    "links.lost_submit": "Link anfordern",
+    "links.lost_done_title": "Anfrage erhalten",
+    "links.lost_done": "Wenn Ihre Praxis diese Adresse kennt, sendet sie Ihnen einen neuen Link.",
+    "links.lost_mail_off": "Diese Praxis verschickt keine E-Mails. Bitte fragen Sie die Praxis "
+    "direkt nach Ihrem Link.",
+    "links.lost_too_many": "Zu viele Anfragen von diesem Anschluss. Bitte versuchen Sie es in "
+    "{wait} wieder.",
+    "links.lost_ask": "Link verloren? Neuen Link anfordern",
+}
+
+EN = {
+    "links.title": "The patient's link",
+    "links.letter": "Print a letter with QR code",
+    "links.not_kept": "This link was made before links were kept; it can be neither printed nor "
+    "sent again. Make a new link.",
+    "links.mail_off": "This installation has no e-mail set up: the link cannot be sent by e-mail "
+    "from here. Give the patient the printed letter; the operator can set up e-mail.",
+    "links.mail_again": "Send the link by e-mail again",
+    "links.mail_again_text": "The same link goes to this address once more; it stays valid, and "
+    "the address is not stored.",
+    "links.new": "Make a new link …",
+    "links.new_text": "Only if the link may have reached the wrong person: a new link ends the "
+    "current one at once.",
+    "links.confirm_title": "Make a new link?",
+    "links.confirm_text": "The current link and all of the patient's open sessions end at once. "
+    "Whoever has only the old link can no longer open the conversation. To give the same link "
+    "again, print or send it again instead.",
+    "links.confirm_submit": "Yes, make a new link",
+    "links.cancel": "Cancel",
+    "links.letter_title": "Your access to the conversation with {name}",
+    "links.letter_intro": "{name} has opened a secure conversation for you. There you can "
+    "exchange messages and files with the practice, with no account and no app.",
+    "links.letter_step_scan": "Scan the QR code with your phone's camera, or type the link "
+    "below into your browser.",
+    "links.letter_step_pin": "Enter the PIN the practice gave you.",
+    "links.letter_step_keep": "Keep this letter safe: whoever has the link can open the "
+    "conversation.",
+    "links.letter_link": "Your link",
+    "links.letter_print": "Print",
+    "links.letter_lost": "Lost the link? On the practice's start page you can ask for it again "
+    "if you gave an e-mail address for notifications.",
+    "links.template_title": "Text of the link e-mail",
+    "links.template_text": "The e-mail a link is sent with. Placeholders: {praxis} for the "
+    "practice's name, {link} for the link (exactly once). No other web addresses. Leave empty "
+    "for the standard text.",
+    "links.template_label": "Text",
+    "links.template_submit": "Save text",
+    "links.template_saved": "The text of the link e-mail is saved.",
+    "links.template_reset": "The standard text is used.",
+    "links.template_bad": "This text does not work: {reason}.",
+    "links.rule.type": "it is missing",
+    "links.rule.empty": "it is empty",
+    "links.rule.length": "it is longer than 1000 characters",
+    "links.rule.printable": "it holds control characters",
+    "links.rule.placeholder": "the only placeholders are {praxis} and {link}",
+    "links.rule.link": "{link} must appear exactly once",
+    "links.rule.braces": "braces are for placeholders like {praxis} only",
+    "links.rule.address": "it may hold no web address besides {link}",
+    "links.lost_title": "Lost your link?",
+    "links.lost_text": "Enter the e-mail address you gave in your conversation for notifications.",
+    "links.lost_submit": "Ask for the link",
+    "links.lost_done_title": "Request received",
+    "links.lost_done": "If your practice knows this address, it sends you a new link.",
+    "links.lost_mail_off": "This practice sends no e-mails. Please ask the practice for your "
+    "link directly.",
+    "links.lost_too_many": "Too many requests from this connection. Please try again in {wait}.",
+    "links.lost_ask": "Lost your link? Ask for a new one",
+}
