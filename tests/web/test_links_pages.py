@@ -43,6 +43,7 @@ def test_the_letter_holds_the_same_link_and_its_qr_code(staff, patient):
     assert f"{BASE}{link}" in html and "<svg" in html
     assert "Ihr Zugang zur Unterhaltung mit Praxis Sonnenschein" in html
     assert "PIN" in html and "2580" not in html
+    assert f"Unter {BASE}/link-lost können Sie ihn erneut anfordern" in html
     english = staff.get(f"{BASE}/staff/c/{conv_id}/letter?lang=en").get_data(as_text=True)
     assert "Your access to the conversation with Praxis Sonnenschein" in english
     assert opens(patient, link), "printing the letter leaves the link as it was"

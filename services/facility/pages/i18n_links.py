@@ -33,8 +33,8 @@ DE = {
     "Unterhaltung öffnen.",
     "links.letter_link": "Ihr Link",
     "links.letter_print": "Drucken",
-    "links.letter_lost": "Link verloren? Auf der Startseite der Praxis können Sie ihn erneut "
-    "anfordern, wenn Sie eine E-Mail-Adresse für Benachrichtigungen hinterlegt haben.",
+    "links.letter_lost": "Link verloren? Unter {url} können Sie ihn erneut anfordern, wenn Sie "
+    "in der Unterhaltung eine E-Mail-Adresse für Benachrichtigungen hinterlegt haben.",
     "links.template_title": "Text der Link-E-Mail",
     "links.template_text": "So lautet die E-Mail, mit der ein Link verschickt wird. Platzhalter: "
     "{praxis} für den Namen der Praxis, {link} für den Link (genau einmal). Keine weiteren "
@@ -94,8 +94,8 @@ EN = {
     "conversation.",
     "links.letter_link": "Your link",
     "links.letter_print": "Print",
-    "links.letter_lost": "Lost the link? On the practice's start page you can ask for it again "
-    "if you gave an e-mail address for notifications.",
+    "links.letter_lost": "Lost the link? At {url} you can ask for it again if you gave an "
+    "e-mail address for notifications in the conversation.",
     "links.template_title": "Text of the link e-mail",
     "links.template_text": "The e-mail a link is sent with. Placeholders: {praxis} for the "
     "practice's name, {link} for the link (exactly once). No other web addresses. Leave empty "

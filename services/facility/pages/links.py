@@ -58,7 +58,7 @@ def letter(conv_id: str):
         qr_svg=qr_svg(link),
         has_pin=has_pin,
         back=back,
-        lost_url=url_for("links.lost", _external=False),
+        lost_url=ctx().config.url("link-lost"),  # on the facility's own origin, as the link
         notify=ctx().notifier.enabled,
     )
 
