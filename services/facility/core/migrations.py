@@ -236,12 +236,20 @@ CREATE INDEX notes_conversation ON notes(conversation_id, created_at);
 
 # Patient links that can be sent again. The conversation's current link token, sealed under its
 # record key, so staff can mail or print the same link later without making a new one; replaced
-# with each new link and gone with the conversation (cascade, key included).
+# with each new link and gone with the conversation (cascade, key included). Devices a patient
+# chose to stay signed in on (30 days): only the hash of the device cookie's token, ended by the
+# patient, by a new link, and gone with the conversation (cascade).
 V12 = """
 CREATE TABLE IF NOT EXISTS patient_links (
     conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
     token BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS patient_devices (
+    token_hash BLOB PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patient_devices_conversation ON patient_devices(conversation_id);
 """
 
 

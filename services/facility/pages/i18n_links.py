@@ -63,6 +63,12 @@ DE = {
     "links.lost_too_many": "Zu viele Anfragen von diesem Anschluss. Bitte versuchen Sie es in "
     "{wait} wieder.",
     "links.lost_ask": "Link verloren? Neuen Link anfordern",
+    "device.title": "Auf diesem Gerät angemeldet bleiben",
+    "device.text": "Auf Ihrem eigenen Gerät können Sie 30 Tage angemeldet bleiben, ohne den Link "
+    "oder die PIN erneut einzugeben. Nicht auf einem Gerät, das andere mitbenutzen.",
+    "device.on_submit": "30 Tage angemeldet bleiben",
+    "device.on": "Dieses Gerät bleibt angemeldet bis",
+    "device.off_submit": "Dieses Gerät abmelden",
 }
 
 EN = {
@@ -122,4 +128,10 @@ EN = {
     "link directly.",
     "links.lost_too_many": "Too many requests from this connection. Please try again in {wait}.",
     "links.lost_ask": "Lost your link? Ask for a new one",
+    "device.title": "Stay signed in on this device",
+    "device.text": "On your own device you can stay signed in for 30 days without entering the "
+    "link or the PIN again. Not on a device others use too.",
+    "device.on_submit": "Stay signed in for 30 days",
+    "device.on": "This device stays signed in until",
+    "device.off_submit": "Sign this device out",
 }

@@ -30,7 +30,7 @@ from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import i18n, listing
 from services.facility.pages import receipts as web_receipts
-from services.facility.pages.guards import staff_page
+from services.facility.pages.guards import DEVICE_COOKIE, staff_page
 from services.facility.pages.record_views import form_reference, home_values
 from services.facility.pages.views import link_page, render_conversation
 
@@ -39,6 +39,9 @@ bp = Blueprint("staff", __name__)
 
 @bp.get("/")
 def root():
+    # A patient's device that stays signed in goes to its conversation, not to the staff login.
+    if request.cookies.get(DEVICE_COOKIE):
+        return redirect(url_for("patient.conversation"), 303)
     return redirect(url_for("staff.home"), 303)
 
 
