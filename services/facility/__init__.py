@@ -12,7 +12,17 @@ from services.facility.core import Facility, contact, crypto, open_facility, ope
 from services.facility.core.config import Config
 from services.facility.http import auth, bodies, context, errors, logs, outbox, routing
 from services.facility.http.status import ActivityMiddleware
-from services.facility.pages import accounts, admin, common, device, links, patient, practice, staff
+from services.facility.pages import (
+    accounts,
+    admin,
+    common,
+    device,
+    intake,
+    links,
+    patient,
+    practice,
+    staff,
+)
 from services.facility.pages import notify as notify_pages
 from services.facility.pages import records as page_records
 
@@ -60,6 +70,7 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         notify_pages.bp,
         links.bp,
         device.bp,
+        intake.bp,
     )
     for blueprint in pages:
         app.register_blueprint(blueprint)

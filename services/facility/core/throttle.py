@@ -35,12 +35,14 @@ UPLOAD_LIMIT = (20, 200 * 1024 * 1024, 60 * 60)
 # that such requests may cause (a stranger who knows the address cannot flood the mailbox).
 LINK_REQUEST_LIMIT = (5, 15 * 60)
 LINK_MAIL_LIMIT = (3, 60 * 60)
+INTAKE_LIMIT = (3, 60 * 60)  # requests patients start themselves, per client (core/intake.py)
 _LIMITS = {
     "login": LOGIN_LIMIT,
     "login_client": LOGIN_CLIENT_LIMIT,
     "pin": PIN_LIMIT,
     "link_request": LINK_REQUEST_LIMIT,
     "link_mail": LINK_MAIL_LIMIT,
+    "intake": INTAKE_LIMIT,
 }
 _US = 1_000_000
 _MAX_NAME = 64  # characters of a typed username that count

@@ -69,6 +69,39 @@ DE = {
     "device.on_submit": "30 Tage angemeldet bleiben",
     "device.on": "Dieses Gerät bleibt angemeldet bis",
     "device.off_submit": "Dieses Gerät abmelden",
+    "intake.title": "Anliegen an die Praxis",
+    "intake.intro": "Schreiben Sie {name} ein Anliegen. Die Praxis antwortet in einer sicheren "
+    "Unterhaltung, deren Link Sie gleich erhalten.",
+    "intake.category": "Worum geht es?",
+    "intake.name": "Ihr Name",
+    "intake.birth_date": "Geburtsdatum (optional)",
+    "intake.body": "Ihre Nachricht",
+    "intake.pin": "PIN (optional, 4 bis 8 Ziffern)",
+    "intake.pin_hint": "Mit einer PIN braucht, wer Ihren Link findet, zusätzlich diese Ziffern.",
+    "intake.submit": "Anliegen senden",
+    "intake.staff": "Anmeldung für das Praxisteam",
+    "intake.bad": "Bitte wählen Sie ein Thema und geben Sie Ihren Namen und Ihre Nachricht an "
+    "(eine PIN hat 4 bis 8 Ziffern).",
+    "intake.too_many": "Zu viele Anliegen von diesem Anschluss. Bitte versuchen Sie es in {wait} "
+    "wieder.",
+    "intake.off_title": "Keine Anliegen über diese Seite",
+    "intake.off": "Diese Praxis nimmt hier keine Anliegen entgegen. Bitte wenden Sie sich direkt "
+    "an die Praxis.",
+    "intake.done_title": "Ihr Anliegen ist angekommen",
+    "intake.done": "{name} hat Ihr Anliegen erhalten und antwortet in dieser Unterhaltung.",
+    "intake.link": "Ihr Link zur Unterhaltung",
+    "intake.keep": "Bewahren Sie diesen Link auf: Mit ihm lesen Sie die Antwort der Praxis. Er "
+    "wird nur jetzt angezeigt.",
+    "intake.open": "Zur Unterhaltung",
+    "intake.admin_title": "Anliegen von Patientinnen und Patienten",
+    "intake.admin_text": "Eingeschaltet, können Patientinnen und Patienten auf der Startseite der "
+    "Praxis ein Anliegen senden; es kommt als neue Unterhaltung in die Liste. Ein Thema pro Zeile, "
+    "höchstens 10.",
+    "intake.admin_on": "Anliegen über die Startseite annehmen",
+    "intake.admin_categories": "Themen",
+    "intake.admin_submit": "Speichern",
+    "intake.admin_bad": "Bitte geben Sie 1 bis 10 verschiedene Themen an, jedes höchstens 60 "
+    "Zeichen lang.",
 }
 
 EN = {
@@ -134,4 +167,32 @@ EN = {
     "device.on_submit": "Stay signed in for 30 days",
     "device.on": "This device stays signed in until",
     "device.off_submit": "Sign this device out",
+    "intake.title": "A request to the practice",
+    "intake.intro": "Send {name} a request. The practice answers in a secure conversation; you "
+    "get its link in a moment.",
+    "intake.category": "What is it about?",
+    "intake.name": "Your name",
+    "intake.birth_date": "Date of birth (optional)",
+    "intake.body": "Your message",
+    "intake.pin": "PIN (optional, 4 to 8 digits)",
+    "intake.pin_hint": "With a PIN, whoever finds your link also needs these digits.",
+    "intake.submit": "Send request",
+    "intake.staff": "Sign-in for the practice team",
+    "intake.bad": "Please choose a topic and give your name and your message (a PIN has 4 to 8 "
+    "digits).",
+    "intake.too_many": "Too many requests from this connection. Please try again in {wait}.",
+    "intake.off_title": "No requests through this page",
+    "intake.off": "This practice takes no requests here. Please contact the practice directly.",
+    "intake.done_title": "Your request has arrived",
+    "intake.done": "{name} has your request and answers in this conversation.",
+    "intake.link": "Your link to the conversation",
+    "intake.keep": "Keep this link: with it you read the practice's answer. It is shown only now.",
+    "intake.open": "Go to the conversation",
+    "intake.admin_title": "Requests from patients",
+    "intake.admin_text": "When on, patients can send a request from the practice's start page; "
+    "it arrives in the list as a new conversation. One topic per line, at most 10.",
+    "intake.admin_on": "Take requests through the start page",
+    "intake.admin_categories": "Topics",
+    "intake.admin_submit": "Save",
+    "intake.admin_bad": "Please give 1 to 10 different topics, each at most 60 characters.",
 }

@@ -3,7 +3,7 @@
 from flask import Blueprint, g, redirect, request, url_for
 
 from services.facility.core import accounts as auth
-from services.facility.core import links, patients, quick_replies, references
+from services.facility.core import intake, links, patients, quick_replies, references
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
@@ -42,6 +42,9 @@ def root():
     # A patient's device that stays signed in goes to its conversation, not to the staff login.
     if request.cookies.get(DEVICE_COOKIE):
         return redirect(url_for("patient.conversation"), 303)
+    # Where the practice takes patients' requests, its start page is their form.
+    if staff_from_cookie()[0] is None and intake.settings(conn())["enabled"]:
+        return redirect(url_for("intake.form"), 303)
     return redirect(url_for("staff.home"), 303)
 
 
