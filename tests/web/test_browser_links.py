@@ -2,6 +2,8 @@
 the letter with its QR code, mails the same link again, makes a new link only after confirming,
 and a patient who lost the link asks for it and gets the one answer for every address."""
 
+import re
+
 import pytest
 
 from devsupport import FacilityServer
@@ -91,3 +93,48 @@ def test_a_patient_who_lost_the_link_gets_one_answer(chromium, site, viewport):
     assert patient.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     shot(patient, site, f"link-lost-{viewport['width']}")
     assert patient.problems == []
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_patient_starts_a_request_and_stays_signed_in(chromium, site, viewport):
+    admin = new_page(chromium, site, viewport=DESKTOP)
+    log_in(admin, site)
+    goto(admin, f"{site.base}/staff/admin")
+    admin.get_by_label("Anliegen über die Startseite annehmen").check()
+    admin.get_by_label("Themen").fill("Rezept\nÜberweisung\nFrage zu Befunden")
+    admin.locator("#intake-h ~ form").get_by_role("button", name="Speichern").click()
+    admin.wait_for_url(re.compile(r"/staff/admin#intake-h$"))
+
+    suffix = viewport["width"]
+    patient = new_page(chromium, site, viewport=viewport)
+    goto(patient, f"{site.base}/")
+    patient.get_by_role("heading", name="Anliegen an die Praxis").wait_for()
+    patient.get_by_label("Worum geht es?").select_option("Überweisung")
+    patient.get_by_label("Ihr Name").fill(f"Erika Muster {suffix}")
+    patient.get_by_label("Ihre Nachricht").fill(f"Ich brauche eine Überweisung {suffix}.")
+    assert patient.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    patient.get_by_role("button", name="Anliegen senden").click()
+    patient.get_by_role("heading", name="Ihr Anliegen ist angekommen").wait_for()
+    assert "/p/" in patient.locator("#link").input_value()
+    shot(patient, site, f"request-done-{suffix}")
+    patient.get_by_role("link", name="Zur Unterhaltung").click()
+    patient.locator("#messages").get_by_text(f"Überweisung {suffix}.").wait_for()
+
+    # Stay signed in: with the session cookie gone, the device cookie brings the patient back.
+    patient.get_by_role("button", name="30 Tage angemeldet bleiben").click()
+    patient.get_by_text("Dieses Gerät bleibt angemeldet bis").wait_for()
+    context = patient.context
+    kept = [c for c in context.cookies() if c["name"] == "__Host-mc_device"]
+    assert len(kept) == 1
+    context.clear_cookies()
+    context.add_cookies(kept)
+    goto(patient, f"{site.base}/")
+    patient.locator("#messages").get_by_text(f"Überweisung {suffix}.").wait_for()
+    patient.get_by_role("button", name="Dieses Gerät abmelden").click()
+    patient.get_by_role("button", name="30 Tage angemeldet bleiben").wait_for()
+
+    # The team sees it in the inbox, waiting for a reply.
+    goto(admin, f"{site.base}/staff/")
+    row = admin.locator("#convs li", has_text=f"Erika Muster {suffix}")
+    assert "wartet auf Antwort seit" in row.inner_text()
+    assert admin.problems == [] and patient.problems == []
