@@ -223,17 +223,20 @@ class Notifier:
             same = hmac.compare_digest(known.decode().casefold().encode(), wanted)
             if same and has_pin and failures < patients.MAX_PIN_FAILURES:
                 matches.append((conv_id, known.decode()))  # to the address as the patient gave it
-        for conv_id, known in matches:
-            try:
-                throttle.check(conn, "link_mail", conv_id, now)
-            except TooManyRequests:
-                continue  # this mailbox had its link often enough this hour
-            token = links.current(conn, self.keyring, self.facility, conv_id)
-            if token is None:
-                continue
-            throttle.record_failure(conn, "link_mail", conv_id, now)
-            with store.write(conn):
-                self._enqueue_link(conn, conv_id, token, known)
+        # The same bookkeeping for a known and an unknown address: the mailbox's own limit is
+        # counted either way, and the write happens either way (with the mails, if any).
+        mailbox = to.casefold()
+        try:
+            throttle.check(conn, "link_mail", mailbox, now)
+            limited = False
+        except TooManyRequests:
+            limited = True  # this mailbox had its link often enough this hour
+        throttle.record_failure(conn, "link_mail", mailbox, now)
+        with store.write(conn):
+            for conv_id, known in [] if limited else matches:
+                token = links.current(conn, self.keyring, self.facility, conv_id)
+                if token is not None:
+                    self._enqueue_link(conn, conv_id, token, known)
 
     # -- the outbox, for the relay ---------------------------------------------------------
 
