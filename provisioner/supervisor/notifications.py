@@ -2,9 +2,10 @@
 
 A facility hands over a notification, never a text: one plain recipient, one kind from
 `medcell_common.notifications.Kind`, a language, the facility's display name and (for the kinds
-that have one) a link that must lie on the facility's own origin at the kind's fixed route. Anything
-else is refused here, before it can reach an SMTP header or body; the reason is a fixed word for
-the log, never the value.
+that have one) a link that must lie on the facility's own origin at the kind's fixed route. A link
+mail may also carry the practice's own text, which must pass the shared template rules (plain
+lines, only its placeholders, no web address of its own). Anything else is refused here, before
+it can reach an SMTP header or body; the reason is a fixed word for the log, never the value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from medcell_common.notifications import (
     LINK_PATHS,
     MAIL_ID_RE,
     MAX_NAME,
+    OPTIONAL_FIELDS,
     Kind,
+    TemplateError,
+    check_template,
+    fill_template,
     is_address,
 )
 from medcell_common.origins import facility_origin
@@ -47,6 +52,7 @@ class Notification:
     lang: str
     link: str | None
     facility_name: str
+    text: str | None = None  # the practice's own link-mail text (checked, placeholders unfilled)
 
 
 def mail_id(raw: object) -> str | None:
@@ -60,7 +66,7 @@ def mail_id(raw: object) -> str | None:
 
 def check(raw: object, origin: str) -> Notification:
     """The notification in `raw`, checked against the facility's `origin`; Refused otherwise."""
-    if not isinstance(raw, dict) or set(raw) != FIELDS:
+    if not isinstance(raw, dict) or not FIELDS <= set(raw) <= FIELDS | OPTIONAL_FIELDS:
         raise Refused("fields")
     ident = mail_id(raw)
     if ident is None:
@@ -81,6 +87,7 @@ def check(raw: object, origin: str) -> Notification:
         lang=lang,
         link=_link(kind, raw["link"], origin),
         facility_name=_name(raw["facility_name"]),
+        text=_text(kind, raw.get("text")),
     )
 
 
@@ -97,6 +104,18 @@ def _link(kind: Kind, link: object, origin: str) -> str | None:
     if not route.fullmatch(link[len(origin) :]):
         raise Refused("link")
     return link
+
+
+def _text(kind: Kind, text: object) -> str | None:
+    # Only a link mail carries the practice's words, and only by the shared template rules.
+    if text is None:
+        return None
+    if kind is not Kind.PATIENT_LINK:
+        raise Refused("text")
+    try:
+        return check_template(text)
+    except TemplateError as e:
+        raise Refused("text") from e
 
 
 def _name(name: object) -> str:
@@ -165,5 +184,8 @@ def render(notification: Notification) -> tuple[str, str]:
     order = sorted(LANGUAGES, key=lambda lang: lang != notification.lang)
     subject = " / ".join(texts[lang][0] for lang in order)
     paragraphs = "\n\n".join(texts[lang][1] for lang in order)
+    if notification.text is not None and notification.link is not None:
+        # The practice's own words replace the fixed paragraphs; the link is the checked one.
+        paragraphs = fill_template(notification.text, notification.facility_name, notification.link)
     footer = "\n".join(FOOTER[lang] for lang in order)
     return subject, f"{paragraphs}\n\n-- \n{footer}\n"

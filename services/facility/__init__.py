@@ -17,6 +17,9 @@ from services.facility.pages import (
     admin,
     auto_reply,
     common,
+    device,
+    intake,
+    links,
     patient,
     practice,
     security,
@@ -71,6 +74,9 @@ def create_app(test_config: Mapping | None = None, env: Mapping[str, str] | None
         notify_pages.bp,
         signin.bp,
         security.bp,
+        links.bp,
+        device.bp,
+        intake.bp,
     )
     for blueprint in pages:
         app.register_blueprint(blueprint)

@@ -308,3 +308,61 @@ def test_smtps_speaks_tls_from_the_first_byte(config, facility, tls_files):
         controller.stop()
     assert [r for _, r, _ in handler.mails] == [["team@praxis.example"]]
     assert outbox(config) == 0
+
+
+# -- link mails: the practice's own text, and a link a patient asked for again --------------
+
+LINK_TEXT = "Guten Tag,\n{praxis} hat Ihnen eine Unterhaltung eröffnet:\n{link}\nIhre Praxis"
+
+
+def test_the_practice_text_arrives_with_the_link_filled_in(config, facility, inbox):
+    server, session = facility
+    handler, controller = inbox
+    smtp.save(config.home, settings_for(controller))
+    saved = session.put(f"{server.url}/api/v1/link-mail-template", json={"text": LINK_TEXT})
+    assert saved.status_code == 200
+    conv, _ = conversation(server, session, pin="2580")
+    sent = session.post(
+        f"{server.url}/api/v1/conversations/{conv['id']}/link-mail",
+        json={"email": "pat@mail.example"},  # no token: the link kept to be sent again
+    )
+    assert sent.status_code == 202
+    assert MailRelay(config).drain(SLUG) == 1
+    ((_, recipients, message),) = handler.mails
+    assert recipients == ["pat@mail.example"]
+    body = message.get_content().replace("\r\n", "\n")
+    link = f"{ORIGIN}p/{conv['patient_token']}"
+    assert body.startswith(
+        f"Guten Tag,\nPraxis Dr. Müller hat Ihnen eine Unterhaltung eröffnet:\n{link}\nIhre Praxis"
+    )
+    assert "2580" not in message.as_string()
+    assert outbox(config) == 0
+
+
+def test_a_lost_link_reaches_the_patients_own_address_and_a_stranger_gets_nothing(
+    config, facility, inbox
+):
+    server, session = facility
+    handler, controller = inbox
+    smtp.save(config.home, settings_for(controller))
+    conv, _ = conversation(server, session, pin="2580")
+    patient = requests.post(
+        f"{server.url}/api/v1/patient-sessions",
+        json={"token": conv["patient_token"], "pin": "2580"},
+        timeout=30,
+    ).json()["token"]
+    requests.put(
+        f"{server.url}/api/v1/conversations/{conv['id']}/notifications",
+        json={"email": "pat@mail.example"},
+        headers={"Authorization": f"Bearer {patient}"},
+        timeout=30,
+    ).raise_for_status()
+    for email in ("pat@mail.example", "someone@else.example"):
+        asked = requests.post(
+            f"{server.url}/api/v1/link-requests", json={"email": email}, timeout=30
+        )
+        assert asked.status_code == 202 and asked.json() == {"status": "accepted"}
+    assert MailRelay(config).drain(SLUG) == 1
+    ((_, recipients, message),) = handler.mails
+    assert recipients == ["pat@mail.example"]
+    assert f"{ORIGIN}p/{conv['patient_token']}" in message.get_content()

@@ -121,7 +121,7 @@ def test_a_link_without_pin_offers_no_mail(app, staff):
     conv_id, link = open_conversation(staff)
     page = staff.get(f"{BASE}/staff/c/{conv_id}")
     html = staff.post(
-        f"{BASE}/staff/c/{conv_id}/link", data={"pin": "", "csrf": csrf_of(page)}
+        f"{BASE}/staff/c/{conv_id}/link", data={"pin": "", "confirm": "yes", "csrf": csrf_of(page)}
     ).get_data(as_text=True)
     assert 'id="link-email"' not in html
     assert "mit einer PIN" in html

@@ -59,7 +59,8 @@ def test_staff_see_the_lock_and_a_new_link_unlocks(app, staff, patient):
     page = staff.get(f"{BASE}/staff/c/{conv_id}")
     assert "gesperrt" in page.get_data(as_text=True)
     fresh = staff.post(
-        f"{BASE}/staff/c/{conv_id}/link", data={"pin": "2468", "csrf": csrf_of(page)}
+        f"{BASE}/staff/c/{conv_id}/link",
+        data={"pin": "2468", "confirm": "yes", "csrf": csrf_of(page)},
     )
     new_link = re.search(
         r'readonly value="https://medcell.test([^"]+)"', fresh.get_data(as_text=True)

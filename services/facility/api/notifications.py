@@ -61,7 +61,7 @@ def put_patient(conv_id: str):
 @require()
 def send_link(conv_id: str):
     body = json_body()
-    token = body["patient_token"]
+    token = body.get("patient_token")  # without it: the link kept to be sent again
     ctx().conversations.require_live(conn(), conv_id)
     ctx().notifier.send_link(conn(), conv_id, token, body["email"])
     return jsonify(queued=True), 202
@@ -125,13 +125,17 @@ def openapi_paths(_config: Config) -> dict:
         },
         "/api/v1/conversations/{conv_id}/link-mail": {
             "post": doc.op(
-                "Mail the patient link of a PIN-protected conversation once (staff; the address"
-                " is not kept)",
+                "Mail the patient link of a PIN-protected conversation (staff; the address is"
+                " not kept). Without patient_token the current link is sent again; it stays"
+                " valid either way",
                 {
                     "202": doc.json(
                         doc.obj(["queued"], queued={"type": "boolean"}), "Queued for the relay"
                     ),
-                    "400": doc.error("Bad address, unknown field, or not the current link"),
+                    "400": doc.error(
+                        "Bad address, unknown field, not the current link (stale_link), or no"
+                        " link kept to send again (stale_link: make a new link)"
+                    ),
                     "403": doc.error("Staff only"),
                     "404": doc.NOT_FOUND,
                     "409": doc.error("The conversation has no PIN, or e-mail is not set up"),
@@ -139,7 +143,7 @@ def openapi_paths(_config: Config) -> dict:
                 body=doc.body(
                     {
                         "type": "object",
-                        "required": ["email", "patient_token"],
+                        "required": ["email"],
                         "additionalProperties": False,
                         "properties": {"email": EMAIL, "patient_token": doc.STR},
                     }

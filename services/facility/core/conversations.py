@@ -13,6 +13,7 @@ from services.facility.core import accounts as auth
 from services.facility.core import (
     bindings,
     crypto,
+    links,
     references,
     store,
     texts,
@@ -102,6 +103,7 @@ class Conversations:
                     conv_id,
                 ),
             )
+            links.keep(conn, key, self.facility, conv_id, token)  # to send the link again later
         self.on_change()
         return conv_id, token
 

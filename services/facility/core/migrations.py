@@ -239,7 +239,7 @@ CREATE INDEX notes_conversation ON notes(conversation_id, created_at);
 # nothing but that step. Passkeys (WebAuthn public keys), a TOTP secret (sealed under a key kept
 # with the facility's keys, never in clear here) and hashed one-time recovery codes belong to
 # their account and go with it. Challenges are single-use: a ceremony deletes its row.
-V13 = """
+V12 = """
 ALTER TABLE staff_sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'full';
 ALTER TABLE staff ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE staff_passkeys (
@@ -342,10 +342,29 @@ def _rebind(
 # Corrections and deletions by a message's writer (core/edits.py): when, plain, for the mark the
 # pages show; the old text and its key are gone. And when a conversation last had the automatic
 # reply outside opening hours (core/autoreply.py), so it gets one per closed period.
-V14 = """
+V13 = """
 ALTER TABLE messages ADD COLUMN edited_at INTEGER;
 ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
 ALTER TABLE conversations ADD COLUMN auto_reply_at INTEGER;
+"""
+
+
+# Patient links that can be sent again. The conversation's current link token, sealed under its
+# record key, so staff can mail or print the same link later without making a new one; replaced
+# with each new link and gone with the conversation (cascade, key included). Devices a patient
+# chose to stay signed in on (30 days): only the hash of the device cookie's token, ended by the
+# patient, by a new link, and gone with the conversation (cascade).
+V14 = """
+CREATE TABLE IF NOT EXISTS patient_links (
+    conversation_id TEXT PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+    token BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS patient_devices (
+    token_hash BLOB PRIMARY KEY,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patient_devices_conversation ON patient_devices(conversation_id);
 """
 
 
@@ -361,8 +380,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection, Any], None]] = [
     v9_bind_columns,
     V10,
     V11,
-    V13,  # staff sign-in steps (sign-in branch)
-    V14,  # message corrections, the automatic reply
+    V12,  # staff sign-in steps
+    V13,  # message corrections, the automatic reply
+    V14,  # patient links kept to send again, remembered devices
 ]
 
 

@@ -20,8 +20,14 @@ from collections.abc import Callable
 
 from medcell_common.notifications import LANGUAGES, OUTBOX_BATCH, Kind, is_address
 from services.facility.core import accounts as auth
-from services.facility.core import crypto, store
-from services.facility.core.errors import BadRequest, Conflict, NotFound
+from services.facility.core import crypto, links, patients, store, throttle
+from services.facility.core.errors import (
+    BadRequest,
+    Conflict,
+    CryptoError,
+    NotFound,
+    TooManyRequests,
+)
 from services.facility.core.keys import Keyring
 
 QUIET_SECONDS = 15 * 60  # at most one mail per conversation and recipient kind in this time
@@ -164,9 +170,11 @@ class Notifier:
         """Queue the patient's link for an address that is not kept beyond this one mail.
 
         Only for a conversation with a PIN: a mailbox is not a safe place for a link that opens
-        the conversation by itself. `token` must be the conversation's current link token.
+        the conversation by itself. `token` must be the conversation's current link token, or
+        None for the link kept to be sent again (links.current): the link stays valid either way.
         """
         self._require_enabled()
+        to = check_address(address)
         with store.write(conn):
             row = conn.execute(
                 "SELECT patient_token_hash, pin_hash IS NOT NULL FROM conversations WHERE id = ?",
@@ -174,16 +182,61 @@ class Notifier:
             ).fetchone()
             if row is None:
                 raise NotFound("no such conversation")
+            if token is None:
+                token = links.current(conn, self.keyring, self.facility, conv_id)
+                if token is None:
+                    raise StaleLink("this conversation's link was not kept: make a new link")
             if not isinstance(token, str) or not hmac.compare_digest(
                 row[0], auth.token_hash(token)
             ):
                 raise StaleLink("patient_token is not this conversation's current link")
             if not row[1]:
                 raise Conflict("only a link protected by a PIN may be sent by e-mail")
-            to = check_address(address)
-            self._enqueue(
-                conn, conv_id, {"to": to, **self._notification(Kind.PATIENT_LINK, f"p/{token}")}
-            )
+            self._enqueue_link(conn, conv_id, token, to)
+
+    def request_link(
+        self, conn: sqlite3.Connection, address: object, client: str, now: int
+    ) -> None:
+        """A patient who lost their link asks for it by address: every conversation whose
+        patient set exactly this address (and whose link has a PIN and is not locked) gets its
+        current link mailed there. The answer is the same whether any did: no oracle.
+
+        Every request reads and opens every stored address, and counts against the client, so
+        a match and a miss cost the same work apart from queueing the mail.
+        """
+        throttle.check(conn, "link_request", client, now)
+        throttle.record_failure(conn, "link_request", client, now)
+        to = check_address(address)
+        self._require_enabled()
+        matches = []
+        rows = conn.execute(
+            "SELECT n.conversation_id, n.address, c.pin_hash IS NOT NULL, c.pin_failures "
+            "FROM notify_patient n JOIN conversations c ON c.id = n.conversation_id"
+        ).fetchall()
+        wanted = to.casefold().encode()
+        for conv_id, sealed, has_pin, failures in rows:
+            aad = crypto.aad(self.facility, "notify_patient", conv_id, "address")
+            try:
+                known = crypto.unseal(self.keyring.record_key(conn, conv_id), sealed, aad)
+            except CryptoError:
+                continue
+            same = hmac.compare_digest(known.decode().casefold().encode(), wanted)
+            if same and has_pin and failures < patients.MAX_PIN_FAILURES:
+                matches.append((conv_id, known.decode()))  # to the address as the patient gave it
+        # The same bookkeeping for a known and an unknown address: the mailbox's own limit is
+        # counted either way, and the write happens either way (with the mails, if any).
+        mailbox = to.casefold()
+        try:
+            throttle.check(conn, "link_mail", mailbox, now)
+            limited = False
+        except TooManyRequests:
+            limited = True  # this mailbox had its link often enough this hour
+        throttle.record_failure(conn, "link_mail", mailbox, now)
+        with store.write(conn):
+            for conv_id, known in [] if limited else matches:
+                token = links.current(conn, self.keyring, self.facility, conv_id)
+                if token is not None:
+                    self._enqueue_link(conn, conv_id, token, known)
 
     # -- the outbox, for the relay ---------------------------------------------------------
 
@@ -240,6 +293,13 @@ class Notifier:
         """What the relay gets besides the recipient; the link is on the facility's own origin."""
         link = None if path is None else f"{self.public_url}{path}"
         return {"kind": kind.value, "lang": LANGUAGES[0], "link": link}
+
+    def _enqueue_link(self, conn: sqlite3.Connection, conv_id: str, token: str, to: str) -> None:
+        mail = {"to": to, **self._notification(Kind.PATIENT_LINK, f"p/{token}")}
+        text = links.template(conn)
+        if text is not None:
+            mail["text"] = text  # the practice's words; the relay fills in name and link
+        self._enqueue(conn, conv_id, mail)
 
     def _require_enabled(self) -> None:
         # No address is kept where no mail can ever be sent: it would be data without a purpose.

@@ -9,6 +9,7 @@ MAX_PIN_FAILURES, lock the link until staff issue a new one.
 import hmac
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.facility.core import accounts as auth
@@ -39,7 +40,7 @@ def open_link(conn: sqlite3.Connection, token: object, now: int, session_seconds
     """Trade a patient link's token for a new session token (pending if a PIN is owed)."""
     conv_id, has_pin = link_conversation(conn, token)
     lifetime = PENDING_SECONDS if has_pin else session_seconds
-    return _new_session(conn, conv_id, not has_pin, now + lifetime * 1_000_000, now)
+    return new_session(conn, conv_id, not has_pin, now + lifetime * 1_000_000, now)
 
 
 def link_conversation(conn: sqlite3.Connection, token: object) -> tuple[str, bool]:
@@ -104,7 +105,7 @@ def enter_pin(
         conn.execute(
             "DELETE FROM patient_sessions WHERE token_hash = ?", (auth.token_hash(session_token),)
         )
-    return _new_session(conn, current.conversation_id, True, now + session_seconds * 1_000_000, now)
+    return new_session(conn, current.conversation_id, True, now + session_seconds * 1_000_000, now)
 
 
 def pin_tries_left(conn: sqlite3.Connection, conv_id: str) -> int:
@@ -132,8 +133,15 @@ def end_session(conn: sqlite3.Connection, token: str) -> None:
         conn.execute("DELETE FROM patient_sessions WHERE token_hash = ?", (auth.token_hash(token),))
 
 
-def reissue(conn: sqlite3.Connection, conv_id: str, pin_hash: bytes | None) -> str:
-    """A new patient link for a conversation: the old link and all its sessions stop working."""
+def reissue(
+    conn: sqlite3.Connection,
+    conv_id: str,
+    pin_hash: bytes | None,
+    keep: Callable[[sqlite3.Connection, str], None] = lambda conn, token: None,
+) -> str:
+    """A new patient link for a conversation: the old link and all its sessions (the devices
+    that stay signed in too) stop working.
+    `keep(conn, token)` runs in the same write (links.Links.keep: the link to send again)."""
     token = auth.new_token()
     with store.write(conn):
         changed = conn.execute(
@@ -144,6 +152,8 @@ def reissue(conn: sqlite3.Connection, conv_id: str, pin_hash: bytes | None) -> s
         if not changed:
             raise NotFound("no such conversation")
         conn.execute("DELETE FROM patient_sessions WHERE conversation_id = ?", (conv_id,))
+        conn.execute("DELETE FROM patient_devices WHERE conversation_id = ?", (conv_id,))
+        keep(conn, token)
     return token
 
 
@@ -156,7 +166,7 @@ def access(conn: sqlite3.Connection) -> dict[str, dict]:
     }
 
 
-def _new_session(
+def new_session(
     conn: sqlite3.Connection, conv_id: str, pin_ok: bool, expires_at: int, now: int
 ) -> str:
     token = auth.new_token()

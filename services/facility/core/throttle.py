@@ -32,11 +32,19 @@ KNOWN_CLIENT_SECONDS = 30 * 24 * 3600  # a successful login exempts its client t
 # Patient uploads per conversation: files, bytes and window seconds. Enough for a few photo
 # series an hour; a script with a leaked link is stopped long before it fills the quota.
 UPLOAD_LIMIT = (20, 200 * 1024 * 1024, 60 * 60)
+# Patients asking for their link again: requests per client, and requests per mailbox that may
+# send link mails (a stranger who knows the address cannot flood the mailbox).
+LINK_REQUEST_LIMIT = (5, 15 * 60)
+LINK_MAIL_LIMIT = (3, 60 * 60)
+INTAKE_LIMIT = (3, 60 * 60)  # requests patients start themselves, per client (core/intake.py)
 _LIMITS = {
     "login": LOGIN_LIMIT,
     "login_client": LOGIN_CLIENT_LIMIT,
     "pin": PIN_LIMIT,
     "second_factor": SECOND_FACTOR_LIMIT,
+    "link_request": LINK_REQUEST_LIMIT,
+    "link_mail": LINK_MAIL_LIMIT,
+    "intake": INTAKE_LIMIT,
 }
 _US = 1_000_000
 _MAX_NAME = 64  # characters of a typed username that count

@@ -8,10 +8,12 @@ import functools
 
 from flask import g, redirect, request, url_for
 
-from services.facility.core import contact, patients
+from services.facility.core import contact, devices, patients
 from services.facility.http.auth import PATIENT_COOKIE, check_csrf, csrf_for, staff_from_cookie
-from services.facility.http.context import conn, now
+from services.facility.http.context import conn, ctx, now
 from services.facility.pages import common as web
+
+DEVICE_COOKIE = "__Host-mc_device"  # "stay signed in on this device" (core/devices.py)
 
 
 def staff_page(admin: bool = False):
@@ -60,6 +62,15 @@ def patient_page(view):
 
 
 def no_session():
+    # A device the patient chose to stay signed in on: a new session, and the page again.
+    if request.method == "GET":
+        session = devices.resume(
+            conn(), request.cookies.get(DEVICE_COOKIE), now(), ctx().config.session_seconds
+        )
+        if session is not None:
+            response = redirect(request.path, 303)
+            web.set_cookie(response, PATIENT_COOKIE, session, ctx().config.session_seconds)
+            return response
     # A link opened from another site (mail, SMS web view) is redirected here without the
     # SameSite=Strict cookie; one same-site reload brings it along.
     if request.method == "GET" and request.args.get("retry") is None:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from services.facility.pages import signin_texts, texts_messages
+from services.facility.pages import i18n_links, signin_texts, texts_messages
 
 LANGUAGES = ("de", "en")
 DEFAULT = "de"
@@ -104,8 +104,8 @@ DE = {
     "created.link": "Patienten-Link",
     "created.copy": "Link kopieren",
     "created.copied": "Kopiert.",
-    "created.once": "Der Link wird nur jetzt angezeigt. Geht er verloren, erstellen Sie in der "
-    "Unterhaltung einen neuen.",
+    "created.once": "Sie können denselben Link später in der Unterhaltung erneut drucken oder "
+    "per E-Mail senden; er bleibt gültig, bis Sie einen neuen erstellen.",
     "created.pin_note": "Diese Unterhaltung ist mit einer PIN geschützt. Teilen Sie die PIN "
     "getrennt vom Link mit.",
     "created.qr_show": "Als QR-Code zeigen",
@@ -540,8 +540,8 @@ EN = {
     "created.link": "Patient link",
     "created.copy": "Copy link",
     "created.copied": "Copied.",
-    "created.once": "The link is shown only now. If it gets lost, make a new one in the "
-    "conversation.",
+    "created.once": "You can print or e-mail the same link again later from the "
+    "conversation; it stays valid until you make a new one.",
     "created.pin_note": "This conversation is protected by a PIN. Tell the patient the PIN "
     "separately from the link.",
     "created.qr_show": "Show as QR code",
@@ -874,6 +874,8 @@ EN.update(signin_texts.EN)
 # Texts that features keep in modules of their own (this file is long enough).
 DE.update(texts_messages.DE)
 EN.update(texts_messages.EN)
+DE.update(i18n_links.DE)
+EN.update(i18n_links.EN)
 TEXTS = {"de": DE, "en": EN}
 
 

@@ -13,7 +13,7 @@ from services.facility.http.context import conn, ctx
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages.guards import patient_page, staff_page
-from services.facility.pages.views import link_page, patient_urls
+from services.facility.pages.views import link_page, patient_urls, render_conversation
 
 bp = Blueprint("notify", __name__)
 
@@ -88,12 +88,16 @@ def patient_address():
 @staff_page()
 def link_mail(conv_id: str):
     ctx().conversations.require_live(conn(), conv_id)
-    token = request.form.get("token", "")
+    # From the "created" page with the new link's token; from the conversation without one:
+    # the link kept to be sent again.
+    token = request.form.get("token") or None
     try:
         ctx().notifier.send_link(conn(), conv_id, token, request.form.get("email", ""))
     except StaleLink:
         return _message(400, web.t("notify.link_stale"), conv_id)
     except BadRequest:
+        if token is None:
+            return render_conversation(conv_id, status=400, link_error=web.t("notify.bad_address"))
         # The token is the conversation's current one: show its page again, with the error.
         g.notify_error = web.t("notify.bad_address")
         return link_page(conv_id, token, True, 400)

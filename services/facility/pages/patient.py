@@ -6,7 +6,7 @@ the browser is sent on to /patient/, so the token leaves the address bar, histor
 
 from flask import Blueprint, g, redirect, request, url_for
 
-from services.facility.core import contact, patients, throttle
+from services.facility.core import contact, devices, patients, throttle
 from services.facility.core.accounts import Principal
 from services.facility.core.errors import (
     LinkLocked,
@@ -26,7 +26,7 @@ from services.facility.http.downloads import attachment_response
 from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import receipts as web_receipts
-from services.facility.pages.guards import dead_end, no_session, patient_page
+from services.facility.pages.guards import DEVICE_COOKIE, dead_end, no_session, patient_page
 from services.facility.pages.views import patient_urls
 
 bp = Blueprint("patient", __name__)
@@ -195,6 +195,7 @@ def delete():
     receipt = ctx().conversations.delete(conn(), g.conversation_id, reason="patient")
     response = web.page("deleted.html", side="patient", receipt=web_receipts.shown(receipt))
     web.clear_cookie(response, PATIENT_COOKIE)
+    web.clear_cookie(response, DEVICE_COOKIE)  # its record went with the conversation
     return response
 
 
@@ -202,6 +203,10 @@ def delete():
 @patient_page
 def leave():
     patients.end_session(conn(), g.patient_token)
+    devices.forget(
+        conn(), request.cookies.get(DEVICE_COOKIE)
+    )  # signed out means on this device too
     response = web.page("message.html", title=web.t("leave.title"), text=web.t("leave.text"))
     web.clear_cookie(response, PATIENT_COOKIE)
+    web.clear_cookie(response, DEVICE_COOKIE)
     return response

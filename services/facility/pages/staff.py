@@ -3,7 +3,7 @@
 from flask import Blueprint, g, redirect, request, url_for
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients, quick_replies, references, signin
+from services.facility.core import intake, links, patients, quick_replies, references, signin
 from services.facility.core.errors import (
     AccountDisabled,
     BadRequest,
@@ -21,6 +21,7 @@ from services.facility.http.auth import (
     STAFF_COOKIE,
     check_csrf,
     csrf_for,
+    staff_from_cookie,
 )
 from services.facility.http.context import client_id, conn, ctx, now
 from services.facility.http.downloads import attachment_response
@@ -29,7 +30,7 @@ from services.facility.pages import common as web
 from services.facility.pages import conversation as web_conversation
 from services.facility.pages import i18n, listing
 from services.facility.pages import receipts as web_receipts
-from services.facility.pages.guards import staff_page
+from services.facility.pages.guards import DEVICE_COOKIE, staff_page
 from services.facility.pages.record_views import form_reference, home_values
 from services.facility.pages.steps import next_page, pending
 from services.facility.pages.views import conversation_urls, link_page, render_conversation
@@ -39,6 +40,14 @@ bp = Blueprint("staff", __name__)
 
 @bp.get("/")
 def root():
+    # A patient's device that stays signed in goes to its conversation, not to the staff login.
+    if request.cookies.get(DEVICE_COOKIE):
+        return redirect(url_for("patient.conversation"), 303)
+    # Where the practice takes patients' requests, its start page is their form; staff signed in,
+    # or part way through signing in, go on to their pages.
+    signed_in = staff_from_cookie()[0] is not None or pending() is not None
+    if not signed_in and intake.settings(conn())["enabled"]:
+        return redirect(url_for("intake.form"), 303)
     return redirect(url_for("staff.home"), 303)
 
 
@@ -220,16 +229,32 @@ def _note() -> str:
     return request.form.get("note", "")
 
 
-@bp.post("/staff/c/<conv_id>/link")
+@bp.route("/staff/c/<conv_id>/link", methods=["GET", "POST"])
 @staff_page()
 def new_link(conv_id: str):
+    """A new link ends the old one: it is made only after its own confirmation page."""
     ctx().conversations.require_live(conn(), conv_id)
+    if request.method in ("GET", "HEAD"):
+        return _confirm_new_link(conv_id)
+    if request.form.get("confirm") != "yes":
+        return _confirm_new_link(conv_id, 400)
     try:
         pin_hash = patients.hash_pin(conn(), request.form.get("pin", "").strip())
     except BadRequest:
-        return render_conversation(conv_id, status=400, link_error=web.t("new.bad_pin"))
-    token = patients.reissue(conn(), conv_id, pin_hash)
+        return _confirm_new_link(conv_id, 400, web.t("new.bad_pin"))
+    keep = links.keeper(ctx().keyring, ctx().config.facility, conv_id)
+    token = patients.reissue(conn(), conv_id, pin_hash, keep)
     return link_page(conv_id, token, pin_hash is not None)
+
+
+def _confirm_new_link(conv_id: str, status: int = 200, error: str | None = None):
+    return web.page(
+        "confirm_new_link.html",
+        status,
+        action=url_for("staff.new_link", conv_id=conv_id),
+        cancel=f"{url_for('staff.conversation', conv_id=conv_id)}#link-h",
+        link_error=error,
+    )
 
 
 @bp.get("/staff/files/<att_id>")

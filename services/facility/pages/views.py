@@ -11,6 +11,7 @@ from services.facility.core import accounts as auth
 from services.facility.core import (
     autoreply,
     contact,
+    links,
     opening,
     patients,
     quick_replies,
@@ -71,6 +72,8 @@ def conversation_urls(conv_id: str) -> dict:
         "file_base": "/staff/files/",
         "poll": f"/api/v1/conversations/{conv_id}/messages",
         "new_link": url_for("staff.new_link", conv_id=conv_id),
+        "letter": url_for("links.letter", conv_id=conv_id),
+        "link_mail": url_for("notify.link_mail", conv_id=conv_id),
         "self": url_for("staff.conversation", conv_id=conv_id),
         "export": url_for("records.export", conv_id=conv_id),
         "reference": url_for("records.reference", conv_id=conv_id),
@@ -82,6 +85,8 @@ def conversation_urls(conv_id: str) -> dict:
 
 def render_conversation(conv_id: str, **values):
     access = patients.access(conn()).get(conv_id, {})
+    kept = links.current(conn(), ctx().keyring, ctx().config.facility, conv_id)
+    access["kept"] = kept is not None  # the link can be printed and mailed again
     return web_conversation.render(
         conv_id,
         "staff",
@@ -114,21 +119,28 @@ def team_values(conv_id: str) -> dict:
     }
 
 
-def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
-    """The patient link, ready to copy and as a QR code; shown once, as only its hash is kept."""
-    import segno  # here, not at the top: only this page needs it, and it costs ~1.5 MiB per process
+def qr_svg(link: str) -> Markup:
+    """The link as a QR code, inline SVG (black on white, quiet zone, titled for readers)."""
+    import segno  # here, not at the top: only link pages need it, and it costs ~1.5 MiB per process
 
-    link = patient_url(token)
     qr = segno.make(link, error="m").svg_inline(
         scale=6, border=4, title=web.t("created.qr"), dark="#000", light="#fff"
     )
+    return Markup(qr)
+
+
+def link_page(conv_id: str, token: str, has_pin: bool, status: int = 200):
+    """The patient link, ready to copy and as a QR code; it can be printed or mailed again later
+    from the conversation (links.current)."""
+    link = patient_url(token)
     return web.page(
         "created.html",
         status,
         link=link,
-        qr_svg=Markup(qr),
+        qr_svg=qr_svg(link),
         has_pin=has_pin,
         conv_url=url_for("staff.conversation", conv_id=conv_id),
+        letter_url=url_for("links.letter", conv_id=conv_id),
     )
 
 

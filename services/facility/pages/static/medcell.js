@@ -22,6 +22,14 @@
     });
   }
 
+  function setupPrint() {
+    // The letter's "Print" button: the browser's own print dialog (hidden without this file).
+    document.querySelectorAll("[data-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
+  }
+
   function setupCopy() {
     document.querySelectorAll("[data-copy]").forEach(function (button) {
       var field = document.getElementById(button.getAttribute("data-copy"));
@@ -511,6 +519,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     setupCopy();
+    setupPrint();
     setupFileChecks();
     setupUpload();
     setupCounter();
