@@ -102,27 +102,27 @@ class Lab:
 
 def gateway_cpu(client: docker.DockerClient) -> tuple[float, float]:
     """(whole gateway container, its nginx processes) CPU seconds used so far on one node."""
-    (container,) = client.containers.list(
-        filters={"label": f"com.docker.swarm.service.name={PREFIX}-gateway"}
-    )
-    pid = container.attrs["State"]["Pid"]
-    line = next(
-        entry
-        for entry in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-        if "cpuacct" in entry.split(":")[1].split(",")
-    )
-    group = Path("/sys/fs/cgroup/cpuacct") / line.split(":", 2)[2].lstrip("/")
-    container_seconds = int((group / "cpuacct.usage").read_text()) / 1e9
     ticks = os.sysconf("SC_CLK_TCK")
-    nginx = 0
-    for member in (group / "cgroup.procs").read_text().split():
-        try:
-            if Path(f"/proc/{member}/comm").read_text().strip() != "nginx":
-                continue
-            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # it ended meanwhile
-        nginx += int(fields[11]) + int(fields[12])
+    container_seconds, nginx = 0.0, 0
+    for container in client.containers.list(
+        filters={"label": f"com.docker.swarm.service.name={PREFIX}-gateway"}
+    ):
+        pid = container.attrs["State"]["Pid"]
+        line = next(
+            entry
+            for entry in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+            if "cpuacct" in entry.split(":")[1].split(",")
+        )
+        group = Path("/sys/fs/cgroup/cpuacct") / line.split(":", 2)[2].lstrip("/")
+        container_seconds += int((group / "cpuacct.usage").read_text()) / 1e9
+        for member in (group / "cgroup.procs").read_text().split():
+            try:
+                if Path(f"/proc/{member}/comm").read_text().strip() != "nginx":
+                    continue
+                fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # it ended meanwhile
+            nginx += int(fields[11]) + int(fields[12])  # utime, stime
     return container_seconds, nginx / ticks
 
 
