@@ -15,6 +15,7 @@ SUITES = [
     "wakes",
     "backup",
     "cluster",
+    "crossnode",
 ]
 
 

@@ -56,9 +56,11 @@ def wrk(
     threads: int = 2,
     script: str | None = None,
     timeout: int = 2,
+    runner: tuple[str, ...] = (),
 ) -> dict:
     """Run wrk against url (or a Lua script of its own); returns requests/s, the requests done,
-    p50/p99 latency (ms), non-2xx/3xx answers ("errors"), socket errors and wrk's output."""
+    p50/p99 latency (ms), non-2xx/3xx answers ("errors"), socket errors and wrk's output.
+    runner prefixes the command (e.g. to run wrk inside another network namespace)."""
     if script is None:
         script = LUA.format(
             method=method, token=token, body="nil" if body is None else f"[[{body}]]"
@@ -74,6 +76,7 @@ def wrk(
     try:
         out = subprocess.run(
             [
+                *runner,
                 ensure_wrk(),
                 f"-t{threads}",
                 f"-c{connections}",
