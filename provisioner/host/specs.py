@@ -217,6 +217,8 @@ def supervisor_spec(
         labels=config.labels(role="supervisor"),
         environment={
             "MEDCELL_HOME": SUPERVISOR_HOME,
+            # Where that is on the host: a one-off container's bind mount names the host's path.
+            "MEDCELL_HOST_HOME": str(config.home),
             "MEDCELL_DOCKER_PREFIX": config.prefix,
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
