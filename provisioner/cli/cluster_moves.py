@@ -19,7 +19,7 @@ from pathlib import Path
 
 from provisioner.cli.backups import FILES, _fresh_target, _make_dir, _record, read_manifest
 from provisioner.cli.facilities import Facilities
-from provisioner.host import backup_keys, placement, smtp, specs, tombstones
+from provisioner.host import backup_keys, backup_transfer, placement, smtp, specs, tombstones
 from provisioner.host.backup_keys import BackupKey
 from provisioner.host.docker_backend import engine_errors
 from provisioner.host.engine import SwarmEngine
@@ -30,7 +30,7 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.node_api import NodeClient
-from provisioner.host.service_spec import STOP_GRACE_SECONDS
+from provisioner.host.service_spec import STOP_GRACE_SECONDS, facility_service_spec
 from provisioner.host.swarm import NodeInfo, Swarm, pin_constraint
 from provisioner.host.validation import check_slug
 
@@ -210,7 +210,7 @@ class ClusterMoves:
         self.cluster.push_routes()
         return result
 
-    def _run_service(self, slug: str, meta: dict, node: str) -> None:
+    def _run_service(self, slug: str, meta: dict, node: str, replicas: int = 1) -> None:
         image_id = self.cluster.backend.image_id(self.config.facility_image)
         if image_id is None:
             raise DockerError(f"image {self.config.facility_image} is missing; run `medcell up`")
@@ -222,7 +222,7 @@ class ClusterMoves:
             image_id,
             smtp.configured(self.config.home),
         )
-        SwarmEngine(self.config, self.swarm).run(spec, node=node)
+        self.swarm.create_service(facility_service_spec(spec, node, replicas=replicas))
 
     def _restore_held(self, client: NodeClient, slug: str, record: BackupKey) -> dict:
         """Restore the backup held on the node, re-applying the deletions made after it."""
@@ -342,6 +342,98 @@ class ClusterMoves:
         found = self._find_node(node)
         set_drained(self.swarm, found.id, False)
         return {"node": node, "drained": False}
+
+    def evacuate(self, node: str) -> dict:
+        """A node lost for good: restore each of its facilities on the others from its newest
+        scheduled backup (held on another node, its key on this manager), re-applying the
+        tombstones newer than it; say per facility how old that backup was."""
+        lost = self._find_node(node)
+        if lost.state == "ready":
+            raise InvalidArgument(
+                f"node {node} is ready; move its facilities with `medcell node drain {node}` "
+                "(evacuate is for a node lost for good)"
+            )
+        set_drained(self.swarm, lost.id, True)  # should it come back, it takes nothing new
+        nodes = [n for n in self.swarm.nodes() if n.name != node]
+        held: dict[str, list[tuple[dict, NodeInfo]]] = {}
+        for other in nodes:
+            if other.state != "ready" or not other.address:
+                continue
+            try:
+                rows = self.cluster.client(other).held_backups()
+            except ProvisionerError as e:
+                self.progress(f"node {other.name} could not list its backups ({e})")
+                continue
+            for row in rows:
+                held.setdefault(str(row.get("facility")), []).append((row, other))
+        pinned = sorted(s.slug for s in self.swarm.facility_services() if s.node == node)
+        results = []
+        for slug in pinned:
+            with self.facilities.cluster_lock(slug):
+                try:
+                    results.append(self._evacuate(slug, lost, held.get(slug, [])))
+                except ProvisionerError as e:
+                    self.progress(f"{slug} was not evacuated: {e}")
+                    results.append({"slug": slug, "restored": False, "reason": str(e)})
+        if any(r["restored"] for r in results):
+            self.cluster.push_routes()
+        return {"node": node, "facilities": results}
+
+    def _evacuate(self, slug: str, lost: NodeInfo, held: list[tuple[dict, NodeInfo]]) -> dict:
+        now = self.clock()
+        usable = []
+        for row, holder in held:
+            record = backup_keys.load(self.config, str(row.get("backup_id")))
+            if record is not None and record.facility == slug and record.expires_at > now:
+                usable.append((record, holder))
+        if not usable:
+            raise ProvisionerError(
+                "no backup of it is held on another node with a key on this manager "
+                "(scheduled backups: MEDCELL_BACKUP_EVERY)"
+            )
+        record, holder = max(usable, key=lambda found: found[0].created)
+        service = next(s for s in self.swarm.facility_services() if s.slug == slug)
+        nodes = [n for n in self.swarm.nodes() if n.name != lost.name]
+        target = self.cluster._node(
+            nodes, placement.choose_node(nodes, self.swarm.facility_services()), slug
+        )
+        meta = {"name": service.name or slug, "retention": service.retention or "7d"}
+        dst = self.cluster.client(target)
+        self.progress(f"restoring {slug} on {target.name} from backup {record.backup_id}")
+        undo: list[Callable[[], object]] = [lambda: dst.release(slug)]
+        try:
+            dst.prepare(slug, meta)
+            if holder.name != target.name:
+                source = self.cluster.client(holder)
+                undo.append(lambda: dst.drop_backup(record.backup_id))
+                for name in FILES:
+                    source.copy_backup_to(dst, record.backup_id, name)
+            result = self._restore_held(dst, slug, record)
+            # The lost node's task never ends by Swarm's word: the service is made anew.
+            self.swarm.remove_service(self.config.facility(slug).container)
+            undo.append(lambda: self._run_service(slug, meta, lost.name, replicas=0))
+            self._run_service(slug, meta, target.name)
+            undo.append(lambda: self.swarm.remove_service(self.config.facility(slug).container))
+            self.swarm.wait_running(
+                self.config.facility(slug).container, self.config.health_timeout
+            )
+            self.cluster._wait_answers(dst, slug)
+        except BaseException:
+            _undo(undo, self.progress)
+            raise
+        if holder.name != target.name:
+            _quietly(lambda: dst.drop_backup(record.backup_id))
+        age = max(0, int(now - (backup_transfer.unix(record.created) or now)))
+        return {
+            "slug": slug,
+            "restored": True,
+            "to": target.name,
+            "backup_id": record.backup_id,
+            "backup_created": record.created,
+            "backup_age_seconds": age,
+            "conversations": result.get("conversations"),
+            "reapplied": result.get("reapplied"),
+        }
 
     def _find_node(self, name: str) -> NodeInfo:
         nodes = self.swarm.nodes()

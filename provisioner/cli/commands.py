@@ -499,6 +499,33 @@ def activate(runtime: Runtime, node: str, as_json: bool) -> None:
     _emit(result, as_json, f"node {node} takes new facilities again")
 
 
+@node_group.command()
+@click.argument("node")
+@json_option
+@pass_runtime
+def evacuate(runtime: Runtime, node: str, as_json: bool) -> None:
+    """A NODE lost for good: restore each of its facilities on the others from its newest
+    backup (scheduled backups, MEDCELL_BACKUP_EVERY), saying how old each backup was."""
+    result = _cluster_moves(runtime, "node evacuate").evacuate(node)
+    lines = []
+    for row in result["facilities"]:
+        if row["restored"]:
+            lines.append(
+                f"{row['slug']}: restored on {row['to']} from backup {row['backup_id']} of "
+                f"{row['backup_created']} ({_age(row['backup_age_seconds'])} old)"
+            )
+        else:
+            lines.append(f"{row['slug']}: NOT restored: {row['reason']}")
+    _emit(result, as_json, "\n".join(lines) or f"node {node} held no facility")
+    if any(not row["restored"] for row in result["facilities"]):
+        raise click.exceptions.Exit(1)
+
+
+def _age(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+
+
 cli.add_command(cluster_group)
 cli.add_command(node_group)
 

@@ -19,13 +19,16 @@ import re
 import shutil
 from base64 import b64decode, b64encode
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from medcell_common import strictjson
 from medcell_common import tombstones as tombstone_format
 from medcell_common.interfaces import Desired, Label, RouteState
-from provisioner.host import facility_commands, routes, specs, state_file
+from medcell_common.rules import MAX_RETENTION
+from medcell_common.times import iso_utc
+from provisioner.host import backup_keys, facility_commands, routes, specs, state_file
 from provisioner.host.config import FACILITY_UID, Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import (
@@ -42,6 +45,8 @@ MANIFEST_BYTES = 64 * 1024
 MAX_FILE_BYTES = 1 << 40  # one sealed snapshot; the disk is the real bound
 COMMAND_SECONDS = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 CHUNK = 1024 * 1024
+DAY = 86400
+ISO = "%Y-%m-%dT%H:%M:%SZ"
 META = {"name": Label.NAME, "retention": Label.RETENTION, "created": Label.CREATED}
 
 
@@ -274,3 +279,41 @@ def hold(config: Config, slug: str, held_now: bool) -> dict:
     state_file.save(config, slug, st)
     routes.set_route(config, slug, state)
     return {"slug": slug, "held": held_now}
+
+
+def key_record(
+    backup_id: str, slug: str, manifest: dict, key: bytes, made: float
+) -> backup_keys.BackupKey:
+    """The key's record of a backup made by a node, its times bounded by our clock as a single
+    host bounds them (the manifest is the facility's word): it expires at most the retention
+    limit + 1 day after `made`, and was created no later than `made`."""
+    if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
+        raise BackupRefused("the facility wrote a backup that is not the one asked for")
+    expires_at = min(unix(manifest.get("expires")) or made, int(made) + MAX_RETENTION + DAY)
+    created = unix(manifest.get("created")) or made
+    return backup_keys.BackupKey(
+        backup_id, slug, iso_utc(min(created, made)), iso_utc(expires_at), int(expires_at), key
+    )
+
+
+def key_fields(record: backup_keys.BackupKey) -> dict:
+    """A key record as it travels to a manager's node API."""
+    return {**record.public(), "expires_at": record.expires_at, "key": key_text(record.key)}
+
+
+def unix(iso: object) -> float | None:
+    """`2026-12-05T13:00:00Z` as unix seconds; None for anything else."""
+    try:
+        return datetime.strptime(str(iso), ISO).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def drop_expired(config: Config, now: float) -> list[str]:
+    """Drop the held backups whose expiry passed (their keys are destroyed by then)."""
+    gone = []
+    for row in held(config):
+        expires = unix(row["expires"])
+        if expires is not None and expires <= now and drop(config, row["backup_id"]):
+            gone.append(row["backup_id"])
+    return gone

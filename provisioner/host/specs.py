@@ -229,6 +229,8 @@ def supervisor_spec(
             # Derived from the host's memory where `medcell up` runs, unless the operator set it.
             "MEDCELL_MAX_AWAKE": str(config.max_awake),
             "MEDCELL_TIMEZONE": config.timezone,
+            # Cluster mode's scheduled backups (set only when the operator set it).
+            **({"MEDCELL_BACKUP_EVERY": f"{config.backup_every}s"} if config.backup_every else {}),
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},
