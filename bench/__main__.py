@@ -13,6 +13,7 @@ SUITES = [
     "density",
     "wakes",
     "backup",
+    "move",
 ]
 
 
