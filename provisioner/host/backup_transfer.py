@@ -119,10 +119,11 @@ def make(config: Config, backend: DockerBackend, slug: str, backup_id: str, key:
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(mode=0o700)
-    # The facility's uid writes the files; the home (0700) keeps everyone else out.
-    if os.geteuid() == 0:
+    # The facility's uid writes the files; the home (0700) keeps everyone else out. The
+    # supervisor runs without capabilities: even as root it cannot give the folder away.
+    try:
         os.chown(target, FACILITY_UID, FACILITY_UID)
-    else:
+    except PermissionError:
         os.chmod(target, 0o777)
     try:
         spec = specs.backup_spec(config, slug, labels, host_path(config, target), backup_id)

@@ -110,6 +110,7 @@ class ScheduledBackups:
         managers = [n for n in nodes if n.manager and n.state == "ready" and n.address]
         tls = node_tls_dir(self.config)
         backup_id, key = backup_keys.new_id(), backup_keys.new_key()
+        started = self.clock()  # the interval runs from one backup's start to the next's
         made = backup_transfer.make(self.config, self.backend, slug, backup_id, key)
         try:
             record = backup_transfer.key_record(
@@ -138,7 +139,7 @@ class ScheduledBackups:
                 raise
         finally:
             backup_transfer.drop(self.config, backup_id)
-        self._last[slug] = self.clock()
+        self._last[slug] = started
         self._prune(store, slug)
         size = sum(made["sizes"].values())
         event("scheduled_backup", slug=slug, backup_id=backup_id, node=target.name, bytes=size)
