@@ -168,7 +168,9 @@ def test_hold_answers_503_on_the_gateway_and_release_lets_it_run(nodes):
     node1.client.hold("praxis", False)
 
     assert held == RouteState.STOPPED and desired == Desired.STOPPED
-    assert (routes.read_routes(node1.config) or {})["facilities"]["praxis"]["state"] == RouteState.ASLEEP
+    assert (routes.read_routes(node1.config) or {})["facilities"]["praxis"][
+        "state"
+    ] == RouteState.ASLEEP
     assert state_file.load(node1.config, "praxis").desired == Desired.RUNNING
 
 
