@@ -197,6 +197,10 @@ class NodeClient:
             "POST", f"{API}/facilities/{check_slug(slug)}/release", {}, 2 * COMMAND_SECONDS
         )
 
+    def forget(self, slug: str) -> dict:
+        """The facility is deleted: the node destroys its backup keys and held backups of it."""
+        return self._call("POST", f"{API}/facilities/{check_slug(slug)}/forget", {}, self.timeout)
+
     def held_backups(self) -> list[dict]:
         answer = self._call("GET", f"{API}/backups", None, self.timeout)
         rows = answer.get("backups")

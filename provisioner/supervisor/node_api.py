@@ -16,6 +16,7 @@ Backups, moves and restores (provisioner/host/backup_transfer.py):
     POST   /v1/facilities/<slug>/restore     {"backup_id", "key", "tombstones"} -> {"result"}
     POST   /v1/facilities/<slug>/hold        {"hold": bool}       -> {"slug", "held"}
     POST   /v1/facilities/<slug>/release     {}                   -> {"slug", "shredded"}
+    POST   /v1/facilities/<slug>/forget      {}                   -> {"slug", "keys", "held"}
     GET    /v1/backups                                            -> {"backups": [...]}
     DELETE /v1/backups/<id>                                       -> {"dropped"}
     GET    /v1/backups/<id>/<file>           the file's bytes
@@ -285,6 +286,16 @@ class NodeService:
         event("node_released", slug=slug, shredded=result["shredded"])
         return {"slug": slug, "shredded": result["shredded"]}
 
+    def facility_forget(self, slug: str, body: object) -> dict:
+        """The facility is deleted: no backup of it may open, none is kept here."""
+        if body != {}:
+            raise InvalidArgument("forget takes an empty object")
+        keys = backup_keys.destroy_for(self.config, slug)
+        held = [r for r in backup_transfer.held(self.config) if r["facility"] == slug]
+        dropped = sum(backup_transfer.drop(self.config, r["backup_id"]) for r in held)
+        event("node_forgot", slug=slug, keys=keys, held=dropped)
+        return {"slug": slug, "keys": keys, "held": dropped}
+
     def keep_key(self, backup_id: str, body: object) -> dict:
         allowed = ("facility", "created", "expires", "expires_at", "key")
         fields = {name: _field(body, name, allowed) for name in allowed}
@@ -317,7 +328,7 @@ class NodeService:
         return {"bytes": written}
 
 
-FACILITY_ACTIONS = ("backup", "restore", "hold", "release")
+FACILITY_ACTIONS = ("backup", "restore", "hold", "release", "forget")
 ISO_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
 BACKUP_FILE_RE = re.compile(r"^/v1/backups/([0-9a-f]{16})/([a-z]+\.[a-z]+)$")
 

@@ -42,8 +42,14 @@ def created(lab):
 
 
 def _login(gateway: Gateway, made: dict) -> None:
+    """Log in as the first admin, once the gateway serves the facility (its nginx applies a
+    new routes map a moment after the node took it)."""
     login = {"username": made["admin_user"], "password": made["admin_password"]}
-    gateway.token = gateway.json("POST", "/api/v1/login", 200, login)["token"]
+    status, raw = eventually(
+        lambda: gateway.call("POST", "/api/v1/login", login), lambda seen: seen[0] == 200, 60
+    )
+    assert status == 200, raw[:500]
+    gateway.token = json.loads(raw)["token"]
 
 
 def _bodies(gateway: Gateway, conversation: str) -> list[str]:

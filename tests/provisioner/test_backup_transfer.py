@@ -234,3 +234,19 @@ def test_a_backup_file_outside_the_three_is_not_served(nodes):
     with pytest.raises(InvalidArgument):
         node1.client.download("0123456789abcdef", "passwd.txt", io.BytesIO())
     assert json.dumps(node1.client.held_backups()) == "[]"
+
+
+def test_forget_destroys_the_facilitys_keys_and_held_backups_on_the_node(nodes):
+    node1, node2 = nodes
+    _facility_with_a_message(node1)
+    backup_id, key = backup_keys.new_id(), backup_keys.new_key()
+    node1.client.backup("praxis", backup_id, key)
+    record = backup_keys.BackupKey(
+        backup_id, "praxis", "2026-12-05T13:00:00Z", "2026-12-13T13:00:00Z", 1_796_000_000, key
+    )
+    node1.client.keep_key(backup_transfer.key_fields(record))
+
+    forgot = node1.client.forget("praxis")
+
+    assert (forgot["keys"], forgot["held"]) == (1, 1)
+    assert backup_keys.all_keys(node1.config) == [] and backup_transfer.held(node1.config) == []

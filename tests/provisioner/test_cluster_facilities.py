@@ -127,6 +127,10 @@ class FakeNodeClient:
         self.api.data[self.address].discard(slug)
         return {"slug": slug, "shredded": 2, "receipt": {"receipt_id": "r1"}, "receipt_key": {}}
 
+    def forget(self, slug: str) -> dict:
+        self._call("forget", slug)
+        return {"slug": slug, "keys": 0, "held": 0}
+
     def push_routes(self, generation: int, facilities: dict) -> dict:
         self._call("push_routes", generation, facilities)
         assert 0 < generation <= 2**53  # the node API takes only JSON-safe integers

@@ -136,3 +136,12 @@ def test_drain_moves_every_facility_off_and_activate_lets_it_take_new_ones(medce
     assert "medcell.drain" not in engine.swarm.nodes_by_name["node1"].attrs["Spec"]["Labels"]
     # Swarm's own availability stays active: the node's gateway and supervisor keep running.
     assert engine.swarm.nodes_by_name["node1"].attrs["Spec"]["Availability"] == "active"
+
+
+def test_delete_has_every_node_forget_the_facilitys_backups(medcell, engine, nodes):
+    ok(medcell("facility", "create", "praxis", "--node", "node2", "--json"))
+
+    ok(medcell("facility", "delete", "praxis", "--yes", "--json"))
+
+    forgot = {a for a, m, args in nodes.calls if m == "forget" and args == ("praxis",)}
+    assert forgot == set(ADDRESSES.values())
