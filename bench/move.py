@@ -1,6 +1,6 @@
 """Move figures through the lab: `medcell facility move` of a facility holding
 MEDCELL_BENCH_MOVE_MIB (default 100) MiB of attachments from node2 to node3, while node1 asks for
-its login page through its gateway in a loop: downtime (first 503 to the first 200 after it) and
+its `/healthz` through its gateway in a loop: downtime (first 503 to the first 200 after it) and
 the move's total time.
 
 Starts its own lab (`deploy/lab.sh`, MEDCELL_LAB=bench; only one lab runs on a machine, so run it
@@ -25,7 +25,7 @@ FILE_MIB = 5
 SLUG = "moving"
 PROBE = (
     "while :; do s=$(curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 "
-    "--resolve {slug}.localhost:8443:127.0.0.1 https://{slug}.localhost:8443/); "
+    "--resolve {slug}.localhost:8443:127.0.0.1 https://{slug}.localhost:8443/healthz); "
     'echo "$(date +%s.%N) $s"; done'
 )
 
