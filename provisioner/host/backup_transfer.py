@@ -46,6 +46,7 @@ MAX_FILE_BYTES = 1 << 40  # one sealed snapshot; the disk is the real bound
 COMMAND_SECONDS = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 CHUNK = 1024 * 1024
 DAY = 86400
+HOLD_APPLY_SECONDS = 5.0
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 META = {"name": Label.NAME, "retention": Label.RETENTION, "created": Label.CREATED}
 
@@ -278,8 +279,12 @@ def hold(config: Config, slug: str, held_now: bool) -> dict:
         st.desired, st.asleep = Desired.RUNNING, False
         state = RouteState.ASLEEP  # its first request wakes it, if the manager has not yet
     state_file.save(config, slug, st)
-    routes.set_route(config, slug, state)
-    return {"slug": slug, "held": held_now}
+    generation = routes.set_route(config, slug, state)
+    # Held: no request reaches the facility once this answers (its gateway serves the 503), so
+    # stopping it next turns none away with a bare error. A gateway that does not say so in time
+    # (none runs here) changes nothing: the caller goes on.
+    applied = routes.wait_applied(config, generation, timeout=HOLD_APPLY_SECONDS)
+    return {"slug": slug, "held": held_now, "applied": applied}
 
 
 def key_record(
