@@ -43,12 +43,19 @@ def test_evacuate_restores_a_lost_nodes_facility_from_its_newest_backup_elsewher
         conversation = gateway.json("POST", "/api/v1/conversations", 201, {"title": "Knee"})["id"]
         messages = f"/api/v1/conversations/{conversation}/messages"
         gateway.json("POST", messages, 201, {"body": "kept in the backup"})
-        # A scheduled backup made after that message, stored off node3, key on node1.
+        # A scheduled backup made after that message, stored off node3 (node3 makes it in a
+        # folder of its own and drops it once another node holds it), its key on node1.
         first = set(_held(lab, slug))
-        held = eventually(lambda: set(_held(lab, slug)) - first, bool, 120)
-        assert held and all(node != "node3" for node, _ in held), held
+        held = eventually(
+            lambda: {h for h in _held(lab, slug) if h[0] != "node3"} - first, bool, 120
+        )
+        assert held, _held(lab, slug)
         for _, backup_id in held:
             assert (lab.directory / "node1/home/backups/keys" / f"{backup_id}.json").exists()
+            left = eventually(
+                lambda b=backup_id: ("node3", b) in _held(lab, slug), lambda seen: not seen, 30
+            )
+            assert not left
 
         assert lab.script("cut", "node3").returncode == 0
         try:
