@@ -56,16 +56,18 @@ class Lab:
 def fill(lab: Lab, admin: dict, total_mib: int, scratch: Path) -> None:
     url = f"https://{SLUG}.localhost:8443/api/v1"
     login = json.dumps({"username": admin["admin_user"], "password": admin["admin_password"]})
-    token = json.loads(
-        lab.curl(
-            "node1",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            login,
-            f"{url}/login",
-        )
-    )["token"]
+    deadline = time.monotonic() + 60
+    while True:  # the gateways apply the new routes map a moment after `create` returns
+        answer = json.loads(
+            lab.curl(
+                "node1", "-H", "Content-Type: application/json", "--data-binary", login,
+                f"{url}/login",
+            )
+        )  # fmt: skip
+        if "token" in answer or time.monotonic() > deadline:
+            token = answer["token"]
+            break
+        time.sleep(0.5)
     auth = ["-H", f"Authorization: Bearer {token}"]
     conversation = json.loads(
         lab.curl(
