@@ -38,11 +38,17 @@ def _state(lab, node: str) -> str:
 
 
 def _settled(lab, answers: int = 15) -> None:
-    """Until node1's managers answered `answers` times in a row (a leader that stays)."""
+    """Until node1's managers answered `answers` times in a row (a leader that stays), each
+    time with every node's supervisor running."""
     streak = [0]
 
     def probe() -> int:
-        answered = lab.run("node1", "medcell", "facility", "list", "--json").returncode == 0
+        # The leader answers, and every node's supervisor (its node API) runs again after `up`.
+        result = lab.run("node1", "medcell", "status", "--json")
+        tasks = (
+            json.loads(result.stdout).get("supervisor_nodes", {}) if result.returncode == 0 else {}
+        )
+        answered = sorted(tasks) == list(NODES) and set(tasks.values()) == {"running"}
         streak[0] = streak[0] + 1 if answered else 0
         return streak[0]
 
