@@ -16,6 +16,7 @@ SUITES = [
     "backup",
     "cluster",
     "crossnode",
+    "move",
 ]
 
 

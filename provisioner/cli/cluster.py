@@ -14,6 +14,7 @@ import click
 from provisioner.host import cluster_ca
 from provisioner.host.config import Config
 from provisioner.host.errors import DockerError, InvalidArgument, ProvisionerError
+from provisioner.host.placement import DRAIN_LABEL
 from provisioner.host.swarm import SWARM_PORT, Swarm
 
 _TOKEN_RE = re.compile(r"^SWMTKN-1-[0-9a-z]{20,100}-[0-9a-z]{20,100}$")
@@ -271,7 +272,8 @@ def list_nodes(ctx: click.Context, as_json: bool) -> None:
             "node": n.name,
             "address": n.address,
             "state": n.state,
-            "availability": n.availability,
+            # A node drained by `medcell node drain` (a label; Swarm keeps it active).
+            "availability": "drained" if n.labels.get(DRAIN_LABEL) else n.availability,
             "facilities": sum(1 for s in services if s.node == n.name),
             "awake": sum(1 for s in services if s.node == n.name and s.replicas > 0),
             "memory": n.memory,

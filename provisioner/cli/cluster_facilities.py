@@ -268,6 +268,7 @@ class ClusterFacilities:
             if destroyed.get("receipt"):
                 result["receipt"] = destroyed.get("receipt")
                 result["receipt_key"] = destroyed.get("receipt_key")
+        self.forget_backups(slug)
         self.push_routes()
         return result
 
@@ -285,6 +286,19 @@ class ClusterFacilities:
                 self.progress(f"node {node.name} did not forget the tombstones of {slug} ({e})")
                 missed.append(node.name)
         return missed
+
+    def forget_backups(self, slug: str) -> None:
+        """A deleted facility's backup keys (kept on every manager) and its backups held on any
+        node are destroyed everywhere; a node that cannot be reached is named."""
+        for node in self.swarm.nodes():
+            if node.state != "ready" or not node.address:
+                continue
+            try:
+                self.client(node).forget(slug)
+            except ProvisionerError as e:
+                self.progress(
+                    f"node {node.name} may keep backups of {slug} until they expire ({e})"
+                )
 
     def _holds(self, node: NodeInfo, slug: str) -> bool:
         try:

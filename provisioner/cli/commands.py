@@ -11,6 +11,7 @@ import click
 from provisioner.cli import receipts as receipts_offline
 from provisioner.cli.backups import Backups
 from provisioner.cli.cluster import cluster_group, node_group
+from provisioner.cli.cluster_moves import ClusterMoves
 from provisioner.cli.facilities import DEFAULT_RETENTION, Facilities
 from provisioner.cli.stack import Stack
 from provisioner.host import locks
@@ -395,7 +396,10 @@ def backup(runtime: Runtime, slug: str, directory: Path, as_json: bool) -> None:
     It opens only with its key, which stays in this installation and is destroyed when the
     backup expires (the facility's retention + 1 day). Keep DIRECTORY apart from MEDCELL_HOME.
     """
-    result = runtime.backups.backup(slug, directory)
+    if runtime.facilities.cluster.active():
+        result = ClusterMoves(runtime.facilities).backup(slug, directory)
+    else:
+        result = runtime.backups.backup(slug, directory)
     _emit(
         result,
         as_json,
@@ -432,7 +436,10 @@ def restore(runtime: Runtime, slug: str, directory: Path, yes: bool, as_json: bo
     Whatever expired since the backup is deleted before the facility answers; sessions end.
     Over an existing facility this replaces all of its data, so it needs --yes.
     """
-    result = runtime.backups.restore(slug, directory, replace=yes)
+    if runtime.facilities.cluster.active():
+        result = ClusterMoves(runtime.facilities).restore(slug, directory, replace=yes)
+    else:
+        result = runtime.backups.restore(slug, directory, replace=yes)
     _emit(
         result,
         as_json,
@@ -440,6 +447,83 @@ def restore(runtime: Runtime, slug: str, directory: Path, yes: bool, as_json: bo
         f"{result['conversations']} conversations, {result['expired']} expired since and "
         f"deleted; {result['status']}",
     )
+
+
+@facility.command()
+@click.argument("slug")
+@click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to.")
+@json_option
+@pass_runtime
+def move(runtime: Runtime, slug: str, to: str, as_json: bool) -> None:
+    """Cluster mode: move a facility to another node; its data on the old node is destroyed.
+
+    Meanwhile it answers 503 with Retry-After; a failure leaves it serving from its old node.
+    """
+    result = _cluster_moves(runtime, "facility move").move(slug, to)
+    _emit(
+        result,
+        as_json,
+        f"facility {slug} moved from {result['from']} to {result['to']} in "
+        f"{result['seconds']:g} s ({result['bytes'] / 2**20:.1f} MiB)",
+    )
+
+
+def _cluster_moves(runtime: Runtime, command: str) -> ClusterMoves:
+    if not runtime.facilities.cluster.active():
+        raise InvalidArgument(f"{command}: this host is not a manager of a cluster")
+    return ClusterMoves(runtime.facilities)
+
+
+@node_group.command()
+@click.argument("node")
+@json_option
+@pass_runtime
+def drain(runtime: Runtime, node: str, as_json: bool) -> None:
+    """Move every facility off NODE, one at a time, and place no new one there.
+
+    Its gateway and supervisor keep running (a node label, not Swarm's drain).
+    """
+    result = _cluster_moves(runtime, "node drain").drain(node)
+    lines = [f"{m['slug']}: moved to {m['to']} in {m['seconds']:g} s" for m in result["moved"]]
+    lines.append(f"node {node} is drained: it takes no new facilities (`node activate {node}`)")
+    _emit(result, as_json, "\n".join(lines))
+
+
+@node_group.command()
+@click.argument("node")
+@json_option
+@pass_runtime
+def activate(runtime: Runtime, node: str, as_json: bool) -> None:
+    """Let a drained NODE take new facilities again."""
+    result = _cluster_moves(runtime, "node activate").activate(node)
+    _emit(result, as_json, f"node {node} takes new facilities again")
+
+
+@node_group.command()
+@click.argument("node")
+@json_option
+@pass_runtime
+def evacuate(runtime: Runtime, node: str, as_json: bool) -> None:
+    """A NODE lost for good: restore each of its facilities on the others from its newest
+    backup (scheduled backups, MEDCELL_BACKUP_EVERY), saying how old each backup was."""
+    result = _cluster_moves(runtime, "node evacuate").evacuate(node)
+    lines = []
+    for row in result["facilities"]:
+        if row["restored"]:
+            lines.append(
+                f"{row['slug']}: restored on {row['to']} from backup {row['backup_id']} of "
+                f"{row['backup_created']} ({_age(row['backup_age_seconds'])} old)"
+            )
+        else:
+            lines.append(f"{row['slug']}: NOT restored: {row['reason']}")
+    _emit(result, as_json, "\n".join(lines) or f"node {node} held no facility")
+    if any(not row["restored"] for row in result["facilities"]):
+        raise click.exceptions.Exit(1)
+
+
+def _age(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
 
 
 cli.add_command(cluster_group)

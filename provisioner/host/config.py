@@ -63,6 +63,7 @@ class Config:
     supervisor_image: str = SUPERVISOR_IMAGE
     image_tag: str = "latest"
     idle_timeout: int = 900  # seconds without a request before a facility sleeps; 0 = never
+    backup_every: int = 0  # cluster mode: a scheduled backup of each facility this often; 0 = none
     # Internal: whose socket the supervisor and CLI accept as a facility's (tests run facility
     # processes as themselves).
     facility_uid: int = FACILITY_UID
@@ -124,6 +125,7 @@ class Config:
             supervisor_image=SUPERVISOR_IMAGE.replace(":latest", f":{tag}"),
             image_tag=tag,
             idle_timeout=_idle(env),
+            backup_every=_backup_every(env),
             trusted_proxies=_networks(env, "MEDCELL_GATEWAY_TRUSTED_PROXIES"),
             max_awake=_max_awake(env),
             wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
@@ -296,6 +298,19 @@ def _timezone(env: Mapping[str, str]) -> str:
             f"MEDCELL_TIMEZONE {name!r} is not a time zone (say Europe/Berlin)"
         ) from e
     return name
+
+
+def _backup_every(env: Mapping[str, str]) -> int:
+    raw = env.get("MEDCELL_BACKUP_EVERY") or ""
+    if not raw:
+        return 0
+    try:
+        seconds = parse_duration(raw)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"MEDCELL_BACKUP_EVERY: {e}") from e
+    if seconds <= 0:
+        raise InvalidArgument(f"MEDCELL_BACKUP_EVERY {raw!r} must be longer than zero")
+    return seconds
 
 
 def _window(env: Mapping[str, str]) -> int:

@@ -173,10 +173,15 @@ def require_image(config: Config, backend: DockerBackend) -> None:
 
 
 def destroy(
-    config: Config, backend: DockerBackend, slug: str, progress: Callable[[str], None]
+    config: Config,
+    backend: DockerBackend,
+    slug: str,
+    progress: Callable[[str], None],
+    log: bool = True,
 ) -> dict:
     """Wipe (with a receipt, if the facility can give one), shred the keys, then remove the
-    containers, volumes, route, state file and socket directory of the facility on this host."""
+    containers, volumes, route, state file and socket directory of the facility on this host.
+    `log`: a deletion (False: the facility moved to another node and lives on there)."""
     facility = config.facility(slug)
     labels = {Label.INSTANCE: config.prefix, Label.FACILITY: slug}
     containers = backend.containers(labels)
@@ -200,7 +205,8 @@ def destroy(
     state_file.remove(config, slug)
     tombstones.destroy_for(config, slug)  # collected here, or waiting for the managers
     shutil.rmtree(facility.socket_dir, ignore_errors=True)
-    home.log_deletion(config, slug)
+    if log:
+        home.log_deletion(config, slug)
     return {"slug": slug, "shredded": shredded, **wiped}
 
 

@@ -14,7 +14,11 @@ import socket
 import ssl
 import threading
 import time
+from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from medcell_common import strictjson
 from medcell_common.interfaces import CLUSTER_PEER_NAME, NODE_API_PORT
@@ -40,6 +44,8 @@ MAX_ANSWER_BYTES = OUTPUT_BYTES + 64 * 1024  # a management command's output, an
 TIMEOUT = 30.0  # connecting, and answers that involve no facility command
 # Creating volumes, a key rotation or a wipe in a large facility: the node's own bound, and more.
 COMMAND_SECONDS = EXEC_SECONDS + 60.0
+TRANSFER_SECONDS = 3600.0 + 60.0  # a backup or restore of a full facility, on the node's bound
+CHUNK = 1024 * 1024
 
 # The node's error codes, and what this side raises for each (others: NodeError).
 ERRORS: dict[str, type[NodeError] | type] = {
@@ -191,6 +197,136 @@ class NodeClient:
         body = {"generation": generation, "facilities": facilities}
         return self._call("PUT", f"{API}/routes", body, self.timeout)
 
+    # Backups, moves and restores (the node side: provisioner/supervisor/node_api.py).
+
+    def backup(self, slug: str, backup_id: str, key: bytes) -> dict:
+        """Back the facility up into the node's held folder: {"manifest", "meta", "sizes"}."""
+        body = {"backup_id": backup_id, "key": b64encode(key).decode()}
+        answer = self._call(
+            "POST", f"{API}/facilities/{check_slug(slug)}/backup", body, TRANSFER_SECONDS
+        )
+        if not all(isinstance(answer.get(k), dict) for k in ("manifest", "meta", "sizes")):
+            raise NodeError(f"node {self.address} answered a backup without its fields")
+        return answer
+
+    def restore(self, slug: str, backup_id: str, key: bytes, tombstones: list[dict]) -> dict:
+        """Restore a backup held on the node over the facility's stopped volumes."""
+        body = {"backup_id": backup_id, "key": b64encode(key).decode(), "tombstones": tombstones}
+        answer = self._call(
+            "POST", f"{API}/facilities/{check_slug(slug)}/restore", body, TRANSFER_SECONDS
+        )
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            raise NodeError(f"node {self.address} answered a restore without its result")
+        return result
+
+    def hold(self, slug: str, held: bool) -> dict:
+        """Hold the facility (503 on every gateway, not woken) or let it run again."""
+        return self._call(
+            "POST", f"{API}/facilities/{check_slug(slug)}/hold", {"hold": held}, self.timeout
+        )
+
+    def release(self, slug: str) -> dict:
+        """Destroy what the node holds of a facility that moved away (no deletion logged)."""
+        return self._call(
+            "POST", f"{API}/facilities/{check_slug(slug)}/release", {}, 2 * COMMAND_SECONDS
+        )
+
+    def forget(self, slug: str) -> dict:
+        """The facility is deleted: the node destroys its backup keys and held backups of it."""
+        return self._call("POST", f"{API}/facilities/{check_slug(slug)}/forget", {}, self.timeout)
+
+    def held_backups(self) -> list[dict]:
+        answer = self._call("GET", f"{API}/backups", None, self.timeout)
+        rows = answer.get("backups")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise NodeError(f"node {self.address} answered GET /v1/backups without a list")
+        return rows
+
+    def drop_backup(self, backup_id: str) -> bool:
+        return bool(
+            self._call("DELETE", f"{API}/backups/{backup_id}", None, self.timeout).get("dropped")
+        )
+
+    def keep_key(self, record: dict) -> dict:
+        """Keep a backup's key on the node (a manager): the record as backup_keys saves it."""
+        fields = {k: record[k] for k in ("facility", "created", "expires", "expires_at", "key")}
+        return self._call("PUT", f"{API}/backup-keys/{record['backup_id']}", fields, self.timeout)
+
+    def destroy_key(self, backup_id: str) -> bool:
+        answer = self._call("DELETE", f"{API}/backup-keys/{backup_id}", None, self.timeout)
+        return bool(answer.get("destroyed"))
+
+    def download(self, backup_id: str, name: str, sink: BinaryIO) -> int:
+        """Copy one held file of a backup into `sink`; its size."""
+        with self._file_response(backup_id, name) as (response, size):
+            copied = 0
+            while chunk := response.read(CHUNK):
+                copied += len(chunk)
+                if copied > size:
+                    break
+                sink.write(chunk)
+        if copied != size:
+            raise NodeUnreachable(f"node {self.address} sent {copied} of {size} bytes")
+        return size
+
+    def upload(self, backup_id: str, name: str, source: BinaryIO, size: int) -> int:
+        """Hand the node one file of a backup (`size` bytes read from `source`)."""
+        path = f"{API}/backups/{backup_id}/{name}"
+        connection = _Connection(self.host, self.port, self.context, self.timeout)
+        try:
+            connection.connect()
+            connection.request(
+                "PUT",
+                path,
+                body=_Bounded(source, size),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(size),
+                    "Connection": "close",
+                },
+            )
+            response = connection.getresponse()
+            raw = _read_bounded(response, time.monotonic() + self.timeout, self.address)
+        except (OSError, http.client.HTTPException) as e:
+            raise NodeUnreachable(
+                f"node {self.address} did not take {name} ({type(e).__name__}: {e})"
+            ) from e
+        finally:
+            connection.close()
+        answer = self._answer(response.status, raw)
+        if answer.get("bytes") != size:
+            raise NodeError(f"node {self.address} kept {answer.get('bytes')} of {size} bytes")
+        return size
+
+    def copy_backup_to(self, other: NodeClient, backup_id: str, name: str) -> int:
+        """Stream one held file of a backup from this node to `other`, through this host."""
+        with self._file_response(backup_id, name) as (response, size):
+            return other.upload(backup_id, name, response, size)
+
+    @contextmanager
+    def _file_response(self, backup_id: str, name: str) -> Iterator[tuple]:
+        connection = _Connection(self.host, self.port, self.context, self.timeout)
+        try:
+            try:
+                connection.connect()
+                connection.request("GET", f"{API}/backups/{backup_id}/{name}")
+                response = connection.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                raise NodeUnreachable(
+                    f"node {self.address} did not send {name} ({type(e).__name__}: {e})"
+                ) from e
+            if response.status != 200:
+                raw = _read_bounded(response, time.monotonic() + self.timeout, self.address)
+                self._answer(response.status, raw)
+                raise NodeError(f"node {self.address} answered HTTP {response.status}")
+            length = response.getheader("Content-Length") or ""
+            if not length.isdigit():
+                raise NodeError(f"node {self.address} sent {name} without its length")
+            yield response, int(length)
+        finally:
+            connection.close()
+
     def _call(self, method: str, path: str, body: dict | None, timeout: float) -> dict:
         data = None if body is None else json.dumps(body).encode()
         if data is not None and len(data) > MAX_BODY_BYTES:
@@ -254,6 +390,22 @@ class NodeClient:
         if issubclass(kind, NodeError):
             raise kind(text, code=code[:40], status=status)
         raise kind(text)
+
+
+class _Bounded:
+    """At most `size` bytes of a stream, read as http.client sends a body."""
+
+    def __init__(self, source: BinaryIO, size: int):
+        self.source, self.left = source, size
+
+    def read(self, amount: int = CHUNK) -> bytes:
+        if self.left <= 0:
+            return b""
+        chunk = self.source.read(min(amount, self.left, CHUNK))
+        if not chunk:
+            raise ConnectionError("the backup file ended before its length")
+        self.left -= len(chunk)
+        return chunk
 
 
 def _count(value: object) -> bool:

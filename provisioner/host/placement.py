@@ -9,6 +9,11 @@ from provisioner.host.config import AWAKE_FACILITY_BYTES, HOST_RESERVE_BYTES
 from provisioner.host.errors import InvalidArgument, NoNode
 from provisioner.host.swarm import FacilityService, NodeInfo
 
+# A node label: `medcell node drain` keeps new facilities off the node (Swarm's own availability
+# `drain` would also stop its gateway and supervisor, and `pause` would keep its facilities from
+# waking: each wake is a new task).
+DRAIN_LABEL = "medcell.drain"
+
 
 @dataclass(frozen=True)
 class Room:
@@ -42,6 +47,8 @@ def _unfit(node: NodeInfo, room: Room, per_facility: int) -> str | None:
         return node.state
     if node.availability != "active":
         return node.availability
+    if node.labels.get(DRAIN_LABEL):
+        return "drained"
     if room.free < per_facility:
         return f"full ({room.awake} awake, {max(room.free, 0) // 2**20} MiB free)"
     return None
@@ -83,4 +90,8 @@ def check_node(nodes: Iterable[NodeInfo], name: str) -> str:
             raise InvalidArgument(
                 f"--node {name}: its {what} is {value}, not {wanted}; it cannot take a facility"
             )
+    if found.labels.get(DRAIN_LABEL):
+        raise InvalidArgument(
+            f"--node {name}: it is drained (`medcell node activate {name}` lets it take facilities)"
+        )
     return name

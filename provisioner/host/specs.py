@@ -219,6 +219,8 @@ def supervisor_spec(
         labels=config.labels(role="supervisor"),
         environment={
             "MEDCELL_HOME": SUPERVISOR_HOME,
+            # Where that is on the host: a one-off container's bind mount names the host's path.
+            "MEDCELL_HOST_HOME": str(config.home),
             "MEDCELL_DOCKER_PREFIX": config.prefix,
             "MEDCELL_IDLE_TIMEOUT": idle_text(config.idle_timeout),
             "MEDCELL_IMAGE_TAG": config.image_tag,
@@ -229,6 +231,8 @@ def supervisor_spec(
             # Derived from the host's memory where `medcell up` runs, unless the operator set it.
             "MEDCELL_MAX_AWAKE": str(config.max_awake),
             "MEDCELL_TIMEZONE": config.timezone,
+            # Cluster mode's scheduled backups (set only when the operator set it).
+            **({"MEDCELL_BACKUP_EVERY": f"{config.backup_every}s"} if config.backup_every else {}),
         },
         network=mail_network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},

@@ -13,6 +13,20 @@ slow or hostile client holds at most one worker for a while and never the superv
     POST   /v1/tombstones                    {"facility", "tombstones"} -> {"facility", "added"}
     DELETE /v1/tombstones/<slug>                                -> {"facility", "forgotten"}
 
+Backups, moves and restores (provisioner/host/backup_transfer.py):
+
+    POST   /v1/facilities/<slug>/backup      {"backup_id", "key"} -> {"manifest", "meta", "sizes"}
+    POST   /v1/facilities/<slug>/restore     {"backup_id", "key", "tombstones"} -> {"result"}
+    POST   /v1/facilities/<slug>/hold        {"hold": bool}       -> {"slug", "held"}
+    POST   /v1/facilities/<slug>/release     {}                   -> {"slug", "shredded"}
+    POST   /v1/facilities/<slug>/forget      {}                   -> {"slug", "keys", "held"}
+    GET    /v1/backups                                            -> {"backups": [...]}
+    DELETE /v1/backups/<id>                                       -> {"dropped"}
+    GET    /v1/backups/<id>/<file>           the file's bytes
+    PUT    /v1/backups/<id>/<file>           the file's bytes (Content-Length) -> {"bytes"}
+    PUT    /v1/backup-keys/<id>              {"facility", "created", "expires", "expires_at", "key"}
+    DELETE /v1/backup-keys/<id>                                   -> {"destroyed"}
+
 Errors: {"error": {"code", "message"}} with the status below.
 """
 
@@ -22,6 +36,7 @@ import ipaddress
 import json
 import logging
 import re
+import shutil
 import socket
 import socketserver
 import ssl
@@ -33,7 +48,7 @@ from pathlib import Path
 from medcell_common import strictjson
 from medcell_common import tombstones as tombstone_format
 from medcell_common.interfaces import CLUSTER_PEER_NAME, SUPERVISOR_CLUSTER_TLS_DIR
-from provisioner.host import facility_data, locks, routes, tombstones
+from provisioner.host import backup_keys, backup_transfer, facility_data, locks, routes, tombstones
 from provisioner.host.cluster_ca import cluster_dir
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -115,8 +130,12 @@ class NodeService:
 
     def handle(self, method: str, path: str, body: object) -> tuple[int, dict]:
         """Route one request; every known failure becomes its error answer."""
+        return self.handle_call(self._route, method, path, body)
+
+    def handle_call(self, call, *args) -> tuple[int, object]:
+        """`call(*args)` with every known failure as its error answer."""
         try:
-            return 200, self._route(method, path, body)
+            return 200, call(*args)
         except ApiError as e:
             return _error(e.code, e.message)
         except InvalidArgument as e:
@@ -164,6 +183,9 @@ class NodeService:
             if parts[4] == "lifecycle":
                 self._method(method, "POST")
                 return self.lifecycle(slug, body)
+        found = self._route_backups(method, parts, body)
+        if found is not None:
+            return found
         raise ApiError("not_found", "no such endpoint; see the node API in docs/architecture.md")
 
     @staticmethod
@@ -274,6 +296,110 @@ class NodeService:
             "remote": len(facilities) - local,
         }
 
+    # Backups, moves and restores: the sealed files stay on the nodes, the keys on the managers.
+
+    def _route_backups(self, method: str, parts: list[str], body: object) -> dict | None:
+        if len(parts) == 5 and parts[2] == "facilities" and parts[4] in FACILITY_ACTIONS:
+            self._method(method, "POST")
+            return getattr(self, f"facility_{parts[4]}")(check_slug(parts[3]), body)
+        if parts[2:] == ["backups"]:
+            self._method(method, "GET")
+            return {"backups": backup_transfer.held(self.config)}
+        if len(parts) == 4 and parts[2] == "backups":
+            self._method(method, "DELETE")
+            return {"dropped": backup_transfer.drop(self.config, parts[3])}
+        if len(parts) == 4 and parts[2] == "backup-keys":
+            backup_id = backup_transfer.check_backup_id(parts[3])
+            self._method(method, "PUT", "DELETE")
+            if method == "DELETE":
+                return {"destroyed": backup_keys.destroy(self.config, backup_id)}
+            return self.keep_key(backup_id, body)
+        return None
+
+    def facility_backup(self, slug: str, body: object) -> dict:
+        allowed = ("backup_id", "key")
+        backup_id = backup_transfer.check_backup_id(_field(body, "backup_id", allowed))
+        key = backup_transfer.check_key(_field(body, "key", allowed))
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            result = backup_transfer.make(self.config, self.backend, slug, backup_id, key)
+        event("node_backup", slug=slug, bytes=sum(result["sizes"].values()))
+        return result
+
+    def facility_restore(self, slug: str, body: object) -> dict:
+        allowed = ("backup_id", "key", "tombstones")
+        backup_id = backup_transfer.check_backup_id(_field(body, "backup_id", allowed))
+        key = backup_transfer.check_key(_field(body, "key", allowed))
+        items = backup_transfer.check_tombstones(_field(body, "tombstones", allowed))
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            result = backup_transfer.restore(self.config, self.backend, slug, backup_id, key, items)
+        event("node_restored", slug=slug, tombstones=len(items))
+        return {"result": result}
+
+    def facility_hold(self, slug: str, body: object) -> dict:
+        held = _field(body, "hold", ("hold",))
+        if not isinstance(held, bool):
+            raise InvalidArgument("hold is true or false")
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            result = backup_transfer.hold(self.config, slug, held)
+        event("node_hold", slug=slug, held=held)
+        return result
+
+    def facility_release(self, slug: str, body: object) -> dict:
+        if body != {}:
+            raise InvalidArgument("release takes an empty object")
+        with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            result = facility_data.destroy(
+                self.config, self.backend, slug, lambda _: None, log=False
+            )
+        event("node_released", slug=slug, shredded=result["shredded"])
+        return {"slug": slug, "shredded": result["shredded"]}
+
+    def facility_forget(self, slug: str, body: object) -> dict:
+        """The facility is deleted: no backup of it may open, none is kept here."""
+        if body != {}:
+            raise InvalidArgument("forget takes an empty object")
+        keys = backup_keys.destroy_for(self.config, slug)
+        held = [r for r in backup_transfer.held(self.config) if r["facility"] == slug]
+        dropped = sum(backup_transfer.drop(self.config, r["backup_id"]) for r in held)
+        event("node_forgot", slug=slug, keys=keys, held=dropped)
+        return {"slug": slug, "keys": keys, "held": dropped}
+
+    def keep_key(self, backup_id: str, body: object) -> dict:
+        allowed = ("facility", "created", "expires", "expires_at", "key")
+        fields = {name: _field(body, name, allowed) for name in allowed}
+        check_slug(fields["facility"])
+        for name in ("created", "expires"):
+            if not isinstance(fields[name], str) or not ISO_RE.fullmatch(fields[name]):
+                raise InvalidArgument(f"{name} is a UTC time like 2026-12-05T13:18:16Z")
+        try:
+            expires_at = strictjson.integer(fields["expires_at"], "expires_at", low=1)
+        except strictjson.StrictJSONError as e:
+            raise InvalidArgument(str(e)) from e
+        record = backup_keys.BackupKey(
+            backup_id,
+            fields["facility"],
+            fields["created"],
+            fields["expires"],
+            expires_at,
+            backup_transfer.check_key(fields["key"]),
+        )
+        backup_keys.save(self.config, record)
+        event("node_backup_key", facility=record.facility)
+        return {"backup_id": backup_id, "kept": True}
+
+    def open_backup_file(self, backup_id: str, name: str):
+        return backup_transfer.open_file(self.config, backup_id, name)
+
+    def receive_backup_file(self, backup_id: str, name: str, chunks, length: int) -> dict:
+        written = backup_transfer.receive(self.config, backup_id, name, chunks, length)
+        event("node_backup_received", bytes=written)
+        return {"bytes": written}
+
+
+FACILITY_ACTIONS = ("backup", "restore", "hold", "release", "forget")
+ISO_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
+BACKUP_FILE_RE = re.compile(r"^/v1/backups/([0-9a-f]{16})/([a-z]+\.[a-z]+)$")
+
 
 def _field(body: object, name: str, allowed: tuple[str, ...]) -> object:
     """One field of a JSON object body that holds only the allowed ones."""
@@ -340,6 +466,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "?" in self.path or "#" in self.path:
             self._send(*_error("not_found", "no query strings here"))
             return
+        if BACKUP_FILE_RE.fullmatch(self.path):
+            self._serve_file()
+            return
         if with_body:
             answer = self._read_body()
             if isinstance(answer, tuple):
@@ -348,6 +477,42 @@ class _Handler(BaseHTTPRequestHandler):
             body = answer
         self.server.request_read()  # from here on the answer may take as long as its work
         self._send(*self.server.service.handle(self.command, self.path, body))
+
+    def _serve_file(self) -> None:
+        """A sealed backup file, streamed out (GET) or in (PUT, its Content-Length exactly)."""
+        backup_id, name = BACKUP_FILE_RE.fullmatch(self.path).groups()
+        service = self.server.service
+        if self.command not in ("GET", "PUT"):
+            self._send(*_error("method_not_allowed", "use GET or PUT here"))
+            return
+        if self.command == "PUT":
+            length = self.headers.get("Content-Length", "")
+            if self.headers.get("Transfer-Encoding") or not length.isdigit():
+                self._send(*_error("length_required", "send the file with a Content-Length"))
+                return
+            self.server.request_read()  # a large file takes its time; each read is bounded
+            chunks = _chunks(self.rfile, int(length))
+            self._send(
+                *service.handle_call(
+                    service.receive_backup_file, backup_id, name, chunks, int(length)
+                )
+            )
+            return
+        self.server.request_read()
+        status, opened = service.handle_call(service.open_backup_file, backup_id, name)
+        if status != 200:
+            self._send(status, opened)
+            return
+        handle, size = opened
+        with handle:
+            self.request_version = "HTTP/1.1"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            shutil.copyfileobj(handle, self.wfile, backup_transfer.CHUNK)
+        self.close_connection = True
 
     def _read_body(self) -> object:
         if self.headers.get("Transfer-Encoding"):
@@ -476,6 +641,18 @@ class NodeServer(socketserver.TCPServer):
     def server_close(self) -> None:
         super().server_close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _chunks(rfile, length: int):
+    """Exactly `length` bytes of a request body, a chunk at a time (each read bounded by the
+    socket's timeout); a client that stops early ends it with ConnectionError."""
+    left = length
+    while left > 0:
+        chunk = rfile.read(min(left, backup_transfer.CHUNK))
+        if not chunk:
+            raise ConnectionError("the client sent less than it announced")
+        left -= len(chunk)
+        yield chunk
 
 
 def _shut(held: dict) -> None:

@@ -26,6 +26,7 @@ from provisioner.supervisor.jobs import Job, JobPool
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.mail import MailRelay
 from provisioner.supervisor.openings import OpeningWakes
+from provisioner.supervisor.scheduled_backups import ScheduledBackups
 from provisioner.supervisor.scheduler import Scheduler
 from provisioner.supervisor.tombstone_push import TombstonePush
 from provisioner.supervisor.wake_api import MAX_CONNECTIONS, WakeServer, WakeService
@@ -87,6 +88,10 @@ class Supervisor:
             managers = node.swarm.swarm.manager_addresses
             push = TombstonePush(config, managers, node_api.node_tls_dir(config), clock)
         self.backup_expiry = BackupExpiry(config, clock, push)
+        # Cluster mode: MEDCELL_BACKUP_EVERY's backups of this node's facilities, kept elsewhere.
+        self.scheduled_backups = ScheduledBackups(
+            config, backend, lambda: node.swarm.swarm if node is not None else None, clock
+        )
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
         self.scheduler.on_status = self._on_status
@@ -212,6 +217,7 @@ class Supervisor:
                 self.scheduler.tick()
                 self.openings.tick(self.clock())
                 self.backup_expiry.tick()
+                self.scheduled_backups.tick()
             except Exception:
                 # One bad tick (a full disk, a vanished file) must not end the supervisor.
                 log.exception("tick_failed", extra={"fields": {"event": "tick_failed"}})

@@ -26,6 +26,10 @@ class FakeNode:
             "Status": {"State": state, "Addr": f"10.0.0.{len(name)}"},
         }
 
+    def update(self, spec: dict) -> None:
+        """A node's spec replaced (labels, availability), as the engine's node update does."""
+        self.attrs["Spec"] = spec
+
 
 class FakeNodes:
     def __init__(self, fake: FakeSwarm):
@@ -33,6 +37,9 @@ class FakeNodes:
 
     def list(self, **_) -> list[FakeNode]:
         return list(self.fake.nodes_by_name.values())
+
+    def get(self, node_id: str) -> FakeNode:
+        return next(n for n in self.fake.nodes_by_name.values() if n.id == node_id)
 
 
 class FakeListedService:

@@ -151,6 +151,10 @@ class FakeNodeClient:
         self._call("forget_tombstones", slug)
         return 0
 
+    def forget(self, slug: str) -> dict:
+        self._call("forget", slug)
+        return {"slug": slug, "keys": 0, "held": 0}
+
     def push_routes(self, generation: int, facilities: dict) -> dict:
         self._call("push_routes", generation, facilities)
         assert 0 < generation <= 2**53  # the node API takes only JSON-safe integers

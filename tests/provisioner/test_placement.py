@@ -6,7 +6,7 @@ import pytest
 
 from provisioner.host.config import AWAKE_FACILITY_BYTES, HOST_RESERVE_BYTES
 from provisioner.host.errors import InvalidArgument, NoNode
-from provisioner.host.placement import check_node, choose_node, rooms
+from provisioner.host.placement import DRAIN_LABEL, check_node, choose_node, rooms
 from provisioner.host.swarm import FacilityService, NodeInfo
 
 GiB = 2**30
@@ -123,3 +123,16 @@ def test_the_operators_node_must_exist_be_ready_and_active():
         InvalidArgument, match="--node node3: its availability is drain, not active"
     ):
         check_node(nodes, "node3")
+
+
+def _drained(name: str) -> NodeInfo:
+    found = node(name, 64 * GiB)
+    return NodeInfo(**{**found.__dict__, "labels": {**found.labels, DRAIN_LABEL: "true"}})
+
+
+def test_a_drained_node_takes_no_new_facility_however_much_room_it_has():
+    assert choose_node([_drained("node1"), node("node2")], []) == "node2"
+    with pytest.raises(NoNode, match="node1 is drained"):
+        choose_node([_drained("node1")], [])
+    with pytest.raises(InvalidArgument, match="drained"):
+        check_node([_drained("node1"), node("node2")], "node1")

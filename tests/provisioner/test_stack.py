@@ -69,6 +69,7 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
     assert kwargs["ports"] == {}
     assert kwargs["environment"] == {
         "MEDCELL_HOME": "/medcell",
+        "MEDCELL_HOST_HOME": str(config.home),
         "MEDCELL_DOCKER_PREFIX": "medcell",
         "MEDCELL_IDLE_TIMEOUT": "900s",
         "MEDCELL_IMAGE_TAG": "latest",

@@ -194,6 +194,7 @@ def test_supervisor_service_keeps_the_socket_and_sees_only_the_nodes_tls_files(c
             "MEDCELL_GATEWAY_PORT=8443",
             "MEDCELL_HEALTH_TIMEOUT=90",
             "MEDCELL_HOME=/medcell",
+            f"MEDCELL_HOST_HOME={config.home}",
             "MEDCELL_IDLE_TIMEOUT=900s",
             "MEDCELL_IMAGE_TAG=latest",
             "MEDCELL_MAX_AWAKE=64",
