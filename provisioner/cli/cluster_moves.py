@@ -31,7 +31,7 @@ from provisioner.host.errors import (
 )
 from provisioner.host.node_api import NodeClient
 from provisioner.host.service_spec import STOP_GRACE_SECONDS, facility_service_spec
-from provisioner.host.swarm import NodeInfo, Swarm, pin_constraint
+from provisioner.host.swarm import NODE_LABEL, NodeInfo, Swarm, pin_constraint
 from provisioner.host.validation import check_slug
 
 DRAIN_LABEL = placement.DRAIN_LABEL
@@ -460,7 +460,8 @@ def repin(swarm: Swarm, name: str, node: str, replicas: int) -> None:
             attrs["Version"]["Index"],
             task_template=template,
             name=spec["Name"],
-            labels=spec.get("Labels"),
+            # The label names the node too: each node's supervisor lists its own services by it.
+            labels={**(spec.get("Labels") or {}), NODE_LABEL: node},
             mode={"Replicated": {"Replicas": replicas}},
             update_config=spec.get("UpdateConfig"),
             rollback_config=spec.get("RollbackConfig"),

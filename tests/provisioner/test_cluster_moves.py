@@ -87,6 +87,8 @@ def test_a_move_holds_backs_up_restores_repins_and_releases_the_old_node(medcell
     ]
     spec = service_spec(engine, "praxis")
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.labels.medcell.node==node3"]
+    # The new node's supervisor finds it by the service's node label at once.
+    assert spec["Labels"]["medcell.node"] == "node3"
     assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
     for _, facilities in nodes.maps.values():
         assert facilities == {"praxis": {"node": "node3", "address": "10.0.0.3"}}
@@ -102,6 +104,7 @@ def test_a_failed_restore_leaves_it_serving_from_its_old_node(medcell, engine, n
     assert "disk full" in error(result)
     spec = service_spec(engine, "praxis")
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == ["node.labels.medcell.node==node2"]
+    assert spec["Labels"]["medcell.node"] == "node2"
     assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
     assert ("node3", "release") in _steps(nodes)
     assert ("node2", "release") not in _steps(nodes)
