@@ -330,9 +330,11 @@ class ClusterFacilities:
 
         def push(node: NodeInfo) -> str | None:
             try:
-                self.client(node, PUSH_TIMEOUT).push_routes(generation, facilities)
+                answer = self.client(node, PUSH_TIMEOUT).push_routes(generation, facilities)
             except ProvisionerError as e:
                 return str(e)
+            if answer.get("served") is False:
+                self.progress(f"the gateway on node {node.name} has not applied the routes map yet")
             return None
 
         missed = {n.name: n.state for n in nodes if n not in ready}

@@ -118,6 +118,7 @@ class NodeService:
         # a manager); None: this node's facilities cannot be slept, woken, stopped or started.
         self.facility_engine = engine
         self._engine = None
+        self.apply_timeout = routes.APPLY_TIMEOUT  # for this node's gateway to serve a new map
 
     @property
     def node(self) -> str:
@@ -289,11 +290,24 @@ class NodeService:
         facilities = check_map(_field(body, "facilities", ("generation", "facilities")))
         applied = routes.set_cluster_map(self.config, self.node, generation, facilities)
         local = sum(1 for entry in facilities.values() if entry["node"] == self.node)
-        event("node_routes", generation=generation, facilities=len(facilities), local=local)
+        # Answered once this node's gateway serves the map (a facility just created elsewhere
+        # must not get 404 from this node's gateway after `create` said it is ready); a gateway
+        # that lags is reported, and one that does not run reads the whole map when it starts.
+        served = True
+        if self.facility_engine is not None and self.facility_engine.gateway_running():
+            served = routes.wait_applied(self.config, applied, timeout=self.apply_timeout)
+        event(
+            "node_routes",
+            generation=generation,
+            facilities=len(facilities),
+            local=local,
+            served=served,
+        )
         return {
             "generation": generation,
             "routes_generation": applied,
             "remote": len(facilities) - local,
+            "served": served,
         }
 
     # Backups, moves and restores: the sealed files stay on the nodes, the keys on the managers.

@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -536,3 +537,62 @@ def test_a_node_api_that_cannot_listen_leaves_the_supervisor_running(tmp_path, e
     assert [r.fields.get("error") for r in caplog.records if r.msg == "node_api_failed"] == [
         "OSError"
     ]
+
+
+class _GatewayEngine:
+    """The supervisor's engine as the routes push sees it: whether a gateway runs here."""
+
+    def __init__(self, running: bool):
+        self.running = running
+
+    def gateway_running(self) -> bool:
+        return self.running
+
+
+def test_a_routes_push_is_answered_once_this_nodes_gateway_serves_the_map(config, engine, tls_dir):
+    """A manager's `create` must not report a facility ready while another node's gateway still
+    answers 404 for it: the node answers the push once its gateway applied the new routes."""
+    service = NodeService(config, engine, _GatewayEngine(running=True))
+    service.apply_timeout = 10.0
+    server = NodeServer(("127.0.0.1", 0), tls_dir, service, read_seconds=1.0)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    config.gateway_run_dir.mkdir(parents=True, exist_ok=True)
+    applied = config.gateway_run_dir / "applied.json"
+    cluster = {"sued": {"node": "node3", "address": "10.0.0.3"}}
+
+    def gateway_applies():
+        # The gateway's reload, a moment after routes.json changed.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            document = routes.read_routes(config)
+            if document and "sued" in document["facilities"]:
+                applied.write_text(json.dumps({"generation": document["generation"]}))
+                return
+            time.sleep(0.01)
+
+    try:
+        gateway = threading.Thread(target=gateway_applies)
+        gateway.start()
+        answer = NodeClient(f"127.0.0.1:{server.port}", tls_dir, timeout=15).push_routes(5, cluster)
+        gateway.join()
+        assert answer["served"] is True
+        assert json.loads(applied.read_text())["generation"] == answer["routes_generation"]
+
+        # A gateway that does not apply the next map in time: the push is still taken, and
+        # the answer says the gateway lags.
+        service.apply_timeout = 0.2
+        answer = NodeClient(f"127.0.0.1:{server.port}", tls_dir, timeout=15).push_routes(
+            6, {**cluster, "west": {"node": "node2", "address": "10.0.0.2"}}
+        )
+        assert answer["served"] is False
+        assert "west" in _routes(config)["facilities"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_routes_push_to_a_node_without_a_running_gateway_is_not_held(client, config):
+    # The fixture's service has no engine to ask; a node whose gateway does not run reads the
+    # whole map when its gateway starts, so nothing waits.
+    answer = client.push_routes(5, {"sued": {"node": "node3", "address": "10.0.0.3"}})
+    assert answer["served"] is True
