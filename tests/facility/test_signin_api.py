@@ -125,3 +125,19 @@ def test_sessions_of_a_facility_from_before_the_sign_in_step_stay_signed_in(make
     again = make_app().test_client()
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(migrations.MIGRATIONS)
     assert again.get("/api/v1/me", headers=staff).status_code == 200
+
+
+def test_wrong_codes_from_many_clients_are_throttled_per_account(app, clock):
+    """Whoever has the password cannot spread guesses of the code over many addresses."""
+    totp_for(app, clock)
+    statuses = []
+    for n in range(5):
+        one = app.test_client()
+        one.environ_base["REMOTE_ADDR"] = f"10.0.{n}.1"
+        statuses += [login(one, code="99999x").status_code for _ in range(4)]
+    assert statuses == [401] * 20
+    fresh = app.test_client()
+    fresh.environ_base["REMOTE_ADDR"] = "10.0.99.1"
+    refused = login(fresh, code="99999x")
+    assert refused.status_code == 429 and refused.headers["Retry-After"]
+    assert sessions(app) == 0

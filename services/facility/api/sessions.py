@@ -65,12 +65,12 @@ def login():
 def _second_factor(c, token: str, code: object, t: int) -> Stage:
     """The TOTP or recovery code an API client sends with its password (as "code")."""
     session = signin.pending(c, token, t)
-    subject = f"{session.staff_id}|{client_id()}"
-    throttle.check(c, "second_factor", subject, t)
+    client = client_id()
+    throttle.check_second_factor(c, session.staff_id, client, t)
     if code is None:
         raise SecondFactorRequired("this account has a second factor: send its code as 'code'")
     if not Totp(ctx().keyring).verify(c, session.staff_id, code, t):
-        throttle.record_failure(c, "second_factor", subject, t)
+        throttle.second_factor_failed(c, session.staff_id, client, t)
         raise SecondFactorRequired("the code is wrong or has been used")
     stage = signin.after_factor(c, session.staff_id)
     signin.advance(c, token, stage)

@@ -25,6 +25,9 @@ LOGIN_CLIENT_LIMIT = (30, 15 * 60)  # failures per client over all accounts
 TOKEN_LIMIT = (30, 60)
 PIN_LIMIT = (10, 15 * 60)
 SECOND_FACTOR_LIMIT = (5, 15 * 60)  # wrong codes per (account, client) after the password
+# Wrong codes per account over all clients: someone who has the password cannot spread guesses
+# over many addresses (20 in 15 minutes leave a 6-digit code ~0.006 % a window).
+SECOND_FACTOR_ACCOUNT_LIMIT = (20, 15 * 60)
 # Per account over all clients: failures without delay, the longest delay, and the quiet seconds
 # after which the account's count starts again. One colleague's typos (5) never reach it.
 ACCOUNT_FREE, ACCOUNT_MAX_DELAY, ACCOUNT_QUIET = 10, 60, 15 * 60
@@ -42,6 +45,7 @@ _LIMITS = {
     "login_client": LOGIN_CLIENT_LIMIT,
     "pin": PIN_LIMIT,
     "second_factor": SECOND_FACTOR_LIMIT,
+    "second_factor_account": SECOND_FACTOR_ACCOUNT_LIMIT,
     "link_request": LINK_REQUEST_LIMIT,
     "link_mail": LINK_MAIL_LIMIT,
     "intake": INTAKE_LIMIT,
@@ -208,3 +212,16 @@ def count_upload(conn: sqlite3.Connection, conv_id: str, nbytes: int, now: int) 
         "uploads = excluded.uploads, bytes = excluded.bytes, window_ends = excluded.window_ends",
         (conv_id, uploads + 1, sent + nbytes, ends),
     )
+
+
+def check_second_factor(conn: sqlite3.Connection, staff_id: int, client: str, now_us: int) -> None:
+    """Raise TooManyRequests while the account's wrong codes, from this client or from all,
+    are at their limit."""
+    check(conn, "second_factor", f"{staff_id}|{client}", now_us)
+    check(conn, "second_factor_account", str(staff_id), now_us)
+
+
+def second_factor_failed(conn: sqlite3.Connection, staff_id: int, client: str, now_us: int) -> None:
+    """Count one wrong code against the account from this client and against the account."""
+    subjects = [("second_factor", f"{staff_id}|{client}"), ("second_factor_account", str(staff_id))]
+    record_failures(conn, subjects, now_us)

@@ -64,16 +64,15 @@ def verify():
     if request.method in ("GET", "HEAD"):
         return verify_page(session)
     c, t, client = conn(), now(), client_id()
-    subject = f"{session.staff_id}|{client}"
     try:
-        throttle.check(c, "second_factor", subject, t)
+        throttle.check_second_factor(c, session.staff_id, client, t)
     except TooManyRequests as e:
         wait = i18n.format_wait(e.retry_after, g.lang)
         response = verify_page(session, 429, web.t("login.throttled", wait=wait))
         response.headers.update(e.headers)
         return response
     if not Totp(ctx().keyring).verify(c, session.staff_id, request.form.get("code", ""), t):
-        throttle.record_failure(c, "second_factor", subject, t)
+        throttle.second_factor_failed(c, session.staff_id, client, t)
         return verify_page(session, 401, web.t("signin.code_wrong"))
     stage = signin.after_factor(c, session.staff_id)
     signin.advance(c, request.cookies.get(STAFF_COOKIE), stage)
