@@ -53,7 +53,7 @@ def test_the_admin_page_lists_receipts_with_the_public_key(app, staff, admin, pa
     admin.post(f"{BASE}/staff/admin/wipe", data={"csrf": csrf_of(wipe), "confirm": "praxis"})
     page = admin.get(f"{BASE}/staff/admin?lang=en").get_data(as_text=True)
     assert "Deletion receipts" in page
-    assert "all patient data of the facility deleted" in page and "deleted by the patient" in page
+    assert "all patient data of the practice deleted" in page and "deleted by the patient" in page
     assert len(RECEIPT_LINK.findall(page)) == 2
     key = admin.get(f"{BASE}/api/v1/receipt-key").json["public_key"]
     assert key in page

@@ -53,7 +53,7 @@ LABELS = {
     },
     "en": {
         "heading": "Conversation record",
-        "facility": "Facility",
+        "facility": "Practice",
         "title": "Title",
         "patient": "Patient",
         "birth_date": "Date of birth",

@@ -479,7 +479,7 @@ EN = {
     "login.password": "Password",
     "login.submit": "Log in",
     "login.wrong": "Wrong username or password.",
-    "login.patients": "Patients need no account: they open the link the facility sent them.",
+    "login.patients": "Patients need no account: they open the link the practice sent them.",
     "home.title": "Conversations",
     "home.list": "Open conversations",
     "home.none": "There are no conversations right now.",
@@ -593,18 +593,18 @@ EN = {
     "leave.title": "Session ended",
     "leave.text": "The conversation is no longer open on this device. Your link opens it again.",
     "pin.title": "Enter PIN",
-    "pin.intro": "This conversation is protected by a PIN. The facility gave you the PIN in "
+    "pin.intro": "This conversation is protected by a PIN. The practice gave you the PIN in "
     "person or by phone.",
     "pin.label": "PIN (4 to 8 digits)",
     "pin.submit": "Open",
     "pin.wrong": "Wrong PIN. {n} tries left, then the link is locked.",
     "pin.wrong.one": "Wrong PIN. 1 try left, then the link is locked.",
     "pin.locked_title": "Link locked",
-    "pin.locked": "This link is locked after too many wrong PINs. Please ask the facility "
+    "pin.locked": "This link is locked after too many wrong PINs. Please ask the practice "
     "for a new link.",
     "link.invalid_title": "Link not valid",
     "link.invalid": "This link is not valid (any more). The conversation may have been "
-    "deleted or a new link made. Please contact the facility.",
+    "deleted or a new link made. Please contact the practice.",
     "session.ended_title": "Session ended",
     "session.ended": "Your session has expired or ended. Please open your link again.",
     "switch.title": "Open another conversation?",
@@ -646,7 +646,7 @@ EN = {
     "admin.bad_retention": "The retention is invalid (at most 7 days).",
     "admin.retention_saved": "The retention has been saved.",
     "wipe.title": "Delete all patient data",
-    "wipe.intro": "Deletes every conversation of this facility with all messages and files, "
+    "wipe.intro": "Deletes every conversation of this practice with all messages and files, "
     "at once and completely. Staff accounts stay.",
     "wipe.button": "Delete all patient data …",
     "wipe.lost": "You will lose {conversations} conversations, {messages} messages and "
@@ -672,7 +672,7 @@ EN = {
     "error.too_large": "That is too large: files may be at most {size}.",
     "error.throttled": "Too many failed attempts. Please wait a few minutes.",
     "error.bad_request": "The request was invalid.",
-    "error.keys": "The facility's encryption keys are missing: nothing can be stored or read. "
+    "error.keys": "The practice's encryption keys are missing: nothing can be stored or read. "
     "Please tell your administrator.",
     "error.damaged": "An entry of this conversation was altered in the database outside medcell, "
     "so it is not shown. Please tell your administrator.",
@@ -701,7 +701,7 @@ EN = {
     # -- errors and faults (issue 11)
     # -- receipts (issue 12)
     "receipt.title": "Deletion receipt",
-    "receipt.intro": "The facility has signed the deletion digitally. The receipt names no "
+    "receipt.intro": "The practice has signed the deletion digitally. The receipt names no "
     "content, no title and no person, only that and how completely it was deleted.",
     "receipt.id": "Receipt number",
     "receipt.deleted_at": "Deleted on",
@@ -709,7 +709,7 @@ EN = {
     "receipt.reason.patient": "deleted by the patient",
     "receipt.reason.staff": "deleted by staff",
     "receipt.reason.expiry": "retention expired",
-    "receipt.reason.facility_wipe": "all patient data of the facility deleted",
+    "receipt.reason.facility_wipe": "all patient data of the practice deleted",
     "receipt.counts": "Deleted",
     "receipt.counts_text": "{messages} and {attachments}, with {keys} that could decrypt them",
     "receipt.n_messages": "{n} messages",
@@ -722,7 +722,7 @@ EN = {
     "receipt.verified_yes": "Yes: none of it is stored any more; the deletion was checked.",
     "receipt.verified_no": "No: the deletion is done but could not be checked completely.",
     "receipt.download": "Download the receipt (JSON)",
-    "receipt.check": "Anyone can check the signature with the facility's public key:",
+    "receipt.check": "Anyone can check the signature with the practice's public key:",
     "receipt.key": "receipt key",
     "receipts.title": "Deletion receipts",
     "receipts.intro": "Every deletion gets a signed receipt without content. Receipts are kept "
@@ -787,7 +787,7 @@ EN = {
     "notify.staff_off": "Turn notifications off",
     "notify.on_saved": "Saved: you will get notifications at this address.",
     "notify.off_saved": "Notifications are off.",
-    "notify.admin_on": "E-mail is set up for this facility. Each team member turns "
+    "notify.admin_on": "E-mail is set up for this practice. Each team member turns "
     "notifications on for themselves.",
     "notify.admin_accounts": "Notified:",
     "notify.admin_none": "Nobody has turned notifications on yet.",
