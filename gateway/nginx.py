@@ -41,9 +41,10 @@ PEER_INCLUDES = ("peer.conf", "peer-tls.conf")
 REMOTE_INCLUDE = "facility-remote.conf"
 # The gateway's own policy, on every answer. A facility's policy comes as a second header
 # (facility.conf): browsers enforce both, so a facility can only tighten this one.
+# blob: frames are the pages' preview of a PDF a user chose to send (the file itself, never a page).
 CSP = (
     "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-    "frame-ancestors 'none'"
+    "frame-src blob:; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = f"""\
     add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;

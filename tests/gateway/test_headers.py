@@ -88,6 +88,8 @@ def test_the_gateways_csp_always_applies_and_the_facilitys_comes_beside_it(gatew
     policies = response.raw.headers.getlist("Content-Security-Policy")
     assert sorted(policies) == sorted([CSP, "default-src 'none'; img-src 'self'"])
     assert "frame-ancestors 'none'" in CSP and "object-src 'none'" in CSP
+    # Frames: only blob: (the pages' preview of a PDF chosen for upload), never another origin.
+    assert "frame-src blob:;" in CSP
 
 
 def test_a_facility_cannot_loosen_the_csp(gateway, upstreams):

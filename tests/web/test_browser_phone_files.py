@@ -33,11 +33,27 @@ def test_a_phone_photo_is_scaled_and_sent_with_a_pdf(chromium, site, tmp_path):
     ).json()
 
     patient = new_page(chromium, site, viewport=PHONE)
+    refused = []
+    patient.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     goto(patient, site.reach(conv["patient_url"]))
     patient.set_input_files("#camera", str(photo))
     patient.set_input_files("#file", str(pdf))
     chosen = patient.locator("#chosen li").all_inner_texts()
     assert chosen[0].startswith("befund.pdf (PDF, ") and chosen[1].startswith("IMG_0001.jpg (")
+    # The chosen PDF is shown before it is sent: the file itself, in a frame of its own that the
+    # pages' policy allows (and only it: the photo gets none).
+    preview = patient.locator("#chosen iframe.preview")
+    assert preview.count() == 1
+    assert preview.get_attribute("title") == "Vorschau: befund.pdf"
+    assert preview.get_attribute("src").startswith("blob:")
+    patient.wait_for_function(
+        "document.querySelector('#chosen iframe.preview').contentDocument === null"
+        " || document.querySelector('#chosen iframe.preview').contentDocument.readyState"
+        " === 'complete'"
+    )
     patient.get_by_label("Ihre Nachricht").fill("Foto vom Ausschlag und der Befund")
     with patient.expect_navigation():
         patient.get_by_role("button", name="Senden", exact=True).click()
@@ -46,6 +62,7 @@ def test_a_phone_photo_is_scaled_and_sent_with_a_pdf(chromium, site, tmp_path):
     newest.get_by_text("befund.pdf").first.wait_for()
     assert "IMG_0001.jpg" in newest.inner_text()
     patient.wait_for_function("document.activeElement.id.startsWith('m-')")
+    assert refused == [], "the preview frame broke the page's policy"
 
     messages = localhost.get(
         f"{site.base}/api/v1/conversations/{conv['id']}/messages",

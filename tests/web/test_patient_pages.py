@@ -113,7 +113,7 @@ def test_pages_carry_the_security_headers(app, staff, patient):
         response = client.get(f"{BASE}{path}")
         assert (
             response.headers["Content-Security-Policy"]
-            == "default-src 'self'; frame-ancestors 'none'"
+            == "default-src 'self'; frame-src blob:; frame-ancestors 'none'"
         )
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "no-referrer"

@@ -18,7 +18,8 @@ from services.facility.http.context import ctx
 from services.facility.http.errors import allowed_methods
 from services.facility.pages import i18n
 
-CSP = "default-src 'self'; frame-ancestors 'none'"
+# blob: frames: the compose form's preview of a chosen PDF (static/medcell.js), nothing else.
+CSP = "default-src 'self'; frame-src blob:; frame-ancestors 'none'"
 LANG_COOKIE = "__Host-mc_lang"
 # What patients and staff may attach: core/uploads.py's rule, shared with the API.
 UPLOAD_TYPES = uploads.TYPES

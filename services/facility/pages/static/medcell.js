@@ -128,13 +128,29 @@
       return all;
     }
 
-    // What will be sent, before sending: each file by name and size, PDFs named as such.
+    // What will be sent, before sending: each file by name and size, PDFs named as such and
+    // shown in a preview. The preview is the chosen file itself, typed as a PDF whatever it holds
+    // (never as a page of this origin), in a frame of its own; the pages' policy allows blob:
+    // frames and nothing else.
+    var previews = [];
     function showChosen() {
+      previews.forEach(function (url) { URL.revokeObjectURL(url); });
+      previews = [];
       chosenList.textContent = "";
       chosen().forEach(function (f) {
         var li = document.createElement("li");
-        li.textContent = f.name + " (" + (f.type === "application/pdf" ? "PDF, " : "")
-          + sizeText(f.size) + ")";
+        var pdf = f.type === "application/pdf";
+        li.textContent = f.name + " (" + (pdf ? "PDF, " : "") + sizeText(f.size) + ")";
+        if (pdf && window.URL && URL.createObjectURL) {
+          var frame = document.createElement("iframe");
+          var url = URL.createObjectURL(new Blob([f], { type: "application/pdf" }));
+          previews.push(url);
+          frame.className = "preview";
+          frame.title = (document.documentElement.lang === "en" ? "Preview: " : "Vorschau: ")
+            + f.name;
+          frame.src = url;
+          li.append(frame);
+        }
         chosenList.append(li);
       });
       chosenList.hidden = !chosenList.children.length;
