@@ -29,6 +29,7 @@ from provisioner.host.swarm import LockConfig, SwarmConfigs
 LEASE_SECONDS = 60.0  # a lock not renewed for this long is free to take over
 CLOCK_TOLERANCE = 5.0  # managers' clocks agree to better than this (Swarm needs it anyway)
 POLL_SECONDS = 0.25
+RELEASE_ATTEMPTS, RELEASE_PAUSE = 10, 1.0  # a Raft election takes a few seconds
 HOLDER_LABEL = "medcell.lock.holder"
 EXPIRES_LABEL = "medcell.lock.expires"
 LOCK_LABEL = "medcell.lock"
@@ -89,10 +90,20 @@ class SwarmLocks:
         finally:
             stop.set()
             renewer.join()
+            self._release(config_id)
+
+    def _release(self, config_id: str) -> None:
+        """Remove the lock, trying again for a few seconds: right after a node returns, the
+        managers may be electing a leader, and a lock left behind would hold the next command on
+        this facility for a whole lease. If none answers by then, the lock expires after its
+        lease."""
+        for attempt in range(RELEASE_ATTEMPTS):
             try:
                 self.configs.remove(config_id)
+                return
             except DockerError:
-                pass  # no manager answers now: the lock expires after its lease
+                if attempt + 1 < RELEASE_ATTEMPTS:
+                    self.sleep(RELEASE_PAUSE)
 
     def _labels(self, slug: str) -> dict[str, str]:
         holder = f"{locks.holder()} on {self.host} (pid {os.getpid()})"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devsupport import eventually
+
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SCRIPT = ROOT / "deploy" / "lab.sh"
 NODES = ("node1", "node2", "node3")
@@ -56,6 +58,33 @@ class Lab:
         result = self.run(node, "medcell", *args, "--json")
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
+
+    def node_state(self, node: str) -> str:
+        """The node's state as `node list` on node1 says it, or what kept it from answering."""
+        result = self.run("node1", "medcell", "node", "list", "--json")
+        if result.returncode != 0:
+            return result.stderr.strip()[-200:]
+        return {row["node"]: row["state"] for row in json.loads(result.stdout)}[node]
+
+    def settled(self, answers: int = 15, timeout: float = 300) -> None:
+        """Until node1's managers answered `answers` times in a row (a leader that stays), each
+        time with every node's supervisor running: a healed node's return may unseat the leader
+        moments after it is ready again (seen on this lab), and the next test needs a cluster
+        that answers."""
+        streak = [0]
+
+        def probe() -> int:
+            result = self.run("node1", "medcell", "status", "--json")
+            tasks = (
+                json.loads(result.stdout).get("supervisor_nodes", {})
+                if result.returncode == 0
+                else {}
+            )
+            answered = sorted(tasks) == list(NODES) and set(tasks.values()) == {"running"}
+            streak[0] = streak[0] + 1 if answered else 0
+            return streak[0]
+
+        assert eventually(probe, lambda n: n >= answers, timeout) >= answers
 
     def nodes(self, on: str = "node1") -> dict[str, dict]:
         return {row["node"]: row for row in self.medcell_json(on, "node", "list")}

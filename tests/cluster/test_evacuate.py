@@ -29,32 +29,6 @@ def _held(lab, slug: str) -> list[tuple[str, str]]:
     return found
 
 
-def _state(lab, node: str) -> str:
-    """The node's state as `node list` on node1 says it, or what kept it from answering."""
-    result = lab.run("node1", "medcell", "node", "list", "--json")
-    if result.returncode != 0:
-        return result.stderr.strip()[-200:]
-    return {row["node"]: row["state"] for row in json.loads(result.stdout)}[node]
-
-
-def _settled(lab, answers: int = 15) -> None:
-    """Until node1's managers answered `answers` times in a row (a leader that stays), each
-    time with every node's supervisor running."""
-    streak = [0]
-
-    def probe() -> int:
-        # The leader answers, and every node's supervisor (its node API) runs again after `up`.
-        result = lab.run("node1", "medcell", "status", "--json")
-        tasks = (
-            json.loads(result.stdout).get("supervisor_nodes", {}) if result.returncode == 0 else {}
-        )
-        answered = sorted(tasks) == list(NODES) and set(tasks.values()) == {"running"}
-        streak[0] = streak[0] + 1 if answered else 0
-        return streak[0]
-
-    assert eventually(probe, lambda n: n >= answers, 300) >= answers
-
-
 def test_evacuate_restores_a_lost_nodes_facility_from_its_newest_backup_elsewhere(
     lab, tmp_path: Path
 ):
@@ -85,7 +59,7 @@ def test_evacuate_restores_a_lost_nodes_facility_from_its_newest_backup_elsewher
 
         assert lab.script("cut", "node3").returncode == 0
         try:
-            state = eventually(lambda: _state(lab, "node3"), lambda s: s == "down", 60)
+            state = eventually(lambda: lab.node_state("node3"), lambda s: s == "down", 60)
             assert state == "down"
             evacuated = lab.medcell_json("node1", "node", "evacuate", "node3")
             (row,) = evacuated["facilities"]
@@ -96,15 +70,15 @@ def test_evacuate_restores_a_lost_nodes_facility_from_its_newest_backup_elsewher
         finally:
             assert lab.script("heal", "node3").returncode == 0
             # The managers elect a leader again once node3 is back; until then they refuse.
-            back = eventually(lambda: _state(lab, "node3"), lambda s: s == "ready", 120)
-            _settled(lab)
+            back = eventually(lambda: lab.node_state("node3"), lambda s: s == "ready", 120)
+            lab.settled()
     finally:
         lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
         lab.run("node1", "medcell", "node", "activate", "node3")
         lab.run("node1", "medcell", "up", timeout=600)
         # The next tests need a cluster that answers: node3's return may unseat the leader
         # moments after it is ready again (seen on this lab), so wait for a steady one.
-        _settled(lab)
+        lab.settled()
 
     assert row["slug"] == slug and row["restored"], row
     assert row["to"] in ("node1", "node2")

@@ -11,12 +11,13 @@ import pytest
 pytestmark = pytest.mark.lab
 
 
-def _locks_left(lab) -> list[str]:
+def _locks_left(lab, slug: str = "race") -> list[str]:
+    """The locks of this test's facility still in the cluster (other tests' are theirs)."""
     client = docker.DockerClient(
         base_url=f"unix://{lab.directory / 'node1' / 'docker.sock'}", timeout=60
     )
     try:
-        return [c.name for c in client.configs.list() if "-lock-" in c.name]
+        return [c.name for c in client.configs.list() if c.name.endswith(f"-lock-{slug}")]
     finally:
         client.close()
 

@@ -136,7 +136,8 @@ def test_a_live_holder_renews_its_lease(config, store):
 
 def test_a_release_no_manager_answers_leaves_the_lock_to_expire(config, store):
     clock = FakeClock(1_000_000.0)
-    holder = manager(config, store, "node1", clock=clock, lease=60)
+    pauses = []
+    holder = manager(config, store, "node1", clock=clock, lease=60, sleep=pauses.append)
     failing = holder.configs.client.api
 
     def unreachable(ref):
@@ -147,6 +148,28 @@ def test_a_release_no_manager_answers_leaves_the_lock_to_expire(config, store):
             failing.remove_config = unreachable
             raise ValueError("the command's own error")
     assert len(store.by_name) == 1  # still there, until its lease is over
+    assert 5 <= sum(pauses) <= 15  # it tried again for some seconds, not for ever
     clock.now += 60 + CLOCK_TOLERANCE + 1
     with manager(config, store, "node2", clock=clock).hold("praxis"):
         pass
+
+
+def test_a_release_while_the_managers_elect_a_leader_is_tried_again(config, store):
+    """Right after a node returns the managers may answer nothing for a few seconds; the lock
+    must not stay behind for a whole lease then."""
+    pauses = []
+    holder = manager(config, store, "node1", sleep=pauses.append)
+    api = holder.configs.client.api
+    remove = api.remove_config
+    failures = iter([DockerError("rpc error: The swarm does not have a leader")] * 2)
+
+    def electing(ref):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return remove(ref)
+
+    with holder.hold("praxis"):
+        api.remove_config = electing
+    assert store.by_name == {}
+    assert len(pauses) == 2
