@@ -5,7 +5,7 @@ as well as what the facility answers."""
 import pytest
 
 from devsupport import localhost
-from tests.facility.test_fuzz import SLUG, Gateway, fuzz
+from tests.facility.test_fuzz import RULES_BEYOND_THE_SCHEMA, SLUG, Gateway, fuzz
 
 pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
@@ -23,6 +23,9 @@ def test_the_fuzzer_finds_nothing_through_the_gateway(facility_behind_gateway, t
         tmp_path / "fuzz",
         token,
         # Logging out ends the token the fuzzer uses: that operation gets one of its own.
-        [{"include-path": "/api/v1/logout", "headers": {"Authorization": f"Bearer {logout}"}}],
+        [
+            {"include-path": "/api/v1/logout", "headers": {"Authorization": f"Bearer {logout}"}},
+            *RULES_BEYOND_THE_SCHEMA,
+        ],
         gateway=route,
     )
