@@ -1,0 +1,218 @@
+"""The supervisor's Prometheus endpoint: `GET /metrics` on MEDCELL_METRICS_BIND.
+
+Content-free by construction: every series is a count, a duration or a size, and the only label
+values are fixed words (states, causes) and facility slugs, which every URL shows already. Nothing
+a facility reports reaches a label: its numbers are bounded and validated before they are counted.
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from medcell_common.interfaces import Desired, Health
+from provisioner.host.facility_http import FacilityStatus
+from provisioner.supervisor.logs import event
+
+FACILITY_STATES = ("running", "asleep", "stopped", "unhealthy")
+WAKE_CAUSES = ("request", "deadline", "opening", "recover")
+# Wakes take seconds (a container's start); the buckets reach the wake timeout.
+WAKE_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+# A `_created` series per counter only doubles the scrape; Prometheus needs none of them.
+disable_created_metrics()
+
+MAX_CONNECTIONS = 8  # scrapes at once; more are closed at once (a scraper retries)
+REQUEST_TIMEOUT = 5.0  # seconds a scraper has to send its request line and headers
+
+
+class Metrics:
+    """Every series the supervisor exports, in its own registry (nothing global)."""
+
+    def __init__(self, node: Callable[[], str | None] = lambda: None):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.node = node  # cluster mode: this node's name, once it is known
+        self.wake_seconds = Histogram(
+            "medcell_wake_seconds",
+            "Seconds from a wake's start until the facility answered",
+            buckets=WAKE_BUCKETS,
+            registry=None,
+        )
+        self.wakes = Counter(
+            "medcell_wakes", "Facilities woken, by cause", ["cause"], registry=None
+        )
+        for cause in WAKE_CAUSES:
+            self.wakes.labels(cause)
+        self.mail_queue = Gauge(
+            "medcell_mail_queue",
+            "Mails waiting in the facilities' outboxes, as their last status said",
+            registry=None,
+        )
+        self.mail_failures = Counter(
+            "medcell_mail_failures", "Relay attempts that failed (SMTP, settings)", registry=None
+        )
+        self._outboxes: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._states: Mapping[str, int] = {}
+        for series in (self.wake_seconds, self.wakes, self.mail_queue, self.mail_failures):
+            self.registry.register(series)
+        self.registry.register(_FacilityStates(lambda: self._states))
+
+    def set_states(self, entries: Iterable[object]) -> None:
+        """`medcell_facilities{state}` from the scheduler's entries (in its own thread)."""
+        self._states = facility_states(entries)
+
+    def woke(self, cause: str, seconds: float) -> None:
+        cause = cause if cause in WAKE_CAUSES else "request"
+        self.wakes.labels(cause).inc()
+        self.wake_seconds.observe(max(0.0, seconds))
+
+    def status(self, slug: str, status: FacilityStatus) -> None:
+        """A facility's status answer (its fields were validated by facility_http)."""
+        with self._lock:
+            self._outboxes[slug] = max(0, status.outbox)
+            self.mail_queue.set(sum(self._outboxes.values()))
+
+    def gone(self, slug: str) -> None:
+        """A facility no longer on this host: its numbers leave the sums."""
+        with self._lock:
+            self._outboxes.pop(slug, None)
+            self.mail_queue.set(sum(self._outboxes.values()))
+
+    def exposition(self) -> bytes:
+        """The scrape's body: every series, with the node label in cluster mode."""
+        node = self.node()
+        if not node:
+            return generate_latest(self.registry)
+        return generate_latest(_Labelled(self.registry, {"node": node}))
+
+
+def facility_states(entries: Iterable[object]) -> dict[str, int]:
+    """The scheduler's entries counted by the state an operator sees."""
+    counts = dict.fromkeys(FACILITY_STATES, 0)
+    for entry in entries:
+        st = entry.st  # type: ignore[attr-defined]
+        if st.desired == Desired.STOPPED:
+            counts["stopped"] += 1
+        elif st.health == Health.UNHEALTHY:
+            counts["unhealthy"] += 1
+        elif st.asleep:
+            counts["asleep"] += 1
+        else:
+            counts["running"] += 1
+    return counts
+
+
+class _FacilityStates(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, int]]):
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        gauge = Metric("medcell_facilities", "Facilities on this host, by state", "gauge")
+        counts = {**dict.fromkeys(FACILITY_STATES, 0), **self.read()}
+        for state in FACILITY_STATES:
+            gauge.add_sample("medcell_facilities", {"state": state}, counts[state])
+        yield gauge
+
+
+class _Labelled(Collector):
+    """Another registry's series, each sample with `labels` added (a cluster node's name)."""
+
+    def __init__(self, inner: CollectorRegistry, labels: Mapping[str, str]):
+        self.inner, self.labels = inner, dict(labels)
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self.inner.collect():
+            out = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            for sample in metric.samples:
+                out.add_sample(
+                    sample.name,
+                    {**sample.labels, **self.labels},
+                    sample.value,
+                    sample.timestamp,
+                    sample.exemplar,
+                )
+            yield out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+    timeout = REQUEST_TIMEOUT
+    protocol_version = "HTTP/1.0"  # one request per connection: a scraper holds no thread
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] != "/metrics":
+            self._error(404, "not_found", "only /metrics is served here")
+            return
+        body = self.server.metrics.exposition()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self._error(405, "method_not_allowed", "use GET")
+
+    do_POST = do_PUT = do_DELETE = do_HEAD
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape every few seconds is not worth a log line
+
+
+class MetricsServer(ThreadingHTTPServer):
+    """At most MAX_CONNECTIONS scrapes at once, each with REQUEST_TIMEOUT to ask."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], metrics: Metrics):
+        self.metrics = metrics
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # too many at once: closed, never queued
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            socketserver.ThreadingMixIn.process_request_thread(self, request, client_address)
+        finally:
+            self.slots.release()
+
+
+def start(bind: tuple[str, int], metrics: Metrics) -> MetricsServer:
+    """Listen on `bind` in a thread of its own; the caller shuts it down."""
+    server = MetricsServer(bind, metrics)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    event("metrics_listening", address=bind[0], port=server.server_address[1])
+    return server

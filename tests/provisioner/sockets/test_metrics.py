@@ -1,0 +1,125 @@
+"""The supervisor's Prometheus endpoint (provisioner/supervisor/metrics.py): its real loop over the
+fake engine and fake facilities on real sockets, scraped over real HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import threading
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from provisioner.host.config import Config
+from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import InvalidArgument
+from provisioner.supervisor.metrics import Metrics
+from provisioner.supervisor.service import Supervisor
+from tests.provisioner.sockets.fakes import wait_until
+from tests.provisioner.sockets.test_supervisor import post
+
+
+def fetch(server, path: str = "/metrics", method: str = "GET") -> tuple[int, str, bytes]:
+    host, port = server.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.request(method, path)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, response.getheader("Content-Type") or "", body
+
+
+def samples(server) -> dict[tuple[str, frozenset], float]:
+    status, _, body = fetch(server)
+    assert status == 200
+    found = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def value(found: dict, name: str, **labels: str) -> float | None:
+    return found.get((name, frozenset(labels.items())))
+
+
+@pytest.fixture
+def start(config, engine, clock, gateway):
+    """The supervisor's own loop (as `python -m provisioner.supervisor` runs it), its wake socket
+    and its metrics on a free loopback port."""
+    made = []
+
+    def start():
+        supervisor = Supervisor(
+            dataclasses.replace(config, metrics_bind=("127.0.0.1", 0)),
+            DockerBackend(engine),
+            clock=clock,
+            tick=0.02,
+        )
+        supervisor.start_server()
+        server = supervisor.start_metrics()
+        loop = threading.Thread(target=supervisor.run)
+        loop.start()
+        made.append((supervisor, loop))
+        return supervisor, server
+
+    yield start
+    for supervisor, loop in made:
+        supervisor.stop()
+        loop.join(30)
+        supervisor.close()
+
+
+def test_a_scrape_counts_facilities_by_state_and_a_request_wake(config, engine, start):
+    engine.add_facility("praxis", running=False, asleep=True)
+    engine.add_facility("awake")
+    engine.add_facility("halted", running=False, desired="stopped")
+    _, server = start()
+    wait_until(lambda: value(samples(server), "medcell_facilities", state="asleep") == 1)
+
+    code, _, _ = post(config, "/wake/praxis")
+
+    assert code == 200
+    wait_until(lambda: value(samples(server), "medcell_facilities", state="running") == 2)
+    found = samples(server)
+    assert value(found, "medcell_facilities", state="asleep") == 0
+    assert value(found, "medcell_facilities", state="stopped") == 1
+    assert value(found, "medcell_facilities", state="unhealthy") == 0
+    assert value(found, "medcell_wakes_total", cause="request") == 1
+    assert value(found, "medcell_wakes_total", cause="deadline") == 0
+    assert value(found, "medcell_wake_seconds_count") == 1
+    assert value(found, "medcell_wake_seconds_bucket", le="+Inf") == 1
+    # One host: no node label anywhere.
+    assert not any("node" in dict(labels) for _, labels in found)
+
+
+def test_the_endpoint_serves_only_get_metrics(start):
+    _, server = start()
+    status, content_type, _ = fetch(server)
+    assert status == 200 and content_type.startswith("text/plain")
+    status, _, body = fetch(server, "/wake/praxis")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, _, body = fetch(server, "/metrics", "POST")
+    assert status == 405 and json.loads(body)["error"]["code"] == "method_not_allowed"
+
+
+def test_in_cluster_mode_every_series_names_its_node():
+    node: list[str | None] = [None]
+    metrics = Metrics(lambda: node[0])
+    metrics.woke("deadline", 1.5)
+    assert b'node="' not in metrics.exposition()  # its name is not known yet
+    node[0] = "node2"
+    families = list(text_string_to_metric_families(metrics.exposition().decode()))
+    found = [sample for family in families for sample in family.samples]
+    assert found and all(sample.labels.get("node") == "node2" for sample in found)
+
+
+def test_the_bind_is_loopback_unless_the_operator_says_otherwise(tmp_path):
+    home = {"MEDCELL_HOME": str(tmp_path)}
+    assert Config.from_env(home).metrics_bind == ("127.0.0.1", 9464)
+    given = {**home, "MEDCELL_METRICS_BIND": "10.0.0.5:9100"}
+    assert Config.from_env(given).metrics_bind == ("10.0.0.5", 9100)
+    for bad in ("localhost", "10.0.0.5:99999", "::1", "10.0.0.5:x"):
+        with pytest.raises(InvalidArgument, match="MEDCELL_METRICS_BIND"):
+            Config.from_env({**home, "MEDCELL_METRICS_BIND": bad})
