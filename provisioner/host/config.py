@@ -30,6 +30,7 @@ _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
 METRICS_PORT = 9464  # the supervisor's Prometheus endpoint (the port Prometheus' own list gives)
 
+
 @dataclass(frozen=True)
 class Facility:
     """One facility as the provisioner addresses it, resolved once from its slug: its Docker

@@ -8,10 +8,12 @@ a facility reports reaches a label: its numbers are bounded and validated before
 from __future__ import annotations
 
 import json
+import math
 import socketserver
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,12 +23,24 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from medcell_common.interfaces import Desired, Health
-from provisioner.host.facility_http import FacilityStatus
+from medcell_common import strictjson
+from medcell_common.interfaces import DELETION_LAG_BUCKETS, Desired, Health
+from medcell_common.receipts import REASONS
+from medcell_common.strictjson import StrictJSONError
+from provisioner.host.facility_http import (
+    DEADLINE_HORIZON,
+    Deletions,
+    FacilityStatus,
+    parse_deletions,
+)
+from provisioner.host.home import write_json_atomic
+from provisioner.host.validation import SLUG_RE
 from provisioner.supervisor.logs import event
 
 FACILITY_STATES = ("running", "asleep", "stopped", "unhealthy")
@@ -38,14 +52,21 @@ disable_created_metrics()
 
 MAX_CONNECTIONS = 8  # scrapes at once; more are closed at once (a scraper retries)
 REQUEST_TIMEOUT = 5.0  # seconds a scraper has to send its request line and headers
+# More conversations deleted between two probes of one facility than this is not believed: the
+# report becomes the new baseline and nothing of it is counted (a hostile or broken facility).
+MAX_DELETIONS_PER_REPORT = 100_000
+PROMISE_SECONDS = 60.0  # every conversation is gone within this after its expiry
 
 
 class Metrics:
     """Every series the supervisor exports, in its own registry (nothing global)."""
 
-    def __init__(self, node: Callable[[], str | None] = lambda: None):
+    def __init__(
+        self, node: Callable[[], str | None] = lambda: None, baselines: Path | None = None
+    ):
         self.registry = CollectorRegistry(auto_describe=True)
         self.node = node  # cluster mode: this node's name, once it is known
+        self.deletions = DeletionTally(baselines)
         self.wake_seconds = Histogram(
             "medcell_wake_seconds",
             "Seconds from a wake's start until the facility answered",
@@ -71,6 +92,7 @@ class Metrics:
         for series in (self.wake_seconds, self.wakes, self.mail_queue, self.mail_failures):
             self.registry.register(series)
         self.registry.register(_FacilityStates(lambda: self._states))
+        self.registry.register(self.deletions)
 
     def set_states(self, entries: Iterable[object]) -> None:
         """`medcell_facilities{state}` from the scheduler's entries (in its own thread)."""
@@ -86,6 +108,8 @@ class Metrics:
         with self._lock:
             self._outboxes[slug] = max(0, status.outbox)
             self.mail_queue.set(sum(self._outboxes.values()))
+        if status.deletions is not None:
+            self.deletions.report(slug, status.deletions)
 
     def gone(self, slug: str) -> None:
         """A facility no longer on this host: its numbers leave the sums."""
@@ -99,6 +123,126 @@ class Metrics:
         if not node:
             return generate_latest(self.registry)
         return generate_latest(_Labelled(self.registry, {"node": node}))
+
+
+class DeletionTally(Collector):
+    """`medcell_deletion_lag_seconds`, `medcell_deletions_total{reason}` and
+    `medcell_deletions_late_total{facility}` from the facilities' running totals.
+
+    Each report is compared with the last one of the same facility (kept in `baselines`, so a
+    supervisor's restart neither loses nor recounts anything): only the growth is counted, so no
+    probe counts a deletion twice and none is lost between probes. Totals that went down (a
+    restored or recreated facility) start again from zero. A facility adds only to the sums and
+    to its own `facility` series; a growth beyond MAX_DELETIONS_PER_REPORT is not believed.
+    """
+
+    def __init__(self, baselines: Path | None):
+        self.baselines = baselines
+        self._lock = threading.Lock()
+        self._last: dict[str, Deletions] = {}
+        self.reasons = dict.fromkeys(REASONS, 0)
+        self.buckets = [0] * (len(DELETION_LAG_BUCKETS) + 1)
+        self.sum_ms = 0
+        self.late: dict[str, int] = {}  # facility -> expired conversations deleted > 60 s late
+
+    def report(self, slug: str, now: Deletions) -> None:
+        with self._lock:
+            before = self._last.get(slug) or self._load(slug) or _zero()
+            if _went_down(before, now):
+                before = _zero()
+            growth = [a - b for a, b in zip(_flat(now), _flat(before), strict=True)]
+            if now == before:
+                return
+            if sum(growth[: len(REASONS)]) > MAX_DELETIONS_PER_REPORT or growth[-1] > sum(
+                growth[len(REASONS) : -1]
+            ) * (DEADLINE_HORIZON * 1000):
+                event("deletions_refused", slug=slug, reason="implausible_growth")
+            else:
+                self._count(slug, now, before)
+            self._last[slug] = now
+            self._save(slug, now)
+
+    def _count(self, slug: str, now: Deletions, before: Deletions) -> None:
+        for (reason, n), (_, m) in zip(now.reasons, before.reasons, strict=True):
+            self.reasons[reason] += n - m
+        late = 0
+        for i, (n, m) in enumerate(zip(now.lag_buckets, before.lag_buckets, strict=True)):
+            self.buckets[i] += n - m
+            if i >= len(DELETION_LAG_BUCKETS) or DELETION_LAG_BUCKETS[i] > PROMISE_SECONDS:
+                late += n - m
+        self.sum_ms += now.lag_sum_ms - before.lag_sum_ms
+        if late:
+            self.late[slug] = self.late.get(slug, 0) + late
+
+    def _path(self, slug: str) -> Path | None:
+        if self.baselines is None or not SLUG_RE.fullmatch(slug):
+            return None
+        return self.baselines / f"{slug}.json"
+
+    def _load(self, slug: str) -> Deletions | None:
+        path = self._path(slug)
+        try:
+            if path is None or path.stat().st_size > 4096:
+                return None
+            return parse_deletions(strictjson.loads(path.read_bytes()))
+        except (OSError, StrictJSONError, KeyError):
+            return None  # none yet, or unreadable: everything the facility reports counts
+
+    def _save(self, slug: str, now: Deletions) -> None:
+        path = self._path(slug)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            data = {
+                "reasons": dict(now.reasons),
+                "lag_buckets": list(now.lag_buckets),
+                "lag_sum_ms": now.lag_sum_ms,
+            }
+            write_json_atomic(path, data, mode=0o600)
+        except OSError as e:
+            event("metrics_baseline_unwritable", slug=slug, error=type(e).__name__)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            buckets, reasons, late = list(self.buckets), dict(self.reasons), dict(self.late)
+            sum_seconds = self.sum_ms / 1000
+        cumulative, total = [], 0
+        for bound, n in zip([*DELETION_LAG_BUCKETS, math.inf], buckets, strict=True):
+            total += n
+            cumulative.append((floatToGoString(bound), total))
+        yield HistogramMetricFamily(
+            "medcell_deletion_lag_seconds",
+            "Seconds after expires_at at which each expired conversation was deleted",
+            buckets=cumulative,
+            sum_value=sum_seconds,
+        )
+        counter = CounterMetricFamily(
+            "medcell_deletions", "Conversations deleted, by reason", labels=["reason"]
+        )
+        for reason in REASONS:
+            counter.add_metric([reason], reasons[reason])
+        yield counter
+        per_facility = CounterMetricFamily(
+            "medcell_deletions_late",
+            "Expired conversations deleted more than 60 s after expires_at, by facility",
+            labels=["facility"],
+        )
+        for slug in sorted(late):
+            per_facility.add_metric([slug], late[slug])
+        yield per_facility
+
+
+def _zero() -> Deletions:
+    return Deletions(tuple((r, 0) for r in REASONS), (0,) * (len(DELETION_LAG_BUCKETS) + 1), 0)
+
+
+def _flat(d: Deletions) -> list[int]:
+    return [n for _, n in d.reasons] + list(d.lag_buckets) + [d.lag_sum_ms]
+
+
+def _went_down(before: Deletions, now: Deletions) -> bool:
+    return any(a < b for a, b in zip(_flat(now), _flat(before), strict=True))
 
 
 def facility_states(entries: Iterable[object]) -> dict[str, int]:

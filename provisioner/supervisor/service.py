@@ -95,7 +95,9 @@ class Supervisor:
         )
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
-        self.metrics = Metrics(lambda: node.node if node is not None else None)
+        self.metrics = Metrics(
+            lambda: node.node if node is not None else None, baselines=config.home / "metrics"
+        )
         if self.mail is not None:
             self.mail.on_failure = self.metrics.mail_failures.inc
         self.scheduler.on_status = self._on_status

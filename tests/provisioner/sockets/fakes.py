@@ -25,6 +25,7 @@ class FakeFacility:
         self.inflight, self.requests, self.idle, self.busy = 0, 0, 0.0, False
         self.next_deadline: float | None = None
         self.opens: list[int] = []  # starts of its opening hours, as its status reports them
+        self.deletions: dict | None = None  # its running totals of deletions (None: none)
         self.busy_on_boot = False  # the first sweep after start
         self.broken = False  # answers 500: a hung or failing app
         self.status_calls = 0
@@ -64,6 +65,7 @@ class FakeFacility:
             "busy": self.busy,
             "next_deadline": self.next_deadline,
             "opens": self.opens,
+            **({"deletions": self.deletions} if self.deletions is not None else {}),
         }
 
 

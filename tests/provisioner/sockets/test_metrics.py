@@ -17,7 +17,7 @@ from provisioner.host.errors import InvalidArgument
 from provisioner.supervisor.metrics import Metrics
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import wait_until
-from tests.provisioner.sockets.test_supervisor import post
+from tests.provisioner.sockets.test_supervisor import post, run_for
 
 
 def fetch(server, path: str = "/metrics", method: str = "GET") -> tuple[int, str, bytes]:
@@ -123,3 +123,63 @@ def test_the_bind_is_loopback_unless_the_operator_says_otherwise(tmp_path):
     for bad in ("localhost", "10.0.0.5:99999", "::1", "10.0.0.5:x"):
         with pytest.raises(InvalidArgument, match="MEDCELL_METRICS_BIND"):
             Config.from_env({**home, "MEDCELL_METRICS_BIND": bad})
+
+
+def totals(expiry_buckets: list[int], staff: int = 0, sum_ms: int = 0) -> dict:
+    """A facility's `deletions` as its status reports them (DELETION_LAG_BUCKETS, then the rest)."""
+    buckets = [*expiry_buckets, *[0] * (10 - len(expiry_buckets))]
+    reasons = {"patient": 0, "staff": staff, "expiry": sum(buckets), "facility_wipe": 0}
+    return {"reasons": reasons, "lag_buckets": buckets, "lag_sum_ms": sum_ms}
+
+
+def scrape(supervisor) -> dict:
+    found = {}
+    for family in text_string_to_metric_families(supervisor.metrics.exposition().decode()):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_deletion_reports_are_counted_once_across_probes_and_restarts(engine, make, clock):
+    app = engine.add_facility("praxis")
+    app.deletions = totals([0, 0, 1], sum_ms=10_000)  # one expired conversation, 10 s late
+    supervisor = make()
+    run_for(supervisor, clock, 120)  # many probes, the same totals each time
+
+    found = scrape(supervisor)
+    assert value(found, "medcell_deletion_lag_seconds_bucket", le="5.0") == 0
+    assert value(found, "medcell_deletion_lag_seconds_bucket", le="15.0") == 1
+    assert value(found, "medcell_deletion_lag_seconds_bucket", le="60.0") == 1
+    assert value(found, "medcell_deletion_lag_seconds_count") == 1
+    assert value(found, "medcell_deletion_lag_seconds_sum") == 10.0
+    assert value(found, "medcell_deletions_total", reason="expiry") == 1
+
+    # A supervisor started again counts only what is new since the last report it saw.
+    supervisor.close()
+    app.deletions = totals([0, 0, 1, 0, 0, 0, 0, 1], staff=2, sum_ms=710_000)  # one 700 s late
+    again = make()
+    run_for(again, clock, 120)
+
+    found = scrape(again)
+    assert value(found, "medcell_deletion_lag_seconds_count") == 1
+    assert value(found, "medcell_deletion_lag_seconds_bucket", le="60.0") == 0
+    assert value(found, "medcell_deletions_total", reason="staff") == 2
+    assert value(found, "medcell_deletions_late_total", facility="praxis") == 1
+
+
+def test_a_facility_cannot_inflate_the_series_or_name_a_label(engine, make, clock):
+    honest, hostile = engine.add_facility("honest"), engine.add_facility("hostile")
+    honest.deletions = totals([1])
+    hostile.deletions = totals([0] * 9 + [10**9])  # a billion "late" deletions at once
+    supervisor = make()
+    run_for(supervisor, clock, 60)
+    found = scrape(supervisor)
+    assert value(found, "medcell_deletion_lag_seconds_count") == 1
+    assert value(found, "medcell_deletions_late_total", facility="hostile") is None
+
+    # A reason of its own choosing makes its status unreadable; it never becomes a label.
+    hostile.deletions = {**totals([0]), "reasons": {"<script>": 1}}
+    run_for(supervisor, clock, 60)
+    body = supervisor.metrics.exposition()
+    assert b"script" not in body
+    assert value(scrape(supervisor), "medcell_deletion_lag_seconds_count") == 1
