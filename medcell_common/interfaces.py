@@ -94,6 +94,7 @@ class StatusField(StrEnum):
     OUTBOX = "outbox"
     OPENS = "opens"
     DELETIONS = "deletions"  # content-free totals since the facility began (DeletionField)
+    STORAGE = "storage"  # {"used_bytes", "quota_bytes"}: its database in use, and its quota
 
 
 class DeletionField(StrEnum):

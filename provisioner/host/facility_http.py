@@ -55,6 +55,7 @@ class FacilityStatus:
     outbox: int = 0  # mails waiting for the supervisor's relay
     opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/host/opening.py)
     deletions: Deletions | None = None  # its running totals (None: it reports none)
+    storage: tuple[int, int] | None = None  # bytes of its database in use, its quota
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,19 @@ def parse_status(body: bytes, now: float) -> FacilityStatus:
         outbox=strictjson.integer(raw.get(StatusField.OUTBOX, 0), StatusField.OUTBOX),
         opens=parse_opens(raw.get(StatusField.OPENS)),
         deletions=parse_deletions(raw.get(StatusField.DELETIONS)),
+        storage=parse_storage(raw.get(StatusField.STORAGE)),
+    )
+
+
+def parse_storage(raw: object) -> tuple[int, int] | None:
+    """The status' `storage`: exactly used_bytes and quota_bytes, whole numbers in range."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"used_bytes", "quota_bytes"}:
+        raise StrictJSONError("storage must have exactly used_bytes and quota_bytes")
+    return (
+        strictjson.integer(raw["used_bytes"], "storage.used_bytes"),
+        strictjson.integer(raw["quota_bytes"], "storage.quota_bytes"),
     )
 
 

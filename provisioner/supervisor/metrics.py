@@ -23,7 +23,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -87,16 +87,28 @@ class Metrics:
             "medcell_mail_failures", "Relay attempts that failed (SMTP, settings)", registry=None
         )
         self._outboxes: dict[str, int] = {}
+        self._storage: dict[str, tuple[int, int]] = {}  # facility -> (used, quota) bytes
         self._lock = threading.Lock()
         self._states: Mapping[str, int] = {}
         for series in (self.wake_seconds, self.wakes, self.mail_queue, self.mail_failures):
             self.registry.register(series)
         self.registry.register(_FacilityStates(lambda: self._states))
         self.registry.register(self.deletions)
+        self.registry.register(_Storage(self._storage_now))
 
-    def set_states(self, entries: Iterable[object]) -> None:
-        """`medcell_facilities{state}` from the scheduler's entries (in its own thread)."""
-        self._states = facility_states(entries)
+    def set_states(self, entries: Mapping[str, object]) -> None:
+        """`medcell_facilities{state}` from the scheduler's entries (in its own thread); a
+        facility no longer among them leaves the other series too."""
+        self._states = facility_states(entries.values())
+        with self._lock:
+            for slug in [s for s in (*self._outboxes, *self._storage) if s not in entries]:
+                self._outboxes.pop(slug, None)
+                self._storage.pop(slug, None)
+            self.mail_queue.set(sum(self._outboxes.values()))
+
+    def _storage_now(self) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            return dict(self._storage)
 
     def woke(self, cause: str, seconds: float) -> None:
         cause = cause if cause in WAKE_CAUSES else "request"
@@ -108,14 +120,10 @@ class Metrics:
         with self._lock:
             self._outboxes[slug] = max(0, status.outbox)
             self.mail_queue.set(sum(self._outboxes.values()))
+            if status.storage is not None:
+                self._storage[slug] = status.storage
         if status.deletions is not None:
             self.deletions.report(slug, status.deletions)
-
-    def gone(self, slug: str) -> None:
-        """A facility no longer on this host: its numbers leave the sums."""
-        with self._lock:
-            self._outboxes.pop(slug, None)
-            self.mail_queue.set(sum(self._outboxes.values()))
 
     def exposition(self) -> bytes:
         """The scrape's body: every series, with the node label in cluster mode."""
@@ -271,6 +279,26 @@ class _FacilityStates(Collector):
         for state in FACILITY_STATES:
             gauge.add_sample("medcell_facilities", {"state": state}, counts[state])
         yield gauge
+
+
+class _Storage(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, tuple[int, int]]]):
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        used = GaugeMetricFamily(
+            "medcell_storage_used_bytes",
+            "Bytes of the facility's database in use, as its last status said",
+            labels=["facility"],
+        )
+        quota = GaugeMetricFamily(
+            "medcell_storage_quota_bytes", "The facility's storage quota", labels=["facility"]
+        )
+        for slug, (in_use, limit) in sorted(self.read().items()):
+            used.add_metric([slug], in_use)
+            quota.add_metric([slug], limit)
+        yield used
+        yield quota
 
 
 class _Labelled(Collector):

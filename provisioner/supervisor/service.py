@@ -233,7 +233,7 @@ class Supervisor:
                 self.openings.tick(self.clock())
                 self.backup_expiry.tick()
                 self.scheduled_backups.tick()
-                self.metrics.set_states(self.scheduler.entries.values())
+                self.metrics.set_states(self.scheduler.entries)
             except Exception:
                 # One bad tick (a full disk, a vanished file) must not end the supervisor.
                 log.exception("tick_failed", extra={"fields": {"event": "tick_failed"}})

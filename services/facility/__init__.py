@@ -15,6 +15,7 @@ from services.facility.core import (
     crypto,
     open_facility,
     opening,
+    quota,
     retention,
 )
 from services.facility.core.config import Config
@@ -129,4 +130,9 @@ def _status_report(facility: Facility) -> dict:
         # Conversations deleted, by reason, and how late the expired ones went: running totals
         # (the supervisor's medcell_deletion_lag_seconds and medcell_deletions_total).
         "deletions": conversations.deletion_report(conn),
+        # Bytes of its database in use against its quota (medcell_storage_used_bytes).
+        "storage": {
+            "used_bytes": quota.facility_used(conn),
+            "quota_bytes": quota.quotas(conn).facility,
+        },
     }

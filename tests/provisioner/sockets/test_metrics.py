@@ -183,3 +183,17 @@ def test_a_facility_cannot_inflate_the_series_or_name_a_label(engine, make, cloc
     body = supervisor.metrics.exposition()
     assert b"script" not in body
     assert value(scrape(supervisor), "medcell_deletion_lag_seconds_count") == 1
+
+
+def test_storage_is_reported_per_facility_beside_its_quota(engine, make, clock):
+    app = engine.add_facility("praxis")
+    app.storage = {"used_bytes": 3 * 1024**2, "quota_bytes": 2 * 1024**3}
+    hostile = engine.add_facility("hostile")
+    hostile.storage = {"used_bytes": -1, "quota_bytes": 1}
+    supervisor = make()
+    run_for(supervisor, clock, 60)
+    supervisor.metrics.set_states(supervisor.scheduler.entries)
+    found = scrape(supervisor)
+    assert value(found, "medcell_storage_used_bytes", facility="praxis") == 3 * 1024**2
+    assert value(found, "medcell_storage_quota_bytes", facility="praxis") == 2 * 1024**3
+    assert value(found, "medcell_storage_used_bytes", facility="hostile") is None

@@ -109,8 +109,8 @@ def test_prometheus_sees_a_wake_a_deletion_on_time_and_alerts_on_a_late_one(
     config,
     engine,
     clock,
-    start,
-    prometheus,  # noqa: F811 (the fixture imported above)
+    start,  # noqa: F811 (the fixture imported above)
+    prometheus,
 ):
     engine.add_facility("praxis", running=False, asleep=True)
     desk = engine.add_facility("desk")
