@@ -95,6 +95,13 @@ class Metrics:
         self.registry.register(_FacilityStates(lambda: self._states))
         self.registry.register(self.deletions)
         self.registry.register(_Storage(self._storage_now))
+        self._backup_ages: Callable[[], Mapping[str, float]] = dict
+        self.registry.register(_BackupAges(lambda: self._backup_ages()))
+
+    def watch_backups(self, ages: Callable[[], Mapping[str, float]]) -> None:
+        """Where `medcell_backup_age_seconds{facility}` is read at each scrape (scheduled
+        backups, cluster mode with MEDCELL_BACKUP_EVERY)."""
+        self._backup_ages = ages
 
     def set_states(self, entries: Mapping[str, object]) -> None:
         """`medcell_facilities{state}` from the scheduler's entries (in its own thread); a
@@ -279,6 +286,21 @@ class _FacilityStates(Collector):
         for state in FACILITY_STATES:
             gauge.add_sample("medcell_facilities", {"state": state}, counts[state])
         yield gauge
+
+
+class _BackupAges(Collector):
+    def __init__(self, read: Callable[[], Mapping[str, float]]):
+        self.read = read
+
+    def collect(self) -> Iterable[Metric]:
+        ages = GaugeMetricFamily(
+            "medcell_backup_age_seconds",
+            "Seconds since the facility's last scheduled backup",
+            labels=["facility"],
+        )
+        for slug, age in sorted(self.read().items()):
+            ages.add_metric([slug], age)
+        yield ages
 
 
 class _Storage(Collector):

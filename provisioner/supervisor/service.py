@@ -98,6 +98,8 @@ class Supervisor:
         self.metrics = Metrics(
             lambda: node.node if node is not None else None, baselines=config.home / "metrics"
         )
+        if config.backup_every:
+            self.metrics.watch_backups(self.scheduled_backups.ages)
         if self.mail is not None:
             self.mail.on_failure = self.metrics.mail_failures.inc
         self.scheduler.on_status = self._on_status
