@@ -30,7 +30,13 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from medcell_common import strictjson
-from medcell_common.interfaces import DELETION_LAG_BUCKETS, Desired, Health
+from medcell_common.interfaces import (
+    DELETION_LAG_BUCKETS,
+    GATEWAY_DURATION_BUCKETS,
+    GATEWAY_REQUEST_CATEGORIES,
+    Desired,
+    Health,
+)
 from medcell_common.receipts import REASONS
 from medcell_common.strictjson import StrictJSONError
 from provisioner.host.facility_http import (
@@ -62,7 +68,10 @@ class Metrics:
     """Every series the supervisor exports, in its own registry (nothing global)."""
 
     def __init__(
-        self, node: Callable[[], str | None] = lambda: None, baselines: Path | None = None
+        self,
+        node: Callable[[], str | None] = lambda: None,
+        baselines: Path | None = None,
+        gateway_requests: Path | None = None,
     ):
         self.registry = CollectorRegistry(auto_describe=True)
         self.node = node  # cluster mode: this node's name, once it is known
@@ -97,6 +106,7 @@ class Metrics:
         self.registry.register(_Storage(self._storage_now))
         self._backup_ages: Callable[[], Mapping[str, float]] = dict
         self.registry.register(_BackupAges(lambda: self._backup_ages()))
+        self.registry.register(GatewayRequests(gateway_requests))
 
     def watch_backups(self, ages: Callable[[], Mapping[str, float]]) -> None:
         """Where `medcell_backup_age_seconds{facility}` is read at each scrape (scheduled
@@ -286,6 +296,71 @@ class _FacilityStates(Collector):
         for state in FACILITY_STATES:
             gauge.add_sample("medcell_facilities", {"state": state}, counts[state])
         yield gauge
+
+
+class GatewayRequests(Collector):
+    """`medcell_gateway_requests_total{category,status}` and
+    `medcell_gateway_request_duration_seconds`, from the totals the same host's gateway writes
+    (gateway/requestcount.py, counted from nginx's access log). Read strictly at each scrape:
+    a file too large or not of its shape gives no series at all."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def read(self) -> tuple[dict[tuple[str, str], int], list[int], float] | None:
+        if self.path is None:
+            return None
+        try:
+            with self.path.open("rb") as f:
+                data = strictjson.loads(f.read(self.LIMIT + 1))
+            if len(json.dumps(data)) > self.LIMIT or not isinstance(data, dict):
+                return None
+            counts = {}
+            for key, n in data["counts"].items():
+                category, _, status = key.partition(" ")
+                if category not in GATEWAY_REQUEST_CATEGORIES or not (
+                    status.isdigit() and 100 <= int(status) <= 599
+                ):
+                    return None
+                counts[(category, status)] = strictjson.integer(n, "counts")
+            buckets = data["duration_buckets"]
+            if not isinstance(buckets, list) or len(buckets) != len(GATEWAY_DURATION_BUCKETS) + 1:
+                return None
+            buckets = [strictjson.integer(n, "duration_buckets") for n in buckets]
+            total = strictjson.number(data["duration_sum"], "duration_sum", low=0.0)
+            return counts, buckets, total
+        except (OSError, StrictJSONError, KeyError, AttributeError, TypeError):
+            return None
+
+    def collect(self) -> Iterable[Metric]:
+        read = self.read()
+        if read is None:
+            return
+        counts, buckets, total = read
+        requests = CounterMetricFamily(
+            "medcell_gateway_requests",
+            "Requests the gateway answered, by category and status",
+            labels=["category", "status"],
+        )
+        for (category, status), n in sorted(counts.items()):
+            requests.add_metric([category, status], n)
+        yield requests
+        yield HistogramMetricFamily(
+            "medcell_gateway_request_duration_seconds",
+            "Seconds the gateway took to answer a request (nginx's request time)",
+            buckets=_cumulative(GATEWAY_DURATION_BUCKETS, buckets),
+            sum_value=total,
+        )
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, int]]:
+    out, total = [], 0
+    for bound, n in zip([*bounds, math.inf], counts, strict=True):
+        total += n
+        out.append((floatToGoString(bound), total))
+    return out
 
 
 class _BackupAges(Collector):

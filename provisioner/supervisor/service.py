@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from medcell_common.interfaces import GATEWAY_REQUESTS_FILE
 from provisioner.host import lifecycle, smtp, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -96,7 +97,9 @@ class Supervisor:
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
         self.metrics = Metrics(
-            lambda: node.node if node is not None else None, baselines=config.home / "metrics"
+            lambda: node.node if node is not None else None,
+            baselines=config.home / "metrics",
+            gateway_requests=config.gateway_run_dir / GATEWAY_REQUESTS_FILE,
         )
         if config.backup_every:
             self.metrics.watch_backups(self.scheduled_backups.ages)
