@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.process  # starts processes or servers: see pyproject.toml
 
 RULES = REPO / "deploy" / "prometheus" / "medcell-rules.yml"
+DASHBOARD = REPO / "deploy" / "prometheus" / "grafana-dashboard.json"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
@@ -141,3 +142,9 @@ def test_prometheus_sees_a_wake_a_deletion_on_time_and_alerts_on_a_late_one(
     wait_until(seen('ALERTS{alertname="MedcellDeletionLate",alertstate="firing"}', 1), 60)
     assert scalar(url, 'medcell_deletions_late_total{facility="desk"}') == 1
     assert scalar(url, 'medcell_deletion_lag_seconds_bucket{le="60.0"}') == 1
+
+    # Every panel of the example dashboard is a query Prometheus accepts.
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            query(url, target["expr"])
