@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import socket
 import threading
 
 import pytest
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import InvalidArgument
-from provisioner.supervisor.metrics import Metrics
+from provisioner.supervisor.metrics import MAX_CONNECTIONS, Metrics
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import wait_until
 from tests.provisioner.sockets.test_supervisor import post, run_for
@@ -197,3 +198,20 @@ def test_storage_is_reported_per_facility_beside_its_quota(engine, make, clock):
     assert value(found, "medcell_storage_used_bytes", facility="praxis") == 3 * 1024**2
     assert value(found, "medcell_storage_quota_bytes", facility="praxis") == 2 * 1024**3
     assert value(found, "medcell_storage_used_bytes", facility="hostile") is None
+
+
+def test_idle_scrapers_hold_at_most_a_few_threads_and_only_for_a_while(start):
+    _, server = start()
+    address = server.server_address[:2]
+    idle = [socket.create_connection(address, timeout=30) for _ in range(MAX_CONNECTIONS)]
+    wait_until(lambda: server.slots._value == 0)
+
+    # One more while all are taken: closed at once, never queued.
+    extra = socket.create_connection(address, timeout=30)
+    assert extra.recv(1) == b""
+    extra.close()
+    # The idle ones are dropped after their time to ask; then scrapes are answered again.
+    for sock in idle:
+        assert sock.recv(1) == b""
+        sock.close()
+    wait_until(lambda: fetch(server)[0] == 200)
