@@ -128,8 +128,8 @@ class Metrics:
             return dict(self._storage)
 
     def woke(self, cause: str, seconds: float) -> None:
-        cause = cause if cause in WAKE_CAUSES else "request"
-        self.wakes.labels(cause).inc()
+        if cause in WAKE_CAUSES:  # the scheduler's own words; nothing else becomes a label
+            self.wakes.labels(cause).inc()
         self.wake_seconds.observe(max(0.0, seconds))
 
     def status(self, slug: str, status: FacilityStatus) -> None:
