@@ -314,8 +314,11 @@ class GatewayRequests(Collector):
             return None
         try:
             with self.path.open("rb") as f:
-                data = strictjson.loads(f.read(self.LIMIT + 1))
-            if len(json.dumps(data)) > self.LIMIT or not isinstance(data, dict):
+                raw = f.read(self.LIMIT + 1)
+            if len(raw) > self.LIMIT:
+                return None
+            data = strictjson.loads(raw)
+            if not isinstance(data, dict):
                 return None
             counts = {}
             for key, n in data["counts"].items():

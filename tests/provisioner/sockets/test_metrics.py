@@ -215,3 +215,23 @@ def test_idle_scrapers_hold_at_most_a_few_threads_and_only_for_a_while(start):
         assert sock.recv(1) == b""
         sock.close()
     wait_until(lambda: fetch(server)[0] == 200)
+
+
+def test_gateway_counts_not_of_their_shape_give_no_series(tmp_path):
+    path = tmp_path / "requests.json"
+    good = {"counts": {"api 200": 3}, "duration_buckets": [3] + [0] * 12, "duration_sum": 0.1}
+    path.write_text(json.dumps(good))
+    assert b'medcell_gateway_requests_total{category="api",status="200"} 3.0' in (
+        Metrics(gateway_requests=path).exposition()
+    )
+    for bad in (
+        {**good, "counts": {"<script> 200": 1}},
+        {**good, "counts": {"api 999": 1}},
+        {**good, "counts": {"api 200": -1}},
+        {**good, "duration_buckets": [1]},
+        {**good, "duration_sum": "NaN"},
+        {**good, "counts": {f"api {200 + i % 300}": 1 for i in range(300)}, "pad": "x" * 70_000},
+    ):
+        path.write_text(json.dumps(bad))
+        body = Metrics(gateway_requests=path).exposition()
+        assert b"medcell_gateway" not in body and b"script" not in body
