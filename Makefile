@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx fonts axe clean lab lab-down
+.PHONY: run test test-fast lint format bench venv engine images lock lock-upgrade browser nginx prometheus fonts axe clean lab lab-down
 
 ## Python environment: created on first use, refreshed when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -45,6 +45,12 @@ nginx:
 	  test "$$(id -u)" = 0 || { echo "Error: nginx missing; install it: apt-get install -y nginx" >&2; exit 1; }; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 
+## Prometheus and promtool for the metrics tests (Debian's package; the tests start their own).
+prometheus:
+	@command -v promtool >/dev/null 2>&1 || test -x /usr/bin/promtool || { \
+	  test "$$(id -u)" = 0 || { echo "Error: prometheus missing; install it: apt-get install -y prometheus" >&2; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
 ## DejaVu fonts for the PDF export tests (Debian's package, the one in the facility image).
 fonts:
 	@test -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf || { \
@@ -65,7 +71,7 @@ run: images
 	$(BIN)/medcell up
 	$(BIN)/python -m provisioner.cli.demo
 
-test: images browser nginx fonts axe
+test: images browser nginx prometheus fonts axe
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/pytest --docker --browser --install --lab $(PYTEST_ARGS)

@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 
 from medcell_common.files import write_atomic
+from medcell_common.interfaces import GATEWAY_REQUESTS_FILE
 
 from . import eventlog
 from .errorlog import ErrorLogReceiver
 from .errors import GatewayError
 from .nginx import Nginx
+from .requestcount import RequestCounter
 from .routes import EMPTY, RoutesFile, RouteTable
 from .settings import (
     activator_socket,
@@ -77,6 +79,8 @@ class ControlPlane:
         state = Path(self.settings["STATE_DIR"])
         state.mkdir(parents=True, exist_ok=True)
         self.errorlog = ErrorLogReceiver(str(state / "errorlog.sock")).start()
+        snapshot = os.path.join(self.settings["RUN_DIR"], "gateway", GATEWAY_REQUESTS_FILE)
+        self.requests = RequestCounter(str(state / "requests.sock"), snapshot).start()
         table = self.routes.poll() or EMPTY
         self.nginx.render(table)
         self.start_activator()
@@ -148,6 +152,7 @@ class ControlPlane:
             except subprocess.TimeoutExpired:
                 self.activator.kill()
         self.errorlog.close()
+        self.requests.close()
 
 
 def serve(environ: dict | None = None) -> int:

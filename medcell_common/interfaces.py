@@ -93,6 +93,28 @@ class StatusField(StrEnum):
     NEXT_DEADLINE = "next_deadline"
     OUTBOX = "outbox"
     OPENS = "opens"
+    DELETIONS = "deletions"  # content-free totals since the facility began (DeletionField)
+    STORAGE = "storage"  # {"used_bytes", "quota_bytes"}: its database in use, and its quota
+
+
+class DeletionField(StrEnum):
+    """The fields of a status answer's `deletions`: running totals, never which conversation."""
+
+    REASONS = "reasons"  # {reason (medcell_common.receipts.REASONS): conversations deleted}
+    # expired conversations by lateness: a count per DELETION_LAG_BUCKETS bound, then the rest
+    LAG_BUCKETS = "lag_buckets"
+    LAG_SUM_MS = "lag_sum_ms"  # their lateness added up, in milliseconds
+
+
+# The gateway's request categories (gateway/templates/maps.conf, $gw_category) and the upper
+# bounds (seconds) of its request-duration buckets: what its request counts carry.
+GATEWAY_REQUEST_CATEGORIES = ("gateway", "api", "patient-link", "static", "health", "page")
+GATEWAY_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Where the gateway writes those counts, in its run directory (read by the same host's supervisor).
+GATEWAY_REQUESTS_FILE = "requests.json"
+
+# Upper bounds (seconds after expires_at) of the deletion-lag buckets; the promise is 60 s.
+DELETION_LAG_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
 
 
 # Headers between the gateway and what is behind it. The gateway sets SLUG_HEADER (replacing

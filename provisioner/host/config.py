@@ -28,6 +28,8 @@ MIN_AWAKE = 4
 # Internal: lets tests run beside an operator's installation without touching it.
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,30}$")
 
+METRICS_PORT = 9464  # the supervisor's Prometheus endpoint (the port Prometheus' own list gives)
+
 
 @dataclass(frozen=True)
 class Facility:
@@ -75,6 +77,8 @@ class Config:
     timezone: str = "Europe/Berlin"  # of the practices' opening hours (MEDCELL_TIMEZONE)
     # Where a cluster node's supervisor serves its node API (MEDCELL_NODE_API_BIND).
     node_api_bind: tuple[str, int] = ("0.0.0.0", NODE_API_PORT)
+    # Where the supervisor serves GET /metrics (MEDCELL_METRICS_BIND): loopback unless set.
+    metrics_bind: tuple[str, int] = ("127.0.0.1", METRICS_PORT)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -132,6 +136,7 @@ class Config:
             wake_budget_window=_window(env),
             timezone=_timezone(env),
             node_api_bind=_bind(env, "MEDCELL_NODE_API_BIND", NODE_API_PORT),
+            metrics_bind=_bind(env, "MEDCELL_METRICS_BIND", METRICS_PORT, "127.0.0.1"),
         )
 
     def facility(self, slug: str) -> Facility:
@@ -324,9 +329,11 @@ def _window(env: Mapping[str, str]) -> int:
     return seconds
 
 
-def _bind(env: Mapping[str, str], name: str, default_port: int) -> tuple[str, int]:
-    """IPv4[:port] to listen on (all addresses and the default port unless given)."""
-    raw = env.get(name) or "0.0.0.0"
+def _bind(
+    env: Mapping[str, str], name: str, default_port: int, default_host: str = "0.0.0.0"
+) -> tuple[str, int]:
+    """IPv4[:port] to listen on (`default_host` and the default port unless given)."""
+    raw = env.get(name) or default_host
     host, _, port = raw.partition(":")
     try:
         address = str(ipaddress.IPv4Address(host))

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medcell_common import strictjson
-from medcell_common.interfaces import StatusField
+from medcell_common.interfaces import DELETION_LAG_BUCKETS, DeletionField, StatusField
+from medcell_common.receipts import REASONS
 from medcell_common.rules import MAX_RETENTION
 from medcell_common.strictjson import StrictJSONError
 from provisioner.host.config import Config
@@ -53,6 +54,38 @@ class FacilityStatus:
     next_deadline: float | None
     outbox: int = 0  # mails waiting for the supervisor's relay
     opens: tuple[int, ...] = ()  # starts of its opening hours (provisioner/host/opening.py)
+    deletions: Deletions | None = None  # its running totals (None: it reports none)
+    storage: tuple[int, int] | None = None  # bytes of its database in use, its quota
+
+
+@dataclass(frozen=True)
+class Deletions:
+    """A facility's running totals of deletions: by reason, and the expired ones by lateness
+    (a count per DELETION_LAG_BUCKETS bucket, then the rest; their sum in ms)."""
+
+    reasons: tuple[tuple[str, int], ...]
+    lag_buckets: tuple[int, ...]
+    lag_sum_ms: int
+
+
+def parse_deletions(raw: object) -> Deletions | None:
+    """The status' `deletions` read strictly: exactly the known reasons and buckets, whole
+    numbers in range; anything else is refused (StrictJSONError), never a label of its own."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != set(DeletionField):
+        raise StrictJSONError("deletions must have exactly its agreed fields")
+    reasons = raw[DeletionField.REASONS]
+    if not isinstance(reasons, dict) or set(reasons) != set(REASONS):
+        raise StrictJSONError("deletions.reasons must name exactly the agreed reasons")
+    buckets = raw[DeletionField.LAG_BUCKETS]
+    if not isinstance(buckets, list) or len(buckets) != len(DELETION_LAG_BUCKETS) + 1:
+        raise StrictJSONError("deletions.lag_buckets must have one count per bucket")
+    return Deletions(
+        reasons=tuple((r, strictjson.integer(reasons[r], "deletions.reasons")) for r in REASONS),
+        lag_buckets=tuple(strictjson.integer(n, "deletions.lag_buckets") for n in buckets),
+        lag_sum_ms=strictjson.integer(raw[DeletionField.LAG_SUM_MS], "deletions.lag_sum_ms"),
+    )
 
 
 class _BoundedReader(io.RawIOBase):
@@ -267,6 +300,20 @@ def parse_status(body: bytes, now: float) -> FacilityStatus:
         next_deadline=deadline,
         outbox=strictjson.integer(raw.get(StatusField.OUTBOX, 0), StatusField.OUTBOX),
         opens=parse_opens(raw.get(StatusField.OPENS)),
+        deletions=parse_deletions(raw.get(StatusField.DELETIONS)),
+        storage=parse_storage(raw.get(StatusField.STORAGE)),
+    )
+
+
+def parse_storage(raw: object) -> tuple[int, int] | None:
+    """The status' `storage`: exactly used_bytes and quota_bytes, whole numbers in range."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"used_bytes", "quota_bytes"}:
+        raise StrictJSONError("storage must have exactly used_bytes and quota_bytes")
+    return (
+        strictjson.integer(raw["used_bytes"], "storage.used_bytes"),
+        strictjson.integer(raw["quota_bytes"], "storage.quota_bytes"),
     )
 
 

@@ -36,6 +36,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: supervisor.stop())
     signal.signal(signal.SIGINT, lambda signum, frame: supervisor.stop())
     supervisor.start_server()
+    supervisor.start_metrics()
     # Only on a cluster node; its sleeps and wakes for a manager go through this node's engine.
     node_server = node_api.start(config, DockerBackend(), node)
     try:

@@ -108,6 +108,8 @@ class MailRelay:
         # Content-free tallies since start: reason word -> notifications refused; held back.
         self.refused: Counter[str] = Counter()
         self.held = 0
+        # Called once per failed relay attempt (the metrics' medcell_mail_failures_total).
+        self.on_failure: Callable[[], None] = lambda: None
         self._tally_lock = threading.Lock()
         self.pool = JobPool(
             lambda slug, arg: self.drain(slug),
@@ -133,6 +135,7 @@ class MailRelay:
         try:
             settings = self.load(self.config.home)
         except InvalidArgument:
+            self.on_failure()
             event("mail_failed", logging.WARNING, slug=slug, error="settings_unreadable")
             return 0
         if settings is None:
@@ -140,6 +143,7 @@ class MailRelay:
         try:
             origin = notifications.origin_of(slug, self.config.domain, self.config.gateway_port)
         except ValueError:
+            self.on_failure()
             event("mail_failed", logging.WARNING, slug=slug, error="bad_domain")
             return 0
         sent = rejected = held = 0
@@ -163,6 +167,7 @@ class MailRelay:
                 if not bad and not good:
                     break  # nothing here can be acknowledged: it waits until it expires there
         except RelayFailed as e:
+            self.on_failure()
             event("mail_failed", logging.WARNING, slug=slug, error=str(e), sent=sent)
             return sent
         finally:

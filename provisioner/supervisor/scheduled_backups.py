@@ -70,6 +70,12 @@ class ScheduledBackups:
         )
         self._round.start()
 
+    def ages(self) -> dict[str, float]:
+        """Seconds since each facility's last scheduled backup here (medcell_backup_age_seconds);
+        only facilities this node backs up, once a round has looked at them."""
+        now = self.clock()
+        return {slug: max(0.0, now - last) for slug, last in dict(self._last).items()}
+
     def run_round(self, swarm: Swarm) -> int:
         """Back up every facility pinned here whose last backup is `every` old; how many."""
         try:
@@ -102,6 +108,8 @@ class ScheduledBackups:
                 if k.facility == slug
             ]
             last = max((m for m in made if m is not None), default=None)
+            if last is not None:
+                self._last[slug] = last
         return last is None or self.clock() - last >= self.every
 
     def backup(self, slug: str, me: str, nodes: list[NodeInfo]) -> dict:

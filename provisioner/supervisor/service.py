@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from medcell_common.interfaces import GATEWAY_REQUESTS_FILE
 from provisioner.host import lifecycle, smtp, state_file
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
@@ -19,12 +20,13 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.facility_http import FacilityStatus
-from provisioner.supervisor import cluster, node_api
+from provisioner.supervisor import cluster, metrics, node_api
 from provisioner.supervisor.backup_expiry import BackupExpiry
 from provisioner.supervisor.capacity import GRACE, AwakeFacilities
 from provisioner.supervisor.jobs import Job, JobPool
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.mail import MailRelay
+from provisioner.supervisor.metrics import Metrics, MetricsServer
 from provisioner.supervisor.openings import OpeningWakes
 from provisioner.supervisor.scheduled_backups import ScheduledBackups
 from provisioner.supervisor.scheduler import Scheduler
@@ -94,12 +96,23 @@ class Supervisor:
         )
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
+        self.metrics = Metrics(
+            lambda: node.node if node is not None else None,
+            baselines=config.home / "metrics",
+            gateway_requests=config.gateway_run_dir / GATEWAY_REQUESTS_FILE,
+        )
+        if config.backup_every:
+            self.metrics.watch_backups(self.scheduled_backups.ages)
+        if self.mail is not None:
+            self.mail.on_failure = self.metrics.mail_failures.inc
         self.scheduler.on_status = self._on_status
         self._stop = threading.Event()
         self.server: WakeServer | None = None
+        self.metrics_server: MetricsServer | None = None
 
     def _on_status(self, slug: str, status: FacilityStatus) -> None:
         self.awake.seen(slug, status.idle_seconds)
+        self.metrics.status(slug, status)
         if self.mail is not None:
             self.mail.on_status(slug, status)
 
@@ -113,6 +126,7 @@ class Supervisor:
                 # Speculative: it must not put a facility in use to sleep; a request wakes it.
                 raise NoRoom("the host is at its awake cap; no wake before opening")
             self._make_room(slug)
+        started = time.monotonic()
         try:
             lifecycle.wake(
                 self.config,
@@ -137,6 +151,7 @@ class Supervisor:
             )
             raise
         self.awake.woke(slug)
+        self.metrics.woke(str(reason), time.monotonic() - started)
 
     def _make_room(self, slug: str) -> None:
         """Put least recently used awake facilities to sleep until `slug` has a slot; NoRoom."""
@@ -209,6 +224,11 @@ class Supervisor:
         threading.Thread(target=self.server.serve_forever, name="wake-api", daemon=True).start()
         return self.server
 
+    def start_metrics(self) -> MetricsServer:
+        """Serve GET /metrics on MEDCELL_METRICS_BIND (in its own thread)."""
+        self.metrics_server = metrics.start(self.config.metrics_bind, self.metrics)
+        return self.metrics_server
+
     def run(self) -> None:
         """The scheduler loop, until stop(); reconciles at once on start."""
         event("started", tick=self.tick_seconds)
@@ -218,6 +238,7 @@ class Supervisor:
                 self.openings.tick(self.clock())
                 self.backup_expiry.tick()
                 self.scheduled_backups.tick()
+                self.metrics.set_states(self.scheduler.entries)
             except Exception:
                 # One bad tick (a full disk, a vanished file) must not end the supervisor.
                 log.exception("tick_failed", extra={"fields": {"event": "tick_failed"}})
@@ -234,6 +255,10 @@ class Supervisor:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
         self.wakes.stop()
         self.sleeps.stop()
         self.scheduler.probes.stop()

@@ -8,7 +8,16 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.facility.api import openapi
-from services.facility.core import Facility, contact, crypto, open_facility, opening, retention
+from services.facility.core import (
+    Facility,
+    contact,
+    conversations,
+    crypto,
+    open_facility,
+    opening,
+    quota,
+    retention,
+)
 from services.facility.core.config import Config
 from services.facility.http import auth, bodies, context, errors, logs, outbox, routing
 from services.facility.http.status import ActivityMiddleware
@@ -118,4 +127,12 @@ def _status_report(facility: Facility) -> dict:
         # Starts of its opening hours (minutes after Monday 00:00, local time): the supervisor
         # wakes it shortly before the practice opens.
         "opens": opening.opening_starts(contact.get(conn)["hours"]),
+        # Conversations deleted, by reason, and how late the expired ones went: running totals
+        # (the supervisor's medcell_deletion_lag_seconds and medcell_deletions_total).
+        "deletions": conversations.deletion_report(conn),
+        # Bytes of its database in use against its quota (medcell_storage_used_bytes).
+        "storage": {
+            "used_bytes": quota.facility_used(conn),
+            "quota_bytes": quota.quotas(conn).facility,
+        },
     }

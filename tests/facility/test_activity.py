@@ -25,6 +25,8 @@ def test_status_reports_exactly_the_agreed_fields(client):
         "next_deadline",
         "outbox",
         "opens",
+        "deletions",
+        "storage",
     ]
     assert body["outbox"] == 0 and body["opens"] == []
     assert body["inflight"] == 0 and body["requests"] == 0 and body["busy"] is False

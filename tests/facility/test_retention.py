@@ -246,3 +246,25 @@ def _last_activity(app, conv_id: str) -> int:
     return conn.execute(
         "SELECT last_activity FROM conversations WHERE id = ?", (conv_id,)
     ).fetchone()[0]
+
+
+def test_the_status_reports_how_late_each_expired_conversation_went(make_app, clock, staff_auth):
+    app = make_app("lag", retention=3600)
+    client = app.test_client()
+    staff = login(client, *STAFF)
+    for title in ("Befund Mai", "Befund Juni"):
+        conv = client.post("/api/v1/conversations", json={"title": title}, headers=staff).json
+        post(client, conv, staff, "Befund")
+        clock.advance(600)
+    clock.advance(3600 - 600 + 10)  # the first expired 610 s ago, the second 10 s ago
+    assert sweep(app)["expired"] == 2
+    gone = client.post("/api/v1/conversations", json={"title": "gone"}, headers=staff).json
+    assert client.delete(f"/api/v1/conversations/{gone['id']}", headers=staff).status_code == 200
+
+    report = client.get("/_medcell/status").json["deletions"]
+
+    # One in the bucket up to 15 s, one in the bucket up to 900 s (DELETION_LAG_BUCKETS).
+    assert report["lag_buckets"] == [0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
+    assert report["lag_sum_ms"] == 620_000
+    assert report["reasons"] == {"patient": 0, "staff": 1, "expiry": 2, "facility_wipe": 0}
+    assert "Befund" not in str(report) and gone["id"] not in str(report)

@@ -10,6 +10,7 @@ import pytest
 from provisioner.host import backup_keys, backup_transfer
 from provisioner.host.node_api import NodeClient
 from provisioner.host.swarm import FacilityService, NodeInfo
+from provisioner.supervisor.metrics import Metrics
 from provisioner.supervisor.scheduled_backups import KEEP, ScheduledBackups, store_node
 from tests.clock import FakeClock
 from tests.provisioner.test_backup_transfer import Node, _facility_with_a_message, tls_dir  # noqa: F401
@@ -110,6 +111,10 @@ def test_a_facility_is_backed_up_again_only_after_the_interval_and_the_newest_ar
 
     assert rounds == [1, 0] + [1] * (KEEP + 1)
     assert len(backup_transfer.held(node2.config)) == KEEP
+    clock.advance(600)
+    metrics = Metrics()
+    metrics.watch_backups(backups.ages)
+    assert b'medcell_backup_age_seconds{facility="praxis"} 600.0' in metrics.exposition()
 
 
 def test_an_expired_held_backup_is_dropped(nodes, scheduled):

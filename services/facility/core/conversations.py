@@ -1,5 +1,6 @@
 """Conversations, messages and attachments: sealed on the way in, shredded on the way out."""
 
+import bisect
 import io
 import json
 import re
@@ -9,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from medcell_common.interfaces import DELETION_LAG_BUCKETS, DeletionField
+from medcell_common.receipts import REASONS
 from services.facility.core import accounts as auth
 from services.facility.core import (
     bindings,
@@ -423,6 +426,8 @@ class Conversations:
             counts = self.receipts.counts(conn, [conv_id])
             gone = _delete_conversation(conn, conv_id)
             pending = self.receipts.begin(conn, reason, counts, [conv_id]) if gone else None
+            if gone:
+                store.tally(conn, deletions_counter(reason), 1)
         if pending is None:
             return None
         self.on_deleted([conv_id], reason)
@@ -449,14 +454,14 @@ class Conversations:
             # wait long for the lock; a conversation goes once its last message has gone.
             with store.write(conn):
                 cutoff = self.clock() - self.retention(conn) * 1_000_000
-                conv_ids = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT id FROM conversations WHERE last_activity <= ? "
+                expiring = dict(
+                    conn.execute(
+                        "SELECT id, last_activity FROM conversations WHERE last_activity <= ? "
                         "ORDER BY last_activity LIMIT 100",
                         (cutoff,),
-                    )
-                ]
+                    ).fetchall()
+                )
+                conv_ids = list(expiring)
                 if not conv_ids:
                     break
                 # What each held before its first slice goes, so its receipt counts it all.
@@ -468,6 +473,8 @@ class Conversations:
                         if _delete_conversation(conn, conv_id):
                             gone.append(conv_id)
                             pending.append(self.receipts.begin(conn, "expiry", counts, [conv_id]))
+                            # How late after its expires_at (last activity + retention) it went.
+                            _tally_lag(conn, max(0, cutoff - expiring[conv_id]))
             self.on_deleted(gone, "expiry")
         if pending:
             _count(conn, "conversations_expired", len(pending))
@@ -560,6 +567,40 @@ def shed_chunks(conn: sqlite3.Connection, where: str, params: tuple, step: int) 
 def _delete_conversation(conn: sqlite3.Connection, conv_id: str) -> bool:
     # The cascade removes messages, attachments, chunks and record keys in this transaction.
     return conn.execute("DELETE FROM conversations WHERE id = ?", (conv_id,)).rowcount > 0
+
+
+def deletions_counter(reason: str) -> str:
+    """The counter of conversations deleted for `reason` (the status' deletions.reasons)."""
+    return f"deleted_{reason}"
+
+
+def lag_counter(bucket: int) -> str:
+    """The counter of expired conversations deleted in DELETION_LAG_BUCKETS' bucket `bucket`
+    (its last index: later than every bound)."""
+    return f"deletion_lag_{bucket}"
+
+
+LAG_SUM_COUNTER = "deletion_lag_sum_ms"
+
+
+def _tally_lag(conn: sqlite3.Connection, lag_us: int) -> None:
+    """One expired conversation deleted `lag_us` µs after its expiry (inside the caller's write)."""
+    bucket = bisect.bisect_left(DELETION_LAG_BUCKETS, lag_us / 1e6)
+    store.tally(conn, lag_counter(bucket), 1)
+    store.tally(conn, LAG_SUM_COUNTER, lag_us // 1000)
+    store.tally(conn, deletions_counter("expiry"), 1)
+
+
+def deletion_report(conn: sqlite3.Connection) -> dict:
+    """The status answer's `deletions`: running totals, content-free (how many, how late)."""
+    values = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+    return {
+        DeletionField.REASONS: {r: values.get(deletions_counter(r), 0) for r in REASONS},
+        DeletionField.LAG_BUCKETS: [
+            values.get(lag_counter(i), 0) for i in range(len(DELETION_LAG_BUCKETS) + 1)
+        ],
+        DeletionField.LAG_SUM_MS: values.get(LAG_SUM_COUNTER, 0),
+    }
 
 
 def _count(conn: sqlite3.Connection, name: str, n: int) -> None:

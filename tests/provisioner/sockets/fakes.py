@@ -25,6 +25,8 @@ class FakeFacility:
         self.inflight, self.requests, self.idle, self.busy = 0, 0, 0.0, False
         self.next_deadline: float | None = None
         self.opens: list[int] = []  # starts of its opening hours, as its status reports them
+        self.deletions: dict | None = None  # its running totals of deletions (None: none)
+        self.storage: dict | None = None  # {"used_bytes", "quota_bytes"} (None: none)
         self.busy_on_boot = False  # the first sweep after start
         self.broken = False  # answers 500: a hung or failing app
         self.status_calls = 0
@@ -64,6 +66,8 @@ class FakeFacility:
             "busy": self.busy,
             "next_deadline": self.next_deadline,
             "opens": self.opens,
+            **({"deletions": self.deletions} if self.deletions is not None else {}),
+            **({"storage": self.storage} if self.storage is not None else {}),
         }
 
 
