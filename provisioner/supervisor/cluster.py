@@ -23,13 +23,14 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from medcell_common.interfaces import RouteState
-from provisioner.host import locks, routes, state_file
+from medcell_common.interfaces import Label, RouteState
+from provisioner.host import facility_data, locks, routes, state_file
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import ContainerSpec, DockerBackend
 from provisioner.host.engine import LocalEngine, SwarmEngine, Whereabouts
-from provisioner.host.errors import Busy, DockerError, DockerUnavailable
-from provisioner.host.swarm import Swarm
+from provisioner.host.errors import Busy, DockerError, DockerUnavailable, ProvisionerError
+from provisioner.host.swarm import Swarm, SwarmConfigs
 from provisioner.host.validation import SLUG_RE
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.node_api import in_cluster
@@ -189,7 +190,63 @@ class NodeEngine:
             return Discovery(self.node, reachable=False, reason="unreachable")
         self._discoveries += 1
         pinned = {s.slug: s.replicas for s in services if s.slug in placed and s.node == self.node}
+        destroy_stale_copies(self.config, self.backend, self.swarm.swarm, self.node, pinned)
         return Discovery(self.node, reachable=True, pinned=pinned, placed=placed)
+
+
+def stale_copies(
+    config: Config, backend: DockerBackend, swarm: Swarm, node: str, pinned: dict[str, int]
+) -> dict[str, str]:
+    """Facilities whose volumes are on this node but which now live on another one: slug ->
+    that node. Confirmed from the managers for each: its service's constraint names another
+    node and its task runs there (a node `node evacuate` gave up on, back with its old copy).
+    Never a facility pinned here, nor one without a service (a single-host container's)."""
+    labels = {Label.INSTANCE: config.prefix, Label.FACILITY: None}
+    held = {v.labels.get(Label.FACILITY, "") for v in backend.volumes(labels)}
+    found = {}
+    for slug in sorted(s for s in held if SLUG_RE.fullmatch(s) and s not in pinned):
+        service = swarm.service(config.facility(slug).container)
+        if service is None or service.node in (None, node) or not service.running:
+            continue
+        if service.task is not None and service.task.node == service.node:
+            found[slug] = service.node
+    return found
+
+
+def destroy_stale_copies(
+    config: Config, backend: DockerBackend, swarm: Swarm, node: str, pinned: dict[str, int]
+) -> list[str]:
+    """Destroy this node's copy of each facility that lives on another node now (stale_copies),
+    as a move releases its old node: wipe, shredded keys, volumes, state file, socket folder,
+    route; no line in deletions.log (the facility lives on). Each under the facility's cluster
+    lock (so never while a move or an evacuation works on it) and this node's own lock, and
+    only if the managers still say so once both are held. Returns the slugs destroyed."""
+    try:
+        candidates = stale_copies(config, backend, swarm, node, pinned)
+    except DockerError:
+        return []  # the manager went away meanwhile: next discovery
+    destroyed = []
+    cluster_locks = SwarmLocks(config, SwarmConfigs(swarm.client))
+    for slug, elsewhere in candidates.items():
+        try:
+            with cluster_locks.hold(slug), locks.facility_lock(config, slug):
+                if slug not in stale_copies(config, backend, swarm, node, {}):
+                    continue
+                result = facility_data.destroy(config, backend, slug, lambda _: None, log=False)
+        except Busy:
+            continue  # a command works on it: next discovery
+        except ProvisionerError as e:
+            event("stale_copy_failed", logging.WARNING, slug=slug, error=type(e).__name__)
+            continue
+        event(
+            "stale_copy_destroyed",
+            logging.WARNING,
+            slug=slug,
+            node=elsewhere,
+            shredded=result["shredded"],
+        )
+        destroyed.append(slug)
+    return destroyed
 
 
 def local_slugs(config: Config) -> set[str]:

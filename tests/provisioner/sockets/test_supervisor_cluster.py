@@ -15,13 +15,15 @@ import pytest
 
 from medcell_common.interfaces import RouteState
 from provisioner.host import routes, specs, state_file
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.service_spec import facility_service_spec
-from provisioner.host.swarm import Swarm, pin_constraint
+from provisioner.host.swarm import Swarm, SwarmConfigs, pin_constraint
 from provisioner.supervisor import cluster
 from provisioner.supervisor.cluster import NodeEngine
 from provisioner.supervisor.service import Supervisor
+from tests.provisioner.fakeconfigs import ConfigStore, FakeConfigAPI
 from tests.provisioner.fakedocker import api_error
 from tests.provisioner.fakeswarm_replicated import FakeSwarm
 from tests.provisioner.sockets.fakes import Engine, FakeFacility
@@ -42,6 +44,12 @@ class Manager(FakeSwarm):
         for method in ("inspect_service", "update_service", "tasks"):
             setattr(self.api, method, self._guarded(getattr(self.api, method)))
         self.services.list = self._guarded(self.services.list)
+        self.configs = ConfigStore()  # the cluster's locks
+        configs = FakeConfigAPI(self.configs)
+        for method in ("create_config", "inspect_config", "remove_config"):
+            setattr(self.api, method, self._guarded(getattr(configs, method)))
+        for method in ("_url", "_post_json", "_raise_for_status"):
+            setattr(self.api, method, getattr(configs, method))
 
     def _guarded(self, call):
         def guarded(*args, **kwargs):
@@ -337,7 +345,9 @@ def test_a_returning_node_first_removes_what_is_no_longer_assigned_to_it(
     node3.add("newcomer")  # pinned here, with no route on this node yet
     routes.set_route(config, "newcomer", None)
 
-    node3.settle()
+    # The move bringing "arriving" here holds its cluster lock until it is done.
+    with SwarmLocks(config, SwarmConfigs(node3.manager), host="node1").hold("arriving"):
+        node3.settle()
     table = routes.read_routes(config)["facilities"]
     assert set(table) == {"praxis", "fresh", "arriving", "newcomer"}
     assert table["newcomer"] == {"state": RouteState.ASLEEP}  # its first request wakes it
@@ -347,10 +357,12 @@ def test_a_returning_node_first_removes_what_is_no_longer_assigned_to_it(
     for slug in ("fresh", "arriving"):
         assert state_file.state_path(config, slug).exists()
         assert config.facility(slug).socket_dir.exists()
-    # No volume is touched: those of a facility pinned elsewhere go when its move shreds them.
-    assert {"medcell-moved-data", "medcell-gone-data", "medcell-fresh-data"} <= set(
-        engine.volumes_by_name
-    )
+    # The copy of "moved", which runs on node1 now, is destroyed here (no deletions.log line);
+    # no other volume is touched: not one without a service, nor one a move works on.
+    volumes = set(engine.volumes_by_name)
+    assert "medcell-moved-data" not in volumes
+    assert {"medcell-gone-data", "medcell-fresh-data", "medcell-arriving-data"} <= volumes
+    assert not (config.home / "deletions.log").exists()
     assert set(node3.supervisor.scheduler.entries) == {"praxis", "newcomer"}
 
 
