@@ -26,6 +26,7 @@ from provisioner.host.node_api import NodeClient
 from provisioner.host.swarm import FacilityService, ServiceState, Swarm, TaskInfo, _current_task
 
 CALL_TIMEOUT = 10.0  # one manager's answer
+POLL_SECONDS = 0.5  # a wait's looks at a task cost a manager a TLS request each
 
 # This node's address and the managers' (Swarm.manager_addresses).
 Managers = Callable[[], tuple[str, list[str]]]
@@ -38,6 +39,8 @@ class NoManagerAnswers(DockerError):
 class ManagerSwarm(Swarm):
     """The Swarm calls of SwarmEngine, through a manager's node API (see the module)."""
 
+    poll_seconds = POLL_SECONDS
+
     def __init__(
         self,
         prefix: str,
@@ -49,11 +52,11 @@ class ManagerSwarm(Swarm):
         super().__init__(client=None)
         self.prefix, self.managers, self.tls_dir, self.port = prefix, managers, tls_dir, port
         self.client_factory = client
-        self._last = ""
+        self.answered = ""
 
     def _ask(self, call: Callable[[NodeClient], object]):
         own, managers = self.managers()
-        order = sorted((m for m in managers if m != own), key=lambda m: m != self._last)
+        order = sorted((m for m in managers if m != own), key=lambda m: m != self.answered)
         failures = []
         for address in order:
             try:
@@ -65,9 +68,12 @@ class ManagerSwarm(Swarm):
                 failures.append(str(e)[:200])
                 continue
             except NodeError as e:
-                # The manager answered but could not do it (its own engine, or it refused).
+                if e.status == 503:  # its own engine does not answer as a manager: the next
+                    failures.append(str(e)[:200])
+                    continue
+                # The manager answered but refused (not this node's facility, say).
                 raise DockerError(str(e)) from e
-            self._last = address
+            self.answered = address
             return answer
         raise NoManagerAnswers(
             "no manager's node API answers"

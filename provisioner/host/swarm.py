@@ -106,6 +106,8 @@ def pin_constraint(node: str) -> str:
 class Swarm:
     """This host's Docker Engine, seen as a Swarm member."""
 
+    poll_seconds = POLL_SECONDS  # between two looks while waiting for a task
+
     def __init__(self, client=None):
         self._client = client
 
@@ -331,7 +333,7 @@ class Swarm:
                 raise DockerError(
                     f"the task of {name} is not running after {timeout:.0f} s ({_describe(task)})"
                 )
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll_seconds)
 
     def wait_stopped(self, name: str, timeout: float) -> None:
         """Wait until no task of the service has a container running or about to run."""
@@ -339,7 +341,7 @@ class Swarm:
         while any(t.state in ACTIVE_TASK_STATES for t in self._tasks(name)):
             if time.monotonic() > deadline:
                 raise DockerError(f"the task of {name} still runs after {timeout:.0f} s")
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll_seconds)
 
     def tasks(self, name: str) -> list[TaskInfo]:
         """The service's tasks, each with its node's name."""

@@ -55,7 +55,9 @@ class ManagerScaling:
         slugs = body["slugs"]
         if not isinstance(slugs, list) or len(slugs) > MAX_SLUGS:
             raise InvalidArgument(f"slugs is a list of at most {MAX_SLUGS}")
-        wanted = {check_slug(s) if isinstance(s, str) else check_slug("") for s in slugs}
+        if not all(isinstance(s, str) for s in slugs):
+            raise InvalidArgument("slugs is a list of slugs")
+        wanted = {check_slug(s) for s in slugs}
         node = self.asker(peer)
         swarm = self._swarm()
         pinned = {s.slug: s.replicas for s in swarm.facility_services(node) if s.node == node}

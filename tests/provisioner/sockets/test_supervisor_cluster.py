@@ -98,7 +98,11 @@ class WorkerEngine:
                 "ControlAvailable": False,
                 "NodeID": self.manager.nodes_by_name[NODE].id,
                 "NodeAddr": "127.0.0.3",
-                "RemoteManagers": [{"NodeID": "n1", "Addr": "127.0.0.1:2377"}],
+                # node2, a manager that is down (nothing answers there), and node1.
+                "RemoteManagers": [
+                    {"NodeID": "n2", "Addr": "127.0.0.1:2377"},
+                    {"NodeID": "n1", "Addr": "127.0.0.2:2377"},
+                ],
             },
         }
 
@@ -123,12 +127,12 @@ class NodeOne:
             self.tls[node] = folder
             manager.nodes_by_name[node].attrs["Spec"]["Labels"][CERT_LABEL] = common_name
         self.server = NodeServer(
-            ("127.0.0.1", 0), self.tls["node1"], NodeService(config, DockerBackend(manager))
+            ("127.0.0.2", 0), self.tls["node1"], NodeService(config, DockerBackend(manager))
         )
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def client(self, node: str = NODE) -> NodeClient:
-        return NodeClient(f"127.0.0.1:{self.server.port}", self.tls[node], timeout=10)
+        return NodeClient(f"127.0.0.2:{self.server.port}", self.tls[node], timeout=10)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -510,6 +514,7 @@ def test_a_workers_idle_facility_sleeps_and_wakes_through_a_managers_node_api(
         assert route(config, "praxis") == RouteState.RUNNING
     assert events(caplog, "no_manager") == []
     assert worker3.task_calls == []
+    assert worker3.node.remote.swarm.answered == "127.0.0.2"  # the manager that answers
 
 
 def test_a_worker_may_scale_only_the_facilities_pinned_to_it(worker3, config):
