@@ -131,12 +131,14 @@ def _require_manager(cluster: ClusterContext) -> dict:
     return state
 
 
-def _label_self(swarm: Swarm, node_id: str, name: str) -> None:
-    """Label this node; a manager that just joined may need a moment before Raft takes writes."""
+def _label_self(swarm: Swarm, node_id: str, name: str, cert: str) -> None:
+    """Label this node with its name and its certificate's common name (how a manager's node
+    API knows which node asks); a manager that just joined may need a moment before Raft takes
+    writes."""
     deadline = time.monotonic() + LABEL_WAIT_SECONDS
     while True:
         try:
-            swarm.label_node(node_id, name)
+            swarm.label_node(node_id, name, cert)
             return
         except DockerError:
             if time.monotonic() > deadline:
@@ -162,8 +164,9 @@ def init(ctx: click.Context, advertise_addr: str | None, as_json: bool) -> None:
     ca_cert = cluster_ca.create_ca(home)
     node_id = cluster.swarm.init(address)
     name = cluster.swarm.local_state()["name"]
-    cluster_ca.install(home, cluster_ca.issue(home, name))
-    _label_self(cluster.swarm, node_id, name)
+    material = cluster_ca.issue(home, name)
+    cluster_ca.install(home, material)
+    _label_self(cluster.swarm, node_id, name, cluster_ca.common_name(material["cert"]))
     node = next(n for n in cluster.swarm.nodes() if n.id == node_id)
     # Last: the gateway and the supervisor become global services (one task on every node).
     stack = ctx.find_root().obj.stack.up()
@@ -247,7 +250,7 @@ def join(
     directory = cluster_ca.install(cluster.config.home, material)
     bundle.unlink(missing_ok=True)
     name = cluster.swarm.local_state()["name"]
-    _label_self(cluster.swarm, node_id, name)
+    _label_self(cluster.swarm, node_id, name, cluster_ca.common_name(material["cert"]))
     # The stack's global services start a task here as soon as its folders exist.
     ctx.find_root().obj.stack.prepare_node()
     result = {"node": name, "node_id": node_id, "manager": manager, "tls": str(directory)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -95,6 +96,15 @@ def issue(home: Path, name: str) -> dict[str, str]:
             "cert": cert.decode(),
             "key": key.read_text(),
         }
+
+
+def common_name(cert_pem: str) -> str:
+    """The subject's common name of a PEM certificate (a node's identity in the cluster)."""
+    subject = _openssl("x509", "-noout", "-subject", "-nameopt", "RFC2253", stdin=cert_pem.encode())
+    found = re.search(r"(?:^|[=,])CN=([^,\n]+)", subject.decode(errors="replace"))
+    if found is None:
+        raise InvalidArgument("the node certificate has no common name")
+    return found.group(1).strip()
 
 
 def install(home: Path, bundle: dict[str, str]) -> Path:

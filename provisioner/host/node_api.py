@@ -171,6 +171,55 @@ class NodeClient:
             raise NodeError(f"node {self.address} answered {action} without a status")
         return status
 
+    def scaling_lookup(self, slugs: list[str]) -> dict:
+        """(A manager) the facility services pinned to this host, and where those asked about
+        are pinned: {"node", "pinned": {slug: replicas}, "placed": {slug: node or None}}."""
+        answer = self._call("POST", f"{API}/scaling", {"slugs": sorted(slugs)}, self.timeout)
+        node, pinned, placed = answer.get("node"), answer.get("pinned"), answer.get("placed")
+        if not (
+            isinstance(node, str)
+            and isinstance(pinned, dict)
+            and isinstance(placed, dict)
+            and all(SLUG_RE.fullmatch(s) and v in (0, 1) for s, v in pinned.items())
+            and all(
+                SLUG_RE.fullmatch(s) and (v is None or isinstance(v, str))
+                for s, v in placed.items()
+            )
+        ):
+            raise NodeError(f"node {self.address} answered a scaling lookup with unusable fields")
+        return {"node": node, "pinned": pinned, "placed": placed}
+
+    def scaling_service(self, slug: str) -> dict:
+        """(A manager) this host's facility service: {"slug", "node", "replicas", "tasks"}."""
+        answer = self._call("GET", f"{API}/scaling/{check_slug(slug)}", None, self.timeout)
+        tasks = answer.get("tasks")
+        fields = ("id", "node", "state", "desired", "container_id", "error")
+        if not (
+            isinstance(answer.get("node"), str)
+            and answer.get("replicas") in (0, 1)
+            and isinstance(tasks, list)
+            and all(
+                isinstance(t, dict) and all(isinstance(t.get(k), str) for k in fields)
+                for t in tasks
+            )
+        ):
+            raise NodeError(f"node {self.address} answered a service with unusable fields")
+        return {
+            "slug": slug,
+            "node": answer["node"],
+            "replicas": answer["replicas"],
+            "tasks": [{k: t[k] for k in fields} for t in tasks],
+        }
+
+    def scale(self, slug: str, replicas: int) -> int:
+        """(A manager) scale this host's facility service to 0 or 1 replica."""
+        answer = self._call(
+            "POST", f"{API}/scaling/{check_slug(slug)}", {"replicas": replicas}, self.timeout
+        )
+        if answer.get("replicas") != replicas:
+            raise NodeError(f"node {self.address} answered a scaling without its replicas")
+        return replicas
+
     def add_tombstones(self, slug: str, items: list[dict]) -> int:
         """Hand the node (a manager) tombstones of a facility to keep; how many were new."""
         body = {"facility": check_slug(slug), "tombstones": items}

@@ -16,6 +16,9 @@ SWARM_PORT = 2377
 # Every node carries its own name in this label; a facility service is pinned to one node by a
 # constraint on it (`node.labels.medcell.node==<node>`), so a facility never starts elsewhere.
 NODE_LABEL = "medcell.node"
+# Every node also carries the common name of its cluster certificate (set by `cluster init` and
+# `join`, while the node is a manager): a manager's node API knows by it which node asks.
+CERT_LABEL = "medcell.cert"
 FACILITY_LABEL = "medcell.facility"
 # On a facility service the operator stopped (`facility stop`): nothing wakes it but `start`.
 STOPPED_LABEL = "medcell.stopped"
@@ -102,6 +105,8 @@ def pin_constraint(node: str) -> str:
 
 class Swarm:
     """This host's Docker Engine, seen as a Swarm member."""
+
+    poll_seconds = POLL_SECONDS  # between two looks while waiting for a task
 
     def __init__(self, client=None):
         self._client = client
@@ -194,12 +199,16 @@ class Swarm:
         address = (node.attrs.get("ManagerStatus") or {}).get("Addr") or ""
         return token, address
 
-    def label_node(self, node_id: str, name: str) -> None:
-        """Give a node its `medcell.node` label (what facility constraints match)."""
+    def label_node(self, node_id: str, name: str, cert: str = "") -> None:
+        """Give a node its `medcell.node` label (what facility constraints match) and, with
+        `cert`, the common name of its cluster certificate (CERT_LABEL)."""
         with engine_errors(f"labelling node {name}"):
             node = self.client.nodes.get(node_id)
             spec = dict(node.attrs["Spec"])
-            spec["Labels"] = {**(spec.get("Labels") or {}), NODE_LABEL: name}
+            labels = {**(spec.get("Labels") or {}), NODE_LABEL: name}
+            if cert:
+                labels[CERT_LABEL] = cert
+            spec["Labels"] = labels
             node.update(spec)
 
     def nodes(self) -> list[NodeInfo]:
@@ -324,7 +333,7 @@ class Swarm:
                 raise DockerError(
                     f"the task of {name} is not running after {timeout:.0f} s ({_describe(task)})"
                 )
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll_seconds)
 
     def wait_stopped(self, name: str, timeout: float) -> None:
         """Wait until no task of the service has a container running or about to run."""
@@ -332,7 +341,13 @@ class Swarm:
         while any(t.state in ACTIVE_TASK_STATES for t in self._tasks(name)):
             if time.monotonic() > deadline:
                 raise DockerError(f"the task of {name} still runs after {timeout:.0f} s")
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll_seconds)
+
+    def tasks(self, name: str) -> list[TaskInfo]:
+        """The service's tasks, each with its node's name."""
+        tasks = self._tasks(name)
+        names = self._node_names() if tasks else {}
+        return [dataclasses.replace(t, node=names.get(t.node, t.node)) for t in tasks]
 
     def failed_tasks(self, name: str) -> frozenset[str]:
         return frozenset(t.id for t in self._tasks(name) if t.state in FAILED_TASK_STATES)

@@ -2,10 +2,12 @@
 
 A cluster facility is a service pinned to one node (host/swarm.py); the supervisor of that node
 keeps today's duties for it over the node's own socket: probes, sleep after its idle time (scale
-0), wakes for requests and deadlines (scale 1), mail. Scaling needs a manager: on a worker, or on
-a node cut off from the managers, the supervisor leaves awake facilities awake (they delete their
-own expired data), logs it, and tries again; it never `docker stop`s or `start`s a task's
-container (Swarm would restart the one, and cannot be handed the other).
+0), wakes for requests and deadlines (scale 1), mail. Scaling needs a manager: a manager's own
+engine; a worker asks a manager's node API (host/manager_swarm.py, served by scaling.py), which
+scales only the services pinned to the node that asks. On a node cut off from every manager the
+supervisor leaves awake facilities awake (they delete their own expired data), logs it, and
+tries again; it never `docker stop`s or `start`s a task's container (Swarm would restart the
+one, and cannot be handed the other).
 
 Discovery runs off the scheduler's thread (a cut manager may take its client's timeout to
 answer): `discover()` lists the services once and says whether a manager answered.
@@ -23,16 +25,18 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from medcell_common.interfaces import RouteState
-from provisioner.host import locks, routes, state_file
+from medcell_common.interfaces import Label, RouteState
+from provisioner.host import facility_data, locks, routes, state_file
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import ContainerSpec, DockerBackend
 from provisioner.host.engine import LocalEngine, SwarmEngine, Whereabouts
-from provisioner.host.errors import Busy, DockerError, DockerUnavailable
-from provisioner.host.swarm import Swarm
+from provisioner.host.errors import Busy, DockerError, DockerUnavailable, ProvisionerError
+from provisioner.host.manager_swarm import ManagerSwarm
+from provisioner.host.swarm import Swarm, SwarmConfigs
 from provisioner.host.validation import SLUG_RE
 from provisioner.supervisor.logs import event
-from provisioner.supervisor.node_api import in_cluster
+from provisioner.supervisor.node_api import in_cluster, node_tls_dir
 
 SWARM_TIMEOUT = 15.0  # one manager call; a cut manager may otherwise hold a thread for a minute
 # A facility with no service at all is only taken for deleted once its files here are this old:
@@ -96,18 +100,34 @@ class NodeEngine:
     """The FacilityEngine of a cluster node's supervisor.
 
     Facilities pinned here are Swarm services (SwarmEngine: scale through this node's engine, a
-    manager). A single-host facility this host kept when it joined (a container named exactly
-    `medcell-<slug>`, not a task) is still started and stopped as one. Without a manager (see
-    `reachable`, set by each discovery) nothing is scaled (NoManager), and where a facility is
-    comes from this node's own containers.
+    manager; on a worker through a manager's node API, `remote`). A single-host facility this
+    host kept when it joined (a container named exactly `medcell-<slug>`, not a task) is still
+    started and stopped as one. Without a manager (see `reachable`, set by each discovery)
+    nothing is scaled (NoManager), and where a facility is comes from this node's own
+    containers.
     """
 
-    def __init__(self, config: Config, backend: DockerBackend, swarm: Swarm, node: str = ""):
+    def __init__(
+        self,
+        config: Config,
+        backend: DockerBackend,
+        swarm: Swarm,
+        node: str = "",
+        remote: ManagerSwarm | None = None,
+    ):
         self.config, self.backend, self.node = config, backend, node
         self.local = LocalEngine(config, backend)
         self.swarm = SwarmEngine(config, swarm, local=backend)
+        if remote is None:
+            remote = ManagerSwarm(config.prefix, swarm.manager_addresses, node_tls_dir(config))
+        # A worker's: the same calls, through a manager's node API.
+        self.remote = SwarmEngine(config, remote, local=backend)
         self.reachable = False
+        self.worker = False  # set by each discovery: scale through `remote`
         self._discoveries = 0
+
+    def _scaler(self) -> SwarmEngine:
+        return self.remote if self.worker else self.swarm
 
     def plain(self, slug: str) -> bool:
         """Whether the facility is a single-host container on this node (not a Swarm task)."""
@@ -125,7 +145,7 @@ class NodeEngine:
             return self.local.locate(slug)
         if self.reachable:
             try:
-                return self.swarm.locate(slug)
+                return self._scaler().locate(slug)
             except DockerError:
                 pass  # the manager went away meanwhile: what this node sees below
         if self.runs_here(slug):
@@ -147,7 +167,7 @@ class NodeEngine:
         elif not self.reachable:
             raise NoManager(f"no manager answers; facility {slug} cannot be scaled")
         else:
-            self.swarm.wake(slug, timeout)
+            self._scaler().wake(slug, timeout)
 
     def sleep(self, slug: str, timeout: int) -> None:
         if self.plain(slug):
@@ -155,7 +175,7 @@ class NodeEngine:
         elif not self.reachable:
             raise NoManager(f"no manager answers; facility {slug} cannot be scaled")
         else:
-            self.swarm.sleep(slug, timeout)
+            self._scaler().sleep(slug, timeout)
 
     def remove(self, slug: str) -> None:
         raise DockerError("a node's supervisor removes no facility")
@@ -174,7 +194,8 @@ class NodeEngine:
             return Discovery(self.node, reachable=False, reason="inactive")
         self.node = state["name"] or self.node  # the name its services are pinned by
         if not state["manager"]:
-            return Discovery(self.node, reachable=False, reason="worker")
+            return self._discover_as_worker()
+        self.worker = False
         full = self._discoveries % FULL_LISTING_EVERY == 0
         try:
             services = self.swarm.swarm.facility_services(None if full else self.node)
@@ -189,7 +210,79 @@ class NodeEngine:
             return Discovery(self.node, reachable=False, reason="unreachable")
         self._discoveries += 1
         pinned = {s.slug: s.replicas for s in services if s.slug in placed and s.node == self.node}
+        destroy_stale_copies(self.config, self.backend, self.swarm.swarm, self.node, pinned)
         return Discovery(self.node, reachable=True, pinned=pinned, placed=placed)
+
+    def _discover_as_worker(self) -> Discovery:
+        """A worker asks a manager's node API for the services pinned to it, and where those it
+        keeps files of are pinned now. (Its stale copies wait for a manager's look: taking a
+        facility's cluster lock needs one.)"""
+        try:
+            found = self.remote.swarm.lookup(sorted(local_slugs(self.config)))
+        except ProvisionerError:
+            self.worker = False
+            return Discovery(self.node, reachable=False, reason="worker")
+        self.worker = True
+        self.node = found["node"]
+        self._discoveries += 1
+        return Discovery(
+            self.node, reachable=True, pinned=dict(found["pinned"]), placed=dict(found["placed"])
+        )
+
+
+def stale_copies(
+    config: Config, backend: DockerBackend, swarm: Swarm, node: str, pinned: dict[str, int]
+) -> dict[str, str]:
+    """Facilities whose volumes are on this node but which now live on another one: slug ->
+    that node. Confirmed from the managers for each: its service's constraint names another
+    node and its task runs there (a node `node evacuate` gave up on, back with its old copy).
+    Never a facility pinned here, nor one without a service (a single-host container's)."""
+    labels = {Label.INSTANCE: config.prefix, Label.FACILITY: None}
+    held = {v.labels.get(Label.FACILITY, "") for v in backend.volumes(labels)}
+    found = {}
+    for slug in sorted(s for s in held if SLUG_RE.fullmatch(s) and s not in pinned):
+        service = swarm.service(config.facility(slug).container)
+        if service is None or service.node in (None, node) or not service.running:
+            continue
+        if service.task is not None and service.task.node == service.node:
+            found[slug] = service.node
+    return found
+
+
+def destroy_stale_copies(
+    config: Config, backend: DockerBackend, swarm: Swarm, node: str, pinned: dict[str, int]
+) -> list[str]:
+    """Destroy this node's copy of each facility that lives on another node now (stale_copies),
+    as a move releases its old node: wipe, shredded keys, volumes, state file, socket folder,
+    route; no line in deletions.log (the facility lives on). Each under the facility's cluster
+    lock (so never while a move or an evacuation works on it) and this node's own lock, and
+    only if the managers still say so once both are held. Returns the slugs destroyed."""
+    try:
+        candidates = stale_copies(config, backend, swarm, node, pinned)
+    except DockerError:
+        return []  # the manager went away meanwhile: next discovery
+    destroyed = []
+    cluster_locks = SwarmLocks(config, SwarmConfigs(swarm.client))
+    for slug, elsewhere in candidates.items():
+        try:
+            with cluster_locks.hold(slug), locks.facility_lock(config, slug):
+                if slug not in stale_copies(config, backend, swarm, node, {}):
+                    continue
+                result = facility_data.destroy(config, backend, slug, lambda _: None, log=False)
+        except Busy:
+            continue  # a command works on it: next discovery
+        except ProvisionerError as e:
+            event("stale_copy_failed", logging.WARNING, slug=slug, error=type(e).__name__)
+            continue
+        event(
+            "stale_copy_destroyed",
+            logging.WARNING,
+            slug=slug,
+            node=elsewhere,
+            shredded=result["shredded"],
+        )
+        destroyed.append(slug)
+    return destroyed
 
 
 def local_slugs(config: Config) -> set[str]:

@@ -13,6 +13,12 @@ slow or hostile client holds at most one worker for a while and never the superv
     POST   /v1/tombstones                    {"facility", "tombstones"} -> {"facility", "added"}
     DELETE /v1/tombstones/<slug>                                -> {"facility", "forgotten"}
 
+A manager scales a worker's own facilities for it (provisioner/supervisor/scaling.py):
+
+    POST   /v1/scaling                       {"slugs": [...]} -> {"node", "pinned", "placed"}
+    GET    /v1/scaling/<slug>                   -> {"slug", "node", "replicas", "tasks"}
+    POST   /v1/scaling/<slug>                {"replicas": 0|1} -> {"slug", "replicas"}
+
 Backups, moves and restores (provisioner/host/backup_transfer.py):
 
     POST   /v1/facilities/<slug>/backup      {"backup_id", "key"} -> {"manifest", "meta", "sizes"}
@@ -64,8 +70,10 @@ from provisioner.host.errors import (
     WakeFailed,
 )
 from provisioner.host.node_api import API, MAX_BODY_BYTES, MAX_TOMBSTONES, tls_files
+from provisioner.host.swarm import Swarm
 from provisioner.host.validation import check_slug
 from provisioner.supervisor.logs import event
+from provisioner.supervisor.scaling import Forbidden, ManagerScaling
 
 WORKERS = 4  # connections served at once
 MAX_PENDING = 32  # connections served or waiting for a worker; more are closed at once
@@ -119,6 +127,7 @@ class NodeService:
         self.facility_engine = engine
         self._engine = None
         self.apply_timeout = routes.APPLY_TIMEOUT  # for this node's gateway to serve a new map
+        self.scaling = ManagerScaling(config, lambda: Swarm(backend.client))
 
     @property
     def node(self) -> str:
@@ -129,9 +138,10 @@ class NodeService:
             self._engine = self.backend.engine()
         return self._engine
 
-    def handle(self, method: str, path: str, body: object) -> tuple[int, dict]:
-        """Route one request; every known failure becomes its error answer."""
-        return self.handle_call(self._route, method, path, body)
+    def handle(self, method: str, path: str, body: object, peer: str = "") -> tuple[int, dict]:
+        """Route one request; every known failure becomes its error answer. `peer`: the common
+        name of the client's certificate (which node asks)."""
+        return self.handle_call(self._route, method, path, body, peer)
 
     def handle_call(self, call, *args) -> tuple[int, object]:
         """`call(*args)` with every known failure as its error answer."""
@@ -139,6 +149,8 @@ class NodeService:
             return 200, call(*args)
         except ApiError as e:
             return _error(e.code, e.message)
+        except Forbidden as e:
+            return _error("forbidden", str(e))
         except InvalidArgument as e:
             return _error("invalid", str(e))
         except FacilityNotFound as e:
@@ -159,8 +171,17 @@ class NodeService:
             log.exception("node_api_error", extra={"fields": {"event": "node_api_error"}})
             return _error("internal", "the node could not do that; see its supervisor's log")
 
-    def _route(self, method: str, path: str, body: object) -> dict:
+    def _route(self, method: str, path: str, body: object, peer: str = "") -> dict:
         parts = path.split("/")
+        if path == f"{API}/scaling":
+            self._method(method, "POST")
+            return self.scaling.lookup(peer, body)
+        if path.startswith(f"{API}/scaling/") and len(parts) == 4:
+            slug = check_slug(parts[3])
+            self._method(method, "GET", "POST")
+            if method == "GET":
+                return self.scaling.service(peer, slug)
+            return self.scaling.scale(peer, slug, body)
         if path == f"{API}/node":
             self._method(method, "GET")
             return self.info()
@@ -490,7 +511,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             body = answer
         self.server.request_read()  # from here on the answer may take as long as its work
-        self._send(*self.server.service.handle(self.command, self.path, body))
+        peer = getattr(self.server._local, "peer", "")
+        self._send(*self.server.service.handle(self.command, self.path, body, peer))
 
     def _serve_file(self) -> None:
         """A sealed backup file, streamed out (GET) or in (PUT, its Content-Length exactly)."""
@@ -634,6 +656,7 @@ class NodeServer(socketserver.TCPServer):
             if not _cluster_peer(tls.getpeercert()):
                 event("node_api_refused", reason="certificate")
                 return
+            self._local.peer = _common_name(tls.getpeercert())
             self.finish_request(tls, client_address)
         except (OSError, ValueError):
             pass  # a handshake refused, a client gone or too slow: nothing to answer
@@ -680,6 +703,15 @@ def _shut(held: dict) -> None:
 def _cluster_peer(cert: dict | None) -> bool:
     names = (cert or {}).get("subjectAltName", ())
     return ("DNS", CLUSTER_PEER_NAME) in names
+
+
+def _common_name(cert: dict | None) -> str:
+    """The subject's common name of the verified client certificate ("" if none)."""
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
 
 
 def server_context(tls_dir: Path) -> ssl.SSLContext:

@@ -1,6 +1,7 @@
 """A node lost for good on the lab: scheduled backups (MEDCELL_BACKUP_EVERY) store each facility's
 backup on another node with its key on every manager; after node3 is cut, `node evacuate node3`
-restores its facility on another node from that backup, which answers with what it held."""
+restores its facility on another node from that backup, which answers with what it held; when
+node3 returns all the same, its supervisor destroys its stale copy of that facility."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from devsupport import eventually
 from tests.cluster.conftest import NODES
 from tests.cluster.test_facility_lifecycle import Gateway
-from tests.cluster.test_move import _bodies, _login
+from tests.cluster.test_move import _bodies, _login, _nothing_of
 
 pytestmark = pytest.mark.lab
 
@@ -72,6 +73,11 @@ def test_evacuate_restores_a_lost_nodes_facility_from_its_newest_backup_elsewher
             # The managers elect a leader again once node3 is back; until then they refuse.
             back = eventually(lambda: lab.node_state("node3"), lambda s: s == "ready", 120)
             lab.settled()
+        # Back, node3 destroys its stale copy of the facility now running on another node.
+        nothing = {"containers": [], "volumes": [], "socket_dir": False}
+        left = eventually(lambda: _nothing_of(lab, "node3", slug), lambda x: x == nothing, 180)
+        state_left = (lab.directory / "node3/home/facilities" / f"{slug}.json").exists()
+        still = lab.medcell_json("node1", "facility", "show", slug)
     finally:
         lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
         lab.run("node1", "medcell", "node", "activate", "node3")
@@ -86,3 +92,5 @@ def test_evacuate_restores_a_lost_nodes_facility_from_its_newest_backup_elsewher
     assert bodies == ["kept in the backup"]
     assert shown["node"] == row["to"]
     assert back == "ready"
+    assert left == nothing and not state_left
+    assert still["node"] == row["to"] and still["status"] == "running"  # the evacuated one lives

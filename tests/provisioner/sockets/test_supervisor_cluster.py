@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import pytest
 
 from medcell_common.interfaces import RouteState
-from provisioner.host import routes, specs, state_file
+from provisioner.host import cluster_ca, routes, specs, state_file
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
+from provisioner.host.errors import NodeError
+from provisioner.host.manager_swarm import ManagerSwarm
+from provisioner.host.node_api import NodeClient
 from provisioner.host.service_spec import facility_service_spec
-from provisioner.host.swarm import Swarm, pin_constraint
+from provisioner.host.swarm import CERT_LABEL, Swarm, SwarmConfigs, pin_constraint
 from provisioner.supervisor import cluster
 from provisioner.supervisor.cluster import NodeEngine
+from provisioner.supervisor.node_api import NodeServer, NodeService
 from provisioner.supervisor.service import Supervisor
+from tests.provisioner.fakeconfigs import ConfigStore, FakeConfigAPI
 from tests.provisioner.fakedocker import api_error
 from tests.provisioner.fakeswarm_replicated import FakeSwarm
 from tests.provisioner.sockets.fakes import Engine, FakeFacility
@@ -42,6 +49,12 @@ class Manager(FakeSwarm):
         for method in ("inspect_service", "update_service", "tasks"):
             setattr(self.api, method, self._guarded(getattr(self.api, method)))
         self.services.list = self._guarded(self.services.list)
+        self.configs = ConfigStore()  # the cluster's locks
+        configs = FakeConfigAPI(self.configs)
+        for method in ("create_config", "inspect_config", "remove_config"):
+            setattr(self.api, method, self._guarded(getattr(configs, method)))
+        for method in ("_url", "_post_json", "_raise_for_status"):
+            setattr(self.api, method, getattr(configs, method))
 
     def _guarded(self, call):
         def guarded(*args, **kwargs):
@@ -69,10 +82,68 @@ class Manager(FakeSwarm):
         return self.services_by_name[f"medcell-{slug}"]["Spec"]["Mode"]["Replicated"]["Replicas"]
 
 
-class Cluster:
-    """node3 with its engine and facilities, the manager, and node3's supervisor."""
+class WorkerEngine:
+    """node3's own engine as a Swarm worker: it knows the managers' addresses, answers no
+    Swarm call."""
 
-    def __init__(self, config: Config, engine: Engine, clock):
+    def __init__(self, manager: Manager):
+        self.manager = manager
+        self.api = self
+
+    def info(self) -> dict:
+        return {
+            "Name": NODE,
+            "Swarm": {
+                "LocalNodeState": "active",
+                "ControlAvailable": False,
+                "NodeID": self.manager.nodes_by_name[NODE].id,
+                "NodeAddr": "127.0.0.3",
+                # node2, a manager that is down (nothing answers there), and node1.
+                "RemoteManagers": [
+                    {"NodeID": "n2", "Addr": "127.0.0.1:2377"},
+                    {"NodeID": "n1", "Addr": "127.0.0.2:2377"},
+                ],
+            },
+        }
+
+    def __getattr__(self, name):
+        raise api_error(503, "This node is not a swarm manager.")
+
+
+class NodeOne:
+    """node1, a manager: its node API over real mutual TLS on loopback, its engine the fake
+    manager's; every node's certificate from one cluster CA, each node's Swarm entry labelled
+    with its certificate's common name (as `cluster init` and `join` do)."""
+
+    def __init__(self, config: Config, manager: Manager, home):
+        cluster_ca.create_ca(home)
+        self.tls = {}
+        for node, common_name in (("node1", "node1"), (NODE, "medcell-node-42")):
+            folder = home / node
+            material = cluster_ca.issue(home, common_name)
+            for name, key in (("ca.crt", "ca_cert"), ("node.crt", "cert"), ("node.key", "key")):
+                folder.mkdir(exist_ok=True)
+                (folder / name).write_text(material[key])
+            self.tls[node] = folder
+            manager.nodes_by_name[node].attrs["Spec"]["Labels"][CERT_LABEL] = common_name
+        self.server = NodeServer(
+            ("127.0.0.2", 0), self.tls["node1"], NodeService(config, DockerBackend(manager))
+        )
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def client(self, node: str = NODE) -> NodeClient:
+        return NodeClient(f"127.0.0.2:{self.server.port}", self.tls[node], timeout=10)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Cluster:
+    """node3 with its engine and facilities, the manager, and node3's supervisor; `worker`:
+    node3 is a worker and node1's node API scales its facilities."""
+
+    def __init__(self, config: Config, engine: Engine, clock, worker: bool = False):
         self.config, self.engine, self.clock = config, engine, clock
         self.manager = Manager()
         self.manager.add_node("node1")
@@ -85,7 +156,20 @@ class Cluster:
             config.gateway_image, name="medcell-gateway.1.g1", labels=config.labels(role="gateway")
         )
         gateway.status = "running"
-        self.node = NodeEngine(config, DockerBackend(engine), Swarm(self.manager))
+        self.node1: NodeOne | None = None
+        if worker:
+            self.node1 = NodeOne(config, self.manager, config.home.parent / "tls")
+            remote = ManagerSwarm(
+                config.prefix,
+                Swarm(WorkerEngine(self.manager)).manager_addresses,
+                self.node1.tls[NODE],
+                port=self.node1.server.port,
+            )
+            self.node = NodeEngine(
+                config, DockerBackend(engine), Swarm(WorkerEngine(self.manager)), remote=remote
+            )
+        else:
+            self.node = NodeEngine(config, DockerBackend(engine), Swarm(self.manager))
         self.supervisor = Supervisor(config, DockerBackend(engine), clock=clock, node=self.node)
 
     def add(self, slug: str, node: str = NODE, awake: bool = True, **st) -> FakeFacility | None:
@@ -150,6 +234,8 @@ class Cluster:
 
     def close(self) -> None:
         self.supervisor.close()
+        if self.node1 is not None:
+            self.node1.close()
         for app in self.apps.values():
             app.halt()
 
@@ -157,6 +243,13 @@ class Cluster:
 @pytest.fixture
 def node3(config, engine, clock, gateway):
     made = Cluster(config, engine, clock)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def worker3(config, engine, clock, gateway):
+    made = Cluster(config, engine, clock, worker=True)
     yield made
     made.close()
 
@@ -337,7 +430,9 @@ def test_a_returning_node_first_removes_what_is_no_longer_assigned_to_it(
     node3.add("newcomer")  # pinned here, with no route on this node yet
     routes.set_route(config, "newcomer", None)
 
-    node3.settle()
+    # The move bringing "arriving" here holds its cluster lock until it is done.
+    with SwarmLocks(config, SwarmConfigs(node3.manager), host="node1").hold("arriving"):
+        node3.settle()
     table = routes.read_routes(config)["facilities"]
     assert set(table) == {"praxis", "fresh", "arriving", "newcomer"}
     assert table["newcomer"] == {"state": RouteState.ASLEEP}  # its first request wakes it
@@ -347,10 +442,12 @@ def test_a_returning_node_first_removes_what_is_no_longer_assigned_to_it(
     for slug in ("fresh", "arriving"):
         assert state_file.state_path(config, slug).exists()
         assert config.facility(slug).socket_dir.exists()
-    # No volume is touched: those of a facility pinned elsewhere go when its move shreds them.
-    assert {"medcell-moved-data", "medcell-gone-data", "medcell-fresh-data"} <= set(
-        engine.volumes_by_name
-    )
+    # The copy of "moved", which runs on node1 now, is destroyed here (no deletions.log line);
+    # no other volume is touched: not one without a service, nor one a move works on.
+    volumes = set(engine.volumes_by_name)
+    assert "medcell-moved-data" not in volumes
+    assert {"medcell-gone-data", "medcell-fresh-data", "medcell-arriving-data"} <= volumes
+    assert not (config.home / "deletions.log").exists()
     assert set(node3.supervisor.scheduler.entries) == {"praxis", "newcomer"}
 
 
@@ -391,3 +488,75 @@ def test_a_single_host_facility_kept_when_the_host_joined_is_still_slept_as_a_co
     assert engine.containers_by_name["medcell-legacy"].status == "exited"
     assert route(config, "legacy") == RouteState.ASLEEP
     assert node3.manager.services_by_name == {}
+
+
+# A worker: scaled through a manager's node API
+
+
+def test_a_workers_idle_facility_sleeps_and_wakes_through_a_managers_node_api(
+    worker3, config, clock, caplog
+):
+    app = worker3.add("praxis")
+    idle_since(app, clock, clock.now)
+    worker3.supervisor.start_server()
+    with caplog.at_level(logging.INFO, logger="medcell.supervisor"):
+        worker3.settle()
+        assert set(worker3.supervisor.scheduler.entries) == {"praxis"}
+        worker3.run_for(61)
+        assert worker3.manager.replicas("praxis") == 0  # scaled by node1, asked by node3
+        assert state_file.load(config, "praxis").asleep
+        assert route(config, "praxis") == RouteState.ASLEEP
+
+        # A request for it through node3's wake API: node1 scales it to 1, it answers.
+        status, _, body = post(config, "/wake/praxis")
+        assert (status, body) == (200, {"slug": "praxis", "state": "running"})
+        assert worker3.manager.replicas("praxis") == 1
+        assert route(config, "praxis") == RouteState.RUNNING
+    assert events(caplog, "no_manager") == []
+    assert worker3.task_calls == []
+    assert worker3.node.remote.swarm.answered == "127.0.0.2"  # the manager that answers
+
+
+def test_a_worker_may_scale_only_the_facilities_pinned_to_it(worker3, config):
+    worker3.add("praxis")
+    worker3.add("elsewhere", node="node1")
+    node3 = worker3.node1.client(NODE)
+    assert node3.scaling_lookup(["elsewhere", "gone"]) == {
+        "node": NODE,
+        "pinned": {"praxis": 1},
+        "placed": {"praxis": NODE, "elsewhere": "node1"},
+    }
+    assert node3.scale("praxis", 0) == 0
+    assert worker3.manager.replicas("praxis") == 0
+    with pytest.raises(NodeError) as refused:
+        node3.scale("elsewhere", 0)
+    assert (refused.value.code, refused.value.status) == ("forbidden", 403)
+    with pytest.raises(NodeError, match="not pinned"):
+        node3.scaling_service("elsewhere")
+    assert worker3.manager.replicas("elsewhere") == 1
+
+
+def test_a_certificate_no_node_carries_scales_nothing(worker3, config):
+    worker3.add("praxis")
+    # node1's own certificate is of the cluster, but no facility is pinned to node1 here;
+    # a node whose label was never set (joined before the label existed) is no one.
+    del worker3.manager.nodes_by_name[NODE].attrs["Spec"]["Labels"][CERT_LABEL]
+    with pytest.raises(NodeError) as refused:
+        worker3.node1.client(NODE).scale("praxis", 0)
+    assert refused.value.code == "forbidden"
+    assert "names no node" in str(refused.value)
+    with pytest.raises(NodeError, match="not pinned"):
+        worker3.node1.client("node1").scale("praxis", 0)
+    assert worker3.manager.replicas("praxis") == 1
+
+
+def test_a_worker_whose_managers_do_not_answer_holds_its_sleeps(worker3, config, clock, caplog):
+    app = worker3.add("praxis")
+    idle_since(app, clock, clock.now)
+    worker3.node1.close()
+    with caplog.at_level(logging.INFO, logger="medcell.supervisor"):
+        worker3.settle()
+        worker3.run_for(61)
+    assert worker3.manager.replicas("praxis") == 1
+    assert [e["reason"] for e in events(caplog, "no_manager")] == ["worker"]
+    assert [e["slug"] for e in events(caplog, "sleep_held")] == ["praxis"]
