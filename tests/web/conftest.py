@@ -115,15 +115,22 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screensh
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def playwright_driver():
+    """One Playwright driver per session: its sync API cannot run twice in one process at once,
+    so a module that needs a browser of its own launches it from this driver."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_driver):
+    browser = playwright_driver.chromium.launch(
+        executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
 
 
 # The gateway variant needs Docker as well: `pytest --browser` alone runs the local one.

@@ -76,7 +76,7 @@ def log_in(page, site) -> None:
     goto(page, f"{site.base}/login")
     page.get_by_label("Benutzername").fill(site.admin_user)
     page.get_by_label("Passwort", exact=True).fill(site.admin_password)
-    page.get_by_role("button", name="Anmelden").click()
+    page.get_by_role("button", name="Anmelden", exact=True).click()
     page.wait_for_url(re.compile(r"/staff/$"))
 
 

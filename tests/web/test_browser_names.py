@@ -55,7 +55,7 @@ def test_messages_show_who_of_the_team_wrote_them(chromium, site):
     goto(tom, f"{site.base}/login")
     tom.get_by_label("Benutzername").fill(login)
     tom.get_by_label("Passwort", exact=True).fill(password)
-    tom.get_by_role("button", name="Anmelden").click()
+    tom.get_by_role("button", name="Anmelden", exact=True).click()
     tom.wait_for_url(re.compile(r"/staff/$"))
     goto(tom, conv_url)
     assert tom.locator("#messages li", has_text="Von Anna").locator(".who").inner_text() == (

@@ -62,19 +62,18 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chromium(site):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                *CHROMIUM_ARGS,
-                f"--ignore-certificate-errors-spki-list={spki_hash(site['cert'])}",
-            ],
-        )
-        yield browser
-        browser.close()
+def chromium(site, playwright_driver):
+    """A browser of this module's own: it trusts the throwaway gateway's certificate (WebAuthn
+    refuses pages with certificate errors). Launched from the session's one driver."""
+    browser = playwright_driver.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=[
+            *CHROMIUM_ARGS,
+            f"--ignore-certificate-errors-spki-list={spki_hash(site['cert'])}",
+        ],
+    )
+    yield browser
+    browser.close()
 
 
 def new_page(chromium, viewport: str, authenticator: bool = True):
