@@ -94,8 +94,15 @@ def created(lab):
         return json.loads(result.stdout)
 
     yield create
+    # Whatever a test left must go, or the next tests find it: a delete refused for a moment (a
+    # leader election, a lock) is tried again, and one that keeps failing says why.
     for slug in made:
-        lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
+        for _ in range(3):
+            gone = lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
+            if gone.returncode == 0 or "no facility" in gone.stderr:
+                break
+            lab.settled(answers=3)
+        assert gone.returncode == 0 or "no facility" in gone.stderr, gone.stderr[-800:]
 
 
 def test_create_places_pins_and_serves_through_another_nodes_gateway(lab, created, scratch):
