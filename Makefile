@@ -74,7 +74,7 @@ run: images
 test: images browser nginx prometheus fonts axe
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest --docker --browser --install --lab $(PYTEST_ARGS)
+	$(BIN)/pytest --docker --browser --install --lab --durations=25 $(PYTEST_ARGS)
 
 ## In-process tests only: no Docker, no browser, no process or server started (-m "not process").
 test-fast: venv
