@@ -53,9 +53,9 @@ DAY = 86400
 COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 
 
-class Backups:
-    """Backup and restore of facilities, over the host operations (the facilities' view only
-    finds them)."""
+class KeyedBackups:
+    """What backups on one host and in a cluster share: the facilities, the clock that dates
+    keys, and the tombstones kept beside the keys."""
 
     def __init__(
         self,
@@ -65,11 +65,39 @@ class Backups:
     ):
         self.facilities = facilities
         self.config = facilities.config
-        self.backend = facilities.backend
         self.progress = facilities.progress
         self.clock = clock
         # Where the tombstones of deletions outlive the facility's database (host/tombstones.py).
         self.tombstones = store or tombstones.FileTombstones(self.config)
+
+    def _checked_record(self, slug: str, backup_id: str, manifest: dict, key: bytes) -> BackupKey:
+        """The key's record of the backup the facility wrote; refused if it is another one."""
+        if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
+            raise BackupRefused("the facility wrote a backup that is not the one asked for")
+        return _record(backup_id, slug, manifest, key, made=self.clock())
+
+    def _live_key(self, backup_id: str, now: float) -> BackupKey | None:
+        """The kept key of the backup, or None; one found expired is destroyed here."""
+        record = backup_keys.load(self.config, backup_id)
+        if record is not None and record.expires_at <= now:
+            # The supervisor does this within a second; a CLI that gets here first does it too.
+            backup_keys.destroy(self.config, backup_id)
+            return None
+        return record
+
+
+class Backups(KeyedBackups):
+    """Backup and restore of facilities, over the host operations (the facilities' view only
+    finds them)."""
+
+    def __init__(
+        self,
+        facilities: Facilities,
+        clock: Callable[[], float] = time.time,
+        store: tombstones.TombstoneStore | None = None,
+    ):
+        super().__init__(facilities, clock, store)
+        self.backend = facilities.backend
         # Waiting (for health, for a route) on the facilities' timer, which tests replace.
         self.wait_clock, self.sleep = facilities.clock, facilities.sleep
 
@@ -93,9 +121,7 @@ class Backups:
             manifest = facility_commands.run_offline(
                 self.backend, spec, stdin=_key_line(key), timeout=COMMAND_TIMEOUT
             )
-            if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
-                raise BackupRefused("the facility wrote a backup that is not the one asked for")
-            record = _record(backup_id, slug, manifest, key, made=self.clock())
+            record = self._checked_record(slug, backup_id, manifest, key)
             # The key is kept before the files are in place: a failure after this leaves an
             # unusable key until its expiry, never a backup that cannot be opened.
             key_path = backup_keys.save(self.config, record)
@@ -179,11 +205,7 @@ class Backups:
     def _key_for(self, manifest: dict) -> BackupKey:
         """The backup's key from this installation; destroyed (and refused) once it expired."""
         backup_id, now = manifest["backup_id"], self.clock()
-        record = backup_keys.load(self.config, backup_id)
-        if record is not None and record.expires_at <= now:
-            # The supervisor does this within a second; a CLI that gets here first does it too.
-            backup_keys.destroy(self.config, backup_id)
-            record = None
+        record = self._live_key(backup_id, now)
         if record is None:
             if _unix(manifest) <= now:
                 raise BackupRefused(

@@ -17,7 +17,7 @@ from base64 import b64encode
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner.cli.backups import FILES, _fresh_target, _make_dir, _record, read_manifest
+from provisioner.cli.backups import FILES, KeyedBackups, _fresh_target, _make_dir, read_manifest
 from provisioner.cli.facilities import Facilities
 from provisioner.host import backup_keys, backup_transfer, placement, smtp, specs, tombstones
 from provisioner.host.backup_keys import BackupKey
@@ -37,8 +37,11 @@ from provisioner.host.validation import check_slug
 DRAIN_LABEL = placement.DRAIN_LABEL
 
 
-class ClusterMoves:
-    """Backup, restore and move of facilities over the nodes' APIs; drain and activate nodes."""
+class ClusterMoves(KeyedBackups):
+    """Backup, restore and move of facilities over the nodes' APIs; drain and activate nodes.
+
+    The tombstones are those kept on the managers (host/tombstones.py): read here, kept whole
+    elsewhere."""
 
     def __init__(
         self,
@@ -46,13 +49,8 @@ class ClusterMoves:
         clock: Callable[[], float] = time.time,
         store: tombstones.TombstoneStore | None = None,
     ):
-        self.facilities = facilities
+        super().__init__(facilities, clock, store)
         self.cluster = facilities.cluster
-        self.config = facilities.config
-        self.progress = facilities.progress
-        self.clock = clock
-        # The tombstones kept on the managers (host/tombstones.py): read here, kept whole elsewhere.
-        self.tombstones = store or tombstones.FileTombstones(self.config)
 
     @property
     def swarm(self) -> Swarm:
@@ -103,7 +101,7 @@ class ClusterMoves:
             made_target = False
             try:
                 made = client.backup(slug, backup_id, key)
-                record = self._record(slug, backup_id, made["manifest"], key)
+                record = self._checked_record(slug, backup_id, made["manifest"], key)
                 missed = self.keep_key(record)
                 try:
                     made_target = _make_dir(target)
@@ -230,18 +228,10 @@ class ClusterMoves:
         self.progress(f"restoring {slug} from backup {record.backup_id} ...")
         return client.restore(slug, record.backup_id, record.key, since)
 
-    def _record(self, slug: str, backup_id: str, manifest: dict, key: bytes) -> BackupKey:
-        if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
-            raise BackupRefused("the facility wrote a backup that is not the one asked for")
-        return _record(backup_id, slug, manifest, key, made=self.clock())
-
     def _key_for(self, manifest: dict) -> BackupKey:
         """The backup's key, kept on this manager; refused once it expired."""
         backup_id = manifest["backup_id"]
-        record = backup_keys.load(self.config, backup_id)
-        if record is not None and record.expires_at <= self.clock():
-            backup_keys.destroy(self.config, backup_id)
-            record = None
+        record = self._live_key(backup_id, self.clock())
         if record is None or record.facility != manifest["facility"]:
             raise BackupRefused(
                 f"this manager holds no key for backup {backup_id} of {manifest['facility']} "
@@ -282,7 +272,7 @@ class ClusterMoves:
             engine.sleep(slug, STOP_GRACE_SECONDS)
             undo.append(lambda: src.drop_backup(backup_id))
             made = src.backup(slug, backup_id, key)
-            record = self._record(slug, backup_id, made["manifest"], key)
+            record = self._checked_record(slug, backup_id, made["manifest"], key)
             undo.append(lambda: dst.release(slug))  # first: a prepare cut short made something
             dst.prepare(slug, made["meta"])
             undo.append(lambda: dst.drop_backup(backup_id))
