@@ -34,6 +34,7 @@ from provisioner.host import (
 )
 from provisioner.host.backup_keys import BackupKey
 from provisioner.host.config import FACILITY_UID
+from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import (
     BackupRefused,
     DockerError,
@@ -90,16 +91,18 @@ class Backups(KeyedBackups):
     """Backup and restore of facilities, over the host operations (the facilities' view only
     finds them)."""
 
-    def __init__(
-        self,
-        facilities: Facilities,
-        clock: Callable[[], float] = time.time,
-        store: tombstones.TombstoneStore | None = None,
-    ):
-        super().__init__(facilities, clock, store)
-        self.backend = facilities.backend
-        # Waiting (for health, for a route) on the facilities' timer, which tests replace.
-        self.wait_clock, self.sleep = facilities.clock, facilities.sleep
+    @property
+    def backend(self) -> DockerBackend:
+        return self.facilities.backend
+
+    # Waiting (for health, for a route) on the facilities' timer, which tests replace.
+    @property
+    def wait_clock(self) -> Callable[[], float]:
+        return self.facilities.clock
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        return self.facilities.sleep
 
     def backup(self, slug: str, directory: Path) -> dict:
         """Write a sealed backup of the facility into `directory` (new or empty)."""

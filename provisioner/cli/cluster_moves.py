@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from provisioner.cli.backups import FILES, KeyedBackups, _fresh_target, _make_dir, read_manifest
-from provisioner.cli.facilities import Facilities
+from provisioner.cli.cluster_facilities import ClusterFacilities
 from provisioner.host import backup_keys, backup_transfer, placement, smtp, specs, tombstones
 from provisioner.host.backup_keys import BackupKey
 from provisioner.host.docker_backend import engine_errors
@@ -43,14 +43,9 @@ class ClusterMoves(KeyedBackups):
     The tombstones are those kept on the managers (host/tombstones.py): read here, kept whole
     elsewhere."""
 
-    def __init__(
-        self,
-        facilities: Facilities,
-        clock: Callable[[], float] = time.time,
-        store: tombstones.TombstoneStore | None = None,
-    ):
-        super().__init__(facilities, clock, store)
-        self.cluster = facilities.cluster
+    @property
+    def cluster(self) -> ClusterFacilities:
+        return self.facilities.cluster
 
     @property
     def swarm(self) -> Swarm:
