@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,8 @@ from provisioner.host.errors import Busy, InvalidArgument, NodeError
 from provisioner.host.node_api import NodeClient
 from provisioner.host.specs import MANAGE
 from provisioner.supervisor.node_api import NodeServer, NodeService
-from services.facility.core import accounts
 from tests.provisioner.fakedocker import FakeDocker
-from tests.provisioner.test_backups import facility_app, messages
+from tests.provisioner.test_backups import messages, staff_message
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 1024**3
@@ -92,20 +90,7 @@ def nodes(tmp_path, tls_dir):
 def _facility_with_a_message(node: Node) -> str:
     """`praxis` prepared on the node, with one conversation holding one message."""
     node.client.prepare("praxis", META)
-    app = facility_app(node.volumes)
-    conn = app.extensions["medcell"].store.conn()
-    accounts.create_staff(conn, "nurse", "long enough secret", "staff", time.time_ns() // 1000)
-    client = app.test_client()
-    token = client.post(
-        "/api/v1/login", json={"username": "nurse", "password": "long enough secret"}
-    ).json["token"]
-    staff = {"Authorization": f"Bearer {token}"}
-    conv = client.post("/api/v1/conversations", json={"title": "Knie"}, headers=staff).json
-    client.post(
-        f"/api/v1/conversations/{conv['id']}/messages", json={"body": "Röntgen ok"}, headers=staff
-    )
-    app.extensions["medcell"].store.close()
-    return conv["id"]
+    return staff_message(node.volumes)
 
 
 def test_a_backup_made_on_one_node_restores_on_another_with_its_messages(nodes):

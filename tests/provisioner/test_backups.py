@@ -73,6 +73,12 @@ def facility_app(volumes, slug="praxis", retention=7 * DAY, tombstone_dir=""):
 def praxis(medcell, volumes):
     """A facility `praxis` with a staff account and one conversation holding one message."""
     medcell.json("facility", "create", "praxis", "--name", "Praxis Dr. Müller")
+    return {"conversation": staff_message(volumes), "volumes": volumes}
+
+
+def staff_message(volumes) -> str:
+    """A staff account `nurse` in the facility on `volumes`, and one conversation of theirs
+    holding one message; the conversation's id."""
     app = facility_app(volumes)
     conn = app.extensions["medcell"].store.conn()
     accounts.create_staff(conn, "nurse", "long enough secret", "staff", time.time_ns() // 1000)
@@ -86,7 +92,7 @@ def praxis(medcell, volumes):
         f"/api/v1/conversations/{conv['id']}/messages", json={"body": "Röntgen ok"}, headers=staff
     )
     app.extensions["medcell"].store.close()
-    return {"conversation": conv["id"], "volumes": volumes}
+    return conv["id"]
 
 
 def messages(volumes, conversation: str) -> list[str]:
