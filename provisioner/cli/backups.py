@@ -77,6 +77,18 @@ class KeyedBackups:
             raise BackupRefused("the facility wrote a backup that is not the one asked for")
         return _record(backup_id, slug, manifest, key, made=self.clock())
 
+    def _backup_of(self, slug: str, directory: Path) -> tuple[Path, dict]:
+        """The backup directory and its manifest, refused unless it is a backup of `slug`."""
+        check_slug(slug)
+        source = Path(directory)
+        manifest = read_manifest(source)
+        if manifest["facility"] != slug:
+            raise InvalidArgument(
+                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
+                "opens only in the facility it was made of"
+            )
+        return source, manifest
+
     def _live_key(self, backup_id: str, now: float) -> BackupKey | None:
         """The kept key of the backup, or None; one found expired is destroyed here."""
         record = backup_keys.load(self.config, backup_id)
@@ -162,14 +174,7 @@ class Backups(KeyedBackups):
 
     def restore(self, slug: str, directory: Path, replace: bool = False) -> dict:
         """Bring a facility back from a backup: over its current data (`replace`), or recreated."""
-        check_slug(slug)
-        source = Path(directory)
-        manifest = read_manifest(source)
-        if manifest["facility"] != slug:
-            raise InvalidArgument(
-                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
-                "opens only in the facility it was made of"
-            )
+        source, manifest = self._backup_of(slug, directory)
         with self.facilities.lock(slug):
             record = self._key_for(manifest)
             try:

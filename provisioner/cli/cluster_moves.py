@@ -17,7 +17,7 @@ from base64 import b64encode
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner.cli.backups import FILES, KeyedBackups, _fresh_target, _make_dir, read_manifest
+from provisioner.cli.backups import FILES, KeyedBackups, _fresh_target, _make_dir
 from provisioner.cli.cluster_facilities import ClusterFacilities
 from provisioner.host import backup_keys, backup_transfer, placement, smtp, specs, tombstones
 from provisioner.host.backup_keys import BackupKey
@@ -124,14 +124,7 @@ class ClusterMoves(KeyedBackups):
 
     def restore(self, slug: str, directory: Path, replace: bool = False) -> dict:
         """Restore the facility on its node from a backup here (recreated if it was deleted)."""
-        check_slug(slug)
-        source = Path(directory)
-        manifest = read_manifest(source)
-        if manifest["facility"] != slug:
-            raise InvalidArgument(
-                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
-                "opens only in the facility it was made of"
-            )
+        source, manifest = self._backup_of(slug, directory)
         with self.facilities.cluster_lock(slug):
             record = self._key_for(manifest)
             placed = self.cluster.placed().get(slug)

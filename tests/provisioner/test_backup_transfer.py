@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -20,12 +18,10 @@ from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import Busy, InvalidArgument, NodeError
 from provisioner.host.node_api import NodeClient
-from provisioner.host.specs import MANAGE
 from provisioner.supervisor.node_api import NodeServer, NodeService
 from tests.provisioner.fakedocker import FakeDocker
-from tests.provisioner.test_backups import messages, staff_message
+from tests.provisioner.test_backups import messages, real_backup_commands, staff_message
 
-ROOT = Path(__file__).resolve().parents[2]
 GIB = 1024**3
 META = {"name": "Praxis Nord", "retention": "7d", "created": "2026-12-05T13:00:00.000Z"}
 
@@ -45,34 +41,13 @@ class Node:
         self.volumes = root / "volumes"
         self.fake = FakeDocker()
         self.fake.info = lambda: {"Name": name, "MemTotal": 8 * GIB}
-        self.fake.exec_handler = self._handler
+        self.fake.exec_handler = real_backup_commands(self.fake, self.volumes)
         self.engine = DockerBackend(self.fake)
         self.server = NodeServer(
             ("127.0.0.1", 0), tls_dir, NodeService(self.config, self.engine), read_seconds=2.0
         )
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.client = NodeClient(f"127.0.0.1:{self.server.port}", tls_dir, timeout=20)
-
-    def _handler(self, container, cmd):
-        if cmd[: len(MANAGE)] != MANAGE or cmd[len(MANAGE)] not in ("backup", "restore"):
-            return self.fake.facility_app(container, cmd)
-        where = {m["bind"]: name for name, m in container.kwargs["volumes"].items()}
-        env = {
-            **container.kwargs["environment"],
-            "PATH": os.environ["PATH"],
-            "MEDCELL_DATA_DIR": str(self.volumes / where["/data"]),
-            "MEDCELL_KEY_DIR": str(self.volumes / where["/keys"]),
-        }
-        args = [where["/backup"] if a == "/backup" else a for a in cmd[len(MANAGE) :]]
-        result = subprocess.run(
-            [sys.executable, "-m", "services.facility", *args],
-            input=container.stdin,
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            timeout=120,
-        )
-        return result.returncode, result.stdout.decode(), result.stderr.decode()
 
     def close(self):
         self.server.shutdown()
