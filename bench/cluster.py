@@ -21,53 +21,21 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import docker
-
+from bench.lab import Lab
 from provisioner.host import specs
 from provisioner.host.config import Config
 from provisioner.host.service_spec import facility_service_spec
 from provisioner.host.swarm import Swarm
 
-ROOT = Path(__file__).resolve().parents[1]
-LAB_SCRIPT = ROOT / "deploy" / "lab.sh"
-LAB = "bench"
 MIB = 1024 * 1024
 # Nodes no lab node is: what the measured services are pinned to (a third each).
 PLACEHOLDER_NODES = ("benchnodea", "benchnodeb", "benchnodec")
 TIMED_RUNS = 5
-
-
-class Lab:
-    def __init__(self):
-        self.env = {**os.environ, "MEDCELL_LAB": LAB}
-        self.env.pop("MEDCELL_LAB_DIR", None)
-        self.directory = Path(f"/var/lib/medcell-{LAB}")
-
-    def script(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", str(LAB_SCRIPT), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def run(self, node: str, *command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return self.script("exec", node, "--", *command, timeout=timeout)
-
-    def client(self, node: str) -> docker.DockerClient:
-        return docker.DockerClient(
-            base_url=f"unix://{self.directory / node / 'docker.sock'}", timeout=300
-        )
-
-    def dockerd_pid(self, node: str) -> int:
-        return int((self.directory / node / "dockerd.pid").read_text().strip())
 
 
 def _rss(pid: int) -> int:
@@ -106,7 +74,7 @@ def create_times(lab: Lab, count: int, idle: str) -> list[tuple[str, str]]:
 
 
 def manager_cost(lab: Lab, count: int) -> list[tuple[str, str]]:
-    client = lab.client("node1")
+    client = lab.engine("node1", timeout=300)
     swarm = Swarm(client)
     pid = lab.dockerd_pid("node1")
     config = Config.from_env({**os.environ, "MEDCELL_HOME": str(lab.directory / "node" / "home")})

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,9 +30,8 @@ import docker
 
 from bench.common import table, wrk
 from bench.density import wait_until
+from bench.lab import LAB_SCRIPT, Lab
 
-ROOT = Path(__file__).resolve().parents[1]
-LAB_SCRIPT = ROOT / "deploy" / "lab.sh"
 PREFIX = "medcell"  # the lab's installations use the default prefix
 NODES = {"local": "node1", "remote": "node3"}
 GATEWAY_PORT = 8443
@@ -70,36 +68,6 @@ while time.perf_counter() - began < 120:
 print(json.dumps({"seconds": time.perf_counter() - began, "answered": code == 200,
                   "before": seen}))
 """
-
-
-class Lab:
-    def __init__(self, name: str):
-        self.name = name
-        self.directory = Path(os.environ.get("MEDCELL_LAB_DIR", f"/var/lib/medcell-{name}"))
-        self.env = {**os.environ, "MEDCELL_LAB": name}
-
-    def script(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", str(LAB_SCRIPT), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def run(self, node: str, *command: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return self.script("exec", node, "--", *command, timeout=timeout)
-
-    def medcell(self, node: str, *args: str) -> dict | list:
-        result = self.run(node, "medcell", *args, "--json")
-        if result.returncode != 0:
-            raise RuntimeError(f"medcell {' '.join(args)} on {node}: {result.stderr[-500:]}")
-        return json.loads(result.stdout)
-
-    def engine(self, node: str) -> docker.DockerClient:
-        return docker.DockerClient(
-            base_url=f"unix://{self.directory / node / 'docker.sock'}", timeout=60
-        )
 
 
 def gateway_cpu(client: docker.DockerClient) -> tuple[float, float]:
@@ -272,11 +240,11 @@ def wake_rounds(lab: Lab, slugs: dict[str, str], rounds: int) -> tuple[list[tupl
 def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("Error: the cluster benchmark needs root (the lab: deploy/lab.sh)")
-    lab = Lab(os.environ.get("MEDCELL_BENCH_LAB", "cbench"))
+    lab = Lab(os.environ.get("MEDCELL_BENCH_LAB", "cbench"), os.environ.get("MEDCELL_LAB_DIR"))
     keep = os.environ.get("MEDCELL_BENCH_KEEP_LAB") == "1"
     rounds = int(os.environ.get("MEDCELL_BENCH_CROSSNODE_ROUNDS", "3"))
     wakes = int(os.environ.get("MEDCELL_BENCH_CROSSNODE_WAKES", "4"))
-    was_up = lab.script("status").returncode == 0
+    was_up = lab.script("status", timeout=300).returncode == 0
     if not was_up:
         started = time.perf_counter()
         result = lab.script("up", timeout=900)
@@ -317,7 +285,7 @@ def main() -> None:
             for slug in made:
                 lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
         else:
-            lab.script("down")
+            lab.script("down", timeout=300)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LAB = ROOT / "deploy" / "lab.sh"
+from bench.lab import LAB_SCRIPT, Lab
+
 MIB = 1024 * 1024
 FILE_MIB = 5
 SLUG = "moving"
@@ -30,27 +30,10 @@ PROBE = (
 )
 
 
-class Lab:
-    def __init__(self) -> None:
-        self.env = {**os.environ, "MEDCELL_LAB": "bench"}
-        self.env.pop("MEDCELL_LAB_DIR", None)
-
-    def script(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            ["bash", str(LAB), *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"lab.sh {' '.join(args[:4])}: {result.stderr[-2000:]}")
-        return result
-
-    def medcell(self, node: str, *args: str) -> dict:
-        out = self.script("exec", node, "--", "medcell", *args, "--json").stdout
-        return json.loads(out)
-
-    def curl(self, node: str, *args: str) -> str:
-        base = ["curl", "-sS", "-k", "--max-time", "300"]
-        base += ["--resolve", f"{SLUG}.localhost:8443:127.0.0.1"]
-        return self.script("exec", node, "--", *base, *args).stdout
+def curl(lab: Lab, node: str, *args: str) -> str:
+    base = ["curl", "-sS", "-k", "--max-time", "300"]
+    base += ["--resolve", f"{SLUG}.localhost:8443:127.0.0.1"]
+    return lab.run(node, *base, *args, timeout=600, check=True).stdout
 
 
 def fill(lab: Lab, admin: dict, total_mib: int, scratch: Path) -> None:
@@ -59,8 +42,8 @@ def fill(lab: Lab, admin: dict, total_mib: int, scratch: Path) -> None:
     deadline = time.monotonic() + 60
     while True:  # the gateways apply the new routes map a moment after `create` returns
         answer = json.loads(
-            lab.curl(
-                "node1", "-H", "Content-Type: application/json", "--data-binary", login,
+            curl(
+                lab, "node1", "-H", "Content-Type: application/json", "--data-binary", login,
                 f"{url}/login",
             )
         )  # fmt: skip
@@ -70,7 +53,8 @@ def fill(lab: Lab, admin: dict, total_mib: int, scratch: Path) -> None:
         time.sleep(0.5)
     auth = ["-H", f"Authorization: Bearer {token}"]
     conversation = json.loads(
-        lab.curl(
+        curl(
+            lab,
             "node1",
             *auth,
             "-H",
@@ -85,7 +69,8 @@ def fill(lab: Lab, admin: dict, total_mib: int, scratch: Path) -> None:
         head = b"%PDF-1.7\n"
         upload.write_bytes(head + os.urandom(FILE_MIB * MIB - len(head)))
         upload.chmod(0o644)
-        lab.curl(
+        curl(
+            lab,
             "node1",
             *auth,
             "-F",
@@ -97,13 +82,13 @@ def fill(lab: Lab, admin: dict, total_mib: int, scratch: Path) -> None:
 def one_move(lab: Lab, to: str, scratch: Path) -> tuple[float, float]:
     """(downtime, total) of one move, in seconds."""
     log = scratch / f"probe-{to}.log"
-    command = ["bash", str(LAB), "exec", "node1", "--", "sh", "-c", PROBE.format(slug=SLUG)]
+    command = ["bash", str(LAB_SCRIPT), "exec", "node1", "--", "sh", "-c", PROBE.format(slug=SLUG)]
     with open(log, "w") as out:
         probe = subprocess.Popen(command, env=lab.env, stdout=out, stderr=subprocess.DEVNULL)
     try:
         time.sleep(2)  # the probe's first answers, before the move
         started = time.monotonic()
-        lab.medcell("node1", "facility", "move", SLUG, "--to", to)
+        lab.medcell("node1", "facility", "move", SLUG, "--to", to, timeout=600)
         total = time.monotonic() - started
         time.sleep(3)
     finally:
@@ -119,13 +104,13 @@ def main() -> None:
     total_mib = int(os.environ.get("MEDCELL_BENCH_MOVE_MIB", "100"))
     runs = int(os.environ.get("MEDCELL_BENCH_RUNS", "2"))
     lab = Lab()
-    lab.script("down")
-    lab.script("up", timeout=900)
+    lab.script("down", check=True)
+    lab.script("up", timeout=900, check=True)
     try:
         with tempfile.TemporaryDirectory() as scratch_dir:
             scratch = Path(scratch_dir)
             scratch.chmod(0o755)
-            admin = lab.medcell("node1", "facility", "create", SLUG, "--node", "node2")
+            admin = lab.medcell("node1", "facility", "create", SLUG, "--node", "node2", timeout=600)
             fill(lab, admin, total_mib, scratch)
             downtimes, totals = [], []
             for n in range(runs):
@@ -134,7 +119,7 @@ def main() -> None:
                 totals.append(total)
                 print(f"move {n + 1}: downtime {downtime:.1f} s, total {total:.1f} s", flush=True)
     finally:
-        lab.script("down")
+        lab.script("down", check=True)
     print(f"\nfacility with {total_mib} MiB of attachments, {runs} moves between lab nodes")
     print(f"{'':<28}{'median':>8}{'worst':>8}")
     for name, values in (("downtime (503 to 200), s", downtimes), ("move total, s", totals)):

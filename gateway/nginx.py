@@ -46,9 +46,10 @@ CSP = (
     "default-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-src blob:; frame-ancestors 'none'"
 )
-SECURITY_HEADERS = f"""\
+# The policy's value comes from maps.conf ($gw_csp): none on the peer listener's answers.
+SECURITY_HEADERS = """\
     add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
-    add_header Content-Security-Policy "{CSP}" always;
+    add_header Content-Security-Policy $gw_csp always;
     add_header X-Content-Type-Options nosniff always;
     add_header Referrer-Policy no-referrer always;
     add_header X-Frame-Options DENY always;
@@ -157,6 +158,7 @@ def placeholders(settings: Mapping) -> dict[str, str]:
         "DOT_RE": DOT_SEGMENT,
         "TARGET_RE": ALLOWED,
         "SECURITY_HEADERS": SECURITY_HEADERS,
+        "CSP": CSP,
         "ERROR_HEADERS": ERROR_HEADERS,
         "ALLOW": ", ".join(METHODS),
         "METHODS_OK": " ".join(f"{method} 1;" for method in METHODS),

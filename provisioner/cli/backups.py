@@ -34,6 +34,7 @@ from provisioner.host import (
 )
 from provisioner.host.backup_keys import BackupKey
 from provisioner.host.config import FACILITY_UID
+from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import (
     BackupRefused,
     DockerError,
@@ -53,9 +54,9 @@ DAY = 86400
 COMMAND_TIMEOUT = 3600.0  # a snapshot of a full facility (GiBs) is written and sealed in this
 
 
-class Backups:
-    """Backup and restore of facilities, over the host operations (the facilities' view only
-    finds them)."""
+class KeyedBackups:
+    """What backups on one host and in a cluster share: the facilities, the clock that dates
+    keys, and the tombstones kept beside the keys."""
 
     def __init__(
         self,
@@ -65,13 +66,55 @@ class Backups:
     ):
         self.facilities = facilities
         self.config = facilities.config
-        self.backend = facilities.backend
         self.progress = facilities.progress
         self.clock = clock
         # Where the tombstones of deletions outlive the facility's database (host/tombstones.py).
         self.tombstones = store or tombstones.FileTombstones(self.config)
-        # Waiting (for health, for a route) on the facilities' timer, which tests replace.
-        self.wait_clock, self.sleep = facilities.clock, facilities.sleep
+
+    def _checked_record(self, slug: str, backup_id: str, manifest: dict, key: bytes) -> BackupKey:
+        """The key's record of the backup the facility wrote; refused if it is another one."""
+        if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
+            raise BackupRefused("the facility wrote a backup that is not the one asked for")
+        return _record(backup_id, slug, manifest, key, made=self.clock())
+
+    def _backup_of(self, slug: str, directory: Path) -> tuple[Path, dict]:
+        """The backup directory and its manifest, refused unless it is a backup of `slug`."""
+        check_slug(slug)
+        source = Path(directory)
+        manifest = read_manifest(source)
+        if manifest["facility"] != slug:
+            raise InvalidArgument(
+                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
+                "opens only in the facility it was made of"
+            )
+        return source, manifest
+
+    def _live_key(self, backup_id: str, now: float) -> BackupKey | None:
+        """The kept key of the backup, or None; one found expired is destroyed here."""
+        record = backup_keys.load(self.config, backup_id)
+        if record is not None and record.expires_at <= now:
+            # The supervisor does this within a second; a CLI that gets here first does it too.
+            backup_keys.destroy(self.config, backup_id)
+            return None
+        return record
+
+
+class Backups(KeyedBackups):
+    """Backup and restore of facilities, over the host operations (the facilities' view only
+    finds them)."""
+
+    @property
+    def backend(self) -> DockerBackend:
+        return self.facilities.backend
+
+    # Waiting (for health, for a route) on the facilities' timer, which tests replace.
+    @property
+    def wait_clock(self) -> Callable[[], float]:
+        return self.facilities.clock
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        return self.facilities.sleep
 
     def backup(self, slug: str, directory: Path) -> dict:
         """Write a sealed backup of the facility into `directory` (new or empty)."""
@@ -93,9 +136,7 @@ class Backups:
             manifest = facility_commands.run_offline(
                 self.backend, spec, stdin=_key_line(key), timeout=COMMAND_TIMEOUT
             )
-            if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
-                raise BackupRefused("the facility wrote a backup that is not the one asked for")
-            record = _record(backup_id, slug, manifest, key, made=self.clock())
+            record = self._checked_record(slug, backup_id, manifest, key)
             # The key is kept before the files are in place: a failure after this leaves an
             # unusable key until its expiry, never a backup that cannot be opened.
             key_path = backup_keys.save(self.config, record)
@@ -133,14 +174,7 @@ class Backups:
 
     def restore(self, slug: str, directory: Path, replace: bool = False) -> dict:
         """Bring a facility back from a backup: over its current data (`replace`), or recreated."""
-        check_slug(slug)
-        source = Path(directory)
-        manifest = read_manifest(source)
-        if manifest["facility"] != slug:
-            raise InvalidArgument(
-                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
-                "opens only in the facility it was made of"
-            )
+        source, manifest = self._backup_of(slug, directory)
         with self.facilities.lock(slug):
             record = self._key_for(manifest)
             try:
@@ -179,11 +213,7 @@ class Backups:
     def _key_for(self, manifest: dict) -> BackupKey:
         """The backup's key from this installation; destroyed (and refused) once it expired."""
         backup_id, now = manifest["backup_id"], self.clock()
-        record = backup_keys.load(self.config, backup_id)
-        if record is not None and record.expires_at <= now:
-            # The supervisor does this within a second; a CLI that gets here first does it too.
-            backup_keys.destroy(self.config, backup_id)
-            record = None
+        record = self._live_key(backup_id, now)
         if record is None:
             if _unix(manifest) <= now:
                 raise BackupRefused(

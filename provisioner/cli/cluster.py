@@ -15,7 +15,7 @@ from provisioner.host import cluster_ca
 from provisioner.host.config import Config
 from provisioner.host.errors import DockerError, InvalidArgument, ProvisionerError
 from provisioner.host.placement import DRAIN_LABEL
-from provisioner.host.swarm import SWARM_PORT, Swarm
+from provisioner.host.swarm import ELECTION_SECONDS, SWARM_PORT, Swarm
 
 _TOKEN_RE = re.compile(r"^SWMTKN-1-[0-9a-z]{20,100}-[0-9a-z]{20,100}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -40,7 +40,7 @@ class ClusterContext:
 
 def _context(ctx: click.Context) -> ClusterContext:
     runtime = ctx.find_root().obj
-    swarm = getattr(runtime, "swarm", None) or Swarm()
+    swarm = getattr(runtime, "swarm", None) or Swarm(election_seconds=ELECTION_SECONDS)
     return ClusterContext(runtime.config, swarm)
 
 

@@ -29,7 +29,14 @@ from provisioner.host.errors import (
     ProvisionerError,
 )
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import FacilityService, NodeInfo, Swarm, SwarmConfigs, TaskInfo
+from provisioner.host.swarm import (
+    ELECTION_SECONDS,
+    FacilityService,
+    NodeInfo,
+    Swarm,
+    SwarmConfigs,
+    TaskInfo,
+)
 
 # A routes push waits this long for each node (all at once): a cut node must not hold a create.
 PUSH_TIMEOUT = 10.0
@@ -91,13 +98,14 @@ class ClusterFacilities:
 
     @property
     def swarm(self) -> Swarm:
-        return Swarm(self.backend.client)
+        return Swarm(self.backend.client, election_seconds=ELECTION_SECONDS)
 
     @property
     def locks(self) -> SwarmLocks:
         """The facilities' locks, held in the Swarm: two commands on one facility, on any
         managers, run one after the other."""
-        return SwarmLocks(self.config, SwarmConfigs(self.backend.client))
+        configs = SwarmConfigs(self.backend.client, election_seconds=ELECTION_SECONDS)
+        return SwarmLocks(self.config, configs)
 
     def client(self, node: NodeInfo, timeout: float | None = None) -> NodeClient:
         tls = cluster_ca.cluster_dir(self.config.home)

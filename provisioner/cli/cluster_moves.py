@@ -17,8 +17,8 @@ from base64 import b64encode
 from collections.abc import Callable
 from pathlib import Path
 
-from provisioner.cli.backups import FILES, _fresh_target, _make_dir, _record, read_manifest
-from provisioner.cli.facilities import Facilities
+from provisioner.cli.backups import FILES, KeyedBackups, _fresh_target, _make_dir
+from provisioner.cli.cluster_facilities import ClusterFacilities
 from provisioner.host import backup_keys, backup_transfer, placement, smtp, specs, tombstones
 from provisioner.host.backup_keys import BackupKey
 from provisioner.host.docker_backend import engine_errors
@@ -37,22 +37,15 @@ from provisioner.host.validation import check_slug
 DRAIN_LABEL = placement.DRAIN_LABEL
 
 
-class ClusterMoves:
-    """Backup, restore and move of facilities over the nodes' APIs; drain and activate nodes."""
+class ClusterMoves(KeyedBackups):
+    """Backup, restore and move of facilities over the nodes' APIs; drain and activate nodes.
 
-    def __init__(
-        self,
-        facilities: Facilities,
-        clock: Callable[[], float] = time.time,
-        store: tombstones.TombstoneStore | None = None,
-    ):
-        self.facilities = facilities
-        self.cluster = facilities.cluster
-        self.config = facilities.config
-        self.progress = facilities.progress
-        self.clock = clock
-        # The tombstones kept on the managers (host/tombstones.py): read here, kept whole elsewhere.
-        self.tombstones = store or tombstones.FileTombstones(self.config)
+    The tombstones are those kept on the managers (host/tombstones.py): read here, kept whole
+    elsewhere."""
+
+    @property
+    def cluster(self) -> ClusterFacilities:
+        return self.facilities.cluster
 
     @property
     def swarm(self) -> Swarm:
@@ -103,7 +96,7 @@ class ClusterMoves:
             made_target = False
             try:
                 made = client.backup(slug, backup_id, key)
-                record = self._record(slug, backup_id, made["manifest"], key)
+                record = self._checked_record(slug, backup_id, made["manifest"], key)
                 missed = self.keep_key(record)
                 try:
                     made_target = _make_dir(target)
@@ -131,14 +124,7 @@ class ClusterMoves:
 
     def restore(self, slug: str, directory: Path, replace: bool = False) -> dict:
         """Restore the facility on its node from a backup here (recreated if it was deleted)."""
-        check_slug(slug)
-        source = Path(directory)
-        manifest = read_manifest(source)
-        if manifest["facility"] != slug:
-            raise InvalidArgument(
-                f"{source} is a backup of {manifest['facility']!r}, not of {slug!r}; a backup "
-                "opens only in the facility it was made of"
-            )
+        source, manifest = self._backup_of(slug, directory)
         with self.facilities.cluster_lock(slug):
             record = self._key_for(manifest)
             placed = self.cluster.placed().get(slug)
@@ -230,18 +216,10 @@ class ClusterMoves:
         self.progress(f"restoring {slug} from backup {record.backup_id} ...")
         return client.restore(slug, record.backup_id, record.key, since)
 
-    def _record(self, slug: str, backup_id: str, manifest: dict, key: bytes) -> BackupKey:
-        if manifest.get("backup_id") != backup_id or manifest.get("facility") != slug:
-            raise BackupRefused("the facility wrote a backup that is not the one asked for")
-        return _record(backup_id, slug, manifest, key, made=self.clock())
-
     def _key_for(self, manifest: dict) -> BackupKey:
         """The backup's key, kept on this manager; refused once it expired."""
         backup_id = manifest["backup_id"]
-        record = backup_keys.load(self.config, backup_id)
-        if record is not None and record.expires_at <= self.clock():
-            backup_keys.destroy(self.config, backup_id)
-            record = None
+        record = self._live_key(backup_id, self.clock())
         if record is None or record.facility != manifest["facility"]:
             raise BackupRefused(
                 f"this manager holds no key for backup {backup_id} of {manifest['facility']} "
@@ -282,7 +260,7 @@ class ClusterMoves:
             engine.sleep(slug, STOP_GRACE_SECONDS)
             undo.append(lambda: src.drop_backup(backup_id))
             made = src.backup(slug, backup_id, key)
-            record = self._record(slug, backup_id, made["manifest"], key)
+            record = self._checked_record(slug, backup_id, made["manifest"], key)
             undo.append(lambda: dst.release(slug))  # first: a prepare cut short made something
             dst.prepare(slug, made["meta"])
             undo.append(lambda: dst.drop_backup(backup_id))

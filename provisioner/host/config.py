@@ -129,11 +129,16 @@ class Config:
             supervisor_image=SUPERVISOR_IMAGE.replace(":latest", f":{tag}"),
             image_tag=tag,
             idle_timeout=_idle(env),
-            backup_every=_backup_every(env),
+            # Unset: no scheduled backups.
+            backup_every=(
+                _positive_duration(env, "MEDCELL_BACKUP_EVERY", "")
+                if env.get("MEDCELL_BACKUP_EVERY")
+                else 0
+            ),
             trusted_proxies=_networks(env, "MEDCELL_GATEWAY_TRUSTED_PROXIES"),
             max_awake=_max_awake(env),
             wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
-            wake_budget_window=_window(env),
+            wake_budget_window=_positive_duration(env, "MEDCELL_WAKE_BUDGET_WINDOW", "10m"),
             timezone=_timezone(env),
             node_api_bind=_bind(env, "MEDCELL_NODE_API_BIND", NODE_API_PORT),
             metrics_bind=_bind(env, "MEDCELL_METRICS_BIND", METRICS_PORT, "127.0.0.1"),
@@ -305,27 +310,15 @@ def _timezone(env: Mapping[str, str]) -> str:
     return name
 
 
-def _backup_every(env: Mapping[str, str]) -> int:
-    raw = env.get("MEDCELL_BACKUP_EVERY") or ""
-    if not raw:
-        return 0
+def _positive_duration(env: Mapping[str, str], name: str, default: str) -> int:
+    """A duration setting (30s, 10m, 1h ...) in seconds, longer than zero."""
+    raw = env.get(name) or default
     try:
         seconds = parse_duration(raw)
     except InvalidArgument as e:
-        raise InvalidArgument(f"MEDCELL_BACKUP_EVERY: {e}") from e
+        raise InvalidArgument(f"{name}: {e}") from e
     if seconds <= 0:
-        raise InvalidArgument(f"MEDCELL_BACKUP_EVERY {raw!r} must be longer than zero")
-    return seconds
-
-
-def _window(env: Mapping[str, str]) -> int:
-    raw = env.get("MEDCELL_WAKE_BUDGET_WINDOW") or "10m"
-    try:
-        seconds = parse_duration(raw)
-    except InvalidArgument as e:
-        raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW: {e}") from e
-    if seconds <= 0:
-        raise InvalidArgument(f"MEDCELL_WAKE_BUDGET_WINDOW {raw!r} must be longer than zero")
+        raise InvalidArgument(f"{name} {raw!r} must be longer than zero")
     return seconds
 
 

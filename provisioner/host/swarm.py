@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import docker
 import docker.errors
@@ -30,8 +33,31 @@ ACTIVE_TASK_STATES = frozenset(
 FAILED_TASK_STATES = frozenset({"failed", "rejected"})
 ERROR_CHARS = 300  # what we keep of a task's error text
 POLL_SECONDS = 0.1
+# Right after a node returns the managers may elect a leader for a few seconds, and every call
+# that needs one fails meanwhile with this: an operator's command asks again for a while.
+LEADERLESS = "does not have a leader"
+ELECTION_SECONDS = 15.0
+ELECTION_PAUSE = 0.5
 # What the throwaway probe container prints: its no_new_privs flag and its network devices.
 _PROBE = "grep '^NoNewPrivs:' /proc/self/status; ls /sys/class/net"
+
+log = logging.getLogger("medcell.swarm")
+T = TypeVar("T")
+
+
+def through_election(action: str, call: Callable[[], T], seconds: float) -> T:
+    """`call` (the engine calls of `action`) with docker-py's errors translated; while the
+    managers have no leader, asked again until `seconds` have passed (0: asked once)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with engine_errors(action):
+                return call()
+        except DockerError as e:
+            if LEADERLESS not in str(e) or time.monotonic() + ELECTION_PAUSE > deadline:
+                raise
+            log.info("%s: the managers are electing a leader; asking again", action)
+        time.sleep(ELECTION_PAUSE)
 
 
 @dataclass(frozen=True)
@@ -108,8 +134,13 @@ class Swarm:
 
     poll_seconds = POLL_SECONDS  # between two looks while waiting for a task
 
-    def __init__(self, client=None):
+    def __init__(self, client=None, election_seconds: float = 0.0):
         self._client = client
+        # How long a call that needs the managers' leader waits out an election (0: not at all).
+        self.election_seconds = election_seconds
+
+    def _managed(self, action: str, call: Callable[[], T]) -> T:
+        return through_election(action, call, self.election_seconds)
 
     @property
     def client(self):
@@ -202,7 +233,8 @@ class Swarm:
     def label_node(self, node_id: str, name: str, cert: str = "") -> None:
         """Give a node its `medcell.node` label (what facility constraints match) and, with
         `cert`, the common name of its cluster certificate (CERT_LABEL)."""
-        with engine_errors(f"labelling node {name}"):
+
+        def label() -> None:
             node = self.client.nodes.get(node_id)
             spec = dict(node.attrs["Spec"])
             labels = {**(spec.get("Labels") or {}), NODE_LABEL: name}
@@ -211,25 +243,32 @@ class Swarm:
             spec["Labels"] = labels
             node.update(spec)
 
+        self._managed(f"labelling node {name}", label)
+
     def nodes(self) -> list[NodeInfo]:
-        with engine_errors("listing the cluster's nodes"):
-            nodes = self.client.nodes.list()
+        nodes = self._managed("listing the cluster's nodes", self.client.nodes.list)
         return sorted((_node_info(n.attrs) for n in nodes), key=lambda n: n.name)
 
     def facility_services(self, node: str | None = None) -> list[FacilityService]:
         """Every facility service, or (`node`) those labelled as pinned to that node: the
         manager filters them, so a node's supervisor is not sent all of a large cluster's."""
         labels = FACILITY_LABEL if node is None else [FACILITY_LABEL, f"{NODE_LABEL}={node}"]
-        with engine_errors("listing facility services"):
-            services = self.client.services.list(filters={"label": labels})
+        services = self._managed(
+            "listing facility services",
+            lambda: self.client.services.list(filters={"label": labels}),
+        )
         return [_facility_service(s.attrs) for s in services]
 
     def facility_tasks(self) -> dict[str, TaskInfo]:
         """Each facility service's task meant to run, by slug, in two calls for all of them (a
         service at 0 replicas has none)."""
-        with engine_errors("listing facility services and their tasks"):
-            services = self.client.services.list(filters={"label": FACILITY_LABEL})
-            tasks = self.client.api.tasks(filters={"desired-state": "running"})
+        services, tasks = self._managed(
+            "listing facility services and their tasks",
+            lambda: (
+                self.client.services.list(filters={"label": FACILITY_LABEL}),
+                self.client.api.tasks(filters={"desired-state": "running"}),
+            ),
+        )
         slugs = {s.attrs.get("ID"): _facility_service(s.attrs).slug for s in services}
         names = self._node_names() if tasks else {}
         by_slug: dict[str, list[TaskInfo]] = {}
@@ -243,22 +282,28 @@ class Swarm:
 
     def create_service(self, rendered: dict) -> str:
         """Create a service from its rendered spec (service_spec.py); returns its id."""
-        with engine_errors(f"creating service {rendered['Name']}"):
-            created = self.client.api.create_service(
+        created = self._managed(
+            f"creating service {rendered['Name']}",
+            lambda: self.client.api.create_service(
                 rendered["TaskTemplate"],
                 name=rendered["Name"],
                 labels=rendered["Labels"],
                 mode=rendered["Mode"],
                 update_config=rendered["UpdateConfig"],
-            )
+            ),
+        )
         return created["ID"]
 
     def service(self, name: str) -> ServiceState | None:
         """A facility service's state, or None if there is no such service."""
         try:
-            with engine_errors(f"inspecting service {name}"):
-                attrs = self.client.api.inspect_service(name)
-                tasks = self.client.api.tasks(filters={"service": name})
+            attrs, tasks = self._managed(
+                f"inspecting service {name}",
+                lambda: (
+                    self.client.api.inspect_service(name),
+                    self.client.api.tasks(filters={"service": name}),
+                ),
+            )
         except NotFound:
             return None
         pinned = _facility_service(attrs)
@@ -270,7 +315,8 @@ class Swarm:
 
     def scale(self, name: str, replicas: int) -> None:
         """Set the service's replicas (1 awake, 0 asleep); the rest of its spec is kept."""
-        with engine_errors(f"scaling service {name} to {replicas}"):
+
+        def scale() -> None:
             attrs = self.client.api.inspect_service(name)
             spec = attrs["Spec"]
             self.client.api.update_service(
@@ -285,9 +331,12 @@ class Swarm:
                 endpoint_spec=spec.get("EndpointSpec"),
             )
 
+        self._managed(f"scaling service {name} to {replicas}", scale)
+
     def mark_stopped(self, name: str, stopped: bool) -> None:
         """Label the service as the operator's stopped one (or not); its tasks are untouched."""
-        with engine_errors(f"marking service {name} {'stopped' if stopped else 'started'}"):
+
+        def mark() -> None:
             attrs = self.client.api.inspect_service(name)
             spec = attrs["Spec"]
             labels = {k: v for k, v in (spec.get("Labels") or {}).items() if k != STOPPED_LABEL}
@@ -305,11 +354,12 @@ class Swarm:
                 endpoint_spec=spec.get("EndpointSpec"),
             )
 
+        self._managed(f"marking service {name} {'stopped' if stopped else 'started'}", mark)
+
     def remove_service(self, name: str) -> None:
         """Remove a service (Swarm stops its task); a missing one is fine. Volumes stay."""
         try:
-            with engine_errors(f"removing service {name}"):
-                self.client.api.remove_service(name)
+            self._managed(f"removing service {name}", lambda: self.client.api.remove_service(name))
         except NotFound:
             pass
 
@@ -354,8 +404,10 @@ class Swarm:
 
     def _tasks(self, name: str) -> list[TaskInfo]:
         try:
-            with engine_errors(f"listing the tasks of {name}"):
-                tasks = self.client.api.tasks(filters={"service": name})
+            tasks = self._managed(
+                f"listing the tasks of {name}",
+                lambda: self.client.api.tasks(filters={"service": name}),
+            )
         except NotFound:
             return []
         return [_task_info(t, {}) for t in tasks]
@@ -450,22 +502,31 @@ class SwarmConfigs:
     change afterwards. Nothing secret is ever put in one: every manager keeps it.
     """
 
-    def __init__(self, client):
+    def __init__(self, client, election_seconds: float = 0.0):
         self.client = client
+        # As Swarm's: how long a call waits out the managers' election of a leader. Removal is
+        # asked once: the locks try it again themselves (cluster_locks.py).
+        self.election_seconds = election_seconds
 
     def create(self, name: str, labels: dict[str, str]) -> str | None:
         """Create the config; its id, or None when one of that name exists already."""
         try:
-            with engine_errors(f"taking lock {name}"):
-                return self.client.api.create_config(name, b"medcell lock", labels=labels)["ID"]
+            return through_election(
+                f"taking lock {name}",
+                lambda: self.client.api.create_config(name, b"medcell lock", labels=labels)["ID"],
+                self.election_seconds,
+            )
         except Conflict:
             return None
 
     def get(self, name: str) -> LockConfig | None:
         """The config of that exact name, or None."""
         try:
-            with engine_errors(f"reading lock {name}"):
-                attrs = self.client.api.inspect_config(name)
+            attrs = through_election(
+                f"reading lock {name}",
+                lambda: self.client.api.inspect_config(name),
+                self.election_seconds,
+            )
         except NotFound:
             return None
         spec = attrs.get("Spec") or {}
@@ -482,15 +543,18 @@ class SwarmConfigs:
         went meanwhile (someone took the lock over)."""
         api = self.client.api
         spec = {"Name": name, "Labels": labels, "Data": None}
+
+        def renew() -> None:
+            spec["Data"] = api.inspect_config(lock.id)["Spec"].get("Data")
+            response = api._post_json(
+                api._url("/configs/{0}/update", lock.id),
+                params={"version": lock.version},
+                data=spec,
+            )
+            api._raise_for_status(response)
+
         try:
-            with engine_errors(f"renewing lock {name}"):
-                spec["Data"] = api.inspect_config(lock.id)["Spec"].get("Data")
-                response = api._post_json(
-                    api._url("/configs/{0}/update", lock.id),
-                    params={"version": lock.version},
-                    data=spec,
-                )
-                api._raise_for_status(response)
+            through_election(f"renewing lock {name}", renew, self.election_seconds)
         except (NotFound, DockerError):
             return False
         return True

@@ -124,3 +124,34 @@ def lab(lab_session) -> Lab:
     if not lab_session.is_up:
         lab_session.up()
     return lab_session
+
+
+@pytest.fixture
+def scratch(tmp_path) -> Path:
+    tmp_path.chmod(0o755)  # the lab's nodes see this machine's /tmp; root runs both
+    return tmp_path
+
+
+@pytest.fixture
+def created(lab):
+    """Facilities a test creates from node1, deleted again whatever happens."""
+    made: list[str] = []
+
+    def create(slug: str, *args: str) -> dict:
+        made.append(slug)
+        result = lab.run("node1", "medcell", "facility", "create", slug, *args, "--json")
+        assert result.returncode == 0, result.stderr
+        # Every node took the routes map.
+        assert "did not take the routes map" not in result.stderr, result.stderr
+        return json.loads(result.stdout)
+
+    yield create
+    # Whatever a test left must go, or the next tests find it: a delete refused for a moment (a
+    # leader election, a lock) is tried again, and one that keeps failing says why.
+    for slug in made:
+        for _ in range(3):
+            gone = lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
+            if gone.returncode == 0 or "no facility" in gone.stderr:
+                break
+            lab.settled(answers=3)
+        assert gone.returncode == 0 or "no facility" in gone.stderr, gone.stderr[-800:]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -17,28 +16,6 @@ from tests.cluster.conftest import NODES
 from tests.cluster.test_facility_lifecycle import Gateway, _node_client, _swarm
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture
-def scratch(tmp_path) -> Path:
-    tmp_path.chmod(0o755)  # the lab's nodes see this machine's /tmp; root runs both
-    return tmp_path
-
-
-@pytest.fixture
-def created(lab):
-    """Facilities a test creates from node1, deleted again whatever happens."""
-    made: list[str] = []
-
-    def create(slug: str, *args: str) -> dict:
-        made.append(slug)
-        result = lab.run("node1", "medcell", "facility", "create", slug, *args, "--json")
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    yield create
-    for slug in made:
-        lab.run("node1", "medcell", "facility", "delete", slug, "--yes", timeout=300)
 
 
 def _login(gateway: Gateway, made: dict) -> None:

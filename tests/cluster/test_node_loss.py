@@ -56,12 +56,6 @@ def through(lab, node: str, slug: str, path: str, scratch: Path, token: str = ""
 
 
 @pytest.fixture
-def scratch(tmp_path) -> Path:
-    tmp_path.chmod(0o755)  # the lab's nodes see this machine's /tmp; root runs both
-    return tmp_path
-
-
-@pytest.fixture
 def facilities(lab):
     made: list[str] = []
 

@@ -63,6 +63,16 @@ def a_noisy_photo() -> bytes:
     return out.getvalue()
 
 
+def admin_conversation(server, admin: dict, title: str) -> tuple[requests.Session, str]:
+    """A session signed in as the facility's admin, and the API address of a new conversation."""
+    session = requests.Session()
+    session.trust_env = False
+    token = session.post(server.url + "/api/v1/login", json=admin).json()["token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    conv = session.post(server.url + "/api/v1/conversations", json={"title": title}).json()
+    return session, f"{server.url}/api/v1/conversations/{conv['id']}"
+
+
 def test_the_running_server_loads_nothing_that_only_exports_backups_or_commands_need(tmp_path):
     """The real server process (`python -m services`), an ordinary morning's requests, then a PDF
     export with a photo and a FHIR export: the interpreter's own import log (stderr) shows what
@@ -71,13 +81,8 @@ def test_the_running_server_loads_nothing_that_only_exports_backups_or_commands_
     admin = server.create_admin()
     server.start()
     try:
-        session = requests.Session()
-        session.trust_env = False
         url = server.url
-        token = session.post(url + "/api/v1/login", json=admin).json()["token"]
-        session.headers["Authorization"] = f"Bearer {token}"
-        conv = session.post(url + "/api/v1/conversations", json={"title": "Befund"}).json()
-        base = f"{url}/api/v1/conversations/{conv['id']}"
+        session, base = admin_conversation(server, admin, "Befund")
         assert session.post(base + "/messages", json={"body": "Guten Tag"}).status_code == 201
         assert session.get(url + "/api/v1/conversations").ok
         upload = session.post(base + "/attachments", files={"file": ("foto.jpg", a_photo())})
@@ -212,13 +217,7 @@ def test_an_export_leaves_the_database_it_read_out_of_the_page_cache(tmp_path):
     admin = server.create_admin()
     server.start()
     try:
-        session = requests.Session()
-        session.trust_env = False
-        url = server.url
-        token = session.post(url + "/api/v1/login", json=admin).json()["token"]
-        session.headers["Authorization"] = f"Bearer {token}"
-        conv = session.post(url + "/api/v1/conversations", json={"title": "Fotos"}).json()
-        base = f"{url}/api/v1/conversations/{conv['id']}"
+        session, base = admin_conversation(server, admin, "Fotos")
         photo = a_noisy_photo()  # ~3 MiB, as a phone's
         for name in ("a.jpg", "b.jpg"):
             upload = session.post(base + "/attachments", files={"file": (name, photo)})

@@ -444,3 +444,27 @@ def test_a_request_on_a_kept_connection_to_a_node_that_went_silent_is_503_soon(k
         assert answer.json()["error"]["code"] == "facility_unavailable"
     # Back: served again.
     assert client.get(f"{watcher.origin('kept')}/").json()["upstream"] == "kept"
+
+
+def test_an_answer_from_another_node_carries_each_security_header_once(nodes):
+    # The peer's gateway and the forwarding one both add the headers; the browser must get what a
+    # facility on this node gets: the gateway's policy once, the facility's own beside it.
+    node_a, _ = nodes
+    local = patient(node_a).get(f"{node_a.origin('near')}/csp")
+    far = patient(node_a).get(f"{node_a.origin('far')}/csp")
+    assert local.status_code == far.status_code == 200
+    policies = far.raw.headers.getlist("Content-Security-Policy")
+    assert len(policies) == len(set(policies)) == 2, policies
+    stopped = patient(node_a).get(f"{node_a.origin('resting')}/")
+    assert stopped.status_code == 503
+    for name in (
+        "Content-Security-Policy",
+        "Strict-Transport-Security",
+        "X-Content-Type-Options",
+        "Referrer-Policy",
+        "X-Frame-Options",
+        "Cache-Control",
+        "Vary",
+    ):
+        assert far.raw.headers.getlist(name) == local.raw.headers.getlist(name), name
+        assert len(stopped.raw.headers.getlist(name)) == 1, (name, stopped.headers)

@@ -7,6 +7,9 @@ import itertools
 
 from tests.provisioner.fakedocker import FakeAPI, FakeDocker, FakeNetworks, api_error
 
+# Listing nodes and services as the replicated fake does (the same label filters).
+from tests.provisioner.fakeswarm_replicated import FakeNodes, FakeServices
+
 _ids = itertools.count(1)
 
 
@@ -19,14 +22,6 @@ class FakeNode:
             "Spec": {"Labels": {"medcell.node": name}, "Availability": "active", "Role": "manager"},
             "Status": {"State": state, "Addr": address},
         }
-
-
-class FakeNodes:
-    def __init__(self, fake: FakeSwarm):
-        self.fake = fake
-
-    def list(self, **_):
-        return list(self.fake.nodes_by_name.values())
 
 
 class FakeSwarmAPI(FakeAPI):
@@ -77,26 +72,6 @@ class FakeSwarmAPI(FakeAPI):
         ]
 
 
-class FakeListedService:
-    def __init__(self, attrs: dict):
-        self.attrs = attrs
-
-
-class FakeServices:
-    """`client.services.list`: the services whose labels hold the filter's key."""
-
-    def __init__(self, fake: FakeSwarm):
-        self.fake = fake
-
-    def list(self, filters=None) -> list[FakeListedService]:
-        wanted = (filters or {}).get("label")
-        return [
-            FakeListedService(copy.deepcopy(s))
-            for s in self.fake.services_by_name.values()
-            if wanted is None or wanted in (s["Spec"].get("Labels") or {})
-        ]
-
-
 class FakeSwarmNetworks(FakeNetworks):
     def create(self, name, driver=None, internal=False, ipam=None, labels=None, **kwargs):
         network = super().create(name, driver, internal, ipam, labels, **kwargs)
@@ -117,6 +92,7 @@ class FakeSwarm(FakeDocker):
         self.nodes_by_name = {f"node{i}": FakeNode(f"node{i}", f"10.0.0.{i}") for i in (1, 2, 3)}
         self.services_by_name: dict[str, dict] = {}
         self.service_calls: list[tuple] = []
+        self.listings: list[list[str]] = []  # the label filters of each service listing
         self.task_state: dict[str, str] = {}  # node -> its tasks' state (default running)
         self.swarm_state = "active"
         self.manager = True

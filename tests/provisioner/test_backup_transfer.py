@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,13 +18,10 @@ from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import Busy, InvalidArgument, NodeError
 from provisioner.host.node_api import NodeClient
-from provisioner.host.specs import MANAGE
 from provisioner.supervisor.node_api import NodeServer, NodeService
-from services.facility.core import accounts
 from tests.provisioner.fakedocker import FakeDocker
-from tests.provisioner.test_backups import facility_app, messages
+from tests.provisioner.test_backups import messages, real_backup_commands, staff_message
 
-ROOT = Path(__file__).resolve().parents[2]
 GIB = 1024**3
 META = {"name": "Praxis Nord", "retention": "7d", "created": "2026-12-05T13:00:00.000Z"}
 
@@ -47,34 +41,13 @@ class Node:
         self.volumes = root / "volumes"
         self.fake = FakeDocker()
         self.fake.info = lambda: {"Name": name, "MemTotal": 8 * GIB}
-        self.fake.exec_handler = self._handler
+        self.fake.exec_handler = real_backup_commands(self.fake, self.volumes)
         self.engine = DockerBackend(self.fake)
         self.server = NodeServer(
             ("127.0.0.1", 0), tls_dir, NodeService(self.config, self.engine), read_seconds=2.0
         )
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.client = NodeClient(f"127.0.0.1:{self.server.port}", tls_dir, timeout=20)
-
-    def _handler(self, container, cmd):
-        if cmd[: len(MANAGE)] != MANAGE or cmd[len(MANAGE)] not in ("backup", "restore"):
-            return self.fake.facility_app(container, cmd)
-        where = {m["bind"]: name for name, m in container.kwargs["volumes"].items()}
-        env = {
-            **container.kwargs["environment"],
-            "PATH": os.environ["PATH"],
-            "MEDCELL_DATA_DIR": str(self.volumes / where["/data"]),
-            "MEDCELL_KEY_DIR": str(self.volumes / where["/keys"]),
-        }
-        args = [where["/backup"] if a == "/backup" else a for a in cmd[len(MANAGE) :]]
-        result = subprocess.run(
-            [sys.executable, "-m", "services.facility", *args],
-            input=container.stdin,
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            timeout=120,
-        )
-        return result.returncode, result.stdout.decode(), result.stderr.decode()
 
     def close(self):
         self.server.shutdown()
@@ -92,20 +65,7 @@ def nodes(tmp_path, tls_dir):
 def _facility_with_a_message(node: Node) -> str:
     """`praxis` prepared on the node, with one conversation holding one message."""
     node.client.prepare("praxis", META)
-    app = facility_app(node.volumes)
-    conn = app.extensions["medcell"].store.conn()
-    accounts.create_staff(conn, "nurse", "long enough secret", "staff", time.time_ns() // 1000)
-    client = app.test_client()
-    token = client.post(
-        "/api/v1/login", json={"username": "nurse", "password": "long enough secret"}
-    ).json["token"]
-    staff = {"Authorization": f"Bearer {token}"}
-    conv = client.post("/api/v1/conversations", json={"title": "Knie"}, headers=staff).json
-    client.post(
-        f"/api/v1/conversations/{conv['id']}/messages", json={"body": "Röntgen ok"}, headers=staff
-    )
-    app.extensions["medcell"].store.close()
-    return conv["id"]
+    return staff_message(node.volumes)
 
 
 def test_a_backup_made_on_one_node_restores_on_another_with_its_messages(nodes):

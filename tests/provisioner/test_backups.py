@@ -28,12 +28,18 @@ DAY = 86400
 def volumes(tmp_path, fake):
     """Host directories for the fake's volumes; backup and restore run the real commands on them."""
     root = tmp_path / "volumes"
+    fake.exec_handler = real_backup_commands(fake, root)
+    return root
+
+
+def real_backup_commands(fake, root: Path):
+    """The fake engine's exec: the facility's real backup and restore commands over host
+    directories under `root` (one per volume); any other command as the fake answers it."""
 
     def handler(container, cmd):
         if cmd[: len(MANAGE)] != MANAGE or cmd[len(MANAGE)] not in ("backup", "restore"):
             return fake.facility_app(container, cmd)
-        mounts = container.kwargs["volumes"]
-        where = {m["bind"]: name for name, m in mounts.items()}
+        where = {m["bind"]: name for name, m in container.kwargs["volumes"].items()}
         env = {
             **container.kwargs["environment"],
             "PATH": os.environ["PATH"],
@@ -51,8 +57,7 @@ def volumes(tmp_path, fake):
         )
         return result.returncode, result.stdout.decode(), result.stderr.decode()
 
-    fake.exec_handler = handler
-    return root
+    return handler
 
 
 def facility_app(volumes, slug="praxis", retention=7 * DAY, tombstone_dir=""):
@@ -73,6 +78,12 @@ def facility_app(volumes, slug="praxis", retention=7 * DAY, tombstone_dir=""):
 def praxis(medcell, volumes):
     """A facility `praxis` with a staff account and one conversation holding one message."""
     medcell.json("facility", "create", "praxis", "--name", "Praxis Dr. Müller")
+    return {"conversation": staff_message(volumes), "volumes": volumes}
+
+
+def staff_message(volumes) -> str:
+    """A staff account `nurse` in the facility on `volumes`, and one conversation of theirs
+    holding one message; the conversation's id."""
     app = facility_app(volumes)
     conn = app.extensions["medcell"].store.conn()
     accounts.create_staff(conn, "nurse", "long enough secret", "staff", time.time_ns() // 1000)
@@ -86,7 +97,7 @@ def praxis(medcell, volumes):
         f"/api/v1/conversations/{conv['id']}/messages", json={"body": "Röntgen ok"}, headers=staff
     )
     app.extensions["medcell"].store.close()
-    return {"conversation": conv["id"], "volumes": volumes}
+    return conv["id"]
 
 
 def messages(volumes, conversation: str) -> list[str]:

@@ -7,12 +7,11 @@ signs the device out or leaves, when staff make a new link, at the end of the 30
 conversation (cascade): then nothing of it is left in the database.
 """
 
-import hmac
 import sqlite3
 from dataclasses import dataclass
 
 from services.facility.core import accounts as auth
-from services.facility.core import patients, store
+from services.facility.core import patients, store, tokens
 
 DEVICE_SECONDS = 30 * 24 * 3600
 
@@ -38,15 +37,14 @@ def remember(conn: sqlite3.Connection, conv_id: str, now: int) -> tuple[str, int
 
 def device(conn: sqlite3.Connection, token: str | None, now: int) -> Device | None:
     """The live device a token names, or None."""
-    if not token or len(token) > 128:
-        return None
-    digest = auth.token_hash(token)
-    row = conn.execute(
+    row = tokens.live_row(
+        conn,
         "SELECT token_hash, conversation_id, expires_at FROM patient_devices "
         "WHERE token_hash = ? AND expires_at > ?",
-        (digest, now),
-    ).fetchone()
-    if row is None or not hmac.compare_digest(row[0], digest):
+        token,
+        now,
+    )
+    if row is None:
         return None
     return Device(conversation_id=row[1], expires_at=row[2])
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.facility.core import accounts as auth
-from services.facility.core import passwords, store, throttle
+from services.facility.core import passwords, store, throttle, tokens
 from services.facility.core.errors import BadRequest, LinkLocked, NotFound, Unauthorized
 
 PIN_RE = re.compile(r"^[0-9]{4,8}$")
@@ -115,15 +115,14 @@ def pin_tries_left(conn: sqlite3.Connection, conv_id: str) -> int:
 
 def session(conn: sqlite3.Connection, token: str | None, now: int) -> Session | None:
     """The live patient session a token names, or None."""
-    if not token or len(token) > 128:
-        return None
-    digest = auth.token_hash(token)
-    row = conn.execute(
+    row = tokens.live_row(
+        conn,
         "SELECT token_hash, conversation_id, pin_ok FROM patient_sessions "
         "WHERE token_hash = ? AND expires_at > ?",
-        (digest, now),
-    ).fetchone()
-    if row is None or not hmac.compare_digest(row[0], digest):
+        token,
+        now,
+    )
+    if row is None:
         return None
     return Session(conversation_id=row[1], pin_ok=bool(row[2]))
 

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
-from services.facility.core import passwords, store
+from services.facility.core import passwords, store, tokens
 from services.facility.core.errors import BadRequest
 
 REQUIRE_SETTING = "require_second_factor"
@@ -97,16 +97,15 @@ def _digest(token: str) -> bytes:
 
 def pending(conn: sqlite3.Connection, token: str | None, now: int) -> Pending | None:
     """The live session of an active account that `token` names, at whatever stage."""
-    if not token or len(token) > 128:
-        return None
-    digest = _digest(token)
-    row = conn.execute(
+    row = tokens.live_row(
+        conn,
         "SELECT s.token_hash, st.id, st.username, s.stage FROM staff_sessions s "
         "JOIN staff st ON st.id = s.staff_id "
         "WHERE s.token_hash = ? AND s.expires_at > ? AND st.active = 1",
-        (digest, now),
-    ).fetchone()
-    if row is None or not hmac.compare_digest(row[0], digest):
+        token,
+        now,
+    )
+    if row is None:
         return None
     return Pending(row[1], row[2], Stage(row[3]))
 
