@@ -138,6 +138,7 @@ def test_up_without_smtp_takes_the_mail_network_away_again(installation):
     del inst.env["MEDCELL_SMTP_URL"]
     assert inst.medcell("up")["mail"] == "off"
     supervisor = inst.docker.containers.get(inst.supervisor)
-    assert supervisor.attrs["HostConfig"]["NetworkMode"] == "none"
+    # Only its metrics network is left (no route out): the mail network is gone.
+    assert list(supervisor.attrs["NetworkSettings"]["Networks"]) == [f"{inst.prefix}-metrics"]
     assert not [n for n in inst.docker.networks.list() if n.name == f"{inst.prefix}-mail"]
     assert not (Path(inst.home) / "secrets" / "smtp.json").exists()
