@@ -128,7 +128,7 @@ class Supervisor:
             self._make_room(slug)
         started = time.monotonic()
         try:
-            lifecycle.wake(
+            woke = lifecycle.wake(
                 self.config,
                 self.engine,
                 slug,
@@ -151,7 +151,8 @@ class Supervisor:
             )
             raise
         self.awake.woke(slug)
-        self.metrics.woke(str(reason), time.monotonic() - started)
+        if woke:  # a wake asked for an awake facility (a request held meanwhile) is none
+            self.metrics.woke(str(reason), time.monotonic() - started)
 
     def _make_room(self, slug: str) -> None:
         """Put least recently used awake facilities to sleep until `slug` has a slot; NoRoom."""

@@ -95,6 +95,19 @@ def test_a_scrape_counts_facilities_by_state_and_a_request_wake(config, engine, 
     assert not any("node" in dict(labels) for _, labels in found)
 
 
+def test_a_wake_asked_for_an_awake_facility_is_no_wake(config, engine, start):
+    # The gateway asks for a wake for each request it holds until it learns the new route: the
+    # facility started once, so once is what the wake series say.
+    engine.add_facility("praxis", running=False, asleep=True)
+    _, server = start()
+    for _ in range(3):
+        assert post(config, "/wake/praxis")[0] == 200
+    wait_until(lambda: value(samples(server), "medcell_facilities", state="running") == 1)
+    found = samples(server)
+    assert value(found, "medcell_wakes_total", cause="request") == 1
+    assert value(found, "medcell_wake_seconds_count") == 1
+
+
 def test_the_endpoint_serves_only_get_metrics(start):
     _, server = start()
     status, content_type, _ = fetch(server)
