@@ -12,6 +12,7 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from medcell_common.interfaces import HELD_HEADER
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import InvalidArgument
@@ -106,6 +107,35 @@ def test_a_wake_asked_for_an_awake_facility_is_no_wake(config, engine, start):
     found = samples(server)
     assert value(found, "medcell_wakes_total", cause="request") == 1
     assert value(found, "medcell_wake_seconds_count") == 1
+
+
+def held_wake(config, slug: str, held: str) -> int:
+    """POST /wake/<slug> as the gateway's activator asks it, having held a request `held` ms."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(str(config.supervisor_socket))
+    connection = http.client.HTTPConnection("localhost")
+    connection.sock = sock
+    connection.request("POST", f"/wake/{slug}", headers={HELD_HEADER: held})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_a_wake_lasts_from_the_first_request_held_until_the_facility_answers(config, engine, start):
+    # The activator held the request 7 s before it could ask (its supervisor was restarting):
+    # the patient waited that long too.
+    engine.add_facility("praxis", running=False, asleep=True)
+    engine.add_facility("desk", running=False, asleep=True)
+    _, server = start()
+    assert held_wake(config, "praxis", "7000") == 200
+    # Nonsense in the header is not believed: the wake lasts from when it was asked.
+    assert held_wake(config, "desk", "99999999999") == 200
+    wait_until(lambda: value(samples(server), "medcell_wake_seconds_count") == 2)
+    found = samples(server)
+    assert value(found, "medcell_wake_seconds_bucket", le="5.0") == 1
+    assert value(found, "medcell_wake_seconds_bucket", le="10.0") == 2
+    assert value(found, "medcell_wake_seconds_sum") >= 7
 
 
 def test_the_endpoint_serves_only_get_metrics(start):
