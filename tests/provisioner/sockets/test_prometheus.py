@@ -106,6 +106,16 @@ def test_the_example_rules_load():
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_the_example_scrape_config_loads():
+    checked = subprocess.run(
+        [PROMTOOL, "check", "config", str(RULES.parent / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_prometheus_sees_a_wake_a_deletion_on_time_and_alerts_on_a_late_one(
     config,
     engine,
