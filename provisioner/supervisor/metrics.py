@@ -156,9 +156,13 @@ class DeletionTally(Collector):
 
     Each report is compared with the last one of the same facility (kept in `baselines`, so a
     supervisor's restart neither loses nor recounts anything): only the growth is counted, so no
-    probe counts a deletion twice and none is lost between probes. Totals that went down (a
-    restored or recreated facility) start again from zero. A facility adds only to the sums and
-    to its own `facility` series; a growth beyond MAX_DELETIONS_PER_REPORT is not believed.
+    probe counts a deletion twice and none is lost between probes. A facility this supervisor has
+    no report of yet (moved here from another node, or here from before these metrics) and one
+    whose totals went down (restored from a backup, or recreated) bring totals that were counted
+    where and when they grew: their report becomes the baseline and nothing of it is counted. A
+    new facility is probed long before its first deletion (its totals are zero then). A facility
+    adds only to the sums and to its own `facility` series; a growth beyond
+    MAX_DELETIONS_PER_REPORT is not believed.
     """
 
     def __init__(self, baselines: Path | None):
@@ -172,20 +176,25 @@ class DeletionTally(Collector):
 
     def report(self, slug: str, now: Deletions) -> None:
         with self._lock:
-            before = self._last.get(slug) or self._load(slug) or _zero()
-            if _went_down(before, now):
-                before = _zero()
-            growth = [a - b for a, b in zip(_flat(now), _flat(before), strict=True)]
-            if now == before:
+            before = self._last.get(slug) or self._load(slug)
+            if before is None or _went_down(before, now):
+                if now != _zero():
+                    event("deletions_baseline", slug=slug)
+            elif now == before:
                 return
-            if sum(growth[: len(REASONS)]) > MAX_DELETIONS_PER_REPORT or growth[-1] > sum(
-                growth[len(REASONS) : -1]
-            ) * (DEADLINE_HORIZON * 1000):
-                event("deletions_refused", slug=slug, reason="implausible_growth")
             else:
-                self._count(slug, now, before)
+                self._grown(slug, now, before)
             self._last[slug] = now
             self._save(slug, now)
+
+    def _grown(self, slug: str, now: Deletions, before: Deletions) -> None:
+        growth = [a - b for a, b in zip(_flat(now), _flat(before), strict=True)]
+        if sum(growth[: len(REASONS)]) > MAX_DELETIONS_PER_REPORT or growth[-1] > sum(
+            growth[len(REASONS) : -1]
+        ) * (DEADLINE_HORIZON * 1000):
+            event("deletions_refused", slug=slug, reason="implausible_growth")
+        else:
+            self._count(slug, now, before)
 
     def _count(self, slug: str, now: Deletions, before: Deletions) -> None:
         for (reason, n), (_, m) in zip(now.reasons, before.reasons, strict=True):

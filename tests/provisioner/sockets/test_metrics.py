@@ -186,8 +186,10 @@ def scrape(supervisor) -> dict:
 
 def test_deletion_reports_are_counted_once_across_probes_and_restarts(engine, make, clock):
     app = engine.add_facility("praxis")
-    app.deletions = totals([0, 0, 1], sum_ms=10_000)  # one expired conversation, 10 s late
+    app.deletions = totals([0])  # new: nothing deleted yet when it is first probed
     supervisor = make()
+    run_for(supervisor, clock, 30)
+    app.deletions = totals([0, 0, 1], sum_ms=10_000)  # one expired conversation, 10 s late
     run_for(supervisor, clock, 120)  # many probes, the same totals each time
 
     found = scrape(supervisor)
@@ -211,11 +213,41 @@ def test_deletion_reports_are_counted_once_across_probes_and_restarts(engine, ma
     assert value(found, "medcell_deletions_late_total", facility="praxis") == 1
 
 
+def test_a_moved_or_restored_facility_brings_no_deletions_counted_elsewhere(engine, make, clock):
+    # `moved` arrives from another node whose supervisor counted its 5 deletions already.
+    moved = engine.add_facility("moved")
+    moved.deletions = totals([0, 5], staff=1, sum_ms=20_000)
+    # `restored` was counted here up to 3, then restored from a backup taken at 2.
+    restored = engine.add_facility("restored")
+    restored.deletions = totals([0])
+    supervisor = make()
+    run_for(supervisor, clock, 30)
+    restored.deletions = totals([3], sum_ms=600)
+    run_for(supervisor, clock, 30)
+    assert value(scrape(supervisor), "medcell_deletion_lag_seconds_count") == 3
+    restored.deletions = totals([2], sum_ms=400)
+    run_for(supervisor, clock, 30)
+
+    found = scrape(supervisor)
+    assert value(found, "medcell_deletion_lag_seconds_count") == 3
+    assert value(found, "medcell_deletions_total", reason="staff") == 0
+
+    # What either deletes from now on counts.
+    moved.deletions = totals([1, 5], staff=1, sum_ms=20_500)
+    restored.deletions = totals([3], sum_ms=600)
+    run_for(supervisor, clock, 30)
+    found = scrape(supervisor)
+    assert value(found, "medcell_deletion_lag_seconds_count") == 5
+    assert value(found, "medcell_deletion_lag_seconds_bucket", le="1.0") == 5
+
+
 def test_a_facility_cannot_inflate_the_series_or_name_a_label(engine, make, clock):
     honest, hostile = engine.add_facility("honest"), engine.add_facility("hostile")
+    honest.deletions = hostile.deletions = totals([0])
+    supervisor = make()
+    run_for(supervisor, clock, 30)
     honest.deletions = totals([1])
     hostile.deletions = totals([0] * 9 + [10**9])  # a billion "late" deletions at once
-    supervisor = make()
     run_for(supervisor, clock, 60)
     found = scrape(supervisor)
     assert value(found, "medcell_deletion_lag_seconds_count") == 1
