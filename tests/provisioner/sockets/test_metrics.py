@@ -17,6 +17,7 @@ from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import InvalidArgument
 from provisioner.supervisor.metrics import MAX_CONNECTIONS, Metrics
+from provisioner.supervisor.node_api import NodeService
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import wait_until
 from tests.provisioner.sockets.test_supervisor import post, run_for
@@ -213,10 +214,13 @@ def test_deletion_reports_are_counted_once_across_probes_and_restarts(engine, ma
     assert value(found, "medcell_deletions_late_total", facility="praxis") == 1
 
 
-def test_a_moved_or_restored_facility_brings_no_deletions_counted_elsewhere(engine, make, clock):
-    # `moved` arrives from another node whose supervisor counted its 5 deletions already.
+def test_a_moved_or_restored_facility_brings_no_deletions_counted_elsewhere(
+    config, engine, make, clock
+):
+    # `moved` is prepared here empty, then its data arrives from the node that counted its 5
+    # deletions already (the node API restores it).
     moved = engine.add_facility("moved")
-    moved.deletions = totals([0, 5], staff=1, sum_ms=20_000)
+    moved.deletions = totals([0])
     # `restored` was counted here up to 3, then restored from a backup taken at 2.
     restored = engine.add_facility("restored")
     restored.deletions = totals([0])
@@ -225,6 +229,12 @@ def test_a_moved_or_restored_facility_brings_no_deletions_counted_elsewhere(engi
     restored.deletions = totals([3], sum_ms=600)
     run_for(supervisor, clock, 30)
     assert value(scrape(supervisor), "medcell_deletion_lag_seconds_count") == 3
+
+    node = NodeService(
+        config, DockerBackend(engine), restored=supervisor.metrics.deletions.adopt_next
+    )
+    node.restored("moved")  # what its facility_restore does first
+    moved.deletions = totals([0, 5], staff=1, sum_ms=20_000)
     restored.deletions = totals([2], sum_ms=400)
     run_for(supervisor, clock, 30)
 
