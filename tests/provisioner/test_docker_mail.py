@@ -74,7 +74,10 @@ def test_a_patients_message_reaches_the_staff_by_mail_without_content(installati
     start_sink(inst)
     supervisor = inst.docker.containers.get(inst.supervisor)
     assert list(supervisor.attrs["NetworkSettings"]["Networks"]) == [f"{inst.prefix}-mail"]
-    assert not supervisor.attrs["HostConfig"]["PortBindings"]
+    # Only its metrics port is published, on loopback (the installation's MEDCELL_METRICS_BIND).
+    port = inst.metrics_port
+    bindings = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert supervisor.attrs["HostConfig"]["PortBindings"] == bindings
 
     created = inst.create("praxis", "--name", "Praxis Dr. Müller", "--idle", "15s")
     facility = inst.docker.containers.get(inst.container("praxis"))
