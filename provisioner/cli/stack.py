@@ -416,7 +416,6 @@ class Stack:
                 raise
         return done
 
-
     def _ports_taken(self, spec: ContainerSpec) -> str:
         """What to change when a container's published port is taken on the host."""
         if spec.name == self.config.supervisor_container:
