@@ -30,6 +30,7 @@ class Installation:
     def __init__(self, home: Path, stem: str = "mctest", **environment: str):
         self.prefix = f"{stem}{secrets.token_hex(3)}"
         self.https_port, self.http_port = free_port(), free_port()
+        self.metrics_port = free_port()
         self.home = home
         self.env = {
             **os.environ,
@@ -38,6 +39,8 @@ class Installation:
             "MEDCELL_GATEWAY_PORT": str(self.https_port),
             "MEDCELL_GATEWAY_HTTP_PORT": str(self.http_port),
             "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+            # Its supervisor publishes /metrics on the host: a port of its own, on loopback.
+            "MEDCELL_METRICS_BIND": f"127.0.0.1:{self.metrics_port}",
             **environment,
         }
         # By address: only the gateway's /healthz (any other path: 421, a host it does not serve).

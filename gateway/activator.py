@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from http import HTTPStatus
 
-from medcell_common.interfaces import SLUG_HEADER, WAKE_PATH, WAKE_STATUS, WakeError
+from medcell_common.interfaces import HELD_HEADER, SLUG_HEADER, WAKE_PATH, WAKE_STATUS, WakeError
 
 from . import errorpages, eventlog
 from .settings import facility_socket, settings_from_env, supervisor_socket
@@ -66,7 +66,10 @@ class Waker:
         with self._lock:
             return slug in self._pending
 
-    def wake(self, slug: str) -> str:
+    def wake(self, slug: str, held_since: float | None = None) -> str:
+        """`held_since`: when (time.monotonic()) the request that asks was handed over; the
+        supervisor measures the wake from the first request's."""
+        held_since = time.monotonic() if held_since is None else held_since
         with self._lock:
             future = self._pending.get(slug)
             leader = future is None
@@ -74,7 +77,7 @@ class Waker:
                 future = self._pending[slug] = Future()
         if leader:
             try:
-                outcome = self._ask(slug)
+                outcome = self._ask(slug, held_since)
             except Exception as e:  # unreachable, timed out, garbled: all mean "not now"
                 eventlog.event("wake_unanswered", "warning", error=type(e).__name__)
                 outcome = FAILED
@@ -85,15 +88,20 @@ class Waker:
                 eventlog.event("wake_refused", "warning", facility=slug, outcome=outcome)
         return future.result()
 
-    def _ask(self, slug: str) -> str:
+    def _ask(self, slug: str, held_since: float) -> str:
         deadline = time.monotonic() + self.timeout
         while True:
             remaining = deadline - time.monotonic()
             conn = UnixHTTPConnection(self.socket_path, timeout=max(remaining, RECONNECT_SECONDS))
             try:
                 conn.connect()
+                # Only how long the request has waited: nothing of it is sent.
+                held = str(max(0, int((time.monotonic() - held_since) * 1000)))
                 conn.request(
-                    "POST", f"{WAKE_PATH}{slug}", body=b"", headers={"Content-Length": "0"}
+                    "POST",
+                    f"{WAKE_PATH}{slug}",
+                    body=b"",
+                    headers={"Content-Length": "0", HELD_HEADER: held},
                 )
                 response = conn.getresponse()
                 response.read()
@@ -146,6 +154,7 @@ class Activator:
         self.budget = WakeBudget(settings["WAKE_BUDGET"], settings["WAKE_BUDGET_WINDOW"])
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        held_since = time.monotonic()
         slug = environ.get(SLUG_ENVIRON, "")
         if not SLUG_RE.fullmatch(slug):
             return _not_found(environ, start_response)
@@ -156,7 +165,7 @@ class Activator:
             if wait is not None:
                 eventlog.event("wake_over_budget", "warning", facility=slug)
                 return _over_budget(environ, start_response, int(wait + 0.999))
-        outcome = self.waker.wake(slug)
+        outcome = self.waker.wake(slug, held_since)
         if outcome == NOT_FOUND:
             return _not_found(environ, start_response)
         if outcome == STOPPED:

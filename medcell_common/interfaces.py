@@ -62,6 +62,9 @@ NODE_API_PORT = 9445  # each node's supervisor takes node operations from the ma
 # The wake API on the supervisor's unix socket: `POST /wake/<slug>`, answered 200
 # {"slug", "state": "running"}, or an error {"error": {"code": <WakeError>, "message"}}.
 WAKE_PATH = "/wake/"
+# Sent with it by the gateway's activator: how long (whole milliseconds) it has held the oldest
+# request waiting for this wake, so that medcell_wake_seconds lasts from the first request.
+HELD_HEADER = "X-Medcell-Held-Ms"
 
 
 class WakeError(StrEnum):

@@ -44,7 +44,8 @@ class ClusterStack:
             if self.backend.container(name) is not None:
                 self.backend.remove_container(name)
                 done.append(f"removed the single-host container {name}")
-        for network in (self.config.edge_network, self.config.mail_network):
+        networks = (self.config.edge_network, self.config.mail_network, self.config.metrics_network)
+        for network in networks:
             if self.backend.network(network) is not None:
                 self.backend.remove_network(network)
                 done.append(f"removed network {network}")

@@ -44,6 +44,12 @@ PROBE_TIMEOUT = 1.0  # per facility
 PROBE_BUDGET = 5.0  # for all of them: `medcell status` must stay quick with many facilities
 # When the Debian packages under an image were fetched (deploy/build-base.sh, build-images.sh).
 BASE_BUILT_LABEL = "medcell.base.built"
+# The metrics network: its containers cannot talk to each other (there is only the supervisor)
+# and have no route out (no masquerading); Docker's publish still reaches the supervisor.
+METRICS_NETWORK_OPTIONS = {
+    "com.docker.network.bridge.enable_icc": "false",
+    "com.docker.network.bridge.enable_ip_masquerade": "false",
+}
 
 Identity = tuple[str, tuple[int, int] | None]
 # The supervisor's user, the Docker socket's gid (for group_add) and the socket's host path.
@@ -348,34 +354,44 @@ class Stack:
         return done
 
     def _ensure_supervisor(self) -> list[str]:
+        """The supervisor on a network of its own: the mail network when it relays mail, else
+        the metrics network; either publishes its /metrics on the host at MEDCELL_METRICS_BIND."""
         user, gid, socket = self.supervisor_identity()
         image_id = self.backend.image_id(self.config.supervisor_image)
         mail = smtp.configured(self.config.home)
-        done = self._ensure_mail_network() if mail else []
-        network = self.config.mail_network if mail else None
-        done += self._ensure_container(
-            specs.supervisor_spec(self.config, user, gid, socket, image_id, network)
+        if mail:
+            network, other = self.config.mail_network, self.config.metrics_network
+            done = self._ensure_supervisor_network(network)
+        else:
+            network, other = self.config.metrics_network, self.config.mail_network
+            done = self._ensure_supervisor_network(network, METRICS_NETWORK_OPTIONS)
+        spec = specs.supervisor_spec(
+            self.config, user, gid, socket, image_id, network, publish_metrics=True
         )
-        if not mail and self.backend.network(self.config.mail_network) is not None:
+        done += self._ensure_container(spec)
+        if self.backend.network(other) is not None:
             # The supervisor was recreated without it above: nothing is attached any more.
-            self.backend.remove_network(self.config.mail_network)
-            done.append(f"removed network {self.config.mail_network}")
+            self.backend.remove_network(other)
+            done.append(f"removed network {other}")
         return done
 
-    def _ensure_mail_network(self) -> list[str]:
-        """A bridge of the supervisor's own, to reach the SMTP server: no ports, no one else."""
-        if self.backend.network(self.config.mail_network) is not None:
+    def _ensure_supervisor_network(
+        self, name: str, options: dict[str, str] | None = None
+    ) -> list[str]:
+        """A bridge of the supervisor's own: nobody else is ever attached to it."""
+        if self.backend.network(name) is not None:
             return []
         try:
             self.backend.create_pooled_network(
-                self.config.mail_network,
+                name,
                 self.config.subnet_pool,
                 self.config.labels(role="supervisor"),
                 internal=False,
+                options=options,
             )
         except Conflict:
             return []
-        return [f"created network {self.config.mail_network}"]
+        return [f"created network {name}"]
 
     def _ensure_container(self, spec: ContainerSpec) -> list[str]:
         """Create or keep a long-running container; recreate it when its fingerprint changed."""
@@ -396,12 +412,19 @@ class Stack:
                 # A half-started container (e.g. port taken) would block the next `up`.
                 self.backend.remove_container(name)
                 if "already in use" in str(e) or "already allocated" in str(e):
-                    raise DockerError(
-                        f"ports {self.config.gateway_port}/{self.config.gateway_http_port} are "
-                        "taken; set MEDCELL_GATEWAY_PORT and MEDCELL_GATEWAY_HTTP_PORT"
-                    ) from e
+                    raise DockerError(self._ports_taken(spec)) from e
                 raise
         return done
+
+    def _ports_taken(self, spec: ContainerSpec) -> str:
+        """What to change when a container's published port is taken on the host."""
+        if spec.name == self.config.supervisor_container:
+            host, port = self.config.metrics_bind
+            return f"port {host}:{port} is taken; set MEDCELL_METRICS_BIND to a free address:port"
+        return (
+            f"ports {self.config.gateway_port}/{self.config.gateway_http_port} are "
+            "taken; set MEDCELL_GATEWAY_PORT and MEDCELL_GATEWAY_HTTP_PORT"
+        )
 
 
 def _idle_seconds(text: str) -> int | None:

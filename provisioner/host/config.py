@@ -175,6 +175,12 @@ class Config:
         return f"{self.prefix}-mail"
 
     @property
+    def metrics_network(self) -> str:
+        """The supervisor's own network on one host when it relays no mail: only for publishing
+        its /metrics on MEDCELL_METRICS_BIND (no route out, nobody else on it)."""
+        return f"{self.prefix}-metrics"
+
+    @property
     def gateway_dir(self) -> Path:
         return self.home / "gateway"
 

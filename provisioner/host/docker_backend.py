@@ -372,9 +372,17 @@ class DockerBackend:
             return [_network_info(n) for n in self.client.networks.list(filters=filters)]
 
     def create_network(
-        self, name: str, subnet: str, labels: dict[str, str], internal: bool
+        self,
+        name: str,
+        subnet: str,
+        labels: dict[str, str],
+        internal: bool,
+        options: dict[str, str] | None = None,
     ) -> None:
-        """Create a bridge network on an explicit subnet; name clashes raise Conflict."""
+        """Create a bridge network on an explicit subnet; name clashes raise Conflict.
+
+        `options`: the bridge driver's (e.g. no IP masquerade: no route out).
+        """
         ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
         with engine_errors(f"creating network {name}"):
             self.client.networks.create(
@@ -383,11 +391,17 @@ class DockerBackend:
                 internal=internal,
                 ipam=ipam,
                 labels=labels,
+                options=options or None,
                 check_duplicate=True,
             )
 
     def create_pooled_network(
-        self, name: str, pool: str, labels: dict[str, str], internal: bool
+        self,
+        name: str,
+        pool: str,
+        labels: dict[str, str],
+        internal: bool,
+        options: dict[str, str] | None = None,
     ) -> str:
         """Create a network on the pool's first free /28 and return that subnet."""
         tried: list[str] = []
@@ -395,7 +409,7 @@ class DockerBackend:
             taken = [s for n in self.networks() for s in n.subnets]
             subnet = free_subnet(pool, taken + tried)
             try:
-                self.create_network(name, subnet, labels, internal)
+                self.create_network(name, subnet, labels, internal, options)
                 return subnet
             except SubnetTaken:
                 tried.append(subnet)  # another process took it between our look and our create

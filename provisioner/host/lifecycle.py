@@ -180,10 +180,11 @@ def wake(
     lock_wait: float = 0.0,
     on_wait: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.time,
-) -> None:
+) -> bool:
     """Start an asleep facility and return once it answers on its socket; awake already is fine.
 
-    Raises FacilityNotFound, FacilityStopped (the operator's decision), or WakeFailed.
+    Whether it was woken (False: it was awake already). Raises FacilityNotFound, FacilityStopped
+    (the operator's decision), or WakeFailed.
     """
     if reason not in WAKE_REASONS:
         raise ValueError(f"unknown wake reason {reason!r}")
@@ -205,7 +206,7 @@ def wake(
             if _route(config, slug) != RouteState.RUNNING:
                 facility_http.wait_swept(config, slug, timeout, clock)
             _mark_awake(config, slug, st)
-            return
+            return False
         try:
             if not running:
                 # Swarm: until its task runs (bounded by `timeout`), then the same health wait.
@@ -224,6 +225,7 @@ def wake(
             raise WakeFailed(f"facility {slug} could not be woken ({kind})") from e
         _mark_awake(config, slug, st)
         _event("woke", slug, reason=reason, seconds=round(time.monotonic() - started, 3))
+    return True
 
 
 def _mark_awake(config: Config, slug: str, st: state_file.FacilityState) -> None:

@@ -208,10 +208,16 @@ def supervisor_spec(
     socket_gid: int | None,
     docker_socket: str,
     image_id: str | None,
-    mail_network: str | None = None,
+    network: str | None = None,
+    publish_metrics: bool = False,
 ) -> ContainerSpec:
     """The supervisor: the Docker socket and MEDCELL_HOME, nothing else; a network of its own
-    (`mail_network`, no published ports) only when it relays mail to an SMTP server."""
+    (`network`) when it relays mail to an SMTP server or publishes its metrics.
+
+    `publish_metrics` (one host): it listens for GET /metrics on every address inside its
+    container, published on the host only at MEDCELL_METRICS_BIND; the network is then its own
+    (the mail network, or the metrics network without a route out).
+    """
     spec = ContainerSpec(
         name=config.supervisor_container,
         image=config.supervisor_image,
@@ -234,11 +240,16 @@ def supervisor_spec(
             # Cluster mode's scheduled backups (set only when the operator set it).
             **({"MEDCELL_BACKUP_EVERY": f"{config.backup_every}s"} if config.backup_every else {}),
         },
-        network=mail_network,
+        network=network,
         rw_binds={docker_socket: "/var/run/docker.sock", str(config.home): SUPERVISOR_HOME},
         group_add=() if socket_gid is None else (str(socket_gid),),
         limits=Limits(memory="128m", cpus=1.0, pids=256),
     )
+    if publish_metrics:
+        host, port = config.metrics_bind
+        # Inside, every address: only Docker's publish reaches it, and only on `host`.
+        spec.environment["MEDCELL_METRICS_BIND"] = f"0.0.0.0:{port}"
+        spec = dataclasses.replace(spec, ports={port: port}, bind_address=host)
     return _fingerprinted(spec, image_id)
 
 

@@ -38,7 +38,10 @@ def main() -> int:
     supervisor.start_server()
     supervisor.start_metrics()
     # Only on a cluster node; its sleeps and wakes for a manager go through this node's engine.
-    node_server = node_api.start(config, DockerBackend(), node)
+    # A facility it restores (moved here) brings deletion totals counted on its old node.
+    node_server = node_api.start(
+        config, DockerBackend(), node, restored=supervisor.metrics.deletions.adopt_next
+    )
     try:
         supervisor.run()
     finally:

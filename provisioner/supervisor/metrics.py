@@ -156,9 +156,12 @@ class DeletionTally(Collector):
 
     Each report is compared with the last one of the same facility (kept in `baselines`, so a
     supervisor's restart neither loses nor recounts anything): only the growth is counted, so no
-    probe counts a deletion twice and none is lost between probes. Totals that went down (a
-    restored or recreated facility) start again from zero. A facility adds only to the sums and
-    to its own `facility` series; a growth beyond MAX_DELETIONS_PER_REPORT is not believed.
+    probe counts a deletion twice and none is lost between probes. A facility without a report
+    yet is new here: all of its totals count. Totals counted elsewhere are not counted again: a
+    facility restored here by the node API (moved from another node: `adopt_next`) and one whose
+    totals went down (restored from a backup, or recreated) give the baseline with their next
+    report, and nothing of it is counted. A facility adds only to the sums and to its own
+    `facility` series; a growth beyond MAX_DELETIONS_PER_REPORT is not believed.
     """
 
     def __init__(self, baselines: Path | None):
@@ -172,20 +175,39 @@ class DeletionTally(Collector):
 
     def report(self, slug: str, now: Deletions) -> None:
         with self._lock:
-            before = self._last.get(slug) or self._load(slug) or _zero()
-            if _went_down(before, now):
-                before = _zero()
-            growth = [a - b for a, b in zip(_flat(now), _flat(before), strict=True)]
-            if now == before:
+            before = self._last.get(slug) or self._load(slug)
+            if before is ADOPT or (before is not None and _went_down(before, now)):
+                if now != _zero():
+                    event("deletions_baseline", slug=slug)
+            elif before == now:
                 return
-            if sum(growth[: len(REASONS)]) > MAX_DELETIONS_PER_REPORT or growth[-1] > sum(
-                growth[len(REASONS) : -1]
-            ) * (DEADLINE_HORIZON * 1000):
-                event("deletions_refused", slug=slug, reason="implausible_growth")
             else:
-                self._count(slug, now, before)
+                self._grown(slug, now, before or _zero())
             self._last[slug] = now
             self._save(slug, now)
+
+    def adopt_next(self, slug: str) -> None:
+        """The facility's data was just restored here from elsewhere (a move, a restore through
+        the node API): its next report is the baseline (kept across a restart too)."""
+        with self._lock:
+            self._last.pop(slug, None)
+            path = self._path(slug)
+            if path is None:
+                return
+            try:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                write_json_atomic(path, {"adopt": True}, mode=0o600)
+            except OSError as e:
+                event("metrics_baseline_unwritable", slug=slug, error=type(e).__name__)
+
+    def _grown(self, slug: str, now: Deletions, before: Deletions) -> None:
+        growth = [a - b for a, b in zip(_flat(now), _flat(before), strict=True)]
+        if sum(growth[: len(REASONS)]) > MAX_DELETIONS_PER_REPORT or growth[-1] > sum(
+            growth[len(REASONS) : -1]
+        ) * (DEADLINE_HORIZON * 1000):
+            event("deletions_refused", slug=slug, reason="implausible_growth")
+        else:
+            self._count(slug, now, before)
 
     def _count(self, slug: str, now: Deletions, before: Deletions) -> None:
         for (reason, n), (_, m) in zip(now.reasons, before.reasons, strict=True):
@@ -204,12 +226,15 @@ class DeletionTally(Collector):
             return None
         return self.baselines / f"{slug}.json"
 
-    def _load(self, slug: str) -> Deletions | None:
+    def _load(self, slug: str) -> Deletions | object | None:
         path = self._path(slug)
         try:
             if path is None or path.stat().st_size > 4096:
                 return None
-            return parse_deletions(strictjson.loads(path.read_bytes()))
+            data = strictjson.loads(path.read_bytes())
+            if data == {"adopt": True}:
+                return ADOPT
+            return parse_deletions(data)
         except (OSError, StrictJSONError, KeyError):
             return None  # none yet, or unreadable: everything the facility reports counts
 
@@ -256,6 +281,9 @@ class DeletionTally(Collector):
         for slug in sorted(late):
             per_facility.add_metric([slug], late[slug])
         yield per_facility
+
+
+ADOPT = object()  # a baseline that says: the facility's next report is the baseline
 
 
 def _zero() -> Deletions:

@@ -47,6 +47,7 @@ import socket
 import socketserver
 import ssl
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -119,9 +120,15 @@ class NodeService:
     """Decides each answer; the HTTP layer below only carries it."""
 
     def __init__(
-        self, config: Config, backend: DockerBackend, engine: FacilityEngine | None = None
+        self,
+        config: Config,
+        backend: DockerBackend,
+        engine: FacilityEngine | None = None,
+        restored: Callable[[str], None] = lambda slug: None,
     ):
         self.config, self.backend = config, backend
+        # Told of each facility restored here (its deletion totals were counted where they grew).
+        self.restored = restored
         # The supervisor's engine for this node's facilities (a Swarm service is scaled through
         # a manager); None: this node's facilities cannot be slept, woken, stopped or started.
         self.facility_engine = engine
@@ -366,6 +373,7 @@ class NodeService:
         key = backup_transfer.check_key(_field(body, "key", allowed))
         items = backup_transfer.check_tombstones(_field(body, "tombstones", allowed))
         with locks.facility_lock(self.config, slug, wait=LOCK_WAIT):
+            self.restored(slug)  # before it runs again and is probed
             result = backup_transfer.restore(self.config, self.backend, slug, backup_id, key, items)
         event("node_restored", slug=slug, tombstones=len(items))
         return {"result": result}
@@ -741,7 +749,10 @@ def in_cluster(config: Config) -> bool:
 
 
 def start(
-    config: Config, backend: DockerBackend, engine: FacilityEngine | None = None
+    config: Config,
+    backend: DockerBackend,
+    engine: FacilityEngine | None = None,
+    restored: Callable[[str], None] = lambda slug: None,
 ) -> NodeServer | None:
     """Serve the node API in its own thread, if this host is a cluster node; else None.
 
@@ -755,7 +766,9 @@ def start(
         return None
     try:
         server = NodeServer(
-            config.node_api_bind, node_tls_dir(config), NodeService(config, backend, engine)
+            config.node_api_bind,
+            node_tls_dir(config),
+            NodeService(config, backend, engine, restored),
         )
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
         event("node_api_failed", logging.ERROR, error=type(e).__name__, detail=str(e)[:200])

@@ -82,7 +82,12 @@ class Supervisor:
             name="sleep",
         )
         self.scheduler = Scheduler(config, backend, self.wakes, self.sleeps, clock, node=node)
-        self.service = WakeService(self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT)
+        # When the oldest request waiting for each facility's wake was first held (monotonic).
+        self._held_since: dict[str, float] = {}
+        self._held_lock = threading.Lock()
+        self.service = WakeService(
+            self.wakes, self.scheduler.known, wait=WAKE_TIMEOUT + LOCK_WAIT, held=self._held
+        )
         self.openings = OpeningWakes(config, lambda: self.scheduler.entries, self.wakes)
         # A cluster node's tombstones also go to every manager (they outlive this node).
         push = None
@@ -116,7 +121,19 @@ class Supervisor:
         if self.mail is not None:
             self.mail.on_status(slug, status)
 
+    def _held(self, slug: str, since: float) -> None:
+        with self._held_lock:
+            self._held_since[slug] = min(since, self._held_since.get(slug, since))
+
     def _wake(self, slug: str, reason: object) -> None:
+        try:
+            self._wake_held(slug, reason)
+        finally:
+            # A request that joined this wake is answered with it; one held later asks anew.
+            with self._held_lock:
+                self._held_since.pop(slug, None)
+
+    def _wake_held(self, slug: str, reason: object) -> None:
         timeout = self.config.health_timeout if reason == "recover" else WAKE_TIMEOUT
         if not self.scheduler.can_scale(slug) and not self._routable(slug):
             event("wake_refused", slug=slug, reason=self.scheduler.no_manager or "cleanup_pending")
@@ -128,7 +145,7 @@ class Supervisor:
             self._make_room(slug)
         started = time.monotonic()
         try:
-            lifecycle.wake(
+            woke = lifecycle.wake(
                 self.config,
                 self.engine,
                 slug,
@@ -151,7 +168,13 @@ class Supervisor:
             )
             raise
         self.awake.woke(slug)
-        self.metrics.woke(str(reason), time.monotonic() - started)
+        if woke:  # a wake asked for an awake facility (a request held meanwhile) is none
+            if reason == "request":
+                # From the first request held for it: the wait its patient had (queue, room
+                # made, a gateway that held it while this supervisor restarted).
+                with self._held_lock:
+                    started = min(started, self._held_since.get(slug, started))
+            self.metrics.woke(str(reason), time.monotonic() - started)
 
     def _make_room(self, slug: str) -> None:
         """Put least recently used awake facilities to sleep until `slug` has a slot; NoRoom."""

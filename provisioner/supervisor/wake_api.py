@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from medcell_common.interfaces import WAKE_PATH, WAKE_STATUS, RouteState, WakeError
+from medcell_common.interfaces import HELD_HEADER, WAKE_PATH, WAKE_STATUS, RouteState, WakeError
 from provisioner.host.errors import FacilityNotFound, FacilityStopped, InvalidArgument, NoRoom
 from provisioner.host.validation import check_slug
 from provisioner.supervisor.jobs import Job, JobPool, QueueFull
@@ -20,6 +22,9 @@ from provisioner.supervisor.logs import event
 MAX_CONNECTIONS = 256  # at least; held requests beyond these are answered 503 at once
 RETRY_AFTER = "5"
 READ_TIMEOUT = 5.0  # a client that does not send its request line in this time is dropped
+# The most a request may have been held before its wake was asked for (HELD_HEADER) that is
+# believed: the gateway's wake timeout is far shorter.
+MAX_HELD_SECONDS = 600.0
 
 
 def _error(code: WakeError, message: str) -> tuple[int, dict]:
@@ -29,16 +34,25 @@ def _error(code: WakeError, message: str) -> tuple[int, dict]:
 class WakeService:
     """Decides the answer to one wake request; the HTTP layer below only carries it."""
 
-    def __init__(self, wakes: JobPool, known: Callable[[str], bool], wait: float):
+    def __init__(
+        self,
+        wakes: JobPool,
+        known: Callable[[str], bool],
+        wait: float,
+        held: Callable[[str, float], None] = lambda slug, since: None,
+    ):
         self.wakes, self.known, self.wait = wakes, known, wait
+        self.held = held  # told when (time.monotonic()) the request behind a wake was first held
 
-    def wake(self, slug: str) -> tuple[int, dict]:
+    def wake(self, slug: str, held_for: float = 0.0) -> tuple[int, dict]:
+        """`held_for`: seconds the gateway held the request before it asked (HELD_HEADER)."""
         try:
             check_slug(slug)
         except InvalidArgument:
             return _error(WakeError.NOT_FOUND, "no such facility")
         if not self.known(slug):
             return _error(WakeError.NOT_FOUND, "no such facility")
+        self.held(slug, time.monotonic() - held_for)
         try:
             job = self.wakes.submit(slug, "request", merge=_as_request)
         except QueueFull:
@@ -60,6 +74,15 @@ class WakeService:
         return 200, {"slug": slug, "state": RouteState.RUNNING}
 
 
+def held_seconds(value: str | None) -> float:
+    """HELD_HEADER's whole milliseconds as seconds; anything else (or more than
+    MAX_HELD_SECONDS) is not believed and counts as 0."""
+    if value is None or not re.fullmatch(r"[0-9]{1,9}", value):
+        return 0.0
+    seconds = int(value) / 1000
+    return seconds if seconds <= MAX_HELD_SECONDS else 0.0
+
+
 def _as_request(job: Job) -> None:
     # A request joined a deadline wake: the facility is in use, so it must not go straight back
     # to sleep once its deadline work is done.
@@ -78,7 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith(prefix) or "?" in self.path:
             self._send(*_error(WakeError.NOT_FOUND, "the only endpoint is POST /wake/<slug>"))
             return
-        self._send(*self.server.service.wake(self.path[len(prefix) :]))
+        held_for = held_seconds(self.headers.get(HELD_HEADER))
+        self._send(*self.server.service.wake(self.path[len(prefix) :], held_for))
 
     def do_GET(self) -> None:
         message = "the only endpoint is POST /wake/<slug>"

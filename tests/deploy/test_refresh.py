@@ -55,6 +55,7 @@ def installation(client, tmp_path):
         "MEDCELL_GATEWAY_PORT": str(free_port()),
         "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
         "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+        "MEDCELL_METRICS_BIND": f"127.0.0.1:{free_port()}",
     }
     try:
         yield env

@@ -96,6 +96,8 @@ def test_a_request_is_held_while_the_supervisor_restarts(gateway, make_gateway):
         gateway.supervisor = back["server"]
     assert response.status_code == 200
     assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]
+    # It says how long it has held the request (the supervisor's wake time starts there).
+    assert int(gateway.supervisor.server.held[0]) >= 1500
 
 
 def test_a_wake_cut_off_by_a_dying_supervisor_is_asked_again(gateway, make_gateway):

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from devsupport import GatewayServer
-from medcell_common.interfaces import GATEWAY_PEER_PORT
+from devsupport import GatewayServer, eventually
+from medcell_common.interfaces import GATEWAY_PEER_PORT, GATEWAY_REQUESTS_FILE
 from provisioner.host import cluster_ca
+from provisioner.supervisor.metrics import GatewayRequests
 
 from .rawhttp import client_at
 from .upstream import FakeSupervisor, UnixServer
@@ -468,3 +469,30 @@ def test_an_answer_from_another_node_carries_each_security_header_once(nodes):
     ):
         assert far.raw.headers.getlist(name) == local.raw.headers.getlist(name), name
         assert len(stopped.raw.headers.getlist(name)) == 1, (name, stopped.headers)
+
+
+def test_a_forwarded_request_is_counted_once_by_the_node_it_reached_first(tmp_path, cluster):
+    # Node A's gateway counts what its clients asked; node B's peer listener counts nothing, so
+    # that the cluster's medcell_gateway_requests_total has each request once.
+    run_b = tmp_path / "b" / "run"
+    far = UnixServer("far", str(run_b / "facilities" / "far" / "app.sock")).start()
+    node_b = start_node(tmp_path / "b", cluster.tls("node-b"), {"far": "running"})
+    node_a = start_node(tmp_path / "a", cluster.tls("node-a"), {"far": remote(node_b.address)})
+    try:
+        for _ in range(3):
+            assert patient(node_a).get(f"{node_a.origin('far')}/api/v1/x").status_code == 200
+        # Then one request of B's own clients: once B counted it, B counted all it ever will.
+        assert patient(node_b).get(f"{node_b.origin('far')}/api/v1/x").status_code == 200
+        counts_a = GatewayRequests(node_a.run / "gateway" / GATEWAY_REQUESTS_FILE)
+        counts_b = GatewayRequests(node_b.run / "gateway" / GATEWAY_REQUESTS_FILE)
+
+        def api_200(source: GatewayRequests) -> int:
+            read = source.read()
+            return 0 if read is None else read[0].get(("api", "200"), 0)
+
+        assert eventually(lambda: api_200(counts_a), lambda n: n >= 3) == 3
+        assert eventually(lambda: api_200(counts_b), lambda n: n >= 1) == 1
+    finally:
+        node_a.stop()
+        node_b.stop()
+        far.stop()

@@ -14,6 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 
+from medcell_common.interfaces import HELD_HEADER
+
 CHUNK = 64 * 1024
 
 
@@ -240,6 +242,7 @@ class SupervisorHandler(_Handler):
     def do_POST(self) -> None:
         slug = self.path.removeprefix("/wake/")
         self.server.seen.append(("POST", self.path))
+        self.server.held.append(self.headers.get(HELD_HEADER))
         time.sleep(self.server.delay)
         if self.server.hang_ups:
             # As a supervisor killed mid-wake: the connection ends without an answer.
@@ -268,6 +271,7 @@ class FakeSupervisor(UnixServer):
         self.server.delay = delay
         self.server.answers = {}
         self.server.hang_ups = 0  # requests to end without an answer
+        self.server.held = []  # each wake request's HELD_HEADER
 
     def answer(self, slug: str, status: int, code: str | None = None) -> None:
         if status == 200:

@@ -221,6 +221,7 @@ class FakeNetwork:
         self.fake, self.name, self.internal = fake, name, internal
         self.subnet, self.labels = subnet, labels
         self.members: set[str] = set()
+        self.options: dict[str, str] = {}  # the bridge driver's
         self.attrs = {"Name": name, "Labels": labels, "IPAM": {"Config": [{"Subnet": subnet}]}}
 
     def connect(self, container: str) -> None:
@@ -269,6 +270,7 @@ class FakeNetworks:
             if wanted.overlaps(ipaddress.ip_network(other.subnet)):
                 raise api_error(403, "Pool overlaps with other one on this address space")
         network = FakeNetwork(self.fake, name, subnet, labels or {}, internal)
+        network.options = dict(kwargs.get("options") or {})
         self.fake.networks_by_name[name] = network
         return network
 

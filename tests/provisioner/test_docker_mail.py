@@ -74,7 +74,10 @@ def test_a_patients_message_reaches_the_staff_by_mail_without_content(installati
     start_sink(inst)
     supervisor = inst.docker.containers.get(inst.supervisor)
     assert list(supervisor.attrs["NetworkSettings"]["Networks"]) == [f"{inst.prefix}-mail"]
-    assert not supervisor.attrs["HostConfig"]["PortBindings"]
+    # Only its metrics port is published, on loopback (the installation's MEDCELL_METRICS_BIND).
+    port = inst.metrics_port
+    bindings = {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert supervisor.attrs["HostConfig"]["PortBindings"] == bindings
 
     created = inst.create("praxis", "--name", "Praxis Dr. Müller", "--idle", "15s")
     facility = inst.docker.containers.get(inst.container("praxis"))
@@ -138,6 +141,7 @@ def test_up_without_smtp_takes_the_mail_network_away_again(installation):
     del inst.env["MEDCELL_SMTP_URL"]
     assert inst.medcell("up")["mail"] == "off"
     supervisor = inst.docker.containers.get(inst.supervisor)
-    assert supervisor.attrs["HostConfig"]["NetworkMode"] == "none"
+    # Only its metrics network is left (no route out): the mail network is gone.
+    assert list(supervisor.attrs["NetworkSettings"]["Networks"]) == [f"{inst.prefix}-metrics"]
     assert not [n for n in inst.docker.networks.list() if n.name == f"{inst.prefix}-mail"]
     assert not (Path(inst.home) / "secrets" / "smtp.json").exists()

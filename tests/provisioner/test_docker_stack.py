@@ -68,7 +68,10 @@ def test_supervisor_holds_the_docker_socket_and_nothing_else(stack, docker_clien
     host = attrs["HostConfig"]
     assert attrs["State"]["Running"] is True
     assert attrs["Config"]["Labels"]["medcell.role"] == "supervisor"
-    assert host["NetworkMode"] == "none" and not host["PortBindings"]
+    # Its own network, only to publish its metrics on the configured address (here loopback).
+    assert host["NetworkMode"] == f"{config.prefix}-metrics"
+    port = config.metrics_bind[1]
+    assert host["PortBindings"] == {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
     assert host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["Privileged"] is False
     assert host["Memory"] == 128 * 1024 * 1024

@@ -185,7 +185,12 @@ def test_delete_leaves_nothing_but_a_content_free_log_line(medcell, fake, config
         "receipt_key": None,
         "backup_keys_destroyed": 0,
     }
-    assert fake.names() == {"medcell-gateway", "medcell-supervisor", "medcell-edge"}
+    assert fake.names() == {
+        "medcell-gateway",
+        "medcell-supervisor",
+        "medcell-edge",
+        "medcell-metrics",
+    }
     assert "alpha" not in fake.containers_by_name["medcell-gateway"].networks
     assert routes(config) == {}
     files = [p for p in config.home.rglob("*") if p.is_file() and "alpha" in p.read_text()]

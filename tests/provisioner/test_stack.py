@@ -1,5 +1,6 @@
 """`medcell up` and `down`: images, the gateway container, TLS, routes, and repair."""
 
+import dataclasses
 import json
 import os
 import stat
@@ -61,12 +62,19 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
         str(config.home): {"bind": "/medcell", "mode": "rw"},
     }
     assert kwargs["user"] == "1000:1000" and kwargs["group_add"] == ["998"]
-    assert kwargs["network_mode"] == "none" and "network" not in kwargs
+    # Its own network, only to publish its metrics (no route out, nobody else on it).
+    assert kwargs["network"] == "medcell-metrics" and "network_mode" not in kwargs
+    network = fake.networks_by_name["medcell-metrics"]
+    assert network.members == {"medcell-supervisor"}
+    assert network.options == {
+        "com.docker.network.bridge.enable_icc": "false",
+        "com.docker.network.bridge.enable_ip_masquerade": "false",
+    }
     assert kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
     assert kwargs["security_opt"] == ["no-new-privileges:true"]
     assert kwargs["mem_limit"] == "128m"
     assert kwargs["restart_policy"] == {"Name": "unless-stopped"}
-    assert kwargs["ports"] == {}
+    assert kwargs["ports"] == {"9464/tcp": ("127.0.0.1", 9464)}
     assert kwargs["environment"] == {
         "MEDCELL_HOME": "/medcell",
         "MEDCELL_HOST_HOME": str(config.home),
@@ -78,7 +86,23 @@ def test_supervisor_is_hardened_and_holds_the_docker_socket(medcell, fake, confi
         "MEDCELL_GATEWAY_PORT": "8443",
         "MEDCELL_MAX_AWAKE": str(config.max_awake),
         "MEDCELL_TIMEZONE": "Europe/Berlin",
+        "MEDCELL_METRICS_BIND": "0.0.0.0:9464",
     }
+
+
+@pytest.mark.process
+def test_a_new_metrics_bind_recreates_the_supervisor_publishing_only_there(
+    runtime, medcell, fake, config
+):
+    medcell.json("up")
+    first = fake.containers_by_name["medcell-supervisor"]
+    runtime.stack.config = dataclasses.replace(config, metrics_bind=("10.0.0.5", 9100))
+    out = runtime.stack.up()
+    assert "recreated medcell-supervisor for new settings or image" in out["repaired"]
+    supervisor = fake.containers_by_name["medcell-supervisor"]
+    assert supervisor is not first and supervisor.status == "running"
+    assert supervisor.kwargs["ports"] == {"9100/tcp": ("10.0.0.5", 9100)}
+    assert supervisor.kwargs["environment"]["MEDCELL_METRICS_BIND"] == "0.0.0.0:9100"
 
 
 @pytest.mark.process
@@ -186,6 +210,7 @@ def test_down_removes_only_the_gateway(medcell, fake):
         "medcell-alpha-data",
         "medcell-alpha-keys",
         "medcell-supervisor",
+        "medcell-metrics",
     }
     assert fake.containers_by_name["medcell-alpha"].status == "running"
     assert medcell.json("down")["removed"] is False

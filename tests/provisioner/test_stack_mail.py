@@ -61,17 +61,20 @@ def test_the_supervisor_gets_a_network_of_its_own_only_with_mail(
 ):
     medcell.json("up")
     supervisor = fake.containers_by_name["medcell-supervisor"].kwargs
-    assert supervisor["network"] == "medcell-mail" and supervisor["ports"] == {}
+    # Its metrics are published from the mail network then: still its own.
+    assert supervisor["network"] == "medcell-mail"
+    assert supervisor["ports"] == {"9464/tcp": ("127.0.0.1", 9464)}
     network = fake.networks_by_name["medcell-mail"]
     assert not network.internal and network.members == {"medcell-supervisor"}
     assert "medcell-gateway" not in network.members
+    assert "medcell-metrics" not in fake.networks_by_name
 
     monkeypatch.delenv("MEDCELL_SMTP_URL")
     out = medcell.json("up")
     assert out["mail"] == "off"
     assert not (config.home / "secrets" / "smtp.json").exists()
     supervisor = fake.containers_by_name["medcell-supervisor"].kwargs
-    assert supervisor["network_mode"] == "none"
+    assert supervisor["network"] == "medcell-metrics"
     assert "medcell-mail" not in fake.networks_by_name
 
 
@@ -80,7 +83,7 @@ def test_without_smtp_nothing_changes(medcell, fake, config):
     medcell.json("facility", "create", "alpha")
     assert medcell.json("up")["mail"] == "off"
     assert "MEDCELL_MAIL" not in fake.containers_by_name["medcell-alpha"].kwargs["environment"]
-    assert fake.containers_by_name["medcell-supervisor"].kwargs["network_mode"] == "none"
+    assert fake.containers_by_name["medcell-supervisor"].kwargs["network"] == "medcell-metrics"
     assert not (config.home / "secrets").exists()
 
 

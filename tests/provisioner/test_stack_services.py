@@ -351,6 +351,7 @@ def test_up_in_cluster_mode_replaces_the_single_host_gateway_and_supervisor(
     assert "medcell-gateway" not in swarm.containers_by_name
     assert "medcell-supervisor" not in swarm.containers_by_name
     assert "medcell-edge" not in swarm.networks_by_name
+    assert "medcell-metrics" not in swarm.networks_by_name
     assert "removed the single-host container medcell-gateway" in out["repaired"]
     assert set(swarm.services_by_name) == {"medcell-gateway", "medcell-supervisor"}
 

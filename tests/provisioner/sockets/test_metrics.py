@@ -12,10 +12,12 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from medcell_common.interfaces import HELD_HEADER
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import InvalidArgument
 from provisioner.supervisor.metrics import MAX_CONNECTIONS, Metrics
+from provisioner.supervisor.node_api import NodeService
 from provisioner.supervisor.service import Supervisor
 from tests.provisioner.sockets.fakes import wait_until
 from tests.provisioner.sockets.test_supervisor import post, run_for
@@ -95,6 +97,48 @@ def test_a_scrape_counts_facilities_by_state_and_a_request_wake(config, engine, 
     assert not any("node" in dict(labels) for _, labels in found)
 
 
+def test_a_wake_asked_for_an_awake_facility_is_no_wake(config, engine, start):
+    # The gateway asks for a wake for each request it holds until it learns the new route: the
+    # facility started once, so once is what the wake series say.
+    engine.add_facility("praxis", running=False, asleep=True)
+    _, server = start()
+    for _ in range(3):
+        assert post(config, "/wake/praxis")[0] == 200
+    wait_until(lambda: value(samples(server), "medcell_facilities", state="running") == 1)
+    found = samples(server)
+    assert value(found, "medcell_wakes_total", cause="request") == 1
+    assert value(found, "medcell_wake_seconds_count") == 1
+
+
+def held_wake(config, slug: str, held: str) -> int:
+    """POST /wake/<slug> as the gateway's activator asks it, having held a request `held` ms."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(str(config.supervisor_socket))
+    connection = http.client.HTTPConnection("localhost")
+    connection.sock = sock
+    connection.request("POST", f"/wake/{slug}", headers={HELD_HEADER: held})
+    status = connection.getresponse().status
+    connection.close()
+    return status
+
+
+def test_a_wake_lasts_from_the_first_request_held_until_the_facility_answers(config, engine, start):
+    # The activator held the request 7 s before it could ask (its supervisor was restarting):
+    # the patient waited that long too.
+    engine.add_facility("praxis", running=False, asleep=True)
+    engine.add_facility("desk", running=False, asleep=True)
+    _, server = start()
+    assert held_wake(config, "praxis", "7000") == 200
+    # Nonsense in the header is not believed: the wake lasts from when it was asked.
+    assert held_wake(config, "desk", "99999999999") == 200
+    wait_until(lambda: value(samples(server), "medcell_wake_seconds_count") == 2)
+    found = samples(server)
+    assert value(found, "medcell_wake_seconds_bucket", le="5.0") == 1
+    assert value(found, "medcell_wake_seconds_bucket", le="10.0") == 2
+    assert value(found, "medcell_wake_seconds_sum") >= 7
+
+
 def test_the_endpoint_serves_only_get_metrics(start):
     _, server = start()
     status, content_type, _ = fetch(server)
@@ -143,8 +187,10 @@ def scrape(supervisor) -> dict:
 
 def test_deletion_reports_are_counted_once_across_probes_and_restarts(engine, make, clock):
     app = engine.add_facility("praxis")
-    app.deletions = totals([0, 0, 1], sum_ms=10_000)  # one expired conversation, 10 s late
+    app.deletions = totals([0])  # new: nothing deleted yet when it is first probed
     supervisor = make()
+    run_for(supervisor, clock, 30)
+    app.deletions = totals([0, 0, 1], sum_ms=10_000)  # one expired conversation, 10 s late
     run_for(supervisor, clock, 120)  # many probes, the same totals each time
 
     found = scrape(supervisor)
@@ -168,11 +214,50 @@ def test_deletion_reports_are_counted_once_across_probes_and_restarts(engine, ma
     assert value(found, "medcell_deletions_late_total", facility="praxis") == 1
 
 
+def test_a_moved_or_restored_facility_brings_no_deletions_counted_elsewhere(
+    config, engine, make, clock
+):
+    # `moved` is prepared here empty, then its data arrives from the node that counted its 5
+    # deletions already (the node API restores it).
+    moved = engine.add_facility("moved")
+    moved.deletions = totals([0])
+    # `restored` was counted here up to 3, then restored from a backup taken at 2.
+    restored = engine.add_facility("restored")
+    restored.deletions = totals([0])
+    supervisor = make()
+    run_for(supervisor, clock, 30)
+    restored.deletions = totals([3], sum_ms=600)
+    run_for(supervisor, clock, 30)
+    assert value(scrape(supervisor), "medcell_deletion_lag_seconds_count") == 3
+
+    node = NodeService(
+        config, DockerBackend(engine), restored=supervisor.metrics.deletions.adopt_next
+    )
+    node.restored("moved")  # what its facility_restore does first
+    moved.deletions = totals([0, 5], staff=1, sum_ms=20_000)
+    restored.deletions = totals([2], sum_ms=400)
+    run_for(supervisor, clock, 30)
+
+    found = scrape(supervisor)
+    assert value(found, "medcell_deletion_lag_seconds_count") == 3
+    assert value(found, "medcell_deletions_total", reason="staff") == 0
+
+    # What either deletes from now on counts.
+    moved.deletions = totals([1, 5], staff=1, sum_ms=20_500)
+    restored.deletions = totals([3], sum_ms=600)
+    run_for(supervisor, clock, 30)
+    found = scrape(supervisor)
+    assert value(found, "medcell_deletion_lag_seconds_count") == 5
+    assert value(found, "medcell_deletion_lag_seconds_bucket", le="1.0") == 5
+
+
 def test_a_facility_cannot_inflate_the_series_or_name_a_label(engine, make, clock):
     honest, hostile = engine.add_facility("honest"), engine.add_facility("hostile")
+    honest.deletions = hostile.deletions = totals([0])
+    supervisor = make()
+    run_for(supervisor, clock, 30)
     honest.deletions = totals([1])
     hostile.deletions = totals([0] * 9 + [10**9])  # a billion "late" deletions at once
-    supervisor = make()
     run_for(supervisor, clock, 60)
     found = scrape(supervisor)
     assert value(found, "medcell_deletion_lag_seconds_count") == 1
