@@ -63,20 +63,9 @@ class ClusterStack:
             config, user, backend.image_id(config.gateway_image), edge
         )
         done += self.services.ensure(stack_services.render(gateway))
-        node_net, made = self.services.ensure_network(
-            stack_services.node_network(config),
-            config.subnet_pool,
-            config.labels(role="supervisor"),
-        )
-        done += made
         supervisor_user, gid, socket = self.stack.supervisor_identity()
         supervisor = stack_services.supervisor_spec(
-            config,
-            supervisor_user,
-            gid,
-            socket,
-            backend.image_id(config.supervisor_image),
-            node_net,
+            config, supervisor_user, gid, socket, backend.image_id(config.supervisor_image)
         )
         done += self.services.ensure(
             stack_services.render(supervisor, masks=stack_services.supervisor_masks())
@@ -89,6 +78,9 @@ class ClusterStack:
                 sleep=self.stack.sleep,
                 clock=self.stack.clock,
             )
+        # The supervisor's network of before (it runs on its node's host network now).
+        if self.services.remove_network(stack_services.node_network(config)):
+            done.append(f"removed network {stack_services.node_network(config)}")
         return done
 
     def _gateway_answers(self, address: str) -> bool:

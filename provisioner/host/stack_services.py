@@ -20,7 +20,6 @@ import docker.utils
 
 from medcell_common.interfaces import (
     GATEWAY_PEER_PORT,
-    NODE_API_PORT,
     SUPERVISOR_CLUSTER_TLS_DIR,
     Label,
 )
@@ -43,6 +42,8 @@ from provisioner.host.swarm import NODE_LABEL
 # The node's cluster TLS material (cluster_ca.install), the only files of $MEDCELL_HOME/cluster a
 # task may see: never the CA key, never a join bundle.
 TLS_FILES = ("ca.crt", "node.crt", "node.key")
+# The predefined network a task shares with its node (the supervisor's: see supervisor_spec).
+HOST_NETWORK = "host"
 # The supervisor mounts all of MEDCELL_HOME: its `cluster` folder (the CA key and join bundles on
 # the first manager) is hidden by an empty tmpfs. (Such a tmpfs takes the mode of the folder it
 # covers, 0700, and root as owner: no place to mount the node's files for a non-root operator's
@@ -72,7 +73,8 @@ def edge_network(config: Config) -> str:
 
 
 def node_network(config: Config) -> str:
-    """The supervisor service's network, for its node API (and mail, when it relays mail)."""
+    """The network the supervisor service had before it ran on its node's host network; `up`
+    removes it from an installation that still has it."""
     return f"{config.prefix}-cluster-node"
 
 
@@ -109,16 +111,22 @@ def supervisor_spec(
     socket_gid: int | None,
     docker_socket: str,
     image_id: str | None,
-    network: str,
 ) -> ContainerSpec:
-    """The supervisor's container spec: the node's own Docker socket, its node API published,
-    and the node's three cluster TLS files read-only."""
-    spec = specs.supervisor_spec(config, user, socket_gid, docker_socket, image_id, network)
+    """The supervisor's container spec: the node's own Docker socket, the node's three cluster
+    TLS files read-only, and the node's own network stack (HOST_NETWORK).
+
+    On the host's network its node API listens on the node's port 9445 (every address, as a
+    published port did) and its /metrics on MEDCELL_METRICS_BIND exactly as the operator set it:
+    a Swarm service's published port binds every address of its node (there is no host address
+    for one), so it could never keep /metrics on loopback. It gains nothing by it: the Docker
+    socket it holds is the node already.
+    """
+    spec = specs.supervisor_spec(config, user, socket_gid, docker_socket, image_id, HOST_NETWORK)
     files = cluster_ca.cluster_dir(config.home)
     binds = {str(files / name): f"{SUPERVISOR_CLUSTER_TLS_DIR}/{name}" for name in TLS_FILES}
-    return dataclasses.replace(
-        spec, binds={**spec.binds, **binds}, ports={NODE_API_PORT: NODE_API_PORT}
-    )
+    host, port = config.metrics_bind
+    environment = {**spec.environment, "MEDCELL_METRICS_BIND": f"{host}:{port}"}
+    return dataclasses.replace(spec, binds={**spec.binds, **binds}, environment=environment)
 
 
 def supervisor_masks() -> tuple[str, ...]:
@@ -168,7 +176,8 @@ def render(spec: ContainerSpec, masks: tuple[str, ...] = ()) -> dict:
     }
     if spec.network:
         task_template["Networks"] = [{"Target": spec.network}]
-    # No routing mesh (it needs IPVS): each node publishes its own task's ports, DNS round robin.
+    # No routing mesh (it needs IPVS): each node publishes its own task's ports, DNS round robin;
+    # a task on its node's host network publishes nothing (its process binds the node's ports).
     ports = [
         {"Protocol": "tcp", "TargetPort": inner, "PublishedPort": outer, "PublishMode": "host"}
         for inner, outer in sorted(spec.ports.items())
@@ -332,17 +341,17 @@ class StackServices:
             )
         return network.id, [f"created network {name}"]
 
-    def remove_network(self, name: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    def remove_network(self, name: str, sleep: Callable[[float], None] = time.sleep) -> bool:
         """Remove a network once the removed service's tasks have let go of it; a missing one is
-        fine."""
+        fine. Whether there was one."""
         deadline = time.monotonic() + NETWORK_REMOVE_SECONDS
         while True:
             try:
                 with engine_errors(f"removing network {name}"):
                     self.client.networks.get(name).remove()
-                return
+                return True
             except NotFound:
-                return
+                return False
             except DockerError:
                 if time.monotonic() > deadline:
                     raise

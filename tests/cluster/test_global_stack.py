@@ -117,13 +117,44 @@ def test_peer_and_node_api_ports_are_published_on_each_node(stack):
             for port, bindings in gateway["HostConfig"]["PortBindings"].items()
         }
         assert published == {"8443/tcp": ["8443"], "8080/tcp": ["8080"], "8444/tcp": ["8444"]}
-        assert {
-            port: [b["HostPort"] for b in bindings]
-            for port, bindings in supervisor["HostConfig"]["PortBindings"].items()
-        } == {"9445/tcp": ["9445"]}
+        # The supervisor is on its node's own network: it binds the node API's port itself.
+        assert supervisor["HostConfig"]["NetworkMode"] == "host"
+        assert not supervisor["HostConfig"]["PortBindings"]
+        other = next(n for n in NODES if n != node)
+        handshake = stack.run(
+            other,
+            "curl",
+            "-sk",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            f"https://{address(node)}:9445/v1/node",
+        )
+        # Without a cluster certificate the node API ends the handshake: curl's code 35 or 56.
+        assert handshake.returncode in (35, 56), (node, handshake.returncode, handshake.stderr)
         # The supervisor keeps its own node's engine.
         sockets = [m for m in supervisor["Mounts"] if m["Destination"] == "/var/run/docker.sock"]
         assert [m["Source"] for m in sockets] == [str(stack.node_view / "docker.sock")]
+
+
+def test_each_nodes_metrics_answer_on_its_own_loopback_only(stack):
+    """MEDCELL_METRICS_BIND's default, 127.0.0.1:9464, on every node: a scrape there names the
+    node; the same port on the node's own address answers nobody."""
+    for node in NODES:
+        scrape = stack.run(node, "curl", "-s", "--max-time", "5", "http://127.0.0.1:9464/metrics")
+        assert scrape.returncode == 0, (node, scrape.stderr)
+        states = [
+            line for line in scrape.stdout.splitlines() if line.startswith("medcell_facilities{")
+        ]
+        assert states and all(f'node="{node}"' in line for line in states), (node, states)
+        other = next(n for n in NODES if n != node)
+        refused = stack.run(
+            other, "curl", "-s", "--max-time", "5", f"http://{address(node)}:9464/metrics"
+        )
+        assert refused.returncode == 7, (node, refused.returncode, refused.stdout[:200])
 
 
 def test_the_cluster_ca_key_is_in_no_task(stack):

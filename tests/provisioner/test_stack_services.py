@@ -176,7 +176,7 @@ def test_gateway_service_publishes_the_operators_ports(config):
 
 def test_supervisor_service_keeps_the_socket_and_sees_only_the_nodes_tls_files(config):
     spec = stack_services.supervisor_spec(
-        config, "0:0", 998, "/var/run/docker.sock", SUPERVISOR_IMAGE_ID, "net-node"
+        config, "0:0", 998, "/var/run/docker.sock", SUPERVISOR_IMAGE_ID
     )
     call = stack_services.render(spec, masks=stack_services.supervisor_masks())
     labels = {"medcell.instance": "medcell", "medcell.role": "supervisor"}
@@ -198,6 +198,8 @@ def test_supervisor_service_keeps_the_socket_and_sees_only_the_nodes_tls_files(c
             "MEDCELL_IDLE_TIMEOUT=900s",
             "MEDCELL_IMAGE_TAG=latest",
             "MEDCELL_MAX_AWAKE=64",
+            # On its node's own network: /metrics where the operator said, loopback by default.
+            "MEDCELL_METRICS_BIND=127.0.0.1:9464",
             "MEDCELL_TIMEZONE=Europe/Berlin",
         ],
         "Mounts": [
@@ -238,14 +240,11 @@ def test_supervisor_service_keeps_the_socket_and_sees_only_the_nodes_tls_files(c
     assert call["task_template"]["Resources"] == {
         "Limits": {"MemoryBytes": 128 * 2**20, "NanoCPUs": 10**9, "Pids": 256}
     }
-    assert call["task_template"]["Networks"] == [{"Target": "net-node"}]
+    # The node's own network stack: its node API and /metrics bind the node's ports themselves
+    # (a published port would bind every address, so /metrics could not stay on loopback).
+    assert call["task_template"]["Networks"] == [{"Target": "host"}]
     assert call["mode"] == {"Global": {}}
-    assert call["endpoint_spec"] == {
-        "Mode": "dnsrr",
-        "Ports": [
-            {"Protocol": "tcp", "TargetPort": 9445, "PublishedPort": 9445, "PublishMode": "host"}
-        ],
-    }
+    assert call["endpoint_spec"] == {"Mode": "dnsrr", "Ports": []}
     assert not any("ca.key" in str(m) for m in container["Mounts"])
 
 
@@ -297,9 +296,8 @@ def test_up_in_cluster_mode_runs_global_services_and_no_stack_containers(
     gateway, supervisor = created(swarm, "medcell-gateway"), created(swarm, "medcell-supervisor")
     # Exactly the rendering of the specs, over the swarm-scoped networks it made.
     edge = swarm.networks_by_name["medcell-cluster-edge"]
-    node = swarm.networks_by_name["medcell-cluster-node"]
-    assert (edge.scope, node.scope) == ("swarm", "swarm")
-    assert not edge.internal and not node.internal
+    assert edge.scope == "swarm" and not edge.internal
+    assert "medcell-cluster-node" not in swarm.networks_by_name
     assert gateway == stack_services.render(
         stack_services.gateway_spec(config, "10001:10001", GATEWAY_IMAGE_ID, edge.id)
     )
@@ -310,7 +308,6 @@ def test_up_in_cluster_mode_runs_global_services_and_no_stack_containers(
             998,
             "/var/run/docker.sock",
             SUPERVISOR_IMAGE_ID,
-            node.id,
         ),
         masks=("/medcell/cluster",),
     )
@@ -320,6 +317,20 @@ def test_up_in_cluster_mode_runs_global_services_and_no_stack_containers(
     assert {p.name: p.read_text() for p in copy.iterdir()} == TLS
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in copy.iterdir())
     assert copy.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.process
+def test_up_removes_the_supervisors_network_of_before(cluster_medcell, swarm, cluster_home):
+    # An installation whose supervisor service was on a network of its own, before it ran on its
+    # node's host network: `up` moves it and removes the network nothing uses any more.
+    ipam = {"Config": [{"Subnet": "10.99.0.0/28"}]}
+    swarm.networks.create("medcell-cluster-node", driver="bridge", ipam=ipam, scope="swarm")
+    out = cluster_medcell.json("up")
+    assert "removed network medcell-cluster-node" in out["repaired"]
+    assert "medcell-cluster-node" not in swarm.networks_by_name
+    supervisor = created(swarm, "medcell-supervisor")
+    assert supervisor["task_template"]["Networks"] == [{"Target": "host"}]
+    assert "removed network medcell-cluster-node" not in cluster_medcell.json("up")["repaired"]
 
 
 @pytest.mark.process
