@@ -215,12 +215,10 @@ def wake(
                 # Swarm: until its task runs (bounded by `timeout`), then the same health wait.
                 engine.wake(slug, timeout)
             phases["start"], mark = time.monotonic() - mark, time.monotonic()
-            facility_http.wait_healthy(config, slug, timeout)
-            phases["answer"], mark = time.monotonic() - mark, time.monotonic()
             # Routed to it only once it confirms that whatever fell due while it slept (or its
             # node was cut off) is deleted: no request sees a conversation past its deadline.
-            facility_http.wait_swept(config, slug, timeout, clock)
-            phases["sweep"] = time.monotonic() - mark
+            phases["answer"] = facility_http.wait_ready(config, slug, timeout, clock)
+            phases["sweep"] = time.monotonic() - mark - phases["answer"]
         except (DockerError, HealthTimeout) as e:
             kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
             if isinstance(e, SweepTimeout):
