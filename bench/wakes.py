@@ -1,12 +1,14 @@
 """A morning wake storm: N asleep facilities requested at once through the gateway, many clients.
 
-In a throw-away installation (its own prefix, MEDCELL_HOME and ports), makes the largest of
-MEDCELL_BENCH_WAKES (default `60,200`) facilities with a short idle time; for each size and each
-setting of the supervisor's wakes at once in MEDCELL_BENCH_WAKES_AT_ONCE (default: the
-supervisor's own choice; e.g. `4,8`), taken in turn for MEDCELL_BENCH_ROUNDS rounds (default 1),
-it waits until that many sleep, then sends one `GET /healthz` to each of them at the same moment,
-one thread per facility. A changed setting is applied by `medcell up` (which recreates the
-supervisor) before the round.
+In a throw-away installation (its own prefix, MEDCELL_HOME and ports) per image tag in
+MEDCELL_BENCH_IMAGE_TAGS (default: MEDCELL_IMAGE_TAG's alone; two tags compare two builds side by
+side), makes the largest of MEDCELL_BENCH_WAKES (default `60,200`) facilities with a short idle
+time; for each size and each setting of the supervisor's wakes at once in
+MEDCELL_BENCH_WAKES_AT_ONCE (default: the supervisor's own choice; e.g. `4,8`), taken in turn
+with the installations in turn, for MEDCELL_BENCH_ROUNDS rounds (default 1), it waits until that
+many sleep, then sends one `GET /healthz` to each of them at the same moment, one thread per
+facility. A changed setting is applied by `medcell up` (which recreates the supervisor) before
+the round.
 
 The clients come from many addresses, as a real opening storm does: the gateway holds at most
 MEDCELL_GATEWAY_ACTIVATOR_PER_CLIENT (32) requests of one client address for sleeping facilities,
@@ -409,54 +411,69 @@ def round_rows(
     return rows
 
 
-def run(client, env: dict, sizes: list[int], settings: list[str], rounds: int) -> Rows:
-    rows = Rows()
+def _made(client, env: dict, slugs: list[str], addresses) -> tuple[Clients, list]:
+    """`medcell up` and the facilities of one installation; its clients."""
+    rows = []
+    tag = env.get("MEDCELL_IMAGE_TAG", "latest")
     medcell(env, "up")
-    slugs = [f"w{i:04d}" for i in range(max(sizes))]
     with ThreadPoolExecutor(2) as pool:
         times = list(
             pool.map(lambda s: timed(medcell, env, "facility", "create", s, "--idle", IDLE), slugs)
         )
     rows.append(
-        (f"{len(slugs)} facilities created", f"median {statistics.median(times):.2f} s each")
+        (f"[{tag}] {len(slugs)} facilities created", f"median {statistics.median(times):.2f} s")
     )
-    overview = medcell(env, "status")
-    rows.append(("awake cap (MEDCELL_MAX_AWAKE)", str(overview["max_awake"])))
-    load = os.getloadavg()
-    rows.append(("load average before", f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"))
-    addresses = None
+    rows.append(
+        (f"[{tag}] awake cap (MEDCELL_MAX_AWAKE)", str(medcell(env, "status")["max_awake"]))
+    )
+    clients = Clients(env, client, addresses)
+    if addresses is not None and not clients.works(slugs[0]):
+        rows.append((f"[{tag}] client addresses", "not answered by the gateway: loopback"))
+        clients = Clients(env, client, None)
+    rows.append((f"[{tag}] clients", clients.describe()))
+    return clients, rows
+
+
+def run(client, envs: list[dict], sizes: list[int], settings: list[str], rounds: int) -> Rows:
+    rows = Rows()
+    slugs = [f"w{i:04d}" for i in range(max(sizes))]
     with contextlib.ExitStack() as stack:
+        addresses = None
         try:
             addresses = stack.enter_context(
-                ClientAddresses(env["MEDCELL_DOCKER_PREFIX"], max(sizes))
+                ClientAddresses(envs[0]["MEDCELL_DOCKER_PREFIX"], max(sizes))
             )
         except (OSError, subprocess.CalledProcessError) as e:
             rows.append(("client addresses", f"could not be made ({type(e).__name__})"))
-        clients = Clients(env, client, addresses)
-        if addresses is not None and not clients.works(slugs[0]):
-            rows.append(("client addresses", "the gateway did not answer them: loopback instead"))
-            clients = Clients(env, client, None)
-        rows.append(("clients", clients.describe()))
+        installations = []
+        for env in envs:
+            clients, made = _made(client, env, slugs, addresses)
+            rows.extend(made)
+            installations.append((env, clients))
+        load = os.getloadavg()
+        rows.append(("load average before", f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"))
         for size in sorted(sizes):
             batch = slugs[:size]
             for number in range(rounds):
                 for setting in settings:
-                    _apply_wakes_at_once(env, setting)
-                    asleep = wait_until(
-                        lambda b=batch: all(statuses(env).get(s) == "asleep" for s in b),
-                        timeout=ASLEEP_TIMEOUT,
-                        pause=3.0,
-                    )
-                    label = f"[{size}, {setting or 'default'} at once, round {number + 1}]"
-                    if not asleep:
-                        rows.append((label, "timed out waiting for them to sleep"))
-                        continue
-                    time.sleep(5)  # the last stops and route reloads settle
-                    load = os.getloadavg()[0]
-                    found = round_rows(client, env, clients, batch, label)
-                    found.append((f"{label} load average (1 min) before", f"{load:.2f}"))
-                    rows.extend(found)
-                    print("\n".join(f"{n}  {v}" for n, v in found), flush=True)
+                    for env, clients in installations:
+                        _apply_wakes_at_once(env, setting)
+                        asleep = wait_until(
+                            lambda b=batch, e=env: all(statuses(e).get(s) == "asleep" for s in b),
+                            timeout=ASLEEP_TIMEOUT,
+                            pause=3.0,
+                        )
+                        tag = env.get("MEDCELL_IMAGE_TAG", "latest")
+                        label = f"[{tag}, {size}, {setting or 'default'} at once, #{number + 1}]"
+                        if not asleep:
+                            rows.append((label, "timed out waiting for them to sleep"))
+                            continue
+                        time.sleep(5)  # the last stops and route reloads settle
+                        load = os.getloadavg()[0]
+                        found = round_rows(client, env, clients, batch, label)
+                        found.append((f"{label} load average (1 min) before", f"{load:.2f}"))
+                        rows.extend(found)
+                        print("\n".join(f"{n}  {v}" for n, v in found), flush=True)
     return rows
 
 
@@ -468,25 +485,31 @@ def main() -> None:
     sizes = [int(n) for n in os.environ.get("MEDCELL_BENCH_WAKES", "60,200").split(",")]
     settings = os.environ.get("MEDCELL_BENCH_WAKES_AT_ONCE", "").split(",")
     rounds = int(os.environ.get("MEDCELL_BENCH_ROUNDS", "1"))
+    own_tag = os.environ.get("MEDCELL_IMAGE_TAG", "latest")
+    tags = os.environ.get("MEDCELL_BENCH_IMAGE_TAGS", own_tag).split(",")
     client = docker.from_env()
-    prefix = f"mcwake{secrets.token_hex(3)}"
     home = Path(tempfile.mkdtemp(prefix="medcell-wakes-"))
-    env = {
-        **os.environ,
-        "MEDCELL_HOME": str(home / "home"),
-        "MEDCELL_DOCKER_PREFIX": prefix,
-        "MEDCELL_GATEWAY_PORT": str(free_port()),
-        "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
-        "MEDCELL_GATEWAY_BIND": "127.0.0.1",
-        "MEDCELL_WAKE_BUDGET": "0",
-    }
-    env.pop("MEDCELL_WAKES_AT_ONCE", None)
+    envs = []
+    for index, tag in enumerate(tags):
+        env = {
+            **os.environ,
+            "MEDCELL_IMAGE_TAG": tag,
+            "MEDCELL_HOME": str(home / f"home{index}"),
+            "MEDCELL_DOCKER_PREFIX": f"mcwake{secrets.token_hex(3)}",
+            "MEDCELL_GATEWAY_PORT": str(free_port()),
+            "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
+            "MEDCELL_GATEWAY_BIND": "127.0.0.1",
+            "MEDCELL_WAKE_BUDGET": "0",
+        }
+        env.pop("MEDCELL_WAKES_AT_ONCE", None)
+        envs.append(env)
     # A stop signal still removes what the benchmark made (the finally below runs).
     signal.signal(signal.SIGTERM, _interrupted)
     try:
-        rows = run(client, env, sizes, settings, rounds)
+        rows = run(client, envs, sizes, settings, rounds)
     finally:
-        remove_installation(client, prefix)
+        for env in envs:
+            remove_installation(client, env["MEDCELL_DOCKER_PREFIX"])
         shutil.rmtree(home, ignore_errors=True)
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
