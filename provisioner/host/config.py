@@ -72,6 +72,7 @@ class Config:
     # Load balancers in front of the gateway: only their X-Forwarded-For names a client.
     trusted_proxies: tuple[str, ...] = ()
     max_awake: int = 64  # facilities awake at once on this host (MEDCELL_MAX_AWAKE)
+    wakes_at_once: int = 0  # facilities started at once (MEDCELL_WAKES_AT_ONCE); 0: from the CPUs
     wake_budget: int = 20  # distinct facilities one client may wake per window; 0 = no limit
     wake_budget_window: int = 600  # seconds
     timezone: str = "Europe/Berlin"  # of the practices' opening hours (MEDCELL_TIMEZONE)
@@ -137,6 +138,7 @@ class Config:
             ),
             trusted_proxies=_networks(env, "MEDCELL_GATEWAY_TRUSTED_PROXIES"),
             max_awake=_max_awake(env),
+            wakes_at_once=_count(env, "MEDCELL_WAKES_AT_ONCE", 0),
             wake_budget=_count(env, "MEDCELL_WAKE_BUDGET", 20),
             wake_budget_window=_positive_duration(env, "MEDCELL_WAKE_BUDGET_WINDOW", "10m"),
             timezone=_timezone(env),

@@ -374,3 +374,46 @@ def wait_swept(
                 f"{timeout:.0f}s; see `docker logs {config.facility(slug).container}`"
             )
         sleep(POLL_SECONDS)
+
+
+def wait_ready(
+    config: Config,
+    slug: str,
+    timeout: float,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Poll the status every 20 ms until it confirms `swept`; returns the seconds until the
+    facility first answered.
+
+    One exchange per poll: a waking facility is asked its status only, not /healthz first and
+    then its status (each request costs its CPU while others start beside it). HealthTimeout if
+    it never answered within `timeout` seconds, SweepTimeout if it answered but did not confirm.
+    """
+    began = time.monotonic()
+    deadline = began + timeout
+    answered: float | None = None
+    while True:
+        now = clock()
+        left = deadline - time.monotonic()
+        try:
+            current = status(config, slug, max(0.05, min(2.0, left)), now=now)
+        except FacilityUnreachable:
+            current = None  # not up yet (no socket), restarting, or an unreadable answer
+        if current is not None:
+            if answered is None:
+                answered = time.monotonic() - began
+            if swept(current, now):
+                return answered
+        if time.monotonic() >= deadline:
+            container = config.facility(slug).container
+            if answered is None:
+                raise HealthTimeout(
+                    f"facility {slug} did not answer on its socket within {timeout:.0f}s; "
+                    f"see `docker logs {container}`"
+                )
+            raise SweepTimeout(
+                f"facility {slug} did not confirm its overdue deletions done within "
+                f"{timeout:.0f}s; see `docker logs {container}`"
+            )
+        sleep(POLL_SECONDS)

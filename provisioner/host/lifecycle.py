@@ -207,14 +207,19 @@ def wake(
                 facility_http.wait_swept(config, slug, timeout, clock)
             _mark_awake(config, slug, st)
             return False
+        # Where a wake's time goes (logged with `woke`): the engine's start, the facility's own
+        # start until it answers, its first sweep.
+        phases = {"start": 0.0, "answer": 0.0, "sweep": 0.0}
         try:
+            mark = time.monotonic()
             if not running:
                 # Swarm: until its task runs (bounded by `timeout`), then the same health wait.
                 engine.wake(slug, timeout)
-            facility_http.wait_healthy(config, slug, timeout)
+            phases["start"], mark = time.monotonic() - mark, time.monotonic()
             # Routed to it only once it confirms that whatever fell due while it slept (or its
             # node was cut off) is deleted: no request sees a conversation past its deadline.
-            facility_http.wait_swept(config, slug, timeout, clock)
+            phases["answer"] = facility_http.wait_ready(config, slug, timeout, clock)
+            phases["sweep"] = time.monotonic() - mark - phases["answer"]
         except (DockerError, HealthTimeout) as e:
             kind = "start_failed" if isinstance(e, DockerError) else "health_timeout"
             if isinstance(e, SweepTimeout):
@@ -224,7 +229,13 @@ def wake(
             _event("wake_failed", slug, reason=reason, error=kind)
             raise WakeFailed(f"facility {slug} could not be woken ({kind})") from e
         _mark_awake(config, slug, st)
-        _event("woke", slug, reason=reason, seconds=round(time.monotonic() - started, 3))
+        _event(
+            "woke",
+            slug,
+            reason=reason,
+            seconds=round(time.monotonic() - started, 3),
+            **{name: round(took, 3) for name, took in phases.items()},
+        )
     return True
 
 

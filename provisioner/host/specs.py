@@ -236,6 +236,10 @@ def supervisor_spec(
             "MEDCELL_GATEWAY_PORT": str(config.gateway_port),
             # Derived from the host's memory where `medcell up` runs, unless the operator set it.
             "MEDCELL_MAX_AWAKE": str(config.max_awake),
+            # Set only when the operator set it: otherwise the supervisor counts its own CPUs.
+            **(
+                {"MEDCELL_WAKES_AT_ONCE": str(config.wakes_at_once)} if config.wakes_at_once else {}
+            ),
             "MEDCELL_TIMEZONE": config.timezone,
             # Cluster mode's scheduled backups (set only when the operator set it).
             **({"MEDCELL_BACKUP_EVERY": f"{config.backup_every}s"} if config.backup_every else {}),

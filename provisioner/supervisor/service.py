@@ -65,6 +65,8 @@ class Supervisor:
         self.node = node
         # What lifecycle is handed: the node's engine in a cluster, the bare backend on one host.
         self.engine = node if node is not None else backend
+        if max_waking is None and config.wakes_at_once:
+            max_waking = config.wakes_at_once
         max_waking, max_waiting = wake_queue(config.max_awake, max_waking, max_waiting)
         self.awake = AwakeFacilities(config.max_awake, clock)
         self.wakes = JobPool(
@@ -254,7 +256,12 @@ class Supervisor:
 
     def run(self) -> None:
         """The scheduler loop, until stop(); reconciles at once on start."""
-        event("started", tick=self.tick_seconds)
+        event(
+            "started",
+            tick=self.tick_seconds,
+            wakes_at_once=self.wakes.max_running,
+            wakes_queued=self.wakes.max_waiting,
+        )
         while not self._stop.is_set():
             try:
                 self.scheduler.tick()

@@ -301,12 +301,19 @@ class FakeStdin:
 
 
 class FakeAPI:
-    """The low-level client (`client.api`), for the calls made on it: stdin and exec."""
+    """The low-level client (`client.api`), for the calls made on it: start, stdin and exec."""
 
     def __init__(self, fake: FakeDocker):
         self.fake = fake
         self.exec_results: dict[str, tuple[str, list[str]]] = {}
         self.exec_codes: dict[str, int | None] = {}
+
+    def start(self, container: str) -> None:
+        """`docker start` by name (one call, no inspect before it)."""
+        c = self.fake.containers_by_name.get(container)
+        if c is None:
+            raise api_error(404, f"No such container: {container}")
+        c.start()
 
     def exec_create(self, container: str, cmd: list[str], stdout=True, stderr=True) -> dict:
         c = self.fake.containers_by_name.get(container)

@@ -18,7 +18,7 @@ import pytest
 
 from provisioner.host import facility_http
 from provisioner.host.config import FACILITY_UID, Config
-from provisioner.host.errors import FacilityUnreachable, HealthTimeout
+from provisioner.host.errors import FacilityUnreachable, HealthTimeout, SweepTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS = {"inflight": 1, "requests": 5, "idle_seconds": 0.0, "busy": False, "next_deadline": None}
@@ -118,6 +118,50 @@ def test_wait_healthy_gives_up_when_alive_raises(config):
 
     with pytest.raises(HealthTimeout, match="exited"):
         facility_http.wait_healthy(config, "ghost", timeout=60, alive=dead)
+
+
+class Recording(dict):
+    """Fixed answers by path that remember which paths were asked."""
+
+    def __init__(self, answers: dict):
+        super().__init__(answers)
+        self.asked: list[str] = []
+
+    def get(self, path, default=None):
+        self.asked.append(path)
+        return super().get(path, default)
+
+
+def test_a_waking_facility_is_asked_its_status_alone(config):
+    """Each request costs a starting facility CPU: the wait asks the status, not /healthz too."""
+    answers = Recording({"/_medcell/status": (200, json.dumps(STATUS).encode())})
+    server = serve(config.facility_socket("alpha"), answers)
+    try:
+        answered = facility_http.wait_ready(config, "alpha", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answered >= 0
+    assert answers.asked == ["/_medcell/status"]
+
+
+def test_waiting_for_a_facility_that_never_answers_is_a_health_timeout(config):
+    with pytest.raises(HealthTimeout, match="did not answer") as raised:
+        facility_http.wait_ready(config, "ghost", timeout=0.2)
+    assert not isinstance(raised.value, SweepTimeout)
+
+
+def test_a_facility_that_answers_but_never_confirms_its_sweep_is_a_sweep_timeout(config):
+    busy = {**STATUS, "busy": True}
+    server = serve(
+        config.facility_socket("alpha"), {"/_medcell/status": (200, json.dumps(busy).encode())}
+    )
+    try:
+        with pytest.raises(SweepTimeout, match="overdue deletions"):
+            facility_http.wait_ready(config, "alpha", timeout=0.3)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # A facility that lies: every number is read strictly, a bad answer is a failed probe.

@@ -123,3 +123,21 @@ def test_the_wake_queue_is_sized_by_the_cpus_and_the_awake_cap():
     assert 2 <= running <= 500 and waiting == 500
     assert wake_queue(1)[0] == 2  # at least two at once, so one slow start does not stall all
     assert wake_queue(40, running=3, waiting=7) == (3, 7)
+
+
+def test_the_operator_sets_the_wakes_at_once(config, engine):
+    """MEDCELL_WAKES_AT_ONCE reaches the supervisor's wake pool, and its container's settings."""
+    from provisioner.host.config import Config
+    from provisioner.host.specs import supervisor_spec
+
+    chosen = Config.from_env({"MEDCELL_HOME": str(config.home), "MEDCELL_WAKES_AT_ONCE": "6"})
+    assert chosen.wakes_at_once == 6
+    supervisor = Supervisor(dataclasses.replace(config, wakes_at_once=6), DockerBackend(engine))
+    try:
+        assert supervisor.wakes.max_running == 6
+    finally:
+        supervisor.close()
+    spec = supervisor_spec(chosen, "1000:1000", None, "/var/run/docker.sock", None)
+    assert spec.environment["MEDCELL_WAKES_AT_ONCE"] == "6"
+    unset = supervisor_spec(config, "1000:1000", None, "/var/run/docker.sock", None)
+    assert "MEDCELL_WAKES_AT_ONCE" not in unset.environment  # the supervisor counts its CPUs
