@@ -7,6 +7,9 @@ facility while the nodes stay the same, which keeps its newest two there), and t
 here, is handed to every manager's node API and never written anywhere else; each manager's
 supervisor destroys it at expiry, as on one host. A round runs in its own thread, one facility at
 a time, so a large backup never holds up the supervisor's loop (its sleeps, wakes, deadlines).
+Each backup holds the facility's cluster lock (host/cluster_locks.py), so it never races a
+command on the facility (a `facility move` releasing this node's copy, say); a facility another
+command holds is skipped, logged, and backed up at a later round.
 Every node, scheduled backups or not, drops the held backups whose expiry has passed.
 """
 
@@ -18,12 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from provisioner.host import backup_keys, backup_transfer
+from provisioner.host import backup_keys, backup_transfer, locks
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
-from provisioner.host.errors import ProvisionerError
+from provisioner.host.errors import Busy, ProvisionerError
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import NodeInfo, Swarm
+from provisioner.host.swarm import NodeInfo, Swarm, SwarmConfigs
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.node_api import node_tls_dir
 
@@ -87,17 +91,27 @@ class ScheduledBackups:
             event("scheduled_backups_waiting", reason=type(e).__name__)
             return 0
         me = state["name"]
+        cluster_locks = self.cluster_locks(swarm)
         done = 0
         for slug in sorted(s.slug for s in services if s.node == me and s.slug):
             if not self._due(slug):
                 continue
             try:
-                self.backup(slug, me, nodes)
+                # Never waits: a command on the facility (a move, a delete) goes first, and
+                # this round goes on with the next facility; a later round comes back to it.
+                with cluster_locks.hold(slug):
+                    self.backup(slug, me, nodes)
                 done += 1
+            except Busy:
+                event("scheduled_backup_deferred", slug=slug, reason="busy")
             except (ProvisionerError, OSError) as e:
                 # The reason's kind only: a facility's output is nobody's business in a log.
                 event("scheduled_backup_failed", logging.WARNING, slug=slug, error=type(e).__name__)
         return done
+
+    def cluster_locks(self, swarm: Swarm) -> locks.FacilityLocks:
+        """The cluster's facility locks, in the managers' Raft store."""
+        return SwarmLocks(self.config, SwarmConfigs(swarm.client))
 
     def _due(self, slug: str) -> bool:
         last = self._last.get(slug)

@@ -4,15 +4,18 @@ real mutual TLS, the key on every manager; the facility's real backup and restor
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 
 from provisioner.host import backup_keys, backup_transfer
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import FacilityService, NodeInfo
+from provisioner.host.swarm import FacilityService, NodeInfo, SwarmConfigs
 from provisioner.supervisor.metrics import Metrics
 from provisioner.supervisor.scheduled_backups import KEEP, ScheduledBackups, store_node
 from tests.clock import FakeClock
+from tests.provisioner.fakeconfigs import ConfigClient, ConfigStore
 from tests.provisioner.test_backup_transfer import Node, _facility_with_a_message, tls_dir  # noqa: F401
 from tests.provisioner.test_backups import messages
 
@@ -20,9 +23,12 @@ HOUR = 3600
 
 
 class Cluster:
-    """What a manager's engine says: the nodes (the two test nodes' APIs) and the services."""
+    """What a manager's engine says: the nodes (the two test nodes' APIs) and the services;
+    its client holds the cluster's locks."""
 
     def __init__(self, nodes: list[Node]):
+        self.locks = ConfigStore()
+        self.client = ConfigClient(self.locks)
         self.infos = [
             NodeInfo(
                 id=f"id{i}",
@@ -115,6 +121,32 @@ def test_a_facility_is_backed_up_again_only_after_the_interval_and_the_newest_ar
     metrics = Metrics()
     metrics.watch_backups(backups.ages)
     assert b'medcell_backup_age_seconds{facility="praxis"} 600.0' in metrics.exposition()
+
+
+def test_a_facility_another_command_holds_is_backed_up_at_a_later_round(
+    nodes, scheduled, config, caplog
+):
+    node1, node2 = nodes
+    _facility_with_a_message(node1)
+    backups, cluster, _ = scheduled
+    # A `facility move` run on another manager holds the facility (it may be releasing this
+    # node's copy): a backup now could leave a copy of it behind.
+    mover = SwarmLocks(config, SwarmConfigs(ConfigClient(cluster.locks)), host="node2")
+
+    with mover.hold("praxis"), caplog.at_level(logging.INFO, logger="medcell.supervisor"):
+        assert backups.run_round(cluster) == 0
+    assert backup_transfer.held(node1.config) == backup_transfer.held(node2.config) == []
+    assert backup_keys.all_keys(node1.config) == []
+    deferred = [
+        r.fields
+        for r in caplog.records
+        if getattr(r, "fields", {}).get("event") == ("scheduled_backup_deferred")
+    ]
+    assert deferred == [{"event": "scheduled_backup_deferred", "slug": "praxis", "reason": "busy"}]
+
+    assert backups.run_round(cluster) == 1  # the next round, the move done
+    assert len(backup_transfer.held(node2.config)) == 1
+    assert cluster.locks.by_name == {}  # the backup's own lock is gone again
 
 
 def test_an_expired_held_backup_is_dropped(nodes, scheduled):
