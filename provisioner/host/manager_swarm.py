@@ -23,7 +23,14 @@ from provisioner.host.errors import (
     NodeUnreachable,
 )
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import FacilityService, ServiceState, Swarm, TaskInfo, _current_task
+from provisioner.host.swarm import (
+    FacilityService,
+    NodeInfo,
+    ServiceState,
+    Swarm,
+    TaskInfo,
+    _current_task,
+)
 
 CALL_TIMEOUT = 10.0  # one manager's answer
 POLL_SECONDS = 0.5  # a wait's looks at a task cost a manager a TLS request each
@@ -117,6 +124,32 @@ class ManagerSwarm(Swarm):
         except FacilityNotFound:
             return []
         return [_task(t) for t in answer["tasks"]]
+
+    def nodes(self) -> list[NodeInfo]:
+        """The ready nodes with their node API's address (where backups may go)."""
+        answer = self._ask(lambda c: c.cluster_nodes())
+        return [
+            NodeInfo(
+                id="",
+                name=n["name"],
+                address=n["address"],
+                state="ready",
+                availability="",  # not told: a backup goes to a drained node all the same
+                manager=n["manager"],
+                memory=0,
+                labels={},
+            )
+            for n in answer["nodes"]
+        ]
+
+    def take_lock(self, slug: str) -> dict:
+        return self._ask(lambda c: c.take_lock(slug))
+
+    def renew_lock(self, slug: str, lock: str) -> None:
+        self._ask(lambda c: c.renew_lock(slug, lock))
+
+    def release_lock(self, slug: str, lock: str) -> bool:
+        return self._ask(lambda c: c.release_lock(slug, lock))
 
     def _node_names(self) -> dict[str, str]:
         return {}  # the manager names each task's node already

@@ -1,5 +1,7 @@
 """Scheduled backups in cluster mode (`MEDCELL_BACKUP_EVERY`): each node's supervisor backs up the
 facilities pinned to its node and stores each backup on another node, its key on every manager.
+A worker, whose engine answers no Swarm call, asks a manager's node API (host/manager_swarm.py)
+for its facilities, the ready nodes and each facility's cluster lock; the rest is the same.
 
 So that a node lost for good can be evacuated (`medcell node evacuate`), a facility's backups must
 not live on its own node: the sealed files go to one other ready node (the same one for a
@@ -26,7 +28,9 @@ from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import Busy, ProvisionerError
+from provisioner.host.manager_swarm import ManagerSwarm
 from provisioner.host.node_api import NodeClient
+from provisioner.host.remote_locks import RemoteLocks
 from provisioner.host.swarm import NodeInfo, Swarm, SwarmConfigs
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.node_api import node_tls_dir
@@ -45,8 +49,10 @@ class ScheduledBackups:
         swarm: Callable[[], Swarm | None],
         clock: Callable[[], float] = time.time,
         client: Callable[..., NodeClient] = NodeClient,
+        remote: Callable[[], ManagerSwarm | None] = lambda: None,
     ):
         self.config, self.backend, self.swarm, self.clock = config, backend, swarm, clock
+        self.remote = remote  # on a worker: the same calls, through a manager's node API
         self.client = client
         self.every = config.backup_every
         self.check_seconds = min(CHECK_SECONDS, float(self.every or CHECK_SECONDS))
@@ -84,14 +90,15 @@ class ScheduledBackups:
         """Back up every facility pinned here whose last backup is `every` old; how many."""
         try:
             state = swarm.local_state()
-            if not state["manager"]:
-                return 0  # a worker cannot list the nodes; the facilities on it wait
-            nodes, services = swarm.nodes(), swarm.facility_services()
+            view = swarm if state["manager"] else self.remote()
+            if view is None:
+                return 0
+            nodes, services = view.nodes(), view.facility_services()
         except ProvisionerError as e:
             event("scheduled_backups_waiting", reason=type(e).__name__)
             return 0
         me = state["name"]
-        cluster_locks = self.cluster_locks(swarm)
+        cluster_locks = self.cluster_locks(view)
         done = 0
         for slug in sorted(s.slug for s in services if s.node == me and s.slug):
             if not self._due(slug):
@@ -110,7 +117,10 @@ class ScheduledBackups:
         return done
 
     def cluster_locks(self, swarm: Swarm) -> locks.FacilityLocks:
-        """The cluster's facility locks, in the managers' Raft store."""
+        """The cluster's facility locks, in the managers' Raft store (a worker's: held for it
+        by a manager)."""
+        if isinstance(swarm, ManagerSwarm):
+            return RemoteLocks(swarm)
         return SwarmLocks(self.config, SwarmConfigs(swarm.client))
 
     def _due(self, slug: str) -> bool:
