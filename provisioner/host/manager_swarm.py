@@ -60,6 +60,7 @@ class ManagerSwarm(Swarm):
         self.prefix, self.managers, self.tls_dir, self.port = prefix, managers, tls_dir, port
         self.client_factory = client
         self.answered = ""
+        self.node = ""  # this node's name, as the last manager that answered a listing said
 
     def _ask(self, call: Callable[[NodeClient], object]):
         own, managers = self.managers()
@@ -89,7 +90,9 @@ class ManagerSwarm(Swarm):
 
     def lookup(self, slugs: list[str]) -> dict:
         """{"node", "pinned": {slug: replicas}, "placed": {slug: node or None}}."""
-        return self._ask(lambda c: c.scaling_lookup(slugs))
+        found = self._ask(lambda c: c.scaling_lookup(slugs))
+        self.node = found["node"]
+        return found
 
     def facility_services(self, node: str | None = None) -> list[FacilityService]:
         found = self.lookup([])
@@ -128,6 +131,7 @@ class ManagerSwarm(Swarm):
     def nodes(self) -> list[NodeInfo]:
         """The ready nodes with their node API's address (where backups may go)."""
         answer = self._ask(lambda c: c.cluster_nodes())
+        self.node = answer["node"]
         return [
             NodeInfo(
                 id="",

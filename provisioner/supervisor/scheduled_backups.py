@@ -97,7 +97,8 @@ class ScheduledBackups:
         except ProvisionerError as e:
             event("scheduled_backups_waiting", reason=type(e).__name__)
             return 0
-        me = state["name"]
+        # A worker's name as the managers know it (the one its services are pinned by).
+        me = view.node if isinstance(view, ManagerSwarm) else state["name"]
         cluster_locks = self.cluster_locks(view)
         done = 0
         for slug in sorted(s.slug for s in services if s.node == me and s.slug):
