@@ -14,8 +14,9 @@ import threading
 
 import pytest
 
+from devsupport import eventually
 from provisioner.host import cluster_ca
-from provisioner.host.cluster_locks import HOLDER_LABEL, SwarmLocks
+from provisioner.host.cluster_locks import HOLDER_LABEL, NODE_LABEL, SwarmLocks
 from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.errors import Busy, DockerError, NodeError
 from provisioner.host.manager_swarm import ManagerSwarm
@@ -236,3 +237,16 @@ def test_a_worker_destroys_its_stale_copy_under_the_lock_a_manager_holds_for_it(
     node3.discover()
     assert _left(config, cluster, "moving") == []
     assert len(_left(config, cluster, "asleep")) == 5
+
+
+def test_a_worker_renews_the_lock_it_holds_while_it_works(config, cluster, managers):
+    _service(config, cluster, "praxis", NODE)
+    name = f"{config.prefix}-lock-praxis"
+
+    with RemoteLocks(managers, lease=0.2).hold("praxis"):  # renewed every 0.05 s
+        renewed = eventually(
+            lambda: cluster.configs.by_name[name]["Version"]["Index"], lambda v: v >= 3, 10
+        )
+        assert renewed >= 3
+        assert cluster.configs.by_name[name]["Spec"]["Labels"][NODE_LABEL] == NODE
+    assert cluster.configs.by_name == {}
