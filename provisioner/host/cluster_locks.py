@@ -9,7 +9,10 @@ holder that crashed, or whose host was lost, leaves a lock that another command 
 it is LEASE_SECONDS (and the clock tolerance) past its expiry. Nothing secret is ever in it:
 every manager keeps every config.
 
-The same interface as the single host's locks (host/locks.py `FacilityLocks`).
+The same interface as the single host's locks (host/locks.py `FacilityLocks`). A worker's
+supervisor, whose engine has no Raft store, holds one through a manager's node API
+(host/remote_locks.py): the manager takes, renews and releases it with `take`, `renew` and
+`release`, the asking node's name in NODE_LABEL, so that only that node renews or releases it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ RELEASE_ATTEMPTS, RELEASE_PAUSE = 10, 1.0  # a Raft election takes a few seconds
 HOLDER_LABEL = "medcell.lock.holder"
 EXPIRES_LABEL = "medcell.lock.expires"
 LOCK_LABEL = "medcell.lock"
+NODE_LABEL = "medcell.lock.node"  # the node a manager holds it for (host/remote_locks.py)
+TAKE_ATTEMPTS = 3  # a lock removed or taken over between one look and the next
 HOLDER_CHARS = 200
 
 
@@ -92,6 +97,46 @@ class SwarmLocks:
             renewer.join()
             self._release(config_id)
 
+    def take(self, slug: str, node: str) -> str:
+        """Take the facility's lock for another node's supervisor, at once: its config id, or
+        Busy naming the holder. It lasts one lease unless `renew`ed."""
+        name = self.name(slug)
+        labels = self._labels(slug, f"the supervisor of node {node}")
+        labels[NODE_LABEL] = node
+        held = None
+        for _ in range(TAKE_ATTEMPTS):
+            config_id = self.configs.create(name, labels)
+            if config_id is not None:
+                return config_id
+            held = self.configs.get(name)
+            if held is not None and not self._expired(held):
+                break
+            if held is not None:
+                self.configs.remove(held.id)
+        raise Busy(_busy_message(slug, held, 0.0))
+
+    def held_for(self, slug: str, node: str, config_id: str) -> LockConfig | None:
+        """The facility's lock, if it is the one `take` gave `node` (by its id), else None."""
+        held = self.configs.get(self.name(slug))
+        if held is None or held.id != config_id or held.labels.get(NODE_LABEL) != node:
+            return None
+        return held
+
+    def renew(self, slug: str, node: str, config_id: str) -> bool:
+        """Push the expiry of the lock `take` gave `node` forward; False if it is not held."""
+        held = self.held_for(slug, node, config_id)
+        if held is None:
+            return False
+        labels = self._labels(slug, f"the supervisor of node {node}")
+        labels[NODE_LABEL] = node
+        return bool(self.configs.relabel(self.name(slug), held, labels))
+
+    def release(self, slug: str, node: str, config_id: str) -> bool:
+        """Remove the lock `take` gave `node`; False if it is not held (expired, taken over)."""
+        if self.held_for(slug, node, config_id) is None:
+            return False
+        return bool(self.configs.remove(config_id))
+
     def _release(self, config_id: str) -> None:
         """Remove the lock, trying again for a few seconds: right after a node returns, the
         managers may be electing a leader, and a lock left behind would hold the next command on
@@ -105,8 +150,8 @@ class SwarmLocks:
                 if attempt + 1 < RELEASE_ATTEMPTS:
                     self.sleep(RELEASE_PAUSE)
 
-    def _labels(self, slug: str) -> dict[str, str]:
-        holder = f"{locks.holder()} on {self.host} (pid {os.getpid()})"
+    def _labels(self, slug: str, holder: str = "") -> dict[str, str]:
+        holder = holder or f"{locks.holder()} on {self.host} (pid {os.getpid()})"
         return {
             LOCK_LABEL: slug,
             HOLDER_LABEL: holder[:HOLDER_CHARS],

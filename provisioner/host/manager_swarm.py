@@ -23,7 +23,14 @@ from provisioner.host.errors import (
     NodeUnreachable,
 )
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import FacilityService, ServiceState, Swarm, TaskInfo, _current_task
+from provisioner.host.swarm import (
+    FacilityService,
+    NodeInfo,
+    ServiceState,
+    Swarm,
+    TaskInfo,
+    _current_task,
+)
 
 CALL_TIMEOUT = 10.0  # one manager's answer
 POLL_SECONDS = 0.5  # a wait's looks at a task cost a manager a TLS request each
@@ -53,6 +60,7 @@ class ManagerSwarm(Swarm):
         self.prefix, self.managers, self.tls_dir, self.port = prefix, managers, tls_dir, port
         self.client_factory = client
         self.answered = ""
+        self.node = ""  # this node's name, as the last manager that answered a listing said
 
     def _ask(self, call: Callable[[NodeClient], object]):
         own, managers = self.managers()
@@ -82,7 +90,9 @@ class ManagerSwarm(Swarm):
 
     def lookup(self, slugs: list[str]) -> dict:
         """{"node", "pinned": {slug: replicas}, "placed": {slug: node or None}}."""
-        return self._ask(lambda c: c.scaling_lookup(slugs))
+        found = self._ask(lambda c: c.scaling_lookup(slugs))
+        self.node = found["node"]
+        return found
 
     def facility_services(self, node: str | None = None) -> list[FacilityService]:
         found = self.lookup([])
@@ -117,6 +127,33 @@ class ManagerSwarm(Swarm):
         except FacilityNotFound:
             return []
         return [_task(t) for t in answer["tasks"]]
+
+    def nodes(self) -> list[NodeInfo]:
+        """The ready nodes with their node API's address (where backups may go)."""
+        answer = self._ask(lambda c: c.cluster_nodes())
+        self.node = answer["node"]
+        return [
+            NodeInfo(
+                id="",
+                name=n["name"],
+                address=n["address"],
+                state="ready",
+                availability="",  # not told: a backup goes to a drained node all the same
+                manager=n["manager"],
+                memory=0,
+                labels={},
+            )
+            for n in answer["nodes"]
+        ]
+
+    def take_lock(self, slug: str) -> dict:
+        return self._ask(lambda c: c.take_lock(slug))
+
+    def renew_lock(self, slug: str, lock: str) -> None:
+        self._ask(lambda c: c.renew_lock(slug, lock))
+
+    def release_lock(self, slug: str, lock: str) -> bool:
+        return self._ask(lambda c: c.release_lock(slug, lock))
 
     def _node_names(self) -> dict[str, str]:
         return {}  # the manager names each task's node already

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import threading
@@ -46,6 +47,9 @@ TIMEOUT = 30.0  # connecting, and answers that involve no facility command
 COMMAND_SECONDS = EXEC_SECONDS + 60.0
 TRANSFER_SECONDS = 3600.0 + 60.0  # a backup or restore of a full facility, on the node's bound
 CHUNK = 1024 * 1024
+MAX_NODES = 1_000  # in a manager's list of ready nodes
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+LOCK_ID_RE = re.compile(r"^[a-z0-9]{1,64}$")
 
 # The node's error codes, and what this side raises for each (others: NodeError).
 ERRORS: dict[str, type[NodeError] | type] = {
@@ -219,6 +223,48 @@ class NodeClient:
         if answer.get("replicas") != replicas:
             raise NodeError(f"node {self.address} answered a scaling without its replicas")
         return replicas
+
+    def cluster_nodes(self) -> dict:
+        """(A manager) this host's node name and the ready nodes:
+        {"node", "nodes": [{"name", "address", "manager"}]}."""
+        answer = self._call("GET", f"{API}/cluster/nodes", None, self.timeout)
+        node, nodes = answer.get("node"), answer.get("nodes")
+        if not (
+            isinstance(node, str)
+            and NODE_NAME_RE.fullmatch(node)
+            and isinstance(nodes, list)
+            and len(nodes) <= MAX_NODES
+            and all(_node_entry(n) for n in nodes)
+        ):
+            raise NodeError(f"node {self.address} answered its nodes with unusable fields")
+        return {
+            "node": node,
+            "nodes": [{k: n[k] for k in ("name", "address", "manager")} for n in nodes],
+        }
+
+    def take_lock(self, slug: str) -> dict:
+        """(A manager) the facility's cluster lock for this host's node, at once (else Busy):
+        {"slug", "lock", "node" (where it is pinned), "stale" (this host's copy is stale)}."""
+        answer = self._call("POST", f"{API}/locks/{check_slug(slug)}", {}, self.timeout)
+        lock, node, stale = answer.get("lock"), answer.get("node"), answer.get("stale")
+        if not (
+            isinstance(lock, str)
+            and LOCK_ID_RE.fullmatch(lock)
+            and isinstance(node, str)
+            and NODE_NAME_RE.fullmatch(node)
+            and isinstance(stale, bool)
+        ):
+            raise NodeError(f"node {self.address} answered a lock with unusable fields")
+        return {"slug": slug, "lock": lock, "node": node, "stale": stale}
+
+    def renew_lock(self, slug: str, lock: str) -> None:
+        """(A manager) keep the lock held for another lease; NodeError lock_lost if it is not."""
+        self._call("PUT", f"{API}/locks/{check_slug(slug)}/{_lock_id(lock)}", {}, self.timeout)
+
+    def release_lock(self, slug: str, lock: str) -> bool:
+        """(A manager) release the lock; False if it was not held any more."""
+        path = f"{API}/locks/{check_slug(slug)}/{_lock_id(lock)}"
+        return self._call("DELETE", path, None, self.timeout).get("released") is True
 
     def add_tombstones(self, slug: str, items: list[dict]) -> int:
         """Hand the node (a manager) tombstones of a facility to keep; how many were new."""
@@ -455,6 +501,28 @@ class _Bounded:
             raise ConnectionError("the backup file ended before its length")
         self.left -= len(chunk)
         return chunk
+
+
+def _node_entry(entry: object) -> bool:
+    """One node of a manager's list: a node's name, its API's IPv4[:port], a manager or not."""
+    if not isinstance(entry, dict) or set(entry) != {"name", "address", "manager"}:
+        return False
+    name, address = entry["name"], entry["address"]
+    if not (isinstance(name, str) and NODE_NAME_RE.fullmatch(name)):
+        return False
+    if not isinstance(entry["manager"], bool) or not isinstance(address, str):
+        return False
+    try:
+        split_address(address[:64])
+    except InvalidArgument:
+        return False
+    return len(address) <= 64
+
+
+def _lock_id(lock: str) -> str:
+    if not LOCK_ID_RE.fullmatch(lock):
+        raise InvalidArgument("a lock's id is 1 to 64 lowercase letters and digits")
+    return lock
 
 
 def _count(value: object) -> bool:

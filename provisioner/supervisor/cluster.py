@@ -19,7 +19,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 
 import docker
@@ -33,6 +34,7 @@ from provisioner.host.docker_backend import ContainerSpec, DockerBackend
 from provisioner.host.engine import LocalEngine, SwarmEngine, Whereabouts
 from provisioner.host.errors import Busy, DockerError, DockerUnavailable, ProvisionerError
 from provisioner.host.manager_swarm import ManagerSwarm
+from provisioner.host.remote_locks import RemoteLocks
 from provisioner.host.swarm import Swarm, SwarmConfigs
 from provisioner.host.validation import SLUG_RE
 from provisioner.supervisor.logs import event
@@ -215,19 +217,30 @@ class NodeEngine:
 
     def _discover_as_worker(self) -> Discovery:
         """A worker asks a manager's node API for the services pinned to it, and where those it
-        keeps files of are pinned now. (Its stale copies wait for a manager's look: taking a
-        facility's cluster lock needs one.)"""
+        keeps files or volumes of are pinned now; it destroys its stale copies under each
+        facility's cluster lock, which a manager holds for it."""
         try:
-            found = self.remote.swarm.lookup(sorted(local_slugs(self.config)))
+            held = volume_slugs(self.config, self.backend)
+        except DockerError:
+            held = set()  # this node's engine is slow now: its stale copies at the next look
+        try:
+            found = self.remote.swarm.lookup(sorted(local_slugs(self.config) | held))
         except ProvisionerError:
             self.worker = False
             return Discovery(self.node, reachable=False, reason="worker")
         self.worker = True
         self.node = found["node"]
         self._discoveries += 1
-        return Discovery(
-            self.node, reachable=True, pinned=dict(found["pinned"]), placed=dict(found["placed"])
+        pinned, placed = dict(found["pinned"]), dict(found["placed"])
+        elsewhere = {
+            slug: node
+            for slug in sorted(held - set(pinned))
+            if (node := placed.get(slug)) not in (None, self.node)
+        }
+        destroy_stale_copies_through(
+            self.config, self.backend, RemoteLocks(self.remote.swarm), elsewhere
         )
+        return Discovery(self.node, reachable=True, pinned=pinned, placed=placed)
 
 
 def stale_copies(
@@ -237,10 +250,8 @@ def stale_copies(
     that node. Confirmed from the managers for each: its service's constraint names another
     node and its task runs there (a node `node evacuate` gave up on, back with its old copy).
     Never a facility pinned here, nor one without a service (a single-host container's)."""
-    labels = {Label.INSTANCE: config.prefix, Label.FACILITY: None}
-    held = {v.labels.get(Label.FACILITY, "") for v in backend.volumes(labels)}
     found = {}
-    for slug in sorted(s for s in held if SLUG_RE.fullmatch(s) and s not in pinned):
+    for slug in sorted(volume_slugs(config, backend) - set(pinned)):
         service = swarm.service(config.facility(slug).container)
         if service is None or service.node in (None, node) or not service.running:
             continue
@@ -249,24 +260,73 @@ def stale_copies(
     return found
 
 
+def volume_slugs(config: Config, backend: DockerBackend) -> set[str]:
+    """Facilities whose volumes are on this node."""
+    labels = {Label.INSTANCE: config.prefix, Label.FACILITY: None}
+    held = {v.labels.get(Label.FACILITY, "") for v in backend.volumes(labels)}
+    return {slug for slug in held if SLUG_RE.fullmatch(slug)}
+
+
 def destroy_stale_copies(
     config: Config, backend: DockerBackend, swarm: Swarm, node: str, pinned: dict[str, int]
 ) -> list[str]:
-    """Destroy this node's copy of each facility that lives on another node now (stale_copies),
-    as a move releases its old node: wipe, shredded keys, volumes, state file, socket folder,
-    route; no line in deletions.log (the facility lives on). Each under the facility's cluster
-    lock (so never while a move or an evacuation works on it) and this node's own lock, and
-    only if the managers still say so once both are held. Returns the slugs destroyed."""
+    """Destroy this node's (a manager's) copy of each facility that lives on another node now
+    (stale_copies), as a move releases its old node: wipe, shredded keys, volumes, state file,
+    socket folder, route; no line in deletions.log (the facility lives on). Each under the
+    facility's cluster lock (so never while a move or an evacuation works on it) and this node's
+    own lock, and only if the managers still say so once both are held. Returns the slugs
+    destroyed."""
     try:
         candidates = stale_copies(config, backend, swarm, node, pinned)
     except DockerError:
         return []  # the manager went away meanwhile: next discovery
-    destroyed = []
     cluster_locks = SwarmLocks(config, SwarmConfigs(swarm.client))
+
+    @contextmanager
+    def confirmed(slug: str) -> Iterator[bool]:
+        with cluster_locks.hold(slug):
+            yield slug in stale_copies(config, backend, swarm, node, {})
+
+    return _destroy_each(config, backend, candidates, confirmed)
+
+
+def destroy_stale_copies_through(
+    config: Config, backend: DockerBackend, cluster_locks: RemoteLocks, candidates: dict[str, str]
+) -> list[str]:
+    """A worker's destroy_stale_copies: `candidates` (slug -> node) are the facilities with
+    volumes here that a manager says are pinned elsewhere; each is destroyed only if the manager
+    that takes its cluster lock for this node says, once it holds it, that it runs there."""
+    if not candidates:
+        return []
+
+    @contextmanager
+    def confirmed(slug: str) -> Iterator[bool]:
+        with ExitStack() as stack:
+            try:
+                taken = stack.enter_context(cluster_locks.hold(slug))
+            except DockerError as e:
+                if getattr(e.__cause__, "code", "") != "forbidden":
+                    raise
+                # Not running on its node yet (a move under way, say): the next discovery.
+                taken = {"stale": False}
+            yield taken["stale"]
+
+    return _destroy_each(config, backend, candidates, confirmed)
+
+
+def _destroy_each(
+    config: Config,
+    backend: DockerBackend,
+    candidates: dict[str, str],
+    confirmed: Callable[[str], AbstractContextManager[bool]],
+) -> list[str]:
+    """Destroy each candidate held under `confirmed(slug)` (its cluster lock) and this node's
+    own lock, if still stale then."""
+    destroyed = []
     for slug, elsewhere in candidates.items():
         try:
-            with cluster_locks.hold(slug), locks.facility_lock(config, slug):
-                if slug not in stale_copies(config, backend, swarm, node, {}):
+            with confirmed(slug) as stale, locks.facility_lock(config, slug):
+                if not stale:
                     continue
                 result = facility_data.destroy(config, backend, slug, lambda _: None, log=False)
         except Busy:

@@ -19,6 +19,13 @@ A manager scales a worker's own facilities for it (provisioner/supervisor/scalin
     GET    /v1/scaling/<slug>                   -> {"slug", "node", "replicas", "tasks"}
     POST   /v1/scaling/<slug>                {"replicas": 0|1} -> {"slug", "replicas"}
 
+and hands a worker what its scheduled backups and stale copies need of a manager:
+
+    GET    /v1/cluster/nodes                 -> {"node", "nodes": [{"name", "address", "manager"}]}
+    POST   /v1/locks/<slug>                  {} -> {"slug", "lock", "node", "stale"}
+    PUT    /v1/locks/<slug>/<lock>           {} -> {"slug", "lock"}
+    DELETE /v1/locks/<slug>/<lock>              -> {"slug", "released"}
+
 Backups, moves and restores (provisioner/host/backup_transfer.py):
 
     POST   /v1/facilities/<slug>/backup      {"backup_id", "key"} -> {"manifest", "meta", "sizes"}
@@ -74,7 +81,7 @@ from provisioner.host.node_api import API, MAX_BODY_BYTES, MAX_TOMBSTONES, tls_f
 from provisioner.host.swarm import Swarm
 from provisioner.host.validation import check_slug
 from provisioner.supervisor.logs import event
-from provisioner.supervisor.scaling import Forbidden, ManagerScaling
+from provisioner.supervisor.scaling import Forbidden, LockLost, ManagerScaling
 
 WORKERS = 4  # connections served at once
 MAX_PENDING = 32  # connections served or waiting for a worker; more are closed at once
@@ -93,6 +100,7 @@ STATUS = {
     "length_required": 411,
     "too_large": 413,
     "stale_generation": 409,
+    "lock_lost": 409,
     "command_failed": 409,
     "facility_stopped": 409,
     "busy": 503,
@@ -158,6 +166,8 @@ class NodeService:
             return _error(e.code, e.message)
         except Forbidden as e:
             return _error("forbidden", str(e))
+        except LockLost as e:
+            return _error("lock_lost", str(e))
         except InvalidArgument as e:
             return _error("invalid", str(e))
         except FacilityNotFound as e:
@@ -189,6 +199,18 @@ class NodeService:
             if method == "GET":
                 return self.scaling.service(peer, slug)
             return self.scaling.scale(peer, slug, body)
+        if path == f"{API}/cluster/nodes":
+            self._method(method, "GET")
+            return self.scaling.nodes(peer)
+        if path.startswith(f"{API}/locks/") and len(parts) in (4, 5):
+            slug = check_slug(parts[3])
+            if len(parts) == 4:
+                self._method(method, "POST")
+                return self.scaling.take_lock(peer, slug, body)
+            self._method(method, "PUT", "DELETE")
+            if method == "PUT":
+                return self.scaling.renew_lock(peer, slug, parts[4], body)
+            return self.scaling.release_lock(peer, slug, parts[4])
         if path == f"{API}/node":
             self._method(method, "GET")
             return self.info()

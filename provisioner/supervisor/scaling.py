@@ -13,22 +13,39 @@ scale one to 0 or 1 replica. The manager serves only what is pinned to the node 
 
 So a node can sleep and wake its own facilities and nothing else, wherever its request comes
 from (not its address: addresses change with NAT, several interfaces or a load balancer).
+
+For its scheduled backups and its stale copies a worker also needs what only a manager knows:
+
+- **The ready nodes** (name, node API address, whether a manager): where a backup's files may
+  go and which managers keep its key. Nothing of any facility is in it.
+- **A facility's cluster lock** (host/cluster_locks.py), taken, renewed and released for the
+  asker, whose name the lock carries: only that node renews or releases it. The asker may lock
+  a facility pinned to it (a backup of it), or one pinned to another node whose task runs
+  there (a stale copy the asker destroys); the answer says which, as the managers see it once
+  the lock is held, so the asker acts only on what holds while it holds the lock.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.errors import FacilityNotFound, InvalidArgument
-from provisioner.host.swarm import CERT_LABEL, Swarm, TaskInfo
+from provisioner.host.swarm import CERT_LABEL, Swarm, SwarmConfigs, TaskInfo
 from provisioner.host.validation import check_slug
 
 MAX_SLUGS = 5_000  # slugs one lookup may ask about
 TASKS_KEPT = 50  # of a service's task history (Swarm keeps 5 a slot); those meant to run first
+LOCK_ID_RE = re.compile(r"^[a-z0-9]{1,64}$")  # a Swarm config's id
 
 
 class Forbidden(Exception):
     """The asking node may not have this (not its facility, or a certificate of no node)."""
+
+
+class LockLost(Exception):
+    """The lock the asking node renews is no longer its own (expired and taken over)."""
 
 
 class ManagerScaling:
@@ -93,6 +110,67 @@ class ManagerScaling:
         self._swarm().scale(name, replicas)
         return {"slug": slug, "replicas": replicas}
 
+    def nodes(self, peer: str) -> dict:
+        """`{"node", "nodes": [{"name", "address", "manager"}]}`: the asker, and the ready nodes
+        with a known address (where its backups' files and keys may go)."""
+        node = self.asker(peer)
+        ready = [
+            {"name": n.name, "address": n.address, "manager": n.manager}
+            for n in self._swarm().nodes()
+            if n.state == "ready" and n.address
+        ]
+        return {"node": node, "nodes": ready}
+
+    def take_lock(self, peer: str, slug: str, body: object) -> dict:
+        """`{"slug", "lock", "node", "stale"}`: the facility's cluster lock, held for the asker
+        until it renews it no more; where the facility is pinned, and whether the asker's copy
+        of it is stale (pinned elsewhere, its task running there), once the lock is held."""
+        if body != {}:
+            raise InvalidArgument("taking a lock takes an empty object")
+        node, _ = self._lockable(peer, slug)
+        cluster_locks = self._locks()
+        lock_id = cluster_locks.take(slug, node)
+        try:
+            _, where = self._lockable(peer, slug)
+        except BaseException:
+            cluster_locks.release(slug, node, lock_id)
+            raise
+        return {"slug": slug, "lock": lock_id, **where}
+
+    def renew_lock(self, peer: str, slug: str, lock_id: str, body: object) -> dict:
+        if body != {}:
+            raise InvalidArgument("renewing a lock takes an empty object")
+        node = self.asker(peer)
+        if not self._locks().renew(slug, node, _check_lock_id(lock_id)):
+            raise LockLost(f"the lock on facility {slug} is not held by node {node}")
+        return {"slug": slug, "lock": lock_id}
+
+    def release_lock(self, peer: str, slug: str, lock_id: str) -> dict:
+        node = self.asker(peer)
+        released = self._locks().release(slug, node, _check_lock_id(lock_id))
+        return {"slug": slug, "released": released}
+
+    def _locks(self) -> SwarmLocks:
+        return SwarmLocks(self.config, SwarmConfigs(self._swarm().client))
+
+    def _lockable(self, peer: str, slug: str) -> tuple[str, dict]:
+        """The asker, and where the facility is: pinned to the asker, or pinned to another node
+        and running there (a stale copy on the asker). Any other facility is refused."""
+        node = self.asker(peer)
+        service = self._swarm().service(self.config.facility(slug).container)
+        if service is None:
+            raise FacilityNotFound(f"no service of facility {slug}")
+        task = service.task
+        stale = (
+            service.node not in (None, node)
+            and service.running
+            and task is not None
+            and task.node == service.node
+        )
+        if service.node != node and not stale:
+            raise Forbidden(f"facility {slug} is not pinned to node {node} nor running elsewhere")
+        return node, {"node": service.node, "stale": stale}
+
     def _own(self, peer: str, slug: str) -> tuple[str, str]:
         """The asker and the service's name, if the service is pinned to the asker."""
         node = self.asker(peer)
@@ -103,6 +181,12 @@ class ManagerScaling:
         if service.node != node:
             raise Forbidden(f"facility {slug} is not pinned to node {node}")
         return node, name
+
+
+def _check_lock_id(lock_id: str) -> str:
+    if not LOCK_ID_RE.fullmatch(lock_id):
+        raise InvalidArgument("a lock's id is 1 to 64 lowercase letters and digits")
+    return lock_id
 
 
 def _task(task: TaskInfo) -> dict:

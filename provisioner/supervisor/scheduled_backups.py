@@ -1,5 +1,7 @@
 """Scheduled backups in cluster mode (`MEDCELL_BACKUP_EVERY`): each node's supervisor backs up the
 facilities pinned to its node and stores each backup on another node, its key on every manager.
+A worker, whose engine answers no Swarm call, asks a manager's node API (host/manager_swarm.py)
+for its facilities, the ready nodes and each facility's cluster lock; the rest is the same.
 
 So that a node lost for good can be evacuated (`medcell node evacuate`), a facility's backups must
 not live on its own node: the sealed files go to one other ready node (the same one for a
@@ -7,6 +9,9 @@ facility while the nodes stay the same, which keeps its newest two there), and t
 here, is handed to every manager's node API and never written anywhere else; each manager's
 supervisor destroys it at expiry, as on one host. A round runs in its own thread, one facility at
 a time, so a large backup never holds up the supervisor's loop (its sleeps, wakes, deadlines).
+Each backup holds the facility's cluster lock (host/cluster_locks.py), so it never races a
+command on the facility (a `facility move` releasing this node's copy, say); a facility another
+command holds is skipped, logged, and backed up at a later round.
 Every node, scheduled backups or not, drops the held backups whose expiry has passed.
 """
 
@@ -18,12 +23,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from provisioner.host import backup_keys, backup_transfer
+from provisioner.host import backup_keys, backup_transfer, locks
+from provisioner.host.cluster_locks import SwarmLocks
 from provisioner.host.config import Config
 from provisioner.host.docker_backend import DockerBackend
-from provisioner.host.errors import ProvisionerError
+from provisioner.host.errors import Busy, ProvisionerError
+from provisioner.host.manager_swarm import ManagerSwarm
 from provisioner.host.node_api import NodeClient
-from provisioner.host.swarm import NodeInfo, Swarm
+from provisioner.host.remote_locks import RemoteLocks
+from provisioner.host.swarm import NodeInfo, Swarm, SwarmConfigs
 from provisioner.supervisor.logs import event
 from provisioner.supervisor.node_api import node_tls_dir
 
@@ -41,8 +49,10 @@ class ScheduledBackups:
         swarm: Callable[[], Swarm | None],
         clock: Callable[[], float] = time.time,
         client: Callable[..., NodeClient] = NodeClient,
+        remote: Callable[[], ManagerSwarm | None] = lambda: None,
     ):
         self.config, self.backend, self.swarm, self.clock = config, backend, swarm, clock
+        self.remote = remote  # on a worker: the same calls, through a manager's node API
         self.client = client
         self.every = config.backup_every
         self.check_seconds = min(CHECK_SECONDS, float(self.every or CHECK_SECONDS))
@@ -80,24 +90,39 @@ class ScheduledBackups:
         """Back up every facility pinned here whose last backup is `every` old; how many."""
         try:
             state = swarm.local_state()
-            if not state["manager"]:
-                return 0  # a worker cannot list the nodes; the facilities on it wait
-            nodes, services = swarm.nodes(), swarm.facility_services()
+            view = swarm if state["manager"] else self.remote()
+            if view is None:
+                return 0
+            nodes, services = view.nodes(), view.facility_services()
         except ProvisionerError as e:
             event("scheduled_backups_waiting", reason=type(e).__name__)
             return 0
-        me = state["name"]
+        # A worker's name as the managers know it (the one its services are pinned by).
+        me = view.node if isinstance(view, ManagerSwarm) else state["name"]
+        cluster_locks = self.cluster_locks(view)
         done = 0
         for slug in sorted(s.slug for s in services if s.node == me and s.slug):
             if not self._due(slug):
                 continue
             try:
-                self.backup(slug, me, nodes)
+                # Never waits: a command on the facility (a move, a delete) goes first, and
+                # this round goes on with the next facility; a later round comes back to it.
+                with cluster_locks.hold(slug):
+                    self.backup(slug, me, nodes)
                 done += 1
+            except Busy:
+                event("scheduled_backup_deferred", slug=slug, reason="busy")
             except (ProvisionerError, OSError) as e:
                 # The reason's kind only: a facility's output is nobody's business in a log.
                 event("scheduled_backup_failed", logging.WARNING, slug=slug, error=type(e).__name__)
         return done
+
+    def cluster_locks(self, swarm: Swarm) -> locks.FacilityLocks:
+        """The cluster's facility locks, in the managers' Raft store (a worker's: held for it
+        by a manager)."""
+        if isinstance(swarm, ManagerSwarm):
+            return RemoteLocks(swarm)
+        return SwarmLocks(self.config, SwarmConfigs(swarm.client))
 
     def _due(self, slug: str) -> bool:
         last = self._last.get(slug)

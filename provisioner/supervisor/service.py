@@ -99,7 +99,11 @@ class Supervisor:
         self.backup_expiry = BackupExpiry(config, clock, push)
         # Cluster mode: MEDCELL_BACKUP_EVERY's backups of this node's facilities, kept elsewhere.
         self.scheduled_backups = ScheduledBackups(
-            config, backend, lambda: node.swarm.swarm if node is not None else None, clock
+            config,
+            backend,
+            lambda: node.swarm.swarm if node is not None else None,
+            clock,
+            remote=lambda: node.remote.swarm if node is not None else None,
         )
         # Only an installation with an SMTP server relays mail (`medcell up` wrote its settings).
         self.mail = MailRelay(config) if smtp.configured(config.home) else None
