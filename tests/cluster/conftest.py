@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 
 from devsupport import eventually
+from provisioner.host.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SCRIPT = ROOT / "deploy" / "lab.sh"
 NODES = ("node1", "node2", "node3")
+
+
+def lab_config(home: Path) -> Config:
+    """The settings of a node whose home this test reads at `home`, with the images this test run
+    builds and loads into the nodes (MEDCELL_IMAGE_TAG)."""
+    tag = os.environ.get("MEDCELL_IMAGE_TAG") or "latest"
+    return Config.from_env({"MEDCELL_HOME": str(home), "MEDCELL_IMAGE_TAG": tag})
 
 
 @dataclass

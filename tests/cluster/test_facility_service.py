@@ -18,6 +18,7 @@ from provisioner.host.docker_backend import DockerBackend
 from provisioner.host.engine import SwarmEngine
 from provisioner.host.errors import InvalidArgument, WakeFailed
 from provisioner.host.swarm import Swarm, pin_constraint
+from tests.cluster.conftest import lab_config
 
 pytestmark = pytest.mark.lab
 
@@ -64,8 +65,8 @@ def _prepare_on_node3(lab, config: Config) -> None:
 def pinned(lab):
     # node3's engine resolves the spec's host paths inside node3 (every node keeps its
     # MEDCELL_HOME at one path); this test reaches the same folder from outside.
-    node_config = Config(home=_home(lab, "node3"))
-    config = Config(home=lab.outside("node3", str(node_config.home)))
+    node_config = lab_config(_home(lab, "node3"))
+    config = lab_config(lab.outside("node3", str(node_config.home)))
     facility = config.facility(SLUG)
     node1, node3 = _client(lab, "node1"), _client(lab, "node3")
     swarm = Swarm(node1)

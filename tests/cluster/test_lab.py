@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devsupport.waiting import eventually
-from tests.cluster.conftest import NODES, ROOT
+from tests.cluster.conftest import NODES, ROOT, lab_config
 
 pytestmark = pytest.mark.lab
 
@@ -64,9 +64,10 @@ def test_each_node_is_a_host_of_its_own(lab):
 
 
 def test_every_node_gives_containers_no_network_and_no_new_privileges(lab):
+    image = lab_config(lab.node_view).facility_image
     for node in NODES:
         result = lab.run(
-            node, "docker", "run", "--rm", "--entrypoint", "/bin/sh", "medcell-facility:latest",
+            node, "docker", "run", "--rm", "--entrypoint", "/bin/sh", image,
             "-c", "grep NoNewPrivs /proc/self/status; ls /sys/class/net",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr

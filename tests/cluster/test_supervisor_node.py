@@ -15,10 +15,10 @@ import pytest
 from devsupport.waiting import eventually
 from medcell_common.interfaces import NODE_API_PORT, RouteState
 from provisioner.host import specs
-from provisioner.host.config import Config
 from provisioner.host.engine import SwarmEngine
 from provisioner.host.service_spec import facility_service_spec
 from provisioner.host.swarm import Swarm
+from tests.cluster.conftest import lab_config
 
 pytestmark = pytest.mark.lab
 
@@ -94,7 +94,7 @@ def routes_of(lab, node: str) -> dict:
 
 @pytest.fixture
 def sleepy(lab):
-    config = Config(home=lab.node_view / "home")  # the path every node sees its own home at
+    config = lab_config(lab.node_view / "home")  # the path every node sees its own home at
     facility = config.facility(SLUG)
     node1 = docker.DockerClient(base_url=f"unix://{lab.directory / 'node1' / 'docker.sock'}")
     node3 = docker.DockerClient(base_url=f"unix://{lab.directory / 'node3' / 'docker.sock'}")
