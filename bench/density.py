@@ -475,6 +475,7 @@ def main() -> None:
         "MEDCELL_DOCKER_PREFIX": prefix,
         "MEDCELL_GATEWAY_PORT": str(free_port()),
         "MEDCELL_GATEWAY_HTTP_PORT": str(free_port()),
+        "MEDCELL_METRICS_BIND": f"127.0.0.1:{free_port()}",
         "MEDCELL_GATEWAY_BIND": "127.0.0.1",
     }
     try:
