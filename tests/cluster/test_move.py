@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -84,6 +85,7 @@ def test_a_move_keeps_every_acknowledged_message_and_leaves_nothing_behind(lab, 
     messages = f"/api/v1/conversations/{conversation}/messages"
     acknowledged: list[str] = []
     statuses: list[tuple[int, bool]] = []
+    unanswered: list[tuple[float, int, str]] = []  # when, curl's exit code, its message
     done = threading.Event()
 
     def write() -> None:
@@ -103,6 +105,8 @@ def test_a_move_keeps_every_acknowledged_message_and_leaves_nothing_behind(lab, 
             status = int(result.stdout.strip() or 0)
             retry = "retry-after:" in headers.read_text().lower() if headers.exists() else False
             statuses.append((status, retry))
+            if status == 0:  # no answer at all: what curl saw, for the failure message
+                unanswered.append((time.monotonic(), result.returncode, result.stderr.strip()))
             if status == 201:
                 acknowledged.append(f"message {n}")
             elif status == 401:  # the restore on the new node ended the session
@@ -112,7 +116,9 @@ def test_a_move_keeps_every_acknowledged_message_and_leaves_nothing_behind(lab, 
     thread.start()
     try:
         eventually(lambda: len(acknowledged), lambda n: n >= 2, timeout=60)
+        moved_at = [time.monotonic()]
         moved = lab.medcell_json("node1", "facility", "move", "moving", "--to", "node3")
+        moved_at.append(time.monotonic())
         before = len(acknowledged)
         # A few more writes land on the new node.
         eventually(lambda: len(acknowledged), lambda n: n >= before + 2, timeout=120)
@@ -124,7 +130,7 @@ def test_a_move_keeps_every_acknowledged_message_and_leaves_nothing_behind(lab, 
     spec = _swarm(lab).client.api.inspect_service("medcell-moving")["Spec"]
     assert spec["TaskTemplate"]["Placement"]["Constraints"] == [pin_constraint("node3")]
     assert _swarm(lab).wait_running("medcell-moving", 60).node == "node3"
-    assert {s for s, _ in statuses} <= {201, 401, 503}, statuses
+    assert {s for s, _ in statuses} <= {201, 401, 503}, (statuses, unanswered, moved_at)
     assert any(s == 503 for s, _ in statuses), statuses
     assert all(retry for s, retry in statuses if s == 503), statuses
     assert _nothing_of(lab, "node2", "moving") == {
