@@ -63,7 +63,7 @@ def test_the_wake_counts_from_when_nginx_received_the_request(activator):
     assert status.startswith("200")
     assert json.loads(body)["upstream"] == "sleepy"
     assert "x-medcell-received" not in json.loads(body)["headers"]
-    assert int(activator.supervisor.server.held[0]) >= 10_000
+    assert int(activator.supervisor.server.held[0]) >= 9_900  # the received time is in ms
 
 
 @pytest.mark.parametrize(
