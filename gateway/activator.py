@@ -7,24 +7,38 @@ method, headers and body to the facility's socket and streams the answer back. C
 requests of one facility share one wake. It never answers 502: the supervisor's refusals become
 404 or 503 with Retry-After, as nginx's own answers would be. A client over its wake budget
 (wake_budget.py) gets 429 with Retry-After, and the facility stays asleep.
+
+A request's wake deadline counts from when nginx received it (X-Medcell-Received, set by nginx
+alone), not from when one of the activator's threads took it up: one that waited behind busy threads
+gets the activator's 503 with Retry-After before nginx's timeout would have answered 504.
 """
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from http import HTTPStatus
 
 from medcell_common.interfaces import HELD_HEADER, SLUG_HEADER, WAKE_PATH, WAKE_STATUS, WakeError
 
 from . import errorpages, eventlog
-from .settings import facility_socket, settings_from_env, supervisor_socket
+from .settings import facility_socket, settings_from_env, supervisor_socket, wake_deadline
 from .targets import SLUG_RE
 from .unixhttp import UnixHTTPConnection
 from .wake_budget import WakeBudget, client_key
 
 CHUNK = 64 * 1024
 SLUG_ENVIRON = "HTTP_" + SLUG_HEADER.upper().replace("-", "_")  # as WSGI names it
+# When nginx received the request (its $msec: Unix seconds, milliseconds after the point). nginx
+# sets it on every request it hands to the activator, replacing whatever a client sent.
+RECEIVED_HEADER = "X-Medcell-Received"
+RECEIVED_ENVIRON = "HTTP_" + RECEIVED_HEADER.upper().replace("-", "_")
+RECEIVED_RE = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?")
+# nginx and the activator read the same clock, nginx its cached time (a little behind): a time
+# further ahead than this is not nginx's.
+CLOCK_SKEW = 1.0
 RECONNECT_SECONDS = 0.2  # how often to try again while the supervisor's socket is not there
 HOP_BY_HOP = frozenset(
     {
@@ -38,6 +52,7 @@ HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         SLUG_HEADER.lower(),
+        RECEIVED_HEADER.lower(),
         "host",
         "content-length",
         "expect",
@@ -50,6 +65,18 @@ _SUPERVISOR_ANSWERS = {
     WAKE_STATUS[WakeError.NOT_FOUND]: NOT_FOUND,
     WAKE_STATUS[WakeError.FACILITY_STOPPED]: STOPPED,
 }
+
+
+def received_age(value: str | None, now: float, max_age: float) -> float:
+    """Seconds since nginx received the request, from its RECEIVED_HEADER and the wall clock
+    `now`; 0 (the activator's own clock) for anything but a plain number that is at most
+    CLOCK_SKEW ahead and at most `max_age` behind."""
+    if not value or not RECEIVED_RE.fullmatch(value):
+        return 0.0
+    age = now - float(value)
+    if age < -CLOCK_SKEW or age > max_age:
+        return 0.0
+    return max(0.0, age)
 
 
 class Waker:
@@ -66,10 +93,15 @@ class Waker:
         with self._lock:
             return slug in self._pending
 
-    def wake(self, slug: str, held_since: float | None = None) -> str:
-        """`held_since`: when (time.monotonic()) the request that asks was handed over; the
-        supervisor measures the wake from the first request's."""
-        held_since = time.monotonic() if held_since is None else held_since
+    def wake(
+        self, slug: str, held_since: float | None = None, deadline: float | None = None
+    ) -> str:
+        """`held_since`: when (time.monotonic()) nginx received the request that asks; the
+        supervisor measures the wake from the first request's. `deadline` (time.monotonic()):
+        by when the wake must be done, else FAILED; by default `timeout` from now."""
+        now = time.monotonic()
+        held_since = now if held_since is None else held_since
+        deadline = now + self.timeout if deadline is None else deadline
         with self._lock:
             future = self._pending.get(slug)
             leader = future is None
@@ -77,7 +109,7 @@ class Waker:
                 future = self._pending[slug] = Future()
         if leader:
             try:
-                outcome = self._ask(slug, held_since)
+                outcome = self._ask(slug, held_since, deadline)
             except Exception as e:  # unreachable, timed out, garbled: all mean "not now"
                 eventlog.event("wake_unanswered", "warning", error=type(e).__name__)
                 outcome = FAILED
@@ -86,10 +118,13 @@ class Waker:
             future.set_result(outcome)
             if outcome != RUNNING:
                 eventlog.event("wake_refused", "warning", facility=slug, outcome=outcome)
-        return future.result()
+        try:
+            # A request that joins a wake waits for it no longer than its own deadline.
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            return FAILED
 
-    def _ask(self, slug: str, held_since: float) -> str:
-        deadline = time.monotonic() + self.timeout
+    def _ask(self, slug: str, held_since: float, deadline: float) -> str:
         while True:
             remaining = deadline - time.monotonic()
             conn = UnixHTTPConnection(self.socket_path, timeout=max(remaining, RECONNECT_SECONDS))
@@ -150,14 +185,24 @@ class Activator:
 
     def __init__(self, settings: Mapping, waker: Waker | None = None):
         self.settings = settings
-        self.waker = waker or Waker(supervisor_socket(settings), settings["WAKE_TIMEOUT"])
+        self.deadline = wake_deadline(settings)
+        self.waker = waker or Waker(supervisor_socket(settings), self.deadline)
         self.budget = WakeBudget(settings["WAKE_BUDGET"], settings["WAKE_BUDGET_WINDOW"])
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        held_since = time.monotonic()
+        now = time.monotonic()
+        age = received_age(
+            environ.get(RECEIVED_ENVIRON), time.time(), self.settings["READ_TIMEOUT"]
+        )
+        held_since = now - age
+        deadline = held_since + self.deadline
         slug = environ.get(SLUG_ENVIRON, "")
         if not SLUG_RE.fullmatch(slug):
             return _not_found(environ, start_response)
+        if deadline <= now:
+            # It waited for a thread until nginx's timeout is near: 503 now rather than its 504.
+            eventlog.event("wake_deadline_passed", "warning", facility=slug)
+            return _unavailable(environ, start_response, 5)
         if not self.waker.waking(slug):
             # nginx sets X-Forwarded-For to the client's address, replacing whatever it sent.
             client = client_key(environ.get("HTTP_X_FORWARDED_FOR", ""))
@@ -165,7 +210,7 @@ class Activator:
             if wait is not None:
                 eventlog.event("wake_over_budget", "warning", facility=slug)
                 return _over_budget(environ, start_response, int(wait + 0.999))
-        outcome = self.waker.wake(slug, held_since)
+        outcome = self.waker.wake(slug, held_since, deadline)
         if outcome == NOT_FOUND:
             return _not_found(environ, start_response)
         if outcome == STOPPED:

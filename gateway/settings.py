@@ -22,8 +22,9 @@ DEFAULTS = {
     # A request forwarded to another node's gateway: seconds it may wait for the next bytes of
     # the answer (or to send more of its body) before the node counts as lost (503).
     "PEER_TIMEOUT": 15.0,
-    # A request waits this long for its facility, queue included; below READ_TIMEOUT, so that a
-    # long queue ends in the activator's 503 with Retry-After rather than nginx's 504.
+    # A request waits this long for its facility from when nginx received it, the activator's
+    # queue included; capped by wake_deadline() below READ_TIMEOUT, so that a long queue ends in
+    # the activator's 503 with Retry-After rather than nginx's 504.
     "WAKE_TIMEOUT": 55.0,
     "WAKE_BUDGET": 20,  # distinct sleeping facilities one client may wake per window; 0: no limit
     "WAKE_BUDGET_WINDOW": 600,  # seconds
@@ -122,6 +123,20 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> dict:
         except ValueError as e:
             raise ConfigError(f"{variable}={raw!r} is not valid") from e
     return settings
+
+
+# What the activator keeps back of nginx's READ_TIMEOUT to answer 503 itself: a quarter of it, at
+# most this many seconds.
+ANSWER_MARGIN = 5.0
+
+
+def wake_deadline(settings: Mapping) -> float:
+    """Seconds after nginx received a request for a sleeping facility by which the activator has
+    either got its wake or answered 503: WAKE_TIMEOUT, but always ending safely before nginx's
+    proxy_read_timeout for the activator (READ_TIMEOUT), after which nginx would answer 504."""
+    read_timeout = float(settings["READ_TIMEOUT"])
+    margin = min(ANSWER_MARGIN, read_timeout / 4)
+    return max(0.0, min(float(settings["WAKE_TIMEOUT"]), read_timeout - margin))
 
 
 def routes_file(settings: Mapping) -> str:

@@ -122,3 +122,40 @@ def test_a_supervisor_that_never_answers_gives_503_with_retry_after(gateway, mak
     assert response.headers["Retry-After"] == "5"
     assert response.json()["error"]["code"] == "facility_unavailable"
     assert gateway.upstreams["sleepy"].seen == []
+
+
+def test_a_request_that_waited_for_a_thread_gets_503_before_nginx_would_give_up(
+    gateway, make_gateway
+):
+    # One activator thread and slow wakes: the second request waits for the first one's thread.
+    # nginx gives up after 10 s, while the second request would be answered after two wakes
+    # (11 s); the activator's deadline (7.5 s, counted from receipt) ends before nginx's.
+    patient = make_gateway(
+        {"sleepy": "asleep"}, MEDCELL_GATEWAY_TIMEOUT="10", MEDCELL_ACTIVATOR_THREADS="1"
+    )
+    gateway.supervisor.server.delay = 5.5
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(localhost.get, f"{patient.origin('sleepy')}/first", timeout=30)
+            while not gateway.supervisor.seen:  # the first request holds the only thread
+                time.sleep(0.02)
+            second = pool.submit(localhost.get, f"{patient.origin('sleepy')}/second", timeout=30)
+            first, second = first.result(), second.result()
+    finally:
+        gateway.supervisor.server.delay = 0.3
+    assert first.status_code == 200
+    assert second.status_code == 503
+    assert second.headers["Retry-After"] == "5"
+    assert second.json()["error"]["code"] == "facility_unavailable"
+
+
+def test_a_client_cannot_say_when_nginx_received_its_request(gateway, make_gateway):
+    patient = make_gateway({"sleepy": "asleep", "a": "running"}, MEDCELL_GATEWAY_TIMEOUT="20")
+    # Past the activator's deadline (15 s here) if it were believed.
+    long_ago = {"X-Medcell-Received": f"{time.time() - 18:.3f}"}
+    sleeping = localhost.get(f"{patient.origin('sleepy')}/", headers=long_ago, timeout=30)
+    awake = localhost.get(f"{patient.origin('a')}/", headers=long_ago, timeout=30)
+    assert sleeping.status_code == 200
+    assert gateway.supervisor.seen == [("POST", "/wake/sleepy")]
+    for response in (sleeping, awake):
+        assert "x-medcell-received" not in response.json()["headers"]
