@@ -6,11 +6,9 @@ from a fixed list by what the line is about; the line itself is dropped.
 """
 
 import logging
-import os
-import socket
-import threading
 
 from . import eventlog
+from .datagrams import DatagramReceiver
 
 # (what the line says, the event logged instead); first match wins.
 KINDS = (
@@ -48,22 +46,10 @@ def summarise(datagram: bytes) -> tuple[int, str]:
     return level, "nginx_error" if level >= logging.ERROR else "nginx_notice"
 
 
-class ErrorLogReceiver:
+class ErrorLogReceiver(DatagramReceiver):
     """A unix datagram socket nginx's error_log points at, read on a daemon thread."""
 
-    def __init__(self, path: str):
-        self.path = path
-        if os.path.exists(path):
-            os.unlink(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        # nginx workers may run as another user (root on a test host drops to the configured one).
-        os.chmod(path, 0o666)
-        self._thread = threading.Thread(target=self._run, name="nginx-errorlog", daemon=True)
-
-    def start(self) -> "ErrorLogReceiver":
-        self._thread.start()
-        return self
+    thread_name = "nginx-errorlog"
 
     def _run(self) -> None:
         while True:
@@ -73,10 +59,3 @@ class ErrorLogReceiver:
                 return
             level, name = summarise(datagram)
             eventlog.event(name, level, source="nginx")
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass

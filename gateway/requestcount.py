@@ -9,14 +9,13 @@ on the request path: nginx hands the datagram to the kernel and goes on.
 
 import json
 import os
-import socket
-import threading
 import time
 
 from medcell_common.files import write_atomic
 from medcell_common.interfaces import GATEWAY_DURATION_BUCKETS, GATEWAY_REQUEST_CATEGORIES
 
 from . import eventlog
+from .datagrams import DatagramReceiver
 
 WRITE_EVERY = 1.0  # seconds between snapshots at most
 
@@ -39,28 +38,24 @@ def parse(datagram: bytes) -> tuple[str, int, float] | None:
     return category, int(status), duration
 
 
-class RequestCounter:
+class RequestCounter(DatagramReceiver):
     """A unix datagram socket nginx's counting access_log points at, read on a daemon thread."""
 
+    thread_name = "nginx-requests"
+
     def __init__(self, path: str, snapshot: str):
-        self.path, self.snapshot = path, snapshot
-        if os.path.exists(path):
-            os.unlink(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        os.chmod(path, 0o666)  # nginx workers may run as another user
+        super().__init__(path)
+        self.snapshot = snapshot
         self.sock.settimeout(WRITE_EVERY)
         self.counts: dict[str, int] = {}  # "category status" -> requests
         self.buckets = [0] * (len(GATEWAY_DURATION_BUCKETS) + 1)
         self.sum = 0.0
         self._dirty = True
         self._written = 0.0
-        self._thread = threading.Thread(target=self._run, name="nginx-requests", daemon=True)
 
     def start(self) -> "RequestCounter":
         self._write()
-        self._thread.start()
-        return self
+        return super().start()
 
     def count(self, category: str, status: int, seconds: float) -> None:
         key = f"{category} {status}"
@@ -94,10 +89,3 @@ class RequestCounter:
         except OSError as e:
             eventlog.event("request_counts_unwritable", "warning", error=type(e).__name__)
         self._dirty, self._written = False, time.monotonic()
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
