@@ -16,8 +16,12 @@ module on first use:
   commands; anything else asked of it makes the real group.
 
 Together ~18 ms of the CPU a wake costs (docs/figures.md).
+
+The cyclic garbage collector is off while the server starts; `serving_app` (facility/server.py)
+switches it on again once the app is made.
 """
 
+import gc
 import importlib
 import sys
 import types
@@ -116,8 +120,14 @@ def _defer_unused_modules() -> None:
         sys.modules["flask.cli"].AppGroup = CommandsLater
 
 
-if __name__ == "__main__":
+def prepare() -> None:
+    """What `python -m services` does before it imports the server."""
+    gc.disable()
     _defer_unused_modules()
+
+
+if __name__ == "__main__":
+    prepare()
     from services.facility.server import main
 
     main()
