@@ -65,6 +65,8 @@ class ContainerSpec:
     restart: str | None = "unless-stopped"
     healthcheck: bool = True  # False: switch off the image's HEALTHCHECK
     stdin_open: bool = False  # one-off containers that are handed a secret on stdin
+    # A seccomp profile of its own (JSON, as Docker's API takes it); "" keeps Docker's default.
+    seccomp: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -478,7 +480,7 @@ def _create_kwargs(spec: ContainerSpec) -> dict:
         "read_only": True,
         "tmpfs": dict(TMPFS),
         "cap_drop": list(CAP_DROP),
-        "security_opt": list(SECURITY_OPT),
+        "security_opt": [*SECURITY_OPT, *([f"seccomp={spec.seccomp}"] if spec.seccomp else [])],
         "mem_limit": limits.memory,
         "memswap_limit": limits.memory,
         "nano_cpus": int(limits.cpus * 1e9),

@@ -24,7 +24,8 @@ def facility_service_spec(spec: ContainerSpec, node: str, replicas: int = 1) -> 
     settings cannot be asked of a service in API 1.41 and hold because every facility node's
     dockerd runs with them (`cluster join` refuses an engine without): no network
     ("bridge": "none"; the task gets no network attachment here) and no-new-privileges. Nor is
-    memswap: facility nodes have no swap.
+    memswap: facility nodes have no swap. Nor is the facility's seccomp profile (spec.seccomp):
+    a service runs under Docker's default one.
     """
     if spec.network is not None:
         raise ValueError(f"{spec.name}: a facility service has no network, not {spec.network}")

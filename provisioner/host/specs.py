@@ -10,6 +10,7 @@ from medcell_common import tombstones as tombstone_format
 from medcell_common.interfaces import GATEWAY_CLUSTER_TLS_DIR, Label
 from provisioner.host.config import FACILITY_UID, Config, Facility, idle_text
 from provisioner.host.docker_backend import ContainerSpec, Limits
+from provisioner.host.seccomp import facility_profile
 
 FACILITY_USER = f"{FACILITY_UID}:{FACILITY_UID}"
 FACILITY_RUN_DIR = "/run/medcell"
@@ -20,6 +21,9 @@ GATEWAY_HTTP_PORT = 8080
 GATEWAY_CONFIG_DIR = "/etc/medcell-gateway"
 SUPERVISOR_HOME = "/medcell"
 MANAGE = ["python", "-m", "services.facility"]
+# Every container of the facility's image (its server and each command) gets the facility's own
+# system-call allowlist (host/seccomp.py).
+FACILITY_SECCOMP = facility_profile()
 
 
 def facility_spec(
@@ -65,6 +69,7 @@ def facility_spec(
         # Health is probed from outside over the socket; an image's own check would fork a
         # process every few seconds in every facility.
         healthcheck=False,
+        seccomp=FACILITY_SECCOMP,
     )
     if mail:
         spec.environment["MEDCELL_MAIL"] = "on"
@@ -84,6 +89,7 @@ def shred_spec(config: Config, slug: str) -> ContainerSpec:
         volumes={names.data_volume: "/data", names.keys_volume: "/keys"},
         command=[*MANAGE, "shred-keys"],
         restart=None,
+        seccomp=FACILITY_SECCOMP,
     )
 
 
@@ -154,6 +160,7 @@ def _offline(
         restart=None,
         healthcheck=False,
         stdin_open=True,
+        seccomp=FACILITY_SECCOMP,
         **mounts,
     )
 
@@ -259,6 +266,9 @@ def supervisor_spec(
 
 def _fingerprinted(spec: ContainerSpec, image_id: str | None) -> ContainerSpec:
     # `medcell up` recreates a container whose fingerprint (settings or image) changed.
-    fingerprint = json.dumps([repr(spec), image_id], sort_keys=True).encode()
+    # The seccomp profile is left out of the spec's repr (it is long): its digest is taken here.
+    profile = hashlib.sha256(spec.seccomp.encode()).hexdigest() if spec.seccomp else ""
+    parts = [repr(spec), image_id, *([profile] if profile else [])]
+    fingerprint = json.dumps(parts, sort_keys=True).encode()
     spec.labels[str(Label.CONFIG)] = hashlib.sha256(fingerprint).hexdigest()[:16]
     return spec

@@ -471,7 +471,7 @@ for top, dirs, files in os.walk("/"):
                 sockets.append(path)
         except OSError:
             pass
-interfaces = sorted(n for _, n in socket.if_nameindex())
+interfaces = sorted(os.listdir("/sys/class/net"))  # no netlink socket: its profile refuses one
 print(json.dumps({"outcomes": outcomes, "sockets": sockets, "interfaces": interfaces}))
 """
 

@@ -6,6 +6,7 @@ import pytest
 
 from provisioner.host import locks, state_file
 from provisioner.host.errors import Busy, ProvisionerError
+from provisioner.host.specs import FACILITY_SECCOMP
 from provisioner.host.state_file import FacilityState
 from tests.provisioner.fakedocker import api_error
 
@@ -13,7 +14,7 @@ HARDENING = {
     "user": "10001:10001",
     "read_only": True,
     "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges:true"],
+    "security_opt": ["no-new-privileges:true", f"seccomp={FACILITY_SECCOMP}"],
     "restart_policy": {"Name": "unless-stopped"},
     "network_mode": "none",
     "healthcheck": {"test": ["NONE"]},

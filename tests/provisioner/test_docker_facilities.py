@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from provisioner.host.seccomp import facility_profile
 from tests.provisioner.facility_api import call, login
 
 pytestmark = pytest.mark.docker
@@ -56,8 +57,8 @@ def test_a_has_no_network_and_cannot_reach_b(live, pair, docker_client):
     a, b = container_name(live, "a"), container_name(live, "b")
     assert inspect(docker_client, b)["NetworkSettings"]["Networks"].keys() <= {"none"}
     probe = (
-        "import socket, sys\n"
-        "print(sorted(n for _, n in socket.if_nameindex()))\n"
+        "import os, socket, sys\n"
+        "print(sorted(os.listdir('/sys/class/net')))\n"
         "try:\n"
         "    socket.create_connection((sys.argv[1], 8000), timeout=3).close()\n"
         "    print('connected')\n"
@@ -77,7 +78,7 @@ def test_facility_container_is_hardened(live, pair, docker_client):
     assert attrs["Config"]["User"] == "10001:10001"
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
-    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true", f"seccomp={facility_profile()}"]
     assert host["Memory"] > 0 and host["NanoCpus"] > 0 and host["PidsLimit"] > 0
     assert host["RestartPolicy"]["Name"] == "unless-stopped"
     assert host["Privileged"] is False
@@ -94,6 +95,59 @@ def test_facility_container_is_hardened(live, pair, docker_client):
     assert live.config.facility_socket("a").is_socket()
     assert "docker.sock" not in json.dumps(attrs)
     assert docker_client.networks.list(names=[f"{live.config.prefix}-a"]) == []  # none at all
+
+
+SYSTEM_CALLS = """
+import ctypes, errno, json, os, socket, threading
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def outcome(action):
+    try:
+        action()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+def c(function, *args):
+    def call():
+        if function(*args) == -1:
+            raise OSError(ctypes.get_errno(), "")
+    return call
+
+
+thread = threading.Thread(target=lambda: None)
+print(json.dumps({
+    "unix socket": outcome(lambda: socket.socket(socket.AF_UNIX).close()),
+    "thread": outcome(lambda: (thread.start(), thread.join())),
+    "inet socket": outcome(lambda: socket.socket(socket.AF_INET).close()),
+    "netlink socket": outcome(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW).close()),
+    "getpriority": outcome(lambda: os.getpriority(os.PRIO_PROCESS, 0)),
+    "unshare": outcome(c(libc.unshare, 0)),
+    "mount": outcome(c(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None)),
+    "ptrace": outcome(c(libc.ptrace, 0, 0, None, None)),
+    "personality": outcome(c(libc.personality, 0xFFFFFFFF)),
+}))
+"""
+
+
+def test_the_facility_may_make_only_the_system_calls_it_needs(live, pair, docker_client):
+    """Its own seccomp profile (provisioner/host/seccomp.py), also for what runs beside it."""
+    result = docker_client.containers.get(container_name(live, "a")).exec_run(
+        ["python", "-c", SYSTEM_CALLS]
+    )
+    assert result.exit_code == 0, result.output
+    refused = ["inet socket", "netlink socket", "getpriority", "unshare", "mount", "ptrace"]
+    assert json.loads(result.output) == {
+        "unix socket": "ok",
+        "thread": "ok",
+        **dict.fromkeys(refused, "EPERM"),
+        "personality": "EPERM",
+    }
+    # and the facility under it serves
+    assert call(docker_client, container_name(live, "a"), "GET", "/healthz")[0] == 200
 
 
 def test_no_key_material_in_inspect_env_or_labels(live, pair, docker_client):
