@@ -1,9 +1,11 @@
 """What a wake costs a facility container, images side by side: CPU from start to first answer.
 
 For each image in MEDCELL_BENCH_IMAGES (comma-separated; default the facility image of
-MEDCELL_IMAGE_TAG), a facility is made over fresh volumes by its own `create-admin`, and its
-container created from the provisioner's own container spec (hardened by the same backend, its
-socket in a host directory). Each round starts every image's container in turn (as a wake does:
+MEDCELL_IMAGE_TAG) and each seccomp profile in MEDCELL_BENCH_SECCOMP (comma-separated: `facility`,
+the facility's own as a real facility gets it, the default; `docker`, Docker's default), a facility
+is made over fresh volumes by its own `create-admin`, and its container created from the
+provisioner's own container spec (hardened by the same backend, its socket in a host directory).
+Each round starts every image's container in turn (as a wake does:
 `docker start` of a stopped container), asks /healthz on its socket every 5 ms and reads the
 container cgroup's CPU the moment it answers, and again 1 s later, then stops it. The cgroup is
 made at each start, so its CPU is that start's alone: runc's init in the container and the
@@ -24,7 +26,13 @@ from pathlib import Path
 import docker
 
 from provisioner.host.docker_backend import ContainerSpec, DockerBackend
-from provisioner.host.specs import FACILITY_BIND, FACILITY_RUN_DIR, FACILITY_USER, MANAGE
+from provisioner.host.specs import (
+    FACILITY_BIND,
+    FACILITY_RUN_DIR,
+    FACILITY_SECCOMP,
+    FACILITY_USER,
+    MANAGE,
+)
 
 FACILITY_UID = 10001
 POLL = 0.005
@@ -60,9 +68,21 @@ def answers(sock: Path) -> bool:
         return False
 
 
+PROFILES = {"facility": FACILITY_SECCOMP, "docker": ""}
+
+
 class Facility:
-    def __init__(self, backend: DockerBackend, prefix: str, index: int, image: str, work: Path):
-        self.backend, self.image = backend, image
+    def __init__(
+        self,
+        backend: DockerBackend,
+        prefix: str,
+        index: int,
+        image: str,
+        work: Path,
+        profile: str = "facility",
+    ):
+        self.backend, self.image, self.profile = backend, image, profile
+        self.label = f"{image} [{profile}]"
         self.name = f"{prefix}-{index}"
         self.volumes = {f"{self.name}-data": "/data", f"{self.name}-keys": "/keys"}
         self.run_dir = work / str(index)
@@ -86,6 +106,7 @@ class Facility:
             command=command,
             restart=restart,
             healthcheck=False,
+            seccomp=PROFILES[self.profile],
         )
 
     def wake(self) -> tuple[float, float, float]:
@@ -115,6 +136,12 @@ class Facility:
 def main() -> None:
     tag = os.environ.get("MEDCELL_IMAGE_TAG", "latest")
     images = os.environ.get("MEDCELL_BENCH_IMAGES", f"medcell-facility:{tag}").split(",")
+    profiles = os.environ.get("MEDCELL_BENCH_SECCOMP", "facility").split(",")
+    unknown = set(profiles) - set(PROFILES)
+    if unknown:
+        known = sorted(PROFILES)
+        raise SystemExit(f"MEDCELL_BENCH_SECCOMP: unknown {sorted(unknown)}; known {known}")
+    variants = [(image, profile) for image in images for profile in profiles]
     rounds = int(os.environ.get("MEDCELL_BENCH_ROUNDS", "9"))
     client = docker.from_env()
     backend = DockerBackend(client)
@@ -122,22 +149,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="medcell-startup-"))
     work.chmod(0o711)
     facilities: list[Facility] = []
-    results: dict[str, list[tuple[float, float, float]]] = {image: [] for image in images}
+    results: dict[str, list[tuple[float, float, float]]] = {}
     try:
-        for index, image in enumerate(images):
-            facilities.append(Facility(backend, prefix, index, image, work))
+        for index, (image, profile) in enumerate(variants):
+            facilities.append(Facility(backend, prefix, index, image, work, profile))
+            results[facilities[-1].label] = []
         for _ in range(rounds):
             for facility in facilities:
-                results[facility.image].append(facility.wake())
+                results[facility.label].append(facility.wake())
     finally:
         for facility in facilities:
             facility.remove(client)
         shutil.rmtree(work, ignore_errors=True)
-    width = max(len(image) for image in images)
-    for image, runs in results.items():
+    width = max(len(label) for label in results)
+    for label, runs in results.items():
         at_answer = [r[0] for r in runs]
         print(
-            f"{image:<{width}}  container CPU from start to first answer: "
+            f"{label:<{width}}  container CPU from start to first answer: "
             f"median {statistics.median(at_answer):.0f} ms (min {min(at_answer):.0f}, "
             f"max {max(at_answer):.0f}); {AFTER:.0f} s later "
             f"{statistics.median(r[1] for r in runs):.0f} ms; "
