@@ -133,6 +133,17 @@ def chromium(playwright_driver):
     browser.close()
 
 
+@pytest.fixture(autouse=True)
+def close_each_tests_pages(request):
+    """A test's browser contexts are closed when it ends: an open page keeps its renderer process
+    alive and keeps polling its facility for news until the browser closes at the session's end."""
+    browser = request.getfixturevalue("chromium") if "chromium" in request.fixturenames else None
+    yield
+    if browser is not None:
+        for context in list(browser.contexts):
+            context.close()
+
+
 # The gateway variant needs Docker as well: `pytest --browser` alone runs the local one.
 @pytest.fixture(scope="module", params=[pytest.param("gateway", marks=pytest.mark.docker), "local"])
 def site(request, tmp_path_factory):
