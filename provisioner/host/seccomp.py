@@ -52,8 +52,9 @@ ALLOWED = {
 }
 
 # `socket` only for Unix sockets: the facility has no network, and no other kind of socket
-# (netlink, packet, another host's) is any of its business.
-SOCKET_FAMILIES = (socket.AF_UNIX,)
+# (netlink, packet, another host's) is any of its business. One family only: the conditions of a
+# rule must all hold, so a second one here would allow none.
+SOCKET_FAMILY = socket.AF_UNIX
 
 ENOSYS = 38
 ARCHITECTURES = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
@@ -80,9 +81,7 @@ def facility_profile(machine: str | None = None) -> str:
             {
                 "names": ["socket"],
                 "action": "SCMP_ACT_ALLOW",
-                "args": [
-                    {"index": 0, "value": family, "op": "SCMP_CMP_EQ"} for family in SOCKET_FAMILIES
-                ],
+                "args": [{"index": 0, "value": SOCKET_FAMILY, "op": "SCMP_CMP_EQ"}],
             },
         ],
     }
