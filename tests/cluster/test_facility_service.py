@@ -161,7 +161,9 @@ def test_scale_to_zero_removes_the_container_and_one_brings_it_back_on_node3(pin
     assert pinned.swarm.service(pinned.name).replicas == 0
     facility_filter = {"label": [f"medcell.facility={SLUG}"]}
     left = eventually(
-        lambda: pinned.node3.containers.list(all=True, filters=facility_filter),
+        lambda: pinned.node3.containers.list(
+            all=True, filters=facility_filter, ignore_removed=True
+        ),
         lambda c: c == [],
         30,
     )

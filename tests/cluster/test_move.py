@@ -39,8 +39,11 @@ def _nothing_of(lab, node: str, slug: str) -> dict:
     """What a node still holds of a facility: containers, volumes, its socket folder."""
     client = _node_client(lab, node)
     labels = {"label": [f"medcell.facility={slug}"]}
+    # The node removes containers while this looks: one gone between the list and its inspect
+    # is gone, not an error.
+    listed = client.containers.list(all=True, filters=labels, ignore_removed=True)
     return {
-        "containers": [c.name for c in client.containers.list(all=True, filters=labels)],
+        "containers": [c.name for c in listed],
         "volumes": [v.name for v in client.volumes.list(filters=labels)],
         "socket_dir": (lab.directory / node / "home" / "run" / "facilities" / slug).exists(),
     }

@@ -139,7 +139,10 @@ def test_a_cut_node_is_503_elsewhere_runs_nowhere_else_and_deletes_before_it_ans
 
     def copies() -> dict[str, int]:
         label = {"label": [f"medcell.facility={AWAKE}", "medcell.role=facility"]}
-        return {node: len(engine(lab, node).containers.list(filters=label)) for node in NODES}
+        return {
+            node: len(engine(lab, node).containers.list(filters=label, ignore_removed=True))
+            for node in NODES
+        }
 
     # The old container on node3 drains while the new task waits for the volume's lock.
     assert eventually(copies, lambda seen: seen == {"node1": 0, "node2": 0, "node3": 1}, 60) == {
