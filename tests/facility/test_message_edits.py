@@ -149,3 +149,62 @@ def test_the_inbox_previews_the_message_before_a_deleted_one(client, staff_auth,
     assert remove(client, conversation, msg_id, conversation["patient"]).status_code == 200
     (row,) = client.get("/api/v1/inbox", headers=staff_auth).json["conversations"]
     assert row["last_message"]["preview"] == "Knie tut weh"
+
+
+def polled(client, conversation, auth, after: str, since: int | None) -> dict:
+    query = f"?after={after}" + (f"&since={since}" if since is not None else "")
+    response = client.get(
+        f"/api/v1/conversations/{conversation['id']}/messages{query}", headers=auth
+    )
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def test_a_poll_with_since_brings_the_corrections_and_deletions_of_messages_shown(
+    client, staff_auth, conversation, clock
+):
+    patient = conversation["patient"]
+    first, second = post(client, conversation, staff_auth), post(client, conversation, patient)
+    third = post(client, conversation, staff_auth, "unverändert")
+    # The patient's page showed all three; its cursor came with them.
+    since = polled(client, conversation, patient, first, None)["since"]
+    assert isinstance(since, int)
+    clock.advance(60)
+    assert polled(client, conversation, patient, third, since)["messages"] == []
+
+    assert edit(client, conversation, first, staff_auth).status_code == 200
+    assert remove(client, conversation, second, patient).status_code == 200
+    answer = polled(client, conversation, patient, third, since)
+    changed = {m["id"]: m for m in answer["messages"]}
+    assert sorted(changed) == sorted([first, second])  # not the unchanged third
+    assert changed[first]["body"] == "Termin am Mittwoch" and changed[first]["edited_at"]
+    assert changed[second]["body"] == "" and changed[second]["deleted_at"]
+    # Without since, a poll brings only what is new, as before.
+    assert polled(client, conversation, patient, third, None)["messages"] == []
+    # The next cursor reaches a few seconds back (a write still open at the read), so the next
+    # poll brings them once more; the one after the margin has passed does not.
+    later = answer["since"]
+    assert later > since
+    clock.advance(10)
+    again = polled(client, conversation, patient, third, later)
+    assert sorted(m["id"] for m in again["messages"]) == sorted([first, second])
+    assert polled(client, conversation, patient, third, again["since"])["messages"] == []
+    # A new message comes with the changes; the staff's own side sees the same.
+    fourth = post(client, conversation, patient, "neu")
+    by_staff = polled(client, conversation, staff_auth, third, since)["messages"]
+    assert [m["id"] for m in by_staff] == [first, second, fourth]
+
+
+def test_a_bad_since_is_refused_in_the_contracts_shape(client, staff_auth, conversation):
+    msg_id = post(client, conversation, staff_auth)
+    url = f"/api/v1/conversations/{conversation['id']}/messages?after={msg_id}"
+    for bad in ("-1", "soon", "1.5", "", "1&since=2", "9" * 19):
+        response = client.get(f"{url}&since={bad}", headers=staff_auth)
+        assert response.status_code == 400, bad
+        assert set(response.json["error"]) == {"code", "message"}
+        assert "since" in response.json["error"]["message"]
+    # A misspelt parameter is named, not ignored.
+    misspelt = client.get(f"{url}&sinse=5", headers=staff_auth)
+    assert misspelt.status_code == 400
+    assert misspelt.json["error"]["message"] == "unknown query parameter(s): sinse"
+    assert [m["body"] for m in listed(client, conversation, staff_auth)] == ["Termin am Dienstag"]

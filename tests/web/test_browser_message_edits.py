@@ -1,5 +1,5 @@
 """In Chromium, on a desktop with JavaScript and on a phone without: a writer corrects and
-deletes their own message; the other side sees the marks."""
+deletes their own message; the other side sees the marks, on an open page without reloading."""
 
 import pytest
 
@@ -49,6 +49,13 @@ def test_correct_and_delete_on_desktop_and_phone(chromium, site):
     box = newest(patient).bounding_box()
     assert -1 < box["y"] < PHONE["height"]  # scrolled to it (to a fraction of a pixel)
 
+    # The staff's page, open all along, shows the deletion by its own polls: no reload.
+    newest(staff).get_by_text("Diese Nachricht wurde von ihrem Absender gelöscht.").wait_for()
+    assert "Falsche Nachricht" not in staff.locator("#messages").inner_text()
+    assert staff.locator("#messages > li").count() == 2
+    # The staff's own corrected message kept its mark and its place.
+    first = staff.locator("#messages > li").first
+    assert "Termin am Mittwoch um 8" in first.inner_text() and "korrigiert" in first.inner_text()
     staff.get_by_role("link", name="Auf neue Nachrichten prüfen").click()
     newest(staff).get_by_text("Diese Nachricht wurde von ihrem Absender gelöscht.").wait_for()
     assert "Falsche Nachricht" not in staff.locator("#messages").inner_text()

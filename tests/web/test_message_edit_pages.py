@@ -12,7 +12,7 @@ from .test_compose import PDF
 
 
 def item(html: str, msg_id: str) -> str:
-    return re.search(rf'<li class="msg [^"]*" id="m-{msg_id}">.*?</li>', html, re.S).group(0)
+    return re.search(rf'<li class="msg [^"]*" id="m-{msg_id}"[^>]*>.*?</li>', html, re.S).group(0)
 
 
 def post_message(client, url: str, body: str, file: bytes | None = None) -> str:
@@ -41,6 +41,7 @@ def test_the_writer_corrects_a_message_and_both_sides_see_it_marked(app, pages, 
     msg_id = post_message(client, url, "Termin Dienstag")
     html = item(client.get(url).get_data(as_text=True), msg_id)
     assert "Ändern oder löschen" in html and "Möglich bis" in html
+    assert "data-changed" not in html
     # Its own page says how long and what happens to the old text, with the text to correct.
     page = client.get(f"{edit_base}{msg_id}")
     form = page.get_data(as_text=True)
@@ -54,6 +55,8 @@ def test_the_writer_corrects_a_message_and_both_sides_see_it_marked(app, pages, 
         shown = item(reader.get(reader_url).get_data(as_text=True), msg_id)
         assert "Termin Mittwoch" in shown and "Termin Dienstag" not in shown
         assert "korrigiert" in shown
+        # When it changed, for the page's script: a poll's newer change replaces it.
+        assert re.match(r'<li [^>]*data-changed="\d{4}-\d\d-\d\dT[^"]+Z"', shown), shown[:200]
 
 
 @pytest.mark.parametrize("side", ["staff", "patient"])
@@ -68,6 +71,7 @@ def test_the_writer_deletes_a_message_and_its_file(app, pages, side):
         assert "Diese Nachricht wurde von ihrem Absender gelöscht." in shown
         assert "Befund anbei" not in shown and "befund.pdf" not in shown
         assert "Ändern oder löschen" not in shown
+        assert re.match(r'<li [^>]*data-changed="\d{4}-\d\d-\d\dT[^"]+Z"', shown), shown[:200]
 
 
 def test_the_other_side_gets_no_controls_and_cannot_post_them(app, pages):

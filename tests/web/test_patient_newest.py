@@ -17,5 +17,5 @@ def test_the_link_leads_to_the_newest_message_and_only_it_carries_the_anchor(app
         staff.post(f"{BASE}/staff/c/{conv_id}/messages", data={"body": body, "csrf": csrf_of(page)})
     html = patient.get(f"{BASE}/patient/").get_data(as_text=True)
     assert html.count('id="newest"') == 1
-    last = re.findall(r'<li class="msg [^"]+" id="m-[^"]+">(.*?)</li>', html, re.S)[-1]
+    last = re.findall(r'<li class="msg [^"]+" id="m-[^"]+"[^>]*>(.*?)</li>', html, re.S)[-1]
     assert '<span id="newest"></span>' in last and "drei" in last

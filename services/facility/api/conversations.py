@@ -97,7 +97,9 @@ def post_message(conv_id: str):
 @require(patient=True)
 def list_messages(conv_id: str):
     after = query("after")
-    items = ctx().conversations.messages(conn(), conv_id, after)
+    conversations = ctx().conversations
+    cursor = conversations.changes_cursor()  # before the read: a change after it comes next time
+    items = conversations.messages(conn(), conv_id, after, query("since"))
     polled = request.headers.get(POLL_HEADER) == "1"
     if g.principal.kind == "staff" and after is None and not polled:
         filing().opened(conn(), conv_id, g.principal.username)  # live polls are not opens
@@ -117,7 +119,7 @@ def list_messages(conv_id: str):
             else item["author"] == "patient"
         )
     up_to = reading.read_up_to(conn(), conv_id, g.principal.kind)
-    return jsonify(messages=items, read_up_to=up_to)
+    return jsonify(messages=items, read_up_to=up_to, since=cursor)
 
 
 @bp.post("/api/v1/conversations/<conv_id>/attachments")
@@ -348,10 +350,15 @@ def openapi_paths(config: Config) -> dict:
                                 "description": "the newest message of the caller's side that "
                                 "the other side has read",
                             },
+                            since={
+                                "type": "integer",
+                                "description": "pass it as 'since' with the next 'after' to "
+                                "also get the earlier messages corrected or deleted from now on",
+                            },
                         ),
                         "The messages; fetching them marks them read for the caller",
                     ),
-                    "400": doc.error("Bad 'after'"),
+                    "400": doc.error("Bad 'after' or 'since'"),
                     "404": doc.NOT_FOUND,
                 },
                 params=[
@@ -363,6 +370,14 @@ def openapi_paths(config: Config) -> dict:
                         "description": "only messages after this message id (an unknown id: "
                         "all messages)",
                         "schema": patterns.record_id("message"),
+                    },
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": False,
+                        "description": "with 'after': also the messages before it that were "
+                        "corrected or deleted since this point (the 'since' of an earlier answer)",
+                        "schema": {"type": "integer", "minimum": 0},
                     },
                 ],
             ),

@@ -90,7 +90,12 @@ def form() -> dict:
 def query(name: str) -> str | int | None:
     """A query parameter, checked against the operation's parameter of that name (an integer
     parameter comes back as an int)."""
-    (param,) = [p for p in operation().get("parameters", []) if p["name"] == name]
+    params = [p for p in operation().get("parameters", []) if p["in"] == "query"]
+    (param,) = [p for p in params if p["name"] == name]
+    unknown = sorted(set(request.args) - {p["name"] for p in params})
+    if unknown:
+        # Like an unknown field of a body: a misspelt parameter must not be silently ignored.
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
     values = request.args.getlist(name)
     if not values:
         if param.get("required"):
@@ -124,8 +129,13 @@ def check(value: object, schema: dict, name: str) -> None:
     if isinstance(value, str):
         _check_string(value, schema, name)
     elif isinstance(value, int) and not isinstance(value, bool):
-        if value < schema.get("minimum", value) or value > schema.get("maximum", value):
-            raise BadRequest(f"{name} must be from {schema['minimum']} to {schema['maximum']}")
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and value < low or high is not None and value > high:
+            if high is None:
+                raise BadRequest(f"{name} must be at least {low}")
+            if low is None:
+                raise BadRequest(f"{name} must be at most {high}")
+            raise BadRequest(f"{name} must be from {low} to {high}")
     elif isinstance(value, dict):
         _check_object(value, schema, name)
 

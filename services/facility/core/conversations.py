@@ -43,6 +43,9 @@ DELETE_BATCH = 1000
 SHED_CHUNKS = 2
 # Files one message may carry (the pages' compose form; the API posts one at a time).
 MAX_FILES = 10
+# How far back a reader's cursor for corrections and deletions reaches before the read that
+# made it: longer than any write transaction takes (they are milliseconds).
+CHANGES_MARGIN_US = 5_000_000
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -206,9 +209,22 @@ class Conversations:
         conn.execute("UPDATE conversations SET last_activity = ? WHERE id = ?", (now, conv_id))
         return {"id": msg_id, "author": author, "created_at": now, "staff_id": staff_id}
 
+    def changes_cursor(self) -> int:
+        """Where a reader's next `messages(..., changed_since=)` starts: now, less a margin
+        for a correction whose write began before this read and commits after it (a change
+        may come twice; none is missed)."""
+        return self.clock() - CHANGES_MARGIN_US
+
     def messages(
-        self, conn: sqlite3.Connection, conv_id: str, after: str | None = None
+        self,
+        conn: sqlite3.Connection,
+        conv_id: str,
+        after: str | None = None,
+        changed_since: int | None = None,
     ) -> list[dict]:
+        """The conversation's messages, oldest first; with `after`, only those after that
+        message, and with `changed_since` (a `changes_cursor()`) also the older ones corrected or
+        deleted since then."""
         self.require_live(conn, conv_id)
         query = (
             "SELECT m.id, m.author, m.created_at, m.body, k.kek_version, k.wrapped, m.staff_id, "
@@ -219,8 +235,12 @@ class Conversations:
         )
         params: tuple = (conv_id,)
         if after:
-            query += " AND m.rowid > coalesce((SELECT rowid FROM messages WHERE id = ?), 0)"
+            newer = "m.rowid > coalesce((SELECT rowid FROM messages WHERE id = ?), 0)"
             params += (after,)
+            if changed_since is not None:
+                newer = f"({newer} OR m.edited_at >= ? OR m.deleted_at >= ?)"
+                params += (changed_since, changed_since)
+            query += " AND " + newer
         rows = conn.execute(query + " ORDER BY m.created_at, m.rowid", params).fetchall()
         files: dict[str, list] = {}
         for att_id, msg_id, size, chunks, meta in conn.execute(

@@ -38,6 +38,7 @@ def render(
     """The conversation as `side` ("patient" or "staff") sees it."""
     conversations, config, c = ctx().conversations, ctx().config, conn()
     summary = conversations.get(c, conv_id)
+    since = conversations.changes_cursor()  # the page's polls bring corrections made from now on
     messages = conversations.messages(c, conv_id)
     # Rendered for this reader: what the page shows is read (receipts for the other side).
     reader = reading.PATIENT if side == "patient" else g.staff.staff_id
@@ -57,6 +58,7 @@ def render(
         conv=summary,
         heading=heading,
         messages=messages,
+        since=since,
         side=side,
         urls=urls,
         error=error,

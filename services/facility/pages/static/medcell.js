@@ -316,6 +316,7 @@
     var li = document.createElement("li");
     li.className = "msg " + (own ? "own" : "other");
     li.id = "m-" + m.id;
+    if (m.deleted_at || m.edited_at) { li.setAttribute("data-changed", m.deleted_at || m.edited_at); }
     var meta = document.createElement("p");
     meta.className = "meta";
     var who = document.createElement("span");
@@ -403,7 +404,8 @@
     }
   }
 
-  // Live updates: ask for new messages every 3 s while the page is visible, never while hidden.
+  // Live updates: ask for new messages (and corrections and deletions of those shown) every 3 s
+  // while the page is visible, never while hidden.
   // The header marks the request as a poll: it does not keep the facility awake, and a sleeping
   // facility's gateway answers it with 204 (nothing new) without waking it.
   function setupPolling() {
@@ -428,14 +430,34 @@
       timer = window.setTimeout(function () { timer = null; poll(); }, delay);
     }
 
+    // A message shown already that its writer corrected or deleted since: shown anew, keeping
+    // the page's own parts of it (the link to change it while that is allowed, the newest mark).
+    function replace(old, m) {
+      var item = messageItem(list, m);
+      var edit = old.querySelector("p.edit");
+      if (edit && !m.deleted_at) { item.insertBefore(edit, item.querySelector(".seen")); }
+      var newest = old.querySelector("#newest");
+      if (newest) { item.prepend(newest); }
+      old.replaceWith(item);
+    }
+
     function show(data) {
       if (!data || !data.messages) { return; }
-      if (!data.messages.length) { markSeen(list, data.read_up_to); return; }
+      if (data.since !== undefined) { list.setAttribute("data-since", data.since); }
+      var fresh = [];
       data.messages.forEach(function (m) {
-        if (!document.getElementById("m-" + m.id)) { list.append(messageItem(list, m)); }
+        var old = document.getElementById("m-" + m.id);
+        var changed = m.deleted_at || m.edited_at || "";
+        if (!old) {
+          list.append(messageItem(list, m));
+          fresh.push(m);
+        } else if (changed && old.getAttribute("data-changed") !== changed) {
+          replace(old, m);
+        }
       });
       markSeen(list, data.read_up_to);
-      var last = data.messages[data.messages.length - 1];
+      if (!fresh.length) { return; }
+      var last = fresh[fresh.length - 1];
       list.setAttribute("data-after", last.id);
       document.getElementById("empty").hidden = true;
       if (expires) {
@@ -452,7 +474,11 @@
       running = true;
       var url = list.getAttribute("data-poll");
       var after = list.getAttribute("data-after");
-      if (after) { url += "?after=" + encodeURIComponent(after); }
+      var since = list.getAttribute("data-since");
+      if (after) {
+        url += "?after=" + encodeURIComponent(after);
+        if (since) { url += "&since=" + encodeURIComponent(since); }
+      }
       fetch(url, {
         credentials: "same-origin",
         cache: "no-store",
