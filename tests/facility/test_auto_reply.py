@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.facility.conftest import ADMIN, STAFF, DocumentedClient, login
+from tests.facility.test_records import pdf_text
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOURS = "Mo–Fr 8–12 Uhr, Di/Do 14–18 Uhr"
@@ -61,6 +62,43 @@ def test_a_patient_writing_while_closed_gets_one_reply_per_closed_period(
     assert replies(write(client, conversation)) == 2
     at(clock, 19, 15)  # Tuesday afternoon: open
     assert replies(write(client, conversation)) == 2
+
+
+def test_the_reply_is_marked_automatic_and_the_patient_still_waits_for_an_answer(
+    client, practice, conversation, clock
+):
+    at(clock, 18, 19)
+    asked = write(client, conversation, "Mein Knie ist geschwollen")[0]
+    staff_auth = login(client, *STAFF)
+    url = f"/api/v1/conversations/{conversation['id']}/messages"
+    for reader in (staff_auth, conversation["patient"]):
+        question, reply = client.get(url, headers=reader).json["messages"]
+        assert (question["automatic"], reply["automatic"]) == (False, True)
+        assert reply["author"] == "staff" and reply["author_name"] is None
+        assert reply["own"] is False
+    # The inbox: it came last, but nobody has answered the patient yet.
+    (row,) = client.get("/api/v1/inbox", headers=staff_auth).json["conversations"]
+    assert row["last_message"]["automatic"] is True and row["last_message"]["preview"]
+    assert row["waiting_since"] == asked["created_at"]
+    waiting = client.get("/api/v1/inbox?filter=waiting", headers=staff_auth).json
+    assert [r["id"] for r in waiting["conversations"]] == [conversation["id"]]
+    # The exports say so too.
+    base = f"/api/v1/conversations/{conversation['id']}/export"
+    text, _ = pdf_text(client.get(f"{base}?format=pdf", headers=staff_auth).data)
+    assert "Automatische Antwort der Praxis" in text
+    bundle = client.get(f"{base}?format=fhir", headers=staff_auth).json
+    senders = [
+        e["resource"]["sender"]["display"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Communication"
+    ]
+    assert senders[1].endswith(" (automatische Antwort)")
+    # The morning's answer by a person ends the wait and is not automatic.
+    at(clock, 19, 9)
+    staff_auth = login(client, *STAFF)
+    client.post(url, json={"body": "Bitte kommen Sie vorbei"}, headers=staff_auth)
+    (row,) = client.get("/api/v1/inbox", headers=staff_auth).json["conversations"]
+    assert row["waiting_since"] is None and row["last_message"]["automatic"] is False
 
 
 def test_while_open_or_switched_off_nothing_is_sent(client, practice, conversation, clock):
@@ -130,3 +168,27 @@ def test_bad_settings_are_refused_and_change_nothing(client, admin_auth, staff_a
     assert refused.status_code == 403
     assert client.get("/api/v1/auto-reply", headers=staff_auth).json["text"] == TEXT
     assert client.get("/api/v1/auto-reply").status_code == 401
+
+
+def test_the_mark_cannot_be_taken_off_or_put_on_afterwards(
+    app, client, practice, conversation, clock
+):
+    at(clock, 18, 19)
+    write(client, conversation)
+    staff_auth = login(client, *STAFF)
+    url = f"/api/v1/conversations/{conversation['id']}/messages"
+    db = app.extensions["medcell"].store.conn()
+    for forged in (
+        "UPDATE messages SET staff_id = NULL WHERE staff_id = 0",  # off: a team message
+        "UPDATE messages SET staff_id = 0 WHERE author = 'patient'",  # on a patient's message
+    ):
+        db.execute("SAVEPOINT forged")
+        db.execute(forged)
+        listed = client.get(url, headers=staff_auth)
+        assert listed.status_code == 500 and listed.json["error"]["code"] == "record_damaged"
+        db.execute("ROLLBACK TO forged")
+        db.execute("RELEASE forged")
+    assert [m["automatic"] for m in client.get(url, headers=staff_auth).json["messages"]] == [
+        False,
+        True,
+    ]

@@ -184,6 +184,11 @@ def openapi_paths(config: Config) -> dict:
             "type": "boolean",
             "description": "the caller wrote it (this staff account; for the patient: their own)",
         },
+        automatic={
+            "type": "boolean",
+            "description": "the practice's automatic reply outside opening hours sent it (a staff "
+            "message nobody wrote)",
+        },
         edited_at={
             **doc.TIME,
             "nullable": True,

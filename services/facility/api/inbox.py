@@ -33,6 +33,7 @@ def row_json(row: dict, names: dict[int, str], logins: dict[int, str]) -> dict:
             "id": message["id"],
             "author": message["author"],
             "author_name": names.get(message["staff_id"]) if message["staff_id"] else None,
+            "automatic": message["automatic"],
             "preview": message["preview"],
             "files": message["files"],
             "created_at": iso(message["created_at"]),
@@ -75,6 +76,11 @@ def openapi_paths(_config: Config) -> dict:
             },
             files={"type": "array", "items": doc.STR, "description": "attached file names"},
             created_at=doc.TIME,
+            automatic={
+                "type": "boolean",
+                "description": "the practice's automatic reply sent it (it answers nobody: the "
+                "conversation still waits for a reply)",
+            },
         ),
         "nullable": True,
     }

@@ -2,8 +2,10 @@
 
 The practice switches it on and writes its text; when it is closed by the opening hours of its
 contact (core/contact.py, read by core/opening.py in the facility's time zone), a patient's
-message gets this text as a reply from the practice team, once per conversation until the
-practice has opened and closed again. Hours that name no time never count as closed.
+message gets this text as a reply from the practice, once per conversation until the
+practice has opened and closed again. Hours that name no time never count as closed. The reply is
+marked as automatic wherever it is shown or exported, and it is no answer: the patient's message
+still waits for one in the inbox.
 """
 
 import sqlite3
@@ -12,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from services.facility.core import contact, opening, store, texts
-from services.facility.core.conversations import Conversations
+from services.facility.core.conversations import AUTOMATIC_WRITER, Conversations
 from services.facility.core.errors import BadRequest
 
 MAX_CHARS = 2000
@@ -77,7 +79,7 @@ class AutoReply:
             if since is None or row is None or (row[0] is not None and row[0] >= since):
                 return False
             convs.admit(conn, conv_id, len(setting["text"].encode()))
-            convs.insert_message(conn, conv_id, "staff", setting["text"])
+            convs.insert_message(conn, conv_id, "staff", setting["text"], AUTOMATIC_WRITER)
             conn.execute("UPDATE conversations SET auto_reply_at = ? WHERE id = ?", (now, conv_id))
         convs.on_change()
         return True

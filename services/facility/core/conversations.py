@@ -43,6 +43,10 @@ DELETE_BATCH = 1000
 SHED_CHUNKS = 2
 # Files one message may carry (the pages' compose form; the API posts one at a time).
 MAX_FILES = 10
+# The writer (staff_id) of the messages the practice's automatic reply sends: no account has id 0
+# (accounts.create_staff numbers them from 1), and like any writer it is bound into the sealed body,
+# so a message cannot be made to look automatic, or written by someone, after it was sent.
+AUTOMATIC_WRITER = 0
 # How far back a reader's cursor for corrections and deletions reaches before the read that
 # made it: longer than any write transaction takes (they are milliseconds).
 CHANGES_MARGIN_US = 5_000_000
@@ -271,6 +275,7 @@ class Conversations:
                     "id": msg_id,
                     "author": author,
                     "staff_id": staff_id,
+                    "automatic": staff_id == AUTOMATIC_WRITER,
                     "body": text,
                     "created_at": created_at,
                     "attachments": files.get(msg_id, []),

@@ -13,8 +13,16 @@ from datetime import UTC, datetime
 
 CONTENT_TYPE = "application/fhir+json"
 _LABELS = {
-    "de": {"staff": "{facility} (Praxisteam)", "patient": "Patient/in"},
-    "en": {"staff": "{facility} (practice team)", "patient": "Patient"},
+    "de": {
+        "staff": "{facility} (Praxisteam)",
+        "automatic": "{facility} (automatische Antwort)",
+        "patient": "Patient/in",
+    },
+    "en": {
+        "staff": "{facility} (practice team)",
+        "automatic": "{facility} (automatic reply)",
+        "patient": "Patient",
+    },
 }
 
 
@@ -30,6 +38,7 @@ def stream(
     labels = _LABELS.get(lang, _LABELS["de"])
     patient_display = _patient_display(export["reference"]) or labels["patient"]
     staff_display = labels["staff"].format(facility=export["facility_name"])
+    automatic_display = labels["automatic"].format(facility=export["facility_name"])
     patient_entry = _patient(export["reference"])
     head = {
         "resourceType": "Bundle",
@@ -50,9 +59,8 @@ def stream(
         subject = {"reference": patient_entry["fullUrl"], "display": patient_display}
     for message in export["messages"]:
         staff = message["author"] == "staff"
-        sender, recipient = (
-            (staff_display, patient_display) if staff else (patient_display, staff_display)
-        )
+        writer = automatic_display if message.get("automatic") else staff_display
+        sender, recipient = (writer, patient_display) if staff else (patient_display, staff_display)
         resource = _communication(message, sender, recipient, subject, export["title"])
         entry = {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": resource}
         if not first:

@@ -8,7 +8,7 @@ conversation_list.py.
 import sqlite3
 
 from services.facility.core import bindings, conversation_list, crypto, reading
-from services.facility.core.conversations import Conversations
+from services.facility.core.conversations import AUTOMATIC_WRITER, Conversations
 from services.facility.core.errors import CryptoError
 from services.facility.core.notes import Notes
 
@@ -33,7 +33,8 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
 
 def waiting(conn: sqlite3.Connection, conv_ids: list[str]) -> dict[str, int]:
     """Per conversation whose patient wrote last: since when they wait for a reply (the first of
-    their messages after the team's last one). Content-free: no message is opened."""
+    their messages after the team's last one; the automatic reply is none). Content-free: no
+    message is opened."""
     if not conv_ids:
         return {}
     marks = ",".join("?" * len(conv_ids))
@@ -42,8 +43,9 @@ def waiting(conn: sqlite3.Connection, conv_ids: list[str]) -> dict[str, int]:
             "SELECT p.conversation_id, min(p.created_at) FROM messages p "
             f"WHERE p.conversation_id IN ({marks}) AND p.author = 'patient' AND p.rowid > "
             "coalesce((SELECT max(s.rowid) FROM messages s WHERE s.conversation_id = "
-            "p.conversation_id AND s.author = 'staff'), 0) GROUP BY p.conversation_id",
-            conv_ids,
+            "p.conversation_id AND s.author = 'staff' AND s.staff_id IS NOT ?), 0) "
+            "GROUP BY p.conversation_id",
+            (*conv_ids, AUTOMATIC_WRITER),
         ).fetchall()
     )
 
@@ -85,6 +87,7 @@ def last_messages(
             "id": msg_id,
             "author": author,
             "staff_id": staff_id,
+            "automatic": staff_id == AUTOMATIC_WRITER,
             "created_at": created_at,
             "preview": preview(text),
             "files": files,

@@ -41,6 +41,7 @@ LABELS = {
         "by": "von",
         "messages": "Nachrichten",
         "staff": "Praxisteam",
+        "automatic": "Automatische Antwort der Praxis",
         "attachment": "Anhang",
         "not_embedded": "nicht eingebettet",
         "none": "Keine Nachrichten.",
@@ -62,6 +63,7 @@ LABELS = {
         "by": "by",
         "messages": "Messages",
         "staff": "Practice team",
+        "automatic": "The practice's automatic reply",
         "attachment": "Attachment",
         "not_embedded": "not embedded",
         "none": "No messages.",
@@ -151,6 +153,8 @@ class _Writer:
         reference = export["reference"] or {}
         if message["author"] == "patient":
             author = reference.get("name") or labels["patient"]
+        elif message.get("automatic"):
+            author = labels["automatic"]
         elif message.get("author_name"):  # the colleague who wrote it, of the practice team
             author = f"{message['author_name']} ({labels['staff']})"
         else:

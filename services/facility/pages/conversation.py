@@ -74,6 +74,8 @@ def render(
         me=me,
         edit_minutes=edits.EDIT_WINDOW_SECONDS // 60,
         team_label=other or web.t("msg.team"),
+        # Not a person's answer: the patient must not take it for one, nor the team for theirs.
+        automatic_label=(f"{other} · " if other else "") + web.t("msg.automatic"),
         named_label=web.t(
             "msg.staff_named" if side == "patient" else "msg.colleague",
             name="{name}",

@@ -322,7 +322,9 @@
     var who = document.createElement("span");
     who.className = "who";
     // Staff messages by the colleague's name; "you" only for what the reader wrote.
-    if (m.own) {
+    if (m.automatic) {
+      who.textContent = list.getAttribute("data-label-automatic");
+    } else if (m.own) {
       who.textContent = list.getAttribute("data-label-own");
     } else if (m.author === "staff" && m.author_name) {
       who.textContent = list.getAttribute("data-label-named").replace("{name}", m.author_name);
