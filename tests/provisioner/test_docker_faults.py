@@ -180,13 +180,15 @@ def test_facility_over_its_memory_limit_is_oom_killed_and_stores_nothing_half(st
     path = stack.conversation(slug, session, auth, "vor dem Speichermangel")
     container = stack.docker.containers.get(stack.container(slug))
     cgroup = MemoryCgroup(container.id)
-    usage = cgroup.usage()
+    held = cgroup.held()
     kills_before = cgroup.oom_kills()
     started = stack.inspect(container.name)["State"]["StartedAt"]
 
     # Lowered on the running container, as a host short of memory would squeeze it: room for
-    # what it holds now, not for a 20 MB upload held in memory.
-    limit = usage + 12 * MIB
+    # what it holds now, not for a 20 MB upload held in memory. What it holds leaves out the file
+    # pages in its cgroup (the page cache the kernel takes back before it kills anything: 12 MiB
+    # of it once let the upload through).
+    limit = held + 12 * MIB
     container.update(mem_limit=limit, memswap_limit=limit)
     try:
         content = b"%PDF-1.4\n" + os.urandom(20 * MIB)
@@ -266,6 +268,15 @@ class MemoryCgroup:
     def usage(self) -> int:
         name = "memory.usage_in_bytes" if self.v1 else "memory.current"
         return int((self.path / name).read_text())
+
+    def held(self) -> int:
+        """The memory the kernel cannot take back without killing: usage less file pages."""
+        stat = dict(
+            line.split(" ", 1) for line in (self.path / "memory.stat").read_text().splitlines()
+        )
+        prefix = "total_" if self.v1 else ""
+        files = sum(int(stat[f"{prefix}{kind}_file"]) for kind in ("active", "inactive"))
+        return self.usage() - files
 
     def oom_kills(self) -> int:
         """How many processes the kernel's OOM killer has killed in it so far."""
